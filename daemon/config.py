@@ -1,0 +1,104 @@
+"""Settings: one frozen object, from a TOML file < ``STREAMLEARN_*`` environment < flags.
+
+click resolves the precedence itself: a flag beats its ``envvar``, which beats
+the ``default_map`` that ``--config`` loads from TOML. This module reads that
+file and holds the result.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """The config file cannot be used; the message says why."""
+
+
+def load_toml(path: str | Path, command: str, known: Iterable[str]) -> dict[str, Any]:
+    """Options for ``command`` from a TOML file, as click's ``default_map``.
+
+    Top-level keys apply to every command; a table named after the command
+    (``[run]``, ``[replay]``) overrides them. Keys may use dashes or underscores.
+
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "streamlearn.toml"
+    >>> _ = path.write_text('model = "sgd"\\nlr = 0.05\\n[replay]\\ncheckpoint-every = 10\\n')
+    >>> load_toml(path, "replay", ["model", "lr", "checkpoint_every"])
+    {'model': 'sgd', 'lr': 0.05, 'checkpoint_every': 10}
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path} is not readable (permission denied)") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    known = set(known)
+    commands = {"run", "replay", "inspect", "produce", "pretrain", "report", "broker"}
+    merged: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key in commands:
+            continue
+        merged[key.replace("-", "_")] = value
+    section = data.get(command, {})
+    if isinstance(section, Mapping):
+        merged.update({key.replace("-", "_"): value for key, value in section.items()})
+    unknown = sorted(set(merged) - known)
+    if unknown:
+        raise ConfigError(
+            f"config file {path} has unknown settings for '{command}': {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known))})"
+        )
+    return merged
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything ``run`` and ``replay`` need, resolved from file, environment and flags."""
+
+    source: str
+    follow: bool
+    target: str = "y"
+    features: tuple[str, ...] | None = None
+    id_column: str | None = None
+    format: str = "auto"
+    model: str = "sgd"
+    model_from_flag: bool = False
+    lr: float = 0.01
+    state_dir: Path | None = None
+    reset: bool = False
+    dead_letter: str | None = None
+    predictions: str | None = None
+    checkpoint_every: int = 1000
+    checkpoint_interval: float = 5.0
+    rolling_window: int = 1000
+    max_line_bytes: int = 1 << 20
+    batch_size: int = 1000
+    rate: float = 0.0
+    progress: bool = False
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], **overrides: Any) -> Settings:
+        """Build from click's parameter dict; unknown keys go to ``extra``."""
+        names = {f.name for f in fields(cls)}
+        known = {k: v for k, v in {**params, **overrides}.items() if k in names and k != "extra"}
+        extra = {k: v for k, v in params.items() if k not in names}
+        features = known.get("features")
+        if isinstance(features, str):
+            known["features"] = tuple(f.strip() for f in features.split(",") if f.strip()) or None
+        if known.get("state_dir") is not None:
+            known["state_dir"] = Path(known["state_dir"])
+        return cls(**known, extra=extra)

@@ -1,0 +1,93 @@
+"""The seed's online linear regression: the textbook per-record update, exactly.
+
+``yhat = theta . x + theta_0``, then ``theta_j <- theta_j - alpha * (yhat - y) * x_j``
+and ``theta_0 <- theta_0 - alpha * (yhat - y)``, on raw features. River's
+``LinearRegression(optimizer=SGD(alpha))`` differentiates the squared loss to
+``2 (yhat - y)`` and so takes steps twice as long; this estimator does not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from river import base
+
+
+class SGDRegressor(base.Regressor):
+    """Linear regression learned one record at a time with the seed's update.
+
+    Parameters
+    ----------
+    lr
+        The learning rate ``alpha``; the intercept uses the same rate.
+    initial_weights
+        Starting weights by feature name (a warm start); features seen later start at 0.
+    initial_intercept
+        Starting intercept ``theta_0``.
+
+    Attributes
+    ----------
+    weights
+        The learned weights by feature name.
+    intercept
+        The learned intercept.
+
+    Examples
+    --------
+    >>> model = SGDRegressor(lr=0.1)
+    >>> model.predict_one({"x": 2.0})
+    0.0
+    >>> model.learn_one({"x": 2.0}, 1.0)   # error -1: w += 0.1 * 1 * 2, b += 0.1
+    >>> model.weights, model.intercept
+    ({'x': 0.2}, 0.1)
+    >>> model.predict_one({"x": 2.0})
+    0.5
+
+    A sample weight scales the step (pseudo-labels learn at half weight by default):
+
+    >>> model.learn_one({"x": 2.0}, 1.5, w=0.5)
+    >>> round(model.weights["x"], 12), round(model.intercept, 12)
+    (0.3, 0.15)
+    """
+
+    def __init__(
+        self,
+        lr: float = 0.01,
+        initial_weights: Mapping[str, float] | None = None,
+        initial_intercept: float = 0.0,
+    ) -> None:
+        if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+        initial_weights = dict(initial_weights or {})
+        bad = [k for k, v in initial_weights.items() if not math.isfinite(v)]
+        if bad or not math.isfinite(initial_intercept):
+            raise ValueError(f"initial weights must be finite (bad: {bad or ['intercept']})")
+        self.lr = float(lr)
+        # The constructor arguments stay as given so that River's clone() rebuilds
+        # the same starting point; the learned state lives apart from them.
+        self.initial_weights = initial_weights
+        self.initial_intercept = float(initial_intercept)
+        self.weights: dict[str, float] = dict(initial_weights)
+        self.intercept = self.initial_intercept
+
+    @classmethod
+    def _unit_test_params(cls) -> Any:
+        yield {"lr": 0.01}
+
+    def predict_one(self, x: dict[str, Any]) -> float:
+        weights = self.weights
+        yhat = self.intercept
+        for name, value in x.items():
+            weight = weights.get(name)
+            if weight is not None:
+                yhat += weight * value
+        return yhat
+
+    def learn_one(self, x: dict[str, Any], y: float, w: float = 1.0) -> None:
+        step = self.lr * w * (self.predict_one(x) - y)
+        weights = self.weights
+        for name, value in x.items():
+            weights[name] = weights.get(name, 0.0) - step * value
+        self.intercept -= step

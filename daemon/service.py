@@ -1,0 +1,425 @@
+"""The run loop: poll -> decode -> route -> learn -> sinks -> checkpoint, until stopped.
+
+One readable loop in the manner of Quix Streams' ``app.py``: poll a batch, decode
+it, learn from it, and write a checkpoint every ``checkpoint_every`` records or
+``checkpoint_interval`` seconds. Sinks are flushed before the checkpoint and the
+source's offsets are committed only after it, so a crash at any moment resumes
+from a model and a position that belong together: nothing lost, nothing learned twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from streamlearn import __version__
+from streamlearn.checkpoint import CheckpointStore
+from streamlearn.learner import Learner
+from streamlearn.models.registry import final_estimator
+from streamlearn.records import Label, Record, Rejected
+from streamlearn.sinks import NullSink, Sink
+from streamlearn.sources.base import Source
+
+log = logging.getLogger(__name__)
+
+STATE_FORMAT = 1
+
+
+@dataclass
+class RunOptions:
+    """How the loop paces itself and how often it checkpoints."""
+
+    checkpoint_every: int = 1000
+    checkpoint_interval: float = 5.0
+    batch_size: int = 1000
+    rate: float = 0.0  # records per second; 0 = as fast as possible
+    idle_sleep: float = 0.05
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be at least 1")
+        if self.checkpoint_interval <= 0:
+            raise ValueError("checkpoint_interval must be positive")
+        if self.rate < 0:
+            raise ValueError("rate must be 0 (as fast as possible) or positive")
+
+
+@dataclass
+class Counters:
+    """What the daemon has seen; all of it goes into the checkpoint."""
+
+    records_seen: int = 0
+    records_rejected: int = 0
+    records_unlabeled: int = 0
+    predictions: int = 0
+    divergence_events: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "records_seen": self.records_seen,
+            "records_rejected": self.records_rejected,
+            "records_unlabeled": self.records_unlabeled,
+            "predictions": self.predictions,
+            "divergence_events": self.divergence_events,
+            "rejected_by_reason": dict(self.rejected_by_reason),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Counters:
+        return cls(
+            records_seen=int(data.get("records_seen", 0)),
+            records_rejected=int(data.get("records_rejected", 0)),
+            records_unlabeled=int(data.get("records_unlabeled", 0)),
+            predictions=int(data.get("predictions", 0)),
+            divergence_events=int(data.get("divergence_events", 0)),
+            rejected_by_reason=dict(data.get("rejected_by_reason", {})),
+        )
+
+
+class Daemon:
+    """Learns from a source until it is exhausted (replay) or stopped (run).
+
+    Parameters
+    ----------
+    source
+        Where raw records come from.
+    decoder
+        Turns a ``Raw`` into a ``Record``, ``Label``, ``Rejected`` or None.
+    learner
+        The model and its prequential metrics.
+    model_spec
+        The spec the model was built from (for the state and ``inspect``).
+    settings
+        Decoding settings stored in the state (target, features, id column, format).
+    store
+        Where checkpoints go; None keeps everything in memory.
+    model_factory
+        Builds a fresh model (divergence restore when no checkpoint exists yet).
+    restored
+        The state loaded from ``store`` at start, if any.
+
+    Examples
+    --------
+    >>> from streamlearn.testing import ListSource
+    >>> from streamlearn.records import JsonDecoder
+    >>> from streamlearn.models.sgd import SGDRegressor
+    >>> source = ListSource([b'{"x": {"a": 1}, "y": 2}', b'not json', b'{"x": {"a": 2}, "y": 4}'])
+    >>> daemon = Daemon(source, JsonDecoder(), Learner(SGDRegressor(lr=0.1)), model_spec="sgd")
+    >>> summary = daemon.run()
+    >>> summary["records_learned"], summary["records_rejected"], summary["weights"]
+    (2, 1, {'a': 0.9...})
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        decoder: Any,
+        learner: Learner,
+        *,
+        model_spec: str,
+        settings: Mapping[str, Any] | None = None,
+        store: CheckpointStore | None = None,
+        dead_letters: Sink | None = None,
+        predictions: Sink | None = None,
+        options: RunOptions | None = None,
+        model_factory: Callable[[], Any] | None = None,
+        restored: Mapping[str, Any] | None = None,
+        telemetry: Any = None,
+    ) -> None:
+        self.source = source
+        self.decoder = decoder
+        self.learner = learner
+        self.model_spec = model_spec
+        self.settings = dict(settings or {})
+        self.store = store
+        self.dead_letters = dead_letters or NullSink()
+        self.predictions = predictions or NullSink()
+        self.options = options or RunOptions()
+        self.model_factory = model_factory
+        self.telemetry = telemetry
+        self.counters = Counters()
+        self.extensions: dict[str, Any] = {}
+        self.checkpoint_generation = store.generation if store is not None else 0
+        self.last_checkpoint_time = 0.0
+        self._stop = threading.Event()
+        self._source_name = source.describe()
+        self._last_x: dict[str, float] | None = None
+        if restored is not None:
+            self.counters = Counters.from_dict(restored.get("counters", {}))
+            self.extensions = dict(restored.get("extensions", {}))
+            for sink, key in ((self.dead_letters, "dead_letters"), (self.predictions, "predictions")):
+                size = restored.get("sinks", {}).get(key)
+                if size is not None:
+                    sink.rewind(size)
+
+    # -- control --------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask the loop to finish its batch, checkpoint and return (signal-safe)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop the loop cleanly; a second Ctrl+C kills at once."""
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            log.info("received %s: finishing the batch and checkpointing", signal.Signals(signum).name)
+            self.stop()
+            signal.signal(signum, signal.SIG_DFL)
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    # -- the loop -------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        """Process until the source is exhausted or ``stop()``; returns the inspect summary."""
+        options = self.options
+        since_checkpoint = 0
+        self.last_checkpoint_time = time.monotonic()
+        started = time.monotonic()
+        processed = 0
+        progress = _Progress(self.source) if options.progress else None
+        batch_size = options.batch_size
+        if options.rate > 0:
+            # Small batches so that pacing is smooth (about 20 batches a second).
+            batch_size = max(1, min(batch_size, int(options.rate / 20) or 1))
+        try:
+            while not self._stop.is_set():
+                want = min(batch_size, options.checkpoint_every - since_checkpoint)
+                batch = self.source.next_batch(want)
+                if batch:
+                    self.process(batch)
+                    since_checkpoint += len(batch)
+                    processed += len(batch)
+                    if progress is not None:
+                        progress.update(self.counters.records_seen)
+                    if options.rate > 0:
+                        delay = started + processed / options.rate - time.monotonic()
+                        if delay > 0:
+                            self._stop.wait(delay)
+                elif self.source.exhausted:
+                    break
+                else:
+                    self._stop.wait(options.idle_sleep)
+                due = time.monotonic() - self.last_checkpoint_time >= options.checkpoint_interval
+                if since_checkpoint >= options.checkpoint_every or (due and since_checkpoint):
+                    self.checkpoint()
+                    since_checkpoint = 0
+            self.checkpoint()
+        finally:
+            if progress is not None:
+                progress.close(self.counters.records_seen)
+        return self.inspect()
+
+    def process(self, batch: list[Any]) -> None:
+        """Decode and route one batch (test-then-train for labeled records)."""
+        decode = self.decoder.decode
+        items = [decode(raw) for raw in batch]
+        counters = self.counters
+        step = self.learner.step
+        for item in items:
+            if item is None:  # a header or blank line: not a record
+                continue
+            counters.records_seen += 1
+            if type(item) is Record:
+                y = item.y
+                if y is not None:
+                    yhat = step(item.x, y)
+                    if yhat - yhat != 0.0:
+                        self._diverged(item, yhat)
+                    self._last_x = item.x
+                else:
+                    self._unlabeled(item)
+            elif type(item) is Rejected:
+                self._reject(item)
+            elif type(item) is Label:
+                self._late_label(item)
+        if self.telemetry is not None:
+            self.telemetry.batch_done(self, items)
+
+    def _reject(self, item: Rejected) -> None:
+        counters = self.counters
+        counters.records_rejected += 1
+        by_reason = counters.rejected_by_reason
+        by_reason[item.reason] = by_reason.get(item.reason, 0) + 1
+        self.dead_letters.write(item.dead_letter(self._source_name))
+
+    def _unlabeled(self, item: Record) -> None:
+        self.counters.records_unlabeled += 1
+        yhat = self.learner.predict(item.x)
+        if yhat - yhat != 0.0:
+            self._diverged(item, yhat)
+            yhat = self.learner.predict(item.x)
+            if yhat - yhat != 0.0:
+                return  # never serve NaN: the restored model cannot predict this either
+        self.counters.predictions += 1
+        self.predictions.write({"id": item.id, "position": item.raw.where(), "prediction": yhat})
+
+    def _late_label(self, item: Label) -> None:
+        # Without a join table a late label has nothing to attach to.
+        self._reject(Rejected("unjoined_label", f"no pending features for id {item.id!r}", item.raw))
+
+    def _diverged(self, item: Record, yhat: float) -> None:
+        """The model predicted NaN/inf: restore the last good model; never learn or serve it."""
+        self.counters.divergence_events += 1
+        restored = None
+        if self.store is not None and self.store.generation:
+            loaded = self.store.load()
+            if loaded is not None:
+                restored = loaded.state["learner"].model
+        if restored is None and self.model_factory is not None:
+            restored = self.model_factory()
+        log.error(
+            "model diverged (prediction %s at %s); restored the %s",
+            yhat,
+            item.raw.where(),
+            "last checkpointed model" if self.store is not None and self.store.generation else
+            "initial model",
+        )
+        if restored is not None:
+            self.learner.reset_model(restored)
+
+    # -- state ----------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """Everything a restart needs, as one picklable dict."""
+        return {
+            "format": STATE_FORMAT,
+            "streamlearn": __version__,
+            "created": time.time(),
+            "model_spec": self.model_spec,
+            "settings": self.settings,
+            "learner": self.learner,
+            "source": self.source.snapshot(),
+            "counters": self.counters.as_dict(),
+            "extensions": self.extensions,
+            "sinks": {
+                "dead_letters": self.dead_letters.position(),
+                "predictions": self.predictions.position(),
+            },
+        }
+
+    def _model_is_finite(self) -> bool:
+        if self._last_x is None:
+            return True
+        value = self.learner.predict(self._last_x)
+        return not math.isnan(value) and not math.isinf(value)
+
+    def checkpoint(self) -> None:
+        """Flush sinks, write a durable checkpoint, then let the source commit."""
+        self.last_checkpoint_time = time.monotonic()
+        if self.store is None:
+            self.dead_letters.flush()
+            self.predictions.flush()
+            return
+        if not self._model_is_finite():
+            # Never store a diverged model: restore first, then checkpoint the good one.
+            self._diverged(Record({}, None, None, _NO_RAW), math.nan)
+        started = time.perf_counter()
+        state = self.state()  # flushes the sinks through position()
+        self.checkpoint_generation = self.store.save(state)
+        if self.telemetry is not None:
+            self.telemetry.checkpoint_done(time.perf_counter() - started)
+        self.source.commit(state["source"])
+
+    def inspect(self) -> dict[str, Any]:
+        """The ``inspect --json`` object of the current state."""
+        return inspect_state(self.state(), self.checkpoint_generation or None)
+
+
+def inspect_state(state: Mapping[str, Any], generation: int | None = None) -> dict[str, Any]:
+    """The ``inspect --json`` object of a state (a loaded checkpoint or a live daemon)."""
+    learner: Learner = state["learner"]
+    counters = state.get("counters", {})
+    out: dict[str, Any] = {
+        "model": state.get("model_spec"),
+        "records_seen": counters.get("records_seen", 0),
+        "records_learned": learner.records_learned,
+        "records_rejected": counters.get("records_rejected", 0),
+        "records_unlabeled": counters.get("records_unlabeled", 0),
+        "rejected_by_reason": counters.get("rejected_by_reason", {}),
+        "predictions": counters.get("predictions", 0),
+        "divergence_events": counters.get("divergence_events", 0),
+        "position": state.get("source"),
+        "metrics": learner.summary(),
+        "rolling_metrics": learner.rolling_summary(),
+        "rolling_window": learner.rolling_window,
+        "settings": state.get("settings", {}),
+        "checkpoint": {
+            "generation": generation,
+            "created": state.get("created"),
+            "streamlearn": state.get("streamlearn"),
+        },
+    }
+    baseline = learner.baseline_summary()
+    if baseline is not None:
+        out["baseline_metrics"] = baseline
+    final = final_estimator(learner.model)
+    weights = getattr(final, "weights", None)
+    if isinstance(weights, Mapping):
+        out["weights"] = {str(k): float(v) for k, v in weights.items()}
+        intercept = getattr(final, "intercept", None)
+        if intercept is not None:
+            out["intercept"] = float(intercept)
+    out.update(state.get("extensions", {}).get("inspect", {}))
+    return out
+
+
+class _Progress:
+    """A one-line progress report on stderr, only when stderr is a terminal."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.enabled = sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.last = 0.0
+
+    def update(self, seen: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.last < 0.5:
+            return
+        self.last = now
+        self._draw(seen, now)
+
+    def _draw(self, seen: int, now: float) -> None:
+        rate = seen / max(now - self.started, 1e-9)
+        size = getattr(self.source, "size", lambda: None)()
+        offset = self.source.snapshot().get("offset") if size else None
+        percent = f" {100.0 * offset / size:5.1f}%" if size and offset is not None else ""
+        sys.stderr.write(f"\r{seen:>12,} records {rate:>10,.0f}/s{percent}")
+        sys.stderr.flush()
+
+    def close(self, seen: int) -> None:
+        if self.enabled:
+            self._draw(seen, time.monotonic())
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+class _NoRaw:
+    value = b""
+    offset = -1
+    partition = -1
+    key = None
+    topic = None
+    truncated = False
+
+    def where(self) -> dict[str, Any]:
+        return {}
+
+
+_NO_RAW: Any = _NoRaw()

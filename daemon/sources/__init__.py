@@ -1,0 +1,1 @@
+"""Sources of raw records: files (replayed or followed) and Kafka topics."""

@@ -1,0 +1,311 @@
+"""Local files as a stream: replayed to the end, or followed like ``tail -F``.
+
+The position is the file's identity (device, inode, a fingerprint of its first
+bytes) plus the byte offset after the last complete line handed out. A line is
+complete when its newline has been written, so a writer caught mid-line is never
+read half. Following survives rename rotation (the old file is drained, then the
+new one is opened) and copy-truncate (the file shrinks under us: start again at 0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import IO, Any
+
+from streamlearn.sources.base import PositionMismatch, Raw, Source, SourceError
+
+log = logging.getLogger(__name__)
+
+#: How many leading bytes identify a file (enough to cover a CSV header and a row).
+FINGERPRINT_BYTES = 1024
+
+
+def _fingerprint(handle: IO[bytes], length: int) -> str:
+    return hashlib.sha256(os.pread(handle.fileno(), length, 0)).hexdigest()[:32]
+
+
+class FileSource(Source):
+    """Lines of a local file.
+
+    Parameters
+    ----------
+    path
+        The file. In follow mode it may not exist yet: it is waited for.
+    follow
+        False: a finite replay that ends at end of file (the last line may lack its
+        newline). True: wait for more lines like ``tail -F``.
+    resume
+        A ``snapshot()`` from an earlier run. A different file raises ``PositionMismatch``.
+    max_line_bytes
+        Longer lines are handed out truncated (``Raw.truncated``) for the dead letters.
+    read_size
+        Bytes read per system call.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "s.csv"
+    >>> _ = path.write_bytes(b"x,y\\n1,2\\n3,4\\n5,")
+    >>> source = FileSource(path, follow=True)
+    >>> [raw.value for raw in source.next_batch(10)]
+    [b'x,y\\n', b'1,2\\n', b'3,4\\n']
+    >>> source.snapshot()["offset"]
+    12
+    >>> source.close()
+    """
+
+    kind = "file"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        follow: bool = False,
+        resume: dict[str, Any] | None = None,
+        max_line_bytes: int = 1 << 20,
+        read_size: int = 1 << 20,
+    ) -> None:
+        if max_line_bytes < 16:
+            raise ValueError("max_line_bytes must be at least 16")
+        self.path = Path(path)
+        self.follow = follow
+        self.max_line_bytes = max_line_bytes
+        self.read_size = read_size
+        self._handle: IO[bytes] | None = None
+        self._stat: os.stat_result | None = None
+        self._buffer = b""
+        self._buffer_start = 0  # file offset of _buffer[0]
+        self._offset = 0  # offset after the last complete line handed out
+        self._discarding = False  # inside an over-long line, skipping to its newline
+        self._at_eof = False
+        self._exhausted = False
+        self._waiting_logged = False
+        self._rotated_handle: IO[bytes] | None = None
+        self._open(resume)
+
+    # -- opening and identity -------------------------------------------------
+
+    def _open(self, resume: dict[str, Any] | None) -> None:
+        try:
+            handle = open(self.path, "rb")  # noqa: SIM115 - lives as long as the source
+        except FileNotFoundError:
+            if not self.follow:
+                raise SourceError(f"no such file: {self.path}") from None
+            if resume is not None:
+                raise PositionMismatch(
+                    f"the checkpoint reads {resume.get('path')} at byte {resume.get('offset')}, "
+                    f"but {self.path} does not exist; use --reset to start over"
+                ) from None
+            return  # waited for in next_batch
+        except OSError as exc:
+            raise SourceError(f"cannot open {self.path}: {exc.strerror}") from None
+        if os.path.isdir(self.path):
+            handle.close()
+            raise SourceError(f"{self.path} is a directory, not a file")
+        self._attach(handle)
+        if resume is not None:
+            self._resume(resume)
+
+    def _attach(self, handle: IO[bytes]) -> None:
+        self._handle = handle
+        self._stat = os.fstat(handle.fileno())
+        self._buffer, self._buffer_start, self._offset = b"", 0, 0
+        self._discarding = self._at_eof = False
+
+    def _resume(self, resume: dict[str, Any]) -> None:
+        assert self._handle is not None and self._stat is not None
+        if resume.get("kind") != "file":
+            raise PositionMismatch(
+                f"the checkpoint was written for a {resume.get('kind')} source, not a file; "
+                "use --reset to start over"
+            )
+        length = int(resume.get("fingerprint_bytes", 0))
+        size = self._stat.st_size
+        offset = int(resume["offset"])
+        same = (
+            size >= length
+            and size >= offset
+            and _fingerprint(self._handle, length) == resume.get("fingerprint")
+        )
+        if not same:
+            raise PositionMismatch(
+                f"{self.path} is not the file this state was learned from "
+                f"(the checkpoint holds {resume.get('path')} up to byte {offset}); "
+                "use --reset to start over with a fresh model, or point --state-dir elsewhere"
+            )
+        self._handle.seek(offset)
+        self._buffer_start = self._offset = offset
+        self._discarding = bool(resume.get("discarding", False))
+
+    # -- the Source contract --------------------------------------------------
+
+    @property
+    def exhausted(self) -> bool:
+        return self._exhausted
+
+    def describe(self) -> str:
+        return f"file:{self.path}"
+
+    def snapshot(self) -> dict[str, Any]:
+        if self._handle is None or self._stat is None:
+            return {
+                "kind": "file",
+                "path": str(self.path),
+                "device": None,
+                "inode": None,
+                "fingerprint_bytes": 0,
+                "fingerprint": _empty_fingerprint(),
+                "offset": 0,
+                "discarding": False,
+            }
+        length = min(FINGERPRINT_BYTES, max(self._offset, 0))
+        return {
+            "kind": "file",
+            "path": str(self.path),
+            "device": self._stat.st_dev,
+            "inode": self._stat.st_ino,
+            "fingerprint_bytes": length,
+            "fingerprint": _fingerprint(self._handle, length),
+            "offset": self._offset,
+            # Inside an over-long line the offset is mid-line; its head already went
+            # to the dead letters, so a resume must skip the rest of that line.
+            "discarding": self._discarding,
+        }
+
+    def size(self) -> int | None:
+        """The current size of the open file (for progress bars)."""
+        if self._handle is None:
+            return None
+        return os.fstat(self._handle.fileno()).st_size
+
+    def next_batch(self, max_items: int) -> list[Raw]:
+        out: list[Raw] = []
+        if self._exhausted:
+            return out
+        if self._handle is None and not self._try_open_later():
+            return out
+        while len(out) < max_items:
+            if not self._take_lines(out, max_items):
+                if not self._fill():
+                    break
+        if not out and self._at_eof:
+            self._on_idle_eof(out)
+        return out
+
+    def close(self) -> None:
+        for handle in (self._handle, self._rotated_handle):
+            if handle is not None:
+                handle.close()
+        self._handle = self._rotated_handle = None
+
+    # -- reading --------------------------------------------------------------
+
+    def _take_lines(self, out: list[Raw], max_items: int) -> bool:
+        """Move complete lines from the buffer to ``out``; False when more bytes are needed."""
+        buffer = self._buffer
+        position = self._offset - self._buffer_start
+        took = False
+        while len(out) < max_items:
+            newline = buffer.find(b"\n", position)
+            if newline < 0:
+                break
+            start = self._buffer_start + position
+            if self._discarding:
+                self._discarding = False
+            else:
+                out.append(Raw(buffer[position : newline + 1], start))
+            position = newline + 1
+            took = True
+        self._offset = self._buffer_start + position
+        # Drop what was handed out so the buffer holds only the unread tail.
+        if position:
+            self._buffer = buffer[position:]
+            self._buffer_start += position
+        if len(out) >= max_items:
+            return True
+        if len(self._buffer) > self.max_line_bytes:
+            # An over-long line: hand its head out once, then skip to its newline.
+            if not self._discarding:
+                out.append(Raw(self._buffer[: self.max_line_bytes], self._offset, truncated=True))
+                self._discarding = True
+            self._buffer_start += len(self._buffer)
+            self._offset = self._buffer_start
+            self._buffer = b""
+            return True
+        return took and len(out) >= max_items
+
+    def _fill(self) -> bool:
+        """Read more bytes; False at end of file."""
+        assert self._handle is not None
+        chunk = self._handle.read(self.read_size)
+        if not chunk:
+            self._at_eof = True
+            return False
+        self._at_eof = False
+        self._buffer += chunk
+        return True
+
+    def _on_idle_eof(self, out: list[Raw]) -> None:
+        """At end of file with nothing to hand out: finish a replay, or check for rotation."""
+        if not self.follow:
+            if self._buffer and not self._discarding:
+                # A finished file's last line needs no newline.
+                out.append(Raw(self._buffer, self._offset))
+                self._offset += len(self._buffer)
+                self._buffer_start = self._offset
+                self._buffer = b""
+            self._exhausted = True
+            return
+        self._check_rotation(out)
+
+    def _check_rotation(self, out: list[Raw]) -> None:
+        assert self._handle is not None and self._stat is not None
+        try:
+            current = os.stat(self.path)
+        except FileNotFoundError:
+            return  # renamed away and not yet recreated: keep the old file
+        if (current.st_dev, current.st_ino) != (self._stat.st_dev, self._stat.st_ino):
+            # Rename rotation: the old file is fully drained (we are at its EOF);
+            # a partial last line there will never be finished by its writer.
+            # The decoder judges it: a cut row is rejected, never silently dropped.
+            if self._buffer and not self._discarding:
+                out.append(Raw(self._buffer, self._offset))
+            log.info("%s was rotated; following the new file", self.path)
+            self._handle.close()
+            try:
+                handle = open(self.path, "rb")  # noqa: SIM115
+            except FileNotFoundError:
+                self._handle = None
+                return
+            self._attach(handle)
+            return
+        size = os.fstat(self._handle.fileno()).st_size
+        if size < self._buffer_start + len(self._buffer):
+            log.warning(
+                "%s was truncated (copy-truncate) from %d to %d bytes; reading it from the start",
+                self.path,
+                self._buffer_start + len(self._buffer),
+                size,
+            )
+            self._handle.seek(0)
+            self._buffer, self._buffer_start, self._offset = b"", 0, 0
+            self._discarding = False
+            self._stat = os.fstat(self._handle.fileno())
+
+    def _try_open_later(self) -> bool:
+        try:
+            handle = open(self.path, "rb")  # noqa: SIM115
+        except FileNotFoundError:
+            if not self._waiting_logged:
+                log.info("waiting for %s to appear", self.path)
+                self._waiting_logged = True
+            return False
+        self._attach(handle)
+        return True
+
+
+def _empty_fingerprint() -> str:
+    return hashlib.sha256(b"").hexdigest()[:32]
