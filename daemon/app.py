@@ -24,6 +24,10 @@ class AppError(Exception):
     """A problem the user can fix (bad path, locked state, mismatched file)."""
 
 
+class AppUsageError(AppError):
+    """A mistake in how the command was called (a bad model spec): exit code 2."""
+
+
 @dataclass
 class App:
     """A daemon and the resources to release after it ran."""
@@ -177,7 +181,7 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
         try:
             fresh_model = new_model()  # validates the spec even when a state exists
         except SpecError as exc:
-            raise AppError(str(exc)) from None
+            raise AppUsageError(str(exc)) from None
 
         store = None
         state = None

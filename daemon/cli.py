@@ -185,7 +185,7 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _run_app(params: dict[str, Any], *, follow: bool, inspect_json: bool = False) -> None:
-    from streamlearn.app import AppError, build
+    from streamlearn.app import AppError, AppUsageError, build
     from streamlearn.config import Settings
 
     ctx = click.get_current_context()
@@ -194,6 +194,8 @@ def _run_app(params: dict[str, Any], *, follow: bool, inspect_json: bool = False
     settings = Settings.from_params(params, follow=follow)
     try:
         app = build(settings)
+    except AppUsageError as exc:
+        raise click.UsageError(str(exc)) from None
     except AppError as exc:
         raise click.ClickException(str(exc)) from None
     try:

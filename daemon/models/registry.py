@@ -66,7 +66,7 @@ def known_names() -> str:
 
 
 def _literal(node: ast.expr, spec: str) -> Any:
-    if isinstance(node, ast.Call):
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in HELPERS:
         step = _call(node, spec, HELPERS, "optimizer")
         module, attr = HELPERS[step.name]
         return getattr(importlib.import_module(module), attr)(**step.kwargs)
@@ -85,7 +85,8 @@ def _call(node: ast.expr, spec: str, allowed: Mapping[str, Any], what: str) -> S
     elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         name, keywords, args = node.func.id, node.keywords, node.args
     else:
-        raise SpecError(f"in {spec!r}: {ast.unparse(node)!r} is not a {what} name or call")
+        raise SpecError(f"in {spec!r}: {ast.unparse(node)!r} is not a {what} name or call; "
+                        "write e.g. 'StandardScaler | LinearRegression(l2=0.1)'")
     if name not in allowed:
         known = known_names() if allowed is MODELS else ", ".join(sorted(allowed))
         raise SpecError(f"unknown {what} {name!r} in {spec!r}; known: {known}")

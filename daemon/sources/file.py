@@ -215,6 +215,9 @@ class FileSource(Source):
             start = self._buffer_start + position
             if self._discarding:
                 self._discarding = False
+            elif newline - position > self.max_line_bytes:
+                head = buffer[position : position + self.max_line_bytes]
+                out.append(Raw(head, start, truncated=True))
             else:
                 out.append(Raw(buffer[position : newline + 1], start))
             position = newline + 1

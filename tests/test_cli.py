@@ -1,0 +1,229 @@
+"""The command line as users meet it: exit codes, one-line errors, resume, config precedence."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamhelpers import STREAMLEARN, cli, inspect_json, make_regression, sgd_oracle, write_csv
+
+
+@pytest.fixture
+def data(tmp_path):
+    X, y, _ = make_regression(600, d=3, seed=5)
+    path = tmp_path / "stream.csv"
+    write_csv(path, X, y)
+    return path, X, y
+
+
+def assert_one_line_error(result, code, *needles):
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error:"), result.stderr
+    for needle in needles:
+        assert needle in result.stderr
+
+
+def test_missing_file(tmp_path):
+    result = cli("replay", str(tmp_path / "nope.csv"), check=False)
+    assert_one_line_error(result, 1, "no such file")
+
+
+def test_unknown_model_is_a_usage_error_listing_known_names(data):
+    path, _, _ = data
+    result = cli("replay", str(path), "--model", "Bogus(x=1)", check=False)
+    assert_one_line_error(result, 2, "unknown model 'Bogus'", "LinearRegression", "sgd")
+
+
+def test_model_spec_is_never_evaluated(data, tmp_path):
+    path, _, _ = data
+    marker = tmp_path / "pwned"
+    spec = f"LinearRegression(l2=__import__('pathlib').Path({str(marker)!r}).touch())"
+    result = cli("replay", str(path), "--model", spec, check=False)
+    assert_one_line_error(result, 2, "literals")
+    assert not marker.exists()
+
+
+def test_locked_state_dir(data, tmp_path):
+    path, _, _ = data
+    from streamlearn.checkpoint import CheckpointStore
+
+    store = CheckpointStore(tmp_path / "state")
+    result = cli("replay", str(path), "--state-dir", str(tmp_path / "state"), check=False)
+    assert_one_line_error(result, 1, "in use by another streamlearn")
+    store.close()
+
+
+def test_unreadable_and_invalid_config(data, tmp_path):
+    path, _, _ = data
+    result = cli("replay", str(path), "--config", str(tmp_path / "missing.toml"), check=False)
+    assert_one_line_error(result, 2, "does not exist")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("lr = = 3\n")
+    result = cli("replay", str(path), "--config", str(bad), check=False)
+    assert_one_line_error(result, 2, "not valid TOML")
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("learning_rate = 3\n")
+    result = cli("replay", str(path), "--config", str(unknown), check=False)
+    assert_one_line_error(result, 2, "unknown settings", "learning_rate")
+    if os.geteuid() != 0:  # root reads anything
+        locked = tmp_path / "locked.toml"
+        locked.write_text("lr = 0.1\n")
+        locked.chmod(0)
+        result = cli("replay", str(path), "--config", str(locked), check=False)
+        assert_one_line_error(result, 2, "not readable")
+
+
+def test_config_file_then_environment_then_flag(data, tmp_path):
+    path, X, y = data
+    config = tmp_path / "streamlearn.toml"
+    config.write_text("lr = 0.002\n[replay]\nrolling-window = 10\n")
+
+    def weights(*args, env=None):
+        summary = json.loads(cli("replay", str(path), "--inspect-json", *args, env=env).stdout)
+        return summary, np.array([summary["weights"][f"x{j}"] for j in range(3)])
+
+    for lr, args, env in [
+        (0.002, ["--config", str(config)], None),
+        (0.003, ["--config", str(config)], {"STREAMLEARN_LR": "0.003"}),
+        (0.004, ["--config", str(config), "--lr", "0.004"], {"STREAMLEARN_LR": "0.003"}),
+    ]:
+        summary, learned = weights(*args, env=env)
+        theta, _, _ = sgd_oracle(X, y, lr)
+        np.testing.assert_allclose(learned, theta, rtol=0, atol=1e-12)
+        assert summary["rolling_window"] == 10
+
+
+def test_replay_resumes_only_new_rows_of_the_same_file(tmp_path):
+    X, y, _ = make_regression(900, d=3, seed=8)
+    path = tmp_path / "grow.csv"
+    write_csv(path, X[:500], y[:500])
+    state = tmp_path / "state"
+    cli("replay", str(path), "--state-dir", str(state), "--checkpoint-every", "64")
+    assert inspect_json(state)["records_learned"] == 500
+    with open(path, "a") as handle:
+        for i in range(500, 900):
+            handle.write(",".join(repr(float(v)) for v in X[i]) + f",{float(y[i])!r}\n")
+    cli("replay", str(path), "--state-dir", str(state))
+    summary = inspect_json(state)
+    assert summary["records_learned"] == 900
+    theta, theta0, _ = sgd_oracle(X, y, 0.01)
+    np.testing.assert_allclose([summary["weights"][f"x{j}"] for j in range(3)], theta,
+                               rtol=0, atol=1e-12)
+    assert abs(summary["intercept"] - theta0) < 1e-12
+
+
+def test_a_different_file_is_refused_unless_reset(data, tmp_path):
+    path, _, _ = data
+    state = tmp_path / "state"
+    cli("replay", str(path), "--state-dir", str(state))
+    X, y, _ = make_regression(50, d=3, seed=99)
+    other = tmp_path / "other.csv"
+    write_csv(other, X, y)
+    result = cli("replay", str(other), "--state-dir", str(state), check=False)
+    assert_one_line_error(result, 1, "--reset")
+    cli("replay", str(other), "--state-dir", str(state), "--reset")
+    assert inspect_json(state)["records_learned"] == 50
+
+
+def test_a_state_of_another_model_is_refused_when_model_is_given(data, tmp_path):
+    path, _, _ = data
+    state = tmp_path / "state"
+    cli("replay", str(path), "--state-dir", str(state))
+    result = cli("replay", str(path), "--state-dir", str(state), "--model",
+                 "StandardScaler | LinearRegression", check=False)
+    assert_one_line_error(result, 1, "holds a 'sgd' model")
+
+
+def test_corrupt_latest_checkpoint_falls_back_with_a_warning(data, tmp_path):
+    path, _, _ = data
+    state = tmp_path / "state"
+    cli("replay", str(path), "--state-dir", str(state), "--checkpoint-every", "100")
+    generations = sorted(state.glob("gen-*.ckpt"))
+    assert len(generations) == 2
+    generations[-1].write_bytes(b"SLCKPT\x00\x01 torn write")
+    result = cli("inspect", str(state), "--json")
+    assert "OLDER CHECKPOINT" in result.stderr
+    assert json.loads(result.stdout)["checkpoint"]["generation"] == int(generations[0].stem[4:])
+
+
+def test_dead_letters_and_predictions_files(tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_text("id,a,y\nr1,1,2\nr2,2,\nr3,oops,1\nr4,3,\n")
+    dead, predictions = tmp_path / "dead.jsonl", tmp_path / "pred.jsonl"
+    summary = json.loads(cli("replay", str(path), "--id-column", "id", "--dead-letter", str(dead),
+                             "--predictions", str(predictions), "--inspect-json").stdout)
+    assert summary["records_learned"] == 1
+    assert summary["records_unlabeled"] == 2
+    assert summary["rejected_by_reason"] == {"non_numeric": 1}
+    letters = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert [(d["reason"], d["raw"], d["position"]) for d in letters] == [
+        ("non_numeric", "r3,oops,1\n", {"offset": path.read_text().index("r3")})]
+    preds = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert [p["id"] for p in preds] == ["r2", "r4"]
+    # After learning (a=1 -> y=2) once: w = 0.02, b = 0.02, so a=2 predicts 0.06.
+    assert preds[0]["prediction"] == pytest.approx(0.06)
+
+
+def test_inspect_readable_summary_and_missing_state(data, tmp_path):
+    path, _, _ = data
+    state = tmp_path / "state"
+    cli("replay", str(path), "--state-dir", str(state))
+    text = cli("inspect", str(state)).stdout
+    assert "records learned  600" in text and "weights" in text
+    result = cli("inspect", str(tmp_path / "nothing"), check=False)
+    assert_one_line_error(result, 1, "no state dir")
+
+
+def test_run_follows_the_file_and_exits_0_on_sigterm(tmp_path):
+    X, y, _ = make_regression(300, d=3, seed=2)
+    path = tmp_path / "live.csv"
+    write_csv(path, X[:100], y[:100])
+    state = tmp_path / "state"
+    proc = subprocess.Popen([*STREAMLEARN, "run", str(path), "--state-dir", str(state),
+                             "--checkpoint-interval", "0.2"], stderr=subprocess.PIPE, text=True)
+    try:
+        with open(path, "a") as handle:
+            for i in range(100, 300):
+                handle.write(",".join(repr(float(v)) for v in X[i]) + f",{float(y[i])!r}\n")
+                if i % 50 == 0:
+                    handle.flush()
+                    time.sleep(0.1)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if state.exists() and list(state.glob("gen-*.ckpt")):
+                if inspect_json(state)["records_learned"] == 300:
+                    break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+    summary = inspect_json(state)
+    assert summary["records_learned"] == 300
+    theta, _, _ = sgd_oracle(X, y, 0.01)
+    np.testing.assert_allclose([summary["weights"][f"x{j}"] for j in range(3)], theta,
+                               rtol=0, atol=1e-12)
+
+
+def test_help_explains_every_option():
+    text = cli("replay", "--help").stdout
+    for option in ("--target", "--model", "--lr", "--state-dir", "--dead-letter", "--predictions",
+                   "--checkpoint-every", "--checkpoint-interval", "--id-column", "--config",
+                   "--rate", "--inspect-json"):
+        assert option in text
+    assert "inspect" in cli("--help").stdout
+
+
+def test_jsonl_replay(tmp_path: Path):
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"x": {"a": 1}, "y": 2}\n{"a": 2, "y": 4}\n\n{"a": "x", "y": 1}\n')
+    summary = json.loads(cli("replay", str(path), "--inspect-json").stdout)
+    assert summary["records_learned"] == 2 and summary["records_rejected"] == 1
