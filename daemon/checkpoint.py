@@ -19,6 +19,7 @@ import os
 import pickle
 import re
 import struct
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,9 +198,12 @@ class CheckpointStore:
 
     def save(self, state: dict[str, Any]) -> int:
         """Write the next generation durably; returns its number."""
+        return self.write(encode(state))
+
+    def write(self, blob: bytes) -> int:
+        """Write an encoded state as the next generation, durably; returns its number."""
         if self._lock_file is None:
             raise CheckpointError("this store was opened read-only")
-        blob = encode(state)
         generation = self.generation + 1
         final = self.path(generation)
         temporary = final.with_suffix(f".tmp.{os.getpid()}")
@@ -230,6 +234,94 @@ class CheckpointStore:
         if self._lock_file is not None:
             self._lock_file.close()
             self._lock_file = None
+
+
+class BackgroundWriter:
+    """Writes checkpoints on a thread, so fsync does not hold up learning.
+
+    The loop encodes the state itself (a consistent snapshot, taken between
+    batches) and hands the bytes over. If a newer checkpoint arrives while one is
+    being written, the older pending one is dropped: only the latest matters.
+    Before each write the given sync callbacks run (sinks' fsync), so a durable
+    checkpoint never points past durable sink output. ``durable()`` returns the
+    tags of checkpoints that have reached the disk since the last call; the loop
+    commits source offsets for those (Kafka consumers are not thread-safe).
+    """
+
+    def __init__(self, store: CheckpointStore, syncs: tuple[Any, ...] = ()) -> None:
+        self.store = store
+        self.syncs = syncs
+        self._condition = threading.Condition()
+        self._pending: tuple[bytes, Any] | None = None
+        self._busy = False
+        self._done: list[Any] = []
+        self._error: BaseException | None = None
+        self._closed = False
+        self.write_seconds: list[float] = []
+        self._thread = threading.Thread(target=self._work, name="checkpoint-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, blob: bytes, tag: Any) -> None:
+        """Queue an encoded state; ``tag`` comes back from ``durable()`` once written."""
+        with self._condition:
+            self._raise_error()
+            self._pending = (blob, tag)
+            self._condition.notify_all()
+
+    def durable(self) -> list[Any]:
+        """Tags of the checkpoints written since the last call, oldest first."""
+        with self._condition:
+            self._raise_error()
+            done, self._done = self._done, []
+        return done
+
+    def wait(self) -> None:
+        """Block until nothing is pending or being written."""
+        with self._condition:
+            while (self._pending is not None or self._busy) and self._error is None:
+                self._condition.wait()
+            self._raise_error()
+
+    def close(self) -> None:
+        """Finish what is pending, then stop the thread; calling it twice is fine."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+        self._thread.join()
+        self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise CheckpointError(f"writing a checkpoint failed: {error}") from error
+
+    def _work(self) -> None:
+        while True:
+            with self._condition:
+                while self._pending is None and not self._closed:
+                    self._condition.wait()
+                if self._pending is None:
+                    return
+                blob, tag = self._pending
+                self._pending = None
+                self._busy = True
+            started = time.perf_counter()
+            try:
+                for sync in self.syncs:
+                    sync()
+                generation = self.store.write(blob)
+            except BaseException as exc:  # reported to the loop on its next call
+                with self._condition:
+                    self._error = exc
+                    self._busy = False
+                    self._condition.notify_all()
+                continue
+            with self._condition:
+                self.write_seconds.append(time.perf_counter() - started)
+                del self.write_seconds[:-1000]
+                self._done.append((generation, tag))
+                self._busy = False
+                self._condition.notify_all()
 
 
 def now() -> float:

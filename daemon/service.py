@@ -21,7 +21,7 @@ from types import FrameType
 from typing import Any
 
 from streamlearn import __version__
-from streamlearn.checkpoint import CheckpointStore
+from streamlearn.checkpoint import BackgroundWriter, CheckpointStore, encode
 from streamlearn.learner import Learner
 from streamlearn.models.registry import final_estimator
 from streamlearn.records import Label, Record, Rejected
@@ -150,6 +150,7 @@ class Daemon:
         self.counters = Counters()
         self.extensions: dict[str, Any] = {}
         self.checkpoint_generation = store.generation if store is not None else 0
+        self.writer: BackgroundWriter | None = None
         self.last_checkpoint_time = 0.0
         self._stop = threading.Event()
         self._source_name = source.describe()
@@ -197,6 +198,10 @@ class Daemon:
         if options.rate > 0:
             # Small batches so that pacing is smooth (about 20 batches a second).
             batch_size = max(1, min(batch_size, int(options.rate / 20) or 1))
+        if self.store is not None and self.writer is None:
+            self.writer = BackgroundWriter(
+                self.store, syncs=(self.dead_letters.sync, self.predictions.sync)
+            )
         try:
             while not self._stop.is_set():
                 want = min(batch_size, options.checkpoint_every - since_checkpoint)
@@ -219,16 +224,23 @@ class Daemon:
                 if since_checkpoint >= options.checkpoint_every or (due and since_checkpoint):
                     self.checkpoint()
                     since_checkpoint = 0
-            self.checkpoint()
+            self.checkpoint(wait=True)
         finally:
             if progress is not None:
                 progress.close(self.counters.records_seen)
+            if self.writer is not None:
+                self.writer.close()
+                self.writer = None
         return self.inspect()
 
     def process(self, batch: list[Any]) -> None:
         """Decode and route one batch (test-then-train for labeled records)."""
-        decode = self.decoder.decode
-        items = [decode(raw) for raw in batch]
+        decode_batch = getattr(self.decoder, "decode_batch", None)
+        if decode_batch is not None:
+            items = decode_batch(batch)
+        else:
+            decode = self.decoder.decode
+            items = [decode(raw) for raw in batch]
         counters = self.counters
         step = self.learner.step
         for item in items:
@@ -277,6 +289,8 @@ class Daemon:
         """The model predicted NaN/inf: restore the last good model; never learn or serve it."""
         self.counters.divergence_events += 1
         restored = None
+        if self.writer is not None:
+            self.writer.wait()  # the newest checkpoint on disk is the last good model
         if self.store is not None and self.store.generation:
             loaded = self.store.load()
             if loaded is not None:
@@ -319,8 +333,13 @@ class Daemon:
         value = self.learner.predict(self._last_x)
         return not math.isnan(value) and not math.isinf(value)
 
-    def checkpoint(self) -> None:
-        """Flush sinks, write a durable checkpoint, then let the source commit."""
+    def checkpoint(self, *, wait: bool = False) -> None:
+        """Snapshot the state and write it (on the writer thread unless ``wait``).
+
+        The snapshot is taken here, between batches, so model and position match.
+        Sinks are synced before the checkpoint is written and the source commits
+        only after it is durable.
+        """
         self.last_checkpoint_time = time.monotonic()
         if self.store is None:
             self.dead_letters.flush()
@@ -330,11 +349,26 @@ class Daemon:
             # Never store a diverged model: restore first, then checkpoint the good one.
             self._diverged(Record({}, None, None, _NO_RAW), math.nan)
         started = time.perf_counter()
-        state = self.state()  # flushes the sinks through position()
-        self.checkpoint_generation = self.store.save(state)
+        state = self.state()  # hands the sinks' buffers to the OS through position()
+        blob = encode(state)
+        if self.writer is not None and not wait:
+            self.writer.submit(blob, state["source"])
+        else:
+            if self.writer is not None:
+                self.writer.wait()
+            self.dead_letters.sync()
+            self.predictions.sync()
+            generation = self.store.write(blob)
+            self._durable([(generation, state["source"])])
         if self.telemetry is not None:
             self.telemetry.checkpoint_done(time.perf_counter() - started)
-        self.source.commit(state["source"])
+        if self.writer is not None:
+            self._durable(self.writer.durable())
+
+    def _durable(self, written: list[tuple[int, Any]]) -> None:
+        for generation, snapshot in written:
+            self.checkpoint_generation = generation
+            self.source.commit(snapshot)
 
     def inspect(self) -> dict[str, Any]:
         """The ``inspect --json`` object of the current state."""

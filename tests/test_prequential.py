@@ -52,3 +52,26 @@ def test_sgd_metrics_equal_progressive_val_score(tmp_path):
     summary = json.loads(cli("replay", str(tmp_path / "s.csv"), "--inspect-json").stdout)
     for name in ("mae", "rmse", "r2"):
         assert summary["metrics"][name] == pytest.approx(expected[name], rel=1e-12, abs=1e-12)
+
+
+def test_rolling_metrics_equal_rivers_rolling_metrics():
+    from river import utils
+
+    from streamlearn.learner import Learner
+
+    X, y, _ = make_regression(700, d=3, seed=4, noise=0.5)
+    learner = Learner(build_model("sgd"), rolling_window=100)
+    rolling = {
+        name: utils.Rolling(cls, window_size=100)
+        for name, cls in (("mae", metrics.MAE), ("rmse", metrics.RMSE), ("r2", metrics.R2))
+    }
+    for row, target in zip(X, y, strict=True):
+        x = {f"x{j}": float(v) for j, v in enumerate(row)}
+        yhat = learner.step(x, float(target))
+        for metric in rolling.values():
+            metric.update(float(target), yhat)
+    ours = learner.rolling_summary()
+    for name, metric in rolling.items():
+        assert ours[name] == pytest.approx(metric.get(), rel=1e-9)
+    # The curve's rolling MAE is the same window's.
+    assert learner.curve.points[-1][1] == pytest.approx(rolling["mae"].get(), rel=1e-9)

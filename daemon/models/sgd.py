@@ -85,6 +85,27 @@ class SGDRegressor(base.Regressor):
                 yhat += weight * value
         return yhat
 
+    def predict_learn_one(self, x: dict[str, Any], y: float) -> float:
+        """``predict_one`` then ``learn_one`` in one pass; returns the prediction.
+
+        The same arithmetic in the same order as the two calls (so the same weights
+        to the last bit), with one dictionary walk fewer. A non-finite prediction is
+        returned without learning from it.
+        """
+        weights = self.weights
+        yhat = self.intercept
+        for name, value in x.items():
+            weight = weights.get(name)
+            if weight is not None:
+                yhat += weight * value
+        if yhat - yhat != 0.0:
+            return yhat
+        step = self.lr * (yhat - y)
+        for name, value in x.items():
+            weights[name] = weights.get(name, 0.0) - step * value
+        self.intercept -= step
+        return yhat
+
     def learn_one(self, x: dict[str, Any], y: float, w: float = 1.0) -> None:
         step = self.lr * w * (self.predict_one(x) - y)
         weights = self.weights

@@ -208,6 +208,8 @@ class FileSource(Source):
         buffer = self._buffer
         position = self._offset - self._buffer_start
         took = False
+        if not self._discarding:
+            position = self._take_plain(out, max_items, buffer, position)
         while len(out) < max_items:
             newline = buffer.find(b"\n", position)
             if newline < 0:
@@ -239,6 +241,30 @@ class FileSource(Source):
             self._buffer = b""
             return True
         return took and len(out) >= max_items
+
+    def _take_plain(self, out: list[Raw], max_items: int, buffer: bytes, position: int) -> int:
+        """Hand out whole lines with one ``split``: the common case, several times faster.
+
+        Stops before an over-long line, a partial tail or ``max_items``; the careful
+        loop in ``_take_lines`` deals with what is left. Returns the new position.
+        """
+        end = buffer.rfind(b"\n", position) + 1
+        if end <= position:
+            return position
+        lines = buffer[position:end].split(b"\n")
+        lines.pop()  # the empty string after the last newline
+        room = max_items - len(out)
+        if len(lines) > room:
+            lines = lines[:room]
+        limit = self.max_line_bytes
+        start = self._buffer_start + position
+        append = out.append
+        for line in lines:
+            if len(line) > limit:
+                break
+            append(Raw(line + b"\n", start))
+            start += len(line) + 1
+        return start - self._buffer_start
 
     def _fill(self) -> bool:
         """Read more bytes; False at end of file."""

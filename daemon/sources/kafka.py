@@ -60,6 +60,21 @@ class _Fatal(Exception):
     """A watcher failure that retrying cannot fix (authentication, authorization, config)."""
 
 
+def _fatal_errors() -> tuple[type[BaseException], ...]:
+    """Errors that retrying cannot fix: bad credentials or permissions, settings kafka-python
+    rejects. Looked up by name because kafka-python renames error classes between releases."""
+    from kafka import errors
+
+    names = (
+        "SaslAuthenticationFailedError",
+        "UnsupportedSaslMechanismError",
+        "AuthorizationError",
+        "KafkaConfigurationError",
+    )
+    found = tuple(getattr(errors, name) for name in names if hasattr(errors, name))
+    return (_Fatal, TypeError, ValueError, *found)
+
+
 class _Watcher(threading.Thread):
     """Background thread that owns every call that may block on the broker.
 
@@ -124,8 +139,17 @@ class _Watcher(threading.Thread):
     # -- the thread ----------------------------------------------------------------------------
 
     def run(self) -> None:
-        from kafka import errors
+        try:
+            self._run()
+        except BaseException as exc:  # a bug here must not leave the source looking healthy
+            self.fatal = exc
+            self.connected = False
+            log.exception("the Kafka watcher for topic %r stopped", self.settings.topic)
+        finally:
+            self.observed.set()
 
+    def _run(self) -> None:
+        fatal_errors = _fatal_errors()
         admin: KafkaAdminClient | None = None
         backoff = 0.25
         try:
@@ -140,16 +164,9 @@ class _Watcher(threading.Thread):
                     self._set_connected(True, None)
                     self._commit(admin)
                     backoff = 0.25
-                except _Fatal as exc:
+                except fatal_errors as exc:
                     self.fatal = exc
                     self._set_connected(False, exc)
-                    return
-                except (errors.AuthenticationFailedError, errors.AuthorizationError) as exc:
-                    self.fatal = exc
-                    self._set_connected(False, exc)
-                    return
-                except (errors.KafkaConfigurationError, TypeError, ValueError) as exc:
-                    self.fatal = exc  # a setting kafka-python rejects: retrying cannot help
                     return
                 except Exception as exc:  # broker down, hung, restarting: retry with backoff
                     self._set_connected(False, exc)
@@ -374,6 +391,7 @@ class KafkaSource(Source):
         admin_config = {
             "request_timeout_ms": WATCHER_REQUEST_TIMEOUT_MS,
             "bootstrap_timeout_ms": 10_000,
+            "reconnect_backoff_max_ms": 5000,
             **client_kwargs(settings.client_config, "admin"),
             **common,
         }
@@ -656,7 +674,7 @@ class KafkaSource(Source):
             log.warning("Kafka says offsets %s are out of range; checking the log bounds", detail)
             self._watcher.refresh()
             return []
-        except (errors.AuthenticationFailedError, errors.AuthorizationError) as exc:
+        except _fatal_errors() as exc:
             raise SourceError(f"Kafka refused to serve topic {self.topic!r}: {exc}") from exc
         except errors.KafkaError as exc:  # transient: the client reconnects by itself
             log.debug("poll failed, will retry: %s", exc)

@@ -1,0 +1,47 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+# Each creates its own .venv from nothing the first time.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit system-deps broker bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## run: replay the bundled example stream and show what the model learned
+run: $(STAMP)
+	$(BIN)/streamlearn replay examples/stream.csv --state-dir out/example-state --reset \
+		--dead-letter out/example-dead-letters.jsonl
+	$(BIN)/streamlearn inspect out/example-state
+
+## test: lint, type-check and the whole test suite (real Kafka broker, real Prometheus)
+test: $(STAMP) system-deps lint typecheck unit
+
+system-deps:
+	bash scripts/system-deps.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest
+
+## broker: a local Kafka-protocol broker for trying things by hand
+broker: $(STAMP)
+	$(BIN)/streamlearn broker
+
+## bench: the benchmarks in bench/ (prints tables with the commands that made them)
+bench: $(STAMP)
+	$(BIN)/python bench/bench_replay.py
+
+clean:
+	rm -rf $(VENV) out build *.egg-info .pytest_cache .mypy_cache .ruff_cache
