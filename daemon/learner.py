@@ -146,6 +146,19 @@ class Learner:
             self._score_baseline(x, y)
         if fused is None:
             model.learn_one(x, y)
+        self._remember(y, yhat)
+        return float(yhat)
+
+    def step_with_prediction(self, x: dict[str, float], y: float, yhat: float) -> None:
+        """Score a prediction made earlier (a late label), then learn the record now."""
+        for metric in self.metrics.values():
+            metric.update(y, yhat)
+        if self.baseline is not None:
+            self._score_baseline(x, y)
+        self.model.learn_one(x, y)
+        self._remember(y, yhat)
+
+    def _remember(self, y: float, yhat: float) -> None:
         recent_y = self.recent_y
         if len(recent_y) == self.rolling_window:
             self._recent_abs_sum -= abs(recent_y[0] - self.recent_yhat[0])
@@ -156,7 +169,6 @@ class Learner:
         n = self.records_learned
         if n % self.curve.stride == 0:
             self._add_curve_point(n)
-        return float(yhat)
 
     def _add_curve_point(self, n: int) -> None:
         window = len(self.recent_y)

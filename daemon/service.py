@@ -135,6 +135,11 @@ class Daemon:
         model_factory: Callable[[], Any] | None = None,
         restored: Mapping[str, Any] | None = None,
         telemetry: Any = None,
+        pseudo: Any = None,
+        join: Any = None,
+        monitor: Any = None,
+        warm_model_factory: Callable[[], Any] | None = None,
+        divergence_factor: float = 0.0,
     ) -> None:
         self.source = source
         self.decoder = decoder
@@ -147,6 +152,14 @@ class Daemon:
         self.options = options or RunOptions()
         self.model_factory = model_factory
         self.telemetry = telemetry
+        # Optional parts, each picklable and kept in the checkpoint's extensions:
+        # the pseudo-label side loop, the delayed-label join, the drift monitor.
+        self.pseudo = pseudo
+        self.join = join
+        self.monitor = monitor
+        self.warm_model_factory = warm_model_factory
+        self.divergence_factor = divergence_factor
+        self._errors: list[float] = []
         self.counters = Counters()
         self.extensions: dict[str, Any] = {}
         self.checkpoint_generation = store.generation if store is not None else 0
@@ -157,7 +170,11 @@ class Daemon:
         self._last_x: dict[str, float] | None = None
         if restored is not None:
             self.counters = Counters.from_dict(restored.get("counters", {}))
-            self.extensions = dict(restored.get("extensions", {}))
+            self.extensions = {
+                key: value
+                for key, value in restored.get("extensions", {}).items()
+                if key not in ("pseudo", "join", "drift")
+            }
             for sink, key in ((self.dead_letters, "dead_letters"), (self.predictions, "predictions")):
                 size = restored.get("sinks", {}).get(key)
                 if size is not None:
@@ -235,14 +252,21 @@ class Daemon:
 
     def process(self, batch: list[Any]) -> None:
         """Decode and route one batch (test-then-train for labeled records)."""
+        started = time.perf_counter()
         decode_batch = getattr(self.decoder, "decode_batch", None)
         if decode_batch is not None:
             items = decode_batch(batch)
         else:
             decode = self.decoder.decode
             items = [decode(raw) for raw in batch]
+        decoded = time.perf_counter()
         counters = self.counters
+        seen_before = counters.records_seen
+        learned_before = self.learner.records_learned
         step = self.learner.step
+        monitor = self.monitor
+        errors = self._errors
+        track = self.telemetry is not None or monitor is not None or self.divergence_factor > 0
         for item in items:
             if item is None:  # a header or blank line: not a record
                 continue
@@ -250,18 +274,64 @@ class Daemon:
             if type(item) is Record:
                 y = item.y
                 if y is not None:
-                    yhat = step(item.x, y)
+                    x = item.x
+                    yhat = step(x, y)
                     if yhat - yhat != 0.0:
                         self._diverged(item, yhat)
-                    self._last_x = item.x
+                        continue
+                    self._last_x = x
+                    if track:
+                        errors.append(abs(y - yhat))
+                        if monitor is not None:
+                            monitor.observe(counters.records_seen - 1, x, y, yhat, self)
                 else:
                     self._unlabeled(item)
             elif type(item) is Rejected:
                 self._reject(item)
             elif type(item) is Label:
                 self._late_label(item)
+        if self.pseudo is not None:
+            self.pseudo.drain(self)
+        learned = time.perf_counter()
+        if errors:
+            self._check_error_explosion(errors)
         if self.telemetry is not None:
-            self.telemetry.batch_done(self, items)
+            self._report_batch(
+                counters.records_seen - seen_before,
+                self.learner.records_learned - learned_before,
+                decoded - started,
+                learned - decoded,
+            )
+        errors.clear()
+
+    def _report_batch(self, seen: int, learned: int, decode_s: float, learn_s: float) -> None:
+        telemetry = self.telemetry
+        telemetry.received(seen)
+        if learned:
+            telemetry.learned(learned)
+            telemetry.stage_seconds("learn", learn_s, learned)
+        if self._errors:
+            telemetry.abs_errors(self._errors)
+        if seen:
+            telemetry.stage_seconds("decode", decode_s, seen)
+            telemetry.last_record()
+
+    def _check_error_explosion(self, errors: list[float]) -> None:
+        """Divergence guard: a batch whose error is far above the recent level restores."""
+        factor = self.divergence_factor
+        learner = self.learner
+        if factor <= 0 or len(learner.recent_y) < learner.rolling_window or len(errors) < 10:
+            return
+        recent = learner.rolling_summary()["mae"]
+        batch_mae = sum(errors) / len(errors)
+        if recent is not None and recent > 0 and batch_mae > factor * recent:
+            log.error(
+                "prequential error exploded: batch MAE %.6g is over %g times the recent %.6g",
+                batch_mae,
+                factor,
+                recent,
+            )
+            self._diverged(Record({}, None, None, _NO_RAW), batch_mae)
 
     def _reject(self, item: Rejected) -> None:
         counters = self.counters
@@ -269,6 +339,8 @@ class Daemon:
         by_reason = counters.rejected_by_reason
         by_reason[item.reason] = by_reason.get(item.reason, 0) + 1
         self.dead_letters.write(item.dead_letter(self._source_name))
+        if self.telemetry is not None:
+            self.telemetry.rejected(item.reason)
 
     def _unlabeled(self, item: Record) -> None:
         self.counters.records_unlabeled += 1
@@ -280,14 +352,36 @@ class Daemon:
                 return  # never serve NaN: the restored model cannot predict this either
         self.counters.predictions += 1
         self.predictions.write({"id": item.id, "position": item.raw.where(), "prediction": yhat})
+        if self.telemetry is not None:
+            self.telemetry.predictions(1)
+        index = self.counters.records_seen - 1
+        if self.join is not None and item.id is not None:
+            self.join.remember(item, yhat, index)
+        if self.pseudo is not None:
+            self.pseudo.offer(item, yhat, index)
 
     def _late_label(self, item: Label) -> None:
-        # Without a join table a late label has nothing to attach to.
-        self._reject(Rejected("unjoined_label", f"no pending features for id {item.id!r}", item.raw))
+        pending = None
+        if self.join is not None:
+            pending = self.join.take(item, self.counters.records_seen - 1)
+        if pending is None:
+            # No waiting features (never seen, expired, or no join configured).
+            self._reject(
+                Rejected("unjoined_label", f"no pending features for id {item.id!r}", item.raw)
+            )
+            return
+        # Test-then-train with the prediction made when the features arrived.
+        self.learner.step_with_prediction(pending.x, item.y, pending.yhat)
+        if self.telemetry is not None or self.monitor is not None:
+            self._errors.append(abs(item.y - pending.yhat))
+        if self.monitor is not None:
+            self.monitor.observe(self.counters.records_seen - 1, pending.x, item.y, pending.yhat, self)
 
     def _diverged(self, item: Record, yhat: float) -> None:
         """The model predicted NaN/inf: restore the last good model; never learn or serve it."""
         self.counters.divergence_events += 1
+        if self.telemetry is not None:
+            self.telemetry.divergence()
         restored = None
         if self.writer is not None:
             self.writer.wait()  # the newest checkpoint on disk is the last good model
@@ -320,7 +414,18 @@ class Daemon:
             "learner": self.learner,
             "source": self.source.snapshot(),
             "counters": self.counters.as_dict(),
-            "extensions": self.extensions,
+            "extensions": {
+                **self.extensions,
+                **{
+                    key: part
+                    for key, part in (
+                        ("pseudo", self.pseudo),
+                        ("join", self.join),
+                        ("drift", self.monitor),
+                    )
+                    if part is not None
+                },
+            },
             "sinks": {
                 "dead_letters": self.dead_letters.position(),
                 "predictions": self.predictions.position(),
@@ -361,7 +466,7 @@ class Daemon:
             generation = self.store.write(blob)
             self._durable([(generation, state["source"])])
         if self.telemetry is not None:
-            self.telemetry.checkpoint_done(time.perf_counter() - started)
+            self.telemetry.stage_seconds("checkpoint", time.perf_counter() - started)
         if self.writer is not None:
             self._durable(self.writer.durable())
 
@@ -369,6 +474,8 @@ class Daemon:
         for generation, snapshot in written:
             self.checkpoint_generation = generation
             self.source.commit(snapshot)
+            if self.telemetry is not None:
+                self.telemetry.checkpoint_ok()
 
     def inspect(self) -> dict[str, Any]:
         """The ``inspect --json`` object of the current state."""
@@ -409,7 +516,10 @@ def inspect_state(state: Mapping[str, Any], generation: int | None = None) -> di
         intercept = getattr(final, "intercept", None)
         if intercept is not None:
             out["intercept"] = float(intercept)
-    out.update(state.get("extensions", {}).get("inspect", {}))
+    for part in state.get("extensions", {}).values():
+        summary = getattr(part, "summary", None)
+        if callable(summary):
+            out.update(summary())
     return out
 
 
