@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit system-deps broker bench clean
+.PHONY: run test lint typecheck unit system-deps keras broker bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,16 @@ run: $(STAMP)
 		--dead-letter out/example-dead-letters.jsonl
 	$(BIN)/streamlearn inspect out/example-state
 
-## test: lint, type-check and the whole test suite (real Kafka broker, real Prometheus)
-test: $(STAMP) system-deps lint typecheck unit
+## test: lint, type-check and the whole test suite (real Kafka broker, real Prometheus, Keras)
+test: $(STAMP) system-deps keras lint typecheck unit
+
+# Keras (CPU, torch backend) for the tests that read real .keras files. torch is pinned:
+# an unpinned one would pull a multi-GB CUDA build.
+KERAS_STAMP := $(VENV)/.keras
+keras: $(KERAS_STAMP)
+$(KERAS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet "torch==2.13.0" "keras>=3.10"
+	touch $(KERAS_STAMP)
 
 system-deps:
 	bash scripts/system-deps.sh

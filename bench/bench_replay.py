@@ -59,14 +59,28 @@ def main() -> None:
     empty.write_text(full.open().readline())
     python = sys.executable
     contenders = {
-        "streamlearn replay (sgd)": [python, "-m", "streamlearn.cli", "--log-level", "warning",
-                                     "replay", "{file}", "--state-dir", str(tmp / "state"),
-                                     "--reset"],
+        "streamlearn replay (sgd)": [
+            python,
+            "-m",
+            "streamlearn.cli",
+            "--log-level",
+            "warning",
+            "replay",
+            "{file}",
+            "--state-dir",
+            str(tmp / "state"),
+            "--reset",
+        ],
         "River loop (iter_csv + LinearRegression)": [
-            python, "-c", RIVER_LOOP.format(d=args.features), "{file}"],
+            python,
+            "-c",
+            RIVER_LOOP.format(d=args.features),
+            "{file}",
+        ],
     }
     rows = []
     for name, template in contenders.items():
+
         def command(path: Path, template: list[str] = template) -> list[str]:
             return [part.replace("{file}", str(path)) for part in template]
 
@@ -74,9 +88,11 @@ def main() -> None:
         total = best_of(command(full), args.repeat)
         rows.append((name, start_up, total, args.rows / max(total - start_up, 1e-9)))
     print(f"# {' '.join(sys.argv)}")
-    print(f"# {platform.node()} {platform.processor() or platform.machine()}, "
-          f"python {platform.python_version()}, {time.strftime('%Y-%m-%d')}, "
-          f"{args.rows} rows x {args.features} features, best of {args.repeat}")
+    print(
+        f"# {platform.node()} {platform.processor() or platform.machine()}, "
+        f"python {platform.python_version()}, {time.strftime('%Y-%m-%d')}, "
+        f"{args.rows} rows x {args.features} features, best of {args.repeat}"
+    )
     print(f"{'contender':45} {'start-up s':>10} {'total s':>9} {'rows/s':>12}")
     for name, start_up, total, rate in rows:
         print(f"{name:45} {start_up:10.2f} {total:9.2f} {rate:12,.0f}")

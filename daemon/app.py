@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from streamlearn.config import Settings
-from streamlearn.sources.base import PositionMismatch, Source, SourceError
+from streamlearn.sources.base import Source, SourceError
 
 log = logging.getLogger(__name__)
 
@@ -98,37 +98,67 @@ def build_decoder(settings: Settings, fmt: str, header: bytes | None) -> Any:
     try:
         columns = parse_csv_header(header)
         return CsvDecoder(
-            columns, target=settings.target, features=settings.features, id_column=settings.id_column
+            columns,
+            target=settings.target,
+            features=settings.features,
+            id_column=settings.id_column,
         )
     except (ValueError, UnicodeDecodeError) as exc:
         raise AppError(str(exc)) from None
 
 
-def open_source(settings: Settings, resume: dict[str, Any] | None) -> Source:
-    from streamlearn.sources.file import FileSource
+def kafka_settings(settings: Settings) -> Any:
+    """The Kafka settings of a kafka:// source, or an ``AppUsageError`` saying what is wrong."""
+    from streamlearn.kafka_config import KafkaSettings
 
-    path = source_path(settings.source)
     try:
-        return FileSource(
-            path, follow=settings.follow, resume=resume, max_line_bytes=settings.max_line_bytes
+        return KafkaSettings.build(
+            settings.source,
+            bootstrap_servers=settings.bootstrap_servers,
+            topic=settings.topic,
+            group_id=settings.group_id,
+            extra=settings.kafka_options,
+            config_file=settings.kafka_config,
+            start_from=settings.start_from,
+            on_data_loss=settings.on_data_loss,
         )
-    except PositionMismatch as exc:
-        raise AppError(str(exc)) from None
-    except SourceError as exc:
+    except (ValueError, OSError) as exc:
+        raise AppUsageError(str(exc)) from None
+
+
+def open_source(settings: Settings, resume: dict[str, Any] | None, kafka: Any = None) -> Source:
+    try:
+        if kafka is not None:
+            from streamlearn.sources.kafka import KafkaSource
+
+            return KafkaSource(kafka, resume)
+        from streamlearn.sources.file import FileSource
+
+        return FileSource(
+            source_path(settings.source),
+            follow=settings.follow,
+            resume=resume,
+            max_line_bytes=settings.max_line_bytes,
+        )
+    except SourceError as exc:  # PositionMismatch included: says to use --reset
         raise AppError(str(exc)) from None
 
 
-def open_sink(spec: str | None) -> Any:
+def open_sink(spec: str | None, kafka: Any = None) -> Any:
     from streamlearn.sinks import JsonLinesSink, NullSink
 
     if spec is None:
         return NullSink()
     if spec.startswith("kafka://"):
+        from streamlearn.kafka_sink import open_sink as open_kafka_sink
+
         try:
-            from streamlearn.kafka_sink import open_sink as open_kafka_sink
-        except ImportError:
-            raise AppError("Kafka sinks are not available in this build") from None
-        return open_kafka_sink(spec)
+            config = None
+            if kafka is not None:
+                config = {**kafka.client_config, "bootstrap_servers": kafka.bootstrap_servers}
+            return open_kafka_sink(spec, client_config=config)
+        except (ValueError, RuntimeError) as exc:
+            raise AppError(f"cannot open {spec}: {exc}") from None
     try:
         return JsonLinesSink(spec)
     except OSError as exc:
@@ -137,17 +167,156 @@ def open_sink(spec: str | None) -> Any:
 
 def _check_compatible(settings: Settings, state: dict[str, Any], decoder_settings: dict) -> None:
     saved = state.get("settings", {})
-    for key in ("target", "features", "id_column", "format"):
+    for key in ("target", "features", "id_column", "format", "source"):
+        if key == "source" and not settings.is_kafka:
+            continue  # a file's identity is checked by the file source itself
         if key in saved and saved[key] != decoder_settings[key]:
             raise AppError(
                 f"the state in {settings.state_dir} was learned with {key}={saved[key]!r}, "
                 f"not {decoder_settings[key]!r}; use --reset to start a new model"
             )
-    if settings.model_from_flag and state.get("model_spec") != settings.model:
+    if settings.model_from_flag and state.get("model_spec") != decoder_settings["model_spec"]:
         raise AppError(
             f"the state in {settings.state_dir} holds a {state.get('model_spec')!r} model, "
-            f"not {settings.model!r}; use --reset to start a new model"
+            f"not {decoder_settings['model_spec']!r}; use --reset to start a new model"
         )
+
+
+@dataclass
+class Warm:
+    """A warm start: model B, the frozen A as baseline, and how to rebuild B (rollback)."""
+
+    model: Any
+    baseline: Any
+    rebuild: Callable[[], Any]
+    spec: str
+
+
+def warm_start(settings: Settings, stream_features: list[str] | None) -> Warm | None:
+    """Build B from A (``--warm-start``); feature mismatches fail here, before any record."""
+    if settings.warm_start is None:
+        return None
+    from streamlearn.models.transfer import (
+        TransferError,
+        frozen_baseline,
+        load_batch_model,
+        parse_feature_map,
+    )
+    from streamlearn.models.transfer import (
+        warm_start as start_from,
+    )
+
+    try:
+        a = load_batch_model(settings.warm_start)
+        feature_map = parse_feature_map(settings.feature_map) if settings.feature_map else None
+        linear = "river" if settings.model.startswith("LinearRegression") else "sgd"
+
+        def rebuild() -> Any:
+            return start_from(
+                a,
+                settings.transfer_mode,
+                settings.trainable_layers,
+                feature_map,
+                stream_features,
+                lr=settings.lr,
+                linear_model=linear,
+            )
+
+        model = rebuild()
+        baseline = frozen_baseline(a, feature_map, stream_features)
+    except (TransferError, OSError) as exc:
+        raise AppUsageError(str(exc)) from None
+    name = Path(settings.warm_start).name
+    return Warm(model, baseline, rebuild, f"warm-start({settings.transfer_mode}, {name})")
+
+
+def _cold_copy(model: Any) -> Any:
+    """A fresh model of B's shape, from random or zero weights (the ``reset`` drift action)."""
+    params = model._get_params() if hasattr(model, "_get_params") else {}
+    if "initial_coefs" in params:
+        return model.clone({"initial_coefs": None, "initial_intercepts": None})
+    if "initial_weights" in params:
+        return model.clone({"initial_weights": None, "initial_intercept": 0.0})
+    return model.clone()
+
+
+def serve_http(settings: Settings, daemon: Any, telemetry: Any, resources: ExitStack) -> Any:
+    """Start the HTTP face (/metrics, /healthz, /readyz, /predict, /model) for a daemon."""
+    from streamlearn.http import MetricsServer, MetricsServerError, ModelUnavailable
+
+    def predict(features: dict[str, float]) -> tuple[float, int]:
+        # The loop holds the lock for a batch at a time; never read a half-learned model.
+        if not daemon.lock.acquire(timeout=2.0):
+            raise ModelUnavailable("the model is busy; try again")
+        try:
+            return daemon.learner.predict(features), daemon.learner.records_learned
+        finally:
+            daemon.lock.release()
+
+    def model_info() -> dict[str, Any]:
+        with daemon.lock:
+            return daemon.inspect()
+
+    expected = list(daemon.decoder.features) if daemon.decoder.features is not None else []
+    server = MetricsServer(
+        settings.metrics_host,
+        settings.metrics_port or 0,
+        telemetry.registry,
+        ready=lambda: daemon.ready,
+        predict=predict,
+        model_info=model_info,
+        expected_features=expected,
+        telemetry=telemetry,
+    )
+    try:
+        server.start()
+    except MetricsServerError as exc:
+        raise AppError(str(exc)) from None
+    resources.callback(server.stop)
+    return server
+
+
+def make_telemetry(settings: Settings, daemon: Any, source: Source) -> Any:
+    """Prometheus metrics of a daemon; model metrics are read at scrape time under its lock."""
+    from streamlearn.telemetry import Telemetry
+
+    learner_of = lambda: daemon.learner  # noqa: E731 - the learner object can be swapped
+
+    def model_metrics() -> dict[tuple[str, str], float]:
+        with daemon.lock:
+            cumulative = learner_of().summary()
+            rolling = learner_of().rolling_summary()
+        out = {(k, "cumulative"): v for k, v in cumulative.items() if v is not None}
+        out.update({(k, "rolling"): v for k, v in rolling.items() if v is not None})
+        return out
+
+    def baseline_metrics() -> dict[tuple[str, str], float]:
+        with daemon.lock:
+            summary = learner_of().baseline_summary() or {}
+        return {(k, "cumulative"): v for k, v in summary.items() if v is not None}
+
+    lag = None
+    if hasattr(source, "lag"):
+        topic = getattr(getattr(source, "settings", None), "topic", "")
+
+        def lag() -> dict[tuple[str, int], int]:
+            return {(topic, p): n for p, n in source.lag().items()}
+
+    kwargs: dict[str, Any] = {}
+    monitor = daemon.monitor
+    if monitor is not None:
+        from streamlearn import drift
+
+        kwargs = {"drift_detectors": drift.DETECTOR_NAMES, "drift_actions": drift.ACTIONS}
+    return Telemetry(
+        source=source.kind,
+        model_spec=daemon.model_spec,
+        model_metrics=model_metrics,
+        baseline_metrics=baseline_metrics if daemon.learner.baseline is not None else None,
+        lag=lag,
+        ready=lambda: daemon.ready,
+        **kwargs,
+    )
 
 
 def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -> App:
@@ -155,42 +324,55 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
     from streamlearn.checkpoint import CheckpointError, CheckpointStore, StateLocked
     from streamlearn.learner import Learner
     from streamlearn.models.registry import SpecError, build_model
+    from streamlearn.records import JsonDecoder
     from streamlearn.service import Daemon, RunOptions
 
     resources = ExitStack()
     try:
-        path = source_path(settings.source)
-        if not settings.follow and not path.exists():
-            raise AppError(f"no such file: {path}")
-        if path.is_dir():
-            raise AppError(f"{path} is a directory, not a file")
-        fmt = detect_format(path, settings.format)
-        header = _read_header(path, settings.follow, stopping) if fmt == "csv" else None
-        decoder = build_decoder(settings, fmt, header)
-        decoder_settings = {
-            "target": settings.target,
-            "features": list(decoder.features) if decoder.features is not None else None,
-            "id_column": settings.id_column,
-            "format": fmt,
-            "source": str(path),
-        }
-
-        def new_model() -> Any:
-            return build_model(settings.model, lr=settings.lr)
+        kafka = kafka_settings(settings) if settings.is_kafka else None
+        if kafka is not None:
+            fmt = "json"
+            decoder: Any = JsonDecoder(
+                target=settings.target,
+                features=settings.features,
+                id_field=settings.id_column,
+                skip_blank=False,  # an empty message is a record that went wrong
+            )
+            where = f"kafka:{kafka.topic}"
+        else:
+            path = source_path(settings.source)
+            if not settings.follow and not path.exists():
+                raise AppError(f"no such file: {path}")
+            if path.is_dir():
+                raise AppError(f"{path} is a directory, not a file")
+            fmt = detect_format(path, settings.format)
+            header = _read_header(path, settings.follow, stopping) if fmt == "csv" else None
+            decoder = build_decoder(settings, fmt, header)
+            where = str(path)
+        stream_features = list(decoder.features) if decoder.features is not None else None
 
         try:
-            fresh_model = new_model()  # validates the spec even when a state exists
+            fresh_model = build_model(settings.model, lr=settings.lr)  # checks the spec early
         except SpecError as exc:
             raise AppUsageError(str(exc)) from None
+        warm = warm_start(settings, stream_features)
+        spec = warm.spec if warm is not None else settings.model
+        run_settings = {
+            "target": settings.target,
+            "features": stream_features,
+            "id_column": settings.id_column,
+            "format": fmt,
+            "source": where,
+            "model_spec": spec,
+            "lr": settings.lr,
+        }
 
         store = None
         state = None
         if settings.state_dir is not None:
             try:
                 store = CheckpointStore(settings.state_dir)
-            except StateLocked as exc:
-                raise AppError(str(exc)) from None
-            except CheckpointError as exc:
+            except (StateLocked, CheckpointError) as exc:
                 raise AppError(str(exc)) from None
             resources.callback(store.close)
             if settings.reset:
@@ -201,7 +383,7 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
                 raise AppError(str(exc)) from None
             if loaded is not None:
                 state = loaded.state
-                _check_compatible(settings, state, decoder_settings)
+                _check_compatible(settings, state, run_settings)
                 log.info(
                     "resuming %s from generation %d: %d records learned",
                     state.get("model_spec"),
@@ -211,14 +393,28 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
         if state is not None:
             learner = state["learner"]
             spec = state["model_spec"]
+        elif warm is not None:
+            learner = Learner(
+                warm.model, rolling_window=settings.rolling_window, baseline=warm.baseline
+            )
         else:
             learner = Learner(fresh_model, rolling_window=settings.rolling_window)
-            spec = settings.model
-        source = open_source(settings, state["source"] if state is not None else None)
+
+        if warm is not None:
+            warm_model = warm.model
+
+            def new_model() -> Any:
+                return _cold_copy(warm_model)
+        else:
+
+            def new_model() -> Any:
+                return build_model(settings.model, lr=settings.lr)
+
+        source = open_source(settings, state["source"] if state is not None else None, kafka)
         resources.callback(source.close)
-        dead_letters = open_sink(settings.dead_letter)
+        dead_letters = open_sink(settings.dead_letter, kafka)
         resources.callback(dead_letters.close)
-        predictions = open_sink(settings.predictions)
+        predictions = open_sink(settings.predictions, kafka)
         resources.callback(predictions.close)
         options = RunOptions(
             checkpoint_every=settings.checkpoint_every,
@@ -227,20 +423,56 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
             rate=settings.rate,
             progress=settings.progress,
         )
+        extensions = state.get("extensions", {}) if state is not None else {}
+        pseudo, join = _pseudo_parts(settings, spec, extensions)
+        monitor = _drift_monitor(settings, extensions)
         daemon = Daemon(
             source,
             decoder,
             learner,
             model_spec=spec,
-            settings=decoder_settings,
+            settings=run_settings,
             store=store,
             dead_letters=dead_letters,
             predictions=predictions,
             options=options,
-            model_factory=new_model if state is None or spec == settings.model else None,
+            model_factory=new_model,
             restored=state,
+            pseudo=pseudo,
+            join=join,
+            monitor=monitor,
+            warm_model_factory=warm.rebuild if warm is not None else None,
+            divergence_factor=settings.divergence_factor,
         )
+        if settings.metrics_port is not None:
+            daemon.telemetry = make_telemetry(settings, daemon, source)
+            serve_http(settings, daemon, daemon.telemetry, resources)
         return App(daemon, resources)
     except BaseException:
         resources.close()
         raise
+
+
+def _pseudo_parts(settings: Settings, spec: str, extensions: dict[str, Any]) -> tuple[Any, Any]:
+    """The pseudo-label side loop and the delayed-label join, when asked for."""
+    try:
+        from streamlearn.pseudo import build_pseudo
+    except ImportError:
+        return None, None
+    restored = {k: extensions[k] for k in ("pseudo", "join") if k in extensions}
+    try:
+        return build_pseudo(settings.extra, model_spec=spec, lr=settings.lr, restored=restored)
+    except ValueError as exc:
+        raise AppUsageError(str(exc)) from None
+
+
+def _drift_monitor(settings: Settings, extensions: dict[str, Any]) -> Any:
+    """The drift monitor, when asked for."""
+    try:
+        from streamlearn.drift import build_monitor
+    except ImportError:
+        return None
+    try:
+        return build_monitor(settings.extra, restored=extensions.get("drift"))
+    except ValueError as exc:
+        raise AppUsageError(str(exc)) from None

@@ -66,7 +66,8 @@ def decode(blob: bytes) -> dict[str, Any]:
         raise CheckpointError("not a streamlearn checkpoint")
     if version > FORMAT_VERSION:
         raise CheckpointError(
-            f"format version {version} is newer than this streamlearn understands ({FORMAT_VERSION})"
+            f"format version {version} is newer than this streamlearn "
+            f"understands ({FORMAT_VERSION})"
         )
     payload = blob[_HEADER.size :]
     if len(payload) != size:

@@ -88,6 +88,24 @@ class Settings:
     progress: bool = False
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
+    divergence_factor: float = 100.0
+    warm_start: str | None = None
+    transfer_mode: str = "finetune"
+    trainable_layers: int = 1
+    feature_map: str | None = None
+    bootstrap_servers: str | None = None
+    topic: str | None = None
+    group_id: str | None = None
+    kafka_options: tuple[str, ...] = ()
+    kafka_config: str | None = None
+    start_from: str = "earliest"
+    on_data_loss: str = "fail"
+
+    @property
+    def is_kafka(self) -> bool:
+        """True when the source is a Kafka topic (a kafka:// URL, or --topic without a path)."""
+        return self.source.startswith("kafka://")
+
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod

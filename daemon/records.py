@@ -163,11 +163,7 @@ class CsvDecoder:
         self._target_index = header.index(target)
         self._id_index = header.index(id_column) if id_column is not None else -1
         self._feature_index = [(name, header.index(name)) for name in self.features]
-        self._plain = (
-            id_column is None
-            and header[-1] == target
-            and self.features == header[:-1]
-        )
+        self._plain = id_column is None and header[-1] == target and self.features == header[:-1]
 
     def decode_batch(self, raws: Sequence[Raw]) -> list[Decoded]:
         """Decode many lines; the plain layout (features then target) skips text decoding.
@@ -225,9 +221,10 @@ class CsvDecoder:
         # Plain numeric rows have no quotes: str.split is several times faster than csv.
         fields = next(csv.reader([text])) if '"' in text else text.split(",")
         if len(fields) != self._n_fields:
-            if text.lstrip("\ufeff") == self._header_line or [
-                f.strip() for f in fields
-            ] == self.header:
+            if (
+                text.lstrip("\ufeff") == self._header_line
+                or [f.strip() for f in fields] == self.header
+            ):
                 return None  # the header again (start of file, or a rotated file)
             return Rejected(
                 "field_count", f"expected {self._n_fields} fields, got {len(fields)}", raw
@@ -342,8 +339,10 @@ class JsonDecoder:
         nested = obj.get("x")
         if isinstance(nested, dict):
             source: dict[str, Any] = nested
-        elif nested is not None and "x" != self.target and (
-            self.features is None or "x" not in self.features
+        elif (
+            nested is not None
+            and self.target != "x"
+            and (self.features is None or "x" not in self.features)
         ):
             return Rejected("bad_shape", '"x" must be an object of features', raw)
         else:

@@ -166,6 +166,9 @@ class Daemon:
         self.writer: BackgroundWriter | None = None
         self.last_checkpoint_time = 0.0
         self._stop = threading.Event()
+        # Held while a batch is processed: the HTTP thread predicts and reads metrics
+        # only between batches, never from a half-updated model.
+        self.lock = threading.RLock()
         self._source_name = source.describe()
         self._last_x: dict[str, float] | None = None
         if restored is not None:
@@ -175,7 +178,10 @@ class Daemon:
                 for key, value in restored.get("extensions", {}).items()
                 if key not in ("pseudo", "join", "drift")
             }
-            for sink, key in ((self.dead_letters, "dead_letters"), (self.predictions, "predictions")):
+            for sink, key in (
+                (self.dead_letters, "dead_letters"),
+                (self.predictions, "predictions"),
+            ):
                 size = restored.get("sinks", {}).get(key)
                 if size is not None:
                     sink.rewind(size)
@@ -190,11 +196,18 @@ class Daemon:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    @property
+    def ready(self) -> bool:
+        """For /readyz: the source reaches its data and the model is loaded."""
+        return self.source.connected and self.learner.model is not None and not self.stopping
+
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT stop the loop cleanly; a second Ctrl+C kills at once."""
 
         def handler(signum: int, frame: FrameType | None) -> None:
-            log.info("received %s: finishing the batch and checkpointing", signal.Signals(signum).name)
+            log.info(
+                "received %s: finishing the batch and checkpointing", signal.Signals(signum).name
+            )
             self.stop()
             signal.signal(signum, signal.SIG_DFL)
 
@@ -224,7 +237,8 @@ class Daemon:
                 want = min(batch_size, options.checkpoint_every - since_checkpoint)
                 batch = self.source.next_batch(want)
                 if batch:
-                    self.process(batch)
+                    with self.lock:
+                        self.process(batch)
                     since_checkpoint += len(batch)
                     processed += len(batch)
                     if progress is not None:
@@ -375,7 +389,9 @@ class Daemon:
         if self.telemetry is not None or self.monitor is not None:
             self._errors.append(abs(item.y - pending.yhat))
         if self.monitor is not None:
-            self.monitor.observe(self.counters.records_seen - 1, pending.x, item.y, pending.yhat, self)
+            self.monitor.observe(
+                self.counters.records_seen - 1, pending.x, item.y, pending.yhat, self
+            )
 
     def _diverged(self, item: Record, yhat: float) -> None:
         """The model predicted NaN/inf: restore the last good model; never learn or serve it."""
@@ -395,8 +411,9 @@ class Daemon:
             "model diverged (prediction %s at %s); restored the %s",
             yhat,
             item.raw.where(),
-            "last checkpointed model" if self.store is not None and self.store.generation else
-            "initial model",
+            "last checkpointed model"
+            if self.store is not None and self.store.generation
+            else "initial model",
         )
         if restored is not None:
             self.learner.reset_model(restored)

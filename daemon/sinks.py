@@ -7,6 +7,7 @@ in a checkpoint has its dead letter or prediction on disk already.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -96,10 +97,9 @@ class JsonLinesSink(Sink):
         # the Python buffer was already flushed by position() on the loop's thread.
         file = self._file
         if file is not None:
-            try:
+            # Closed meanwhile is fine: close() flushed and synced it.
+            with contextlib.suppress(ValueError, OSError):
                 os.fsync(file.fileno())
-            except (ValueError, OSError):
-                pass  # closed meanwhile: close() flushed and synced it
 
     def position(self) -> int:
         """The file's size, its buffer handed to the OS: stored in the checkpoint."""

@@ -24,8 +24,13 @@ def make_regression(n: int, d: int = 3, seed: int = 0, noise: float = 0.1):
     return X, y, w
 
 
-def write_csv(path: Path, X: np.ndarray, y: np.ndarray | None, names: list[str] | None = None,
-              unlabeled: set[int] = frozenset()) -> list[str]:  # type: ignore[assignment]
+def write_csv(
+    path: Path,
+    X: np.ndarray,
+    y: np.ndarray | None,
+    names: list[str] | None = None,
+    unlabeled: set[int] = frozenset(),
+) -> list[str]:  # type: ignore[assignment]
     """Write X (and y) as a CSV with header x0..x{d-1},y; rows in ``unlabeled`` get an empty y."""
     names = names or [f"x{j}" for j in range(X.shape[1])]
     with open(path, "w") as handle:
@@ -52,15 +57,27 @@ def sgd_oracle(X: np.ndarray, y: np.ndarray, lr: float, labeled: np.ndarray | No
     return theta, theta0, np.array(predictions)
 
 
-def cli(*args: str, check: bool = True, timeout: float = 120, env: dict[str, str] | None = None,
-        **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str,
+    check: bool = True,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> subprocess.CompletedProcess[str]:
     """Run ``streamlearn ARGS`` in a subprocess (real process: signals, exit codes, stderr)."""
     full_env = {**os.environ, **(env or {})}
-    result = subprocess.run([*STREAMLEARN, *args], capture_output=True, text=True,
-                            timeout=timeout, env=full_env, **kwargs)
+    result = subprocess.run(
+        [*STREAMLEARN, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        **kwargs,
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"streamlearn {' '.join(args)} exited {result.returncode}:\n"
-                             f"{result.stderr}")
+        raise AssertionError(
+            f"streamlearn {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
+        )
     return result
 
 

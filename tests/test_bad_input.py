@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from streamhelpers import sgd_oracle
 
+from streamhelpers import sgd_oracle
 from streamlearn.learner import Learner
 from streamlearn.models.sgd import SGDRegressor
 from streamlearn.records import CsvDecoder, JsonDecoder
@@ -23,9 +23,11 @@ MAX_LINE = 200
 BAD_ROWS = {
     "field_count": st.sampled_from([b"1.0,2.0", b"1,2,3,4", b"1"]),
     "non_numeric": st.text(alphabet="abcxyz!?", min_size=1, max_size=8).map(
-        lambda t: f"1.0,{t},3.0".encode()),
-    "non_finite": st.sampled_from([b"nan,1,2", b"1,inf,2", b"1,-inf,2", b"1e999,1,2", b"1,2,NaN",
-                                   b"1,2,-1e400"]),
+        lambda t: f"1.0,{t},3.0".encode()
+    ),
+    "non_finite": st.sampled_from(
+        [b"nan,1,2", b"1,inf,2", b"1,-inf,2", b"1e999,1,2", b"1,2,NaN", b"1,2,-1e400"]
+    ),
     "undecodable": st.sampled_from([b"1,\xff\xfe,2", b"\x80,1,2"]),
     "too_long": st.integers(MAX_LINE + 1, MAX_LINE * 3).map(lambda n: b"1" * n),
 }
@@ -44,7 +46,9 @@ def corpora(draw):
     return rows
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(rows=corpora())
 def test_every_bad_row_is_dead_lettered_once_and_never_learned(tmp_path_factory, rows):
     tmp = tmp_path_factory.mktemp("bad")
@@ -53,8 +57,13 @@ def test_every_bad_row_is_dead_lettered_once_and_never_learned(tmp_path_factory,
     dead = tmp / "dead.jsonl"
     sink = JsonLinesSink(dead)
     source = FileSource(path, follow=False, max_line_bytes=MAX_LINE, read_size=64)
-    daemon = Daemon(source, CsvDecoder(["a", "b", "y"]), Learner(SGDRegressor(lr=0.01)),
-                    model_spec="sgd", dead_letters=sink)
+    daemon = Daemon(
+        source,
+        CsvDecoder(["a", "b", "y"]),
+        Learner(SGDRegressor(lr=0.01)),
+        model_spec="sgd",
+        dead_letters=sink,
+    )
     summary = daemon.run()
     sink.close()
     letters = [json.loads(line) for line in dead.read_text().splitlines()]

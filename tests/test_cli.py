@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from streamhelpers import STREAMLEARN, cli, inspect_json, make_regression, sgd_oracle, write_csv
 
 
@@ -115,8 +116,9 @@ def test_replay_resumes_only_new_rows_of_the_same_file(tmp_path):
     summary = inspect_json(state)
     assert summary["records_learned"] == 900
     theta, theta0, _ = sgd_oracle(X, y, 0.01)
-    np.testing.assert_allclose([summary["weights"][f"x{j}"] for j in range(3)], theta,
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        [summary["weights"][f"x{j}"] for j in range(3)], theta, rtol=0, atol=1e-12
+    )
     assert abs(summary["intercept"] - theta0) < 1e-12
 
 
@@ -137,8 +139,15 @@ def test_a_state_of_another_model_is_refused_when_model_is_given(data, tmp_path)
     path, _, _ = data
     state = tmp_path / "state"
     cli("replay", str(path), "--state-dir", str(state))
-    result = cli("replay", str(path), "--state-dir", str(state), "--model",
-                 "StandardScaler | LinearRegression", check=False)
+    result = cli(
+        "replay",
+        str(path),
+        "--state-dir",
+        str(state),
+        "--model",
+        "StandardScaler | LinearRegression",
+        check=False,
+    )
     assert_one_line_error(result, 1, "holds a 'sgd' model")
 
 
@@ -158,14 +167,26 @@ def test_dead_letters_and_predictions_files(tmp_path):
     path = tmp_path / "mixed.csv"
     path.write_text("id,a,y\nr1,1,2\nr2,2,\nr3,oops,1\nr4,3,\n")
     dead, predictions = tmp_path / "dead.jsonl", tmp_path / "pred.jsonl"
-    summary = json.loads(cli("replay", str(path), "--id-column", "id", "--dead-letter", str(dead),
-                             "--predictions", str(predictions), "--inspect-json").stdout)
+    summary = json.loads(
+        cli(
+            "replay",
+            str(path),
+            "--id-column",
+            "id",
+            "--dead-letter",
+            str(dead),
+            "--predictions",
+            str(predictions),
+            "--inspect-json",
+        ).stdout
+    )
     assert summary["records_learned"] == 1
     assert summary["records_unlabeled"] == 2
     assert summary["rejected_by_reason"] == {"non_numeric": 1}
     letters = [json.loads(line) for line in dead.read_text().splitlines()]
     assert [(d["reason"], d["raw"], d["position"]) for d in letters] == [
-        ("non_numeric", "r3,oops,1\n", {"offset": path.read_text().index("r3")})]
+        ("non_numeric", "r3,oops,1\n", {"offset": path.read_text().index("r3")})
+    ]
     preds = [json.loads(line) for line in predictions.read_text().splitlines()]
     assert [p["id"] for p in preds] == ["r2", "r4"]
     # After learning (a=1 -> y=2) once: w = 0.02, b = 0.02, so a=2 predicts 0.06.
@@ -187,8 +208,11 @@ def test_run_follows_the_file_and_exits_0_on_sigterm(tmp_path):
     path = tmp_path / "live.csv"
     write_csv(path, X[:100], y[:100])
     state = tmp_path / "state"
-    proc = subprocess.Popen([*STREAMLEARN, "run", str(path), "--state-dir", str(state),
-                             "--checkpoint-interval", "0.2"], stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*STREAMLEARN, "run", str(path), "--state-dir", str(state), "--checkpoint-interval", "0.2"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         with open(path, "a") as handle:
             for i in range(100, 300):
@@ -198,9 +222,9 @@ def test_run_follows_the_file_and_exits_0_on_sigterm(tmp_path):
                     time.sleep(0.1)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if state.exists() and list(state.glob("gen-*.ckpt")):
-                if inspect_json(state)["records_learned"] == 300:
-                    break
+            ready = state.exists() and list(state.glob("gen-*.ckpt"))
+            if ready and inspect_json(state)["records_learned"] == 300:
+                break
             time.sleep(0.2)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
@@ -209,15 +233,27 @@ def test_run_follows_the_file_and_exits_0_on_sigterm(tmp_path):
     summary = inspect_json(state)
     assert summary["records_learned"] == 300
     theta, _, _ = sgd_oracle(X, y, 0.01)
-    np.testing.assert_allclose([summary["weights"][f"x{j}"] for j in range(3)], theta,
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        [summary["weights"][f"x{j}"] for j in range(3)], theta, rtol=0, atol=1e-12
+    )
 
 
 def test_help_explains_every_option():
     text = cli("replay", "--help").stdout
-    for option in ("--target", "--model", "--lr", "--state-dir", "--dead-letter", "--predictions",
-                   "--checkpoint-every", "--checkpoint-interval", "--id-column", "--config",
-                   "--rate", "--inspect-json"):
+    for option in (
+        "--target",
+        "--model",
+        "--lr",
+        "--state-dir",
+        "--dead-letter",
+        "--predictions",
+        "--checkpoint-every",
+        "--checkpoint-interval",
+        "--id-column",
+        "--config",
+        "--rate",
+        "--inspect-json",
+    ):
         assert option in text
     assert "inspect" in cli("--help").stdout
 

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+
 from streamhelpers import STREAMLEARN, cli, inspect_json, make_regression, sgd_oracle, write_csv
 
 
@@ -22,8 +23,19 @@ def test_sigkill_at_random_moments_then_resume_equals_one_pass(tmp_path):
     with open(path, "a") as handle:  # bad rows at the end: each must be dead-lettered once
         handle.write("1,2\nx,y,z,w\n")
     state, dead, predictions = tmp_path / "state", tmp_path / "dead.jsonl", tmp_path / "pred.jsonl"
-    args = [*STREAMLEARN, "replay", str(path), "--state-dir", str(state), "--dead-letter", str(dead),
-            "--predictions", str(predictions), "--rate", "400"]
+    args = [
+        *STREAMLEARN,
+        "replay",
+        str(path),
+        "--state-dir",
+        str(state),
+        "--dead-letter",
+        str(dead),
+        "--predictions",
+        str(predictions),
+        "--rate",
+        "400",
+    ]
     rng = random.Random(1234)
     kills = 0
     for every in ("50", "1", "13", "200"):
@@ -39,14 +51,23 @@ def test_sigkill_at_random_moments_then_resume_equals_one_pass(tmp_path):
             kills += 1
         proc.wait()
     assert kills >= 3
-    cli("replay", str(path), "--state-dir", str(state), "--dead-letter", str(dead),
-        "--predictions", str(predictions))
+    cli(
+        "replay",
+        str(path),
+        "--state-dir",
+        str(state),
+        "--dead-letter",
+        str(dead),
+        "--predictions",
+        str(predictions),
+    )
     summary = inspect_json(state)
     labeled = np.array([i not in unlabeled for i in range(len(y))])
     assert summary["records_learned"] == int(labeled.sum())
     theta, theta0, _ = sgd_oracle(X, y, 0.01, labeled=labeled)
-    np.testing.assert_allclose([summary["weights"][f"x{j}"] for j in range(3)], theta,
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        [summary["weights"][f"x{j}"] for j in range(3)], theta, rtol=0, atol=1e-12
+    )
     assert abs(summary["intercept"] - theta0) < 1e-12
     # Sinks are cut back to the checkpoint on resume: every entry exactly once.
     letters = [json.loads(line) for line in dead.read_text().splitlines()]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import river
 from river import datasets, evaluate, metrics
-from streamhelpers import cli, make_regression, write_csv
 
+from streamhelpers import cli, make_regression, write_csv
 from streamlearn.models.registry import build_model
 
 TRUMP = Path(os.path.dirname(river.__file__)) / "datasets" / "trump_approval.csv.gz"
@@ -35,8 +35,9 @@ def _river_scores(dataset, spec: str) -> dict[str, float]:
 )
 def test_metrics_equal_progressive_val_score_on_trump_approval(trump_csv, spec):
     expected = _river_scores(datasets.TrumpApproval(), spec)
-    result = cli("replay", str(trump_csv), "--target", "five_thirty_eight", "--model", spec,
-                 "--inspect-json")
+    result = cli(
+        "replay", str(trump_csv), "--target", "five_thirty_eight", "--model", spec, "--inspect-json"
+    )
     summary = json.loads(result.stdout)
     assert summary["records_learned"] == 1001
     for name in ("mae", "rmse", "r2"):
@@ -46,8 +47,10 @@ def test_metrics_equal_progressive_val_score_on_trump_approval(trump_csv, spec):
 def test_sgd_metrics_equal_progressive_val_score(tmp_path):
     X, y, _ = make_regression(3000, d=4, seed=11)
     names = write_csv(tmp_path / "s.csv", X, y)
-    dataset = [({n: float(v) for n, v in zip(names, row, strict=True)}, float(t))
-               for row, t in zip(X, y, strict=True)]
+    dataset = [
+        ({n: float(v) for n, v in zip(names, row, strict=True)}, float(t))
+        for row, t in zip(X, y, strict=True)
+    ]
     expected = _river_scores(dataset, "sgd")
     summary = json.loads(cli("replay", str(tmp_path / "s.csv"), "--inspect-json").stdout)
     for name in ("mae", "rmse", "r2"):

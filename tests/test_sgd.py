@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from river import checks, linear_model, optim
-from streamhelpers import make_regression, sgd_oracle
 
+from streamhelpers import make_regression, sgd_oracle
 from streamlearn.models.sgd import SGDRegressor
 
 
@@ -33,9 +33,7 @@ def test_weights_equal_the_numpy_oracle_to_1e_12():
 def test_river_linear_regression_with_the_same_alpha_takes_twice_the_step():
     # Why 'sgd' exists: River's squared loss has gradient 2 (yhat - y).
     ours = SGDRegressor(lr=0.01)
-    rivers = linear_model.LinearRegression(
-        optimizer=optim.SGD(0.01), intercept_lr=0.01, l2=0.0
-    )
+    rivers = linear_model.LinearRegression(optimizer=optim.SGD(0.01), intercept_lr=0.01, l2=0.0)
     ours.learn_one({"a": 1.0}, 1.0)
     rivers.learn_one({"a": 1.0}, 1.0)
     assert ours.weights["a"] == pytest.approx(0.01)

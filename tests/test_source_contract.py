@@ -191,7 +191,10 @@ def test_over_long_line_is_handed_out_once_truncated_then_skipped(tmp_path):
     source = FileSource(path, follow=False, max_line_bytes=16, read_size=8)
     batch = source.next_batch(10) + source.next_batch(10)
     assert [(raw.value, raw.truncated) for raw in batch] == [
-        (b"ok\n", False), (b"x" * 16, True), (b"next\n", False)]
+        (b"ok\n", False),
+        (b"x" * 16, True),
+        (b"next\n", False),
+    ]
 
 
 def test_resume_inside_an_over_long_line_skips_its_rest(tmp_path):

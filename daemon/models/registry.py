@@ -85,8 +85,10 @@ def _call(node: ast.expr, spec: str, allowed: Mapping[str, Any], what: str) -> S
     elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         name, keywords, args = node.func.id, node.keywords, node.args
     else:
-        raise SpecError(f"in {spec!r}: {ast.unparse(node)!r} is not a {what} name or call; "
-                        "write e.g. 'StandardScaler | LinearRegression(l2=0.1)'")
+        raise SpecError(
+            f"in {spec!r}: {ast.unparse(node)!r} is not a {what} name or call; "
+            "write e.g. 'StandardScaler | LinearRegression(l2=0.1)'"
+        )
     if name not in allowed:
         known = known_names() if allowed is MODELS else ", ".join(sorted(allowed))
         raise SpecError(f"unknown {what} {name!r} in {spec!r}; known: {known}")
@@ -115,7 +117,8 @@ def parse_spec(spec: str) -> list[Step]:
         tree = ast.parse(spec.strip(), mode="eval")
     except SyntaxError:
         raise SpecError(
-            f"cannot parse model spec {spec!r}: write e.g. 'StandardScaler | LinearRegression(l2=0.1)'"
+            f"cannot parse model spec {spec!r}: "
+            "write e.g. 'StandardScaler | LinearRegression(l2=0.1)'"
         ) from None
     parts: list[ast.expr] = []
 
@@ -177,7 +180,9 @@ def build_model(spec: str, lr: float | None = None) -> Any:
         )
     for step, obj in zip(steps[:-1], built[:-1], strict=True):
         if not isinstance(obj, base.Transformer):
-            raise SpecError(f"{step.name} in {spec!r} is not a transformer; only the last step learns")
+            raise SpecError(
+                f"{step.name} in {spec!r} is not a transformer; only the last step learns"
+            )
     if len(built) == 1:
         return last
     from river import compose

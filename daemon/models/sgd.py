@@ -9,7 +9,7 @@ and ``theta_0 <- theta_0 - alpha * (yhat - y)``, on raw features. River's
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 from river import base
@@ -55,7 +55,7 @@ class SGDRegressor(base.Regressor):
     def __init__(
         self,
         lr: float = 0.01,
-        initial_weights: Mapping[str, float] | None = None,
+        initial_weights: Mapping[Hashable, float] | None = None,
         initial_intercept: float = 0.0,
     ) -> None:
         if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
@@ -69,14 +69,14 @@ class SGDRegressor(base.Regressor):
         # the same starting point; the learned state lives apart from them.
         self.initial_weights = initial_weights
         self.initial_intercept = float(initial_intercept)
-        self.weights: dict[str, float] = dict(initial_weights)
+        self.weights: dict[Hashable, float] = dict(initial_weights)
         self.intercept = self.initial_intercept
 
     @classmethod
     def _unit_test_params(cls) -> Any:
         yield {"lr": 0.01}
 
-    def predict_one(self, x: dict[str, Any]) -> float:
+    def predict_one(self, x: dict[Hashable, Any]) -> float:
         weights = self.weights
         yhat = self.intercept
         for name, value in x.items():
@@ -85,7 +85,7 @@ class SGDRegressor(base.Regressor):
                 yhat += weight * value
         return yhat
 
-    def predict_learn_one(self, x: dict[str, Any], y: float) -> float:
+    def predict_learn_one(self, x: dict[Hashable, Any], y: float) -> float:
         """``predict_one`` then ``learn_one`` in one pass; returns the prediction.
 
         The same arithmetic in the same order as the two calls (so the same weights
@@ -106,7 +106,7 @@ class SGDRegressor(base.Regressor):
         self.intercept -= step
         return yhat
 
-    def learn_one(self, x: dict[str, Any], y: float, w: float = 1.0) -> None:
+    def learn_one(self, x: dict[Hashable, Any], y: float, w: float = 1.0) -> None:
         step = self.lr * w * (self.predict_one(x) - y)
         weights = self.weights
         for name, value in x.items():

@@ -188,9 +188,8 @@ class FileSource(Source):
         if self._handle is None and not self._try_open_later():
             return out
         while len(out) < max_items:
-            if not self._take_lines(out, max_items):
-                if not self._fill():
-                    break
+            if not self._take_lines(out, max_items) and not self._fill():
+                break
         if not out and self._at_eof:
             self._on_idle_eof(out)
         return out
