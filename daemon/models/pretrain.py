@@ -1,0 +1,329 @@
+"""Train the batch model A of transfer learning, as the seed does before going online.
+
+``streamlearn pretrain data.csv`` fits a scikit-learn ``MLPRegressor`` (or ``LinearRegression``)
+on a CSV and saves it with joblib; ``--transfer-from A.joblib`` then starts the online model
+from it. scikit-learn and pandas are imported only when a model is trained, so that the command
+line starts fast.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+__all__ = ["PretrainError", "PretrainResult", "pretrain", "pretrain_command"]
+
+# scikit-learn's activation names, plus the Keras spellings of the same functions.
+_ACTIVATIONS = {
+    "relu": "relu",
+    "tanh": "tanh",
+    "logistic": "logistic",
+    "sigmoid": "logistic",
+    "identity": "identity",
+    "linear": "identity",
+}
+
+
+class PretrainError(ValueError):
+    """The data or the options cannot train a model; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class PretrainResult:
+    """What ``pretrain`` produced.
+
+    Attributes
+    ----------
+    model_path
+        The joblib file holding model A.
+    csv_path
+        The training data.
+    kind
+        ``"mlp"`` or ``"linear"``.
+    features
+        The feature columns, in the model's input order (also saved in the model as
+        ``feature_names_in_``).
+    target
+        The target column.
+    n_rows
+        Number of training rows.
+    loss
+        Mean squared error of the saved model on its training data.
+    epochs_run
+        Passes over the data (1 for the closed-form linear fit).
+    """
+
+    model_path: Path
+    csv_path: Path
+    kind: str
+    features: tuple[str, ...]
+    target: str
+    n_rows: int
+    loss: float
+    epochs_run: int
+
+
+def pretrain(
+    csv_path: str | os.PathLike[str],
+    target: str = "y",
+    out: str | os.PathLike[str] = "A.joblib",
+    hidden: Sequence[int] = (50, 50),
+    activation: str = "relu",
+    epochs: int = 400,
+    seed: int = 0,
+    kind: str = "mlp",
+    features: Sequence[str] | None = None,
+) -> PretrainResult:
+    """Fit model A on a CSV file and save it with joblib.
+
+    The model is fitted on a pandas DataFrame, so it remembers its feature names and transfer
+    can check them against the stream. ``kind="mlp"`` is the seed's network: dense ``hidden``
+    layers with ``activation`` and Adam, trained for exactly ``epochs`` passes as Keras'
+    ``fit(epochs=...)`` would (scikit-learn's early stop is switched off). ``kind="linear"`` is
+    an ordinary least-squares ``LinearRegression``.
+
+    Parameters
+    ----------
+    csv_path
+        Training data with a header row; every column but ``target`` is a feature unless
+        ``features`` is given.
+    target
+        The column to predict.
+    out
+        Where to write the model (written to a temporary file, then renamed into place).
+    hidden, activation, epochs, seed
+        Shape and training of the MLP (ignored for ``linear``).
+    kind
+        ``"mlp"`` or ``"linear"``.
+    features
+        The feature columns, in order.
+
+    Raises
+    ------
+    PretrainError
+        A missing column, a non-numeric or empty column, missing values, bad options.
+
+    Examples
+    --------
+    >>> import tempfile, joblib
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "data.csv").write_text("x,y\\n0,1\\n1,3\\n2,5\\n3,7\\n")
+    >>> result = pretrain(folder / "data.csv", out=folder / "A.joblib", kind="linear")
+    >>> result.features, result.n_rows, round(result.loss, 12)
+    (('x',), 4, 0.0)
+    >>> import pandas as pd
+    >>> model = joblib.load(result.model_path)
+    >>> round(float(model.predict(pd.DataFrame({"x": [10.0]}))[0]), 9)
+    21.0
+    """
+    if kind not in ("mlp", "linear"):
+        raise PretrainError(f"kind must be 'mlp' or 'linear', got {kind!r}")
+    if activation not in _ACTIVATIONS:
+        raise PretrainError(
+            f"unknown activation {activation!r}; use one of {', '.join(sorted(_ACTIVATIONS))}"
+        )
+    hidden = tuple(hidden)
+    if not hidden or not all(isinstance(h, int) and h > 0 for h in hidden):
+        raise PretrainError(f"hidden must be one or more positive layer sizes, got {hidden!r}")
+    if not (isinstance(epochs, int) and epochs >= 1):
+        raise PretrainError(f"epochs must be a positive integer, got {epochs!r}")
+
+    import numpy as np
+    import pandas as pd
+
+    csv_path = Path(csv_path)
+    try:
+        frame = pd.read_csv(csv_path)
+    except FileNotFoundError:
+        raise PretrainError(f"no such file: {csv_path}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise PretrainError(f"{csv_path} is not a readable CSV file: {exc}") from None
+    columns = [str(c) for c in frame.columns]
+    if target not in columns:
+        raise PretrainError(
+            f"{csv_path} has no target column {target!r}; its columns are {', '.join(columns)}"
+        )
+    feature_names = [c for c in columns if c != target] if features is None else list(features)
+    unknown = [c for c in feature_names if c not in columns]
+    if unknown:
+        raise PretrainError(f"{csv_path} has no column(s) {', '.join(unknown)}")
+    if target in feature_names:
+        raise PretrainError(f"the target {target!r} cannot also be a feature")
+    if not feature_names:
+        raise PretrainError(f"{csv_path} has no feature column besides {target!r}")
+    for column in [*feature_names, target]:
+        if not pd.api.types.is_numeric_dtype(frame[column]):
+            raise PretrainError(f"column {column!r} of {csv_path} is not numeric")
+    data = frame[[*feature_names, target]]
+    if len(data) < 2:
+        raise PretrainError(f"{csv_path} has {len(data)} row(s); at least 2 are needed")
+    bad_rows = int((~np.isfinite(data.to_numpy(dtype=np.float64))).any(axis=1).sum())
+    if bad_rows:
+        raise PretrainError(f"{csv_path} has {bad_rows} row(s) with missing or infinite values")
+    X = data[feature_names].astype(np.float64)
+    y = data[target].to_numpy(dtype=np.float64)
+
+    if kind == "mlp":
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPRegressor
+
+        model = MLPRegressor(
+            hidden_layer_sizes=hidden,
+            activation=_ACTIVATIONS[activation],
+            max_iter=epochs,
+            random_state=seed,
+            # As Keras' fit(epochs=N): run all N passes, do not stop on a plateau.
+            n_iter_no_change=epochs,
+        )
+        with warnings.catch_warnings():
+            # Reaching max_iter is the point here, not a problem worth a warning.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X, y)
+        epochs_run = int(model.n_iter_)
+    else:
+        from sklearn.linear_model import LinearRegression
+
+        model = LinearRegression().fit(X, y)
+        epochs_run = 1
+    loss = float(np.mean((model.predict(X) - y) ** 2))
+
+    import joblib
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = out.with_name(f".{out.name}.tmp.{os.getpid()}")
+    try:
+        joblib.dump(model, temporary)
+        os.replace(temporary, out)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return PretrainResult(
+        model_path=out,
+        csv_path=csv_path,
+        kind=kind,
+        features=tuple(feature_names),
+        target=target,
+        n_rows=len(y),
+        loss=loss,
+        epochs_run=epochs_run,
+    )
+
+
+def _parse_hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a comma-separated list of layer sizes, e.g. 50,50"
+        ) from None
+    if not sizes or any(size <= 0 for size in sizes):
+        raise click.BadParameter(f"layer sizes must be positive, got {value!r}")
+    return sizes
+
+
+def _parse_features(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> list[str] | None:
+    if value is None:
+        return None
+    names = [part.strip() for part in value.split(",") if part.strip()]
+    if not names:
+        raise click.BadParameter("give at least one column name, e.g. --features x1,x2")
+    return names
+
+
+@click.command("pretrain")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--target",
+    default="y",
+    show_default=True,
+    envvar="STREAMLEARN_TARGET",
+    help="Column to predict.",
+)
+@click.option(
+    "--features",
+    default=None,
+    callback=_parse_features,
+    envvar="STREAMLEARN_FEATURES",
+    help="Comma-separated feature columns, in order (default: every column but the target).",
+)
+@click.option(
+    "--out",
+    default="A.joblib",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="STREAMLEARN_PRETRAIN_OUT",
+    help="Where to save model A (joblib).",
+)
+@click.option(
+    "--hidden",
+    default="50,50",
+    show_default=True,
+    callback=_parse_hidden,
+    envvar="STREAMLEARN_PRETRAIN_HIDDEN",
+    help="Units of each hidden layer, comma-separated (mlp only).",
+)
+@click.option(
+    "--activation",
+    default="relu",
+    show_default=True,
+    type=click.Choice(sorted(_ACTIVATIONS)),
+    envvar="STREAMLEARN_PRETRAIN_ACTIVATION",
+    help="Hidden-layer activation (mlp only).",
+)
+@click.option(
+    "--epochs",
+    default=400,
+    show_default=True,
+    type=click.IntRange(min=1),
+    envvar="STREAMLEARN_PRETRAIN_EPOCHS",
+    help="Passes over the data, as Keras' fit(epochs=...) (mlp only).",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    envvar="STREAMLEARN_PRETRAIN_SEED",
+    help="Random seed of the weight initialisation and shuffling (mlp only).",
+)
+@click.option(
+    "--kind",
+    default="mlp",
+    show_default=True,
+    type=click.Choice(["mlp", "linear"]),
+    envvar="STREAMLEARN_PRETRAIN_KIND",
+    help="mlp: scikit-learn MLPRegressor; linear: LinearRegression.",
+)
+def pretrain_command(
+    file: Path,
+    target: str,
+    features: list[str] | None,
+    out: Path,
+    hidden: tuple[int, ...],
+    activation: str,
+    epochs: int,
+    seed: int,
+    kind: str,
+) -> None:
+    """Train a batch model A on FILE (a CSV with a header) for transfer learning."""
+    try:
+        result = pretrain(file, target, out, hidden, activation, epochs, seed, kind, features)
+    except PretrainError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
+    shape = f"{kind} {','.join(map(str, hidden))}" if kind == "mlp" else kind
+    click.echo(
+        f"trained {shape} on {result.n_rows} rows of {file} "
+        f"(features {', '.join(result.features)}; target {result.target}; "
+        f"{result.epochs_run} epoch(s))"
+    )
+    click.echo(f"training loss (MSE): {result.loss:.6g}")
+    click.echo(f"saved model A to {result.model_path}")

@@ -1,0 +1,735 @@
+"""Prometheus metrics of the daemon, on an injected registry, cheap enough to update per batch.
+
+The run loop calls :class:`Telemetry` once per *batch* (never per record). Values that
+live in River objects (rolling MAE, Kafka lag) are read at scrape time by collectors
+built on callables, not copied on every record. High-rate distributions go through
+:class:`BatchHistogram`, which bins a whole numpy array in one call.
+
+Units: seconds for durations, Unix seconds for timestamps, target units for errors,
+records for counts. Every fixed label combination is exported (at 0) from construction
+on, so dashboards and ``rate()`` have data before the first event.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info
+from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
+
+__all__ = [
+    "DEFAULT_ERROR_BUCKETS",
+    "DEFAULT_STEP_BUCKETS",
+    "DRIFT_ACTIONS",
+    "DRIFT_DETECTORS",
+    "LEARN_LABELS",
+    "MODEL_METRICS",
+    "MODEL_WINDOWS",
+    "PREDICT_OUTCOMES",
+    "PSEUDO_DECISIONS",
+    "REJECT_REASONS",
+    "STAGES",
+    "BatchHistogram",
+    "Telemetry",
+    "one_two_five_buckets",
+]
+
+log = logging.getLogger(__name__)
+
+
+def one_two_five_buckets(low: float, high: float) -> tuple[float, ...]:
+    """Upper bounds 1, 2.5, 5 per decade from ``low`` to ``high`` (both powers of ten).
+
+    Three buckets a decade keep the exposition small while ``histogram_quantile``
+    stays within a factor of about 2 over many orders of magnitude.
+
+    >>> one_two_five_buckets(0.01, 1)
+    (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+    """
+    if not (0 < low < high):
+        raise ValueError(f"need 0 < low < high, got low={low!r} high={high!r}")
+    first, last = math.log10(low), math.log10(high)
+    if first != round(first) or last != round(last):
+        raise ValueError(f"low and high must be powers of ten, got {low!r} and {high!r}")
+    bounds: list[float] = []
+    for exponent in range(round(first), round(last)):
+        # round() strips the float noise of 10**-3 * 2.5 so `le` labels read "0.0025".
+        bounds.extend(round(m * 10.0**exponent, 12) for m in (1.0, 2.5, 5.0))
+    bounds.append(float(high))
+    return tuple(bounds)
+
+
+#: Absolute prediction error, in target units: 0.001 to 1000.
+DEFAULT_ERROR_BUCKETS: tuple[float, ...] = one_two_five_buckets(0.001, 1000.0)
+#: Seconds per record and stage: 100 ns (one learn_one of a linear model) to 10 s.
+DEFAULT_STEP_BUCKETS: tuple[float, ...] = one_two_five_buckets(1e-7, 10.0)
+
+#: Why a record was sent to the dead-letter sink (pre-initialised label values).
+REJECT_REASONS: tuple[str, ...] = (
+    "field_count",
+    "non_numeric",
+    "non_finite",
+    "undecodable",
+    "too_long",
+    "bad_json",
+    "bad_shape",
+    "missing_feature",
+    "empty",
+    "duplicate_id",
+    "other",
+)
+#: Where a learned target came from.
+LEARN_LABELS: tuple[str, ...] = ("true", "pseudo")
+#: What the pseudo-labelling loop did with a candidate.
+PSEUDO_DECISIONS: tuple[str, ...] = ("accepted", "rejected")
+#: Stages of the run loop that are timed.
+STAGES: tuple[str, ...] = ("decode", "predict", "learn", "checkpoint")
+#: Default drift detector names (River's ``drift.ADWIN`` and ``drift.PageHinkley``).
+DRIFT_DETECTORS: tuple[str, ...] = ("adwin", "page_hinkley")
+#: Default drift actions (the loop may name others, see ``Telemetry``).
+DRIFT_ACTIONS: tuple[str, ...] = ("none", "reset", "shrink_lr", "boost_lr")
+#: Model metric names and windows exported by ``streamlearn_model_metric``.
+MODEL_METRICS: tuple[str, ...] = ("mae", "rmse", "r2")
+MODEL_WINDOWS: tuple[str, ...] = ("cumulative", "rolling")
+#: Outcomes of ``POST /predict`` (see ``streamlearn.http``).
+PREDICT_OUTCOMES: tuple[str, ...] = ("ok", "bad_request", "too_large", "unavailable", "error")
+
+ModelMetrics = Callable[[], Mapping[tuple[str, str], float]]
+LagReader = Callable[[], Mapping[tuple[str, int], int]]
+
+
+class BatchHistogram:
+    """A Prometheus histogram fed a numpy array at a time.
+
+    ``prometheus_client.Histogram.observe`` takes a lock and walks the buckets once per
+    value; at hundreds of thousands of records a second that is the bottleneck. Here a
+    batch is binned with one ``np.searchsorted`` and one ``np.bincount`` under one lock.
+    The exposition is an ordinary histogram (``_bucket{le=...}`` cumulative, with
+    ``+Inf``, ``_sum``, ``_count``), identical to a ``Histogram`` fed the same values one
+    by one (``le`` means "less than or equal", as in Prometheus).
+
+    Non-finite values (NaN, +-inf) are dropped and not counted: one would turn ``_sum``
+    into NaN or inf for the life of the process. Whoever feeds the histogram reports
+    divergence on its own (``Telemetry.divergence``).
+
+    Optional integer ``weights`` count one value several times: a batch of ``n``
+    records timed as a whole is observed as ``n`` records of ``seconds / n`` each.
+
+    >>> from prometheus_client import CollectorRegistry
+    >>> registry = CollectorRegistry()
+    >>> h = BatchHistogram("demo_seconds", "A demo.", buckets=(0.1, 1.0), registry=registry)
+    >>> h.observe_many(np.array([0.05, 0.1, 0.5, 7.0, float("nan")]))
+    4
+    >>> bucket = "demo_seconds_bucket"
+    >>> [registry.get_sample_value(bucket, {"le": le}) for le in ("0.1", "1.0", "+Inf")]
+    [2.0, 3.0, 4.0]
+    >>> registry.get_sample_value("demo_seconds_sum")
+    7.65
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        buckets: Sequence[float],
+        labelnames: Sequence[str] = (),
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        bounds = [float(b) for b in buckets]
+        if not bounds or any(math.isnan(b) for b in bounds):
+            raise ValueError(f"{name}: buckets must be a non-empty list of numbers")
+        if bounds != sorted(set(bounds)):
+            raise ValueError(f"{name}: buckets must be strictly increasing, got {bounds}")
+        if bounds[-1] != math.inf:
+            bounds.append(math.inf)
+        if "le" in labelnames:
+            raise ValueError(f"{name}: 'le' is reserved for the bucket bound")
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self.upper_bounds = np.array(bounds, dtype=np.float64)
+        self._le = [floatToGoString(b) for b in bounds]
+        self._children: dict[tuple[str, ...], _BatchHistogramChild] = {}
+        self._lock = threading.Lock()
+        if not self.labelnames:
+            self._children[()] = _BatchHistogramChild(self.upper_bounds)
+        if registry is not None:
+            registry.register(self)
+
+    def labels(self, *labelvalues: str) -> _BatchHistogramChild:
+        """The child for these label values, created (at zero) on first use."""
+        if len(labelvalues) != len(self.labelnames):
+            raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {labelvalues}")
+        key = tuple(str(v) for v in labelvalues)
+        child = self._children.get(key)
+        if child is None:
+            with self._lock:
+                child = self._children.setdefault(key, _BatchHistogramChild(self.upper_bounds))
+        return child
+
+    def observe_many(self, values: ArrayLike, weights: ArrayLike | None = None) -> int:
+        """Observe every finite value of ``values`` (unlabelled histogram only)."""
+        return self.labels().observe_many(values, weights)
+
+    def observe(self, value: float, count: int = 1) -> int:
+        """Observe one value ``count`` times (unlabelled histogram only)."""
+        return self.labels().observe_count(float(value), count)
+
+    def describe(self) -> Iterable[Metric]:
+        """The family without samples, so the registry can refuse duplicate names."""
+        return [HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)]
+
+    def collect(self) -> Iterable[Metric]:
+        """One histogram family with a cumulative ``_bucket`` series per bound."""
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for key, child in list(self._children.items()):
+            cumulative, total = child.snapshot()
+            family.add_metric(
+                list(key), list(zip(self._le, cumulative.tolist(), strict=True)), total
+            )
+        return [family]
+
+
+class _BatchHistogramChild:
+    """Per-bucket counts of one label combination (not cumulative; summed at scrape)."""
+
+    __slots__ = ("_bounds_list", "_counts", "_lock", "_sum", "_upper_bounds")
+
+    def __init__(self, upper_bounds: np.ndarray) -> None:
+        self._upper_bounds = upper_bounds
+        self._bounds_list = upper_bounds.tolist()
+        self._counts = np.zeros(len(upper_bounds), dtype=np.int64)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+
+    def observe_many(self, values: ArrayLike, weights: ArrayLike | None = None) -> int:
+        """Add the finite values, each counted ``weights[i]`` times; return how many counted."""
+        array = np.asarray(values, dtype=np.float64).ravel()
+        weight_array: np.ndarray | None = None
+        if weights is not None:
+            weight_array = np.broadcast_to(np.asarray(weights, dtype=np.int64), array.shape)
+            if (weight_array < 0).any():
+                raise ValueError("weights must be non-negative counts")
+        finite = np.isfinite(array)
+        if not finite.all():
+            array = array[finite]
+            if weight_array is not None:
+                weight_array = weight_array[finite]
+        if array.size == 0:
+            return 0
+        # side="left": the first bound >= value, i.e. Prometheus' `value <= le`.
+        index = np.searchsorted(self._upper_bounds, array, side="left")
+        if weight_array is None:
+            per_bucket = np.bincount(index, minlength=len(self._upper_bounds))
+            batch_sum = float(array.sum())
+            counted = int(array.size)
+        else:
+            per_bucket = np.bincount(
+                index, weights=weight_array, minlength=len(self._upper_bounds)
+            ).astype(np.int64)
+            batch_sum = float(np.dot(array, weight_array))
+            counted = int(weight_array.sum())
+        with self._lock:
+            self._counts += per_bucket
+            self._sum += batch_sum
+        return counted
+
+    def observe_count(self, value: float, count: int = 1) -> int:
+        """Add one value ``count`` times; the fast path for one number (no numpy call)."""
+        if count <= 0 or not math.isfinite(value):
+            return 0
+        # bisect_left: the first bound >= value, i.e. Prometheus' `value <= le`.
+        index = bisect.bisect_left(self._bounds_list, value)
+        with self._lock:
+            self._counts[index] += count
+            self._sum += value * count
+        return count
+
+    def snapshot(self) -> tuple[np.ndarray, float]:
+        """Cumulative bucket counts and the sum, read consistently."""
+        with self._lock:
+            counts = self._counts.copy()
+            total = self._sum
+        return np.cumsum(counts).astype(np.float64), total
+
+
+class _BoundedLabel:
+    """Maps label values that come from configuration or data onto a bounded set.
+
+    The known values are exported from the start. A new value is accepted as itself
+    while fewer than ``max_extra`` new ones were seen, then folded into ``"other"``:
+    a typo or a data-driven reason can never blow up the number of series.
+    """
+
+    def __init__(self, known: Iterable[str], max_extra: int) -> None:
+        self.known = tuple(dict.fromkeys(known))
+        self._allowed = set(self.known)
+        self._extra = 0
+        self._max_extra = max_extra
+        self._lock = threading.Lock()
+
+    def __call__(self, value: str) -> str:
+        value = str(value)
+        if value in self._allowed:
+            return value
+        with self._lock:
+            if value in self._allowed:
+                return value
+            if self._extra >= self._max_extra:
+                return "other"
+            self._extra += 1
+            self._allowed.add(value)
+            log.info("new telemetry label value %r (not in %s)", value, self.known)
+            return value
+
+
+class _ScrapeTimeCollector:
+    """Yields gauges computed by a function at scrape time; a failing function yields none."""
+
+    def __init__(self, name: str, produce: Callable[[], Iterable[Metric]]) -> None:
+        self._name = name
+        self._produce = produce
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            metrics = list(self._produce())
+        except Exception:
+            # A scrape must never fail (or kill the HTTP thread) because the model's
+            # object was mid-update: the series are missing for this one scrape.
+            log.warning("collecting %s failed", self._name, exc_info=True)
+            return
+        yield from metrics
+
+
+def _check_choice(value: str, allowed: Sequence[str], what: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(allowed)}")
+    return value
+
+
+class Telemetry:
+    """Every ``streamlearn_*`` metric of one daemon, on one registry.
+
+    Parameters
+    ----------
+    registry
+        Where the metrics live; a new ``CollectorRegistry`` when omitted (never the
+        process-global one, so two daemons or two tests never share counters).
+    source
+        Kind of source, the ``source`` label of ``streamlearn_records_received_total``
+        (``"kafka"``, ``"file"``...).
+    model_spec, version, river_version
+        Exported by ``streamlearn_build_info``.
+    model_metrics, baseline_metrics
+        Read at every scrape: ``{(metric, window): value}`` with metric in
+        ``mae|rmse|r2`` and window in ``cumulative|rolling``. Missing keys export NaN;
+        keys outside the grid are exported too. ``baseline_metrics`` is the frozen
+        warm-start model; ``streamlearn_baseline_metric`` exists only when it is given.
+    lag
+        Read at every scrape: ``{(topic, partition): records behind the end}``.
+    ready
+        Read at every scrape: exported as ``streamlearn_ready`` (1 or 0); absent
+        while no callable is bound.
+    drift_detectors, drift_signals, drift_actions
+        Label values exported at 0 from the start: pass the ones the learner is
+        configured with. Other values are accepted (up to ``max_extra_label_values``
+        new ones per label, then ``"other"``), and so are rejection reasons not in
+        ``REJECT_REASONS``; but a series born at 1 has no earlier sample, so
+        ``increase()`` and the drift alert miss its first event.
+    error_buckets, step_buckets
+        Upper bounds of ``streamlearn_prediction_abs_error`` (target units) and of
+        ``streamlearn_step_seconds`` (seconds per record).
+
+    The three callables may also be set later as attributes (``model_metrics``,
+    ``baseline_metrics``, ``lag``, ``ready``), e.g. once the learner exists. They run on
+    the HTTP server's thread, so they must only read state that is safe to read there.
+
+    Labels that come from code (``label``, ``decision``, ``stage``) are checked: an
+    unknown value raises ``ValueError``, because it is a bug, not data.
+
+    Examples
+    --------
+    >>> telemetry = Telemetry(source="file", model_spec="sgd")
+    >>> telemetry.received(500)
+    >>> telemetry.learned(480)
+    >>> telemetry.rejected("non_numeric", 20)
+    >>> telemetry.abs_errors(np.array([0.5, 1.5, 2.0]))
+    >>> telemetry.value("streamlearn_records_learned_total", label="true")
+    480.0
+    >>> telemetry.value("streamlearn_records_rejected_total", reason="non_numeric")
+    20.0
+    >>> telemetry.value("streamlearn_prediction_abs_error_count")
+    3.0
+    >>> telemetry.model_metrics = lambda: {("mae", "rolling"): 1.25}
+    >>> telemetry.value("streamlearn_model_metric", metric="mae", window="rolling")
+    1.25
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        source: str = "unknown",
+        model_spec: str = "",
+        version: str | None = None,
+        river_version: str | None = None,
+        model_metrics: ModelMetrics | None = None,
+        baseline_metrics: ModelMetrics | None = None,
+        lag: LagReader | None = None,
+        ready: Callable[[], bool] | None = None,
+        drift_detectors: Sequence[str] = DRIFT_DETECTORS,
+        drift_signals: Sequence[str] = ("error",),
+        drift_actions: Sequence[str] = DRIFT_ACTIONS,
+        error_buckets: Sequence[float] = DEFAULT_ERROR_BUCKETS,
+        step_buckets: Sequence[float] = DEFAULT_STEP_BUCKETS,
+        max_extra_label_values: int = 16,
+    ) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.model_metrics = model_metrics
+        self.baseline_metrics = baseline_metrics
+        self.lag = lag
+        self.ready = ready
+        self.started_at = time.time()
+        registry = self.registry
+
+        if version is None:
+            from streamlearn import __version__
+
+            version = __version__
+        if river_version is None:
+            import river
+
+            river_version = str(river.__version__)
+        self._build_info = Info(
+            "streamlearn_build",
+            "Version of the daemon and of River, and the model spec it runs (value is 1).",
+            registry=registry,
+        )
+        self._build_info.info(
+            {"version": str(version), "river_version": river_version, "model": model_spec}
+        )
+        self._start_time = Gauge(
+            "streamlearn_start_time_seconds",
+            "Unix time this process started, the origin of ages before any checkpoint.",
+            registry=registry,
+        )
+        self._start_time.set(self.started_at)
+
+        self._source = str(source)
+        self._received_family = Counter(
+            "streamlearn_records_received",
+            "Raw records read from the source, before decoding.",
+            ["source"],
+            registry=registry,
+        )
+        self._received = {self._source: self._received_family.labels(self._source)}
+        self._source_label = _BoundedLabel([self._source], max_extra_label_values)
+
+        learned = Counter(
+            "streamlearn_records_learned",
+            "Records the model learned from: label=true for a real target, pseudo for "
+            "an accepted pseudo-label.",
+            ["label"],
+            registry=registry,
+        )
+        self._learned = {label: learned.labels(label) for label in LEARN_LABELS}
+
+        self._reason = _BoundedLabel(REJECT_REASONS, max_extra_label_values)
+        self._rejected_family = Counter(
+            "streamlearn_records_rejected",
+            "Records sent to the dead-letter sink, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self._rejected = {r: self._rejected_family.labels(r) for r in self._reason.known}
+
+        self._predictions = Counter(
+            "streamlearn_predictions",
+            "Predictions the model made on stream records (labelled ones before learning "
+            "and unlabelled ones sent to the predictions sink).",
+            registry=registry,
+        )
+
+        self._abs_error = BatchHistogram(
+            "streamlearn_prediction_abs_error",
+            "Absolute error |y - yhat| of each prequential prediction, in target units.",
+            error_buckets,
+            registry=registry,
+        )
+        self._steps = BatchHistogram(
+            "streamlearn_step_seconds",
+            "Seconds per record spent in each stage of the loop; a batch timed as a whole "
+            "counts as n records of (batch seconds / n), so _sum is the total time in the "
+            "stage and _count the records (for stage=checkpoint: checkpoints) through it.",
+            step_buckets,
+            labelnames=["stage"],
+            registry=registry,
+        )
+        self._stage_children = {stage: self._steps.labels(stage) for stage in STAGES}
+
+        self._detector = _BoundedLabel(drift_detectors, max_extra_label_values)
+        self._signal = _BoundedLabel(drift_signals, max_extra_label_values)
+        self._action = _BoundedLabel(drift_actions, max_extra_label_values)
+        self._drift_family = Counter(
+            "streamlearn_drift_detections",
+            "Drifts flagged, by detector and by the signal it watches.",
+            ["detector", "signal"],
+            registry=registry,
+        )
+        self._drift_detections = {
+            (d, s): self._drift_family.labels(d, s)
+            for d in self._detector.known
+            for s in self._signal.known
+        }
+        self._last_drift_family = Gauge(
+            "streamlearn_last_drift_timestamp_seconds",
+            "Unix time of the last drift flagged by each detector (0: none yet).",
+            ["detector"],
+            registry=registry,
+        )
+        self._last_drift = {d: self._last_drift_family.labels(d) for d in self._detector.known}
+        self._actions_family = Counter(
+            "streamlearn_drift_actions",
+            "Actions taken on the model after a drift, by action.",
+            ["action"],
+            registry=registry,
+        )
+        self._actions = {a: self._actions_family.labels(a) for a in self._action.known}
+
+        pseudo = Counter(
+            "streamlearn_pseudo_labels",
+            "Pseudo-label candidates, by the side loop's decision.",
+            ["decision"],
+            registry=registry,
+        )
+        self._pseudo = {d: pseudo.labels(d) for d in PSEUDO_DECISIONS}
+
+        self._checkpoint_ok = Gauge(
+            "streamlearn_checkpoint_last_success_timestamp_seconds",
+            "Unix time of the last checkpoint written and synced (0: none by this process).",
+            registry=registry,
+        )
+        self._last_record = Gauge(
+            "streamlearn_last_record_timestamp_seconds",
+            "Unix (wall-clock) time the loop last processed a record (0: none yet).",
+            registry=registry,
+        )
+        self._divergence = Counter(
+            "streamlearn_divergence_events",
+            "Times the model produced a non-finite prediction or weight and was restored.",
+            registry=registry,
+        )
+        self._duplicates = Counter(
+            "streamlearn_duplicates",
+            "Kafka messages skipped because their offset was already learned.",
+            registry=registry,
+        )
+        self._gaps = Counter(
+            "streamlearn_offset_gaps",
+            "Kafka offsets missing between consecutive messages (compaction, deletion).",
+            registry=registry,
+        )
+        http_predict = Counter(
+            "streamlearn_http_predict_requests",
+            "POST /predict requests, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        self._http_predict = {o: http_predict.labels(o) for o in PREDICT_OUTCOMES}
+
+        registry.register(_ScrapeTimeCollector("streamlearn_model_metric", self._collect_model))
+        registry.register(
+            _ScrapeTimeCollector("streamlearn_baseline_metric", self._collect_baseline)
+        )
+        registry.register(_ScrapeTimeCollector("streamlearn_kafka_lag", self._collect_lag))
+        registry.register(_ScrapeTimeCollector("streamlearn_ready", self._collect_ready))
+
+    # -- per-batch API of the run loop -------------------------------------------------
+
+    def received(self, n: int, source: str | None = None) -> None:
+        """Count ``n`` raw records read (``source`` defaults to the constructor's)."""
+        kind = self._source if source is None else source
+        child = self._received.get(kind)
+        if child is None:
+            kind = self._source_label(kind)
+            child = self._received.setdefault(kind, self._received_family.labels(kind))
+        child.inc(n)
+
+    def learned(self, n: int, label: str = "true") -> None:
+        """Count ``n`` records learned; ``label`` is ``"true"`` or ``"pseudo"``."""
+        child = self._learned.get(label)
+        if child is None:
+            _check_choice(label, LEARN_LABELS, "learned label")
+        else:
+            child.inc(n)
+
+    def rejected(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` dead-lettered records; unknown reasons are accepted (bounded)."""
+        child = self._rejected.get(reason)
+        if child is None:
+            bounded = self._reason(reason)
+            child = self._rejected.setdefault(bounded, self._rejected_family.labels(bounded))
+        child.inc(n)
+
+    def predictions(self, n: int) -> None:
+        """Count ``n`` predictions made on stream records."""
+        self._predictions.inc(n)
+
+    def abs_errors(self, errors: ArrayLike) -> None:
+        """Observe the absolute prequential errors of one batch (target units)."""
+        self._abs_error.observe_many(errors)
+
+    def stage_seconds(self, stage: str, seconds: float | ArrayLike, n: int | ArrayLike = 1) -> None:
+        """Record ``seconds`` spent in ``stage`` on ``n`` records.
+
+        ``seconds`` is the wall time of a whole batch (or an array of batch times) and
+        ``n`` the records in it (or an array, one per batch). Each batch adds ``n``
+        observations of ``seconds / n``: buckets read as seconds per record, ``_sum``
+        is the total time in the stage. Batches with ``n == 0`` are ignored. For the
+        ``checkpoint`` stage pass ``n=1`` (one checkpoint).
+        """
+        child = self._stage_children.get(stage)
+        if child is None:
+            _check_choice(stage, STAGES, "stage")
+            return
+        if isinstance(seconds, int | float) and isinstance(n, int):
+            # The usual call (one batch): a bisect, no numpy overhead.
+            if n > 0:
+                child.observe_count(seconds / n, n)
+            return
+        total = np.atleast_1d(np.asarray(seconds, dtype=np.float64))
+        count = np.broadcast_to(np.asarray(n, dtype=np.int64), total.shape)
+        nonempty = count > 0
+        if not nonempty.all():
+            total, count = total[nonempty], count[nonempty]
+        child.observe_many(total / count, weights=count)
+
+    def drift(self, detector: str, signal: str = "error", ts: float | None = None) -> None:
+        """Count one drift flagged by ``detector`` on ``signal`` at Unix time ``ts`` (now)."""
+        key = (detector, signal)
+        child = self._drift_detections.get(key)
+        if child is None:
+            bounded = (self._detector(detector), self._signal(signal))
+            child = self._drift_detections.setdefault(bounded, self._drift_family.labels(*bounded))
+            detector = bounded[0]
+        gauge = self._last_drift.get(detector)
+        if gauge is None:
+            gauge = self._last_drift.setdefault(detector, self._last_drift_family.labels(detector))
+        child.inc()
+        gauge.set(time.time() if ts is None else ts)
+
+    def drift_action(self, action: str) -> None:
+        """Count one action taken after a drift (unknown actions accepted, bounded)."""
+        child = self._actions.get(action)
+        if child is None:
+            bounded = self._action(action)
+            child = self._actions.setdefault(bounded, self._actions_family.labels(bounded))
+        child.inc()
+
+    def pseudo(self, decision: str, n: int = 1) -> None:
+        """Count ``n`` pseudo-label candidates ``"accepted"`` or ``"rejected"``."""
+        child = self._pseudo.get(decision)
+        if child is None:
+            _check_choice(decision, PSEUDO_DECISIONS, "pseudo-label decision")
+        else:
+            child.inc(n)
+
+    def checkpoint_ok(self, ts: float | None = None) -> None:
+        """Note a checkpoint written and synced at Unix time ``ts`` (now)."""
+        self._checkpoint_ok.set(time.time() if ts is None else ts)
+
+    def last_record(self, ts: float | None = None) -> None:
+        """Note the wall-clock Unix time ``ts`` (now) the loop last processed a record."""
+        self._last_record.set(time.time() if ts is None else ts)
+
+    def divergence(self, n: int = 1) -> None:
+        """Count a divergence: a non-finite prediction or weight, model restored."""
+        self._divergence.inc(n)
+
+    def duplicates(self, n: int) -> None:
+        """Count ``n`` Kafka messages skipped as already learned."""
+        self._duplicates.inc(n)
+
+    def gaps(self, n: int) -> None:
+        """Count ``n`` Kafka offsets missing between consecutive messages."""
+        self._gaps.inc(n)
+
+    def http_predict(self, outcome: str) -> None:
+        """Count one ``POST /predict`` by outcome (called by ``streamlearn.http``)."""
+        child = self._http_predict.get(outcome)
+        if child is None:
+            _check_choice(outcome, PREDICT_OUTCOMES, "predict outcome")
+        else:
+            child.inc()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def value(self, name: str, **labels: str) -> float | None:
+        """One sample's current value (for tests and ``inspect``; slow: a full collect)."""
+        return self.registry.get_sample_value(name, labels)
+
+    # -- scrape-time collectors -----------------------------------------------------------
+
+    def _collect_model(self) -> Iterator[Metric]:
+        yield self._metric_family(
+            "streamlearn_model_metric",
+            "Prequential metric of the online model (target units; r2 unitless).",
+            self.model_metrics() if self.model_metrics is not None else {},
+        )
+
+    def _collect_baseline(self) -> Iterator[Metric]:
+        if self.baseline_metrics is not None:
+            yield self._metric_family(
+                "streamlearn_baseline_metric",
+                "Prequential metric of the frozen warm-start model on the same records.",
+                self.baseline_metrics(),
+            )
+
+    @staticmethod
+    def _metric_family(
+        name: str, documentation: str, values: Mapping[tuple[str, str], float]
+    ) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(name, documentation, labels=["metric", "window"])
+        for key in _grid_then_extra(values):
+            family.add_metric(list(key), float(values.get(key, math.nan)))
+        return family
+
+    def _collect_lag(self) -> Iterator[Metric]:
+        if self.lag is None:
+            return
+        family = GaugeMetricFamily(
+            "streamlearn_kafka_consumer_lag_records",
+            "Records between the consumer's position and the end of each partition.",
+            labels=["topic", "partition"],
+        )
+        for (topic, partition), behind in sorted(self.lag().items()):
+            family.add_metric([str(topic), str(partition)], float(behind))
+        yield family
+
+    def _collect_ready(self) -> Iterator[Metric]:
+        # Unbound, the gauge is absent rather than 0: an unknown state must not page.
+        if self.ready is None:
+            return
+        yield GaugeMetricFamily(
+            "streamlearn_ready",
+            "1 when the source is connected and the model loaded (what /readyz says).",
+            value=1.0 if self.ready() else 0.0,
+        )
+
+
+def _grid_then_extra(values: Mapping[tuple[str, str], Any]) -> list[tuple[str, str]]:
+    grid = [(m, w) for m in MODEL_METRICS for w in MODEL_WINDOWS]
+    known = set(grid)
+    return grid + sorted(k for k in values if k not in known)
