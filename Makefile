@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 ## run: replay the bundled example stream and show what the model learned
 run: $(STAMP)
 	$(BIN)/streamlearn replay examples/stream.csv --state-dir out/example-state --reset \
-		--dead-letter out/example-dead-letters.jsonl
+		--dead-letter out/example-dead-letters.jsonl --predictions out/example-predictions.jsonl
 	$(BIN)/streamlearn inspect out/example-state
+	@echo "(the stream was made with weights x1=1.5 x2=-2 x3=0.5 and intercept 3)"
+	@echo "dead letters:" && cat out/example-dead-letters.jsonl
+	@echo "predictions for the unlabeled rows:" && cat out/example-predictions.jsonl
 
 ## test: lint, type-check and the whole test suite (real Kafka broker, real Prometheus, Keras)
 test: $(STAMP) system-deps keras lint typecheck unit
