@@ -265,7 +265,7 @@ def serve_http(settings: Settings, daemon: Any, telemetry: Any, resources: ExitS
         ready=lambda: daemon.ready,
         predict=predict,
         model_info=model_info,
-        expected_features=expected,
+        expected_features=lambda: expected,
         telemetry=telemetry,
     )
     try:
