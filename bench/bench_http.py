@@ -36,7 +36,9 @@ def writer(path: Path, rate: int, stop: threading.Event) -> None:
         while not stop.is_set():
             X = rng.normal(size=(rate // 20, 3))
             y = X @ np.array([1.5, -2.0, 0.5]) + 3
-            handle.write("".join(f"{a:.5f},{b:.5f},{c:.5f},{t:.5f}\n" for (a, b, c), t in zip(X, y)))
+            handle.write(
+                "".join(f"{a:.5f},{b:.5f},{c:.5f},{t:.5f}\n" for (a, b, c), t in zip(X, y))
+            )
             handle.flush()
             stop.wait(0.05)
 
@@ -73,8 +75,20 @@ def main() -> None:
     feeding = threading.Thread(target=writer, args=(path, args.rows_per_second, stop), daemon=True)
     feeding.start()
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "streamlearn.cli", "--log-level", "warning", "run", str(path),
-         "--state-dir", str(tmp / "state"), "--metrics-port", str(port)])
+        [
+            sys.executable,
+            "-m",
+            "streamlearn.cli",
+            "--log-level",
+            "warning",
+            "run",
+            str(path),
+            "--state-dir",
+            str(tmp / "state"),
+            "--metrics-port",
+            str(port),
+        ]
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -89,8 +103,10 @@ def main() -> None:
         latencies: list[float] = []
         statuses: dict[int, int] = {}
         end = time.monotonic() + args.seconds
-        threads = [threading.Thread(target=client, args=(port, end, latencies, statuses))
-                   for _ in range(args.clients)]
+        threads = [
+            threading.Thread(target=client, args=(port, end, latencies, statuses))
+            for _ in range(args.clients)
+        ]
         started = time.monotonic()
         for thread in threads:
             thread.start()
@@ -104,13 +120,21 @@ def main() -> None:
         daemon.wait(timeout=30)
     ms = np.array(latencies) * 1000
     print(f"# {' '.join(sys.argv)}")
-    print(f"# {platform.node()} {platform.machine()}, python {platform.python_version()}, "
-          f"{time.strftime('%Y-%m-%d')}, {args.clients} clients for {args.seconds:.0f} s, "
-          f"writer at {args.rows_per_second} rows/s")
-    print(f"requests      {len(latencies)} ({len(latencies) / elapsed:,.0f}/s), statuses {statuses}")
-    print(f"latency ms    p50 {np.percentile(ms, 50):.2f}  p99 {np.percentile(ms, 99):.2f}  "
-          f"max {ms.max():.2f}")
-    print(f"learned       {after - before} records during the load ({(after - before) / elapsed:,.0f}/s)")
+    print(
+        f"# {platform.node()} {platform.machine()}, python {platform.python_version()}, "
+        f"{time.strftime('%Y-%m-%d')}, {args.clients} clients for {args.seconds:.0f} s, "
+        f"writer at {args.rows_per_second} rows/s"
+    )
+    print(
+        f"requests      {len(latencies)} ({len(latencies) / elapsed:,.0f}/s), statuses {statuses}"
+    )
+    print(
+        f"latency ms    p50 {np.percentile(ms, 50):.2f}  p99 {np.percentile(ms, 99):.2f}  "
+        f"max {ms.max():.2f}"
+    )
+    print(
+        f"learned       {after - before} records during the load ({(after - before) / elapsed:,.0f}/s)"
+    )
 
 
 if __name__ == "__main__":

@@ -4,32 +4,39 @@ The order is River's ``evaluate.progressive_val_score``: a record's prediction i
 made before the model sees its label, so the metrics are honest estimates of
 how the model does on data it has not learned from. Metrics live in River's own
 objects, so the daemon's MAE equals ``progressive_val_score``'s to the last digit.
+
+The rolling window is a ring of two ``array('d')`` buffers: plain floats for the
+per-record Python path, and a zero-copy numpy view for the compiled fast path
+(``streamlearn.fastpath``), which updates the same buffers in place.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from array import array
+from collections.abc import Collection, Iterable
 from typing import Any
-
-import numpy as np
-from river import metrics
 
 METRICS = ("mae", "rmse", "r2")
 
+#: A prediction beyond this is a diverged model (its squared error would overflow a float).
+DIVERGED = 1e150
+
 
 def _new_metrics() -> dict[str, Any]:
+    # river.metrics imports scipy.stats (over a second): only a learner that scores
+    # a record pays for it, never ``--help`` or a replay of an empty file.
+    from river import metrics
+
     return {"mae": metrics.MAE(), "rmse": metrics.RMSE(), "r2": metrics.R2()}
 
 
-def rolling_scores(ys: Sequence[float], yhats: Sequence[float]) -> dict[str, float | None]:
+def rolling_scores(ys: Collection[float], yhats: Collection[float]) -> dict[str, float | None]:
     """MAE, RMSE and R2 of a window of (y, yhat) pairs, as River defines them.
 
     Computed when read (scrapes, checkpoints, ``inspect``), not per record: the
-    loop only appends to two bounded deques. Summing afresh also avoids the
-    drift that add-then-revert running sums accumulate over months.
+    loop only writes into the ring. Summing afresh also avoids the drift that
+    add-then-revert running sums accumulate over months.
 
     >>> rolling_scores([1.0, 2.0, 3.0], [1.5, 2.0, 2.0])
     {'mae': 0.5, 'rmse': 0.6454972243679028, 'r2': 0.375}
@@ -37,14 +44,31 @@ def rolling_scores(ys: Sequence[float], yhats: Sequence[float]) -> dict[str, flo
     n = len(ys)
     if n == 0:
         return {"mae": None, "rmse": None, "r2": None}
-    y = np.fromiter(ys, dtype=float, count=n)
-    error = y - np.fromiter(yhats, dtype=float, count=n)
+    import numpy as np  # here: an empty replay never needs numpy
+
+    y = np.asarray(ys, dtype=float)
+    error = y - np.asarray(yhats, dtype=float)
     squared = float(np.dot(error, error))
     r2: float | None = None
     if n > 1:
         total = float(np.sum((y - y.mean()) ** 2))
         r2 = 1.0 - squared / total if total > 0 else 0.0
     return {"mae": float(np.abs(error).mean()), "rmse": math.sqrt(squared / n), "r2": r2}
+
+
+def abs_error_sum(ys: Iterable[float], yhats: Iterable[float]) -> float:
+    """``sum(|y - yhat|)`` added left to right, as the compiled fast path adds it.
+
+    Spelled out rather than ``sum()``: Python 3.12 made ``sum`` of floats compensated,
+    and both paths must give the same bits on every Python.
+
+    >>> abs_error_sum([1.0, 2.0], [1.5, 4.0])
+    2.5
+    """
+    total = 0.0
+    for y, yhat in zip(ys, yhats, strict=True):
+        total += abs(y - yhat)
+    return total
 
 
 def _values(named: dict[str, Any], updated: bool) -> dict[str, float | None]:
@@ -57,13 +81,17 @@ def _values(named: dict[str, Any], updated: bool) -> dict[str, float | None]:
     return out
 
 
-@dataclass
+def _zeros(size: int) -> array[float]:
+    return array("d", bytes(8 * size))
+
+
 class Curve:
     """A bounded learning curve: (records learned, rolling MAE, cumulative MAE).
 
     Every ``stride`` records a point is kept; past ``max_points`` every other
     point is dropped and the stride doubles, so a months-long run keeps a curve
-    of constant size with even spacing.
+    of constant size with even spacing. The points are kept in three flat
+    arrays: a checkpoint pickles them as three byte strings, not 4096 tuples.
 
     >>> curve = Curve(max_points=4)
     >>> for n in range(1, 11):
@@ -72,17 +100,41 @@ class Curve:
     (4, [4, 8])
     """
 
-    max_points: int = 4096
-    stride: int = 1
-    points: list[tuple[int, float, float]] = field(default_factory=list)
+    def __init__(self, max_points: int = 4096) -> None:
+        self.max_points = max_points
+        self.stride = 1
+        self._records: array[int] = array("q")
+        self._rolling: array[float] = array("d")
+        self._cumulative: array[float] = array("d")
+
+    @property
+    def points(self) -> list[tuple[int, float, float]]:
+        """The kept points, oldest first."""
+        return list(zip(self._records, self._rolling, self._cumulative, strict=True))
+
+    def __len__(self) -> int:
+        return len(self._records)
 
     def add(self, n: int, rolling: float, cumulative: float) -> None:
         if n % self.stride:
             return
-        self.points.append((n, rolling, cumulative))
-        if len(self.points) > self.max_points:
+        self._records.append(n)
+        self._rolling.append(rolling)
+        self._cumulative.append(cumulative)
+        if len(self._records) > self.max_points:
             self.stride *= 2
-            self.points = [p for p in self.points if p[0] % self.stride == 0]
+            keep = [i for i, m in enumerate(self._records) if m % self.stride == 0]
+            self._records = array("q", [self._records[i] for i in keep])
+            self._rolling = array("d", [self._rolling[i] for i in keep])
+            self._cumulative = array("d", [self._cumulative[i] for i in keep])
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        points = state.pop("points", None)  # a curve pickled by an older streamlearn
+        self.__dict__.update(state)
+        if points is not None:
+            self._records = array("q", [p[0] for p in points])
+            self._rolling = array("d", [p[1] for p in points])
+            self._cumulative = array("d", [p[2] for p in points])
 
 
 class Learner:
@@ -113,10 +165,14 @@ class Learner:
         self.model = model
         self.rolling_window = rolling_window
         self.baseline = baseline
-        self.metrics = _new_metrics()
+        self._metrics: dict[str, Any] | None = None  # built at the first score (``metrics``)
         self.baseline_metrics = _new_metrics() if baseline is not None else None
-        self.recent_y: deque[float] = deque(maxlen=rolling_window)
-        self.recent_yhat: deque[float] = deque(maxlen=rolling_window)
+        # The rolling window: a ring of (y, yhat) pairs. ``_window_next`` is the slot the
+        # next pair goes to (the oldest pair's slot once the ring is full).
+        self._window_y = _zeros(rolling_window)
+        self._window_yhat = _zeros(rolling_window)
+        self._window_next = 0
+        self._window_len = 0
         self._recent_abs_sum = 0.0  # running sum of |y - yhat| over the window, for the curve
         self.records_learned = 0
         self.pseudo_learned = 0
@@ -124,8 +180,9 @@ class Learner:
         self.curve = Curve()
 
     def predict(self, x: dict[str, float]) -> float:
-        """The model's prediction, without learning."""
-        return float(self.model.predict_one(x))
+        """The model's prediction, without learning; NaN for a diverged model's absurd answer."""
+        yhat = float(self.model.predict_one(x))
+        return yhat if -DIVERGED < yhat < DIVERGED else math.nan
 
     def step(self, x: dict[str, float], y: float) -> float:
         """Test then train on one labeled record; returns the prediction made before learning.
@@ -138,9 +195,11 @@ class Learner:
         # The project's own estimators predict and learn in one pass (same arithmetic
         # as predict_one then learn_one); River's learn_one would predict again.
         yhat = fused(x, y) if fused is not None else model.predict_one(x)
-        if yhat - yhat != 0.0:  # NaN or inf: keep it out of the metrics and the model
-            return float(yhat)
-        for metric in self.metrics.values():
+        if not -DIVERGED < yhat < DIVERGED:
+            # NaN, inf, or so large that squaring its error overflows: keep it out of
+            # the metrics; the caller's divergence guard restores a good model.
+            return math.nan
+        for metric in (self._metrics or self.metrics).values():
             metric.update(y, yhat)
         if self.baseline is not None:
             self._score_baseline(x, y)
@@ -159,11 +218,17 @@ class Learner:
         self._remember(y, yhat)
 
     def _remember(self, y: float, yhat: float) -> None:
-        recent_y = self.recent_y
-        if len(recent_y) == self.rolling_window:
-            self._recent_abs_sum -= abs(recent_y[0] - self.recent_yhat[0])
-        recent_y.append(y)
-        self.recent_yhat.append(yhat)
+        # The compiled fast path (fastpath.learn_rows) does exactly these steps, in this order.
+        slot = self._window_next
+        ys, yhats = self._window_y, self._window_yhat
+        if self._window_len == self.rolling_window:
+            self._recent_abs_sum -= abs(ys[slot] - yhats[slot])
+        else:
+            self._window_len += 1
+        ys[slot] = y
+        yhats[slot] = yhat
+        slot += 1
+        self._window_next = 0 if slot == self.rolling_window else slot
         self._recent_abs_sum += abs(y - yhat)
         self.records_learned += 1
         n = self.records_learned
@@ -171,12 +236,37 @@ class Learner:
             self._add_curve_point(n)
 
     def _add_curve_point(self, n: int) -> None:
-        window = len(self.recent_y)
         if n % self.rolling_window == 0:  # re-sum now and then: no drift over months
-            self._recent_abs_sum = sum(
-                abs(a - b) for a, b in zip(self.recent_y, self.recent_yhat, strict=True)
-            )
-        self.curve.add(n, self._recent_abs_sum / window, self.metrics["mae"].get())
+            self._recent_abs_sum = abs_error_sum(self.recent_y, self.recent_yhat)
+        self.curve.add(n, self._recent_abs_sum / self._window_len, self.metrics["mae"].get())
+
+    @property
+    def recent_y(self) -> list[float]:
+        """The targets in the rolling window, oldest first."""
+        return self._in_order(self._window_y)
+
+    @property
+    def recent_yhat(self) -> list[float]:
+        """The predictions in the rolling window, oldest first (paired with ``recent_y``)."""
+        return self._in_order(self._window_yhat)
+
+    def _in_order(self, ring: array[float]) -> list[float]:
+        if self._window_len < self.rolling_window:
+            return ring[: self._window_len].tolist()
+        split = self._window_next
+        return ring[split:].tolist() + ring[:split].tolist()
+
+    @property
+    def window_len(self) -> int:
+        """How many records the rolling window holds (up to ``rolling_window``)."""
+        return self._window_len
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The cumulative prequential metrics: River's MAE, RMSE and R2 objects."""
+        if self._metrics is None:
+            self._metrics = _new_metrics()
+        return self._metrics
 
     def _score_baseline(self, x: dict[str, float], y: float) -> None:
         assert self.baseline_metrics is not None
@@ -200,11 +290,26 @@ class Learner:
 
     def summary(self) -> dict[str, float | None]:
         """Cumulative prequential metrics."""
-        return _values(self.metrics, self.records_learned > 0)
+        if self._metrics is None:  # nothing scored yet: no need to import river.metrics
+            return dict.fromkeys(METRICS)
+        return _values(self._metrics, self.records_learned > 0)
 
     def rolling_summary(self) -> dict[str, float | None]:
         """Rolling-window prequential metrics."""
-        return rolling_scores(self.recent_y, self.recent_yhat)
+        if not self._window_len:
+            return rolling_scores([], [])
+        import numpy as np  # read per batch by the divergence guard: no Python lists here
+
+        order = np.roll(np.arange(self._window_len), -self._window_next) if self._full else None
+        ys = np.frombuffer(self._window_y, dtype=np.float64)[: self._window_len]
+        yhats = np.frombuffer(self._window_yhat, dtype=np.float64)[: self._window_len]
+        if order is not None:
+            ys, yhats = ys[order], yhats[order]
+        return rolling_scores(ys, yhats)
+
+    @property
+    def _full(self) -> bool:
+        return self._window_len == self.rolling_window
 
     def baseline_summary(self) -> dict[str, float | None] | None:
         """Cumulative metrics of the frozen baseline, when there is one."""
@@ -227,6 +332,15 @@ class Learner:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        if "metrics" in state:  # pickled by an older streamlearn: eager metrics, deques
+            state["_metrics"] = state.pop("metrics")
+        if "recent_y" in state:
+            size = state["rolling_window"]
+            ys, yhats = list(state.pop("recent_y")), list(state.pop("recent_yhat"))
+            state["_window_y"] = array("d", ys + [0.0] * (size - len(ys)))
+            state["_window_yhat"] = array("d", yhats + [0.0] * (size - len(yhats)))
+            state["_window_len"] = len(ys)
+            state["_window_next"] = len(ys) % size
         self.__dict__.update(state)
         self._fused = getattr(self._model, "predict_learn_one", None)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -18,19 +19,30 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamlearn import __version__
-from streamlearn.checkpoint import BackgroundWriter, CheckpointStore, encode
+from streamlearn.checkpoint import BackgroundWriter, CheckpointStore, dump, encode
 from streamlearn.learner import Learner
 from streamlearn.models.registry import final_estimator
 from streamlearn.records import Label, Record, Rejected
 from streamlearn.sinks import NullSink, Sink
 from streamlearn.sources.base import Source
 
+if TYPE_CHECKING:
+    from streamlearn.sources.file import Block
+
 log = logging.getLogger(__name__)
 
 STATE_FORMAT = 1
+
+#: Blocks of fewer lines go line by line: too short to pay for the compiled kernels
+#: (so a header-only file, or a trickle of live lines, never imports numba).
+_MIN_BLOCK_LINES = 64
+
+#: Tests only: SIGKILL this process right after checkpoint generation N is durable,
+#: before the source commits it (see tests/test_kafka_daemon.py).
+_CRASH_BEFORE_COMMIT = int(os.environ.get("STREAMLEARN_TEST_CRASH_BEFORE_COMMIT", "0") or 0)
 
 
 @dataclass
@@ -84,6 +96,20 @@ class Counters:
             divergence_events=int(data.get("divergence_events", 0)),
             rejected_by_reason=dict(data.get("rejected_by_reason", {})),
         )
+
+
+def _block_kind(source: Source, decoder: Any) -> type | None:
+    """The model class the compiled fast path learns for this source and decoder, or None.
+
+    ``STREAMLEARN_FASTPATH=0`` turns it off (to compare, or to rule it out).
+    """
+    if os.environ.get("STREAMLEARN_FASTPATH", "1") == "0":
+        return None
+    if not callable(getattr(source, "next_block", None)) or not getattr(decoder, "plain", False):
+        return None
+    from streamlearn.models.sgd import SGDRegressor
+
+    return SGDRegressor
 
 
 class Daemon:
@@ -171,6 +197,10 @@ class Daemon:
         self.lock = threading.RLock()
         self._source_name = source.describe()
         self._last_x: dict[str, float] | None = None
+        # The compiled fast path: the model class it learns (None: line by line only),
+        # and its BlockLearner, built at the first block that is worth compiling for.
+        self._block_kind: Any = _block_kind(source, decoder)
+        self._block_learner_: Any = None
         if restored is not None:
             self.counters = Counters.from_dict(restored.get("counters", {}))
             self.extensions = {
@@ -235,10 +265,14 @@ class Daemon:
         try:
             while not self._stop.is_set():
                 want = min(batch_size, options.checkpoint_every - since_checkpoint)
-                batch = self.source.next_batch(want)
+                block = self._next_block(want)
+                batch: Any = block if block is not None else self.source.next_batch(want)
                 if batch:
                     with self.lock:
-                        self.process(batch)
+                        if block is not None:
+                            self._process_block(block)
+                        else:
+                            self.process(batch)
                     since_checkpoint += len(batch)
                     processed += len(batch)
                     if progress is not None:
@@ -274,13 +308,18 @@ class Daemon:
             decode = self.decoder.decode
             items = [decode(raw) for raw in batch]
         decoded = time.perf_counter()
-        counters = self.counters
-        seen_before = counters.records_seen
+        seen_before = self.counters.records_seen
         learned_before = self.learner.records_learned
+        self._route(items)
+        self._finish_batch(seen_before, learned_before, decoded - started, decoded)
+
+    def _route(self, items: list[Any]) -> None:
+        """Test-then-train, predict, dead-letter or join each decoded item, in order."""
+        counters = self.counters
         step = self.learner.step
         monitor = self.monitor
         errors = self._errors
-        track = self.telemetry is not None or monitor is not None or self.divergence_factor > 0
+        track = self._tracks_errors
         for item in items:
             if item is None:  # a header or blank line: not a record
                 continue
@@ -294,6 +333,8 @@ class Daemon:
                         self._diverged(item, yhat)
                         continue
                     self._last_x = x
+                    if self.pseudo is not None:
+                        self.pseudo.observe_labeled(x, y)
                     if track:
                         errors.append(abs(y - yhat))
                         if monitor is not None:
@@ -304,19 +345,152 @@ class Daemon:
                 self._reject(item)
             elif type(item) is Label:
                 self._late_label(item)
+
+    @property
+    def _tracks_errors(self) -> bool:
+        """Whether the loop keeps each batch's absolute errors (telemetry, drift, guard)."""
+        return self.telemetry is not None or self.monitor is not None or self.divergence_factor > 0
+
+    def _finish_batch(
+        self, seen_before: int, learned_before: int, decode_s: float, decoded: float
+    ) -> None:
+        """After a batch: the pseudo-label side loop, the error-explosion guard, telemetry."""
         if self.pseudo is not None:
             self.pseudo.drain(self)
         learned = time.perf_counter()
+        errors = self._errors
         if errors:
             self._check_error_explosion(errors)
         if self.telemetry is not None:
             self._report_batch(
-                counters.records_seen - seen_before,
+                self.counters.records_seen - seen_before,
                 self.learner.records_learned - learned_before,
-                decoded - started,
+                decode_s,
                 learned - decoded,
             )
         errors.clear()
+
+    # -- the compiled fast path: plain CSV lines learned by sgd ---------------------
+
+    def _next_block(self, want: int) -> Block | None:
+        """A block of whole CSV lines for ``_process_block``, or None to go line by line.
+
+        Only what ``streamlearn.fastpath`` computes exactly: a file, the plain CSV
+        layout, the bare ``sgd`` model holding a weight for every feature (after its
+        first record), no baseline, no pseudo-labels, no late-label join.
+        """
+        if self._block_kind is None:
+            return None
+        learner = self.learner
+        model: Any = learner.model
+        if (
+            type(model) is not self._block_kind
+            or learner.baseline is not None
+            or self.pseudo is not None
+            or self.join is not None
+            or len(model.weights) < len(self.decoder.features)
+            or not all(name in model.weights for name in self.decoder.features)
+        ):
+            return None
+        block: Block | None = self.source.next_block(want)
+        return block
+
+    def _process_block(self, block: Block) -> None:
+        """``process`` for a block of plain CSV lines: compiled kernels, the same results.
+
+        The kernels learn the rows in order; then dead letters, predictions and
+        counters are written in stream order as ``process`` writes them. A drift
+        monitor sees every learned record; if it changes the model at one, the block
+        is learned again up to that record and the rest goes through ``_route``, as
+        the rest of a block does after a non-finite prediction.
+        """
+        fast = self._block_learner(block)
+        if fast is None:
+            self.process(block.raws())
+            return
+        started = time.perf_counter()
+        parsed = fast.parse(block.data, block.offset, self.decoder, block.lines)
+        decoded = time.perf_counter()
+        learner = self.learner
+        model = learner.model
+        seen_before, learned_before = self.counters.records_seen, learner.records_learned
+        saved = fast.save(learner, model) if self.monitor is not None else None
+        done = fast.learn(learner, model, parsed, 0, parsed.rows)
+        if saved is not None:
+            changed = self._observe_block(parsed, fast.yhat, done, model)
+            if changed is not None:
+                fast.restore(learner, model, saved)
+                done = fast.learn(learner, model, parsed, 0, changed + 1)
+        self._settle_block(parsed, fast.yhat, done)
+        if done < parsed.rows:
+            # The model predicted NaN/inf there, or the monitor changed it: record by record.
+            rest = [parsed.raw(row) for row in range(done, parsed.rows)]
+            self._route(self.decoder.decode_batch(rest))
+        self._finish_batch(seen_before, learned_before, decoded - started, decoded)
+
+    def _block_learner(self, block: Block) -> Any:
+        """The compiled ``BlockLearner`` (built at the first block worth it), or None."""
+        if block.lines < _MIN_BLOCK_LINES:
+            return None  # a header-only file or a trickle of live lines: not worth numba
+        if self._block_learner_ is None:
+            from streamlearn import fastpath
+
+            kernels = fastpath.compiled_kernels()
+            if kernels is None or not fastpath.check_against_river(kernels):
+                self._block_kind = None  # numba missing, or an unknown River: line by line
+                return None
+            self._block_learner_ = fastpath.BlockLearner(self.decoder.features, kernels)
+        return self._block_learner_
+
+    def _observe_block(self, parsed: Any, yhat: Any, done: int, model: Any) -> int | None:
+        """Show the monitor each learned row before ``done``; the row where it changed the model."""
+        from streamlearn.fastpath import LABELED, NOTHING
+
+        monitor = self.monitor
+        features = self.decoder.features
+        status = parsed.status[:done].tolist()
+        rows = parsed.values[:done].tolist()
+        yhats = yhat[:done].tolist()
+        index = self.counters.records_seen - 1
+        for row, kind in enumerate(status):
+            if kind == NOTHING:
+                continue
+            index += 1
+            if kind == LABELED:
+                values = rows[row]
+                x = dict(zip(features, values, strict=False))  # the target is the extra value
+                monitor.observe(index, x, values[-1], yhats[row], self)
+                if self.learner.model is not model:
+                    return row
+        return None
+
+    def _settle_block(self, parsed: Any, yhat: Any, done: int) -> None:
+        """Counters, dead letters, predictions and kept errors of rows ``0..done``, in order."""
+        import numpy as np
+
+        from streamlearn.fastpath import LABELED, NOTHING, REJECTED, UNLABELED
+
+        counters = self.counters
+        status = parsed.status[:done]
+        learned = status == LABELED
+        if self._tracks_errors:
+            self._errors.extend(parsed.abs_errors(yhat, learned))
+        others = np.flatnonzero(~learned).tolist()  # usually none, or the header
+        kinds = status[others].tolist()
+        counters.records_seen += done - kinds.count(NOTHING)
+        if len(others) < done:  # the model-is-finite check before a checkpoint predicts it
+            self._last_x = parsed.x(int(np.flatnonzero(learned)[-1]), self.decoder.features)
+        for row, kind in zip(others, kinds, strict=True):
+            if kind == REJECTED:
+                self._reject(parsed.judged[row])
+            elif kind == UNLABELED:  # as _unlabeled, whose prediction the kernel made
+                counters.records_unlabeled += 1
+                counters.predictions += 1
+                where = parsed.raw(row).where()
+                prediction = float(yhat[row])
+                self.predictions.write({"id": None, "position": where, "prediction": prediction})
+                if self.telemetry is not None:
+                    self.telemetry.predictions(1)
 
     def _report_batch(self, seen: int, learned: int, decode_s: float, learn_s: float) -> None:
         telemetry = self.telemetry
@@ -334,7 +508,7 @@ class Daemon:
         """Divergence guard: a batch whose error is far above the recent level restores."""
         factor = self.divergence_factor
         learner = self.learner
-        if factor <= 0 or len(learner.recent_y) < learner.rolling_window or len(errors) < 10:
+        if factor <= 0 or learner.window_len < learner.rolling_window or len(errors) < 10:
             return
         recent = learner.rolling_summary()["mae"]
         batch_mae = sum(errors) / len(errors)
@@ -386,6 +560,8 @@ class Daemon:
             return
         # Test-then-train with the prediction made when the features arrived.
         self.learner.step_with_prediction(pending.x, item.y, pending.yhat)
+        if self.pseudo is not None:
+            self.pseudo.observe_labeled(pending.x, item.y)
         if self.telemetry is not None or self.monitor is not None:
             self._errors.append(abs(item.y - pending.yhat))
         if self.monitor is not None:
@@ -472,10 +648,11 @@ class Daemon:
             self._diverged(Record({}, None, None, _NO_RAW), math.nan)
         started = time.perf_counter()
         state = self.state()  # hands the sinks' buffers to the OS through position()
-        blob = encode(state)
         if self.writer is not None and not wait:
-            self.writer.submit(blob, state["source"])
+            # Only pickling needs the loop (the snapshot); the writer adds the checksum.
+            self.writer.submit(dump(state), state["source"], framed=False)
         else:
+            blob = encode(state)
             if self.writer is not None:
                 self.writer.wait()
             self.dead_letters.sync()
@@ -490,6 +667,10 @@ class Daemon:
     def _durable(self, written: list[tuple[int, Any]]) -> None:
         for generation, snapshot in written:
             self.checkpoint_generation = generation
+            if _CRASH_BEFORE_COMMIT and generation >= _CRASH_BEFORE_COMMIT:
+                # Fault injection for the crash tests: die between a durable
+                # checkpoint and the Kafka group commit, the window that must be safe.
+                os.kill(os.getpid(), signal.SIGKILL)
             self.source.commit(snapshot)
             if self.telemetry is not None:
                 self.telemetry.checkpoint_ok()

@@ -130,3 +130,37 @@ def test_csv_with_id_column_and_chosen_features():
     assert (record.id, record.x, record.y) == ("r7", {"a": 1.0, "b": 2.0}, 3.0)
     label = decoder.decode(Raw(b"r7,,,,3\n", 0))
     assert (type(label).__name__, label.id, label.y) == ("Label", "r7", 3.0)
+
+
+def test_a_diverging_model_never_crashes_never_serves_or_stores_nan(tmp_path: Path):
+    from streamlearn.checkpoint import CheckpointStore
+
+    # x up to 300 with lr 0.01: the seed's update explodes within a few records.
+    lines = [f'{{"a": {float(i)}, "y": {2.0 * i}}}'.encode() for i in range(300)]
+    lines += [b'{"a": 1.0}']  # unlabeled: its prediction must be finite
+    predictions = tmp_path / "pred.jsonl"
+    from streamlearn.testing import ListSource
+
+    store = CheckpointStore(tmp_path / "state")
+    daemon = Daemon(
+        ListSource(lines),
+        JsonDecoder(),
+        Learner(SGDRegressor(lr=0.01)),
+        model_spec="sgd",
+        store=store,
+        predictions=JsonLinesSink(predictions),
+        model_factory=lambda: SGDRegressor(lr=0.01),
+        options=__import__("streamlearn.service").service.RunOptions(checkpoint_every=25),
+    )
+    summary = daemon.run()
+    daemon.predictions.close()
+    assert summary["divergence_events"] > 0
+    assert summary["records_seen"] == 301
+    assert all(np.isfinite(v) for v in summary["weights"].values())
+    assert np.isfinite(summary["intercept"])
+    assert all(v is None or np.isfinite(v) for v in summary["metrics"].values())
+    stored = store.load().state["learner"].model
+    assert all(np.isfinite(v) for v in stored.weights.values())
+    served = [json.loads(line)["prediction"] for line in predictions.read_text().splitlines()]
+    assert len(served) == 1 and np.isfinite(served[0])
+    store.close()

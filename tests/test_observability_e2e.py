@@ -1,0 +1,187 @@
+"""End to end: a real daemon learns from a real Kafka topic while a real Prometheus scrapes it.
+
+Every expression of every dashboard panel and every recording rule is queried through
+Prometheus's HTTP API and must return data; every selector of every alert must match series.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from deploy_files import RULES, dashboard_queries, load_dashboard, load_rules, selectors, substitute
+from prom_server import PrometheusError, PrometheusServer, free_port, require_binary
+from streamhelpers import STREAMLEARN
+
+pytestmark = [pytest.mark.prometheus, pytest.mark.kafka, pytest.mark.slow]
+
+
+def _feed(bootstrap: str, topic: str, stop: threading.Event) -> None:
+    """A steady stream: labeled rows, some unlabeled, a few malformed, until stopped."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    rng = np.random.default_rng(7)
+    i = 0
+    while not stop.is_set():
+        for _ in range(50):
+            a, b = rng.normal(size=2)
+            row: dict = {"id": i, "a": a, "b": b, "y": 2 * a - b + 1}
+            if i % 10 == 3:
+                row.pop("y")
+            value = json.dumps(row).encode()
+            if i % 97 == 5:
+                value = b"{not json"
+            producer.send(topic, value=value)
+            i += 1
+        producer.flush()
+        stop.wait(0.1)
+    producer.close()
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@pytest.fixture(scope="module")
+def live(kafka_bootstrap, tmp_path_factory) -> Iterator[tuple[PrometheusServer, int]]:
+    require_binary("prometheus")
+    from conftest import create_topic
+
+    topic = create_topic(kafka_bootstrap, f"e2e-{time.time_ns()}", partitions=2)
+    stop = threading.Event()
+    feeder = threading.Thread(target=_feed, args=(kafka_bootstrap, topic, stop), daemon=True)
+    feeder.start()
+    state = tmp_path_factory.mktemp("e2e") / "state"
+    port = free_port()
+    daemon = subprocess.Popen(
+        [
+            *STREAMLEARN,
+            "run",
+            f"kafka://{kafka_bootstrap}/{topic}?group=e2e",
+            "--state-dir",
+            str(state),
+            "--metrics-port",
+            str(port),
+            "--checkpoint-interval",
+            "0.5",
+            "--dead-letter",
+            str(state.parent / "dead.jsonl"),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while _get_or_none(f"http://127.0.0.1:{port}/readyz") != 200:
+            assert daemon.poll() is None, daemon.stderr.read() if daemon.stderr else ""
+            assert time.monotonic() < deadline, "the daemon never became ready"
+            time.sleep(0.2)
+        with PrometheusServer(
+            [f"127.0.0.1:{port}"], rule_files=[RULES], scrape_interval="1s"
+        ) as prom:
+            prom.wait_until(
+                'count_over_time(up{job="streamlearn"}[1m]) >= 4',
+                lambda result: bool(result),
+                timeout=40,
+            )
+            yield prom, port
+    finally:
+        stop.set()
+        daemon.terminate()
+        try:
+            daemon.wait(timeout=30)
+        finally:
+            daemon.kill()
+        feeder.join(timeout=10)
+
+
+def _get_or_none(url: str) -> int | None:
+    try:
+        return _get(url)[0]
+    except OSError:
+        return None
+
+
+def returns_data(prom: PrometheusServer, expr: str, timeout: float = 15.0) -> str | None:
+    try:
+        prom.wait_until(expr, lambda result: bool(result), timeout=timeout)
+    except PrometheusError as exc:
+        return str(exc)
+    return None
+
+
+def test_the_daemon_is_scraped_and_learning(live):
+    prom, port = live
+    learned = prom.query('streamlearn_records_learned_total{label="true"}')
+    assert learned and float(learned[0]["value"][1]) > 0
+    rejected = prom.query('streamlearn_records_rejected_total{reason="bad_json"}')
+    assert rejected and float(rejected[0]["value"][1]) > 0
+    lag = prom.query("streamlearn_kafka_consumer_lag_records")
+    assert {sample["metric"]["partition"] for sample in lag} == {"0", "1"}
+    status, body = _get(f"http://127.0.0.1:{port}/model")
+    assert status == 200 and json.loads(body)["records_learned"] > 0
+
+
+def test_every_dashboard_query_returns_data(live):
+    prom, _ = live
+    failures = {}
+    for where, expr in dashboard_queries(load_dashboard()):
+        problem = returns_data(prom, substitute(expr))
+        if problem:
+            failures[where] = problem
+    assert failures == {}, "\n".join(f"{k}: {v}" for k, v in failures.items())
+
+
+def test_every_rule_returns_data_or_matches_series(live):
+    prom, _ = live
+    failures = {}
+    for rule in load_rules():
+        if "record" in rule:
+            problem = returns_data(prom, rule["record"])
+            if problem:
+                failures[rule["record"]] = problem
+        for selector in selectors(rule["expr"]):
+            problem = returns_data(prom, selector)
+            if problem:
+                failures[f"{rule.get('alert') or rule.get('record')}: {selector}"] = problem
+    assert failures == {}
+
+
+def test_predict_serves_while_learning(live):
+    _, port = live
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/predict",
+        data=json.dumps({"a": 1.0, "b": 0.5}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    versions = []
+    for _ in range(5):
+        with urllib.request.urlopen(request, timeout=5) as response:
+            answer = json.loads(response.read())
+        assert np.isfinite(answer["prediction"])
+        versions.append(answer["model_version"])
+        time.sleep(0.3)
+    assert versions == sorted(versions) and versions[-1] > versions[0]
+    bad = urllib.request.Request(f"http://127.0.0.1:{port}/predict", data=b"{nope", method="POST")
+    assert _get_status(bad) == 400
+
+
+def _get_status(request: urllib.request.Request) -> int:
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
