@@ -37,7 +37,9 @@ def writer(path: Path, rate: int, stop: threading.Event) -> None:
             X = rng.normal(size=(rate // 20, 3))
             y = X @ np.array([1.5, -2.0, 0.5]) + 3
             handle.write(
-                "".join(f"{a:.5f},{b:.5f},{c:.5f},{t:.5f}\n" for (a, b, c), t in zip(X, y))
+                "".join(
+                    f"{a:.5f},{b:.5f},{c:.5f},{t:.5f}\n" for (a, b, c), t in zip(X, y, strict=True)
+                )
             )
             handle.flush()
             stop.wait(0.05)
