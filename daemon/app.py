@@ -302,12 +302,8 @@ def make_telemetry(settings: Settings, daemon: Any, source: Source) -> Any:
         def lag() -> dict[tuple[str, int], int]:
             return {(topic, p): n for p, n in source.lag().items()}
 
-    kwargs: dict[str, Any] = {}
     monitor = daemon.monitor
-    if monitor is not None:
-        from streamlearn import drift
-
-        kwargs = {"drift_detectors": drift.DETECTOR_NAMES, "drift_actions": drift.ACTIONS}
+    kwargs: dict[str, Any] = monitor.telemetry_labels() if monitor is not None else {}
     return Telemetry(
         source=source.kind,
         model_spec=daemon.model_spec,
@@ -425,7 +421,7 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
         )
         extensions = state.get("extensions", {}) if state is not None else {}
         pseudo, join = _pseudo_parts(settings, spec, extensions)
-        monitor = _drift_monitor(settings, extensions)
+        monitor = _drift_monitor(settings, extensions, stream_features)
         daemon = Daemon(
             source,
             decoder,
@@ -444,6 +440,8 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
             warm_model_factory=warm.rebuild if warm is not None else None,
             divergence_factor=settings.divergence_factor,
         )
+        if pseudo is not None:
+            resources.callback(pseudo.close)
         if settings.metrics_port is not None:
             daemon.telemetry = make_telemetry(settings, daemon, source)
             serve_http(settings, daemon, daemon.telemetry, resources)
@@ -455,24 +453,30 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
 
 def _pseudo_parts(settings: Settings, spec: str, extensions: dict[str, Any]) -> tuple[Any, Any]:
     """The pseudo-label side loop and the delayed-label join, when asked for."""
-    try:
-        from streamlearn.pseudo import build_pseudo
-    except ImportError:
-        return None, None
+    from streamlearn.pseudo import build_pseudo
+
     restored = {k: extensions[k] for k in ("pseudo", "join") if k in extensions}
     try:
-        return build_pseudo(settings.extra, model_spec=spec, lr=settings.lr, restored=restored)
+        return build_pseudo(
+            settings.extra,
+            model_spec=spec,
+            lr=settings.lr,
+            restored=restored,
+            follow=settings.follow,
+        )
     except ValueError as exc:
         raise AppUsageError(str(exc)) from None
 
 
-def _drift_monitor(settings: Settings, extensions: dict[str, Any]) -> Any:
-    """The drift monitor, when asked for."""
+def _drift_monitor(
+    settings: Settings, extensions: dict[str, Any], stream_features: list[str] | None
+) -> Any:
+    """The drift monitor (ADWIN on the prequential error, alerting, unless told otherwise)."""
+    from streamlearn.drift import build_monitor
+
     try:
-        from streamlearn.drift import build_monitor
-    except ImportError:
-        return None
-    try:
-        return build_monitor(settings.extra, restored=extensions.get("drift"))
+        return build_monitor(
+            settings.extra, restored=extensions.get("drift"), known_features=stream_features
+        )
     except ValueError as exc:
         raise AppUsageError(str(exc)) from None

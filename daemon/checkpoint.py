@@ -52,7 +52,20 @@ class Loaded:
 
 def encode(state: dict[str, Any]) -> bytes:
     """Serialise a state with its header and checksum."""
-    payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    return frame(dump(state))
+
+
+def dump(state: dict[str, Any]) -> bytes:
+    """The pickled state: the part of ``encode`` that must run where the state is consistent."""
+    return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def frame(payload: bytes) -> bytes:
+    """A pickled state with its header and checksum: the rest of ``encode``.
+
+    Any thread may do this (``BackgroundWriter`` does): hashlib releases the GIL
+    while it hashes, so the checksum costs the learning loop nothing.
+    """
     digest = hashlib.sha256(payload).digest()
     return _HEADER.pack(MAGIC, FORMAT_VERSION, digest, len(payload)) + payload
 
@@ -240,8 +253,9 @@ class CheckpointStore:
 class BackgroundWriter:
     """Writes checkpoints on a thread, so fsync does not hold up learning.
 
-    The loop encodes the state itself (a consistent snapshot, taken between
-    batches) and hands the bytes over. If a newer checkpoint arrives while one is
+    The loop pickles the state itself (a consistent snapshot, taken between
+    batches) and hands the bytes over; the checksum and header are added here
+    (``framed=False``). If a newer checkpoint arrives while one is
     being written, the older pending one is dropped: only the latest matters.
     Before each write the given sync callbacks run (sinks' fsync), so a durable
     checkpoint never points past durable sink output. ``durable()`` returns the
@@ -253,7 +267,7 @@ class BackgroundWriter:
         self.store = store
         self.syncs = syncs
         self._condition = threading.Condition()
-        self._pending: tuple[bytes, Any] | None = None
+        self._pending: tuple[bytes, Any, bool] | None = None
         self._busy = False
         self._done: list[Any] = []
         self._error: BaseException | None = None
@@ -262,11 +276,14 @@ class BackgroundWriter:
         self._thread = threading.Thread(target=self._work, name="checkpoint-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, blob: bytes, tag: Any) -> None:
-        """Queue an encoded state; ``tag`` comes back from ``durable()`` once written."""
+    def submit(self, blob: bytes, tag: Any, *, framed: bool = True) -> None:
+        """Queue an encoded state; ``tag`` comes back from ``durable()`` once written.
+
+        ``framed=False``: ``blob`` is ``dump(state)``, framed on the writer thread.
+        """
         with self._condition:
             self._raise_error()
-            self._pending = (blob, tag)
+            self._pending = (blob, tag, framed)
             self._condition.notify_all()
 
     def durable(self) -> list[Any]:
@@ -303,11 +320,13 @@ class BackgroundWriter:
                     self._condition.wait()
                 if self._pending is None:
                     return
-                blob, tag = self._pending
+                blob, tag, framed = self._pending
                 self._pending = None
                 self._busy = True
             started = time.perf_counter()
             try:
+                if not framed:
+                    blob = frame(blob)
                 for sync in self.syncs:
                     sync()
                 generation = self.store.write(blob)

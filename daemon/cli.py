@@ -362,7 +362,11 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    # Option groups of the optional parts; these modules import only click at load time.
+    from streamlearn.drift import drift_options
+    from streamlearn.pseudo import pseudo_options
+
+    return pseudo_options(drift_options(func))
 
 
 def _run_app(params: dict[str, Any], *, follow: bool, inspect_json: bool = False) -> None:
@@ -379,10 +383,17 @@ def _run_app(params: dict[str, Any], *, follow: bool, inspect_json: bool = False
         raise click.UsageError(str(exc)) from None
     except AppError as exc:
         raise click.ClickException(str(exc)) from None
+    from streamlearn.checkpoint import CheckpointError
+    from streamlearn.sources.base import SourceError
+
     try:
         daemon = app.daemon
         daemon.install_signal_handlers()
         summary = daemon.run()
+    except (CheckpointError, SourceError) as exc:
+        # The final checkpoint could not be written, or the source cannot go on
+        # (data loss, refused credentials): say so on one line, exit 1.
+        raise click.ClickException(str(exc)) from None
     finally:
         app.close()
     if inspect_json:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
+
 from streamlearn.telemetry import Telemetry
 
 __all__ = [

@@ -165,6 +165,14 @@ class CsvDecoder:
         self._feature_index = [(name, header.index(name)) for name in self.features]
         self._plain = id_column is None and header[-1] == target and self.features == header[:-1]
 
+    @property
+    def plain(self) -> bool:
+        """True for the plain layout (every feature in order, then the target; no id column).
+
+        That layout is what ``streamlearn.fastpath`` parses a block at a time.
+        """
+        return self._plain
+
     def decode_batch(self, raws: Sequence[Raw]) -> list[Decoded]:
         """Decode many lines; the plain layout (features then target) skips text decoding.
 

@@ -22,7 +22,13 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from streamlearn import __version__
-from streamlearn.checkpoint import BackgroundWriter, CheckpointStore, dump, encode
+from streamlearn.checkpoint import (
+    BackgroundWriter,
+    CheckpointError,
+    CheckpointStore,
+    dump,
+    encode,
+)
 from streamlearn.learner import Learner
 from streamlearn.models.registry import final_estimator
 from streamlearn.records import Label, Record, Rejected
@@ -190,6 +196,7 @@ class Daemon:
         self.extensions: dict[str, Any] = {}
         self.checkpoint_generation = store.generation if store is not None else 0
         self.writer: BackgroundWriter | None = None
+        self.checkpoint_failures = 0
         self.last_checkpoint_time = 0.0
         self._stop = threading.Event()
         # Held while a batch is processed: the HTTP thread predicts and reads metrics
@@ -289,6 +296,10 @@ class Daemon:
                 if since_checkpoint >= options.checkpoint_every or (due and since_checkpoint):
                     self.checkpoint()
                     since_checkpoint = 0
+            if self.pseudo is not None and self.source.exhausted:
+                # A finished replay decides its last, partial pseudo-label window too.
+                with self.lock:
+                    self.pseudo.flush(self)
             self.checkpoint(wait=True)
         finally:
             if progress is not None:
@@ -650,7 +661,14 @@ class Daemon:
         state = self.state()  # hands the sinks' buffers to the OS through position()
         if self.writer is not None and not wait:
             # Only pickling needs the loop (the snapshot); the writer adds the checksum.
-            self.writer.submit(dump(state), state["source"], framed=False)
+            try:
+                self.writer.submit(dump(state), state["source"], framed=False)
+                self._durable(self.writer.durable())
+            except CheckpointError as exc:
+                # A full disk or an unreachable Kafka sink: keep learning and try again
+                # at the next checkpoint (the alert on checkpoint age tells an operator).
+                self.checkpoint_failures += 1
+                log.error("checkpoint failed, will retry: %s", exc)
         else:
             blob = encode(state)
             if self.writer is not None:
@@ -661,8 +679,6 @@ class Daemon:
             self._durable([(generation, state["source"])])
         if self.telemetry is not None:
             self.telemetry.stage_seconds("checkpoint", time.perf_counter() - started)
-        if self.writer is not None:
-            self._durable(self.writer.durable())
 
     def _durable(self, written: list[tuple[int, Any]]) -> None:
         for generation, snapshot in written:

@@ -9,6 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
 from deploy_files import (
     DEPLOY,
     RULES,
@@ -20,7 +22,6 @@ from deploy_files import (
     require_yaml,
 )
 from prom_server import require_binary
-from prometheus_client import CollectorRegistry, generate_latest
 from streamlearn.http import DEFAULT_METRICS_PORT
 from streamlearn.telemetry import Telemetry
 

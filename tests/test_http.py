@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 from river import linear_model
+
 from streamlearn.http import MAX_BODY_BYTES, MetricsServer, MetricsServerError, ModelUnavailable
 from streamlearn.telemetry import Telemetry
 

@@ -9,6 +9,7 @@ import pickle
 import numpy as np
 import pytest
 from river import checks
+
 from streamlearn.models.mlp import MLPRegressor
 from streamlearn.models.sgd import SGDRegressor
 

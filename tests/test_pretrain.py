@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+
 from streamlearn.models.pretrain import PretrainError, pretrain, pretrain_command
 from streamlearn.models.transfer import load_batch_model
 from streamlearn.producers.transfer_data import make_transfer_pair, write_csv

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
+
 from deploy_files import RULES, dashboard_queries, load_dashboard, load_rules, selectors, substitute
 from prom_server import PrometheusError, PrometheusServer, require_binary
-from prometheus_client import CollectorRegistry
 from streamlearn.http import MetricsServer
 from streamlearn.telemetry import STAGES, Telemetry
 

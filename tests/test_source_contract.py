@@ -51,7 +51,14 @@ class ListHarness:
         return source
 
 
-HARNESSES = [FileHarness, ListHarness]
+def _kafka_harness(tmp_path: Path, request: pytest.FixtureRequest):
+    from conftest import KafkaHarness
+
+    request.applymarker(pytest.mark.kafka)
+    return KafkaHarness(tmp_path, request.getfixturevalue("kafka_bootstrap"))
+
+
+HARNESSES = [FileHarness, ListHarness, "kafka"]
 
 
 def drain(source: Source, limit: int = 1000) -> list[bytes]:
@@ -64,9 +71,14 @@ def drain(source: Source, limit: int = 1000) -> list[bytes]:
     return out
 
 
-@pytest.fixture(params=HARNESSES, ids=lambda h: h.__name__)
+@pytest.fixture(params=HARNESSES, ids=lambda h: h if isinstance(h, str) else h.__name__)
 def harness(request, tmp_path):
-    return request.param(tmp_path)
+    if request.param == "kafka":
+        made = _kafka_harness(tmp_path, request)
+        yield made
+        made.close()
+    else:
+        yield request.param(tmp_path)
 
 
 def test_idle_poll_returns_empty_list(harness):

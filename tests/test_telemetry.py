@@ -8,8 +8,9 @@ import time
 
 import numpy as np
 import pytest
-from prom_server import require_binary
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_latest
+
+from prom_server import require_binary
 from streamlearn.telemetry import (
     DEFAULT_ERROR_BUCKETS,
     DEFAULT_STEP_BUCKETS,
@@ -98,6 +99,7 @@ def test_every_fixed_series_is_zero_at_construction(
 
 def test_build_info_and_start_time(telemetry: Telemetry, registry: CollectorRegistry) -> None:
     import river
+
     import streamlearn
 
     info = value(

@@ -23,6 +23,7 @@ from sklearn.linear_model import LinearRegression, Ridge, SGDRegressor
 from sklearn.neural_network import MLPRegressor as SkMLP
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
 from streamlearn.models.mlp import MLPRegressor
 from streamlearn.models.pretrain import pretrain
 from streamlearn.models.transfer import (

@@ -2,7 +2,8 @@
 
 River 0.26 has no neural-network module, so the project carries its own: a dense regression
 network whose layers can be warm-started from a batch model (scikit-learn or Keras) and partly
-frozen, which is what the seed's three transfer modes need.
+frozen, which is what the seed's three transfer modes need. When only the output layer learns,
+it can be fitted by recursive least squares instead of SGD (``head="rls"``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 from river import base
 
-__all__ = ["ACTIVATIONS", "MLPRegressor"]
+__all__ = ["ACTIVATIONS", "HEADS", "MLPRegressor"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -78,6 +79,15 @@ ACTIVATIONS: dict[str, _Activation] = {
 }
 
 
+# How the output layer learns: by the same SGD step as the other layers, or by recursive least
+# squares on the (frozen) last hidden activations.
+HEADS = ("sgd", "rls")
+
+# Output activations under which the network's output is linear in the output layer's weights,
+# which is what least squares needs.
+_LINEAR_OUTPUTS = frozenset({"identity", "linear"})
+
+
 def _as_float_arrays(
     arrays: Iterable[Any], name: str, ndim: int, n: int | None = None
 ) -> list[FloatArray]:
@@ -102,12 +112,29 @@ def _as_vector(values: Any, name: str, n: int) -> FloatArray:
 
 
 class MLPRegressor(base.Regressor):
-    """Dense neural network regressor learned with one SGD step per record.
+    """Dense neural network regressor learned one record at a time.
 
     The network is ``input -> hidden layers -> one linear output``. Each ``learn_one(x, y, w)``
     takes one gradient step on the squared error ``(yhat - y)^2 / 2``: the output gradient is
     ``(yhat - y)``, so a network with no hidden layer learns exactly like the seed's update
     ``theta_j <- theta_j - lr * (yhat - y) * x_j``. The sample weight ``w`` scales the step.
+
+    With ``head="rls"`` and only the output layer trainable (feature extraction), the output
+    layer is instead fitted by recursive least squares on the last hidden activations ``h``
+    (plus a constant 1 for the bias). Hidden ReLU features are strongly correlated, so a plain
+    gradient step on them is ill-conditioned and slow; RLS is invariant to that conditioning.
+    Per record, with ``phi = [h, 1]``, ``theta`` the output weights and bias, and ``lambda`` the
+    forgetting factor::
+
+        u     = P phi
+        d     = lambda / w + phi' u
+        theta = theta - u (yhat - y) / d
+        P     = (P - u u' / d) / lambda
+
+    ``theta`` starts at the given output layer (so B predicts as A before learning) and
+    ``P = I / rls_delta``: with ``rls_forgetting=1`` this is exactly ridge regression of ``y``
+    on ``phi`` pulled towards the starting weights with strength ``rls_delta``. It costs one
+    ``(n+1) x (n+1)`` rank-one update per record (n hidden units), about ``3 (n+1)^2`` flops.
 
     Weight matrices are stored like scikit-learn's: ``coefs_[i]`` has shape
     ``(fan_in, fan_out)`` and ``intercepts_[i]`` shape ``(fan_out,)``, so a trained
@@ -147,7 +174,25 @@ class MLPRegressor(base.Regressor):
         Output activation, ``"identity"`` for plain regression (Keras may use another).
     clip_gradient
         Bound on the absolute value of each gradient entry, as in River's linear models: it
-        keeps a badly scaled stream from blowing the weights up in a few steps.
+        keeps a badly scaled stream from blowing the weights up in a few steps. Not used by the
+        RLS head, whose step moves the prediction on the record at most to ``y``.
+    head
+        How the output layer learns: ``"sgd"`` (the gradient step of every other layer) or
+        ``"rls"`` (recursive least squares on the last hidden activations). ``"rls"`` needs the
+        output layer to be the only trainable one (``trainable_layers=1``, or no hidden layer)
+        and a linear ``output_activation``; ``lr`` is then unused.
+    rls_forgetting
+        RLS forgetting factor ``lambda`` in ``(0, 1]``: a record seen ``t`` records ago counts
+        ``lambda**t``, so the head remembers about ``1 / (1 - lambda)`` records and keeps
+        tracking a drifting target (with ``1`` it averages over all records ever seen, and its
+        steps shrink like ``1/t``). Forgetting would let ``P`` grow without bound in directions
+        no record excites (a dead ReLU unit), so ``P``'s diagonal is kept at most
+        ``1 / rls_delta`` by a symmetric diagonal rescaling: no weight is ever less certain than
+        before the first record.
+    rls_delta
+        RLS regularisation: ``P`` starts at ``I / rls_delta``. Small values trust the first
+        records quickly; large ones keep the head near its starting weights longer. It is in
+        the units of the squared hidden activations.
 
     Attributes
     ----------
@@ -157,9 +202,13 @@ class MLPRegressor(base.Regressor):
         The bias vectors, one per layer.
     features_
         The input feature order in use (``None`` until known).
+    rls_p_
+        The RLS matrix ``P`` (``(n+1) x (n+1)``, the bias last), or ``None`` with ``head="sgd"``
+        or before the feature order is known.
     n_skipped_steps_
         Steps skipped because they would have made a weight NaN or infinite (or because the
-        record itself held NaN or infinity); the weights are then left as they were.
+        record itself held NaN or infinity, or, for the RLS head, had a negative weight); the
+        weights are then left as they were.
 
     Examples
     --------
@@ -184,6 +233,21 @@ class MLPRegressor(base.Regressor):
     >>> head.learn_one({"x": -3.0}, 0.0)
     >>> head.coefs_[0].tolist(), head.coefs_[1].ravel().tolist()
     ([[1.0, -1.0]], [1.0, 0.91])
+
+    The same network with a recursive-least-squares head: one record is (almost) fitted at
+    once, the frozen layer stays as given.
+
+    >>> rls = MLPRegressor(
+    ...     hidden=(2,), features=["x"], trainable_layers=1, head="rls", rls_delta=0.01,
+    ...     initial_coefs=[np.array([[1.0, -1.0]]), np.array([[1.0], [1.0]])],
+    ... )
+    >>> rls.predict_one({"x": -3.0})
+    3.0
+    >>> rls.learn_one({"x": -3.0}, 0.0)
+    >>> round(rls.predict_one({"x": -3.0}), 3)
+    0.003
+    >>> rls.coefs_[0].tolist(), rls.rls_p_.shape
+    ([[1.0, -1.0]], (3, 3))
     """
 
     def __init__(
@@ -200,6 +264,9 @@ class MLPRegressor(base.Regressor):
         input_scale: Sequence[float] | None = None,
         output_activation: str = "identity",
         clip_gradient: float = 1e12,
+        head: str = "sgd",
+        rls_forgetting: float = 0.999,
+        rls_delta: float = 0.1,
     ) -> None:
         hidden = tuple(hidden)
         if not all(isinstance(h, int | np.integer) and h > 0 for h in hidden):
@@ -227,6 +294,28 @@ class MLPRegressor(base.Regressor):
             )
         if not (isinstance(clip_gradient, int | float) and clip_gradient > 0):
             raise ValueError(f"clip_gradient must be positive, got {clip_gradient!r}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(map(repr, HEADS))}, got {head!r}")
+        if not (isinstance(rls_forgetting, int | float) and 0 < rls_forgetting <= 1):
+            raise ValueError(
+                f"rls_forgetting must be in (0, 1] (1 = remember every record), "
+                f"got {rls_forgetting!r}"
+            )
+        if not (isinstance(rls_delta, int | float) and math.isfinite(rls_delta) and rls_delta > 0):
+            raise ValueError(f"rls_delta must be a positive finite number, got {rls_delta!r}")
+        if head == "rls":
+            n_trainable = n_layers if trainable_layers is None else trainable_layers
+            if n_trainable != 1:
+                raise ValueError(
+                    "head='rls' fits the output layer on frozen hidden features, so it needs "
+                    f"exactly one trainable layer (trainable_layers=1); this network would train "
+                    f"{n_trainable} of its {n_layers}"
+                )
+            if output_activation not in _LINEAR_OUTPUTS:
+                raise ValueError(
+                    "head='rls' needs a linear output (output_activation='identity'), got "
+                    f"{output_activation!r}; use head='sgd'"
+                )
         if features is not None:
             features = list(features)
             if len(set(features)) != len(features) or not features:
@@ -242,6 +331,9 @@ class MLPRegressor(base.Regressor):
         self.features = features
         self.output_activation = output_activation
         self.clip_gradient = float(clip_gradient)
+        self.head = head
+        self.rls_forgetting = float(rls_forgetting)
+        self.rls_delta = float(rls_delta)
         self.initial_coefs = (
             None
             if initial_coefs is None
@@ -294,6 +386,7 @@ class MLPRegressor(base.Regressor):
         self.features_: list[Hashable] | None = None
         self.coefs_: list[FloatArray] = []
         self.intercepts_: list[FloatArray] = []
+        self.rls_p_: FloatArray | None = None
         if features is not None:
             self._build(list(features))
 
@@ -312,6 +405,8 @@ class MLPRegressor(base.Regressor):
             "input_scale": [5.0, 5.0],
             "trainable_layers": 1,
         }
+        yield {"hidden": (6,), "trainable_layers": 1, "head": "rls", "seed": 1}
+        yield {"hidden": (), "head": "rls", "rls_forgetting": 1.0, "rls_delta": 1.0}
 
     # -- state -----------------------------------------------------------------------------
 
@@ -343,6 +438,14 @@ class MLPRegressor(base.Regressor):
         self._spare_intercepts = [np.zeros_like(b) for b in self.intercepts_]
         trainable = n_layers if self.trainable_layers is None else self.trainable_layers
         self._first_trainable = n_layers - trainable
+        if self.head == "rls":
+            n_head = sizes[-2] + 1  # the last hidden units and the bias
+            self.rls_p_ = np.eye(n_head) / self.rls_delta
+            self._spare_p = np.zeros((n_head, n_head))
+            self._phi = np.ones(n_head)  # [h, 1]: the bias input stays 1
+            self._gain = np.zeros(n_head)
+            self._scale = np.zeros(n_head)
+            self._scale_outer = np.zeros((n_head, n_head))
 
     def _load_input(self, x: dict[Hashable, Any]) -> FloatArray:
         buffer = self._activity[0]
@@ -390,6 +493,9 @@ class MLPRegressor(base.Regressor):
         if not math.isfinite(error):
             self.n_skipped_steps_ += 1
             return
+        if self.rls_p_ is not None:
+            self._rls_step(error, w)
+            return
         step = self.lr * w
         clip = self.clip_gradient
         activity, deltas = self._activity, self._deltas
@@ -428,3 +534,53 @@ class MLPRegressor(base.Regressor):
         for i in range(first, n_layers):
             np.copyto(self.coefs_[i], spare_coefs[i])
             np.copyto(self.intercepts_[i], spare_intercepts[i])
+
+    def _rls_step(self, error: float, w: float) -> None:
+        """One recursive-least-squares update of the output layer (see the class docstring)."""
+        p = self.rls_p_
+        assert p is not None
+        if w < 0:
+            # A negative weight would remove information: P could stop being positive definite.
+            self.n_skipped_steps_ += 1
+            return
+        phi, gain, spare_p = self._phi, self._gain, self._spare_p
+        n_hidden = phi.shape[0] - 1
+        phi[:n_hidden] = self._activity[-2]
+        np.matmul(p, phi, out=gain)
+        forgetting = self.rls_forgetting
+        denominator = forgetting / w + float(phi @ gain)
+        # Mathematically d > lambda / w > 0; rounding in a long-lived P could break that.
+        if not (math.isfinite(denominator) and denominator > 0):
+            self.n_skipped_steps_ += 1
+            return
+        step = error / denominator
+        coef, bias = self._spare_coefs[-1], self._spare_intercepts[-1]
+        np.multiply(gain[:n_hidden, None], -step, out=coef)
+        coef += self.coefs_[-1]
+        bias[0] = self.intercepts_[-1][0] - step * gain[n_hidden]
+        # u u' / d rather than u (u / d)': each entry is then the same product both ways round,
+        # so P stays exactly symmetric however many records it sees.
+        np.multiply.outer(gain, gain, out=spare_p)
+        spare_p *= -1.0 / denominator
+        spare_p += p
+        if forgetting < 1.0:
+            # P / lambda, except that directions no record excites (a dead ReLU unit) would grow
+            # by 1/lambda every record and burst into a huge step once excited (RLS "windup").
+            # So P becomes S P S with S diagonal, S_ii = min(lambda^-1/2, (cap / P_ii)^1/2): still
+            # symmetric positive definite, its diagonal at most cap = 1/delta, i.e. no weight
+            # is ever less certain than before the first record. One pass, at every step.
+            scale = self._scale
+            np.maximum(spare_p.diagonal(), 1e-300, out=scale)  # rounding could leave 0 or less
+            np.divide(1.0 / self.rls_delta, scale, out=scale)
+            np.minimum(scale, 1.0 / forgetting, out=scale)
+            np.sqrt(scale, out=scale)
+            np.multiply.outer(scale, scale, out=self._scale_outer)
+            spare_p *= self._scale_outer
+        if not (
+            math.isfinite(coef.sum()) and math.isfinite(bias[0]) and math.isfinite(spare_p.sum())
+        ):
+            self.n_skipped_steps_ += 1
+            return
+        np.copyto(self.coefs_[-1], coef)
+        np.copyto(self.intercepts_[-1], bias)
+        np.copyto(p, spare_p)

@@ -25,7 +25,8 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 from river import base
-from streamlearn.models.mlp import ACTIVATIONS, MLPRegressor
+
+from streamlearn.models.mlp import ACTIVATIONS, HEADS, MLPRegressor
 
 __all__ = [
     "MODES",
@@ -536,6 +537,7 @@ def warm_start(
     stream_features: list[str] | None = None,
     lr: float = 0.01,
     linear_model: str = "sgd",
+    head: str | None = None,
 ) -> base.Regressor:
     """Build the online model B from A; before learning, B predicts exactly what A predicts.
 
@@ -545,14 +547,19 @@ def warm_start(
         A minus its output layer is a frozen feature extractor and B learns on its features.
         B is an ``MLPRegressor`` holding all of A's layers with only the output layer trainable
         (``trainable_layers=1``), initialised from A's output layer: B starts as A and then learns
-        a linear head on A's last hidden activations, with the seed's update.
+        a linear head on A's last hidden activations. The head is fitted by recursive least
+        squares (``head="rls"``): this is the seed's case of a similar task with little new
+        data, and A's hidden units are so correlated that a plain gradient step on them needs
+        thousands of records where least squares needs about a hundred.
     ``finetune``
         Every layer of A keeps learning. For a linear A this is the project's ``SGDRegressor``
         (``linear_model="sgd"``, the seed's update) or River's ``LinearRegression``
         (``"river"``) holding A's weights; a River A is a copy of itself that keeps learning
         (River's ``clone()`` of it is an untrained model: checkpoint it, do not clone it).
     ``partial``
-        Only the last ``trainable_layers`` weight layers learn; the ones before stay as in A.
+        Only the last ``trainable_layers`` weight layers learn, by gradient steps, as the seed
+        retrains them; the ones before stay as in A. With ``trainable_layers=1`` this is the
+        extract network with an SGD head (``head="rls"`` makes it the same as extract).
 
     Parameters
     ----------
@@ -576,6 +583,11 @@ def warm_start(
         For a linear A: ``"sgd"`` (streamlearn ``SGDRegressor``, survives ``clone()``) or
         ``"river"`` (River ``LinearRegression``: its squared loss has gradient ``2 (yhat - y)``,
         and its ``clone()`` keeps the intercept but drops the carried-over weights).
+    head
+        How an MLP B's output layer learns when it is the only layer that learns: ``"rls"``
+        (recursive least squares, see ``MLPRegressor``; ``lr`` is then unused) or ``"sgd"``.
+        ``None`` picks ``"rls"`` for extract and ``"sgd"`` for partial, and ``"sgd"`` for
+        extract when A's output activation is not linear (least squares would not apply).
 
     A's input standardisation (a ``StandardScaler`` in its pipeline) is carried over frozen by an
     MLP B; for a linear B it is folded into the weights, so that B learns on raw features as the
@@ -599,10 +611,14 @@ def warm_start(
     >>> b = warm_start(a, "extract", stream_features=["x"])
     >>> bool(abs(b.predict_one({"x": 0.5}) - sk.predict(pd.DataFrame({"x": [0.5]}))[0]) < 1e-12)
     True
+    >>> b.head
+    'rls'
     >>> first_layer = b.coefs_[0].copy()
     >>> b.learn_one({"x": 0.5}, 3.0)
     >>> bool((b.coefs_[0] == first_layer).all())   # the feature extractor is frozen
     True
+    >>> warm_start(a, "partial", 1, stream_features=["x"]).head
+    'sgd'
     >>> try:
     ...     warm_start(a, "finetune", stream_features=["temperature"])
     ... except TransferError as exc:
@@ -619,6 +635,13 @@ def warm_start(
         raise TransferError(f"linear_model must be 'sgd' or 'river', got {linear_model!r}")
     if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
         raise TransferError(f"lr must be a positive finite number, got {lr!r}")
+    if head is not None and head not in HEADS:
+        raise TransferError(f"head must be one of {', '.join(map(repr, HEADS))}, got {head!r}")
+    if head == "rls" and (a.kind != "mlp" or mode == "finetune"):
+        raise TransferError(
+            f"head='rls' fits an MLP A's output layer on its frozen hidden layers; it needs mode "
+            f"extract, or partial with 1 trainable layer (got mode {mode} for {a.origin})"
+        )
 
     if a.kind == "river":
         if mode != "finetune":
@@ -666,6 +689,19 @@ def warm_start(
                 f"between 1 and {n_layers - 1}, got {trainable_layers!r} (all layers: finetune)"
             )
         trainable = trainable_layers
+    linear_output = a.activations[-1] in ("identity", "linear")
+    if head is None:
+        head = "rls" if mode == "extract" and linear_output else "sgd"
+    elif head == "rls" and trainable != 1:
+        raise TransferError(
+            f"head='rls' fits only the output layer, but partial mode with K={trainable} trains "
+            f"{trainable} layers; use K=1 or head='sgd'"
+        )
+    elif head == "rls" and not linear_output:
+        raise TransferError(
+            f"head='rls' needs a linear output layer; {a.origin} ends in "
+            f"{a.activations[-1]}: use head='sgd'"
+        )
     hidden_acts = a.activations[:-1]
     return MLPRegressor(
         hidden=tuple(c.shape[1] for c in a.coefs[:-1]),
@@ -678,6 +714,7 @@ def warm_start(
         initial_intercepts=list(a.intercepts),
         input_mean=None if a.input_mean is None else a.input_mean.tolist(),
         input_scale=None if a.input_scale is None else a.input_scale.tolist(),
+        head=head,
     )
 
 

@@ -1,0 +1,618 @@
+"""The compiled fast path: blocks of plain CSV lines learned by the ``sgd`` model.
+
+The common case (a CSV in the plain layout, features then the target and no id
+column, learned by ``sgd``) used to spend its time on Python overhead: a ``Raw``,
+a list and a dict per line and a dozen method calls per record. Here a block of
+lines (at most ``checkpoint_every``) is parsed by one compiled function and
+learned by another, record by record, with the arithmetic of the per-record
+path, operation for operation, so the results are the same to the last bit:
+
+- :func:`parse_lines` reads a number only when it can do so exactly as ``float()``
+  does: at most 17 significant digits whose value fits in 2**53, and a decimal
+  exponent within +-22, so one correctly rounded multiplication or division gives
+  the correctly rounded value (Clinger's fast path). Any other line (quotes,
+  blanks, ``1e300``, ``NaN``, a wrong field count, the header) is marked
+  ``DOUBT`` and decoded by the per-line ``CsvDecoder.decode``, so bad rows reach
+  the dead letters in stream order with the same reasons.
+- :func:`learn_rows` runs, per record: the prediction and the seed's update
+  (``SGDRegressor.predict_learn_one``); the updates of River's ``MAE``, ``RMSE``
+  and ``R2`` (``stats.Mean.update`` and ``stats.Var.update`` formula by formula,
+  ``** 2`` through the C library's ``pow`` as CPython computes it); the rolling
+  window and the learning curve (``Learner._remember``). An unlabeled row gets
+  the prediction of the model as it is at that row.
+
+The state stays where it lives on the per-record path: the weights in the
+``SGDRegressor``, the metrics in River's objects, the window in the learner's
+ring (shared with the kernel without a copy). :class:`BlockLearner` loads it
+into arrays before a block and writes it back after, and the run loop
+checkpoints only between blocks, at a line boundary with its byte offset.
+
+Both kernels are plain Python; numba compiles them when it is installed
+(``cache=True``: once per machine, then loaded in about 0.1 s). Without numba
+the daemon takes the per-record path; the tests run the uncompiled kernels
+against the numpy oracle too.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from streamlearn.records import Decoded, Record
+from streamlearn.sources.base import Raw
+
+log = logging.getLogger(__name__)
+
+#: Row kinds in ``Parsed.status``; the kernel learns LABELED rows and predicts UNLABELED ones.
+LABELED = 0
+UNLABELED = 1
+DOUBT = 2  # not read by the parser: ``CsvDecoder.decode`` decides (then one of the others)
+REJECTED = 3  # a dead letter (counted as seen)
+NOTHING = 4  # a header or blank line (not a record)
+
+#: Exact powers of ten (10**22 is the largest exactly representable in a double). An
+#: array: numba freezes it as a constant (a tuple indexed at run time compiled far slower).
+_POW10 = np.array([float(10**k) for k in range(23)])
+_MAX_MANTISSA = 2**53
+
+# ``learn_rows`` state vector: the scalars of the model, River's metrics and the window.
+INTERCEPT, MAE_N, MAE_MEAN, MSE_N, MSE_MEAN, VAR_N, VAR_MEAN, VAR_S, RSS, ABS_SUM = range(10)
+# ``learn_rows`` counters: in and out (records learned, ring slot and length, curve
+# stride and room left before it thins), out (curve points written, 1 if it stopped at
+# a non-finite prediction).
+LEARNED, SLOT, LENGTH, STRIDE, ROOM, POINTS, DIVERGED = range(7)
+
+
+def parse_lines(
+    data: np.ndarray,
+    n_fields: int,
+    values: np.ndarray,
+    status: np.ndarray,
+    starts: np.ndarray,
+) -> int:
+    """Parse complete CSV lines of numbers; returns how many lines were read.
+
+    ``data`` holds whole lines (uint8 array, or ``bytes`` when run uncompiled: numpy's
+    uint8 scalars would wrap in the digit arithmetic), each ending in a newline. Row ``i`` spans
+    ``data[starts[i]:starts[i + 1]]``; its numbers go to ``values[i]`` (the target,
+    the last field, is NaN when empty) and its kind to ``status[i]``: ``LABELED``,
+    ``UNLABELED`` (an empty last field) or ``DOUBT``.
+    """
+    size = len(data)
+    rows = len(status)
+    last = n_fields - 1
+    row = 0
+    pos = 0
+    while pos < size and row < rows:
+        starts[row] = pos
+        kind = LABELED
+        field = 0
+        value = 0.0
+        while True:
+            c = data[pos] if pos < size else 10
+            if field == last and (c == 10 or (c == 13 and pos + 1 < size and data[pos + 1] == 10)):
+                kind = UNLABELED  # an empty target
+                values[row, field] = math.nan
+                break
+            negative = c == 45  # '-'
+            if negative or c == 43:  # '+'
+                pos += 1
+            mantissa = 0
+            digits = 0  # significant digits (leading zeros do not count)
+            exponent = 0
+            seen = False
+            while pos < size:
+                c = data[pos]
+                if c < 48 or c > 57:
+                    break
+                seen = True
+                if mantissa != 0 or c != 48:
+                    digits += 1
+                    if digits <= 17:
+                        mantissa = mantissa * 10 + (c - 48)
+                pos += 1
+            if pos < size and data[pos] == 46:  # '.'
+                pos += 1
+                while pos < size:
+                    c = data[pos]
+                    if c < 48 or c > 57:
+                        break
+                    seen = True
+                    if mantissa != 0 or c != 48:
+                        digits += 1
+                        if digits <= 17:
+                            mantissa = mantissa * 10 + (c - 48)
+                    exponent -= 1
+                    pos += 1
+            exact = seen and digits <= 17 and mantissa <= _MAX_MANTISSA
+            if pos < size and (data[pos] == 101 or data[pos] == 69):  # 'e' or 'E'
+                pos += 1
+                exponent_negative = False
+                if pos < size and (data[pos] == 45 or data[pos] == 43):
+                    exponent_negative = data[pos] == 45
+                    pos += 1
+                power = 0
+                power_digits = 0
+                while pos < size:
+                    c = data[pos]
+                    if c < 48 or c > 57:
+                        break
+                    power = power * 10 + (c - 48)
+                    power_digits += 1
+                    pos += 1
+                exact = exact and 0 < power_digits <= 4
+                exponent += -power if exponent_negative else power
+            if not exact:
+                kind = DOUBT
+                break
+            if mantissa == 0:
+                value = 0.0
+            elif 0 <= exponent <= 22:
+                value = float(mantissa) * _POW10[exponent]
+            elif -22 <= exponent < 0:
+                value = float(mantissa) / _POW10[-exponent]
+            else:
+                kind = DOUBT
+                break
+            values[row, field] = -value if negative else value
+            c = data[pos] if pos < size else 10
+            if c == 44:  # ','
+                field += 1
+                if field > last:  # too many fields
+                    kind = DOUBT
+                    break
+                pos += 1
+                continue
+            if c == 13 and pos + 1 < size and data[pos + 1] == 10:
+                pos += 1  # CRLF: the decoder strips the CR as well
+                c = 10
+            if c != 10 or field != last:  # something else after the number, or too few fields
+                kind = DOUBT
+            break
+        while pos < size and data[pos] != 10:  # to the end of the line (a DOUBT stops early)
+            pos += 1
+        pos += 1
+        status[row] = kind
+        row += 1
+    starts[row] = min(pos, size)
+    return row
+
+
+def learn_rows(
+    values: np.ndarray,
+    status: np.ndarray,
+    start: int,
+    stop: int,
+    weights: np.ndarray,
+    lr: float,
+    two: float,
+    state: np.ndarray,
+    counters: np.ndarray,
+    ring_y: np.ndarray,
+    ring_yhat: np.ndarray,
+    yhat_out: np.ndarray,
+    curve_out: np.ndarray,
+) -> int:
+    """Test then train rows ``start..stop`` in order; returns the row to go on from.
+
+    It returns ``stop`` when done. It returns early at a row whose prediction is not
+    finite (that row is not learned; ``counters[DIVERGED]`` is 1), and right after a
+    row whose curve point fills the curve (``Curve.add`` then thins it and doubles
+    the stride, which the caller passes in again). ``two`` is 2.0: a value the
+    compiler cannot see, so ``** two`` calls the C library's ``pow`` as CPython does
+    (``x * x`` differs from it in the last bit for about 1 in 1000 values).
+    """
+    n_features = weights.shape[0]
+    intercept = state[INTERCEPT]
+    mae_n = state[MAE_N]
+    mae_mean = state[MAE_MEAN]
+    mse_n = state[MSE_N]
+    mse_mean = state[MSE_MEAN]
+    var_n = state[VAR_N]
+    var_mean = state[VAR_MEAN]
+    var_s = state[VAR_S]
+    rss = state[RSS]
+    abs_sum = state[ABS_SUM]
+    learned = counters[LEARNED]
+    slot = counters[SLOT]
+    length = counters[LENGTH]
+    stride = counters[STRIDE]
+    room = counters[ROOM]
+    window = ring_y.shape[0]
+    points = 0
+    diverged = 0
+    row = start
+    while row < stop:
+        kind = status[row]
+        if kind != LABELED and kind != UNLABELED:
+            row += 1
+            continue
+        # SGDRegressor.predict_one / predict_learn_one: intercept, then features in order.
+        yhat = intercept
+        for j in range(n_features):
+            yhat += weights[j] * values[row, j]
+        yhat_out[row] = yhat
+        if yhat - yhat != 0.0:  # NaN or inf: the run loop's divergence guard takes over
+            diverged = 1
+            break
+        if kind == UNLABELED:
+            row += 1
+            continue
+        y = values[row, n_features]
+        # River: MAE and MSE are stats.Mean of |e| and e ** 2; R2 is stats.Var of y
+        # plus the residual sum of squares (metrics/mae.py, mse.py, r2.py, stats/var.py).
+        mae_n += 1.0
+        mae_mean += (1.0 / mae_n) * (abs(y - yhat) - mae_mean)
+        mse_n += 1.0
+        mse_mean += (1.0 / mse_n) * ((y - yhat) ** two - mse_mean)
+        mean_old = var_mean
+        var_n += 1.0
+        var_mean += (1.0 / var_n) * (y - var_mean)
+        var_s += 1.0 * (y - mean_old) * (y - var_mean)
+        rss += (y - yhat) * (y - yhat) * 1.0
+        # The seed's update: theta_j -= alpha * (yhat - y) * x_j, the intercept as x_0 = 1.
+        step = lr * (yhat - y)
+        for j in range(n_features):
+            weights[j] = weights[j] - step * values[row, j]
+        intercept -= step
+        # Learner._remember: the ring, the running |error| sum, the curve.
+        if length == window:
+            abs_sum -= abs(ring_y[slot] - ring_yhat[slot])
+        else:
+            length += 1
+        ring_y[slot] = y
+        ring_yhat[slot] = yhat
+        slot += 1
+        if slot == window:
+            slot = 0
+        abs_sum += abs(y - yhat)
+        learned += 1
+        row += 1
+        if learned % stride == 0:
+            if learned % window == 0:  # re-sum, oldest first (learner.abs_error_sum)
+                abs_sum = 0.0
+                for k in range(window):
+                    at = (slot + k) % window
+                    abs_sum += abs(ring_y[at] - ring_yhat[at])
+            curve_out[points, 0] = learned
+            curve_out[points, 1] = abs_sum / length
+            curve_out[points, 2] = mae_mean
+            points += 1
+            if points > room:  # Curve.add thins now: the caller applies it, then goes on
+                break
+    state[INTERCEPT] = intercept
+    state[MAE_N] = mae_n
+    state[MAE_MEAN] = mae_mean
+    state[MSE_N] = mse_n
+    state[MSE_MEAN] = mse_mean
+    state[VAR_N] = var_n
+    state[VAR_MEAN] = var_mean
+    state[VAR_S] = var_s
+    state[RSS] = rss
+    state[ABS_SUM] = abs_sum
+    counters[LEARNED] = learned
+    counters[SLOT] = slot
+    counters[LENGTH] = length
+    counters[POINTS] = points
+    counters[DIVERGED] = diverged
+    return row
+
+
+Kernels = tuple[Callable[..., int], Callable[..., int]]
+
+
+def python_kernels() -> Kernels:
+    """The kernels as plain Python (slow; for tests and for checking the compiled ones)."""
+    return parse_lines, learn_rows
+
+
+@functools.cache
+def compiled_kernels() -> Kernels | None:
+    """The kernels compiled by numba (cached on disk), or None when numba is missing."""
+    try:
+        import numba
+    except ImportError:
+        log.info("numba is not installed: plain CSV + sgd takes the per-record path")
+        return None
+    jit = numba.njit(cache=True, nogil=True)
+    return jit(parse_lines), jit(learn_rows)
+
+
+@dataclass
+class Parsed:
+    """A block parsed: numbers, row kinds, line boundaries and the rows the decoder judged."""
+
+    values: np.ndarray  # (rows, features + 1); the last column is the target
+    status: np.ndarray  # row kinds (LABELED ... NOTHING)
+    starts: np.ndarray  # byte offset of each line in the block, and the end
+    data: bytes
+    offset: int  # file offset of the block's first byte
+    judged: dict[int, Decoded]  # row -> the decoder's verdict, for DOUBT rows
+
+    @property
+    def rows(self) -> int:
+        return int(self.status.shape[0])
+
+    def raw(self, row: int) -> Raw:
+        """The line of ``row`` as the per-line path sees it (newline included)."""
+        start, end = int(self.starts[row]), int(self.starts[row + 1])
+        return Raw(self.data[start:end], self.offset + start)
+
+    def x(self, row: int, features: Sequence[str]) -> dict[str, float]:
+        """The features of ``row`` as the record dict the per-line decoder makes."""
+        return dict(zip(features, self.values[row, :-1].tolist(), strict=True))
+
+    def abs_errors(self, yhat: np.ndarray, rows: np.ndarray) -> list[float]:
+        """``|y - yhat|`` of the rows selected by the mask ``rows`` (same floats as Python's)."""
+        if rows.all():  # the common block: every row labeled
+            count = rows.shape[0]
+            return np.abs(self.values[:count, -1] - yhat[:count]).tolist()
+        selected = np.flatnonzero(rows)
+        return np.abs(self.values[selected, -1] - yhat[selected]).tolist()
+
+
+@dataclass
+class _Arrays:
+    """The learner's state as ``learn_rows`` reads and writes it."""
+
+    weights: np.ndarray
+    state: np.ndarray
+    counters: np.ndarray
+    ring_y: np.ndarray
+    ring_yhat: np.ndarray
+
+
+class BlockLearner:
+    """Parses blocks of plain CSV lines and learns them into a ``Learner`` of ``sgd``.
+
+    Parameters
+    ----------
+    features
+        The feature names, in column order (the target is the last column).
+    kernels
+        ``compiled_kernels()`` (the default) or ``python_kernels()``.
+
+    Examples
+    --------
+    >>> from streamlearn.learner import Learner
+    >>> from streamlearn.models.sgd import SGDRegressor
+    >>> from streamlearn.records import CsvDecoder
+    >>> learner = Learner(SGDRegressor(lr=0.1, initial_weights={"a": 0.0}))
+    >>> fast = BlockLearner(["a"], kernels=python_kernels())
+    >>> parsed = fast.parse(b"a,y\\n1,2\\n2,\\n", 0, CsvDecoder(["a", "y"]))
+    >>> parsed.status.tolist()
+    [4, 0, 1]
+    >>> fast.learn(learner, learner.model, parsed, 0, parsed.rows)
+    3
+    >>> learner.model.weights, learner.model.intercept, fast.yhat.tolist()[1:]
+    ({'a': 0.2}, 0.2, [0.0, 0.6000000000000001])
+    >>> learner.summary()["mae"]
+    2.0
+    """
+
+    def __init__(self, features: Sequence[str], kernels: Kernels | None = None) -> None:
+        self.features = list(features)
+        kernels = kernels if kernels is not None else compiled_kernels()
+        if kernels is None:
+            raise RuntimeError("numba is not installed")
+        self._parse, self._learn = kernels
+        # Compiled, the parser reads a uint8 view of the bytes; as Python, the bytes.
+        self._compiled = kernels[0] is not parse_lines
+        self.yhat = np.empty(0)
+
+    # -- parsing ---------------------------------------------------------------
+
+    def parse(self, data: bytes, offset: int, decoder: Any, lines: int | None = None) -> Parsed:
+        """Parse a block of whole lines; ``decoder`` judges the lines the parser doubts."""
+        if lines is None:
+            lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        n_fields = len(self.features) + 1
+        values = np.empty((lines, n_fields))
+        status = np.empty(lines, dtype=np.int8)
+        starts = np.empty(lines + 1, dtype=np.int64)
+        text = np.frombuffer(data, dtype=np.uint8) if self._compiled else data
+        rows = self._parse(text, n_fields, values, status, starts)
+        assert rows == lines, (rows, lines)
+        parsed = Parsed(values, status, starts, data, offset, {})
+        for row in np.flatnonzero(status == DOUBT).tolist():
+            parsed.judged[row] = self._judge(parsed, row, decoder)
+        return parsed
+
+    def _judge(self, parsed: Parsed, row: int, decoder: Any) -> Decoded:
+        item = decoder.decode(parsed.raw(row))
+        if item is None:
+            parsed.status[row] = NOTHING
+        elif type(item) is Record:
+            # A row the parser could not read exactly (e.g. 17-digit numbers, spaces):
+            # the decoder's float() values go to the kernel like any other row.
+            parsed.values[row, :-1] = [item.x[name] for name in self.features]
+            parsed.values[row, -1] = math.nan if item.y is None else item.y
+            parsed.status[row] = UNLABELED if item.y is None else LABELED
+        else:  # Rejected (a Label needs an id column, which the plain layout has not)
+            parsed.status[row] = REJECTED
+        return item
+
+    # -- learning --------------------------------------------------------------
+
+    def learn(self, learner: Any, model: Any, parsed: Parsed, start: int, stop: int) -> int:
+        """Learn rows ``start..stop`` into ``learner`` and ``model``; returns where it stopped.
+
+        That is ``stop``, or the first row whose prediction is not finite (not
+        learned). Predictions of every row handled are in ``self.yhat``. The model
+        must hold a weight for every feature (as it does after its first record): a
+        missing weight is skipped by ``predict_one``, which a vector cannot mirror.
+        """
+        if self.yhat.shape[0] < parsed.rows:
+            self.yhat = np.empty(parsed.rows)
+        arrays = self.load(learner, model)
+        curve = learner.curve
+        curve_out = np.empty((stop - start + 1, 3))
+        row = start
+        while True:
+            arrays.counters[STRIDE] = curve.stride
+            arrays.counters[ROOM] = curve.max_points - len(curve)
+            row = self._learn(
+                parsed.values,
+                parsed.status,
+                row,
+                stop,
+                arrays.weights,
+                model.lr,
+                2.0,
+                arrays.state,
+                arrays.counters,
+                arrays.ring_y,
+                arrays.ring_yhat,
+                self.yhat,
+                curve_out,
+            )
+            for n, rolling, cumulative in curve_out[: arrays.counters[POINTS]].tolist():
+                curve.add(int(n), rolling, cumulative)
+            if row >= stop or arrays.counters[DIVERGED]:
+                break
+        self.store(arrays, learner, model)
+        return row
+
+    def load(self, learner: Any, model: Any) -> _Arrays:
+        """The state of ``learner`` and its sgd ``model`` as arrays (the ring is shared)."""
+        metrics = learner.metrics
+        mae, mse, r2 = metrics["mae"]._mean, metrics["rmse"]._mean, metrics["r2"]
+        state = np.array(
+            [
+                model.intercept,
+                mae.n,
+                mae._mean,
+                mse.n,
+                mse._mean,
+                r2._y_var.mean.n,
+                r2._y_var.mean._mean,
+                r2._y_var._S,
+                r2._residual_sum_of_squares,
+                learner._recent_abs_sum,
+            ],
+            dtype=np.float64,
+        )
+        counters = np.array(
+            [learner.records_learned, learner._window_next, learner._window_len, 1, 0, 0, 0],
+            dtype=np.int64,
+        )
+        weights = np.array([model.weights[name] for name in self.features], dtype=np.float64)
+        ring_y = np.frombuffer(learner._window_y, dtype=np.float64)
+        ring_yhat = np.frombuffer(learner._window_yhat, dtype=np.float64)
+        return _Arrays(weights, state, counters, ring_y, ring_yhat)
+
+    def store(self, arrays: _Arrays, learner: Any, model: Any) -> None:
+        """Write ``arrays`` back into ``learner``, River's metric objects and ``model``."""
+        counters = arrays.counters.tolist()
+        if counters[LEARNED] == learner.records_learned:
+            return  # nothing learned: the objects already hold this state (types included)
+        state = arrays.state.tolist()
+        model.intercept = state[INTERCEPT]
+        model_weights = model.weights
+        for name, weight in zip(self.features, arrays.weights.tolist(), strict=True):
+            model_weights[name] = weight
+        metrics = learner.metrics
+        mae, mse, r2 = metrics["mae"]._mean, metrics["rmse"]._mean, metrics["r2"]
+        mae.n, mae._mean = state[MAE_N], state[MAE_MEAN]
+        mse.n, mse._mean = state[MSE_N], state[MSE_MEAN]
+        r2._y_var.mean.n, r2._y_var.mean._mean = state[VAR_N], state[VAR_MEAN]
+        r2._y_var._S = state[VAR_S]
+        r2._residual_sum_of_squares = state[RSS]
+        learner._recent_abs_sum = state[ABS_SUM]
+        learner.records_learned = counters[LEARNED]
+        learner._window_next = counters[SLOT]
+        learner._window_len = counters[LENGTH]
+
+    def save(self, learner: Any, model: Any) -> tuple[Any, ...]:
+        """Everything ``learn`` may change, to ``restore`` it (a monitor swapped the model)."""
+        metrics = learner.metrics
+        return (
+            model.intercept,
+            dict(model.weights),
+            [_copy_metric(metric) for metric in metrics.values()],
+            learner._recent_abs_sum,
+            learner.records_learned,
+            learner._window_next,
+            learner._window_len,
+            learner._window_y[:],
+            learner._window_yhat[:],
+            _copy_curve(learner.curve),
+        )
+
+    def restore(self, learner: Any, model: Any, saved: tuple[Any, ...]) -> None:
+        """Put back what ``save`` took (the ring buffers are refilled in place)."""
+        (
+            model.intercept,
+            weights,
+            metrics,
+            learner._recent_abs_sum,
+            learner.records_learned,
+            learner._window_next,
+            learner._window_len,
+            ring_y,
+            ring_yhat,
+            learner.curve,
+        ) = saved
+        model.weights.clear()
+        model.weights.update(weights)
+        learner._metrics = dict(zip(learner.metrics, metrics, strict=True))
+        learner._window_y[:] = ring_y
+        learner._window_yhat[:] = ring_yhat
+
+
+def _copy_metric(metric: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(metric)
+
+
+def _copy_curve(curve: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(curve)
+
+
+def check_against_river(kernels: Kernels) -> bool:
+    """Whether ``learn_rows`` matches River's metric updates bit for bit on this install.
+
+    The kernel restates River's formulas; a River release that changes them (or
+    their private attributes) must switch the fast path off, not skew the metrics.
+    """
+    from river import metrics as river_metrics
+
+    from streamlearn.learner import Learner
+    from streamlearn.models.sgd import SGDRegressor
+
+    rng = np.random.default_rng(7)
+    rows = 50
+    values = np.column_stack([rng.normal(size=(rows, 2)), rng.normal(size=rows) * 3 + 1])
+    status = np.zeros(rows, dtype=np.int8)
+    learner = Learner(SGDRegressor(lr=0.05), rolling_window=8)
+    x0 = {"a": 0.0, "b": 0.0}
+    learner.model.learn_one(x0, 0.0)  # all weights present, as the fast path needs
+    parsed = Parsed(values, status, np.zeros(rows + 1, dtype=np.int64), b"", 0, {})
+    try:
+        fast = BlockLearner(["a", "b"], kernels=kernels)
+        fast.learn(learner, learner.model, parsed, 0, rows)
+    except (AttributeError, KeyError, TypeError) as exc:
+        log.warning("the fast path does not know this River's metrics (%s): it is off", exc)
+        return False
+    reference = {
+        "mae": river_metrics.MAE(),
+        "rmse": river_metrics.RMSE(),
+        "r2": river_metrics.R2(),
+    }
+    yhats = fast.yhat[:rows].tolist()
+    for y, yhat in zip(values[:, 2].tolist(), yhats, strict=True):
+        for metric in reference.values():
+            metric.update(y, yhat)
+    same = all(reference[name].get() == learner.metrics[name].get() for name in reference)
+    if not same:
+        log.warning("the fast path's metrics differ from this River's: it is off")
+    return same

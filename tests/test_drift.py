@@ -1,0 +1,558 @@
+"""Drift detection and drift actions: detections where the stream changes, and each action's effect.
+
+The streams are linear targets whose weights change abruptly at a known row; the models'
+weights are checked against a plain numpy replay of the seed's update (the oracle).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from prometheus_client import CollectorRegistry
+from river import linear_model, optim
+
+from streamhelpers import cli, sgd_oracle, write_csv
+from streamlearn import drift
+from streamlearn.checkpoint import CheckpointStore
+from streamlearn.drift import (
+    ACTIONS,
+    DETECTOR_NAMES,
+    DriftConfig,
+    DriftMonitor,
+    build_monitor,
+    drift_options,
+)
+from streamlearn.learner import Learner
+from streamlearn.models.registry import build_model
+from streamlearn.models.sgd import SGDRegressor
+from streamlearn.records import CsvDecoder
+from streamlearn.service import Daemon, inspect_state
+from streamlearn.telemetry import Telemetry
+from streamlearn.testing import ListSource
+
+#: The promise the tests hold the default detector to: flagged within this many records.
+MAX_DELAY = 300
+
+
+def drift_stream(
+    n: int = 4000,
+    change: int = 2000,
+    d: int = 3,
+    seed: int = 0,
+    noise: float = 0.1,
+    scale: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """X ~ N(0, 1); y = X @ w1 + 1.5 before ``change``, X @ w2 + 1.5 from it on (plus noise)."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    w1, w2 = rng.normal(size=d), rng.normal(size=d)
+    signal = np.where(np.arange(n) < change, X @ w1, X @ w2) + 1.5
+    return X, scale * (signal + rng.normal(scale=noise, size=n))
+
+
+def csv_rows(X: np.ndarray, y: np.ndarray) -> list[bytes]:
+    return [
+        (",".join(repr(float(v)) for v in X[i]) + "," + repr(float(y[i]))).encode()
+        for i in range(len(y))
+    ]
+
+
+def decoder(d: int = 3) -> CsvDecoder:
+    return CsvDecoder([*(f"x{j}" for j in range(d)), "y"])
+
+
+class Factory:
+    """A model factory that remembers what it built (to tell which model is in use)."""
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self.make = make
+        self.built: list[Any] = []
+
+    def __call__(self) -> Any:
+        model = self.make()
+        self.built.append(model)
+        return model
+
+
+def make_daemon(
+    rows: Sequence[bytes],
+    monitor: DriftMonitor | None,
+    *,
+    model: Any = None,
+    model_factory: Callable[[], Any] | None = None,
+    warm_model_factory: Callable[[], Any] | None = None,
+    telemetry: Any = None,
+    rolling_window: int = 1000,
+    **kwargs: Any,
+) -> Daemon:
+    model = model if model is not None else build_model("sgd", lr=0.01)
+    return Daemon(
+        ListSource(rows),
+        decoder(),
+        Learner(model, rolling_window=rolling_window),
+        model_spec="sgd",
+        model_factory=model_factory or (lambda: build_model("sgd", lr=0.01)),
+        warm_model_factory=warm_model_factory,
+        monitor=monitor,
+        telemetry=telemetry,
+        **kwargs,
+    )
+
+
+def weights_of(model: Any, d: int = 3) -> tuple[np.ndarray, float]:
+    return np.array([model.weights.get(f"x{j}", 0.0) for j in range(d)]), model.intercept
+
+
+def sgd_from(
+    theta: np.ndarray, theta0: float, X: np.ndarray, y: np.ndarray, lr: float
+) -> tuple[np.ndarray, float]:
+    """The seed's update from given starting weights (the oracle of a warm model)."""
+    theta = theta.astype(float).copy()
+    for i in range(X.shape[0]):
+        error = float(X[i] @ theta + theta0) - y[i]
+        theta = theta - lr * error * X[i]
+        theta0 = theta0 - lr * error
+    return theta, theta0
+
+
+def records(events: list[dict[str, Any]]) -> list[int]:
+    return [event["record"] for event in events]
+
+
+# -- detection ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("detector", "seed", "warmup"),
+    [
+        ("adwin", 0, 500),
+        ("adwin", 1, 500),
+        ("adwin", 2, 0),  # no warm-up: the one-sided test alone ignores the falling error
+        ("page-hinkley", 0, 500),
+        ("page-hinkley", 1, 0),
+        ("kswin", 0, 500),
+        ("kswin", 1, 0),
+    ],
+)
+def test_an_abrupt_change_is_flagged_soon_and_nothing_before_it(
+    detector: str, seed: int, warmup: int
+) -> None:
+    # scale=10: a cold model's error starts near 20 and falls to about 1 (the early-learning
+    # phase), then the weights change at row 2000.
+    n, change = 3000 if detector == "kswin" else 4000, 2000
+    X, y = drift_stream(n, change, seed=seed, scale=10.0)
+    config = DriftConfig(detector=detector, warmup=warmup)
+    daemon = make_daemon(csv_rows(X, y), DriftMonitor(config))
+    summary = daemon.run()
+    events = summary["drift_events"]
+    assert events, "the change was not detected"
+    assert all(event["record"] >= change for event in events), records(events)
+    first = events[0]
+    assert change <= first["record"] < change + MAX_DELAY
+    assert first == {
+        "record": first["record"],
+        "detector": config.detector_name,
+        "signal": "error",
+        "action": "alert",
+    }
+    assert summary["drift"]["events_total"] == len(events)
+
+
+def test_a_long_stable_stream_with_heavy_tailed_noise_raises_no_alarm() -> None:
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(20000, 3))
+    y = X @ rng.normal(size=3) + rng.laplace(size=20000)
+    daemon = make_daemon(csv_rows(X, y), DriftMonitor())
+    summary = daemon.run()
+    assert summary["drift_events"] == []
+    assert summary["drift"]["state"]["signals"]["error"]["phase"] == "monitoring"
+
+
+def test_event_indices_are_stream_rows_including_rejected_and_unlabeled_ones() -> None:
+    X, y = drift_stream(4000, 2000, seed=3)
+    rows = csv_rows(X, y)
+    clean = make_daemon(rows, DriftMonitor()).run()["drift_events"]
+    assert clean
+    # 30 rejected and 20 unlabeled rows before the change shift every index by 50; the
+    # model sees the same labeled records, so it flags the same one.
+    noisy_rows = [b"1,oops,3,4"] * 30 + rows[:1000] + [b"0.5,0.5,0.5,"] * 20 + rows[1000:]
+    noisy = make_daemon(noisy_rows, DriftMonitor())
+    summary = noisy.run()
+    assert summary["records_rejected"] == 30 and summary["records_unlabeled"] == 20
+    assert records(summary["drift_events"]) == [r + 50 for r in records(clean)]
+    first = summary["drift_events"][0]["record"]
+    # The row at that index is the labeled row clean flagged.
+    assert noisy_rows[first] == rows[records(clean)[0]]
+
+
+def test_a_feature_shift_is_flagged_on_that_feature_only_and_counted_in_telemetry() -> None:
+    X, y = drift_stream(4000, 4000, seed=4)  # the target function never changes
+    X[2000:, 1] += 3.0  # ...but x1's distribution moves by 3 standard deviations
+    y = y + 0.0
+    config = DriftConfig(features=("x0", "x1"))
+    registry = CollectorRegistry()
+    telemetry = Telemetry(
+        registry,
+        drift_detectors=DETECTOR_NAMES,
+        drift_signals=config.signals,
+        drift_actions=ACTIONS,
+    )
+    daemon = make_daemon(csv_rows(X, y), DriftMonitor(config), telemetry=telemetry)
+    summary = daemon.run()
+    feature_events = [e for e in summary["drift_events"] if e["signal"].startswith("feature:")]
+    assert feature_events
+    assert {e["signal"] for e in feature_events} == {"feature:x1"}
+    assert 2000 <= feature_events[0]["record"] < 2000 + MAX_DELAY
+    for signal in config.signals:
+        expected = summary["drift"]["detections"][signal]
+        value = telemetry.value(
+            "streamlearn_drift_detections_total", detector="adwin", signal=signal
+        )
+        assert value == expected
+    assert (
+        telemetry.value("streamlearn_drift_actions_total", action="alert")
+        == (summary["drift"]["actions"]["alert"])
+    )
+    assert summary["drift"]["actions"]["alert"] >= 1
+
+
+# -- actions ------------------------------------------------------------------------------
+
+
+def test_alert_changes_nothing_in_the_model() -> None:
+    X, y = drift_stream(4000, 2000, seed=0)
+    rows = csv_rows(X, y)
+    watched = make_daemon(rows, DriftMonitor(DriftConfig(on_drift="alert")))
+    summary = watched.run()
+    assert summary["drift_events"] and summary["drift"]["actions"]["alert"] >= 1
+    theta, theta0, _ = sgd_oracle(X, y, 0.01)
+    learned, intercept = weights_of(watched.learner.model)
+    np.testing.assert_allclose(learned, theta, rtol=0, atol=1e-12)
+    assert intercept == pytest.approx(theta0, abs=1e-12)
+    # ...and the same predictions as a daemon without a monitor.
+    plain = make_daemon(rows, None, rolling_window=4000)
+    watched_again = make_daemon(rows, DriftMonitor(), rolling_window=4000)
+    plain.run()
+    watched_again.run()
+    assert list(watched_again.learner.recent_yhat) == list(plain.learner.recent_yhat)
+
+
+def test_reset_replaces_the_model_by_a_fresh_one_that_learns_from_the_next_record() -> None:
+    X, y = drift_stream(4000, 2000, seed=1)
+    factory = Factory(lambda: SGDRegressor(lr=0.01))
+    registry = CollectorRegistry()
+    telemetry = Telemetry(registry, drift_detectors=DETECTOR_NAMES, drift_actions=ACTIONS)
+    daemon = make_daemon(
+        csv_rows(X, y),
+        DriftMonitor(DriftConfig(on_drift="reset")),
+        model=SGDRegressor(lr=0.01),
+        model_factory=factory,
+        telemetry=telemetry,
+    )
+    summary = daemon.run()
+    resets = [e for e in summary["drift_events"] if e["action"] == "reset"]
+    assert len(resets) == 1, summary["drift_events"]
+    r = resets[0]["record"]
+    assert 2000 <= r < 2000 + MAX_DELAY
+    assert daemon.learner.model is factory.built[-1]
+    # The oracle: a fresh model that learned only rows r+1..end.
+    theta, theta0, _ = sgd_oracle(X[r + 1 :], y[r + 1 :], 0.01)
+    learned, intercept = weights_of(daemon.learner.model)
+    np.testing.assert_allclose(learned, theta, rtol=0, atol=1e-12)
+    assert intercept == pytest.approx(theta0, abs=1e-12)
+    # Learner metrics carry on over the reset: every record is scored once.
+    assert summary["records_learned"] == 4000
+    assert summary["drift"]["actions"]["reset"] == 1
+    assert telemetry.value("streamlearn_drift_actions_total", action="reset") == 1
+    assert telemetry.value(
+        "streamlearn_drift_detections_total", detector="adwin", signal="error"
+    ) == len(summary["drift_events"])
+    # The detectors restarted (warm-up, then a new unit) and flag nothing on the new model.
+    assert summary["drift"]["state"]["signals"]["error"]["phase"] == "monitoring"
+
+
+def test_rollback_goes_back_to_the_warm_start_model() -> None:
+    X, y = drift_stream(4000, 2000, seed=2)
+    warm_theta, warm_theta0 = np.array([0.3, -0.2, 0.1]), 1.0
+
+    def warm() -> SGDRegressor:
+        initial = {f"x{j}": float(w) for j, w in enumerate(warm_theta)}
+        return SGDRegressor(lr=0.01, initial_weights=initial, initial_intercept=warm_theta0)
+
+    factory = Factory(warm)
+    daemon = make_daemon(
+        csv_rows(X, y),
+        DriftMonitor(DriftConfig(on_drift="rollback")),
+        model=factory(),
+        warm_model_factory=factory,
+    )
+    summary = daemon.run()
+    rollbacks = [e for e in summary["drift_events"] if e["action"] == "rollback"]
+    assert len(rollbacks) == 1, summary["drift_events"]
+    r = rollbacks[0]["record"]
+    assert 2000 <= r < 2000 + MAX_DELAY
+    assert len(factory.built) == 2 and daemon.learner.model is factory.built[1]
+    # The oracle: the warm weights as they were at the start, then rows r+1..end.
+    theta, theta0 = sgd_from(warm_theta, warm_theta0, X[r + 1 :], y[r + 1 :], 0.01)
+    learned, intercept = weights_of(daemon.learner.model)
+    np.testing.assert_allclose(learned, theta, rtol=0, atol=1e-12)
+    assert intercept == pytest.approx(theta0, abs=1e-12)
+
+
+def test_rollback_without_a_warm_start_model_only_alerts(caplog: pytest.LogCaptureFixture) -> None:
+    X, y = drift_stream(4000, 2000, seed=2)
+    daemon = make_daemon(csv_rows(X, y), DriftMonitor(DriftConfig(on_drift="rollback")))
+    with caplog.at_level(logging.WARNING, logger="streamlearn.drift"):
+        summary = daemon.run()
+    assert summary["drift_events"][0]["action"] == "alert"
+    assert summary["drift"]["actions"]["rollback"] == 0
+    assert "no warm-start model" in caplog.text
+    theta, _, _ = sgd_oracle(X, y, 0.01)
+    np.testing.assert_allclose(weights_of(daemon.learner.model)[0], theta, rtol=0, atol=1e-12)
+
+
+def settling_model() -> linear_model.LinearRegression:
+    """A linear model whose step size decays as 1/sqrt(t): once settled, it adapts slowly.
+
+    The case background retraining is for: after a change, a fresh model (large steps
+    again) catches up faster than the settled one re-learns.
+    """
+    return linear_model.LinearRegression(
+        optimizer=optim.SGD(optim.schedulers.InverseScaling(0.05, power=0.5)),
+        intercept_lr=optim.schedulers.InverseScaling(0.05, power=0.5),
+    )
+
+
+def test_background_swaps_in_a_challenger_that_then_beats_the_kept_model() -> None:
+    n, change = 6000, 3000
+    X, y = drift_stream(n, change, seed=0)
+    rows = csv_rows(X, y)
+    factory = Factory(settling_model)
+    background = make_daemon(
+        rows,
+        DriftMonitor(DriftConfig(on_drift="background", swap_window=300)),
+        model=settling_model(),
+        model_factory=factory,
+        rolling_window=n,
+    )
+    kept = make_daemon(
+        rows,
+        DriftMonitor(DriftConfig(on_drift="alert")),
+        model=settling_model(),
+        model_factory=settling_model,
+        rolling_window=n,
+    )
+    summary = background.run()
+    kept.run()
+    events = summary["drift_events"]
+    assert events[0]["action"] == "background"
+    detected = events[0]["record"]
+    assert change <= detected < change + MAX_DELAY
+    swaps = summary["drift"]["swaps"]
+    assert len(swaps) == 1 and summary["drift"]["actions"]["swap"] == 1
+    swap = swaps[0]
+    # Compared over a full window of records after the detection, on the same records.
+    assert swap["started"] == detected and swap["record"] >= detected + 300
+    assert swap["challenger_mae"] < swap["model_mae"]
+    assert background.learner.model is factory.built[0]  # the challenger, now the model
+
+    def abs_errors(daemon: Daemon) -> np.ndarray:
+        learner = daemon.learner
+        return np.abs(np.array(learner.recent_y) - np.array(learner.recent_yhat))
+
+    swapped, alert = abs_errors(background), abs_errors(kept)
+    # Before the swap the challenger never touched the model: identical predictions.
+    np.testing.assert_array_equal(swapped[: swap["record"] + 1], alert[: swap["record"] + 1])
+    after = slice(swap["record"] + 1, n)
+    assert swapped[after].mean() < 0.5 * alert[after].mean()
+
+
+def test_background_drops_a_challenger_that_never_wins() -> None:
+    X, y = drift_stream(6000, 2000, seed=1)
+    factory = Factory(lambda: SGDRegressor(lr=1e-6))  # learns next to nothing
+    daemon = make_daemon(
+        csv_rows(X, y),
+        DriftMonitor(DriftConfig(on_drift="background", swap_window=100)),
+        model_factory=factory,
+    )
+    model = daemon.learner.model
+    summary = daemon.run()
+    assert summary["drift"]["actions"]["background"] == 1
+    assert summary["drift"]["actions"]["discard"] == 1
+    assert summary["drift"]["actions"]["swap"] == 0
+    assert daemon.learner.model is model
+    assert summary["drift"]["state"]["challenger"] is None
+    theta, _, _ = sgd_oracle(X, y, 0.01)
+    np.testing.assert_allclose(weights_of(model)[0], theta, rtol=0, atol=1e-12)
+
+
+def test_cooldown_keeps_one_change_from_being_acted_on_twice() -> None:
+    # Page-Hinkley (alert, no restart) flags the rising error several times in a row.
+    X, y = drift_stream(4000, 2000, seed=0)
+    for cooldown, acted in ((0, None), (1000, 1)):
+        config = DriftConfig(detector="page-hinkley", cooldown=cooldown)
+        summary = make_daemon(csv_rows(X, y), DriftMonitor(config)).run()
+        events = summary["drift_events"]
+        assert len(events) >= 2, events
+        alerts = [e for e in events if e["action"] == "alert"]
+        if acted is None:
+            assert len(alerts) == len(events)
+        else:
+            assert len(alerts) == acted
+            assert all(e["action"] == "suppressed" for e in events[1:])
+            assert summary["drift"]["suppressed"] == len(events) - 1
+
+
+# -- state ------------------------------------------------------------------------------
+
+
+def test_events_survive_a_checkpoint_and_a_resume_continues_exactly(tmp_path: Path) -> None:
+    X, y = drift_stream(4000, 2000, seed=1)
+    rows = csv_rows(X, y)
+    extra = {"on_drift": "reset"}
+    whole = make_daemon(rows, build_monitor(extra))
+    expected = whole.run()
+    assert expected["drift_events"]
+
+    # Stop after 2100 rows (past the detection), checkpoint to disk, resume in a new daemon.
+    store = CheckpointStore(tmp_path / "state")
+    first = make_daemon(rows[:2100], build_monitor(extra), store=store)
+    first.run()
+    store.close()
+    loaded = CheckpointStore(tmp_path / "state").load()
+    assert loaded is not None
+    assert inspect_state(loaded.state)["drift_events"] == first.inspect()["drift_events"]
+    assert loaded.state["extensions"]["drift"].summary()["drift_events"]
+
+    state = pickle.loads(pickle.dumps(loaded.state))
+    resumed = Daemon(
+        ListSource(rows, resume=state["source"]),
+        decoder(),
+        state["learner"],
+        model_spec="sgd",
+        model_factory=lambda: build_model("sgd", lr=0.01),
+        restored=state,
+        monitor=build_monitor(extra, restored=state["extensions"]["drift"]),
+    )
+    summary = resumed.run()
+    assert summary["drift_events"] == expected["drift_events"]
+    assert summary["drift"] == expected["drift"]
+    assert summary["weights"] == expected["weights"]
+
+
+def test_changed_options_on_resume_keep_the_history() -> None:
+    X, y = drift_stream(4000, 2000, seed=1)
+    monitor = build_monitor({})
+    assert monitor is not None
+    make_daemon(csv_rows(X, y), monitor).run()
+    restored = pickle.loads(pickle.dumps(monitor))
+    same = build_monitor({}, restored=restored)
+    assert same is restored
+    changed = build_monitor({"drift_detector": "page-hinkley"}, restored=restored)
+    assert changed is not None and changed is not restored
+    assert changed.summary()["drift_events"] == monitor.summary()["drift_events"]
+    assert changed.summary()["drift"]["events_total"] == monitor.events_total
+    assert changed.config.detector_name == "page_hinkley"
+    assert changed.summary()["drift"]["state"]["signals"]["error"]["phase"] == "warmup"
+    assert build_monitor({"drift_detector": "none"}, restored=restored) is None
+
+
+def test_the_event_list_is_bounded_and_the_total_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(drift, "MAX_EVENTS", 3)
+    # The weights change every 500 rows; no warm-up or cooldown, so each change counts.
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(6000, 3))
+    weights = rng.normal(scale=3.0, size=(12, 3))
+    y = np.einsum("ij,ij->i", X, np.repeat(weights, 500, axis=0))
+    config = DriftConfig(warmup=0, cooldown=0, on_drift="reset")
+    summary = make_daemon(csv_rows(X, y), DriftMonitor(config)).run()
+    total = summary["drift"]["events_total"]
+    assert total > 3
+    assert summary["drift"]["events_kept"] == 3 == len(summary["drift_events"])
+    assert summary["drift"]["actions"]["reset"] == total
+    assert records(summary["drift_events"]) == sorted(records(summary["drift_events"]))
+    assert summary["drift_events"][-1]["record"] >= 5000
+
+
+# -- options ------------------------------------------------------------------------------
+
+
+@click.command()
+@drift_options
+def _demo(**params: Any) -> None:
+    monitor = build_monitor(params)
+    click.echo(json.dumps(None if monitor is None else monitor.summary()["drift"]))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--drift-detector", "cusum"], "'cusum' is not one of"),
+        (["--on-drift", "retrain"], "'retrain' is not one of"),
+        (["--drift-warmup", "-1"], "--drift-warmup must be at least 0 records"),
+        (["--drift-swap-window", "5"], "--drift-swap-window must be at least 10 records"),
+        (["--drift-cooldown", "x"], "'x' is not a valid integer"),
+        (["--drift-features", "a,a"], "names 'a' twice"),
+    ],
+)
+def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(_demo, args)
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_options_come_from_flags_and_environment() -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        _demo,
+        ["--drift-features", "a, b", "--drift-warmup", "0"],
+        env={"STREAMLEARN_ON_DRIFT": "background", "STREAMLEARN_DRIFT_DETECTOR": "kswin"},
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads(result.output)
+    assert config["detector"] == "kswin"
+    assert config["on_drift"] == "background"
+    assert config["signals"] == ["error", "feature:a", "feature:b"]
+    assert config["warmup"] == 0
+    assert json.loads(runner.invoke(_demo, ["--drift-detector", "none"]).output) is None
+    refused = runner.invoke(_demo, ["--drift-detector", "none", "--on-drift", "reset"])
+    assert refused.exit_code != 0
+    assert "--on-drift reset needs a drift detector" in str(refused.exception)
+
+
+def test_unknown_drift_features_are_refused_when_the_stream_features_are_known() -> None:
+    with pytest.raises(ValueError, match="temp"):
+        build_monitor({"drift_features": "x0,temp"}, known_features=["x0", "x1"])
+    monitor = build_monitor({"drift_features": "x0"}, known_features=["x0", "x1"])
+    assert monitor is not None and monitor.config.signals == ("error", "feature:x0")
+
+
+# -- the real command line ------------------------------------------------------------------
+
+
+def test_replay_with_on_drift_reset_through_the_cli(tmp_path: Path) -> None:
+    X, y = drift_stream(4000, 2000, seed=1)
+    path = tmp_path / "drift.csv"
+    write_csv(path, X, y)
+    result = cli("replay", str(path), "--on-drift", "reset", "--inspect-json")
+    summary = json.loads(result.stdout)
+    resets = [e for e in summary["drift_events"] if e["action"] == "reset"]
+    assert len(resets) == 1
+    r = resets[0]["record"]
+    assert 2000 <= r < 2000 + MAX_DELAY
+    assert resets[0]["detector"] == "adwin" and resets[0]["signal"] == "error"
+    theta, theta0, _ = sgd_oracle(X[r + 1 :], y[r + 1 :], 0.01)
+    np.testing.assert_allclose(
+        [summary["weights"][f"x{j}"] for j in range(3)], theta, rtol=0, atol=1e-12
+    )
+    assert summary["intercept"] == pytest.approx(theta0, abs=1e-12)
+    assert "drift at record" in result.stderr
