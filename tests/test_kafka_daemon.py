@@ -270,3 +270,32 @@ def test_second_daemon_on_the_same_state_dir_refuses(
     assert "in use by another streamlearn" in (tmp_path / "daemon.log").read_text()
     assert stop(first) == 0
     _ = np  # numpy imported for make_regression's data
+
+
+def test_delayed_labels_through_kafka_each_labeled_record_learned_once(
+    kafka_bootstrap, kafka_topic_factory, tmp_path
+):
+    X, y, _ = make_regression(400, d=2, seed=17)
+    path = tmp_path / "rows.csv"
+    names = write_csv(path, X, y)
+    with_ids = tmp_path / "with_ids.csv"
+    lines = path.read_text().splitlines()
+    with_ids.write_text(
+        "id," + lines[0] + "\n" + "".join(f"r{i},{line}\n" for i, line in enumerate(lines[1:]))
+    )
+    topic = kafka_topic_factory(1)
+    # Features first without y; each label follows 50 records later on the same topic.
+    result = produce(with_ids, kafka_bootstrap, topic, id_column="id", label_delay_records=50)
+    assert (result.sent, result.labels_sent) == (400, 400)
+    state = tmp_path / "state"
+    proc = start(
+        kafka_bootstrap, topic, state, "--label-ttl", "1000r", "--features", ",".join(names)
+    )
+    wait_for(lambda: learned(state) >= 400)
+    assert stop(proc) == 0
+    summary = inspect_json(state)
+    assert summary["records_learned"] == 400
+    assert summary["records_unlabeled"] == 400
+    assert summary["pending_labels"]["joined"] == 400
+    assert summary["pending_labels"]["pending"] == 0
+    assert summary["records_rejected"] == 0

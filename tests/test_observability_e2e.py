@@ -33,7 +33,9 @@ def _feed(bootstrap: str, topic: str, stop: threading.Event) -> None:
     while not stop.is_set():
         for _ in range(50):
             a, b = rng.normal(size=2)
-            row: dict = {"id": i, "a": a, "b": b, "y": 2 * a - b + 1}
+            # An abrupt change after 1500 rows, so that drift is detected and acted on.
+            target = 2 * a - b + 1 if i < 1500 else -3 * a + 2 * b + 5
+            row: dict = {"id": i, "a": a, "b": b, "y": target + 0.05 * rng.normal()}
             if i % 10 == 3:
                 row.pop("y")
             value = json.dumps(row).encode()
@@ -63,8 +65,27 @@ def live(kafka_bootstrap, tmp_path_factory) -> Iterator[tuple[PrometheusServer, 
     stop = threading.Event()
     feeder = threading.Thread(target=_feed, args=(kafka_bootstrap, topic, stop), daemon=True)
     feeder.start()
-    state = tmp_path_factory.mktemp("e2e") / "state"
+    work = tmp_path_factory.mktemp("e2e")
+    state = work / "state"
+    # A batch model A of the first regime: the frozen baseline the dashboard compares with.
+    source = work / "source.csv"
+    X = np.random.default_rng(1).normal(size=(500, 2))
+    source.write_text("a,b,y\n" + "".join(f"{a!r},{b!r},{2 * a - b + 1!r}\n" for a, b in X))
+    subprocess.run(
+        [
+            *STREAMLEARN,
+            "pretrain",
+            str(source),
+            "--kind",
+            "linear",
+            "--out",
+            str(work / "A.joblib"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
+    log = open(work / "daemon.log", "w")  # noqa: SIM115 - the child writes it
     daemon = subprocess.Popen(
         [
             *STREAMLEARN,
@@ -77,15 +98,24 @@ def live(kafka_bootstrap, tmp_path_factory) -> Iterator[tuple[PrometheusServer, 
             "--checkpoint-interval",
             "0.5",
             "--dead-letter",
-            str(state.parent / "dead.jsonl"),
+            str(work / "dead.jsonl"),
+            "--warm-start",
+            str(work / "A.joblib"),
+            "--features",
+            "a,b",
+            "--on-drift",
+            "reset",
+            "--drift-warmup",
+            "200",
         ],
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
     )
+    log.close()
     try:
         deadline = time.monotonic() + 60
         while _get_or_none(f"http://127.0.0.1:{port}/readyz") != 200:
-            assert daemon.poll() is None, daemon.stderr.read() if daemon.stderr else ""
+            assert daemon.poll() is None, (work / "daemon.log").read_text()
             assert time.monotonic() < deadline, "the daemon never became ready"
             time.sleep(0.2)
         with PrometheusServer(
