@@ -6,10 +6,11 @@ task (``examples/transfer_target.csv``) is replayed once, prequentially (predict
 file order, by a cold model and by each transfer mode started from A. A run "reaches the target"
 at the first record count n >= window where the MAE of the last ``window`` predictions is at most
 ``--target-mae``. The seed fine-tuned for 30 epochs where A took 400; here the same shows as
-records needed.
+records needed. extract fits its output layer by recursive least squares (``head="rls"``, where
+``--lr`` does not apply); partial K=1 is the same network with the SGD head.
 
 Run: python bench/bench_transfer.py [--target-mae 0.35] [--window 100] [--lr 0.01]
-                                    [--out out/transfer_curves.png] [--sweep]
+                                    [--out out/transfer_curves.png] [--sweep] [--cost]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import shlex
 import sys
 import tempfile
 import time
+import timeit
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +54,8 @@ class Result:
 
     ``records_to_target`` is None when the rolling MAE never reached the target; ``skipped``
     counts NaN/inf predictions and steps an MLP refused because they would make a weight
-    non-finite; ``worst_error`` is the largest error relative to the range of the targets.
+    non-finite; ``worst_error`` is the largest error relative to the range of the targets;
+    ``seconds`` is the wall time of the whole pass (predict, score and learn every record).
     """
 
     mode: str
@@ -63,6 +66,11 @@ class Result:
     worst_error: float
     skipped: int
     seconds: float
+
+    @property
+    def us_per_record(self) -> float:
+        """Wall time per record, in microseconds (predict, score, learn)."""
+        return 1e6 * self.seconds / max(len(self.abs_errors), 1)
 
     @property
     def diverged(self) -> bool:
@@ -161,11 +169,29 @@ def contenders(a: BatchModel, features: list[str], lr: float) -> dict[str, Calla
     }
 
 
+def learn_cost(make: Callable[[], Any], rows: Rows, passes: int = 20) -> tuple[float, float]:
+    """Microseconds per ``learn_one`` and per ``predict_one``: the best of ``passes`` passes.
+
+    The best pass, not the mean: on a shared machine the other processes only ever add time.
+    The model first learns every row once, so its head is timed in its steady state.
+    """
+    model = make()
+    for x, y in rows:
+        model.learn_one(x, y)
+    learn = min(
+        timeit.repeat(lambda: [model.learn_one(x, y) for x, y in rows], number=1, repeat=passes)
+    )
+    predict = min(
+        timeit.repeat(lambda: [model.predict_one(x) for x, _ in rows], number=1, repeat=passes)
+    )
+    return 1e6 * learn / len(rows), 1e6 * predict / len(rows)
+
+
 def table(results: Sequence[Result], n_rows: int, cold: Result) -> str:
     """The results as a Markdown table."""
     lines = [
         "| mode | records to target | % of cold MLP | final rolling MAE | cumulative MAE "
-        "| seconds |",
+        "| µs per record |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
@@ -181,7 +207,7 @@ def table(results: Sequence[Result], n_rows: int, cold: Result) -> str:
         note = " (diverged)" if r.diverged else ""
         lines.append(
             f"| {_cell(r.mode)}{note} | {reached} | {share} | {r.final_rolling_mae:.3f} "
-            f"| {r.cumulative_mae:.3f} | {r.seconds:.2f} |"
+            f"| {r.cumulative_mae:.3f} | {r.us_per_record:.0f} |"
         )
     return "\n".join(lines)
 
@@ -227,6 +253,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help=f"also print records to target for lr in {', '.join(map(str, SWEEP_LRS))}",
     )
+    parser.add_argument(
+        "--cost",
+        action="store_true",
+        help="also time learn_one and predict_one of the single-layer heads (best of 20 passes)",
+    )
     args = parser.parse_args(argv)
     if args.window < 1 or args.target_mae <= 0 or args.lr <= 0:
         parser.error("--window, --target-mae and --lr must be positive")
@@ -262,12 +293,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     ]
     print()
     print(table(results, len(rows), results[0]))
-    by_name = {r.mode: r for r in results}
-    if np.array_equal(by_name["extract"].abs_errors, by_name["partial K=1"].abs_errors):
-        print(
-            "(extract and partial K=1 are the same model: A's layers with only the output layer "
-            "learning, started from A's)"
-        )
+    extract_head = getattr(warm_start(a, "extract", stream_features=features), "head", None)
+    print(
+        f"(extract and partial K=1 are A's layers with only the output layer learning, started "
+        f"from A's; extract's head: {extract_head}, partial K=1's: sgd)"
+    )
 
     if args.sweep:
         print()
@@ -282,6 +312,27 @@ def main(argv: Sequence[str] | None = None) -> None:
                 by_mode.setdefault(mode, []).append(cell + (" (diverged)" if r.diverged else ""))
         for mode, cells in by_mode.items():
             print(f"| {_cell(mode)} | " + " | ".join(cells) + " |")
+
+    if args.cost:
+        heads: dict[str, Callable[[], Any]] = {
+            "extract, RLS head (rls_forgetting 0.999, default)": lambda: warm_start(
+                a, "extract", stream_features=features
+            ),
+            "extract, RLS head, rls_forgetting 1": lambda: warm_start(
+                a, "extract", stream_features=features
+            ).clone({"rls_forgetting": 1.0}),
+            "partial K=1 (SGD head)": lambda: warm_start(a, "partial", 1, stream_features=features),
+            "finetune (all layers, SGD)": lambda: warm_start(
+                a, "finetune", stream_features=features
+            ),
+        }
+        print()
+        print("cost per record (best of 20 passes over the first 500 target records):")
+        print("| model | learn_one µs | predict_one µs |")
+        print("|---|---:|---:|")
+        for name, make in heads.items():
+            learn_us, predict_us = learn_cost(make, rows[:500])
+            print(f"| {name} | {learn_us:.1f} | {predict_us:.1f} |")
 
     path = plot_curves(
         [Run(r.mode, r.abs_errors) for r in results],

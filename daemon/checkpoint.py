@@ -286,6 +286,15 @@ class BackgroundWriter:
             self._pending = (blob, tag, framed)
             self._condition.notify_all()
 
+    @property
+    def idle(self) -> bool:
+        """True when nothing is waiting or being written (a new checkpoint goes straight on).
+
+        Also True after a failed write, so that the next ``submit`` raises it.
+        """
+        with self._condition:
+            return (self._pending is None and not self._busy) or self._error is not None
+
     def durable(self) -> list[Any]:
         """Tags of the checkpoints written since the last call, oldest first."""
         with self._condition:

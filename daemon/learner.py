@@ -199,7 +199,7 @@ class Learner:
             # NaN, inf, or so large that squaring its error overflows: keep it out of
             # the metrics; the caller's divergence guard restores a good model.
             return math.nan
-        for metric in (self._metrics or self.metrics).values():
+        for metric in self.metrics.values():
             metric.update(y, yhat)
         if self.baseline is not None:
             self._score_baseline(x, y)

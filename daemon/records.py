@@ -357,6 +357,13 @@ class JsonDecoder:
             source = obj
         skip = (self.target, self.id_field) if source is obj else ()
         names = self.features if self.features is not None else [k for k in source if k not in skip]
+        if (
+            names
+            and record_id is not None
+            and obj.get(self.target) is not None
+            and not any(name in source for name in names)
+        ):
+            names = []  # an id and a target only: a late label, whatever --features says
         x: dict[str, float] = {}
         for name in names:
             if name not in source:
@@ -381,7 +388,7 @@ class JsonDecoder:
         rejected = _finite(y, "target", raw)
         if rejected is not None:
             return rejected
-        if not x and self.features != []:
+        if not x:
             if record_id is None:
                 return Rejected("bad_shape", "a target without features or id", raw)
             return Label(record_id, y, raw)

@@ -271,7 +271,10 @@ class Daemon:
             )
         try:
             while not self._stop.is_set():
-                want = min(batch_size, options.checkpoint_every - since_checkpoint)
+                room = options.checkpoint_every - since_checkpoint
+                # A batch ends where a checkpoint is due (or, once one waits for the
+                # writer, is a full batch): checkpoints fall between batches.
+                want = min(batch_size, room) if room > 0 else batch_size
                 block = self._next_block(want)
                 batch: Any = block if block is not None else self.source.next_batch(want)
                 if batch:
@@ -293,9 +296,16 @@ class Daemon:
                 else:
                     self._stop.wait(options.idle_sleep)
                 due = time.monotonic() - self.last_checkpoint_time >= options.checkpoint_interval
-                if since_checkpoint >= options.checkpoint_every or (due and since_checkpoint):
+                wanted = since_checkpoint >= options.checkpoint_every or (due and since_checkpoint)
+                # While the writer is still on the last checkpoint, a new snapshot would only
+                # replace the one waiting: take it at the first batch after the writer is free.
+                if wanted and (self.writer is None or self.writer.idle):
                     self.checkpoint()
                     since_checkpoint = 0
+                elif self.writer is not None:
+                    # Commit what the writer made durable meanwhile, also when the stream
+                    # is idle: the group's offsets must not lag behind the last checkpoint.
+                    self._collect_durable()
             if self.pseudo is not None and self.source.exhausted:
                 # A finished replay decides its last, partial pseudo-label window too.
                 with self.lock:
@@ -663,12 +673,9 @@ class Daemon:
             # Only pickling needs the loop (the snapshot); the writer adds the checksum.
             try:
                 self.writer.submit(dump(state), state["source"], framed=False)
-                self._durable(self.writer.durable())
             except CheckpointError as exc:
-                # A full disk or an unreachable Kafka sink: keep learning and try again
-                # at the next checkpoint (the alert on checkpoint age tells an operator).
-                self.checkpoint_failures += 1
-                log.error("checkpoint failed, will retry: %s", exc)
+                self._checkpoint_failed(exc)
+            self._collect_durable()
         else:
             blob = encode(state)
             if self.writer is not None:
@@ -679,6 +686,22 @@ class Daemon:
             self._durable([(generation, state["source"])])
         if self.telemetry is not None:
             self.telemetry.stage_seconds("checkpoint", time.perf_counter() - started)
+
+    def _collect_durable(self) -> None:
+        assert self.writer is not None
+        try:
+            written = self.writer.durable()
+        except CheckpointError as exc:
+            self._checkpoint_failed(exc)
+            return
+        if written:
+            self._durable(written)
+
+    def _checkpoint_failed(self, exc: CheckpointError) -> None:
+        # A full disk or an unreachable Kafka sink: keep learning and try again at the
+        # next checkpoint (the alert on checkpoint age tells an operator).
+        self.checkpoint_failures += 1
+        log.error("checkpoint failed, will retry: %s", exc)
 
     def _durable(self, written: list[tuple[int, Any]]) -> None:
         for generation, snapshot in written:

@@ -24,7 +24,7 @@ from river import evaluate, metrics
 
 from streamhelpers import STREAMLEARN, cli, inspect_json, sgd_oracle
 from streamlearn import fastpath
-from streamlearn.checkpoint import CheckpointStore
+from streamlearn.checkpoint import BackgroundWriter, CheckpointStore
 from streamlearn.learner import Curve, Learner
 from streamlearn.models.sgd import SGDRegressor
 from streamlearn.records import CsvDecoder, Record, Rejected
@@ -228,6 +228,30 @@ def test_kernel_stops_before_a_non_finite_prediction(kernels):
     assert math.isinf(block.yhat[2])
 
 
+def test_a_learner_pickled_before_the_ring_buffer_loads_the_same(tmp_path):
+    # Checkpoints written by the previous streamlearn hold deques, eager metrics and a
+    # dataclass curve of tuples; they must load into the ring and the array curve.
+    from collections import deque
+
+    X, y = make_rows(300, 3, seed=9)
+    learner = Learner(SGDRegressor(lr=0.01), rolling_window=100)
+    for row, target in zip(X, y, strict=True):
+        learner.step(dict(zip("abc", row.tolist(), strict=True)), float(target))
+    old = dict(learner.__getstate__())
+    old["metrics"] = old.pop("_metrics")
+    old["recent_y"] = deque(learner.recent_y, maxlen=100)
+    old["recent_yhat"] = deque(learner.recent_yhat, maxlen=100)
+    for key in ("_window_y", "_window_yhat", "_window_next", "_window_len"):
+        del old[key]
+    curve = Curve.__new__(Curve)
+    curve.__setstate__({"max_points": 4096, "stride": 1, "points": learner.curve.points})
+    old["curve"] = curve
+    loaded = Learner.__new__(Learner)
+    loaded.__setstate__(old)
+    assert_same_learner(loaded, learner)
+    assert_same_learner(pickle.loads(pickle.dumps(loaded)), learner)
+
+
 # -- whole runs: fast path against the per-record path ------------------------------
 
 
@@ -255,7 +279,14 @@ def write_stream(path: Path, n: int = 6000, seed: int = 11) -> tuple[np.ndarray,
     return X, y, unlabeled
 
 
-def run_daemon(path: Path, tmp: Path, *, fast: bool, monkeypatch, monitor=None, every=1000):
+def run_daemon(
+    path: Path, tmp: Path, *, fast: bool, monkeypatch, monitor=None, every=1000, on_time=True
+):
+    """One replay; ``on_time``: every due checkpoint is taken (not deferred to a free writer).
+
+    The loop defers a checkpoint while the writer is busy, which makes where they
+    fall depend on the disk; comparing two runs checkpoint by checkpoint needs them on time.
+    """
     monkeypatch.setenv("STREAMLEARN_FASTPATH", "1" if fast else "0")
     tmp.mkdir()
     dead, predictions = JsonLinesSink(tmp / "dead.jsonl"), JsonLinesSink(tmp / "pred.jsonl")
@@ -281,7 +312,10 @@ def run_daemon(path: Path, tmp: Path, *, fast: bool, monkeypatch, monitor=None, 
         checkpoint(wait=wait)
 
     daemon.checkpoint = recording_checkpoint  # type: ignore[method-assign]
-    summary = daemon.run()
+    with pytest.MonkeyPatch.context() as patch:
+        if on_time:
+            patch.setattr(BackgroundWriter, "idle", property(lambda self: True))
+        summary = daemon.run()
     used_blocks = daemon._block_learner_ is not None
     for sink in (dead, predictions):
         sink.close()
@@ -328,13 +362,41 @@ def test_a_replay_through_blocks_equals_the_per_record_replay(tmp_path, monkeypa
 def test_checkpoints_between_blocks_land_on_line_boundaries(tmp_path, monkeypatch):
     path = tmp_path / "stream.csv"
     write_stream(path, n=3000)
-    _, _, positions, used, _ = run_daemon(
-        path, tmp_path / "fast", fast=True, monkeypatch=monkeypatch, every=137
-    )
     data = path.read_bytes()
-    assert used and len(positions) > 20
-    for offset, _ in positions:
-        assert offset == len(data) or data[offset - 1 : offset] == b"\n"
+    for on_time in (True, False):
+        _, _, positions, used, _ = run_daemon(
+            path, tmp_path / f"fast{on_time}", fast=True, monkeypatch=monkeypatch, every=137,
+            on_time=on_time,
+        )  # fmt: skip
+        assert used and len(positions) > (20 if on_time else 1)
+        for offset, _ in positions:
+            assert offset == len(data) or data[offset - 1 : offset] == b"\n"
+
+
+def test_numba_missing_means_the_per_record_path_with_the_same_results(tmp_path, monkeypatch):
+    path = tmp_path / "stream.csv"
+    write_stream(path, n=2000)
+    monkeypatch.setattr(fastpath, "compiled_kernels", lambda: None)
+    without = run_daemon(path, tmp_path / "without", fast=True, monkeypatch=monkeypatch)
+    slow = run_daemon(path, tmp_path / "slow", fast=False, monkeypatch=monkeypatch)
+    assert not without[3]
+    assert without[0]["weights"] == slow[0]["weights"]
+    assert without[2] == slow[2]
+
+
+def test_a_header_only_replay_imports_neither_numba_nor_river_metrics(tmp_path):
+    path = tmp_path / "header.csv"
+    path.write_text("a,b,y\n")
+    code = (
+        "import sys\n"
+        "from streamlearn.cli import main\n"
+        f"main(['replay', {str(path)!r}], standalone_mode=False)\n"
+        "print(sorted(m for m in ('numba', 'scipy', 'river.metrics') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [STREAMLEARN[0], "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_divergence_inside_a_block_is_handled_as_record_by_record(tmp_path, monkeypatch):

@@ -176,6 +176,12 @@ def test_three_partitions_every_record_once_and_lag_visible_in_the_group(
     state = tmp_path / "state"
     proc = start(kafka_bootstrap, topic, state)
     wait_for(lambda: learned(state) >= 600)
+    # While the daemon runs idle, the group already holds the last checkpoint's offsets.
+    wait_for(
+        lambda: committed(kafka_bootstrap, "g1", topic) == {0: 100, 1: 200, 2: 300},
+        timeout=20,
+        step=0.5,
+    )
     assert stop(proc) == 0
     summary = inspect_json(state)
     assert summary["records_learned"] == 600

@@ -1,4 +1,5 @@
-"""The numpy MLP: River's contract, exact SGD against a hand-written oracle, freezing, guards."""
+"""The numpy MLP: River's contract, exact SGD and RLS against hand-written oracles, freezing,
+guards."""
 
 from __future__ import annotations
 
@@ -17,7 +18,14 @@ from streamlearn.models.sgd import SGDRegressor
 @pytest.mark.parametrize(
     "params",
     list(MLPRegressor._unit_test_params()),
-    ids=["default", "tanh-head-only", "mixed-activations", "warm-start-scaled"],
+    ids=[
+        "default",
+        "tanh-head-only",
+        "mixed-activations",
+        "warm-start-scaled",
+        "rls-head",
+        "rls-no-forgetting",
+    ],
 )
 def test_river_check_estimator(params: dict) -> None:
     checks.check_estimator(MLPRegressor(**params))
@@ -278,9 +286,246 @@ def test_clone_returns_the_warm_starting_point() -> None:
         ({"features": ["x"], "initial_coefs": [np.zeros((1, 1))]}, "one per weight layer"),
         ({"features": ["x"], "input_scale": [0.0]}, "must not hold zeros"),
         ({"input_mean": [1.0]}, "need features"),
+        ({"head": "adam"}, "head must be one of 'sgd', 'rls'"),
+        ({"head": "rls"}, "exactly one trainable layer"),
+        ({"head": "rls", "hidden": (3,), "trainable_layers": 2}, "would train 2 of its 2"),
+        (
+            {"head": "rls", "trainable_layers": 1, "output_activation": "logistic"},
+            "needs a linear output",
+        ),
+        ({"rls_forgetting": 0.0}, r"rls_forgetting must be in \(0, 1\]"),
+        ({"rls_forgetting": 1.5}, r"rls_forgetting must be in \(0, 1\]"),
+        ({"rls_delta": 0.0}, "rls_delta must be a positive"),
+        ({"rls_delta": float("inf")}, "rls_delta must be a positive"),
         ({"hidden": (), "features": ["x"], "initial_coefs": [np.array([[np.nan]])]}, "NaN"),
     ],
 )
 def test_bad_parameters_are_explained(params: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         MLPRegressor(**params)
+
+
+# -- the recursive-least-squares head ------------------------------------------------------
+
+
+def _rls_network(forgetting: float, delta: float, seed: int = 11) -> tuple[MLPRegressor, dict]:
+    rng = np.random.default_rng(seed)
+    names = ["a", "b", "c"]
+    start = {
+        "coefs": [rng.normal(0, 0.8, size=(3, 6)), rng.normal(0, 0.5, size=(6, 1))],
+        "intercepts": [rng.normal(0, 0.3, size=6), np.array([0.4])],
+        "mean": rng.normal(size=3),
+        "scale": rng.uniform(0.5, 2.0, size=3),
+        "names": names,
+    }
+    model = MLPRegressor(
+        hidden=(6,),
+        activation="tanh",
+        features=names,
+        trainable_layers=1,
+        head="rls",
+        rls_forgetting=forgetting,
+        rls_delta=delta,
+        initial_coefs=start["coefs"],
+        initial_intercepts=start["intercepts"],
+        input_mean=start["mean"],
+        input_scale=start["scale"],
+    )
+    return model, start
+
+
+def _head_features(start: dict, raw: np.ndarray) -> np.ndarray:
+    """phi = [tanh(first layer of the scaled input), 1]: what the RLS head sees."""
+    seen = (raw - start["mean"]) / start["scale"]
+    return np.append(np.tanh(seen @ start["coefs"][0] + start["intercepts"][0]), 1.0)
+
+
+def _rls_stream(n: int, seed: int = 5) -> list[tuple[np.ndarray, float, float]]:
+    """(raw x, y, sample weight) records with a target the hidden layer cannot fit exactly."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for step in range(n):
+        raw = rng.normal(size=3)
+        y = float(np.sin(raw[0]) + raw[1] * raw[2] + rng.normal(0, 0.1))
+        records.append((raw, y, (0.5, 1.0, 2.0)[step % 3]))
+    return records
+
+
+def test_rls_head_matches_closed_form_least_squares() -> None:
+    """After every record the head is the weighted ridge solution, computed from scratch.
+
+    With phi = [tanh(first layer), 1] and theta0 the starting head, after t records theta
+    minimises sum_i w_i (y_i - theta' phi_i)^2 + delta |theta - theta0|^2.
+    """
+    delta = 0.5
+    model, start = _rls_network(1.0, delta)
+    theta0 = np.append(start["coefs"][1][:, 0], start["intercepts"][1])
+    gram = delta * np.eye(theta0.size)
+    moment = delta * theta0
+    for step, (raw, y, w) in enumerate(_rls_stream(300)):
+        phi = _head_features(start, raw)
+        gram += w * np.outer(phi, phi)
+        moment += w * y * phi
+        model.learn_one(dict(zip(start["names"], raw.tolist(), strict=True)), y, w=w)
+        expected = np.linalg.solve(gram, moment)
+        got = np.append(model.coefs_[1][:, 0], model.intercepts_[1])
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9, err_msg=f"record {step}")
+    # P is the inverse of the regularised Gram matrix.
+    assert model.rls_p_ is not None
+    np.testing.assert_allclose(model.rls_p_, np.linalg.inv(gram), rtol=0, atol=1e-9)
+    # The first layer is a frozen feature extractor; predictions use the fitted head.
+    assert np.array_equal(model.coefs_[0], start["coefs"][0])
+    assert np.array_equal(model.intercepts_[0], start["intercepts"][0])
+    x = np.array([0.2, -0.7, 1.1])
+    assert model.predict_one(dict(zip(start["names"], x.tolist(), strict=True))) == pytest.approx(
+        float(_head_features(start, x) @ expected), abs=1e-9
+    )
+    assert model.n_skipped_steps_ == 0
+
+
+@pytest.mark.parametrize("forgetting", [0.98, 0.9])
+def test_rls_head_with_forgetting_matches_information_form_oracle(forgetting: float) -> None:
+    """Forgetting, written the other way round: information matrix R and a Newton step.
+
+    R <- lambda R + w phi phi';  theta <- theta + R^-1 w phi (y - theta' phi); then the windup
+    bound: P = R^-1 becomes S P S with S_ii = min(1, (1/delta / P_ii)^1/2).
+    """
+    delta = 0.5
+    model, start = _rls_network(forgetting, delta)
+    theta = np.append(start["coefs"][1][:, 0], start["intercepts"][1])
+    information = delta * np.eye(theta.size)
+    bound_bit = 0
+    for step, (raw, y, w) in enumerate(_rls_stream(300, seed=6)):
+        phi = _head_features(start, raw)
+        information = forgetting * information + w * np.outer(phi, phi)
+        theta = theta + np.linalg.solve(information, w * phi * (y - theta @ phi))
+        p = np.linalg.inv(information)
+        scale = np.minimum(1.0, np.sqrt((1.0 / delta) / p.diagonal()))
+        bound_bit += bool((scale < 1).any())
+        information = information / np.outer(scale, scale)
+        model.learn_one(dict(zip(start["names"], raw.tolist(), strict=True)), y, w=w)
+        got = np.append(model.coefs_[1][:, 0], model.intercepts_[1])
+        np.testing.assert_allclose(got, theta, rtol=0, atol=1e-9, err_msg=f"record {step}")
+    assert model.rls_p_ is not None
+    np.testing.assert_allclose(model.rls_p_, np.linalg.inv(information), rtol=0, atol=1e-9)
+    assert bound_bit > 0  # the bound is part of what was checked, not a dormant branch
+    assert model.n_skipped_steps_ == 0
+
+
+def test_rls_head_starts_as_given_and_sample_weight_counts_records() -> None:
+    model, start = _rls_network(1.0, 0.1)
+    twice, _ = _rls_network(1.0, 0.1)
+    x = {"a": 0.3, "b": -1.2, "c": 0.8}
+    seen = (np.array([0.3, -1.2, 0.8]) - start["mean"]) / start["scale"]
+    hidden = np.tanh(seen @ start["coefs"][0] + start["intercepts"][0])
+    before = float(hidden @ start["coefs"][1][:, 0] + start["intercepts"][1][0])
+    assert model.predict_one(x) == pytest.approx(before, abs=1e-12)
+    # With no forgetting, a record of weight 2 is that record learned twice.
+    model.learn_one(x, 3.0, w=2.0)
+    twice.learn_one(x, 3.0)
+    twice.learn_one(x, 3.0)
+    np.testing.assert_allclose(model.coefs_[1], twice.coefs_[1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(model.rls_p_, twice.rls_p_, rtol=0, atol=1e-12)
+
+
+def test_rls_forgetting_never_winds_up_on_a_dead_unit() -> None:
+    """A hidden unit that is never active must not make P grow like lambda^-t (overflow)."""
+    # Unit 0 is relu(x - 100): dead on this stream. Unit 1 is relu(x + 2), always active.
+    model = MLPRegressor(
+        hidden=(2,),
+        features=["x"],
+        trainable_layers=1,
+        head="rls",
+        rls_forgetting=0.9,
+        rls_delta=0.5,
+        initial_coefs=[np.array([[1.0, 1.0]]), np.zeros((2, 1))],
+        initial_intercepts=[np.array([-100.0, 2.0]), np.zeros(1)],
+    )
+    rng = np.random.default_rng(0)
+    for _ in range(8000):  # 0.9 ** -8000 overflows a float many times over
+        v = float(rng.uniform(-1, 1))
+        model.learn_one({"x": v}, 2.0 * (v + 2.0) - 1.5)
+    p = model.rls_p_
+    assert p is not None and np.isfinite(p).all()
+    assert p[0, 0] == pytest.approx(1.0 / 0.5)  # the dead unit: as uncertain as at the start
+    assert p.diagonal().max() <= 1.0 / 0.5 * (1 + 1e-12)
+    assert np.array_equal(p, p.T)
+    assert np.linalg.eigvalsh(p).min() > 0
+    assert model.predict_one({"x": 0.5}) == pytest.approx(2.0 * 2.5 - 1.5, abs=1e-9)
+    # Waking the dead unit up gives a bounded step, not a burst.
+    x = {"x": 101.0}
+    model.learn_one(x, model.predict_one(x) + 1.0)
+    assert abs(model.coefs_[1][0, 0]) < 0.01
+    assert model.n_skipped_steps_ == 0
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_rls_head_guards_skip_and_count() -> None:
+    model, _ = _rls_network(0.999, 0.1)
+    snapshot = copy.deepcopy((model.coefs_, model.intercepts_, model.rls_p_))
+    model.learn_one({"a": float("nan"), "b": 0.0, "c": 0.0}, 1.0)
+    model.learn_one({"a": 0.1, "b": 0.0, "c": 0.0}, float("inf"))
+    model.learn_one({"a": 0.1, "b": 0.0, "c": 0.0}, 1.0, w=-1.0)
+    assert model.n_skipped_steps_ == 3
+    assert all(np.array_equal(a, b) for a, b in zip(model.coefs_, snapshot[0], strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(model.intercepts_, snapshot[1], strict=True))
+    assert np.array_equal(model.rls_p_, snapshot[2])
+    model.learn_one({"a": 0.1, "b": 0.0, "c": 0.0}, 1.0)
+    assert model.n_skipped_steps_ == 3
+    assert np.isfinite(model.predict_one({"a": 0.1}))
+    # A finite record so large that phi' P phi overflows: refused, not turned into NaN.
+    linear = MLPRegressor(
+        hidden=(1,),
+        activation="identity",
+        features=["a"],
+        trainable_layers=1,
+        head="rls",
+        initial_coefs=[np.ones((1, 1)), np.ones((1, 1))],
+    )
+    linear.learn_one({"a": 1e200}, 1.0)
+    assert linear.n_skipped_steps_ == 1
+    assert linear.predict_one({"a": 2.0}) == 2.0
+
+
+def test_rls_head_pickles_and_clones_back_to_the_start() -> None:
+    model, _ = _rls_network(0.99, 0.1)
+    rng = np.random.default_rng(2)
+    data = [
+        ({"a": float(a), "b": float(b), "c": 0.0}, float(a - b))
+        for a, b in rng.normal(size=(80, 2))
+    ]
+    start = model.predict_one(data[0][0])
+    for x, y in data[:40]:
+        model.learn_one(x, y)
+    restored = pickle.loads(pickle.dumps(model))
+    for x, y in data[40:]:
+        model.learn_one(x, y)
+        restored.learn_one(x, y)
+    assert np.array_equal(restored.coefs_[1], model.coefs_[1])
+    assert np.array_equal(restored.rls_p_, model.rls_p_)
+    fresh = model.clone()
+    assert fresh.predict_one(data[0][0]) == start
+    assert fresh.rls_p_ is not None and np.array_equal(fresh.rls_p_, np.eye(7) / 0.1)
+
+
+def test_rls_head_learns_correlated_features_much_faster_than_sgd() -> None:
+    """Many overlapping ReLU features: SGD on them crawls, RLS fits them at once."""
+    rng = np.random.default_rng(0)
+    knots = np.linspace(-3, 3, 40)
+    first = [np.ones((1, 40)), np.zeros((40, 1))]
+    common = {
+        "hidden": (40,),
+        "features": ["x"],
+        "trainable_layers": 1,
+        "initial_coefs": first,
+        "initial_intercepts": [-knots, np.zeros(1)],
+    }
+    errors: dict[str, list[float]] = {"sgd": [], "rls": []}
+    models = {"sgd": MLPRegressor(lr=0.01, **common), "rls": MLPRegressor(head="rls", **common)}
+    for v in rng.uniform(-3, 3, 400):
+        x, y = {"x": float(v)}, float(np.sin(2 * v))
+        for head, model in models.items():
+            errors[head].append(abs(model.predict_one(x) - y))
+            model.learn_one(x, y)
+    sgd, rls = np.mean(errors["sgd"][-100:]), np.mean(errors["rls"][-100:])
+    assert rls < 0.1 * sgd

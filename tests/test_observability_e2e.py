@@ -23,7 +23,7 @@ from streamhelpers import STREAMLEARN
 pytestmark = [pytest.mark.prometheus, pytest.mark.kafka, pytest.mark.slow]
 
 
-def _feed(bootstrap: str, topic: str, stop: threading.Event) -> None:
+def _feed(bootstrap: str, topic: str, stop: threading.Event, change: threading.Event) -> None:
     """A steady stream: labeled rows, some unlabeled, a few malformed, until stopped."""
     from kafka import KafkaProducer
 
@@ -33,8 +33,9 @@ def _feed(bootstrap: str, topic: str, stop: threading.Event) -> None:
     while not stop.is_set():
         for _ in range(50):
             a, b = rng.normal(size=2)
-            # An abrupt change after 1500 rows, so that drift is detected and acted on.
-            target = 2 * a - b + 1 if i < 1500 else -3 * a + 2 * b + 5
+            # An abrupt change once Prometheus watches, so drift is detected and acted on
+            # while it scrapes (a counter born before the first scrape shows no increase).
+            target = -3 * a + 2 * b + 5 if change.is_set() else 2 * a - b + 1
             row: dict = {"id": i, "a": a, "b": b, "y": target + 0.05 * rng.normal()}
             if i % 10 == 3:
                 row.pop("y")
@@ -62,15 +63,17 @@ def live(kafka_bootstrap, tmp_path_factory) -> Iterator[tuple[PrometheusServer, 
     from conftest import create_topic
 
     topic = create_topic(kafka_bootstrap, f"e2e-{time.time_ns()}", partitions=2)
-    stop = threading.Event()
-    feeder = threading.Thread(target=_feed, args=(kafka_bootstrap, topic, stop), daemon=True)
+    stop, change = threading.Event(), threading.Event()
+    feeder = threading.Thread(
+        target=_feed, args=(kafka_bootstrap, topic, stop, change), daemon=True
+    )
     feeder.start()
     work = tmp_path_factory.mktemp("e2e")
     state = work / "state"
     # A batch model A of the first regime: the frozen baseline the dashboard compares with.
     source = work / "source.csv"
     X = np.random.default_rng(1).normal(size=(500, 2))
-    source.write_text("a,b,y\n" + "".join(f"{a!r},{b!r},{2 * a - b + 1!r}\n" for a, b in X))
+    source.write_text("a,b,y\n" + "".join(f"{a},{b},{2 * a - b + 1}\n" for a, b in X.tolist()))
     subprocess.run(
         [
             *STREAMLEARN,
@@ -125,6 +128,13 @@ def live(kafka_bootstrap, tmp_path_factory) -> Iterator[tuple[PrometheusServer, 
                 'count_over_time(up{job="streamlearn"}[1m]) >= 4',
                 lambda result: bool(result),
                 timeout=40,
+            )
+            change.set()
+            # The change must be detected, acted on and scraped before the queries run.
+            prom.wait_until(
+                'increase(streamlearn_drift_actions_total{action="reset"}[2m]) > 0',
+                lambda result: bool(result),
+                timeout=60,
             )
             yield prom, port
     finally:

@@ -129,9 +129,10 @@ class MLPRegressor(base.Regressor):
         u     = P phi
         d     = lambda / w + phi' u
         theta = theta - u (yhat - y) / d
-        P     = (P - u u' / d) / lambda
+        P     = (P - u u' / d) / lambda      (then bounded: see ``rls_forgetting``)
 
-    ``theta`` starts at the given output layer (so B predicts as A before learning) and
+    ``theta`` starts at the given output layer (so a warm-started network predicts exactly as
+    given until it learns) and
     ``P = I / rls_delta``: with ``rls_forgetting=1`` this is exactly ridge regression of ``y``
     on ``phi`` pulled towards the starting weights with strength ``rls_delta``. It costs one
     ``(n+1) x (n+1)`` rank-one update per record (n hidden units), about ``3 (n+1)^2`` flops.
@@ -157,7 +158,8 @@ class MLPRegressor(base.Regressor):
         ``None``: every layer learns (fine-tuning). ``K``: only the last ``K`` weight layers
         learn and the others stay frozen ("partial" training). ``1`` is feature extraction: the
         hidden layers are a frozen feature extractor and only the output layer learns, with the
-        seed's linear update on the last hidden activations. ``0`` freezes everything.
+        seed's linear update on the last hidden activations (or by least squares: ``head``).
+        ``0`` freezes everything.
     features
         Input feature names, in the order of the first layer's rows. If ``None``, they are
         taken from the first record learned, sorted by name so that the order of keys in a dict
@@ -406,7 +408,14 @@ class MLPRegressor(base.Regressor):
             "trainable_layers": 1,
         }
         yield {"hidden": (6,), "trainable_layers": 1, "head": "rls", "seed": 1}
-        yield {"hidden": (), "head": "rls", "rls_forgetting": 1.0, "rls_delta": 1.0}
+        yield {
+            "hidden": (3,),
+            "activation": "identity",
+            "trainable_layers": 1,
+            "head": "rls",
+            "rls_forgetting": 1.0,
+            "rls_delta": 1.0,
+        }
 
     # -- state -----------------------------------------------------------------------------
 
