@@ -101,7 +101,7 @@ def main() -> None:
     jsonl = tmp / "rows.jsonl"
     jsonl.write_bytes(b"\n".join(rows) + b"\n")
     results: dict[str, float] = {}
-    with LocalBroker(port=0) as broker:
+    with LocalBroker() as broker:
         fill(broker.bootstrap, "bench", rows)
         for _ in range(args.repeat):
             for name, rate in (

@@ -129,6 +129,14 @@ def kafka_settings(settings: Settings) -> Any:
 def open_source(settings: Settings, resume: dict[str, Any] | None, kafka: Any = None) -> Source:
     try:
         if kafka is not None:
+            if settings.kafka_client == "confluent":
+                try:
+                    from streamlearn.sources.kafka_confluent import ConfluentKafkaSource
+                except ImportError:
+                    raise AppError(
+                        "--kafka-client confluent needs: pip install 'streamlearn[confluent]'"
+                    ) from None
+                return ConfluentKafkaSource(kafka, resume)
             from streamlearn.sources.kafka import KafkaSource
 
             return KafkaSource(kafka, resume)

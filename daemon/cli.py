@@ -351,6 +351,16 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Where to start partitions that neither the checkpoint nor the group knows.",
         ),
         click.option(
+            "--kafka-client",
+            default="kafka-python",
+            show_default=True,
+            type=click.Choice(["kafka-python", "confluent"]),
+            envvar="STREAMLEARN_KAFKA_CLIENT",
+            help="Kafka client library. confluent (librdkafka; pip install "
+            "'streamlearn[confluent]') consumes about 4x faster, with the same semantics "
+            "and the same checkpoint format.",
+        ),
+        click.option(
             "--on-data-loss",
             default="fail",
             show_default=True,

@@ -100,6 +100,7 @@ class Settings:
     kafka_config: str | None = None
     start_from: str = "earliest"
     on_data_loss: str = "fail"
+    kafka_client: str = "kafka-python"
 
     @property
     def is_kafka(self) -> bool:

@@ -33,7 +33,17 @@ def _kill_leftover_daemons():
             proc.wait()
 
 
-def start(bootstrap: str, topic: str, state: Path, *extra: str, env: dict | None = None):
+CLIENTS = ["kafka-python", "confluent"]
+
+
+def start(
+    bootstrap: str,
+    topic: str,
+    state: Path,
+    *extra: str,
+    env: dict | None = None,
+    client: str = "kafka-python",
+):
     # stderr goes to a file: an unread pipe would fill up and block the daemon.
     log = open(state.parent / "daemon.log", "a")  # noqa: SIM115 - the child owns it
     proc = subprocess.Popen(
@@ -47,6 +57,8 @@ def start(bootstrap: str, topic: str, state: Path, *extra: str, env: dict | None
             "50",
             "--checkpoint-interval",
             "0.3",
+            "--kafka-client",
+            client,
             *extra,
         ],
         stderr=log,
@@ -103,8 +115,9 @@ def rows_csv(tmp_path):
     return path
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_three_sigkills_while_producing_learn_every_record_exactly_once(
-    kafka_bootstrap, kafka_topic_factory, rows_csv, tmp_path
+    kafka_bootstrap, kafka_topic_factory, rows_csv, tmp_path, client
 ):
     topic = kafka_topic_factory(1)
     state = tmp_path / "state"
@@ -116,7 +129,7 @@ def test_three_sigkills_while_producing_learn_every_record_exactly_once(
     rng = random.Random(7)
     kills = 0
     for _ in range(3):
-        proc = start(kafka_bootstrap, topic, state)
+        proc = start(kafka_bootstrap, topic, state, client=client)
         before = learned(state)
         wait_for(lambda before=before: learned(state) > before + rng.randint(5, 40))
         time.sleep(rng.uniform(0, 0.3))
@@ -125,7 +138,7 @@ def test_three_sigkills_while_producing_learn_every_record_exactly_once(
         kills += learned(state) < 2000
     producer.join()
     assert kills == 3
-    proc = start(kafka_bootstrap, topic, state)
+    proc = start(kafka_bootstrap, topic, state, client=client)
     wait_for(lambda: learned(state) >= 2000)
     assert stop(proc) == 0
     summary = inspect_json(state)
@@ -137,20 +150,27 @@ def test_three_sigkills_while_producing_learn_every_record_exactly_once(
     assert summary["position"]["next_offsets"] == {"0": 2000}
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_sigkill_between_checkpoint_and_group_commit_learns_nothing_twice(
-    kafka_bootstrap, kafka_topic_factory, rows_csv, tmp_path
+    kafka_bootstrap, kafka_topic_factory, rows_csv, tmp_path, client
 ):
     topic = kafka_topic_factory(1)
     produce(rows_csv, kafka_bootstrap, topic)
     state = tmp_path / "state"
-    proc = start(kafka_bootstrap, topic, state, env={"STREAMLEARN_TEST_CRASH_BEFORE_COMMIT": "3"})
+    proc = start(
+        kafka_bootstrap,
+        topic,
+        state,
+        env={"STREAMLEARN_TEST_CRASH_BEFORE_COMMIT": "3"},
+        client=client,
+    )
     assert proc.wait(timeout=60) == -signal.SIGKILL
     at_crash = inspect_json(state)
     # The checkpoint is ahead of the group's committed offset: the window under test.
     assert at_crash["position"]["next_offsets"]["0"] > committed(kafka_bootstrap, "g1", topic).get(
         0, 0
     )
-    proc = start(kafka_bootstrap, topic, state)
+    proc = start(kafka_bootstrap, topic, state, client=client)
     wait_for(lambda: learned(state) >= 2000)
     assert stop(proc) == 0
     summary = inspect_json(state)
@@ -160,8 +180,9 @@ def test_sigkill_between_checkpoint_and_group_commit_learns_nothing_twice(
     assert committed(kafka_bootstrap, "g1", topic) == {0: 2000}
 
 
+@pytest.mark.parametrize("client", CLIENTS)
 def test_three_partitions_every_record_once_and_lag_visible_in_the_group(
-    kafka_bootstrap, kafka_topic_factory, kafka_send, tmp_path
+    kafka_bootstrap, kafka_topic_factory, kafka_send, tmp_path, client
 ):
     topic = kafka_topic_factory(3)
     for partition in range(3):
@@ -174,7 +195,7 @@ def test_three_partitions_every_record_once_and_lag_visible_in_the_group(
             partition=partition,
         )
     state = tmp_path / "state"
-    proc = start(kafka_bootstrap, topic, state)
+    proc = start(kafka_bootstrap, topic, state, client=client)
     wait_for(lambda: learned(state) >= 600)
     # While the daemon runs idle, the group already holds the last checkpoint's offsets.
     wait_for(
