@@ -26,6 +26,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Info
 from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from streamlearn import records
+
 __all__ = [
     "DEFAULT_ERROR_BUCKETS",
     "DEFAULT_STEP_BUCKETS",
@@ -73,20 +75,9 @@ DEFAULT_ERROR_BUCKETS: tuple[float, ...] = one_two_five_buckets(0.001, 1000.0)
 #: Seconds per record and stage: 100 ns (one learn_one of a linear model) to 10 s.
 DEFAULT_STEP_BUCKETS: tuple[float, ...] = one_two_five_buckets(1e-7, 10.0)
 
-#: Why a record was sent to the dead-letter sink (pre-initialised label values).
-REJECT_REASONS: tuple[str, ...] = (
-    "field_count",
-    "non_numeric",
-    "non_finite",
-    "undecodable",
-    "too_long",
-    "bad_json",
-    "bad_shape",
-    "missing_feature",
-    "empty",
-    "duplicate_id",
-    "other",
-)
+#: Why a record was sent to the dead-letter sink (pre-initialised label values): the
+#: decoders' closed set, plus "other" for reasons past the label-value budget.
+REJECT_REASONS: tuple[str, ...] = (*records.REJECT_REASONS, "other")
 #: Where a learned target came from.
 LEARN_LABELS: tuple[str, ...] = ("true", "pseudo")
 #: What the pseudo-labelling loop did with a candidate.
