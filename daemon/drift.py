@@ -71,7 +71,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -507,6 +507,43 @@ class DriftMonitor:
                 self._warn_missing(watch)
             elif watch.update(value):
                 self._detected(index, watch, daemon)
+
+    @property
+    def errors_only(self) -> bool:
+        """True when only the error stream is watched (no features, no challenger training):
+        then ``observe_errors`` may replace per-record ``observe`` calls."""
+        return not self.feature_watches and self.challenger is None
+
+    def observe_errors(self, indices: Sequence[int], errors: Sequence[float], daemon: Any) -> int:
+        """Many learned records at once, when ``errors_only``; returns how many were seen.
+
+        Same results as ``observe`` record by record, without building feature dicts. It
+        stops right after a detection that changed the model or started a challenger: the
+        caller re-learns the records after that one with the new model and goes on record
+        by record.
+
+        >>> monitor = DriftMonitor(DriftConfig(warmup=0))
+        >>> monitor.observe_errors(range(500), [0.1] * 500, daemon=None)
+        500
+        >>> monitor.records_observed, monitor.events_total
+        (500, 0)
+        """
+        if not self._checked_daemon and daemon is not None:
+            self._check_daemon(daemon)
+        update = self.error_watch.update
+        seen = 0
+        for index, error in zip(indices, errors, strict=True):
+            seen += 1
+            if update(error):
+                learner = getattr(daemon, "learner", None)
+                model = getattr(learner, "model", None)
+                self.records_observed += seen
+                self._detected(index, self.error_watch, daemon)
+                if self.challenger is not None or getattr(learner, "model", None) is not model:
+                    return seen
+                self.records_observed -= seen
+        self.records_observed += seen
+        return seen
 
     def _check_daemon(self, daemon: Any) -> None:
         self._checked_daemon = True

@@ -19,7 +19,9 @@ path, operation for operation, so the results are the same to the last bit:
   and ``R2`` (``stats.Mean.update`` and ``stats.Var.update`` formula by formula,
   ``** 2`` through the C library's ``pow`` as CPython computes it); the rolling
   window and the learning curve (``Learner._remember``). An unlabeled row gets
-  the prediction of the model as it is at that row.
+  the prediction of the model as it is at that row. A prediction the divergence
+  guard must see (NaN, inf, beyond ``learner.DIVERGED``) stops the kernel there:
+  the run loop takes the rest of the block record by record.
 
 The state stays where it lives on the per-record path: the weights in the
 ``SGDRegressor``, the metrics in River's objects, the window in the learner's
@@ -35,6 +37,7 @@ against the numpy oracle too.
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import math
@@ -44,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from streamlearn.learner import DIVERGED
 from streamlearn.records import Decoded, Record
 from streamlearn.sources.base import Raw
 
@@ -65,8 +69,8 @@ _MAX_MANTISSA = 2**53
 INTERCEPT, MAE_N, MAE_MEAN, MSE_N, MSE_MEAN, VAR_N, VAR_MEAN, VAR_S, RSS, ABS_SUM = range(10)
 # ``learn_rows`` counters: in and out (records learned, ring slot and length, curve
 # stride and room left before it thins), out (curve points written, 1 if it stopped at
-# a non-finite prediction).
-LEARNED, SLOT, LENGTH, STRIDE, ROOM, POINTS, DIVERGED = range(7)
+# a prediction the divergence guard must see).
+LEARNED, SLOT, LENGTH, STRIDE, ROOM, POINTS, STOPPED = range(7)
 
 
 def parse_lines(
@@ -103,33 +107,33 @@ def parse_lines(
             negative = c == 45  # '-'
             if negative or c == 43:  # '+'
                 pos += 1
-            mantissa = 0
-            digits = 0  # significant digits (leading zeros do not count)
-            exponent = 0
-            seen = False
-            while pos < size:
-                c = data[pos]
-                if c < 48 or c > 57:
-                    break
-                seen = True
-                if mantissa != 0 or c != 48:
-                    digits += 1
-                    if digits <= 17:
-                        mantissa = mantissa * 10 + (c - 48)
+            # Digits: leading zeros are skipped first, so the digit loops carry no branch
+            # but the end test. More than 17 significant digits may overflow the int64
+            # mantissa; such a number is not exact here anyway and goes to the decoder.
+            begin = pos
+            while pos < size and data[pos] == 48:
                 pos += 1
+            first = pos
+            mantissa = 0
+            while pos < size and 48 <= data[pos] <= 57:
+                mantissa = mantissa * 10 + (data[pos] - 48)
+                pos += 1
+            digits = pos - first  # significant digits so far
+            seen = pos > begin
+            exponent = 0
             if pos < size and data[pos] == 46:  # '.'
                 pos += 1
-                while pos < size:
-                    c = data[pos]
-                    if c < 48 or c > 57:
-                        break
-                    seen = True
-                    if mantissa != 0 or c != 48:
-                        digits += 1
-                        if digits <= 17:
-                            mantissa = mantissa * 10 + (c - 48)
-                    exponent -= 1
+                fraction = pos
+                if digits == 0:  # 0.000123: zeros after the point are not significant either
+                    while pos < size and data[pos] == 48:
+                        pos += 1
+                first = pos
+                while pos < size and 48 <= data[pos] <= 57:
+                    mantissa = mantissa * 10 + (data[pos] - 48)
                     pos += 1
+                digits += pos - first
+                exponent = fraction - pos
+                seen = seen or pos > fraction
             exact = seen and digits <= 17 and mantissa <= _MAX_MANTISSA
             if pos < size and (data[pos] == 101 or data[pos] == 69):  # 'e' or 'E'
                 pos += 1
@@ -201,8 +205,9 @@ def learn_rows(
 ) -> int:
     """Test then train rows ``start..stop`` in order; returns the row to go on from.
 
-    It returns ``stop`` when done. It returns early at a row whose prediction is not
-    finite (that row is not learned; ``counters[DIVERGED]`` is 1), and right after a
+    It returns ``stop`` when done. It returns early at a row whose prediction is NaN,
+    infinite or beyond ``learner.DIVERGED`` (that row is left to the caller;
+    ``counters[STOPPED]`` is 1), and right after a
     row whose curve point fills the curve (``Curve.add`` then thins it and doubles
     the stride, which the caller passes in again). ``two`` is 2.0: a value the
     compiler cannot see, so ``** two`` calls the C library's ``pow`` as CPython does
@@ -238,8 +243,8 @@ def learn_rows(
         for j in range(n_features):
             yhat += weights[j] * values[row, j]
         yhat_out[row] = yhat
-        if yhat - yhat != 0.0:  # NaN or inf: the run loop's divergence guard takes over
-            diverged = 1
+        if not -DIVERGED < yhat < DIVERGED:  # Learner.step/predict's rule: NaN, inf or absurd
+            diverged = 1  # the run loop's divergence guard takes this row over
             break
         if kind == UNLABELED:
             row += 1
@@ -300,7 +305,7 @@ def learn_rows(
     counters[SLOT] = slot
     counters[LENGTH] = length
     counters[POINTS] = points
-    counters[DIVERGED] = diverged
+    counters[STOPPED] = diverged
     return row
 
 
@@ -443,10 +448,11 @@ class BlockLearner:
     def learn(self, learner: Any, model: Any, parsed: Parsed, start: int, stop: int) -> int:
         """Learn rows ``start..stop`` into ``learner`` and ``model``; returns where it stopped.
 
-        That is ``stop``, or the first row whose prediction is not finite (not
-        learned). Predictions of every row handled are in ``self.yhat``. The model
-        must hold a weight for every feature (as it does after its first record): a
-        missing weight is skipped by ``predict_one``, which a vector cannot mirror.
+        That is ``stop``, or the first row whose prediction the run loop must treat
+        as divergence (not learned). Predictions of every row handled are in
+        ``self.yhat``. The model must hold a weight for every feature (as it does after
+        its first record): a missing weight is skipped by ``predict_one``, which a
+        vector cannot mirror.
         """
         if self.yhat.shape[0] < parsed.rows:
             self.yhat = np.empty(parsed.rows)
@@ -472,9 +478,8 @@ class BlockLearner:
                 self.yhat,
                 curve_out,
             )
-            for n, rolling, cumulative in curve_out[: arrays.counters[POINTS]].tolist():
-                curve.add(int(n), rolling, cumulative)
-            if row >= stop or arrays.counters[DIVERGED]:
+            curve.add_many(curve_out[: arrays.counters[POINTS]].tolist())
+            if row >= stop or arrays.counters[STOPPED]:
                 break
         self.store(arrays, learner, model)
         return row
@@ -507,10 +512,10 @@ class BlockLearner:
         ring_yhat = np.frombuffer(learner._window_yhat, dtype=np.float64)
         return _Arrays(weights, state, counters, ring_y, ring_yhat)
 
-    def store(self, arrays: _Arrays, learner: Any, model: Any) -> None:
+    def store(self, arrays: _Arrays, learner: Any, model: Any, *, force: bool = False) -> None:
         """Write ``arrays`` back into ``learner``, River's metric objects and ``model``."""
         counters = arrays.counters.tolist()
-        if counters[LEARNED] == learner.records_learned:
+        if counters[LEARNED] == learner.records_learned and not force:
             return  # nothing learned: the objects already hold this state (types included)
         state = arrays.state.tolist()
         model.intercept = state[INTERCEPT]
@@ -529,53 +534,25 @@ class BlockLearner:
         learner._window_next = counters[SLOT]
         learner._window_len = counters[LENGTH]
 
-    def save(self, learner: Any, model: Any) -> tuple[Any, ...]:
-        """Everything ``learn`` may change, to ``restore`` it (a monitor swapped the model)."""
-        metrics = learner.metrics
-        return (
-            model.intercept,
-            dict(model.weights),
-            [_copy_metric(metric) for metric in metrics.values()],
-            learner._recent_abs_sum,
-            learner.records_learned,
-            learner._window_next,
-            learner._window_len,
-            learner._window_y[:],
-            learner._window_yhat[:],
-            _copy_curve(learner.curve),
-        )
+    def save(self, learner: Any, model: Any) -> tuple[_Arrays, Any]:
+        """Everything ``learn`` may change, to ``restore`` it (a monitor swapped the model).
 
-    def restore(self, learner: Any, model: Any, saved: tuple[Any, ...]) -> None:
+        The same numbers ``load`` reads (with copies of the ring) and a copy of the curve.
+        """
+        arrays = self.load(learner, model)
+        arrays.ring_y, arrays.ring_yhat = arrays.ring_y.copy(), arrays.ring_yhat.copy()
+        curve = copy.copy(learner.curve)
+        for name in ("_records", "_rolling", "_cumulative"):
+            setattr(curve, name, getattr(curve, name)[:])
+        return arrays, curve
+
+    def restore(self, learner: Any, model: Any, saved: tuple[_Arrays, Any]) -> None:
         """Put back what ``save`` took (the ring buffers are refilled in place)."""
-        (
-            model.intercept,
-            weights,
-            metrics,
-            learner._recent_abs_sum,
-            learner.records_learned,
-            learner._window_next,
-            learner._window_len,
-            ring_y,
-            ring_yhat,
-            learner.curve,
-        ) = saved
-        model.weights.clear()
-        model.weights.update(weights)
-        learner._metrics = dict(zip(learner.metrics, metrics, strict=True))
-        learner._window_y[:] = ring_y
-        learner._window_yhat[:] = ring_yhat
-
-
-def _copy_metric(metric: Any) -> Any:
-    import copy
-
-    return copy.deepcopy(metric)
-
-
-def _copy_curve(curve: Any) -> Any:
-    import copy
-
-    return copy.deepcopy(curve)
+        arrays, curve = saved
+        np.frombuffer(learner._window_y, dtype=np.float64)[:] = arrays.ring_y
+        np.frombuffer(learner._window_yhat, dtype=np.float64)[:] = arrays.ring_yhat
+        self.store(arrays, learner, model, force=True)
+        learner.curve = curve
 
 
 def check_against_river(kernels: Kernels) -> bool:

@@ -128,6 +128,19 @@ class Curve:
             self._rolling = array("d", [self._rolling[i] for i in keep])
             self._cumulative = array("d", [self._cumulative[i] for i in keep])
 
+    def add_many(self, points: list[list[float]]) -> None:
+        """``add`` each ``[n, rolling, cumulative]`` in order; ``n`` are multiples of ``stride``.
+
+        The compiled fast path makes such points (up to one past the room left, which
+        thins the curve); those that fit are appended at once.
+        """
+        fit = points[: self.max_points - len(self._records)]
+        self._records.extend(int(point[0]) for point in fit)
+        self._rolling.extend(point[1] for point in fit)
+        self._cumulative.extend(point[2] for point in fit)
+        for n, rolling, cumulative in points[len(fit) :]:
+            self.add(int(n), rolling, cumulative)
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         points = state.pop("points", None)  # a curve pickled by an older streamlearn
         self.__dict__.update(state)
@@ -296,20 +309,33 @@ class Learner:
 
     def rolling_summary(self) -> dict[str, float | None]:
         """Rolling-window prequential metrics."""
-        if not self._window_len:
-            return rolling_scores([], [])
-        import numpy as np  # read per batch by the divergence guard: no Python lists here
+        return rolling_scores(*self._window_arrays())
 
-        order = np.roll(np.arange(self._window_len), -self._window_next) if self._full else None
+    def rolling_mae(self) -> float | None:
+        """``rolling_summary()["mae"]``, the same bits, without RMSE and R2.
+
+        The divergence guard reads it after every batch.
+        """
+        ys, yhats = self._window_arrays()
+        if not len(ys):
+            return None
+        import numpy as np
+
+        return float(np.abs(ys - yhats).mean())
+
+    def _window_arrays(self) -> tuple[Any, Any]:
+        """The window as two numpy arrays, oldest first (no Python floats on the way)."""
+        if not self._window_len:
+            return [], []
+        import numpy as np
+
         ys = np.frombuffer(self._window_y, dtype=np.float64)[: self._window_len]
         yhats = np.frombuffer(self._window_yhat, dtype=np.float64)[: self._window_len]
-        if order is not None:
-            ys, yhats = ys[order], yhats[order]
-        return rolling_scores(ys, yhats)
-
-    @property
-    def _full(self) -> bool:
-        return self._window_len == self.rolling_window
+        split = self._window_next
+        if self._window_len == self.rolling_window and split:
+            ys = np.concatenate((ys[split:], ys[:split]))
+            yhats = np.concatenate((yhats[split:], yhats[:split]))
+        return ys, yhats
 
     def baseline_summary(self) -> dict[str, float | None] | None:
         """Cumulative metrics of the frozen baseline, when there is one."""

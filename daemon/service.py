@@ -465,24 +465,39 @@ class Daemon:
 
     def _observe_block(self, parsed: Any, yhat: Any, done: int, model: Any) -> int | None:
         """Show the monitor each learned row before ``done``; the row where it changed the model."""
+        import numpy as np
+
         from streamlearn.fastpath import LABELED, NOTHING
 
-        monitor = self.monitor
-        features = self.decoder.features
-        status = parsed.status[:done].tolist()
-        rows = parsed.values[:done].tolist()
-        yhats = yhat[:done].tolist()
-        index = self.counters.records_seen - 1
-        for row, kind in enumerate(status):
-            if kind == NOTHING:
-                continue
-            index += 1
-            if kind == LABELED:
-                values = rows[row]
-                x = dict(zip(features, values, strict=False))  # the target is the extra value
-                monitor.observe(index, x, values[-1], yhats[row], self)
-                if self.learner.model is not model:
-                    return row
+        status = parsed.status[:done]
+        learned = np.flatnonzero(status == LABELED)
+        # The stream index process() passes: records seen up to and including the row, less 1.
+        seen = np.cumsum(status != NOTHING)[learned] + (self.counters.records_seen - 1)
+        monitor, learner = self.monitor, self.learner
+        start = 0
+        if monitor.errors_only:
+            # Only the error is watched: hand the monitor plain arrays, no feature dicts.
+            indices = seen.tolist()
+            errors = np.abs(parsed.values[learned, -1] - yhat[learned]).tolist()
+            while start < len(indices) and monitor.errors_only:
+                start += monitor.observe_errors(indices[start:], errors[start:], self)
+                if learner.model is not model:
+                    return int(learned[start - 1])
+            if start == len(indices):
+                return None
+        observe, features = monitor.observe, self.decoder.features
+        learned, seen = learned[start:], seen[start:]
+        for row, index, values, guess in zip(
+            learned.tolist(),
+            seen.tolist(),
+            parsed.values[learned].tolist(),
+            yhat[learned].tolist(),
+            strict=True,
+        ):
+            x = dict(zip(features, values, strict=False))  # values end with the target
+            observe(index, x, values[-1], guess, self)
+            if learner.model is not model:
+                return int(row)
         return None
 
     def _settle_block(self, parsed: Any, yhat: Any, done: int) -> None:
@@ -531,7 +546,7 @@ class Daemon:
         learner = self.learner
         if factor <= 0 or learner.window_len < learner.rolling_window or len(errors) < 10:
             return
-        recent = learner.rolling_summary()["mae"]
+        recent = learner.rolling_mae()
         batch_mae = sum(errors) / len(errors)
         if recent is not None and recent > 0 and batch_mae > factor * recent:
             log.error(

@@ -556,3 +556,20 @@ def test_replay_with_on_drift_reset_through_the_cli(tmp_path: Path) -> None:
     )
     assert summary["intercept"] == pytest.approx(theta0, abs=1e-12)
     assert "drift at record" in result.stderr
+
+
+@pytest.mark.parametrize("detector", ["adwin", "page-hinkley"])
+def test_observe_errors_in_bulk_equals_observe_record_by_record(detector: str) -> None:
+    # The fast path hands the monitor arrays of errors; detections must not move.
+    rng = np.random.default_rng(5)
+    errors = np.abs(np.concatenate([rng.normal(0, 0.1, 3000), rng.normal(0, 1.0, 3000)]))
+    one = drift.DriftMonitor(drift.DriftConfig(detector=detector, warmup=100, cooldown=500))
+    bulk = drift.DriftMonitor(drift.DriftConfig(detector=detector, warmup=100, cooldown=500))
+    for index, error in enumerate(errors.tolist()):
+        one.observe(index, {}, error, 0.0, None)
+    done = 0
+    while done < len(errors):
+        done += bulk.observe_errors(range(done, len(errors)), errors[done:].tolist(), None)
+    assert one.summary()["drift_events"] == bulk.summary()["drift_events"]
+    assert one.events_total > 0
+    assert one.records_observed == bulk.records_observed == len(errors)

@@ -251,15 +251,18 @@ class FileSource(Source):
         """
         if self._exhausted or self._handle is None or self._discarding:
             return None
+        at_eof = False
         while True:
-            block = self._take_block(max_lines)
-            if block is not None:
+            block = self._take_block(max_lines, at_eof=at_eof)
+            if block is not None or at_eof:
                 return block
             unread = len(self._buffer) - (self._offset - self._buffer_start)
-            if unread > self.max_line_bytes or not self._fill():
+            if unread > self.max_line_bytes:
                 return None
+            at_eof = not self._fill()
 
-    def _take_block(self, max_lines: int) -> Block | None:
+    def _take_block(self, max_lines: int, *, at_eof: bool) -> Block | None:
+        """A block from the buffer; before end of file, only a full one (else read on)."""
         buffer = self._buffer
         start = self._offset - self._buffer_start
         # Count newlines only as far as max_lines lines of the last block's length reach
@@ -272,6 +275,8 @@ class FileSource(Source):
             if end <= start:
                 return None
             lines = buffer.count(b"\n", start, end)
+            if lines < max_lines and not at_eof:
+                return None  # the read buffer ends here: read on rather than cut a short block
         if lines > max_lines:
             end = _after_lines(buffer, start, end, lines, max_lines)
             lines = max_lines
