@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -535,3 +536,45 @@ def test_a_broker_that_is_down_at_start_is_waited_for(broker) -> None:
         assert [raw.value for raw in items] == [b"hello"]
         assert source.connected
         source.close()
+
+
+def test_partitions_that_appear_later_in_metadata_are_read_from_their_start(
+    kafka_bootstrap: str,
+    kafka_topic_factory: Callable[..., str],
+    kafka_send,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # tansu cannot add partitions (no CreatePartitions), so the topic has 3 from the start and
+    # the broker's metadata answer is staged to show only partition 0 at first. Records are
+    # produced and fetched over the real wire; only partition discovery is staged.
+    from kafka import KafkaAdminClient
+
+    topic = kafka_topic_factory(3)
+    grown = threading.Event()
+    original = KafkaAdminClient.describe_topics
+
+    def staged(self: KafkaAdminClient, topics: list[str] | None = None) -> list[dict]:
+        described = original(self, topics)
+        if not grown.is_set():
+            for item in described:
+                if item.get("name") == topic:
+                    item["partitions"] = [
+                        p for p in item.get("partitions", []) if p["partition_index"] == 0
+                    ]
+        return described
+
+    monkeypatch.setattr(KafkaAdminClient, "describe_topics", staged)
+    kafka_send(topic, [b"p0"], partition=0)
+    kafka_send(topic, [b"early"], partition=1)
+    source = make_source(kafka_bootstrap, topic, start_from="latest")
+    kafka_send(topic, [b"p0-2"], partition=0)
+    assert [raw.value for raw in read_until(source, 1)] == [b"p0-2"]
+    kafka_send(topic, [b"p2"], partition=2)
+    grown.set()
+    items = read_until(source, 2)
+    # New partitions are read from their start, whatever --from says: nothing is skipped.
+    assert sorted((raw.partition, raw.offset, raw.value) for raw in items) == [
+        (1, 0, b"early"),
+        (2, 0, b"p2"),
+    ]
+    source.close()
