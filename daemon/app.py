@@ -334,9 +334,21 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
     resources = ExitStack()
     try:
         kafka = kafka_settings(settings) if settings.is_kafka else None
-        if kafka is not None:
+        if kafka is not None and settings.format == "csv":
+            # One CSV row per message, no header: the features, then the target. That is
+            # the layout the compiled fast path learns a fetch at a time.
+            if not settings.features or settings.id_column is not None:
+                raise AppUsageError(
+                    "CSV values from Kafka need --features (the columns are the features, "
+                    "then the target) and no --id-column"
+                )
+            fmt = "csv"
+            columns = [*settings.features, settings.target]
+            decoder: Any = build_decoder(settings, fmt, ",".join(columns).encode())
+            where = f"kafka:{kafka.topic}"
+        elif kafka is not None:
             fmt = "json"
-            decoder: Any = JsonDecoder(
+            decoder = JsonDecoder(
                 target=settings.target,
                 features=settings.features,
                 id_field=settings.id_column,

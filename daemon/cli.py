@@ -167,7 +167,8 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             envvar="STREAMLEARN_FORMAT",
             type=click.Choice(["auto", "csv", "jsonl"]),
-            help="Record format; auto goes by extension, then by the first byte.",
+            help="Record format; auto goes by extension, then by the first byte. Kafka "
+            "values are JSON unless --format csv (with --features: features, then target).",
         ),
         click.option(
             "--model",
@@ -215,11 +216,11 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--checkpoint-every",
-            default=1000,
+            default=100_000,
             show_default=True,
             type=click.IntRange(min=1),
             envvar="STREAMLEARN_CHECKPOINT_EVERY",
-            help="Checkpoint after this many records.",
+            help="Checkpoint after this many records (a crash re-learns at most these).",
         ),
         click.option(
             "--checkpoint-interval",

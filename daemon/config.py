@@ -79,7 +79,7 @@ class Settings:
     reset: bool = False
     dead_letter: str | None = None
     predictions: str | None = None
-    checkpoint_every: int = 1000
+    checkpoint_every: int = 100_000
     checkpoint_interval: float = 5.0
     rolling_window: int = 1000
     max_line_bytes: int = 1 << 20

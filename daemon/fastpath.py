@@ -3,9 +3,10 @@
 The common case (a CSV in the plain layout, features then the target and no id
 column, learned by ``sgd``) used to spend its time on Python overhead: a ``Raw``,
 a list and a dict per line and a dozen method calls per record. Here a block of
-lines (at most ``checkpoint_every``) is parsed by one compiled function and
-learned by another, record by record, with the arithmetic of the per-record
-path, operation for operation, so the results are the same to the last bit:
+lines (at most ``service.BLOCK_LINES``, never past a due checkpoint) is parsed by
+one compiled function and learned by another, record by record, with the
+arithmetic of the per-record path, operation for operation, so the results are
+the same to the last bit:
 
 - :func:`parse_lines` reads a number only when it can do so exactly as ``float()``
   does: at most 17 significant digits whose value fits in 2**53, and a decimal
@@ -339,6 +340,8 @@ class Parsed:
     data: bytes
     offset: int  # file offset of the block's first byte
     judged: dict[int, Decoded]  # row -> the decoder's verdict, for DOUBT rows
+    # row -> its Raw, for blocks whose rows are not file lines (a Kafka block's messages)
+    locate: Callable[[int], Raw] | None = None
 
     @property
     def rows(self) -> int:
@@ -346,6 +349,8 @@ class Parsed:
 
     def raw(self, row: int) -> Raw:
         """The line of ``row`` as the per-line path sees it (newline included)."""
+        if self.locate is not None:
+            return self.locate(row)
         start, end = int(self.starts[row]), int(self.starts[row + 1])
         return Raw(self.data[start:end], self.offset + start)
 
@@ -353,13 +358,13 @@ class Parsed:
         """The features of ``row`` as the record dict the per-line decoder makes."""
         return dict(zip(features, self.values[row, :-1].tolist(), strict=True))
 
-    def abs_errors(self, yhat: np.ndarray, rows: np.ndarray) -> list[float]:
+    def abs_errors(self, yhat: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """``|y - yhat|`` of the rows selected by the mask ``rows`` (same floats as Python's)."""
         if rows.all():  # the common block: every row labeled
             count = rows.shape[0]
-            return np.abs(self.values[:count, -1] - yhat[:count]).tolist()
+            return np.abs(self.values[:count, -1] - yhat[:count])
         selected = np.flatnonzero(rows)
-        return np.abs(self.values[selected, -1] - yhat[selected]).tolist()
+        return np.abs(self.values[selected, -1] - yhat[selected])
 
 
 @dataclass
@@ -413,8 +418,19 @@ class BlockLearner:
 
     # -- parsing ---------------------------------------------------------------
 
-    def parse(self, data: bytes, offset: int, decoder: Any, lines: int | None = None) -> Parsed:
-        """Parse a block of whole lines; ``decoder`` judges the lines the parser doubts."""
+    def parse(
+        self,
+        data: bytes,
+        offset: int,
+        decoder: Any,
+        lines: int | None = None,
+        locate: Callable[[int], Raw] | None = None,
+    ) -> Parsed:
+        """Parse a block of whole lines; ``decoder`` judges the lines the parser doubts.
+
+        ``locate(row)``, when given, is the ``Raw`` of a row (the decoder, dead letters and
+        predictions see it) instead of the file line at ``offset``.
+        """
         if lines is None:
             lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
         n_fields = len(self.features) + 1
@@ -424,7 +440,7 @@ class BlockLearner:
         text = np.frombuffer(data, dtype=np.uint8) if self._compiled else data
         rows = self._parse(text, n_fields, values, status, starts)
         assert rows == lines, (rows, lines)
-        parsed = Parsed(values, status, starts, data, offset, {})
+        parsed = Parsed(values, status, starts, data, offset, {}, locate)
         for row in np.flatnonzero(status == DOUBT).tolist():
             parsed.judged[row] = self._judge(parsed, row, decoder)
         return parsed
@@ -554,42 +570,53 @@ class BlockLearner:
         self.store(arrays, learner, model, force=True)
         learner.curve = curve
 
+    # -- scoring predictions made elsewhere -------------------------------------------
 
-def check_against_river(kernels: Kernels) -> bool:
-    """Whether ``learn_rows`` matches River's metric updates bit for bit on this install.
+    def score(self, learner: Any, parsed: Parsed, yhat: np.ndarray, done: int) -> None:
+        """Score the predictions ``yhat`` of the labeled rows before ``done`` (made by any model).
 
-    The kernel restates River's formulas; a River release that changes them (or
-    their private attributes) must switch the fast path off, not skew the metrics.
-    """
-    from river import metrics as river_metrics
+        River's MAE, RMSE and R2, the rolling window and the learning curve end as
+        ``Learner.step`` leaves them record by record (``learner.records_learned`` too):
+        ``learn_rows`` runs on (prediction, target) pairs with a stand-in linear model
+        that predicts its one input (weight 1, intercept 0, learning rate 0).
 
-    from streamlearn.learner import Learner
-    from streamlearn.models.sgd import SGDRegressor
+        >>> from streamlearn.learner import Learner
+        >>> learner = Learner(model=None)
+        >>> fast = BlockLearner(["a"], kernels=python_kernels())
+        >>> parsed = fast.parse(b"7,2\\n1,\\n9,4\\n", 0, decoder=None)
+        >>> fast.score(learner, parsed, np.array([1.5, 0.0, 5.0]), 3)
+        >>> learner.records_learned, learner.summary()["mae"], learner.recent_yhat
+        (2, 0.75, [1.5, 5.0])
+        """
+        rows = np.flatnonzero(parsed.status[:done] == LABELED)
+        count = len(rows)
+        if not count:
+            return
+        pairs = np.column_stack((yhat[rows], parsed.values[rows, -1]))
+        given = Parsed(
+            pairs,
+            np.full(count, LABELED, dtype=np.int8),
+            np.zeros(count + 1, dtype=np.int64),
+            b"",
+            0,
+            {},
+        )
+        BlockLearner(["yhat"], (self._parse, self._learn)).learn(
+            learner, _GivenPrediction(), given, 0, count
+        )
+        # 0.0 + 1.0 * yhat is yhat, but for -0.0, which would enter the window as 0.0 (the
+        # same scores, other bits): the newest pairs' predictions go into the ring as given.
+        size = learner.rolling_window
+        kept = min(count, size)
+        slots = (learner._window_next - kept + np.arange(kept)) % size
+        np.frombuffer(learner._window_yhat, dtype=np.float64)[slots] = pairs[-kept:, 0]
 
-    rng = np.random.default_rng(7)
-    rows = 50
-    values = np.column_stack([rng.normal(size=(rows, 2)), rng.normal(size=rows) * 3 + 1])
-    status = np.zeros(rows, dtype=np.int8)
-    learner = Learner(SGDRegressor(lr=0.05), rolling_window=8)
-    x0 = {"a": 0.0, "b": 0.0}
-    learner.model.learn_one(x0, 0.0)  # all weights present, as the fast path needs
-    parsed = Parsed(values, status, np.zeros(rows + 1, dtype=np.int64), b"", 0, {})
-    try:
-        fast = BlockLearner(["a", "b"], kernels=kernels)
-        fast.learn(learner, learner.model, parsed, 0, rows)
-    except (AttributeError, KeyError, TypeError) as exc:
-        log.warning("the fast path does not know this River's metrics (%s): it is off", exc)
-        return False
-    reference = {
-        "mae": river_metrics.MAE(),
-        "rmse": river_metrics.RMSE(),
-        "r2": river_metrics.R2(),
-    }
-    yhats = fast.yhat[:rows].tolist()
-    for y, yhat in zip(values[:, 2].tolist(), yhats, strict=True):
-        for metric in reference.values():
-            metric.update(y, yhat)
-    same = all(reference[name].get() == learner.metrics[name].get() for name in reference)
-    if not same:
-        log.warning("the fast path's metrics differ from this River's: it is off")
-    return same
+
+class _GivenPrediction:
+    """The sgd model ``BlockLearner.score`` lends ``learn_rows``: its prediction is its input."""
+
+    lr = 0.0  # the kernel's step is then 0: weight and intercept stay as they are
+
+    def __init__(self) -> None:
+        self.intercept = 0.0
+        self.weights = {"yhat": 1.0}

@@ -2,8 +2,10 @@
 
 The order is River's ``evaluate.progressive_val_score``: a record's prediction is
 made before the model sees its label, so the metrics are honest estimates of
-how the model does on data it has not learned from. Metrics live in River's own
-objects, so the daemon's MAE equals ``progressive_val_score``'s to the last digit.
+how the model does on data it has not learned from. The metrics are River's MAE,
+RMSE and R2 restated in ``streamlearn.metrics`` (same formulas, same state; importing
+``river.metrics`` costs over a second), so the daemon's MAE equals
+``progressive_val_score``'s to the last digit.
 
 The rolling window is a ring of two ``array('d')`` buffers: plain floats for the
 per-record Python path, and a zero-copy numpy view for the compiled fast path
@@ -17,6 +19,8 @@ from array import array
 from collections.abc import Collection, Iterable
 from typing import Any
 
+from streamlearn import metrics
+
 METRICS = ("mae", "rmse", "r2")
 
 #: A prediction beyond this is a diverged model (its squared error would overflow a float).
@@ -24,10 +28,6 @@ DIVERGED = 1e150
 
 
 def _new_metrics() -> dict[str, Any]:
-    # river.metrics imports scipy.stats (over a second): only a learner that scores
-    # a record pays for it, never ``--help`` or a replay of an empty file.
-    from river import metrics
-
     return {"mae": metrics.MAE(), "rmse": metrics.RMSE(), "r2": metrics.R2()}
 
 
@@ -303,7 +303,7 @@ class Learner:
 
     def summary(self) -> dict[str, float | None]:
         """Cumulative prequential metrics."""
-        if self._metrics is None:  # nothing scored yet: no need to import river.metrics
+        if self._metrics is None:  # nothing scored yet
             return dict.fromkeys(METRICS)
         return _values(self._metrics, self.records_learned > 0)
 
@@ -367,6 +367,9 @@ class Learner:
             state["_window_yhat"] = array("d", yhats + [0.0] * (size - len(yhats)))
             state["_window_len"] = len(ys)
             state["_window_next"] = len(ys) % size
+        for key in ("_metrics", "baseline_metrics"):
+            if state.get(key):  # River's own objects, in a checkpoint of an older streamlearn
+                state[key] = {name: metrics.adopt(m) for name, m in state[key].items()}
         self.__dict__.update(state)
         self._fused = getattr(self._model, "predict_learn_one", None)
 

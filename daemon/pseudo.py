@@ -33,6 +33,7 @@ pseudo-label decision, so a true label audits the pseudo-label it replaces:
 
 from __future__ import annotations
 
+import decimal
 import logging
 import math
 import pickle
@@ -104,8 +105,8 @@ class LabelTtl:
     --------
     >>> LabelTtl.parse("5000r"), LabelTtl.parse("10m")
     (LabelTtl(amount=5000.0, unit='r'), LabelTtl(amount=600.0, unit='s'))
-    >>> str(LabelTtl.parse("1.5h"))
-    '5400s'
+    >>> str(LabelTtl.parse("1.5h")), str(LabelTtl.parse("2000000r")), str(LabelTtl.parse("0.5s"))
+    ('5400s', '2000000r', '0.5s')
     >>> try:
     ...     LabelTtl.parse("600")
     ... except ValueError as exc:
@@ -144,7 +145,8 @@ class LabelTtl:
         return now - time > self.amount
 
     def __str__(self) -> str:
-        return f"{self.amount:g}{self.unit}"
+        # Exact and never in exponent form ("1e+06r" would not parse back).
+        return f"{decimal.Decimal(repr(self.amount)).normalize():f}{self.unit}"
 
 
 class PendingFeatures(NamedTuple):
@@ -1048,6 +1050,10 @@ class PseudoLabeler:
                     self.ready_decisions.extend(decisions)
 
     # -- state --------------------------------------------------------------------------
+
+    def snapshot_locks(self) -> tuple[Any, ...]:
+        """The locks ``__getstate__`` takes, in its order: a forked checkpoint holds them."""
+        return (self._busy, self._cond)
 
     def __getstate__(self) -> dict[str, Any]:
         with self._busy, self._cond:

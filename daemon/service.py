@@ -26,7 +26,6 @@ from streamlearn.checkpoint import (
     BackgroundWriter,
     CheckpointError,
     CheckpointStore,
-    dump,
     encode,
 )
 from streamlearn.learner import Learner
@@ -45,6 +44,16 @@ STATE_FORMAT = 1
 #: Blocks of fewer lines go line by line: too short to pay for the compiled kernels
 #: (so a header-only file, or a trickle of live lines, never imports numba).
 _MIN_BLOCK_LINES = 64
+#: Parsed rows a River model's block turns into Python lists at a time (``_learn_rows``):
+#: well under the collector's threshold of 700 new container objects.
+_ROWS_AT_ONCE = 128
+#: Lines per block on the compiled path (``batch_size`` counts records on the per-record
+#: path): at about 1 us a line a block holds the loop's lock some 8 ms, and the Python
+#: work around each block (a dozen calls, a few small arrays) falls under 5 % per line.
+BLOCK_LINES = 8192
+#: Lines the per-record path takes while the fast path waits for the model's first
+#: weights (``sgd`` gets them from its first record): a few, not a whole batch.
+_FIRST_LINES = 16
 
 #: Tests only: SIGKILL this process right after checkpoint generation N is durable,
 #: before the source commits it (see tests/test_kafka_daemon.py).
@@ -55,7 +64,9 @@ _CRASH_BEFORE_COMMIT = int(os.environ.get("STREAMLEARN_TEST_CRASH_BEFORE_COMMIT"
 class RunOptions:
     """How the loop paces itself and how often it checkpoints."""
 
-    checkpoint_every: int = 1000
+    # By time first (as Kafka consumers auto-commit every 5 s): a count of 1000 made a
+    # fast model checkpoint, and commit its offsets, hundreds of times a second.
+    checkpoint_every: int = 100_000
     checkpoint_interval: float = 5.0
     batch_size: int = 1000
     rate: float = 0.0  # records per second; 0 = as fast as possible
@@ -191,7 +202,7 @@ class Daemon:
         self.monitor = monitor
         self.warm_model_factory = warm_model_factory
         self.divergence_factor = divergence_factor
-        self._errors: list[float] = []
+        self._errors = _BatchErrors()
         self.counters = Counters()
         self.extensions: dict[str, Any] = {}
         self.checkpoint_generation = store.generation if store is not None else 0
@@ -208,6 +219,7 @@ class Daemon:
         # and its BlockLearner, built at the first block that is worth compiling for.
         self._block_kind: Any = _block_kind(source, decoder)
         self._block_learner_: Any = None
+        self._block_soon = False  # the fast path waits only for the model's first weights
         if restored is not None:
             self.counters = Counters.from_dict(restored.get("counters", {}))
             self.extensions = {
@@ -262,25 +274,39 @@ class Daemon:
         processed = 0
         progress = _Progress(self.source) if options.progress else None
         batch_size = options.batch_size
+        block_size = max(batch_size, BLOCK_LINES)
         if options.rate > 0:
             # Small batches so that pacing is smooth (about 20 batches a second).
-            batch_size = max(1, min(batch_size, int(options.rate / 20) or 1))
+            batch_size = block_size = max(1, min(batch_size, int(options.rate / 20) or 1))
         if self.store is not None and self.writer is None:
             self.writer = BackgroundWriter(
                 self.store, syncs=(self.dead_letters.sync, self.predictions.sync)
             )
+        # The learn-latency metric needs each record's arrival time: noted only for telemetry.
+        self.source.track_arrivals = self.telemetry is not None
         try:
             while not self._stop.is_set():
                 room = options.checkpoint_every - since_checkpoint
                 # A batch ends where a checkpoint is due (or, once one waits for the
                 # writer, is a full batch): checkpoints fall between batches.
-                want = min(batch_size, room) if room > 0 else batch_size
-                block = self._next_block(want)
-                batch: Any = block if block is not None else self.source.next_batch(want)
+                block = self._next_block(min(block_size, room) if room > 0 else block_size)
+                rows_block = None  # any other model: the same lines as a batch, parsed at once
+                if block is None:
+                    want = min(batch_size, room) if room > 0 else batch_size
+                    if self._block_soon:
+                        want = min(want, _FIRST_LINES)
+                    rows_block = self._next_rows_block(want)
+                    batch: Any = (
+                        rows_block if rows_block is not None else self.source.next_batch(want)
+                    )
+                else:
+                    batch = block
                 if batch:
                     with self.lock:
                         if block is not None:
                             self._process_block(block)
+                        elif rows_block is not None:
+                            self._process_rows_block(rows_block)
                         else:
                             self.process(batch)
                     since_checkpoint += len(batch)
@@ -332,14 +358,14 @@ class Daemon:
         seen_before = self.counters.records_seen
         learned_before = self.learner.records_learned
         self._route(items)
-        self._finish_batch(seen_before, learned_before, decoded - started, decoded)
+        self._finish_batch(seen_before, learned_before, decoded - started, decoded, items)
 
     def _route(self, items: list[Any]) -> None:
         """Test-then-train, predict, dead-letter or join each decoded item, in order."""
         counters = self.counters
         step = self.learner.step
         monitor = self.monitor
-        errors = self._errors
+        errors = self._errors.floats
         track = self._tracks_errors
         for item in items:
             if item is None:  # a header or blank line: not a record
@@ -373,9 +399,18 @@ class Daemon:
         return self.telemetry is not None or self.monitor is not None or self.divergence_factor > 0
 
     def _finish_batch(
-        self, seen_before: int, learned_before: int, decode_s: float, decoded: float
+        self,
+        seen_before: int,
+        learned_before: int,
+        decode_s: float,
+        decoded: float,
+        items: list[Any] | None = None,
     ) -> None:
-        """After a batch: the pseudo-label side loop, the error-explosion guard, telemetry."""
+        """After a batch: the pseudo-label side loop, the error-explosion guard, telemetry.
+
+        ``items`` are the batch's decoded items when it went record by record (they tell
+        which records were learned, for the learn latency).
+        """
         if self.pseudo is not None:
             self.pseudo.drain(self)
         learned = time.perf_counter()
@@ -383,12 +418,12 @@ class Daemon:
         if errors:
             self._check_error_explosion(errors)
         if self.telemetry is not None:
+            learned_now = self.learner.records_learned - learned_before
             self._report_batch(
-                self.counters.records_seen - seen_before,
-                self.learner.records_learned - learned_before,
-                decode_s,
-                learned - decoded,
+                self.counters.records_seen - seen_before, learned_now, decode_s, learned - decoded
             )
+            if learned_now > 0:
+                self._report_latency(learned_now, items)
         errors.clear()
 
     # -- the compiled fast path: plain CSV lines learned by sgd ---------------------
@@ -400,6 +435,7 @@ class Daemon:
         layout, the bare ``sgd`` model holding a weight for every feature (after its
         first record), no baseline, no pseudo-labels, no late-label join.
         """
+        self._block_soon = False
         if self._block_kind is None:
             return None
         learner = self.learner
@@ -409,9 +445,13 @@ class Daemon:
             or learner.baseline is not None
             or self.pseudo is not None
             or self.join is not None
-            or len(model.weights) < len(self.decoder.features)
-            or not all(name in model.weights for name in self.decoder.features)
         ):
+            return None
+        if len(model.weights) < len(self.decoder.features) or not all(
+            name in model.weights for name in self.decoder.features
+        ):
+            # A cold model: its first records give it the weights, then blocks follow.
+            self._block_soon = True
             return None
         block: Block | None = self.source.next_block(want)
         return block
@@ -430,7 +470,9 @@ class Daemon:
             self.process(block.raws())
             return
         started = time.perf_counter()
-        parsed = fast.parse(block.data, block.offset, self.decoder, block.lines)
+        parsed = fast.parse(
+            block.data, block.offset, self.decoder, block.lines, getattr(block, "locate", None)
+        )
         decoded = time.perf_counter()
         learner = self.learner
         model = learner.model
@@ -457,8 +499,8 @@ class Daemon:
             from streamlearn import fastpath
 
             kernels = fastpath.compiled_kernels()
-            if kernels is None or not fastpath.check_against_river(kernels):
-                self._block_kind = None  # numba missing, or an unknown River: line by line
+            if kernels is None:
+                self._block_kind = None  # numba missing: line by line
                 return None
             self._block_learner_ = fastpath.BlockLearner(self.decoder.features, kernels)
         return self._block_learner_
@@ -476,9 +518,10 @@ class Daemon:
         monitor, learner = self.monitor, self.learner
         start = 0
         if monitor.errors_only:
-            # Only the error is watched: hand the monitor plain arrays, no feature dicts.
-            indices = seen.tolist()
-            errors = np.abs(parsed.values[learned, -1] - yhat[learned]).tolist()
+            # Only the error is watched: hand the monitor numpy arrays, no feature dicts
+            # (its compiled ADWIN reads them as they are; floats would cost as much again).
+            indices = seen
+            errors = np.abs(parsed.values[learned, -1] - yhat[learned])
             while start < len(indices) and monitor.errors_only:
                 start += monitor.observe_errors(indices[start:], errors[start:], self)
                 if learner.model is not model:
@@ -510,7 +553,7 @@ class Daemon:
         status = parsed.status[:done]
         learned = status == LABELED
         if self._tracks_errors:
-            self._errors.extend(parsed.abs_errors(yhat, learned))
+            self._errors.arrays.append(parsed.abs_errors(yhat, learned))
         others = np.flatnonzero(~learned).tolist()  # usually none, or the header
         kinds = status[others].tolist()
         counters.records_seen += done - kinds.count(NOTHING)
@@ -528,6 +571,109 @@ class Daemon:
                 if self.telemetry is not None:
                     self.telemetry.predictions(1)
 
+    # -- plain CSV lines learned by any other model (River's) -----------------------
+
+    def _next_rows_block(self, want: int) -> Block | None:
+        """A block of whole CSV lines for ``_process_rows_block``, or None to go line by line.
+
+        For a model the compiled path does not learn (River's estimators and pipelines)
+        on a file in the plain CSV layout, when the block can be scored after it was
+        learned: no baseline, pseudo-labels or late-label join, and a drift monitor only
+        if it can do no more than alert (one that swaps the model mid-block would leave
+        the rest of the block learned by the wrong one).
+        """
+        monitor = self.monitor
+        if (
+            self._block_kind is None
+            or want < _MIN_BLOCK_LINES
+            or self.learner.baseline is not None
+            or self.pseudo is not None
+            or self.join is not None
+            # The project's own models predict and learn in one call (predict_learn_one):
+            # the compiled path learns sgd; mlp goes record by record.
+            or getattr(self.learner.model, "predict_learn_one", None) is not None
+            or (
+                monitor is not None
+                and (
+                    getattr(getattr(monitor, "config", None), "on_drift", None) != "alert"
+                    or getattr(monitor, "challenger", None) is not None
+                )
+            )
+        ):
+            return None
+        block: Block | None = self.source.next_block(want)
+        return block
+
+    def _process_rows_block(self, block: Block) -> None:
+        """``process`` for a block of plain CSV lines learned by any model: the same results.
+
+        The compiled parser reads the block (the decoder judges the lines it doubts, as
+        for ``_process_block``), and the model predicts, then learns, each record in
+        order, from a dict of the parsed row. What ``Learner.step`` does besides (River's
+        metrics, the rolling window, the curve) is then done for the whole block at once
+        by the compiled kernel; the drift monitor watches the block, and counters, dead
+        letters and predictions are written as ``_process_block`` writes them. From a
+        prediction the divergence guard must see, the rest goes through ``_route``.
+        """
+        fast = self._block_learner(block)
+        if fast is None:
+            self.process(block.raws())
+            return
+        started = time.perf_counter()
+        parsed = fast.parse(
+            block.data, block.offset, self.decoder, block.lines, getattr(block, "locate", None)
+        )
+        decoded = time.perf_counter()
+        learner = self.learner
+        seen_before, learned_before = self.counters.records_seen, learner.records_learned
+        yhat = self._learn_rows(learner.model, parsed)
+        done = len(yhat)
+        fast.score(learner, parsed, yhat, done)
+        if self.monitor is not None:
+            # It can only alert (``_next_rows_block``): the model that learned the block stays.
+            self._observe_block(parsed, yhat, done, learner.model)
+        self._settle_block(parsed, yhat, done)
+        if done < parsed.rows:
+            rest = [parsed.raw(row) for row in range(done, parsed.rows)]
+            self._route(self.decoder.decode_batch(rest))
+        self._finish_batch(seen_before, learned_before, decoded - started, decoded)
+
+    def _learn_rows(self, model: Any, parsed: Any) -> Any:
+        """Predict, then learn, each record of a parsed block; the prediction of each row.
+
+        Unlabeled rows are predicted only; other rows get NaN. It stops before the first
+        prediction that is NaN, infinite or beyond ``learner.DIVERGED`` (as
+        ``Learner.step`` rejects it): the array then ends there.
+        """
+        import numpy as np
+
+        from streamlearn.fastpath import LABELED, UNLABELED
+        from streamlearn.learner import DIVERGED
+
+        features = self.decoder.features
+        predict, learn = model.predict_one, model.learn_one
+        values = parsed.values
+        kinds = parsed.status.tolist()
+        guesses = [math.nan] * len(kinds)
+        # The rows become Python lists a slice at a time: a thousand lists alive at once
+        # would set off the garbage collector, which then sweeps the model and every
+        # imported module again and again (the bare River loop never starts it).
+        for first in range(0, len(kinds), _ROWS_AT_ONCE):
+            for row, numbers in enumerate(
+                values[first : first + _ROWS_AT_ONCE].tolist(), start=first
+            ):
+                kind = kinds[row]
+                if kind > UNLABELED:  # rejected, a header, a blank line: _settle_block's
+                    continue
+                x = dict(zip(features, numbers, strict=False))  # the last number is the target
+                guess = predict(x)
+                if not -DIVERGED < guess < DIVERGED:
+                    return np.array(guesses[:row], dtype=np.float64)
+                guesses[row] = guess
+                if kind == LABELED:
+                    learn(x, numbers[-1])
+        return np.array(guesses, dtype=np.float64)
+
     def _report_batch(self, seen: int, learned: int, decode_s: float, learn_s: float) -> None:
         telemetry = self.telemetry
         telemetry.received(seen)
@@ -535,19 +681,26 @@ class Daemon:
             telemetry.learned(learned)
             telemetry.stage_seconds("learn", learn_s, learned)
         if self._errors:
-            telemetry.abs_errors(self._errors)
+            telemetry.abs_errors(self._errors.values())
         if seen:
             telemetry.stage_seconds("decode", decode_s, seen)
             telemetry.last_record()
 
-    def _check_error_explosion(self, errors: list[float]) -> None:
+    def _report_latency(self, learned: int, items: list[Any] | None) -> None:
+        """Seconds from arrival to now, learned, of the batch's ``learned`` true-label records."""
+        arrivals = self.source.arrivals()
+        if arrivals is not None:
+            times, counts = _learned_arrivals(arrivals[0], arrivals[1], learned, items)
+            self.telemetry.learn_latency(times, counts)
+
+    def _check_error_explosion(self, errors: _BatchErrors) -> None:
         """Divergence guard: a batch whose error is far above the recent level restores."""
         factor = self.divergence_factor
         learner = self.learner
         if factor <= 0 or learner.window_len < learner.rolling_window or len(errors) < 10:
             return
         recent = learner.rolling_mae()
-        batch_mae = sum(errors) / len(errors)
+        batch_mae = errors.mean()
         if recent is not None and recent > 0 and batch_mae > factor * recent:
             log.error(
                 "prequential error exploded: batch MAE %.6g is over %g times the recent %.6g",
@@ -685,16 +838,20 @@ class Daemon:
         started = time.perf_counter()
         state = self.state()  # hands the sinks' buffers to the OS through position()
         if self.writer is not None and not wait:
-            # Only pickling needs the loop (the snapshot); the writer adds the checksum.
+            # Only the snapshot needs the loop: the writer pickles it here or, when that
+            # costs more than a fork, in a forked child; checksum and disk come after.
             try:
-                self.writer.submit(dump(state), state["source"], framed=False)
+                self.writer.snapshot(state, state["source"], hold=_snapshot_locks(state))
             except CheckpointError as exc:
                 self._checkpoint_failed(exc)
             self._collect_durable()
         else:
             blob = encode(state)
             if self.writer is not None:
-                self.writer.wait()
+                try:
+                    self.writer.wait()  # its generations come before this one
+                except CheckpointError as exc:
+                    self._checkpoint_failed(exc)  # reported; this one is written all the same
             self.dead_letters.sync()
             self.predictions.sync()
             generation = self.store.write(blob)
@@ -732,6 +889,19 @@ class Daemon:
     def inspect(self) -> dict[str, Any]:
         """The ``inspect --json`` object of the current state."""
         return inspect_state(self.state(), self.checkpoint_generation or None)
+
+
+def _snapshot_locks(state: Mapping[str, Any]) -> list[Any]:
+    """Locks that threads of the state's parts take to change them (``snapshot_locks()``).
+
+    A checkpoint's fork holds them, so the child never copies a part mid-change.
+    """
+    locks: list[Any] = []
+    for part in state.get("extensions", {}).values():
+        snapshot_locks = getattr(part, "snapshot_locks", None)
+        if callable(snapshot_locks):
+            locks.extend(snapshot_locks())
+    return locks
 
 
 def inspect_state(state: Mapping[str, Any], generation: int | None = None) -> dict[str, Any]:
@@ -773,6 +943,88 @@ def inspect_state(state: Mapping[str, Any], generation: int | None = None) -> di
         if callable(summary):
             out.update(summary())
     return out
+
+
+def _learned_arrivals(
+    times: Any, counts: Any, learned: int, items: list[Any] | None
+) -> tuple[Any, Any]:
+    """The arrivals (``Source.arrivals``) of the ``learned`` records among a batch's items.
+
+    Usually a batch learns every item. When it does not, the decoded ``items`` (the
+    per-record path) tell which were learned: labelled records and late labels. Without
+    them (a compiled block: there, the header or a rejected line), the earliest arrivals
+    are dropped. If fewer still were learned (a diverged prediction, a late label with no
+    features waiting: rare), the first ``learned`` stand in for them, so the histogram's
+    count stays that of ``streamlearn_records_learned_total{label="true"}``.
+
+    >>> import numpy as np
+    >>> _learned_arrivals(np.array([1.0, 2.0]), np.array([3, 2]), 4, None)  # a header
+    (array([1., 2.]), array([2, 2]))
+    >>> labelled = Record({"a": 1.0}, 2.0, None, _NO_RAW)
+    >>> unlabelled = Record({"a": 1.0}, None, None, _NO_RAW)
+    >>> _learned_arrivals(np.array([1.0, 2.0, 3.0]), None, 1, [unlabelled, labelled, None])
+    (array([2.]), None)
+    """
+    import numpy as np
+
+    total = len(times) if counts is None else int(counts.sum())
+    if learned >= total:
+        return times, counts
+    if items is not None and len(items) == total:
+        per_item = times if counts is None else np.repeat(times, counts)
+        learnable = np.fromiter(
+            (
+                type(item) is Label or (type(item) is Record and item.y is not None)
+                for item in items
+            ),
+            dtype=bool,
+            count=total,
+        )
+        return per_item[learnable][:learned], None
+    skip = total - learned
+    if counts is None:
+        return times[skip:], None
+    ends = np.cumsum(counts)
+    first = int(np.searchsorted(ends, skip, side="right"))  # the first run not all skipped
+    kept = counts[first:].copy()
+    kept[0] = ends[first] - skip
+    return times[first:], kept
+
+
+class _BatchErrors:
+    """A batch's absolute prequential errors, for the divergence guard and telemetry.
+
+    Floats from the per-record path, arrays from compiled blocks: turning a block's
+    errors into Python floats (``tolist``) cost more than learning its records.
+    """
+
+    __slots__ = ("arrays", "floats")
+
+    def __init__(self) -> None:
+        self.floats: list[float] = []
+        self.arrays: list[Any] = []
+
+    def __len__(self) -> int:
+        return len(self.floats) + sum(len(array) for array in self.arrays)
+
+    def values(self) -> Any:
+        """All of them, in order: the list of floats, or one array when a block added some."""
+        if not self.arrays:
+            return self.floats
+        import numpy as np
+
+        return np.concatenate([*self.arrays, np.asarray(self.floats, dtype=np.float64)])
+
+    def mean(self) -> float:
+        values = self.values()
+        return float(sum(values) / len(values) if not self.arrays else values.mean())
+
+    def append(self, error: float) -> None:
+        self.floats.append(error)
+
+    def clear(self) -> None:
+        self.floats.clear()
+        self.arrays.clear()
 
 
 class _Progress:

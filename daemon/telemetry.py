@@ -30,6 +30,7 @@ from streamlearn import records
 
 __all__ = [
     "DEFAULT_ERROR_BUCKETS",
+    "DEFAULT_LATENCY_BUCKETS",
     "DEFAULT_STEP_BUCKETS",
     "DRIFT_ACTIONS",
     "DRIFT_DETECTORS",
@@ -74,6 +75,9 @@ def one_two_five_buckets(low: float, high: float) -> tuple[float, ...]:
 DEFAULT_ERROR_BUCKETS: tuple[float, ...] = one_two_five_buckets(0.001, 1000.0)
 #: Seconds per record and stage: 100 ns (one learn_one of a linear model) to 10 s.
 DEFAULT_STEP_BUCKETS: tuple[float, ...] = one_two_five_buckets(1e-7, 10.0)
+#: Seconds from a record's arrival to the end of the batch that learned it: 0.5 ms (a
+#: small batch on a quiet loop) to 30 s (a backlog being caught up).
+DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (0.0005, *one_two_five_buckets(0.001, 10.0), 30.0)
 
 #: Why a record was sent to the dead-letter sink (pre-initialised label values): the
 #: decoders' closed set, plus "other" for reasons past the label-value budget.
@@ -210,24 +214,26 @@ class _BatchHistogramChild:
             weight_array = np.broadcast_to(np.asarray(weights, dtype=np.int64), array.shape)
             if (weight_array < 0).any():
                 raise ValueError("weights must be non-negative counts")
-        finite = np.isfinite(array)
-        if not finite.all():
+        batch_sum = float(array.sum() if weight_array is None else np.dot(array, weight_array))
+        if not math.isfinite(batch_sum):
+            # A NaN or an infinity in the batch (a finite sum says there is none, which
+            # spares a pass over every value): keep only the finite values.
+            finite = np.isfinite(array)
             array = array[finite]
             if weight_array is not None:
                 weight_array = weight_array[finite]
+            batch_sum = float(array.sum() if weight_array is None else np.dot(array, weight_array))
         if array.size == 0:
             return 0
         # side="left": the first bound >= value, i.e. Prometheus' `value <= le`.
         index = np.searchsorted(self._upper_bounds, array, side="left")
         if weight_array is None:
             per_bucket = np.bincount(index, minlength=len(self._upper_bounds))
-            batch_sum = float(array.sum())
             counted = int(array.size)
         else:
             per_bucket = np.bincount(
                 index, weights=weight_array, minlength=len(self._upper_bounds)
             ).astype(np.int64)
-            batch_sum = float(np.dot(array, weight_array))
             counted = int(weight_array.sum())
         with self._lock:
             self._counts += per_bucket
@@ -339,9 +345,10 @@ class Telemetry:
         new ones per label, then ``"other"``), and so are rejection reasons not in
         ``REJECT_REASONS``; but a series born at 1 has no earlier sample, so
         ``increase()`` and the drift alert miss its first event.
-    error_buckets, step_buckets
-        Upper bounds of ``streamlearn_prediction_abs_error`` (target units) and of
-        ``streamlearn_step_seconds`` (seconds per record).
+    error_buckets, step_buckets, latency_buckets
+        Upper bounds of ``streamlearn_prediction_abs_error`` (target units), of
+        ``streamlearn_step_seconds`` (seconds per record) and of
+        ``streamlearn_learn_latency_seconds``.
 
     The three callables may also be set later as attributes (``model_metrics``,
     ``baseline_metrics``, ``lag``, ``ready``), e.g. once the learner exists. They run on
@@ -385,6 +392,7 @@ class Telemetry:
         drift_actions: Sequence[str] = DRIFT_ACTIONS,
         error_buckets: Sequence[float] = DEFAULT_ERROR_BUCKETS,
         step_buckets: Sequence[float] = DEFAULT_STEP_BUCKETS,
+        latency_buckets: Sequence[float] = DEFAULT_LATENCY_BUCKETS,
         max_extra_label_values: int = 16,
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -469,6 +477,16 @@ class Telemetry:
             registry=registry,
         )
         self._stage_children = {stage: self._steps.labels(stage) for stage in STAGES}
+        self._latency = BatchHistogram(
+            "streamlearn_learn_latency_seconds",
+            "Seconds from a record's arrival to the end of the batch that learned it (true "
+            "labels). Arrival: the Kafka message timestamp (producer CreateTime in whole ms, "
+            "or LogAppendTime); for a file line, when the daemon read it (the time before its "
+            "tail poll saw the line is not counted).",
+            latency_buckets,
+            registry=registry,
+        )
+        self._latency_child = self._latency.labels()
 
         self._detector = _BoundedLabel(drift_detectors, max_extra_label_values)
         self._signal = _BoundedLabel(drift_signals, max_extra_label_values)
@@ -606,6 +624,33 @@ class Telemetry:
         if not nonempty.all():
             total, count = total[nonempty], count[nonempty]
         child.observe_many(total / count, weights=count)
+
+    def learn_latency(
+        self,
+        arrivals: np.ndarray | Sequence[float],
+        counts: np.ndarray | Sequence[int] | None = None,
+        now: float | None = None,
+    ) -> int:
+        """Observe records learned at Unix time ``now`` (default: now) that arrived at ``arrivals``.
+
+        ``counts[i]`` records arrived at ``arrivals[i]`` (default: one each): a file's
+        lines come many to a read. A latency below 0 (a producer clock ahead of ours)
+        counts as 0. One numpy pass per batch; returns how many records were observed.
+
+        >>> telemetry = Telemetry()
+        >>> telemetry.learn_latency([99.998, 99.96, 99.0], now=100.0)
+        3
+        >>> telemetry.value("streamlearn_learn_latency_seconds_bucket", le="0.05")
+        2.0
+        """
+        end = time.time() if now is None else now
+        if counts is not None and len(counts) == 1:  # a block from one read: no numpy call
+            return self._latency_child.observe_count(
+                max(end - float(arrivals[0]), 0.0), int(counts[0])
+            )
+        latency = end - np.asarray(arrivals, dtype=np.float64)
+        np.maximum(latency, 0.0, out=latency)
+        return self._latency_child.observe_many(latency, counts)
 
     def drift(self, detector: str, signal: str = "error", ts: float | None = None) -> None:
         """Count one drift flagged by ``detector`` on ``signal`` at Unix time ``ts`` (now)."""

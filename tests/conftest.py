@@ -176,13 +176,16 @@ class KafkaHarness:
             self.sent += 1
         self.producer.flush()
 
+    #: The source class ``open()`` builds on (None: KafkaSource); a subclass may name another.
+    source_class: type | None = None
+
     def open(self, resume: dict | None = None):  # -> KafkaSource
         from streamlearn.kafka_config import KafkaSettings
         from streamlearn.sources.kafka import KafkaSource
 
         harness = self
 
-        class SettledKafkaSource(KafkaSource):
+        class SettledKafkaSource(self.source_class or KafkaSource):  # type: ignore[misc]
             def next_batch(self, max_items: int):  # type: ignore[override]
                 deadline = time.monotonic() + 5.0
                 while True:

@@ -103,6 +103,7 @@ def test_dashboard_covers_what_operators_ask_for() -> None:
         "streamlearn_pseudo_labels_total",
         "streamlearn_kafka_consumer_lag_records",
         "streamlearn_checkpoint_last_success_timestamp_seconds",
+        "streamlearn_learn_latency_seconds_bucket",
     ):
         assert needle in exprs, needle
     drift = [a for a in dashboard["annotations"]["list"] if a.get("name") == "Drift"]

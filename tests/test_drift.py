@@ -558,18 +558,195 @@ def test_replay_with_on_drift_reset_through_the_cli(tmp_path: Path) -> None:
     assert "drift at record" in result.stderr
 
 
-@pytest.mark.parametrize("detector", ["adwin", "page-hinkley"])
-def test_observe_errors_in_bulk_equals_observe_record_by_record(detector: str) -> None:
-    # The fast path hands the monitor arrays of errors; detections must not move.
-    rng = np.random.default_rng(5)
-    errors = np.abs(np.concatenate([rng.normal(0, 0.1, 3000), rng.normal(0, 1.0, 3000)]))
-    one = drift.DriftMonitor(drift.DriftConfig(detector=detector, warmup=100, cooldown=500))
-    bulk = drift.DriftMonitor(drift.DriftConfig(detector=detector, warmup=100, cooldown=500))
-    for index, error in enumerate(errors.tolist()):
-        one.observe(index, {}, error, 0.0, None)
-    done = 0
+class _StubLearner:
+    """Just what a reset needs: a model to replace (counted)."""
+
+    def __init__(self) -> None:
+        self.model: Any = object()
+        self.resets = 0
+
+    def reset_model(self, model: Any) -> None:
+        self.model = model
+        self.resets += 1
+
+
+def _stub_daemon() -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        learner=_StubLearner(), model_factory=object, warm_model_factory=None, telemetry=None
+    )
+
+
+def _rising_errors(seed: int = 5) -> np.ndarray:
+    """Absolute errors whose scale rises, falls (not drift for the error) and rises again."""
+    rng = np.random.default_rng(seed)
+    scales = [0.1, 1.0, 0.2, 0.2, 3.0, 0.5, 5.0]
+    return np.abs(np.concatenate([rng.normal(0, scale, 2000) for scale in scales]))
+
+
+def _feed_one_by_one(
+    monitor: DriftMonitor, errors: np.ndarray, daemon: Any, start: int = 0
+) -> list[int]:
+    """``observe`` per record (the first is record ``start``); the records where the model changed."""
+    changed = []
+    for index, error in enumerate(errors.tolist(), start):
+        model = getattr(getattr(daemon, "learner", None), "model", None)
+        monitor.observe(index, {}, error, 0.0, daemon)
+        if getattr(getattr(daemon, "learner", None), "model", None) is not model:
+            changed.append(index)
+    return changed
+
+
+def _feed_in_blocks(
+    monitor: DriftMonitor,
+    errors: np.ndarray,
+    daemon: Any,
+    *,
+    as_list: bool,
+    seed: int,
+    start: int = 0,
+    mixed: bool = False,
+) -> list[int]:
+    """``observe_errors`` on random blocks, as the fast path calls it; where it stopped early.
+
+    ``mixed``: every other block goes record by record through ``observe`` (as the daemon
+    does while a challenger trains, or for lines the compiled parser left to the decoder).
+    """
+    rng = np.random.default_rng(seed)
+    stops, done = [], 0
     while done < len(errors):
-        done += bulk.observe_errors(range(done, len(errors)), errors[done:].tolist(), None)
-    assert one.summary()["drift_events"] == bulk.summary()["drift_events"]
-    assert one.events_total > 0
+        size = int(rng.integers(1, 1500))
+        block = errors[done : done + size]
+        if mixed and rng.integers(2):
+            stops += _feed_one_by_one(monitor, block, daemon, start=start + done)
+            done += len(block)
+            continue
+        indices = np.arange(start + done, start + done + len(block))
+        seen = monitor.observe_errors(
+            indices.tolist() if as_list else indices, block.tolist() if as_list else block, daemon
+        )
+        assert 1 <= seen <= len(block)
+        if seen < len(block):
+            stops.append(start + done + seen - 1)
+        done += seen
+    return stops
+
+
+@pytest.mark.parametrize(
+    ("detector", "on_drift", "as_list", "mixed"),
+    [
+        ("adwin", "alert", True, False),
+        ("adwin", "alert", False, False),
+        ("adwin", "reset", False, False),
+        ("adwin", "reset", True, False),
+        ("adwin", "alert", False, True),
+        ("adwin", "reset", False, True),
+        ("page-hinkley", "alert", True, False),
+        ("page-hinkley", "reset", False, True),
+    ],
+)
+def test_observe_errors_in_bulk_equals_observe_record_by_record(
+    detector: str, on_drift: str, as_list: bool, mixed: bool
+) -> None:
+    # The fast path hands the monitor arrays (or lists) of errors, in blocks that split the
+    # warm-up and the reference block anywhere; detections, actions and the records where
+    # a reset stopped the block must not move.
+    errors = _rising_errors()
+    config = DriftConfig(detector=detector, warmup=100, cooldown=500, on_drift=on_drift)
+    one, bulk = DriftMonitor(config), DriftMonitor(config)
+    daemon_one, daemon_bulk = _stub_daemon(), _stub_daemon()
+    changed = _feed_one_by_one(one, errors, daemon_one)
+    stops = _feed_in_blocks(
+        bulk, errors, daemon_bulk, as_list=as_list, seed=len(detector), mixed=mixed
+    )
+    assert one.summary() == bulk.summary()
     assert one.records_observed == bulk.records_observed == len(errors)
+    events = one.summary()["drift_events"]
+    assert len(events) >= 2
+    assert any(event["action"] == on_drift for event in events)
+    if on_drift == "reset":
+        # A block stops right after each reset, and only there.
+        assert stops == changed == [e["record"] for e in events if e["action"] == "reset"]
+        assert daemon_one.learner.resets == daemon_bulk.learner.resets == len(changed) >= 2
+    else:
+        assert stops == changed == []
+
+
+def test_the_adwin_watch_feeds_the_compiled_detector_and_only_rises_count() -> None:
+    errors = _rising_errors()
+    monitor = DriftMonitor(DriftConfig(warmup=100, cooldown=0))
+    assert monitor.observe_errors(np.arange(len(errors)), errors, None) == len(errors)
+    watch = monitor.error_watch
+    assert type(watch.detector).__module__ == "streamlearn.adwin"
+    # Records 4000-5999 (scale 1.0 -> 0.2) fall: no event there, though ADWIN flags it.
+    records = [event["record"] for event in monitor.summary()["drift_events"]]
+    assert records and not any(4000 <= r < 4200 for r in records)
+    assert any(2000 <= r < 2300 for r in records) and any(8000 <= r < 8300 for r in records)
+
+
+def _river_adwin(name: str, *, rising: bool) -> Any:
+    """The detector the monitor built before our ADWIN: River's."""
+    from river import drift as river_drift
+
+    assert name == "adwin"
+    return river_drift.ADWIN(delta=0.002)
+
+
+# Cuts in warm-up, just after the reference block, before and after a reset, right after
+# a fall ADWIN flagged (record 4047: River starts anew on the next update) and mid-window.
+@pytest.mark.parametrize("cut", [50, 650, 1990, 2150, 4048, 7000])
+@pytest.mark.parametrize("convert", [True, False])
+def test_a_monitor_pickled_with_rivers_adwin_continues_exactly(
+    monkeypatch: pytest.MonkeyPatch, cut: int, convert: bool
+) -> None:
+    # Checkpoints written before our ADWIN hold River's detector: the restored monitor
+    # continues as if nothing had changed, with River's detector converted to ours (or,
+    # when its state cannot be read, with River's kept).
+    errors = _rising_errors(seed=8)
+    config = DriftConfig(warmup=500, cooldown=300, on_drift="reset")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(drift, "make_detector", _river_adwin)
+        old = DriftMonitor(config)
+        expected_changes = _feed_one_by_one(old, errors, _stub_daemon())
+        expected = old.summary()
+        before = DriftMonitor(config)
+        _feed_one_by_one(before, errors[:cut], _stub_daemon())
+        data = pickle.dumps(before)
+        river_inside = before.error_watch.ready
+        assert (b"river.drift" in data) == river_inside
+        if cut == 4048:
+            assert before.error_watch.detector.drift_detected
+
+    if not convert:
+        from streamlearn.adwin import ADWIN
+
+        monkeypatch.setattr(ADWIN, "from_river", classmethod(lambda cls, *a, **k: None))
+    restored = pickle.loads(data)
+    if river_inside:
+        module = type(restored.error_watch.detector).__module__
+        assert module == ("streamlearn.adwin" if convert else "river.drift.adwin")
+    changes = _feed_one_by_one(restored, errors[cut:], _stub_daemon(), start=cut)
+    assert restored.summary() == expected
+    assert [c for c in expected_changes if c >= cut] == changes
+
+    # The same through observe_errors (the fast path), from the same checkpoint.
+    again = pickle.loads(data)
+    stops = _feed_in_blocks(again, errors[cut:], _stub_daemon(), as_list=False, seed=3, start=cut)
+    assert again.summary() == expected
+    assert stops == changes
+
+
+def test_a_monitor_with_our_adwin_pickles_small_and_resumes_mid_window() -> None:
+    errors = _rising_errors(seed=2)
+    config = DriftConfig(warmup=100, cooldown=300, on_drift="reset")
+    whole = DriftMonitor(config)
+    _feed_in_blocks(whole, errors, _stub_daemon(), as_list=False, seed=0)
+    first = DriftMonitor(config)
+    _feed_in_blocks(first, errors[:5555], _stub_daemon(), as_list=False, seed=0)
+    data = pickle.dumps(first)
+    assert b"river" not in data and len(data) < 5000
+    second = pickle.loads(data)
+    _feed_one_by_one(second, errors[5555:], _stub_daemon(), start=5555)  # record by record
+    assert second.summary() == whole.summary()

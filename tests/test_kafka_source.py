@@ -1,11 +1,16 @@
-"""KafkaSource against a real Kafka-protocol broker: positions, resume, commits, outages."""
+"""KafkaSource against a real Kafka-protocol broker: positions, resume, commits, outages.
+
+The tests that hold for any Kafka source take the ``source_class`` fixture (through
+``make_source``); ``test_kafka_confluent.py`` imports them and runs them with ConfluentKafkaSource.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from conftest import create_topic
@@ -13,47 +18,74 @@ from conftest import create_topic
 from streamlearn.kafka_config import KafkaSettings
 from streamlearn.sources.base import PositionMismatch, Raw, SourceError
 from streamlearn.sources.kafka import KafkaSource
+from streamlearn.sources.kafka_base import KafkaSourceBase
 
 pytestmark = pytest.mark.kafka
 
 READY_TIMEOUT = 15.0
-_opened: list[KafkaSource] = []
+
+#: ``make_source(bootstrap, topic, resume=None, *, group=None, ...)``: a positioned source.
+MakeSource = Callable[..., KafkaSourceBase[Any]]
 
 
-@pytest.fixture(autouse=True)
-def _close_sources_even_when_a_test_fails():
-    yield
-    while _opened:
-        _opened.pop().close()
+@pytest.fixture
+def source_class() -> type[KafkaSourceBase[Any]]:
+    """The source under test (``test_kafka_confluent.py`` overrides it)."""
+    return KafkaSource
 
 
-def make_source(
-    bootstrap: str,
-    topic: str,
-    resume: dict | None = None,
-    *,
-    group: str | None = None,
-    start_from: str = "earliest",
-    on_data_loss: str = "fail",
-    ready: bool = True,
-) -> KafkaSource:
-    settings = KafkaSettings.build(
-        bootstrap_servers=bootstrap,
-        topic=topic,
-        group_id=group,
-        start_from=start_from,
-        on_data_loss=on_data_loss,
-        environ={},
-    )
-    source = KafkaSource(settings, resume, refresh_interval=0.3)
-    _opened.append(source)
-    if ready:
-        assert source.wait_until_ready(READY_TIMEOUT), "the source never positioned its partitions"
-    return source
+@pytest.fixture
+def make_source(source_class: type[KafkaSourceBase[Any]]) -> Iterator[MakeSource]:
+    """Opens sources (of ``source_class`` unless ``cls=`` says otherwise), positioned unless
+    ``ready=False``; closes them after the test, also when it fails."""
+    opened: list[KafkaSourceBase[Any]] = []
+
+    def make(
+        bootstrap: str,
+        topic: str,
+        resume: dict | None = None,
+        *,
+        group: str | None = None,
+        start_from: str = "earliest",
+        on_data_loss: str = "fail",
+        ready: bool = True,
+        cls: type[KafkaSourceBase[Any]] | None = None,
+        **options: Any,
+    ) -> KafkaSourceBase[Any]:
+        settings = KafkaSettings.build(
+            bootstrap_servers=bootstrap,
+            topic=topic,
+            group_id=group,
+            start_from=start_from,
+            on_data_loss=on_data_loss,
+            environ={},
+        )
+        source = (cls or source_class)(settings, resume, refresh_interval=0.3, **options)
+        opened.append(source)
+        if ready:
+            assert source.wait_until_ready(READY_TIMEOUT), "the source never positioned"
+        return source
+
+    yield make
+    for source in opened:
+        source.close()
+
+
+@pytest.fixture
+def rewind() -> Callable[[Any, int, int], None]:
+    """Moves a source's fetch position behind its back, as a client-side reset would."""
+
+    def seek(source: KafkaSource, partition: int, offset: int) -> None:
+        from kafka import TopicPartition
+
+        assert source._consumer is not None
+        source._consumer.seek(TopicPartition(source.topic, partition), offset)
+
+    return seek
 
 
 def read_until(
-    source: KafkaSource, count: int, *, timeout: float = 15.0, max_items: int = 1000
+    source: KafkaSourceBase[Any], count: int, *, timeout: float = 15.0, max_items: int = 1000
 ) -> list[Raw]:
     """Poll until ``count`` items came (or time runs out), then check nothing more arrives."""
     items: list[Raw] = []
@@ -72,7 +104,10 @@ def positions(items: list[Raw]) -> list[tuple[int, int]]:
 
 
 def test_every_record_is_returned_exactly_once_in_partition_order(
-    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], kafka_send
+    kafka_bootstrap: str,
+    kafka_topic_factory: Callable[..., str],
+    kafka_send,
+    make_source: MakeSource,
 ) -> None:
     topic = kafka_topic_factory(3)
     for partition in range(3):
@@ -106,7 +141,10 @@ def test_every_record_is_returned_exactly_once_in_partition_order(
 
 
 def test_resume_from_a_snapshot_returns_exactly_the_rest(
-    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], kafka_send
+    kafka_bootstrap: str,
+    kafka_topic_factory: Callable[..., str],
+    kafka_send,
+    make_source: MakeSource,
 ) -> None:
     topic = kafka_topic_factory(3)
     for partition in range(3):
@@ -130,7 +168,11 @@ def test_resume_from_a_snapshot_returns_exactly_the_rest(
 
 
 def test_records_below_next_offset_are_dropped_and_counted(
-    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], kafka_send
+    kafka_bootstrap: str,
+    kafka_topic_factory: Callable[..., str],
+    kafka_send,
+    make_source: MakeSource,
+    rewind,
 ) -> None:
     topic = kafka_topic_factory(1)
     kafka_send(topic, [b"%d" % i for i in range(10)], partition=0)
@@ -141,10 +183,7 @@ def test_records_below_next_offset_are_dropped_and_counted(
 
     # Redelivery, as after a client-side reset: rewind the fetch position behind the source's
     # back. Records it already handed out must not come out again.
-    from kafka import TopicPartition
-
-    assert source._consumer is not None
-    source._consumer.seek(TopicPartition(topic, 0), 0)
+    rewind(source, 0, 0)
     kafka_send(topic, [b"10", b"11"], partition=0)
     again = read_until(source, 2)
 
@@ -155,7 +194,10 @@ def test_records_below_next_offset_are_dropped_and_counted(
 
 
 def test_commit_is_visible_to_the_group_tools(
-    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], kafka_send
+    kafka_bootstrap: str,
+    kafka_topic_factory: Callable[..., str],
+    kafka_send,
+    make_source: MakeSource,
 ) -> None:
     from kafka import KafkaAdminClient, TopicPartition
 
@@ -189,7 +231,10 @@ def test_commit_is_visible_to_the_group_tools(
 
 
 def test_a_commit_right_before_close_still_lands(
-    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], kafka_send
+    kafka_bootstrap: str,
+    kafka_topic_factory: Callable[..., str],
+    kafka_send,
+    make_source: MakeSource,
 ) -> None:
     from kafka import KafkaAdminClient, TopicPartition
 
@@ -208,7 +253,7 @@ def test_a_commit_right_before_close_still_lands(
 
 
 def test_without_a_group_commit_does_nothing(
-    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str]
+    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], make_source: MakeSource
 ) -> None:
     topic = kafka_topic_factory(1)
     source = make_source(kafka_bootstrap, topic)
@@ -218,7 +263,10 @@ def test_without_a_group_commit_does_nothing(
 
 
 def test_group_commit_is_the_fallback_for_partitions_the_checkpoint_lacks(
-    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], kafka_send
+    kafka_bootstrap: str,
+    kafka_topic_factory: Callable[..., str],
+    kafka_send,
+    make_source: MakeSource,
 ) -> None:
     from kafka import KafkaAdminClient, TopicPartition
     from kafka.structs import OffsetAndMetadata
@@ -251,7 +299,10 @@ def test_group_commit_is_the_fallback_for_partitions_the_checkpoint_lacks(
 
 
 def test_start_from_latest_skips_what_was_there(
-    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], kafka_send
+    kafka_bootstrap: str,
+    kafka_topic_factory: Callable[..., str],
+    kafka_send,
+    make_source: MakeSource,
 ) -> None:
     topic = kafka_topic_factory(2)
     # One batch per message: tansu's log end is the last batch's base offset + 1.
@@ -269,7 +320,7 @@ def test_start_from_latest_skips_what_was_there(
 
 
 def test_latest_does_not_apply_to_a_topic_created_after_start(
-    kafka_bootstrap: str, kafka_send
+    kafka_bootstrap: str, kafka_send, make_source: MakeSource
 ) -> None:
 
     topic = f"later-latest-{uuid.uuid4().hex[:8]}"
@@ -283,13 +334,13 @@ def test_latest_does_not_apply_to_a_topic_created_after_start(
 
 
 def test_a_topic_that_does_not_exist_yet_is_waited_for(
-    kafka_bootstrap: str, kafka_send, caplog: pytest.LogCaptureFixture
+    kafka_bootstrap: str, kafka_send, caplog: pytest.LogCaptureFixture, make_source: MakeSource
 ) -> None:
     from kafka import KafkaAdminClient
 
     topic = f"later-{uuid.uuid4().hex[:8]}"
     source = make_source(kafka_bootstrap, topic, ready=False)
-    caplog.set_level("INFO", logger="streamlearn.sources.kafka")
+    caplog.set_level("INFO", logger=type(source).__module__)
     deadline = time.monotonic() + 2.0
     while time.monotonic() < deadline:
         assert source.next_batch(10) == []
@@ -310,7 +361,10 @@ def test_a_topic_that_does_not_exist_yet_is_waited_for(
 
 
 def test_new_partitions_are_picked_up(
-    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], kafka_send
+    kafka_bootstrap: str,
+    kafka_topic_factory: Callable[..., str],
+    kafka_send,
+    make_source: MakeSource,
 ) -> None:
     from kafka import KafkaAdminClient
     from kafka.admin import NewPartitions
@@ -337,7 +391,10 @@ def test_new_partitions_are_picked_up(
 
 
 def test_empty_and_null_values_still_come_out(
-    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], kafka_send
+    kafka_bootstrap: str,
+    kafka_topic_factory: Callable[..., str],
+    kafka_send,
+    make_source: MakeSource,
 ) -> None:
     topic = kafka_topic_factory(1)
     kafka_send(topic, [b"", None, b"x"], partition=0, keys=[b"k1", b"k2", None])
@@ -347,8 +404,57 @@ def test_empty_and_null_values_still_come_out(
     source.close()
 
 
+def test_a_block_holds_what_next_batch_hands_out(
+    kafka_bootstrap: str,
+    kafka_topic_factory: Callable[..., str],
+    kafka_send,
+    make_source: MakeSource,
+    rewind,
+) -> None:
+    topic = kafka_topic_factory(2)
+    values = [b"1,2", b"", None, b"3,4\n", b"5,\n6", b"7,8\r", b"9,10"]
+    kafka_send(topic, values, partition=0, keys=[b"k", None, b"null", *[None] * 4])
+    kafka_send(topic, [b"11,12"], partition=1)
+    by_batch = make_source(kafka_bootstrap, topic)
+    expected = read_until(by_batch, 8)
+    by_block = make_source(kafka_bootstrap, topic)
+    blocks = []
+    deadline = time.monotonic() + 15
+    while sum(map(len, blocks)) < 8 and time.monotonic() < deadline:
+        block = by_block.next_block(1000)
+        if block is not None:
+            blocks.append(block)
+
+    raws = [raw for block in blocks for raw in block.raws()]
+    assert sorted(raws, key=lambda raw: (raw.partition, raw.offset)) == sorted(
+        expected, key=lambda raw: (raw.partition, raw.offset)
+    )
+    for block in blocks:
+        assert [block.locate(row) for row in range(len(block))] == block.raws()
+        # One line a record: its value, a trailing newline dropped, any other one masked.
+        assert block.data.split(b"\n") == [
+            *(raw.value.removesuffix(b"\n").replace(b"\n", b"\x00") for raw in block.raws()),
+            b"",
+        ]
+        partitions = [raw.partition for raw in block.raws()]
+        assert partitions == sorted(partitions)
+    assert by_block.snapshot() == by_batch.snapshot()
+    assert by_block.next_block(10) is None  # idle
+
+    # Records handed out already are dropped from blocks too.
+    rewind(by_block, 0, 0)
+    kafka_send(topic, [b"13,14"], partition=0)
+    again: list[Raw] = []
+    deadline = time.monotonic() + 15
+    while not again and time.monotonic() < deadline:
+        block = by_block.next_block(1000)
+        again = block.raws() if block is not None else []
+    assert [(raw.offset, raw.value) for raw in again] == [(7, b"13,14")]
+    assert by_block.duplicates == 7
+
+
 def test_offset_gaps_are_counted(
-    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str]
+    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], make_source: MakeSource
 ) -> None:
     from kafka import KafkaProducer
 
@@ -372,7 +478,10 @@ def test_offset_gaps_are_counted(
 
 
 def test_lag_counts_records_not_yet_returned(
-    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], kafka_send
+    kafka_bootstrap: str,
+    kafka_topic_factory: Callable[..., str],
+    kafka_send,
+    make_source: MakeSource,
 ) -> None:
     topic = kafka_topic_factory(2)
     kafka_send(topic, [b"%d" % i for i in range(6)], partition=0, one_batch_each=True)
@@ -387,14 +496,16 @@ def test_lag_counts_records_not_yet_returned(
     source.close()
 
 
-def test_a_snapshot_of_another_topic_is_refused(kafka_bootstrap: str) -> None:
+def test_a_snapshot_of_another_topic_is_refused(
+    kafka_bootstrap: str, source_class: type[KafkaSourceBase[Any]]
+) -> None:
     settings = KafkaSettings.build(bootstrap_servers=kafka_bootstrap, topic="mine", environ={})
     with pytest.raises(PositionMismatch, match="'theirs'"):
-        KafkaSource(settings, {"kind": "kafka", "topic": "theirs", "next_offsets": {"0": 3}})
+        source_class(settings, {"kind": "kafka", "topic": "theirs", "next_offsets": {"0": 3}})
     with pytest.raises(PositionMismatch, match="'file'"):
-        KafkaSource(settings, {"kind": "file", "path": "/data/x.csv", "offset": 10})
+        source_class(settings, {"kind": "file", "path": "/data/x.csv", "offset": 10})
     with pytest.raises(SourceError, match="bad Kafka position"):
-        KafkaSource(settings, {"kind": "kafka", "topic": "mine", "next_offsets": {"0": -1}})
+        source_class(settings, {"kind": "kafka", "topic": "mine", "next_offsets": {"0": -1}})
 
 
 @pytest.fixture
@@ -430,6 +541,7 @@ def test_data_loss_fails_loudly_by_default(
     kafka_topic_factory: Callable[..., str],
     kafka_send,
     retention_deleted_first_records: int,
+    make_source: MakeSource,
 ) -> None:
     topic = kafka_topic_factory(1)
     kafka_send(topic, [b"%d" % i for i in range(8)], partition=0)
@@ -449,6 +561,7 @@ def test_data_loss_reset_skips_to_the_log_start_and_records_it(
     kafka_topic_factory: Callable[..., str],
     kafka_send,
     retention_deleted_first_records: int,
+    make_source: MakeSource,
 ) -> None:
     topic = kafka_topic_factory(1)
     kafka_send(topic, [b"%d" % i for i in range(8)], partition=0)
@@ -466,7 +579,9 @@ def test_data_loss_reset_skips_to_the_log_start_and_records_it(
     source.close()
 
 
-def test_a_paused_broker_costs_no_records_and_raises_nothing(broker) -> None:
+def test_a_paused_broker_costs_no_records_and_raises_nothing(
+    broker, make_source: MakeSource
+) -> None:
     from kafka import KafkaProducer
 
     topic = create_topic(broker.bootstrap, "paused", 2)
@@ -509,13 +624,10 @@ def test_a_paused_broker_costs_no_records_and_raises_nothing(broker) -> None:
     source.close()
 
 
-def test_a_broker_that_is_down_at_start_is_waited_for(broker) -> None:
-
+def test_a_broker_that_is_down_at_start_is_waited_for(broker, make_source: MakeSource) -> None:
     port = broker.port
     broker.stop()
-    settings = KafkaSettings.build(bootstrap_servers=f"127.0.0.1:{port}", topic="t", environ={})
-    source = KafkaSource(settings, None, refresh_interval=0.3, max_backoff=0.5)
-    _opened.append(source)
+    source = make_source(f"127.0.0.1:{port}", "t", ready=False, max_backoff=0.5)
     started = time.monotonic()
     for _ in range(5):
         assert source.next_batch(10) == []
@@ -543,6 +655,7 @@ def test_partitions_that_appear_later_in_metadata_are_read_from_their_start(
     kafka_topic_factory: Callable[..., str],
     kafka_send,
     monkeypatch: pytest.MonkeyPatch,
+    make_source: MakeSource,
 ) -> None:
     # tansu cannot add partitions (no CreatePartitions), so the topic has 3 from the start and
     # the broker's metadata answer is staged to show only partition 0 at first. Records are

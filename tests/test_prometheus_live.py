@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -54,6 +55,7 @@ class FakeLoop:
             t.predictions(95)
             t.abs_errors(self._rng.exponential(0.8, size=90))
             t.learned(90)
+            t.learn_latency(time.time() - self._rng.exponential(0.02, size=90))
             t.learned(3, label="pseudo")
             t.pseudo("accepted", 3)
             t.pseudo("rejected", 2)

@@ -413,3 +413,13 @@ def test_warm_start_model_a_as_teacher(tmp_path: Path):
     ((label, confidence),) = teacher.label([{"a": 1.0, "b": 2.0}])
     assert label == pytest.approx(1.0, abs=1e-6)  # A was right, so it stays right
     assert confidence == pytest.approx(1.0)  # and its recent error is zero
+
+
+@pytest.mark.parametrize("text", ["1000000r", "2000000r", "12d", "0.00001s", "600s", "5000r"])
+def test_label_ttl_survives_the_option_round_trip(text):
+    """--label-ttl is parsed, written back as text by the click type, then parsed again:
+    large amounts used to come back as "1e+06r" and were refused."""
+    from streamlearn.pseudo import LabelTtl, _TtlType
+
+    converted = _TtlType().convert(text, None, None)
+    assert LabelTtl.parse(converted) == LabelTtl.parse(text)

@@ -9,9 +9,17 @@ together with the model, so the checkpoint, not the source, is the truth.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    #: When the items of a batch arrived, in Unix seconds: ``(times, None)`` is one time
+    #: per item, in batch order; ``(times, counts)`` says ``counts[i]`` consecutive items
+    #: arrived at ``times[i]`` (a file's lines come many to a read).
+    Arrivals = tuple[np.ndarray, np.ndarray | None]
 
 
 @dataclass(slots=True)
@@ -58,6 +66,11 @@ class Source(ABC):
     """
 
     kind: ClassVar[str] = "source"
+    #: Turned on by the run loop when it reports learn latency (only with telemetry):
+    #: the source then notes when the items of each batch arrived, for ``arrivals()``.
+    #: Off, noting them costs nothing.
+    track_arrivals: bool = False
+    _arrivals: Arrivals | None = None
 
     @abstractmethod
     def next_batch(self, max_items: int) -> list[Raw]:
@@ -81,6 +94,15 @@ class Source(ABC):
         """Called after a checkpoint holding ``snapshot`` is durable (Kafka commits offsets)."""
         return None
 
+    def arrivals(self) -> Arrivals | None:
+        """When the items of the last non-empty batch (or block) arrived, if the source knows.
+
+        Only while ``track_arrivals`` is on; None from sources that cannot tell. A Kafka
+        message arrives at its timestamp (the producer's CreateTime, or the broker's
+        LogAppendTime); a file's line when the source read it.
+        """
+        return self._arrivals
+
     def describe(self) -> str:
         """A short human description for logs."""
         return self.kind
@@ -94,3 +116,26 @@ class Source(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def arrivals_from_timestamps(stamps: Sequence[int | None], received: float) -> Arrivals:
+    """Kafka message timestamps (ms since the epoch) as ``Arrivals``.
+
+    A message without a timestamp (-1 or None: an old message format) counts as arrived
+    at ``received``, the Unix time the consumer handed it over.
+
+    >>> times, counts = arrivals_from_timestamps([1_700_000_000_250, -1], received=1_700_000_001.0)
+    >>> times.tolist(), counts
+    ([1700000000.25, 1700000001.0], None)
+    """
+    import numpy as np
+
+    try:
+        millis = np.array(stamps, dtype=np.int64)
+    except TypeError:  # a None among them
+        millis = np.array([-1 if s is None else s for s in stamps], dtype=np.int64)
+    times = millis * 1e-3
+    missing = millis <= 0
+    if missing.any():
+        times[missing] = received
+    return times, None

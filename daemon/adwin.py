@@ -1,0 +1,575 @@
+"""ADWIN drift detection, compiled: River's ``drift.ADWIN`` results without its per-value calls.
+
+:class:`ADWIN` takes River's parameters and gives River's results: the same detections
+at the same values, and ``width``, ``total``, ``variance``, ``estimation`` and
+``n_detections`` equal to the last bit after every update (the tests compare them on
+random streams). It is an exponential histogram (Bifet and Gavalda's ADWIN2): row ``i``
+of the bucket list holds up to ``max_buckets`` summaries of ``2**i`` values each; every
+``clock`` values each cut of the window into an older and a newer part is tested, and
+while one cut shows different means the oldest bucket is dropped. River's own version
+(a Rust extension in 0.26) fixes the order of every floating-point operation; this one
+keeps that order, so the rounding is the same too.
+
+Why our own: the daemon fed River's detector one Python call per record, the largest
+part of its per-record cost, and ``from river import drift`` imports scikit-learn (about
+1 s) at the first detector. Here the whole state is one float64 buffer and the update
+loop is one function, :func:`feed_values`, that numba compiles on first use (cached on
+disk like ``streamlearn.fastpath``); :meth:`ADWIN.update_many` runs it over a whole
+array and stops right after the first detection, so the caller can act there. Without
+numba, or with ``STREAMLEARN_FASTPATH=0``, the same function runs as plain Python (on a
+list: same results, slower).
+
+The buffer is a numpy array; a detector pickles the rows in use only (about 2 KB for a
+window of 100,000 values). River's detectors found in old checkpoints convert exactly
+(:meth:`ADWIN.from_river`). Two settings River accepts are refused: ``max_buckets=1``
+(River's detector panics once a deletion meets an emptied row) and ``delta`` outside
+(0, 1).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ADWIN", "feed_values"]
+
+log = logging.getLogger(__name__)
+
+# The state buffer: a header of parameters and scalars, then one block per row of the
+# bucket list: [count, totals (max_buckets + 1 slots), variances (max_buckets + 1 slots)].
+# Counts, tick and detection count are floats: exact far beyond any stream length.
+DELTA, CLOCK, MAX_BUCKETS, MIN_LENGTH, GRACE = range(5)
+TOTAL, VARIANCE, WIDTH, TICK, DETECTIONS, ROWS, DETECTED, SEEN, SEEN_TOTAL = range(5, 14)
+HEADER = 16
+#: Rows of the bucket list: row ``i`` holds buckets of 2**i values and only exists once the
+#: window holds more than 2**i values, so 64 rows can never fill (River shifts a u64 too).
+MAX_ROWS = 64
+#: River counts ticks in an i32 that wraps: with a clock that does not divide 2**32 the
+#: tested values shift after 2**31 values, and ours shift with them.
+_I32_MAX = 2147483647.0
+_I32_SPAN = 4294967296.0
+
+
+def feed_values(buf: Any, values: Any, start: int, stop: int) -> int:
+    """Feed ``values[start:stop]`` to the detector in ``buf``; the first detection's index,
+    or minus the number of values until the next tested one when none was detected.
+
+    It stops right after a detection (the values after it are not fed). ``buf`` and
+    ``values`` are float64 arrays when compiled, lists of floats when run as Python.
+    Each formula keeps River's operation order, so the rounding matches it.
+    """
+    delta = buf[DELTA]
+    clock = buf[CLOCK]
+    max_buckets = int(buf[MAX_BUCKETS])
+    min_length = buf[MIN_LENGTH]
+    grace = buf[GRACE]
+    cap = max_buckets + 1  # a row briefly holds one summary more before it is merged
+    stride = 2 * cap + 1
+    total = buf[TOTAL]
+    variance = buf[VARIANCE]
+    width = buf[WIDTH]
+    tick = buf[TICK]
+    detections = buf[DETECTIONS]
+    rows = int(buf[ROWS])
+    detected = buf[DETECTED] != 0.0
+    seen = buf[SEEN]
+    seen_total = buf[SEEN_TOTAL]
+    hit = -1
+    for i in range(start, stop):
+        x = values[i]
+        if detected:
+            # River replaces its detector on the update after a detection: all starts anew.
+            total = variance = width = tick = detections = seen = seen_total = 0.0
+            rows = 1
+            buf[HEADER] = 0.0
+            detected = False
+        seen += 1.0
+        seen_total += x
+
+        # Insert x as a bucket of one value (variance 0) in row 0; the window's variance
+        # grows by the streaming (Welford) term.
+        count = int(buf[HEADER])
+        buf[HEADER + 1 + count] = x
+        buf[HEADER + 1 + cap + count] = 0.0
+        buf[HEADER] = count + 1.0
+        width += 1.0
+        increment = 0.0
+        if width > 1.0:
+            deviation = x - total / (width - 1.0)
+            increment = (width - 1.0) * deviation * deviation / width
+        variance += increment
+        total += x
+
+        # A full row merges its two oldest buckets into one of the next row, and so on up.
+        row = 0
+        while True:
+            base = HEADER + row * stride
+            if int(buf[base]) != cap:
+                break
+            size = float(1 << row)
+            t0 = buf[base + 1]
+            t1 = buf[base + 2]
+            v0 = buf[base + 1 + cap]
+            v1 = buf[base + 2 + cap]
+            mu0 = t0 / size
+            mu1 = t1 / size
+            merged_total = t0 + t1
+            merged_variance = v0 + v1 + size * 0.5 * (mu0 - mu1) * (mu0 - mu1)
+            upper = base + stride
+            if row + 1 >= rows:
+                buf[upper] = 0.0
+                rows += 1
+            k = int(buf[upper])
+            buf[upper + 1 + k] = merged_total
+            buf[upper + 1 + cap + k] = merged_variance
+            buf[upper] = k + 1.0
+            for j in range(cap - 2):
+                buf[base + 1 + j] = buf[base + 3 + j]
+                buf[base + 1 + cap + j] = buf[base + 3 + cap + j]
+            buf[base] = cap - 2.0
+            if k + 1 <= max_buckets:
+                break
+            row += 1
+
+        # Every `clock` values: test each cut, oldest buckets first; while one cut shows a
+        # change, drop the oldest bucket and test again.
+        tick += 1.0
+        if tick > _I32_MAX:
+            tick -= _I32_SPAN
+        change = False
+        if tick % clock == 0.0 and width > grace:
+            again = True
+            while again:
+                again = False
+                # Both depend on the window only (River computes them per cut: same values).
+                delta_prime = math.log(2.0 * math.log(width) / delta)
+                mean_variance = variance / width
+                n0 = 0.0
+                n1 = width
+                u0 = 0.0
+                u1 = total
+                stop_scan = False
+                row = rows - 1
+                while row >= 0 and not stop_scan:
+                    base = HEADER + row * stride
+                    size = float(1 << row)
+                    count = int(buf[base])
+                    for k in range(count):
+                        n0 += size
+                        n1 -= size
+                        part = buf[base + 1 + k]
+                        u0 += part
+                        u1 -= part
+                        if row == 0 and k == count - 1:
+                            stop_scan = True  # the newest bucket: no cut after it
+                            break
+                        if n1 < min_length or n0 < min_length:
+                            continue
+                        delta_mean = u0 / n0 - u1 / n1
+                        m_recip = 1.0 / (n0 - min_length + 1.0) + 1.0 / (n1 - min_length + 1.0)
+                        spread = 2.0 * m_recip * mean_variance * delta_prime
+                        # A negative (rounded) variance gives River a NaN bound: no cut.
+                        if not spread >= 0.0:
+                            continue
+                        epsilon = math.sqrt(spread) + 2.0 / 3.0 * delta_prime * m_recip
+                        if not abs(delta_mean) > epsilon:
+                            continue
+                        again = True
+                        change = True
+                        if width > 0.0:
+                            # Drop the oldest bucket (first of the last row) from the window.
+                            last = rows - 1
+                            top = HEADER + last * stride
+                            size_old = float(1 << last)
+                            u_old = buf[top + 1]
+                            v_old = buf[top + 1 + cap]
+                            mu_old = u_old / size_old
+                            width -= size_old
+                            total -= u_old
+                            mu_window = total / width
+                            variance -= v_old + size_old * width * (mu_old - mu_window) * (
+                                mu_old - mu_window
+                            ) / (size_old + width)
+                            left = int(buf[top]) - 1
+                            for j in range(left):
+                                buf[top + 1 + j] = buf[top + 2 + j]
+                                buf[top + 1 + cap + j] = buf[top + 2 + cap + j]
+                            buf[top] = float(left)
+                            if left == 0:
+                                rows -= 1
+                            stop_scan = True
+                            break
+                    row -= 1
+        if change:
+            detections += 1.0
+            detected = True
+            hit = i
+            break
+
+    buf[TOTAL] = total
+    buf[VARIANCE] = variance
+    buf[WIDTH] = width
+    buf[TICK] = tick
+    buf[DETECTIONS] = detections
+    buf[ROWS] = float(rows)
+    buf[DETECTED] = 1.0 if detected else 0.0
+    buf[SEEN] = seen
+    buf[SEEN_TOTAL] = seen_total
+    if hit >= 0:
+        return hit
+    # No detection: how many values until the next tested one (the next multiple of the
+    # clock), so ``ADWIN.update`` knows how long values may wait without a call. After a
+    # detection the next value starts a fresh window at tick 1. Stopping at River's i32
+    # wrap too keeps the count right past it.
+    if detected:
+        return -int(clock)
+    return -int(max(1.0, min(clock - tick % clock, _I32_MAX - tick)))
+
+
+Kernel = Callable[[Any, Any, int, int], int]
+
+
+@functools.cache
+def compiled_kernel() -> Kernel | None:
+    """:func:`feed_values` compiled by numba (cached on disk), or None when numba is missing."""
+    try:
+        import numba
+    except ImportError:
+        log.info("numba is not installed: ADWIN runs as plain Python (same results, slower)")
+        return None
+    # error_model="numpy": IEEE division as in River (no zero-division checks in the loop).
+    kernel: Kernel = numba.njit(cache=True, nogil=True, error_model="numpy")(feed_values)
+    return kernel
+
+
+def _want_compiled(compiled: bool | None) -> bool:
+    if compiled is None:
+        compiled = os.environ.get("STREAMLEARN_FASTPATH", "1") != "0"
+    return bool(compiled) and compiled_kernel() is not None
+
+
+class ADWIN:
+    """ADaptive WINdowing drift detector with River's parameters and results, compiled.
+
+    Parameters
+    ----------
+    delta
+        Significance value, in (0, 1).
+    clock
+        Cuts are tested every ``clock`` values.
+    max_buckets
+        Buckets of each size kept before the two oldest are merged (at least 2).
+    min_window_length
+        The smallest sub-window a cut may leave on either side.
+    grace_period
+        No test while the window holds this many values or fewer.
+    compiled
+        Run the numba-compiled loop (None: when numba is there and ``STREAMLEARN_FASTPATH``
+        is not ``0``); False runs the same loop as Python. Results are the same.
+
+    Examples
+    --------
+    Two regimes; the change is flagged soon after it (as River's ``ADWIN`` flags it):
+
+    >>> import random
+    >>> rng = random.Random(12345)
+    >>> stream = rng.choices([0, 1], k=1000) + rng.choices(range(4, 8), k=1000)
+    >>> adwin = ADWIN()
+    >>> [i for i, x in enumerate(stream) if adwin.update(x)]
+    [1023]
+
+    ``update_many`` feeds an array and stops right after a detection:
+
+    >>> import numpy as np
+    >>> adwin = ADWIN()
+    >>> values = np.array(stream, dtype=float)
+    >>> adwin.update_many(values)
+    1023
+    >>> adwin.drift_detected, adwin.width < 1024, adwin.n_detections
+    (True, True, 1)
+    >>> adwin.update_many(values[1024:])
+    -1
+    >>> adwin.n_detections, adwin.width, round(adwin.estimation, 3)
+    (0, 976.0, 5.467)
+    """
+
+    def __init__(
+        self,
+        delta: float = 0.002,
+        clock: int = 32,
+        max_buckets: int = 5,
+        min_window_length: int = 5,
+        grace_period: int = 10,
+        *,
+        compiled: bool | None = None,
+    ) -> None:
+        if not 0.0 < delta < 1.0:
+            raise ValueError(f"delta must be between 0 and 1 (exclusive), got {delta!r}")
+        # max_buckets=1 empties rows of the bucket list, and River's ADWIN then panics on a
+        # deletion from an empty row: refused here rather than imitated.
+        for name, value, minimum in (
+            ("clock", clock, 1),
+            ("max_buckets", max_buckets, 2),
+            ("min_window_length", min_window_length, 0),
+        ):
+            if int(value) != value or value < minimum:
+                raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+        if int(grace_period) != grace_period:
+            raise ValueError(f"grace_period must be a whole number, got {grace_period!r}")
+        self.delta = float(delta)
+        self.clock = int(clock)
+        self.max_buckets = int(max_buckets)
+        self.min_window_length = int(min_window_length)
+        self.grace_period = int(grace_period)
+        self._attach(compiled)
+        buf = np.zeros(HEADER + MAX_ROWS * self._stride)
+        buf[[DELTA, CLOCK, MAX_BUCKETS, MIN_LENGTH, GRACE]] = (
+            self.delta,
+            self.clock,
+            self.max_buckets,
+            self.min_window_length,
+            self.grace_period,
+        )
+        buf[ROWS] = 1.0
+        self._buf: Any = buf if self.compiled else buf.tolist()
+        self._schedule()
+
+    def _attach(self, compiled: bool | None) -> None:
+        """Choose the kernel (compiled or Python) and the scratch it needs."""
+        self.compiled = _want_compiled(compiled)
+        self._stride = 2 * (self.max_buckets + 1) + 1
+        if self.compiled:
+            kernel = compiled_kernel()
+            assert kernel is not None
+            self._kernel: Kernel = kernel
+        else:
+            self._kernel = feed_values
+        self._pending: list[float] = []  # values fed by update() that wait for a tested one
+        self._countdown = 1  # how many may wait: the last of them is tested
+
+    # -- feeding -----------------------------------------------------------------
+
+    def update(self, x: float) -> bool:
+        """Feed one value; returns ``drift_detected`` (River's ``update`` returns None).
+
+        After a detection, the next update starts a fresh window (as River does).
+        """
+        # Cuts are tested on every `clock`-th value only: the values between wait in a
+        # list and go to the kernel together with the next tested one (one call a clock).
+        pending = self._pending
+        pending.append(x)
+        if len(pending) < self._countdown:
+            return False
+        return self._flush() >= 0
+
+    def update_many(self, values: Sequence[float] | np.ndarray) -> int:
+        """Feed values in order; the index of the first that completes a detection, or -1.
+
+        It stops right after that value: the rest is not fed, so the caller can act on
+        the detection and call again with ``values[index + 1:]``. The same results as
+        ``update`` value by value.
+        """
+        array = np.ascontiguousarray(values, dtype=np.float64)
+        if array.ndim != 1:
+            raise ValueError(f"update_many takes a 1-d array of values, got shape {array.shape}")
+        if self._pending:
+            self._flush()  # values waiting from update() come first; none of them detects
+        feed = array if self.compiled else array.tolist()
+        return self._hit(self._kernel(self._buf, feed, 0, len(array)))
+
+    def _flush(self) -> int:
+        """Feed the waiting values; the index of a detection among them, or -1."""
+        values = np.array(self._pending, dtype=np.float64)
+        self._pending = []
+        feed = values if self.compiled else values.tolist()
+        return self._hit(self._kernel(self._buf, feed, 0, len(values)))
+
+    def _hit(self, result: int) -> int:
+        """The detection index from the kernel's result; notes when the next test comes."""
+        if result >= 0:
+            self._countdown = self.clock  # the next value starts a fresh window
+            return int(result)
+        self._countdown = -int(result)
+        return -1
+
+    def _schedule(self) -> None:
+        """Count the values until the next tested one, from the state alone."""
+        nothing: Any = np.empty(0) if self.compiled else []
+        self._hit(self._kernel(self._buf, nothing, 0, 0))
+
+    def _current(self) -> Any:
+        """The state buffer with every value fed so far."""
+        if self._pending:
+            self._flush()
+        return self._buf
+
+    # -- what River's ADWIN exposes ------------------------------------------------
+
+    @property
+    def drift_detected(self) -> bool:
+        """Whether the last value fed completed a detection."""
+        # A waiting value is never a detection (it was not a tested one).
+        return not self._pending and bool(self._buf[DETECTED] != 0.0)
+
+    @property
+    def width(self) -> float:
+        """Values in the window (a float, as River's)."""
+        return float(self._current()[WIDTH])
+
+    @property
+    def total(self) -> float:
+        """The sum of the values in the window."""
+        return float(self._current()[TOTAL])
+
+    @property
+    def variance(self) -> float:
+        """The window's sum of squared deviations from its mean (River's ``variance``)."""
+        return float(self._current()[VARIANCE])
+
+    @property
+    def estimation(self) -> float:
+        """The window's mean (0 for an empty window)."""
+        width = self.width
+        return 0.0 if width == 0 else self.total / width
+
+    @property
+    def n_detections(self) -> int:
+        """Detections since the detector last started anew (River's: 1 right after one, then 0)."""
+        return int(self._current()[DETECTIONS])
+
+    @property
+    def seen(self) -> int:
+        """Values fed since the detector last started anew (the window keeps the recent ones)."""
+        return int(self._current()[SEEN])
+
+    @property
+    def seen_total(self) -> float:
+        """Their sum, added in order: with ``total`` it gives the mean of the dropped part."""
+        return float(self._current()[SEEN_TOTAL])
+
+    def __repr__(self) -> str:
+        return (
+            f"ADWIN(delta={self.delta}, clock={self.clock}, max_buckets={self.max_buckets}, "
+            f"min_window_length={self.min_window_length}, grace_period={self.grace_period})"
+        )
+
+    # -- pickling and conversion ---------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        buf = self._current()
+        used = HEADER + int(buf[ROWS]) * self._stride
+        return {
+            "delta": self.delta,
+            "clock": self.clock,
+            "max_buckets": self.max_buckets,
+            "min_window_length": self.min_window_length,
+            "grace_period": self.grace_period,
+            "buf": np.array(buf[:used], dtype=np.float64),
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name in ("delta", "clock", "max_buckets", "min_window_length", "grace_period"):
+            setattr(self, name, state[name])
+        self._attach(None)  # the mode this process runs in, not the one that pickled it
+        used = np.asarray(state["buf"], dtype=np.float64)
+        buf = np.zeros(HEADER + MAX_ROWS * self._stride)
+        buf[: len(used)] = used
+        self._buf = buf if self.compiled else buf.tolist()
+        self._schedule()
+
+    @classmethod
+    def from_river(
+        cls,
+        detector: Any,
+        *,
+        seen: tuple[int, float] = (0, 0.0),
+        compiled: bool | None = None,
+    ) -> ADWIN | None:
+        """The same detector as River's ``drift.ADWIN`` ``detector``, mid-stream (None: unreadable).
+
+        Reads the state River pickles (its Rust struct, serialized field by field) and
+        checks it against what River reports; a River whose layout differs gives None.
+        River does not count what it was fed: ``seen`` gives ``(seen, seen_total)``.
+        """
+        try:
+            adwin = cls(
+                delta=detector.delta,
+                clock=detector.clock,
+                max_buckets=detector.max_buckets,
+                min_window_length=detector.min_window_length,
+                grace_period=detector.grace_period,
+                compiled=compiled,
+            )
+            fields = _read_river_state(detector._helper.__getstate__(), adwin.max_buckets)
+            buf = np.array(adwin._buf, dtype=np.float64)
+            buf[[TOTAL, VARIANCE, WIDTH, TICK, DETECTIONS]] = fields["scalars"]
+            buf[ROWS] = len(fields["rows"])
+            for row, entries in enumerate(fields["rows"]):
+                base = HEADER + row * adwin._stride
+                cap = adwin.max_buckets + 1
+                buf[base] = len(entries)
+                for k, (row_total, row_variance) in enumerate(entries):
+                    buf[base + 1 + k] = row_total
+                    buf[base + 1 + cap + k] = row_variance
+            buf[DETECTED] = 1.0 if detector.drift_detected else 0.0
+            buf[SEEN], buf[SEEN_TOTAL] = seen
+            adwin._buf = buf if adwin.compiled else buf.tolist()
+            adwin._schedule()
+        except Exception as exc:  # any surprise in a foreign format: keep River's detector
+            log.info("cannot read River's ADWIN state (%s): keeping River's detector", exc)
+            return None
+        same = (
+            adwin.width == detector.width
+            and adwin.total == detector.total
+            and adwin.variance == detector.variance
+            and adwin.n_detections == detector.n_detections
+            and adwin.width == sum((1 << r) * len(e) for r, e in enumerate(fields["rows"]))
+        )
+        if not same:
+            log.info("River's ADWIN state reads differently than it reports: keeping River's")
+            return None
+        return adwin
+
+
+def _read_river_state(data: bytes, max_buckets: int) -> dict[str, Any]:
+    """River 0.26's ``AdaptiveWindowing`` state: fixed-width little-endian fields in order.
+
+    delta f64, clock i32, max_buckets u64, min_window_length f64, grace_period f64;
+    total, variance, width, total_width f64; n_buckets, max_n_buckets, tick,
+    n_detections i32; then the bucket list: a u64 length and, per row, max_size u64,
+    count u64, and the totals and variances (each a u64 length and f64 values).
+    """
+    pos = 0
+
+    def take(fmt: str) -> Any:
+        nonlocal pos
+        values = struct.unpack_from("<" + fmt, data, pos)
+        pos += struct.calcsize("<" + fmt)
+        return values
+
+    _delta, _clock, stored_buckets, _min_length, _grace = take("diQdd")
+    if stored_buckets != max_buckets:
+        raise ValueError(f"max_buckets {stored_buckets} in the state, {max_buckets} in the object")
+    total, variance, width, _total_width = take("dddd")
+    _n_buckets, _max_n_buckets, tick, detections = take("iiii")
+    (n_rows,) = take("Q")
+    if not 1 <= n_rows <= MAX_ROWS:
+        raise ValueError(f"{n_rows} rows")
+    rows: list[list[tuple[float, float]]] = []
+    for _ in range(n_rows):
+        _size, count = take("QQ")
+        (n_totals,) = take("Q")
+        totals = take(f"{n_totals}d")
+        (n_variances,) = take("Q")
+        variances = take(f"{n_variances}d")
+        if not count <= max_buckets + 1 == n_totals == n_variances:
+            raise ValueError(f"a row of {count} buckets in {n_totals} slots")
+        rows.append(list(zip(totals[:count], variances[:count], strict=True)))
+    return {"scalars": (total, variance, width, float(tick), float(detections)), "rows": rows}
