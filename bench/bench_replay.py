@@ -894,8 +894,17 @@ def main() -> None:
         action="store_true",
         help="only the River specs: whole processes and the daemon's overhead per record",
     )
+    parser.add_argument(
+        "--processes-only",
+        action="store_true",
+        help="only the whole-process table (sgd, River loops, VW, River specs)",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-replay-"))
+    if args.processes_only:
+        print("whole processes...", flush=True)
+        print("\n".join(_contenders_table(args, whole_processes(args, tmp))))
+        return
     if args.checkpoint_only:
         full, arf = tmp / "full.csv", tmp / "arf.csv"
         make_csv(full, args.rows, args.features)

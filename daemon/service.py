@@ -465,18 +465,12 @@ class Daemon:
         is learned again up to that record and the rest goes through ``_route``, as
         the rest of a block does after a non-finite prediction.
         """
-        fast = self._block_learner(block)
-        if fast is None:
-            self.process(block.raws())
+        opened = self._open_block(block)
+        if opened is None:
             return
-        started = time.perf_counter()
-        parsed = fast.parse(
-            block.data, block.offset, self.decoder, block.lines, getattr(block, "locate", None)
-        )
-        decoded = time.perf_counter()
+        fast, parsed, batch = opened
         learner = self.learner
         model = learner.model
-        seen_before, learned_before = self.counters.records_seen, learner.records_learned
         saved = fast.save(learner, model) if self.monitor is not None else None
         done = fast.learn(learner, model, parsed, 0, parsed.rows)
         if saved is not None:
@@ -484,12 +478,36 @@ class Daemon:
             if changed is not None:
                 fast.restore(learner, model, saved)
                 done = fast.learn(learner, model, parsed, 0, changed + 1)
-        self._settle_block(parsed, fast.yhat, done)
+        self._close_block(parsed, fast.yhat, done, batch)
+
+    def _open_block(self, block: Block) -> tuple[Any, Any, tuple[int, int, float, float]] | None:
+        """The block learner and the parsed block, with what ``_close_block`` reports.
+
+        None when the block went through ``process`` instead (too short for the kernels,
+        or numba missing).
+        """
+        fast = self._block_learner(block)
+        if fast is None:
+            self.process(block.raws())
+            return None
+        started = time.perf_counter()
+        parsed = fast.parse(
+            block.data, block.offset, self.decoder, block.lines, getattr(block, "locate", None)
+        )
+        decoded = time.perf_counter()
+        before = (self.counters.records_seen, self.learner.records_learned)
+        return fast, parsed, (*before, decoded - started, decoded)
+
+    def _close_block(
+        self, parsed: Any, yhat: Any, done: int, batch: tuple[int, int, float, float]
+    ) -> None:
+        """Write out rows ``0..done``, take the rest record by record, finish the batch."""
+        self._settle_block(parsed, yhat, done)
         if done < parsed.rows:
             # The model predicted NaN/inf there, or the monitor changed it: record by record.
             rest = [parsed.raw(row) for row in range(done, parsed.rows)]
             self._route(self.decoder.decode_batch(rest))
-        self._finish_batch(seen_before, learned_before, decoded - started, decoded)
+        self._finish_batch(*batch)
 
     def _block_learner(self, block: Block) -> Any:
         """The compiled ``BlockLearner`` (built at the first block worth it), or None."""
@@ -615,28 +633,18 @@ class Daemon:
         letters and predictions are written as ``_process_block`` writes them. From a
         prediction the divergence guard must see, the rest goes through ``_route``.
         """
-        fast = self._block_learner(block)
-        if fast is None:
-            self.process(block.raws())
+        opened = self._open_block(block)
+        if opened is None:
             return
-        started = time.perf_counter()
-        parsed = fast.parse(
-            block.data, block.offset, self.decoder, block.lines, getattr(block, "locate", None)
-        )
-        decoded = time.perf_counter()
+        fast, parsed, batch = opened
         learner = self.learner
-        seen_before, learned_before = self.counters.records_seen, learner.records_learned
         yhat = self._learn_rows(learner.model, parsed)
         done = len(yhat)
         fast.score(learner, parsed, yhat, done)
         if self.monitor is not None:
             # It can only alert (``_next_rows_block``): the model that learned the block stays.
             self._observe_block(parsed, yhat, done, learner.model)
-        self._settle_block(parsed, yhat, done)
-        if done < parsed.rows:
-            rest = [parsed.raw(row) for row in range(done, parsed.rows)]
-            self._route(self.decoder.decode_batch(rest))
-        self._finish_batch(seen_before, learned_before, decoded - started, decoded)
+        self._close_block(parsed, yhat, done, batch)
 
     def _learn_rows(self, model: Any, parsed: Any) -> Any:
         """Predict, then learn, each record of a parsed block; the prediction of each row.
