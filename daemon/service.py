@@ -773,7 +773,10 @@ class Daemon:
             self.telemetry.divergence()
         restored = None
         if self.writer is not None:
-            self.writer.wait()  # the newest checkpoint on disk is the last good model
+            try:
+                self.writer.wait()  # the newest checkpoint on disk is the last good model
+            except CheckpointError as exc:  # the last write failed: the one before is good
+                self._checkpoint_failed(exc)
         if self.store is not None and self.store.generation:
             loaded = self.store.load()
             if loaded is not None:

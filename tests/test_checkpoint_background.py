@@ -463,3 +463,35 @@ def test_pickling_leaves_the_garbage_collector_as_it_found_it():
     finally:
         gc.enable()
     assert pickle.loads(checkpoint.dump({"n": 2})) == {"n": 2}
+
+
+def test_a_divergence_after_a_failed_background_write_restores_the_last_good_model(tmp_path):
+    """The divergence guard waits for the writer before it loads the newest checkpoint; a
+    write that failed meanwhile is counted and reported, and the generation before it is
+    restored, rather than the error escaping from the loop."""
+    from streamlearn.app import build
+    from streamlearn.config import Settings
+    from streamlearn.records import Record
+    from streamlearn.service import _NO_RAW
+
+    data = tmp_path / "s.csv"
+    data.write_text("a,y\n" + "".join(f"{i % 5},{2 * (i % 5) + 1}\n" for i in range(200)))
+    app = build(Settings(source=str(data), follow=False, state_dir=tmp_path / "st", reset=True))
+    try:
+        daemon = app.daemon
+        daemon.run()  # ends with a durable checkpoint
+        good = dict(daemon.learner.model.weights)
+
+        class FailedWriter:
+            def wait(self) -> None:
+                raise CheckpointError("disk full")
+
+        daemon.writer = FailedWriter()
+        daemon.learner.model.weights["a"] = float("nan")
+        daemon._diverged(Record({}, None, None, _NO_RAW), float("nan"))
+        assert daemon.checkpoint_failures == 1
+        assert daemon.counters.divergence_events == 1
+        assert daemon.learner.model.weights == good
+    finally:
+        app.daemon.writer = None
+        app.close()
