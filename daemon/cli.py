@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from importlib import import_module
@@ -388,6 +389,16 @@ def _run_app(params: dict[str, Any], *, follow: bool, inspect_json: bool = False
     source = ctx.get_parameter_source("model")
     params["model_from_flag"] = source not in (None, click.core.ParameterSource.DEFAULT)
     settings = Settings.from_params(params, follow=follow)
+    # A SIGTERM while the daemon starts (imports, state, broker) must still stop it
+    # cleanly: noted here, it stops the loop as soon as there is one.
+    early: list[int] = []
+
+    def starting(signum: int, frame: Any) -> None:
+        early.append(signum)
+        signal.signal(signum, signal.SIG_DFL)  # a second one kills, as once running
+
+    for stopping in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stopping, starting)
     try:
         app = build(settings)
     except AppUsageError as exc:
@@ -400,6 +411,12 @@ def _run_app(params: dict[str, Any], *, follow: bool, inspect_json: bool = False
     try:
         daemon = app.daemon
         daemon.install_signal_handlers()
+        for received in early:
+            logging.getLogger(__name__).info(
+                "received %s while starting: stopping", signal.Signals(received).name
+            )
+            daemon.stop()
+            signal.signal(received, signal.SIG_DFL)
         summary = daemon.run()
     except (CheckpointError, SourceError) as exc:
         # The final checkpoint could not be written, or the source cannot go on

@@ -70,6 +70,13 @@ def start(
     return proc
 
 
+def reading(state: Path, runs: int) -> None:
+    """Wait until the ``runs``-th daemon on this state has placed itself on the topic: it is
+    past start-up, where a SIGTERM is not yet the loop's to handle."""
+    log = state.parent / "daemon.log"
+    wait_for(lambda: log.exists() and log.read_text().count("reading Kafka topic") >= runs)
+
+
 def learned(state: Path) -> int:
     if not list(state.glob("gen-*.ckpt")):
         return 0
@@ -139,6 +146,7 @@ def test_three_sigkills_while_producing_learn_every_record_exactly_once(
     producer.join()
     assert kills == 3
     proc = start(kafka_bootstrap, topic, state, client=client)
+    reading(state, 4)
     wait_for(lambda: learned(state) >= 2000)
     assert stop(proc) == 0
     summary = inspect_json(state)
@@ -171,6 +179,7 @@ def test_sigkill_between_checkpoint_and_group_commit_learns_nothing_twice(
         0, 0
     )
     proc = start(kafka_bootstrap, topic, state, client=client)
+    reading(state, 2)  # the first run may have learned all 2000 before its crash
     wait_for(lambda: learned(state) >= 2000)
     assert stop(proc) == 0
     summary = inspect_json(state)
