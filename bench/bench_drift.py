@@ -237,7 +237,7 @@ def main() -> None:
     print(f"command: python bench/bench_drift.py {' '.join(sys.argv[1:])}".rstrip())
     print(f"python {platform.python_version()}, {platform.machine()}")
     errors = errors_with_changes(args.rows)
-    # Load River and numba, and compile/load the kernel, before any clock runs.
+    # Load River and the compiled kernels before any clock runs.
     warm = adwin_contenders(errors[:2000], errors[:2000])
     for run in warm.values():
         run()
@@ -280,7 +280,7 @@ def main() -> None:
                 ",".join(f"{v:.6f}" for v in (*X[i], y[i])) + "\n" for i in range(len(y))
             )
         state = os.path.join(tmp, "state")
-        time_file(path, state, {}, old=False)  # numba's kernels, River's metrics: loaded
+        time_file(path, state, {}, old=False)  # kernels, River's metrics: loaded
         files = best_of(
             args.repeat,
             {

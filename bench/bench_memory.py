@@ -6,7 +6,7 @@ size (``VmRSS`` in ``/proc/PID/status``) every ``--interval`` seconds. How far
 the stream is comes from the size of the predictions file (unlabeled rows are
 spread evenly, and the source's file offset moves in blocks of megabytes).
 RSS is reported as the median over a tenth of the stream at 10%
-(after warm-up: numba kernels, buffers and tables at their working size), 50%
+(after warm-up: compiled kernels, buffers and tables at their working size), 50%
 and the last tenth; growth is of the median RSS from the 10% tenth to the
 last one. For the ``sgd`` scenarios it must stay under 5% (exit status 1 if not).
 

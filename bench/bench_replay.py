@@ -4,9 +4,8 @@ Whole processes are timed on the full CSV, on a header-only CSV and on a short
 "warm" CSV (its first rows). Two steady-state rates are printed:
 
 - rows / (full - header-only): the issue's definition. Start-up is subtracted, but
-  one-time costs that a process pays at its first records (River's metrics import
-  scipy.stats, River's drift package imports scikit-learn, numba loads its cached
-  kernels) are not.
+  one-time costs that a process pays at its first records (numpy's import, buffers
+  sized, River's model modules for a River spec) are not.
 - (rows - warm rows) / (full - warm): every one-time cost is paid in both runs, so
   only the per-record cost is left.
 
@@ -339,7 +338,7 @@ def overhead(path: Path, rows: int, tmp: Path) -> dict[str, float]:
     from streamlearn import fastpath, service
     from streamlearn.sources import file
 
-    app = _daemon(path, tmp / "warmup")  # imports, numba's cache, River's metrics
+    app = _daemon(path, tmp / "warmup")  # imports, River's metrics
     app.daemon.run()
     app.close()
     bucket: dict[str, list[float]] = {}
@@ -484,7 +483,7 @@ def river_overheads(
         rows = args.rows // 2 if "LinearRegression" in spec else args.spec_rows
         spec_full = tmp / f"overhead-{len(out)}.csv"
         head(full, spec_full, rows + 1)
-        river_overhead(spec_full, spec, tmp, blocks=True)  # imports, numba's cache, metrics
+        river_overhead(spec_full, spec, tmp, blocks=True)  # imports, metrics
         best: dict[str, dict[str, float]] = {}
         for _ in range(args.repeat):
             for label, blocks in (("blocks", True), ("per-record", False)):
@@ -624,7 +623,7 @@ def checkpoint_comparison(
     cases = [("sgd", full, "sgd", args.repeat, list(CHECKPOINT_MODES))]
     cases.append(("ARFRegressor(seed=1)", arf, "arf", 1, args.arf_modes.split(",")))
     for model, path, tag, repeat, modes in cases:
-        checkpoint_holdups(warm, model, tmp / "warm", tag)  # imports, numba's cache
+        checkpoint_holdups(warm, model, tmp / "warm", tag)  # imports
         runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
         for i in range(repeat):
             for mode in modes:
@@ -803,11 +802,11 @@ def render(
     lines += [
         "",
         "How to read it: *full - header* keeps the one-time costs a process pays at its first "
-        "records (River's metrics import scipy.stats, River's drift package imports "
-        "scikit-learn, numba loads its cached kernels); *full - warm* pays them in both runs "
+        "records (numpy's import, buffers sized, River's model modules for a River spec); "
+        "*full - warm* pays them in both runs "
         "and leaves the per-record cost. *per-record path* is the same daemon with "
-        "`STREAMLEARN_FASTPATH=0`. The default flags include the ADWIN drift monitor, "
-        "which sees every record in Python.",
+        "`STREAMLEARN_FASTPATH=0`. The default flags include the ADWIN drift monitor "
+        "(compiled, fed the block's errors).",
     ]
     lines += ["", "Ratios (streamlearn replay sgd, default flags):", ""]
     for label, key in (("full - header", "rate"), ("full - warm", "warm_rate")):
@@ -850,7 +849,7 @@ def _versions() -> str:
     import importlib.metadata as md
 
     out = []
-    for package in ("river", "numpy", "numba", "vowpalwabbit"):
+    for package in ("river", "numpy", "vowpalwabbit"):
         try:
             out.append(f"{package} {md.version(package)}")
         except md.PackageNotFoundError:
@@ -899,8 +898,24 @@ def main() -> None:
         action="store_true",
         help="only the whole-process table (sgd, River loops, VW, River specs)",
     )
+    parser.add_argument(
+        "--stages-only",
+        action="store_true",
+        help="only where the daemon's time per record goes (sgd, default flags, one process)",
+    )
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-replay-"))
+    if args.stages_only:
+        full = tmp / "full.csv"
+        make_csv(full, args.rows, args.features)
+        best: dict[str, float] = {}
+        for _ in range(args.repeat):  # the least time per stage over the runs
+            for stage, ns in overhead(full, args.rows, tmp).items():
+                best[stage] = min(best.get(stage, ns), ns)
+        print(f"Command: `python {' '.join(sys.argv)}` (ns/record, least of {args.repeat})")
+        print("\n| stage | ns/record |\n|---|---:|")
+        print("\n".join(f"| {stage} | {ns:,.0f} |" for stage, ns in best.items()))
+        return
     if args.processes_only:
         print("whole processes...", flush=True)
         print("\n".join(_contenders_table(args, whole_processes(args, tmp))))

@@ -13,11 +13,12 @@ keeps that order, so the rounding is the same too.
 Why our own: the daemon fed River's detector one Python call per record, the largest
 part of its per-record cost, and ``from river import drift`` imports scikit-learn (about
 1 s) at the first detector. Here the whole state is one float64 buffer and the update
-loop is one function, :func:`feed_values`, that numba compiles on first use (cached on
-disk like ``streamlearn.fastpath``); :meth:`ADWIN.update_many` runs it over a whole
-array and stops right after the first detection, so the caller can act there. Without
-numba, or with ``STREAMLEARN_FASTPATH=0``, the same function runs as plain Python (on a
-list: same results, slower).
+loop is one function, :func:`feed_values`, written here in Python (the specification)
+and run as its line-for-line C rendering in ``streamlearn._kernels`` (like
+``streamlearn.fastpath``); :meth:`ADWIN.update_many` runs it over a whole array and stops
+right after the first detection, so the caller can act there. Without the extension, or
+with ``STREAMLEARN_FASTPATH=0``, the Python function runs (on a list: same results,
+slower).
 
 The buffer is a numpy array; a detector pickles the rows in use only (about 2 KB for a
 window of 100,000 values). River's detectors found in old checkpoints convert exactly
@@ -238,14 +239,13 @@ Kernel = Callable[[Any, Any, int, int], int]
 
 @functools.cache
 def compiled_kernel() -> Kernel | None:
-    """:func:`feed_values` compiled by numba (cached on disk), or None when numba is missing."""
+    """:func:`feed_values` compiled (``streamlearn._kernels``), or None when it was not built."""
     try:
-        import numba
+        from streamlearn import _kernels
     except ImportError:
-        log.info("numba is not installed: ADWIN runs as plain Python (same results, slower)")
+        log.info("the compiled kernels are missing: ADWIN runs as Python (same results, slower)")
         return None
-    # error_model="numpy": IEEE division as in River (no zero-division checks in the loop).
-    kernel: Kernel = numba.njit(cache=True, nogil=True, error_model="numpy")(feed_values)
+    kernel: Kernel = _kernels.feed_values
     return kernel
 
 
@@ -271,8 +271,8 @@ class ADWIN:
     grace_period
         No test while the window holds this many values or fewer.
     compiled
-        Run the numba-compiled loop (None: when numba is there and ``STREAMLEARN_FASTPATH``
-        is not ``0``); False runs the same loop as Python. Results are the same.
+        Run the compiled loop (None: when it is built and ``STREAMLEARN_FASTPATH`` is not
+        ``0``); False runs the same loop as Python. Results are the same.
 
     Examples
     --------

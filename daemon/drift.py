@@ -28,7 +28,7 @@ change and, with ``--on-drift reset``, throw the model away again and again. Thr
 Detectors (``--drift-detector``, default ``adwin``)
 ---------------------------------------------------
 - ``adwin``: ``ADWIN(delta=0.002)``, :class:`streamlearn.adwin.ADWIN`: River's
-  ``drift.ADWIN`` to the last bit, compiled with numba. The default: its bound uses the
+  ``drift.ADWIN`` to the last bit, compiled (C). The default: its bound uses the
   observed variance, so it suits an unbounded, skewed signal such as an absolute error
   (no false alarm on 5 x 20,000 stable records with Gaussian, Laplace noise; a few with
   Student-t(3)), and it is cheap (0.1-0.15 us a value on an array, see below). It tests
@@ -68,10 +68,10 @@ so a restart continues its statistics where they were.
 Cost (``bench/bench_drift.py``): with the default detector, ``observe_errors`` takes
 about 0.1-0.25 us a record (the compiled ADWIN fed a block at a time; River's ADWIN, one
 Python call a record, made it 2-2.3 us), and ``observe`` about 2.5-3 us (the Python
-around the detector; ADWIN's own share is 0.5-0.8 us, as with River's). The first ADWIN
-loads numba and its compiled loop (cached on disk), about half the CPU time of importing
-``river.drift``; PageHinkley and KSWIN still import ``river.drift``, which imports
-scikit-learn (about 1 s), when their first detector is built.
+around the detector; ADWIN's own share is 0.5-0.8 us, as with River's). ADWIN's compiled
+loop loads with the package's C extension in about a millisecond; PageHinkley and KSWIN
+still import ``river.drift``, which imports scikit-learn (about 1 s), when their first
+detector is built.
 
 Checkpoints written before ``streamlearn.adwin`` hold River's ADWIN: a restored monitor
 converts it to ours, state and all (or keeps River's if its state cannot be read), and

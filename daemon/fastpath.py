@@ -30,10 +30,16 @@ ring (shared with the kernel without a copy). :class:`BlockLearner` loads it
 into arrays before a block and writes it back after, and the run loop
 checkpoints only between blocks, at a line boundary with its byte offset.
 
-Both kernels are plain Python; numba compiles them when it is installed
-(``cache=True``: once per machine, then loaded in about 0.1 s). Without numba
-the daemon takes the per-record path; the tests run the uncompiled kernels
-against the numpy oracle too.
+Both kernels are written here in plain Python, the specification; the daemon runs
+their line-for-line C rendering in ``streamlearn._kernels`` (``daemon/_kernels.c``,
+built by pip). The tests run both on the same blocks and compare every bit, and the
+Python ones against the numpy oracle too. Without the extension (a source tree never
+built) the daemon takes the per-record path, with the same results.
+
+Why C and not numba, which compiled these same functions before: a process paid about
+1 s to load numba's cached kernels (numba's import, its typing registries, scipy.linalg
+for a BLAS check) and 110 MiB, more than learning a million rows takes; the extension
+loads in about a millisecond and runs as fast.
 """
 
 from __future__ import annotations
@@ -61,9 +67,8 @@ DOUBT = 2  # not read by the parser: ``CsvDecoder.decode`` decides (then one of 
 REJECTED = 3  # a dead letter (counted as seen)
 NOTHING = 4  # a header or blank line (not a record)
 
-#: Exact powers of ten (10**22 is the largest exactly representable in a double). An
-#: array: numba freezes it as a constant (a tuple indexed at run time compiled far slower).
-_POW10 = np.array([float(10**k) for k in range(23)])
+#: Exact powers of ten (10**22 is the largest exactly representable in a double).
+_POW10 = [float(10**k) for k in range(23)]
 _MAX_MANTISSA = 2**53
 
 # ``learn_rows`` state vector: the scalars of the model, River's metrics and the window.
@@ -83,8 +88,7 @@ def parse_lines(
 ) -> int:
     """Parse complete CSV lines of numbers; returns how many lines were read.
 
-    ``data`` holds whole lines (uint8 array, or ``bytes`` when run uncompiled: numpy's
-    uint8 scalars would wrap in the digit arithmetic), each ending in a newline. Row ``i`` spans
+    ``data`` holds whole lines (``bytes``), each ending in a newline. Row ``i`` spans
     ``data[starts[i]:starts[i + 1]]``; its numbers go to ``values[i]`` (the target,
     the last field, is NaN when empty) and its kind to ``status[i]``: ``LABELED``,
     ``UNLABELED`` (an empty last field) or ``DOUBT``.
@@ -320,14 +324,17 @@ def python_kernels() -> Kernels:
 
 @functools.cache
 def compiled_kernels() -> Kernels | None:
-    """The kernels compiled by numba (cached on disk), or None when numba is missing."""
+    """The kernels of ``streamlearn._kernels``, or None when the extension was not built."""
     try:
-        import numba
-    except ImportError:
-        log.info("numba is not installed: plain CSV + sgd takes the per-record path")
+        from streamlearn import _kernels
+    except ImportError as exc:
+        log.warning(
+            "the compiled kernels are missing (%s): plain CSV + sgd takes the per-record "
+            "path, same results, about 10x slower; reinstall with a C compiler to build them",
+            exc,
+        )
         return None
-    jit = numba.njit(cache=True, nogil=True)
-    return jit(parse_lines), jit(learn_rows)
+    return _kernels.parse_lines, _kernels.learn_rows
 
 
 @dataclass
@@ -410,10 +417,8 @@ class BlockLearner:
         self.features = list(features)
         kernels = kernels if kernels is not None else compiled_kernels()
         if kernels is None:
-            raise RuntimeError("numba is not installed")
+            raise RuntimeError("the compiled kernels (streamlearn._kernels) are not built")
         self._parse, self._learn = kernels
-        # Compiled, the parser reads a uint8 view of the bytes; as Python, the bytes.
-        self._compiled = kernels[0] is not parse_lines
         self.yhat = np.empty(0)
 
     # -- parsing ---------------------------------------------------------------
@@ -437,8 +442,7 @@ class BlockLearner:
         values = np.empty((lines, n_fields))
         status = np.empty(lines, dtype=np.int8)
         starts = np.empty(lines + 1, dtype=np.int64)
-        text = np.frombuffer(data, dtype=np.uint8) if self._compiled else data
-        rows = self._parse(text, n_fields, values, status, starts)
+        rows = self._parse(data, n_fields, values, status, starts)
         assert rows == lines, (rows, lines)
         parsed = Parsed(values, status, starts, data, offset, {}, locate)
         for row in np.flatnonzero(status == DOUBT).tolist():

@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 
 STATE_FORMAT = 1
 
-#: Blocks of fewer lines go line by line: too short to pay for the compiled kernels
-#: (so a header-only file, or a trickle of live lines, never imports numba).
+#: Blocks of fewer lines go line by line: too short to pay for a block's set-up (arrays,
+#: loading and storing the model's state) in the compiled kernels.
 _MIN_BLOCK_LINES = 64
 #: Parsed rows a River model's block turns into Python lists at a time (``_learn_rows``):
 #: well under the collector's threshold of 700 new container objects.
@@ -484,7 +484,7 @@ class Daemon:
         """The block learner and the parsed block, with what ``_close_block`` reports.
 
         None when the block went through ``process`` instead (too short for the kernels,
-        or numba missing).
+        or the compiled kernels not built).
         """
         fast = self._block_learner(block)
         if fast is None:
@@ -512,13 +512,13 @@ class Daemon:
     def _block_learner(self, block: Block) -> Any:
         """The compiled ``BlockLearner`` (built at the first block worth it), or None."""
         if block.lines < _MIN_BLOCK_LINES:
-            return None  # a header-only file or a trickle of live lines: not worth numba
+            return None  # a header-only file or a trickle of live lines: not worth a block
         if self._block_learner_ is None:
             from streamlearn import fastpath
 
             kernels = fastpath.compiled_kernels()
             if kernels is None:
-                self._block_kind = None  # numba missing: line by line
+                self._block_kind = None  # the extension is not built: line by line
                 return None
             self._block_learner_ = fastpath.BlockLearner(self.decoder.features, kernels)
         return self._block_learner_

@@ -1,7 +1,7 @@
 """The compiled fast path (plain CSV + sgd) gives what the per-record path gives, bit for bit.
 
-Each property is checked for the numba-compiled kernels and for the same kernels
-run as plain Python: parsed numbers against ``float()``, learning against the
+Each property is checked for the compiled kernels (``streamlearn._kernels``, C) and
+for the same kernels run as plain Python: parsed numbers against ``float()``, learning against the
 per-record ``Learner`` and the numpy oracle, metrics against River, and whole
 runs (dead letters, predictions, checkpoints and their byte offsets, a SIGKILL
 mid-block) against the same run with the fast path off.
@@ -34,10 +34,10 @@ from streamlearn.sources.base import Raw
 from streamlearn.sources.file import FileSource
 
 compiled = fastpath.compiled_kernels()
-# numba is a dependency: only a hand-made environment lacks it, never CI.
-_NO_NUMBA = compiled is None and os.environ.get("CI") != "true"
+# pip builds the extension: only a source tree never installed lacks it, never CI.
+_NOT_BUILT = compiled is None and os.environ.get("CI") != "true"
 KERNELS = [
-    pytest.param(compiled, id="numba", marks=pytest.mark.skipif(_NO_NUMBA, reason="numba")),
+    pytest.param(compiled, id="c", marks=pytest.mark.skipif(_NOT_BUILT, reason="not built")),
     pytest.param(fastpath.python_kernels(), id="python"),
 ]
 
@@ -397,7 +397,7 @@ def test_checkpoints_between_blocks_land_on_line_boundaries(tmp_path, monkeypatc
             assert offset == len(data) or data[offset - 1 : offset] == b"\n"
 
 
-def test_numba_missing_means_the_per_record_path_with_the_same_results(tmp_path, monkeypatch):
+def test_kernels_missing_means_the_per_record_path_with_the_same_results(tmp_path, monkeypatch):
     path = tmp_path / "stream.csv"
     write_stream(path, n=2000)
     monkeypatch.setattr(fastpath, "compiled_kernels", lambda: None)
@@ -408,19 +408,23 @@ def test_numba_missing_means_the_per_record_path_with_the_same_results(tmp_path,
     assert without[2] == slow[2]
 
 
-def test_a_header_only_replay_imports_neither_numba_nor_river_metrics(tmp_path):
-    path = tmp_path / "header.csv"
-    path.write_text("a,b,y\n")
+@pytest.mark.parametrize("rows", [0, 3000], ids=["header-only", "blocks"])
+def test_a_replay_imports_neither_numba_nor_scipy_nor_river_metrics(tmp_path, rows):
+    path = tmp_path / "stream.csv"
+    path.write_text("a,b,y\n" + "".join(f"{i % 7},{i % 5}.5,{i % 3}\n" for i in range(rows)))
     code = (
         "import sys\n"
         "from streamlearn.cli import main\n"
         f"main(['replay', {str(path)!r}], standalone_mode=False)\n"
         "print(sorted(m for m in ('numba', 'scipy', 'river.metrics') if m in sys.modules))\n"
+        "print('streamlearn._kernels' in sys.modules)\n"
     )
     result = subprocess.run(
         [STREAMLEARN[0], "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    assert result.stdout.strip().splitlines()[-1] == "[]"
+    *_, imported, kernels = result.stdout.strip().splitlines()
+    assert imported == "[]"
+    assert kernels == str(rows > 0)  # the blocks ran on the compiled kernels
 
 
 def test_divergence_inside_a_block_is_handled_as_record_by_record(tmp_path, monkeypatch):
@@ -517,7 +521,7 @@ def test_blocks_hand_out_exactly_the_lines_next_batch_does(tmp_path, read_size):
 def test_sigkill_during_a_block_replay_then_resume_equals_one_pass(tmp_path):
     path = tmp_path / "replay.csv"
     _, y, unlabeled = write_stream(path, n=8000, seed=21)
-    cli("replay", str(path), "--state-dir", str(tmp_path / "warm"))  # numba cache is warm
+    cli("replay", str(path), "--state-dir", str(tmp_path / "warm"))  # files in the page cache
     state, dead, predictions = tmp_path / "state", tmp_path / "dead.jsonl", tmp_path / "pred.jsonl"
     args = [
         *STREAMLEARN,

@@ -87,7 +87,7 @@ def test_a_learner_pickled_with_rivers_objects_loads_adopts_and_goes_on():
 
 def test_a_replay_never_imports_river_metrics(tmp_path):
     """The point of the module: scoring records costs no import of river.metrics, which
-    imports every metric River has and scipy.stats (numba imports scipy.linalg itself)."""
+    imports every metric River has and scipy.stats."""
     data = tmp_path / "s.csv"
     data.write_text("a,b,y\n" + "".join(f"{i % 3},{i % 4},{i % 5}\n" for i in range(300)))
     code = (

@@ -44,6 +44,8 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path):
     ):
         assert expected in names
     assert not any(name.startswith(("daemon/", "producers/", "tests/")) for name in names)
+    # The C kernels, compiled for this Python (the fast path runs on them).
+    assert [n for n in names if n.startswith("streamlearn/_kernels.") and n.endswith(".so")]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert (
         "streamlearn = streamlearn.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
@@ -71,7 +73,8 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path):
         [
             str(venv / "bin" / "python"),
             "-c",
-            "import streamlearn, streamlearn.producers; print(streamlearn.__file__)",
+            "import streamlearn, streamlearn.producers, streamlearn._kernels as k; "
+            "print(streamlearn.__file__); print(k.__file__)",
         ],
         env=env,
         cwd=tmp_path,
@@ -79,7 +82,8 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path):
         text=True,
         check=True,
     )
-    assert Path(where.stdout.strip()).is_relative_to(venv)
+    package, kernels = where.stdout.split()
+    assert Path(package).is_relative_to(venv) and Path(kernels).is_relative_to(venv)
     csv = tmp_path / "s.csv"
     csv.write_text("a,y\n1,2\n2,4\n")
     replay = subprocess.run(

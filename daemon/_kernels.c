@@ -1,0 +1,770 @@
+/*
+ * streamlearn._kernels: the three compiled loops of the fast path.
+ *
+ * Each function here is a line-for-line C rendering of a plain-Python function that
+ * stays in the package as its specification and its fallback:
+ *
+ *   parse_lines  = streamlearn.fastpath.parse_lines   (CSV numbers, exact or DOUBT)
+ *   learn_rows   = streamlearn.fastpath.learn_rows    (sgd test-then-train + metrics)
+ *   feed_values  = streamlearn.adwin.feed_values      (River's ADWIN, bit for bit)
+ *
+ * The tests run both on the same inputs and compare every output bit. Why C and not
+ * numba (which compiled the same Python until session 3): loading numba's cached
+ * kernels costs every process about 1 s (numba's own import, its target registries,
+ * scipy.linalg for a BLAS check) and 110 MiB, more than learning a million rows; this
+ * module loads in about a millisecond. The floating-point operations keep Python's
+ * order and IEEE double rounding: built with -ffp-contract=off (no fused multiply-add)
+ * and without -ffast-math (no reassociation); `pow`, `log` and `sqrt` are the C
+ * library's, as CPython's are.
+ *
+ * Arrays arrive through the buffer protocol (numpy arrays, bytes) and are checked for
+ * type, shape and bounds before any loop runs: a wrong call raises, it never writes
+ * past an array. Long loops run without the GIL (the Kafka fetcher, the checkpoint
+ * writer and the HTTP thread go on meanwhile); the arrays belong to the caller's
+ * thread while a call runs.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* fastpath: row kinds, state and counter slots (the test compares them with Python's). */
+enum { LABELED = 0, UNLABELED = 1, DOUBT = 2, REJECTED = 3, NOTHING = 4 };
+enum { INTERCEPT, MAE_N, MAE_MEAN, MSE_N, MSE_MEAN, VAR_N, VAR_MEAN, VAR_S, RSS, ABS_SUM,
+       N_STATE };
+enum { LEARNED, SLOT, LENGTH, STRIDE, ROOM, POINTS, STOPPED, N_COUNTERS };
+/* learner.DIVERGED: a prediction beyond it is left to the run loop's divergence guard. */
+static const double DIVERGED = 1e150;
+static const uint64_t MAX_MANTISSA = (uint64_t)1 << 53;
+/* Exact powers of ten (10**22 is the largest a double holds exactly). */
+static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* adwin: the state buffer's header slots. */
+enum { DELTA, CLOCK, MAX_BUCKETS, MIN_LENGTH, GRACE, TOTAL, VARIANCE, WIDTH, TICK,
+       DETECTIONS, ROWS, DETECTED, SEEN, SEEN_TOTAL };
+#define HEADER 16
+#define MAX_ROWS 64
+static const double I32_MAX = 2147483647.0;
+static const double I32_SPAN = 4294967296.0;
+
+/* Below this much work a call keeps the GIL: releasing it lets a waiting thread in,
+ * and taking it back may then wait a whole switch interval (5 ms). */
+#define NOGIL_WORK 4096
+
+/* -- arguments ------------------------------------------------------------------- */
+
+typedef struct {
+    Py_buffer view;
+    int held;
+} Array;
+
+static void release(Array *arrays, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (arrays[i].held) {
+            PyBuffer_Release(&arrays[i].view);
+            arrays[i].held = 0;
+        }
+    }
+}
+
+/* Take a C-contiguous buffer of `ndim` dimensions whose items are `itemsize` bytes of one
+ * of the struct `formats` (e.g. "d" for float64). */
+static int take(PyObject *obj, Array *array, const char *name, const char *formats,
+                Py_ssize_t itemsize, int ndim, int writable)
+{
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, &array->view, flags) < 0) {
+        return -1;
+    }
+    array->held = 1;
+    const char *format = array->view.format != NULL ? array->view.format : "B";
+    if (format[0] == '@' || format[0] == '=' || format[0] == '<') {
+        format++; /* native little-endian: the only byte order built for */
+    }
+    if (array->view.itemsize != itemsize || format[0] == '\0' || format[1] != '\0' ||
+        strchr(formats, format[0]) == NULL || array->view.ndim != ndim) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s: expected a C-contiguous %d-d array of %zd-byte items (%s), "
+                     "got %d-d of format '%s'",
+                     name, ndim, itemsize, formats, array->view.ndim, array->view.format);
+        return -1;
+    }
+    return 0;
+}
+
+static Py_ssize_t len_of(Array *array) { return array->view.shape[0]; }
+
+#define FLOATS "d"
+#define INT64S "lq"
+#define INT8S "b"
+#define BYTES "Bbc"
+
+/* -- parse_lines ----------------------------------------------------------------- */
+
+static Py_ssize_t parse_block(const uint8_t *data, Py_ssize_t size, Py_ssize_t n_fields,
+                              double *values, Py_ssize_t columns, int8_t *status,
+                              Py_ssize_t rows, int64_t *starts)
+{
+    const Py_ssize_t last = n_fields - 1;
+    Py_ssize_t row = 0;
+    Py_ssize_t pos = 0;
+    while (pos < size && row < rows) {
+        double *out = values + row * columns;
+        int kind = LABELED;
+        Py_ssize_t field = 0;
+        starts[row] = pos;
+        for (;;) {
+            int c = pos < size ? data[pos] : 10;
+            if (field == last &&
+                (c == 10 || (c == 13 && pos + 1 < size && data[pos + 1] == 10))) {
+                kind = UNLABELED; /* an empty target */
+                out[field] = NAN;
+                break;
+            }
+            const int negative = c == 45; /* '-' */
+            if (negative || c == 43) {    /* '+' */
+                pos++;
+            }
+            /* Leading zeros first; more than 17 significant digits may wrap the mantissa,
+             * but such a number is not exact here anyway and goes to the decoder. */
+            const Py_ssize_t begin = pos;
+            while (pos < size && data[pos] == 48) {
+                pos++;
+            }
+            Py_ssize_t first = pos;
+            uint64_t mantissa = 0;
+            while (pos < size && data[pos] >= 48 && data[pos] <= 57) {
+                mantissa = mantissa * 10 + (uint64_t)(data[pos] - 48);
+                pos++;
+            }
+            Py_ssize_t digits = pos - first;
+            int seen = pos > begin;
+            int64_t exponent = 0;
+            if (pos < size && data[pos] == 46) { /* '.' */
+                pos++;
+                const Py_ssize_t fraction = pos;
+                if (digits == 0) { /* 0.000123: zeros after the point are not significant */
+                    while (pos < size && data[pos] == 48) {
+                        pos++;
+                    }
+                }
+                first = pos;
+                while (pos < size && data[pos] >= 48 && data[pos] <= 57) {
+                    mantissa = mantissa * 10 + (uint64_t)(data[pos] - 48);
+                    pos++;
+                }
+                digits += pos - first;
+                exponent = (int64_t)(fraction - pos);
+                seen = seen || pos > fraction;
+            }
+            int exact = seen && digits <= 17 && mantissa <= MAX_MANTISSA;
+            if (pos < size && (data[pos] == 101 || data[pos] == 69)) { /* 'e' or 'E' */
+                pos++;
+                int exponent_negative = 0;
+                if (pos < size && (data[pos] == 45 || data[pos] == 43)) {
+                    exponent_negative = data[pos] == 45;
+                    pos++;
+                }
+                int64_t power = 0;
+                Py_ssize_t power_digits = 0;
+                while (pos < size && data[pos] >= 48 && data[pos] <= 57) {
+                    if (power_digits < 9) { /* more than 4 digits is not exact anyway */
+                        power = power * 10 + (data[pos] - 48);
+                    }
+                    power_digits++;
+                    pos++;
+                }
+                exact = exact && power_digits > 0 && power_digits <= 4;
+                exponent += exponent_negative ? -power : power;
+            }
+            if (!exact) {
+                kind = DOUBT;
+                break;
+            }
+            double value;
+            if (mantissa == 0) {
+                value = 0.0;
+            } else if (exponent >= 0 && exponent <= 22) {
+                value = (double)mantissa * POW10[exponent];
+            } else if (exponent >= -22 && exponent < 0) {
+                value = (double)mantissa / POW10[-exponent];
+            } else {
+                kind = DOUBT;
+                break;
+            }
+            out[field] = negative ? -value : value;
+            c = pos < size ? data[pos] : 10;
+            if (c == 44) { /* ',' */
+                field++;
+                if (field > last) { /* too many fields */
+                    kind = DOUBT;
+                    break;
+                }
+                pos++;
+                continue;
+            }
+            if (c == 13 && pos + 1 < size && data[pos + 1] == 10) {
+                pos++; /* CRLF: the decoder strips the CR as well */
+                c = 10;
+            }
+            if (c != 10 || field != last) { /* something after the number, or too few */
+                kind = DOUBT;
+            }
+            break;
+        }
+        while (pos < size && data[pos] != 10) { /* to the end of the line */
+            pos++;
+        }
+        pos++;
+        status[row] = (int8_t)kind;
+        row++;
+    }
+    starts[row] = pos < size ? pos : size;
+    return row;
+}
+
+PyDoc_STRVAR(parse_lines_doc,
+             "parse_lines(data, n_fields, values, status, starts) -> int\n\n"
+             "streamlearn.fastpath.parse_lines, compiled: parse whole CSV lines of numbers.");
+
+static PyObject *parse_lines(PyObject *self, PyObject *args)
+{
+    PyObject *objects[4];
+    Py_ssize_t n_fields;
+    Array a[4] = {0};
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "OnOOO:parse_lines", &objects[0], &n_fields, &objects[1],
+                          &objects[2], &objects[3])) {
+        return NULL;
+    }
+    if (take(objects[0], &a[0], "data", BYTES, 1, 1, 0) < 0 ||
+        take(objects[1], &a[1], "values", FLOATS, 8, 2, 1) < 0 ||
+        take(objects[2], &a[2], "status", INT8S, 1, 1, 1) < 0 ||
+        take(objects[3], &a[3], "starts", INT64S, 8, 1, 1) < 0) {
+        goto done;
+    }
+    const Py_ssize_t rows = len_of(&a[2]);
+    if (n_fields < 1 || a[1].view.shape[1] < n_fields || a[1].view.shape[0] < rows ||
+        len_of(&a[3]) < rows + 1) {
+        PyErr_SetString(PyExc_ValueError,
+                        "parse_lines: values must be (rows, >= n_fields), starts rows + 1 long");
+        goto done;
+    }
+    Py_ssize_t read;
+    const Py_ssize_t size = len_of(&a[0]);
+    if (size >= NOGIL_WORK * 16) {
+        Py_BEGIN_ALLOW_THREADS;
+        read = parse_block(a[0].view.buf, size, n_fields, a[1].view.buf, a[1].view.shape[1],
+                           a[2].view.buf, rows, a[3].view.buf);
+        Py_END_ALLOW_THREADS;
+    } else {
+        read = parse_block(a[0].view.buf, size, n_fields, a[1].view.buf, a[1].view.shape[1],
+                           a[2].view.buf, rows, a[3].view.buf);
+    }
+    result = PyLong_FromSsize_t(read);
+done:
+    release(a, 4);
+    return result;
+}
+
+/* -- learn_rows ------------------------------------------------------------------ */
+
+typedef struct {
+    const double *values;
+    Py_ssize_t columns;
+    const int8_t *status;
+    Py_ssize_t start, stop;
+    double *weights;
+    Py_ssize_t n_features;
+    double lr, two;
+    double *state;
+    int64_t *counters;
+    double *ring_y, *ring_yhat;
+    Py_ssize_t window;
+    double *yhat_out;
+    double *curve_out;
+} Learn;
+
+static Py_ssize_t learn_block(const Learn *k)
+{
+    const Py_ssize_t n_features = k->n_features;
+    double *const weights = k->weights;
+    double *const state = k->state;
+    int64_t *const counters = k->counters;
+    double *const ring_y = k->ring_y;
+    double *const ring_yhat = k->ring_yhat;
+    const Py_ssize_t window = k->window;
+    double intercept = state[INTERCEPT];
+    double mae_n = state[MAE_N];
+    double mae_mean = state[MAE_MEAN];
+    double mse_n = state[MSE_N];
+    double mse_mean = state[MSE_MEAN];
+    double var_n = state[VAR_N];
+    double var_mean = state[VAR_MEAN];
+    double var_s = state[VAR_S];
+    double rss = state[RSS];
+    double abs_sum = state[ABS_SUM];
+    int64_t learned = counters[LEARNED];
+    int64_t slot = counters[SLOT];
+    int64_t length = counters[LENGTH];
+    const int64_t stride = counters[STRIDE];
+    const int64_t room = counters[ROOM];
+    int64_t points = 0;
+    int64_t diverged = 0;
+    Py_ssize_t row = k->start;
+    while (row < k->stop) {
+        const int kind = k->status[row];
+        if (kind != LABELED && kind != UNLABELED) {
+            row++;
+            continue;
+        }
+        const double *x = k->values + row * k->columns;
+        /* SGDRegressor.predict_one: the intercept, then the features in order. */
+        double yhat = intercept;
+        for (Py_ssize_t j = 0; j < n_features; j++) {
+            yhat += weights[j] * x[j];
+        }
+        k->yhat_out[row] = yhat;
+        if (!(-DIVERGED < yhat && yhat < DIVERGED)) { /* NaN, inf or absurd */
+            diverged = 1; /* the run loop's divergence guard takes this row over */
+            break;
+        }
+        if (kind == UNLABELED) {
+            row++;
+            continue;
+        }
+        const double y = x[n_features];
+        /* River's MAE and MSE (stats.Mean of |e| and e ** 2) and R2 (stats.Var of y and
+         * the residual sum of squares), formula by formula. */
+        mae_n += 1.0;
+        mae_mean += (1.0 / mae_n) * (fabs(y - yhat) - mae_mean);
+        mse_n += 1.0;
+        mse_mean += (1.0 / mse_n) * (pow(y - yhat, k->two) - mse_mean);
+        const double mean_old = var_mean;
+        var_n += 1.0;
+        var_mean += (1.0 / var_n) * (y - var_mean);
+        var_s += 1.0 * (y - mean_old) * (y - var_mean);
+        rss += (y - yhat) * (y - yhat) * 1.0;
+        /* The seed's update: theta_j -= alpha * (yhat - y) * x_j, the intercept as x_0 = 1. */
+        const double step = k->lr * (yhat - y);
+        for (Py_ssize_t j = 0; j < n_features; j++) {
+            weights[j] = weights[j] - step * x[j];
+        }
+        intercept -= step;
+        /* Learner._remember: the ring, the running |error| sum, the curve. */
+        if (length == window) {
+            abs_sum -= fabs(ring_y[slot] - ring_yhat[slot]);
+        } else {
+            length++;
+        }
+        ring_y[slot] = y;
+        ring_yhat[slot] = yhat;
+        slot++;
+        if (slot == window) {
+            slot = 0;
+        }
+        abs_sum += fabs(y - yhat);
+        learned++;
+        row++;
+        if (learned % stride == 0) {
+            if (learned % window == 0) { /* re-sum, oldest first (learner.abs_error_sum) */
+                abs_sum = 0.0;
+                for (Py_ssize_t i = 0; i < window; i++) {
+                    const Py_ssize_t at = (slot + i) % window;
+                    abs_sum += fabs(ring_y[at] - ring_yhat[at]);
+                }
+            }
+            double *point = k->curve_out + 3 * points;
+            point[0] = (double)learned;
+            point[1] = abs_sum / (double)length;
+            point[2] = mae_mean;
+            points++;
+            if (points > room) { /* Curve.add thins now: the caller applies it, goes on */
+                break;
+            }
+        }
+    }
+    state[INTERCEPT] = intercept;
+    state[MAE_N] = mae_n;
+    state[MAE_MEAN] = mae_mean;
+    state[MSE_N] = mse_n;
+    state[MSE_MEAN] = mse_mean;
+    state[VAR_N] = var_n;
+    state[VAR_MEAN] = var_mean;
+    state[VAR_S] = var_s;
+    state[RSS] = rss;
+    state[ABS_SUM] = abs_sum;
+    counters[LEARNED] = learned;
+    counters[SLOT] = slot;
+    counters[LENGTH] = length;
+    counters[POINTS] = points;
+    counters[STOPPED] = diverged;
+    return row;
+}
+
+PyDoc_STRVAR(learn_rows_doc,
+             "learn_rows(values, status, start, stop, weights, lr, two, state, counters,\n"
+             "           ring_y, ring_yhat, yhat_out, curve_out) -> int\n\n"
+             "streamlearn.fastpath.learn_rows, compiled: test then train rows start..stop.");
+
+static PyObject *learn_rows(PyObject *self, PyObject *args)
+{
+    PyObject *o[9];
+    Array a[9] = {0};
+    Learn k;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "OOnnOddOOOOOO:learn_rows", &o[0], &o[1], &k.start, &k.stop,
+                          &o[2], &k.lr, &k.two, &o[3], &o[4], &o[5], &o[6], &o[7], &o[8])) {
+        return NULL;
+    }
+    if (take(o[0], &a[0], "values", FLOATS, 8, 2, 0) < 0 ||
+        take(o[1], &a[1], "status", INT8S, 1, 1, 0) < 0 ||
+        take(o[2], &a[2], "weights", FLOATS, 8, 1, 1) < 0 ||
+        take(o[3], &a[3], "state", FLOATS, 8, 1, 1) < 0 ||
+        take(o[4], &a[4], "counters", INT64S, 8, 1, 1) < 0 ||
+        take(o[5], &a[5], "ring_y", FLOATS, 8, 1, 1) < 0 ||
+        take(o[6], &a[6], "ring_yhat", FLOATS, 8, 1, 1) < 0 ||
+        take(o[7], &a[7], "yhat_out", FLOATS, 8, 1, 1) < 0 ||
+        take(o[8], &a[8], "curve_out", FLOATS, 8, 2, 1) < 0) {
+        goto done;
+    }
+    k.values = a[0].view.buf;
+    k.columns = a[0].view.shape[1];
+    k.status = a[1].view.buf;
+    k.weights = a[2].view.buf;
+    k.n_features = len_of(&a[2]);
+    k.state = a[3].view.buf;
+    k.counters = a[4].view.buf;
+    k.ring_y = a[5].view.buf;
+    k.ring_yhat = a[6].view.buf;
+    k.window = len_of(&a[5]);
+    k.yhat_out = a[7].view.buf;
+    k.curve_out = a[8].view.buf;
+    const Py_ssize_t rows = a[0].view.shape[0];
+    /* Every learned row adds at most one curve point: stop - start rows of room suffice. */
+    if (k.start < 0 || k.stop < k.start || k.stop > rows || len_of(&a[1]) < k.stop ||
+        k.columns < k.n_features + 1 || len_of(&a[3]) < N_STATE ||
+        len_of(&a[4]) < N_COUNTERS || k.window < 1 || len_of(&a[6]) != k.window ||
+        len_of(&a[7]) < k.stop || a[8].view.shape[1] != 3 ||
+        a[8].view.shape[0] < k.stop - k.start || k.counters[STRIDE] < 1 ||
+        k.counters[SLOT] < 0 || k.counters[SLOT] >= k.window || k.counters[LENGTH] < 0 ||
+        k.counters[LENGTH] > k.window) {
+        PyErr_SetString(PyExc_ValueError, "learn_rows: arrays or counters out of range");
+        goto done;
+    }
+    Py_ssize_t row;
+    if ((k.stop - k.start) * (k.n_features + 1) >= NOGIL_WORK) {
+        Py_BEGIN_ALLOW_THREADS;
+        row = learn_block(&k);
+        Py_END_ALLOW_THREADS;
+    } else {
+        row = learn_block(&k);
+    }
+    result = PyLong_FromSsize_t(row);
+done:
+    release(a, 9);
+    return result;
+}
+
+/* -- feed_values (ADWIN) ----------------------------------------------------------- */
+
+/* Python's float % (the result takes the divisor's sign), as adwin.feed_values uses it. */
+static double py_mod(double a, double b)
+{
+    double r = fmod(a, b);
+    if (r != 0.0 && ((r < 0.0) != (b < 0.0))) {
+        r += b;
+    }
+    return r;
+}
+
+static Py_ssize_t feed_block(double *buf, const double *values, Py_ssize_t start,
+                             Py_ssize_t stop)
+{
+    const double delta = buf[DELTA];
+    const double clock = buf[CLOCK];
+    const Py_ssize_t max_buckets = (Py_ssize_t)buf[MAX_BUCKETS];
+    const double min_length = buf[MIN_LENGTH];
+    const double grace = buf[GRACE];
+    const Py_ssize_t cap = max_buckets + 1; /* a row briefly holds one summary more */
+    const Py_ssize_t stride = 2 * cap + 1;
+    double total = buf[TOTAL];
+    double variance = buf[VARIANCE];
+    double width = buf[WIDTH];
+    double tick = buf[TICK];
+    double detections = buf[DETECTIONS];
+    Py_ssize_t rows = (Py_ssize_t)buf[ROWS];
+    int detected = buf[DETECTED] != 0.0;
+    double seen = buf[SEEN];
+    double seen_total = buf[SEEN_TOTAL];
+    Py_ssize_t hit = -1;
+    for (Py_ssize_t i = start; i < stop; i++) {
+        const double x = values[i];
+        if (detected) {
+            /* River replaces its detector on the update after a detection. */
+            total = variance = width = tick = detections = seen = seen_total = 0.0;
+            rows = 1;
+            buf[HEADER] = 0.0;
+            detected = 0;
+        }
+        seen += 1.0;
+        seen_total += x;
+
+        /* Insert x as a bucket of one value in row 0 (Welford's variance term). */
+        Py_ssize_t count = (Py_ssize_t)buf[HEADER];
+        buf[HEADER + 1 + count] = x;
+        buf[HEADER + 1 + cap + count] = 0.0;
+        buf[HEADER] = (double)count + 1.0;
+        width += 1.0;
+        double increment = 0.0;
+        if (width > 1.0) {
+            const double deviation = x - total / (width - 1.0);
+            increment = (width - 1.0) * deviation * deviation / width;
+        }
+        variance += increment;
+        total += x;
+
+        /* A full row merges its two oldest buckets into one of the next row, and up. */
+        Py_ssize_t row = 0;
+        for (;;) {
+            const Py_ssize_t base = HEADER + row * stride;
+            if ((Py_ssize_t)buf[base] != cap) {
+                break;
+            }
+            const double size = ldexp(1.0, (int)row);
+            const double t0 = buf[base + 1];
+            const double t1 = buf[base + 2];
+            const double v0 = buf[base + 1 + cap];
+            const double v1 = buf[base + 2 + cap];
+            const double mu0 = t0 / size;
+            const double mu1 = t1 / size;
+            const double merged_total = t0 + t1;
+            const double merged_variance = v0 + v1 + size * 0.5 * (mu0 - mu1) * (mu0 - mu1);
+            const Py_ssize_t upper = base + stride;
+            if (row + 1 >= rows) {
+                buf[upper] = 0.0;
+                rows++;
+            }
+            const Py_ssize_t k = (Py_ssize_t)buf[upper];
+            buf[upper + 1 + k] = merged_total;
+            buf[upper + 1 + cap + k] = merged_variance;
+            buf[upper] = (double)k + 1.0;
+            for (Py_ssize_t j = 0; j < cap - 2; j++) {
+                buf[base + 1 + j] = buf[base + 3 + j];
+                buf[base + 1 + cap + j] = buf[base + 3 + cap + j];
+            }
+            buf[base] = (double)cap - 2.0;
+            if (k + 1 <= max_buckets) {
+                break;
+            }
+            row++;
+        }
+
+        /* Every `clock` values: test each cut, oldest buckets first; while one shows a
+         * change, drop the oldest bucket and test again. */
+        tick += 1.0;
+        if (tick > I32_MAX) {
+            tick -= I32_SPAN;
+        }
+        int change = 0;
+        if (py_mod(tick, clock) == 0.0 && width > grace) {
+            int again = 1;
+            while (again) {
+                again = 0;
+                const double delta_prime = log(2.0 * log(width) / delta);
+                const double mean_variance = variance / width;
+                double n0 = 0.0;
+                double n1 = width;
+                double u0 = 0.0;
+                double u1 = total;
+                int stop_scan = 0;
+                Py_ssize_t r = rows - 1;
+                while (r >= 0 && !stop_scan) {
+                    const Py_ssize_t base = HEADER + r * stride;
+                    const double size = ldexp(1.0, (int)r);
+                    const Py_ssize_t n = (Py_ssize_t)buf[base];
+                    for (Py_ssize_t k = 0; k < n; k++) {
+                        n0 += size;
+                        n1 -= size;
+                        const double part = buf[base + 1 + k];
+                        u0 += part;
+                        u1 -= part;
+                        if (r == 0 && k == n - 1) {
+                            stop_scan = 1; /* the newest bucket: no cut after it */
+                            break;
+                        }
+                        if (n1 < min_length || n0 < min_length) {
+                            continue;
+                        }
+                        const double delta_mean = u0 / n0 - u1 / n1;
+                        const double m_recip =
+                            1.0 / (n0 - min_length + 1.0) + 1.0 / (n1 - min_length + 1.0);
+                        const double spread = 2.0 * m_recip * mean_variance * delta_prime;
+                        if (!(spread >= 0.0)) { /* River's NaN bound: no cut */
+                            continue;
+                        }
+                        const double epsilon =
+                            sqrt(spread) + 2.0 / 3.0 * delta_prime * m_recip;
+                        if (!(fabs(delta_mean) > epsilon)) {
+                            continue;
+                        }
+                        again = 1;
+                        change = 1;
+                        if (width > 0.0) {
+                            /* Drop the oldest bucket (first of the last row). */
+                            const Py_ssize_t last = rows - 1;
+                            const Py_ssize_t top = HEADER + last * stride;
+                            const double size_old = ldexp(1.0, (int)last);
+                            const double u_old = buf[top + 1];
+                            const double v_old = buf[top + 1 + cap];
+                            const double mu_old = u_old / size_old;
+                            width -= size_old;
+                            total -= u_old;
+                            const double mu_window = total / width;
+                            variance -= v_old + size_old * width * (mu_old - mu_window) *
+                                                    (mu_old - mu_window) / (size_old + width);
+                            const Py_ssize_t left = (Py_ssize_t)buf[top] - 1;
+                            for (Py_ssize_t j = 0; j < left; j++) {
+                                buf[top + 1 + j] = buf[top + 2 + j];
+                                buf[top + 1 + cap + j] = buf[top + 2 + cap + j];
+                            }
+                            buf[top] = (double)left;
+                            if (left == 0) {
+                                rows--;
+                            }
+                            stop_scan = 1;
+                            break;
+                        }
+                    }
+                    r--;
+                }
+            }
+        }
+        if (change) {
+            detections += 1.0;
+            detected = 1;
+            hit = i;
+            break;
+        }
+    }
+    buf[TOTAL] = total;
+    buf[VARIANCE] = variance;
+    buf[WIDTH] = width;
+    buf[TICK] = tick;
+    buf[DETECTIONS] = detections;
+    buf[ROWS] = (double)rows;
+    buf[DETECTED] = detected ? 1.0 : 0.0;
+    buf[SEEN] = seen;
+    buf[SEEN_TOTAL] = seen_total;
+    if (hit >= 0) {
+        return hit;
+    }
+    if (detected) {
+        return -(Py_ssize_t)clock;
+    }
+    double wait = fmin(clock - py_mod(tick, clock), I32_MAX - tick);
+    return -(Py_ssize_t)fmax(1.0, wait);
+}
+
+PyDoc_STRVAR(feed_values_doc,
+             "feed_values(buf, values, start, stop) -> int\n\n"
+             "streamlearn.adwin.feed_values, compiled: feed values[start:stop] to ADWIN.");
+
+static PyObject *feed_values(PyObject *self, PyObject *args)
+{
+    PyObject *o[2];
+    Py_ssize_t start, stop;
+    Array a[2] = {0};
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "OOnn:feed_values", &o[0], &o[1], &start, &stop)) {
+        return NULL;
+    }
+    if (take(o[0], &a[0], "buf", FLOATS, 8, 1, 1) < 0 ||
+        take(o[1], &a[1], "values", FLOATS, 8, 1, 0) < 0) {
+        goto done;
+    }
+    double *buf = a[0].view.buf;
+    if (len_of(&a[0]) < HEADER) {
+        PyErr_SetString(PyExc_ValueError, "feed_values: the state buffer is too short");
+        goto done;
+    }
+    const double max_buckets = buf[MAX_BUCKETS];
+    const double rows = buf[ROWS];
+    /* The parameters ADWIN.__init__ accepts, and a buffer with room for every row. */
+    if (!(max_buckets >= 2.0 && max_buckets < 1e6 && buf[CLOCK] >= 1.0 && rows >= 1.0 &&
+          rows <= MAX_ROWS) ||
+        len_of(&a[0]) < HEADER + MAX_ROWS * (2 * ((Py_ssize_t)max_buckets + 1) + 1) ||
+        start < 0 || stop < start || stop > len_of(&a[1])) {
+        PyErr_SetString(PyExc_ValueError, "feed_values: state or range out of bounds");
+        goto done;
+    }
+    Py_ssize_t hit;
+    if (stop - start >= NOGIL_WORK) {
+        Py_BEGIN_ALLOW_THREADS;
+        hit = feed_block(buf, a[1].view.buf, start, stop);
+        Py_END_ALLOW_THREADS;
+    } else {
+        hit = feed_block(buf, a[1].view.buf, start, stop);
+    }
+    result = PyLong_FromSsize_t(hit);
+done:
+    release(a, 2);
+    return result;
+}
+
+/* -- the module -------------------------------------------------------------------- */
+
+static PyMethodDef methods[] = {
+    {"parse_lines", parse_lines, METH_VARARGS, parse_lines_doc},
+    {"learn_rows", learn_rows, METH_VARARGS, learn_rows_doc},
+    {"feed_values", feed_values, METH_VARARGS, feed_values_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static int add_constants(PyObject *module)
+{
+    /* The numbers compiled in, for the test that compares them with the Python modules. */
+    static const struct {
+        const char *name;
+        long value;
+    } ints[] = {
+        {"LABELED", LABELED},     {"UNLABELED", UNLABELED},   {"DOUBT", DOUBT},
+        {"REJECTED", REJECTED},   {"NOTHING", NOTHING},       {"N_STATE", N_STATE},
+        {"N_COUNTERS", N_COUNTERS}, {"HEADER", HEADER},       {"MAX_ROWS", MAX_ROWS},
+        {"INTERCEPT", INTERCEPT}, {"ABS_SUM", ABS_SUM},       {"STOPPED", STOPPED},
+        {"SEEN_TOTAL", SEEN_TOTAL},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        if (PyModule_AddIntConstant(module, ints[i].name, ints[i].value) < 0) {
+            return -1;
+        }
+    }
+    PyObject *diverged = PyFloat_FromDouble(DIVERGED);
+    if (diverged == NULL || PyModule_AddObject(module, "DIVERGED", diverged) < 0) {
+        Py_XDECREF(diverged);
+        return -1;
+    }
+    return 0;
+}
+
+static int exec_module(PyObject *module) { return add_constants(module); }
+
+static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, exec_module},
+    {0, NULL},
+};
+
+static struct PyModuleDef definition = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "streamlearn._kernels",
+    .m_doc = "The compiled loops of streamlearn's fast path (see fastpath.py and adwin.py).",
+    .m_size = 0,
+    .m_methods = methods,
+    .m_slots = slots,
+};
+
+PyMODINIT_FUNC PyInit__kernels(void) { return PyModuleDef_Init(&definition); }

@@ -1,0 +1,196 @@
+"""The C extension ``streamlearn._kernels``: the numbers it was built with, its argument
+checks, and the parser on arbitrary bytes against its Python specification.
+
+The kernels' results are compared with the Python functions, the numpy oracle and River
+in test_fastpath, test_river_path and test_adwin; here is what those cannot show: that
+the constants compiled into the C agree with the Python modules, that a wrong array is
+refused before any loop runs (a C loop would write past it), and that no byte string,
+however mangled, makes the compiled parser differ from ``fastpath.parse_lines``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamlearn import adwin, fastpath, learner
+
+try:
+    from streamlearn import _kernels
+except ImportError:  # a source tree never installed; pip builds it, so never under CI
+    if os.environ.get("CI") == "true":
+        raise
+    pytest.skip("streamlearn._kernels is not built", allow_module_level=True)
+
+
+def test_the_compiled_constants_are_the_python_ones():
+    for name in ("LABELED", "UNLABELED", "DOUBT", "REJECTED", "NOTHING"):
+        assert getattr(_kernels, name) == getattr(fastpath, name), name
+    assert (_kernels.INTERCEPT, _kernels.ABS_SUM) == (fastpath.INTERCEPT, fastpath.ABS_SUM)
+    assert _kernels.N_STATE == fastpath.ABS_SUM + 1
+    assert _kernels.STOPPED == fastpath.STOPPED
+    assert _kernels.N_COUNTERS == fastpath.STOPPED + 1
+    assert _kernels.DIVERGED == learner.DIVERGED
+    assert (_kernels.HEADER, _kernels.MAX_ROWS) == (adwin.HEADER, adwin.MAX_ROWS)
+    assert _kernels.SEEN_TOTAL == adwin.SEEN_TOTAL
+
+
+def parse_arrays(lines: int, n_fields: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return (
+        np.full((lines, n_fields), -1.0),
+        np.full(lines, -1, dtype=np.int8),
+        np.full(lines + 1, -1, dtype=np.int64),
+    )
+
+
+def test_parse_refuses_wrong_arrays_before_writing_anything():
+    data = b"1,2\n3,4\n"
+    values, status, starts = parse_arrays(2, 2)
+    with pytest.raises(TypeError, match="values"):
+        _kernels.parse_lines(data, 2, values.astype(np.float32), status, starts)
+    with pytest.raises(TypeError, match="status"):
+        _kernels.parse_lines(data, 2, values, status.astype(np.int64), starts)
+    with pytest.raises(ValueError, match="contiguous"):  # numpy's own refusal
+        _kernels.parse_lines(data, 2, np.full((2, 4), -1.0)[:, ::2], status, starts)
+    with pytest.raises(ValueError, match="starts"):
+        _kernels.parse_lines(data, 2, values, status, starts[:2])
+    with pytest.raises(ValueError):
+        _kernels.parse_lines(data, 3, values, status, starts)  # a row has room for 2 numbers
+    with pytest.raises(ValueError, match="read-only"):
+        _kernels.parse_lines(data, 2, values, status, np.frombuffer(b"\0" * 24, np.int64))
+    assert (values == -1.0).all() and (status == -1).all() and (starts == -1).all()
+    assert _kernels.parse_lines(data, 2, values, status, starts) == 2
+    assert values.tolist() == [[1.0, 2.0], [3.0, 4.0]] and starts.tolist() == [0, 4, 8]
+
+
+def learn_args(rows: int = 4, features: int = 2) -> list:
+    values = np.ones((rows, features + 1))
+    state = np.zeros(10)
+    counters = np.array([0, 0, 0, 1, 100, 0, 0], dtype=np.int64)
+    return [
+        values,
+        np.zeros(rows, dtype=np.int8),
+        0,
+        rows,
+        np.zeros(features),
+        0.1,
+        2.0,
+        state,
+        counters,
+        np.zeros(8),
+        np.zeros(8),
+        np.zeros(rows),
+        np.zeros((rows, 3)),
+    ]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {2: -1},  # start
+        {3: 5},  # stop past the rows
+        {4: np.zeros(3)},  # weights: no room for the target column
+        {7: np.zeros(9)},  # state too short
+        {8: np.array([0, 0, 0, 0, 100, 0, 0], dtype=np.int64)},  # curve stride 0
+        {8: np.array([0, 8, 0, 1, 100, 0, 0], dtype=np.int64)},  # ring slot past the ring
+        {10: np.zeros(7)},  # the two rings differ
+        {11: np.zeros(3)},  # predictions: no room
+        {12: np.zeros((3, 3))},  # curve: room for 3 of 4 rows
+    ],
+)
+def test_learn_refuses_arrays_or_counters_out_of_range(change):
+    args = learn_args()
+    for index, value in change.items():
+        args[index] = value
+    weights_before = args[4].copy()
+    with pytest.raises(ValueError, match="out of range"):
+        _kernels.learn_rows(*args)
+    assert (args[4] == weights_before).all()
+
+
+def test_learn_refuses_a_wrong_dtype():
+    args = learn_args()
+    args[8] = args[8].astype(np.int32)
+    with pytest.raises(TypeError, match="counters"):
+        _kernels.learn_rows(*args)
+    args = learn_args()
+    assert _kernels.learn_rows(*args) == 4
+    assert args[8][0] == 4  # four records learned
+
+
+def test_adwin_refuses_a_buffer_without_room_for_its_rows():
+    detector = adwin.ADWIN(compiled=True)
+    buf = detector._buf
+    with pytest.raises(ValueError, match="out of bounds"):
+        _kernels.feed_values(buf[:100].copy(), np.zeros(3), 0, 3)
+    with pytest.raises(ValueError, match="out of bounds"):
+        _kernels.feed_values(buf.copy(), np.zeros(3), 0, 4)
+    with pytest.raises(TypeError, match="bytes-like"):
+        _kernels.feed_values(buf.copy(), [1.0, 2.0], 0, 2)
+    with pytest.raises(TypeError, match="values"):
+        _kernels.feed_values(buf.copy(), np.zeros(2, dtype=np.float32), 0, 2)
+
+
+# Bytes a CSV parser can trip on, mixed with well-formed numbers.
+PIECES = st.sampled_from(
+    [
+        b"0",
+        b"1",
+        b"9",
+        b"12345678901234567",
+        b"123456789012345678",
+        b"-",
+        b"+",
+        b".",
+        b"e",
+        b"E",
+        b"e-",
+        b"e+",
+        b"1e22",
+        b"1e23",
+        b"5e-324",
+        b"0.000001",
+        b"00",
+        b",",
+        b",,",
+        b"\n",
+        b"\r\n",
+        b"\r",
+        b" ",
+        b'"',
+        b"nan",
+        b"inf",
+        b"\x00",
+        b"\xff",
+        b"9" * 25,
+        b"e99999",
+        b"1.5",
+        b"-0",
+        b".5",
+        b"5.",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(PIECES, max_size=60), st.integers(min_value=1, max_value=4))
+def test_the_compiled_parser_reads_any_bytes_as_its_python_specification(pieces, n_fields):
+    data = b"".join(pieces)
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1) if data else 0
+    out_c = parse_arrays(lines, n_fields)
+    out_py = parse_arrays(lines, n_fields)
+    rows_c = _kernels.parse_lines(data, n_fields, *out_c)
+    rows_py = fastpath.parse_lines(data, n_fields, *out_py)
+    assert rows_c == rows_py
+    status_c, status_py = out_c[1], out_py[1]
+    assert status_c.tolist() == status_py.tolist()
+    assert out_c[2].tolist() == out_py[2].tolist()
+    # Numbers are defined for the rows read as numbers (a DOUBT row's are scratch).
+    read = np.isin(status_py, (fastpath.LABELED, fastpath.UNLABELED))
+    assert [float(v).hex() for v in out_c[0][read].ravel()] == [
+        float(v).hex() for v in out_py[0][read].ravel()
+    ]
