@@ -70,6 +70,33 @@ workspace.run_parser()  # VW's own C++ driver: parse and learn the file
 workspace.finish()
 """
 
+#: ``streamlearn`` as it ran River specs before the collector was paused while a block
+#: is learned and before a new model's first checkpoint could fork (``--before``).
+BEFORE_DRIVER = """
+import gc, runpy, sys
+from streamlearn import checkpoint, service
+
+learn_rows = service.Daemon._learn_rows
+
+def collecting(self, model, parsed):  # the collector stays on while the block is learned
+    disable, gc.disable = gc.disable, lambda: None
+    try:
+        return learn_rows(self, model, parsed)
+    finally:
+        gc.disable = disable
+
+init = checkpoint.BackgroundWriter.__init__
+
+def measured(self, *args, **kwargs):  # no guess: a new model's first checkpoint on the loop
+    init(self, *args, **kwargs)
+    self._pickle_measured = True
+
+service.Daemon._learn_rows = collecting
+checkpoint.BackgroundWriter.__init__ = measured
+sys.argv[0] = "streamlearn"
+runpy.run_module("streamlearn.cli", run_name="__main__")
+"""
+
 SPECS = {
     "StandardScaler | LinearRegression": (
         "preprocessing, linear_model",
@@ -259,6 +286,10 @@ def river_specs(
             ),
             (f"River loop {spec}", [sys.executable, "-c", loop, "{file}"], None),
         ]
+        if getattr(args, "before", False):
+            before = streamlearn_cmd(tmp / "s6", "--model", spec)
+            before[1:3] = ["-c", BEFORE_DRIVER]
+            contenders.insert(1, (f"streamlearn replay '{spec}', before", before, None))
         # Per contender: [header, warm, full] seconds, wall clock and CPU, best of the runs.
         best: dict[str, list[float]] = {}
         best_cpu: dict[str, list[float]] = {}
@@ -516,9 +547,18 @@ def render_river(
             for key in ("warm_rate", "warm_cpu_rate")
             for ours in (daemon, per_record)
         ]
+        before = by_name.get(f"streamlearn replay '{spec}', before")
+        was = (
+            [f"{before[key] / loop[key]:.2f}x" for key in ("warm_rate", "warm_cpu_rate")]
+            if before
+            else None
+        )
         lines.append(
-            f"- `{spec}`: wall clock {ratios[0]} (record by record: {ratios[1]}); "
-            f"CPU {ratios[2]} (record by record: {ratios[3]})"
+            f"- `{spec}`: wall clock {ratios[0]} (record by record: {ratios[1]}"
+            + (f"; before: {was[0]}" if was else "")
+            + f"); CPU {ratios[2]} (record by record: {ratios[3]}"
+            + (f"; before: {was[1]}" if was else "")
+            + ")"
         )
     if not overheads:
         return lines
@@ -892,6 +932,12 @@ def main() -> None:
         "--river-only",
         action="store_true",
         help="only the River specs: whole processes and the daemon's overhead per record",
+    )
+    parser.add_argument(
+        "--before",
+        action="store_true",
+        help="River specs: also the daemon as it was before the collector pause and the "
+        "first checkpoint's fork guess (monkeypatched), side by side",
     )
     parser.add_argument(
         "--processes-only",

@@ -72,9 +72,11 @@ class FileSource(Source):
     max_line_bytes
         Longer lines are handed out truncated (``Raw.truncated``) for the dead letters.
     read_size
-        Bytes read per system call: several of the compiled path's blocks (8192 lines,
-        about 1 MiB of a 10-feature CSV), so that most blocks need no read and no
-        buffer copy of their own.
+        Bytes read per system call: a couple of the compiled path's blocks (8192 lines,
+        about 0.85 MiB of a 10-feature CSV), so that most blocks need no read of their
+        own. Not more: 8 MiB reads cost the loop twice the time per line of 2 MiB ones
+        (110 against 204 ns a record, ``bench_replay.py --stages-only``): each read and
+        buffer copy lands in fresh pages, and the buffer no longer fits in the cache.
 
     Examples
     --------
@@ -98,7 +100,7 @@ class FileSource(Source):
         follow: bool = False,
         resume: dict[str, Any] | None = None,
         max_line_bytes: int = 1 << 20,
-        read_size: int = 8 << 20,
+        read_size: int = 2 << 20,
     ) -> None:
         if max_line_bytes < 16:
             raise ValueError("max_line_bytes must be at least 16")
