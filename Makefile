@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit system-deps keras broker bench clean
+.PHONY: run test lint typecheck unit sanitize system-deps keras broker bench clean
 
 # The C kernels are built by the editable install: a change to them reinstalls.
 $(STAMP): pyproject.toml daemon/_kernels.c
@@ -24,7 +24,7 @@ run: $(STAMP)
 	@echo "predictions for the unlabeled rows:" && cat out/example-predictions.jsonl
 
 ## test: lint, type-check and the whole test suite (real Kafka broker, real Prometheus, Keras)
-test: $(STAMP) system-deps keras lint typecheck unit
+test: $(STAMP) system-deps keras lint typecheck unit sanitize
 
 # Keras (CPU, torch backend) for the tests that read real .keras files. torch is pinned:
 # an unpinned one would pull a multi-GB CUDA build.
@@ -46,6 +46,10 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The C kernels again, built with AddressSanitizer and UBSan (about 20 s).
+sanitize: $(STAMP)
+	bash scripts/sanitize-kernels.sh $(BIN)/python
 
 ## broker: a local Kafka-protocol broker for trying things by hand
 broker: $(STAMP)
