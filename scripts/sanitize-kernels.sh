@@ -29,7 +29,8 @@ export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=lib
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export PYTHONPATH="$work"
-export STREAMLEARN_EXPECT_KERNELS="$work"  # tests/test_kernels.py checks which build ran
+# The tests must import the instrumented build, not the installed one.
+"$PYTHON" -c 'import sys, streamlearn._kernels as k; assert k.__file__.startswith(sys.argv[1]), k.__file__' "$work"
 "$PYTHON" -m pytest -q -p no:cacheprovider -o addopts="" --capture=sys \
     tests/test_kernels.py tests/test_adwin.py \
     tests/test_fastpath.py -k "not sigkill and not replay_imports"
