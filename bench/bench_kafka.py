@@ -12,6 +12,8 @@ the real command line in a subprocess, with its defaults (drift monitor, metrics
 - ``streamlearn run kafka://HOST:PORT/csv --format csv --features x0,... --kafka-client confluent``
   (and ``kafka-python``)
 - ``streamlearn run rows.csv``
+- the two JSON contenders again with ``STREAMLEARN_FASTPATH=0``: record by record, as before
+  the JSON block path (``streamlearn.jsonblock``)
 
 The bench polls the daemon's ``/metrics`` (``streamlearn_records_learned_total``) every 10 ms.
 rows/s = (N - learned at the first poll that saw any) / (time of the poll that saw all N - time
@@ -126,14 +128,19 @@ class Timing:
     startup: float
 
 
-def time_daemon(args: list[str], n: int, state: Path) -> Timing:
-    """Run ``streamlearn ARGS`` until it learned ``n`` records, then SIGTERM it."""
+def time_daemon(args: list[str], n: int, state: Path, env: dict[str, str] | None = None) -> Timing:
+    """Run ``streamlearn ARGS`` (``env`` added) until it learned ``n`` records, then SIGTERM it."""
     shutil.rmtree(state, ignore_errors=True)
     port = free_port()
     command = [str(STREAMLEARN), *args, "--state-dir", str(state), "--reset"]
     command += ["--metrics-port", str(port)]
     launched = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
     try:
         first: tuple[float, int, tuple[float, float]] | None = None
         deadline = launched + 600
@@ -214,13 +221,25 @@ def main() -> None:
                     [f"{url}/csv", *csv_flags],
                 ),
                 ("run rows.csv", [str(csv)]),
+                # JSON record by record, as before the JSON block path (streamlearn.jsonblock).
+                (
+                    "run kafka://.../json --kafka-client confluent, per-record path",
+                    [f"{url}/json", *confluent],
+                ),
+                (
+                    "run kafka://.../json --kafka-client kafka-python, per-record path",
+                    [f"{url}/json"],
+                ),
             ]
             if args.only:
                 chosen = {int(k) - 1 for k in args.only.split(",")}
                 contenders = [c for i, c in enumerate(contenders) if i in chosen]
             for _ in range(args.repeat):
                 for name, command in contenders:
-                    timing = time_daemon(["run", *command, *extra], args.rows, tmp / "state")
+                    env = (
+                        {"STREAMLEARN_FASTPATH": "0"} if name.endswith("per-record path") else None
+                    )
+                    timing = time_daemon(["run", *command, *extra], args.rows, tmp / "state", env)
                     best = results.get(name)
                     if best is None or timing.rate > best.rate:
                         results[name] = timing

@@ -25,8 +25,10 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <locale.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* fastpath: row kinds, state and counter slots (the test compares them with Python's). */
@@ -37,6 +39,10 @@ enum { LEARNED, SLOT, LENGTH, STRIDE, ROOM, POINTS, STOPPED, N_COUNTERS };
 /* learner.DIVERGED: a prediction beyond it is left to the run loop's divergence guard. */
 static const double DIVERGED = 1e150;
 static const uint64_t MAX_MANTISSA = (uint64_t)1 << 53;
+/* Longer numbers go to the decoder (float() reads any length; nobody writes them). */
+#define MAX_TOKEN 64
+/* The "C" locale for strtod_l: a '.' is the decimal point whatever the process's locale. */
+static locale_t c_locale = (locale_t)0;
 /* Exact powers of ten (10**22 is the largest a double holds exactly). */
 static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
@@ -160,6 +166,7 @@ static Py_ssize_t parse_block(const uint8_t *data, Py_ssize_t size, Py_ssize_t n
                 seen = seen || pos > fraction;
             }
             int exact = seen && digits <= 17 && mantissa <= MAX_MANTISSA;
+            int valid = seen; /* the number float() reads: digits, and an exponent's digits */
             if (pos < size && (data[pos] == 101 || data[pos] == 69)) { /* 'e' or 'E' */
                 pos++;
                 int exponent_negative = 0;
@@ -177,19 +184,28 @@ static Py_ssize_t parse_block(const uint8_t *data, Py_ssize_t size, Py_ssize_t n
                     pos++;
                 }
                 exact = exact && power_digits > 0 && power_digits <= 4;
+                valid = valid && power_digits > 0;
                 exponent += exponent_negative ? -power : power;
             }
-            if (!exact) {
-                kind = DOUBT;
-                break;
-            }
             double value;
-            if (mantissa == 0) {
+            if (exact && mantissa == 0) {
                 value = 0.0;
-            } else if (exponent >= 0 && exponent <= 22) {
+            } else if (exact && exponent >= 0 && exponent <= 22) {
                 value = (double)mantissa * POW10[exponent];
-            } else if (exponent >= -22 && exponent < 0) {
+            } else if (exact && exponent >= -22 && exponent < 0) {
                 value = (double)mantissa / POW10[-exponent];
+            } else if (valid && pos - begin < MAX_TOKEN && c_locale != (locale_t)0) {
+                /* 17 digits (a float's repr), or a far exponent: one multiplication would
+                 * round twice. The C library's strtod is correctly rounded, as float() is,
+                 * so both give the same double; an overflow (inf) is the decoder's. */
+                char text[MAX_TOKEN];
+                memcpy(text, data + begin, (size_t)(pos - begin)); /* after the sign */
+                text[pos - begin] = '\0';
+                value = strtod_l(text, NULL, c_locale);
+                if (!isfinite(value)) {
+                    kind = DOUBT;
+                    break;
+                }
             } else {
                 kind = DOUBT;
                 break;
@@ -755,7 +771,14 @@ static int add_constants(PyObject *module)
     return 0;
 }
 
-static int exec_module(PyObject *module) { return add_constants(module); }
+static int exec_module(PyObject *module)
+{
+    if (c_locale == (locale_t)0) {
+        /* Without it (out of memory) long numbers go to the decoder: slower, same values. */
+        c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    }
+    return add_constants(module);
+}
 
 static PyModuleDef_Slot slots[] = {
     {Py_mod_exec, exec_module},

@@ -270,7 +270,8 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
             type=click.FloatRange(min=0),
             envvar="STREAMLEARN_DIVERGENCE_FACTOR",
             help="Restore the last checkpoint when a batch's error exceeds this many "
-            "times the rolling MAE (0 = off). NaN/inf predictions always restore.",
+            "times the rolling MAE before that batch (0 = off). NaN/inf predictions always "
+            "restore.",
         ),
         # Transfer learning: start B from a batch model A.
         click.option(

@@ -8,13 +8,14 @@ one compiled function and learned by another, record by record, with the
 arithmetic of the per-record path, operation for operation, so the results are
 the same to the last bit:
 
-- :func:`parse_lines` reads a number only when it can do so exactly as ``float()``
-  does: at most 17 significant digits whose value fits in 2**53, and a decimal
-  exponent within +-22, so one correctly rounded multiplication or division gives
-  the correctly rounded value (Clinger's fast path). Any other line (quotes,
-  blanks, ``1e300``, ``NaN``, a wrong field count, the header) is marked
-  ``DOUBT`` and decoded by the per-line ``CsvDecoder.decode``, so bad rows reach
-  the dead letters in stream order with the same reasons.
+- :func:`parse_lines` reads plain decimal numbers (sign, digits, point, exponent) to
+  the double ``float()`` gives: with at most 17 significant digits whose value fits in
+  2**53 and a decimal exponent within +-22, one correctly rounded multiplication or
+  division (Clinger's fast path); otherwise (the 17 digits of a float's repr, ``1e300``)
+  a correctly rounded conversion of the text, as ``float()``'s is (``strtod`` in the C
+  kernel). Any other line (quotes, blanks, ``NaN``, ``1e999``, a wrong field count, the
+  header) is marked ``DOUBT`` and decoded by the per-line ``CsvDecoder.decode``, so bad
+  rows reach the dead letters in stream order with the same reasons.
 - :func:`learn_rows` runs, per record: the prediction and the seed's update
   (``SGDRegressor.predict_learn_one``); the updates of River's ``MAE``, ``RMSE``
   and ``R2`` (``stats.Mean.update`` and ``stats.Var.update`` formula by formula,
@@ -70,6 +71,8 @@ NOTHING = 4  # a header or blank line (not a record)
 #: Exact powers of ten (10**22 is the largest exactly representable in a double).
 _POW10 = [float(10**k) for k in range(23)]
 _MAX_MANTISSA = 2**53
+#: Longer numbers are left to the decoder.
+_MAX_TOKEN = 64
 
 # ``learn_rows`` state vector: the scalars of the model, River's metrics and the window.
 INTERCEPT, MAE_N, MAE_MEAN, MSE_N, MSE_MEAN, VAR_N, VAR_MEAN, VAR_S, RSS, ABS_SUM = range(10)
@@ -140,6 +143,7 @@ def parse_lines(
                 exponent = fraction - pos
                 seen = seen or pos > fraction
             exact = seen and digits <= 17 and mantissa <= _MAX_MANTISSA
+            valid = seen  # the number float() reads: digits, and an exponent's digits
             if pos < size and (data[pos] == 101 or data[pos] == 69):  # 'e' or 'E'
                 pos += 1
                 exponent_negative = False
@@ -156,16 +160,21 @@ def parse_lines(
                     power_digits += 1
                     pos += 1
                 exact = exact and 0 < power_digits <= 4
+                valid = valid and power_digits > 0
                 exponent += -power if exponent_negative else power
-            if not exact:
-                kind = DOUBT
-                break
-            if mantissa == 0:
+            if exact and mantissa == 0:
                 value = 0.0
-            elif 0 <= exponent <= 22:
+            elif exact and 0 <= exponent <= 22:
                 value = float(mantissa) * _POW10[exponent]
-            elif -22 <= exponent < 0:
+            elif exact and -22 <= exponent < 0:
                 value = float(mantissa) / _POW10[-exponent]
+            elif valid and pos - begin < _MAX_TOKEN:
+                # 17 digits (a float's repr) or a far exponent: one multiplication would
+                # round twice; float() rounds once, correctly (the C kernel: strtod).
+                value = float(bytes(data[begin:pos]))
+                if not math.isfinite(value):  # an overflow: the decoder's to reject
+                    kind = DOUBT
+                    break
             else:
                 kind = DOUBT
                 break

@@ -45,7 +45,7 @@ STATE_FORMAT = 1
 #: loading and storing the model's state) in the compiled kernels.
 _MIN_BLOCK_LINES = 64
 #: Parsed rows a River model's block turns into Python lists at a time (``_learn_rows``):
-#: well under the collector's threshold of 700 new container objects.
+#: a few thousand floats alive at once, whatever the block's size.
 _ROWS_AT_ONCE = 128
 #: Lines per block on the compiled path (``batch_size`` counts records on the per-record
 #: path): at about 1 us a line a block holds the loop's lock some 8 ms, and the Python
@@ -122,7 +122,12 @@ def _block_kind(source: Source, decoder: Any) -> type | None:
     """
     if os.environ.get("STREAMLEARN_FASTPATH", "1") == "0":
         return None
-    if not callable(getattr(source, "next_block", None)) or not getattr(decoder, "plain", False):
+    if not callable(getattr(source, "next_block", None)):
+        return None
+    from streamlearn.records import JsonDecoder
+
+    # Plain CSV lines, or JSON values (``streamlearn.jsonblock``), learned a block at a time.
+    if not getattr(decoder, "plain", False) and type(decoder) is not JsonDecoder:
         return None
     from streamlearn.models.sgd import SGDRegressor
 
@@ -215,6 +220,8 @@ class Daemon:
         self.lock = threading.RLock()
         self._source_name = source.describe()
         self._last_x: dict[str, float] | None = None
+        #: The rolling MAE as the last batch left it: the divergence guard's "recent level".
+        self._recent_mae: float | None = None
         # The compiled fast path: the model class it learns (None: line by line only),
         # and its BlockLearner, built at the first block that is worth compiling for.
         self._block_kind: Any = _block_kind(source, decoder)
@@ -433,7 +440,9 @@ class Daemon:
 
         Only what ``streamlearn.fastpath`` computes exactly: a file, the plain CSV
         layout, the bare ``sgd`` model holding a weight for every feature (after its
-        first record), no baseline, no pseudo-labels, no late-label join.
+        first record), no baseline, no pseudo-labels, no late-label join. JSON values
+        (``streamlearn.jsonblock``) likewise, one value a line, once the features are
+        known (``--features``, else those of the last record learned).
         """
         self._block_soon = False
         if self._block_kind is None:
@@ -447,9 +456,10 @@ class Daemon:
             or self.join is not None
         ):
             return None
-        if len(model.weights) < len(self.decoder.features) or not all(
-            name in model.weights for name in self.decoder.features
-        ):
+        from streamlearn.jsonblock import features_of
+
+        features = features_of(self.decoder, self._last_x)
+        if features is None or not all(name in model.weights for name in features):
             # A cold model: its first records give it the weights, then blocks follow.
             self._block_soon = True
             return None
@@ -487,13 +497,15 @@ class Daemon:
         or the compiled kernels not built).
         """
         fast = self._block_learner(block)
-        if fast is None:
+        started = time.perf_counter()
+        parsed = None
+        if fast is not None:
+            parsed = fast.parse(
+                block.data, block.offset, self.decoder, block.lines, getattr(block, "locate", None)
+            )
+        if parsed is None:  # also JSON values of no layout the model has weights for
             self.process(block.raws())
             return None
-        started = time.perf_counter()
-        parsed = fast.parse(
-            block.data, block.offset, self.decoder, block.lines, getattr(block, "locate", None)
-        )
         decoded = time.perf_counter()
         before = (self.counters.records_seen, self.learner.records_learned)
         return fast, parsed, (*before, decoded - started, decoded)
@@ -506,7 +518,9 @@ class Daemon:
         if done < parsed.rows:
             # The model predicted NaN/inf there, or the monitor changed it: record by record.
             rest = [parsed.raw(row) for row in range(done, parsed.rows)]
-            self._route(self.decoder.decode_batch(rest))
+            decode_batch = getattr(self.decoder, "decode_batch", None)
+            decode = self.decoder.decode
+            self._route(decode_batch(rest) if decode_batch else [decode(raw) for raw in rest])
         self._finish_batch(*batch)
 
     def _block_learner(self, block: Block) -> Any:
@@ -520,7 +534,12 @@ class Daemon:
             if kernels is None:
                 self._block_kind = None  # the extension is not built: line by line
                 return None
-            self._block_learner_ = fastpath.BlockLearner(self.decoder.features, kernels)
+            if getattr(self.decoder, "plain", False):
+                self._block_learner_ = fastpath.BlockLearner(self.decoder.features, kernels)
+            else:
+                from streamlearn.jsonblock import JsonBlockLearner
+
+                self._block_learner_ = JsonBlockLearner(self.decoder, self.learner, kernels)
         return self._block_learner_
 
     def _observe_block(self, parsed: Any, yhat: Any, done: int, model: Any) -> int | None:
@@ -546,7 +565,7 @@ class Daemon:
                     return int(learned[start - 1])
             if start == len(indices):
                 return None
-        observe, features = monitor.observe, self.decoder.features
+        observe, features = monitor.observe, _features(parsed, self.decoder)
         learned, seen = learned[start:], seen[start:]
         for row, index, values, guess in zip(
             learned.tolist(),
@@ -576,7 +595,10 @@ class Daemon:
         kinds = status[others].tolist()
         counters.records_seen += done - kinds.count(NOTHING)
         if len(others) < done:  # the model-is-finite check before a checkpoint predicts it
-            self._last_x = parsed.x(int(np.flatnonzero(learned)[-1]), self.decoder.features)
+            self._last_x = parsed.x(
+                int(np.flatnonzero(learned)[-1]), _features(parsed, self.decoder)
+            )
+        record_id = getattr(parsed, "record_id", None)  # JSON values: the record's id
         for row, kind in zip(others, kinds, strict=True):
             if kind == REJECTED:
                 self._reject(parsed.judged[row])
@@ -585,7 +607,13 @@ class Daemon:
                 counters.predictions += 1
                 where = parsed.raw(row).where()
                 prediction = float(yhat[row])
-                self.predictions.write({"id": None, "position": where, "prediction": prediction})
+                self.predictions.write(
+                    {
+                        "id": record_id(row) if record_id is not None else None,
+                        "position": where,
+                        "prediction": prediction,
+                    }
+                )
                 if self.telemetry is not None:
                     self.telemetry.predictions(1)
 
@@ -603,6 +631,7 @@ class Daemon:
         monitor = self.monitor
         if (
             self._block_kind is None
+            or not getattr(self.decoder, "plain", False)  # JSON values: sgd only
             or want < _MIN_BLOCK_LINES
             or self.learner.baseline is not None
             or self.pseudo is not None
@@ -653,6 +682,8 @@ class Daemon:
         prediction that is NaN, infinite or beyond ``learner.DIVERGED`` (as
         ``Learner.step`` rejects it): the array then ends there.
         """
+        import gc
+
         import numpy as np
 
         from streamlearn.fastpath import LABELED, UNLABELED
@@ -663,23 +694,36 @@ class Daemon:
         values = parsed.values
         kinds = parsed.status.tolist()
         guesses = [math.nan] * len(kinds)
-        # The rows become Python lists a slice at a time: a thousand lists alive at once
-        # would set off the garbage collector, which then sweeps the model and every
-        # imported module again and again (the bare River loop never starts it).
-        for first in range(0, len(kinds), _ROWS_AT_ONCE):
-            for row, numbers in enumerate(
-                values[first : first + _ROWS_AT_ONCE].tolist(), start=first
-            ):
-                kind = kinds[row]
-                if kind > UNLABELED:  # rejected, a header, a blank line: _settle_block's
-                    continue
-                x = dict(zip(features, numbers, strict=False))  # the last number is the target
-                guess = predict(x)
-                if not -DIVERGED < guess < DIVERGED:
-                    return np.array(guesses[:row], dtype=np.float64)
-                guesses[row] = guess
-                if kind == LABELED:
-                    learn(x, numbers[-1])
+        # No cyclic garbage collection while the model learns the block. A River model
+        # makes and keeps many small objects (a tree's nodes and their statistics): the
+        # young collections they set off every few hundred allocations move them on to the
+        # oldest generation, whose collections walk the whole model and every imported
+        # module again. Paused, the block's survivors are aged by one young collection
+        # after it; their garbage dies by reference counting meanwhile, and what cycles
+        # one block leaves wait for that collection. Same results; a replay of 20,000
+        # records into HoeffdingAdaptiveTreeRegressor collected for 0.3-0.4 s instead of
+        # 0.6-0.9 s (two full collections instead of four).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            # The rows become Python lists a slice at a time: fewer alive at once.
+            for first in range(0, len(kinds), _ROWS_AT_ONCE):
+                for row, numbers in enumerate(
+                    values[first : first + _ROWS_AT_ONCE].tolist(), start=first
+                ):
+                    kind = kinds[row]
+                    if kind > UNLABELED:  # rejected, a header, a blank line: _settle_block's
+                        continue
+                    x = dict(zip(features, numbers, strict=False))  # the last is the target
+                    guess = predict(x)
+                    if not -DIVERGED < guess < DIVERGED:
+                        return np.array(guesses[:row], dtype=np.float64)
+                    guesses[row] = guess
+                    if kind == LABELED:
+                        learn(x, numbers[-1])
+        finally:
+            if collecting:
+                gc.enable()
         return np.array(guesses, dtype=np.float64)
 
     def _report_batch(self, seen: int, learned: int, decode_s: float, learn_s: float) -> None:
@@ -702,12 +746,20 @@ class Daemon:
             self.telemetry.learn_latency(times, counts)
 
     def _check_error_explosion(self, errors: _BatchErrors) -> None:
-        """Divergence guard: a batch whose error is far above the recent level restores."""
+        """Divergence guard: a batch whose error is far above the level before it restores.
+
+        The level is the rolling MAE as the previous batch left it. Read after this batch,
+        the window would hold the batch's own last records (only those, after a block of
+        8192): a stream that converges within a block (a target without noise) read as an
+        explosion, the model was restored, converged again, and so on block after block.
+        """
         factor = self.divergence_factor
         learner = self.learner
-        if factor <= 0 or learner.window_len < learner.rolling_window or len(errors) < 10:
+        if factor <= 0 or len(errors) < 10:
             return
-        recent = learner.rolling_mae()
+        recent = self._recent_mae
+        full = learner.window_len >= learner.rolling_window
+        self._recent_mae = learner.rolling_mae() if full else None
         batch_mae = errors.mean()
         if recent is not None and recent > 0 and batch_mae > factor * recent:
             log.error(
@@ -769,6 +821,7 @@ class Daemon:
     def _diverged(self, item: Record, yhat: float) -> None:
         """The model predicted NaN/inf: restore the last good model; never learn or serve it."""
         self.counters.divergence_events += 1
+        self._recent_mae = None  # the restored model is judged from its next batch on
         if self.telemetry is not None:
             self.telemetry.divergence()
         restored = None
@@ -900,6 +953,11 @@ class Daemon:
     def inspect(self) -> dict[str, Any]:
         """The ``inspect --json`` object of the current state."""
         return inspect_state(self.state(), self.checkpoint_generation or None)
+
+
+def _features(parsed: Any, decoder: Any) -> Any:
+    """The feature names of a parsed block's columns (a JSON block's own, else the decoder's)."""
+    return getattr(parsed, "features", None) or decoder.features
 
 
 def _snapshot_locks(state: Mapping[str, Any]) -> list[Any]:

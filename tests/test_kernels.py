@@ -194,3 +194,55 @@ def test_the_compiled_parser_reads_any_bytes_as_its_python_specification(pieces,
     assert [float(v).hex() for v in out_c[0][read].ravel()] == [
         float(v).hex() for v in out_py[0][read].ravel()
     ]
+
+
+# Numbers past Clinger's fast path: where a multiplication would round twice.
+HARD = [
+    "9007199254740993",
+    "9007199254740992.5",
+    "2.2250738585072011e-308",
+    "2.2250738585072012e-308",
+    "1e23",
+    "8.98846567431158e307",
+    "5e-324",
+    "2.4703282292062328e-324",
+    "2.4703282292062327e-324",
+    "1.7976931348623157e308",
+    "1.7976931348623158e308",
+    "0.30000000000000004",
+    "1.00000000000000011102230246251565404",
+    "123456789012345678901234567890e-10",
+    "1e300",
+    "1e-320",
+    "1e-999",
+    "0e99999",
+    "4.9406564584124654e-324",
+    "00000000000000000000001.5",
+    "1.e5",
+    ".5e-3",
+    "1E+022",
+]
+
+
+@pytest.mark.parametrize("parse", [_kernels.parse_lines, fastpath.parse_lines], ids=["c", "python"])
+def test_long_numbers_are_read_as_float_reads_them(parse):
+    rng = np.random.default_rng(8)
+    bits = rng.integers(0, 2**64, size=20_000, dtype=np.uint64)
+    doubles = bits.view(np.float64)
+    texts = [repr(float(x)) for x in doubles[np.isfinite(doubles)]]
+    texts += [t + "7" if "e" not in t else t.replace("e", "7e") for t in texts[:2000]]
+    texts += HARD + ["-" + t for t in HARD]
+    data = "".join(f"{t},1\n" for t in texts).encode()
+    values, status, starts = parse_arrays(len(texts), 2)
+    assert parse(data, 2, values, status, starts) == len(texts)
+    assert (status == fastpath.LABELED).all()
+    assert [float(v).hex() for v in values[:, 0]] == [float(t).hex() for t in texts]
+
+
+@pytest.mark.parametrize("parse", [_kernels.parse_lines, fastpath.parse_lines], ids=["c", "python"])
+def test_overflow_and_very_long_numbers_are_left_to_the_decoder(parse):
+    texts = ["1e999", "-1e400", "1" * 70, "1e", "1e+", ".", "-", "+.e1"]
+    data = "".join(f"{t},1\n" for t in texts).encode()
+    values, status, starts = parse_arrays(len(texts), 2)
+    parse(data, 2, values, status, starts)
+    assert status.tolist() == [fastpath.DOUBT] * len(texts)
