@@ -294,7 +294,7 @@ def kafka_run(args: argparse.Namespace, workdir: Path, broker: LocalBroker) -> d
     daemon.wait_learned(args.prime)
     before = daemon.buckets()
     out = producer(bootstrap)
-    target = rate / 2
+    target = rate * args.fraction
     total = int(target * (args.warmup + args.seconds))
 
     def send(start: int, stop: int) -> None:
@@ -348,7 +348,7 @@ def file_run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     primed_at = time.time()
     daemon.wait_learned(prime)
     before = daemon.buckets()
-    target = rate / 2
+    target = rate * args.fraction
     total = int(target * (args.warmup + args.seconds))
 
     with open(live, "ab", buffering=0) as handle:
@@ -520,6 +520,12 @@ def main() -> None:
     )
     parser.add_argument("--prime", type=int, default=10_000, help="records learned before timing")
     parser.add_argument("--repeat", type=int, default=3, help="best of, for the cost figures")
+    parser.add_argument(
+        "--fraction",
+        type=float,
+        default=0.5,
+        help="steady rate as a fraction of the top rate (the issue's: half)",
+    )
     parser.add_argument("--skip-file", action="store_true", help="Kafka only")
     parser.add_argument("--skip-kafka", action="store_true", help="file only")
     args = parser.parse_args()
