@@ -16,6 +16,7 @@ $(STAMP): pyproject.toml daemon/_kernels.c
 
 ## run: replay the bundled example stream and show what the model learned
 run: $(STAMP)
+	@rm -f out/example-dead-letters.jsonl out/example-predictions.jsonl  # --reset appends to them
 	$(BIN)/streamlearn replay examples/stream.csv --state-dir out/example-state --reset \
 		--dead-letter out/example-dead-letters.jsonl --predictions out/example-predictions.jsonl
 	$(BIN)/streamlearn inspect out/example-state

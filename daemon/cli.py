@@ -201,7 +201,8 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
             is_flag=True,
             default=False,
             envvar="STREAMLEARN_RESET",
-            help="Discard the state in --state-dir and start a new model.",
+            help="Discard the state in --state-dir and start a new model (from the start of "
+            "the source). --dead-letter and --predictions files are appended to, not emptied.",
         ),
         click.option(
             "--dead-letter",
