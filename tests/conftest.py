@@ -204,3 +204,21 @@ class KafkaHarness:
         for source in self.sources:
             source.close()
         self.producer.close()
+
+
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pids of the children ``BackgroundWriter`` forks in this test."""
+    from streamlearn import checkpoint
+
+    pids: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid:
+            pids.append(pid)
+        return pid
+
+    monkeypatch.setattr(checkpoint.os, "fork", fork)
+    return pids

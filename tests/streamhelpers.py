@@ -83,3 +83,32 @@ def cli(
 
 def inspect_json(state_dir: Path) -> dict[str, Any]:
     return json.loads(cli("inspect", str(state_dir), "--json").stdout)
+
+
+def run_until_seen(app: Any, seen: int, timeout: float = 60.0) -> dict[str, Any]:
+    """Run a built app's daemon until it has seen ``seen`` records (or ``timeout`` s), then
+    stop it and close the app; returns the run's summary (a Kafka source never ends)."""
+    import threading
+    import time
+
+    daemon = app.daemon
+
+    def stop_when_done() -> None:
+        deadline = time.monotonic() + timeout
+        while daemon.counters.records_seen < seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        daemon.stop()
+
+    stopper = threading.Thread(target=stop_when_done, daemon=True)
+    stopper.start()
+    try:
+        summary: dict[str, Any] = daemon.run()
+    finally:
+        app.close()
+    stopper.join()
+    return summary
+
+
+def read_jsonl(*paths: Path) -> list[list[dict[str, Any]]]:
+    """Each JSON Lines file's records."""
+    return [[json.loads(line) for line in path.read_text().splitlines()] for path in paths]

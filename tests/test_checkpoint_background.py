@@ -36,22 +36,6 @@ from streamlearn.sources.file import FileSource
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
 
 
-@pytest.fixture
-def forks(monkeypatch):
-    """The pids of the children ``BackgroundWriter`` forks in this test."""
-    pids: list[int] = []
-    real_fork = os.fork
-
-    def fork() -> int:
-        pid = real_fork()
-        if pid:
-            pids.append(pid)
-        return pid
-
-    monkeypatch.setattr(checkpoint.os, "fork", fork)
-    return pids
-
-
 def assert_reaped(pid: int) -> None:
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # not our child any more: reaped, no zombie

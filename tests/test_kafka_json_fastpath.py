@@ -17,8 +17,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streamhelpers import make_regression, sgd_oracle
+from streamhelpers import make_regression, read_jsonl, run_until_seen, sgd_oracle
 from streamlearn import fastpath
 from streamlearn.app import build
 from streamlearn.config import Settings
@@ -130,25 +128,9 @@ def learn(
         kafka_client=client,
     )
     app = build(settings)
-    daemon = app.daemon
-
-    def stop_when_done() -> None:
-        deadline = time.monotonic() + 60
-        while daemon.counters.records_seen < ROWS and time.monotonic() < deadline:
-            time.sleep(0.01)
-        daemon.stop()
-
-    stopper = threading.Thread(target=stop_when_done, daemon=True)
-    stopper.start()
-    try:
-        summary = daemon.run()
-    finally:
-        app.close()
-    stopper.join()
-    read = [
-        [json.loads(line) for line in path.read_text().splitlines()] for path in (dead, predictions)
-    ]
-    return summary, read[0], read[1], daemon._block_learner_
+    summary = run_until_seen(app, ROWS)
+    dead_letters, predicted = read_jsonl(dead, predictions)
+    return summary, dead_letters, predicted, app.daemon._block_learner_
 
 
 CLIENTS = [

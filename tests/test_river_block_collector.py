@@ -11,7 +11,6 @@ model of its moment.
 from __future__ import annotations
 
 import gc
-import os
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,22 +26,6 @@ from streamlearn.service import Daemon, RunOptions
 from streamlearn.sources.file import FileSource
 
 HEADER = ["x0", "x1", "x2", "x3", "y"]
-
-
-@pytest.fixture
-def forks(monkeypatch):
-    """The pids of the children ``BackgroundWriter`` forks in this test."""
-    pids: list[int] = []
-    real_fork = os.fork
-
-    def fork() -> int:
-        pid = real_fork()
-        if pid:
-            pids.append(pid)
-        return pid
-
-    monkeypatch.setattr(checkpoint.os, "fork", fork)
-    return pids
 
 
 @pytest.fixture
