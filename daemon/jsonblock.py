@@ -18,9 +18,9 @@ Every message whose line is not *proved* to read as ``JsonDecoder`` reads it is 
    bytes, and in the block turned into CSV (keys, quotes, braces, colons, blanks deleted) each
    line is the numbers of the message in its key order, separated by commas;
 3. each number is a JSON number (no ``+`` in front, no leading zeros, digits on both sides of
-   ``.``) that ``fastpath``'s parser reads (at most 17 significant digits, exponent within
-   +-22: there the correctly rounded value is what ``orjson`` returns too), and not ``-0``
-   (``orjson`` reads that integer as ``0``, the parser as ``-0.0``);
+   ``.``) that ``fastpath``'s parser reads (any that does not overflow and fits in 63 bytes:
+   the parser rounds correctly, as ``orjson`` does, so both give the same double), and not
+   ``-0`` (``orjson`` reads that integer as ``0``, the parser as ``-0.0``);
 4. the target (the one key of the layout that is not a feature) is a number: unlabeled rows
    (``null``, a missing target) are judged by the decoder, which also gives their id.
 
