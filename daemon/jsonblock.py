@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -393,14 +393,3 @@ def _line_starts(data: bytes, lines: int) -> np.ndarray:
     starts[0] = 0
     starts[1:] = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10) + 1
     return starts
-
-
-def features_of(decoder: Any, last_x: dict[str, float] | None) -> Sequence[str] | None:
-    """The features a block of ``decoder``'s records is learned with, if known yet.
-
-    ``--features`` when given; without, those of the last record learned.
-    """
-    features: Sequence[str] | None = getattr(decoder, "features", None)
-    if features is None and isinstance(decoder, JsonDecoder) and last_x is not None:
-        return list(last_x)
-    return features

@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -445,26 +445,26 @@ class Daemon:
         known (``--features``, else those of the last record learned).
         """
         self._block_soon = False
-        if self._block_kind is None:
+        model: Any = self.learner.model
+        if not self._blocks_possible() or type(model) is not self._block_kind:
             return None
-        learner = self.learner
-        model: Any = learner.model
-        if (
-            type(model) is not self._block_kind
-            or learner.baseline is not None
-            or self.pseudo is not None
-            or self.join is not None
-        ):
-            return None
-        from streamlearn.jsonblock import features_of
-
-        features = features_of(self.decoder, self._last_x)
+        features = _block_features(self.decoder, self._last_x)
         if features is None or not all(name in model.weights for name in features):
             # A cold model: its first records give it the weights, then blocks follow.
             self._block_soon = True
             return None
         block: Block | None = self.source.next_block(want)
         return block
+
+    def _blocks_possible(self) -> bool:
+        """What every block path needs: a source and decoder that make blocks (``_block_kind``),
+        and no part that must see each record on its own (baseline, pseudo-labels, join)."""
+        return (
+            self._block_kind is not None
+            and self.learner.baseline is None
+            and self.pseudo is None
+            and self.join is None
+        )
 
     def _process_block(self, block: Block) -> None:
         """``process`` for a block of plain CSV lines: compiled kernels, the same results.
@@ -630,12 +630,9 @@ class Daemon:
         """
         monitor = self.monitor
         if (
-            self._block_kind is None
+            not self._blocks_possible()
             or not getattr(self.decoder, "plain", False)  # JSON values: sgd only
             or want < _MIN_BLOCK_LINES
-            or self.learner.baseline is not None
-            or self.pseudo is not None
-            or self.join is not None
             # The project's own models predict and learn in one call (predict_learn_one):
             # the compiled path learns sgd; mlp goes record by record.
             or getattr(self.learner.model, "predict_learn_one", None) is not None
@@ -953,6 +950,19 @@ class Daemon:
     def inspect(self) -> dict[str, Any]:
         """The ``inspect --json`` object of the current state."""
         return inspect_state(self.state(), self.checkpoint_generation or None)
+
+
+def _block_features(decoder: Any, last_x: dict[str, float] | None) -> Sequence[str] | None:
+    """The features a block of ``decoder``'s records is learned with, if known yet.
+
+    The decoder's (a CSV header, ``--features``); JSON values without ``--features``: those
+    of the last record learned. Here, not in ``streamlearn.jsonblock``: asked before every
+    block, it must not import numpy into a run that never makes one (a header-only file).
+    """
+    features: Sequence[str] | None = getattr(decoder, "features", None)
+    if features is None and last_x is not None:
+        return list(last_x)
+    return features
 
 
 def _features(parsed: Any, decoder: Any) -> Any:

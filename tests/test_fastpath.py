@@ -418,13 +418,15 @@ def test_a_replay_imports_neither_numba_nor_scipy_nor_river_metrics(tmp_path, ro
         f"main(['replay', {str(path)!r}], standalone_mode=False)\n"
         "print(sorted(m for m in ('numba', 'scipy', 'river.metrics') if m in sys.modules))\n"
         "print('streamlearn._kernels' in sys.modules)\n"
+        "print('numpy' in sys.modules)\n"
     )
     result = subprocess.run(
         [STREAMLEARN[0], "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
-    *_, imported, kernels = result.stdout.strip().splitlines()
+    *_, imported, kernels, numpy = result.stdout.strip().splitlines()
     assert imported == "[]"
     assert kernels == str(rows > 0)  # the blocks ran on the compiled kernels
+    assert numpy == str(rows > 0)  # a header-only file (start-up) never pays for numpy
 
 
 def test_divergence_inside_a_block_is_handled_as_record_by_record(tmp_path, monkeypatch):
