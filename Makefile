@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint typecheck unit sanitize system-deps keras broker bench clean
 
 # The C kernels are built by the editable install: a change to them reinstalls.
-$(STAMP): pyproject.toml setup.py daemon/_kernels.c
+$(STAMP): pyproject.toml setup.py daemon/fast/_kernels.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"

@@ -8,8 +8,8 @@ setup(
         # built by pip with the machine's C compiler. No fused multiply-add and no fast-math:
         # every float operation rounds as Python's does (the tests compare the bits).
         Extension(
-            "streamlearn._kernels",
-            sources=["daemon/_kernels.c"],
+            "streamlearn.fast._kernels",
+            sources=["daemon/fast/_kernels.c"],
             extra_compile_args=["-O2", "-ffp-contract=off", "-fno-fast-math", "-std=c11", "-Wall"],
         )
     ]

@@ -1,12 +1,12 @@
 """Per-record cost of the drift monitor: ADWIN alone, the monitor's two hooks, and the whole loop.
 
 1. ADWIN alone, ns per value: River's ``drift.ADWIN`` (Rust, one Python call a value)
-   against ours (``streamlearn.adwin``): ``update`` per value, ``update_many`` on the
+   against ours (``streamlearn.drift.adwin``): ``update`` per value, ``update_many`` on the
    whole array (compiled), and ``update_many`` as plain Python (``compiled=False``, on
    fewer values).
 2. ``DriftMonitor.observe_errors`` (the fast path's hook, blocks of 1000 errors) and
    ``observe`` (the per-record hook), ns per record after warm-up, with River's ADWIN
-   inside (how the monitor ran before ``streamlearn.adwin``) and with ours (now); plus
+   inside (how the monitor ran before ``streamlearn.drift.adwin``) and with ours (now); plus
    ``observe`` with the other detectors and with two watched features.
 3. ``Daemon.run`` with the sgd model on a CSV file (the compiled fast path, which hands
    the monitor blocks of errors) and on in-memory rows (the per-record path): no monitor,
@@ -31,13 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from streamlearn import drift
-from streamlearn.adwin import ADWIN
-from streamlearn.drift import DriftConfig, DriftMonitor
+from streamlearn.drift import monitor as drift
+from streamlearn.drift.adwin import ADWIN
+from streamlearn.drift.monitor import DriftConfig, DriftMonitor
 from streamlearn.learner import Learner
+from streamlearn.loop.daemon import Daemon
 from streamlearn.models.sgd import SGDRegressor
 from streamlearn.records import CsvDecoder
-from streamlearn.service import Daemon
 from streamlearn.testing import ListSource
 
 BLOCK = 1000  # errors per observe_errors call (the fast path's default checkpoint block)

@@ -13,7 +13,7 @@ the real command line in a subprocess, with its defaults (drift monitor, metrics
   (and ``kafka-python``)
 - ``streamlearn run rows.csv``
 - the two JSON contenders again with ``STREAMLEARN_FASTPATH=0``: record by record, as before
-  the JSON block path (``streamlearn.jsonblock``)
+  the JSON block path (``streamlearn.fast.jsonblock``)
 
 The bench polls the daemon's ``/metrics`` (``streamlearn_records_learned_total``) every 10 ms.
 rows/s = (N - learned at the first poll that saw any) / (time of the poll that saw all N - time
@@ -221,7 +221,7 @@ def main() -> None:
                     [f"{url}/csv", *csv_flags],
                 ),
                 ("run rows.csv", [str(csv)]),
-                # JSON record by record, as before the JSON block path (streamlearn.jsonblock).
+                # JSON record by record, as before the JSON block path (streamlearn.fast.jsonblock).
                 (
                     "run kafka://.../json --kafka-client confluent, per-record path",
                     [f"{url}/json", *confluent],

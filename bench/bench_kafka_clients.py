@@ -35,9 +35,9 @@ import numpy as np
 import orjson
 
 from streamlearn.broker import LocalBroker
-from streamlearn.kafka_config import KafkaSettings
 from streamlearn.models.sgd import SGDRegressor
 from streamlearn.sources.kafka import KafkaSource
+from streamlearn.sources.kafka_config import KafkaSettings
 
 BATCH = 5000
 #: kafka-python consumer tuning (the same values as ``streamlearn.sources.kafka.CONSUMER_TUNING``).

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 
 from streamlearn.broker import LocalBroker, free_port
-from streamlearn.telemetry import DEFAULT_LATENCY_BUCKETS
+from streamlearn.observe.telemetry import DEFAULT_LATENCY_BUCKETS
 
 HERE = Path(__file__).resolve()
 LEARNED = "streamlearn_records_learned_total"
@@ -65,8 +65,8 @@ LEARNED = "streamlearn_records_learned_total"
 
 def daemon_entry(log_path: str, args: list[str]) -> None:
     """``streamlearn`` with ``Telemetry.learn_latency`` also keeping every value, saved at exit."""
-    from streamlearn import telemetry
-    from streamlearn.cli import main
+    from streamlearn.cli.main import main
+    from streamlearn.observe import telemetry
 
     ends: list[float] = []
     counts: list[int] = []
@@ -385,7 +385,7 @@ def binning_cost(repeat: int) -> tuple[float, float]:
     """ns per record: ``Telemetry.learn_latency`` on 1000-record batches, ``Histogram.observe``."""
     from prometheus_client import CollectorRegistry, Histogram
 
-    from streamlearn.telemetry import Telemetry
+    from streamlearn.observe.telemetry import Telemetry
 
     rng = np.random.default_rng(2)
     now = time.time()

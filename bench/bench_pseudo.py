@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 import orjson
 
+from streamlearn.labels.pseudo import build_pseudo
 from streamlearn.learner import Learner
+from streamlearn.loop.daemon import Daemon
 from streamlearn.models.registry import build_model
-from streamlearn.pseudo import build_pseudo
 from streamlearn.records import JsonDecoder
-from streamlearn.service import Daemon
 from streamlearn.sources.base import Raw, Source
 from streamlearn.testing import ListSource
 

@@ -74,7 +74,8 @@ workspace.finish()
 #: is learned and before a new model's first checkpoint could fork (``--before``).
 BEFORE_DRIVER = """
 import gc, runpy, sys
-from streamlearn import checkpoint, service
+from streamlearn.state import checkpoint
+from streamlearn.loop import daemon as service
 
 learn_rows = service.Daemon._learn_rows
 
@@ -366,7 +367,8 @@ def _daemon(path: Path, state: Path, model: str = "sgd", store: bool = True) -> 
 
 def overhead(path: Path, rows: int, tmp: Path) -> dict[str, float]:
     """Nanoseconds per record of each stage of the daemon's loop (sgd, default flags)."""
-    from streamlearn import fastpath, service
+    from streamlearn.fast import block as fastpath
+    from streamlearn.loop import daemon as service
     from streamlearn.sources import file
 
     app = _daemon(path, tmp / "warmup")  # imports, River's metrics
@@ -460,7 +462,10 @@ def river_overhead(path: Path, spec: str, tmp: Path, *, blocks: bool) -> dict[st
     record (``STREAMLEARN_FASTPATH=0``). The model's own ``predict_one`` and ``learn_one``
     are a stage of their own; ``daemon overhead`` is everything else.
     """
-    from streamlearn import drift, fastpath, learner, records, service
+    from streamlearn import learner, records
+    from streamlearn.drift import monitor as drift
+    from streamlearn.fast import block as fastpath
+    from streamlearn.loop import daemon as service
     from streamlearn.sources import file
 
     os.environ["STREAMLEARN_FASTPATH"] = "1" if blocks else "0"
@@ -632,7 +637,8 @@ def checkpoint_holdups(
     """How long each checkpoint held up the loop, in ms, with checkpoints pickled as ``mode``."""
     import contextlib
 
-    from streamlearn import checkpoint, service
+    from streamlearn.loop import daemon as service
+    from streamlearn.state import checkpoint
 
     times: dict[str, list[float]] = {}
     counts: dict[str, int] = {}
@@ -745,13 +751,13 @@ class _InlineWriter:
         self.done: list[Any] = []
 
     def snapshot(self, state: dict[str, Any], tag: Any, *, hold: Any = ()) -> str:
-        from streamlearn.checkpoint import dump
+        from streamlearn.state.checkpoint import dump
 
         self.submit(dump(state), tag, framed=False)
         return "inline"
 
     def submit(self, blob: bytes, tag: Any, *, framed: bool = True) -> None:
-        from streamlearn.checkpoint import frame
+        from streamlearn.state.checkpoint import frame
 
         if not framed:
             frame(blob)
@@ -776,7 +782,8 @@ def writer_thread_effect(path: Path, tmp: Path, repeat: int) -> list[tuple[str, 
     writer thread doing no I/O; the real writer (with switch intervals). Interleaved
     runs, best of ``repeat``; also how many checkpoints each wrote.
     """
-    from streamlearn import checkpoint, service
+    from streamlearn.loop import daemon as service
+    from streamlearn.state import checkpoint
 
     original = sys.getswitchinterval()
     real_write = checkpoint.CheckpointStore.write

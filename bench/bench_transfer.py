@@ -40,7 +40,7 @@ from streamlearn.learner import Learner
 from streamlearn.models.pretrain import pretrain
 from streamlearn.models.registry import build_model, final_estimator
 from streamlearn.models.transfer import BatchModel, frozen_baseline, load_batch_model, warm_start
-from streamlearn.report import Run, plot_curves, rolling_mae
+from streamlearn.observe.report import Run, plot_curves, rolling_mae
 
 ROOT = Path(__file__).resolve().parent.parent
 SWEEP_LRS = (0.003, 0.01, 0.03, 0.1)

@@ -109,7 +109,7 @@ def build_decoder(settings: Settings, fmt: str, header: bytes | None) -> Any:
 
 def kafka_settings(settings: Settings) -> Any:
     """The Kafka settings of a kafka:// source, or an ``AppUsageError`` saying what is wrong."""
-    from streamlearn.kafka_config import KafkaSettings
+    from streamlearn.sources.kafka_config import KafkaSettings
 
     try:
         return KafkaSettings.build(
@@ -153,12 +153,12 @@ def open_source(settings: Settings, resume: dict[str, Any] | None, kafka: Any = 
 
 
 def open_sink(spec: str | None, kafka: Any = None) -> Any:
-    from streamlearn.sinks import JsonLinesSink, NullSink
+    from streamlearn.sinks.jsonlines import JsonLinesSink, NullSink
 
     if spec is None:
         return NullSink()
     if spec.startswith("kafka://"):
-        from streamlearn.kafka_sink import open_sink as open_kafka_sink
+        from streamlearn.sinks.kafka import open_sink as open_kafka_sink
 
         try:
             config = None
@@ -250,7 +250,7 @@ def _cold_copy(model: Any) -> Any:
 
 def serve_http(settings: Settings, daemon: Any, telemetry: Any, resources: ExitStack) -> Any:
     """Start the HTTP face (/metrics, /healthz, /readyz, /predict, /model) for a daemon."""
-    from streamlearn.http import MetricsServer, MetricsServerError, ModelUnavailable
+    from streamlearn.observe.http import MetricsServer, MetricsServerError, ModelUnavailable
 
     def predict(features: dict[str, float]) -> tuple[float, int]:
         # The loop holds the lock for a batch at a time; never read a half-learned model.
@@ -286,7 +286,7 @@ def serve_http(settings: Settings, daemon: Any, telemetry: Any, resources: ExitS
 
 def make_telemetry(settings: Settings, daemon: Any, source: Source) -> Any:
     """Prometheus metrics of a daemon; model metrics are read at scrape time under its lock."""
-    from streamlearn.telemetry import Telemetry
+    from streamlearn.observe.telemetry import Telemetry
 
     learner_of = lambda: daemon.learner  # noqa: E731 - the learner object can be swapped
 
@@ -325,11 +325,11 @@ def make_telemetry(settings: Settings, daemon: Any, source: Source) -> Any:
 
 def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -> App:
     """Assemble the daemon for ``run``/``replay``; raises ``AppError`` on user mistakes."""
-    from streamlearn.checkpoint import CheckpointError, CheckpointStore, StateLocked
     from streamlearn.learner import Learner
+    from streamlearn.loop.daemon import Daemon, RunOptions
     from streamlearn.models.registry import SpecError, build_model
     from streamlearn.records import JsonDecoder
-    from streamlearn.service import Daemon, RunOptions
+    from streamlearn.state.checkpoint import CheckpointError, CheckpointStore, StateLocked
 
     resources = ExitStack()
     try:
@@ -473,7 +473,7 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
 
 def _pseudo_parts(settings: Settings, spec: str, extensions: dict[str, Any]) -> tuple[Any, Any]:
     """The pseudo-label side loop and the delayed-label join, when asked for."""
-    from streamlearn.pseudo import build_pseudo
+    from streamlearn.labels.pseudo import build_pseudo
 
     restored = {k: extensions[k] for k in ("pseudo", "join") if k in extensions}
     try:
@@ -492,7 +492,7 @@ def _drift_monitor(
     settings: Settings, extensions: dict[str, Any], stream_features: list[str] | None
 ) -> Any:
     """The drift monitor (ADWIN on the prequential error, alerting, unless told otherwise)."""
-    from streamlearn.drift import build_monitor
+    from streamlearn.drift.monitor import build_monitor
 
     try:
         return build_monitor(

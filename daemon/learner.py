@@ -9,7 +9,7 @@ RMSE and R2 restated in ``streamlearn.metrics`` (same formulas, same state; impo
 
 The rolling window is a ring of two ``array('d')`` buffers: plain floats for the
 per-record Python path, and a zero-copy numpy view for the compiled fast path
-(``streamlearn.fastpath``), which updates the same buffers in place.
+(``streamlearn.fast.block``), which updates the same buffers in place.
 """
 
 from __future__ import annotations

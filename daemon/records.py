@@ -169,7 +169,7 @@ class CsvDecoder:
     def plain(self) -> bool:
         """True for the plain layout (every feature in order, then the target; no id column).
 
-        That layout is what ``streamlearn.fastpath`` parses a block at a time.
+        That layout is what ``streamlearn.fast.block`` parses a block at a time.
         """
         return self._plain
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from streamlearn.sinks import ListSink
+from streamlearn.sinks.jsonlines import ListSink
 from streamlearn.sources.base import PositionMismatch, Raw, Source
 
 __all__ = ["ListSink", "ListSource"]

@@ -112,9 +112,9 @@ def produce(
     progress: bool,
 ) -> None:
     """Replay FILE (CSV with a header, or JSON Lines) into a Kafka topic as JSON records."""
-    from streamlearn.kafka_config import load_client_config, parse_servers
     from streamlearn.producers.replay import ProduceError
     from streamlearn.producers.replay import produce as replay_file
+    from streamlearn.sources.kafka_config import load_client_config, parse_servers
 
     try:
         client_config = load_client_config(extra, kafka_config)

@@ -225,7 +225,7 @@ def ensure_topics(
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    from streamlearn.kafka_config import client_kwargs
+    from streamlearn.sources.kafka_config import client_kwargs
 
     admin = KafkaAdminClient(
         **client_kwargs(client_config, "admin"), bootstrap_servers=bootstrap_servers
@@ -298,7 +298,7 @@ def produce(
     Raises ``ValueError`` for contradictory arguments (before sending anything) and
     :class:`ProduceError` for bad file content or when Kafka does not take the records.
     """
-    from streamlearn.kafka_config import client_kwargs, parse_servers
+    from streamlearn.sources.kafka_config import client_kwargs, parse_servers
 
     file_path = Path(path)
     if not file_path.is_file():

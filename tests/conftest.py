@@ -180,8 +180,8 @@ class KafkaHarness:
     source_class: type | None = None
 
     def open(self, resume: dict | None = None):  # -> KafkaSource
-        from streamlearn.kafka_config import KafkaSettings
         from streamlearn.sources.kafka import KafkaSource
+        from streamlearn.sources.kafka_config import KafkaSettings
 
         harness = self
 
@@ -209,7 +209,7 @@ class KafkaHarness:
 @pytest.fixture
 def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The pids of the children ``BackgroundWriter`` forks in this test."""
-    from streamlearn import checkpoint
+    from streamlearn.state import checkpoint
 
     pids: list[int] = []
     real_fork = os.fork

@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from river import drift
 
-from streamlearn import adwin as adwin_module
-from streamlearn.adwin import ADWIN
+from streamlearn.drift import adwin as adwin_module
+from streamlearn.drift.adwin import ADWIN
 
 # pip builds the extension: only a source tree never installed lacks it, never CI.
 needs_kernels = pytest.mark.skipif(
     adwin_module.compiled_kernel() is None and os.environ.get("CI") != "true",
-    reason="streamlearn._kernels is not built",
+    reason="streamlearn.fast._kernels is not built",
 )
 
 

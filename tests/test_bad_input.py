@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from streamhelpers import sgd_oracle
 from streamlearn.learner import Learner
+from streamlearn.loop.daemon import Daemon, RunOptions
 from streamlearn.models.sgd import SGDRegressor
 from streamlearn.records import CsvDecoder, JsonDecoder
-from streamlearn.service import Daemon
-from streamlearn.sinks import JsonLinesSink
+from streamlearn.sinks.jsonlines import JsonLinesSink
 from streamlearn.sources.base import Raw
 from streamlearn.sources.file import FileSource
 
@@ -133,7 +133,7 @@ def test_csv_with_id_column_and_chosen_features():
 
 
 def test_a_diverging_model_never_crashes_never_serves_or_stores_nan(tmp_path: Path):
-    from streamlearn.checkpoint import CheckpointStore
+    from streamlearn.state.checkpoint import CheckpointStore
 
     # x up to 300 with lr 0.01: the seed's update explodes within a few records.
     lines = [f'{{"a": {float(i)}, "y": {2.0 * i}}}'.encode() for i in range(300)]
@@ -150,7 +150,7 @@ def test_a_diverging_model_never_crashes_never_serves_or_stores_nan(tmp_path: Pa
         store=store,
         predictions=JsonLinesSink(predictions),
         model_factory=lambda: SGDRegressor(lr=0.01),
-        options=__import__("streamlearn.service").service.RunOptions(checkpoint_every=25),
+        options=RunOptions(checkpoint_every=25),
     )
     summary = daemon.run()
     daemon.predictions.close()

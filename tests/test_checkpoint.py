@@ -8,7 +8,13 @@ import sys
 
 import pytest
 
-from streamlearn.checkpoint import CheckpointError, CheckpointStore, StateLocked, decode, encode
+from streamlearn.state.checkpoint import (
+    CheckpointError,
+    CheckpointStore,
+    StateLocked,
+    decode,
+    encode,
+)
 
 
 def test_keeps_the_last_two_generations(tmp_path):
@@ -60,7 +66,7 @@ def test_a_second_process_cannot_take_the_lock(tmp_path):
     store = CheckpointStore(tmp_path)
     code = (
         "import sys\n"
-        "from streamlearn.checkpoint import CheckpointStore, StateLocked\n"
+        "from streamlearn.state.checkpoint import CheckpointStore, StateLocked\n"
         "try:\n"
         f"    CheckpointStore({str(tmp_path)!r})\n"
         "except StateLocked as exc:\n"

@@ -25,13 +25,13 @@ import pytest
 from river import forest
 
 from streamhelpers import STREAMLEARN, cli, inspect_json, make_regression, sgd_oracle, write_csv
-from streamlearn import checkpoint
-from streamlearn.checkpoint import BackgroundWriter, CheckpointError, CheckpointStore, encode
 from streamlearn.learner import Learner
+from streamlearn.loop.daemon import Daemon, RunOptions
 from streamlearn.models.sgd import SGDRegressor
 from streamlearn.records import CsvDecoder
-from streamlearn.service import Daemon, RunOptions
 from streamlearn.sources.file import FileSource
+from streamlearn.state import checkpoint
+from streamlearn.state.checkpoint import BackgroundWriter, CheckpointError, CheckpointStore, encode
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
 
@@ -455,8 +455,8 @@ def test_a_divergence_after_a_failed_background_write_restores_the_last_good_mod
     restored, rather than the error escaping from the loop."""
     from streamlearn.app import build
     from streamlearn.config import Settings
+    from streamlearn.loop.daemon import _NO_RAW
     from streamlearn.records import Record
-    from streamlearn.service import _NO_RAW
 
     data = tmp_path / "s.csv"
     data.write_text("a,y\n" + "".join(f"{i % 5},{2 * (i % 5) + 1}\n" for i in range(200)))

@@ -13,15 +13,15 @@ import orjson
 import pytest
 
 from streamhelpers import STREAMLEARN, cli
-from streamlearn.checkpoint import CheckpointStore
+from streamlearn.labels.pseudo import LabelJoin, PseudoLabeler, build_pseudo
 from streamlearn.learner import Learner
+from streamlearn.loop.daemon import Daemon, RunOptions, inspect_state
 from streamlearn.models.sgd import SGDRegressor
-from streamlearn.pseudo import LabelJoin, PseudoLabeler, build_pseudo
 from streamlearn.records import CsvDecoder, JsonDecoder, Record, parse_csv_header
-from streamlearn.service import Daemon, RunOptions, inspect_state
-from streamlearn.sinks import ListSink
+from streamlearn.sinks.jsonlines import ListSink
 from streamlearn.sources.base import Raw
 from streamlearn.sources.file import FileSource
+from streamlearn.state.checkpoint import CheckpointStore
 from streamlearn.testing import ListSource
 
 LR = 0.05
@@ -267,7 +267,7 @@ def test_audit_of_pseudo_labels_equals_a_hand_computation():
 
 
 def wired() -> bool:
-    from streamlearn.cli import replay
+    from streamlearn.cli.main import replay
 
     return any(param.name == "label_ttl" for param in replay.params)
 

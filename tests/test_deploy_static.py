@@ -22,8 +22,8 @@ from deploy_files import (
     require_yaml,
 )
 from prom_server import require_binary
-from streamlearn.http import DEFAULT_METRICS_PORT
-from streamlearn.telemetry import Telemetry
+from streamlearn.observe.http import DEFAULT_METRICS_PORT
+from streamlearn.observe.telemetry import Telemetry
 
 PROMETHEUS = DEPLOY / "prometheus"
 

@@ -21,9 +21,8 @@ from prometheus_client import CollectorRegistry
 from river import linear_model, optim
 
 from streamhelpers import cli, sgd_oracle, write_csv
-from streamlearn import drift
-from streamlearn.checkpoint import CheckpointStore
-from streamlearn.drift import (
+from streamlearn.drift import monitor as drift
+from streamlearn.drift.monitor import (
     ACTIONS,
     DETECTOR_NAMES,
     DriftConfig,
@@ -32,11 +31,12 @@ from streamlearn.drift import (
     drift_options,
 )
 from streamlearn.learner import Learner
+from streamlearn.loop.daemon import Daemon, inspect_state
 from streamlearn.models.registry import build_model
 from streamlearn.models.sgd import SGDRegressor
+from streamlearn.observe.telemetry import Telemetry
 from streamlearn.records import CsvDecoder
-from streamlearn.service import Daemon, inspect_state
-from streamlearn.telemetry import Telemetry
+from streamlearn.state.checkpoint import CheckpointStore
 from streamlearn.testing import ListSource
 
 #: The promise the tests hold the default detector to: flagged within this many records.
@@ -311,7 +311,7 @@ def test_rollback_goes_back_to_the_warm_start_model() -> None:
 def test_rollback_without_a_warm_start_model_only_alerts(caplog: pytest.LogCaptureFixture) -> None:
     X, y = drift_stream(4000, 2000, seed=2)
     daemon = make_daemon(csv_rows(X, y), DriftMonitor(DriftConfig(on_drift="rollback")))
-    with caplog.at_level(logging.WARNING, logger="streamlearn.drift"):
+    with caplog.at_level(logging.WARNING, logger="streamlearn.drift.monitor"):
         summary = daemon.run()
     assert summary["drift_events"][0]["action"] == "alert"
     assert summary["drift"]["actions"]["rollback"] == 0
@@ -678,7 +678,7 @@ def test_the_adwin_watch_feeds_the_compiled_detector_and_only_rises_count() -> N
     monitor = DriftMonitor(DriftConfig(warmup=100, cooldown=0))
     assert monitor.observe_errors(np.arange(len(errors)), errors, None) == len(errors)
     watch = monitor.error_watch
-    assert type(watch.detector).__module__ == "streamlearn.adwin"
+    assert type(watch.detector).__module__ == "streamlearn.drift.adwin"
     # Records 4000-5999 (scale 1.0 -> 0.2) fall: no event there, though ADWIN flags it.
     records = [event["record"] for event in monitor.summary()["drift_events"]]
     assert records and not any(4000 <= r < 4200 for r in records)
@@ -720,13 +720,13 @@ def test_a_monitor_pickled_with_rivers_adwin_continues_exactly(
             assert before.error_watch.detector.drift_detected
 
     if not convert:
-        from streamlearn.adwin import ADWIN
+        from streamlearn.drift.adwin import ADWIN
 
         monkeypatch.setattr(ADWIN, "from_river", classmethod(lambda cls, *a, **k: None))
     restored = pickle.loads(data)
     if river_inside:
         module = type(restored.error_watch.detector).__module__
-        assert module == ("streamlearn.adwin" if convert else "river.drift.adwin")
+        assert module == ("streamlearn.drift.adwin" if convert else "river.drift.adwin")
     changes = _feed_one_by_one(restored, errors[cut:], _stub_daemon(), start=cut)
     assert restored.summary() == expected
     assert [c for c in expected_changes if c >= cut] == changes

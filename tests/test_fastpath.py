@@ -1,6 +1,6 @@
 """The compiled fast path (plain CSV + sgd) gives what the per-record path gives, bit for bit.
 
-Each property is checked for the compiled kernels (``streamlearn._kernels``, C) and
+Each property is checked for the compiled kernels (``streamlearn.fast._kernels``, C) and
 for the same kernels run as plain Python: parsed numbers against ``float()``, learning against the
 per-record ``Learner`` and the numpy oracle, metrics against River, and whole
 runs (dead letters, predictions, checkpoints and their byte offsets, a SIGKILL
@@ -23,15 +23,15 @@ import pytest
 from river import evaluate, metrics
 
 from streamhelpers import STREAMLEARN, cli, inspect_json, sgd_oracle
-from streamlearn import fastpath
-from streamlearn.checkpoint import BackgroundWriter, CheckpointStore
+from streamlearn.fast import block as fastpath
 from streamlearn.learner import DIVERGED, Curve, Learner
+from streamlearn.loop.daemon import Daemon, RunOptions
 from streamlearn.models.sgd import SGDRegressor
 from streamlearn.records import CsvDecoder, Record, Rejected
-from streamlearn.service import Daemon, RunOptions
-from streamlearn.sinks import JsonLinesSink
+from streamlearn.sinks.jsonlines import JsonLinesSink
 from streamlearn.sources.base import Raw
 from streamlearn.sources.file import FileSource
+from streamlearn.state.checkpoint import BackgroundWriter, CheckpointStore
 
 compiled = fastpath.compiled_kernels()
 # pip builds the extension: only a source tree never installed lacks it, never CI.
@@ -414,10 +414,10 @@ def test_a_replay_imports_neither_numba_nor_scipy_nor_river_metrics(tmp_path, ro
     path.write_text("a,b,y\n" + "".join(f"{i % 7},{i % 5}.5,{i % 3}\n" for i in range(rows)))
     code = (
         "import sys\n"
-        "from streamlearn.cli import main\n"
+        "from streamlearn.cli.main import main\n"
         f"main(['replay', {str(path)!r}], standalone_mode=False)\n"
         "print(sorted(m for m in ('numba', 'scipy', 'river.metrics') if m in sys.modules))\n"
-        "print('streamlearn._kernels' in sys.modules)\n"
+        "print('streamlearn.fast._kernels' in sys.modules)\n"
         "print('numpy' in sys.modules)\n"
     )
     result = subprocess.run(
@@ -445,7 +445,7 @@ def test_divergence_inside_a_block_is_handled_as_record_by_record(tmp_path, monk
 
 
 def test_a_drift_monitor_that_resets_the_model_mid_block(tmp_path, monkeypatch):
-    from streamlearn.drift import DriftConfig, DriftMonitor
+    from streamlearn.drift.monitor import DriftConfig, DriftMonitor
 
     path = tmp_path / "drift.csv"
     rng = np.random.default_rng(1)

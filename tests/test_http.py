@@ -19,8 +19,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from river import linear_model
 
-from streamlearn.http import MAX_BODY_BYTES, MetricsServer, MetricsServerError, ModelUnavailable
-from streamlearn.telemetry import Telemetry
+from streamlearn.observe.http import (
+    MAX_BODY_BYTES,
+    MetricsServer,
+    MetricsServerError,
+    ModelUnavailable,
+)
+from streamlearn.observe.telemetry import Telemetry
 
 
 class FakeDaemon:

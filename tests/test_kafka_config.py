@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streamlearn.kafka_config import (
+from streamlearn.sources.kafka_config import (
     KafkaSettings,
     client_kwargs,
     load_client_config,
@@ -138,13 +138,13 @@ def test_a_world_readable_file_with_a_password_is_warned_about(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = properties(tmp_path, "sasl.password=x\n", mode=0o644)
-    with caplog.at_level(logging.WARNING, logger="streamlearn.kafka_config"):
+    with caplog.at_level(logging.WARNING, logger="streamlearn.sources.kafka_config"):
         load_client_config(config_file=path, environ={})
     assert "readable by other users" in caplog.text
 
 
 def test_a_password_in_x_flags_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="streamlearn.kafka_config"):
+    with caplog.at_level(logging.WARNING, logger="streamlearn.sources.kafka_config"):
         load_client_config(["sasl.password=oops"], environ={})
     assert "STREAMLEARN_KAFKA_SASL_PLAIN_PASSWORD" in caplog.text
     assert "oops" not in caplog.text

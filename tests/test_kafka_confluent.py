@@ -59,10 +59,10 @@ from test_source_contract import (  # noqa: F401
     test_resume_after_last_item_returned,
 )
 
-from streamlearn.kafka_config import KafkaSettings
 from streamlearn.sources.base import Raw, SourceError
 from streamlearn.sources.kafka import KafkaSource
 from streamlearn.sources.kafka_base import KafkaSourceBase
+from streamlearn.sources.kafka_config import KafkaSettings
 from streamlearn.sources.kafka_confluent import ConfluentKafkaSource, _Watcher, librdkafka_config
 
 pytestmark = pytest.mark.kafka

@@ -170,7 +170,7 @@ def test_sigkill_between_checkpoint_and_group_commit_learns_nothing_twice(
         topic,
         state,
         # Generation 2: the first comes after 50 records; JSON values learned a fetch at a time
-        # (streamlearn.jsonblock) may take all 2000 in the second, and never reach a third.
+        # (streamlearn.fast.jsonblock) may take all 2000 in the second, and never reach a third.
         env={"STREAMLEARN_TEST_CRASH_BEFORE_COMMIT": "2"},
         client=client,
     )

@@ -1,4 +1,4 @@
-"""JSON values from Kafka, learned a fetch at a time (``streamlearn.jsonblock``), exactly.
+"""JSON values from Kafka, learned a fetch at a time (``streamlearn.fast.jsonblock``), exactly.
 
 The same topic is learned with the block path and record by record (``STREAMLEARN_FASTPATH=0``):
 weights and metrics the same to the last bit, the same dead letters (reasons, raw text, Kafka
@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 
 from streamhelpers import make_regression, read_jsonl, run_until_seen, sgd_oracle
-from streamlearn import fastpath
 from streamlearn.app import build
 from streamlearn.config import Settings
+from streamlearn.fast import block as fastpath
 from streamlearn.records import JsonDecoder, Label, Record, Rejected
 
 ROWS = 3000
@@ -275,7 +275,7 @@ def _same(a: float, b: float) -> bool:
 @pytest.mark.skipif(fastpath.compiled_kernels() is None, reason="the kernels are not built")
 @pytest.mark.parametrize("features", [None, ("x1", "x0", "e2")])
 def test_parsed_rows_are_what_the_decoder_makes(features: tuple[str, ...] | None) -> None:
-    from streamlearn.jsonblock import JsonBlockLearner
+    from streamlearn.fast.jsonblock import JsonBlockLearner
     from streamlearn.learner import Learner
     from streamlearn.models.sgd import SGDRegressor
     from streamlearn.sources.kafka_base import Fetched, KafkaBlock

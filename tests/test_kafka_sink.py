@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from streamlearn.broker import free_port
-from streamlearn.kafka_sink import KafkaSink, KafkaSinkError, open_sink
-from streamlearn.sinks import JsonLinesSink
+from streamlearn.sinks.jsonlines import JsonLinesSink
+from streamlearn.sinks.kafka import KafkaSink, KafkaSinkError, open_sink
 
 
 def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 10.0) -> list:

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from conftest import create_topic
 
-from streamlearn.kafka_config import KafkaSettings
 from streamlearn.sources.base import PositionMismatch, Raw, SourceError
 from streamlearn.sources.kafka import KafkaSource
 from streamlearn.sources.kafka_base import KafkaSourceBase
+from streamlearn.sources.kafka_config import KafkaSettings
 
 pytestmark = pytest.mark.kafka
 

@@ -1,4 +1,4 @@
-"""The C extension ``streamlearn._kernels``: the numbers it was built with, its argument
+"""The C extension ``streamlearn.fast._kernels``: the numbers it was built with, its argument
 checks, and the parser on arbitrary bytes against its Python specification.
 
 The kernels' results are compared with the Python functions, the numpy oracle and River
@@ -17,14 +17,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamlearn import adwin, fastpath, learner
+from streamlearn import learner
+from streamlearn.drift import adwin
+from streamlearn.fast import block as fastpath
 
 try:
-    from streamlearn import _kernels
+    from streamlearn.fast import _kernels
 except ImportError:  # a source tree never installed; pip builds it, so never under CI
     if os.environ.get("CI") == "true":
         raise
-    pytest.skip("streamlearn._kernels is not built", allow_module_level=True)
+    pytest.skip("streamlearn.fast._kernels is not built", allow_module_level=True)
 
 
 def test_the_compiled_constants_are_the_python_ones():

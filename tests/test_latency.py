@@ -17,12 +17,12 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prom_server import require_binary
 from streamhelpers import make_regression, write_csv
 from streamlearn.learner import Learner
+from streamlearn.loop.daemon import Daemon
 from streamlearn.models.registry import build_model
 from streamlearn.models.sgd import SGDRegressor
+from streamlearn.observe.telemetry import DEFAULT_LATENCY_BUCKETS, Telemetry
 from streamlearn.records import CsvDecoder, JsonDecoder, parse_csv_header
-from streamlearn.service import Daemon
 from streamlearn.sources.file import FileSource
-from streamlearn.telemetry import DEFAULT_LATENCY_BUCKETS, Telemetry
 
 NAME = "streamlearn_learn_latency_seconds"
 
@@ -286,7 +286,7 @@ def test_daemon_latency_of_a_live_tail(tmp_path: Path) -> None:
 def test_kafka_latency_counts_from_the_message_timestamp(
     client: str, kafka_bootstrap: str, kafka_topic_factory, kafka_send
 ) -> None:
-    from streamlearn.kafka_config import KafkaSettings
+    from streamlearn.sources.kafka_config import KafkaSettings
 
     topic = kafka_topic_factory(2)
     X, y, _ = make_regression(300, seed=5)

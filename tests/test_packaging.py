@@ -36,7 +36,7 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path):
     (wheel,) = wheels.glob("streamlearn-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for expected in (
-        "streamlearn/cli.py",
+        "streamlearn/cli/main.py",
         "streamlearn/sources/file.py",
         "streamlearn/models/sgd.py",
         "streamlearn/producers/__init__.py",
@@ -45,7 +45,7 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path):
         assert expected in names
     assert not any(name.startswith(("daemon/", "producers/", "tests/")) for name in names)
     # The C kernels, compiled for this Python (the fast path runs on them).
-    assert [n for n in names if n.startswith("streamlearn/_kernels.") and n.endswith(".so")]
+    assert [n for n in names if n.startswith("streamlearn/fast/_kernels.") and n.endswith(".so")]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert (
         "streamlearn = streamlearn.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
@@ -73,7 +73,7 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path):
         [
             str(venv / "bin" / "python"),
             "-c",
-            "import streamlearn, streamlearn.producers, streamlearn._kernels as k; "
+            "import streamlearn, streamlearn.producers, streamlearn.fast._kernels as k; "
             "print(streamlearn.__file__); print(k.__file__)",
         ],
         env=env,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamlearn.report import Run, plot_curves, rolling_mae
+from streamlearn.observe.report import Run, plot_curves, rolling_mae
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

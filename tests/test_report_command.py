@@ -14,10 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from streamhelpers import ROOT, STREAMLEARN, cli
-from streamlearn.checkpoint import CheckpointStore
 from streamlearn.learner import Learner
 from streamlearn.models.sgd import SGDRegressor
-from streamlearn.report import (
+from streamlearn.observe.report import (
     DRIFT_GID,
     CurveRun,
     ReportError,
@@ -27,6 +26,7 @@ from streamlearn.report import (
     report_command,
     rolling_mae,
 )
+from streamlearn.state.checkpoint import CheckpointStore
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 STREAM = ROOT / "examples" / "stream.csv"

@@ -18,12 +18,17 @@ import numpy as np
 import pytest
 from river import linear_model, tree
 
-from streamlearn import checkpoint
-from streamlearn.checkpoint import FORK_GUESS_SECONDS, BackgroundWriter, CheckpointStore, decode
 from streamlearn.learner import Learner
+from streamlearn.loop.daemon import Daemon, RunOptions
 from streamlearn.records import CsvDecoder
-from streamlearn.service import Daemon, RunOptions
 from streamlearn.sources.file import FileSource
+from streamlearn.state import checkpoint
+from streamlearn.state.checkpoint import (
+    FORK_GUESS_SECONDS,
+    BackgroundWriter,
+    CheckpointStore,
+    decode,
+)
 
 HEADER = ["x0", "x1", "x2", "x3", "y"]
 

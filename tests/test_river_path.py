@@ -24,16 +24,16 @@ import numpy as np
 import pytest
 from river import evaluate, metrics
 
-from streamlearn import fastpath
-from streamlearn.checkpoint import BackgroundWriter, CheckpointStore
-from streamlearn.drift import DriftConfig, DriftMonitor
+from streamlearn.drift.monitor import DriftConfig, DriftMonitor
+from streamlearn.fast import block as fastpath
 from streamlearn.learner import Curve, Learner
+from streamlearn.loop.daemon import Daemon, RunOptions
 from streamlearn.models.registry import build_model
 from streamlearn.records import CsvDecoder, Record
-from streamlearn.service import Daemon, RunOptions
-from streamlearn.sinks import JsonLinesSink
+from streamlearn.sinks.jsonlines import JsonLinesSink
 from streamlearn.sources.base import Raw
 from streamlearn.sources.file import FileSource
+from streamlearn.state.checkpoint import BackgroundWriter, CheckpointStore
 
 compiled = fastpath.compiled_kernels()
 KERNELS = [

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_latest
 
 from prom_server import require_binary
-from streamlearn.telemetry import (
+from streamlearn.observe.telemetry import (
     DEFAULT_ERROR_BUCKETS,
     DEFAULT_STEP_BUCKETS,
     LEARN_LABELS,

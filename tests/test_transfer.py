@@ -28,7 +28,6 @@ from sklearn.neural_network import MLPRegressor as SkMLP
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
-from streamlearn.checkpoint import CheckpointStore
 from streamlearn.models.mlp import MLPRegressor
 from streamlearn.models.pretrain import pretrain
 from streamlearn.models.transfer import (
@@ -43,6 +42,7 @@ from streamlearn.models.transfer import (
     warm_start,
 )
 from streamlearn.producers.transfer_data import make_transfer_pair, write_transfer_pair
+from streamlearn.state.checkpoint import CheckpointStore
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FEATURES = ["x1", "x2"]
@@ -208,7 +208,7 @@ def test_streamlearn_checkpoints(tmp_path: Path, probe_rows: pd.DataFrame) -> No
     _assert_b_starts_as_a(a, reference, probe_rows)
 
     # The daemon's own state directory (generations written by CheckpointStore).
-    from streamlearn.checkpoint import CheckpointStore
+    from streamlearn.state.checkpoint import CheckpointStore
 
     store = CheckpointStore(tmp_path / "state")
     try:

@@ -18,7 +18,6 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from streamlearn.kafka_config import KafkaSettings, client_kwargs
 from streamlearn.sources.base import SourceError
 from streamlearn.sources.kafka_base import (
     WATCHER_REQUEST_TIMEOUT_S,
@@ -28,6 +27,7 @@ from streamlearn.sources.kafka_base import (
     Observation,
     WatcherBase,
 )
+from streamlearn.sources.kafka_config import KafkaSettings, client_kwargs
 
 if TYPE_CHECKING:
     from kafka import KafkaAdminClient, KafkaConsumer

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, ClassVar, Generic, TypeVar
 
-from streamlearn.kafka_config import KafkaSettings
 from streamlearn.sources.base import (
     PositionMismatch,
     Raw,
@@ -32,6 +31,7 @@ from streamlearn.sources.base import (
     SourceError,
     arrivals_from_timestamps,
 )
+from streamlearn.sources.kafka_config import KafkaSettings
 
 __all__ = [
     "WATCHER_REQUEST_TIMEOUT_S",

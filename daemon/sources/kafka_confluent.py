@@ -27,7 +27,6 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from streamlearn.kafka_config import KafkaSettings
 from streamlearn.sources.base import SourceError
 from streamlearn.sources.kafka_base import (
     WATCHER_REQUEST_TIMEOUT_S,
@@ -37,6 +36,7 @@ from streamlearn.sources.kafka_base import (
     Observation,
     WatcherBase,
 )
+from streamlearn.sources.kafka_config import KafkaSettings
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer
@@ -114,7 +114,7 @@ _OURS = frozenset({"bootstrap.servers", "group.id", "enable.auto.commit", "auto.
 def librdkafka_config(settings: KafkaSettings) -> dict[str, Any]:
     """The librdkafka settings for ``settings.client_config`` (kafka-python names), tuned.
 
-    >>> from streamlearn.kafka_config import KafkaSettings
+    >>> from streamlearn.sources.kafka_config import KafkaSettings
     >>> s = KafkaSettings(["b:9092"], "t", client_config={"security_protocol": "SSL",
     ...                   "max_poll_records": 10, "queued_min_messages": 1000})
     >>> cfg = librdkafka_config(s)

@@ -95,7 +95,7 @@ DRIFT_ACTIONS: tuple[str, ...] = ("none", "reset", "shrink_lr", "boost_lr")
 #: Model metric names and windows exported by ``streamlearn_model_metric``.
 MODEL_METRICS: tuple[str, ...] = ("mae", "rmse", "r2")
 MODEL_WINDOWS: tuple[str, ...] = ("cumulative", "rolling")
-#: Outcomes of ``POST /predict`` (see ``streamlearn.http``).
+#: Outcomes of ``POST /predict`` (see ``streamlearn.observe.http``).
 PREDICT_OUTCOMES: tuple[str, ...] = ("ok", "bad_request", "too_large", "unavailable", "error")
 
 ModelMetrics = Callable[[], Mapping[tuple[str, str], float]]
@@ -703,7 +703,7 @@ class Telemetry:
         self._gaps.inc(n)
 
     def http_predict(self, outcome: str) -> None:
-        """Count one ``POST /predict`` by outcome (called by ``streamlearn.http``)."""
+        """Count one ``POST /predict`` by outcome (called by ``streamlearn.observe.http``)."""
         child = self._http_predict.get(outcome)
         if child is None:
             _check_choice(outcome, PREDICT_OUTCOMES, "predict outcome")

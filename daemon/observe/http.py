@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
-from streamlearn.telemetry import Telemetry
+from streamlearn.observe.telemetry import Telemetry
 
 __all__ = [
     "DEFAULT_METRICS_HOST",

@@ -1,12 +1,12 @@
 /*
- * streamlearn._kernels: the three compiled loops of the fast path.
+ * streamlearn.fast._kernels: the three compiled loops of the fast path.
  *
  * Each function here is a line-for-line C rendering of a plain-Python function that
  * stays in the package as its specification and its fallback:
  *
- *   parse_lines  = streamlearn.fastpath.parse_lines   (CSV numbers, exact or DOUBT)
- *   learn_rows   = streamlearn.fastpath.learn_rows    (sgd test-then-train + metrics)
- *   feed_values  = streamlearn.adwin.feed_values      (River's ADWIN, bit for bit)
+ *   parse_lines  = streamlearn.fast.block.parse_lines   (CSV numbers, exact or DOUBT)
+ *   learn_rows   = streamlearn.fast.block.learn_rows    (sgd test-then-train + metrics)
+ *   feed_values  = streamlearn.drift.adwin.feed_values      (River's ADWIN, bit for bit)
  *
  * The tests run both on the same inputs and compare every output bit. Why C and not
  * numba (which compiled the same Python until session 3): loading numba's cached
@@ -249,7 +249,7 @@ static Py_ssize_t parse_block(const uint8_t *data, Py_ssize_t size, Py_ssize_t n
 
 PyDoc_STRVAR(parse_lines_doc,
              "parse_lines(data, n_fields, values, status, starts) -> int\n\n"
-             "streamlearn.fastpath.parse_lines, compiled: parse whole CSV lines of numbers.");
+             "streamlearn.fast.block.parse_lines, compiled: parse whole CSV lines of numbers.");
 
 static PyObject *parse_lines(PyObject *self, PyObject *args)
 {
@@ -429,7 +429,7 @@ static Py_ssize_t learn_block(const Learn *k)
 PyDoc_STRVAR(learn_rows_doc,
              "learn_rows(values, status, start, stop, weights, lr, two, state, counters,\n"
              "           ring_y, ring_yhat, yhat_out, curve_out) -> int\n\n"
-             "streamlearn.fastpath.learn_rows, compiled: test then train rows start..stop.");
+             "streamlearn.fast.block.learn_rows, compiled: test then train rows start..stop.");
 
 static PyObject *learn_rows(PyObject *self, PyObject *args)
 {
@@ -692,7 +692,7 @@ static Py_ssize_t feed_block(double *buf, const double *values, Py_ssize_t start
 
 PyDoc_STRVAR(feed_values_doc,
              "feed_values(buf, values, start, stop) -> int\n\n"
-             "streamlearn.adwin.feed_values, compiled: feed values[start:stop] to ADWIN.");
+             "streamlearn.drift.adwin.feed_values, compiled: feed values[start:stop] to ADWIN.");
 
 static PyObject *feed_values(PyObject *self, PyObject *args)
 {
@@ -787,7 +787,7 @@ static PyModuleDef_Slot slots[] = {
 
 static struct PyModuleDef definition = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "streamlearn._kernels",
+    .m_name = "streamlearn.fast._kernels",
     .m_doc = "The compiled loops of streamlearn's fast path (see fastpath.py and adwin.py).",
     .m_size = 0,
     .m_methods = methods,

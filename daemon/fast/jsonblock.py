@@ -5,7 +5,7 @@ producer: flat objects with the same keys in the same order, numbers only, one s
 separators (``{"x0": 0.5, "y": 1.2}`` as ``json.dumps`` writes it, or ``{"x0":0.5,"y":1.2}``).
 Such a block is checked and turned into CSV lines a whole block at a time, with byte string
 methods and numpy (no Python work per message), and the compiled CSV parser of
-``streamlearn.fastpath`` reads the numbers; the kernel then learns the rows as it learns CSV.
+``streamlearn.fast.block`` reads the numbers; the kernel then learns the rows as it learns CSV.
 
 Every message whose line is not *proved* to read as ``JsonDecoder`` reads it is marked
 ``DOUBT`` and judged by ``JsonDecoder.decode`` itself. A line is taken as is only when:
@@ -46,7 +46,15 @@ from typing import Any
 import numpy as np
 import orjson
 
-from streamlearn.fastpath import DOUBT, LABELED, NOTHING, REJECTED, UNLABELED, BlockLearner, Parsed
+from streamlearn.fast.block import (
+    DOUBT,
+    LABELED,
+    NOTHING,
+    REJECTED,
+    UNLABELED,
+    BlockLearner,
+    Parsed,
+)
 from streamlearn.records import Decoded, JsonDecoder, Label, Record, Rejected
 from streamlearn.sources.base import Raw
 

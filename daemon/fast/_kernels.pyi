@@ -1,4 +1,4 @@
-"""Types of the C extension ``streamlearn._kernels`` (daemon/_kernels.c)."""
+"""Types of the C extension ``streamlearn.fast._kernels`` (daemon/fast/_kernels.c)."""
 
 from typing import Any
 

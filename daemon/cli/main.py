@@ -26,7 +26,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "produce": ("streamlearn.producers.cli:produce", "Replay a CSV/JSON Lines file into Kafka."),
     "broker": ("streamlearn.broker:broker_command", "Start a local Kafka-protocol broker."),
     "pretrain": ("streamlearn.models.pretrain:pretrain_command", "Train a batch model A."),
-    "report": ("streamlearn.report:report_command", "Plot learning curves of runs."),
+    "report": ("streamlearn.observe.report:report_command", "Plot learning curves of runs."),
 }
 
 
@@ -377,8 +377,8 @@ def _options(func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         func = option(func)
     # Option groups of the optional parts; these modules import only click at load time.
-    from streamlearn.drift import drift_options
-    from streamlearn.pseudo import pseudo_options
+    from streamlearn.drift.monitor import drift_options
+    from streamlearn.labels.pseudo import pseudo_options
 
     return pseudo_options(drift_options(func))
 
@@ -407,8 +407,8 @@ def _run_app(params: dict[str, Any], *, follow: bool, inspect_json: bool = False
         raise click.UsageError(str(exc)) from None
     except AppError as exc:
         raise click.ClickException(str(exc)) from None
-    from streamlearn.checkpoint import CheckpointError
     from streamlearn.sources.base import SourceError
+    from streamlearn.state.checkpoint import CheckpointError
 
     try:
         daemon = app.daemon
@@ -493,8 +493,8 @@ def replay(file: str, inspect_json: bool, **params: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print JSON.")
 def inspect(state_dir: str, as_json: bool) -> None:
     """Show what the model in STATE_DIR has learned (works while a daemon runs)."""
-    from streamlearn.checkpoint import CheckpointError, CheckpointStore
-    from streamlearn.service import inspect_state
+    from streamlearn.loop.daemon import inspect_state
+    from streamlearn.state.checkpoint import CheckpointError, CheckpointStore
 
     try:
         store = CheckpointStore(state_dir, lock=False)

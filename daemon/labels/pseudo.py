@@ -659,7 +659,7 @@ class _Decision(NamedTuple):
 class PseudoLabeler:
     """The pseudo-labeling side loop: queue, teacher, ordered acceptance, weighted learning.
 
-    Fits the hooks of ``streamlearn.service.Daemon``: ``offer`` per unlabeled
+    Fits the hooks of ``streamlearn.loop.daemon.Daemon``: ``offer`` per unlabeled
     record, ``observe_labeled`` per true label, ``drain`` after each batch
     (learns accepted pseudo-labels on the loop thread), ``audit`` from
     ``LabelJoin.take``. Picklable (the checkpoint holds it, with the queue and

@@ -32,7 +32,7 @@ into arrays before a block and writes it back after, and the run loop
 checkpoints only between blocks, at a line boundary with its byte offset.
 
 Both kernels are written here in plain Python, the specification; the daemon runs
-their line-for-line C rendering in ``streamlearn._kernels`` (``daemon/_kernels.c``,
+their line-for-line C rendering in ``streamlearn.fast._kernels`` (``daemon/fast/_kernels.c``,
 built by pip). The tests run both on the same blocks and compare every bit, and the
 Python ones against the numpy oracle too. Without the extension (a source tree never
 built) the daemon takes the per-record path, with the same results.
@@ -333,9 +333,9 @@ def python_kernels() -> Kernels:
 
 @functools.cache
 def compiled_kernels() -> Kernels | None:
-    """The kernels of ``streamlearn._kernels``, or None when the extension was not built."""
+    """The kernels of ``streamlearn.fast._kernels``, or None when the extension was not built."""
     try:
-        from streamlearn import _kernels
+        from streamlearn.fast import _kernels
     except ImportError as exc:
         log.warning(
             "the compiled kernels are missing (%s): plain CSV + sgd takes the per-record "
@@ -426,7 +426,7 @@ class BlockLearner:
         self.features = list(features)
         kernels = kernels if kernels is not None else compiled_kernels()
         if kernels is None:
-            raise RuntimeError("the compiled kernels (streamlearn._kernels) are not built")
+            raise RuntimeError("the compiled kernels (streamlearn.fast._kernels) are not built")
         self._parse, self._learn = kernels
         self.yhat = np.empty(0)
 

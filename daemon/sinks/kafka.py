@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from streamlearn.kafka_config import (
+from streamlearn.sinks.jsonlines import JsonLinesSink, Sink
+from streamlearn.sources.kafka_config import (
     ENV_PREFIX,
     client_kwargs,
     is_kafka_url,
     load_client_config,
     parse_kafka_url,
 )
-from streamlearn.sinks import JsonLinesSink, Sink
 
 if TYPE_CHECKING:
     from kafka import KafkaProducer
@@ -170,7 +170,7 @@ def open_sink(
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "predictions.jsonl"
     >>> open_sink(str(path))  # doctest: +ELLIPSIS
-    <streamlearn.sinks.JsonLinesSink object at ...>
+    <streamlearn.sinks.jsonlines.JsonLinesSink object at ...>
     >>> open_sink("kafka://127.0.0.1:9092/predictions", environ={})
     KafkaSink(kafka://127.0.0.1:9092/predictions)
     """

@@ -14,8 +14,8 @@ Why our own: the daemon fed River's detector one Python call per record, the lar
 part of its per-record cost, and ``from river import drift`` imports scikit-learn (about
 1 s) at the first detector. Here the whole state is one float64 buffer and the update
 loop is one function, :func:`feed_values`, written here in Python (the specification)
-and run as its line-for-line C rendering in ``streamlearn._kernels`` (like
-``streamlearn.fastpath``); :meth:`ADWIN.update_many` runs it over a whole array and stops
+and run as its line-for-line C rendering in ``streamlearn.fast._kernels`` (like
+``streamlearn.fast.block``); :meth:`ADWIN.update_many` runs it over a whole array and stops
 right after the first detection, so the caller can act there. Without the extension, or
 with ``STREAMLEARN_FASTPATH=0``, the Python function runs (on a list: same results,
 slower).
@@ -239,9 +239,9 @@ Kernel = Callable[[Any, Any, int, int], int]
 
 @functools.cache
 def compiled_kernel() -> Kernel | None:
-    """:func:`feed_values` compiled (``streamlearn._kernels``), or None when it was not built."""
+    """:func:`feed_values` compiled (``streamlearn.fast._kernels``), or None if not built."""
     try:
-        from streamlearn import _kernels
+        from streamlearn.fast import _kernels
     except ImportError:
         log.info("the compiled kernels are missing: ADWIN runs as Python (same results, slower)")
         return None

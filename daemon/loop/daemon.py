@@ -22,17 +22,17 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from streamlearn import __version__
-from streamlearn.checkpoint import (
+from streamlearn.learner import Learner
+from streamlearn.models.registry import final_estimator
+from streamlearn.records import Label, Record, Rejected
+from streamlearn.sinks.jsonlines import NullSink, Sink
+from streamlearn.sources.base import Source
+from streamlearn.state.checkpoint import (
     BackgroundWriter,
     CheckpointError,
     CheckpointStore,
     encode,
 )
-from streamlearn.learner import Learner
-from streamlearn.models.registry import final_estimator
-from streamlearn.records import Label, Record, Rejected
-from streamlearn.sinks import NullSink, Sink
-from streamlearn.sources.base import Source
 
 if TYPE_CHECKING:
     from streamlearn.sources.file import Block
@@ -126,7 +126,7 @@ def _block_kind(source: Source, decoder: Any) -> type | None:
         return None
     from streamlearn.records import JsonDecoder
 
-    # Plain CSV lines, or JSON values (``streamlearn.jsonblock``), learned a block at a time.
+    # Plain CSV lines, or JSON values (``streamlearn.fast.jsonblock``), learned a block at a time.
     if not getattr(decoder, "plain", False) and type(decoder) is not JsonDecoder:
         return None
     from streamlearn.models.sgd import SGDRegressor
@@ -438,10 +438,10 @@ class Daemon:
     def _next_block(self, want: int) -> Block | None:
         """A block of whole CSV lines for ``_process_block``, or None to go line by line.
 
-        Only what ``streamlearn.fastpath`` computes exactly: a file, the plain CSV
+        Only what ``streamlearn.fast.block`` computes exactly: a file, the plain CSV
         layout, the bare ``sgd`` model holding a weight for every feature (after its
         first record), no baseline, no pseudo-labels, no late-label join. JSON values
-        (``streamlearn.jsonblock``) likewise, one value a line, once the features are
+        (``streamlearn.fast.jsonblock``) likewise, one value a line, once the features are
         known (``--features``, else those of the last record learned).
         """
         self._block_soon = False
@@ -528,7 +528,7 @@ class Daemon:
         if block.lines < _MIN_BLOCK_LINES:
             return None  # a header-only file or a trickle of live lines: not worth a block
         if self._block_learner_ is None:
-            from streamlearn import fastpath
+            from streamlearn.fast import block as fastpath
 
             kernels = fastpath.compiled_kernels()
             if kernels is None:
@@ -537,7 +537,7 @@ class Daemon:
             if getattr(self.decoder, "plain", False):
                 self._block_learner_ = fastpath.BlockLearner(self.decoder.features, kernels)
             else:
-                from streamlearn.jsonblock import JsonBlockLearner
+                from streamlearn.fast.jsonblock import JsonBlockLearner
 
                 self._block_learner_ = JsonBlockLearner(self.decoder, self.learner, kernels)
         return self._block_learner_
@@ -546,7 +546,7 @@ class Daemon:
         """Show the monitor each learned row before ``done``; the row where it changed the model."""
         import numpy as np
 
-        from streamlearn.fastpath import LABELED, NOTHING
+        from streamlearn.fast.block import LABELED, NOTHING
 
         status = parsed.status[:done]
         learned = np.flatnonzero(status == LABELED)
@@ -584,7 +584,7 @@ class Daemon:
         """Counters, dead letters, predictions and kept errors of rows ``0..done``, in order."""
         import numpy as np
 
-        from streamlearn.fastpath import LABELED, NOTHING, REJECTED, UNLABELED
+        from streamlearn.fast.block import LABELED, NOTHING, REJECTED, UNLABELED
 
         counters = self.counters
         status = parsed.status[:done]
@@ -683,7 +683,7 @@ class Daemon:
 
         import numpy as np
 
-        from streamlearn.fastpath import LABELED, UNLABELED
+        from streamlearn.fast.block import LABELED, UNLABELED
         from streamlearn.learner import DIVERGED
 
         features = self.decoder.features
@@ -956,7 +956,7 @@ def _block_features(decoder: Any, last_x: dict[str, float] | None) -> Sequence[s
     """The features a block of ``decoder``'s records is learned with, if known yet.
 
     The decoder's (a CSV header, ``--features``); JSON values without ``--features``: those
-    of the last record learned. Here, not in ``streamlearn.jsonblock``: asked before every
+    of the last record learned. Here, not in ``streamlearn.fast.jsonblock``: asked before every
     block, it must not import numpy into a run that never makes one (a header-only file).
     """
     features: Sequence[str] | None = getattr(decoder, "features", None)

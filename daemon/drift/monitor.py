@@ -3,7 +3,7 @@
 The daemon calls :meth:`DriftMonitor.observe` once per labeled record, after the model
 learned it, with the prediction made before learning; the compiled fast path hands it
 whole blocks of errors instead (:meth:`DriftMonitor.observe_errors`). The monitor feeds a
-drift detector (ADWIN, ours in :mod:`streamlearn.adwin` with River's results; River's
+drift detector (ADWIN, ours in :mod:`streamlearn.drift.adwin` with River's results; River's
 PageHinkley or KSWIN) and, on a detection, logs it, counts it, records it in the state
 (``drift_events``) and takes the ``--on-drift`` action.
 
@@ -27,7 +27,7 @@ change and, with ``--on-drift reset``, throw the model away again and again. Thr
 
 Detectors (``--drift-detector``, default ``adwin``)
 ---------------------------------------------------
-- ``adwin``: ``ADWIN(delta=0.002)``, :class:`streamlearn.adwin.ADWIN`: River's
+- ``adwin``: ``ADWIN(delta=0.002)``, :class:`streamlearn.drift.adwin.ADWIN`: River's
   ``drift.ADWIN`` to the last bit, compiled (C). The default: its bound uses the
   observed variance, so it suits an unbounded, skewed signal such as an absolute error
   (no false alarm on 5 x 20,000 stable records with Gaussian, Laplace noise; a few with
@@ -73,7 +73,7 @@ loop loads with the package's C extension in about a millisecond; PageHinkley an
 still import ``river.drift``, which imports scikit-learn (about 1 s), when their first
 detector is built.
 
-Checkpoints written before ``streamlearn.adwin`` hold River's ADWIN: a restored monitor
+Checkpoints written before ``streamlearn.drift.adwin`` hold River's ADWIN: a restored monitor
 converts it to ours, state and all (or keeps River's if its state cannot be read), and
 goes on with the same detections.
 """
@@ -268,7 +268,7 @@ class DriftConfig:
 def make_detector(name: str, *, rising: bool) -> Any:
     """A drift detector by event name, tuned for a unit-free signal (see the module doc).
 
-    ``adwin`` is :class:`streamlearn.adwin.ADWIN` (River's results, compiled); the others
+    ``adwin`` is :class:`streamlearn.drift.adwin.ADWIN` (River's results, compiled); the others
     are River's. ``rising`` asks PageHinkley for its one-sided ``mode="up"``; ADWIN and
     KSWIN are two-sided and are filtered by :class:`DriftMonitor` instead.
 
@@ -278,7 +278,7 @@ def make_detector(name: str, *, rising: bool) -> Any:
     ADWIN(delta=0.002, clock=32, max_buckets=5, min_window_length=5, grace_period=10)
     """
     if name == "adwin":
-        from streamlearn.adwin import ADWIN
+        from streamlearn.drift.adwin import ADWIN
 
         return ADWIN(delta=0.002)
     # Imported here, when the first detector is built (after warm-up and the reference
@@ -320,7 +320,7 @@ class _Watch:
         self.scale: float | None = None
         self.detector: Any = None
         self.ready = False
-        # Our ADWIN (``streamlearn.adwin``): fed arrays by ``update_many``, and it keeps the
+        # Our ADWIN (``streamlearn.drift.adwin``): fed arrays by ``update_many``, and it keeps the
         # sum and count of what it was fed since its last reset itself.
         self._compiled_adwin = False
         # River's ADWIN (restored from an old checkpoint it could not be converted from):
@@ -474,7 +474,7 @@ class _Watch:
         if _is_river_adwin(self.detector):
             # A checkpoint from before our ADWIN: the same detector, converted exactly
             # (River's is kept if its state cannot be read).
-            from streamlearn.adwin import ADWIN
+            from streamlearn.drift.adwin import ADWIN
 
             converted = ADWIN.from_river(self.detector, seen=(self._fed_n, self._fed_total))
             if converted is not None:
@@ -529,7 +529,7 @@ class DriftMonitor:
     >>> import numpy as np
     >>> from streamlearn.learner import Learner
     >>> from streamlearn.models.sgd import SGDRegressor
-    >>> from streamlearn.service import Daemon
+    >>> from streamlearn.loop.daemon import Daemon
     >>> from streamlearn.testing import ListSource
     >>> from streamlearn.records import JsonDecoder
     >>> rng = np.random.default_rng(1)

@@ -1,0 +1,1 @@
+"""Where dead letters and predictions go: JSON Lines files and Kafka topics."""

@@ -1,0 +1,1 @@
+"""Checkpoints: their format, the store of generations, the background writer."""
