@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit sanitize system-deps keras broker bench clean
+.PHONY: run test check lint typecheck unit sanitize system-deps keras broker bench clean
 
 # The C kernels are built by the editable install: a change to them reinstalls.
 $(STAMP): pyproject.toml setup.py daemon/fast/_kernels.c
@@ -26,6 +26,10 @@ run: $(STAMP)
 
 ## test: lint, type-check and the whole test suite (real Kafka broker, real Prometheus, Keras)
 test: $(STAMP) system-deps keras lint typecheck unit sanitize
+
+## check: the quick inner loop (ruff, mypy, the tests that need no broker or Prometheus)
+check: $(STAMP) lint typecheck
+	$(BIN)/python -m pytest -q -m "not kafka and not prometheus and not slow"
 
 # Keras (CPU, torch backend) for the tests that read real .keras files. torch is pinned:
 # an unpinned one would pull a multi-GB CUDA build.
