@@ -1,10 +1,12 @@
-"""Reading deploy/ for tests: the dashboard's queries, the rules, and PromQL selectors in them."""
+"""Reading deploy/ for tests: the dashboard's queries, the rules, PromQL selectors in them, and
+the Dockerfile's stages with the build context its ignore file lets through."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -107,3 +109,132 @@ def selectors(expr: str) -> list[str]:
 def metric_names(expr: str) -> set[str]:
     """The metric names of ours (``streamlearn_*``, recording rules) used in ``expr``."""
     return {name for name, _ in _SELECTOR.findall(expr) if name != "up"}
+
+
+# -- the image: Dockerfile stages and the build context its ignore file lets through ---------
+
+DOCKERFILE = DEPLOY / "Dockerfile"
+DOCKERIGNORE = DEPLOY / "Dockerfile.dockerignore"  # BuildKit reads <Dockerfile>.dockerignore
+
+
+@dataclass
+class Stage:
+    """One ``FROM`` stage of a Dockerfile: its base, its name and its instructions in order."""
+
+    base: str
+    name: str | None
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def arguments(self, keyword: str) -> list[str]:
+        return [args for kw, args in self.instructions if kw == keyword]
+
+
+def dockerfile_stages(text: str) -> list[Stage]:
+    """The stages of a Dockerfile, with continuation lines joined and comments dropped."""
+    logical: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if line.startswith("#"):  # a comment inside a continued instruction
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        logical.append(pending + line)
+        pending = ""
+    stages: list[Stage] = []
+    for line in logical:
+        keyword, _, args = line.partition(" ")
+        keyword, args = keyword.upper(), args.strip()
+        if keyword == "FROM":
+            words = args.split()
+            words = [w for w in words if not w.startswith("--")]
+            name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else None
+            stages.append(Stage(words[0], name))
+        else:
+            stages[-1].instructions.append((keyword, args))
+    return stages
+
+
+def _ignore_pattern(pattern: str) -> re.Pattern[str]:
+    """A .dockerignore pattern as a regex (Go's filepath.Match, plus ``**`` for any depth)."""
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out += "(?:.*/)?"
+            i += 3
+        elif pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+        elif pattern[i] == "*":
+            out += "[^/]*"
+            i += 1
+        elif pattern[i] == "?":
+            out += "[^/]"
+            i += 1
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return re.compile(out + r"\Z")
+
+
+@dataclass(frozen=True)
+class IgnoreRule:
+    """One line of a .dockerignore file: a pattern that excludes, or with ``!`` re-includes."""
+
+    exclude: bool
+    text: str
+    pattern: re.Pattern[str]
+
+    def matches(self, relative: str) -> bool:
+        """Whether the rule matches the path or one of its parent directories (as Docker does)."""
+        parts = relative.split("/")
+        return any(self.pattern.match("/".join(parts[: n + 1])) for n in range(len(parts)))
+
+    def may_include_under(self, directory: str) -> bool:
+        """Whether this ``!`` rule could re-include something below ``directory``."""
+        if self.exclude:
+            return False
+        head = self.text.split("/")[0]
+        return any(c in head for c in "*?[") or head == directory.split("/")[0]
+
+
+def dockerignore_rules(text: str) -> list[IgnoreRule]:
+    """The rules of an ignore file, in order (the last one that matches a path wins)."""
+    rules = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        include = line.startswith("!")
+        pattern = os.path.normpath(line.lstrip("!").strip()).lstrip("/")
+        rules.append(IgnoreRule(not include, pattern, _ignore_pattern(pattern)))
+    return rules
+
+
+def _excluded(relative: str, rules: list[IgnoreRule]) -> bool:
+    excluded = False
+    for rule in rules:
+        if rule.matches(relative):
+            excluded = rule.exclude
+    return excluded
+
+
+def context_files(root: Path, rules: list[IgnoreRule]) -> set[str]:
+    """The files (relative, POSIX) that ``docker build`` sends from ``root`` under ``rules``."""
+    sent = set()
+    for directory, subdirs, files in os.walk(root):
+        here = Path(directory).relative_to(root).as_posix()
+        prefix = "" if here == "." else here + "/"
+        # Skip the directories nothing can bring back (.venv, .git, build/): faster, same answer.
+        subdirs[:] = [
+            d
+            for d in subdirs
+            if not _excluded(prefix + d, rules)
+            or any(rule.may_include_under(prefix + d) for rule in rules)
+        ]
+        sent.update(prefix + f for f in files if not _excluded(prefix + f, rules))
+    return sent
