@@ -16,6 +16,7 @@ import os
 import pickle
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -24,7 +25,7 @@ import numpy as np
 import pytest
 from river import forest
 
-from streamhelpers import STREAMLEARN, cli, inspect_json, make_regression, sgd_oracle, write_csv
+from streamhelpers import cli, inspect_json, make_regression, sgd_oracle, write_csv
 from streamlearn.learner import Learner
 from streamlearn.loop.daemon import Daemon, RunOptions
 from streamlearn.models.sgd import SGDRegressor
@@ -321,9 +322,9 @@ def test_locks_other_threads_change_parts_under_are_held_across_the_fork(tmp_pat
 
 
 def test_the_child_holds_no_inherited_descriptor(tmp_path, forks, monkeypatch):
-    monkeypatch.setattr(checkpoint, "_CHILD_PAUSE", 1.0)
     store = CheckpointStore(tmp_path / "state")
     writer = BackgroundWriter(store, fork="always")
+    writer.child_pause = 1.0
     writer.snapshot({"n": 1, "pad": b"x" * 100_000}, tag=1)
     deadline = time.monotonic() + 20
     while not list((tmp_path / "state").glob("next.tmp.*")) and time.monotonic() < deadline:
@@ -377,7 +378,6 @@ def test_sigkill_during_a_forked_checkpoint_keeps_the_previous_one_and_resumes_e
     write_csv(path, X, y, unlabeled=unlabeled)
     state, predictions = tmp_path / "state", tmp_path / "pred.jsonl"
     args = [
-        *STREAMLEARN,
         "replay",
         str(path),
         "--state-dir",
@@ -392,8 +392,8 @@ def test_sigkill_during_a_forked_checkpoint_keeps_the_previous_one_and_resumes_e
     env = {**os.environ, "STREAMLEARN_CHECKPOINT_FORK": "always"}
 
     def start(pause: float) -> subprocess.Popen:
-        env["STREAMLEARN_TEST_CHECKPOINT_CHILD_PAUSE"] = str(pause)
-        return subprocess.Popen(args, env=env, stderr=subprocess.DEVNULL)
+        launcher = [sys.executable, str(Path(__file__).with_name("pausing_checkpoints.py"))]
+        return subprocess.Popen([*launcher, str(pause), *args], env=env, stderr=subprocess.DEVNULL)
 
     def wait_for(condition, what: str) -> None:
         deadline = time.monotonic() + 60

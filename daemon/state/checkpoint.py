@@ -338,10 +338,6 @@ _CHILD_IGNORES = frozenset({signal.SIGINT, signal.SIGTERM})
 
 _PR_SET_PDEATHSIG = 1
 
-#: Tests only: the forked child sleeps this long halfway through writing its file
-#: (tests/test_checkpoint_background.py kills the daemon meanwhile).
-_CHILD_PAUSE = float(os.environ.get("STREAMLEARN_TEST_CHECKPOINT_CHILD_PAUSE", "0") or 0)
-
 
 class Lock(Protocol):
     """What ``BackgroundWriter.snapshot`` holds across a fork (``threading`` locks, conditions)."""
@@ -422,6 +418,7 @@ def _child(
     hold: Sequence[Lock],
     mask: set[int | signal.Signals],
     death_signal: Callable[[], object] | None,
+    pause: float = 0.0,
 ) -> None:
     """The forked child: pickle ``state`` into ``path``, report on ``report``, exit. Never returns.
 
@@ -429,6 +426,7 @@ def _child(
     the fork stays locked for ever, so nothing here may wait on one: no logging, no
     stdio, no OpenSSL (CPython's own SHA-256 instead), no writer or store object.
     ``hold`` were taken by this very thread for the fork, so they can be released.
+    ``pause``: seconds to sleep halfway through the file (tests kill the daemon meanwhile).
     Whatever happens, the child ends in ``os._exit``: it never returns into the loop.
     """
     status = 1
@@ -453,8 +451,8 @@ def _child(
             _write_all(fd, _HEADER.pack(MAGIC, FORMAT_VERSION, digest, len(payload)))
             body, half = memoryview(payload), len(payload) // 2
             _write_all(fd, body[:half])
-            if _CHILD_PAUSE:
-                time.sleep(_CHILD_PAUSE)
+            if pause:
+                time.sleep(pause)
             _write_all(fd, body[half:])
             os.fsync(fd)
         finally:
@@ -514,6 +512,11 @@ class BackgroundWriter:
     ([(1, 'offset 10')], {'records_learned': 3})
     >>> writer.close(); store.close()
     """
+
+    #: Tests only: seconds a forked child sleeps halfway through writing its file, so
+    #: that a test can look at it or kill the daemon meanwhile. Set on an instance, or
+    #: on the class before the daemon makes its writer (tests/pausing_checkpoints.py).
+    child_pause: float = 0.0
 
     def __init__(
         self,
@@ -646,7 +649,16 @@ class BackgroundWriter:
                 warnings.simplefilter("ignore", DeprecationWarning)
                 pid = os.fork()
             if pid == 0:
-                _child(state, path, report_child, parent, hold, mask, self._death_signal)
+                _child(
+                    state,
+                    path,
+                    report_child,
+                    parent,
+                    hold,
+                    mask,
+                    self._death_signal,
+                    self.child_pause,
+                )
         finally:
             # Only the parent gets here: the child ends in os._exit.
             if pid > 0:
