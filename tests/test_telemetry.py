@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_latest
 
 from prom_server import require_binary
+from streamlearn.observe.histogram import BatchHistogram, one_two_five_buckets
 from streamlearn.observe.telemetry import (
     DEFAULT_ERROR_BUCKETS,
     DEFAULT_STEP_BUCKETS,
@@ -18,9 +19,7 @@ from streamlearn.observe.telemetry import (
     PSEUDO_DECISIONS,
     REJECT_REASONS,
     STAGES,
-    BatchHistogram,
     Telemetry,
-    one_two_five_buckets,
 )
 
 
