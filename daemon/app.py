@@ -25,7 +25,14 @@ class AppError(Exception):
 
 
 class AppUsageError(AppError):
-    """A mistake in how the command was called (a bad model spec): exit code 2."""
+    """A mistake in how the command was called (a bad model spec): exit code 2.
+
+    ``option`` names the option to change (without its dashes) when one option is at fault.
+    """
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 @dataclass
