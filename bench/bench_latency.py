@@ -18,7 +18,7 @@ What is measured, per learned record, exactly (not from histogram buckets):
   producer at ``produce()``, whole milliseconds, so up to 1 ms high) or the time the file source
   read the line. The daemon process runs with ``Telemetry.learn_latency`` wrapped to also keep
   the values it is given (the daemon's own code path is unchanged; the wrapper lives only in
-  this script's ``_daemon`` entry point, which then calls ``streamlearn.cli.main``).
+  this script's ``_daemon`` entry point, which then calls ``streamlearn.cli:main``).
 - ``writer``: the same end of batch minus the bench's own clock when it sent the message or wrote
   the line (one partition and one file, so the n-th record learned is the n-th written). For a
   file it includes the time before the daemon's tail poll saw the line (the loop sleeps 50 ms
@@ -65,7 +65,7 @@ LEARNED = "streamlearn_records_learned_total"
 
 def daemon_entry(log_path: str, args: list[str]) -> None:
     """``streamlearn`` with ``Telemetry.learn_latency`` also keeping every value, saved at exit."""
-    from streamlearn.cli.main import main
+    from streamlearn.cli import main
     from streamlearn.observe import telemetry
 
     ends: list[float] = []

@@ -267,7 +267,7 @@ def test_audit_of_pseudo_labels_equals_a_hand_computation():
 
 
 def wired() -> bool:
-    from streamlearn.cli.main import replay
+    from streamlearn.cli.run import replay
 
     return any(param.name == "label_ttl" for param in replay.params)
 

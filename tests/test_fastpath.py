@@ -414,7 +414,7 @@ def test_a_replay_imports_neither_numba_nor_scipy_nor_river_metrics(tmp_path, ro
     path.write_text("a,b,y\n" + "".join(f"{i % 7},{i % 5}.5,{i % 3}\n" for i in range(rows)))
     code = (
         "import sys\n"
-        "from streamlearn.cli.main import main\n"
+        "from streamlearn.cli import main\n"
         f"main(['replay', {str(path)!r}], standalone_mode=False)\n"
         "print(sorted(m for m in ('numba', 'scipy', 'river.metrics') if m in sys.modules))\n"
         "print('streamlearn.fast._kernels' in sys.modules)\n"

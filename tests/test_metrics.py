@@ -92,7 +92,7 @@ def test_a_replay_never_imports_river_metrics(tmp_path):
     data.write_text("a,b,y\n" + "".join(f"{i % 3},{i % 4},{i % 5}\n" for i in range(300)))
     code = (
         "import sys\n"
-        "from streamlearn.cli.main import main\n"
+        "from streamlearn.cli import main\n"
         "try:\n"
         f"    main(['replay', {str(data)!r}, '--state-dir', {str(tmp_path / 'st')!r}, "
         "'--drift-detector', 'none'])\n"

@@ -36,7 +36,7 @@ def test_wheel_installs_into_a_fresh_venv_and_runs(tmp_path):
     (wheel,) = wheels.glob("streamlearn-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for expected in (
-        "streamlearn/cli/main.py",
+        "streamlearn/cli/group.py",
         "streamlearn/sources/file.py",
         "streamlearn/models/sgd.py",
         "streamlearn/producers/__init__.py",

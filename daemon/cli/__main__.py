@@ -1,5 +1,5 @@
 """``python -m streamlearn.cli``: the same as the ``streamlearn`` command."""
 
-from streamlearn.cli.main import main
+from streamlearn.cli import main
 
 main()

@@ -1,0 +1,127 @@
+"""The ``streamlearn`` click group: logging, lazily loaded commands, and ``--config`` files.
+
+Start-up matters for a tool people run by hand: this module imports only click. Commands
+that live in other modules (``produce``, ``broker``, ``pretrain``, ``report``) are imported
+only when named, and ``--help`` lists them from static one-line summaries.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from importlib import import_module
+
+import click
+
+from streamlearn import __version__
+
+#: Commands defined elsewhere: name -> ("module:attribute", one-line help).
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "produce": ("streamlearn.producers.cli:produce", "Replay a CSV/JSON Lines file into Kafka."),
+    "broker": ("streamlearn.broker:broker_command", "Start a local Kafka-protocol broker."),
+    "pretrain": ("streamlearn.models.pretrain:pretrain_command", "Train a batch model A."),
+    "report": ("streamlearn.observe.report:report_command", "Plot learning curves of runs."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose external commands are imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self._available()])
+
+    def _available(self) -> list[str]:
+        from importlib.util import find_spec
+
+        names = []
+        for name, (target, _) in LAZY_COMMANDS.items():
+            module = target.split(":")[0]
+            try:
+                if find_spec(module) is not None:
+                    names.append(name)
+            except ModuleNotFoundError:
+                continue
+        return names
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in LAZY_COMMANDS:
+            return command
+        module_name, attribute = LAZY_COMMANDS[cmd_name][0].split(":")
+        try:
+            loaded = getattr(import_module(module_name), attribute)
+        except (ImportError, AttributeError):
+            return None
+        return loaded if isinstance(loaded, click.Command) else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Listing help must not import every command module: use the static lines.
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS:
+                rows.append((name, LAZY_COMMANDS[name][1]))
+            else:
+                command = super().get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(limit=60)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def configure_logging(level: str) -> None:
+    """Log records at ``level`` and above to stderr, one line each."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # kafka-python logs every connection attempt; our source logs state changes once.
+    if logging.getLogger().level > logging.DEBUG:
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+
+
+def load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The ``--config`` callback: the TOML file's settings become the command's defaults.
+
+    Loaded into click's ``default_map``, they lose to ``STREAMLEARN_*`` variables and
+    flags, which click resolves first. A key that names no option of the command is an
+    error (a typo would otherwise be ignored).
+    """
+    if value is None:
+        return None
+    from streamlearn.config import ConfigError, load_toml
+
+    assert ctx.command.name is not None
+    known = [p.name for p in ctx.command.params if p.name and p.name != "config"]
+    try:
+        ctx.default_map = {**(ctx.default_map or {}), **load_toml(value, ctx.command.name, known)}
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="streamlearn")
+@click.option(
+    "--log-level",
+    default="info",
+    envvar="STREAMLEARN_LOG_LEVEL",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    help="How much to log on stderr.",
+)
+def main(log_level: str) -> None:
+    """streamlearn learns River regressors from a stream, test-then-train.
+
+    Records (x, y) come from a file (replayed, or followed like tail -F) or from
+    Kafka. Each labeled record is predicted, scored, then learned; the model
+    and the stream position are checkpointed together, so a restart continues
+    exactly where the last checkpoint left off.
+
+    \b
+    Try:  streamlearn replay examples/stream.csv --inspect-json
+          streamlearn run data.csv --state-dir state/   (follows the file)
+          streamlearn inspect state/
+    """
+    configure_logging(log_level)

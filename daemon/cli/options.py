@@ -1,0 +1,352 @@
+"""Every option of ``run`` and ``replay``, declared in one place, grouped by what it sets.
+
+Each option has a ``STREAMLEARN_*`` variable (except ``-X``, which holds secrets-free
+client settings only on the command line) and can be set from the ``--config`` file.
+Options are listed in ``--help`` in the order the groups are applied in
+:func:`stream_options`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import click
+
+from streamlearn.cli.group import load_config
+
+#: A click command's callback (its parameters are the options, hence ``...``).
+Command = Callable[..., Any]
+#: What ``click.option`` returns: adds one option to a command.
+OptionDecorator = Callable[[Command], Command]
+
+
+def apply(options: Iterable[OptionDecorator]) -> OptionDecorator:
+    """One decorator adding ``options`` in order (the first is listed first in ``--help``)."""
+    ordered = list(options)
+
+    def decorate(func: Command) -> Command:
+        for option in reversed(ordered):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+# The tables below are declarative: one click.option per entry, its help text included, so
+# they run longer than a function would.
+
+CONFIG: tuple[OptionDecorator, ...] = (
+    click.option(
+        "--config",
+        type=click.Path(dir_okay=False),
+        is_eager=True,
+        expose_value=False,
+        callback=load_config,
+        envvar="STREAMLEARN_CONFIG",
+        help="TOML file of settings (keys are option names; [run]/[replay] tables "
+        "override top-level keys). Flags and STREAMLEARN_* variables win over it.",
+    ),
+)
+
+#: How a record is read: which column is the target, which are features, the format.
+INPUT: tuple[OptionDecorator, ...] = (
+    click.option(
+        "--target",
+        default="y",
+        show_default=True,
+        envvar="STREAMLEARN_TARGET",
+        help="Target column (CSV) or key (JSON). Empty/missing = unlabeled.",
+    ),
+    click.option(
+        "--features",
+        default=None,
+        envvar="STREAMLEARN_FEATURES",
+        help="Comma-separated feature columns. Default: all but target and id.",
+    ),
+    click.option(
+        "--id-column",
+        default=None,
+        envvar="STREAMLEARN_ID_COLUMN",
+        help="Column (CSV) or key (JSON, default 'id') holding the record id.",
+    ),
+    click.option(
+        "--format",
+        "format",
+        default="auto",
+        show_default=True,
+        envvar="STREAMLEARN_FORMAT",
+        type=click.Choice(["auto", "csv", "jsonl"]),
+        help="Record format; auto goes by extension, then by the first byte. Kafka "
+        "values are JSON unless --format csv (with --features: features, then target).",
+    ),
+)
+
+#: The model learned.
+MODEL: tuple[OptionDecorator, ...] = (
+    click.option(
+        "--model",
+        default="sgd",
+        show_default=True,
+        envvar="STREAMLEARN_MODEL",
+        help="Model spec: 'sgd' (the exact textbook update) or River classes, "
+        "e.g. 'StandardScaler | LinearRegression(l2=0.1)', "
+        "'ARFRegressor(seed=1)'. Keyword arguments must be literals.",
+    ),
+    click.option(
+        "--lr",
+        default=0.01,
+        show_default=True,
+        type=click.FloatRange(min=0, min_open=True),
+        envvar="STREAMLEARN_LR",
+        help="Learning rate alpha of sgd (and mlp) unless the spec sets lr.",
+    ),
+)
+
+#: Where the checkpoints live.
+STATE: tuple[OptionDecorator, ...] = (
+    click.option(
+        "--state-dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        envvar="STREAMLEARN_STATE_DIR",
+        help="Directory for checkpoints (model + position). Locked while running; "
+        "a run with an existing state continues after its position.",
+    ),
+    click.option(
+        "--reset",
+        is_flag=True,
+        default=False,
+        envvar="STREAMLEARN_RESET",
+        help="Discard the state in --state-dir and start a new model (from the start of "
+        "the source). --dead-letter and --predictions files are appended to, not emptied.",
+    ),
+)
+
+#: Where rejected records and predictions go.
+SINKS: tuple[OptionDecorator, ...] = (
+    click.option(
+        "--dead-letter",
+        default=None,
+        envvar="STREAMLEARN_DEAD_LETTER",
+        help="JSON Lines file (or kafka:// topic) for rejected records, with reasons.",
+    ),
+    click.option(
+        "--predictions",
+        default=None,
+        envvar="STREAMLEARN_PREDICTIONS",
+        help="JSON Lines file (or kafka:// topic) for predictions of unlabeled records.",
+    ),
+)
+
+#: How often to checkpoint, and the limits of the metrics window and of a line.
+LIMITS: tuple[OptionDecorator, ...] = (
+    click.option(
+        "--checkpoint-every",
+        default=100_000,
+        show_default=True,
+        type=click.IntRange(min=1),
+        envvar="STREAMLEARN_CHECKPOINT_EVERY",
+        help="Checkpoint after this many records (a crash re-learns at most these).",
+    ),
+    click.option(
+        "--checkpoint-interval",
+        default=5.0,
+        show_default=True,
+        type=click.FloatRange(min=0, min_open=True),
+        envvar="STREAMLEARN_CHECKPOINT_INTERVAL",
+        help="...and at least this often, in seconds, while records arrive.",
+    ),
+    click.option(
+        "--rolling-window",
+        default=1000,
+        show_default=True,
+        type=click.IntRange(min=1),
+        envvar="STREAMLEARN_ROLLING_WINDOW",
+        help="Records in the rolling prequential metrics.",
+    ),
+    click.option(
+        "--max-line-bytes",
+        default=1 << 20,
+        show_default=True,
+        type=click.IntRange(min=16),
+        envvar="STREAMLEARN_MAX_LINE_BYTES",
+        help="Longer lines are rejected to the dead letters.",
+    ),
+)
+
+#: The HTTP face: Prometheus metrics, health, predictions, the model.
+HTTP: tuple[OptionDecorator, ...] = (
+    click.option(
+        "--metrics-port",
+        default=None,
+        type=click.IntRange(min=0, max=65535),
+        envvar="STREAMLEARN_METRICS_PORT",
+        help="Serve /metrics, /healthz, /readyz, POST /predict and GET /model on "
+        "this port (0 = any free port; off when not given). Default for "
+        "deployments: 9108.",
+    ),
+    click.option(
+        "--metrics-host",
+        default="127.0.0.1",
+        show_default=True,
+        envvar="STREAMLEARN_METRICS_HOST",
+        help="Address the HTTP face binds to (0.0.0.0 to expose it).",
+    ),
+)
+
+#: The divergence guard.
+GUARD: tuple[OptionDecorator, ...] = (
+    click.option(
+        "--divergence-factor",
+        default=100.0,
+        show_default=True,
+        type=click.FloatRange(min=0),
+        envvar="STREAMLEARN_DIVERGENCE_FACTOR",
+        help="Restore the last checkpoint when a batch's error exceeds this many "
+        "times the rolling MAE before that batch (0 = off). NaN/inf predictions always "
+        "restore.",
+    ),
+)
+
+#: Transfer learning: start model B from a batch model A.
+TRANSFER: tuple[OptionDecorator, ...] = (
+    click.option(
+        "--warm-start",
+        default=None,
+        type=click.Path(exists=False),
+        envvar="STREAMLEARN_WARM_START",
+        help="Batch model A to start from: scikit-learn (joblib/pickle), a River "
+        "pickle, a streamlearn state dir, or a Keras .keras file.",
+    ),
+    click.option(
+        "--transfer-mode",
+        default="finetune",
+        show_default=True,
+        type=click.Choice(["extract", "finetune", "partial"]),
+        envvar="STREAMLEARN_TRANSFER_MODE",
+        help="extract: A minus its output layer is a frozen feature extractor; "
+        "finetune: retrain all of A's weights; partial: retrain the last "
+        "--trainable-layers layers.",
+    ),
+    click.option(
+        "--trainable-layers",
+        default=1,
+        show_default=True,
+        type=click.IntRange(min=1),
+        envvar="STREAMLEARN_TRAINABLE_LAYERS",
+        help="Layers retrained in partial mode, counted from the output.",
+    ),
+    click.option(
+        "--feature-map",
+        default=None,
+        envvar="STREAMLEARN_FEATURE_MAP",
+        help="Stream feature -> A's feature, e.g. 'temp=x,hum=x2', when names differ.",
+    ),
+)
+
+#: Kafka (SOURCE kafka://HOST:PORT/TOPIC?group=G, or these flags).
+KAFKA: tuple[OptionDecorator, ...] = (
+    click.option(
+        "-b",
+        "--bootstrap-servers",
+        default=None,
+        envvar="STREAMLEARN_BOOTSTRAP_SERVERS",
+        help="Kafka brokers HOST:PORT[,HOST:PORT] (overrides the kafka:// URL's).",
+    ),
+    click.option(
+        "-t",
+        "--topic",
+        default=None,
+        envvar="STREAMLEARN_TOPIC",
+        help="Kafka topic (overrides the kafka:// URL's).",
+    ),
+    click.option(
+        "-G",
+        "--group-id",
+        default=None,
+        envvar="STREAMLEARN_GROUP_ID",
+        help="Consumer group: offsets are committed there after each durable "
+        "checkpoint (for lag monitoring); the checkpoint stays the truth.",
+    ),
+    click.option(
+        "-X",
+        "kafka_options",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="A Kafka client setting (repeatable), e.g. -X fetch.max.bytes=52428800.",
+    ),
+    click.option(
+        "--kafka-config",
+        default=None,
+        type=click.Path(dir_okay=False),
+        envvar="STREAMLEARN_KAFKA_CONFIG",
+        help="A .properties file of Kafka client settings (security goes here or "
+        "in STREAMLEARN_KAFKA_* variables, never only on the command line).",
+    ),
+    click.option(
+        "--from",
+        "start_from",
+        default="earliest",
+        show_default=True,
+        type=click.Choice(["earliest", "latest"]),
+        envvar="STREAMLEARN_FROM",
+        help="Where to start partitions that neither the checkpoint nor the group knows.",
+    ),
+    click.option(
+        "--kafka-client",
+        default="kafka-python",
+        show_default=True,
+        type=click.Choice(["kafka-python", "confluent"]),
+        envvar="STREAMLEARN_KAFKA_CLIENT",
+        help="Kafka client library. confluent (librdkafka; pip install "
+        "'streamlearn[confluent]') consumes about 4x faster, with the same semantics "
+        "and the same checkpoint format.",
+    ),
+    click.option(
+        "--on-data-loss",
+        default="fail",
+        show_default=True,
+        type=click.Choice(["fail", "reset"]),
+        envvar="STREAMLEARN_ON_DATA_LOSS",
+        help="A checkpointed offset below the log start (retention deleted "
+        "data): fail loudly, or reset to the log start and record the loss.",
+    ),
+)
+
+#: Only ``replay``: pacing and what it prints at the end.
+REPLAY: tuple[OptionDecorator, ...] = (
+    click.option(
+        "--rate",
+        default=0.0,
+        show_default=True,
+        type=click.FloatRange(min=0),
+        envvar="STREAMLEARN_RATE",
+        help="Records per second; 0 = as fast as possible.",
+    ),
+    click.option(
+        "--inspect-json",
+        is_flag=True,
+        default=False,
+        help="Print the final state as JSON (the 'inspect --json' object) on stdout.",
+    ),
+    click.option(
+        "--progress/--no-progress",
+        default=True,
+        show_default=True,
+        help="Progress line on stderr (shown only when stderr is a terminal).",
+    ),
+)
+
+
+def stream_options(func: Command) -> Command:
+    """Add the options ``run`` and ``replay`` share, in the order ``--help`` lists them.
+
+    The pseudo-label and drift groups come first; their tables sit beside the
+    pseudo-label loop's and the drift monitor's settings.
+    """
+    from streamlearn.drift.monitor import drift_options
+    from streamlearn.labels.pseudo import pseudo_options
+
+    shared = (*CONFIG, *INPUT, *MODEL, *STATE, *SINKS, *LIMITS, *HTTP, *GUARD, *TRANSFER, *KAFKA)
+    return pseudo_options(drift_options(apply(shared)(func)))

@@ -1,0 +1,135 @@
+"""``run`` and ``replay``: resolve the settings, build the daemon, run it, print the outcome.
+
+The daemon's modules are imported when a command runs, not when ``--help`` is asked for.
+User mistakes found while building become click errors: a usage error (exit 2) for
+how the command was called, a one-line error (exit 1) for a file, a state or a broker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from streamlearn.cli.inspect import format_metric
+from streamlearn.cli.options import REPLAY, apply, stream_options
+
+if TYPE_CHECKING:
+    from streamlearn.app import App
+    from streamlearn.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@click.command()
+@click.argument("source")
+@stream_options
+def run(source: str, **params: Any) -> None:
+    """Follow SOURCE and learn until SIGTERM/SIGINT (then checkpoint and exit 0).
+
+    SOURCE is a file path or file:PATH, followed like tail -F (new lines are
+    learned as they are written; rotation and truncation are survived), or
+    kafka://HOST:PORT[,HOST:PORT]/TOPIC[?group=G] (all partitions, resumed from
+    the checkpoint's offsets: every record is learned exactly once).
+    """
+    run_app({"source": source, **params}, follow=True)
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@stream_options
+@apply(REPLAY)
+def replay(file: str, inspect_json: bool, **params: Any) -> None:
+    """Replay FILE as a stream to its end, checkpoint, and exit 0.
+
+    What a data scientist runs to see how an online model would have done:
+    each labeled row is predicted, scored, then learned, in file order.
+    """
+    run_app({"source": file, **params}, follow=False, inspect_json=inspect_json)
+
+
+def run_app(params: Mapping[str, Any], *, follow: bool, inspect_json: bool = False) -> None:
+    """Build the daemon the command's ``params`` describe, run it, and print its summary."""
+    settings = _settings(params, follow=follow)
+    with _signals_noted_while_starting() as early:
+        app = _build(settings)
+    summary = _run(app, early)
+    if inspect_json:
+        click.echo(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        metrics = summary["metrics"]
+        click.echo(
+            f"learned {summary['records_learned']} records "
+            f"(seen {summary['records_seen']}, rejected {summary['records_rejected']}); "
+            f"MAE {format_metric(metrics['mae'])}, RMSE {format_metric(metrics['rmse'])}, "
+            f"R2 {format_metric(metrics['r2'])}",
+            err=True,
+        )
+
+
+def _settings(params: Mapping[str, Any], *, follow: bool) -> Settings:
+    """Typed settings from the command's parameters; notes whether ``--model`` was given."""
+    from streamlearn.config import Settings
+
+    source = click.get_current_context().get_parameter_source("model")
+    given = source not in (None, click.core.ParameterSource.DEFAULT)
+    return Settings.from_params({**params, "model_from_flag": given}, follow=follow)
+
+
+@contextmanager
+def _signals_noted_while_starting() -> Iterator[list[int]]:
+    """Note SIGTERM/SIGINT while the daemon starts (imports, state, broker).
+
+    The daemon stops as soon as it exists when one was noted; a second one kills at
+    once, as it does once the daemon runs.
+    """
+    early: list[int] = []
+
+    def starting(signum: int, frame: FrameType | None) -> None:
+        early.append(signum)
+        signal.signal(signum, signal.SIG_DFL)
+
+    for stopping in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stopping, starting)
+    yield early
+
+
+def _build(settings: Settings) -> App:
+    """The assembled daemon; a user mistake becomes a click error."""
+    from streamlearn.app import AppError, AppUsageError, build
+
+    try:
+        return build(settings)
+    except AppUsageError as exc:
+        if exc.option is not None:
+            raise click.BadParameter(str(exc), param_hint=f"'--{exc.option}'") from None
+        raise click.UsageError(str(exc)) from None
+    except AppError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _run(app: App, early: list[int]) -> dict[str, Any]:
+    """Run the daemon to its end and release its resources; returns its summary."""
+    from streamlearn.sources.base import SourceError
+    from streamlearn.state import CheckpointError
+
+    try:
+        daemon = app.daemon
+        daemon.install_signal_handlers()
+        for received in early:
+            log.info("received %s while starting: stopping", signal.Signals(received).name)
+            daemon.stop()
+            signal.signal(received, signal.SIG_DFL)
+        return daemon.run()
+    except (CheckpointError, SourceError) as exc:
+        # The final checkpoint could not be written, or the source cannot go on
+        # (data loss, refused credentials): say so on one line, exit 1.
+        raise click.ClickException(str(exc)) from None
+    finally:
+        app.close()
