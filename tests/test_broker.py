@@ -110,7 +110,7 @@ def test_broker_command_prints_the_address_and_stops_on_ctrl_c(broker: LocalBrok
         [
             sys.executable,
             "-c",
-            "from streamlearn.broker import broker_command; broker_command()",
+            "from streamlearn.cli.broker import broker_command; broker_command()",
             "--port",
             str(port),
         ],

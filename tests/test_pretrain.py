@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from streamlearn.models.pretrain import PretrainError, pretrain, pretrain_command
+from streamlearn.cli.pretrain import pretrain_command
+from streamlearn.models.pretrain import PretrainError, pretrain
 from streamlearn.models.transfer import load_batch_model
 from streamlearn.producers.transfer_data import make_transfer_pair, write_csv
 
@@ -160,7 +161,7 @@ def test_command_missing_file(tmp_path: Path) -> None:
 def test_importing_the_command_stays_light() -> None:
     """The CLI imports this module to list and run commands: no sklearn or pandas at import."""
     code = (
-        "import sys, streamlearn.models.pretrain; "
+        "import sys, streamlearn.cli.pretrain; "
         "print(sorted(m for m in ('sklearn', 'pandas', 'numpy') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

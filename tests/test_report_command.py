@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from streamhelpers import ROOT, STREAMLEARN, cli
+from streamlearn.cli.report import report_command
 from streamlearn.learner import Learner
 from streamlearn.models.sgd import SGDRegressor
 from streamlearn.observe.report import (
@@ -23,7 +24,6 @@ from streamlearn.observe.report import (
     curve_from_state,
     draw_curves,
     load_curve,
-    report_command,
     rolling_mae,
 )
 from streamlearn.state.checkpoint import CheckpointStore

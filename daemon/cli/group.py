@@ -18,9 +18,9 @@ from streamlearn import __version__
 #: Commands defined elsewhere: name -> ("module:attribute", one-line help).
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "produce": ("streamlearn.producers.cli:produce", "Replay a CSV/JSON Lines file into Kafka."),
-    "broker": ("streamlearn.broker:broker_command", "Start a local Kafka-protocol broker."),
-    "pretrain": ("streamlearn.models.pretrain:pretrain_command", "Train a batch model A."),
-    "report": ("streamlearn.observe.report:report_command", "Plot learning curves of runs."),
+    "broker": ("streamlearn.cli.broker:broker_command", "Start a local Kafka-protocol broker."),
+    "pretrain": ("streamlearn.cli.pretrain:pretrain_command", "Train a batch model A."),
+    "report": ("streamlearn.cli.report:report_command", "Plot learning curves of runs."),
 }
 
 

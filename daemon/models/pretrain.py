@@ -14,12 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
+__all__ = ["ACTIVATION_NAMES", "PretrainError", "PretrainResult", "pretrain"]
 
-__all__ = ["PretrainError", "PretrainResult", "pretrain", "pretrain_command"]
-
-# scikit-learn's activation names, plus the Keras spellings of the same functions.
-_ACTIVATIONS = {
+#: Activation name -> scikit-learn's name: scikit-learn's own, plus the Keras spellings.
+ACTIVATION_NAMES = {
     "relu": "relu",
     "tanh": "tanh",
     "logistic": "logistic",
@@ -123,9 +121,9 @@ def pretrain(
     """
     if kind not in ("mlp", "linear"):
         raise PretrainError(f"kind must be 'mlp' or 'linear', got {kind!r}")
-    if activation not in _ACTIVATIONS:
+    if activation not in ACTIVATION_NAMES:
         raise PretrainError(
-            f"unknown activation {activation!r}; use one of {', '.join(sorted(_ACTIVATIONS))}"
+            f"unknown activation {activation!r}; use one of {', '.join(sorted(ACTIVATION_NAMES))}"
         )
     hidden = tuple(hidden)
     if not hidden or not all(isinstance(h, int) and h > 0 for h in hidden):
@@ -174,7 +172,7 @@ def pretrain(
 
         model = MLPRegressor(
             hidden_layer_sizes=hidden,
-            activation=_ACTIVATIONS[activation],
+            activation=ACTIVATION_NAMES[activation],
             max_iter=epochs,
             random_state=seed,
             # As Keras' fit(epochs=N): run all N passes, do not stop on a plateau.
@@ -212,118 +210,3 @@ def pretrain(
         loss=loss,
         epochs_run=epochs_run,
     )
-
-
-def _parse_hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(part) for part in value.split(","))
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a comma-separated list of layer sizes, e.g. 50,50"
-        ) from None
-    if not sizes or any(size <= 0 for size in sizes):
-        raise click.BadParameter(f"layer sizes must be positive, got {value!r}")
-    return sizes
-
-
-def _parse_features(
-    ctx: click.Context, param: click.Parameter, value: str | None
-) -> list[str] | None:
-    if value is None:
-        return None
-    names = [part.strip() for part in value.split(",") if part.strip()]
-    if not names:
-        raise click.BadParameter("give at least one column name, e.g. --features x1,x2")
-    return names
-
-
-@click.command("pretrain")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--target",
-    default="y",
-    show_default=True,
-    envvar="STREAMLEARN_TARGET",
-    help="Column to predict.",
-)
-@click.option(
-    "--features",
-    default=None,
-    callback=_parse_features,
-    envvar="STREAMLEARN_FEATURES",
-    help="Comma-separated feature columns, in order (default: every column but the target).",
-)
-@click.option(
-    "--out",
-    default="A.joblib",
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="STREAMLEARN_PRETRAIN_OUT",
-    help="Where to save model A (joblib).",
-)
-@click.option(
-    "--hidden",
-    default="50,50",
-    show_default=True,
-    callback=_parse_hidden,
-    envvar="STREAMLEARN_PRETRAIN_HIDDEN",
-    help="Units of each hidden layer, comma-separated (mlp only).",
-)
-@click.option(
-    "--activation",
-    default="relu",
-    show_default=True,
-    type=click.Choice(sorted(_ACTIVATIONS)),
-    envvar="STREAMLEARN_PRETRAIN_ACTIVATION",
-    help="Hidden-layer activation (mlp only).",
-)
-@click.option(
-    "--epochs",
-    default=400,
-    show_default=True,
-    type=click.IntRange(min=1),
-    envvar="STREAMLEARN_PRETRAIN_EPOCHS",
-    help="Passes over the data, as Keras' fit(epochs=...) (mlp only).",
-)
-@click.option(
-    "--seed",
-    default=0,
-    show_default=True,
-    type=int,
-    envvar="STREAMLEARN_PRETRAIN_SEED",
-    help="Random seed of the weight initialisation and shuffling (mlp only).",
-)
-@click.option(
-    "--kind",
-    default="mlp",
-    show_default=True,
-    type=click.Choice(["mlp", "linear"]),
-    envvar="STREAMLEARN_PRETRAIN_KIND",
-    help="mlp: scikit-learn MLPRegressor; linear: LinearRegression.",
-)
-def pretrain_command(
-    file: Path,
-    target: str,
-    features: list[str] | None,
-    out: Path,
-    hidden: tuple[int, ...],
-    activation: str,
-    epochs: int,
-    seed: int,
-    kind: str,
-) -> None:
-    """Train a batch model A on FILE (a CSV with a header) for transfer learning."""
-    try:
-        result = pretrain(file, target, out, hidden, activation, epochs, seed, kind, features)
-    except PretrainError as exc:
-        raise click.ClickException(str(exc)) from None
-    except OSError as exc:
-        raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
-    shape = f"{kind} {','.join(map(str, hidden))}" if kind == "mlp" else kind
-    click.echo(
-        f"trained {shape} on {result.n_rows} rows of {file} "
-        f"(features {', '.join(result.features)}; target {result.target}; "
-        f"{result.epochs_run} epoch(s))"
-    )
-    click.echo(f"training loss (MSE): {result.loss:.6g}")
-    click.echo(f"saved model A to {result.model_path}")
