@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DRIFT_GID",
     "CurveRun",
+    "DriftSummary",
     "ReportError",
     "Run",
     "curve_from_state",
@@ -157,35 +158,47 @@ def curve_from_state(state: Mapping[str, Any], label: str | None = None) -> Curv
     >>> np.round(run.rolling_mae, 3).tolist()
     [1.0, 0.9, 0.72]
     """
+    from streamlearn.learner import Learner
+
     learner = state.get("learner")
-    curve = getattr(learner, "curve", None)
-    if curve is None:
+    if not isinstance(learner, Learner):
         raise ReportError("the state holds no learning curve (written by an older streamlearn?)")
-    points = list(curve.points)
+    points = list(learner.curve.points)
     if not points:
         raise ReportError("the model has learned no records yet: there is no curve to plot")
     records = np.array([p[0] for p in points], dtype=np.int64)
     rolling = np.array([p[1] for p in points], dtype=np.float64)
-    learned = int(getattr(learner, "records_learned", records[-1]))
+    learned = learner.records_learned
     seen = int(state.get("counters", {}).get("records_seen", learned))
     drift_at = [_learned_at(event, learned, seen) for event in _drift_events(state)]
-    window = getattr(learner, "rolling_window", None)
     return CurveRun(
         label=label if label is not None else str(state.get("model_spec", "model")),
         records=records,
         rolling_mae=rolling,
         drift_at=[x for x in drift_at if x is not None],
-        window=int(window) if window is not None else None,
+        window=learner.rolling_window,
     )
+
+
+@runtime_checkable
+class DriftSummary(Protocol):
+    """What the report reads of a drift monitor kept in a checkpoint: its ``summary()``.
+
+    A checkpoint is data from another process (maybe another version), so its ``"drift"``
+    extension is checked against this before use; a run without a monitor has none.
+    """
+
+    def summary(self) -> Mapping[str, Any]:
+        """A JSON-safe summary whose ``drift_events`` list the detections."""
+        ...
 
 
 def _drift_events(state: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """The drift monitor's events, or ``[]`` when the run had no monitor."""
     monitor = state.get("extensions", {}).get("drift")
-    summary = getattr(monitor, "summary", None)
-    if not callable(summary):
+    if not isinstance(monitor, DriftSummary):
         return []
-    events = summary().get("drift_events", [])
+    events = monitor.summary().get("drift_events", [])
     return [event for event in events if isinstance(event, Mapping)]
 
 
