@@ -20,7 +20,6 @@ import threading
 from collections.abc import Callable, Collection, Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
@@ -49,6 +48,8 @@ DEFAULT_METRICS_HOST = "127.0.0.1"
 MAX_BODY_BYTES = 64 * 1024
 
 Predict = Callable[[dict[str, float]], tuple[float, int]]
+# What socketserver hands a TCP server per connection (a UDP server's pair never comes here).
+_Request = socket.socket | tuple[bytes, socket.socket]
 
 # Oversized bodies up to this size are read and dropped before the 413 (see _read_body).
 _DRAIN_LIMIT = 1024 * 1024
@@ -75,7 +76,7 @@ def _reject_constant(name: str) -> float:
     raise BadRequest(f"body contains {name}: feature values must be finite numbers")
 
 
-def _finite_or_null(document: Any) -> Any:
+def _finite_or_null(document: object) -> object:
     """``document`` with NaN and infinities as ``None``: JSON has no such numbers.
 
     >>> _finite_or_null({"mae": float("nan"), "n": [1, float("inf")]})
@@ -163,7 +164,7 @@ class _Server(ThreadingHTTPServer):
         self.server_name = str(host)
         self.server_port = int(port)
 
-    def process_request(self, request: Any, client_address: Any) -> None:
+    def process_request(self, request: _Request, client_address: tuple[object, ...]) -> None:
         self._slots.acquire()
         try:
             super().process_request(request, client_address)
@@ -171,7 +172,7 @@ class _Server(ThreadingHTTPServer):
             self._slots.release()
             raise
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    def process_request_thread(self, request: _Request, client_address: tuple[object, ...]) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
@@ -189,6 +190,10 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server_version = "streamlearn"
     sys_version = ""
+    #: True while answering a HEAD request: headers go out, the body does not.
+    _head_only = False
+    #: The request's path; stays "?" when the request line could not be parsed.
+    path = "?"
 
     # -- routing ------------------------------------------------------------------------
 
@@ -326,7 +331,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _text(self, status: HTTPStatus, text: str) -> None:
         self._send(status, text.encode(), {"Content-Type": "text/plain; charset=utf-8"})
 
-    def _json(self, status: HTTPStatus, document: Mapping[str, Any]) -> None:
+    def _json(self, status: HTTPStatus, document: object) -> None:
         body = json.dumps(document, default=str, allow_nan=False).encode() + b"\n"
         self._send(status, body, {"Content-Type": "application/json"})
 
@@ -338,7 +343,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if not getattr(self, "_head_only", False):
+        if not self._head_only:
             self.wfile.write(body)
 
     def handle_one_request(self) -> None:
@@ -349,12 +354,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client went away; nothing to answer
         except Exception:
             # An endpoint bug (a model_info() that raises, say) is a 500, never a dead thread.
-            log.exception("error answering %s", getattr(self, "path", "?"))
+            log.exception("error answering %s", self.path)
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
 
@@ -409,7 +414,7 @@ class MetricsServer:
         registry: CollectorRegistry,
         ready: Callable[[], bool] = lambda: True,
         predict: Predict | None = None,
-        model_info: Callable[[], Mapping[str, Any]] = dict,
+        model_info: Callable[[], Mapping[str, object]] = dict,
         expected_features: Callable[[], Collection[str]] = tuple,
         *,
         telemetry: Telemetry | None = None,
