@@ -209,8 +209,6 @@ class KafkaHarness:
 @pytest.fixture
 def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The pids of the children ``BackgroundWriter`` forks in this test."""
-    from streamlearn.state import checkpoint
-
     pids: list[int] = []
     real_fork = os.fork
 
@@ -220,5 +218,5 @@ def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             pids.append(pid)
         return pid
 
-    monkeypatch.setattr(checkpoint.os, "fork", fork)
+    monkeypatch.setattr(os, "fork", fork)
     return pids

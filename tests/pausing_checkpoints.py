@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 from streamlearn.cli import main
-from streamlearn.state.checkpoint import BackgroundWriter
+from streamlearn.state import BackgroundWriter
 
 if __name__ == "__main__":
     BackgroundWriter.child_pause = float(sys.argv[1])

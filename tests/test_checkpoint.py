@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from streamlearn.state.checkpoint import (
+from streamlearn.state import (
     CheckpointError,
     CheckpointStore,
     StateLocked,
@@ -66,7 +66,7 @@ def test_a_second_process_cannot_take_the_lock(tmp_path):
     store = CheckpointStore(tmp_path)
     code = (
         "import sys\n"
-        "from streamlearn.state.checkpoint import CheckpointStore, StateLocked\n"
+        "from streamlearn.state import CheckpointStore, StateLocked\n"
         "try:\n"
         f"    CheckpointStore({str(tmp_path)!r})\n"
         "except StateLocked as exc:\n"

@@ -31,8 +31,15 @@ from streamlearn.loop.daemon import Daemon, RunOptions
 from streamlearn.models.sgd import SGDRegressor
 from streamlearn.records import CsvDecoder
 from streamlearn.sources.file import FileSource
-from streamlearn.state import checkpoint
-from streamlearn.state.checkpoint import BackgroundWriter, CheckpointError, CheckpointStore, encode
+from streamlearn.state import (
+    BackgroundWriter,
+    CheckpointError,
+    CheckpointStore,
+    decode,
+    dump,
+    encode,
+)
+from streamlearn.state.child import CHILD_SHA256
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
 
@@ -131,7 +138,7 @@ def test_every_forked_checkpoint_restores_the_model_of_its_moment(tmp_path, fork
     generations = store.generations()
     assert len(generations) == len(seen)
     for generation in generations:
-        state = checkpoint.decode(store.path(generation).read_bytes())
+        state = decode(store.path(generation).read_bytes())
         expected = by_position[json.dumps(state["source"], sort_keys=True)]
         learner = state["learner"]
         assert [learner.predict(x) for x in daemon.held_out] == expected["predictions"]
@@ -252,7 +259,7 @@ def test_fork_failure_falls_back_to_the_loop(tmp_path, monkeypatch, caplog):
     def no_fork() -> int:
         raise BlockingIOError(11, "Resource temporarily unavailable")
 
-    monkeypatch.setattr(checkpoint.os, "fork", no_fork)
+    monkeypatch.setattr(os, "fork", no_fork)
     store = CheckpointStore(tmp_path)
     writer = BackgroundWriter(store, fork="always")
     with caplog.at_level(logging.WARNING):
@@ -344,7 +351,7 @@ def test_the_child_holds_no_inherited_descriptor(tmp_path, forks, monkeypatch):
 
 def test_the_lock_free_sha256_is_sha256():
     blob = os.urandom(100_000)
-    assert checkpoint._CHILD_SHA256(blob).digest() == hashlib.sha256(blob).digest()
+    assert CHILD_SHA256(blob).digest() == hashlib.sha256(blob).digest()
 
 
 def children_of(pid: int) -> list[int]:
@@ -438,15 +445,15 @@ def test_pickling_leaves_the_garbage_collector_as_it_found_it():
     import gc
 
     assert gc.isenabled()
-    checkpoint.dump({"n": 1})
+    dump({"n": 1})
     assert gc.isenabled()
     gc.disable()
     try:
-        checkpoint.dump({"n": 1})
+        dump({"n": 1})
         assert not gc.isenabled()
     finally:
         gc.enable()
-    assert pickle.loads(checkpoint.dump({"n": 2})) == {"n": 2}
+    assert pickle.loads(dump({"n": 2})) == {"n": 2}
 
 
 def test_a_divergence_after_a_failed_background_write_restores_the_last_good_model(tmp_path):

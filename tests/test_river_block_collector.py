@@ -22,13 +22,13 @@ from streamlearn.learner import Learner
 from streamlearn.loop.daemon import Daemon, RunOptions
 from streamlearn.records import CsvDecoder
 from streamlearn.sources.file import FileSource
-from streamlearn.state import checkpoint
-from streamlearn.state.checkpoint import (
+from streamlearn.state import (
     FORK_GUESS_SECONDS,
     BackgroundWriter,
     CheckpointStore,
     decode,
 )
+from streamlearn.state import writer as writer_module
 
 HEADER = ["x0", "x1", "x2", "x3", "y"]
 
@@ -160,7 +160,7 @@ def test_a_grown_trees_first_checkpoint_is_forked_and_restores_the_tree_of_its_m
     monkeypatch.setenv("STREAMLEARN_FASTPATH", "1")
     monkeypatch.setenv("STREAMLEARN_CHECKPOINT_FORK", "auto")
     # Whatever this test process grew by, the guess says: fork.
-    monkeypatch.setattr(checkpoint, "PICKLE_GUESS_SECONDS_PER_BLOCK", 1.0)
+    monkeypatch.setattr(writer_module, "PICKLE_GUESS_SECONDS_PER_BLOCK", 1.0)
     path = tmp_path / "rows.csv"
     rows = write_rows(path, 2500)
     store = CheckpointStore(tmp_path / "state")

@@ -1,0 +1,239 @@
+"""The state directory: checkpoint generations written atomically, under an exclusive lock.
+
+One file per generation holds the model, the source position, the counters and
+the metric state together, so a crash can never pair a model with the wrong
+position. A write goes to a temporary file, is fsynced, renamed into place, and
+the directory is fsynced. The previous generation is kept: a corrupt latest one
+falls back to it loudly. An unreadable state never turns silently into an empty
+model. The directory is locked so that exactly one daemon owns a model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import itertools
+import logging
+import os
+import pickle
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from .format import CheckpointError, decode, encode
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^gen-(\d{10})\.ckpt$")
+
+
+class StateLocked(Exception):
+    """Another process holds the state directory."""
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A checkpoint read back: its state, generation and any generations skipped as corrupt."""
+
+    state: dict[str, Any]
+    generation: int
+    skipped: tuple[str, ...] = ()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _lock_directory(directory: Path) -> IO[str]:
+    """Take the exclusive lock on ``directory`` (its ``lock`` file, which names the owner's pid).
+
+    The lock is held as long as the returned file stays open; ``StateLocked`` when
+    another process holds it.
+    """
+    handle = open(directory / "lock", "a+")  # noqa: SIM115 - held for the store's lifetime
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
+            raise
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        handle.close()
+        raise StateLocked(
+            f"state dir {directory} is in use by another streamlearn (pid {owner}); "
+            "stop it first or use another --state-dir"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+class CheckpointStore:
+    """Generations of checkpoints in a locked state directory.
+
+    Parameters
+    ----------
+    directory
+        The state directory; created when missing.
+    keep
+        How many generations to keep (at least 2, so a corrupt latest can fall back).
+    lock
+        Take the exclusive lock (``inspect`` reads without it).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = CheckpointStore(tempfile.mkdtemp())
+    >>> store.load() is None
+    True
+    >>> store.save({"records_learned": 3})
+    1
+    >>> store.load().state
+    {'records_learned': 3}
+    >>> store.close()
+    """
+
+    def __init__(
+        self, directory: str | os.PathLike[str], *, keep: int = 2, lock: bool = True
+    ) -> None:
+        if keep < 2:
+            raise ValueError("keep at least 2 generations, so a corrupt latest can fall back")
+        self.directory = Path(directory)
+        self.keep = keep
+        self._lock_file: IO[str] | None = None
+        if lock:
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CheckpointError(
+                    f"cannot create state dir {self.directory}: {exc.strerror}"
+                ) from None
+            self._lock_file = _lock_directory(self.directory)
+            # Half-written files of a writer that died (SIGKILL mid-write): never a generation.
+            self._remove_temporaries()
+        elif not self.directory.is_dir():
+            raise CheckpointError(f"no state dir at {self.directory}")
+        self.generation = max(self.generations(), default=0)
+        self._temporaries = itertools.count(1)
+        #: Seconds ``load`` took to check and unpickle the generation it returned (None:
+        #: nothing loaded): the first hint of what pickling this state costs.
+        self.load_seconds: float | None = None
+
+    def generations(self) -> list[int]:
+        """The generation numbers present, oldest first."""
+        found = []
+        for entry in os.listdir(self.directory):
+            match = _NAME.match(entry)
+            if match:
+                found.append(int(match.group(1)))
+        return sorted(found)
+
+    def path(self, generation: int) -> Path:
+        """The file of ``generation`` (present or not)."""
+        return self.directory / f"gen-{generation:010d}.ckpt"
+
+    def load(self) -> Loaded | None:
+        """The newest readable generation; None when the directory has none at all."""
+        generations = self.generations()
+        if not generations:
+            return None
+        skipped: list[str] = []
+        for generation in reversed(generations):
+            path = self.path(generation)
+            started = time.perf_counter()
+            try:
+                state = decode(path.read_bytes())
+            except (CheckpointError, pickle.UnpicklingError, EOFError, OSError) as exc:
+                log.warning(
+                    "checkpoint %s is unusable (%s); falling back to the previous generation",
+                    path.name,
+                    exc,
+                )
+                skipped.append(f"{path.name}: {exc}")
+                continue
+            except (AttributeError, ImportError, TypeError, ValueError) as exc:
+                # Readable bytes but a model this code cannot rebuild: never guess.
+                raise CheckpointError(f"{path} cannot be loaded by this version: {exc}") from None
+            self.load_seconds = time.perf_counter() - started
+            if skipped:
+                log.warning(
+                    "LOADED AN OLDER CHECKPOINT (generation %d): newer ones were corrupt: %s",
+                    generation,
+                    "; ".join(skipped),
+                )
+            return Loaded(state, generation, tuple(skipped))
+        raise CheckpointError(
+            f"every checkpoint in {self.directory} is corrupt ({'; '.join(skipped)}); "
+            "refusing to start from an empty model: move the directory away or use --reset"
+        )
+
+    def save(self, state: dict[str, Any]) -> int:
+        """Write the next generation durably; returns its number."""
+        return self.write(encode(state))
+
+    def write(self, blob: bytes) -> int:
+        """Write an encoded state as the next generation, durably; returns its number."""
+        self._writable()
+        temporary = self.temporary()
+        try:
+            with open(temporary, "wb") as handle:
+                handle.write(blob)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+            raise
+        return self.install(temporary)
+
+    def temporary(self) -> Path:
+        """A new path in the state directory for a checkpoint being written, to ``install``."""
+        return self.directory / f"next.tmp.{os.getpid()}.{next(self._temporaries)}"
+
+    def install(self, temporary: Path) -> int:
+        """Make a written and fsynced file the next generation, durably; returns its number.
+
+        The rename is atomic and the directory is fsynced after it, so a crash
+        leaves either the previous generations or these too, never a torn file.
+        """
+        self._writable()
+        generation = self.generation + 1
+        os.replace(temporary, self.path(generation))
+        _fsync_dir(self.directory)
+        self.generation = generation
+        for old in self.generations()[: -self.keep]:
+            with contextlib.suppress(FileNotFoundError):
+                self.path(old).unlink()
+        return generation
+
+    def _writable(self) -> None:
+        if self._lock_file is None:
+            raise CheckpointError("this store was opened read-only")
+
+    def clear(self) -> None:
+        """Remove every generation (``--reset``)."""
+        for generation in self.generations():
+            self.path(generation).unlink()
+        self._remove_temporaries()
+        self.generation = 0
+
+    def _remove_temporaries(self) -> None:
+        for entry in os.listdir(self.directory):
+            if ".tmp." in entry:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.directory / entry).unlink()
+
+    def close(self) -> None:
+        """Release the lock; calling it twice is fine."""
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
