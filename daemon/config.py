@@ -2,7 +2,7 @@
 
 click resolves the precedence itself: a flag beats its ``envvar``, which beats
 the ``default_map`` that ``--config`` loads from TOML. This module reads that
-file and holds the result.
+file and holds the result, and declares the errors of building a daemon from it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,25 @@ from typing import Any
 
 class ConfigError(ValueError):
     """The config file cannot be used; the message says why."""
+
+
+class AppError(Exception):
+    """A problem the user can fix (bad path, locked state, mismatched file): exit code 1.
+
+    Raised while the daemon is built from ``Settings``; the CLI prints the message on
+    one line.
+    """
+
+
+class AppUsageError(AppError):
+    """A mistake in how the command was called (a bad model spec): exit code 2.
+
+    ``option`` names the option to change (without its dashes) when one option is at fault.
+    """
+
+    def __init__(self, message: str, option: str | None = None) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 def load_toml(path: str | Path, command: str, known: Iterable[str]) -> dict[str, Any]:

@@ -1,0 +1,263 @@
+"""The daemon's two ends, opened from ``Settings``: where records come from and where they go.
+
+The source and the decoder of its records (a CSV file's header is read here), and the
+sinks of rejected records and predictions. A user mistake becomes an ``AppError`` (or
+``AppUsageError``) whose message says what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from streamlearn.config import AppError, AppUsageError, Settings
+from streamlearn.sources.base import Source, SourceError
+
+if TYPE_CHECKING:
+    from streamlearn.records import CsvDecoder, JsonDecoder
+    from streamlearn.sinks.jsonlines import Sink
+    from streamlearn.sources.kafka_base import KafkaSourceBase
+    from streamlearn.sources.kafka_config import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+#: Records behind the log end per (topic, partition), read at scrape time.
+LagReader = Callable[[], dict[tuple[str, int], int]]
+
+
+# -- where records come from and how they are read ------------------------------------------
+
+
+def detect_format(path: Path, declared: str) -> str:
+    """``csv`` or ``jsonl``: the declared format, else by extension, else by the first byte."""
+    if declared != "auto":
+        return declared
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".txt", ".tsv"):
+        return "csv"
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(64).lstrip()
+    except OSError:
+        return "csv"
+    return "jsonl" if head.startswith(b"{") else "csv"
+
+
+def source_path(source: str) -> Path:
+    """The file a SOURCE argument names (``file:PATH`` or a plain path)."""
+    return Path(source[5:] if source.startswith("file:") else source)
+
+
+@dataclass
+class Input:
+    """How the records of a source are read: the decoder, its format and the source's name.
+
+    ``format`` and ``where`` are kept in the state, so that a restart with another
+    format or another topic is refused rather than learned.
+    """
+
+    decoder: CsvDecoder | JsonDecoder
+    format: str
+    where: str
+
+    @property
+    def features(self) -> list[str] | None:
+        """The feature names, when fixed by the options or a CSV header."""
+        return list(self.decoder.features) if self.decoder.features is not None else None
+
+    def run_settings(self, settings: Settings, model_spec: str) -> dict[str, Any]:
+        """The settings a state is learned with (checked against them on a restart)."""
+        return {
+            "target": settings.target,
+            "features": self.features,
+            "id_column": settings.id_column,
+            "format": self.format,
+            "source": self.where,
+            "model_spec": model_spec,
+            "lr": settings.lr,
+        }
+
+
+def open_input(
+    settings: Settings, kafka: KafkaSettings | None, stopping: Callable[[], bool]
+) -> Input:
+    """The decoder of the source's records; a CSV file's header is read (waited for) here."""
+    if kafka is not None:
+        return _kafka_input(settings, kafka)
+    path = source_path(settings.source)
+    if not settings.follow and not path.exists():
+        raise AppError(f"no such file: {path}")
+    if path.is_dir():
+        raise AppError(f"{path} is a directory, not a file")
+    fmt = detect_format(path, settings.format)
+    header = _read_header(path, settings.follow, stopping) if fmt == "csv" else None
+    return Input(build_decoder(settings, fmt, header), fmt, str(path))
+
+
+def _kafka_input(settings: Settings, kafka: KafkaSettings) -> Input:
+    from streamlearn.records import JsonDecoder
+
+    where = f"kafka:{kafka.topic}"
+    if settings.format != "csv":
+        decoder = JsonDecoder(
+            target=settings.target,
+            features=settings.features,
+            id_field=settings.id_column,
+            skip_blank=False,  # an empty message is a record that went wrong
+        )
+        return Input(decoder, "json", where)
+    # One CSV row per message, no header: the features, then the target. That is the
+    # layout the compiled fast path learns a fetch at a time.
+    if not settings.features or settings.id_column is not None:
+        raise AppUsageError(
+            "CSV values from Kafka need --features (the columns are the features, "
+            "then the target) and no --id-column"
+        )
+    columns = [*settings.features, settings.target]
+    return Input(build_decoder(settings, "csv", ",".join(columns).encode()), "csv", where)
+
+
+def _read_header(path: Path, follow: bool, stopping: Callable[[], bool]) -> bytes:
+    """The CSV header line; in follow mode, waits for the file and its first line."""
+    logged = False
+    while True:
+        try:
+            with open(path, "rb") as handle:
+                line = handle.readline(1 << 20)
+            if line.endswith(b"\n") or (line and not follow):
+                return line
+        except FileNotFoundError:
+            if not follow:
+                raise AppError(f"no such file: {path}") from None
+        except IsADirectoryError:
+            raise AppError(f"{path} is a directory, not a file") from None
+        except PermissionError:
+            raise AppError(f"{path} is not readable (permission denied)") from None
+        if not follow:
+            raise AppError(f"{path} is empty: a CSV needs a header line")
+        if stopping():
+            raise AppError(f"stopped while waiting for {path}")
+        if not logged:
+            log.info("waiting for %s and its header line", path)
+            logged = True
+        time.sleep(0.2)
+
+
+def build_decoder(settings: Settings, fmt: str, header: bytes | None) -> CsvDecoder | JsonDecoder:
+    """The decoder of ``fmt`` records; a CSV one needs the ``header`` line."""
+    from streamlearn.records import CsvDecoder, JsonDecoder, parse_csv_header
+
+    if fmt == "jsonl":
+        return JsonDecoder(
+            target=settings.target, features=settings.features, id_field=settings.id_column
+        )
+    assert header is not None
+    try:
+        columns = parse_csv_header(header)
+        return CsvDecoder(
+            columns,
+            target=settings.target,
+            features=settings.features,
+            id_column=settings.id_column,
+        )
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AppError(str(exc)) from None
+
+
+# -- the source and the sinks ----------------------------------------------------------------
+
+
+def kafka_settings(settings: Settings) -> KafkaSettings:
+    """The Kafka settings of a kafka:// source, or an ``AppUsageError`` saying what is wrong."""
+    from streamlearn.sources.kafka_config import KafkaSettings
+
+    try:
+        return KafkaSettings.build(
+            settings.source,
+            bootstrap_servers=settings.bootstrap_servers,
+            topic=settings.topic,
+            group_id=settings.group_id,
+            extra=settings.kafka_options,
+            config_file=settings.kafka_config,
+            start_from=settings.start_from,
+            on_data_loss=settings.on_data_loss,
+        )
+    except (ValueError, OSError) as exc:
+        raise AppUsageError(str(exc)) from None
+
+
+def open_source(
+    settings: Settings, resume: Mapping[str, Any] | None, kafka: KafkaSettings | None = None
+) -> tuple[Source, LagReader | None]:
+    """The file or Kafka source, resumed after ``resume`` (a checkpointed position).
+
+    With it, how to read the source's lag per (topic, partition): only Kafka has one.
+    """
+    if kafka is not None:
+        source = open_kafka_source(settings, resume, kafka)
+        topic = kafka.topic
+
+        def lag() -> dict[tuple[str, int], int]:
+            return {(topic, partition): n for partition, n in source.lag().items()}
+
+        return source, lag
+    from streamlearn.sources.file import FileSource
+
+    try:
+        file_source = FileSource(
+            source_path(settings.source),
+            follow=settings.follow,
+            resume=resume,
+            max_line_bytes=settings.max_line_bytes,
+        )
+    except SourceError as exc:  # PositionMismatch included: says to use --reset
+        raise AppError(str(exc)) from None
+    return file_source, None
+
+
+def open_kafka_source(
+    settings: Settings, resume: Mapping[str, Any] | None, kafka: KafkaSettings
+) -> KafkaSourceBase[Any]:
+    """The Kafka source of the ``--kafka-client`` library, resumed after ``resume``."""
+    try:
+        if settings.kafka_client == "confluent":
+            try:
+                from streamlearn.sources.kafka_confluent import ConfluentKafkaSource
+            except ImportError:
+                raise AppError(
+                    "--kafka-client confluent needs: pip install 'streamlearn[confluent]'"
+                ) from None
+            return ConfluentKafkaSource(kafka, resume)
+        from streamlearn.sources.kafka import KafkaSource
+
+        return KafkaSource(kafka, resume)
+    except SourceError as exc:  # PositionMismatch included: says to use --reset
+        raise AppError(str(exc)) from None
+
+
+def open_sink(spec: str | None, kafka: KafkaSettings | None = None) -> Sink:
+    """The sink a ``--dead-letter``/``--predictions`` value names (nothing, a file, a topic)."""
+    from streamlearn.sinks.jsonlines import JsonLinesSink, NullSink
+
+    if spec is None:
+        return NullSink()
+    if spec.startswith("kafka://"):
+        from streamlearn.sinks.kafka import open_sink as open_kafka_sink
+
+        try:
+            config = None
+            if kafka is not None:
+                config = {**kafka.client_config, "bootstrap_servers": kafka.bootstrap_servers}
+            return open_kafka_sink(spec, client_config=config)
+        except (ValueError, RuntimeError) as exc:
+            raise AppError(f"cannot open {spec}: {exc}") from None
+    try:
+        return JsonLinesSink(spec)
+    except OSError as exc:
+        raise AppError(f"cannot write {spec}: {exc.strerror}") from None
