@@ -1,16 +1,18 @@
 """The prequential metrics: River's MAE, RMSE and R2, restated without importing River.
 
-``river.metrics`` imports every metric River has, and with them ``scipy.stats``: about
-1.7 s at the first scored record of every run, more than a whole replay of a million
-rows takes on the compiled path. These three classes are River's own formulas,
-operation for operation, and keep River's state under River's attribute names
-(``MAE._mean.n``, ``R2._y_var._S`` ...), so:
+This module is the one definition of the metrics the learner keeps: the set
+(:data:`METRICS`), the per-record update of each, the layout of their state as one
+vector of floats (:data:`FIELDS`, which the compiled kernel reads and writes), and the
+same metrics over the rolling window (:func:`rolling_scores`). Adding a metric is a
+class here, its entry in ``METRICS`` and ``rolling_scores``, plus its update in the
+kernel (``streamlearn.fast.spec.learn_rows`` and its C rendering).
 
-- their values equal River's to the last bit (``tests/test_metrics.py`` feeds both the
-  same pairs, and the prequential tests compare with ``progressive_val_score``);
-- the compiled fast path reads and writes the same attributes on them as on River's
-  objects, and a checkpoint written when the learner held River's objects still loads
-  and goes on (those objects have the same attributes and methods).
+The classes are River's own formulas, operation for operation, and keep River's state
+under River's attribute names (``MAE._mean.n``, ``R2._y_var._S`` ...), so their values
+equal River's to the last bit (``tests/test_metrics.py`` feeds both the same pairs), and
+a checkpoint that holds River's objects still loads (:func:`adopt`). Why not River's own:
+importing ``river.metrics`` imports every River metric and ``scipy.stats``, a cost each
+run would pay at its first scored record (docs/design.md).
 
 >>> mae, rmse, r2 = MAE(), RMSE(), R2()
 >>> for y, yhat in [(3.0, 2.5), (-0.5, 0.0), (2.0, 2.0), (7.0, 8.0)]:
@@ -22,9 +24,27 @@ operation for operation, and keep River's state under River's attribute names
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any, ClassVar
 
-__all__ = ["MAE", "MSE", "R2", "RMSE", "Mean", "Var", "adopt"]
+__all__ = [
+    "FIELDS",
+    "MAE",
+    "METRICS",
+    "MSE",
+    "R2",
+    "RMSE",
+    "Mean",
+    "Metric",
+    "Var",
+    "abs_error_sum",
+    "adopt",
+    "export_fields",
+    "import_fields",
+    "new_metrics",
+    "rolling_scores",
+]
 
 
 class Mean:
@@ -70,16 +90,35 @@ class Var:
         return 0.0
 
 
-class _Metric:
+class Metric:
+    """A metric of (target, prediction) pairs whose state is a few floats.
+
+    ``FIELDS`` names them; ``fields`` and ``load_fields`` read and write them in that
+    order (the compiled kernel holds them in a vector, see :data:`FIELDS`).
+    """
+
+    FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def update(self, y_true: float, y_pred: float, w: float = 1.0) -> None:
+        raise NotImplementedError
+
     def get(self) -> float:
+        raise NotImplementedError
+
+    def fields(self) -> tuple[float, ...]:
+        raise NotImplementedError
+
+    def load_fields(self, values: Sequence[float]) -> None:
         raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}: {self.get():,.6f}"
 
 
-class _MeanMetric(_Metric):
+class _MeanMetric(Metric):
     """The mean of a per-record score, as ``river.metrics.base.MeanMetric``."""
+
+    FIELDS = ("n", "mean")
 
     def __init__(self) -> None:
         self._mean = Mean()
@@ -92,6 +131,12 @@ class _MeanMetric(_Metric):
 
     def get(self) -> float:
         return self._mean.get()
+
+    def fields(self) -> tuple[float, ...]:
+        return self._mean.n, self._mean._mean
+
+    def load_fields(self, values: Sequence[float]) -> None:
+        self._mean.n, self._mean._mean = values
 
 
 class MAE(_MeanMetric):
@@ -115,8 +160,10 @@ class RMSE(MSE):
         return float(super().get() ** 0.5)
 
 
-class R2(_Metric):
+class R2(Metric):
     """The coefficient of determination (``river.metrics.R2``); 0.0 until it is defined."""
+
+    FIELDS = ("var_n", "var_mean", "var_s", "rss")
 
     def __init__(self) -> None:
         self._y_var = Var()
@@ -136,11 +183,97 @@ class R2(_Metric):
                 return 0.0
         return 0.0
 
+    def fields(self) -> tuple[float, ...]:
+        var = self._y_var
+        return var.mean.n, var.mean._mean, var._S, self._residual_sum_of_squares
 
-_CLASSES: dict[str, type[_Metric]] = {"MAE": MAE, "MSE": MSE, "RMSE": RMSE, "R2": R2}
+    def load_fields(self, values: Sequence[float]) -> None:
+        var = self._y_var
+        var.mean.n, var.mean._mean, var._S, self._residual_sum_of_squares = values
 
 
-def adopt(metric: Any) -> Any:
+#: The prequential metrics the learner keeps, by the name they are reported under.
+METRICS: dict[str, type[Metric]] = {"mae": MAE, "rmse": RMSE, "r2": R2}
+
+#: The state of ``METRICS`` as one vector: each metric's ``FIELDS``, in ``METRICS`` order.
+#: The compiled kernel holds it so (``streamlearn.fast.spec`` takes its slots from here).
+FIELDS: tuple[str, ...] = tuple(
+    f"{name}.{field}" for name, kind in METRICS.items() for field in kind.FIELDS
+)
+
+
+def new_metrics() -> dict[str, Metric]:
+    """A fresh set of ``METRICS``."""
+    return {name: kind() for name, kind in METRICS.items()}
+
+
+def export_fields(named: Mapping[str, Metric]) -> list[float]:
+    """The state of a set of ``METRICS`` in the ``FIELDS`` layout.
+
+    >>> named = new_metrics()
+    >>> named["mae"].update(3.0, 1.0)
+    >>> dict(zip(FIELDS, export_fields(named)))["mae.mean"]
+    2.0
+    """
+    return [value for name in METRICS for value in named[name].fields()]
+
+
+def import_fields(named: Mapping[str, Metric], values: Sequence[float]) -> None:
+    """Set a set of ``METRICS`` to ``values``, a state in the ``FIELDS`` layout."""
+    if len(values) != len(FIELDS):
+        raise ValueError(f"{len(values)} values for {len(FIELDS)} metric fields")
+    at = 0
+    for name in METRICS:
+        metric = named[name]
+        size = len(metric.FIELDS)
+        metric.load_fields(values[at : at + size])
+        at += size
+
+
+def rolling_scores(ys: Collection[float], yhats: Collection[float]) -> dict[str, float | None]:
+    """``METRICS`` of a window of (y, yhat) pairs, as River defines them.
+
+    Computed when read (scrapes, checkpoints, ``inspect``), not per record: the
+    loop only writes into the window. Summing afresh also avoids the drift that
+    add-then-revert running sums accumulate over months.
+
+    >>> rolling_scores([1.0, 2.0, 3.0], [1.5, 2.0, 2.0])
+    {'mae': 0.5, 'rmse': 0.6454972243679028, 'r2': 0.375}
+    """
+    n = len(ys)
+    if n == 0:
+        return dict.fromkeys(METRICS)
+    import numpy as np  # here: an empty replay never needs numpy
+
+    y = np.asarray(ys, dtype=float)
+    error = y - np.asarray(yhats, dtype=float)
+    squared = float(np.dot(error, error))
+    r2: float | None = None
+    if n > 1:
+        total = float(np.sum((y - y.mean()) ** 2))
+        r2 = 1.0 - squared / total if total > 0 else 0.0
+    return {"mae": float(np.abs(error).mean()), "rmse": math.sqrt(squared / n), "r2": r2}
+
+
+def abs_error_sum(ys: Iterable[float], yhats: Iterable[float]) -> float:
+    """``sum(|y - yhat|)`` added left to right, as the compiled kernel adds it.
+
+    Spelled out rather than ``sum()``: Python 3.12 made ``sum`` of floats compensated,
+    and both paths must give the same bits on every Python.
+
+    >>> abs_error_sum([1.0, 2.0], [1.5, 4.0])
+    2.5
+    """
+    total = 0.0
+    for y, yhat in zip(ys, yhats, strict=True):
+        total += abs(y - yhat)
+    return total
+
+
+_CLASSES: dict[str, type[Metric]] = {"MAE": MAE, "MSE": MSE, "RMSE": RMSE, "R2": R2}
+
+
+def adopt(metric: Any) -> Metric:
     """One of these classes holding ``metric``'s state, when ``metric`` is River's own.
 
     Checkpoints written before this module held River's objects; adopting them keeps
@@ -149,15 +282,13 @@ def adopt(metric: Any) -> Any:
     >>> adopt(MAE()).get()
     0.0
     """
-    if isinstance(metric, _Metric):
+    if isinstance(metric, Metric):
         return metric
     ours = _CLASSES[type(metric).__name__]()
     if isinstance(ours, R2):
-        ours._y_var.mean.n = metric._y_var.mean.n
-        ours._y_var.mean._mean = metric._y_var.mean._mean
-        ours._y_var._S = metric._y_var._S
-        ours._residual_sum_of_squares = metric._residual_sum_of_squares
+        var = metric._y_var
+        rss = metric._residual_sum_of_squares
+        ours.load_fields((var.mean.n, var.mean._mean, var._S, rss))
     else:
-        assert isinstance(ours, _MeanMetric)
-        ours._mean.n, ours._mean._mean = metric._mean.n, metric._mean._mean
+        ours.load_fields((metric._mean.n, metric._mean._mean))
     return ours
