@@ -298,6 +298,11 @@ class JsonDecoder:
     Label(id='7', y=3.5, raw=...)
     >>> decoder.decode(Raw(b'{"a": 1e999, "y": 1}', offset=0)).reason
     'non_finite'
+
+    Only an object under ``x`` is the envelope: a number there is a feature named ``x``.
+
+    >>> decoder.decode(Raw(b'{"x": 1.5, "y": 2}', offset=0))
+    Record(x={'x': 1.5}, y=2.0, id=None, raw=...)
     """
 
     def __init__(
@@ -344,17 +349,9 @@ class JsonDecoder:
             record_id = raw.key.decode("utf-8", "replace")
         elif record_id is not None:
             record_id = str(record_id)
+        # Only an object under "x" is the envelope; anything else there is a feature named x.
         nested = obj.get("x")
-        if isinstance(nested, dict):
-            source: dict[str, Any] = nested
-        elif (
-            nested is not None
-            and self.target != "x"
-            and (self.features is None or "x" not in self.features)
-        ):
-            return Rejected("bad_shape", '"x" must be an object of features', raw)
-        else:
-            source = obj
+        source: dict[str, Any] = nested if isinstance(nested, dict) else obj
         skip = (self.target, self.id_field) if source is obj else ()
         names = self.features if self.features is not None else [k for k in source if k not in skip]
         if (

@@ -1,6 +1,8 @@
 """Replay a CSV or JSON Lines file into Kafka as JSON records: paced, time-warped, with late labels.
 
-Each row becomes one flat JSON object (CSV numbers as numbers, empty cells left out). Pacing is
+Each row becomes one flat JSON object (CSV numbers as numbers, empty cells left out); a row with a
+feature named ``x`` goes in the envelope ``{"x": {features}, "<target>": y}``, which no reader can
+take for anything else. Pacing is
 either ``rate`` records per second or ``speed`` times real time along a timestamp column. With a
 label delay, a labeled row is sent in two parts: first its features with an ``id`` and without the
 target, then ``{"id": ..., "<target>": ...}`` after a delay in seconds or in records, which is how
@@ -527,7 +529,7 @@ class _Replay:
         """The message to send now, the label to send later (or None), and the message key."""
         key_value = row.get(self.key_column) if self.key_column is not None else None
         if not self.delayed_labels:
-            return row, None, _key_bytes(key_value)
+            return _envelope(row, self.target, self.id_field), None, _key_bytes(key_value)
         if self.id_column is not None:
             if row.get(self.id_column) is None:
                 raise ProduceError(f"row {index + 1} has no value in id column {self.id_column!r}")
@@ -540,7 +542,24 @@ class _Replay:
         label = None if y is None or y == "" else {self.id_field: record_id, self.target: y}
         if key_value is None:
             key_value = record_id  # same key, same partition: the label cannot overtake
-        return features, label, _key_bytes(key_value)
+        return _envelope(features, self.target, self.id_field), label, _key_bytes(key_value)
+
+
+def _envelope(row: dict[str, Any], target: str, id_field: str) -> dict[str, Any]:
+    """``row`` as sent: flat, or ``{"x": {features}, ...}`` when a feature is named ``x``.
+
+    A flat ``{"x": 1.5, "y": 2}`` reads as the envelope to a reader that takes ``x`` for it; the
+    envelope says the same to every reader. Rows that are already envelopes go as they are.
+
+    >>> _envelope({"x": 1.5, "id": 3, "y": 2}, "y", "id")
+    {'x': {'x': 1.5}, 'y': 2, 'id': 3}
+    >>> _envelope({"a": 1, "y": 2}, "y", "id")
+    {'a': 1, 'y': 2}
+    """
+    if "x" not in row or target == "x" or isinstance(row["x"], dict):
+        return row
+    outside = {name: row[name] for name in (target, id_field) if name in row}
+    return {"x": {name: value for name, value in row.items() if name not in outside}, **outside}
 
 
 def _key_bytes(value: Any) -> bytes | None:

@@ -229,7 +229,7 @@ def test_malformed_messages_go_to_the_dead_letter_topic_and_the_daemon_goes_on(
     topic, dead_topic = kafka_topic_factory(1), kafka_topic_factory(1)
     bad = [
         b"not json",
-        b'{"x": 3, "y": 1}',
+        b'{"x": [3], "y": 1}',
         b'{"a": NaN, "y": 1}',
         b"",
         b"\xff\xfe\x00",
@@ -257,7 +257,7 @@ def test_malformed_messages_go_to_the_dead_letter_topic_and_the_daemon_goes_on(
     consumer.close()
     assert [letter["reason"] for letter in letters] == [
         "bad_json",
-        "bad_shape",
+        "non_numeric",  # a feature named x that is not a number
         "non_finite",
         "empty",
         "undecodable",

@@ -157,16 +157,34 @@ def test_key_column_becomes_the_message_key(
 ) -> None:
     topic = kafka_topic_factory(2)
     path = tmp_path / "keyed.csv"
-    path.write_text("user,x,y\nann,1,2\nbob,3,4\nann,5,6\n")
+    path.write_text("user,a,y\nann,1,2\nbob,3,4\nann,5,6\n")
     produce(path, kafka_bootstrap, topic, key_column="user")
     records = read_all(kafka_bootstrap, topic, 3)
     by_key: dict[bytes, list[int]] = {}
     for record in records:
-        by_key.setdefault(record.key, []).append(orjson.loads(record.value)["x"])
+        by_key.setdefault(record.key, []).append(orjson.loads(record.value)["a"])
         assert orjson.loads(record.value)["user"] == record.key.decode()
     assert {key: sorted(xs) for key, xs in by_key.items()} == {b"ann": [1, 5], b"bob": [3]}
     # Same key, same partition.
     assert len({r.partition for r in records if r.key == b"ann"}) == 1
+
+
+@pytest.mark.kafka
+def test_a_feature_named_x_is_sent_in_the_envelope(
+    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    # Flat, {"x": 1.5, "y": 2} reads as the envelope {"x": {...}} to some readers.
+    topic = kafka_topic_factory(1)
+    path = tmp_path / "x.csv"
+    path.write_text("x,y\n1.5,2\n-0.25,\n")
+    produce(path, kafka_bootstrap, topic)
+    values = [orjson.loads(r.value) for r in read_all(kafka_bootstrap, topic, 2)]
+    assert values == [{"x": {"x": 1.5}, "y": 2}, {"x": {"x": -0.25}}]
+
+    delayed = kafka_topic_factory(1)
+    produce(path, kafka_bootstrap, delayed, label_delay_records=1)
+    values = [orjson.loads(r.value) for r in read_all(kafka_bootstrap, delayed, 3)]
+    assert values == [{"x": {"x": 1.5}, "id": 0}, {"x": {"x": -0.25}, "id": 1}, {"id": 0, "y": 2}]
 
 
 def check_features_then_labels(records: list, rows: int, unlabeled: set[int]) -> dict:
