@@ -1,77 +1,39 @@
-"""The prequential step (predict, score, then learn) and the metrics it keeps.
+"""The prequential step (predict, score, then learn) and the state it keeps.
 
 The order is River's ``evaluate.progressive_val_score``: a record's prediction is
 made before the model sees its label, so the metrics are honest estimates of
-how the model does on data it has not learned from. The metrics are River's MAE,
-RMSE and R2 restated in ``streamlearn.metrics`` (same formulas, same state; importing
-``river.metrics`` costs over a second), so the daemon's MAE equals
-``progressive_val_score``'s to the last digit.
+how the model does on data it has not learned from. The metrics are
+``streamlearn.metrics`` (River's MAE, RMSE and R2, same formulas, same state), so the
+daemon's MAE equals ``progressive_val_score``'s to the last digit.
 
-The rolling window is a ring of two ``array('d')`` buffers: plain floats for the
-per-record Python path, and a zero-copy numpy view for the compiled fast path
-(``streamlearn.fast.block``), which updates the same buffers in place.
+Besides the model, a :class:`Learner` keeps its *prequential state*: the records learned,
+the cumulative metrics, the rolling window (the last ``rolling_window`` (y, yhat) pairs,
+in a ring of two ``array('d')`` buffers) and the learning curve. The compiled paths
+(``streamlearn.fast``) take it as one :class:`PrequentialState` record and give it back
+(:meth:`Learner.export_prequential`, :meth:`Learner.import_prequential`); nothing else
+reads the learner's private fields.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Collection, Iterable
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from streamlearn import metrics
+from streamlearn.metrics import METRICS, Metric, abs_error_sum, rolling_scores
 
-METRICS = ("mae", "rmse", "r2")
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 #: A prediction beyond this is a diverged model (its squared error would overflow a float).
 DIVERGED = 1e150
 
 
-def _new_metrics() -> dict[str, Any]:
-    return {"mae": metrics.MAE(), "rmse": metrics.RMSE(), "r2": metrics.R2()}
-
-
-def rolling_scores(ys: Collection[float], yhats: Collection[float]) -> dict[str, float | None]:
-    """MAE, RMSE and R2 of a window of (y, yhat) pairs, as River defines them.
-
-    Computed when read (scrapes, checkpoints, ``inspect``), not per record: the
-    loop only writes into the ring. Summing afresh also avoids the drift that
-    add-then-revert running sums accumulate over months.
-
-    >>> rolling_scores([1.0, 2.0, 3.0], [1.5, 2.0, 2.0])
-    {'mae': 0.5, 'rmse': 0.6454972243679028, 'r2': 0.375}
-    """
-    n = len(ys)
-    if n == 0:
-        return {"mae": None, "rmse": None, "r2": None}
-    import numpy as np  # here: an empty replay never needs numpy
-
-    y = np.asarray(ys, dtype=float)
-    error = y - np.asarray(yhats, dtype=float)
-    squared = float(np.dot(error, error))
-    r2: float | None = None
-    if n > 1:
-        total = float(np.sum((y - y.mean()) ** 2))
-        r2 = 1.0 - squared / total if total > 0 else 0.0
-    return {"mae": float(np.abs(error).mean()), "rmse": math.sqrt(squared / n), "r2": r2}
-
-
-def abs_error_sum(ys: Iterable[float], yhats: Iterable[float]) -> float:
-    """``sum(|y - yhat|)`` added left to right, as the compiled fast path adds it.
-
-    Spelled out rather than ``sum()``: Python 3.12 made ``sum`` of floats compensated,
-    and both paths must give the same bits on every Python.
-
-    >>> abs_error_sum([1.0, 2.0], [1.5, 4.0])
-    2.5
-    """
-    total = 0.0
-    for y, yhat in zip(ys, yhats, strict=True):
-        total += abs(y - yhat)
-    return total
-
-
-def _values(named: dict[str, Any], updated: bool) -> dict[str, float | None]:
+def _values(named: Mapping[str, Metric], updated: bool) -> dict[str, float | None]:
     # Before the first update a metric's value means nothing (River says 0 for R2
     # and MAE alike): report None rather than claim a perfect score.
     out: dict[str, float | None] = {}
@@ -128,11 +90,16 @@ class Curve:
             self._rolling = array("d", [self._rolling[i] for i in keep])
             self._cumulative = array("d", [self._cumulative[i] for i in keep])
 
+    @property
+    def room(self) -> int:
+        """Points that can be added before the curve thins."""
+        return self.max_points - len(self._records)
+
     def add_many(self, points: list[list[float]]) -> None:
         """``add`` each ``[n, rolling, cumulative]`` in order; ``n`` are multiples of ``stride``.
 
-        The compiled fast path makes such points (up to one past the room left, which
-        thins the curve); those that fit are appended at once.
+        The compiled kernel makes such points (up to one past ``room``, which thins the
+        curve); those that fit are appended at once.
         """
         fit = points[: self.max_points - len(self._records)]
         self._records.extend(int(point[0]) for point in fit)
@@ -140,6 +107,15 @@ class Curve:
         self._cumulative.extend(point[2] for point in fit)
         for n, rolling, cumulative in points[len(fit) :]:
             self.add(int(n), rolling, cumulative)
+
+    def copy(self) -> Curve:
+        """An independent copy (its arrays copied too)."""
+        other = Curve(self.max_points)
+        other.stride = self.stride
+        other._records = self._records[:]
+        other._rolling = self._rolling[:]
+        other._cumulative = self._cumulative[:]
+        return other
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         points = state.pop("points", None)  # a curve pickled by an older streamlearn
@@ -150,8 +126,35 @@ class Curve:
             self._cumulative = array("d", [p[2] for p in points])
 
 
+@dataclass
+class PrequentialState:
+    """A learner's prequential state as one record: what ``Learner.step`` updates besides
+    the model, in the form the compiled kernel reads and writes.
+
+    ``Learner.export_prequential`` makes one and ``Learner.import_prequential`` takes
+    one back. In an export the window's buffers and the curve are the learner's own
+    (the kernel updates them in place, no copy); in a snapshot (``copy=True``) they are
+    copies.
+    """
+
+    records_learned: int
+    #: The cumulative metrics' state, in the ``streamlearn.metrics.FIELDS`` layout.
+    metrics: list[float]
+    #: The rolling window: a ring of targets and one of predictions, slot for slot.
+    window_y: array[float]
+    window_yhat: array[float]
+    #: The slot the next pair goes to (the oldest pair's slot once the ring is full).
+    window_next: int
+    #: How many pairs the ring holds (up to its size, ``rolling_window``).
+    window_len: int
+    #: ``sum(|y - yhat|)`` over the window, kept up to date record by record: the
+    #: rolling MAE of the learning curve's points.
+    abs_sum: float
+    curve: Curve
+
+
 class Learner:
-    """Holds the model and its prequential metrics.
+    """Holds the model and its prequential state.
 
     Parameters
     ----------
@@ -178,15 +181,14 @@ class Learner:
         self.model = model
         self.rolling_window = rolling_window
         self.baseline = baseline
-        self._metrics: dict[str, Any] | None = None  # built at the first score (``metrics``)
-        self.baseline_metrics = _new_metrics() if baseline is not None else None
-        # The rolling window: a ring of (y, yhat) pairs. ``_window_next`` is the slot the
-        # next pair goes to (the oldest pair's slot once the ring is full).
+        self._metrics: dict[str, Metric] | None = None  # built at the first score (``metrics``)
+        self.baseline_metrics = metrics.new_metrics() if baseline is not None else None
+        # The rolling window and the running |error| sum: see ``PrequentialState``.
         self._window_y = _zeros(rolling_window)
         self._window_yhat = _zeros(rolling_window)
         self._window_next = 0
         self._window_len = 0
-        self._recent_abs_sum = 0.0  # running sum of |y - yhat| over the window, for the curve
+        self._recent_abs_sum = 0.0
         self.records_learned = 0
         self.pseudo_learned = 0
         self.baseline_scored = 0
@@ -231,7 +233,8 @@ class Learner:
         self._remember(y, yhat)
 
     def _remember(self, y: float, yhat: float) -> None:
-        # The compiled fast path (fastpath.learn_rows) does exactly these steps, in this order.
+        # The compiled kernel (streamlearn.fast.spec.learn_rows) does exactly these steps,
+        # in this order.
         slot = self._window_next
         ys, yhats = self._window_y, self._window_yhat
         if self._window_len == self.rolling_window:
@@ -275,11 +278,53 @@ class Learner:
         return self._window_len
 
     @property
-    def metrics(self) -> dict[str, Any]:
-        """The cumulative prequential metrics: River's MAE, RMSE and R2 objects."""
+    def metrics(self) -> dict[str, Metric]:
+        """The cumulative prequential metrics (``streamlearn.metrics.METRICS``)."""
         if self._metrics is None:
-            self._metrics = _new_metrics()
+            self._metrics = metrics.new_metrics()
         return self._metrics
+
+    def export_prequential(self, *, copy: bool = False) -> PrequentialState:
+        """The prequential state as one record (see ``PrequentialState``).
+
+        Without ``copy`` the window's buffers and the curve in it are the learner's own:
+        the compiled kernel updates them in place, then hands the record back to
+        ``import_prequential``. With ``copy`` it is a snapshot, to put back later.
+        """
+        window_y, window_yhat, curve = self._window_y, self._window_yhat, self.curve
+        if copy:
+            window_y, window_yhat, curve = window_y[:], window_yhat[:], curve.copy()
+        return PrequentialState(
+            records_learned=self.records_learned,
+            metrics=metrics.export_fields(self.metrics),
+            window_y=window_y,
+            window_yhat=window_yhat,
+            window_next=self._window_next,
+            window_len=self._window_len,
+            abs_sum=self._recent_abs_sum,
+            curve=curve,
+        )
+
+    def import_prequential(self, state: PrequentialState) -> None:
+        """Take ``state`` as the prequential state (an export updated, or a snapshot).
+
+        A snapshot's window is copied into the learner's own buffers (views of them stay
+        valid) and its curve is copied, so one snapshot can be imported again.
+        """
+        if state.window_y is not self._window_y or state.window_yhat is not self._window_yhat:
+            if len(state.window_y) != self.rolling_window or len(state.window_yhat) != len(
+                state.window_y
+            ):
+                raise ValueError("the state's window is not the size of this learner's")
+            self._window_y[:] = state.window_y
+            self._window_yhat[:] = state.window_yhat
+        metrics.import_fields(self.metrics, state.metrics)
+        self.records_learned = state.records_learned
+        self._window_next = state.window_next
+        self._window_len = state.window_len
+        self._recent_abs_sum = state.abs_sum
+        if state.curve is not self.curve:
+            self.curve = state.curve.copy()
 
     def _score_baseline(self, x: dict[str, float], y: float) -> None:
         assert self.baseline_metrics is not None
@@ -309,24 +354,27 @@ class Learner:
 
     def rolling_summary(self) -> dict[str, float | None]:
         """Rolling-window prequential metrics."""
-        return rolling_scores(*self._window_arrays())
+        window = self._window_arrays()
+        return rolling_scores(*window) if window is not None else rolling_scores([], [])
 
     def rolling_mae(self) -> float | None:
         """``rolling_summary()["mae"]``, the same bits, without RMSE and R2.
 
         The divergence guard reads it after every batch.
         """
-        ys, yhats = self._window_arrays()
-        if not len(ys):
+        window = self._window_arrays()
+        if window is None:
             return None
         import numpy as np
 
+        ys, yhats = window
         return float(np.abs(ys - yhats).mean())
 
-    def _window_arrays(self) -> tuple[Any, Any]:
-        """The window as two numpy arrays, oldest first (no Python floats on the way)."""
+    def _window_arrays(self) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+        """The window as two numpy arrays, oldest first (no Python floats on the way);
+        None while it is empty (no numpy import then)."""
         if not self._window_len:
-            return [], []
+            return None
         import numpy as np
 
         ys = np.frombuffer(self._window_y, dtype=np.float64)[: self._window_len]
@@ -345,12 +393,19 @@ class Learner:
 
     @property
     def model(self) -> Any:
+        """The model learned (a River regressor or pipeline, or one of the project's own)."""
         return self._model
 
     @model.setter
     def model(self, model: Any) -> None:
         self._model = model
         self._fused = getattr(model, "predict_learn_one", None)
+
+    @property
+    def fused(self) -> bool:
+        """Whether the model predicts and learns in one call (``predict_learn_one``, as the
+        project's own estimators do): ``step`` then makes one call per record, not two."""
+        return self._fused is not None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -9,7 +9,9 @@ mid-block) against the same run with the fast path off.
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import os
 import pickle
 import random
@@ -31,7 +33,7 @@ from streamlearn.records import CsvDecoder, Record, Rejected
 from streamlearn.sinks.jsonlines import JsonLinesSink
 from streamlearn.sources.base import Raw
 from streamlearn.sources.file import FileSource
-from streamlearn.state.checkpoint import BackgroundWriter, CheckpointStore
+from streamlearn.state import BackgroundWriter, CheckpointStore
 
 compiled = fastpath.compiled_kernels()
 # pip builds the extension: only a source tree never installed lacks it, never CI.
@@ -173,7 +175,7 @@ def assert_same_learner(fast: Learner, slow: Learner) -> None:
     assert fast.records_learned == slow.records_learned
     assert bits(fast.recent_y) == bits(slow.recent_y)
     assert bits(fast.recent_yhat) == bits(slow.recent_yhat)
-    assert bits([fast._recent_abs_sum]) == bits([slow._recent_abs_sum])
+    assert bits([fast.export_prequential().abs_sum]) == bits([slow.export_prequential().abs_sum])
     assert fast.curve.stride == slow.curve.stride
     assert fast.curve.points == slow.curve.points
     assert fast.rolling_summary() == slow.rolling_summary()
@@ -250,6 +252,40 @@ def test_kernel_stops_before_a_non_finite_prediction(kernels):
     learner = Learner(SGDRegressor(lr=0.1, initial_weights={"a": 0.0}))
     stop = block.learn(learner, learner.model, parsed, 0, 4)
     assert stop == 2 and learner.records_learned == 2
+
+
+def test_a_prequential_snapshot_imported_back_restores_the_learner():
+    """``export_prequential(copy=True)`` then ``import_prequential``: the learner is as it was,
+    record for record, after learning more in between (ring wrap-around and curve thinning)."""
+    X, y = make_rows(400, 3, seed=5, scales=(1.0,))
+    pairs = zip(X, y, strict=True)
+    rows = [(dict(zip("abc", row.tolist(), strict=True)), float(t)) for row, t in pairs]
+
+    def fresh() -> Learner:
+        learner = Learner(SGDRegressor(lr=0.01), rolling_window=23)
+        learner.curve = Curve(max_points=8)
+        return learner
+
+    learner, reference = fresh(), fresh()
+    for x, target in rows[:150]:
+        learner.step(x, target)
+        reference.step(x, target)
+    snapshot, model = learner.export_prequential(copy=True), copy.deepcopy(learner.model)
+    for x, target in rows[150:]:
+        assert not math.isnan(learner.step(x, target))
+    assert learner.records_learned == 400 and learner.curve.stride > 16
+    learner.import_prequential(snapshot)
+    learner.model = model
+    assert_same_learner(learner, reference)
+    for x, target in rows[150:200]:
+        learner.step(x, target)
+    learner.import_prequential(snapshot)  # a snapshot can be imported again
+    learner.model = copy.deepcopy(reference.model)
+    assert_same_learner(learner, reference)
+    for x, target in rows[150:]:
+        learner.step(x, target)
+        reference.step(x, target)
+    assert_same_learner(learner, reference)
 
 
 def test_a_learner_pickled_before_the_ring_buffer_loads_the_same(tmp_path):

@@ -45,17 +45,17 @@ loads in about a millisecond and runs as fast.
 
 from __future__ import annotations
 
-import copy
 import functools
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from streamlearn.learner import DIVERGED
+from streamlearn import metrics
+from streamlearn.learner import DIVERGED, Learner, PrequentialState
 from streamlearn.records import Decoded, Record
 from streamlearn.sources.base import Raw
 
@@ -74,12 +74,29 @@ _MAX_MANTISSA = 2**53
 #: Longer numbers are left to the decoder.
 _MAX_TOKEN = 64
 
-# ``learn_rows`` state vector: the scalars of the model, River's metrics and the window.
-INTERCEPT, MAE_N, MAE_MEAN, MSE_N, MSE_MEAN, VAR_N, VAR_MEAN, VAR_S, RSS, ABS_SUM = range(10)
+# ``learn_rows`` state vector: the model's intercept, the metrics' fields in the layout
+# ``metrics.FIELDS`` defines, and ``PrequentialState.abs_sum``.
+INTERCEPT = 0
+MAE_N, MAE_MEAN, MSE_N, MSE_MEAN, VAR_N, VAR_MEAN, VAR_S, RSS = (
+    INTERCEPT + 1 + metrics.FIELDS.index(name)
+    for name in (
+        "mae.n",
+        "mae.mean",
+        "rmse.n",
+        "rmse.mean",
+        "r2.var_n",
+        "r2.var_mean",
+        "r2.var_s",
+        "r2.rss",
+    )
+)
+ABS_SUM = INTERCEPT + 1 + len(metrics.FIELDS)
+N_STATE = ABS_SUM + 1
 # ``learn_rows`` counters: in and out (records learned, ring slot and length, curve
 # stride and room left before it thins), out (curve points written, 1 if it stopped at
 # a prediction the divergence guard must see).
 LEARNED, SLOT, LENGTH, STRIDE, ROOM, POINTS, STOPPED = range(7)
+N_COUNTERS = STOPPED + 1
 
 
 def parse_lines(
@@ -385,13 +402,31 @@ class Parsed:
 
 @dataclass
 class _Arrays:
-    """The learner's state as ``learn_rows`` reads and writes it."""
+    """A learner's prequential state and its sgd model as ``learn_rows`` reads and writes them."""
 
     weights: np.ndarray
     state: np.ndarray
     counters: np.ndarray
-    ring_y: np.ndarray
+    ring_y: np.ndarray  # views of the learner's window buffers (no copy)
     ring_yhat: np.ndarray
+    prequential: PrequentialState  # the export the arrays were loaded from
+
+
+@dataclass
+class Saved:
+    """What ``BlockLearner.learn`` may change, as ``BlockLearner.save`` took it."""
+
+    intercept: float
+    weights: list[float]
+    prequential: PrequentialState  # a snapshot (copies of the window and the curve)
+
+
+class LinearModel(Protocol):
+    """What the kernel reads and writes of an ``sgd`` model (``SGDRegressor``)."""
+
+    lr: float
+    intercept: float
+    weights: dict[Hashable, float]
 
 
 class BlockLearner:
@@ -474,7 +509,9 @@ class BlockLearner:
 
     # -- learning --------------------------------------------------------------
 
-    def learn(self, learner: Any, model: Any, parsed: Parsed, start: int, stop: int) -> int:
+    def learn(
+        self, learner: Learner, model: LinearModel, parsed: Parsed, start: int, stop: int
+    ) -> int:
         """Learn rows ``start..stop`` into ``learner`` and ``model``; returns where it stopped.
 
         That is ``stop``, or the first row whose prediction the run loop must treat
@@ -486,12 +523,12 @@ class BlockLearner:
         if self.yhat.shape[0] < parsed.rows:
             self.yhat = np.empty(parsed.rows)
         arrays = self.load(learner, model)
-        curve = learner.curve
+        curve = arrays.prequential.curve
         curve_out = np.empty((stop - start + 1, 3))
         row = start
         while True:
             arrays.counters[STRIDE] = curve.stride
-            arrays.counters[ROOM] = curve.max_points - len(curve)
+            arrays.counters[ROOM] = curve.room
             row = self._learn(
                 parsed.values,
                 parsed.status,
@@ -513,79 +550,59 @@ class BlockLearner:
         self.store(arrays, learner, model)
         return row
 
-    def load(self, learner: Any, model: Any) -> _Arrays:
+    def load(self, learner: Learner, model: LinearModel) -> _Arrays:
         """The state of ``learner`` and its sgd ``model`` as arrays (the ring is shared)."""
-        metrics = learner.metrics
-        mae, mse, r2 = metrics["mae"]._mean, metrics["rmse"]._mean, metrics["r2"]
+        prequential = learner.export_prequential()
         state = np.array(
-            [
-                model.intercept,
-                mae.n,
-                mae._mean,
-                mse.n,
-                mse._mean,
-                r2._y_var.mean.n,
-                r2._y_var.mean._mean,
-                r2._y_var._S,
-                r2._residual_sum_of_squares,
-                learner._recent_abs_sum,
-            ],
-            dtype=np.float64,
+            [model.intercept, *prequential.metrics, prequential.abs_sum], dtype=np.float64
         )
-        counters = np.array(
-            [learner.records_learned, learner._window_next, learner._window_len, 1, 0, 0, 0],
-            dtype=np.int64,
-        )
+        counters = np.zeros(N_COUNTERS, dtype=np.int64)
+        counters[LEARNED] = prequential.records_learned
+        counters[SLOT] = prequential.window_next
+        counters[LENGTH] = prequential.window_len
+        counters[STRIDE] = 1
         weights = np.array([model.weights[name] for name in self.features], dtype=np.float64)
-        ring_y = np.frombuffer(learner._window_y, dtype=np.float64)
-        ring_yhat = np.frombuffer(learner._window_yhat, dtype=np.float64)
-        return _Arrays(weights, state, counters, ring_y, ring_yhat)
+        ring_y = np.frombuffer(prequential.window_y, dtype=np.float64)
+        ring_yhat = np.frombuffer(prequential.window_yhat, dtype=np.float64)
+        return _Arrays(weights, state, counters, ring_y, ring_yhat, prequential)
 
-    def store(self, arrays: _Arrays, learner: Any, model: Any, *, force: bool = False) -> None:
-        """Write ``arrays`` back into ``learner``, River's metric objects and ``model``."""
+    def store(self, arrays: _Arrays, learner: Learner, model: LinearModel) -> None:
+        """Write ``arrays`` back into ``learner`` and ``model``."""
         counters = arrays.counters.tolist()
-        if counters[LEARNED] == learner.records_learned and not force:
+        prequential = arrays.prequential
+        if counters[LEARNED] == prequential.records_learned:
             return  # nothing learned: the objects already hold this state (types included)
         state = arrays.state.tolist()
         model.intercept = state[INTERCEPT]
         model_weights = model.weights
         for name, weight in zip(self.features, arrays.weights.tolist(), strict=True):
             model_weights[name] = weight
-        metrics = learner.metrics
-        mae, mse, r2 = metrics["mae"]._mean, metrics["rmse"]._mean, metrics["r2"]
-        mae.n, mae._mean = state[MAE_N], state[MAE_MEAN]
-        mse.n, mse._mean = state[MSE_N], state[MSE_MEAN]
-        r2._y_var.mean.n, r2._y_var.mean._mean = state[VAR_N], state[VAR_MEAN]
-        r2._y_var._S = state[VAR_S]
-        r2._residual_sum_of_squares = state[RSS]
-        learner._recent_abs_sum = state[ABS_SUM]
-        learner.records_learned = counters[LEARNED]
-        learner._window_next = counters[SLOT]
-        learner._window_len = counters[LENGTH]
+        prequential.metrics = state[INTERCEPT + 1 : ABS_SUM]
+        prequential.abs_sum = state[ABS_SUM]
+        prequential.records_learned = counters[LEARNED]
+        prequential.window_next = counters[SLOT]
+        prequential.window_len = counters[LENGTH]
+        learner.import_prequential(prequential)
 
-    def save(self, learner: Any, model: Any) -> tuple[_Arrays, Any]:
-        """Everything ``learn`` may change, to ``restore`` it (a monitor swapped the model).
+    def save(self, learner: Learner, model: LinearModel) -> Saved:
+        """Everything ``learn`` may change, to ``restore`` it (a monitor swapped the model)."""
+        return Saved(
+            float(model.intercept),
+            [float(model.weights[name]) for name in self.features],
+            learner.export_prequential(copy=True),
+        )
 
-        The same numbers ``load`` reads (with copies of the ring) and a copy of the curve.
-        """
-        arrays = self.load(learner, model)
-        arrays.ring_y, arrays.ring_yhat = arrays.ring_y.copy(), arrays.ring_yhat.copy()
-        curve = copy.copy(learner.curve)
-        for name in ("_records", "_rolling", "_cumulative"):
-            setattr(curve, name, getattr(curve, name)[:])
-        return arrays, curve
-
-    def restore(self, learner: Any, model: Any, saved: tuple[_Arrays, Any]) -> None:
-        """Put back what ``save`` took (the ring buffers are refilled in place)."""
-        arrays, curve = saved
-        np.frombuffer(learner._window_y, dtype=np.float64)[:] = arrays.ring_y
-        np.frombuffer(learner._window_yhat, dtype=np.float64)[:] = arrays.ring_yhat
-        self.store(arrays, learner, model, force=True)
-        learner.curve = curve
+    def restore(self, learner: Learner, model: LinearModel, saved: Saved) -> None:
+        """Put back what ``save`` took (the window's buffers are refilled in place)."""
+        model.intercept = saved.intercept
+        model_weights = model.weights
+        for name, weight in zip(self.features, saved.weights, strict=True):
+            model_weights[name] = weight
+        learner.import_prequential(saved.prequential)
 
     # -- scoring predictions made elsewhere -------------------------------------------
 
-    def score(self, learner: Any, parsed: Parsed, yhat: np.ndarray, done: int) -> None:
+    def score(self, learner: Learner, parsed: Parsed, yhat: np.ndarray, done: int) -> None:
         """Score the predictions ``yhat`` of the labeled rows before ``done`` (made by any model).
 
         River's MAE, RMSE and R2, the rolling window and the learning curve end as
@@ -619,10 +636,11 @@ class BlockLearner:
         )
         # 0.0 + 1.0 * yhat is yhat, but for -0.0, which would enter the window as 0.0 (the
         # same scores, other bits): the newest pairs' predictions go into the ring as given.
-        size = learner.rolling_window
+        prequential = learner.export_prequential()
+        size = len(prequential.window_yhat)
         kept = min(count, size)
-        slots = (learner._window_next - kept + np.arange(kept)) % size
-        np.frombuffer(learner._window_yhat, dtype=np.float64)[slots] = pairs[-kept:, 0]
+        slots = (prequential.window_next - kept + np.arange(kept)) % size
+        np.frombuffer(prequential.window_yhat, dtype=np.float64)[slots] = pairs[-kept:, 0]
 
 
 class _GivenPrediction:
@@ -632,4 +650,4 @@ class _GivenPrediction:
 
     def __init__(self) -> None:
         self.intercept = 0.0
-        self.weights = {"yhat": 1.0}
+        self.weights: dict[Hashable, float] = {"yhat": 1.0}

@@ -53,8 +53,11 @@ from streamlearn.fast.block import (
     REJECTED,
     UNLABELED,
     BlockLearner,
+    LinearModel,
     Parsed,
+    Saved,
 )
+from streamlearn.learner import Learner
 from streamlearn.records import Decoded, JsonDecoder, Label, Record, Rejected
 from streamlearn.sources.base import Raw
 
@@ -197,15 +200,17 @@ class JsonBlockLearner:
         assert self.inner is not None
         return self.inner.yhat
 
-    def learn(self, learner: Any, model: Any, parsed: Parsed, start: int, stop: int) -> int:
+    def learn(
+        self, learner: Learner, model: LinearModel, parsed: Parsed, start: int, stop: int
+    ) -> int:
         assert self.inner is not None
         return self.inner.learn(learner, model, parsed, start, min(stop, _stop(parsed)))
 
-    def save(self, learner: Any, model: Any) -> Any:
+    def save(self, learner: Learner, model: LinearModel) -> Saved:
         assert self.inner is not None
         return self.inner.save(learner, model)
 
-    def restore(self, learner: Any, model: Any, saved: Any) -> None:
+    def restore(self, learner: Learner, model: LinearModel, saved: Saved) -> None:
         assert self.inner is not None
         self.inner.restore(learner, model, saved)
 
