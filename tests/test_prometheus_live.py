@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry
 from deploy_files import RULES, dashboard_queries, load_dashboard, load_rules, selectors, substitute
 from prom_server import PrometheusError, PrometheusServer, require_binary
 from streamlearn.observe.http import MetricsServer
-from streamlearn.observe.telemetry import STAGES, Telemetry
+from streamlearn.observe.labels import STAGES
+from streamlearn.observe.telemetry import Telemetry
 
 pytestmark = pytest.mark.prometheus
 

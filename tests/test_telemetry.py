@@ -12,15 +12,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_l
 
 from prom_server import require_binary
 from streamlearn.observe.histogram import BatchHistogram, one_two_five_buckets
-from streamlearn.observe.telemetry import (
-    DEFAULT_ERROR_BUCKETS,
-    DEFAULT_STEP_BUCKETS,
-    LEARN_LABELS,
-    PSEUDO_DECISIONS,
-    REJECT_REASONS,
-    STAGES,
-    Telemetry,
-)
+from streamlearn.observe.labels import LEARN_LABELS, PSEUDO_DECISIONS, REJECT_REASONS, STAGES
+from streamlearn.observe.telemetry import DEFAULT_ERROR_BUCKETS, DEFAULT_STEP_BUCKETS, Telemetry
 
 
 @pytest.fixture

@@ -192,6 +192,24 @@ class _BatchHistogramChild:
             self._sum += value * count
         return count
 
+    def observe_per_item(self, totals: float | ArrayLike, counts: int | ArrayLike) -> None:
+        """Observe ``counts[i]`` values of ``totals[i] / counts[i]`` for each ``i``.
+
+        A batch of records timed as a whole is so observed as that many records of
+        equal time; totals with a count of 0 are skipped.
+        """
+        if isinstance(totals, int | float) and isinstance(counts, int):
+            # The usual call (one batch): a bisect, no numpy overhead.
+            if counts > 0:
+                self.observe_count(totals / counts, counts)
+            return
+        total = np.atleast_1d(np.asarray(totals, dtype=np.float64))
+        count = np.broadcast_to(np.asarray(counts, dtype=np.int64), total.shape)
+        nonempty = count > 0
+        if not nonempty.all():
+            total, count = total[nonempty], count[nonempty]
+        self.observe_many(total / count, weights=count)
+
     def snapshot(self) -> tuple[np.ndarray, float]:
         """Cumulative bucket counts and the sum, read consistently."""
         with self._lock:

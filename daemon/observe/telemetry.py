@@ -14,33 +14,39 @@ on, so dashboards and ``rate()`` have data before the first event.
 from __future__ import annotations
 
 import logging
-import math
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import Metric
 
-from streamlearn import records
 from streamlearn.observe.histogram import BatchHistogram, one_two_five_buckets
+from streamlearn.observe.labels import (
+    DRIFT_ACTIONS,
+    DRIFT_DETECTORS,
+    LEARN_LABELS,
+    PREDICT_OUTCOMES,
+    PSEUDO_DECISIONS,
+    REJECT_REASONS,
+    STAGES,
+    BoundedLabel,
+    check_choice,
+)
+from streamlearn.observe.scrape import (
+    LagReader,
+    ModelMetrics,
+    ScrapeTimeCollector,
+    lag_family,
+    metric_family,
+    ready_family,
+)
 
 __all__ = [
     "DEFAULT_ERROR_BUCKETS",
     "DEFAULT_LATENCY_BUCKETS",
     "DEFAULT_STEP_BUCKETS",
-    "DRIFT_ACTIONS",
-    "DRIFT_DETECTORS",
-    "LEARN_LABELS",
-    "MODEL_METRICS",
-    "MODEL_WINDOWS",
-    "PREDICT_OUTCOMES",
-    "PSEUDO_DECISIONS",
-    "REJECT_REASONS",
-    "STAGES",
     "Telemetry",
 ]
 
@@ -53,85 +59,6 @@ DEFAULT_STEP_BUCKETS: tuple[float, ...] = one_two_five_buckets(1e-7, 10.0)
 #: Seconds from a record's arrival to the end of the batch that learned it: 0.5 ms (a
 #: small batch on a quiet loop) to 30 s (a backlog being caught up).
 DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (0.0005, *one_two_five_buckets(0.001, 10.0), 30.0)
-
-#: Why a record was sent to the dead-letter sink (pre-initialised label values): the
-#: decoders' closed set, plus "other" for reasons past the label-value budget.
-REJECT_REASONS: tuple[str, ...] = (*records.REJECT_REASONS, "other")
-#: Where a learned target came from.
-LEARN_LABELS: tuple[str, ...] = ("true", "pseudo")
-#: What the pseudo-labelling loop did with a candidate.
-PSEUDO_DECISIONS: tuple[str, ...] = ("accepted", "rejected")
-#: Stages of the run loop that are timed.
-STAGES: tuple[str, ...] = ("decode", "predict", "learn", "checkpoint")
-#: Default drift detector names (River's ``drift.ADWIN`` and ``drift.PageHinkley``).
-DRIFT_DETECTORS: tuple[str, ...] = ("adwin", "page_hinkley")
-#: Default drift actions (the loop may name others, see ``Telemetry``).
-DRIFT_ACTIONS: tuple[str, ...] = ("none", "reset", "shrink_lr", "boost_lr")
-#: Model metric names and windows exported by ``streamlearn_model_metric``.
-MODEL_METRICS: tuple[str, ...] = ("mae", "rmse", "r2")
-MODEL_WINDOWS: tuple[str, ...] = ("cumulative", "rolling")
-#: Outcomes of ``POST /predict`` (see ``streamlearn.observe.http``).
-PREDICT_OUTCOMES: tuple[str, ...] = ("ok", "bad_request", "too_large", "unavailable", "error")
-
-ModelMetrics = Callable[[], Mapping[tuple[str, str], float]]
-LagReader = Callable[[], Mapping[tuple[str, int], int]]
-
-
-class _BoundedLabel:
-    """Maps label values that come from configuration or data onto a bounded set.
-
-    The known values are exported from the start. A new value is accepted as itself
-    while fewer than ``max_extra`` new ones were seen, then folded into ``"other"``:
-    a typo or a data-driven reason can never blow up the number of series.
-    """
-
-    def __init__(self, known: Iterable[str], max_extra: int) -> None:
-        self.known = tuple(dict.fromkeys(known))
-        self._allowed = set(self.known)
-        self._extra = 0
-        self._max_extra = max_extra
-        self._lock = threading.Lock()
-
-    def __call__(self, value: str) -> str:
-        value = str(value)
-        if value in self._allowed:
-            return value
-        with self._lock:
-            if value in self._allowed:
-                return value
-            if self._extra >= self._max_extra:
-                return "other"
-            self._extra += 1
-            self._allowed.add(value)
-            log.info("new telemetry label value %r (not in %s)", value, self.known)
-            return value
-
-
-class _ScrapeTimeCollector:
-    """Yields gauges computed by a function at scrape time; a failing function yields none."""
-
-    def __init__(self, name: str, produce: Callable[[], Iterable[Metric]]) -> None:
-        self._name = name
-        self._produce = produce
-
-    def describe(self) -> Iterable[Metric]:
-        return []
-
-    def collect(self) -> Iterator[Metric]:
-        try:
-            metrics = list(self._produce())
-        except Exception:
-            # A scrape must never fail (or kill the HTTP thread) because the model's
-            # object was mid-update: the series are missing for this one scrape.
-            log.warning("collecting %s failed", self._name, exc_info=True)
-            return
-        yield from metrics
-
-
-def _check_choice(value: str, allowed: Sequence[str], what: str) -> str:
-    if value not in allowed:
-        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(allowed)}")
-    return value
 
 
 class Telemetry:
@@ -168,7 +95,7 @@ class Telemetry:
         ``streamlearn_step_seconds`` (seconds per record) and of
         ``streamlearn_learn_latency_seconds``.
 
-    The three callables may also be set later as attributes (``model_metrics``,
+    The four callables may also be set later as attributes (``model_metrics``,
     ``baseline_metrics``, ``lag``, ``ready``), e.g. once the learner exists. They run on
     the HTTP server's thread, so they must only read state that is safe to read there.
 
@@ -219,8 +146,32 @@ class Telemetry:
         self.lag = lag
         self.ready = ready
         self.started_at = time.time()
-        registry = self.registry
+        # The metrics are declared group by group, in the order /metrics lists them.
+        self._declare_build(self.registry, model_spec, version, river_version)
+        self._declare_records(self.registry, str(source), max_extra_label_values)
+        self._declare_histograms(self.registry, error_buckets, step_buckets, latency_buckets)
+        self._declare_drift(
+            self.registry, drift_detectors, drift_signals, drift_actions, max_extra_label_values
+        )
+        self._declare_events(self.registry)
+        for name, produce in (
+            ("streamlearn_model_metric", self._collect_model),
+            ("streamlearn_baseline_metric", self._collect_baseline),
+            ("streamlearn_kafka_lag", self._collect_lag),
+            ("streamlearn_ready", self._collect_ready),
+        ):
+            self.registry.register(ScrapeTimeCollector(name, produce))
 
+    # -- the metrics, declared --------------------------------------------------------------
+
+    def _declare_build(
+        self,
+        registry: CollectorRegistry,
+        model_spec: str,
+        version: str | None,
+        river_version: str | None,
+    ) -> None:
+        """``streamlearn_build_info`` and ``streamlearn_start_time_seconds``."""
         if version is None:
             from streamlearn import __version__
 
@@ -244,7 +195,9 @@ class Telemetry:
         )
         self._start_time.set(self.started_at)
 
-        self._source = str(source)
+    def _declare_records(self, registry: CollectorRegistry, source: str, max_extra: int) -> None:
+        """Records received, learned, rejected, and predictions made."""
+        self._source = source
         self._received_family = Counter(
             "streamlearn_records_received",
             "Raw records read from the source, before decoding.",
@@ -252,7 +205,7 @@ class Telemetry:
             registry=registry,
         )
         self._received = {self._source: self._received_family.labels(self._source)}
-        self._source_label = _BoundedLabel([self._source], max_extra_label_values)
+        self._source_label = BoundedLabel([self._source], max_extra)
 
         learned = Counter(
             "streamlearn_records_learned",
@@ -263,7 +216,7 @@ class Telemetry:
         )
         self._learned = {label: learned.labels(label) for label in LEARN_LABELS}
 
-        self._reason = _BoundedLabel(REJECT_REASONS, max_extra_label_values)
+        self._reason = BoundedLabel(REJECT_REASONS, max_extra)
         self._rejected_family = Counter(
             "streamlearn_records_rejected",
             "Records sent to the dead-letter sink, by reason.",
@@ -279,6 +232,14 @@ class Telemetry:
             registry=registry,
         )
 
+    def _declare_histograms(
+        self,
+        registry: CollectorRegistry,
+        error_buckets: Sequence[float],
+        step_buckets: Sequence[float],
+        latency_buckets: Sequence[float],
+    ) -> None:
+        """Prediction errors, seconds per stage, and learn latency."""
         self._abs_error = BatchHistogram(
             "streamlearn_prediction_abs_error",
             "Absolute error |y - yhat| of each prequential prediction, in target units.",
@@ -306,9 +267,18 @@ class Telemetry:
         )
         self._latency_child = self._latency.labels()
 
-        self._detector = _BoundedLabel(drift_detectors, max_extra_label_values)
-        self._signal = _BoundedLabel(drift_signals, max_extra_label_values)
-        self._action = _BoundedLabel(drift_actions, max_extra_label_values)
+    def _declare_drift(
+        self,
+        registry: CollectorRegistry,
+        detectors: Sequence[str],
+        signals: Sequence[str],
+        actions: Sequence[str],
+        max_extra: int,
+    ) -> None:
+        """Drift detections, the time of the last one, and the actions taken."""
+        self._detector = BoundedLabel(detectors, max_extra)
+        self._signal = BoundedLabel(signals, max_extra)
+        self._action = BoundedLabel(actions, max_extra)
         self._drift_family = Counter(
             "streamlearn_drift_detections",
             "Drifts flagged, by detector and by the signal it watches.",
@@ -335,6 +305,8 @@ class Telemetry:
         )
         self._actions = {a: self._actions_family.labels(a) for a in self._action.known}
 
+    def _declare_events(self, registry: CollectorRegistry) -> None:
+        """Pseudo-labels, checkpoints, last record, divergences, Kafka offsets, /predict."""
         pseudo = Counter(
             "streamlearn_pseudo_labels",
             "Pseudo-label candidates, by the side loop's decision.",
@@ -376,13 +348,6 @@ class Telemetry:
         )
         self._http_predict = {o: http_predict.labels(o) for o in PREDICT_OUTCOMES}
 
-        registry.register(_ScrapeTimeCollector("streamlearn_model_metric", self._collect_model))
-        registry.register(
-            _ScrapeTimeCollector("streamlearn_baseline_metric", self._collect_baseline)
-        )
-        registry.register(_ScrapeTimeCollector("streamlearn_kafka_lag", self._collect_lag))
-        registry.register(_ScrapeTimeCollector("streamlearn_ready", self._collect_ready))
-
     # -- per-batch API of the run loop -------------------------------------------------
 
     def received(self, n: int, source: str | None = None) -> None:
@@ -398,7 +363,7 @@ class Telemetry:
         """Count ``n`` records learned; ``label`` is ``"true"`` or ``"pseudo"``."""
         child = self._learned.get(label)
         if child is None:
-            _check_choice(label, LEARN_LABELS, "learned label")
+            check_choice(label, LEARN_LABELS, "learned label")
         else:
             child.inc(n)
 
@@ -429,19 +394,9 @@ class Telemetry:
         """
         child = self._stage_children.get(stage)
         if child is None:
-            _check_choice(stage, STAGES, "stage")
+            check_choice(stage, STAGES, "stage")
             return
-        if isinstance(seconds, int | float) and isinstance(n, int):
-            # The usual call (one batch): a bisect, no numpy overhead.
-            if n > 0:
-                child.observe_count(seconds / n, n)
-            return
-        total = np.atleast_1d(np.asarray(seconds, dtype=np.float64))
-        count = np.broadcast_to(np.asarray(n, dtype=np.int64), total.shape)
-        nonempty = count > 0
-        if not nonempty.all():
-            total, count = total[nonempty], count[nonempty]
-        child.observe_many(total / count, weights=count)
+        child.observe_per_item(seconds, n)
 
     def learn_latency(
         self,
@@ -496,7 +451,7 @@ class Telemetry:
         """Count ``n`` pseudo-label candidates ``"accepted"`` or ``"rejected"``."""
         child = self._pseudo.get(decision)
         if child is None:
-            _check_choice(decision, PSEUDO_DECISIONS, "pseudo-label decision")
+            check_choice(decision, PSEUDO_DECISIONS, "pseudo-label decision")
         else:
             child.inc(n)
 
@@ -524,7 +479,7 @@ class Telemetry:
         """Count one ``POST /predict`` by outcome (called by ``streamlearn.observe.http``)."""
         child = self._http_predict.get(outcome)
         if child is None:
-            _check_choice(outcome, PREDICT_OUTCOMES, "predict outcome")
+            check_choice(outcome, PREDICT_OUTCOMES, "predict outcome")
         else:
             child.inc()
 
@@ -537,7 +492,7 @@ class Telemetry:
     # -- scrape-time collectors -----------------------------------------------------------
 
     def _collect_model(self) -> Iterator[Metric]:
-        yield self._metric_family(
+        yield metric_family(
             "streamlearn_model_metric",
             "Prequential metric of the online model (target units; r2 unitless).",
             self.model_metrics() if self.model_metrics is not None else {},
@@ -545,45 +500,17 @@ class Telemetry:
 
     def _collect_baseline(self) -> Iterator[Metric]:
         if self.baseline_metrics is not None:
-            yield self._metric_family(
+            yield metric_family(
                 "streamlearn_baseline_metric",
                 "Prequential metric of the frozen warm-start model on the same records.",
                 self.baseline_metrics(),
             )
 
-    @staticmethod
-    def _metric_family(
-        name: str, documentation: str, values: Mapping[tuple[str, str], float]
-    ) -> GaugeMetricFamily:
-        family = GaugeMetricFamily(name, documentation, labels=["metric", "window"])
-        for key in _grid_then_extra(values):
-            family.add_metric(list(key), float(values.get(key, math.nan)))
-        return family
-
     def _collect_lag(self) -> Iterator[Metric]:
-        if self.lag is None:
-            return
-        family = GaugeMetricFamily(
-            "streamlearn_kafka_consumer_lag_records",
-            "Records between the consumer's position and the end of each partition.",
-            labels=["topic", "partition"],
-        )
-        for (topic, partition), behind in sorted(self.lag().items()):
-            family.add_metric([str(topic), str(partition)], float(behind))
-        yield family
+        if self.lag is not None:
+            yield lag_family(self.lag())
 
     def _collect_ready(self) -> Iterator[Metric]:
         # Unbound, the gauge is absent rather than 0: an unknown state must not page.
-        if self.ready is None:
-            return
-        yield GaugeMetricFamily(
-            "streamlearn_ready",
-            "1 when the source is connected and the model loaded (what /readyz says).",
-            value=1.0 if self.ready() else 0.0,
-        )
-
-
-def _grid_then_extra(values: Mapping[tuple[str, str], Any]) -> list[tuple[str, str]]:
-    grid = [(m, w) for m in MODEL_METRICS for w in MODEL_WINDOWS]
-    known = set(grid)
-    return grid + sorted(k for k in values if k not in known)
+        if self.ready is not None:
+            yield ready_family(self.ready())
