@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from streamlearn.labels.pseudo import build_pseudo
+from streamlearn.labels.build import build_pseudo
+from streamlearn.labels.settings import PseudoSettings
 from streamlearn.learner import Learner
 from streamlearn.loop.daemon import Daemon
 from streamlearn.models.registry import build_model
@@ -97,7 +98,9 @@ def replay(case: Case, records: list[bytes], labels: list[bytes], pseudo_on: boo
             "label_ttl": f"{2 * len(records)}r",
             "max_pending_labels": len(records),
         }
-    pseudo, join = build_pseudo(extra, model_spec=case.student, lr=0.01, restored=None)
+    pseudo, join = build_pseudo(
+        PseudoSettings(**extra), model_spec=case.student, lr=0.01, restored=None
+    )
     daemon = Daemon(
         ListSource(records),
         JsonDecoder(),
@@ -206,7 +209,7 @@ def part_two(total: int, max_pending: int, queue: int) -> None:
         "pseudo_queue": queue,
         # A batch brings 900 unlabeled records: a queue smaller than that overflows every batch.
     }
-    pseudo, join = build_pseudo(extra, model_spec="sgd", lr=0.01, restored=None)
+    pseudo, join = build_pseudo(PseudoSettings(**extra), model_spec="sgd", lr=0.01, restored=None)
     assert pseudo is not None and join is not None
     source = SyntheticSource(total)
     daemon = Daemon(

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from streamlearn.labels.settings import PseudoSettings
+
 
 class ConfigError(ValueError):
     """The config file cannot be used; the message says why."""
@@ -120,6 +122,7 @@ class Settings:
     start_from: str = "earliest"
     on_data_loss: str = "fail"
     kafka_client: str = "kafka-python"
+    pseudo: PseudoSettings = field(default_factory=PseudoSettings)
 
     @property
     def is_kafka(self) -> bool:
@@ -130,13 +133,17 @@ class Settings:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], **overrides: Any) -> Settings:
-        """Build from click's parameter dict; unknown keys go to ``extra``."""
+        """Build from click's parameter dict; unknown keys go to ``extra``.
+
+        The pseudo-label and join options become ``pseudo`` (``PseudoSettings``).
+        """
         names = {f.name for f in fields(cls)}
-        known = {k: v for k, v in {**params, **overrides}.items() if k in names and k != "extra"}
+        own = ("extra", "pseudo")  # built here, not taken from params
+        known = {k: v for k, v in {**params, **overrides}.items() if k in names and k not in own}
         extra = {k: v for k, v in params.items() if k not in names}
         features = known.get("features")
         if isinstance(features, str):
             known["features"] = tuple(f.strip() for f in features.split(",") if f.strip()) or None
         if known.get("state_dir") is not None:
             known["state_dir"] = Path(known["state_dir"])
-        return cls(**known, extra=extra)
+        return cls(**known, pseudo=PseudoSettings.from_params(params), extra=extra)

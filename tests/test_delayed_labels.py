@@ -13,7 +13,10 @@ import orjson
 import pytest
 
 from streamhelpers import STREAMLEARN, cli
-from streamlearn.labels.pseudo import LabelJoin, PseudoLabeler, build_pseudo
+from streamlearn.labels.build import build_pseudo
+from streamlearn.labels.join import LabelJoin
+from streamlearn.labels.pseudo import PseudoLabeler
+from streamlearn.labels.settings import PseudoSettings
 from streamlearn.learner import Learner
 from streamlearn.loop.daemon import Daemon, RunOptions, inspect_state
 from streamlearn.models.sgd import SGDRegressor
@@ -21,7 +24,7 @@ from streamlearn.records import CsvDecoder, JsonDecoder, Record, parse_csv_heade
 from streamlearn.sinks.jsonlines import ListSink
 from streamlearn.sources.base import Raw
 from streamlearn.sources.file import FileSource
-from streamlearn.state.checkpoint import CheckpointStore
+from streamlearn.state import CheckpointStore
 from streamlearn.testing import ListSource
 
 LR = 0.05
@@ -172,7 +175,7 @@ def test_pending_join_survives_a_checkpoint_and_a_crash(tmp_path):
     lines = as_jsonl(events).splitlines()
     store = CheckpointStore(tmp_path / "state")
     extra = {"label_ttl": "100000r"}
-    _, join = build_pseudo(extra, model_spec="sgd", lr=LR, restored=None)
+    _, join = build_pseudo(PseudoSettings(**extra), model_spec="sgd", lr=LR, restored=None)
     daemon = Daemon(
         ListSource(lines),
         JsonDecoder(),
@@ -190,7 +193,7 @@ def test_pending_join_survives_a_checkpoint_and_a_crash(tmp_path):
 
     store = CheckpointStore(tmp_path / "state")
     state = store.load().state
-    _, join = build_pseudo(extra, model_spec="sgd", lr=LR, restored=state)
+    _, join = build_pseudo(PseudoSettings(**extra), model_spec="sgd", lr=LR, restored=state)
     assert join is not None and len(join.pending) == 80
     resumed = Daemon(
         ListSource(lines, resume=state["source"]),

@@ -12,14 +12,11 @@ import orjson
 import pytest
 
 from streamhelpers import cli
-from streamlearn.labels.pseudo import (
-    CommitteeTeacher,
-    LabelJoin,
-    ModelTeacher,
-    PseudoLabeler,
-    build_pseudo,
-    build_teacher,
-)
+from streamlearn.labels.build import build_pseudo
+from streamlearn.labels.join import LabelJoin
+from streamlearn.labels.pseudo import PseudoLabeler
+from streamlearn.labels.settings import PseudoSettings, PseudoSettingsError
+from streamlearn.labels.teachers import CommitteeTeacher, ModelTeacher, build_teacher
 from streamlearn.learner import Learner
 from streamlearn.loop.daemon import Daemon, RunOptions
 from streamlearn.models.registry import build_model
@@ -50,7 +47,7 @@ def replay(
     lines: list[bytes], spec: str, extra: dict[str, Any], *, lr: float = 0.01, flush: bool = True
 ) -> tuple[Daemon, dict[str, Any]]:
     """Replay ``lines`` in-process as ``streamlearn replay`` would, with the pseudo options ``extra``."""
-    pseudo, join = build_pseudo(extra, model_spec=spec, lr=lr, restored=None)
+    pseudo, join = build_pseudo(PseudoSettings(**extra), model_spec=spec, lr=lr, restored=None)
     daemon = Daemon(
         ListSource(lines),
         JsonDecoder(),
@@ -107,7 +104,9 @@ def test_checkpoint_mid_stream_then_resume_equals_one_pass():
     batches = [lines[i : i + 100] for i in range(0, len(lines), 100)]
 
     def fresh() -> Daemon:
-        pseudo, join = build_pseudo(extra, model_spec="sgd", lr=0.01, restored=None)
+        pseudo, join = build_pseudo(
+            PseudoSettings(**extra), model_spec="sgd", lr=0.01, restored=None
+        )
         return Daemon(
             ListSource([]),
             JsonDecoder(),
@@ -126,7 +125,7 @@ def test_checkpoint_mid_stream_then_resume_equals_one_pass():
     first_half = fresh()
     feed(first_half, batches[:6], 0)
     state = pickle.loads(pickle.dumps(first_half.state()))
-    pseudo, join = build_pseudo(extra, model_spec="sgd", lr=0.01, restored=state)
+    pseudo, join = build_pseudo(PseudoSettings(**extra), model_spec="sgd", lr=0.01, restored=state)
     assert pseudo is not None and pseudo.offered == first_half.pseudo.offered
     resumed = Daemon(
         ListSource([]),
@@ -233,7 +232,7 @@ def test_threaded_side_loop_decides_everything_and_checkpoints_while_running():
         "pseudo_threshold": 0.3,
         "deterministic": False,
     }
-    pseudo, join = build_pseudo(extra, model_spec="sgd", lr=0.01, restored=None)
+    pseudo, join = build_pseudo(PseudoSettings(**extra), model_spec="sgd", lr=0.01, restored=None)
     assert pseudo is not None and not pseudo.deterministic
     daemon = Daemon(
         ListSource(lines),
@@ -299,28 +298,35 @@ def test_no_teacher_label_before_warmup():
     assert daemon.learner.learned == []
 
 
-def test_bad_settings_are_click_errors():
-    import click
-
+def test_bad_settings_name_their_option(tmp_path: Path):
     for extra, option in [
         ({"pseudo_window": 500, "pseudo_queue": 100}, "--pseudo-queue"),
         ({"pseudo_window": 1, "pseudo_max_fraction": 0.5}, "--pseudo-max-fraction"),
         ({"teacher": "Nope"}, "--teacher"),
         ({"label_ttl": "ten minutes"}, "--label-ttl"),
     ]:
-        with pytest.raises(click.BadParameter) as caught:
-            build_pseudo({"pseudo_label": True, **extra}, model_spec="sgd", lr=0.01, restored=None)
-        assert option in caught.value.format_message()
+        settings = PseudoSettings(pseudo_label=True, **extra)
+        with pytest.raises(PseudoSettingsError) as caught:
+            build_pseudo(settings, model_spec="sgd", lr=0.01, restored=None)
+        assert "--" + caught.value.field.replace("_", "-") == option
+    # The command line reports it as click reports a bad option value: a usage error.
+    path = tmp_path / "stream.jsonl"
+    path.write_bytes(b'{"x": {"a": 1.0}, "y": 2.0}\n')
+    args = ["replay", str(path), "--pseudo-label", "--pseudo-window", "500", "--pseudo-queue"]
+    refused = cli(*args, "100", check=False)
+    assert refused.returncode == 2
+    assert "Invalid value for '--pseudo-queue': queue_size (100)" in refused.stderr
 
 
 def test_join_is_on_with_label_ttl_alone_and_kept_from_a_checkpoint():
-    pseudo, join = build_pseudo({"label_ttl": "30s"}, model_spec="sgd", lr=0.01, restored=None)
+    settings = PseudoSettings(label_ttl="30s")
+    pseudo, join = build_pseudo(settings, model_spec="sgd", lr=0.01, restored=None)
     assert pseudo is None and join is not None and str(join.ttl) == "30s"
     old = LabelJoin("5r")
     old.remember(Record({"a": 1.0}, None, "k", Raw(b"", 0)), 1.0, 0)
     # A loaded state, or only its extensions: either way no waiting features are lost.
     for restored in ({"extensions": {"join": old}}, {"join": old}):
-        _, join = build_pseudo({}, model_spec="sgd", lr=0.01, restored=restored)
+        _, join = build_pseudo(PseudoSettings(), model_spec="sgd", lr=0.01, restored=restored)
         assert join is old and len(join.pending) == 1
 
 
@@ -373,7 +379,7 @@ def test_telemetry_counts_every_decision_and_pseudo_learning():
         "pseudo_queue": 300,  # a batch brings ~900 unlabeled records: overflow
         "pseudo_window": 100,
     }
-    pseudo, join = build_pseudo(extra, model_spec="sgd", lr=0.01, restored=None)
+    pseudo, join = build_pseudo(PseudoSettings(**extra), model_spec="sgd", lr=0.01, restored=None)
     telemetry = Telemetry(source="list", model_spec="sgd")
     daemon = Daemon(
         ListSource(lines),
@@ -419,7 +425,8 @@ def test_warm_start_model_a_as_teacher(tmp_path: Path):
 def test_label_ttl_survives_the_option_round_trip(text):
     """--label-ttl is parsed, written back as text by the click type, then parsed again:
     large amounts used to come back as "1e+06r" and were refused."""
-    from streamlearn.labels.pseudo import LabelTtl, _TtlType
+    from streamlearn.cli.pseudo_options import _TtlType
+    from streamlearn.labels.ttl import LabelTtl
 
     converted = _TtlType().convert(text, None, None)
     assert LabelTtl.parse(converted) == LabelTtl.parse(text)

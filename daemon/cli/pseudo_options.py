@@ -1,0 +1,163 @@
+"""The click options of the pseudo-label side loop and the delayed-label join.
+
+Their values land in the command's params under ``PseudoSettings``' field names; a value
+click can judge alone is checked here, the rest by ``build_pseudo``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from streamlearn.labels.settings import PseudoSettings
+from streamlearn.labels.ttl import DEFAULT_TTL, LabelTtl
+
+__all__ = ["pseudo_options"]
+
+_DEFAULTS = PseudoSettings()
+
+
+class _TtlType(click.ParamType):
+    """A ``--label-ttl`` value, written back as the text ``LabelTtl`` parses again."""
+
+    name = "TTL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        try:
+            return str(LabelTtl.parse(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _check_teacher(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from streamlearn.models.registry import SpecError, parse_spec
+
+    spec = value.strip()
+    if spec == "committee" or spec.startswith("warm:"):
+        if spec.startswith("warm:") and not spec[5:].strip():
+            raise click.BadParameter("write warm:PATH, the file or state dir of model A")
+        return spec
+    try:
+        parse_spec(spec.split(":", 1)[1] if spec.startswith("committee:") else spec)
+    except SpecError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return spec
+
+
+def pseudo_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Click options of the side loop and the delayed-label join (each with a STREAMLEARN_* var).
+
+    Examples
+    --------
+    >>> from click.testing import CliRunner
+    >>> @click.command()
+    ... @pseudo_options
+    ... def show(**params):
+    ...     click.echo(f"{params['pseudo_label']} {params['teacher']} {params['label_ttl']}")
+    >>> CliRunner().invoke(show, ["--pseudo-label", "--label-ttl", "10m"]).output
+    'True committee 600s\\n'
+    >>> print(CliRunner().invoke(show, ["--label-ttl", "10"]).output.splitlines()[-1])
+    Error: Invalid value for '--label-ttl': label TTL '10' needs a unit: seconds (600s, 10m, 2h,
+    1d) or records (5000r)
+    """
+    # One declarative table, longer than a function should be: each entry is one option.
+    options = [
+        click.option(
+            "--pseudo-label/--no-pseudo-label",
+            default=_DEFAULTS.pseudo_label,
+            show_default=True,
+            envvar="STREAMLEARN_PSEUDO_LABEL",
+            help="Learn unlabeled records from a teacher's confident pseudo-labels "
+            "(weighted, never scored). Also turns on the delayed-label join.",
+        ),
+        click.option(
+            "--pseudo-queue",
+            default=_DEFAULTS.pseudo_queue,
+            show_default=True,
+            type=click.IntRange(min=1),
+            envvar="STREAMLEARN_PSEUDO_QUEUE",
+            help="Unlabeled records waiting for a decision; when full the oldest is rejected "
+            "(counted as overflow).",
+        ),
+        click.option(
+            "--pseudo-threshold",
+            default=_DEFAULTS.pseudo_threshold,
+            show_default=True,
+            type=click.FloatRange(0, 1),
+            envvar="STREAMLEARN_PSEUDO_THRESHOLD",
+            help="Least teacher confidence accepted. Confidence = 1 - u/s (u: the teacher's "
+            "expected error, s: the target's std), so T accepts u <= (1-T)*s.",
+        ),
+        click.option(
+            "--pseudo-weight",
+            default=_DEFAULTS.pseudo_weight,
+            show_default=True,
+            type=click.FloatRange(0, 1, min_open=True),
+            envvar="STREAMLEARN_PSEUDO_WEIGHT",
+            help="Sample weight of an accepted pseudo-label.",
+        ),
+        click.option(
+            "--pseudo-window",
+            default=_DEFAULTS.pseudo_window,
+            show_default=True,
+            type=click.IntRange(min=1),
+            envvar="STREAMLEARN_PSEUDO_WINDOW",
+            help="Decide per window of this many unlabeled records, most confident first.",
+        ),
+        click.option(
+            "--pseudo-max-fraction",
+            default=_DEFAULTS.pseudo_max_fraction,
+            show_default=True,
+            type=click.FloatRange(0, 1, min_open=True),
+            envvar="STREAMLEARN_PSEUDO_MAX_FRACTION",
+            help="At most this fraction of each window is accepted.",
+        ),
+        click.option(
+            "--teacher",
+            default=_DEFAULTS.teacher,
+            show_default=True,
+            callback=_check_teacher,
+            envvar="STREAMLEARN_TEACHER",
+            help="Who pseudo-labels: 'committee' (K bagged copies of --model; confidence from "
+            "their spread), 'committee:SPEC', a model spec such as 'KNNRegressor' (confidence "
+            "from its recent error near the input), or 'warm:PATH' (model A).",
+        ),
+        click.option(
+            "--teacher-k",
+            default=_DEFAULTS.teacher_k,
+            show_default=True,
+            type=click.IntRange(min=2),
+            envvar="STREAMLEARN_TEACHER_K",
+            help="Committee size.",
+        ),
+        click.option(
+            "--deterministic/--threaded",
+            default=_DEFAULTS.deterministic,
+            envvar="STREAMLEARN_DETERMINISTIC",
+            help="Decide pseudo-labels on the loop thread (reproducible; default for replay) "
+            "or on a side thread (default for run).",
+        ),
+        click.option(
+            "--label-ttl",
+            default=_DEFAULTS.label_ttl,
+            type=_TtlType(),
+            envvar="STREAMLEARN_LABEL_TTL",
+            help="Join late labels ({'id','y'} lines, or CSV rows with only id and target) to "
+            "features seen this long ago: 600s, 10m, 2h, 1d (wall clock) or 5000r (records). "
+            f"Turns the join on; default {DEFAULT_TTL} with --pseudo-label.",
+        ),
+        click.option(
+            "--max-pending-labels",
+            default=_DEFAULTS.max_pending_labels,
+            show_default=True,
+            type=click.IntRange(min=1),
+            envvar="STREAMLEARN_MAX_PENDING_LABELS",
+            help="Most features kept waiting for a label; past it the oldest are evicted "
+            "(counted).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
