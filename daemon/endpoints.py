@@ -215,6 +215,7 @@ def open_source(
             follow=settings.follow,
             resume=resume,
             max_line_bytes=settings.max_line_bytes,
+            rotate_wait=settings.rotate_wait,
         )
     except SourceError as exc:  # PositionMismatch included: says to use --reset
         raise AppError(str(exc)) from None

@@ -162,7 +162,9 @@ def test_replay_emits_a_final_line_without_newline_and_ends(tmp_path):
 def test_follow_survives_rename_rotation(tmp_path):
     path = tmp_path / "live.log"
     path.write_bytes(b"1\n2\n")
-    source = FileSource(path, follow=True)
+    # rotate_wait=0: switch as soon as the old file is read to its end (the default waits
+    # for it to be quiet a while: tests/test_file_rotation.py)
+    source = FileSource(path, follow=True, rotate_wait=0)
     assert drain(source) == [b"1\n", b"2\n"]
     with open(path, "ab") as handle:
         handle.write(b"3\n")
