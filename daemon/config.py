@@ -104,6 +104,7 @@ class Settings:
     checkpoint_interval: float = 5.0
     rolling_window: int = 1000
     max_line_bytes: int = 1 << 20
+    rotate_wait: float = 5.0
     batch_size: int = 1000
     rate: float = 0.0
     progress: bool = False

@@ -173,6 +173,15 @@ LIMITS: tuple[OptionDecorator, ...] = (
         envvar="STREAMLEARN_MAX_LINE_BYTES",
         help="Longer lines are rejected to the dead letters.",
     ),
+    click.option(
+        "--rotate-wait",
+        default=5.0,
+        show_default=True,
+        type=click.FloatRange(min=0),
+        envvar="STREAMLEARN_ROTATE_WAIT",
+        help="Following a file renamed away (rotated): read the old file until it has "
+        "been quiet this many seconds, then switch to the new one.",
+    ),
 )
 
 #: The HTTP face: Prometheus metrics, health, predictions, the model.
