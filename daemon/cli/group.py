@@ -72,7 +72,7 @@ class LazyGroup(click.Group):
 def configure_logging(level: str) -> None:
     """Log records at ``level`` and above to stderr, one line each."""
     logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
+        level=logging.getLevelNamesMapping()[level.upper()],
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
