@@ -25,9 +25,15 @@ from streamlearn.sources.file_identity import (
     checksum,
     find_by_identity,
     fingerprint,
+    holds,
+    last_line,
 )
 
 log = logging.getLogger(__name__)
+
+#: Bytes of the last read a followed file must still hold before the next read: when
+#: they changed, it was truncated and refilled (copy-truncate) while we were not looking.
+_LAST_READ_BYTES = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +174,7 @@ class FileSource(Source):
         self._buffer, self._buffer_start, self._offset = b"", 0, 0
         self._discarding = self._at_eof = False
         self._reads: list[tuple[int, float]] = []  # (file offset after a read, its Unix time)
+        self._last_read = b""  # the last bytes read, up to the read position
 
     def _resume_rotated(self, resume: dict[str, Any]) -> bool:
         """Resume a followed file that was renamed away since the checkpoint; False if not.
@@ -213,15 +220,8 @@ class FileSource(Source):
 
     def _resume(self, resume: dict[str, Any]) -> None:
         assert self._handle is not None and self._stat is not None
-        length = int(resume.get("fingerprint_bytes", 0))
-        size = self._stat.st_size
         offset = int(resume["offset"])
-        same = (
-            size >= length
-            and size >= offset
-            and fingerprint(self._handle.fileno(), length) == resume.get("fingerprint")
-        )
-        if not same:
+        if not holds(self._handle.fileno(), self._stat.st_size, resume):
             raise PositionMismatch(
                 f"{self.path} is not the file this state was learned from "
                 f"(the checkpoint holds {resume.get('path')} up to byte {offset}); "
@@ -249,6 +249,7 @@ class FileSource(Source):
                 "inode": None,
                 "fingerprint_bytes": 0,
                 "fingerprint": checksum(b""),
+                "tail": checksum(b""),
                 "offset": 0,
                 "discarding": False,
                 "draining": False,
@@ -261,6 +262,9 @@ class FileSource(Source):
             "inode": self._stat.st_ino,
             "fingerprint_bytes": length,
             "fingerprint": fingerprint(self._handle.fileno(), length),
+            # The last line before the offset: a file sharing the first bytes, or this one
+            # truncated and refilled, is not resumed mid-line (file_identity.holds).
+            "tail": checksum(last_line(self._handle.fileno(), self._offset)),
             "offset": self._offset,
             # Inside an over-long line the offset is mid-line; its head already went
             # to the dead letters, so a resume must skip the rest of that line.
@@ -421,6 +425,11 @@ class FileSource(Source):
     def _fill(self) -> bool:
         """Read more bytes; False at end of file."""
         assert self._handle is not None
+        if self.follow and self._last_read and self._refilled():
+            self._read_from_start(
+                "was truncated and refilled (copy-truncate): the bytes before byte "
+                f"{self._buffer_start + len(self._buffer)} changed"
+            )
         chunk = self._handle.read(self.read_size)
         if not chunk:
             self._at_eof = True
@@ -431,6 +440,10 @@ class FileSource(Source):
             self._buffer = self._buffer[consumed:]
             self._buffer_start = self._offset
         self._buffer += chunk
+        if len(chunk) >= _LAST_READ_BYTES:
+            self._last_read = chunk[-_LAST_READ_BYTES:]
+        else:
+            self._last_read = (self._last_read + chunk)[-_LAST_READ_BYTES:]
         if self.track_arrivals:
             self._reads.append((self._buffer_start + len(self._buffer), time.time()))
         return True
@@ -523,17 +536,28 @@ class FileSource(Source):
             return
         size = os.fstat(self._handle.fileno()).st_size
         if size < self._buffer_start + len(self._buffer):
-            log.warning(
-                "%s was truncated (copy-truncate) from %d to %d bytes; reading it from the start",
-                self.path,
-                self._buffer_start + len(self._buffer),
-                size,
+            self._read_from_start(
+                f"was truncated (copy-truncate) from {self._buffer_start + len(self._buffer)} "
+                f"to {size} bytes"
             )
-            self._handle.seek(0)
-            self._buffer, self._buffer_start, self._offset = b"", 0, 0
-            self._discarding = False
-            self._reads = []
-            self._stat = os.fstat(self._handle.fileno())
+
+    def _refilled(self) -> bool:
+        """True when the bytes before the read position are no longer the ones read there."""
+        assert self._handle is not None
+        end = self._buffer_start + len(self._buffer)
+        length = len(self._last_read)
+        return os.pread(self._handle.fileno(), length, end - length) != self._last_read
+
+    def _read_from_start(self, why: str) -> None:
+        """The followed file was truncated under us: read it again from byte 0 (says so)."""
+        assert self._handle is not None
+        log.warning("%s %s; reading it from the start", self.path, why)
+        self._handle.seek(0)
+        self._buffer, self._buffer_start, self._offset = b"", 0, 0
+        self._discarding = False
+        self._reads = []
+        self._last_read = b""
+        self._stat = os.fstat(self._handle.fileno())
 
     def _drained(self) -> bool:
         """True once a rotated-away file, read to its end, has been quiet for rotate_wait.

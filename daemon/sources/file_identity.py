@@ -1,18 +1,23 @@
-"""Which file a saved position belongs to: its inode, a checksum of its first bytes.
+"""Which file a saved position belongs to: its inode, checksums of its head and of a line.
 
-A file source's checkpoint names the file it read by device and inode and by a
-checksum of its first bytes, so that a resume refuses another file, and finds a
-file that was renamed away (rotated) while the daemon was down.
+A file source's checkpoint names the file it read by device and inode, by a checksum
+of its first bytes and by a checksum of the last line before the offset, so that a
+resume refuses another file (even one with the same first KiB) and finds a file that
+was renamed away (rotated) while the daemon was down.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 #: How many leading bytes identify a file (enough to cover a CSV header and a row).
 FINGERPRINT_BYTES = 1024
+#: At most this much of the last line before an offset is checksummed.
+LINE_BYTES = 4096
 
 
 def checksum(data: bytes) -> str:
@@ -51,3 +56,38 @@ def find_by_identity(directory: Path, device: int, inode: int) -> Path | None:
             except OSError:  # removed while we looked
                 continue
     return None
+
+
+def last_line(fd: int, offset: int) -> bytes:
+    """The last line before ``offset`` in the open file ``fd``, newline included.
+
+    At most its last ``LINE_BYTES``; inside an over-long line, its part before ``offset``.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryFile() as handle:
+    ...     _ = handle.write(b"a,y\\n1,2\\n3,4\\n")
+    ...     handle.flush()
+    ...     [last_line(handle.fileno(), offset) for offset in (8, 10, 0)]
+    [b'1,2\\n', b'3,', b'']
+    """
+    start = max(0, offset - LINE_BYTES)
+    data = os.pread(fd, offset - start, start)
+    return data[data.rfind(b"\n", 0, len(data) - 1) + 1 :]
+
+
+def holds(fd: int, size: int, saved: Mapping[str, Any]) -> bool:
+    """True when the open file ``fd`` (``size`` bytes) holds the position ``saved``.
+
+    Its first bytes have the saved fingerprint and the last line before the offset the
+    saved checksum (``tail``). A checkpoint written before ``tail`` was saved: a line
+    ends at the offset (or the file does, or the offset is inside an over-long line).
+    """
+    offset = int(saved["offset"])
+    length = int(saved.get("fingerprint_bytes", 0))
+    if size < length or size < offset or fingerprint(fd, length) != saved.get("fingerprint"):
+        return False
+    if "tail" in saved:
+        return checksum(last_line(fd, offset)) == saved["tail"]
+    if offset in (0, size) or saved.get("discarding"):
+        return True
+    return os.pread(fd, 1, offset - 1) == b"\n"
