@@ -74,7 +74,7 @@ workspace.finish()
 #: is learned and before a new model's first checkpoint could fork (``--before``).
 BEFORE_DRIVER = """
 import gc, runpy, sys
-from streamlearn.state import checkpoint
+from streamlearn import state as checkpoint
 from streamlearn.loop import daemon as service
 
 learn_rows = service.Daemon._learn_rows
@@ -637,12 +637,13 @@ def checkpoint_holdups(
     """How long each checkpoint held up the loop, in ms, with checkpoints pickled as ``mode``."""
     import contextlib
 
+    from streamlearn import state as checkpoint
     from streamlearn.loop import daemon as service
-    from streamlearn.state import checkpoint
+    from streamlearn.state import format as checkpoint_format
 
     times: dict[str, list[float]] = {}
     counts: dict[str, int] = {}
-    real_close, real_pause = checkpoint.BackgroundWriter.close, checkpoint._gc_paused
+    real_close, real_pause = checkpoint.BackgroundWriter.close, checkpoint_format._gc_paused
 
     def close(writer: Any) -> None:  # how many were forked, before the writer is dropped
         counts.update(forked=writer.forked, pickled=writer.pickled)
@@ -651,7 +652,7 @@ def checkpoint_holdups(
     undo = _wrap(service.Daemon, "checkpoint", times, "checkpoint")
     checkpoint.BackgroundWriter.close = close  # type: ignore[method-assign]
     if mode == "before":
-        checkpoint._gc_paused = contextlib.nullcontext  # type: ignore[assignment]
+        checkpoint_format._gc_paused = contextlib.nullcontext  # type: ignore[assignment]
     os.environ["STREAMLEARN_CHECKPOINT_FORK"] = "never" if mode == "before" else mode
     try:
         app = _daemon(path, tmp / f"ckpt-{tag}-{mode}", model=model)
@@ -662,7 +663,7 @@ def checkpoint_holdups(
     finally:
         undo()
         checkpoint.BackgroundWriter.close = real_close  # type: ignore[method-assign]
-        checkpoint._gc_paused = real_pause
+        checkpoint_format._gc_paused = real_pause
         del os.environ["STREAMLEARN_CHECKPOINT_FORK"]
     held = times["checkpoint"][:-1]  # the last one waits for the disk
     return _holdup_row(model, mode, [held], [loop], counts.get("forked", 0))
@@ -751,13 +752,13 @@ class _InlineWriter:
         self.done: list[Any] = []
 
     def snapshot(self, state: dict[str, Any], tag: Any, *, hold: Any = ()) -> str:
-        from streamlearn.state.checkpoint import dump
+        from streamlearn.state import dump
 
         self.submit(dump(state), tag, framed=False)
         return "inline"
 
     def submit(self, blob: bytes, tag: Any, *, framed: bool = True) -> None:
-        from streamlearn.state.checkpoint import frame
+        from streamlearn.state import frame
 
         if not framed:
             frame(blob)
@@ -782,8 +783,8 @@ def writer_thread_effect(path: Path, tmp: Path, repeat: int) -> list[tuple[str, 
     writer thread doing no I/O; the real writer (with switch intervals). Interleaved
     runs, best of ``repeat``; also how many checkpoints each wrote.
     """
+    from streamlearn import state as checkpoint
     from streamlearn.loop import daemon as service
-    from streamlearn.state import checkpoint
 
     original = sys.getswitchinterval()
     real_write = checkpoint.CheckpointStore.write

@@ -54,7 +54,7 @@ def test_model_spec_is_never_evaluated(data, tmp_path):
 
 def test_locked_state_dir(data, tmp_path):
     path, _, _ = data
-    from streamlearn.state.checkpoint import CheckpointStore
+    from streamlearn.state import CheckpointStore
 
     store = CheckpointStore(tmp_path / "state")
     result = cli("replay", str(path), "--state-dir", str(tmp_path / "state"), check=False)

@@ -36,7 +36,7 @@ from streamlearn.models.registry import build_model
 from streamlearn.models.sgd import SGDRegressor
 from streamlearn.observe.telemetry import Telemetry
 from streamlearn.records import CsvDecoder
-from streamlearn.state.checkpoint import CheckpointStore
+from streamlearn.state import CheckpointStore
 from streamlearn.testing import ListSource
 
 #: The promise the tests hold the default detector to: flagged within this many records.

@@ -26,7 +26,7 @@ from streamlearn.observe.report import (
     load_curve,
     rolling_mae,
 )
-from streamlearn.state.checkpoint import CheckpointStore
+from streamlearn.state import CheckpointStore
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 STREAM = ROOT / "examples" / "stream.csv"

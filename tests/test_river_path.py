@@ -33,7 +33,7 @@ from streamlearn.records import CsvDecoder, Record
 from streamlearn.sinks.jsonlines import JsonLinesSink
 from streamlearn.sources.base import Raw
 from streamlearn.sources.file import FileSource
-from streamlearn.state.checkpoint import BackgroundWriter, CheckpointStore
+from streamlearn.state import BackgroundWriter, CheckpointStore
 
 compiled = fastpath.compiled_kernels()
 KERNELS = [

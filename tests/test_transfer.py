@@ -42,7 +42,7 @@ from streamlearn.models.transfer import (
     warm_start,
 )
 from streamlearn.producers.transfer_data import make_transfer_pair, write_transfer_pair
-from streamlearn.state.checkpoint import CheckpointStore
+from streamlearn.state import CheckpointStore
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FEATURES = ["x1", "x2"]
@@ -208,7 +208,7 @@ def test_streamlearn_checkpoints(tmp_path: Path, probe_rows: pd.DataFrame) -> No
     _assert_b_starts_as_a(a, reference, probe_rows)
 
     # The daemon's own state directory (generations written by CheckpointStore).
-    from streamlearn.state.checkpoint import CheckpointStore
+    from streamlearn.state import CheckpointStore
 
     store = CheckpointStore(tmp_path / "state")
     try:

@@ -27,7 +27,7 @@ from streamlearn.models.registry import final_estimator
 from streamlearn.records import Label, Record, Rejected
 from streamlearn.sinks.jsonlines import NullSink, Sink
 from streamlearn.sources.base import Source
-from streamlearn.state.checkpoint import (
+from streamlearn.state import (
     BackgroundWriter,
     CheckpointError,
     CheckpointStore,

@@ -216,7 +216,7 @@ def load_batch_model(path: str | os.PathLike[str]) -> BatchModel:
 
 def _load_checkpoint(path: Path) -> Any:
     """The model held by a streamlearn checkpoint (a state directory or one generation file)."""
-    from streamlearn.state import checkpoint
+    from streamlearn import state as checkpoint
 
     try:
         if path.is_dir():

@@ -369,7 +369,7 @@ def load_curve(state_dir: str | os.PathLike[str], label: str | None = None) -> C
     ReportError
         No such directory, no checkpoint in it yet, an unreadable checkpoint, or no curve.
     """
-    from streamlearn.state.checkpoint import CheckpointError, CheckpointStore
+    from streamlearn.state import CheckpointError, CheckpointStore
 
     state_dir = Path(state_dir)
     try:
