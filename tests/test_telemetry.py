@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Histogram, generate_latest
 
 from prom_server import require_binary
+from streamlearn.drift.monitor import ACTIONS
 from streamlearn.observe.histogram import BatchHistogram, one_two_five_buckets
 from streamlearn.observe.labels import LEARN_LABELS, PSEUDO_DECISIONS, REJECT_REASONS, STAGES
 from streamlearn.observe.telemetry import DEFAULT_ERROR_BUCKETS, DEFAULT_STEP_BUCKETS, Telemetry
@@ -67,7 +68,7 @@ def test_every_fixed_series_is_zero_at_construction(
             == 0
         )
         assert value(registry, "streamlearn_last_drift_timestamp_seconds", detector=detector) == 0
-    for action in ("none", "reset"):
+    for action in ACTIONS:  # the drift monitor's actions, exported by default
         assert value(registry, "streamlearn_drift_actions_total", action=action) == 0
     for name in (
         "streamlearn_predictions_total",

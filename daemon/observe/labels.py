@@ -15,8 +15,6 @@ from collections.abc import Iterable, Sequence
 from streamlearn import records
 
 __all__ = [
-    "DRIFT_ACTIONS",
-    "DRIFT_DETECTORS",
     "LEARN_LABELS",
     "PREDICT_OUTCOMES",
     "PSEUDO_DECISIONS",
@@ -37,10 +35,6 @@ LEARN_LABELS: tuple[str, ...] = ("true", "pseudo")
 PSEUDO_DECISIONS: tuple[str, ...] = ("accepted", "rejected")
 #: Stages of the run loop that are timed.
 STAGES: tuple[str, ...] = ("decode", "predict", "learn", "checkpoint")
-#: Default drift detector names (River's ``drift.ADWIN`` and ``drift.PageHinkley``).
-DRIFT_DETECTORS: tuple[str, ...] = ("adwin", "page_hinkley")
-#: Default drift actions (the loop may name others, see ``Telemetry``).
-DRIFT_ACTIONS: tuple[str, ...] = ("none", "reset", "shrink_lr", "boost_lr")
 #: Outcomes of ``POST /predict`` (see ``streamlearn.observe.http``).
 PREDICT_OUTCOMES: tuple[str, ...] = ("ok", "bad_request", "too_large", "unavailable", "error")
 

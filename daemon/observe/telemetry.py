@@ -24,8 +24,6 @@ from prometheus_client.metrics_core import Metric
 
 from streamlearn.observe.histogram import BatchHistogram, one_two_five_buckets
 from streamlearn.observe.labels import (
-    DRIFT_ACTIONS,
-    DRIFT_DETECTORS,
     LEARN_LABELS,
     PREDICT_OUTCOMES,
     PSEUDO_DECISIONS,
@@ -85,11 +83,12 @@ class Telemetry:
         Read at every scrape: exported as ``streamlearn_ready`` (1 or 0); absent
         while no callable is bound.
     drift_detectors, drift_signals, drift_actions
-        Label values exported at 0 from the start: pass the ones the learner is
-        configured with. Other values are accepted (up to ``max_extra_label_values``
-        new ones per label, then ``"other"``), and so are rejection reasons not in
-        ``REJECT_REASONS``; but a series born at 1 has no earlier sample, so
-        ``increase()`` and the drift alert miss its first event.
+        Label values exported at 0 from the start: pass the ones the drift monitor is
+        configured with (its ``telemetry_labels()``); by default every detector name and
+        action the drift monitor knows, and the signal ``error``. Other values are
+        accepted (up to ``max_extra_label_values`` new ones per label, then ``"other"``),
+        and so are rejection reasons not in ``REJECT_REASONS``; but a series born at 1
+        has no earlier sample, so ``increase()`` and the drift alert miss its first event.
     error_buckets, step_buckets, latency_buckets
         Upper bounds of ``streamlearn_prediction_abs_error`` (target units), of
         ``streamlearn_step_seconds`` (seconds per record) and of
@@ -132,9 +131,9 @@ class Telemetry:
         baseline_metrics: ModelMetrics | None = None,
         lag: LagReader | None = None,
         ready: Callable[[], bool] | None = None,
-        drift_detectors: Sequence[str] = DRIFT_DETECTORS,
+        drift_detectors: Sequence[str] | None = None,
         drift_signals: Sequence[str] = ("error",),
-        drift_actions: Sequence[str] = DRIFT_ACTIONS,
+        drift_actions: Sequence[str] | None = None,
         error_buckets: Sequence[float] = DEFAULT_ERROR_BUCKETS,
         step_buckets: Sequence[float] = DEFAULT_STEP_BUCKETS,
         latency_buckets: Sequence[float] = DEFAULT_LATENCY_BUCKETS,
@@ -146,6 +145,13 @@ class Telemetry:
         self.lag = lag
         self.ready = ready
         self.started_at = time.time()
+        if drift_detectors is None or drift_actions is None:
+            # The drift monitor's names are the truth; imported here, not at the top, so that
+            # telemetry does not load the drift package unless the defaults are needed.
+            from streamlearn.drift.monitor import ACTIONS, DETECTOR_NAMES
+
+            drift_detectors = DETECTOR_NAMES if drift_detectors is None else drift_detectors
+            drift_actions = ACTIONS if drift_actions is None else drift_actions
         # The metrics are declared group by group, in the order /metrics lists them.
         self._declare_build(self.registry, model_spec, version, river_version)
         self._declare_records(self.registry, str(source), max_extra_label_values)
