@@ -38,6 +38,7 @@ from streamlearn.state import (
     decode,
     dump,
     encode,
+    fork_mode,
 )
 from streamlearn.state.child import CHILD_SHA256
 
@@ -252,6 +253,21 @@ def test_the_daemon_reports_a_failed_child_loudly_and_keeps_checkpointing(
     final = store.load().state
     assert final["counters"]["records_seen"] == 1000
     assert isinstance(final["extensions"]["fragile"], FailsInChild)
+    store.close()
+
+
+def test_the_fork_mode_setting_is_read_once_and_a_bad_one_named(tmp_path, monkeypatch):
+    store = CheckpointStore(tmp_path)
+    monkeypatch.setenv("STREAMLEARN_CHECKPOINT_FORK", " Always ")
+    assert fork_mode() == "always"
+    monkeypatch.setenv("STREAMLEARN_CHECKPOINT_FORK", "sometimes")
+    allowed = "STREAMLEARN_CHECKPOINT_FORK='sometimes': use one of auto, always, never"
+    with pytest.raises(ValueError, match=f"^{allowed}$"):
+        BackgroundWriter(store)
+    writer = BackgroundWriter(store, fork="never")  # an explicit mode does not read it
+    assert writer.snapshot({"n": 1}, tag=1) == "inline"
+    writer.close()
+    assert store.load().state == {"n": 1}
     store.close()
 
 
