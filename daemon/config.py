@@ -127,7 +127,7 @@ class Settings:
 
     @property
     def is_kafka(self) -> bool:
-        """True when the source is a Kafka topic (a kafka:// URL, or --topic without a path)."""
+        """True when the source is a Kafka topic: a ``kafka://`` URL (the flags only refine it)."""
         return self.source.startswith("kafka://")
 
     extra: Mapping[str, Any] = field(default_factory=dict)
