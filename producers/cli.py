@@ -88,6 +88,13 @@ __all__ = ["produce"]
     help="Java-style .properties file with Kafka client settings (security, tuning).",
 )
 @click.option(
+    "--strict",
+    is_flag=True,
+    help="Check every row first and send nothing if one cannot be sent (a wrong cell count, "
+    "not a JSON object, no time or id where one is needed); by default such rows are skipped "
+    "and reported.",
+)
+@click.option(
     "--progress/--no-progress",
     default=True,
     show_default=True,
@@ -109,6 +116,7 @@ def produce(
     labels_topic: str | None,
     extra: tuple[str, ...],
     kafka_config: Path | None,
+    strict: bool,
     progress: bool,
 ) -> None:
     """Replay FILE (CSV with a header, or JSON Lines) into a Kafka topic as JSON records."""
@@ -141,6 +149,7 @@ def produce(
             target=target,
             progress=progress,
             client_config=client_config,
+            strict=strict,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
@@ -157,6 +166,18 @@ def produce(
     click.echo(
         f"sent {result.sent} records{labels} to topic {result.topic} in {result.seconds:.1f} s"
     )
+    if result.skipped:
+        _report_skipped(result.skipped, result.skipped_reasons)
     if result.interrupted:
         click.echo("interrupted: the rest of the file was not sent", err=True)
         raise SystemExit(130)
+
+
+def _report_skipped(skipped: int, reasons: tuple[str, ...]) -> None:
+    """On stderr: how many rows were not sent, and where and why for the first of them."""
+    rows = "row" if skipped == 1 else "rows"
+    click.echo(f"skipped {skipped} {rows} that cannot be sent:", err=True)
+    for reason in reasons:
+        click.echo(f"  {reason}", err=True)
+    if skipped > len(reasons):
+        click.echo(f"  ... and {skipped - len(reasons)} more", err=True)

@@ -11,41 +11,55 @@ labels arrive in many real systems (a fraud verdict, a delivery time).
 
 from __future__ import annotations
 
-import csv
 import heapq
 import itertools
 import math
 import os
-import re
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
+from streamlearn.producers.rows import (
+    Line,
+    ProduceError,
+    RowRules,
+    SkippedRow,
+    count_rows,
+    parse_cell,
+    parse_timestamp,
+    read_rows,
+    rows_to_send,
+)
+from streamlearn.producers.topics import connect, create_topics
+
 if TYPE_CHECKING:
     from kafka import KafkaProducer
 
-__all__ = ["ProduceError", "ProduceResult", "parse_cell", "parse_timestamp", "produce", "read_rows"]
+__all__ = [
+    "ProduceError",
+    "ProduceResult",
+    "SkippedRow",
+    "parse_cell",
+    "parse_timestamp",
+    "produce",
+    "read_rows",
+]
 
-_INT_RE = re.compile(r"^[+-]?\d+$")
-_JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
-_CSV_SUFFIXES = (".csv", ".tsv")
-
-
-class ProduceError(RuntimeError):
-    """The replay could not go on: unreadable file content, or Kafka refused the records."""
+#: How many skipped rows a result names (its count covers them all).
+REASONS_KEPT = 5
 
 
 @dataclass(frozen=True, slots=True)
 class ProduceResult:
-    """What a replay sent. ``sent`` counts rows (features-only when labels are delayed)."""
+    """What a replay sent. ``sent`` counts rows (features-only when labels are delayed);
+    ``skipped`` the rows that could not be sent, the first of them named in ``skipped_reasons``."""
 
     sent: int
     labels_sent: int
@@ -54,136 +68,17 @@ class ProduceResult:
     seconds: float
     interrupted: bool = False
     created_topics: tuple[str, ...] = ()
-
-
-def parse_cell(text: str) -> int | float | str | None:
-    """A CSV cell as JSON wants it: numbers as numbers, empty as None, the rest as text.
-
-    Non-finite numbers (``nan``, ``inf``) stay text: JSON has no way to write them.
-
-    >>> [parse_cell(cell) for cell in ["42", "-3.5", "1e3", "", "  ", "abc", "nan", "007"]]
-    [42, -3.5, 1000.0, None, None, 'abc', 'nan', 7]
-    """
-    stripped = text.strip()
-    if not stripped:
-        return None
-    if _INT_RE.match(stripped):
-        return int(stripped)
-    try:
-        number = float(stripped)
-    except ValueError:
-        return text
-    return number if math.isfinite(number) else text
-
-
-def parse_timestamp(value: Any) -> float:
-    """Seconds since the epoch from numeric seconds or an ISO 8601 string (naive means UTC).
-
-    >>> parse_timestamp(12.5), parse_timestamp("1700000000")
-    (12.5, 1700000000.0)
-    >>> parse_timestamp("2024-01-01T00:00:10Z") - parse_timestamp("2024-01-01T00:00:00")
-    10.0
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a timestamp")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        text = str(value).strip()
-        try:
-            seconds = float(text)
-        except ValueError:
-            try:
-                moment = datetime.fromisoformat(text)
-            except ValueError:
-                raise ValueError(
-                    f"{value!r} is neither numeric seconds nor an ISO 8601 time"
-                ) from None
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-            seconds = moment.timestamp()
-    if not math.isfinite(seconds):
-        raise ValueError(f"{value!r} is not a finite timestamp")
-    return seconds
-
-
-def _is_json_lines(path: Path) -> bool:
-    suffix = path.suffix.lower()
-    if suffix in _JSON_SUFFIXES:
-        return True
-    if suffix in _CSV_SUFFIXES:
-        return False
-    with open(path, "rb") as file:  # no telling suffix: a JSON Lines file starts with "{"
-        for line in file:
-            if line.strip():
-                return line.lstrip().startswith(b"{")
-    return False
-
-
-def read_rows(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """The file's rows as flat dicts: CSV (with a header) or JSON Lines, told by suffix or content.
-
-    CSV cells go through :func:`parse_cell` and empty cells are left out; JSON objects come as
-    they are. Raises :class:`ProduceError` naming the line for content that is not a row.
-
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "rows.csv"
-    >>> _ = path.write_text("a,b,y\\n1,,2.5\\n3,x,\\n")
-    >>> list(read_rows(path))
-    [{'a': 1, 'y': 2.5}, {'a': 3, 'b': 'x'}]
-    """
-    file_path = Path(path)
-    if _is_json_lines(file_path):
-        yield from _read_json_lines(file_path)
-    else:
-        yield from _read_csv(file_path)
-
-
-def _read_json_lines(path: Path) -> Iterator[dict[str, Any]]:
-    with open(path, "rb") as file:
-        for line_number, line in enumerate(file, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise ProduceError(f"{path}:{line_number}: not valid JSON ({exc})") from None
-            if not isinstance(row, dict):
-                raise ProduceError(f"{path}:{line_number}: expected a JSON object per line")
-            yield row
-
-
-def _read_csv(path: Path) -> Iterator[dict[str, Any]]:
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    with open(path, newline="", encoding="utf-8-sig") as file:
-        reader = csv.reader(file, delimiter=delimiter)
-        header = next(reader, None)
-        if header is None:
-            return
-        header = [name.strip() for name in header]
-        if len(set(header)) != len(header) or "" in header:
-            raise ProduceError(f"{path}: the CSV header has empty or repeated column names")
-        for row_number, cells in enumerate(reader, start=2):
-            if not cells:
-                continue
-            if len(cells) != len(header):
-                raise ProduceError(
-                    f"{path}:{row_number}: {len(cells)} cells, but the header has {len(header)}"
-                )
-            row = {}
-            for name, cell in zip(header, cells, strict=True):
-                value = parse_cell(cell)
-                if value is not None:
-                    row[name] = value
-            yield row
-
-
-def _count_rows(path: Path) -> int:
-    return sum(1 for _ in read_rows(path))
+    skipped: int = 0
+    skipped_reasons: tuple[str, ...] = ()
 
 
 class _Progress:
     """A one-line progress display on stderr, redrawn at most ten times a second."""
+
+    @classmethod
+    def on_terminal(cls, path: Path, rules: RowRules) -> _Progress | None:
+        """A display on stderr when it is a terminal (the total counted first), else None."""
+        return cls(count_rows(path, rules), sys.stderr) if sys.stderr.isatty() else None
 
     def __init__(self, total: int | None, stream: IO[str]) -> None:
         self.total = total
@@ -213,42 +108,6 @@ def _sleep_until(deadline: float) -> None:
         time.sleep(delay)
 
 
-def ensure_topics(
-    bootstrap_servers: list[str],
-    topics: list[str],
-    partitions: int,
-    client_config: Mapping[str, Any],
-) -> list[str]:
-    """Create the topics that do not exist yet with ``partitions`` partitions; return those created.
-
-    Existing topics are left alone, whatever their partition count.
-    """
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    from streamlearn.sources.kafka_config import client_kwargs
-
-    admin = KafkaAdminClient(
-        **client_kwargs(client_config, "admin"), bootstrap_servers=bootstrap_servers
-    )
-    try:
-        existing = set(admin.list_topics())
-        missing = [topic for topic in dict.fromkeys(topics) if topic not in existing]
-        created = []
-        for topic in missing:
-            try:
-                # Replication factor 1 works on any cluster; production topics are better made
-                # by whoever runs the cluster, with its own replication policy.
-                admin.create_topics([NewTopic(topic, partitions, 1)])
-                created.append(topic)
-            except TopicAlreadyExistsError:
-                pass  # someone else was quicker: fine
-        return created
-    finally:
-        admin.close()
-
-
 def produce(
     path: str | os.PathLike[str],
     bootstrap_servers: str | list[str],
@@ -266,8 +125,12 @@ def produce(
     target: str = "y",
     progress: bool = False,
     client_config: Mapping[str, Any] | None = None,
+    strict: bool = False,
 ) -> ProduceResult:
     """Send every row of ``path`` to ``topic`` as a JSON object; return the counts.
+
+    Rows that cannot be sent (a wrong cell count, not a JSON object, no time or id where one is
+    needed) are skipped: the result counts them and names the first few.
 
     Parameters
     ----------
@@ -296,115 +159,116 @@ def produce(
         Draw a progress line on stderr, if stderr is a terminal.
     client_config
         kafka-python settings (security, tuning), as from ``kafka_config.load_client_config``.
+    strict
+        Check every row first: a row that cannot be sent raises and nothing is sent.
 
     Raises ``ValueError`` for contradictory arguments (before sending anything) and
-    :class:`ProduceError` for bad file content or when Kafka does not take the records.
+    :class:`ProduceError` for an unreadable file, a bad row under ``strict``, or when Kafka does
+    not take the records.
     """
-    from streamlearn.sources.kafka_config import client_kwargs, parse_servers
+    from streamlearn.sources.kafka_config import parse_servers
 
     file_path = Path(path)
     if not file_path.is_file():
         raise ValueError(f"{file_path} is not a file")
     servers = parse_servers(bootstrap_servers)
-    if rate < 0:
-        raise ValueError(f"the rate must be 0 (as fast as possible) or positive, got {rate}")
-    if speed is not None:
-        if not speed > 0:
-            raise ValueError(f"the speed must be positive, got {speed}")
-        if time_column is None:
-            raise ValueError("--speed needs --time-column (the column holding each row's time)")
-        if rate:
-            raise ValueError("give either --rate or --speed, not both")
-    if label_delay is not None and label_delay_records is not None:
-        raise ValueError("give either --label-delay (seconds) or --label-delay-records, not both")
-    if label_delay is not None and not label_delay >= 0:
-        raise ValueError(f"the label delay must be 0 or more seconds, got {label_delay}")
-    if label_delay_records is not None and label_delay_records < 1:
-        raise ValueError(f"the label delay in records must be 1 or more, got {label_delay_records}")
-    delayed_labels = label_delay is not None or label_delay_records is not None
-    if labels_topic is not None and not delayed_labels:
-        raise ValueError("--labels-topic needs --label-delay or --label-delay-records")
-    if partitions is not None and partitions < 1:
-        raise ValueError(f"the partition count must be 1 or more, got {partitions}")
-    config = dict(client_config or {})
-    config.pop("bootstrap_servers", None)
-    config.pop("group_id", None)
-
-    created: list[str] = []
-    if partitions is not None:
-        try:
-            created = ensure_topics(servers, [topic, labels_topic or topic], partitions, config)
-        except Exception as exc:
-            raise ProduceError(
-                f"cannot create topic {topic!r}: {type(exc).__name__}: {exc}"
-            ) from exc
-
-    total = None
-    show_progress = progress and sys.stderr.isatty()
-    if show_progress:
-        total = _count_rows(file_path)
-
-    from kafka import KafkaProducer
-
-    try:
-        producer: KafkaProducer = KafkaProducer(
-            **{
-                "linger_ms": 10,
-                "batch_size": 256 * 1024,
-                "bootstrap_timeout_ms": 10_000,
-                **client_kwargs(config, "producer"),
-                "bootstrap_servers": servers,
-            }
-        )
-    except Exception as exc:
-        raise ProduceError(
-            f"cannot connect to Kafka at {','.join(servers)}: {type(exc).__name__}: {exc}"
-        ) from exc
-
+    pacing = _Pacing(rate, speed, time_column, label_delay, label_delay_records)
+    pacing.check(labels_topic=labels_topic, partitions=partitions)
+    rules = pacing.row_rules(id_column)
+    if strict:
+        _check_every_row(file_path, rules)
+    created = create_topics(servers, [topic, labels_topic or topic], partitions, client_config)
     replay = _Replay(
-        producer=producer,
+        producer=connect(servers, client_config),
         topic=topic,
         labels_topic=labels_topic or topic,
         target=target,
         id_field=id_column or "id",
         id_column=id_column,
         key_column=key_column,
-        delayed_labels=delayed_labels,
-        progress=_Progress(total, sys.stderr) if show_progress else None,
+        delayed_labels=pacing.delayed_labels,
+        progress=_Progress.on_terminal(file_path, rules) if progress else None,
     )
-    interrupted = False
     started = time.monotonic()
-    try:
-        replay.run(
-            read_rows(file_path),
-            rate=rate,
-            speed=speed,
-            time_column=time_column,
-            label_delay=label_delay,
-            label_delay_records=label_delay_records,
+    interrupted = _send_all(replay, rows_to_send(file_path, rules), pacing, strict=strict)
+    return replay.result(time.monotonic() - started, interrupted, tuple(created))
+
+
+@dataclass(frozen=True, slots=True)
+class _Pacing:
+    """When rows and their late labels go: a rate or a speed along a time column, a label delay."""
+
+    rate: float
+    speed: float | None
+    time_column: str | None
+    label_delay: float | None
+    label_delay_records: int | None
+
+    @property
+    def delayed_labels(self) -> bool:
+        return self.label_delay is not None or self.label_delay_records is not None
+
+    def row_rules(self, id_column: str | None) -> RowRules:
+        """What each row needs: a time when paced along a column, an id for late labels."""
+        return RowRules(
+            time_column=self.time_column if self.speed is not None else None,
+            id_column=id_column if self.delayed_labels else None,
         )
+
+    def check(self, *, labels_topic: str | None, partitions: int | None) -> None:
+        """Raise ``ValueError`` for settings that contradict each other or make no sense."""
+        if labels_topic is not None and not self.delayed_labels:
+            raise ValueError("--labels-topic needs --label-delay or --label-delay-records")
+        if partitions is not None and partitions < 1:
+            raise ValueError(f"the partition count must be 1 or more, got {partitions}")
+        if self.rate < 0:
+            raise ValueError(
+                f"the rate must be 0 (as fast as possible) or positive, got {self.rate}"
+            )
+        if self.speed is not None:
+            if not self.speed > 0:
+                raise ValueError(f"the speed must be positive, got {self.speed}")
+            if self.time_column is None:
+                raise ValueError("--speed needs --time-column (the column holding each row's time)")
+            if self.rate:
+                raise ValueError("give either --rate or --speed, not both")
+        delay, records = self.label_delay, self.label_delay_records
+        if delay is not None and records is not None:
+            raise ValueError(
+                "give either --label-delay (seconds) or --label-delay-records, not both"
+            )
+        if delay is not None and not delay >= 0:
+            raise ValueError(f"the label delay must be 0 or more seconds, got {delay}")
+        if records is not None and records < 1:
+            raise ValueError(f"the label delay in records must be 1 or more, got {records}")
+
+
+def _check_every_row(path: Path, rules: RowRules) -> None:
+    """Raise :class:`ProduceError` at the file's first row that cannot be sent."""
+    for line in rows_to_send(path, rules):
+        if isinstance(line, SkippedRow):
+            raise ProduceError(f"{line}; nothing was sent (--strict stops at the first bad row)")
+
+
+def _send_all(replay: _Replay, lines: Iterator[Line], pacing: _Pacing, *, strict: bool) -> bool:
+    """Send the rows, flush and close the producer; True when interrupted by Ctrl-C."""
+    interrupted = False
+    try:
+        replay.run(lines, pacing, strict=strict)
     except KeyboardInterrupt:
         interrupted = True  # what was sent so far still gets flushed and counted
     finally:
         try:
-            producer.flush(timeout=60)
+            replay.producer.flush(timeout=60)
         finally:
-            producer.close(timeout=10)
+            replay.producer.close(timeout=10)
     if replay.failures:
         raise ProduceError(
             f"{replay.failures} record(s) were not delivered to Kafka: {replay.last_failure}"
         )
     if replay.progress is not None:
         replay.progress.done(replay.sent)
-    return ProduceResult(
-        sent=replay.sent,
-        labels_sent=replay.labels_sent,
-        topic=topic,
-        labels_topic=(labels_topic or topic) if delayed_labels else None,
-        seconds=time.monotonic() - started,
-        interrupted=interrupted,
-        created_topics=tuple(created),
-    )
+    return interrupted
 
 
 class _Replay:
@@ -434,6 +298,8 @@ class _Replay:
         self.progress = progress
         self.sent = 0
         self.labels_sent = 0
+        self.skipped = 0
+        self.skipped_reasons: list[str] = []
         self.failures = 0
         self.last_failure: BaseException | None = None
         self._lock = threading.Lock()
@@ -450,16 +316,7 @@ class _Replay:
             raise ProduceError(f"Kafka did not take a record: {type(exc).__name__}: {exc}") from exc
         future.add_errback(self._on_failure)
 
-    def run(
-        self,
-        rows: Iterator[dict[str, Any]],
-        *,
-        rate: float,
-        speed: float | None,
-        time_column: str | None,
-        label_delay: float | None,
-        label_delay_records: int | None,
-    ) -> None:
+    def run(self, lines: Iterator[Line], pacing: _Pacing, *, strict: bool = False) -> None:
         start = time.monotonic()
         first_time: float | None = None
         # Seconds mode: (due, sequence, label, key) in a heap; records mode: a FIFO of
@@ -467,21 +324,22 @@ class _Replay:
         timed: list[tuple[float, int, dict[str, Any], bytes | None]] = []
         counted: deque[tuple[int, dict[str, Any], bytes | None]] = deque()
         sequence = itertools.count()
+        speed, time_column = pacing.speed, pacing.time_column
         time_scale = 1 / speed if speed else 1.0
 
-        for index, row in enumerate(rows):
+        for line in lines:
+            if isinstance(line, SkippedRow):
+                if strict:
+                    raise ProduceError(f"{line}; {self.sent} records were sent before it")
+                self._skip(line)
+                continue
+            row = line[1]
+            index = self.sent
             due: float | None = None
-            if rate:
-                due = start + index / rate
+            if pacing.rate:
+                due = start + index / pacing.rate
             elif speed is not None and time_column is not None:
-                if time_column not in row:
-                    raise ProduceError(
-                        f"row {index + 1} has no value in time column {time_column!r}"
-                    )
-                try:
-                    moment = parse_timestamp(row[time_column])
-                except ValueError as exc:
-                    raise ProduceError(f"row {index + 1}, column {time_column!r}: {exc}") from None
+                moment = parse_timestamp(row[time_column])  # RowRules checked it
                 if first_time is None:
                     first_time = moment
                 due = start + (moment - first_time) / speed
@@ -494,11 +352,11 @@ class _Replay:
             self._send(self.topic, features, key)
             self.sent += 1
             if label is not None:
-                if label_delay is not None:
-                    label_due = time.monotonic() + label_delay * time_scale
+                if pacing.label_delay is not None:
+                    label_due = time.monotonic() + pacing.label_delay * time_scale
                     heapq.heappush(timed, (label_due, next(sequence), label, key))
-                elif label_delay_records is not None:
-                    counted.append((index + label_delay_records, label, key))
+                elif pacing.label_delay_records is not None:
+                    counted.append((index + pacing.label_delay_records, label, key))
             while counted and counted[0][0] <= index:
                 _, label_value, label_key = counted.popleft()
                 self._send_label(label_value, label_key)
@@ -510,6 +368,24 @@ class _Replay:
             _, label_value, label_key = counted.popleft()
             self._send_label(label_value, label_key)
         self._release_timed(timed, until=math.inf)
+
+    def result(self, seconds: float, interrupted: bool, created: tuple[str, ...]) -> ProduceResult:
+        return ProduceResult(
+            sent=self.sent,
+            labels_sent=self.labels_sent,
+            topic=self.topic,
+            labels_topic=self.labels_topic if self.delayed_labels else None,
+            seconds=seconds,
+            interrupted=interrupted,
+            created_topics=created,
+            skipped=self.skipped,
+            skipped_reasons=tuple(self.skipped_reasons),
+        )
+
+    def _skip(self, line: SkippedRow) -> None:
+        self.skipped += 1
+        if len(self.skipped_reasons) < REASONS_KEPT:
+            self.skipped_reasons.append(str(line))
 
     def _release_timed(
         self, timed: list[tuple[float, int, dict[str, Any], bytes | None]], until: float
@@ -530,12 +406,8 @@ class _Replay:
         key_value = row.get(self.key_column) if self.key_column is not None else None
         if not self.delayed_labels:
             return _envelope(row, self.target, self.id_field), None, _key_bytes(key_value)
-        if self.id_column is not None:
-            if row.get(self.id_column) is None:
-                raise ProduceError(f"row {index + 1} has no value in id column {self.id_column!r}")
-            record_id = row[self.id_column]
-        else:
-            record_id = row.get("id", index)
+        # With an id column, RowRules made sure every row sent has an id there.
+        record_id = row[self.id_column] if self.id_column is not None else row.get("id", index)
         features = {name: value for name, value in row.items() if name != self.target}
         features[self.id_field] = record_id
         y = row.get(self.target)

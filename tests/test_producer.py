@@ -287,6 +287,64 @@ def test_label_delay_in_records_keeps_the_order_on_one_topic(
     ]
 
 
+def write_with_bad_rows(path: Path) -> Path:
+    """Five good rows and two the producer cannot make an object of (lines 3 and 6)."""
+    path.write_text("a,b,y\n1,2,3\n4,5\n6,7,8\n9,10,11\n1,2,3,4\n12,13,14\n15,16,17\n")
+    return path
+
+
+@pytest.mark.kafka
+def test_bad_rows_are_skipped_and_reported(
+    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = kafka_topic_factory(1)
+    path = write_with_bad_rows(tmp_path / "rows.csv")
+
+    result = produce(path, kafka_bootstrap, topic)
+
+    assert (result.sent, result.skipped) == (5, 2)
+    assert result.skipped_reasons == (
+        f"{path}:3: 2 cells, but the header has 3",
+        f"{path}:6: 4 cells, but the header has 3",
+    )
+    values = [orjson.loads(r.value)["a"] for r in read_all(kafka_bootstrap, topic, 5)]
+    assert values == [1, 6, 9, 12, 15]
+
+    jsonl_topic = kafka_topic_factory(1)
+    jsonl = tmp_path / "rows.jsonl"
+    jsonl.write_text('{"a": 1, "y": 2}\n{"a": 2,\n[3]\n{"a": 4, "y": 5}\n')
+    result = produce(jsonl, kafka_bootstrap, jsonl_topic)
+    assert (result.sent, result.skipped) == (2, 2)
+    assert [reason.split(": ")[0] for reason in result.skipped_reasons] == [
+        f"{jsonl}:2",
+        f"{jsonl}:3",
+    ]
+
+
+@pytest.mark.kafka
+def test_rows_without_a_time_or_an_id_are_skipped_too(
+    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = kafka_topic_factory(1)
+    path = tmp_path / "rows.csv"
+    path.write_text("t,order,a,y\n0,o1,1,2\n,o2,3,4\nnoon,o3,5,6\n0.1,,7,8\n0.2,o5,9,10\n")
+    result = produce(
+        path,
+        kafka_bootstrap,
+        topic,
+        speed=100,
+        time_column="t",
+        label_delay_records=1,
+        id_column="order",
+    )
+    assert (result.sent, result.labels_sent, result.skipped) == (2, 2, 3)
+    assert [reason.split(": ")[0] for reason in result.skipped_reasons] == [
+        f"{path}:3",
+        f"{path}:4",
+        f"{path}:5",
+    ]
+
+
 # -- the command ----------------------------------------------------------------------------
 
 
@@ -304,6 +362,42 @@ def test_command_prints_the_counts(
     assert result.exit_code == 0, result.output
     assert "sent 10 records and 8 late labels to topic" in result.output
     assert len(read_all(kafka_bootstrap, topic, 18)) == 18
+
+
+@pytest.mark.kafka
+def test_command_sends_what_it_can_and_says_what_it_skipped(
+    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = kafka_topic_factory(1)
+    path = write_with_bad_rows(tmp_path / "rows.csv")
+    result = CliRunner().invoke(produce_command, [str(path), "-b", kafka_bootstrap, "-t", topic])
+    assert result.exit_code == 0, result.output
+    assert "sent 5 records to topic" in result.stdout
+    assert "skipped 2 rows" in result.stderr
+    assert f"{path}:3: 2 cells, but the header has 3" in result.stderr
+    assert len(read_all(kafka_bootstrap, topic, 5)) == 5
+
+
+@pytest.mark.kafka
+def test_strict_stops_at_the_first_bad_row_and_sends_nothing(
+    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    topic = kafka_topic_factory(1)
+    path = write_with_bad_rows(tmp_path / "rows.csv")
+    result = CliRunner().invoke(
+        produce_command, [str(path), "-b", kafka_bootstrap, "-t", topic, "--strict"]
+    )
+    assert result.exit_code == 1
+    assert f"{path}:3: 2 cells, but the header has 3" in result.stderr
+    assert "nothing was sent" in result.stderr
+    assert "Traceback" not in result.output
+    assert read_all(kafka_bootstrap, topic, 1, timeout=2) == []
+
+
+def test_strict_checks_the_whole_file_before_connecting(tmp_path: Path) -> None:
+    path = write_with_bad_rows(tmp_path / "rows.csv")
+    with pytest.raises(ProduceError, match=r"rows.csv:3: .*nothing was sent"):
+        produce(path, "127.0.0.1:1", "t", strict=True)
 
 
 @pytest.mark.parametrize(
