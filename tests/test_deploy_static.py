@@ -350,3 +350,19 @@ def test_compose_runs_kafka_daemon_prometheus_grafana() -> None:
             assert (DEPLOY / source).exists(), source
     compose_config = (PROMETHEUS / "prometheus.compose.yml").read_text()
     assert f"streamlearn:{DEFAULT_METRICS_PORT}" in compose_config
+
+
+def test_compose_kafka_keeps_its_log_on_the_volume() -> None:
+    # Without KAFKA_LOG_DIRS the apache/kafka image writes to /tmp/kraft-combined-logs: topic data
+    # lost on recreate while the daemon's checkpoint keeps the old offsets.
+    yaml = require_yaml()
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    kafka = compose["services"]["kafka"]
+    named = set(compose.get("volumes") or {})
+    on_volumes = [
+        Path(mount.split(":")[1]) for mount in kafka["volumes"] if mount.split(":")[0] in named
+    ]
+    log_dirs = kafka["environment"].get("KAFKA_LOG_DIRS")
+    assert log_dirs, "KAFKA_LOG_DIRS is unset: Kafka logs go to /tmp in the container"
+    for log_dir in str(log_dirs).split(","):
+        assert any(Path(log_dir).is_relative_to(m) for m in on_volumes), (log_dir, on_volumes)
