@@ -1,0 +1,110 @@
+"""Model A of transfer learning, reduced to what building the online model B needs.
+
+A batch model trained elsewhere (scikit-learn, Keras, River, a streamlearn checkpoint) becomes a
+:class:`BatchModel`: its layers as plain numpy arrays, its activations and input names, or, for
+a River model with no layers to reuse, the model itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from streamlearn.models.mlp import ACTIVATIONS
+
+__all__ = ["BatchModel", "FloatArray", "Kind", "TransferError"]
+
+FloatArray = npt.NDArray[np.float64]
+Kind = Literal["mlp", "linear", "river"]
+
+
+class TransferError(ValueError):
+    """Model A cannot be loaded or cannot be used the way it was asked; the message says why."""
+
+
+@dataclass(frozen=True, eq=False)
+class BatchModel:
+    """A batch-trained model A, reduced to what transfer learning needs.
+
+    Attributes
+    ----------
+    kind
+        ``"mlp"`` (dense layers: scikit-learn ``MLPRegressor``, Keras ``Sequential``, a
+        streamlearn ``MLPRegressor``), ``"linear"`` (one linear layer: scikit-learn linear
+        models, the streamlearn ``SGDRegressor``) or ``"river"`` (any other River regressor or
+        pipeline, used as a whole).
+    origin
+        What A was, for logs: e.g. ``"sklearn MLPRegressor"``.
+    feature_names
+        A's input names in the order of its first layer, or ``None`` when A was trained without
+        names (Keras, scikit-learn on a bare array): see ``input_names``.
+    n_features
+        Number of inputs (``None`` for a River model, which takes any dict).
+    coefs, intercepts
+        One ``(fan_in, fan_out)`` matrix and one bias vector per layer (``mlp`` and ``linear``).
+    activations
+        One activation name per layer; the last is the output's.
+    input_mean, input_scale
+        A's fixed input standardisation (a scikit-learn ``StandardScaler`` in a pipeline).
+    river_model
+        The River model itself, for kind ``"river"``.
+    """
+
+    kind: Kind
+    origin: str
+    feature_names: tuple[str, ...] | None
+    n_features: int | None
+    coefs: tuple[FloatArray, ...] = ()
+    intercepts: tuple[FloatArray, ...] = ()
+    activations: tuple[str, ...] = ()
+    input_mean: FloatArray | None = None
+    input_scale: FloatArray | None = None
+    river_model: Any = field(default=None, repr=False)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """A's input names; nameless inputs are called ``x0, x1, ...`` as scikit-learn does."""
+        if self.feature_names is not None:
+            return self.feature_names
+        if self.n_features is None:
+            raise TransferError(f"{self.origin} takes any features: it has no fixed input names")
+        return tuple(f"x{i}" for i in range(self.n_features))
+
+    @property
+    def n_layers(self) -> int:
+        """Number of weight layers (0 for a River model)."""
+        return len(self.coefs)
+
+    def describe(self) -> str:
+        """One line for logs, e.g. ``sklearn MLPRegressor: 1 -> 50 relu -> 1 identity``."""
+        if self.kind == "river":
+            return f"{self.origin}: {self.river_model!s}".replace("\n", " ")
+        shape = " -> ".join(
+            [str(self.n_features)]
+            + [
+                f"{coef.shape[1]} {act}"
+                for coef, act in zip(self.coefs, self.activations, strict=True)
+            ]
+        )
+        names = ", ".join(self.feature_names) if self.feature_names else "unnamed (positional)"
+        scaled = "; standardised inputs" if self.input_scale is not None else ""
+        return f"{self.origin}: {shape}; features {names}{scaled}"
+
+    def predict_one(self, x: Mapping[Hashable, Any]) -> float:
+        """A's prediction for one record keyed by ``input_names`` (missing features count as 0)."""
+        if self.kind == "river":
+            return float(self.river_model.predict_one(dict(x)))
+        a = np.array([float(x.get(name, 0.0)) for name in self.input_names], dtype=np.float64)
+        if self.input_mean is not None:
+            a = a - self.input_mean
+        if self.input_scale is not None:
+            a = a / self.input_scale
+        for coef, bias, act in zip(self.coefs, self.intercepts, self.activations, strict=True):
+            z = a @ coef + bias
+            ACTIVATIONS[act][0](z, z)
+            a = z
+        return float(a[0])

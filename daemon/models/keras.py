@@ -1,0 +1,97 @@
+"""Model A from a Keras 3 ``.keras`` file, read with zipfile, json and h5py: Keras is not needed.
+
+A ``.keras`` file is a zip of ``config.json`` (the layers) and ``model.weights.h5`` (their
+weights). A ``Sequential`` stack of ``Dense`` layers (with dropout-like layers, which are the
+identity at inference time) carries over.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from streamlearn.models.batch import BatchModel, FloatArray, TransferError
+from streamlearn.models.mlp import ACTIVATIONS
+
+__all__ = ["load_keras"]
+
+# Keras layers that are the identity at inference time: they hold no weights to carry over.
+_KERAS_PASSTHROUGH = frozenset({"Dropout", "GaussianNoise", "GaussianDropout", "AlphaDropout"})
+
+
+def load_keras(path: Path) -> BatchModel:
+    """Read a Keras 3 ``.keras`` file (a zip of config.json and model.weights.h5) without Keras."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+            weights_blob = archive.read("model.weights.h5")
+    except (zipfile.BadZipFile, KeyError, OSError, json.JSONDecodeError) as exc:
+        raise TransferError(f"{path} is not a readable .keras file: {exc}") from exc
+    if config.get("class_name") != "Sequential":
+        raise TransferError(
+            f"{path}: only Keras Sequential models are supported, this is a "
+            f"{config.get('class_name')}"
+        )
+    try:
+        import h5py
+    except ImportError as exc:
+        raise TransferError(f"reading {path} needs h5py: pip install h5py") from exc
+    layers = [layer for layer in config["config"]["layers"] if layer["class_name"] != "InputLayer"]
+    coefs: list[FloatArray] = []
+    intercepts: list[FloatArray] = []
+    activations: list[str] = []
+    used: dict[str, int] = {}
+    with h5py.File(io.BytesIO(weights_blob), "r") as weights:
+        for layer in layers:
+            kind = layer["class_name"]
+            # Keras names a layer's weight group after its class, in snake case, numbered in order
+            # of appearance (dense, dense_1, ...): not after the layer's own name.
+            snake = "".join(f"_{c.lower()}" if c.isupper() else c for c in kind).lstrip("_")
+            count = used.get(snake, 0)
+            used[snake] = count + 1
+            group = f"layers/{snake}" + (f"_{count}" if count else "")
+            if kind in _KERAS_PASSTHROUGH:
+                continue
+            if kind != "Dense":
+                raise TransferError(
+                    f"{path}: layer {layer['config'].get('name')!r} is a {kind}; only Dense "
+                    f"layers (and {', '.join(sorted(_KERAS_PASSTHROUGH))}) can be carried over"
+                )
+            cfg = layer["config"]
+            activation = cfg.get("activation") or "linear"
+            if not isinstance(activation, str) or activation not in ACTIVATIONS:
+                raise TransferError(
+                    f"{path}: layer {cfg.get('name')!r} uses activation {activation!r}; "
+                    f"supported: {', '.join(sorted(ACTIVATIONS))}"
+                )
+            try:
+                kernel = np.array(weights[f"{group}/vars/0"], dtype=np.float64)
+                bias = (
+                    np.array(weights[f"{group}/vars/1"], dtype=np.float64)
+                    if cfg.get("use_bias", True)
+                    else np.zeros(kernel.shape[1])
+                )
+            except KeyError as exc:
+                raise TransferError(f"{path}: no weights for layer {cfg.get('name')!r}") from exc
+            if coefs and kernel.shape[0] != coefs[-1].shape[1]:
+                raise TransferError(f"{path}: layer {cfg.get('name')!r} has an unexpected shape")
+            coefs.append(kernel)
+            intercepts.append(bias)
+            activations.append(activation)
+    if not coefs:
+        raise TransferError(f"{path}: the model has no Dense layer")
+    if coefs[-1].shape[1] != 1:
+        raise TransferError(f"{path}: A predicts {coefs[-1].shape[1]} targets, not 1")
+    return BatchModel(
+        kind="mlp",
+        origin="Keras Sequential",
+        feature_names=None,  # Keras keeps no input names: the stream maps onto x0, x1, ...
+        n_features=coefs[0].shape[0],
+        coefs=tuple(coefs),
+        intercepts=tuple(intercepts),
+        activations=tuple(activations),
+    )

@@ -1,0 +1,257 @@
+"""Read model A from a file or an object: scikit-learn, River, a streamlearn checkpoint, Keras.
+
+Loading A unpickles it (joblib, pickle, checkpoints): only load files you trust.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from river import base
+
+from streamlearn.models.batch import BatchModel, FloatArray, TransferError
+from streamlearn.models.keras import load_keras
+from streamlearn.models.mlp import MLPRegressor
+
+__all__ = ["as_batch_model", "load_batch_model"]
+
+# scikit-learn regressors whose predict() is exactly ``X @ coef_ + intercept_``. The GLMs
+# (Poisson, Gamma, Tweedie) are left out on purpose: their predict applies a link function.
+_SKLEARN_LINEAR = frozenset(
+    {
+        "LinearRegression",
+        "Ridge",
+        "RidgeCV",
+        "SGDRegressor",
+        "Lasso",
+        "LassoCV",
+        "ElasticNet",
+        "ElasticNetCV",
+        "HuberRegressor",
+        "BayesianRidge",
+        "ARDRegression",
+        "Lars",
+        "LassoLars",
+        "QuantileRegressor",
+        "TheilSenRegressor",
+    }
+)
+
+
+def load_batch_model(path: str | os.PathLike[str]) -> BatchModel:
+    """Read model A from a file or a state directory.
+
+    Accepted: a scikit-learn ``MLPRegressor`` or linear regressor (``LinearRegression``,
+    ``Ridge``, ``SGDRegressor``, ...), alone or in a ``Pipeline`` after one ``StandardScaler``,
+    saved with joblib or pickle; a River regressor or pipeline (pickle); a streamlearn checkpoint
+    (a state directory, a ``.ckpt`` generation file, or a pickled dict with a ``"model"``); a Keras
+    ``Sequential`` model of ``Dense`` layers saved as ``.keras`` (read with zip, json and h5py:
+    Keras itself is not needed).
+
+    Raises
+    ------
+    TransferError
+        The file is missing, unreadable, or holds a model this module cannot use.
+
+    Examples
+    --------
+    >>> import tempfile, joblib, pandas as pd
+    >>> from sklearn.linear_model import LinearRegression
+    >>> frame = pd.DataFrame({"x": [0.0, 1.0, 2.0], "y": [1.0, 3.0, 5.0]})
+    >>> path = Path(tempfile.mkdtemp()) / "A.joblib"
+    >>> _ = joblib.dump(LinearRegression().fit(frame[["x"]], frame["y"]), path)
+    >>> a = load_batch_model(path)
+    >>> a.kind, a.feature_names
+    ('linear', ('x',))
+    >>> round(a.predict_one({"x": 3.0}), 9)
+    7.0
+    """
+    path = Path(path)
+    if not path.exists():
+        raise TransferError(f"model A not found: {path}")
+    if path.is_dir() or path.suffix == ".ckpt":
+        return as_batch_model(_load_checkpoint(path), f"checkpoint {path}")
+    if path.suffix == ".keras":
+        return load_keras(path)
+    if path.suffix == ".h5":
+        raise TransferError(
+            f"{path} looks like a legacy Keras HDF5 file; load it in Keras and re-save it "
+            "with model.save('A.keras')"
+        )
+    import joblib  # joblib also reads plain pickle files
+
+    try:
+        obj = joblib.load(path)
+    except Exception as exc:  # unpickling can raise almost anything
+        raise TransferError(f"cannot read model A from {path}: {exc}") from exc
+    if isinstance(obj, dict) and "model" in obj:
+        return as_batch_model(obj["model"], f"checkpoint {path}")
+    return as_batch_model(obj, str(path))
+
+
+def _load_checkpoint(path: Path) -> Any:
+    """The model held by a streamlearn checkpoint (a state directory or one generation file)."""
+    from streamlearn import state as checkpoint
+
+    try:
+        if path.is_dir():
+            loaded = checkpoint.CheckpointStore(path, lock=False).load()
+            if loaded is None:
+                raise TransferError(f"no checkpoint in state directory {path}")
+            state = loaded.state
+        else:
+            state = checkpoint.decode(path.read_bytes())
+    except (checkpoint.CheckpointError, OSError, pickle.UnpicklingError) as exc:
+        raise TransferError(f"cannot read checkpoint {path}: {exc}") from exc
+    if "learner" in state:
+        return state["learner"].model
+    if "model" in state:
+        return state["model"]
+    raise TransferError(f"checkpoint {path} holds no model")
+
+
+def as_batch_model(obj: Any, where: str = "model A") -> BatchModel:
+    """Model A from an object in memory (what ``load_batch_model`` does after unpickling).
+
+    Examples
+    --------
+    >>> from streamlearn.models.sgd import SGDRegressor
+    >>> a = as_batch_model(SGDRegressor(initial_weights={"x": 2.0}, initial_intercept=1.0))
+    >>> a.kind, a.feature_names, a.predict_one({"x": 3.0})
+    ('linear', ('x',), 7.0)
+    """
+    module = type(obj).__module__
+    if module.startswith("sklearn"):
+        return _from_sklearn(obj, where)
+    if isinstance(obj, base.Estimator):
+        return _from_river(obj, where)
+    raise TransferError(
+        f"{where} holds a {type(obj).__module__}.{type(obj).__name__}, which is not a model A "
+        "can be: use a scikit-learn regressor or pipeline, a River regressor, a streamlearn "
+        "checkpoint or a Keras .keras file"
+    )
+
+
+def _from_sklearn(obj: Any, where: str) -> BatchModel:
+    """A scikit-learn model or pipeline as model A.
+
+    scikit-learn sets a model's learned attributes (``coef_``, ``feature_names_in_``...) only
+    in ``fit``, so their presence is how it tells a fitted model (its own ``check_is_fitted``
+    looks the same way): the ``hasattr`` checks below probe a third-party object, not a seam.
+    """
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    # A pipeline reports the names its first step saw, which are the stream's names.
+    names = getattr(obj, "feature_names_in_", None)
+    mean: FloatArray | None = None
+    scale: FloatArray | None = None
+    model: Any = obj
+    if isinstance(obj, Pipeline):
+        steps = [step for _, step in obj.steps if step not in (None, "passthrough")]
+        *transforms, model = steps
+        if len(transforms) > 1 or (transforms and not isinstance(transforms[0], StandardScaler)):
+            kinds = ", ".join(type(step).__name__ for step in transforms)
+            raise TransferError(
+                f"{where}: a pipeline may hold at most one StandardScaler before the model; "
+                f"found {kinds}"
+            )
+        if transforms:
+            scaler = transforms[0]
+            if not hasattr(scaler, "n_features_in_"):
+                raise TransferError(f"{where}: the StandardScaler is not fitted")
+            n = scaler.n_features_in_
+            mean = np.array(scaler.mean_, dtype=np.float64) if scaler.with_mean else np.zeros(n)
+            scale = np.array(scaler.scale_, dtype=np.float64) if scaler.with_std else np.ones(n)
+    name = type(model).__name__
+    origin = f"sklearn {name}" + (" (with StandardScaler)" if scale is not None else "")
+    feature_names = None if names is None else tuple(str(n) for n in names)
+
+    if name == "MLPRegressor":
+        if not hasattr(model, "coefs_"):
+            raise TransferError(f"{where}: the MLPRegressor is not fitted")
+        if model.coefs_[-1].shape[1] != 1:
+            raise TransferError(f"{where}: A predicts {model.coefs_[-1].shape[1]} targets, not 1")
+        coefs = tuple(np.array(c, dtype=np.float64) for c in model.coefs_)
+        intercepts = tuple(np.array(b, dtype=np.float64) for b in model.intercepts_)
+        activations = (model.activation,) * (len(coefs) - 1) + (model.out_activation_,)
+        return BatchModel(
+            kind="mlp",
+            origin=origin,
+            feature_names=feature_names,
+            n_features=coefs[0].shape[0],
+            coefs=coefs,
+            intercepts=intercepts,
+            activations=activations,
+            input_mean=mean,
+            input_scale=scale,
+        )
+    if name in _SKLEARN_LINEAR:
+        if not hasattr(model, "coef_"):
+            raise TransferError(f"{where}: the {name} is not fitted")
+        coef = np.array(model.coef_, dtype=np.float64)
+        if coef.ndim == 2 and coef.shape[0] != 1:
+            raise TransferError(f"{where}: A predicts {coef.shape[0]} targets, not 1")
+        coef = coef.reshape(-1, 1)
+        intercept = np.array(model.intercept_, dtype=np.float64).reshape(1)
+        return BatchModel(
+            kind="linear",
+            origin=origin,
+            feature_names=feature_names,
+            n_features=coef.shape[0],
+            coefs=(coef,),
+            intercepts=(intercept,),
+            activations=("identity",),
+            input_mean=mean,
+            input_scale=scale,
+        )
+    raise TransferError(
+        f"{where} holds a scikit-learn {name}; supported are MLPRegressor and the linear "
+        f"regressors ({', '.join(sorted(_SKLEARN_LINEAR))})"
+    )
+
+
+def _from_river(obj: base.Estimator, where: str) -> BatchModel:
+    from streamlearn.models.sgd import SGDRegressor
+
+    # The project's own estimators expose their layers, so every transfer mode applies to them.
+    if isinstance(obj, MLPRegressor):
+        if obj.features_ is None:
+            raise TransferError(f"{where}: the MLPRegressor has learned nothing yet")
+        n_hidden = len(obj.hidden)
+        hidden_acts = (
+            (obj.activation,) * n_hidden if isinstance(obj.activation, str) else obj.activation
+        )
+        return BatchModel(
+            "mlp",
+            "streamlearn MLPRegressor",
+            tuple(str(f) for f in obj.features_),
+            len(obj.features_),
+            tuple(c.copy() for c in obj.coefs_),
+            tuple(b.copy() for b in obj.intercepts_),
+            (*hidden_acts, obj.output_activation),
+            None if obj.input_mean is None else obj.input_mean.copy(),
+            None if obj.input_scale is None else obj.input_scale.copy(),
+        )
+    if isinstance(obj, SGDRegressor):
+        names = tuple(str(name) for name in obj.weights)
+        coef = np.array([obj.weights[n] for n in obj.weights], dtype=np.float64).reshape(-1, 1)
+        return BatchModel(
+            kind="linear",
+            origin="streamlearn SGDRegressor",
+            feature_names=names,
+            n_features=len(names),
+            coefs=(coef,),
+            intercepts=(np.array([obj.intercept]),),
+            activations=("identity",),
+        )
+    from river import compose
+
+    last = list(obj.steps.values())[-1] if isinstance(obj, compose.Pipeline) else obj
+    if not isinstance(last, base.Regressor):
+        raise TransferError(f"{where} holds a River {type(last).__name__}, not a regressor")
+    return BatchModel("river", f"River {type(obj).__name__}", None, None, river_model=obj)
