@@ -192,7 +192,8 @@ def build_model(spec: str, lr: float | None = None) -> Any:
 
 def final_estimator(model: Any) -> Any:
     """The last step of a pipeline (the model itself otherwise)."""
-    steps = getattr(model, "steps", None)
-    if isinstance(steps, Mapping) and steps:
-        return list(steps.values())[-1]
+    from river import compose
+
+    if isinstance(model, compose.Pipeline) and model.steps:
+        return list(model.steps.values())[-1]
     return model
