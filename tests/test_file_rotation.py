@@ -145,7 +145,7 @@ def test_a_followed_daemon_reads_every_row_of_both_files_once(tmp_path):
     path = tmp_path / "events.csv"
     state = tmp_path / "state"
     path.write_bytes(b"a,y\n" + rows(0, 200))
-    env = {**os.environ, "STREAMLEARN_ROTATE_WAIT": "1"}
+    env = {**os.environ, "STREAMLEARN_ROTATE_WAIT": "3"}
     args = [*STREAMLEARN, "run", str(path), "--state-dir", str(state)]
     proc = subprocess.Popen(
         [*args, "--checkpoint-interval", "0.1"], env=env, stderr=subprocess.PIPE, text=True
@@ -154,7 +154,7 @@ def test_a_followed_daemon_reads_every_row_of_both_files_once(tmp_path):
         seen = _wait_for_seen(state, 200)
         assert seen == 200
         old = rotate(path, rows(1000, 200))
-        time.sleep(0.5)  # the daemon polls the rotated file at its end a few times
+        time.sleep(0.3)  # the daemon polls the rotated file at its end a few times
         append(old, rows(200, 200))
         _wait_for_seen(state, 600, timeout=20)
     finally:
