@@ -43,7 +43,7 @@ def detect_format(path: Path, declared: str) -> str:
         return "jsonl"
     try:
         with open(path, "rb") as handle:
-            head = handle.read(64).lstrip()
+            head = handle.read(64).removeprefix(b"\xef\xbb\xbf").lstrip()  # a UTF-8 BOM
     except OSError:
         return "csv"
     return "jsonl" if head.startswith(b"{") else "csv"

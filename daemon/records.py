@@ -265,6 +265,8 @@ class CsvDecoder:
             if value - value != 0.0:  # NaN or +-inf (cheaper than math.isfinite here)
                 return Rejected("non_finite", f"feature {name!r} is {cell[:40]!r}", raw)
             x[name] = value
+        if not x and [f.strip() for f in fields] == self.header:
+            return None  # the header of a CSV without features (the target, an id)
         record_id = fields[self._id_index] if self._id_index >= 0 else None
         cell = fields[self._target_index].strip()
         if not cell or cell.lower() == "null":

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 #: Bytes of the last read a followed file must still hold before the next read: when
 #: they changed, it was truncated and refilled (copy-truncate) while we were not looking.
 _LAST_READ_BYTES = 64
+#: A UTF-8 byte-order mark: at the start of a file it is not data (a header or value follows).
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,6 +442,9 @@ class FileSource(Source):
             self._buffer = self._buffer[consumed:]
             self._buffer_start = self._offset
         self._buffer += chunk
+        if self._buffer_start == 0 and self._buffer.startswith(_BOM):
+            self._buffer = self._buffer[len(_BOM) :]  # the first line starts after it
+            self._buffer_start = self._offset = len(_BOM)
         if len(chunk) >= _LAST_READ_BYTES:
             self._last_read = chunk[-_LAST_READ_BYTES:]
         else:
