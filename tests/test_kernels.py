@@ -5,7 +5,7 @@ The kernels' results are compared with the Python functions, the numpy oracle an
 in test_fastpath, test_river_path and test_adwin; here is what those cannot show: that
 the constants compiled into the C agree with the Python modules, that a wrong array is
 refused before any loop runs (a C loop would write past it), and that no byte string,
-however mangled, makes the compiled parser differ from ``fastpath.parse_lines``.
+however mangled, makes the compiled parser differ from ``spec.parse_lines``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from streamlearn import learner
 from streamlearn.drift import adwin
-from streamlearn.fast import block as fastpath
+from streamlearn.fast import spec
 
 try:
     from streamlearn.fast import _kernels
@@ -31,14 +31,15 @@ except ImportError:  # a source tree never installed; pip builds it, so never un
 
 def test_the_compiled_constants_are_the_python_ones():
     for name in ("LABELED", "UNLABELED", "DOUBT", "REJECTED", "NOTHING"):
-        assert getattr(_kernels, name) == getattr(fastpath, name), name
-    assert (_kernels.INTERCEPT, _kernels.ABS_SUM) == (fastpath.INTERCEPT, fastpath.ABS_SUM)
-    assert _kernels.N_STATE == fastpath.ABS_SUM + 1
-    assert _kernels.STOPPED == fastpath.STOPPED
-    assert _kernels.N_COUNTERS == fastpath.STOPPED + 1
+        assert getattr(_kernels, name) == getattr(spec, name), name
+    assert (_kernels.INTERCEPT, _kernels.ABS_SUM) == (spec.INTERCEPT, spec.ABS_SUM)
+    assert _kernels.N_STATE == spec.ABS_SUM + 1
+    assert _kernels.STOPPED == spec.STOPPED
+    assert _kernels.N_COUNTERS == spec.STOPPED + 1
+    assert (_kernels.N_STATE, _kernels.N_COUNTERS) == (spec.N_STATE, spec.N_COUNTERS)
     assert _kernels.DIVERGED == learner.DIVERGED
-    assert (_kernels.HEADER, _kernels.MAX_ROWS) == (adwin.HEADER, adwin.MAX_ROWS)
-    assert _kernels.SEEN_TOTAL == adwin.SEEN_TOTAL
+    assert (_kernels.HEADER, _kernels.MAX_ROWS) == (spec.HEADER, spec.MAX_ROWS)
+    assert _kernels.SEEN_TOTAL == spec.SEEN_TOTAL
 
 
 def parse_arrays(lines: int, n_fields: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -186,13 +187,13 @@ def test_the_compiled_parser_reads_any_bytes_as_its_python_specification(pieces,
     out_c = parse_arrays(lines, n_fields)
     out_py = parse_arrays(lines, n_fields)
     rows_c = _kernels.parse_lines(data, n_fields, *out_c)
-    rows_py = fastpath.parse_lines(data, n_fields, *out_py)
+    rows_py = spec.parse_lines(data, n_fields, *out_py)
     assert rows_c == rows_py
     status_c, status_py = out_c[1], out_py[1]
     assert status_c.tolist() == status_py.tolist()
     assert out_c[2].tolist() == out_py[2].tolist()
     # Numbers are defined for the rows read as numbers (a DOUBT row's are scratch).
-    read = np.isin(status_py, (fastpath.LABELED, fastpath.UNLABELED))
+    read = np.isin(status_py, (spec.LABELED, spec.UNLABELED))
     assert [float(v).hex() for v in out_c[0][read].ravel()] == [
         float(v).hex() for v in out_py[0][read].ravel()
     ]
@@ -226,7 +227,7 @@ HARD = [
 ]
 
 
-@pytest.mark.parametrize("parse", [_kernels.parse_lines, fastpath.parse_lines], ids=["c", "python"])
+@pytest.mark.parametrize("parse", [_kernels.parse_lines, spec.parse_lines], ids=["c", "python"])
 def test_long_numbers_are_read_as_float_reads_them(parse):
     rng = np.random.default_rng(8)
     bits = rng.integers(0, 2**64, size=20_000, dtype=np.uint64)
@@ -237,14 +238,14 @@ def test_long_numbers_are_read_as_float_reads_them(parse):
     data = "".join(f"{t},1\n" for t in texts).encode()
     values, status, starts = parse_arrays(len(texts), 2)
     assert parse(data, 2, values, status, starts) == len(texts)
-    assert (status == fastpath.LABELED).all()
+    assert (status == spec.LABELED).all()
     assert [float(v).hex() for v in values[:, 0]] == [float(t).hex() for t in texts]
 
 
-@pytest.mark.parametrize("parse", [_kernels.parse_lines, fastpath.parse_lines], ids=["c", "python"])
+@pytest.mark.parametrize("parse", [_kernels.parse_lines, spec.parse_lines], ids=["c", "python"])
 def test_overflow_and_very_long_numbers_are_left_to_the_decoder(parse):
     texts = ["1e999", "-1e400", "1" * 70, "1e", "1e+", ".", "-", "+.e1"]
     data = "".join(f"{t},1\n" for t in texts).encode()
     values, status, starts = parse_arrays(len(texts), 2)
     parse(data, 2, values, status, starts)
-    assert status.tolist() == [fastpath.DOUBT] * len(texts)
+    assert status.tolist() == [spec.DOUBT] * len(texts)

@@ -6,32 +6,28 @@ at the same values, and ``width``, ``total``, ``variance``, ``estimation`` and
 random streams). It is an exponential histogram (Bifet and Gavalda's ADWIN2): row ``i``
 of the bucket list holds up to ``max_buckets`` summaries of ``2**i`` values each; every
 ``clock`` values each cut of the window into an older and a newer part is tested, and
-while one cut shows different means the oldest bucket is dropped. River's own version
-(a Rust extension in 0.26) fixes the order of every floating-point operation; this one
-keeps that order, so the rounding is the same too.
+while one cut shows different means the oldest bucket is dropped. River's version fixes
+the order of every floating-point operation; this one keeps that order, so the rounding
+is the same too.
 
-Why our own: the daemon fed River's detector one Python call per record, the largest
-part of its per-record cost, and ``from river import drift`` imports scikit-learn (about
-1 s) at the first detector. Here the whole state is one float64 buffer and the update
-loop is one function, :func:`feed_values`, written here in Python (the specification)
-and run as its line-for-line C rendering in ``streamlearn.fast._kernels`` (like
-``streamlearn.fast.block``); :meth:`ADWIN.update_many` runs it over a whole array and stops
-right after the first detection, so the caller can act there. Without the extension, or
-with ``STREAMLEARN_FASTPATH=0``, the Python function runs (on a list: same results,
-slower).
+Why our own: River's detector takes one Python call per record, and importing it
+imports scikit-learn (docs/design.md). Here the whole state is one float64 buffer and
+the update loop is one function, ``feed_values`` (its Python specification is in
+``streamlearn.fast.spec``, run as its C rendering in ``streamlearn.fast._kernels``);
+:meth:`ADWIN.update_many` runs it over a whole array and stops right after the first
+detection, so the caller can act there. Without the extension, or with
+``STREAMLEARN_FASTPATH=0``, the Python function runs (on a list: same results, slower).
 
-The buffer is a numpy array; a detector pickles the rows in use only (about 2 KB for a
-window of 100,000 values). River's detectors found in old checkpoints convert exactly
-(:meth:`ADWIN.from_river`). Two settings River accepts are refused: ``max_buckets=1``
-(River's detector panics once a deletion meets an emptied row) and ``delta`` outside
-(0, 1).
+The buffer is a numpy array; a detector pickles the rows in use only. River's detectors
+found in old checkpoints convert exactly (:meth:`ADWIN.from_river`). Two settings River
+accepts are refused: ``max_buckets=1`` (River's detector panics once a deletion meets an
+emptied row) and ``delta`` outside (0, 1).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import struct
 from collections.abc import Callable, Sequence
@@ -39,200 +35,29 @@ from typing import Any
 
 import numpy as np
 
+from streamlearn.fast.spec import (
+    CLOCK,
+    DELTA,
+    DETECTED,
+    DETECTIONS,
+    GRACE,
+    HEADER,
+    MAX_BUCKETS,
+    MAX_ROWS,
+    MIN_LENGTH,
+    ROWS,
+    SEEN,
+    SEEN_TOTAL,
+    TICK,
+    TOTAL,
+    VARIANCE,
+    WIDTH,
+    feed_values,
+)
+
 __all__ = ["ADWIN", "feed_values"]
 
 log = logging.getLogger(__name__)
-
-# The state buffer: a header of parameters and scalars, then one block per row of the
-# bucket list: [count, totals (max_buckets + 1 slots), variances (max_buckets + 1 slots)].
-# Counts, tick and detection count are floats: exact far beyond any stream length.
-DELTA, CLOCK, MAX_BUCKETS, MIN_LENGTH, GRACE = range(5)
-TOTAL, VARIANCE, WIDTH, TICK, DETECTIONS, ROWS, DETECTED, SEEN, SEEN_TOTAL = range(5, 14)
-HEADER = 16
-#: Rows of the bucket list: row ``i`` holds buckets of 2**i values and only exists once the
-#: window holds more than 2**i values, so 64 rows can never fill (River shifts a u64 too).
-MAX_ROWS = 64
-#: River counts ticks in an i32 that wraps: with a clock that does not divide 2**32 the
-#: tested values shift after 2**31 values, and ours shift with them.
-_I32_MAX = 2147483647.0
-_I32_SPAN = 4294967296.0
-
-
-def feed_values(buf: Any, values: Any, start: int, stop: int) -> int:
-    """Feed ``values[start:stop]`` to the detector in ``buf``; the first detection's index,
-    or minus the number of values until the next tested one when none was detected.
-
-    It stops right after a detection (the values after it are not fed). ``buf`` and
-    ``values`` are float64 arrays when compiled, lists of floats when run as Python.
-    Each formula keeps River's operation order, so the rounding matches it.
-    """
-    delta = buf[DELTA]
-    clock = buf[CLOCK]
-    max_buckets = int(buf[MAX_BUCKETS])
-    min_length = buf[MIN_LENGTH]
-    grace = buf[GRACE]
-    cap = max_buckets + 1  # a row briefly holds one summary more before it is merged
-    stride = 2 * cap + 1
-    total = buf[TOTAL]
-    variance = buf[VARIANCE]
-    width = buf[WIDTH]
-    tick = buf[TICK]
-    detections = buf[DETECTIONS]
-    rows = int(buf[ROWS])
-    detected = buf[DETECTED] != 0.0
-    seen = buf[SEEN]
-    seen_total = buf[SEEN_TOTAL]
-    hit = -1
-    for i in range(start, stop):
-        x = values[i]
-        if detected:
-            # River replaces its detector on the update after a detection: all starts anew.
-            total = variance = width = tick = detections = seen = seen_total = 0.0
-            rows = 1
-            buf[HEADER] = 0.0
-            detected = False
-        seen += 1.0
-        seen_total += x
-
-        # Insert x as a bucket of one value (variance 0) in row 0; the window's variance
-        # grows by the streaming (Welford) term.
-        count = int(buf[HEADER])
-        buf[HEADER + 1 + count] = x
-        buf[HEADER + 1 + cap + count] = 0.0
-        buf[HEADER] = count + 1.0
-        width += 1.0
-        increment = 0.0
-        if width > 1.0:
-            deviation = x - total / (width - 1.0)
-            increment = (width - 1.0) * deviation * deviation / width
-        variance += increment
-        total += x
-
-        # A full row merges its two oldest buckets into one of the next row, and so on up.
-        row = 0
-        while True:
-            base = HEADER + row * stride
-            if int(buf[base]) != cap:
-                break
-            size = float(1 << row)
-            t0 = buf[base + 1]
-            t1 = buf[base + 2]
-            v0 = buf[base + 1 + cap]
-            v1 = buf[base + 2 + cap]
-            mu0 = t0 / size
-            mu1 = t1 / size
-            merged_total = t0 + t1
-            merged_variance = v0 + v1 + size * 0.5 * (mu0 - mu1) * (mu0 - mu1)
-            upper = base + stride
-            if row + 1 >= rows:
-                buf[upper] = 0.0
-                rows += 1
-            k = int(buf[upper])
-            buf[upper + 1 + k] = merged_total
-            buf[upper + 1 + cap + k] = merged_variance
-            buf[upper] = k + 1.0
-            for j in range(cap - 2):
-                buf[base + 1 + j] = buf[base + 3 + j]
-                buf[base + 1 + cap + j] = buf[base + 3 + cap + j]
-            buf[base] = cap - 2.0
-            if k + 1 <= max_buckets:
-                break
-            row += 1
-
-        # Every `clock` values: test each cut, oldest buckets first; while one cut shows a
-        # change, drop the oldest bucket and test again.
-        tick += 1.0
-        if tick > _I32_MAX:
-            tick -= _I32_SPAN
-        change = False
-        if tick % clock == 0.0 and width > grace:
-            again = True
-            while again:
-                again = False
-                # Both depend on the window only (River computes them per cut: same values).
-                delta_prime = math.log(2.0 * math.log(width) / delta)
-                mean_variance = variance / width
-                n0 = 0.0
-                n1 = width
-                u0 = 0.0
-                u1 = total
-                stop_scan = False
-                row = rows - 1
-                while row >= 0 and not stop_scan:
-                    base = HEADER + row * stride
-                    size = float(1 << row)
-                    count = int(buf[base])
-                    for k in range(count):
-                        n0 += size
-                        n1 -= size
-                        part = buf[base + 1 + k]
-                        u0 += part
-                        u1 -= part
-                        if row == 0 and k == count - 1:
-                            stop_scan = True  # the newest bucket: no cut after it
-                            break
-                        if n1 < min_length or n0 < min_length:
-                            continue
-                        delta_mean = u0 / n0 - u1 / n1
-                        m_recip = 1.0 / (n0 - min_length + 1.0) + 1.0 / (n1 - min_length + 1.0)
-                        spread = 2.0 * m_recip * mean_variance * delta_prime
-                        # A negative (rounded) variance gives River a NaN bound: no cut.
-                        if not spread >= 0.0:
-                            continue
-                        epsilon = math.sqrt(spread) + 2.0 / 3.0 * delta_prime * m_recip
-                        if not abs(delta_mean) > epsilon:
-                            continue
-                        again = True
-                        change = True
-                        if width > 0.0:
-                            # Drop the oldest bucket (first of the last row) from the window.
-                            last = rows - 1
-                            top = HEADER + last * stride
-                            size_old = float(1 << last)
-                            u_old = buf[top + 1]
-                            v_old = buf[top + 1 + cap]
-                            mu_old = u_old / size_old
-                            width -= size_old
-                            total -= u_old
-                            mu_window = total / width
-                            variance -= v_old + size_old * width * (mu_old - mu_window) * (
-                                mu_old - mu_window
-                            ) / (size_old + width)
-                            left = int(buf[top]) - 1
-                            for j in range(left):
-                                buf[top + 1 + j] = buf[top + 2 + j]
-                                buf[top + 1 + cap + j] = buf[top + 2 + cap + j]
-                            buf[top] = float(left)
-                            if left == 0:
-                                rows -= 1
-                            stop_scan = True
-                            break
-                    row -= 1
-        if change:
-            detections += 1.0
-            detected = True
-            hit = i
-            break
-
-    buf[TOTAL] = total
-    buf[VARIANCE] = variance
-    buf[WIDTH] = width
-    buf[TICK] = tick
-    buf[DETECTIONS] = detections
-    buf[ROWS] = float(rows)
-    buf[DETECTED] = 1.0 if detected else 0.0
-    buf[SEEN] = seen
-    buf[SEEN_TOTAL] = seen_total
-    if hit >= 0:
-        return hit
-    # No detection: how many values until the next tested one (the next multiple of the
-    # clock), so ``ADWIN.update`` knows how long values may wait without a call. After a
-    # detection the next value starts a fresh window at tick 1. Stopping at River's i32
-    # wrap too keeps the count right past it.
-    if detected:
-        return -int(clock)
-    return -int(max(1.0, min(clock - tick % clock, _I32_MAX - tick)))
-
 
 Kernel = Callable[[Any, Any, int, int], int]
 

@@ -1,21 +1,18 @@
 /*
  * streamlearn.fast._kernels: the three compiled loops of the fast path.
  *
- * Each function here is a line-for-line C rendering of a plain-Python function that
- * stays in the package as its specification and its fallback:
+ * Each function here is a line-for-line C rendering of a plain-Python function in
+ * streamlearn.fast.spec, its specification:
  *
- *   parse_lines  = streamlearn.fast.block.parse_lines   (CSV numbers, exact or DOUBT)
- *   learn_rows   = streamlearn.fast.block.learn_rows    (sgd test-then-train + metrics)
- *   feed_values  = streamlearn.drift.adwin.feed_values      (River's ADWIN, bit for bit)
+ *   parse_lines  = spec.parse_lines   (CSV numbers, exact or DOUBT)
+ *   learn_rows   = spec.learn_rows    (sgd test-then-train, metrics, window, curve)
+ *   feed_values  = spec.feed_values   (River's ADWIN, bit for bit)
  *
- * The tests run both on the same inputs and compare every output bit. Why C and not
- * numba (which compiled the same Python until session 3): loading numba's cached
- * kernels costs every process about 1 s (numba's own import, its target registries,
- * scipy.linalg for a BLAS check) and 110 MiB, more than learning a million rows; this
- * module loads in about a millisecond. The floating-point operations keep Python's
- * order and IEEE double rounding: built with -ffp-contract=off (no fused multiply-add)
- * and without -ffast-math (no reassociation); `pow`, `log` and `sqrt` are the C
- * library's, as CPython's are.
+ * The tests run both on the same inputs and compare every output bit (why C rather
+ * than a JIT: docs/design.md). The floating-point operations keep Python's order and
+ * IEEE double rounding: built with -ffp-contract=off (no fused multiply-add) and
+ * without -ffast-math (no reassociation); `pow`, `log` and `sqrt` are the C library's,
+ * as CPython's are.
  *
  * Arrays arrive through the buffer protocol (numpy arrays, bytes) and are checked for
  * type, shape and bounds before any loop runs: a wrong call raises, it never writes
@@ -31,7 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* fastpath: row kinds, state and counter slots (the test compares them with Python's). */
+/* parse_lines, learn_rows: row kinds, state and counter slots, as in spec.py (the state
+ * slots follow metrics.FIELDS; tests/test_kernels.py compares them with Python's). */
 enum { LABELED = 0, UNLABELED = 1, DOUBT = 2, REJECTED = 3, NOTHING = 4 };
 enum { INTERCEPT, MAE_N, MAE_MEAN, MSE_N, MSE_MEAN, VAR_N, VAR_MEAN, VAR_S, RSS, ABS_SUM,
        N_STATE };
@@ -48,7 +46,7 @@ static const double POW10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                  1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                  1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
 
-/* adwin: the state buffer's header slots. */
+/* feed_values: the state buffer's header slots, as in spec.py. */
 enum { DELTA, CLOCK, MAX_BUCKETS, MIN_LENGTH, GRACE, TOTAL, VARIANCE, WIDTH, TICK,
        DETECTIONS, ROWS, DETECTED, SEEN, SEEN_TOTAL };
 #define HEADER 16
@@ -249,7 +247,7 @@ static Py_ssize_t parse_block(const uint8_t *data, Py_ssize_t size, Py_ssize_t n
 
 PyDoc_STRVAR(parse_lines_doc,
              "parse_lines(data, n_fields, values, status, starts) -> int\n\n"
-             "streamlearn.fast.block.parse_lines, compiled: parse whole CSV lines of numbers.");
+             "streamlearn.fast.spec.parse_lines, compiled: parse whole CSV lines of numbers.");
 
 static PyObject *parse_lines(PyObject *self, PyObject *args)
 {
@@ -429,7 +427,7 @@ static Py_ssize_t learn_block(const Learn *k)
 PyDoc_STRVAR(learn_rows_doc,
              "learn_rows(values, status, start, stop, weights, lr, two, state, counters,\n"
              "           ring_y, ring_yhat, yhat_out, curve_out) -> int\n\n"
-             "streamlearn.fast.block.learn_rows, compiled: test then train rows start..stop.");
+             "streamlearn.fast.spec.learn_rows, compiled: test then train rows start..stop.");
 
 static PyObject *learn_rows(PyObject *self, PyObject *args)
 {
@@ -492,7 +490,7 @@ done:
 
 /* -- feed_values (ADWIN) ----------------------------------------------------------- */
 
-/* Python's float % (the result takes the divisor's sign), as adwin.feed_values uses it. */
+/* Python's float % (the result takes the divisor's sign), as spec.feed_values uses it. */
 static double py_mod(double a, double b)
 {
     double r = fmod(a, b);
@@ -692,7 +690,7 @@ static Py_ssize_t feed_block(double *buf, const double *values, Py_ssize_t start
 
 PyDoc_STRVAR(feed_values_doc,
              "feed_values(buf, values, start, stop) -> int\n\n"
-             "streamlearn.drift.adwin.feed_values, compiled: feed values[start:stop] to ADWIN.");
+             "streamlearn.fast.spec.feed_values, compiled: feed values[start:stop] to ADWIN.");
 
 static PyObject *feed_values(PyObject *self, PyObject *args)
 {
@@ -788,7 +786,8 @@ static PyModuleDef_Slot slots[] = {
 static struct PyModuleDef definition = {
     PyModuleDef_HEAD_INIT,
     .m_name = "streamlearn.fast._kernels",
-    .m_doc = "The compiled loops of streamlearn's fast path (see fastpath.py and adwin.py).",
+    .m_doc = "The compiled loops of streamlearn's fast path "
+             "(their specification: streamlearn.fast.spec).",
     .m_size = 0,
     .m_methods = methods,
     .m_slots = slots,

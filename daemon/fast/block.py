@@ -1,46 +1,18 @@
-"""The compiled fast path: blocks of plain CSV lines learned by the ``sgd`` model.
+"""Blocks of plain CSV lines parsed and learned by the compiled kernels, for ``sgd``.
 
-The common case (a CSV in the plain layout, features then the target and no id
-column, learned by ``sgd``) used to spend its time on Python overhead: a ``Raw``,
-a list and a dict per line and a dozen method calls per record. Here a block of
-lines (at most ``service.BLOCK_LINES``, never past a due checkpoint) is parsed by
-one compiled function and learned by another, record by record, with the
-arithmetic of the per-record path, operation for operation, so the results are
-the same to the last bit:
+The plain layout (features then the target, no id column) learned by ``sgd`` takes
+this path: a block of whole lines is parsed by one kernel (``parse_lines``) and
+learned, record by record, by another (``learn_rows``), with the arithmetic of
+``Learner.step``, operation for operation, so the results are the record path's to
+the last bit. Lines the parser doubts are judged by the decoder itself
+(``CsvDecoder.decode``), so bad rows reach the dead letters in stream order with the
+same reasons. The kernels and their Python specification: ``streamlearn.fast.spec``.
 
-- :func:`parse_lines` reads plain decimal numbers (sign, digits, point, exponent) to
-  the double ``float()`` gives: with at most 17 significant digits whose value fits in
-  2**53 and a decimal exponent within +-22, one correctly rounded multiplication or
-  division (Clinger's fast path); otherwise (the 17 digits of a float's repr, ``1e300``)
-  a correctly rounded conversion of the text, as ``float()``'s is (``strtod`` in the C
-  kernel). Any other line (quotes, blanks, ``NaN``, ``1e999``, a wrong field count, the
-  header) is marked ``DOUBT`` and decoded by the per-line ``CsvDecoder.decode``, so bad
-  rows reach the dead letters in stream order with the same reasons.
-- :func:`learn_rows` runs, per record: the prediction and the seed's update
-  (``SGDRegressor.predict_learn_one``); the updates of River's ``MAE``, ``RMSE``
-  and ``R2`` (``stats.Mean.update`` and ``stats.Var.update`` formula by formula,
-  ``** 2`` through the C library's ``pow`` as CPython computes it); the rolling
-  window and the learning curve (``Learner._remember``). An unlabeled row gets
-  the prediction of the model as it is at that row. A prediction the divergence
-  guard must see (NaN, inf, beyond ``learner.DIVERGED``) stops the kernel there:
-  the run loop takes the rest of the block record by record.
-
-The state stays where it lives on the per-record path: the weights in the
-``SGDRegressor``, the metrics in River's objects, the window in the learner's
-ring (shared with the kernel without a copy). :class:`BlockLearner` loads it
-into arrays before a block and writes it back after, and the run loop
+The state stays where the record path keeps it: the weights in the ``SGDRegressor``,
+the prequential state in the ``Learner``. :class:`BlockLearner` loads both into arrays
+before a block (``Learner.export_prequential``; the window's buffers are shared, not
+copied) and gives them back after (``Learner.import_prequential``); the run loop
 checkpoints only between blocks, at a line boundary with its byte offset.
-
-Both kernels are written here in plain Python, the specification; the daemon runs
-their line-for-line C rendering in ``streamlearn.fast._kernels`` (``daemon/fast/_kernels.c``,
-built by pip). The tests run both on the same blocks and compare every bit, and the
-Python ones against the numpy oracle too. Without the extension (a source tree never
-built) the daemon takes the per-record path, with the same results.
-
-Why C and not numba, which compiled these same functions before: a process paid about
-1 s to load numba's cached kernels (numba's import, its typing registries, scipy.linalg
-for a BLAS check) and 110 MiB, more than learning a million rows takes; the extension
-loads in about a millisecond and runs as fast.
 """
 
 from __future__ import annotations
@@ -50,294 +22,49 @@ import logging
 import math
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from streamlearn import metrics
-from streamlearn.learner import DIVERGED, Learner, PrequentialState
+from streamlearn.fast import spec
+from streamlearn.fast.spec import (
+    ABS_SUM,
+    DOUBT,
+    INTERCEPT,
+    LABELED,
+    LEARNED,
+    LENGTH,
+    N_COUNTERS,
+    NOTHING,
+    POINTS,
+    REJECTED,
+    ROOM,
+    SLOT,
+    STOPPED,
+    STRIDE,
+    UNLABELED,
+)
+from streamlearn.learner import Learner, PrequentialState
 from streamlearn.records import Decoded, Record
 from streamlearn.sources.base import Raw
 
+__all__ = [
+    "DOUBT",
+    "LABELED",
+    "NOTHING",
+    "REJECTED",
+    "UNLABELED",
+    "BlockLearner",
+    "Kernels",
+    "LineDecoder",
+    "LinearModel",
+    "Parsed",
+    "Saved",
+    "compiled_kernels",
+    "python_kernels",
+]
+
 log = logging.getLogger(__name__)
-
-#: Row kinds in ``Parsed.status``; the kernel learns LABELED rows and predicts UNLABELED ones.
-LABELED = 0
-UNLABELED = 1
-DOUBT = 2  # not read by the parser: ``CsvDecoder.decode`` decides (then one of the others)
-REJECTED = 3  # a dead letter (counted as seen)
-NOTHING = 4  # a header or blank line (not a record)
-
-#: Exact powers of ten (10**22 is the largest exactly representable in a double).
-_POW10 = [float(10**k) for k in range(23)]
-_MAX_MANTISSA = 2**53
-#: Longer numbers are left to the decoder.
-_MAX_TOKEN = 64
-
-# ``learn_rows`` state vector: the model's intercept, the metrics' fields in the layout
-# ``metrics.FIELDS`` defines, and ``PrequentialState.abs_sum``.
-INTERCEPT = 0
-MAE_N, MAE_MEAN, MSE_N, MSE_MEAN, VAR_N, VAR_MEAN, VAR_S, RSS = (
-    INTERCEPT + 1 + metrics.FIELDS.index(name)
-    for name in (
-        "mae.n",
-        "mae.mean",
-        "rmse.n",
-        "rmse.mean",
-        "r2.var_n",
-        "r2.var_mean",
-        "r2.var_s",
-        "r2.rss",
-    )
-)
-ABS_SUM = INTERCEPT + 1 + len(metrics.FIELDS)
-N_STATE = ABS_SUM + 1
-# ``learn_rows`` counters: in and out (records learned, ring slot and length, curve
-# stride and room left before it thins), out (curve points written, 1 if it stopped at
-# a prediction the divergence guard must see).
-LEARNED, SLOT, LENGTH, STRIDE, ROOM, POINTS, STOPPED = range(7)
-N_COUNTERS = STOPPED + 1
-
-
-def parse_lines(
-    data: np.ndarray,
-    n_fields: int,
-    values: np.ndarray,
-    status: np.ndarray,
-    starts: np.ndarray,
-) -> int:
-    """Parse complete CSV lines of numbers; returns how many lines were read.
-
-    ``data`` holds whole lines (``bytes``), each ending in a newline. Row ``i`` spans
-    ``data[starts[i]:starts[i + 1]]``; its numbers go to ``values[i]`` (the target,
-    the last field, is NaN when empty) and its kind to ``status[i]``: ``LABELED``,
-    ``UNLABELED`` (an empty last field) or ``DOUBT``.
-    """
-    size = len(data)
-    rows = len(status)
-    last = n_fields - 1
-    row = 0
-    pos = 0
-    while pos < size and row < rows:
-        starts[row] = pos
-        kind = LABELED
-        field = 0
-        value = 0.0
-        while True:
-            c = data[pos] if pos < size else 10
-            if field == last and (c == 10 or (c == 13 and pos + 1 < size and data[pos + 1] == 10)):
-                kind = UNLABELED  # an empty target
-                values[row, field] = math.nan
-                break
-            negative = c == 45  # '-'
-            if negative or c == 43:  # '+'
-                pos += 1
-            # Digits: leading zeros are skipped first, so the digit loops carry no branch
-            # but the end test. More than 17 significant digits may overflow the int64
-            # mantissa; such a number is not exact here anyway and goes to the decoder.
-            begin = pos
-            while pos < size and data[pos] == 48:
-                pos += 1
-            first = pos
-            mantissa = 0
-            while pos < size and 48 <= data[pos] <= 57:
-                mantissa = mantissa * 10 + (data[pos] - 48)
-                pos += 1
-            digits = pos - first  # significant digits so far
-            seen = pos > begin
-            exponent = 0
-            if pos < size and data[pos] == 46:  # '.'
-                pos += 1
-                fraction = pos
-                if digits == 0:  # 0.000123: zeros after the point are not significant either
-                    while pos < size and data[pos] == 48:
-                        pos += 1
-                first = pos
-                while pos < size and 48 <= data[pos] <= 57:
-                    mantissa = mantissa * 10 + (data[pos] - 48)
-                    pos += 1
-                digits += pos - first
-                exponent = fraction - pos
-                seen = seen or pos > fraction
-            exact = seen and digits <= 17 and mantissa <= _MAX_MANTISSA
-            valid = seen  # the number float() reads: digits, and an exponent's digits
-            if pos < size and (data[pos] == 101 or data[pos] == 69):  # 'e' or 'E'
-                pos += 1
-                exponent_negative = False
-                if pos < size and (data[pos] == 45 or data[pos] == 43):
-                    exponent_negative = data[pos] == 45
-                    pos += 1
-                power = 0
-                power_digits = 0
-                while pos < size:
-                    c = data[pos]
-                    if c < 48 or c > 57:
-                        break
-                    power = power * 10 + (c - 48)
-                    power_digits += 1
-                    pos += 1
-                exact = exact and 0 < power_digits <= 4
-                valid = valid and power_digits > 0
-                exponent += -power if exponent_negative else power
-            if exact and mantissa == 0:
-                value = 0.0
-            elif exact and 0 <= exponent <= 22:
-                value = float(mantissa) * _POW10[exponent]
-            elif exact and -22 <= exponent < 0:
-                value = float(mantissa) / _POW10[-exponent]
-            elif valid and pos - begin < _MAX_TOKEN:
-                # 17 digits (a float's repr) or a far exponent: one multiplication would
-                # round twice; float() rounds once, correctly (the C kernel: strtod).
-                value = float(bytes(data[begin:pos]))
-                if not math.isfinite(value):  # an overflow: the decoder's to reject
-                    kind = DOUBT
-                    break
-            else:
-                kind = DOUBT
-                break
-            values[row, field] = -value if negative else value
-            c = data[pos] if pos < size else 10
-            if c == 44:  # ','
-                field += 1
-                if field > last:  # too many fields
-                    kind = DOUBT
-                    break
-                pos += 1
-                continue
-            if c == 13 and pos + 1 < size and data[pos + 1] == 10:
-                pos += 1  # CRLF: the decoder strips the CR as well
-                c = 10
-            if c != 10 or field != last:  # something else after the number, or too few fields
-                kind = DOUBT
-            break
-        while pos < size and data[pos] != 10:  # to the end of the line (a DOUBT stops early)
-            pos += 1
-        pos += 1
-        status[row] = kind
-        row += 1
-    starts[row] = min(pos, size)
-    return row
-
-
-def learn_rows(
-    values: np.ndarray,
-    status: np.ndarray,
-    start: int,
-    stop: int,
-    weights: np.ndarray,
-    lr: float,
-    two: float,
-    state: np.ndarray,
-    counters: np.ndarray,
-    ring_y: np.ndarray,
-    ring_yhat: np.ndarray,
-    yhat_out: np.ndarray,
-    curve_out: np.ndarray,
-) -> int:
-    """Test then train rows ``start..stop`` in order; returns the row to go on from.
-
-    It returns ``stop`` when done. It returns early at a row whose prediction is NaN,
-    infinite or beyond ``learner.DIVERGED`` (that row is left to the caller;
-    ``counters[STOPPED]`` is 1), and right after a
-    row whose curve point fills the curve (``Curve.add`` then thins it and doubles
-    the stride, which the caller passes in again). ``two`` is 2.0: a value the
-    compiler cannot see, so ``** two`` calls the C library's ``pow`` as CPython does
-    (``x * x`` differs from it in the last bit for about 1 in 1000 values).
-    """
-    n_features = weights.shape[0]
-    intercept = state[INTERCEPT]
-    mae_n = state[MAE_N]
-    mae_mean = state[MAE_MEAN]
-    mse_n = state[MSE_N]
-    mse_mean = state[MSE_MEAN]
-    var_n = state[VAR_N]
-    var_mean = state[VAR_MEAN]
-    var_s = state[VAR_S]
-    rss = state[RSS]
-    abs_sum = state[ABS_SUM]
-    learned = counters[LEARNED]
-    slot = counters[SLOT]
-    length = counters[LENGTH]
-    stride = counters[STRIDE]
-    room = counters[ROOM]
-    window = ring_y.shape[0]
-    points = 0
-    diverged = 0
-    row = start
-    while row < stop:
-        kind = status[row]
-        if kind != LABELED and kind != UNLABELED:
-            row += 1
-            continue
-        # SGDRegressor.predict_one / predict_learn_one: intercept, then features in order.
-        yhat = intercept
-        for j in range(n_features):
-            yhat += weights[j] * values[row, j]
-        yhat_out[row] = yhat
-        if not -DIVERGED < yhat < DIVERGED:  # Learner.step/predict's rule: NaN, inf or absurd
-            diverged = 1  # the run loop's divergence guard takes this row over
-            break
-        if kind == UNLABELED:
-            row += 1
-            continue
-        y = values[row, n_features]
-        # River: MAE and MSE are stats.Mean of |e| and e ** 2; R2 is stats.Var of y
-        # plus the residual sum of squares (metrics/mae.py, mse.py, r2.py, stats/var.py).
-        mae_n += 1.0
-        mae_mean += (1.0 / mae_n) * (abs(y - yhat) - mae_mean)
-        mse_n += 1.0
-        mse_mean += (1.0 / mse_n) * ((y - yhat) ** two - mse_mean)
-        mean_old = var_mean
-        var_n += 1.0
-        var_mean += (1.0 / var_n) * (y - var_mean)
-        var_s += 1.0 * (y - mean_old) * (y - var_mean)
-        rss += (y - yhat) * (y - yhat) * 1.0
-        # The seed's update: theta_j -= alpha * (yhat - y) * x_j, the intercept as x_0 = 1.
-        step = lr * (yhat - y)
-        for j in range(n_features):
-            weights[j] = weights[j] - step * values[row, j]
-        intercept -= step
-        # Learner._remember: the ring, the running |error| sum, the curve.
-        if length == window:
-            abs_sum -= abs(ring_y[slot] - ring_yhat[slot])
-        else:
-            length += 1
-        ring_y[slot] = y
-        ring_yhat[slot] = yhat
-        slot += 1
-        if slot == window:
-            slot = 0
-        abs_sum += abs(y - yhat)
-        learned += 1
-        row += 1
-        if learned % stride == 0:
-            if learned % window == 0:  # re-sum, oldest first (learner.abs_error_sum)
-                abs_sum = 0.0
-                for k in range(window):
-                    at = (slot + k) % window
-                    abs_sum += abs(ring_y[at] - ring_yhat[at])
-            curve_out[points, 0] = learned
-            curve_out[points, 1] = abs_sum / length
-            curve_out[points, 2] = mae_mean
-            points += 1
-            if points > room:  # Curve.add thins now: the caller applies it, then goes on
-                break
-    state[INTERCEPT] = intercept
-    state[MAE_N] = mae_n
-    state[MAE_MEAN] = mae_mean
-    state[MSE_N] = mse_n
-    state[MSE_MEAN] = mse_mean
-    state[VAR_N] = var_n
-    state[VAR_MEAN] = var_mean
-    state[VAR_S] = var_s
-    state[RSS] = rss
-    state[ABS_SUM] = abs_sum
-    counters[LEARNED] = learned
-    counters[SLOT] = slot
-    counters[LENGTH] = length
-    counters[POINTS] = points
-    counters[STOPPED] = diverged
-    return row
 
 
 Kernels = tuple[Callable[..., int], Callable[..., int]]
@@ -345,7 +72,7 @@ Kernels = tuple[Callable[..., int], Callable[..., int]]
 
 def python_kernels() -> Kernels:
     """The kernels as plain Python (slow; for tests and for checking the compiled ones)."""
-    return parse_lines, learn_rows
+    return spec.parse_lines, spec.learn_rows
 
 
 @functools.cache
@@ -421,6 +148,12 @@ class Saved:
     prequential: PrequentialState  # a snapshot (copies of the window and the curve)
 
 
+class LineDecoder(Protocol):
+    """What a block learner asks of the decoder: its verdict on a line the parser doubts."""
+
+    def decode(self, raw: Raw) -> Decoded: ...
+
+
 class LinearModel(Protocol):
     """What the kernel reads and writes of an ``sgd`` model (``SGDRegressor``)."""
 
@@ -471,7 +204,7 @@ class BlockLearner:
         self,
         data: bytes,
         offset: int,
-        decoder: Any,
+        decoder: LineDecoder,
         lines: int | None = None,
         locate: Callable[[int], Raw] | None = None,
     ) -> Parsed:
@@ -493,7 +226,7 @@ class BlockLearner:
             parsed.judged[row] = self._judge(parsed, row, decoder)
         return parsed
 
-    def _judge(self, parsed: Parsed, row: int, decoder: Any) -> Decoded:
+    def _judge(self, parsed: Parsed, row: int, decoder: LineDecoder) -> Decoded:
         item = decoder.decode(parsed.raw(row))
         if item is None:
             parsed.status[row] = NOTHING
