@@ -12,7 +12,7 @@ import base64
 import csv
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +90,23 @@ def _finite(value: float, name: str, raw: Raw) -> Rejected | None:
     if math.isfinite(value):
         return None
     return Rejected("non_finite", f"{name} is {value}", raw)
+
+
+def _plain_float(text: str) -> float:
+    """``float()`` of a number as the compiled CSV parser reads it: ASCII, no underscores.
+
+    ``float()`` also takes digit-group underscores and any Unicode digit or space; a cell
+    holding them is ``non_numeric`` on every path.
+
+    >>> _plain_float(" 2.5")
+    2.5
+    >>> _plain_float("1_000")
+    Traceback (most recent call last):
+    ValueError: not a plain number: '1_000'
+    """
+    if "_" in text or not text.isascii():
+        raise ValueError(f"not a plain number: {text!r}")
+    return float(text)
 
 
 def parse_csv_header(line: bytes) -> list[str]:
@@ -177,7 +194,8 @@ class CsvDecoder:
         """Decode many lines; the plain layout (features then target) skips text decoding.
 
         ``float`` parses ASCII bytes directly, so a well-formed numeric row never
-        becomes a ``str``; any row the fast path doubts is decoded by ``decode``.
+        becomes a ``str``; any row the fast path doubts (``float`` of bytes takes digit-group
+        underscores, which ``_plain_float`` refuses) is decoded by ``decode``.
         """
         if not self._plain:
             return [self.decode(raw) for raw in raws]
@@ -188,8 +206,9 @@ class CsvDecoder:
         isfinite = math.isfinite
         decode = self.decode
         for raw in raws:
-            fields = raw.value.split(b",")
-            if len(fields) == n_fields and not raw.truncated:
+            value = raw.value
+            fields = value.split(b",")
+            if len(fields) == n_fields and not raw.truncated and b"_" not in value:
                 try:
                     values = list(map(float, fields))
                 except ValueError:
@@ -202,7 +221,9 @@ class CsvDecoder:
             append(decode(raw))
         return out
 
-    def _label_row(self, fields: list[str], raw: Raw) -> Label | Rejected | None:
+    def _label_row(
+        self, fields: list[str], raw: Raw, number: Callable[[str], float] = _plain_float
+    ) -> Label | Rejected | None:
         """A row with only an id and a target is a late label; None if it is not one."""
         if self._id_index < 0 or any(fields[i].strip() for _, i in self._feature_index):
             return None
@@ -210,7 +231,7 @@ class CsvDecoder:
         if not record_id or not cell:
             return None
         try:
-            y = float(cell)
+            y = number(fields[self._target_index])  # unstripped: a non-ASCII space is not ASCII
         except ValueError:
             return Rejected("non_numeric", f"target {self.target!r} is {cell[:40]!r}", raw)
         return _finite(y, f"target {self.target!r}", raw) or Label(record_id, y, raw)
@@ -237,12 +258,15 @@ class CsvDecoder:
             return Rejected(
                 "field_count", f"expected {self._n_fields} fields, got {len(fields)}", raw
             )
+        # Numbers as the compiled CSV parser reads them: float() itself for an ASCII line
+        # without underscores (the common case, one check a line), else cell by cell.
+        number = float if text.isascii() and "_" not in text else _plain_float
         if self._plain:
             # Fast path for the common layout (features, then the target, no id):
             # one C-level map(float) and one finiteness check by summing; any
             # doubt (text, NaN, inf, overflow, empty target) takes the slow path.
             try:
-                values = list(map(float, fields))
+                values = list(map(number, fields))
             except ValueError:
                 pass
             else:
@@ -253,12 +277,12 @@ class CsvDecoder:
         for name, index in self._feature_index:
             cell = fields[index]
             try:
-                value = float(cell)
+                value = number(cell)
             except ValueError:
                 if fields == self.header or [f.strip() for f in fields] == self.header:
                     return None
                 if not cell.strip():
-                    return self._label_row(fields, raw) or Rejected(
+                    return self._label_row(fields, raw, number) or Rejected(
                         "missing_feature", f"feature {name!r} is empty", raw
                     )
                 return Rejected("non_numeric", f"feature {name!r} is {cell[:40]!r}", raw)
@@ -272,9 +296,9 @@ class CsvDecoder:
         if not cell or cell.lower() == "null":
             return Record(x, None, record_id, raw)
         if not x and record_id is not None:
-            return self._label_row(fields, raw)
+            return self._label_row(fields, raw, number)
         try:
-            y = float(cell)
+            y = number(fields[self._target_index])  # unstripped: a non-ASCII space is not ASCII
         except ValueError:
             return Rejected("non_numeric", f"target {self.target!r} is {cell[:40]!r}", raw)
         rejected = _finite(y, f"target {self.target!r}", raw)
@@ -318,6 +342,16 @@ class JsonDecoder:
         self.features = list(features) if features is not None else None
         self.id_field = id_field or "id"
         self.skip_blank = skip_blank
+
+    @property
+    def plain(self) -> bool:
+        """False: JSON values are not the plain CSV layout (``CsvDecoder.plain``)."""
+        return False
+
+    def decode_batch(self, raws: Sequence[Raw]) -> list[Decoded]:
+        """``decode`` of each value, in order (the ``Decoder`` interface)."""
+        decode = self.decode
+        return [decode(raw) for raw in raws]
 
     def _loads(self, raw: Raw) -> Any:
         try:

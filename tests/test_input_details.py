@@ -117,3 +117,75 @@ def test_the_decoder_skips_the_header_of_a_target_only_csv():
     labels = CsvDecoder(["id", "y"], id_column="id")  # late labels only
     assert labels.decode(Raw(b"id,y\n", 0)) is None
     assert labels.decode(Raw(b"r1,3\n", 5)).y == 3.0
+
+
+# -- numbers: what the compiled CSV parser reads, on every path ------------------------------
+
+#: Numbers Python's float() takes but the CSV parser does not: digit-group underscores,
+#: non-ASCII digits (Arabic-Indic, fullwidth), a non-ASCII space around the number.
+ODD_NUMBERS = ["1_000", "\u0661", "\uff11", "\u0663.5", "1\u00a0", "2_0.5e1"]
+
+
+def odd_rows(layout: str) -> list[bytes]:
+    rows = []
+    for number in ODD_NUMBERS:
+        cells = number.encode()
+        if layout == "id":
+            rows += [b"r1," + cells + b",1,2\n", b"r2,1,2," + cells + b"\n"]
+        else:
+            rows += [cells + b",1,2\n", b"1,2," + cells + b"\n"]
+    return rows
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_odd_numbers_are_non_numeric_on_every_csv_path(tmp_path, model):
+    path = tmp_path / "odd.csv"
+    odd = odd_rows("plain")
+    # Far into the file too: past the first rows, the compiled path reads blocks.
+    path.write_bytes(b"a,b,y\n" + b"".join(odd) + csv_rows(20_000) + b"".join(odd))
+    summary, letters = replay(path, "--model", model)
+    assert [(letter["reason"], letter["raw"].encode()) for letter in letters] == [
+        ("non_numeric", row) for row in odd + odd
+    ]
+    assert summary["records_learned"] == 20_000
+
+
+def test_odd_numbers_are_non_numeric_with_an_id_column(tmp_path):
+    path = tmp_path / "odd.csv"
+    odd = odd_rows("id")
+    path.write_bytes(b"id,a,b,y\n" + b"".join(odd) + b"r3,1,2,3\n")
+    summary, letters = replay(path, "--id-column", "id")
+    assert [(letter["reason"], letter["raw"].encode()) for letter in letters] == [
+        ("non_numeric", row) for row in odd
+    ]
+    assert summary["records_learned"] == 1
+
+
+def test_the_csv_decoder_rejects_odd_numbers_one_line_or_a_batch_at_a_time():
+    decoder = CsvDecoder(["a", "b", "y"])
+    raws = [Raw(row, 0) for row in odd_rows("plain")]
+    assert [item.reason for item in decoder.decode_batch(raws)] == ["non_numeric"] * len(raws)
+    assert [decoder.decode(raw).reason for raw in raws] == ["non_numeric"] * len(raws)
+    labels = CsvDecoder(["id", "a", "y"], id_column="id")  # a late label's target too
+    assert labels.decode(Raw(b"r1,,1_0\n", 0)).reason == "non_numeric"
+    assert labels.decode(Raw(b"r1,,10\n", 0)).y == 10.0
+    assert decoder.decode(Raw(b" 1 ,+2.5,.5\n", 0)).x == {"a": 1.0, "b": 2.5}  # as before
+
+
+def test_json_numbers_in_strings_and_non_ascii_digits_are_refused(tmp_path):
+    path = tmp_path / "odd.jsonl"
+    good = b"".join(b'{"a": %d, "b": 1, "y": %d}\n' % (i % 3, i % 3) for i in range(20_000))
+    odd = [
+        b'{"a": "1_000", "b": 1, "y": 1}\n',
+        b'{"a": "1", "b": 1, "y": 1}\n',
+        b'{"a": 1, "b": 1, "y": "1_0"}\n',
+        '{"a": \u0661, "b": 1, "y": 1}\n'.encode(),
+        b'{"a": 1_000, "b": 1, "y": 1}\n',
+    ]
+    path.write_bytes(b"".join(odd) + good + b"".join(odd))
+    summary, letters = replay(path, "--features", "a,b")
+    reasons = ["non_numeric", "non_numeric", "non_numeric", "bad_json", "bad_json"]
+    assert [(letter["reason"], letter["raw"].encode()) for letter in letters] == list(
+        zip(reasons * 2, odd + odd, strict=True)
+    )
+    assert summary["records_learned"] == 20_000
