@@ -88,7 +88,7 @@ def build_pseudo(
     return pseudo, join
 
 
-def _join(settings: PseudoSettings, old: Any) -> LabelJoin | None:
+def _join(settings: PseudoSettings, old: object) -> LabelJoin | None:
     """The delayed-label join: restored (its waiting features kept), new, or None when off."""
     ttl_given = settings.label_ttl is not None
     if not (ttl_given or settings.pseudo_label or old is not None):
@@ -110,7 +110,7 @@ def _join(settings: PseudoSettings, old: Any) -> LabelJoin | None:
 
 
 def _labeler(
-    settings: PseudoSettings, old: Any, *, model_spec: str, lr: float, follow: bool
+    settings: PseudoSettings, old: object, *, model_spec: str, lr: float, follow: bool
 ) -> PseudoLabeler:
     """The side loop: the restored one under the new knobs (and teacher), or a new one."""
     deterministic = settings.deterministic

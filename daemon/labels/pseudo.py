@@ -12,10 +12,8 @@ stream that becomes:
   whose confidence reaches ``threshold``; the student learns them with weight ``weight``
   (never scored: the prequential metrics stay for true labels);
 - every unlabeled record ends as exactly one of accepted or rejected (with one of the
-  ``PSEUDO_REJECT_REASONS``).
-
-With the delayed-label join on, a true label that comes later audits the pseudo-label it
-replaces: ``audit_mae`` says whether the threshold is right.
+  ``PSEUDO_REJECT_REASONS``); a true label that comes later (the delayed-label join)
+  audits the pseudo-label it replaces: ``audit_mae`` says whether the threshold is right.
 """
 
 from __future__ import annotations
@@ -41,14 +39,8 @@ log = logging.getLogger(__name__)
 __all__ = ["PseudoLabeler"]
 
 # Runtime-only attributes: the side thread, its locks and what this process reported.
-_RUNTIME = (
-    "_cond",
-    "_busy",
-    "_thread",
-    "_stopping",
-    "_error",
-    "_reported_accepted",
-    "_reported_rejected",
+_RUNTIME = frozenset(
+    ("_cond", "_busy", "_thread", "_stopping", "_error", "_reported_accepted", "_reported_rejected")
 )
 
 

@@ -210,7 +210,7 @@ class ModelTeacher(_TargetScale):
 
     def __init__(
         self,
-        model: Any,
+        model: Any,  # a River regressor (River types x as dict[Hashable, Any])
         name: str,
         *,
         memory: int = 512,
