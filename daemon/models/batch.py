@@ -14,7 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from streamlearn.models.mlp import ACTIVATIONS
+from streamlearn.models.activations import ACTIVATIONS
 
 __all__ = ["BatchModel", "FloatArray", "Kind", "TransferError"]
 

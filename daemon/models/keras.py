@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from streamlearn.models.activations import ACTIVATIONS
 from streamlearn.models.batch import BatchModel, FloatArray, TransferError
-from streamlearn.models.mlp import ACTIVATIONS
 
 __all__ = ["load_keras"]
 

@@ -2,140 +2,55 @@
 
 River 0.26 has no neural-network module, so the project carries its own: a dense regression
 network whose layers can be warm-started from a batch model (scikit-learn or Keras) and partly
-frozen, which is what the seed's three transfer modes need. When only the output layer learns,
-it can be fitted by recursive least squares instead of SGD (``head="rls"``).
+frozen, which is what the three modes of ``streamlearn.models.transfer`` need. When only the
+output layer learns, it can be fitted by recursive least squares instead of SGD
+(``head="rls"``, :mod:`streamlearn.models.rls`).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from river import base
 
-__all__ = ["ACTIVATIONS", "HEADS", "MLPRegressor"]
+from streamlearn.models import activations
+from streamlearn.models.activations import ACTIVATIONS
+from streamlearn.models.mlp_params import (
+    check_head,
+    check_learning,
+    check_shapes,
+    checked_layers,
+    input_scaling,
+    warm_layers,
+)
+from streamlearn.models.rls import RLSHead
+
+__all__ = ["MLPRegressor"]
 
 FloatArray = npt.NDArray[np.float64]
 
-# Each activation is computed in place into a preallocated buffer; its derivative is written in
-# terms of the activation's *output*, which the forward pass has already stored, so backprop never
-# keeps the pre-activations around.
+# A checkpoint pickles an MLPRegressor's activation functions by module and name, and those
+# of checkpoints already written name them here: these aliases keep such checkpoints loadable.
+_relu, _relu_grad = activations.relu, activations.relu_grad
+_tanh, _tanh_grad = activations.tanh, activations.tanh_grad
+_logistic, _logistic_grad = activations.logistic, activations.logistic_grad
+_identity, _identity_grad = activations.identity, activations.identity_grad
 
 
-def _relu(z: FloatArray, out: FloatArray) -> None:
-    np.maximum(z, 0.0, out=out)
-
-
-def _relu_grad(a: FloatArray, delta: FloatArray) -> None:
-    # a > 0 exactly where z > 0, the same subgradient choice (0 at z == 0) as scikit-learn.
-    delta[a <= 0.0] = 0.0
-
-
-def _tanh(z: FloatArray, out: FloatArray) -> None:
-    np.tanh(z, out=out)
-
-
-def _tanh_grad(a: FloatArray, delta: FloatArray) -> None:
-    delta *= 1.0 - a * a
-
-
-def _logistic(z: FloatArray, out: FloatArray) -> None:
-    # 1 / (1 + e^-z) written through tanh: the same value, but no overflow warning for large |z|.
-    np.multiply(z, 0.5, out=out)
-    np.tanh(out, out=out)
-    out += 1.0
-    out *= 0.5
-
-
-def _logistic_grad(a: FloatArray, delta: FloatArray) -> None:
-    delta *= a * (1.0 - a)
-
-
-def _identity(z: FloatArray, out: FloatArray) -> None:
-    out[...] = z
-
-
-def _identity_grad(a: FloatArray, delta: FloatArray) -> None:
-    return None
-
-
-_Activation = tuple[
-    Callable[[FloatArray, FloatArray], None], Callable[[FloatArray, FloatArray], None]
-]
-
-# The names scikit-learn and Keras use for the same functions, so a batch model's own spelling
-# carries over unchanged.
-ACTIVATIONS: dict[str, _Activation] = {
-    "relu": (_relu, _relu_grad),
-    "tanh": (_tanh, _tanh_grad),
-    "logistic": (_logistic, _logistic_grad),
-    "sigmoid": (_logistic, _logistic_grad),
-    "identity": (_identity, _identity_grad),
-    "linear": (_identity, _identity_grad),
-}
-
-
-# How the output layer learns: by the same SGD step as the other layers, or by recursive least
-# squares on the (frozen) last hidden activations.
-HEADS = ("sgd", "rls")
-
-# Output activations under which the network's output is linear in the output layer's weights,
-# which is what least squares needs.
-_LINEAR_OUTPUTS = frozenset({"identity", "linear"})
-
-
-def _as_float_arrays(
-    arrays: Iterable[Any], name: str, ndim: int, n: int | None = None
-) -> list[FloatArray]:
-    out = [np.array(a, dtype=np.float64, copy=True) for a in arrays]
-    if n is not None and len(out) != n:
-        raise ValueError(f"{name} must hold {n} arrays (one per weight layer), got {len(out)}")
-    for i, arr in enumerate(out):
-        if arr.ndim != ndim:
-            raise ValueError(f"{name}[{i}] must be a {ndim}-d array, got shape {arr.shape}")
-        if not np.isfinite(arr).all():
-            raise ValueError(f"{name}[{i}] holds NaN or infinite values")
-    return out
-
-
-def _as_vector(values: Any, name: str, n: int) -> FloatArray:
-    arr = np.array(values, dtype=np.float64, copy=True).reshape(-1)
-    if arr.shape != (n,):
-        raise ValueError(f"{name} must hold one value per feature ({n}), got {arr.size}")
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} holds NaN or infinite values")
-    return arr
-
-
-class MLPRegressor(base.Regressor):
+class MLPRegressor(RLSHead, base.Regressor):
     """Dense neural network regressor learned one record at a time.
 
     The network is ``input -> hidden layers -> one linear output``. Each ``learn_one(x, y, w)``
     takes one gradient step on the squared error ``(yhat - y)^2 / 2``: the output gradient is
-    ``(yhat - y)``, so a network with no hidden layer learns exactly like the seed's update
-    ``theta_j <- theta_j - lr * (yhat - y) * x_j``. The sample weight ``w`` scales the step.
-
-    With ``head="rls"`` and only the output layer trainable (feature extraction), the output
-    layer is instead fitted by recursive least squares on the last hidden activations ``h``
-    (plus a constant 1 for the bias). Hidden ReLU features are strongly correlated, so a plain
-    gradient step on them is ill-conditioned and slow; RLS is invariant to that conditioning.
-    Per record, with ``phi = [h, 1]``, ``theta`` the output weights and bias, and ``lambda`` the
-    forgetting factor::
-
-        u     = P phi
-        d     = lambda / w + phi' u
-        theta = theta - u (yhat - y) / d
-        P     = (P - u u' / d) / lambda      (then bounded: see ``rls_forgetting``)
-
-    ``theta`` starts at the given output layer (so a warm-started network predicts exactly as
-    given until it learns) and
-    ``P = I / rls_delta``: with ``rls_forgetting=1`` this is exactly ridge regression of ``y``
-    on ``phi`` pulled towards the starting weights with strength ``rls_delta``. It costs one
-    ``(n+1) x (n+1)`` rank-one update per record (n hidden units), about ``3 (n+1)^2`` flops.
+    ``(yhat - y)``, so a network with no hidden layer learns exactly like the textbook SGD update
+    ``theta_j <- theta_j - lr * (yhat - y) * x_j`` (docs/design.md, "Terms: the seed"). The
+    sample weight ``w`` scales the step. With ``head="rls"`` the output layer is fitted by
+    recursive least squares instead (see :mod:`streamlearn.models.rls`).
 
     Weight matrices are stored like scikit-learn's: ``coefs_[i]`` has shape
     ``(fan_in, fan_out)`` and ``intercepts_[i]`` shape ``(fan_out,)``, so a trained
@@ -157,8 +72,8 @@ class MLPRegressor(base.Regressor):
     trainable_layers
         ``None``: every layer learns (fine-tuning). ``K``: only the last ``K`` weight layers
         learn and the others stay frozen ("partial" training). ``1`` is feature extraction: the
-        hidden layers are a frozen feature extractor and only the output layer learns, with the
-        seed's linear update on the last hidden activations (or by least squares: ``head``).
+        hidden layers are a frozen feature extractor and only the output layer learns, by the
+        SGD update above on the last hidden activations (or by least squares: ``head``).
         ``0`` freezes everything.
     features
         Input feature names, in the order of the first layer's rows. If ``None``, they are
@@ -270,54 +185,10 @@ class MLPRegressor(base.Regressor):
         rls_forgetting: float = 0.999,
         rls_delta: float = 0.1,
     ) -> None:
-        hidden = tuple(hidden)
-        if not all(isinstance(h, int | np.integer) and h > 0 for h in hidden):
-            raise ValueError(f"hidden must be positive layer sizes, e.g. (50, 50); got {hidden!r}")
-        hidden = tuple(int(h) for h in hidden)
+        hidden, names = checked_layers(hidden, activation, output_activation)
         n_layers = len(hidden) + 1
-        names = (activation,) * len(hidden) if isinstance(activation, str) else tuple(activation)
-        if len(names) != len(hidden):
-            raise ValueError(
-                f"activation needs one name per hidden layer ({len(hidden)}), got {len(names)}"
-            )
-        for name in (*names, output_activation):
-            if name not in ACTIVATIONS:
-                raise ValueError(
-                    f"unknown activation {name!r}; use one of {', '.join(sorted(ACTIVATIONS))}"
-                )
-        if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-        if trainable_layers is not None and not (
-            isinstance(trainable_layers, int) and 0 <= trainable_layers <= n_layers
-        ):
-            raise ValueError(
-                f"trainable_layers must be None (all) or between 0 and {n_layers} "
-                f"(this network has {n_layers} weight layers), got {trainable_layers!r}"
-            )
-        if not (isinstance(clip_gradient, int | float) and clip_gradient > 0):
-            raise ValueError(f"clip_gradient must be positive, got {clip_gradient!r}")
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {', '.join(map(repr, HEADS))}, got {head!r}")
-        if not (isinstance(rls_forgetting, int | float) and 0 < rls_forgetting <= 1):
-            raise ValueError(
-                f"rls_forgetting must be in (0, 1] (1 = remember every record), "
-                f"got {rls_forgetting!r}"
-            )
-        if not (isinstance(rls_delta, int | float) and math.isfinite(rls_delta) and rls_delta > 0):
-            raise ValueError(f"rls_delta must be a positive finite number, got {rls_delta!r}")
-        if head == "rls":
-            n_trainable = n_layers if trainable_layers is None else trainable_layers
-            if n_trainable != 1:
-                raise ValueError(
-                    "head='rls' fits the output layer on frozen hidden features, so it needs "
-                    f"exactly one trainable layer (trainable_layers=1); this network would train "
-                    f"{n_trainable} of its {n_layers}"
-                )
-            if output_activation not in _LINEAR_OUTPUTS:
-                raise ValueError(
-                    "head='rls' needs a linear output (output_activation='identity'), got "
-                    f"{output_activation!r}; use head='sgd'"
-                )
+        check_learning(lr, trainable_layers, n_layers, clip_gradient)
+        check_head(head, rls_forgetting, rls_delta, trainable_layers, n_layers, output_activation)
         if features is not None:
             features = list(features)
             if len(set(features)) != len(features) or not features:
@@ -336,51 +207,13 @@ class MLPRegressor(base.Regressor):
         self.head = head
         self.rls_forgetting = float(rls_forgetting)
         self.rls_delta = float(rls_delta)
-        self.initial_coefs = (
-            None
-            if initial_coefs is None
-            else _as_float_arrays(initial_coefs, "initial_coefs", 2, n_layers)
+        self.initial_coefs, self.initial_intercepts = warm_layers(
+            initial_coefs, initial_intercepts, features, n_layers
         )
-        self.initial_intercepts = (
-            None
-            if initial_intercepts is None
-            else _as_float_arrays(initial_intercepts, "initial_intercepts", 1, n_layers)
-        )
-        if self.initial_intercepts is not None and self.initial_coefs is None:
-            raise ValueError("initial_intercepts needs initial_coefs")
-        if self.initial_coefs is not None and features is None:
-            raise ValueError(
-                "initial_coefs needs features: the names of the first layer's inputs, in order"
-            )
-        n_in = None if features is None else len(features)
-        if n_in is None and (input_mean is not None or input_scale is not None):
-            raise ValueError("input_mean and input_scale need features (their order)")
-        self.input_mean = (
-            None
-            if input_mean is None or n_in is None
-            else _as_vector(input_mean, "input_mean", n_in)
-        )
-        self.input_scale = (
-            None
-            if input_scale is None or n_in is None
-            else _as_vector(input_scale, "input_scale", n_in)
-        )
-        if self.input_scale is not None and (self.input_scale == 0).any():
-            raise ValueError("input_scale must not hold zeros")
+        self.input_mean, self.input_scale = input_scaling(input_mean, input_scale, features)
         if self.initial_coefs is not None:
-            assert n_in is not None  # checked above: initial_coefs needs features
-            fan_in, fan_out = [n_in, *hidden], [*hidden, 1]
-            for i, coef in enumerate(self.initial_coefs):
-                if coef.shape != (fan_in[i], fan_out[i]):
-                    raise ValueError(
-                        f"initial_coefs[{i}] has shape {coef.shape}, expected "
-                        f"{(fan_in[i], fan_out[i])} for {n_in} features and hidden={hidden}"
-                    )
-            for i, bias in enumerate(self.initial_intercepts or []):
-                if bias.shape != (fan_out[i],):
-                    raise ValueError(
-                        f"initial_intercepts[{i}] has shape {bias.shape}, expected ({fan_out[i]},)"
-                    )
+            assert features is not None  # checked by _warm_layers
+            check_shapes(self.initial_coefs, self.initial_intercepts, len(features), hidden)
 
         self._activations = [ACTIVATIONS[name] for name in (*names, output_activation)]
         self._rng = np.random.default_rng(seed)
@@ -448,13 +281,7 @@ class MLPRegressor(base.Regressor):
         trainable = n_layers if self.trainable_layers is None else self.trainable_layers
         self._first_trainable = n_layers - trainable
         if self.head == "rls":
-            n_head = sizes[-2] + 1  # the last hidden units and the bias
-            self.rls_p_ = np.eye(n_head) / self.rls_delta
-            self._spare_p = np.zeros((n_head, n_head))
-            self._phi = np.ones(n_head)  # [h, 1]: the bias input stays 1
-            self._gain = np.zeros(n_head)
-            self._scale = np.zeros(n_head)
-            self._scale_outer = np.zeros((n_head, n_head))
+            self._build_rls(sizes[-2])
 
     def _load_input(self, x: dict[Hashable, Any]) -> FloatArray:
         buffer = self._activity[0]
@@ -543,53 +370,3 @@ class MLPRegressor(base.Regressor):
         for i in range(first, n_layers):
             np.copyto(self.coefs_[i], spare_coefs[i])
             np.copyto(self.intercepts_[i], spare_intercepts[i])
-
-    def _rls_step(self, error: float, w: float) -> None:
-        """One recursive-least-squares update of the output layer (see the class docstring)."""
-        p = self.rls_p_
-        assert p is not None
-        if w < 0:
-            # A negative weight would remove information: P could stop being positive definite.
-            self.n_skipped_steps_ += 1
-            return
-        phi, gain, spare_p = self._phi, self._gain, self._spare_p
-        n_hidden = phi.shape[0] - 1
-        phi[:n_hidden] = self._activity[-2]
-        np.matmul(p, phi, out=gain)
-        forgetting = self.rls_forgetting
-        denominator = forgetting / w + float(phi @ gain)
-        # Mathematically d > lambda / w > 0; rounding in a long-lived P could break that.
-        if not (math.isfinite(denominator) and denominator > 0):
-            self.n_skipped_steps_ += 1
-            return
-        step = error / denominator
-        coef, bias = self._spare_coefs[-1], self._spare_intercepts[-1]
-        np.multiply(gain[:n_hidden, None], -step, out=coef)
-        coef += self.coefs_[-1]
-        bias[0] = self.intercepts_[-1][0] - step * gain[n_hidden]
-        # u u' / d rather than u (u / d)': each entry is then the same product both ways round,
-        # so P stays exactly symmetric however many records it sees.
-        np.multiply.outer(gain, gain, out=spare_p)
-        spare_p *= -1.0 / denominator
-        spare_p += p
-        if forgetting < 1.0:
-            # P / lambda, except that directions no record excites (a dead ReLU unit) would grow
-            # by 1/lambda every record and burst into a huge step once excited (RLS "windup").
-            # So P becomes S P S with S diagonal, S_ii = min(lambda^-1/2, (cap / P_ii)^1/2): still
-            # symmetric positive definite, its diagonal at most cap = 1/delta, i.e. no weight
-            # is ever less certain than before the first record. One pass, at every step.
-            scale = self._scale
-            np.maximum(spare_p.diagonal(), 1e-300, out=scale)  # rounding could leave 0 or less
-            np.divide(1.0 / self.rls_delta, scale, out=scale)
-            np.minimum(scale, 1.0 / forgetting, out=scale)
-            np.sqrt(scale, out=scale)
-            np.multiply.outer(scale, scale, out=self._scale_outer)
-            spare_p *= self._scale_outer
-        if not (
-            math.isfinite(coef.sum()) and math.isfinite(bias[0]) and math.isfinite(spare_p.sum())
-        ):
-            self.n_skipped_steps_ += 1
-            return
-        np.copyto(self.coefs_[-1], coef)
-        np.copyto(self.intercepts_[-1], bias)
-        np.copyto(p, spare_p)

@@ -37,7 +37,8 @@ from river import base
 
 from streamlearn.models.batch import BatchModel, TransferError
 from streamlearn.models.loaders import as_batch_model, load_batch_model
-from streamlearn.models.mlp import HEADS, MLPRegressor
+from streamlearn.models.mlp import MLPRegressor
+from streamlearn.models.mlp_params import HEADS
 from streamlearn.models.wrappers import FrozenRegressor, RenamedRegressor
 
 # The loaders, the batch model and the wrappers are part of the transfer API: callers import

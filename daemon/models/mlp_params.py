@@ -1,0 +1,196 @@
+"""The arguments of ``MLPRegressor``, checked and normalised: what a valid network is.
+
+``MLPRegressor.__init__`` calls these in order, so a wrong argument is a plain-English
+``ValueError`` before any weight is built (River checks parameters in ``__init__``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from streamlearn.models.activations import ACTIVATIONS
+
+__all__ = [
+    "HEADS",
+    "check_head",
+    "check_learning",
+    "check_shapes",
+    "checked_layers",
+    "input_scaling",
+    "warm_layers",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+#: How the output layer learns: by the same SGD step as the other layers, or by recursive least
+#: squares on the (frozen) last hidden activations.
+HEADS = ("sgd", "rls")
+
+# Output activations under which the network's output is linear in the output layer's weights,
+# which is what least squares needs.
+_LINEAR_OUTPUTS = frozenset({"identity", "linear"})
+
+
+def _as_float_arrays(
+    arrays: Iterable[Any], name: str, ndim: int, n: int | None = None
+) -> list[FloatArray]:
+    out = [np.array(a, dtype=np.float64, copy=True) for a in arrays]
+    if n is not None and len(out) != n:
+        raise ValueError(f"{name} must hold {n} arrays (one per weight layer), got {len(out)}")
+    for i, arr in enumerate(out):
+        if arr.ndim != ndim:
+            raise ValueError(f"{name}[{i}] must be a {ndim}-d array, got shape {arr.shape}")
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name}[{i}] holds NaN or infinite values")
+    return out
+
+
+def _as_vector(values: Any, name: str, n: int) -> FloatArray:
+    arr = np.array(values, dtype=np.float64, copy=True).reshape(-1)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must hold one value per feature ({n}), got {arr.size}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return arr
+
+
+def checked_layers(
+    hidden: Sequence[int], activation: str | Sequence[str], output_activation: str
+) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """The hidden layer sizes and one activation name per hidden layer, checked."""
+    hidden = tuple(hidden)
+    if not all(isinstance(h, int | np.integer) and h > 0 for h in hidden):
+        raise ValueError(f"hidden must be positive layer sizes, e.g. (50, 50); got {hidden!r}")
+    sizes = tuple(int(h) for h in hidden)
+    names = (activation,) * len(sizes) if isinstance(activation, str) else tuple(activation)
+    if len(names) != len(sizes):
+        raise ValueError(
+            f"activation needs one name per hidden layer ({len(sizes)}), got {len(names)}"
+        )
+    for name in (*names, output_activation):
+        if name not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {name!r}; use one of {', '.join(sorted(ACTIVATIONS))}"
+            )
+    return sizes, names
+
+
+def check_learning(
+    lr: float, trainable_layers: int | None, n_layers: int, clip_gradient: float
+) -> None:
+    """Learning rate, trainable layers and gradient clip."""
+    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    if trainable_layers is not None and not (
+        isinstance(trainable_layers, int) and 0 <= trainable_layers <= n_layers
+    ):
+        raise ValueError(
+            f"trainable_layers must be None (all) or between 0 and {n_layers} "
+            f"(this network has {n_layers} weight layers), got {trainable_layers!r}"
+        )
+    if not (isinstance(clip_gradient, int | float) and clip_gradient > 0):
+        raise ValueError(f"clip_gradient must be positive, got {clip_gradient!r}")
+
+
+def check_head(
+    head: str,
+    rls_forgetting: float,
+    rls_delta: float,
+    trainable_layers: int | None,
+    n_layers: int,
+    output_activation: str,
+) -> None:
+    """How the output layer learns, and whether this network allows it."""
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {', '.join(map(repr, HEADS))}, got {head!r}")
+    if not (isinstance(rls_forgetting, int | float) and 0 < rls_forgetting <= 1):
+        raise ValueError(
+            f"rls_forgetting must be in (0, 1] (1 = remember every record), got {rls_forgetting!r}"
+        )
+    if not (isinstance(rls_delta, int | float) and math.isfinite(rls_delta) and rls_delta > 0):
+        raise ValueError(f"rls_delta must be a positive finite number, got {rls_delta!r}")
+    if head != "rls":
+        return
+    n_trainable = n_layers if trainable_layers is None else trainable_layers
+    if n_trainable != 1:
+        raise ValueError(
+            "head='rls' fits the output layer on frozen hidden features, so it needs "
+            f"exactly one trainable layer (trainable_layers=1); this network would train "
+            f"{n_trainable} of its {n_layers}"
+        )
+    if output_activation not in _LINEAR_OUTPUTS:
+        raise ValueError(
+            "head='rls' needs a linear output (output_activation='identity'), got "
+            f"{output_activation!r}; use head='sgd'"
+        )
+
+
+def warm_layers(
+    initial_coefs: Sequence[Any] | None,
+    initial_intercepts: Sequence[Any] | None,
+    features: Sequence[str] | None,
+    n_layers: int,
+) -> tuple[list[FloatArray] | None, list[FloatArray] | None]:
+    """The warm start's weight matrices and bias vectors as float arrays, checked."""
+    coefs = (
+        None
+        if initial_coefs is None
+        else _as_float_arrays(initial_coefs, "initial_coefs", 2, n_layers)
+    )
+    intercepts = (
+        None
+        if initial_intercepts is None
+        else _as_float_arrays(initial_intercepts, "initial_intercepts", 1, n_layers)
+    )
+    if intercepts is not None and coefs is None:
+        raise ValueError("initial_intercepts needs initial_coefs")
+    if coefs is not None and features is None:
+        raise ValueError(
+            "initial_coefs needs features: the names of the first layer's inputs, in order"
+        )
+    return coefs, intercepts
+
+
+def input_scaling(
+    input_mean: Sequence[float] | None,
+    input_scale: Sequence[float] | None,
+    features: Sequence[str] | None,
+) -> tuple[FloatArray | None, FloatArray | None]:
+    """The frozen input centring and scaling as vectors, one value per feature."""
+    n_in = None if features is None else len(features)
+    if n_in is None and (input_mean is not None or input_scale is not None):
+        raise ValueError("input_mean and input_scale need features (their order)")
+    mean = scale = None
+    if input_mean is not None and n_in is not None:
+        mean = _as_vector(input_mean, "input_mean", n_in)
+    if input_scale is not None and n_in is not None:
+        scale = _as_vector(input_scale, "input_scale", n_in)
+    if scale is not None and (scale == 0).any():
+        raise ValueError("input_scale must not hold zeros")
+    return mean, scale
+
+
+def check_shapes(
+    coefs: list[FloatArray],
+    intercepts: list[FloatArray] | None,
+    n_in: int,
+    hidden: tuple[int, ...],
+) -> None:
+    """Each warm-start layer has the shape ``n_in`` features and ``hidden`` ask for."""
+    fan_in, fan_out = [n_in, *hidden], [*hidden, 1]
+    for i, coef in enumerate(coefs):
+        if coef.shape != (fan_in[i], fan_out[i]):
+            raise ValueError(
+                f"initial_coefs[{i}] has shape {coef.shape}, expected "
+                f"{(fan_in[i], fan_out[i])} for {n_in} features and hidden={hidden}"
+            )
+    for i, bias in enumerate(intercepts or []):
+        if bias.shape != (fan_out[i],):
+            raise ValueError(
+                f"initial_intercepts[{i}] has shape {bias.shape}, expected ({fan_out[i]},)"
+            )
