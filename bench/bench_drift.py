@@ -31,9 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from streamlearn.drift import monitor as drift
+from streamlearn.drift import detectors as drift
 from streamlearn.drift.adwin import ADWIN
-from streamlearn.drift.monitor import DriftConfig, DriftMonitor
+from streamlearn.drift.config import DriftConfig, DriftSettings
+from streamlearn.drift.monitor import DriftMonitor
 from streamlearn.learner import Learner
 from streamlearn.loop.daemon import Daemon
 from streamlearn.models.sgd import SGDRegressor
@@ -206,7 +207,10 @@ def time_file(path: str, state: str, extra: dict[str, Any], old: bool) -> float:
     from streamlearn.app import build
     from streamlearn.config import Settings
 
-    settings = Settings(source=path, follow=False, state_dir=state, reset=True, extra=extra)
+    drift_settings = DriftSettings(**extra)
+    settings = Settings(
+        source=path, follow=False, state_dir=state, reset=True, drift=drift_settings
+    )
     original = drift.make_detector
     if old:
         from river import drift as river_drift

@@ -369,11 +369,11 @@ def _drift_monitor(
     settings: Settings, extensions: dict[str, Any], stream_features: list[str] | None
 ) -> Any:
     """The drift monitor (ADWIN on the prequential error, alerting, unless told otherwise)."""
-    from streamlearn.drift.monitor import build_monitor
+    from streamlearn.drift.build import build_monitor
 
     try:
         return build_monitor(
-            settings.extra, restored=extensions.get("drift"), known_features=stream_features
+            settings.drift, restored=extensions.get("drift"), known_features=stream_features
         )
-    except ValueError as exc:
+    except ValueError as exc:  # DriftConfigError: its message names the option
         raise AppUsageError(str(exc)) from None

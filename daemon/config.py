@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from streamlearn.drift.config import DriftSettings
 from streamlearn.labels.settings import PseudoSettings
 
 
@@ -124,27 +125,30 @@ class Settings:
     on_data_loss: str = "fail"
     kafka_client: str = "kafka-python"
     pseudo: PseudoSettings = field(default_factory=PseudoSettings)
+    drift: DriftSettings = field(default_factory=DriftSettings)
 
     @property
     def is_kafka(self) -> bool:
         """True when the source is a Kafka topic: a ``kafka://`` URL (the flags only refine it)."""
         return self.source.startswith("kafka://")
 
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
     @classmethod
     def from_params(cls, params: Mapping[str, Any], **overrides: Any) -> Settings:
-        """Build from click's parameter dict; unknown keys go to ``extra``.
+        """Build from click's parameter dict (other keys are left).
 
-        The pseudo-label and join options become ``pseudo`` (``PseudoSettings``).
+        The pseudo-label and join options become ``pseudo`` (``PseudoSettings``), the drift
+        options ``drift`` (``DriftSettings``).
         """
         names = {f.name for f in fields(cls)}
-        own = ("extra", "pseudo")  # built here, not taken from params
+        own = ("pseudo", "drift")  # built here, not taken from params
         known = {k: v for k, v in {**params, **overrides}.items() if k in names and k not in own}
-        extra = {k: v for k, v in params.items() if k not in names}
         features = known.get("features")
         if isinstance(features, str):
             known["features"] = tuple(f.strip() for f in features.split(",") if f.strip()) or None
         if known.get("state_dir") is not None:
             known["state_dir"] = Path(known["state_dir"])
-        return cls(**known, pseudo=PseudoSettings.from_params(params), extra=extra)
+        return cls(
+            **known,
+            pseudo=PseudoSettings.from_params(params),
+            drift=DriftSettings.from_params(params),
+        )

@@ -21,15 +21,12 @@ from prometheus_client import CollectorRegistry
 from river import linear_model, optim
 
 from streamhelpers import cli, sgd_oracle, write_csv
+from streamlearn.cli.drift_options import drift_options
+from streamlearn.drift import detectors
 from streamlearn.drift import monitor as drift
-from streamlearn.drift.monitor import (
-    ACTIONS,
-    DETECTOR_NAMES,
-    DriftConfig,
-    DriftMonitor,
-    build_monitor,
-    drift_options,
-)
+from streamlearn.drift.build import build_monitor
+from streamlearn.drift.config import ACTIONS, DETECTOR_NAMES, DriftConfig, DriftSettings
+from streamlearn.drift.monitor import DriftMonitor
 from streamlearn.learner import Learner
 from streamlearn.loop.daemon import Daemon, inspect_state
 from streamlearn.models.registry import build_model
@@ -419,13 +416,13 @@ def test_events_survive_a_checkpoint_and_a_resume_continues_exactly(tmp_path: Pa
     X, y = drift_stream(4000, 2000, seed=1)
     rows = csv_rows(X, y)
     extra = {"on_drift": "reset"}
-    whole = make_daemon(rows, build_monitor(extra))
+    whole = make_daemon(rows, build_monitor(DriftSettings(**extra)))
     expected = whole.run()
     assert expected["drift_events"]
 
     # Stop after 2100 rows (past the detection), checkpoint to disk, resume in a new daemon.
     store = CheckpointStore(tmp_path / "state")
-    first = make_daemon(rows[:2100], build_monitor(extra), store=store)
+    first = make_daemon(rows[:2100], build_monitor(DriftSettings(**extra)), store=store)
     first.run()
     store.close()
     loaded = CheckpointStore(tmp_path / "state").load()
@@ -441,7 +438,7 @@ def test_events_survive_a_checkpoint_and_a_resume_continues_exactly(tmp_path: Pa
         model_spec="sgd",
         model_factory=lambda: build_model("sgd", lr=0.01),
         restored=state,
-        monitor=build_monitor(extra, restored=state["extensions"]["drift"]),
+        monitor=build_monitor(DriftSettings(**extra), restored=state["extensions"]["drift"]),
     )
     summary = resumed.run()
     assert summary["drift_events"] == expected["drift_events"]
@@ -451,19 +448,19 @@ def test_events_survive_a_checkpoint_and_a_resume_continues_exactly(tmp_path: Pa
 
 def test_changed_options_on_resume_keep_the_history() -> None:
     X, y = drift_stream(4000, 2000, seed=1)
-    monitor = build_monitor({})
+    monitor = build_monitor(DriftSettings())
     assert monitor is not None
     make_daemon(csv_rows(X, y), monitor).run()
     restored = pickle.loads(pickle.dumps(monitor))
-    same = build_monitor({}, restored=restored)
+    same = build_monitor(DriftSettings(), restored=restored)
     assert same is restored
-    changed = build_monitor({"drift_detector": "page-hinkley"}, restored=restored)
+    changed = build_monitor(DriftSettings(drift_detector="page-hinkley"), restored=restored)
     assert changed is not None and changed is not restored
     assert changed.summary()["drift_events"] == monitor.summary()["drift_events"]
     assert changed.summary()["drift"]["events_total"] == monitor.events_total
     assert changed.config.detector_name == "page_hinkley"
     assert changed.summary()["drift"]["state"]["signals"]["error"]["phase"] == "warmup"
-    assert build_monitor({"drift_detector": "none"}, restored=restored) is None
+    assert build_monitor(DriftSettings(drift_detector="none"), restored=restored) is None
 
 
 def test_the_event_list_is_bounded_and_the_total_counted(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -489,7 +486,7 @@ def test_the_event_list_is_bounded_and_the_total_counted(monkeypatch: pytest.Mon
 @click.command()
 @drift_options
 def _demo(**params: Any) -> None:
-    monitor = build_monitor(params)
+    monitor = build_monitor(DriftSettings.from_params(params))
     click.echo(json.dumps(None if monitor is None else monitor.summary()["drift"]))
 
 
@@ -531,8 +528,8 @@ def test_options_come_from_flags_and_environment() -> None:
 
 def test_unknown_drift_features_are_refused_when_the_stream_features_are_known() -> None:
     with pytest.raises(ValueError, match="temp"):
-        build_monitor({"drift_features": "x0,temp"}, known_features=["x0", "x1"])
-    monitor = build_monitor({"drift_features": "x0"}, known_features=["x0", "x1"])
+        build_monitor(DriftSettings(drift_features="x0,temp"), known_features=["x0", "x1"])
+    monitor = build_monitor(DriftSettings(drift_features="x0"), known_features=["x0", "x1"])
     assert monitor is not None and monitor.config.signals == ("error", "feature:x0")
 
 
@@ -707,7 +704,7 @@ def test_a_monitor_pickled_with_rivers_adwin_continues_exactly(
     config = DriftConfig(warmup=500, cooldown=300, on_drift="reset")
 
     with monkeypatch.context() as patch:
-        patch.setattr(drift, "make_detector", _river_adwin)
+        patch.setattr(detectors, "make_detector", _river_adwin)
         old = DriftMonitor(config)
         expected_changes = _feed_one_by_one(old, errors, _stub_daemon())
         expected = old.summary()

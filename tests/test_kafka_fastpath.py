@@ -18,6 +18,7 @@ import pytest
 from streamhelpers import make_regression, read_jsonl, run_until_seen, sgd_oracle
 from streamlearn.app import AppUsageError, build
 from streamlearn.config import Settings
+from streamlearn.drift.config import DriftSettings
 
 pytestmark = pytest.mark.kafka
 
@@ -69,7 +70,7 @@ def learn(
         dead_letter=str(dead),
         predictions=str(predictions),
         kafka_client=client,
-        extra={"drift_detector": "none"},
+        drift=DriftSettings(drift_detector="none"),
     )
     app = build(settings)
     summary = run_until_seen(app, expected_seen)

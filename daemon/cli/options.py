@@ -354,8 +354,8 @@ def stream_options(func: Command) -> Command:
     The pseudo-label and drift groups come first; their tables sit beside the
     pseudo-label loop's and the drift monitor's settings.
     """
+    from streamlearn.cli.drift_options import drift_options
     from streamlearn.cli.pseudo_options import pseudo_options
-    from streamlearn.drift.monitor import drift_options
 
     shared = (*CONFIG, *INPUT, *MODEL, *STATE, *SINKS, *LIMITS, *HTTP, *GUARD, *TRANSFER, *KAFKA)
     return pseudo_options(drift_options(apply(shared)(func)))

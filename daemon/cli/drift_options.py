@@ -1,0 +1,130 @@
+"""The click options of the drift monitor.
+
+Their values land in the command's params under ``DriftSettings``' field names; each value
+is checked here as it will be by ``DriftConfig``, the combinations by ``build_monitor``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from streamlearn.drift.config import (
+    DETECTOR_CHOICES,
+    ON_DRIFT,
+    SWAP_PATIENCE,
+    DriftSettings,
+    check_count,
+    parse_features,
+)
+
+__all__ = ["drift_options"]
+
+_DEFAULTS = DriftSettings()
+
+
+def _click_check(
+    check: Callable[[Any], Any],
+) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback that runs ``check`` and reports its ``ValueError`` as a bad value."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+    return callback
+
+
+def drift_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The drift options of ``run`` and ``replay`` (each with a ``STREAMLEARN_*`` variable).
+
+    Their values arrive in the command's params, ready for ``DriftSettings.from_params``
+    and :func:`streamlearn.drift.build.build_monitor`.
+
+    Examples
+    --------
+    >>> from click.testing import CliRunner
+    >>> from streamlearn.drift.build import build_monitor
+    >>> @click.command()
+    ... @drift_options
+    ... def demo(**params):
+    ...     click.echo(build_monitor(DriftSettings.from_params(params)).config)
+    >>> print(CliRunner().invoke(demo, ["--on-drift", "reset", "--drift-features", "a"]).output)
+    DriftConfig(detector='adwin', features=('a',), warmup=500, on_drift='reset', swap_window=300,
+    cooldown=1000)
+    >>> result = CliRunner().invoke(demo, ["--drift-swap-window", "3"])
+    >>> result.exit_code
+    2
+    >>> print(result.output.splitlines()[-1])
+    Error: Invalid value for '--drift-swap-window': --drift-swap-window must be at least 10 records,
+    got 3
+    """
+    # One declarative table, longer than a function should be: each entry is one option.
+    options = [
+        click.option(
+            "--drift-detector",
+            default=_DEFAULTS.drift_detector,
+            show_default=True,
+            type=click.Choice([*DETECTOR_CHOICES, "none"], case_sensitive=False),
+            envvar="STREAMLEARN_DRIFT_DETECTOR",
+            help="Drift detector on the prequential absolute error (one-sided: only a rise "
+            "counts). adwin suits an unbounded error; page-hinkley reacts faster but "
+            "false-alarms on heavy-tailed errors; kswin costs about 1 ms a record.",
+        ),
+        click.option(
+            "--drift-features",
+            default=None,
+            envvar="STREAMLEARN_DRIFT_FEATURES",
+            callback=_click_check(parse_features),
+            help="Comma-separated input features also watched for drift (a shift either way).",
+        ),
+        click.option(
+            "--drift-warmup",
+            default=_DEFAULTS.drift_warmup,
+            show_default=True,
+            type=int,
+            envvar="STREAMLEARN_DRIFT_WARMUP",
+            callback=_click_check(lambda v: check_count(v, "--drift-warmup", 0)),
+            help="Records not watched at start-up and after each reset/rollback/swap, while "
+            "a fresh model's error falls (then 100 more set the detector's unit).",
+        ),
+        click.option(
+            "--on-drift",
+            default=_DEFAULTS.on_drift,
+            show_default=True,
+            type=click.Choice(ON_DRIFT),
+            envvar="STREAMLEARN_ON_DRIFT",
+            help="On a detection: alert (log and count), reset (a fresh model), rollback (the "
+            "--warm-start model; alert without one), background (train a challenger and swap "
+            "it in when its recent error is lower).",
+        ),
+        click.option(
+            "--drift-swap-window",
+            default=_DEFAULTS.drift_swap_window,
+            show_default=True,
+            type=int,
+            envvar="STREAMLEARN_DRIFT_SWAP_WINDOW",
+            callback=_click_check(lambda v: check_count(v, "--drift-swap-window", 10)),
+            help="background: records over which the challenger's MAE must beat the model's "
+            f"(dropped after {SWAP_PATIENCE} windows without winning).",
+        ),
+        click.option(
+            "--drift-cooldown",
+            default=_DEFAULTS.drift_cooldown,
+            show_default=True,
+            type=int,
+            envvar="STREAMLEARN_DRIFT_COOLDOWN",
+            callback=_click_check(lambda v: check_count(v, "--drift-cooldown", 0)),
+            help="Records after an acted-on detection in which further detections are only "
+            "recorded, so one change is acted on once.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func

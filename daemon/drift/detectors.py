@@ -1,0 +1,260 @@
+"""Drift detectors, and the watch that feeds one signal to one of them in its own unit.
+
+Detectors (``--drift-detector``, default ``adwin``):
+
+- ``adwin``: ``ADWIN(delta=0.002)``, :class:`streamlearn.drift.adwin.ADWIN`: River's
+  ``drift.ADWIN`` to the last bit, compiled (C). The default: its bound uses the observed
+  variance, so it suits an unbounded, skewed signal such as an absolute error, and it is
+  cheap, fed an array at a time. It tests every 32 values, so a detection may come up to
+  32 records later than a test on every value would.
+- ``page-hinkley``: ``PageHinkley(delta=0.1, threshold=50, min_instances=30)`` on the
+  unit-free signal (``delta`` = rises below 10 % of the reference error are tolerated).
+  Faster on abrupt rises, but its cumulative sums make heavy-tailed errors raise false
+  alarms. Its telemetry and event name is ``page_hinkley``.
+- ``kswin``: ``KSWIN(alpha=1e-5, window_size=100, stat_size=30, seed=0)``: a
+  Kolmogorov-Smirnov test per value, about 1 ms a record: only for slow streams.
+
+A signal's unit comes from a reference block: the ``REFERENCE_RECORDS`` values after its
+warm-up. The error is divided by its mean over the block, a feature is centred and divided
+by its standard deviation, so the detectors' thresholds mean the same for errors of 0.001
+and of 1000. On the error only a rise counts: PageHinkley runs with ``mode="up"``; ADWIN
+and KSWIN (two-sided) count a detection only when the recent part's mean is above the
+older part's. Features use the two-sided test. Figures: ``docs/design.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+from streamlearn.drift.config import DETECTOR_NAMES, DriftConfigError
+
+__all__ = ["REFERENCE_RECORDS", "SignalWatch", "make_detector"]
+
+#: Values of a signal that set its unit (mean error; feature mean and deviation).
+REFERENCE_RECORDS = 100
+#: The smallest unit a signal may get: a perfect model's reference error is 0.
+_MIN_SCALE = 1e-12
+
+
+def make_detector(name: str, *, rising: bool) -> Any:
+    """A drift detector by event name, tuned for a unit-free signal (see the module doc).
+
+    ``adwin`` is :class:`streamlearn.drift.adwin.ADWIN` (River's results, compiled); the others
+    are River's. ``rising`` asks PageHinkley for its one-sided ``mode="up"``; ADWIN and
+    KSWIN are two-sided and are filtered by :class:`SignalWatch` instead.
+
+    >>> make_detector("page_hinkley", rising=True).mode
+    'up'
+    >>> make_detector("adwin", rising=True)
+    ADWIN(delta=0.002, clock=32, max_buckets=5, min_window_length=5, grace_period=10)
+    """
+    if name == "adwin":
+        from streamlearn.drift.adwin import ADWIN
+
+        return ADWIN(delta=0.002)
+    # Imported here, when the first detector is built (after warm-up and the reference
+    # block): river.drift pulls in scikit-learn, which a replay of a short file should not
+    # pay for.
+    from river import drift
+
+    if name == "page_hinkley":
+        return drift.PageHinkley(
+            min_instances=30, delta=0.1, threshold=50.0, mode="up" if rising else "both"
+        )
+    if name == "kswin":
+        return drift.KSWIN(alpha=1e-5, window_size=100, stat_size=30, seed=0)
+    raise DriftConfigError(f"unknown drift detector {name!r}; known: {', '.join(DETECTOR_NAMES)}")
+
+
+def _ours(detector: Any) -> bool:
+    """Whether ``detector`` is our compiled ADWIN (fed arrays; it counts what it was fed)."""
+    from streamlearn.drift.adwin import ADWIN
+
+    return isinstance(detector, ADWIN)
+
+
+class SignalWatch:
+    """One signal: warm-up, then a reference block that sets its unit, then a detector."""
+
+    def __init__(self, signal: str, detector: str, *, rising: bool, centre: bool, warmup: int):
+        self.signal = signal
+        self.feature = signal.removeprefix("feature:")
+        self.detector_name = detector
+        self.rising = rising
+        # Errors are divided by their mean (0 stays 0); features are centred and scaled.
+        self.centre = centre
+        self.restart(warmup)
+
+    def restart(self, warmup: int) -> None:
+        self.warmup_left = warmup
+        self.reference: list[float] = []
+        self.offset = 0.0
+        self.inv_scale = 1.0
+        self.scale: float | None = None
+        self.detector: Any = None
+        self.ready = False
+        # Our ADWIN (``streamlearn.drift.adwin``): fed arrays by ``update_many``, and it
+        # keeps the sum and count of what it was fed since its last reset itself.
+        self._compiled_adwin = False
+        # River's ADWIN (restored from an old checkpoint it could not be converted from):
+        # the sum and count of what it was fed since its last reset, to tell a rise from a
+        # fall at a detection (ADWIN keeps only the recent part then).
+        self._fed_total = 0.0
+        self._fed_n = 0
+        self._flagged = False  # the last update flagged a change (so River resets on this one)
+        # KSWIN: the values its window holds, to compare the recent part with the rest.
+        self._recent: deque[float] | None = None
+
+    @property
+    def phase(self) -> str:
+        if self.ready:
+            return "monitoring"
+        return "warmup" if self.warmup_left > 0 else "reference"
+
+    def update(self, value: float) -> bool:
+        """Feed one value; True when it completes a detection that counts."""
+        if not self.ready:
+            self._prime(value)
+            return False
+        value = (value - self.offset) * self.inv_scale
+        detector = self.detector
+        if self._compiled_adwin:  # it resets itself on the update after a detection
+            return bool(detector.update(value)) and (not self.rising or self._rose())
+        if self._flagged:  # River resets a detector on the update after a detection
+            self._flagged = False
+            self._fed_total = 0.0
+            self._fed_n = 0
+            if self._recent is not None:
+                self._recent.clear()
+        self._fed_total += value
+        self._fed_n += 1
+        if self._recent is not None:
+            self._recent.append(value)
+        detector.update(value)
+        if not detector.drift_detected:
+            return False
+        self._flagged = True
+        return not self.rising or self._rose()
+
+    def update_many(self, values: Any) -> int:
+        """Feed a float64 array in order; the index of the first value that completes a
+        detection that counts (the values after it are not fed), or -1.
+
+        The same results as ``update`` value by value; with our ADWIN the monitoring
+        phase runs compiled, a whole array per call.
+        """
+        import numpy as np
+
+        size = len(values)
+        start = 0
+        if not self.ready:
+            start = self._prime_many(values)
+            if not self.ready:
+                return -1
+        if not self._compiled_adwin:
+            update = self.update
+            for index, value in enumerate(values[start:].tolist(), start):
+                if update(value):
+                    return index
+            return -1
+        # The scaling of ``update``, element by element: the same rounding.
+        scaled = (np.asarray(values[start:], dtype=np.float64) - self.offset) * self.inv_scale
+        update_many = self.detector.update_many
+        done = 0
+        while done < size - start:
+            hit = update_many(scaled[done:])
+            if hit < 0:
+                return -1
+            done += hit + 1
+            if not self.rising or self._rose():
+                return start + done - 1
+        return -1
+
+    def _rose(self) -> bool:
+        """Whether the detection is a rise of the signal's mean (the recent part is higher)."""
+        detector = self.detector
+        if self.detector_name == "adwin":
+            if self._compiled_adwin:
+                fed_n, fed_total = detector.seen, detector.seen_total
+            else:
+                fed_n, fed_total = self._fed_n, self._fed_total
+            older_n = fed_n - detector.width
+            if older_n <= 0:
+                return True
+            older = (fed_total - detector.total) / older_n
+            return bool(detector.estimation > older)
+        if self._recent is not None:
+            values = list(self._recent)
+            stat_size = detector.stat_size
+            recent, older = values[-stat_size:], values[:-stat_size]
+            return not older or sum(recent) / len(recent) > sum(older) / len(older)
+        return True  # PageHinkley in mode "up" is one-sided already
+
+    def _prime(self, value: float) -> None:
+        if self.warmup_left > 0:
+            self.warmup_left -= 1
+            return
+        self.reference.append(value)
+        if len(self.reference) == REFERENCE_RECORDS:
+            self._start_detector()
+
+    def _prime_many(self, values: Any) -> int:
+        """``_prime`` over the head of an array; how many values it took."""
+        size = len(values)
+        start = min(self.warmup_left, size)
+        self.warmup_left -= start
+        take = min(REFERENCE_RECORDS - len(self.reference), size - start)
+        if take > 0:
+            self.reference.extend(values[start : start + take].tolist())
+            if len(self.reference) == REFERENCE_RECORDS:
+                self._start_detector()
+        return start + max(take, 0)
+
+    def _start_detector(self) -> None:
+        """The reference block is complete: set the unit and build the detector."""
+        n = len(self.reference)
+        mean = math.fsum(self.reference) / n
+        if self.centre:
+            # Two passes over the block: no cancellation for features far from 0.
+            spread = math.sqrt(math.fsum((v - mean) ** 2 for v in self.reference) / n)
+            self.offset = mean
+        else:
+            spread = mean
+        self.scale = max(spread, _MIN_SCALE)
+        self.inv_scale = 1.0 / self.scale
+        self.reference = []
+        self.detector = make_detector(self.detector_name, rising=self.rising)
+        self._compiled_adwin = _ours(self.detector)
+        if self.detector_name == "kswin" and self.rising:
+            self._recent = deque(maxlen=self.detector.window_size)
+        self.ready = True
+
+    def state(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"phase": self.phase}
+        if self.phase == "warmup":
+            out["warmup_left"] = self.warmup_left
+        elif self.phase == "reference":
+            out["reference_left"] = REFERENCE_RECORDS - len(self.reference)
+        else:
+            out["scale"] = self.scale
+            if self.centre:
+                out["offset"] = self.offset
+        return out
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_compiled_adwin", False)
+        river_adwin = (
+            self.detector_name == "adwin" and self.detector is not None and not _ours(self.detector)
+        )
+        if river_adwin:
+            # River's ADWIN, from a checkpoint written before ours: the same detector,
+            # converted exactly (River's is kept if its state cannot be read).
+            from streamlearn.drift.adwin import ADWIN
+
+            converted = ADWIN.from_river(self.detector, seen=(self._fed_n, self._fed_total))
+            if converted is not None:
+                self.detector = converted
+                self._compiled_adwin = True
