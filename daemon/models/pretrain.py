@@ -1,7 +1,7 @@
-"""Train the batch model A of transfer learning, as the seed does before going online.
+"""Train the batch model A of transfer learning on a CSV file, before going online.
 
 ``streamlearn pretrain data.csv`` fits a scikit-learn ``MLPRegressor`` (or ``LinearRegression``)
-on a CSV and saves it with joblib; ``--transfer-from A.joblib`` then starts the online model
+on a CSV and saves it with joblib; ``--warm-start A.joblib`` then starts the online model
 from it. scikit-learn and pandas are imported only when a model is trained, so that the command
 line starts fast.
 """
@@ -13,6 +13,12 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
 
 __all__ = ["ACTIVATION_NAMES", "PretrainError", "PretrainResult", "pretrain"]
 
@@ -80,8 +86,9 @@ def pretrain(
     """Fit model A on a CSV file and save it with joblib.
 
     The model is fitted on a pandas DataFrame, so it remembers its feature names and transfer
-    can check them against the stream. ``kind="mlp"`` is the seed's network: dense ``hidden``
-    layers with ``activation`` and Adam, trained for exactly ``epochs`` passes as Keras'
+    can check them against the stream. ``kind="mlp"`` is the network of the study note this
+    project grew from (docs/design.md, "Terms: the seed"): dense ``hidden`` layers with
+    ``activation`` and Adam, trained for exactly ``epochs`` passes as Keras'
     ``fit(epochs=...)`` would (scikit-learn's early stop is switched off). ``kind="linear"`` is
     an ordinary least-squares ``LinearRegression``.
 
@@ -119,22 +126,50 @@ def pretrain(
     >>> round(float(model.predict(pd.DataFrame({"x": [10.0]}))[0]), 9)
     21.0
     """
+    sizes = _checked_options(kind, activation, hidden, epochs)
+    csv_path = Path(csv_path)
+    X, y, feature_names = _training_data(csv_path, target, features)
+    model, epochs_run = _fit(kind, X, y, sizes, activation, epochs, seed)
+    loss = float(((model.predict(X) - y) ** 2).mean())
+    out = Path(out)
+    _save(model, out)
+    return PretrainResult(
+        model_path=out,
+        csv_path=csv_path,
+        kind=kind,
+        features=tuple(feature_names),
+        target=target,
+        n_rows=len(y),
+        loss=loss,
+        epochs_run=epochs_run,
+    )
+
+
+def _checked_options(
+    kind: str, activation: str, hidden: Sequence[int], epochs: int
+) -> tuple[int, ...]:
+    """The hidden layer sizes, once every option is known to be valid."""
     if kind not in ("mlp", "linear"):
         raise PretrainError(f"kind must be 'mlp' or 'linear', got {kind!r}")
     if activation not in ACTIVATION_NAMES:
         raise PretrainError(
             f"unknown activation {activation!r}; use one of {', '.join(sorted(ACTIVATION_NAMES))}"
         )
-    hidden = tuple(hidden)
-    if not hidden or not all(isinstance(h, int) and h > 0 for h in hidden):
-        raise PretrainError(f"hidden must be one or more positive layer sizes, got {hidden!r}")
+    sizes = tuple(hidden)
+    if not sizes or not all(isinstance(h, int) and h > 0 for h in sizes):
+        raise PretrainError(f"hidden must be one or more positive layer sizes, got {sizes!r}")
     if not (isinstance(epochs, int) and epochs >= 1):
         raise PretrainError(f"epochs must be a positive integer, got {epochs!r}")
+    return sizes
 
+
+def _training_data(
+    csv_path: Path, target: str, features: Sequence[str] | None
+) -> tuple[pd.DataFrame, npt.NDArray[np.float64], list[str]]:
+    """The feature frame, the target vector and the feature names of a CSV, checked."""
     import numpy as np
     import pandas as pd
 
-    csv_path = Path(csv_path)
     try:
         frame = pd.read_csv(csv_path)
     except FileNotFoundError:
@@ -165,7 +200,19 @@ def pretrain(
         raise PretrainError(f"{csv_path} has {bad_rows} row(s) with missing or infinite values")
     X = data[feature_names].astype(np.float64)
     y = data[target].to_numpy(dtype=np.float64)
+    return X, y, feature_names
 
+
+def _fit(
+    kind: str,
+    X: pd.DataFrame,
+    y: npt.NDArray[np.float64],
+    hidden: tuple[int, ...],
+    activation: str,
+    epochs: int,
+    seed: int,
+) -> tuple[Any, int]:
+    """Model A fitted on ``X``, and the passes over the data it took."""
     if kind == "mlp":
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPRegressor
@@ -182,17 +229,16 @@ def pretrain(
             # Reaching max_iter is the point here, not a problem worth a warning.
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(X, y)
-        epochs_run = int(model.n_iter_)
-    else:
-        from sklearn.linear_model import LinearRegression
+        return model, int(model.n_iter_)
+    from sklearn.linear_model import LinearRegression
 
-        model = LinearRegression().fit(X, y)
-        epochs_run = 1
-    loss = float(np.mean((model.predict(X) - y) ** 2))
+    return LinearRegression().fit(X, y), 1
 
+
+def _save(model: Any, out: Path) -> None:
+    """Write ``model`` with joblib to a temporary file, then rename it into place."""
     import joblib
 
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.tmp.{os.getpid()}")
     try:
@@ -200,13 +246,3 @@ def pretrain(
         os.replace(temporary, out)
     finally:
         temporary.unlink(missing_ok=True)
-    return PretrainResult(
-        model_path=out,
-        csv_path=csv_path,
-        kind=kind,
-        features=tuple(feature_names),
-        target=target,
-        n_rows=len(y),
-        loss=loss,
-        epochs_run=epochs_run,
-    )
