@@ -1,1 +1,1 @@
-"""Model layer: the spec registry, the seed's SGD regressor, the numpy MLP and transfer learning."""
+"""Model layer: the spec registry, the textbook SGD regressor, the numpy MLP, transfer learning."""

@@ -1,7 +1,8 @@
-"""The seed's online linear regression: the textbook per-record update, exactly.
+"""Online linear regression with the textbook per-record SGD update, exactly (model ``sgd``).
 
 ``yhat = theta . x + theta_0``, then ``theta_j <- theta_j - alpha * (yhat - y) * x_j``
-and ``theta_0 <- theta_0 - alpha * (yhat - y)``, on raw features. River's
+and ``theta_0 <- theta_0 - alpha * (yhat - y)``, on raw features: the update of the study
+note this project grew from (docs/design.md, "Terms: the seed"). River's
 ``LinearRegression(optimizer=SGD(alpha))`` differentiates the squared loss to
 ``2 (yhat - y)`` and so takes steps twice as long; this estimator does not.
 """
@@ -16,7 +17,7 @@ from river import base
 
 
 class SGDRegressor(base.Regressor):
-    """Linear regression learned one record at a time with the seed's update.
+    """Linear regression learned one record at a time with the textbook SGD update above.
 
     Parameters
     ----------
