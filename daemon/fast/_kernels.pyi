@@ -1,6 +1,11 @@
-"""Types of the C extension ``streamlearn.fast._kernels`` (daemon/fast/_kernels.c)."""
+"""Types of the C extension ``streamlearn.fast._kernels`` (daemon/fast/_kernels.c).
 
-from typing import Any
+The functions take any buffer of the right item type and shape (checked at the call);
+these are the arrays the daemon passes. Their specification: ``streamlearn.fast.spec``.
+"""
+
+import numpy as np
+from numpy.typing import NDArray
 
 LABELED: int
 UNLABELED: int
@@ -17,21 +22,30 @@ STOPPED: int
 SEEN_TOTAL: int
 DIVERGED: float
 
-def parse_lines(data: Any, n_fields: int, values: Any, status: Any, starts: Any, /) -> int: ...
-def learn_rows(
-    values: Any,
-    status: Any,
-    start: int,
-    stop: int,
-    weights: Any,
-    lr: float,
-    two: float,
-    state: Any,
-    counters: Any,
-    ring_y: Any,
-    ring_yhat: Any,
-    yhat_out: Any,
-    curve_out: Any,
+def parse_lines(
+    data: bytes,
+    n_fields: int,
+    values: NDArray[np.float64],
+    status: NDArray[np.int8],
+    starts: NDArray[np.int64],
     /,
 ) -> int: ...
-def feed_values(buf: Any, values: Any, start: int, stop: int, /) -> int: ...
+def learn_rows(
+    values: NDArray[np.float64],
+    status: NDArray[np.int8],
+    start: int,
+    stop: int,
+    weights: NDArray[np.float64],
+    lr: float,
+    two: float,
+    state: NDArray[np.float64],
+    counters: NDArray[np.int64],
+    ring_y: NDArray[np.float64],
+    ring_yhat: NDArray[np.float64],
+    yhat_out: NDArray[np.float64],
+    curve_out: NDArray[np.float64],
+    /,
+) -> int: ...
+def feed_values(
+    buf: NDArray[np.float64], values: NDArray[np.float64], start: int, stop: int, /
+) -> int: ...

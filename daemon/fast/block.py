@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from streamlearn.fast import spec
 from streamlearn.fast.spec import (
@@ -67,7 +68,44 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-Kernels = tuple[Callable[..., int], Callable[..., int]]
+class ParseLines(Protocol):
+    """``spec.parse_lines`` or its C rendering."""
+
+    def __call__(
+        self,
+        data: bytes,
+        n_fields: int,
+        values: NDArray[np.float64],
+        status: NDArray[np.int8],
+        starts: NDArray[np.int64],
+        /,
+    ) -> int: ...
+
+
+class LearnRows(Protocol):
+    """``spec.learn_rows`` or its C rendering."""
+
+    def __call__(
+        self,
+        values: NDArray[np.float64],
+        status: NDArray[np.int8],
+        start: int,
+        stop: int,
+        weights: NDArray[np.float64],
+        lr: float,
+        two: float,
+        state: NDArray[np.float64],
+        counters: NDArray[np.int64],
+        ring_y: NDArray[np.float64],
+        ring_yhat: NDArray[np.float64],
+        yhat_out: NDArray[np.float64],
+        curve_out: NDArray[np.float64],
+        /,
+    ) -> int: ...
+
+
+#: The parser and the learner, compiled (``compiled_kernels``) or as Python (``python_kernels``).
+Kernels = tuple[ParseLines, LearnRows]
 
 
 def python_kernels() -> Kernels:
@@ -94,9 +132,9 @@ def compiled_kernels() -> Kernels | None:
 class Parsed:
     """A block parsed: numbers, row kinds, line boundaries and the rows the decoder judged."""
 
-    values: np.ndarray  # (rows, features + 1); the last column is the target
-    status: np.ndarray  # row kinds (LABELED ... NOTHING)
-    starts: np.ndarray  # byte offset of each line in the block, and the end
+    values: NDArray[np.float64]  # (rows, features + 1); the last column is the target
+    status: NDArray[np.int8]  # row kinds (LABELED ... NOTHING)
+    starts: NDArray[np.int64]  # byte offset of each line in the block, and the end
     data: bytes
     offset: int  # file offset of the block's first byte
     judged: dict[int, Decoded]  # row -> the decoder's verdict, for DOUBT rows
@@ -118,24 +156,27 @@ class Parsed:
         """The features of ``row`` as the record dict the per-line decoder makes."""
         return dict(zip(features, self.values[row, :-1].tolist(), strict=True))
 
-    def abs_errors(self, yhat: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def abs_errors(self, yhat: NDArray[np.float64], rows: NDArray[np.bool_]) -> NDArray[np.float64]:
         """``|y - yhat|`` of the rows selected by the mask ``rows`` (same floats as Python's)."""
+        errors: NDArray[np.float64]
         if rows.all():  # the common block: every row labeled
             count = rows.shape[0]
-            return np.abs(self.values[:count, -1] - yhat[:count])
-        selected = np.flatnonzero(rows)
-        return np.abs(self.values[selected, -1] - yhat[selected])
+            errors = np.abs(self.values[:count, -1] - yhat[:count])
+        else:
+            selected = np.flatnonzero(rows)
+            errors = np.abs(self.values[selected, -1] - yhat[selected])
+        return errors
 
 
 @dataclass
 class _Arrays:
     """A learner's prequential state and its sgd model as ``learn_rows`` reads and writes them."""
 
-    weights: np.ndarray
-    state: np.ndarray
-    counters: np.ndarray
-    ring_y: np.ndarray  # views of the learner's window buffers (no copy)
-    ring_yhat: np.ndarray
+    weights: NDArray[np.float64]
+    state: NDArray[np.float64]
+    counters: NDArray[np.int64]
+    ring_y: NDArray[np.float64]  # views of the learner's window buffers (no copy)
+    ring_yhat: NDArray[np.float64]
     prequential: PrequentialState  # the export the arrays were loaded from
 
 
@@ -196,7 +237,7 @@ class BlockLearner:
         if kernels is None:
             raise RuntimeError("the compiled kernels (streamlearn.fast._kernels) are not built")
         self._parse, self._learn = kernels
-        self.yhat = np.empty(0)
+        self.yhat: NDArray[np.float64] = np.empty(0)
 
     # -- parsing ---------------------------------------------------------------
 
@@ -335,7 +376,7 @@ class BlockLearner:
 
     # -- scoring predictions made elsewhere -------------------------------------------
 
-    def score(self, learner: Learner, parsed: Parsed, yhat: np.ndarray, done: int) -> None:
+    def score(self, learner: Learner, parsed: Parsed, yhat: NDArray[np.float64], done: int) -> None:
         """Score the predictions ``yhat`` of the labeled rows before ``done`` (made by any model).
 
         River's MAE, RMSE and R2, the rolling window and the learning curve end as

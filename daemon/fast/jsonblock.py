@@ -40,8 +40,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
@@ -53,11 +52,14 @@ from streamlearn.fast.block import (
     REJECTED,
     UNLABELED,
     BlockLearner,
+    Kernels,
     LinearModel,
+    LineDecoder,
     Parsed,
     Saved,
 )
 from streamlearn.learner import Learner
+from streamlearn.models.sgd import SGDRegressor
 from streamlearn.records import Decoded, JsonDecoder, Label, Record, Rejected
 from streamlearn.sources.base import Raw
 
@@ -134,7 +136,7 @@ class Layout:
     key_bytes: tuple[bytes, ...]
 
     @classmethod
-    def of(cls, obj: Any, decoder: JsonDecoder) -> Layout | None:
+    def of(cls, obj: object, decoder: JsonDecoder) -> Layout | None:
         """The layout of a decoded message, when blocks of its like can be read exactly."""
         if not isinstance(obj, dict) or not obj:
             return None
@@ -163,11 +165,12 @@ class Layout:
         return (line + b"}\n").translate(None, _NUMBER_BYTES)
 
 
+@dataclass
 class JsonParsed(Parsed):
     """A parsed block of JSON values: ``Parsed`` plus the features and where learning stops."""
 
-    features: list[str]
-    stop: int  # the first row the kernel must not learn (a record of other features)
+    features: list[str] = field(default_factory=list)
+    stop: int = 0  # the first row the kernel must not learn (a record of other features)
 
     def record_id(self, row: int) -> str | None:
         """The id of an unlabeled row (the decoder judged it: every unlabeled row is judged)."""
@@ -183,7 +186,7 @@ class JsonBlockLearner:
     ``BlockLearner`` of the last parsed block's features.
     """
 
-    def __init__(self, decoder: JsonDecoder, learner: Any, kernels: Any) -> None:
+    def __init__(self, decoder: JsonDecoder, learner: Learner, kernels: Kernels | None) -> None:
         self.decoder = decoder
         self.learner = learner
         self._kernels = kernels
@@ -201,10 +204,10 @@ class JsonBlockLearner:
         return self.inner.yhat
 
     def learn(
-        self, learner: Learner, model: LinearModel, parsed: Parsed, start: int, stop: int
+        self, learner: Learner, model: LinearModel, parsed: JsonParsed, start: int, stop: int
     ) -> int:
         assert self.inner is not None
-        return self.inner.learn(learner, model, parsed, start, min(stop, _stop(parsed)))
+        return self.inner.learn(learner, model, parsed, start, min(stop, parsed.stop))
 
     def save(self, learner: Learner, model: LinearModel) -> Saved:
         assert self.inner is not None
@@ -220,19 +223,24 @@ class JsonBlockLearner:
         self,
         data: bytes,
         offset: int,
-        decoder: Any,
+        decoder: LineDecoder,
         lines: int | None = None,
         locate: Callable[[int], Raw] | None = None,
     ) -> JsonParsed | None:
-        """Parse a block of JSON values, one per line; None if no layout fits the model."""
+        """Parse a block of JSON values, one per line; None if no layout fits the model.
+
+        The lines are judged by the ``JsonDecoder`` this learner was made with (``decoder``
+        is taken for the signature ``BlockLearner.parse`` shares).
+        """
         if lines is None:
             lines = data.count(b"\n")
         if not data.endswith(b"\n"):
             return None
         found = self._layout_of(data)
-        weights = getattr(self.learner.model, "weights", None)
-        if found is None or not isinstance(weights, dict):
+        model = self.learner.model
+        if found is None or not isinstance(model, SGDRegressor):
             return None
+        weights = model.weights
         layout, spaced = found
         if not all(name in weights for name in layout.features):
             return None  # a new feature: the per-record path gives the model its weight
@@ -256,11 +264,19 @@ class JsonBlockLearner:
         values = csv_parsed.values
         if layout.order != tuple(range(len(layout.keys))):
             values = values[:, layout.order]
-        parsed = JsonParsed(values, status, csv_parsed.starts, data, offset, {}, locate)
+        parsed = JsonParsed(
+            values,
+            status,
+            csv_parsed.starts,
+            data,
+            offset,
+            {},
+            locate,
+            features=list(features),
+            stop=lines,
+        )
         if locate is None:  # a file's lines: rows are the lines of ``data`` itself
             parsed.starts = _line_starts(data, lines)
-        parsed.features = list(features)
-        parsed.stop = lines
         self._judge(parsed)
         return parsed
 
@@ -395,10 +411,6 @@ class _Unread:
     @staticmethod
     def decode(raw: Raw) -> None:
         return None
-
-
-def _stop(parsed: Parsed) -> int:
-    return getattr(parsed, "stop", parsed.rows)
 
 
 def _line_starts(data: bytes, lines: int) -> np.ndarray:
