@@ -2,17 +2,87 @@
 
 Only interfaces live here (as Bytewax's ``inputs.py`` and prometheus_client's ``Collector``):
 implementations are in their subsystems. An optional ability is declared (a Protocol of its
-own, or a method every implementation has), never probed with ``getattr``.
+own, checked with ``isinstance``, or a method every implementation has), never probed with
+``getattr``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
     from streamlearn.learner import Learner
-    from streamlearn.observe.telemetry import Telemetry
+    from streamlearn.records import Decoded, Label, Record
+    from streamlearn.sources.base import Raw
+    from streamlearn.state import Lock
+
+
+# -- what the loop reports --------------------------------------------------------------
+
+
+class Telemetry(Protocol):
+    """The metrics the loop and its parts report (``streamlearn.observe.telemetry.Telemetry``)."""
+
+    def received(self, n: int) -> None:
+        """``n`` raw records read."""
+        ...
+
+    def learned(self, n: int, label: str = "true") -> None:
+        """``n`` records learned, from true labels or (``"pseudo"``) pseudo-labels."""
+        ...
+
+    def rejected(self, reason: str) -> None:
+        """One record dead-lettered for ``reason``."""
+        ...
+
+    def predictions(self, n: int) -> None:
+        """``n`` predictions written for unlabeled records."""
+        ...
+
+    def abs_errors(self, errors: Sequence[float] | NDArray[np.float64]) -> None:
+        """The absolute prequential errors of one batch."""
+        ...
+
+    def stage_seconds(self, stage: str, seconds: float, n: int = 1) -> None:
+        """``seconds`` spent in ``stage`` (decode, learn, checkpoint) on ``n`` records."""
+        ...
+
+    def learn_latency(
+        self, arrivals: NDArray[np.float64], counts: NDArray[np.int64] | None = None
+    ) -> int:
+        """Records learned now that arrived at ``arrivals`` (``counts[i]`` at each)."""
+        ...
+
+    def last_record(self) -> None:
+        """The loop processed a record just now."""
+        ...
+
+    def divergence(self) -> None:
+        """The model diverged and was restored."""
+        ...
+
+    def checkpoint_ok(self) -> None:
+        """A checkpoint is durable."""
+        ...
+
+    def drift(self, detector: str, signal: str = "error") -> None:
+        """A drift monitor's ``detector`` flagged a drift on ``signal``."""
+        ...
+
+    def drift_action(self, action: str) -> None:
+        """A drift monitor acted (reset, rollback, swap...)."""
+        ...
+
+    def pseudo(self, decision: str, n: int = 1) -> None:
+        """``n`` pseudo-label candidates ``"accepted"`` or ``"rejected"``."""
+        ...
+
+
+# -- what collaborators may use of the loop ------------------------------------------------
 
 
 class ModelHost(Protocol):
@@ -42,4 +112,318 @@ class ModelHost(Protocol):
     @property
     def records_seen(self) -> int:
         """Records seen so far in the stream (the next record's 0-based index)."""
+        ...
+
+
+# -- input: decoders, blocks, block sources ------------------------------------------------
+
+
+class Decoder(Protocol):
+    """Turns raw bytes into records (``streamlearn.records``): never raises on bad input."""
+
+    @property
+    def features(self) -> Sequence[str] | None:
+        """The feature names, in column order; None while not known (JSON, no ``--features``)."""
+        ...
+
+    @property
+    def plain(self) -> bool:
+        """True for the plain CSV layout (features, then the target; no id column)."""
+        ...
+
+    def decode(self, raw: Raw) -> Decoded:
+        """One item to a Record, a Label, a Rejected, or None (a header, a blank line)."""
+        ...
+
+    def decode_batch(self, raws: Sequence[Raw]) -> list[Decoded]:
+        """``decode`` of each item, in order (as fast as the format allows)."""
+        ...
+
+
+@runtime_checkable
+class Block(Protocol):
+    """Whole lines of a source as one byte string, for the compiled block paths.
+
+    ``len()`` counts lines, like the length of a ``next_batch`` list, so the loop paces both
+    alike; ``raws()`` are the same lines as ``next_batch`` would have handed out.
+    """
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def offset(self) -> int:
+        """The source offset of the first byte (0 when rows are placed by ``locate``)."""
+        ...
+
+    @property
+    def lines(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def raws(self) -> list[Raw]: ...
+
+
+@runtime_checkable
+class LocatedBlock(Block, Protocol):
+    """A block whose rows are not lines of one file (a Kafka fetch): each has its own place."""
+
+    def locate(self, row: int) -> Raw:
+        """The item of line ``row`` as ``next_batch`` hands it out (with its position)."""
+        ...
+
+
+@runtime_checkable
+class BlockSource(Protocol):
+    """A source that can also hand out whole lines as one ``Block`` (a file, a Kafka topic)."""
+
+    def next_block(self, max_lines: int) -> Block | None:
+        """Up to ``max_lines`` lines as a block; None when ``next_batch`` must take over."""
+        ...
+
+
+# -- the compiled block learners -----------------------------------------------------------
+
+
+class ParsedBlock(Protocol):
+    """A block as the compiled parser left it: numbers, row kinds and the decoder's verdicts."""
+
+    @property
+    def values(self) -> NDArray[np.float64]:
+        """One row per line: the features, then the target (NaN when unlabeled)."""
+        ...
+
+    @property
+    def status(self) -> NDArray[np.int8]:
+        """The kind of each row (``streamlearn.fast.block.LABELED`` ... ``NOTHING``)."""
+        ...
+
+    @property
+    def judged(self) -> dict[int, Decoded]:
+        """The decoder's verdict on each row the parser doubted."""
+        ...
+
+    @property
+    def rows(self) -> int: ...
+
+    def raw(self, row: int) -> Raw:
+        """The item of ``row`` as the record path sees it."""
+        ...
+
+    def x(self, row: int, features: Sequence[str]) -> dict[str, float]:
+        """The features of ``row`` as the decoder's record dict."""
+        ...
+
+    def abs_errors(self, yhat: NDArray[np.float64], rows: NDArray[np.bool_]) -> NDArray[np.float64]:
+        """``|y - yhat|`` of the rows the mask ``rows`` selects."""
+        ...
+
+
+class JsonParsedBlock(ParsedBlock, Protocol):
+    """A parsed block of JSON values: its rows carry their own feature names and ids."""
+
+    @property
+    def features(self) -> list[str]: ...
+
+    def record_id(self, row: int) -> str | None: ...
+
+
+ParsedT = TypeVar("ParsedT", bound=ParsedBlock)
+SavedT = TypeVar("SavedT")
+ParsedT_contra = TypeVar("ParsedT_contra", bound=ParsedBlock, contravariant=True)
+
+
+class LinearModel(Protocol):
+    """What the compiled kernels read and write of the ``sgd`` model (``SGDRegressor``)."""
+
+    lr: float
+    intercept: float
+    weights: dict[Any, float]
+
+
+class BlockLearner(Protocol[ParsedT, SavedT]):
+    """Parses blocks and learns them into a ``Learner`` of ``sgd``, with the record path's results.
+
+    ``streamlearn.fast.block.BlockLearner`` (plain CSV) and
+    ``streamlearn.fast.jsonblock.JsonBlockLearner`` (JSON values).
+    """
+
+    @property
+    def yhat(self) -> NDArray[np.float64]:
+        """The prediction of each row the last ``learn`` handled."""
+        ...
+
+    def parse(
+        self,
+        data: bytes,
+        offset: int,
+        decoder: Decoder,
+        lines: int | None = None,
+        locate: Callable[[int], Raw] | None = None,
+    ) -> ParsedT | None:
+        """The block parsed; None when it must go record by record (no layout fits)."""
+        ...
+
+    def learn(
+        self, learner: Learner, model: LinearModel, parsed: ParsedT, start: int, stop: int
+    ) -> int:
+        """Learn rows ``start..stop``; returns where it stopped (a diverged prediction)."""
+        ...
+
+    def save(self, learner: Learner, model: LinearModel) -> SavedT:
+        """What ``learn`` may change, for ``restore``."""
+        ...
+
+    def restore(self, learner: Learner, model: LinearModel, saved: SavedT) -> None: ...
+
+
+class BlockScorer(Protocol[ParsedT_contra]):
+    """Scores predictions another model made on a parsed block, as ``Learner.step`` would."""
+
+    def score(
+        self, learner: Learner, parsed: ParsedT_contra, yhat: NDArray[np.float64], done: int
+    ) -> None: ...
+
+
+# -- models ------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class FusedModel(Protocol):
+    """A model that predicts and learns in one call (the project's own estimators)."""
+
+    def predict_learn_one(self, x: dict[str, float], y: float) -> float: ...
+
+
+@runtime_checkable
+class WeightedModel(Protocol):
+    """A model with a weight per feature (sgd, River's linear models): ``inspect`` shows them."""
+
+    @property
+    def weights(self) -> Mapping[str, float]: ...
+
+
+@runtime_checkable
+class InterceptModel(Protocol):
+    """A model with an intercept (shown by ``inspect`` beside the weights)."""
+
+    @property
+    def intercept(self) -> float: ...
+
+
+# -- the loop's optional parts, checkpointed beside the model --------------------------------
+
+
+@runtime_checkable
+class StatePart(Protocol):
+    """A part of the state checkpointed beside the model (pseudo loop, label join, monitor)."""
+
+    def summary(self) -> dict[str, Any]:
+        """Its part of the ``inspect --json`` object (JSON-safe)."""
+        ...
+
+
+@runtime_checkable
+class LockedStatePart(StatePart, Protocol):
+    """A state part that other threads change under locks."""
+
+    def snapshot_locks(self) -> Sequence[Lock]:
+        """The locks a forked checkpoint holds, so the child never copies a half-made change."""
+        ...
+
+
+class Monitor(StatePart, Protocol):
+    """The drift monitor (``streamlearn.drift.monitor.DriftMonitor``): watches learned records."""
+
+    @property
+    def errors_only(self) -> bool:
+        """True when only the error is watched: ``observe_errors`` may replace ``observe``."""
+        ...
+
+    @property
+    def may_change_model(self) -> bool:
+        """False when it can do no more than alert (the model it watches stays)."""
+        ...
+
+    def observe(
+        self, index: int, x: Mapping[str, float], y: float, yhat: float, host: ModelHost, /
+    ) -> None:
+        """One learned record (stream ``index``), after the model learned it."""
+        ...
+
+    def observe_errors(
+        self, indices: NDArray[np.int64], errors: NDArray[np.float64], host: ModelHost, /
+    ) -> int:
+        """Many learned records' errors at once; returns how many it saw (it stops at a change)."""
+        ...
+
+
+class PendingFeatures(Protocol):
+    """Features that waited for their label, with the prediction made when they arrived."""
+
+    @property
+    def x(self) -> dict[str, float]: ...
+
+    @property
+    def yhat(self) -> float: ...
+
+
+class LabelJoin(StatePart, Protocol):
+    """The late-label join (``streamlearn.labels``): features wait for a label by id."""
+
+    def remember(self, record: Record, yhat: float, index: int, /) -> None:
+        """Keep an unlabeled record's features and prediction until its label comes."""
+        ...
+
+    def take(self, label: Label, index: int, /) -> PendingFeatures | None:
+        """The waiting features of ``label.id`` (removed), or None."""
+        ...
+
+
+class PseudoLoop(LockedStatePart, Protocol):
+    """The pseudo-label side loop (``streamlearn.labels``): teaches the model unlabeled records."""
+
+    def offer(self, record: Record, yhat: float, index: int, /) -> None:
+        """An unlabeled record, after its prediction was written."""
+        ...
+
+    def observe_labeled(self, x: dict[str, float], y: float, /) -> None:
+        """A true label the model learned (the teacher learns it too)."""
+        ...
+
+    def drain(self, host: ModelHost, /) -> None:
+        """After each batch: learn the pseudo-labels decided meanwhile."""
+        ...
+
+    def flush(self, host: ModelHost, /) -> None:
+        """At the end of a replay: decide and learn everything still queued."""
+        ...
+
+
+# -- the loop's record paths ---------------------------------------------------------------
+
+
+class RecordPath(Protocol):
+    """One way batches become learning: record by record, or a block at a time.
+
+    ``streamlearn.loop.paths.choose_path`` picks one; the loop asks it again only when the
+    path no longer ``fits`` (a named event: the model's first weights, a replaced model,
+    the compiled kernels missing).
+    """
+
+    @property
+    def name(self) -> str:
+        """``record``, ``csv-block``, ``json-block`` or ``rows-block``."""
+        ...
+
+    def fits(self, model: object) -> bool:
+        """Whether this path still suits ``model`` and what is known of the kernels."""
+        ...
+
+    def take(self, room: int) -> list[Raw] | Block:
+        """The next batch; at most ``room`` records when ``room`` > 0 (a checkpoint is due)."""
+        ...
+
+    def process(self, batch: list[Raw] | Block) -> None:
+        """Learn the batch, write its sinks, report it (under the loop's lock)."""
         ...

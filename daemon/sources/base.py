@@ -107,6 +107,13 @@ class Source(ABC):
         """A short human description for logs."""
         return self.kind
 
+    def size(self) -> int | None:
+        """The input's size in bytes, when the source knows it (a file): for progress reports.
+
+        The position ``snapshot()["offset"]`` then says how far the loop has read.
+        """
+        return None
+
     def close(self) -> None:
         """Release resources; calling it twice is fine."""
         return None
