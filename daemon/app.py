@@ -23,6 +23,9 @@ from streamlearn.sources.base import Source
 if TYPE_CHECKING:
     from river import base
 
+    from streamlearn.drift.monitor import DriftMonitor
+    from streamlearn.labels.join import LabelJoin
+    from streamlearn.labels.pseudo import PseudoLabeler
     from streamlearn.learner import Learner
     from streamlearn.loop.daemon import Daemon, RunOptions
     from streamlearn.observe.http import MetricsServer
@@ -345,7 +348,9 @@ def serve_http(
     return server
 
 
-def _pseudo_parts(settings: Settings, spec: str, extensions: dict[str, Any]) -> tuple[Any, Any]:
+def _pseudo_parts(
+    settings: Settings, spec: str, extensions: dict[str, Any]
+) -> tuple[PseudoLabeler | None, LabelJoin | None]:
     """The pseudo-label side loop and the delayed-label join, when asked for."""
     from streamlearn.labels.build import build_pseudo
     from streamlearn.labels.settings import PseudoSettingsError
@@ -367,7 +372,7 @@ def _pseudo_parts(settings: Settings, spec: str, extensions: dict[str, Any]) -> 
 
 def _drift_monitor(
     settings: Settings, extensions: dict[str, Any], stream_features: list[str] | None
-) -> Any:
+) -> DriftMonitor | None:
     """The drift monitor (ADWIN on the prequential error, alerting, unless told otherwise)."""
     from streamlearn.drift.build import build_monitor
 
