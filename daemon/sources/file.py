@@ -10,23 +10,20 @@ new one is opened) and copy-truncate (the file shrinks under us: start again at 
 
 from __future__ import annotations
 
-import bisect
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from streamlearn.sources.base import PositionMismatch, Raw, Source, SourceError
+from streamlearn.sources.file_arrivals import ReadLog
+from streamlearn.sources.file_block import Block
 from streamlearn.sources.file_identity import (
-    FINGERPRINT_BYTES,
-    checksum,
     find_by_identity,
-    fingerprint,
     holds,
-    last_line,
+    renamed_away,
+    saved_position,
 )
 
 log = logging.getLogger(__name__)
@@ -36,32 +33,6 @@ log = logging.getLogger(__name__)
 _LAST_READ_BYTES = 64
 #: A UTF-8 byte-order mark: at the start of a file it is not data (a header or value follows).
 _BOM = b"\xef\xbb\xbf"
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    """Whole lines of a file as one byte string: what the compiled fast path reads.
-
-    ``data`` holds ``lines`` complete lines (each with its newline, none over the
-    line limit) starting at file offset ``offset``. ``len()`` counts lines, like
-    the length of a ``next_batch`` list, so the run loop paces both alike.
-    """
-
-    data: bytes
-    offset: int
-    lines: int
-
-    def __len__(self) -> int:
-        return self.lines
-
-    def raws(self) -> list[Raw]:
-        """The same lines as ``next_batch`` hands them out, one ``Raw`` each."""
-        out = []
-        start = self.offset
-        for line in self.data.split(b"\n")[: self.lines]:
-            out.append(Raw(line + b"\n", start))
-            start += len(line) + 1
-        return out
 
 
 class FileSource(Source):
@@ -83,9 +54,8 @@ class FileSource(Source):
     read_size
         Bytes read per system call: a couple of the compiled path's blocks (8192 lines,
         about 0.85 MiB of a 10-feature CSV), so that most blocks need no read of their
-        own. Not more: 8 MiB reads cost the loop twice the time per line of 2 MiB ones
-        (110 against 204 ns a record, ``bench_replay.py --stages-only``): each read and
-        buffer copy lands in fresh pages, and the buffer no longer fits in the cache.
+        own. Not more: each read and buffer copy lands in fresh pages, and a larger
+        buffer no longer fits in the cache (docs/design.md has the figures).
     rotate_wait
         Following, after the file was renamed away and a new one created in its place:
         seconds the old file must stay quiet (its writer may still append to it) before
@@ -175,7 +145,7 @@ class FileSource(Source):
         self._stat = os.fstat(handle.fileno())
         self._buffer, self._buffer_start, self._offset = b"", 0, 0
         self._discarding = self._at_eof = False
-        self._reads: list[tuple[int, float]] = []  # (file offset after a read, its Unix time)
+        self._reads = ReadLog()  # for arrivals(): when the bytes not yet handed out were read
         self._last_read = b""  # the last bytes read, up to the read position
 
     def _resume_rotated(self, resume: dict[str, Any]) -> bool:
@@ -185,16 +155,9 @@ class FileSource(Source):
         before the file now at the path. One that was being drained and is gone since
         leaves the new file, read from its start.
         """
-        device, inode = resume.get("device"), resume.get("inode")
-        if device is None or inode is None:
+        if not renamed_away(self.path, resume):
             return False
-        try:
-            current = os.stat(self.path)
-        except FileNotFoundError:
-            current = None
-        if current is not None and (current.st_dev, current.st_ino) == (device, inode):
-            return False  # not rotated
-        old = find_by_identity(self.path.parent, device, inode)
+        old = find_by_identity(self.path.parent, resume["device"], resume["inode"])
         if old is not None:
             try:
                 self._attach(open(old, "rb"))  # noqa: SIM115 - lives as long as the source
@@ -244,37 +207,15 @@ class FileSource(Source):
 
     def snapshot(self) -> dict[str, Any]:
         if self._handle is None or self._stat is None:
-            return {
-                "kind": "file",
-                "path": str(self.path),
-                "device": None,
-                "inode": None,
-                "fingerprint_bytes": 0,
-                "fingerprint": checksum(b""),
-                "tail": checksum(b""),
-                "offset": 0,
-                "discarding": False,
-                "draining": False,
-            }
-        length = min(FINGERPRINT_BYTES, max(self._offset, 0))
-        return {
-            "kind": "file",
-            "path": str(self.path),
-            "device": self._stat.st_dev,
-            "inode": self._stat.st_ino,
-            "fingerprint_bytes": length,
-            "fingerprint": fingerprint(self._handle.fileno(), length),
-            # The last line before the offset: a file sharing the first bytes, or this one
-            # truncated and refilled, is not resumed mid-line (file_identity.holds).
-            "tail": checksum(last_line(self._handle.fileno(), self._offset)),
-            "offset": self._offset,
-            # Inside an over-long line the offset is mid-line; its head already went
-            # to the dead letters, so a resume must skip the rest of that line.
-            "discarding": self._discarding,
-            # The file was renamed away and a new one is at the path: a resume finds
-            # this one by its inode, or goes on with the new one if it is gone.
-            "draining": self._drain is not None,
-        }
+            return saved_position(self.path, None, None, 0, discarding=False, draining=False)
+        return saved_position(
+            self.path,
+            self._handle.fileno(),
+            self._stat,
+            self._offset,
+            discarding=self._discarding,
+            draining=self._drain is not None,
+        )
 
     def size(self) -> int | None:
         """The current size of the open file (for progress bars)."""
@@ -294,7 +235,7 @@ class FileSource(Source):
         if not out and self._at_eof:
             self._on_idle_eof(out)
         if out and self.track_arrivals:
-            self._note_batch_arrivals(out)
+            self._arrivals = self._reads.of_lines(out)
         return out
 
     def next_block(self, max_lines: int) -> Block | None:
@@ -312,7 +253,7 @@ class FileSource(Source):
         while True:
             block = self._take_block(max_lines, at_eof=at_eof)
             if block is not None and self.track_arrivals:
-                self._note_block_arrivals(block)
+                self._arrivals = self._reads.of_block(block.offset, block.data, block.lines)
             if block is not None or at_eof:
                 return block
             unread = len(self._buffer) - (self._offset - self._buffer_start)
@@ -450,56 +391,8 @@ class FileSource(Source):
         else:
             self._last_read = (self._last_read + chunk)[-_LAST_READ_BYTES:]
         if self.track_arrivals:
-            self._reads.append((self._buffer_start + len(self._buffer), time.time()))
+            self._reads.note(self._buffer_start + len(self._buffer))
         return True
-
-    # -- arrival times (for the learn-latency metric) -------------------------
-
-    def _note_batch_arrivals(self, out: list[Raw]) -> None:
-        def complete_before(end: int) -> int:  # the lines are in file order: a bisection
-            return bisect.bisect_right(out, end, key=lambda raw: raw.offset + len(raw.value))
-
-        self._note_arrivals(out[0].offset, len(out), complete_before)
-
-    def _note_block_arrivals(self, block: Block) -> None:
-        end_of_block = block.offset + len(block.data)
-
-        def complete_before(end: int) -> int:
-            if end >= end_of_block:
-                return block.lines
-            return block.data.count(b"\n", 0, max(end - block.offset, 0))
-
-        self._note_arrivals(block.offset, block.lines, complete_before)
-
-    def _note_arrivals(self, first: int, lines: int, complete_before: Callable[[int], int]) -> None:
-        """Arrival times of ``lines`` lines handed out from file offset ``first``.
-
-        A line arrived with the read that brought its newline (time spent in the file
-        before a read saw it is not counted). ``complete_before(end)`` is how many of the
-        lines end at or before file offset ``end``. A few reads a batch: no per-line work.
-        """
-        import numpy as np
-
-        reads = self._reads
-        spent = 0
-        while spent < len(reads) and reads[spent][0] <= first:
-            spent += 1
-        del reads[:spent]  # reads whose bytes all went out in earlier batches
-        times: list[float] = []
-        counts: list[int] = []
-        done = 0
-        for end, at in reads:
-            upto = min(complete_before(end), lines)
-            if upto > done:
-                times.append(at)
-                counts.append(upto - done)
-                done = upto
-            if done == lines:
-                break
-        if done < lines:  # bytes read before tracking began, or a rotation: now, at worst
-            times.append(time.time())
-            counts.append(lines - done)
-        self._arrivals = (np.array(times), np.array(counts, dtype=np.int64))
 
     def _on_idle_eof(self, out: list[Raw]) -> None:
         """At end of file with nothing to hand out: finish a replay, or check for rotation."""
@@ -560,7 +453,7 @@ class FileSource(Source):
         self._handle.seek(0)
         self._buffer, self._buffer_start, self._offset = b"", 0, 0
         self._discarding = False
-        self._reads = []
+        self._reads = ReadLog()
         self._last_read = b""
         self._stat = os.fstat(self._handle.fileno())
 

@@ -1,9 +1,9 @@
-"""Which file a saved position belongs to: its inode, checksums of its head and of a line.
+"""A file source's saved position: the file's identity and the offset in it.
 
-A file source's checkpoint names the file it read by device and inode, by a checksum
-of its first bytes and by a checksum of the last line before the offset, so that a
-resume refuses another file (even one with the same first KiB) and finds a file that
-was renamed away (rotated) while the daemon was down.
+The checkpoint names the file read by device and inode, by a checksum of its first
+bytes and by a checksum of the last line before the offset, so that a resume refuses
+another file (even one with the same first KiB) and finds a file that was renamed
+away (rotated) while the daemon was down.
 """
 
 from __future__ import annotations
@@ -32,6 +32,17 @@ def checksum(data: bytes) -> str:
 def fingerprint(fd: int, length: int) -> str:
     """The checksum of the first ``length`` bytes of the open file ``fd``."""
     return checksum(os.pread(fd, length, 0))
+
+
+def renamed_away(path: Path, saved: Mapping[str, Any]) -> bool:
+    """True when the file ``saved`` was read from is no longer the one at ``path``."""
+    if saved.get("device") is None or saved.get("inode") is None:
+        return False
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return True
+    return (current.st_dev, current.st_ino) != (saved["device"], saved["inode"])
 
 
 def find_by_identity(directory: Path, device: int, inode: int) -> Path | None:
@@ -91,3 +102,33 @@ def holds(fd: int, size: int, saved: Mapping[str, Any]) -> bool:
     if offset in (0, size) or saved.get("discarding"):
         return True
     return os.pread(fd, 1, offset - 1) == b"\n"
+
+
+def saved_position(
+    path: Path,
+    fd: int | None,
+    stat: os.stat_result | None,
+    offset: int,
+    *,
+    discarding: bool,
+    draining: bool,
+) -> dict[str, Any]:
+    """The snapshot of a file source reading the open file ``fd`` (None: none yet) at ``offset``.
+
+    JSON: ``path`` is the path followed; ``device`` and ``inode`` the file read (another
+    file, renamed away, while ``draining``); ``discarding``: the offset is inside an
+    over-long line whose head already went to the dead letters, and a resume skips its rest.
+    """
+    length = min(FINGERPRINT_BYTES, max(offset, 0)) if fd is not None else 0
+    return {
+        "kind": "file",
+        "path": str(path),
+        "device": stat.st_dev if stat is not None else None,
+        "inode": stat.st_ino if stat is not None else None,
+        "fingerprint_bytes": length,
+        "fingerprint": fingerprint(fd, length) if fd is not None else checksum(b""),
+        "tail": checksum(last_line(fd, offset) if fd is not None else b""),
+        "offset": offset,
+        "discarding": discarding,
+        "draining": draining,
+    }
