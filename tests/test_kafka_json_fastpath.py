@@ -278,7 +278,7 @@ def test_parsed_rows_are_what_the_decoder_makes(features: tuple[str, ...] | None
     from streamlearn.fast.jsonblock import JsonBlockLearner
     from streamlearn.learner import Learner
     from streamlearn.models.sgd import SGDRegressor
-    from streamlearn.sources.kafka_base import Fetched, KafkaBlock
+    from streamlearn.sources.kafka_fetch import Fetched, KafkaBlock
 
     rng = random.Random(3)
     decoder = JsonDecoder(features=features, skip_blank=False)

@@ -1,11 +1,11 @@
-"""What every Kafka source shares, whatever its client library: positions, checks, the watcher.
+"""What every Kafka source shares, whatever its client library: positions and their checks.
 
 :class:`KafkaSourceBase` holds the semantics: start positions (the checkpoint, else the group's
 committed offsets, else ``--from``), data loss (fail, or skip and record it), duplicates dropped
 and counted, gaps counted, one snapshot format (so a state written with one client resumes with
-the other), commits after a durable checkpoint, lag. :class:`WatcherBase` is the background thread
-that owns every call that may block on the broker: it observes the topic, commits, and says
-whether the broker answers.
+the other), commits after a durable checkpoint, lag. Its watcher thread
+(``streamlearn.sources.kafka_watcher``) owns every call that may block on the broker; what a
+fetch hands out is in ``streamlearn.sources.kafka_fetch``.
 
 The subclasses make only the client calls: ``streamlearn.sources.kafka`` with kafka-python and
 ``streamlearn.sources.kafka_confluent`` with confluent-kafka (librdkafka) build the consumers,
@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import gc
 import logging
-import threading
 import time
 from abc import abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Any, ClassVar, Generic, TypeVar
 
 from streamlearn.sources.base import (
@@ -32,325 +29,14 @@ from streamlearn.sources.base import (
     arrivals_from_timestamps,
 )
 from streamlearn.sources.kafka_config import KafkaSettings
+from streamlearn.sources.kafka_fetch import Fetched, KafkaBlock
+from streamlearn.sources.kafka_watcher import WATCHER_REQUEST_TIMEOUT_S, Observation, WatcherBase
 
-__all__ = [
-    "WATCHER_REQUEST_TIMEOUT_S",
-    "Fatal",
-    "Fetched",
-    "KafkaBlock",
-    "KafkaSourceBase",
-    "Observation",
-    "WatcherBase",
-]
+__all__ = ["KafkaSourceBase"]
 
 log = logging.getLogger(__name__)
 
-#: Metadata and offset look-ups give up after this long, so a hung broker is noticed quickly.
-WATCHER_REQUEST_TIMEOUT_S = 3.0
-
-ClientT = TypeVar("ClientT")
 ConsumerT = TypeVar("ConsumerT")
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """What the watcher saw in one round; replaced whole, never mutated."""
-
-    started_at: float  # time.monotonic() when the round began
-    topic_exists: bool
-    partitions: frozenset[int] = frozenset()
-    log_start: Mapping[int, int] = field(default_factory=dict)
-    log_end: Mapping[int, int] = field(default_factory=dict)
-    committed: Mapping[int, int] = field(default_factory=dict)
-
-
-class Fatal(Exception):
-    """A watcher failure that retrying cannot fix (authentication, authorization, config)."""
-
-
-@dataclass(slots=True)
-class Fetched:
-    """The records of one fetch that are handed out, in partition order, as columns.
-
-    Each was checked against its partition's expected offset (``KafkaSourceBase._off_course``);
-    a null value is ``b""``. ``stamps`` holds the message timestamps (ms since the epoch) when
-    the source tracks arrivals, else None.
-    """
-
-    values: list[bytes]
-    offsets: list[int]
-    partitions: list[int]
-    keys: list[bytes | None]
-    stamps: list[int] | None
-
-    @classmethod
-    def empty(cls, stamped: bool) -> Fetched:
-        """No records yet; with a list for timestamps if ``stamped``."""
-        return cls([], [], [], [], [] if stamped else None)
-
-    def raws(self, topic: str) -> list[Raw]:
-        """The records as ``next_batch`` hands them out."""
-        return list(map(Raw, self.values, self.offsets, self.partitions, self.keys, repeat(topic)))
-
-    def in_partition_order(self) -> None:
-        """Sort by partition, keeping offset order within each (a fetch may interleave them)."""
-        partitions = self.partitions
-        order = sorted(range(len(partitions)), key=partitions.__getitem__)
-        self.values = [self.values[i] for i in order]
-        self.offsets = [self.offsets[i] for i in order]
-        self.partitions = [partitions[i] for i in order]
-        self.keys = [self.keys[i] for i in order]
-        if self.stamps is not None:
-            self.stamps = [self.stamps[i] for i in order]
-
-
-#: Stands in for a newline inside a message value in ``KafkaBlock.data``: not a byte of a
-#: number, so the compiled parser doubts that line and the decoder judges the true value.
-_NOT_A_NEWLINE = b"\x00"
-
-
-@dataclass(frozen=True, slots=True)
-class KafkaBlock:
-    """Message values of one fetch as one byte string, for the compiled fast path.
-
-    ``data`` holds ``lines`` lines, the value of each record (in partition order) followed by
-    a newline, as a file's ``Block`` holds lines. ``locate(row)`` is row's ``Raw`` with its
-    Kafka position (what dead letters and predictions name), ``raws()`` all of them: the
-    records ``next_batch`` would have handed out. ``offset`` is 0: positions are ``locate``'s.
-
-    A value holding newlines cannot be one line: its line in ``data`` ends at its last
-    newline, and any other one stands as a byte no number holds, so the parser doubts the
-    line and the decoder judges the value itself (``locate``), as record by record.
-
-    >>> block = KafkaBlock.of(Fetched([b"1,2", b"3,\\n4"], [7, 8], [0, 0], [None, None], None), "t")
-    >>> block.data, len(block)
-    (b'1,2\\n3,\\x004\\n', 2)
-    >>> block.locate(1)
-    Raw(value=b'3,\\n4', offset=8, partition=0, key=None, topic='t', truncated=False)
-    """
-
-    data: bytes
-    lines: int
-    topic: str
-    fetched: Fetched
-    offset: int = 0
-
-    @classmethod
-    def of(cls, fetched: Fetched, topic: str) -> KafkaBlock:
-        values = fetched.values
-        values.append(b"")  # so that join ends the last value with a newline too
-        data = b"\n".join(values)
-        values.pop()
-        if data.count(b"\n") != len(values):  # some values hold newlines (rare)
-            lines = [value[:-1] if value.endswith(b"\n") else value for value in values]
-            lines.append(b"")
-            data = b"\n".join([line.replace(b"\n", _NOT_A_NEWLINE) for line in lines])
-        return cls(data, len(values), topic, fetched)
-
-    def __len__(self) -> int:
-        return self.lines
-
-    def locate(self, row: int) -> Raw:
-        """The record of line ``row`` as ``next_batch`` hands it out."""
-        fetched = self.fetched
-        return Raw(
-            fetched.values[row],
-            fetched.offsets[row],
-            fetched.partitions[row],
-            fetched.keys[row],
-            self.topic,
-        )
-
-    def raws(self) -> list[Raw]:
-        """Every record of the block, as ``next_batch`` hands them out."""
-        return self.fetched.raws(self.topic)
-
-
-class WatcherBase(threading.Thread, Generic[ClientT]):
-    """Background thread that owns every call that may block on the broker.
-
-    Every ``interval`` seconds it observes the topic through a look-up client of its own
-    (partitions, log start and end offsets, the group's committed offsets) and sends the newest
-    offsets the reader asked it to commit. Failures are retried with backoff, except those
-    ``_is_fatal`` names; each connected/disconnected change is logged once. The subclass makes
-    the client calls: ``_connect``, ``_observe``, ``_send_commit``, ``_close_client``.
-    """
-
-    #: Where it logs: the client module's logger, so log names say which client it is.
-    _log: ClassVar[logging.Logger] = log
-
-    def __init__(
-        self, settings: KafkaSettings, interval: float, max_backoff: float, name: str
-    ) -> None:
-        super().__init__(name=f"{name}-{settings.topic}", daemon=True)
-        self.settings = settings
-        self.interval = interval
-        self.max_backoff = max_backoff
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self.observed = threading.Event()  # set after every round; the reader clears it
-        self.observation: Observation | None = None
-        self.connected = False
-        self.fatal: BaseException | None = None
-        self.committed_offsets: dict[int, int] = {}  # what our own commits confirmed
-        self.commit_failures = 0
-        self._handoff: Any = None  # a fetching consumer built here, for the reader to take
-        self._pending_commit: dict[int, int] | None = None
-        self._ever_connected = False
-        self._state_logged = False
-
-    # -- called from the reading thread ---------------------------------------------------------
-
-    def take_consumer(self) -> Any:
-        """The fetching consumer this thread built, once (None if it built none)."""
-        with self._lock:
-            consumer, self._handoff = self._handoff, None
-            return consumer
-
-    def request_commit(self, offsets: dict[int, int]) -> None:
-        with self._lock:
-            self._pending_commit = dict(offsets)  # only the newest checkpoint matters
-        self._wake.set()
-
-    def refresh(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-
-    def close_consumer(self, consumer: Any) -> None:
-        """Close a fetching consumer without committing anything (positions are ours)."""
-        consumer.close()
-
-    # -- what the client library does -----------------------------------------------------------
-
-    @abstractmethod
-    def _connect(self) -> ClientT:
-        """The look-up client (may raise; retried like any round)."""
-
-    @abstractmethod
-    def _observe(self, client: ClientT) -> Observation:
-        """One look at the topic. Must not create it: only metadata for a missing topic."""
-
-    @abstractmethod
-    def _send_commit(
-        self, client: ClientT, group: str, offsets: dict[int, int]
-    ) -> tuple[dict[int, int], dict[int, Any]]:
-        """Commit ``offsets`` for ``group``: (partition -> offset confirmed, partition -> error)."""
-
-    @abstractmethod
-    def _close_client(self, client: ClientT) -> None:
-        """Release the look-up client."""
-
-    def _is_fatal(self, exc: Exception) -> bool:
-        """Whether retrying cannot fix ``exc`` (the source then raises it to the run loop)."""
-        return isinstance(exc, Fatal)
-
-    def _is_transient(self, exc: Exception) -> bool:
-        """Whether ``exc`` (not fatal) is retried; anything else stops the thread as a bug."""
-        return True
-
-    # -- the thread ----------------------------------------------------------------------------
-
-    def run(self) -> None:
-        try:
-            self._run()
-        except BaseException as exc:  # a bug here must not leave the source looking healthy
-            self.fatal = exc
-            self.connected = False
-            self._log.exception("the Kafka watcher for topic %r stopped", self.settings.topic)
-        finally:
-            self.observed.set()
-
-    def _run(self) -> None:
-        client: ClientT | None = None
-        backoff = 0.25
-        try:
-            while not self._stopping.is_set():
-                self._wake.clear()
-                wait = self.interval
-                try:
-                    if client is None:
-                        client = self._connect()
-                    self._publish(self._observe(client))
-                    self._set_connected(True, None)
-                    self._commit(client)
-                    backoff = 0.25
-                except Exception as exc:
-                    if self._is_fatal(exc):
-                        self.fatal = exc
-                        self._set_connected(False, exc)
-                        return
-                    if not self._is_transient(exc):
-                        raise
-                    self._set_connected(False, exc)  # down, hung, restarting: retry with backoff
-                    wait = backoff
-                    backoff = min(backoff * 2, self.max_backoff)
-                finally:
-                    self.observed.set()
-                self._wake.wait(wait)
-        finally:
-            if client is not None:
-                if self.connected:
-                    # The last checkpoint's offsets go out before we leave (bounded by the
-                    # request timeout); failing here is harmless, the checkpoint is the truth.
-                    try:
-                        self._commit(client)
-                    except Exception as exc:
-                        self._log.warning(
-                            "final offset commit for %s failed: %s", self.settings.topic, exc
-                        )
-                self._close_client(client)
-            leftover = self.take_consumer()
-            if leftover is not None:
-                self.close_consumer(leftover)
-
-    def _publish(self, observation: Observation) -> None:
-        with self._lock:
-            self.observation = observation
-
-    def _commit(self, client: ClientT) -> None:
-        with self._lock:
-            offsets, self._pending_commit = self._pending_commit, None
-        group = self.settings.group_id
-        if not offsets or group is None:
-            return
-        try:
-            confirmed, failed = self._send_commit(client, group, offsets)
-        except Exception as exc:
-            self.commit_failures += 1
-            with self._lock:  # keep it for the next round unless a newer checkpoint came
-                if self._pending_commit is None:
-                    self._pending_commit = offsets
-            self._log.warning("committing offsets of group %r failed (will retry): %s", group, exc)
-            raise
-        if failed:
-            self.commit_failures += 1
-            self._log.warning(
-                "committing offsets of group %r failed for partitions %s", group, failed
-            )
-        self.committed_offsets.update(confirmed)
-
-    def _set_connected(self, connected: bool, error: BaseException | None) -> None:
-        """Record the connection state; log only when it changes (and the first failure)."""
-        if connected == self.connected and self._state_logged:
-            return
-        servers = ",".join(self.settings.bootstrap_servers)
-        if connected:
-            verb = "reconnected" if self._ever_connected else "connected"
-            self._log.info("%s to Kafka at %s (topic %r)", verb, servers, self.settings.topic)
-            self._ever_connected = True
-        else:
-            self._log.warning(
-                "cannot reach Kafka at %s (%s: %s); retrying with backoff",
-                servers,
-                type(error).__name__,
-                error,
-            )
-        self._state_logged = True
-        self.connected = connected
 
 
 class KafkaSourceBase(Source, Generic[ConsumerT]):

@@ -28,15 +28,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from streamlearn.sources.base import SourceError
-from streamlearn.sources.kafka_base import (
+from streamlearn.sources.kafka_base import KafkaSourceBase
+from streamlearn.sources.kafka_config import KafkaSettings
+from streamlearn.sources.kafka_fetch import Fetched
+from streamlearn.sources.kafka_watcher import (
     WATCHER_REQUEST_TIMEOUT_S,
     Fatal,
-    Fetched,
-    KafkaSourceBase,
     Observation,
     WatcherBase,
 )
-from streamlearn.sources.kafka_config import KafkaSettings
 
 if TYPE_CHECKING:
     from confluent_kafka import Consumer
