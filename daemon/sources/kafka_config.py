@@ -12,13 +12,21 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
+
+# The URL and properties-file parsers are part of the settings API: callers import them here.
+from streamlearn.sources.kafka_properties import read_properties
+from streamlearn.sources.kafka_url import (
+    ENV_PREFIX,
+    check_topic,
+    is_kafka_url,
+    parse_kafka_url,
+    parse_servers,
+)
 
 __all__ = [
     "ENV_PREFIX",
@@ -35,11 +43,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ENV_PREFIX = "STREAMLEARN_KAFKA_"
 #: ``STREAMLEARN_KAFKA_CONFIG`` names the properties file (the CLI's ``--kafka-config`` envvar);
 #: it is not a client setting.
 _ENV_NOT_CLIENT_KEYS = frozenset({"config"})
-DEFAULT_PORT = 9092
 
 StartFrom = Literal["earliest", "latest"]
 OnDataLoss = Literal["fail", "reset"]
@@ -93,7 +99,6 @@ _OBJECT_VALUED = frozenset(
 # Settings whose kafka-python default is None but whose value is not text.
 _INT_WHEN_DEFAULT_NONE = frozenset({"receive_buffer_bytes", "send_buffer_bytes"})
 _SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 
@@ -202,87 +207,6 @@ def _validated_key(raw_key: str, defaults: Mapping[str, Any], origin: str) -> st
     return key
 
 
-def read_properties(path: str | os.PathLike[str]) -> dict[str, str]:
-    r"""Read a Java-style ``.properties`` file: ``key=value``, ``key: value`` or ``key value``.
-
-    ``#`` and ``!`` start comments, a trailing backslash continues a line, and ``\t``, ``\n``,
-    ``\\``, ``\=``, ``\:`` and ``\uXXXX`` escapes are understood.
-
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "client.properties"
-    >>> _ = path.write_text("# cluster\nsecurity.protocol=SASL_SSL\nsasl.mechanism : PLAIN\n")
-    >>> read_properties(path)
-    {'security.protocol': 'SASL_SSL', 'sasl.mechanism': 'PLAIN'}
-    """
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(f"Kafka config file {file} does not exist") from None
-    except IsADirectoryError:
-        raise ValueError(f"Kafka config file {file} is a directory") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read Kafka config file {file}: {exc}") from None
-
-    properties: dict[str, str] = {}
-    logical = ""
-    for raw_line in text.splitlines():
-        line = raw_line.lstrip()
-        if not logical and (not line or line[0] in "#!"):
-            continue
-        trailing = len(line) - len(line.rstrip("\\"))
-        if trailing % 2 == 1:  # an odd number of backslashes continues the line
-            logical += line[:-1]
-            continue
-        logical += line
-        key, value = _split_property(logical)
-        properties[key] = value
-        logical = ""
-    if logical:
-        key, value = _split_property(logical)
-        properties[key] = value
-    return properties
-
-
-def _split_property(line: str) -> tuple[str, str]:
-    key_chars: list[str] = []
-    i = 0
-    while i < len(line):
-        char = line[i]
-        if char == "\\" and i + 1 < len(line):
-            key_chars.append(line[i : i + 2])
-            i += 2
-            continue
-        if char in "=:" or char.isspace():
-            break
-        key_chars.append(char)
-        i += 1
-    rest = line[i:].lstrip()
-    if rest[:1] in ("=", ":"):
-        rest = rest[1:].lstrip()
-    return _unescape("".join(key_chars)), _unescape(rest.rstrip())
-
-
-def _unescape(text: str) -> str:
-    escapes = {"t": "\t", "n": "\n", "r": "\r", "f": "\f"}
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char == "\\" and i + 1 < len(text):
-            nxt = text[i + 1]
-            if nxt == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", text[i + 2 : i + 6]):
-                out.append(chr(int(text[i + 2 : i + 6], 16)))
-                i += 6
-                continue
-            out.append(escapes.get(nxt, nxt))
-            i += 2
-            continue
-        out.append(char)
-        i += 1
-    return "".join(out)
-
-
 def _warn_if_readable_by_others(path: Path, keys: Iterable[str]) -> None:
     if not any(_is_secret(key) for key in keys):
         return
@@ -374,99 +298,6 @@ def client_kwargs(
     return {key: value for key, value in config.items() if key in known}
 
 
-def parse_servers(text: str | Iterable[str]) -> list[str]:
-    """``"a:9092, b"`` (or a list) as ``['a:9092', 'b:9092']``; port 9092 when none is given.
-
-    >>> parse_servers("broker-1:9093,broker-2, [::1]:9094")
-    ['broker-1:9093', 'broker-2:9092', '[::1]:9094']
-    """
-    items = text.split(",") if isinstance(text, str) else list(text)
-    servers: list[str] = []
-    for item in items:
-        server = item.strip()
-        if not server:
-            continue
-        if server.startswith("["):  # [IPv6]:port
-            host, _, rest = server[1:].partition("]")
-            port_text = rest[1:] if rest.startswith(":") else ""
-            host_part = f"[{host}]"
-        else:
-            host, _, port_text = server.rpartition(":") if ":" in server else (server, "", "")
-            host_part = host
-        if not host or "/" in host_part or "@" in host_part:
-            raise ValueError(f"bad Kafka server {server!r}: expected HOST:PORT")
-        if port_text:
-            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-                raise ValueError(f"bad Kafka server {server!r}: the port must be 1-65535")
-            port = int(port_text)
-        else:
-            port = DEFAULT_PORT
-        servers.append(f"{host_part}:{port}")
-    if not servers:
-        raise ValueError("no Kafka bootstrap servers given")
-    return servers
-
-
-def is_kafka_url(text: str) -> bool:
-    """Whether ``text`` is a ``kafka://`` URL (rather than a file path).
-
-    >>> is_kafka_url("kafka://localhost:9092/predictions"), is_kafka_url("out/predictions.jsonl")
-    (True, False)
-    """
-    return text.lower().startswith("kafka://")
-
-
-def parse_kafka_url(url: str) -> tuple[list[str], str | None, dict[str, str]]:
-    """Split ``kafka://HOST:PORT[,HOST:PORT...]/TOPIC[?group=G]`` into servers, topic, parameters.
-
-    The host part may be empty (``kafka:///topic``: servers come from elsewhere) and the topic may
-    be missing (``kafka://host:9092``: the topic comes from ``--topic``). User names and passwords
-    are refused: put them in the environment or a config file, not in a URL.
-
-    >>> parse_kafka_url("kafka://b1:9092,b2:9093/clicks?group=model-a")
-    (['b1:9092', 'b2:9093'], 'clicks', {'group': 'model-a'})
-    >>> parse_kafka_url("kafka:///clicks")
-    ([], 'clicks', {})
-    >>> parse_kafka_url("kafka://me:pw@b1:9092/clicks")
-    Traceback (most recent call last):
-    ...
-    ValueError: kafka://...@b1:9092/clicks: credentials do not belong in a URL; ...
-    """
-    if not is_kafka_url(url):
-        raise ValueError(f"{url!r} is not a kafka:// URL (kafka://HOST:PORT/TOPIC)")
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        hosts = netloc.rpartition("@")[2]
-        raise ValueError(
-            f"kafka://...@{hosts}{parts.path}: credentials do not belong in a URL; set "
-            f"{ENV_PREFIX}SASL_PLAIN_USERNAME and {ENV_PREFIX}SASL_PLAIN_PASSWORD "
-            f"or use --kafka-config FILE"
-        )
-    servers = parse_servers(netloc) if netloc.strip(", ") else []
-    path = parts.path.strip("/")
-    if "/" in path:
-        raise ValueError(f"{url}: expected a single topic after the servers, got {path!r}")
-    topic = path or None
-    if topic is not None:
-        _check_topic(topic)
-    if parts.fragment:
-        raise ValueError(f"{url}: unexpected '#{parts.fragment}'")
-    try:
-        params = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=True))
-    except ValueError:
-        raise ValueError(f"{url}: cannot read the parameters {parts.query!r}") from None
-    return servers, topic, params
-
-
-def _check_topic(topic: str) -> None:
-    if topic in (".", "..") or not _TOPIC_RE.match(topic):
-        raise ValueError(
-            f"{topic!r} is not a valid Kafka topic name "
-            "(1-249 characters from letters, digits, '.', '_' and '-')"
-        )
-
-
 def _one_of(what: str, *candidates: tuple[str, Any]) -> Any:
     """The one value given explicitly; two different explicit values are a user mistake."""
     given = [(origin, value) for origin, value in candidates if value not in (None, "", [])]
@@ -519,7 +350,7 @@ class KafkaSettings:
     def __post_init__(self) -> None:
         if not self.bootstrap_servers:
             raise ValueError("no Kafka bootstrap servers given")
-        _check_topic(self.topic)
+        check_topic(self.topic)
         if self.start_from not in ("earliest", "latest"):
             raise ValueError(f"start_from must be 'earliest' or 'latest', got {self.start_from!r}")
         if self.on_data_loss not in ("fail", "reset"):
