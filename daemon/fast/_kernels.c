@@ -209,8 +209,8 @@ static Py_ssize_t parse_block(const uint8_t *data, Py_ssize_t size, Py_ssize_t n
                 break;
             }
             /* -value as a flip of the sign bit (-0.0 for a negative zero, as float()
-             * gives): a branch here mispredicted on every other number of real data
-             * (10% of the parse time). */
+             * gives): a branch here would be mispredicted on every other number of real
+             * data. */
             uint64_t bits;
             memcpy(&bits, &value, sizeof bits);
             bits ^= (uint64_t)negative << 63;
@@ -367,7 +367,7 @@ static Py_ssize_t learn_block(const Learn *k)
         var_mean += (1.0 / var_n) * (y - var_mean);
         var_s += 1.0 * (y - mean_old) * (y - var_mean);
         rss += (y - yhat) * (y - yhat) * 1.0;
-        /* The seed's update: theta_j -= alpha * (yhat - y) * x_j, the intercept as x_0 = 1. */
+        /* SGDRegressor's update: theta_j -= alpha * (yhat - y) * x_j, intercept as x_0 = 1. */
         const double step = k->lr * (yhat - y);
         for (Py_ssize_t j = 0; j < n_features; j++) {
             weights[j] = weights[j] - step * x[j];

@@ -275,7 +275,7 @@ def learn_rows(
         var_mean += (1.0 / var_n) * (y - var_mean)
         var_s += 1.0 * (y - mean_old) * (y - var_mean)
         rss += (y - yhat) * (y - yhat) * 1.0
-        # The seed's update: theta_j -= alpha * (yhat - y) * x_j, the intercept as x_0 = 1.
+        # SGDRegressor's update: theta_j -= alpha * (yhat - y) * x_j, intercept as x_0 = 1.
         step = lr * (yhat - y)
         for j in range(n_features):
             weights[j] = weights[j] - step * values[row, j]
