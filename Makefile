@@ -61,7 +61,13 @@ broker: $(STAMP)
 	$(BIN)/streamlearn broker
 
 ## bench: the benchmarks in bench/ (prints tables with the commands that made them)
-bench: $(STAMP)
+# The `bench` extra first: Vowpal Wabbit, confluent-kafka and matplotlib, which the benches use.
+BENCH_STAMP := $(VENV)/.bench
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python bench/bench_replay.py
 
 clean:

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from optional import require
 
 _LEARNED = re.compile(rb"^streamlearn_records_learned_total(?:\{[^}]*\})? ([0-9.e+]+)$", re.M)
 
@@ -194,6 +195,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-kafka", action="store_true")
     args = parser.parse_args()
+    if not args.no_kafka:
+        require("confluent_kafka")  # fills the topic of the Kafka row
     tmp = Path(tempfile.mkdtemp(prefix="bench-before-after-"))
     try:
         csv, jsonl, values = make_rows(tmp, args.rows, args.features)

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from optional import require
 
 from streamlearn.broker import LocalBroker, free_port
 
@@ -192,6 +193,7 @@ def main() -> None:
         "--only", default="", help="comma-separated contender numbers to run (1-based)"
     )
     args = parser.parse_args()
+    require("confluent_kafka")  # fills the topics and is one of the clients measured
     extra = args.extra.split()
     as_json, as_csv = make_rows(args.rows, args.features)
     features = ",".join(f"x{j}" for j in range(args.features))

@@ -33,6 +33,7 @@ from typing import Any, cast
 
 import numpy as np
 import orjson
+from optional import require
 
 from streamlearn.broker import LocalBroker
 from streamlearn.models.sgd import SGDRegressor
@@ -244,6 +245,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--partitions", type=int, nargs="+", default=[1, 3])
     args = parser.parse_args()
+    require("confluent_kafka")
 
     import confluent_kafka
     import kafka

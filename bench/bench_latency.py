@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from optional import require
 
 from streamlearn.broker import LocalBroker, free_port
 from streamlearn.observe.telemetry import DEFAULT_LATENCY_BUCKETS
@@ -529,6 +530,7 @@ def main() -> None:
     parser.add_argument("--skip-file", action="store_true", help="Kafka only")
     parser.add_argument("--skip-kafka", action="store_true", help="file only")
     args = parser.parse_args()
+    require("confluent_kafka")  # the Kafka runs, and the report names its version
 
     before = machine()
     results = []

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from optional import require
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -988,6 +989,8 @@ def main() -> None:
         help="only where the daemon's time per record goes (sgd, default flags, one process)",
     )
     args = parser.parse_args()
+    if not (args.stages_only or args.checkpoint_only or args.river_only):
+        require("vowpalwabbit")  # the VW row of the whole-process table
     tmp = Path(tempfile.mkdtemp(prefix="bench-replay-"))
     if args.stages_only:
         full = tmp / "full.csv"

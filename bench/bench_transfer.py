@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import river
 import sklearn
+from optional import require
 
 from streamlearn.learner import Learner
 from streamlearn.models.pretrain import pretrain
@@ -259,6 +260,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="also time learn_one and predict_one of the single-layer heads (best of 20 passes)",
     )
     args = parser.parse_args(argv)
+    require("matplotlib")  # the curves
     if args.window < 1 or args.target_mae <= 0 or args.lr <= 0:
         parser.error("--window, --target-mae and --lr must be positive")
 
