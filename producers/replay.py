@@ -129,9 +129,6 @@ def produce(
 ) -> ProduceResult:
     """Send every row of ``path`` to ``topic`` as a JSON object; return the counts.
 
-    Rows that cannot be sent (a wrong cell count, not a JSON object, no time or id where one is
-    needed) are skipped: the result counts them and names the first few.
-
     Parameters
     ----------
     rate
@@ -160,11 +157,12 @@ def produce(
     client_config
         kafka-python settings (security, tuning), as from ``kafka_config.load_client_config``.
     strict
-        Check every row first: a row that cannot be sent raises and nothing is sent.
+        Rows that cannot be sent (a wrong cell count, not a JSON object, no time or id where one
+        is needed) are skipped, counted and the first few named in the result; with ``strict``
+        the first of them raises before anything is sent.
 
-    Raises ``ValueError`` for contradictory arguments (before sending anything) and
-    :class:`ProduceError` for an unreadable file, a bad row under ``strict``, or when Kafka does
-    not take the records.
+    Raises ``ValueError`` for contradictory arguments (before sending anything), and
+    :class:`ProduceError` for an unreadable file, a bad row under ``strict``, or Kafka's refusal.
     """
     from streamlearn.sources.kafka_config import parse_servers
 
@@ -189,9 +187,8 @@ def produce(
         delayed_labels=pacing.delayed_labels,
         progress=_Progress.on_terminal(file_path, rules) if progress else None,
     )
-    started = time.monotonic()
-    interrupted = _send_all(replay, rows_to_send(file_path, rules), pacing, strict=strict)
-    return replay.result(time.monotonic() - started, interrupted, tuple(created))
+    seconds, interrupted = _send_all(replay, rows_to_send(file_path, rules), pacing, strict)
+    return replay.result(seconds, interrupted, tuple(created))
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,8 +247,12 @@ def _check_every_row(path: Path, rules: RowRules) -> None:
             raise ProduceError(f"{line}; nothing was sent (--strict stops at the first bad row)")
 
 
-def _send_all(replay: _Replay, lines: Iterator[Line], pacing: _Pacing, *, strict: bool) -> bool:
-    """Send the rows, flush and close the producer; True when interrupted by Ctrl-C."""
+def _send_all(
+    replay: _Replay, lines: Iterator[Line], pacing: _Pacing, strict: bool
+) -> tuple[float, bool]:
+    """Send the rows, flush and close the producer; the seconds it took, and whether Ctrl-C
+    interrupted it."""
+    started = time.monotonic()
     interrupted = False
     try:
         replay.run(lines, pacing, strict=strict)
@@ -268,7 +269,7 @@ def _send_all(replay: _Replay, lines: Iterator[Line], pacing: _Pacing, *, strict
         )
     if replay.progress is not None:
         replay.progress.done(replay.sent)
-    return interrupted
+    return time.monotonic() - started, interrupted
 
 
 class _Replay:
