@@ -366,7 +366,7 @@ class MLPRegressor(RLSHead, base.Regressor):
             self.n_skipped_steps_ += 1
             return
         # Copied rather than swapped so that coefs_[i] stays the same array object for a caller
-        # holding on to it; a 50x50 copy costs about a microsecond.
+        # holding on to it; a copy is cheap next to the step's matrix products.
         for i in range(first, n_layers):
             np.copyto(self.coefs_[i], spare_coefs[i])
             np.copyto(self.intercepts_[i], spare_intercepts[i])

@@ -36,11 +36,9 @@ __all__ = ["CONSUMER_TUNING", "KafkaSource"]
 
 log = logging.getLogger(__name__)
 
-#: Consumer settings that streamlearn chooses unless ``client_config`` says otherwise. Measured on
-#: loopback against tansu, kafka-python's pure-Python record decoding dominates (~88% of the time),
-#: so these were within noise of the defaults there (60-85k msg/s either way); big fetches save
-#: round trips to a remote broker. What did double throughput is the ``crc32c`` C extension:
-#: without it kafka-python checks CRCs in Python (25-36k msg/s).
+#: Consumer settings that streamlearn chooses unless ``client_config`` says otherwise: big fetches
+#: save round trips to a remote broker. What matters more for throughput is the ``crc32c`` C
+#: extension, without which kafka-python checks CRCs in Python (figures: bench/README.md).
 CONSUMER_TUNING: dict[str, Any] = {
     "max_poll_records": 5000,
     "fetch_max_bytes": 64 * 1024 * 1024,
@@ -63,6 +61,8 @@ def _fatal_errors() -> tuple[type[BaseException], ...]:
         "AuthorizationError",
         "KafkaConfigurationError",
     )
+    # kafka.errors is a third-party module whose class names vary between kafka-python
+    # releases: the ones this release has are looked up by name.
     found = tuple(getattr(errors, name) for name in names if hasattr(errors, name))
     return (Fatal, TypeError, ValueError, *found)
 
@@ -280,7 +280,7 @@ class KafkaSource(KafkaSourceBase["KafkaConsumer"]):
         if not polled:
             return None
 
-        # Columns, appended to in the per-record loop (hot: ~8% of consuming time).
+        # Columns, appended to in the per-record loop (the hottest loop of consuming).
         fetched = Fetched.empty(self.track_arrivals)
         values, offsets, keys = fetched.values, fetched.offsets, fetched.keys
         stamps = fetched.stamps  # for the learn-latency metric, only when telemetry asks
