@@ -76,9 +76,9 @@ workspace.finish()
 BEFORE_DRIVER = """
 import gc, runpy, sys
 from streamlearn import state as checkpoint
-from streamlearn.loop import daemon as service
+from streamlearn.loop.blocks import RowsBlockPath
 
-learn_rows = service.Daemon._learn_rows
+learn_rows = RowsBlockPath._learn_rows
 
 def collecting(self, model, parsed):  # the collector stays on while the block is learned
     disable, gc.disable = gc.disable, lambda: None
@@ -93,7 +93,7 @@ def measured(self, *args, **kwargs):  # no guess: a new model's first checkpoint
     init(self, *args, **kwargs)
     self._pickle_measured = True
 
-service.Daemon._learn_rows = collecting
+RowsBlockPath._learn_rows = collecting
 checkpoint.BackgroundWriter.__init__ = measured
 sys.argv[0] = "streamlearn"
 runpy.run_module("streamlearn.cli", run_name="__main__")
@@ -369,7 +369,8 @@ def _daemon(path: Path, state: Path, model: str = "sgd", store: bool = True) -> 
 def overhead(path: Path, rows: int, tmp: Path) -> dict[str, float]:
     """Nanoseconds per record of each stage of the daemon's loop (sgd, default flags)."""
     from streamlearn.fast import block as fastpath
-    from streamlearn.loop import daemon as service
+    from streamlearn.loop import blocks, guard, router
+    from streamlearn.loop.daemon import Daemon
     from streamlearn.sources import file
 
     app = _daemon(path, tmp / "warmup")  # imports, River's metrics
@@ -383,13 +384,11 @@ def overhead(path: Path, rows: int, tmp: Path) -> dict[str, float]:
         _wrap(
             fastpath.BlockLearner, "learn", bucket, "predict + learn + metrics + window (kernel)"
         ),
-        _wrap(
-            service.Daemon, "_observe_block", bucket, "drift monitor (compiled ADWIN, whole blocks)"
-        ),
-        _wrap(service.Daemon, "_settle_block", bucket, "route: counters, sinks, errors"),
-        _wrap(service.Daemon, "process", bucket, "per-record path (first records)"),
-        _wrap(service.Daemon, "_check_error_explosion", bucket, "divergence guard"),
-        _wrap(service.Daemon, "checkpoint", bucket, "checkpoint (loop thread)"),
+        _wrap(blocks.BlockPath, "_observe", bucket, "drift monitor (compiled ADWIN, whole blocks)"),
+        _wrap(blocks.BlockPath, "_settle", bucket, "route: counters, sinks, errors"),
+        _wrap(router.Router, "process", bucket, "per-record path (first records)"),
+        _wrap(guard.DivergenceGuard, "check_batch", bucket, "divergence guard"),
+        _wrap(Daemon, "checkpoint", bucket, "checkpoint (loop thread)"),
     ]
     app = _daemon(path, tmp / "overhead")
     started = time.perf_counter()
@@ -466,7 +465,8 @@ def river_overhead(path: Path, spec: str, tmp: Path, *, blocks: bool) -> dict[st
     from streamlearn import learner, records
     from streamlearn.drift import monitor as drift
     from streamlearn.fast import block as fastpath
-    from streamlearn.loop import daemon as service
+    from streamlearn.loop import blocks, guard, router
+    from streamlearn.loop.daemon import Daemon
     from streamlearn.sources import file
 
     os.environ["STREAMLEARN_FASTPATH"] = "1" if blocks else "0"
@@ -481,17 +481,17 @@ def river_overhead(path: Path, spec: str, tmp: Path, *, blocks: bool) -> dict[st
             (records.CsvDecoder, "decode_batch", "decode + validate"),
             (model_class, "predict_one", "model: predict_one + learn_one"),
             (model_class, "learn_one", "model: predict_one + learn_one"),
-            (service.Daemon, "_learn_rows", "records to dicts, loop (blocks)"),
+            (blocks.RowsBlockPath, "_learn_rows", "records to dicts, loop (blocks)"),
             (fastpath.BlockLearner, "score", "metrics + window + curve"),
             (learner.Learner, "step", "metrics + window + curve"),
-            (service.Daemon, "_observe_block", "drift monitor"),
+            (blocks.BlockPath, "_observe", "drift monitor"),
             (drift.DriftMonitor, "observe", "drift monitor"),
-            (service.Daemon, "process", "route: counters, sinks, errors"),
-            (service.Daemon, "_process_rows_block", "route: counters, sinks, errors"),
-            (service.Daemon, "_route", "route: counters, sinks, errors"),
-            (service.Daemon, "_settle_block", "route: counters, sinks, errors"),
-            (service.Daemon, "_check_error_explosion", "divergence guard"),
-            (service.Daemon, "checkpoint", "checkpoint (loop thread)"),
+            (router.Router, "process", "route: counters, sinks, errors"),
+            (blocks.RowsBlockPath, "process_block", "route: counters, sinks, errors"),
+            (router.Router, "route", "route: counters, sinks, errors"),
+            (blocks.BlockPath, "_settle", "route: counters, sinks, errors"),
+            (guard.DivergenceGuard, "check_batch", "divergence guard"),
+            (Daemon, "checkpoint", "checkpoint (loop thread)"),
         ):
             timers.wrap(owner, name, stage)
         rows = path.read_bytes().count(b"\n") - 1  # less the header
@@ -639,7 +639,7 @@ def checkpoint_holdups(
     import contextlib
 
     from streamlearn import state as checkpoint
-    from streamlearn.loop import daemon as service
+    from streamlearn.loop.daemon import Daemon
     from streamlearn.state import format as checkpoint_format
 
     times: dict[str, list[float]] = {}
@@ -650,7 +650,7 @@ def checkpoint_holdups(
         counts.update(forked=writer.forked, pickled=writer.pickled)
         real_close(writer)
 
-    undo = _wrap(service.Daemon, "checkpoint", times, "checkpoint")
+    undo = _wrap(Daemon, "checkpoint", times, "checkpoint")
     checkpoint.BackgroundWriter.close = close  # type: ignore[method-assign]
     if mode == "before":
         checkpoint_format._gc_paused = contextlib.nullcontext  # type: ignore[assignment]
@@ -785,7 +785,7 @@ def writer_thread_effect(path: Path, tmp: Path, repeat: int) -> list[tuple[str, 
     runs, best of ``repeat``; also how many checkpoints each wrote.
     """
     from streamlearn import state as checkpoint
-    from streamlearn.loop import daemon as service
+    from streamlearn.loop import checkpointing
 
     original = sys.getswitchinterval()
     real_write = checkpoint.CheckpointStore.write
@@ -806,7 +806,7 @@ def writer_thread_effect(path: Path, tmp: Path, repeat: int) -> list[tuple[str, 
     for i in range(repeat):
         for label, store, interval, variant in settings:
             if variant == "inline":
-                service.BackgroundWriter = _InlineWriter
+                checkpointing.BackgroundWriter = _InlineWriter
             elif variant == "no-io":
                 checkpoint.CheckpointStore.write = no_io
             sys.setswitchinterval(interval)
@@ -819,7 +819,7 @@ def writer_thread_effect(path: Path, tmp: Path, repeat: int) -> list[tuple[str, 
                 app.close()
             finally:
                 sys.setswitchinterval(original)
-                service.BackgroundWriter = checkpoint.BackgroundWriter
+                checkpointing.BackgroundWriter = checkpoint.BackgroundWriter
                 checkpoint.CheckpointStore.write = real_write
             if label not in best or seconds < best[label][0]:
                 best[label] = (seconds, written)

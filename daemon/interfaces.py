@@ -288,6 +288,14 @@ class BlockScorer(Protocol[ParsedT_contra]):
 # -- models ------------------------------------------------------------------------------------
 
 
+class Regressor(Protocol):
+    """An online regressor as River's: predict one record, learn one record."""
+
+    def predict_one(self, x: dict[str, float]) -> float: ...
+
+    def learn_one(self, x: dict[str, float], y: float) -> object: ...
+
+
 @runtime_checkable
 class FusedModel(Protocol):
     """A model that predicts and learns in one call (the project's own estimators)."""

@@ -478,8 +478,6 @@ def test_a_divergence_after_a_failed_background_write_restores_the_last_good_mod
     restored, rather than the error escaping from the loop."""
     from streamlearn.app import build
     from streamlearn.config import Settings
-    from streamlearn.loop.daemon import _NO_RAW
-    from streamlearn.records import Record
 
     data = tmp_path / "s.csv"
     data.write_text("a,y\n" + "".join(f"{i % 5},{2 * (i % 5) + 1}\n" for i in range(200)))
@@ -495,7 +493,7 @@ def test_a_divergence_after_a_failed_background_write_restores_the_last_good_mod
 
         daemon.writer = FailedWriter()
         daemon.learner.model.weights["a"] = float("nan")
-        daemon._diverged(Record({}, None, None, _NO_RAW), float("nan"))
+        daemon.guard.restore({}, float("nan"))
         assert daemon.checkpoint_failures == 1
         assert daemon.counters.divergence_events == 1
         assert daemon.learner.model.weights == good

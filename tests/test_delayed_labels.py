@@ -18,7 +18,7 @@ from streamlearn.labels.join import LabelJoin
 from streamlearn.labels.pseudo import PseudoLabeler
 from streamlearn.labels.settings import PseudoSettings
 from streamlearn.learner import Learner
-from streamlearn.loop.daemon import Daemon, RunOptions, inspect_state
+from streamlearn.loop import Daemon, RunOptions, inspect_state
 from streamlearn.models.sgd import SGDRegressor
 from streamlearn.records import CsvDecoder, JsonDecoder, Record, parse_csv_header
 from streamlearn.sinks.jsonlines import ListSink

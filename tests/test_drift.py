@@ -28,7 +28,7 @@ from streamlearn.drift.build import build_monitor
 from streamlearn.drift.config import ACTIONS, DETECTOR_NAMES, DriftConfig, DriftSettings
 from streamlearn.drift.monitor import DriftMonitor
 from streamlearn.learner import Learner
-from streamlearn.loop.daemon import Daemon, inspect_state
+from streamlearn.loop import Daemon, inspect_state
 from streamlearn.models.registry import build_model
 from streamlearn.models.sgd import SGDRegressor
 from streamlearn.observe.telemetry import Telemetry

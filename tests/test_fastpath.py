@@ -376,7 +376,7 @@ def run_daemon(
         if on_time:
             patch.setattr(BackgroundWriter, "idle", property(lambda self: True))
         summary = daemon.run()
-    used_blocks = daemon._block_learner_ is not None
+    used_blocks = daemon.block_learner is not None
     for sink in (dead, predictions):
         sink.close()
     state = store.load().state

@@ -75,7 +75,7 @@ def learn(
     app = build(settings)
     summary = run_until_seen(app, expected_seen)
     dead_letters, predicted = read_jsonl(dead, predictions)
-    return summary, dead_letters, predicted, app.daemon._block_learner_ is not None
+    return summary, dead_letters, predicted, app.daemon.block_learner is not None
 
 
 @pytest.mark.parametrize("client", CLIENTS)

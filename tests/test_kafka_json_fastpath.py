@@ -130,7 +130,7 @@ def learn(
     app = build(settings)
     summary = run_until_seen(app, ROWS)
     dead_letters, predicted = read_jsonl(dead, predictions)
-    return summary, dead_letters, predicted, app.daemon._block_learner_
+    return summary, dead_letters, predicted, app.daemon.block_learner
 
 
 CLIENTS = [
@@ -347,7 +347,7 @@ def test_json_lines_file_replays_as_record_by_record(
         finally:
             app.close()
         texts = [(out / f).read_text() for f in ("dead.jsonl", "predictions.jsonl")]
-        return summary, texts[0], texts[1], app.daemon._block_learner_
+        return summary, texts[0], texts[1], app.daemon.block_learner
 
     fast = replay("fast")
     monkeypatch.setenv("STREAMLEARN_FASTPATH", "0")

@@ -98,7 +98,7 @@ def test_the_collector_is_off_while_a_block_is_learned_and_on_again_after(
     gc.enable()
     daemon = daemon_for(path, watching())
     daemon.run()
-    assert daemon._block_learner_ is not None  # the River block path learned it
+    assert daemon.block_learner is not None  # the River block path learned it
     assert len(watching.collecting) == 2999
     assert not any(watching.collecting)
     assert gc.isenabled()
@@ -172,7 +172,7 @@ def test_a_grown_trees_first_checkpoint_is_forked_and_restores_the_tree_of_its_m
         checkpoint_interval=3600.0,
     )
     daemon.run()
-    assert daemon._block_learner_ is not None
+    assert daemon.block_learner is not None
     assert len(forks) == 1  # the checkpoint at line 1500; the final one is pickled on the loop
     assert store.generations() == [1, 2]
     forked = decode(store.path(1).read_bytes())

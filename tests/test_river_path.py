@@ -27,6 +27,7 @@ from river import evaluate, metrics
 from streamlearn.drift.monitor import DriftConfig, DriftMonitor
 from streamlearn.fast import block as fastpath
 from streamlearn.learner import Curve, Learner
+from streamlearn.loop.blocks import RowsBlockPath
 from streamlearn.loop.daemon import Daemon, RunOptions
 from streamlearn.models.registry import build_model
 from streamlearn.records import CsvDecoder, Record
@@ -175,7 +176,7 @@ def replay(
         "summary": summary,
         "state": state,
         "positions": positions,
-        "blocks": daemon._block_learner_ is not None,
+        "blocks": daemon.block_learner is not None,
         "dead": (tmp / "dead.jsonl").read_bytes(),
         "predictions": (tmp / "pred.jsonl").read_bytes(),
     }
@@ -272,15 +273,15 @@ def test_a_diverging_river_model_inside_a_block_is_handled_as_record_by_record(
             handle.write(",".join(f"{v:.6e}" for v in row) + f",{rng.normal():.6f}\n")
     spec = "LinearRegression"
     stops = []
-    learn_rows = Daemon._learn_rows
+    learn_rows = RowsBlockPath._learn_rows
 
-    def noting_stops(self: Daemon, model: Any, parsed: Any) -> Any:
+    def noting_stops(self: RowsBlockPath, model: Any, parsed: Any) -> Any:
         yhat = learn_rows(self, model, parsed)
         if len(yhat) < parsed.rows:
             stops.append(len(yhat))
         return yhat
 
-    monkeypatch.setattr(Daemon, "_learn_rows", noting_stops)
+    monkeypatch.setattr(RowsBlockPath, "_learn_rows", noting_stops)
     blocks = replay(path, tmp_path / "blocks", spec, fast=True, monkeypatch=monkeypatch)
     records = replay(path, tmp_path / "records", spec, fast=False, monkeypatch=monkeypatch)
     assert blocks["summary"]["divergence_events"] >= 1

@@ -60,7 +60,7 @@ def describe(summary: Mapping[str, Any], generation: int) -> str:
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print JSON.")
 def inspect(state_dir: str, as_json: bool) -> None:
     """Show what the model in STATE_DIR has learned (works while a daemon runs)."""
-    from streamlearn.loop.daemon import inspect_state
+    from streamlearn.loop import inspect_state
     from streamlearn.state import CheckpointError, CheckpointStore
 
     try:

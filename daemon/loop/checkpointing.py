@@ -1,0 +1,166 @@
+"""Writing the loop's checkpoints: snapshot, write (on the writer thread), then commit the source.
+
+Sinks are synced before a checkpoint is written and the source commits a position only
+after the checkpoint holding it is durable, so a crash at any moment resumes from a model
+and a position that belong together: nothing lost, nothing learned twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from streamlearn.sinks.jsonlines import Sink
+from streamlearn.sources.base import Source
+from streamlearn.state import BackgroundWriter, CheckpointError, CheckpointStore, Lock, encode
+
+from ..interfaces import LockedStatePart
+from .host import LoopHost
+
+log = logging.getLogger(__name__)
+
+
+class Checkpointer:
+    """Writes snapshots of the loop's state to ``store`` and commits the source after each.
+
+    Parameters
+    ----------
+    store
+        Where checkpoints go; None keeps everything in memory (the sinks are only flushed).
+    source
+        Commits a position (Kafka group offsets) once the checkpoint holding it is durable.
+    sinks
+        Dead letters and predictions: synced before a checkpoint, so a durable checkpoint
+        never points past durable sink output.
+    host
+        Its telemetry hears of each durable checkpoint.
+    on_durable
+        Called with each generation once it is durable, before the source commits it (a
+        test kills the process there: the window that must be safe).
+    """
+
+    def __init__(
+        self,
+        store: CheckpointStore | None,
+        source: Source,
+        sinks: tuple[Sink, Sink],
+        host: LoopHost,
+        on_durable: Callable[[int], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.source = source
+        self.sinks = sinks
+        self.host = host
+        self.on_durable = on_durable
+        self.writer: BackgroundWriter | None = None
+        #: The newest durable generation.
+        self.generation = store.generation if store is not None else 0
+        #: Checkpoints that failed (reported, retried at the next one).
+        self.failures = 0
+
+    def open(self) -> None:
+        """Start the writer thread (a run starts)."""
+        if self.store is not None and self.writer is None:
+            self.writer = BackgroundWriter(
+                self.store, syncs=tuple(sink.sync for sink in self.sinks)
+            )
+
+    def close(self) -> None:
+        """Stop the writer thread (a run ends)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    @property
+    def busy(self) -> bool:
+        """The writer is still on the last checkpoint (a new one would only replace it)."""
+        return self.writer is not None and not self.writer.idle
+
+    def flush_sinks(self) -> None:
+        """Hand the sinks' buffers to the OS (no store: nothing else to do)."""
+        for sink in self.sinks:
+            sink.flush()
+
+    def write(self, state: dict[str, Any], *, wait: bool = False) -> None:
+        """Write ``state`` (taken between batches): on the writer thread unless ``wait``."""
+        assert self.store is not None
+        if self.writer is not None and not wait:
+            # Only the snapshot needs the loop: the writer pickles it here or, when that
+            # costs more than a fork, in a forked child; checksum and disk come after.
+            try:
+                self.writer.snapshot(state, state["source"], hold=snapshot_locks(state))
+            except CheckpointError as exc:
+                self.failed(exc)
+            self.collect_durable()
+            return
+        blob = encode(state)
+        if self.writer is not None:
+            try:
+                self.writer.wait()  # its generations come before this one
+            except CheckpointError as exc:
+                self.failed(exc)  # reported; this one is written all the same
+        for sink in self.sinks:
+            sink.sync()
+        generation = self.store.write(blob)
+        self._durable([(generation, state["source"])])
+
+    def collect_durable(self) -> None:
+        """Commit what the writer made durable meanwhile (also while the stream is idle)."""
+        if self.writer is None:
+            return
+        try:
+            written = self.writer.durable()
+        except CheckpointError as exc:
+            self.failed(exc)
+            return
+        if written:
+            self._durable(written)
+
+    def last_good_model(self) -> Any:
+        """The model of the newest durable checkpoint, or None (no store, none written)."""
+        if self.writer is not None:
+            try:
+                self.writer.wait()  # the newest checkpoint on disk is the last good model
+            except CheckpointError as exc:  # the last write failed: the one before is good
+                self.failed(exc)
+        if self.store is not None and self.store.generation:
+            loaded = self.store.load()
+            if loaded is not None:
+                return loaded.state["learner"].model
+        return None
+
+    @property
+    def has_checkpoint(self) -> bool:
+        """Whether a generation exists to restore from."""
+        return self.store is not None and bool(self.store.generation)
+
+    def failed(self, exc: CheckpointError) -> None:
+        """A full disk or an unreachable Kafka sink: keep learning, retry at the next one.
+
+        The alert on checkpoint age tells an operator.
+        """
+        self.failures += 1
+        log.error("checkpoint failed, will retry: %s", exc)
+
+    def _durable(self, written: list[tuple[int, Any]]) -> None:
+        telemetry = self.host.telemetry
+        for generation, snapshot in written:
+            self.generation = generation
+            if self.on_durable is not None:
+                self.on_durable(generation)
+            self.source.commit(snapshot)
+            if telemetry is not None:
+                telemetry.checkpoint_ok()
+
+
+def snapshot_locks(state: Mapping[str, Any]) -> list[Lock]:
+    """Locks that threads of the state's parts take to change them (``snapshot_locks()``).
+
+    A checkpoint's fork holds them, so the child never copies a part mid-change.
+    """
+    locks: list[Lock] = []
+    for part in state.get("extensions", {}).values():
+        if isinstance(part, LockedStatePart):
+            locks.extend(part.snapshot_locks())
+    return locks

@@ -1,0 +1,216 @@
+"""Routing decoded records, one at a time: each goes where it belongs, in stream order.
+
+A labeled record is tested then trained on (prequential); an unlabeled one gets a
+prediction, waits in the label join and is offered to the pseudo-label loop; a rejected
+one goes to the dead letters; a late label is joined to the features that waited for it.
+After each batch: the pseudo-label loop learns what it decided, the divergence guard looks
+at the batch's errors, and telemetry hears of it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from streamlearn.records import Decoded, Label, Record, Rejected
+from streamlearn.sinks.jsonlines import Sink
+from streamlearn.sources.base import Raw, Source
+
+from ..interfaces import Decoder, LabelJoin, Monitor, PseudoLoop
+from .batch import BatchErrors, BatchStart, learned_arrivals
+from .guard import DivergenceGuard
+from .host import LoopHost
+
+
+class Router:
+    """Sends decoded items to the learner, the sinks and the optional parts, and reports batches.
+
+    It owns what the record path and the block paths share: the counters (through the
+    host), the batch's errors, and the last record learned (which a checkpoint predicts to
+    make sure the model it stores is finite).
+    """
+
+    def __init__(
+        self,
+        host: LoopHost,
+        decoder: Decoder,
+        source: Source,
+        dead_letters: Sink,
+        predictions: Sink,
+        guard: DivergenceGuard,
+        *,
+        pseudo: PseudoLoop | None = None,
+        join: LabelJoin | None = None,
+        monitor: Monitor | None = None,
+    ) -> None:
+        self.host = host
+        self.counters = host.counters
+        self.decoder = decoder
+        self.source = source
+        self.dead_letters = dead_letters
+        self.predictions = predictions
+        self.guard = guard
+        self.pseudo = pseudo
+        self.join = join
+        self.monitor = monitor
+        self.errors = BatchErrors()
+        #: The features of the last record learned (None before the first).
+        self.last_x: dict[str, float] | None = None
+        self._source_name = source.describe()
+
+    @property
+    def tracks_errors(self) -> bool:
+        """Whether the loop keeps each batch's absolute errors (telemetry, drift, guard)."""
+        return self.host.telemetry is not None or self.monitor is not None or self.guard.factor > 0
+
+    # -- the record path -------------------------------------------------------------------
+
+    def process(self, batch: Sequence[Raw]) -> None:
+        """Decode and route one batch of raw items, then finish it."""
+        started = time.perf_counter()
+        items = self.decoder.decode_batch(batch)
+        decoded = time.perf_counter()
+        learned = self.host.learner.records_learned
+        start = BatchStart(self.counters.records_seen, learned, decoded - started, decoded)
+        self.route(items)
+        self.finish_batch(start, items)
+
+    def route(self, items: list[Decoded]) -> None:
+        """Test-then-train, predict, dead-letter or join each decoded item, in order."""
+        counters = self.counters
+        step = self.host.learner.step
+        monitor, pseudo, host = self.monitor, self.pseudo, self.host
+        errors = self.errors.floats
+        track = self.tracks_errors
+        for item in items:
+            if item is None:  # a header or blank line: not a record
+                continue
+            counters.records_seen += 1
+            if type(item) is Record:
+                y = item.y
+                if y is not None:
+                    x = item.x
+                    yhat = step(x, y)
+                    if yhat - yhat != 0.0:
+                        self.guard.restore(item.raw.where(), yhat)
+                        continue
+                    self.last_x = x
+                    if pseudo is not None:
+                        pseudo.observe_labeled(x, y)
+                    if track:
+                        errors.append(abs(y - yhat))
+                        if monitor is not None:
+                            monitor.observe(counters.records_seen - 1, x, y, yhat, host)
+                else:
+                    self.unlabeled(item)
+            elif type(item) is Rejected:
+                self.reject(item)
+            elif type(item) is Label:
+                self.late_label(item)
+
+    def reject(self, item: Rejected) -> None:
+        """A dead letter: counted by reason and written once."""
+        counters = self.counters
+        counters.records_rejected += 1
+        by_reason = counters.rejected_by_reason
+        by_reason[item.reason] = by_reason.get(item.reason, 0) + 1
+        self.dead_letters.write(item.dead_letter(self._source_name))
+        telemetry = self.host.telemetry
+        if telemetry is not None:
+            telemetry.rejected(item.reason)
+
+    def unlabeled(self, item: Record) -> None:
+        """Predict it (never serving NaN), then let the join and the pseudo-label loop keep it."""
+        self.counters.records_unlabeled += 1
+        learner = self.host.learner
+        yhat = learner.predict(item.x)
+        if yhat - yhat != 0.0:
+            self.guard.restore(item.raw.where(), yhat)
+            yhat = learner.predict(item.x)
+            if yhat - yhat != 0.0:
+                return  # never serve NaN: the restored model cannot predict this either
+        self.write_prediction(item.id, item.raw.where(), yhat)
+        index = self.counters.records_seen - 1
+        if self.join is not None and item.id is not None:
+            self.join.remember(item, yhat, index)
+        if self.pseudo is not None:
+            self.pseudo.offer(item, yhat, index)
+
+    def write_prediction(
+        self, record_id: str | None, where: dict[str, object], yhat: float
+    ) -> None:
+        """One prediction for an unlabeled record, counted and written."""
+        self.counters.predictions += 1
+        self.predictions.write({"id": record_id, "position": where, "prediction": yhat})
+        telemetry = self.host.telemetry
+        if telemetry is not None:
+            telemetry.predictions(1)
+
+    def late_label(self, item: Label) -> None:
+        """Join a late label to its waiting features and learn them, else dead-letter it."""
+        pending = None
+        if self.join is not None:
+            pending = self.join.take(item, self.counters.records_seen - 1)
+        if pending is None:
+            # No waiting features (never seen, expired, or no join configured).
+            self.reject(
+                Rejected("unjoined_label", f"no pending features for id {item.id!r}", item.raw)
+            )
+            return
+        # Test-then-train with the prediction made when the features arrived.
+        self.host.learner.step_with_prediction(pending.x, item.y, pending.yhat)
+        if self.pseudo is not None:
+            self.pseudo.observe_labeled(pending.x, item.y)
+        if self.host.telemetry is not None or self.monitor is not None:
+            self.errors.append(abs(item.y - pending.yhat))
+        if self.monitor is not None:
+            self.monitor.observe(
+                self.counters.records_seen - 1, pending.x, item.y, pending.yhat, self.host
+            )
+
+    # -- after each batch --------------------------------------------------------------------
+
+    def finish_batch(self, start: BatchStart, items: list[Decoded] | None = None) -> None:
+        """The pseudo-label loop, the error-explosion guard, telemetry.
+
+        ``items`` are the batch's decoded items when it went record by record (they tell
+        which records were learned, for the learn latency).
+        """
+        if self.pseudo is not None:
+            self.pseudo.drain(self.host)
+        learned = time.perf_counter()
+        errors = self.errors
+        if errors:
+            self.guard.check_batch(errors)
+        if self.host.telemetry is not None:
+            learned_now = self.host.learner.records_learned - start.learned
+            self._report(
+                self.counters.records_seen - start.seen,
+                learned_now,
+                start.decode_seconds,
+                learned - start.decoded,
+            )
+            if learned_now > 0:
+                self._report_latency(learned_now, items)
+        errors.clear()
+
+    def _report(self, seen: int, learned: int, decode_s: float, learn_s: float) -> None:
+        telemetry = self.host.telemetry
+        assert telemetry is not None
+        telemetry.received(seen)
+        if learned:
+            telemetry.learned(learned)
+            telemetry.stage_seconds("learn", learn_s, learned)
+        if self.errors:
+            telemetry.abs_errors(self.errors.values())
+        if seen:
+            telemetry.stage_seconds("decode", decode_s, seen)
+            telemetry.last_record()
+
+    def _report_latency(self, learned: int, items: list[Decoded] | None) -> None:
+        """Seconds from arrival to now, learned, of the batch's ``learned`` true-label records."""
+        telemetry = self.host.telemetry
+        arrivals = self.source.arrivals()
+        if arrivals is not None and telemetry is not None:
+            times, counts = learned_arrivals(arrivals[0], arrivals[1], learned, items)
+            telemetry.learn_latency(times, counts)

@@ -1,0 +1,54 @@
+"""The ``inspect --json`` object: what a checkpointed (or live) state says about the run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from streamlearn.learner import Learner
+from streamlearn.models.registry import final_estimator
+
+from ..interfaces import InterceptModel, StatePart, WeightedModel
+
+#: The layout of the state dict ``Daemon.state()`` makes (checkpointed as it is).
+STATE_FORMAT = 1
+
+
+def inspect_state(state: Mapping[str, Any], generation: int | None = None) -> dict[str, Any]:
+    """The ``inspect --json`` object of a state (a loaded checkpoint or a live daemon)."""
+    learner: Learner = state["learner"]
+    counters = state.get("counters", {})
+    out: dict[str, Any] = {
+        "model": state.get("model_spec"),
+        "records_seen": counters.get("records_seen", 0),
+        "records_learned": learner.records_learned,
+        "records_rejected": counters.get("records_rejected", 0),
+        "records_unlabeled": counters.get("records_unlabeled", 0),
+        "rejected_by_reason": counters.get("rejected_by_reason", {}),
+        "predictions": counters.get("predictions", 0),
+        "divergence_events": counters.get("divergence_events", 0),
+        "position": state.get("source"),
+        "metrics": learner.summary(),
+        "rolling_metrics": learner.rolling_summary(),
+        "rolling_window": learner.rolling_window,
+        "settings": state.get("settings", {}),
+        "checkpoint": {
+            "generation": generation,
+            "created": state.get("created"),
+            "streamlearn": state.get("streamlearn"),
+        },
+    }
+    baseline = learner.baseline_summary()
+    if baseline is not None:
+        out["baseline_metrics"] = baseline
+    final = final_estimator(learner.model)
+    weights = final.weights if isinstance(final, WeightedModel) else None
+    if isinstance(weights, Mapping):
+        out["weights"] = {str(k): float(v) for k, v in weights.items()}
+        intercept = final.intercept if isinstance(final, InterceptModel) else None
+        if intercept is not None:
+            out["intercept"] = float(intercept)
+    for part in state.get("extensions", {}).values():
+        if isinstance(part, StatePart):
+            out.update(part.summary())
+    return out
