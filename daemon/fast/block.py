@@ -45,6 +45,7 @@ from streamlearn.fast.spec import (
     STRIDE,
     UNLABELED,
 )
+from streamlearn.interfaces import LinearModel
 from streamlearn.learner import Learner, PrequentialState
 from streamlearn.records import Decoded, Record
 from streamlearn.sources.base import Raw
@@ -193,14 +194,6 @@ class LineDecoder(Protocol):
     """What a block learner asks of the decoder: its verdict on a line the parser doubts."""
 
     def decode(self, raw: Raw) -> Decoded: ...
-
-
-class LinearModel(Protocol):
-    """What the kernel reads and writes of an ``sgd`` model (``SGDRegressor``)."""
-
-    lr: float
-    intercept: float
-    weights: dict[Hashable, float]
 
 
 class BlockLearner:
