@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -43,12 +44,19 @@ def start(
     *extra: str,
     env: dict | None = None,
     client: str = "kafka-python",
+    crash_before_commit: int | None = None,
 ):
+    """The daemon on ``topic``; ``crash_before_commit``: it SIGKILLs itself once that
+    checkpoint generation is durable, before the group commit (tests/crash_before_commit.py)."""
+    command = STREAMLEARN
+    if crash_before_commit is not None:
+        launcher = Path(__file__).with_name("crash_before_commit.py")
+        command = [sys.executable, str(launcher), str(crash_before_commit)]
     # stderr goes to a file: an unread pipe would fill up and block the daemon.
     log = open(state.parent / "daemon.log", "a")  # noqa: SIM115 - the child owns it
     proc = subprocess.Popen(
         [
-            *STREAMLEARN,
+            *command,
             "run",
             f"kafka://{bootstrap}/{topic}?group=g1",
             "--state-dir",
@@ -171,7 +179,7 @@ def test_sigkill_between_checkpoint_and_group_commit_learns_nothing_twice(
         state,
         # Generation 2: the first comes after 50 records; JSON values learned a fetch at a time
         # (streamlearn.fast.jsonblock) may take all 2000 in the second, and never reach a third.
-        env={"STREAMLEARN_TEST_CRASH_BEFORE_COMMIT": "2"},
+        crash_before_commit=2,
         client=client,
     )
     assert proc.wait(timeout=60) == -signal.SIGKILL
