@@ -67,7 +67,7 @@ def _fatal_errors() -> tuple[type[BaseException], ...]:
     return (Fatal, TypeError, ValueError, *found)
 
 
-class _Watcher(WatcherBase["KafkaAdminClient"]):
+class _Watcher(WatcherBase["KafkaAdminClient", "KafkaConsumer"]):
     """The watcher (see ``WatcherBase``) with a kafka-python admin client for its look-ups.
 
     It also builds the fetching consumer, since bootstrapping it may block, and hands it over

@@ -30,13 +30,18 @@ from streamlearn.sources.base import (
 )
 from streamlearn.sources.kafka_config import KafkaSettings
 from streamlearn.sources.kafka_fetch import Fetched, KafkaBlock
-from streamlearn.sources.kafka_watcher import WATCHER_REQUEST_TIMEOUT_S, Observation, WatcherBase
+from streamlearn.sources.kafka_watcher import (
+    WATCHER_REQUEST_TIMEOUT_S,
+    Closable,
+    Observation,
+    WatcherBase,
+)
 
 __all__ = ["KafkaSourceBase"]
 
 log = logging.getLogger(__name__)
 
-ConsumerT = TypeVar("ConsumerT")
+ConsumerT = TypeVar("ConsumerT", bound=Closable)
 
 
 class KafkaSourceBase(Source, Generic[ConsumerT]):
@@ -65,7 +70,7 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
     client_label: ClassVar[str] = ""
     #: Where it logs: the client module's logger, so log names say which client it is.
     _log: ClassVar[logging.Logger] = log
-    _watcher: WatcherBase[Any]
+    _watcher: WatcherBase[Any, ConsumerT]
 
     def __init__(
         self,

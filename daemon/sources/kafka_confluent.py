@@ -39,7 +39,7 @@ from streamlearn.sources.kafka_watcher import (
 )
 
 if TYPE_CHECKING:
-    from confluent_kafka import Consumer
+    from confluent_kafka import Consumer, KafkaError
 
 __all__ = ["CONSUMER_TUNING", "ConfluentKafkaSource", "librdkafka_config"]
 
@@ -133,7 +133,7 @@ def librdkafka_config(settings: KafkaSettings) -> dict[str, Any]:
     return config
 
 
-def _is_fatal(error: Any) -> bool:
+def _is_fatal(error: KafkaError) -> bool:
     """True for a librdkafka ``KafkaError`` that retrying cannot fix."""
     from confluent_kafka import KafkaError
 
@@ -150,7 +150,7 @@ def _is_fatal(error: Any) -> bool:
     return bool(error.fatal()) or error.code() in codes
 
 
-class _Watcher(WatcherBase["Consumer"]):
+class _Watcher(WatcherBase["Consumer", "Consumer"]):
     """The watcher (see ``WatcherBase``) with a librdkafka consumer used only for look-ups."""
 
     _log = log

@@ -12,7 +12,7 @@ import threading
 from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from streamlearn.sources.kafka_config import KafkaSettings
 
@@ -23,7 +23,17 @@ log = logging.getLogger(__name__)
 #: Metadata and offset look-ups give up after this long, so a hung broker is noticed quickly.
 WATCHER_REQUEST_TIMEOUT_S = 3.0
 
+
+class Closable(Protocol):
+    """A client that can be closed (both libraries' consumers)."""
+
+    def close(self) -> None: ...
+
+
+#: The watcher's own look-up client.
 ClientT = TypeVar("ClientT")
+#: The fetching consumer the watcher may build and hand to the reader.
+ConsumerT = TypeVar("ConsumerT", bound=Closable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +52,7 @@ class Fatal(Exception):
     """A watcher failure that retrying cannot fix (authentication, authorization, config)."""
 
 
-class WatcherBase(threading.Thread, Generic[ClientT]):
+class WatcherBase(threading.Thread, Generic[ClientT, ConsumerT]):
     """Background thread that owns every call that may block on the broker.
 
     Every ``interval`` seconds it observes the topic through a look-up client of its own
@@ -71,14 +81,14 @@ class WatcherBase(threading.Thread, Generic[ClientT]):
         self.fatal: BaseException | None = None
         self.committed_offsets: dict[int, int] = {}  # what our own commits confirmed
         self.commit_failures = 0
-        self._handoff: Any = None  # a fetching consumer built here, for the reader to take
+        self._handoff: ConsumerT | None = None  # built here, for the reader to take
         self._pending_commit: dict[int, int] | None = None
         self._ever_connected = False
         self._state_logged = False
 
     # -- called from the reading thread ---------------------------------------------------------
 
-    def take_consumer(self) -> Any:
+    def take_consumer(self) -> ConsumerT | None:
         """The fetching consumer this thread built, once (None if it built none)."""
         with self._lock:
             consumer, self._handoff = self._handoff, None
@@ -96,7 +106,7 @@ class WatcherBase(threading.Thread, Generic[ClientT]):
         self._stopping.set()
         self._wake.set()
 
-    def close_consumer(self, consumer: Any) -> None:
+    def close_consumer(self, consumer: ConsumerT) -> None:
         """Close a fetching consumer without committing anything (positions are ours)."""
         consumer.close()
 
