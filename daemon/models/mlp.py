@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -226,7 +226,7 @@ class MLPRegressor(RLSHead, base.Regressor):
             self._build(list(features))
 
     @classmethod
-    def _unit_test_params(cls) -> Any:
+    def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
         yield {}
         yield {"hidden": (8,), "activation": "tanh", "trainable_layers": 1, "seed": 3}
         yield {"hidden": (5, 3), "activation": ("logistic", "identity"), "lr": 0.001}

@@ -10,7 +10,7 @@ note this project grew from (docs/design.md, "Terms: the seed"). River's
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 
 from river import base
@@ -74,7 +74,7 @@ class SGDRegressor(base.Regressor):
         self.intercept = self.initial_intercept
 
     @classmethod
-    def _unit_test_params(cls) -> Any:
+    def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
         yield {"lr": 0.01}
 
     def predict_one(self, x: dict[Hashable, Any]) -> float:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from typing import Any
 
 from river import base
@@ -34,7 +34,7 @@ class FrozenRegressor(base.Regressor):
         self.regressor = regressor
 
     @classmethod
-    def _unit_test_params(cls) -> Any:
+    def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
         from streamlearn.models.sgd import SGDRegressor
 
         yield {"regressor": SGDRegressor(initial_weights={"gallup": 1.0})}
@@ -78,7 +78,7 @@ class RenamedRegressor(base.Regressor):
         self.mapping = mapping
 
     @classmethod
-    def _unit_test_params(cls) -> Any:
+    def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
         from streamlearn.models.sgd import SGDRegressor
 
         yield {"regressor": SGDRegressor(), "mapping": {"gallup": "g"}}
