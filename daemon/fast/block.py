@@ -69,44 +69,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class ParseLines(Protocol):
-    """``spec.parse_lines`` or its C rendering."""
-
-    def __call__(
-        self,
-        data: bytes,
-        n_fields: int,
-        values: NDArray[np.float64],
-        status: NDArray[np.int8],
-        starts: NDArray[np.int64],
-        /,
-    ) -> int: ...
-
-
-class LearnRows(Protocol):
-    """``spec.learn_rows`` or its C rendering."""
-
-    def __call__(
-        self,
-        values: NDArray[np.float64],
-        status: NDArray[np.int8],
-        start: int,
-        stop: int,
-        weights: NDArray[np.float64],
-        lr: float,
-        two: float,
-        state: NDArray[np.float64],
-        counters: NDArray[np.int64],
-        ring_y: NDArray[np.float64],
-        ring_yhat: NDArray[np.float64],
-        yhat_out: NDArray[np.float64],
-        curve_out: NDArray[np.float64],
-        /,
-    ) -> int: ...
-
-
-#: The parser and the learner, compiled (``compiled_kernels``) or as Python (``python_kernels``).
-Kernels = tuple[ParseLines, LearnRows]
+#: The parser and the learner, compiled (``compiled_kernels``) or as Python (``python_kernels``):
+#: ``spec.parse_lines`` and ``spec.learn_rows`` or their C renderings, of the same signatures.
+Kernels = tuple[Callable[..., int], Callable[..., int]]
 
 
 def python_kernels() -> Kernels:
