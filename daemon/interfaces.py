@@ -8,7 +8,7 @@ own, checked with ``isinstance``, or a method every implementation has), never p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
@@ -300,7 +300,7 @@ class Regressor(Protocol):
 class FusedModel(Protocol):
     """A model that predicts and learns in one call (the project's own estimators)."""
 
-    def predict_learn_one(self, x: dict[str, float], y: float) -> float: ...
+    def predict_learn_one(self, x: dict[Hashable, Any], y: float) -> float: ...
 
 
 @runtime_checkable
@@ -363,6 +363,10 @@ class Monitor(StatePart, Protocol):
         self, indices: NDArray[np.int64], errors: NDArray[np.float64], host: ModelHost, /
     ) -> int:
         """Many learned records' errors at once; returns how many it saw (it stops at a change)."""
+        ...
+
+    def telemetry_labels(self) -> dict[str, tuple[str, ...]]:
+        """Keyword arguments for ``Telemetry``: the label values of its drift series."""
         ...
 
 
