@@ -30,10 +30,11 @@ import functools
 import logging
 import os
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, MutableSequence, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from streamlearn.fast.spec import (
     CLOCK,
@@ -59,7 +60,10 @@ __all__ = ["ADWIN", "feed_values"]
 
 log = logging.getLogger(__name__)
 
-Kernel = Callable[[Any, Any, int, int], int]
+#: The state buffer: a float64 array for the compiled kernel, a list for the Python one.
+Buffer = MutableSequence[float] | NDArray[np.float64]
+#: ``feed_values`` compiled or as Python (the values are an array, or a list for Python).
+Kernel = Callable[[Buffer, Sequence[float] | NDArray[np.float64], int, int], int]
 
 
 @functools.cache
@@ -163,7 +167,7 @@ class ADWIN:
             self.grace_period,
         )
         buf[ROWS] = 1.0
-        self._buf: Any = buf if self.compiled else buf.tolist()
+        self._buf: Buffer = buf if self.compiled else buf.tolist()
         self._schedule()
 
     def _attach(self, compiled: bool | None) -> None:
@@ -226,10 +230,10 @@ class ADWIN:
 
     def _schedule(self) -> None:
         """Count the values until the next tested one, from the state alone."""
-        nothing: Any = np.empty(0) if self.compiled else []
+        nothing: list[float] | NDArray[np.float64] = np.empty(0) if self.compiled else []
         self._hit(self._kernel(self._buf, nothing, 0, 0))
 
-    def _current(self) -> Any:
+    def _current(self) -> Buffer:
         """The state buffer with every value fed so far."""
         if self._pending:
             self._flush()
