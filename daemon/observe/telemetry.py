@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info
 from prometheus_client.metrics_core import Metric
 
+from streamlearn.observe.drift_metrics import DriftMetrics
 from streamlearn.observe.histogram import BatchHistogram, one_two_five_buckets
 from streamlearn.observe.labels import (
     LEARN_LABELS,
@@ -145,18 +146,11 @@ class Telemetry:
         self.lag = lag
         self.ready = ready
         self.started_at = time.time()
-        if drift_detectors is None or drift_actions is None:
-            # The drift monitor's names are the truth; imported here, not at the top, so that
-            # telemetry does not load the drift package unless the defaults are needed.
-            from streamlearn.drift.monitor import ACTIONS, DETECTOR_NAMES
-
-            drift_detectors = DETECTOR_NAMES if drift_detectors is None else drift_detectors
-            drift_actions = ACTIONS if drift_actions is None else drift_actions
         # The metrics are declared group by group, in the order /metrics lists them.
         self._declare_build(self.registry, model_spec, version, river_version)
         self._declare_records(self.registry, str(source), max_extra_label_values)
         self._declare_histograms(self.registry, error_buckets, step_buckets, latency_buckets)
-        self._declare_drift(
+        self._drift = DriftMetrics(
             self.registry, drift_detectors, drift_signals, drift_actions, max_extra_label_values
         )
         self._declare_events(self.registry)
@@ -272,44 +266,6 @@ class Telemetry:
             registry=registry,
         )
         self._latency_child = self._latency.labels()
-
-    def _declare_drift(
-        self,
-        registry: CollectorRegistry,
-        detectors: Sequence[str],
-        signals: Sequence[str],
-        actions: Sequence[str],
-        max_extra: int,
-    ) -> None:
-        """Drift detections, the time of the last one, and the actions taken."""
-        self._detector = BoundedLabel(detectors, max_extra)
-        self._signal = BoundedLabel(signals, max_extra)
-        self._action = BoundedLabel(actions, max_extra)
-        self._drift_family = Counter(
-            "streamlearn_drift_detections",
-            "Drifts flagged, by detector and by the signal it watches.",
-            ["detector", "signal"],
-            registry=registry,
-        )
-        self._drift_detections = {
-            (d, s): self._drift_family.labels(d, s)
-            for d in self._detector.known
-            for s in self._signal.known
-        }
-        self._last_drift_family = Gauge(
-            "streamlearn_last_drift_timestamp_seconds",
-            "Unix time of the last drift flagged by each detector (0: none yet).",
-            ["detector"],
-            registry=registry,
-        )
-        self._last_drift = {d: self._last_drift_family.labels(d) for d in self._detector.known}
-        self._actions_family = Counter(
-            "streamlearn_drift_actions",
-            "Actions taken on the model after a drift, by action.",
-            ["action"],
-            registry=registry,
-        )
-        self._actions = {a: self._actions_family.labels(a) for a in self._action.known}
 
     def _declare_events(self, registry: CollectorRegistry) -> None:
         """Pseudo-labels, checkpoints, last record, divergences, Kafka offsets, /predict."""
@@ -433,25 +389,11 @@ class Telemetry:
 
     def drift(self, detector: str, signal: str = "error", ts: float | None = None) -> None:
         """Count one drift flagged by ``detector`` on ``signal`` at Unix time ``ts`` (now)."""
-        key = (detector, signal)
-        child = self._drift_detections.get(key)
-        if child is None:
-            bounded = (self._detector(detector), self._signal(signal))
-            child = self._drift_detections.setdefault(bounded, self._drift_family.labels(*bounded))
-            detector = bounded[0]
-        gauge = self._last_drift.get(detector)
-        if gauge is None:
-            gauge = self._last_drift.setdefault(detector, self._last_drift_family.labels(detector))
-        child.inc()
-        gauge.set(time.time() if ts is None else ts)
+        self._drift.detected(detector, signal, ts)
 
     def drift_action(self, action: str) -> None:
         """Count one action taken after a drift (unknown actions accepted, bounded)."""
-        child = self._actions.get(action)
-        if child is None:
-            bounded = self._action(action)
-            child = self._actions.setdefault(bounded, self._actions_family.labels(bounded))
-        child.inc()
+        self._drift.action(action)
 
     def pseudo(self, decision: str, n: int = 1) -> None:
         """Count ``n`` pseudo-label candidates ``"accepted"`` or ``"rejected"``."""
