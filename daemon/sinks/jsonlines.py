@@ -1,4 +1,4 @@
-"""Where predictions and dead letters go: JSON Lines files (Kafka topics live in ``kafka_sink``).
+"""Where predictions and dead letters go: JSON Lines files (Kafka topics: ``sinks.kafka``).
 
 A sink takes plain dicts. File sinks append and flush on ``flush()``; the run
 loop flushes sinks before it writes a checkpoint, so a record whose position is
