@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -192,8 +193,9 @@ def build_model(spec: str, lr: float | None = None) -> Any:
 
 def final_estimator(model: Any) -> Any:
     """The last step of a pipeline (the model itself otherwise)."""
-    from river import compose
-
-    if isinstance(model, compose.Pipeline) and model.steps:
+    # A model can only be a Pipeline once river.compose is imported; importing it here would
+    # pull scipy into every replay of a model that is none.
+    compose = sys.modules.get("river.compose")
+    if compose is not None and isinstance(model, compose.Pipeline) and model.steps:
         return list(model.steps.values())[-1]
     return model
