@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from streamlearn.labels.join import LabelJoin
     from streamlearn.labels.pseudo import PseudoLabeler
     from streamlearn.learner import Learner
-    from streamlearn.loop.daemon import Daemon, RunOptions
+    from streamlearn.loop import Daemon, RunOptions
     from streamlearn.observe.http import MetricsServer
     from streamlearn.observe.telemetry import Telemetry
     from streamlearn.state import CheckpointStore
@@ -54,7 +54,7 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
     ``stopping`` is asked while a followed file and its header do not exist yet: True
     gives up waiting.
     """
-    from streamlearn.loop.daemon import Daemon
+    from streamlearn.loop import Daemon
 
     resources = ExitStack()
     try:
@@ -267,7 +267,7 @@ def _learner(
 
 def _run_options(settings: Settings) -> RunOptions:
     """The loop's pacing and checkpoint schedule."""
-    from streamlearn.loop.daemon import RunOptions
+    from streamlearn.loop import RunOptions
 
     return RunOptions(
         checkpoint_every=settings.checkpoint_every,
