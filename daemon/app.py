@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from river import base
 
     from streamlearn.drift.monitor import DriftMonitor
+    from streamlearn.interfaces import DriftLabels
     from streamlearn.labels.join import LabelJoin
     from streamlearn.labels.pseudo import PseudoLabeler
     from streamlearn.learner import Learner
@@ -298,7 +299,7 @@ def make_telemetry(daemon: Daemon, source: Source, lag: LagReader | None) -> Tel
         return {(k, "cumulative"): v for k, v in summary.items() if v is not None}
 
     monitor = daemon.monitor
-    labels: dict[str, tuple[str, ...]] = monitor.telemetry_labels() if monitor is not None else {}
+    labels: DriftLabels = monitor.telemetry_labels() if monitor is not None else {}
     return Telemetry(
         source=source.kind,
         model_spec=daemon.model_spec,
@@ -355,7 +356,7 @@ def _pseudo_parts(
     from streamlearn.labels.build import build_pseudo
     from streamlearn.labels.settings import PseudoSettingsError
 
-    restored = {k: extensions[k] for k in ("pseudo", "join") if k in extensions}
+    restored: dict[str, Any] = {k: extensions[k] for k in ("pseudo", "join") if k in extensions}
     try:
         return build_pseudo(
             settings.pseudo,

@@ -9,7 +9,7 @@ own, checked with ``isinstance``, or a method every implementation has), never p
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
@@ -365,9 +365,17 @@ class Monitor(StatePart, Protocol):
         """Many learned records' errors at once; returns how many it saw (it stops at a change)."""
         ...
 
-    def telemetry_labels(self) -> dict[str, tuple[str, ...]]:
+    def telemetry_labels(self) -> DriftLabels:
         """Keyword arguments for ``Telemetry``: the label values of its drift series."""
         ...
+
+
+class DriftLabels(TypedDict, total=False):
+    """The label values of ``Telemetry``'s drift series, as its keyword arguments."""
+
+    drift_detectors: Sequence[str]
+    drift_signals: Sequence[str]
+    drift_actions: Sequence[str]
 
 
 class PendingFeatures(Protocol):
@@ -395,8 +403,8 @@ class LabelJoin(StatePart, Protocol):
 class PseudoLoop(LockedStatePart, Protocol):
     """The pseudo-label side loop (``streamlearn.labels``): teaches the model unlabeled records."""
 
-    def offer(self, record: Record, yhat: float, index: int, /) -> None:
-        """An unlabeled record, after its prediction was written."""
+    def offer(self, record: Record, yhat: float, index: int, host: ModelHost, /) -> None:
+        """An unlabeled record, after its prediction was written (a full window is learned now)."""
         ...
 
     def observe_labeled(self, x: dict[str, float], y: float, /) -> None:

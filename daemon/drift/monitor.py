@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     import numpy as np
     from river import base
 
-    from streamlearn.interfaces import ModelHost
+    from streamlearn.interfaces import DriftLabels, ModelHost
 
 __all__ = ["MAX_EVENTS", "MAX_SWAPS", "DriftMonitor"]
 
@@ -410,7 +410,7 @@ class DriftMonitor:
             },
         }
 
-    def telemetry_labels(self) -> dict[str, tuple[str, ...]]:
+    def telemetry_labels(self) -> DriftLabels:
         """Keyword arguments for ``Telemetry`` that export each drift series at 0 from the start."""
         return {
             "drift_detectors": DETECTOR_NAMES,

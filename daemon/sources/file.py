@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -81,7 +82,7 @@ class FileSource(Source):
         path: str | os.PathLike[str],
         *,
         follow: bool = False,
-        resume: dict[str, Any] | None = None,
+        resume: Mapping[str, Any] | None = None,
         max_line_bytes: int = 1 << 20,
         read_size: int = 2 << 20,
         rotate_wait: float = 5.0,
@@ -111,7 +112,7 @@ class FileSource(Source):
 
     # -- opening and identity -------------------------------------------------
 
-    def _open(self, resume: dict[str, Any] | None) -> None:
+    def _open(self, resume: Mapping[str, Any] | None) -> None:
         if resume is not None:
             if resume.get("kind") != "file":
                 raise PositionMismatch(
@@ -148,7 +149,7 @@ class FileSource(Source):
         self._reads = ReadLog()  # for arrivals(): when the bytes not yet handed out were read
         self._last_read = b""  # the last bytes read, up to the read position
 
-    def _resume_rotated(self, resume: dict[str, Any]) -> bool:
+    def _resume_rotated(self, resume: Mapping[str, Any]) -> bool:
         """Resume a followed file that was renamed away since the checkpoint; False if not.
 
         The file is found by its identity in the same directory and read to its end
@@ -183,7 +184,7 @@ class FileSource(Source):
         self._try_open_later()
         return True
 
-    def _resume(self, resume: dict[str, Any]) -> None:
+    def _resume(self, resume: Mapping[str, Any]) -> None:
         assert self._handle is not None and self._stat is not None
         offset = int(resume["offset"])
         if not holds(self._handle.fileno(), self._stat.st_size, resume):
