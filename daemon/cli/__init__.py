@@ -1,9 +1,10 @@
-"""The ``streamlearn`` command line: the click group and its ``run``, ``replay`` and ``inspect``.
+"""The ``streamlearn`` command line: the click group and every command.
 
-``group`` holds the group and the ``--config`` loading, ``options`` every option of ``run``
-and ``replay``, ``run`` and ``inspect`` the commands. Only this package (and
-``streamlearn.producers.cli``) imports click; the daemon's modules raise plain errors that
-the commands turn into click's.
+``group`` holds the group, the lazily loaded commands and the ``--config`` loading;
+``options`` (with ``pseudo_options`` and ``drift_options``) every option of ``run`` and
+``replay``; ``run``, ``inspect``, ``broker``, ``pretrain`` and ``report`` the commands.
+Only this package (and ``streamlearn.producers.cli``) imports click: the daemon's
+modules raise plain errors that the commands turn into click's.
 """
 
 from streamlearn.cli import inspect, run

@@ -1,5 +1,8 @@
 """Every option of ``run`` and ``replay``, declared in one place, grouped by what it sets.
 
+The pseudo-label and drift groups live in ``pseudo_options.py`` and ``drift_options.py``;
+:func:`stream_options` is where all of them are put together.
+
 Each option has a ``STREAMLEARN_*`` variable (except ``-X``, which holds secrets-free
 client settings only on the command line) and can be set from the ``--config`` file.
 Options are listed in ``--help`` in the order the groups are applied in
@@ -13,7 +16,9 @@ from typing import Any
 
 import click
 
+from streamlearn.cli.drift_options import drift_options
 from streamlearn.cli.group import load_config
+from streamlearn.cli.pseudo_options import pseudo_options
 
 #: A click command's callback (its parameters are the options, hence ``...``).
 Command = Callable[..., Any]
@@ -351,11 +356,9 @@ REPLAY: tuple[OptionDecorator, ...] = (
 def stream_options(func: Command) -> Command:
     """Add the options ``run`` and ``replay`` share, in the order ``--help`` lists them.
 
-    The pseudo-label and drift groups come first; their tables sit beside the
-    pseudo-label loop's and the drift monitor's settings.
+    The pseudo-label and drift groups come first; they are declared in
+    ``pseudo_options.py`` and ``drift_options.py``, beside the checks that need their
+    typed settings.
     """
-    from streamlearn.cli.drift_options import drift_options
-    from streamlearn.cli.pseudo_options import pseudo_options
-
     shared = (*CONFIG, *INPUT, *MODEL, *STATE, *SINKS, *LIMITS, *HTTP, *GUARD, *TRANSFER, *KAFKA)
     return pseudo_options(drift_options(apply(shared)(func)))
