@@ -79,7 +79,8 @@ def pseudo_options(func: Callable[..., Any]) -> Callable[..., Any]:
             type=click.IntRange(min=1),
             envvar="STREAMLEARN_PSEUDO_QUEUE",
             help="Unlabeled records waiting for a decision; when full the oldest is rejected "
-            "(counted as overflow).",
+            "(counted as overflow). Only --threaded fills it: deterministic decides each "
+            "window as it fills.",
         ),
         click.option(
             "--pseudo-threshold",
@@ -104,7 +105,9 @@ def pseudo_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             type=click.IntRange(min=1),
             envvar="STREAMLEARN_PSEUDO_WINDOW",
-            help="Decide per window of this many unlabeled records, most confident first.",
+            help="Decide per window of this many unlabeled records, most confident first. "
+            "The window alone says when accepted pseudo-labels are learned: as its last "
+            "record comes (deterministic), so --rate and batch sizes change nothing.",
         ),
         click.option(
             "--pseudo-max-fraction",
@@ -136,8 +139,9 @@ def pseudo_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--deterministic/--threaded",
             default=_DEFAULTS.deterministic,
             envvar="STREAMLEARN_DETERMINISTIC",
-            help="Decide pseudo-labels on the loop thread (reproducible; default for replay) "
-            "or on a side thread (default for run).",
+            help="Decide pseudo-labels on the loop thread as each window fills (reproducible "
+            "at any speed; default for replay) or on a side thread, learned when ready (the "
+            "teacher never slows the loop; default for run).",
         ),
         click.option(
             "--label-ttl",

@@ -11,6 +11,9 @@ stream that becomes:
   (``streamlearn.labels.window``), at most ``max_fraction`` of the window, and only those
   whose confidence reaches ``threshold``; the student learns them with weight ``weight``
   (never scored: the prequential metrics stay for true labels);
+- in deterministic mode a window is decided, and its accepted pseudo-labels learned, the
+  moment its last record is offered: the window alone says where in the stream they are
+  learned, so a replay gives the same models at any batch size or ``--rate``;
 - every unlabeled record ends as exactly one of accepted or rejected (with one of the
   ``PSEUDO_REJECT_REASONS``); a true label that comes later (the delayed-label join)
   audits the pseudo-label it replaces: ``audit_mae`` says whether the threshold is right.
@@ -47,9 +50,10 @@ _RUNTIME = frozenset(
 class PseudoLabeler:
     """The pseudo-labeling side loop: queue, teacher, ordered acceptance, weighted learning.
 
-    The loop calls ``offer`` per unlabeled record, ``observe_labeled`` per true
-    label and ``drain`` after each batch (it learns accepted pseudo-labels on the
-    loop thread, into ``host.learner``); the ``LabelJoin`` calls ``audit``.
+    The loop calls ``offer`` per unlabeled record (a full window is decided and
+    learned there, on the loop thread, into ``host.learner``), ``observe_labeled``
+    per true label and ``drain`` after each batch (expiry, telemetry, and in
+    threaded mode the side thread's verdicts); the ``LabelJoin`` calls ``audit``.
     Picklable (the checkpoint holds it, with the queue and the teacher).
 
     Parameters
@@ -64,16 +68,20 @@ class PseudoLabeler:
         Sample weight of an accepted pseudo-label, in ``(0, 1]``.
     window
         Decisions are made per window of this many queued records, most
-        confident first. A window is decided when it is full; ``flush`` decides
-        a partial one (the end of a replay).
+        confident first. A window is decided when it is full (in deterministic
+        mode as its last record is offered); ``flush`` decides a partial one (the
+        end of a replay).
     max_fraction
         At most ``floor(max_fraction * window)`` of a window are accepted.
     queue_size
         Most records waiting for a decision; when full, the oldest is rejected
-        (``overflow``). At least ``window``. (In threaded mode one more window
-        may be with the teacher.)
+        (``overflow``). At least ``window``. In deterministic mode the loop's
+        ``offer`` decides each window as it fills, so the queue holds less than
+        a window; in threaded mode it fills while the teacher is behind (and one
+        more window may be with the teacher).
     deterministic
-        Decide on the loop thread in ``drain`` (reproducible), or on a side thread.
+        Decide on the loop thread as each window fills (reproducible), or on a
+        side thread (its verdicts are learned when the loop next sees them).
     join
         The ``LabelJoin``, to link each record with an id to its decision (audit).
 
@@ -215,8 +223,15 @@ class PseudoLabeler:
 
     # -- hooks called by the daemon's loop thread ---------------------------------------
 
-    def offer(self, record: Record, yhat: float, index: int) -> None:
-        """Queue an unlabeled record (after its prediction was written)."""
+    def offer(self, record: Record, yhat: float, index: int, host: ModelHost | None = None) -> None:
+        """Queue an unlabeled record (after its prediction was written).
+
+        With the loop's ``host``, a window is decided and its accepted pseudo-labels
+        learned the moment it fills (deterministic mode): where they are learned in the
+        stream depends on the window alone, never on how the loop batches records.
+        Without it, full windows wait for ``drain``. In threaded mode, the verdicts the
+        side thread has made are learned here.
+        """
         candidate = Candidate(index, record.id, record.x, float(yhat))
         self.offered += 1
         if self.join is not None and record.id is not None:
@@ -234,8 +249,13 @@ class PseudoLabeler:
                 self.superseded.discard(oldest.stream_index)  # decided already
             else:
                 self._finish(oldest, "rejected", "overflow", None)
-        if not self.deterministic:
-            self._ensure_thread()
+        if self.deterministic:
+            if host is not None and len(self.pending) >= self.window:
+                self._decide_full_windows(host)
+            return
+        self._ensure_thread()
+        if host is not None and self.ready_decisions:
+            self._apply_ready(host)
 
     def observe_labeled(self, x: dict[str, float], y: float) -> None:
         """A true label: the teacher learns it (the student already did)."""
@@ -256,16 +276,24 @@ class PseudoLabeler:
         if self.join is not None:
             self.join.expire(host.records_seen - 1)  # labels may stop coming: free memory
         if self.deterministic:
-            while len(self.pending) >= self.window:
-                window = [self.pending.popleft() for _ in range(self.window)]
-                self._apply(self._decide(window, self.window), host)
+            self._decide_full_windows(host)
         else:
-            self._raise_if_failed()
-            with self._cond:
-                verdicts = list(self.ready_decisions)
-                self.ready_decisions.clear()
-            self._apply(verdicts, host)
+            self._apply_ready(host)
         self._report(host)
+
+    def _decide_full_windows(self, host: ModelHost) -> None:
+        """Decide each full window in the queue and learn its accepted pseudo-labels."""
+        while len(self.pending) >= self.window:
+            window = [self.pending.popleft() for _ in range(self.window)]
+            self._apply(self._decide(window, self.window), host)
+
+    def _apply_ready(self, host: ModelHost) -> None:
+        """Threaded mode: learn the verdicts the side thread has made meanwhile."""
+        self._raise_if_failed()
+        with self._cond:
+            verdicts = list(self.ready_decisions)
+            self.ready_decisions.clear()
+        self._apply(verdicts, host)
 
     def flush(self, host: ModelHost) -> None:
         """Decide everything still queued, partial window included (end of a replay)."""

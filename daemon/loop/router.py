@@ -134,7 +134,7 @@ class Router:
         if self.join is not None and item.id is not None:
             self.join.remember(item, yhat, index)
         if self.pseudo is not None:
-            self.pseudo.offer(item, yhat, index)
+            self.pseudo.offer(item, yhat, index, self.host)
 
     def write_prediction(
         self, record_id: str | None, where: dict[str, object], yhat: float
