@@ -1,4 +1,5 @@
-"""The daemon's HTTP face on one port: /metrics, /healthz, /readyz, POST /predict, GET /model.
+"""The daemon's HTTP face on one port: /metrics, /healthz, /readyz, POST /predict, GET /model,
+and the status page at / (polling /status.json).
 
 It runs ``http.server.ThreadingHTTPServer`` in a daemon thread: no dependency, a thread
 per connection (bounded), and nothing here touches the learner. Everything it needs
@@ -26,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from streamlearn.observe.json_bodies import BadRequest, finite_or_null, parse_features
+from streamlearn.observe.status import StatusBoard, status_page
 from streamlearn.observe.telemetry import Telemetry
 
 __all__ = [
@@ -129,6 +131,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._readyz()
         elif path == "/model":
             self._json(HTTPStatus.OK, finite_or_null(app.model_info()))
+        elif path == "/":
+            self._page()
+        elif path == "/status.json":
+            self._json(HTTPStatus.OK, finite_or_null(app.status.document()), cache=False)
         elif path == "/predict":
             self._method_not_allowed("POST")
         else:
@@ -142,7 +148,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path == "/predict":
             self._predict()
-        elif path in ("/metrics", "/healthz", "/readyz", "/model"):
+        elif path in ("/metrics", "/healthz", "/readyz", "/model", "/", "/status.json"):
             self._method_not_allowed("GET, HEAD")
         else:
             self._text(HTTPStatus.NOT_FOUND, f"no such path {path}\n")
@@ -157,6 +163,16 @@ class _Handler(BaseHTTPRequestHandler):
             body = gzip.compress(body, compresslevel=1)  # cheap: the loop shares the CPU
             headers["Content-Encoding"] = "gzip"
         self._send(HTTPStatus.OK, body, headers)
+
+    def _page(self) -> None:
+        headers = {
+            "Content-Type": "text/html; charset=utf-8",
+            "Cache-Control": "no-cache",
+            # Everything is inline: the page may fetch its own JSON and load nothing else.
+            "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; "
+            "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+        }
+        self._send(HTTPStatus.OK, status_page(), headers)
 
     def _readyz(self) -> None:
         try:
@@ -252,9 +268,12 @@ class _Handler(BaseHTTPRequestHandler):
     def _text(self, status: HTTPStatus, text: str) -> None:
         self._send(status, text.encode(), {"Content-Type": "text/plain; charset=utf-8"})
 
-    def _json(self, status: HTTPStatus, document: object) -> None:
+    def _json(self, status: HTTPStatus, document: object, *, cache: bool = True) -> None:
         body = json.dumps(document, default=str, allow_nan=False).encode() + b"\n"
-        self._send(status, body, {"Content-Type": "application/json"})
+        headers = {"Content-Type": "application/json"}
+        if not cache:
+            headers["Cache-Control"] = "no-store"
+        self._send(status, body, headers)
 
     def _send(self, status: HTTPStatus, body: bytes, headers: Mapping[str, str]) -> None:
         self.send_response(status)
@@ -354,6 +373,8 @@ class MetricsServer:
         self._predict = predict
         self._requested_port = port
         self._max_connections = max_connections
+        #: Builds ``/status.json`` (the status page's data) from ``model_info`` and telemetry.
+        self.status = StatusBoard(lambda: self.model_info(), telemetry, lambda: self.ready())
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -404,7 +425,7 @@ class MetricsServer:
             daemon=True,
         )
         self._thread.start()
-        log.info("serving /metrics /healthz /readyz /predict /model on %s", self.url)
+        log.info("serving / /metrics /healthz /readyz /predict /model on %s", self.url)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, close the socket and join the thread; safe to call twice."""
