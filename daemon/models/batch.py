@@ -52,6 +52,12 @@ class BatchModel:
         A's fixed input standardisation (a scikit-learn ``StandardScaler`` in a pipeline).
     river_model
         The River model itself, for kind ``"river"``.
+    learning_rate
+        The step size A's own training ended with, when it kept one (scikit-learn's
+        ``learning_rate_init`` for Adam, the current rate of its SGD solvers, a Keras
+        optimizer's ``learning_rate``, a streamlearn model's ``lr``); ``None`` for a
+        closed-form fit (``LinearRegression``, L-BFGS). It sets B's learning rate when
+        none is given (:func:`streamlearn.models.transfer.suited_lr`).
     """
 
     kind: Kind
@@ -64,6 +70,7 @@ class BatchModel:
     input_mean: FloatArray | None = None
     input_scale: FloatArray | None = None
     river_model: Any = field(default=None, repr=False)
+    learning_rate: float | None = None
 
     @property
     def input_names(self) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ import io
 import json
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -94,4 +95,24 @@ def load_keras(path: Path) -> BatchModel:
         coefs=tuple(coefs),
         intercepts=tuple(intercepts),
         activations=tuple(activations),
+        learning_rate=_optimizer_rate(config),
     )
+
+
+def _optimizer_rate(config: dict[str, Any]) -> float | None:
+    """The learning rate of the optimizer the model was compiled with, when it is a number.
+
+    A learning-rate schedule (a dict) ends somewhere its config does not say: None.
+
+    >>> _optimizer_rate({"compile_config": {"optimizer": {"config": {"learning_rate": 0.002}}}})
+    0.002
+    >>> _optimizer_rate({}) is None
+    True
+    """
+    compiled = config.get("compile_config") or {}
+    optimizer = compiled.get("optimizer") if isinstance(compiled, dict) else None
+    settings = optimizer.get("config") if isinstance(optimizer, dict) else None
+    rate = settings.get("learning_rate") if isinstance(settings, dict) else None
+    if isinstance(rate, int | float) and not isinstance(rate, bool) and rate > 0:
+        return float(f"{rate:.7g}")  # Keras keeps it in float32: 0.002 comes back 0.0020000001
+    return None

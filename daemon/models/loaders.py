@@ -189,6 +189,7 @@ def _from_sklearn(obj: Any, where: str) -> BatchModel:
             activations=activations,
             input_mean=mean,
             input_scale=scale,
+            learning_rate=_sklearn_mlp_rate(model),
         )
     if name in _SKLEARN_LINEAR:
         if not hasattr(model, "coef_"):
@@ -208,11 +209,44 @@ def _from_sklearn(obj: Any, where: str) -> BatchModel:
             activations=("identity",),
             input_mean=mean,
             input_scale=scale,
+            learning_rate=_sklearn_sgd_rate(model) if name == "SGDRegressor" else None,
         )
     raise TransferError(
         f"{where} holds a scikit-learn {name}; supported are MLPRegressor and the linear "
         f"regressors ({', '.join(sorted(_SKLEARN_LINEAR))})"
     )
+
+
+def _sklearn_mlp_rate(model: Any) -> float | None:
+    """The step size a fitted scikit-learn ``MLPRegressor`` ended with; None for L-BFGS.
+
+    Adam's step per weight is about ``learning_rate_init`` throughout; the SGD solver's
+    rate is its optimizer's current one (lowered by ``invscaling`` and ``adaptive``), which
+    scikit-learn keeps after ``fit`` for ``partial_fit`` (read with ``getattr``: a private
+    attribute of a third-party object, absent from models pickled without it).
+    """
+    if model.solver == "adam":
+        return float(model.learning_rate_init)
+    if model.solver == "sgd":
+        optimizer = getattr(model, "_optimizer", None)
+        rate = getattr(optimizer, "learning_rate", None)
+        return float(rate) if isinstance(rate, int | float) else float(model.learning_rate_init)
+    return None
+
+
+def _sklearn_sgd_rate(model: Any) -> float | None:
+    """The step size a fitted scikit-learn ``SGDRegressor`` ended with, where it is known.
+
+    ``constant`` and ``adaptive`` start at ``eta0`` (``adaptive`` may have lowered it since,
+    which scikit-learn does not keep); ``invscaling`` is ``eta0 / t^power_t`` after ``t``
+    updates; ``optimal`` depends on an internal offset: None.
+    """
+    schedule = model.learning_rate
+    if schedule in ("constant", "adaptive"):
+        return float(model.eta0)
+    if schedule == "invscaling":
+        return float(model.eta0 / max(float(model.t_), 1.0) ** model.power_t)
+    return None
 
 
 def _from_river(obj: base.Estimator, where: str) -> BatchModel:
@@ -236,6 +270,7 @@ def _from_river(obj: base.Estimator, where: str) -> BatchModel:
             (*hidden_acts, obj.output_activation),
             None if obj.input_mean is None else obj.input_mean.copy(),
             None if obj.input_scale is None else obj.input_scale.copy(),
+            learning_rate=None if obj.head == "rls" else obj.lr,
         )
     if isinstance(obj, SGDRegressor):
         names = tuple(str(name) for name in obj.weights)
@@ -248,6 +283,7 @@ def _from_river(obj: base.Estimator, where: str) -> BatchModel:
             coefs=(coef,),
             intercepts=(np.array([obj.intercept]),),
             activations=("identity",),
+            learning_rate=obj.lr,
         )
     from river import compose
 

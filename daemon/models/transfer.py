@@ -23,8 +23,8 @@ grew from (docs/design.md, "Terms: the seed"):
 B's learning rate, unless one is given, is :func:`suited_lr`: a tenth of the rate A's own
 training ended with, or ``FALLBACK_LR`` when A kept none. The cold default (0.01) suits a
 model that starts from random weights; a B that starts from a good A and takes steps that
-large walks away from it (a Friedman task: A's MAE 0.88, B fine-tuned at 0.01 ends at 3.3;
-at 0.001, 1.5; at 0.0001, 0.91).
+large walks away from it. The baseline guard (:mod:`streamlearn.models.champion`) covers the
+rest: A serves while B is worse.
 
 A frozen copy of A (:func:`frozen_baseline`) is the baseline B has to beat. Everything a user
 can get wrong (an unknown file, a model kind with no layers, feature names that do not match
@@ -67,14 +67,14 @@ FloatArray = npt.NDArray[np.float64]
 
 #: The ways of building B from A (see the module docstring).
 MODES = ("extract", "finetune", "partial")
-#: B's learning rate is A's own final one times this (:func:`suited_lr`).
-LR_SCALE = 0.1
+#: B's learning rate is A's own final one divided by this (:func:`suited_lr`).
+LR_DIVISOR = 10.0
 #: B's learning rate when A kept none (a closed-form fit): a tenth of the cold default.
 FALLBACK_LR = 0.001
 
 
 def suited_lr(a: BatchModel) -> float:
-    """The learning rate B starts with when none is given: ``LR_SCALE`` times A's own.
+    """The learning rate B starts with when none is given: A's own over ``LR_DIVISOR``.
 
     A's own is the step size its training ended with (``BatchModel.learning_rate``: Adam's
     ``learning_rate_init``, an SGD solver's current rate, a Keras optimizer's rate, a
@@ -92,7 +92,7 @@ def suited_lr(a: BatchModel) -> float:
     """
     if a.learning_rate is None or not (math.isfinite(a.learning_rate) and a.learning_rate > 0):
         return FALLBACK_LR
-    return LR_SCALE * a.learning_rate
+    return a.learning_rate / LR_DIVISOR
 
 
 def _stream_order(
