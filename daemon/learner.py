@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
+    from streamlearn.models.champion import BaselineGuard, GuardOptions
+
 #: A prediction beyond this is a diverged model (its squared error would overflow a float).
 DIVERGED = 1e150
 
@@ -164,6 +166,10 @@ class Learner:
         Size of the rolling window of the rolling metrics.
     baseline
         An optional frozen model scored on the same records (champion/challenger).
+    guard
+        With a baseline: how the baseline guard (``streamlearn.models.champion``) judges
+        the model against it, which decides the prediction served (:meth:`serve`);
+        defaults apply when omitted.
 
     Examples
     --------
@@ -175,12 +181,24 @@ class Learner:
     (1, 2.0)
     """
 
-    def __init__(self, model: Any, *, rolling_window: int = 1000, baseline: Any = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        rolling_window: int = 1000,
+        baseline: Any = None,
+        guard: GuardOptions | None = None,
+    ) -> None:
         if rolling_window < 1:
             raise ValueError("rolling_window must be at least 1")
         self.model = model
         self.rolling_window = rolling_window
         self.baseline = baseline
+        self.guard: BaselineGuard | None = None
+        if baseline is not None:
+            from streamlearn.models.champion import BaselineGuard
+
+            self.guard = BaselineGuard(rolling_window, guard, start=model)
         self._metrics: dict[str, Metric] | None = None  # built at the first score (``metrics``)
         self.baseline_metrics = metrics.new_metrics() if baseline is not None else None
         # The rolling window and the running |error| sum: see ``PrequentialState``.
@@ -199,6 +217,16 @@ class Learner:
         yhat = float(self.model.predict_one(x))
         return yhat if -DIVERGED < yhat < DIVERGED else math.nan
 
+    def serve(self, x: dict[str, float]) -> float:
+        """The prediction that leaves the daemon: the model's, or the baseline's while the
+        baseline guard serves it (``streamlearn.models.champion``)."""
+        guard = self.guard
+        if guard is not None and guard.serving_baseline:
+            yhat = float(self.baseline.predict_one(x))
+            if -DIVERGED < yhat < DIVERGED:
+                return yhat
+        return self.predict(x)
+
     def step(self, x: dict[str, float], y: float) -> float:
         """Test then train on one labeled record; returns the prediction made before learning.
 
@@ -216,21 +244,24 @@ class Learner:
             return math.nan
         for metric in self.metrics.values():
             metric.update(y, yhat)
-        if self.baseline is not None:
-            self._score_baseline(x, y)
+        restart = self.baseline is not None and self._score_baseline(x, y, yhat)
         if fused is None:
             model.learn_one(x, y)
         self._remember(y, yhat)
+        if restart:
+            self._restart_from_warm_start()
         return float(yhat)
 
     def step_with_prediction(self, x: dict[str, float], y: float, yhat: float) -> None:
         """Score a prediction made earlier (a late label), then learn the record now."""
         for metric in self.metrics.values():
             metric.update(y, yhat)
-        if self.baseline is not None:
-            self._score_baseline(x, y)
+        # The guard compares the model as it is now (it has not learned this label yet).
+        restart = self.baseline is not None and self._score_baseline(x, y, self.predict(x))
         self.model.learn_one(x, y)
         self._remember(y, yhat)
+        if restart:
+            self._restart_from_warm_start()
 
     def _remember(self, y: float, yhat: float) -> None:
         # The compiled kernel (streamlearn.fast.spec.learn_rows) does exactly these steps,
@@ -326,13 +357,23 @@ class Learner:
         if state.curve is not self.curve:
             self.curve = state.curve.copy()
 
-    def _score_baseline(self, x: dict[str, float], y: float) -> None:
+    def _score_baseline(self, x: dict[str, float], y: float, yhat: float) -> bool:
+        """Score the baseline on this record and let the guard compare it with ``yhat``;
+        True when the guard asks for the model to restart from its warm start."""
         assert self.baseline_metrics is not None
         base_yhat = self.baseline.predict_one(x)
         if base_yhat - base_yhat == 0.0:
             for metric in self.baseline_metrics.values():
                 metric.update(y, base_yhat)
             self.baseline_scored += 1
+            guard = self.guard
+            if guard is not None and yhat - yhat == 0.0:
+                return guard.score(y, yhat, base_yhat)
+        return False
+
+    def _restart_from_warm_start(self) -> None:
+        assert self.guard is not None
+        self.reset_model(self.guard.restart_model())
 
     def learn_weighted(self, x: dict[str, float], y: float, w: float) -> None:
         """Learn a pseudo-label with weight ``w`` (never scored: metrics are for true labels)."""
@@ -425,6 +466,7 @@ class Learner:
         for key in ("_metrics", "baseline_metrics"):
             if state.get(key):  # River's own objects, in a checkpoint of an older streamlearn
                 state[key] = {name: metrics.adopt(m) for name, m in state[key].items()}
+        state.setdefault("guard", None)  # a learner pickled before the baseline guard
         self.__dict__.update(state)
         self._fused = getattr(self._model, "predict_learn_one", None)
 
