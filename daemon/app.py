@@ -68,6 +68,8 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
         )
         store, state = open_state(settings, run_settings, resources)
         learner = _learner(settings, state, warm, fresh_model)
+        if reading.features is None:
+            learner.track_features()  # what POST /predict may pass to the model
         spec = state["model_spec"] if state is not None else run_settings["model_spec"]
         source, lag = open_source(settings, state["source"] if state is not None else None, kafka)
         resources.callback(source.close)
@@ -315,16 +317,12 @@ def serve_http(
     settings: Settings, daemon: Daemon, telemetry: Telemetry, resources: ExitStack
 ) -> MetricsServer:
     """Start the HTTP face (/metrics, /healthz, /readyz, /predict, /model) for a daemon."""
-    from streamlearn.observe.http import MetricsServer, MetricsServerError, ModelUnavailable
+    from streamlearn.observe.http import MetricsServer, MetricsServerError
+    from streamlearn.observe.serving import ModelService
 
-    def predict(features: dict[str, float]) -> tuple[float, int]:
-        # The loop holds the lock for a batch at a time; never read a half-learned model.
-        if not daemon.lock.acquire(timeout=2.0):
-            raise ModelUnavailable("the model is busy; try again")
-        try:
-            return daemon.learner.predict(features), daemon.learner.records_learned
-        finally:
-            daemon.lock.release()
+    service = ModelService(
+        daemon, daemon.decoder.features, strict_features=settings.strict_features
+    )
 
     def model_info() -> dict[str, Any]:
         with daemon.lock:
@@ -336,7 +334,7 @@ def serve_http(
         settings.metrics_port or 0,
         telemetry.registry,
         ready=lambda: daemon.ready,
-        predict=predict,
+        predict=service.predict,
         model_info=model_info,
         expected_features=lambda: expected,
         telemetry=telemetry,

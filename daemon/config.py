@@ -111,6 +111,7 @@ class Settings:
     progress: bool = False
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
+    strict_features: bool = False
     divergence_factor: float = 100.0
     warm_start: str | None = None
     transfer_mode: str = "finetune"

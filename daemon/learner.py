@@ -212,6 +212,17 @@ class Learner:
         self.baseline_scored = 0
         self.curve = Curve()
 
+    #: The feature names the model learned from, kept once ``track_features`` was called
+    #: (when the stream's features are not fixed); None while not kept.
+    feature_names: set[str] | None = None
+
+    def track_features(self) -> None:
+        """Keep ``feature_names`` from now on: what an HTTP prediction may pass to the model,
+        when no header or ``--features`` fixes them (a feature a model never learned can grow
+        its state when predicted on: River's scalers add it to their statistics)."""
+        if self.feature_names is None:
+            self.feature_names = set()
+
     def predict(self, x: dict[str, float]) -> float:
         """The model's prediction, without learning; NaN for a diverged model's absurd answer."""
         yhat = float(self.model.predict_one(x))
@@ -247,6 +258,9 @@ class Learner:
         restart = self.baseline is not None and self._score_baseline(x, y, yhat)
         if fused is None:
             model.learn_one(x, y)
+        names = self.feature_names
+        if names is not None:
+            names.update(x)
         self._remember(y, yhat)
         if restart:
             self._restart_from_warm_start()
@@ -259,6 +273,8 @@ class Learner:
         # The guard compares the model as it is now (it has not learned this label yet).
         restart = self.baseline is not None and self._score_baseline(x, y, self.predict(x))
         self.model.learn_one(x, y)
+        if self.feature_names is not None:
+            self.feature_names.update(x)
         self._remember(y, yhat)
         if restart:
             self._restart_from_warm_start()
@@ -385,6 +401,8 @@ class Learner:
             if w < 0.5:
                 return
             self.model.learn_one(x, y)
+        if self.feature_names is not None:
+            self.feature_names.update(x)
         self.pseudo_learned += 1
 
     def summary(self) -> dict[str, float | None]:

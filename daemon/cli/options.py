@@ -207,6 +207,14 @@ HTTP: tuple[OptionDecorator, ...] = (
         envvar="STREAMLEARN_METRICS_HOST",
         help="Address the HTTP face binds to (0.0.0.0 to expose it).",
     ),
+    click.option(
+        "--strict-features",
+        is_flag=True,
+        default=False,
+        envvar="STREAMLEARN_STRICT_FEATURES",
+        help="POST /predict refuses (400) a feature the model has not learned, rather "
+        "than ignore it and name it in the answer.",
+    ),
 )
 
 #: The divergence guard.

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from streamlearn.observe.json_bodies import BadRequest, finite_or_null, parse_features
+from streamlearn.observe.serving import ModelUnavailable, Prediction
 from streamlearn.observe.status import StatusBoard, status_page
 from streamlearn.observe.telemetry import Telemetry
 
@@ -48,7 +49,8 @@ DEFAULT_METRICS_HOST = "127.0.0.1"
 #: Largest ``POST /predict`` body accepted; larger ones get 413 without being read.
 MAX_BODY_BYTES = 64 * 1024
 
-Predict = Callable[[dict[str, float]], tuple[float, int]]
+#: ``features -> Prediction`` (a ``(prediction, model_version)`` pair is taken too).
+Predict = Callable[[dict[str, float]], Prediction | tuple[float, int]]
 # What socketserver hands a TCP server per connection (a UDP server's pair never comes here).
 _Request = socket.socket | tuple[bytes, socket.socket]
 
@@ -58,10 +60,6 @@ _DRAIN_LIMIT = 1024 * 1024
 
 class MetricsServerError(RuntimeError):
     """The HTTP face cannot start (port in use, bad address)."""
-
-
-class ModelUnavailable(Exception):
-    """Raised by a ``predict`` callable when no model is published yet (answered with 503)."""
 
 
 class _Server(ThreadingHTTPServer):
@@ -195,8 +193,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(exc.status, {"error": str(exc)})
             return
         try:
-            prediction, model_version = app.predict(features)
+            prediction, model_version, ignored = Prediction(*app.predict(features))
             prediction = float(prediction)
+        except BadRequest as exc:  # a feature the model has not learned, under --strict-features
+            app.count("bad_request")
+            self._json(exc.status, {"error": str(exc)})
+            return
         except ModelUnavailable as exc:
             app.count("unavailable")
             self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"no model to serve: {exc}"})
@@ -218,7 +220,10 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         app.count("ok")
-        self._json(HTTPStatus.OK, {"prediction": prediction, "model_version": int(model_version)})
+        answer: dict[str, object] = {"prediction": prediction, "model_version": int(model_version)}
+        if ignored:
+            answer["ignored_features"] = list(ignored)
+        self._json(HTTPStatus.OK, answer)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -315,8 +320,9 @@ class MetricsServer:
     ready
         ``/readyz`` answers 200 when it returns true, else 503 (also when it raises).
     predict
-        Thread-safe ``features -> (prediction, model_version)``; may raise
-        :class:`ModelUnavailable` (503). A non-finite prediction is answered 503.
+        Thread-safe ``features -> Prediction`` (``streamlearn.observe.serving``); may raise
+        :class:`ModelUnavailable` (503) or ``BadRequest`` (400). A non-finite prediction
+        is answered 503.
     model_info
         ``/model`` answers its dict as JSON.
     expected_features
@@ -378,7 +384,7 @@ class MetricsServer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
-    def predict(self, features: dict[str, float]) -> tuple[float, int]:
+    def predict(self, features: dict[str, float]) -> Prediction | tuple[float, int]:
         """Call the run loop's thread-safe predict (503 while there is none)."""
         if self._predict is None:
             raise ModelUnavailable("this daemon does not serve predictions")
