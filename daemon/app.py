@@ -78,7 +78,7 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
         predictions = open_sink(settings.predictions, kafka)
         resources.callback(predictions.close)
         extensions = state.get("extensions", {}) if state is not None else {}
-        pseudo, join = _pseudo_parts(settings, spec, extensions)
+        pseudo, join = _pseudo_parts(settings, spec, extensions, learner.model)
         monitor = _drift_monitor(settings, extensions, reading.features)
         daemon = Daemon(
             source,
@@ -348,9 +348,10 @@ def serve_http(
 
 
 def _pseudo_parts(
-    settings: Settings, spec: str, extensions: dict[str, Any]
+    settings: Settings, spec: str, extensions: dict[str, Any], model: object
 ) -> tuple[PseudoLabeler | None, LabelJoin | None]:
-    """The pseudo-label side loop and the delayed-label join, when asked for."""
+    """The pseudo-label side loop and the delayed-label join, when asked for (``model``: the
+    student, whose way of taking a pseudo-label's weight is logged)."""
     from streamlearn.labels.build import build_pseudo
     from streamlearn.labels.settings import PseudoSettingsError
 
@@ -362,6 +363,7 @@ def _pseudo_parts(
             lr=settings.lr,
             restored=restored,
             follow=settings.follow,
+            model=model,
         )
     except PseudoSettingsError as exc:  # the field is named as its option
         raise AppUsageError(str(exc), option=exc.field.replace("_", "-")) from None

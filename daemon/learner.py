@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from streamlearn.models.champion import BaselineGuard, GuardOptions
+    from streamlearn.models.weights import WeightedLearning
 
 #: A prediction beyond this is a diverged model (its squared error would overflow a float).
 DIVERGED = 1e150
@@ -391,16 +392,22 @@ class Learner:
         assert self.guard is not None
         self.reset_model(self.guard.restart_model())
 
+    #: How a weighted record reaches the model (made at the first one; its draws are state).
+    _weighting: WeightedLearning | None = None
+
     def learn_weighted(self, x: dict[str, float], y: float, w: float) -> None:
-        """Learn a pseudo-label with weight ``w`` (never scored: metrics are for true labels)."""
-        try:
-            self.model.learn_one(x, y, w=w)
-        except TypeError:
-            # Models without sample weights learn the pseudo-label once at full weight
-            # only when w rounds to 1; smaller weights are dropped rather than overstated.
-            if w < 0.5:
-                return
-            self.model.learn_one(x, y)
+        """Learn a pseudo-label with weight ``w`` (never scored: metrics are for true labels).
+
+        The weight reaches a pipeline's final estimator; a model that cannot take one
+        learns the record with probability ``w`` (``streamlearn.models.weights``).
+        """
+        weighting = self._weighting
+        if weighting is None:
+            from streamlearn.models.weights import WeightedLearning
+
+            self._weighting = weighting = WeightedLearning()
+        if not weighting.learn(self.model, x, y, w):
+            return
         if self.feature_names is not None:
             self.feature_names.update(x)
         self.pseudo_learned += 1

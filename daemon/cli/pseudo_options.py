@@ -97,7 +97,9 @@ def pseudo_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             type=click.FloatRange(0, 1, min_open=True),
             envvar="STREAMLEARN_PSEUDO_WEIGHT",
-            help="Sample weight of an accepted pseudo-label.",
+            help="Sample weight of an accepted pseudo-label, given to a pipeline's final "
+            "estimator; a model that cannot take a weight (KNNRegressor, ARFRegressor) learns "
+            "it with this probability instead (said at start).",
         ),
         click.option(
             "--pseudo-window",

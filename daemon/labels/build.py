@@ -33,6 +33,7 @@ def build_pseudo(
     lr: float,
     restored: Mapping[str, Any] | None,
     follow: bool = False,
+    model: object | None = None,
 ) -> tuple[PseudoLabeler | None, LabelJoin | None]:
     """The side loop and the join that ``settings`` ask for (either may be None).
 
@@ -44,7 +45,9 @@ def build_pseudo(
     when the restored state holds one (its waiting features are kept). A
     restored side loop carries on with its queue and teacher under the new
     knobs; a different ``teacher`` starts a new teacher. ``deterministic``
-    defaults to on for a replay and off when following (``follow``).
+    defaults to on for a replay and off when following (``follow``). Given the
+    student ``model``, it logs how a pseudo-label's weight reaches it: a sample
+    weight, or (a model that cannot take one) a draw with that probability.
 
     Raises ``PseudoSettingsError`` (a ``ValueError`` naming the field to change)
     for a setting that cannot work.
@@ -85,7 +88,17 @@ def build_pseudo(
         return None, join
     pseudo = _labeler(settings, old_pseudo, model_spec=model_spec, lr=lr, follow=follow)
     pseudo.attach(join)
+    if model is not None:
+        _log_weighting(model, pseudo.weight)
     return pseudo, join
+
+
+def _log_weighting(model: object, weight: float) -> None:
+    """Say at start how an accepted pseudo-label's weight reaches the student."""
+    from streamlearn.models.weights import describe_weighting, takes_weight
+
+    level = logging.INFO if takes_weight(model) or weight >= 1.0 else logging.WARNING
+    log.log(level, "pseudo-labels: %s", describe_weighting(model, weight))
 
 
 def _join(settings: PseudoSettings, old: object) -> LabelJoin | None:
