@@ -127,7 +127,7 @@ class ModelService:
         return learner.feature_names or ()
 
     def predict(self, features: Mapping[str, float]) -> Prediction:
-        """The model's prediction on the learned part of ``features``.
+        """The served prediction (``Learner.serve``) on the learned part of ``features``.
 
         Raises ``ModelUnavailable`` when the loop holds the model too long, and
         ``BadRequest`` for unknown features under ``strict_features``.
@@ -142,6 +142,6 @@ class ModelService:
                 raise BadRequest(
                     f"unknown features: {', '.join(ignored)} (the model has not learned them)"
                 )
-            return Prediction(learner.predict(kept), learner.records_learned, ignored)
+            return Prediction(learner.serve(kept), learner.records_learned, ignored)
         finally:
             daemon.lock.release()
