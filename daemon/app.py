@@ -213,7 +213,7 @@ def open_state(
     if settings.reset:
         store.clear()
     try:
-        loaded = store.load()
+        loaded = store.load(start=True)  # a run killed before its first checkpoint: its start
     except CheckpointError as exc:
         raise AppError(str(exc)) from None
     if loaded is None:

@@ -59,9 +59,18 @@ class Checkpointer:
         #: Checkpoints that failed (reported, retried at the next one).
         self.failures = 0
 
-    def open(self) -> None:
-        """Start the writer thread (a run starts)."""
-        if self.store is not None and self.writer is None:
+    def open(self, state: Callable[[], dict[str, Any]]) -> None:
+        """Start the writer thread (a run starts).
+
+        A state dir without a generation first gets ``state()`` as the run's start state:
+        the sinks' sizes are durable before a record is written to them, so a restart
+        after a crash before the first checkpoint cuts them back (nothing in them twice).
+        """
+        if self.store is None:
+            return
+        if not self.store.generation:
+            self.store.write_start(encode(state()))
+        if self.writer is None:
             self.writer = BackgroundWriter(
                 self.store, syncs=tuple(sink.sync for sink in self.sinks)
             )

@@ -307,7 +307,7 @@ class Daemon:
         self.schedule.start()
         self._pacer.start()
         self._progress = Progress(self.source) if self.options.progress else None
-        self.checkpoints.open()
+        self.checkpoints.open(self.state)
         # The learn-latency metric needs each record's arrival time: noted only for telemetry.
         self.source.track_arrivals = self.telemetry is not None
 

@@ -126,12 +126,12 @@ class FileSource(Source):
         except FileNotFoundError:
             if not self.follow:
                 raise SourceError(f"no such file: {self.path}") from None
-            if resume is not None:
+            if resume is not None and resume.get("inode") is not None:
                 raise PositionMismatch(
                     f"the checkpoint reads {resume.get('path')} at byte {resume.get('offset')}, "
                     f"but {self.path} does not exist; use --reset to start over"
                 ) from None
-            return  # waited for in next_batch
+            return  # waited for in next_batch (also when the state was saved waiting for it)
         except OSError as exc:
             raise SourceError(f"cannot open {self.path}: {exc.strerror}") from None
         if os.path.isdir(self.path):

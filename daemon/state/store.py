@@ -5,7 +5,9 @@ the metric state together, so a crash can never pair a model with the wrong
 position. A write goes to a temporary file, is fsynced, renamed into place, and
 the directory is fsynced. The previous generation is kept: a corrupt latest one
 falls back to it loudly. An unreadable state never turns silently into an empty
-model. The directory is locked so that exactly one daemon owns a model.
+model. The directory is locked so that exactly one daemon owns a model. Until the
+first generation exists, the state a run started from (``start.ckpt``, generation 0)
+is what a restart resumes: it holds the sinks' sizes before any record was written.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from .format import CheckpointError, decode, encode
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^gen-(\d{10})\.ckpt$")
+#: The state a run starts from while no generation exists (not a ``gen-*`` file: it is
+#: no checkpoint of learned records, only where a restart starts again).
+START_NAME = "start.ckpt"
 
 
 class StateLocked(Exception):
@@ -141,11 +146,16 @@ class CheckpointStore:
         """The file of ``generation`` (present or not)."""
         return self.directory / f"gen-{generation:010d}.ckpt"
 
-    def load(self) -> Loaded | None:
-        """The newest readable generation; None when the directory has none at all."""
+    def load(self, *, start: bool = False) -> Loaded | None:
+        """The newest readable generation; None when the directory has none at all.
+
+        ``start``: without a generation, the state the last run started from
+        (generation 0), which a restarting daemon resumes; readers of what was
+        learned (``inspect``, reports) leave it out.
+        """
         generations = self.generations()
         if not generations:
-            return None
+            return self._load_start() if start else None
         skipped: list[str] = []
         for generation in reversed(generations):
             path = self.path(generation)
@@ -176,6 +186,44 @@ class CheckpointStore:
             "refusing to start from an empty model: move the directory away or use --reset"
         )
 
+    def _load_start(self) -> Loaded | None:
+        path = self.directory / START_NAME
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            state = decode(blob)
+        except (CheckpointError, pickle.UnpicklingError, EOFError) as exc:
+            raise CheckpointError(
+                f"the start state {path} is corrupt ({exc}); refusing to guess what the "
+                "sinks held: move the directory away or use --reset"
+            ) from None
+        return Loaded(state, 0)
+
+    def write_start(self, blob: bytes) -> None:
+        """Write the encoded state a run starts from, durably, as generation 0.
+
+        Written before the run hands its first record to a sink, so that a restart
+        before the first generation cuts the sinks back to their sizes at the start
+        (nothing in them twice). The first generation replaces it.
+
+        >>> import tempfile
+        >>> store = CheckpointStore(tempfile.mkdtemp())
+        >>> store.write_start(encode({"records_learned": 0}))
+        >>> store.load() is None
+        True
+        >>> loaded = store.load(start=True)
+        >>> loaded.generation, loaded.state
+        (0, {'records_learned': 0})
+        >>> store.save({"records_learned": 3}), store.load(start=True).generation
+        (1, 1)
+        >>> store.close()
+        """
+        self._writable()
+        os.replace(self._write_temporary(blob), self.directory / START_NAME)
+        _fsync_dir(self.directory)
+
     def save(self, state: dict[str, Any]) -> int:
         """Write the next generation durably; returns its number."""
         return self.write(encode(state))
@@ -183,6 +231,10 @@ class CheckpointStore:
     def write(self, blob: bytes) -> int:
         """Write an encoded state as the next generation, durably; returns its number."""
         self._writable()
+        return self.install(self._write_temporary(blob))
+
+    def _write_temporary(self, blob: bytes) -> Path:
+        """``blob`` in a new, fsynced temporary file of the state directory."""
         temporary = self.temporary()
         try:
             with open(temporary, "wb") as handle:
@@ -193,7 +245,7 @@ class CheckpointStore:
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
             raise
-        return self.install(temporary)
+        return temporary
 
     def temporary(self) -> Path:
         """A new path in the state directory for a checkpoint being written, to ``install``."""
@@ -210,9 +262,10 @@ class CheckpointStore:
         os.replace(temporary, self.path(generation))
         _fsync_dir(self.directory)
         self.generation = generation
-        for old in self.generations()[: -self.keep]:
+        stale = [self.path(old) for old in self.generations()[: -self.keep]]
+        for old_path in [self.directory / START_NAME, *stale]:
             with contextlib.suppress(FileNotFoundError):
-                self.path(old).unlink()
+                old_path.unlink()
         return generation
 
     def _writable(self) -> None:
@@ -223,6 +276,8 @@ class CheckpointStore:
         """Remove every generation (``--reset``)."""
         for generation in self.generations():
             self.path(generation).unlink()
+        with contextlib.suppress(FileNotFoundError):
+            (self.directory / START_NAME).unlink()
         self._remove_temporaries()
         self.generation = 0
 
