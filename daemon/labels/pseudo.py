@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from streamlearn.labels.join import QUEUED, Decision, LabelJoin
 from streamlearn.labels.teachers import Teacher
 from streamlearn.labels.window import Candidate, Verdict, decide_window
+from streamlearn.state import load
 
 if TYPE_CHECKING:
     from streamlearn.interfaces import ModelHost
@@ -479,7 +480,7 @@ class PseudoLabeler:
         blob = state.pop("_teacher_blob", None)
         self.__dict__.update(state)
         if blob is not None:
-            self.teacher = pickle.loads(blob)
+            self.teacher = load(blob)  # as its checkpoint is: finds the classes that moved
         self._init_runtime()
 
     # -- reporting ----------------------------------------------------------------------

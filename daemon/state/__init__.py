@@ -17,6 +17,7 @@ from .format import (
     dump,
     encode,
     frame,
+    load,
 )
 from .store import CheckpointStore, Loaded, StateLocked
 from .writer import (
@@ -44,4 +45,5 @@ __all__ = [
     "encode",
     "fork_mode",
     "frame",
+    "load",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import io
 import pickle
 import struct
 from collections.abc import Iterator
@@ -19,6 +20,54 @@ MAGIC = b"SLCKPT\x00\x01"
 #: The newest frame layout this code writes and reads; older ones are read too.
 FORMAT_VERSION = 1
 _HEADER = struct.Struct(">8sI32sQ")  # magic, format version, sha256 of payload, payload size
+
+# A pickle names each class (and each function it holds, such as an MLP's activations) by
+# module and name. Checkpoints written before the package was arranged in subsystem folders
+# (streamlearn 1091d7a and earlier) name the flat modules and the old class names; this
+# table says where each of those lives now, so that an upgraded daemon resumes them rather
+# than refusing them. A declarative table (longer than a function would be, one entry a
+# name): exactly the names that a checkpoint can hold and that moved, nothing else.
+#: ``(old module, old name) -> (module, name)``, for ``load``.
+RENAMED: dict[tuple[str, str], tuple[str, str]] = {
+    # drift.py and adwin.py -> drift/
+    ("streamlearn.adwin", "ADWIN"): ("streamlearn.drift.adwin", "ADWIN"),
+    ("streamlearn.drift", "DriftMonitor"): ("streamlearn.drift.monitor", "DriftMonitor"),
+    ("streamlearn.drift", "DriftConfig"): ("streamlearn.drift.config", "DriftConfig"),
+    ("streamlearn.drift", "_Watch"): ("streamlearn.drift.detectors", "SignalWatch"),
+    ("streamlearn.drift", "_Challenger"): ("streamlearn.drift.challenger", "Challenger"),
+    # pseudo.py -> labels/
+    ("streamlearn.pseudo", "PseudoLabeler"): ("streamlearn.labels.pseudo", "PseudoLabeler"),
+    ("streamlearn.pseudo", "LabelJoin"): ("streamlearn.labels.join", "LabelJoin"),
+    ("streamlearn.pseudo", "LabelTtl"): ("streamlearn.labels.ttl", "LabelTtl"),
+    ("streamlearn.pseudo", "Candidate"): ("streamlearn.labels.window", "Candidate"),
+    ("streamlearn.pseudo", "_Decision"): ("streamlearn.labels.window", "Verdict"),
+    ("streamlearn.pseudo", "CommitteeTeacher"): ("streamlearn.labels.teachers", "CommitteeTeacher"),
+    ("streamlearn.pseudo", "ModelTeacher"): ("streamlearn.labels.teachers", "ModelTeacher"),
+    # models/transfer.py -> models/wrappers.py (transfer.py still re-exports them)
+    ("streamlearn.models.transfer", "FrozenRegressor"):
+        ("streamlearn.models.wrappers", "FrozenRegressor"),
+    ("streamlearn.models.transfer", "RenamedRegressor"):
+        ("streamlearn.models.wrappers", "RenamedRegressor"),
+    # models/mlp.py's activation functions -> models/activations.py (mlp.py keeps aliases)
+    ("streamlearn.models.mlp", "_relu"): ("streamlearn.models.activations", "relu"),
+    ("streamlearn.models.mlp", "_relu_grad"): ("streamlearn.models.activations", "relu_grad"),
+    ("streamlearn.models.mlp", "_tanh"): ("streamlearn.models.activations", "tanh"),
+    ("streamlearn.models.mlp", "_tanh_grad"): ("streamlearn.models.activations", "tanh_grad"),
+    ("streamlearn.models.mlp", "_logistic"): ("streamlearn.models.activations", "logistic"),
+    ("streamlearn.models.mlp", "_logistic_grad"):
+        ("streamlearn.models.activations", "logistic_grad"),
+    ("streamlearn.models.mlp", "_identity"): ("streamlearn.models.activations", "identity"),
+    ("streamlearn.models.mlp", "_identity_grad"):
+        ("streamlearn.models.activations", "identity_grad"),
+}  # fmt: skip
+
+
+class _Unpickler(pickle.Unpickler):
+    """Unpickles a state, finding what moved since it was written through ``RENAMED``."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        module, name = RENAMED.get((module, name), (module, name))
+        return super().find_class(module, name)
 
 
 class CheckpointError(Exception):
@@ -74,6 +123,18 @@ def frame(payload: bytes) -> bytes:
     return header(hashlib.sha256(payload).digest(), len(payload)) + payload
 
 
+def load(payload: bytes) -> Any:
+    """Unpickle what ``dump`` (or an older streamlearn) pickled: the inverse of ``dump``.
+
+    Also for pickles nested in a state (a part that pickles some of itself apart).
+
+    >>> load(dump({"records_learned": 3}))
+    {'records_learned': 3}
+    """
+    with _gc_paused():
+        return _Unpickler(io.BytesIO(payload)).load()
+
+
 def decode(blob: bytes) -> dict[str, Any]:
     """Check and deserialise a checkpoint; ``CheckpointError`` says what is wrong.
 
@@ -100,8 +161,7 @@ def decode(blob: bytes) -> dict[str, Any]:
         raise CheckpointError(f"truncated: {len(payload)} of {size} bytes")
     if hashlib.sha256(payload).digest() != digest:
         raise CheckpointError("checksum mismatch")
-    with _gc_paused():
-        state = pickle.loads(payload)
+    state = load(payload)
     if not isinstance(state, dict):
         raise CheckpointError("payload is not a state")
     return state
