@@ -159,7 +159,7 @@ def warm_start(settings: Settings, stream_features: list[str] | None) -> Warm | 
                 settings.trainable_layers,
                 feature_map,
                 stream_features,
-                lr=settings.lr,
+                lr=settings.lr if settings.lr_from_flag else None,  # None: suited to A
                 linear_model=linear,
             )
 
@@ -236,6 +236,8 @@ def _check_compatible(
     for key in ("target", "features", "id_column", "format", "source"):
         if key == "source" and not settings.is_kafka:
             continue  # a file's identity is checked by the file source itself
+        if key == "features" and settings.features is None and state.get("schema"):
+            continue  # the state's CSV schema is in force at its position, not this header
         if key in saved and saved[key] != run_settings[key]:
             raise AppError(
                 f"the state in {settings.state_dir} was learned with {key}={saved[key]!r}, "
@@ -256,12 +258,23 @@ def _learner(
 ) -> Learner:
     """The restored learner, else one of the warm-started B (with A as baseline), else fresh."""
     from streamlearn.learner import Learner
+    from streamlearn.models.champion import BaselineGuard, GuardOptions
 
+    guard = GuardOptions(settings.baseline_margin, settings.on_worse_than_baseline)
     if state is not None:
         restored: Learner = state["learner"]
+        if restored.baseline is not None and restored.guard is None:  # an older checkpoint
+            restored.guard = BaselineGuard(restored.rolling_window, guard)
+        elif restored.guard is not None:
+            restored.guard.configure(guard)
         return restored
     if warm is not None:
-        return Learner(warm.model, rolling_window=settings.rolling_window, baseline=warm.baseline)
+        return Learner(
+            warm.model,
+            rolling_window=settings.rolling_window,
+            baseline=warm.baseline,
+            guard=guard,
+        )
     return Learner(fresh_model, rolling_window=settings.rolling_window)
 
 
@@ -297,12 +310,16 @@ def make_telemetry(daemon: Daemon, source: Source, lag: LagReader | None) -> Tel
 
     def baseline_metrics() -> dict[tuple[str, str], float]:
         with daemon.lock:
-            summary = learner_of().baseline_summary() or {}
-        return {(k, "cumulative"): v for k, v in summary.items() if v is not None}
+            learner = learner_of()
+            summary = learner.baseline_summary() or {}
+            rolling = learner.guard.rolling()[1] if learner.guard is not None else {}
+        out = {(k, "cumulative"): v for k, v in summary.items() if v is not None}
+        out.update({(k, "rolling"): v for k, v in rolling.items() if v is not None})
+        return out
 
     monitor = daemon.monitor
     labels: DriftLabels = monitor.telemetry_labels() if monitor is not None else {}
-    return Telemetry(
+    telemetry = Telemetry(
         source=source.kind,
         model_spec=daemon.model_spec,
         model_metrics=model_metrics,
@@ -311,6 +328,40 @@ def make_telemetry(daemon: Daemon, source: Source, lag: LagReader | None) -> Tel
         ready=lambda: daemon.ready,
         **labels,
     )
+    if daemon.learner.guard is not None:
+        _serving_metrics(daemon, telemetry)
+    return telemetry
+
+
+def _serving_metrics(daemon: Daemon, telemetry: Telemetry) -> None:
+    """``streamlearn_served_metric`` and ``streamlearn_serving_baseline``: the baseline guard's
+    (``streamlearn.models.champion``) served predictions and which model serves them."""
+    from prometheus_client.metrics_core import GaugeMetricFamily
+
+    from streamlearn.observe.scrape import ScrapeTimeCollector, metric_family
+
+    def produce() -> list[GaugeMetricFamily]:
+        with daemon.lock:
+            guard = daemon.learner.guard
+            summary = guard.summary() if guard is not None else None
+        if summary is None:
+            return []
+        values = {(k, "cumulative"): v for k, v in summary["served_metrics"].items()}
+        values.update({(k, "rolling"): v for k, v in summary["served_rolling_metrics"].items()})
+        served = metric_family(
+            "streamlearn_served_metric",
+            "Prequential metric of the predictions served (the online model's or, while the "
+            "baseline guard serves it, the frozen warm-start model's).",
+            {key: value for key, value in values.items() if value is not None},
+        )
+        serving = GaugeMetricFamily(
+            "streamlearn_serving_baseline",
+            "1 while predictions are served from the frozen warm-start model A, 0 from B.",
+            value=1.0 if summary["serving"] == "baseline" else 0.0,
+        )
+        return [served, serving]
+
+    telemetry.registry.register(ScrapeTimeCollector("streamlearn_served_metric", produce))
 
 
 def serve_http(

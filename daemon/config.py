@@ -97,6 +97,8 @@ class Settings:
     model: str = "sgd"
     model_from_flag: bool = False
     lr: float = 0.01
+    #: Whether ``lr`` was given (flag, variable or file): a warm start then uses it as is.
+    lr_from_flag: bool = False
     state_dir: Path | None = None
     reset: bool = False
     dead_letter: str | None = None
@@ -106,6 +108,8 @@ class Settings:
     rolling_window: int = 1000
     max_line_bytes: int = 1 << 20
     rotate_wait: float = 5.0
+    #: A CSV header row of other features: ``stop``, or ``dead-letter`` its rows.
+    on_schema_change: str = "stop"
     batch_size: int = 1000
     rate: float = 0.0
     progress: bool = False
@@ -117,6 +121,8 @@ class Settings:
     transfer_mode: str = "finetune"
     trainable_layers: int = 1
     feature_map: str | None = None
+    on_worse_than_baseline: str = "serve-baseline"
+    baseline_margin: float = 0.05
     bootstrap_servers: str | None = None
     topic: str | None = None
     group_id: str | None = None

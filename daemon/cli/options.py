@@ -19,6 +19,7 @@ import click
 from streamlearn.cli.drift_options import drift_options
 from streamlearn.cli.group import load_config
 from streamlearn.cli.pseudo_options import pseudo_options
+from streamlearn.models.champion import DEFAULT_MARGIN, ON_WORSE
 
 #: A click command's callback (its parameters are the options, hence ``...``).
 Command = Callable[..., Any]
@@ -85,6 +86,17 @@ INPUT: tuple[OptionDecorator, ...] = (
         help="Record format; auto goes by extension, then by the first byte. Kafka "
         "values are JSON unless --format csv (with --features: features, then target).",
     ),
+    click.option(
+        "--on-schema-change",
+        default="stop",
+        show_default=True,
+        type=click.Choice(["stop", "dead-letter"]),
+        envvar="STREAMLEARN_ON_SCHEMA_CHANGE",
+        help="A CSV header row (a rotated-in file, concatenated CSVs) is mapped onto the "
+        "model's features by name. One naming other features: stop with an error, or "
+        "send it and its rows to the dead letters (reason schema_changed) until a header "
+        "of the model's features comes back.",
+    ),
 )
 
 #: The model learned.
@@ -104,7 +116,8 @@ MODEL: tuple[OptionDecorator, ...] = (
         show_default=True,
         type=click.FloatRange(min=0, min_open=True),
         envvar="STREAMLEARN_LR",
-        help="Learning rate alpha of sgd (and mlp) unless the spec sets lr.",
+        help="Learning rate alpha of sgd (and mlp) unless the spec sets lr. With "
+        "--warm-start, when not given: a tenth of A's own final rate (0.001 if A kept none).",
     ),
 )
 
@@ -264,6 +277,24 @@ TRANSFER: tuple[OptionDecorator, ...] = (
         default=None,
         envvar="STREAMLEARN_FEATURE_MAP",
         help="Stream feature -> A's feature, e.g. 'temp=x,hum=x2', when names differ.",
+    ),
+    click.option(
+        "--on-worse-than-baseline",
+        default=ON_WORSE[0],
+        show_default=True,
+        type=click.Choice(ON_WORSE),
+        envvar="STREAMLEARN_ON_WORSE_THAN_BASELINE",
+        help="With --warm-start, A serves predictions until B's rolling MAE is below A's; "
+        "while B's is worse by --baseline-margin: serve-baseline (A serves, B learns on), "
+        "reset (also restart B from A after a whole window), alert (B serves; log only).",
+    ),
+    click.option(
+        "--baseline-margin",
+        default=DEFAULT_MARGIN,
+        show_default=True,
+        type=click.FloatRange(min=0),
+        envvar="STREAMLEARN_BASELINE_MARGIN",
+        help="How much worse than A (a fraction of A's rolling MAE) B may be and serve.",
     ),
 )
 

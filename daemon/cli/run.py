@@ -74,12 +74,18 @@ def run_app(params: Mapping[str, Any], *, follow: bool, inspect_json: bool = Fal
 
 
 def _settings(params: Mapping[str, Any], *, follow: bool) -> Settings:
-    """Typed settings from the command's parameters; notes whether ``--model`` was given."""
+    """Typed settings from the command's parameters; notes whether ``--model`` and ``--lr``
+    were given."""
     from streamlearn.config import Settings
 
-    source = click.get_current_context().get_parameter_source("model")
-    given = source not in (None, click.core.ParameterSource.DEFAULT)
-    return Settings.from_params({**params, "model_from_flag": given}, follow=follow)
+    context = click.get_current_context()
+
+    def given(name: str) -> bool:
+        return context.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+
+    return Settings.from_params(
+        {**params, "model_from_flag": given("model"), "lr_from_flag": given("lr")}, follow=follow
+    )
 
 
 @contextmanager

@@ -96,7 +96,7 @@ class Router:
                         continue
                     self.last_x = x
                     if pseudo is not None:
-                        pseudo.observe_labeled(x, y)
+                        pseudo.observe_labeled(x, y, yhat, host)
                     if track:
                         errors.append(abs(y - yhat))
                         if monitor is not None:
@@ -123,10 +123,10 @@ class Router:
         """Predict it (never serving NaN), then let the join and the pseudo-label loop keep it."""
         self.counters.records_unlabeled += 1
         learner = self.host.learner
-        yhat = learner.predict(item.x)
+        yhat = learner.serve(item.x)  # the frozen baseline's, while it serves
         if yhat - yhat != 0.0:
             self.guard.restore(item.raw.where(), yhat)
-            yhat = learner.predict(item.x)
+            yhat = learner.serve(item.x)
             if yhat - yhat != 0.0:
                 return  # never serve NaN: the restored model cannot predict this either
         self.write_prediction(item.id, item.raw.where(), yhat)
@@ -160,7 +160,7 @@ class Router:
         # Test-then-train with the prediction made when the features arrived.
         self.host.learner.step_with_prediction(pending.x, item.y, pending.yhat)
         if self.pseudo is not None:
-            self.pseudo.observe_labeled(pending.x, item.y)
+            self.pseudo.observe_labeled(pending.x, item.y, pending.yhat, self.host)
         if self.host.telemetry is not None or self.monitor is not None:
             self.errors.append(abs(item.y - pending.yhat))
         if self.monitor is not None:

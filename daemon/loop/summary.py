@@ -41,6 +41,8 @@ def inspect_state(state: Mapping[str, Any], generation: int | None = None) -> di
     baseline = learner.baseline_summary()
     if baseline is not None:
         out["baseline_metrics"] = baseline
+    if learner.guard is not None:  # served_metrics, and which model serves
+        out.update(learner.guard.summary())
     final = final_estimator(learner.model)
     weights = final.weights if isinstance(final, WeightedModel) else None
     if isinstance(weights, Mapping):
