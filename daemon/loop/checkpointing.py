@@ -8,6 +8,7 @@ and a position that belong together: nothing lost, nothing learned twice.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,6 +20,9 @@ from ..interfaces import LockedStatePart
 from .host import LoopHost
 
 log = logging.getLogger(__name__)
+
+#: Seconds between looks at the state directory between checkpoints (deleted under us?).
+STATE_DIR_CHECK_SECONDS = 1.0
 
 
 class Checkpointer:
@@ -58,6 +62,7 @@ class Checkpointer:
         self.generation = store.generation if store is not None else 0
         #: Checkpoints that failed (reported, retried at the next one).
         self.failures = 0
+        self._next_state_dir_check = 0.0
 
     def open(self, state: Callable[[], dict[str, Any]]) -> None:
         """Start the writer thread (a run starts).
@@ -113,6 +118,19 @@ class Checkpointer:
             sink.sync()
         generation = self.store.write(blob)
         self._durable([(generation, state["source"])])
+
+    def keep_state_dir(self) -> None:
+        """About once a second: a state dir deleted under the run is recreated and locked.
+
+        So that a second daemon started on the recreated path meets the lock, also
+        while no checkpoint is due. ``StateLost`` (another daemon locked it first)
+        ends the run.
+        """
+        now = time.monotonic()
+        if self.store is None or now < self._next_state_dir_check:
+            return
+        self._next_state_dir_check = now + STATE_DIR_CHECK_SECONDS
+        self.store.keep_directory()
 
     def collect_durable(self) -> None:
         """Commit what the writer made durable meanwhile (also while the stream is idle)."""

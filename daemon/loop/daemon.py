@@ -324,6 +324,7 @@ class Daemon:
         self._pacer.pace(records)
 
     def _checkpoint_if_due(self) -> None:
+        self.checkpoints.keep_state_dir()
         if self.schedule.expired(writer_busy=self._writer_busy):
             self.checkpoint()
         else:
@@ -358,6 +359,7 @@ class Daemon:
             "settings": self.settings,
             "learner": self.learner,
             "source": self.source.snapshot(),
+            "schema": self.decoder.schema(),
             "counters": self.counters.as_dict(),
             "extensions": {
                 **self.extensions,

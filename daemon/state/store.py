@@ -5,7 +5,8 @@ the metric state together, so a crash can never pair a model with the wrong
 position. A write goes to a temporary file, is fsynced, renamed into place, and
 the directory is fsynced. The previous generation is kept: a corrupt latest one
 falls back to it loudly. An unreadable state never turns silently into an empty
-model. The directory is locked so that exactly one daemon owns a model. Until the
+model. The directory is locked so that exactly one daemon owns a model; deleted
+under a running daemon, it is recreated and locked again. Until the
 first generation exists, the state a run started from (``start.ckpt``, generation 0)
 is what a restart resumes: it holds the sinks' sizes before any record was written.
 """
@@ -20,6 +21,7 @@ import logging
 import os
 import pickle
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,18 @@ START_NAME = "start.ckpt"
 
 class StateLocked(Exception):
     """Another process holds the state directory."""
+
+    def __init__(self, message: str, owner: str) -> None:
+        super().__init__(message)
+        #: The pid the lock file names (``unknown`` when it names none).
+        self.owner = owner
+
+
+class StateLost(CheckpointError):
+    """The state directory was deleted under this daemon and another process locked the new one.
+
+    This daemon no longer owns the model: it stops without writing a checkpoint.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,13 +87,20 @@ def _lock_directory(directory: Path) -> IO[str]:
         handle.close()
         raise StateLocked(
             f"state dir {directory} is in use by another streamlearn (pid {owner}); "
-            "stop it first or use another --state-dir"
+            "stop it first or use another --state-dir",
+            owner,
         ) from None
     handle.seek(0)
     handle.truncate()
     handle.write(f"{os.getpid()}\n")
     handle.flush()
     return handle
+
+
+def _identity(handle: IO[str]) -> tuple[int, int]:
+    """Device and inode of an open file: the lock file's say whether the directory is ours."""
+    status = os.fstat(handle.fileno())
+    return status.st_dev, status.st_ino
 
 
 class CheckpointStore:
@@ -115,6 +136,9 @@ class CheckpointStore:
         self.directory = Path(directory)
         self.keep = keep
         self._lock_file: IO[str] | None = None
+        self._lock_identity = (0, 0)
+        # Taken by the loop and the checkpoint writer's thread to check the directory.
+        self._keeping = threading.Lock()
         if lock:
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
@@ -123,6 +147,7 @@ class CheckpointStore:
                     f"cannot create state dir {self.directory}: {exc.strerror}"
                 ) from None
             self._lock_file = _lock_directory(self.directory)
+            self._lock_identity = _identity(self._lock_file)
             # Half-written files of a writer that died (SIGKILL mid-write): never a generation.
             self._remove_temporaries()
         elif not self.directory.is_dir():
@@ -249,6 +274,7 @@ class CheckpointStore:
 
     def temporary(self) -> Path:
         """A new path in the state directory for a checkpoint being written, to ``install``."""
+        self._writable()
         return self.directory / f"next.tmp.{os.getpid()}.{next(self._temporaries)}"
 
     def install(self, temporary: Path) -> int:
@@ -271,6 +297,46 @@ class CheckpointStore:
     def _writable(self) -> None:
         if self._lock_file is None:
             raise CheckpointError("this store was opened read-only")
+        self.keep_directory()
+
+    def keep_directory(self) -> None:
+        """Recreate the state directory and lock it again if it was deleted or replaced.
+
+        Its lock file is no longer the one this store locked (another inode, or none):
+        someone removed the directory under the running daemon. Said in one line; the
+        next checkpoint goes to the new directory, and its lock stops a second daemon.
+        ``StateLost`` when another process took the new directory's lock first.
+        """
+        with self._keeping:
+            if self._lock_file is None:
+                return
+            try:
+                now = os.stat(self.directory / "lock")
+            except OSError:
+                now = None
+            if now is not None and (now.st_dev, now.st_ino) == self._lock_identity:
+                return
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                handle = _lock_directory(self.directory)
+            except StateLocked as exc:
+                raise StateLost(
+                    f"state dir {self.directory} was deleted while this daemon ran, and another "
+                    f"streamlearn (pid {exc.owner}) holds it now: stopping without a checkpoint"
+                ) from None
+            except OSError as exc:
+                raise CheckpointError(
+                    f"state dir {self.directory} was deleted and cannot be recreated: "
+                    f"{exc.strerror}"
+                ) from None
+            log.warning(
+                "state dir %s was deleted while running: recreated and locked again; "
+                "the next checkpoint goes there",
+                self.directory,
+            )
+            self._lock_file.close()
+            self._lock_file, self._lock_identity = handle, _identity(handle)
+            _fsync_dir(self.directory.parent)
 
     def clear(self) -> None:
         """Remove every generation (``--reset``)."""

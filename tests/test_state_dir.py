@@ -1,0 +1,107 @@
+"""The state directory deleted under a running daemon: said once, recreated, locked again,
+and the checkpoint written there (real processes)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from streamhelpers import STREAMLEARN, cli, inspect_json
+
+
+def _wait_for(condition, what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def _rows(start: int, stop: int) -> str:
+    return "".join(f"{i % 10},{(i * 7) % 11 / 10},{i % 5}\n" for i in range(start, stop))
+
+
+def _learned(state) -> int:
+    result = cli("inspect", str(state), "--json", check=False)
+    return inspect_json(state)["records_learned"] if result.returncode == 0 else -1
+
+
+def test_state_dir_deleted_while_running_is_recreated_locked_and_checkpointed(tmp_path):
+    path, state = tmp_path / "events.csv", tmp_path / "state"
+    path.write_text("a,b,y\n" + _rows(0, 300))
+    args = [*STREAMLEARN, "run", str(path), "--state-dir", str(state)]
+    first = subprocess.Popen(
+        [*args, "--checkpoint-interval", "0.3"], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_for(lambda: _learned(state) == 300, "300 records checkpointed")
+        shutil.rmtree(state)
+        # Noticed within a few seconds, without a checkpoint being due in between.
+        _wait_for(lambda: (state / "lock").exists(), "the state dir recreated", timeout=5)
+        second = cli(*args[3:], timeout=20, check=False)
+        assert second.returncode == 1 and "in use by another streamlearn" in second.stderr
+        with open(path, "a") as handle:
+            handle.write(_rows(300, 400))
+        _wait_for(lambda: _learned(state) == 400, "400 records checkpointed")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        _, stderr = first.communicate(timeout=20)
+    assert first.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert stderr.count("was deleted") == 1, stderr
+    assert inspect_json(state)["records_learned"] == 400
+
+
+def test_sigterm_right_after_the_state_dir_was_deleted_writes_the_checkpoint(tmp_path):
+    path, state = tmp_path / "events.csv", tmp_path / "state"
+    path.write_text("a,b,y\n" + _rows(0, 200))
+    proc = subprocess.Popen(
+        [*STREAMLEARN, "run", str(path), "--state-dir", str(state), "--checkpoint-interval", "60"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: (state / "start.ckpt").exists(), "the run to start")
+        time.sleep(0.5)  # the 200 rows learned
+        shutil.rmtree(state)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=20)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr and "FileNotFoundError" not in stderr
+    assert inspect_json(state)["records_learned"] == 200
+
+
+def test_a_store_whose_deleted_dir_another_process_locked_is_lost(tmp_path):
+    # The process that locks the recreated directory first owns the model; the other stops.
+    import pytest
+
+    from streamlearn.state import CheckpointError, CheckpointStore
+
+    state = tmp_path / "state"
+    first = CheckpointStore(state)
+    first.save({"records_learned": 1})
+    shutil.rmtree(state)
+    second = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from streamlearn.state import CheckpointStore; "
+            f"store = CheckpointStore({str(state)!r}); print('locked', flush=True); "
+            "time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert second.stdout is not None and second.stdout.readline() == "locked\n"
+        with pytest.raises(CheckpointError, match=f"another streamlearn \\(pid {second.pid}\\)"):
+            first.save({"records_learned": 2})
+        assert not list(state.glob("gen-*.ckpt"))
+    finally:
+        second.kill()
+        second.wait()
+        first.close()
