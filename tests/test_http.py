@@ -7,6 +7,7 @@ import gzip
 import http.client
 import json
 import math
+import select
 import socket
 import threading
 import time
@@ -443,3 +444,69 @@ def test_concurrent_predictions_while_the_model_learns(telemetry: Telemetry) -> 
     assert len(statuses) > 20 and set(statuses) == {200}
     assert published_versions and published_versions[0] > 1  # the model really changed
     assert telemetry.value("streamlearn_http_predict_requests_total", outcome="ok") == len(statuses)
+
+
+# -- robustness --------------------------------------------------------------------------------
+
+
+def _timed_get(server: MetricsServer, path: str) -> tuple[int, float]:
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(server.url + path, timeout=3) as response:
+            status = response.status
+    except (OSError, urllib.error.URLError):
+        status = -1
+    return status, time.monotonic() - started
+
+
+def test_slow_clients_hold_no_worker_and_have_a_deadline(server: MetricsServer) -> None:
+    # 100 clients start a request and then send one byte a second, forever: the per-read
+    # timeout (5 s) never fires. The server still answers others at once, and cuts each
+    # slow client off at its request deadline (10 s) with a 408.
+    started = time.monotonic()
+    slow = []
+    for _ in range(100):
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        sock.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\n")
+        slow.append(sock)
+    answered: list[tuple[str, int, float]] = []
+    ended: dict[int, bytes] = {}
+    while time.monotonic() - started < 13 and len(ended) < len(slow):
+        for i, sock in enumerate(slow):
+            if i in ended:
+                continue
+            try:
+                if select.select([sock], [], [], 0)[0]:
+                    ended[i] = sock.recv(4096)  # answered (or closed: b"")
+                else:
+                    sock.sendall(b"X")
+            except OSError:
+                ended[i] = b""
+        if time.monotonic() - started < 8:
+            for path in ("/healthz", "/metrics"):
+                answered.append((path, *_timed_get(server, path)))
+        time.sleep(1.0)
+    for i, sock in enumerate(slow):
+        if i not in ended:
+            sock.settimeout(0.5)
+            try:
+                ended[i] = sock.recv(4096)
+            except OSError:
+                ended[i] = b"still open"
+        sock.close()
+    assert answered and all(status == 200 and took < 1.0 for _, status, took in answered), answered
+    assert all(not reply.startswith(b"still open") for reply in ended.values())
+    assert sum(reply.startswith(b"HTTP/1.1 408") for reply in ended.values()) == len(slow)
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "OPTIONS", "TRACE", "PATCH", "BREW"])
+def test_other_methods_are_405_with_allow_and_json(server: MetricsServer, method: str) -> None:
+    for path, allow in (("/predict", "POST"), ("/metrics", "GET, HEAD")):
+        status, headers, body = call(server, path, body=b"{}", method=method)
+        assert status == 405, (method, path, status)
+        assert headers["Allow"] == allow
+        assert headers["Content-Type"] == "application/json"
+        assert "not allowed" in json.loads(body)["error"]
+    status, headers, body = call(server, "/nope", method=method)
+    assert status == 404 and headers["Content-Type"] == "application/json"
+    assert "/nope" in json.loads(body)["error"]

@@ -203,3 +203,21 @@ def test_no_registered_model_changes_when_predicted_on(name: str, fixed: bool) -
     assert learner.records_learned == 200
     assert _learned_state(learner.model, name) == before
     assert service.predict(probe).prediction == expected
+
+
+@pytest.mark.parametrize(
+    "served",
+    [("sgd", "csv", False), ("StandardScaler | LinearRegression", "jsonl", False)],
+    indirect=True,
+)
+def test_an_input_too_large_for_the_model_is_422_with_a_reason(served: Served) -> None:
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=10)
+    status, answer = served.post(connection, "/predict", {"a": 1e300, "b": 0.5})
+    assert status == 422, answer
+    assert answer["error"] == (
+        "the prediction for these features is not a finite number: "
+        "a value is too large for the model"
+    )
+    status, answer = served.post(connection, "/predict", {"a": 0.5, "b": 0.5})
+    connection.close()
+    assert status == 200  # the model is fine

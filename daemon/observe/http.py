@@ -1,10 +1,10 @@
 """The daemon's HTTP face on one port: /metrics, /healthz, /readyz, POST /predict, GET /model,
 and the status page at / (polling /status.json).
 
-It runs ``http.server.ThreadingHTTPServer`` in a daemon thread: no dependency, a thread
-per connection (bounded), and nothing here touches the learner. Everything it needs
-arrives as callables from the run loop, and ``predict`` must be safe to call from any
-thread (it predicts on a published, read-only snapshot of the model).
+Connections are read on an event loop (``streamlearn.observe.connections``: a slow client
+holds no thread, and each request has a deadline); a few worker threads answer complete
+requests with ``http.server``'s request parsing. Nothing here touches the learner: what it
+needs arrives as callables from the run loop, safe to call from any thread.
 """
 
 from __future__ import annotations
@@ -12,20 +12,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import gzip
+import io
 import json
 import logging
 import math
 import socket
-import socketserver
-import threading
 from collections.abc import Callable, Collection, Mapping
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
+from streamlearn.observe.connections import ConnectionFront, Limits
 from streamlearn.observe.json_bodies import BadRequest, finite_or_null, parse_features
 from streamlearn.observe.serving import ModelUnavailable, Prediction
 from streamlearn.observe.status import StatusBoard, status_page
@@ -46,69 +46,27 @@ log = logging.getLogger(__name__)
 DEFAULT_METRICS_PORT = 9108
 #: Default bind address: loopback, so nothing is exposed unless asked for.
 DEFAULT_METRICS_HOST = "127.0.0.1"
-#: Largest ``POST /predict`` body accepted; larger ones get 413 without being read.
+#: Largest ``POST /predict`` body accepted; larger ones get 413.
 MAX_BODY_BYTES = 64 * 1024
+#: Seconds a client has to send a whole request (a slow one is answered 408).
+REQUEST_DEADLINE = 10.0
 
 #: ``features -> Prediction`` (a ``(prediction, model_version)`` pair is taken too).
 Predict = Callable[[dict[str, float]], Prediction | tuple[float, int]]
-# What socketserver hands a TCP server per connection (a UDP server's pair never comes here).
-_Request = socket.socket | tuple[bytes, socket.socket]
 
-# Oversized bodies up to this size are read and dropped before the 413 (see _read_body).
-_DRAIN_LIMIT = 1024 * 1024
+#: Paths and the methods they answer; any other method on them is a 405.
+_GET_PATHS = ("/metrics", "/healthz", "/readyz", "/model", "/", "/status.json")
+_POST_PATHS = ("/predict",)
 
 
 class MetricsServerError(RuntimeError):
     """The HTTP face cannot start (port in use, bad address)."""
 
 
-class _Server(ThreadingHTTPServer):
-    """A threading server with at most ``max_connections`` handler threads at once."""
-
-    daemon_threads = True  # a hung client must not keep the process alive at exit
-    request_queue_size = 64
-
-    def __init__(self, address: tuple[str, int], app: MetricsServer, max_connections: int):
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        self.app = app
-        # Blocking in process_request stops accept() while full: back-pressure goes
-        # to the kernel's listen queue instead of an unbounded number of threads.
-        self._slots = threading.BoundedSemaphore(max_connections)
-        super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN, which can hang for seconds
-        # in a container without DNS; nothing here needs it.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
-
-    def process_request(self, request: _Request, client_address: tuple[object, ...]) -> None:
-        self._slots.acquire()
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def process_request_thread(self, request: _Request, client_address: tuple[object, ...]) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-
-
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    """Answers one complete request, read by the connection front, into ``wfile``."""
+
     protocol_version = "HTTP/1.1"  # keep-alive for Prometheus and predict clients
-    # Seconds a client may idle (keep-alive) or trickle before its socket is closed: an
-    # idle connection holds one of the server's slots, so keep this short.
-    timeout = 5.0
-    # Headers and body go out in two writes: with Nagle on, a keep-alive client's
-    # delayed ACK would stall every response by ~40 ms.
-    disable_nagle_algorithm = True
     server_version = "streamlearn"
     sys_version = ""
     #: True while answering a HEAD request: headers go out, the body does not.
@@ -116,11 +74,21 @@ class _Handler(BaseHTTPRequestHandler):
     #: The request's path; stays "?" when the request line could not be parsed.
     path = "?"
 
+    def __init__(self, app: MetricsServer, request: bytes, client_address: tuple[str, int]):
+        # Not BaseRequestHandler's __init__: there is no socket, the request is read whole.
+        self.app = app
+        self.client_address = client_address
+        self.rfile = io.BytesIO(request)
+        self.response = io.BytesIO()
+        self.wfile = self.response
+        self.close_connection = True
+        self.handle_one_request()
+
     # -- routing ------------------------------------------------------------------------
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
-        app = self.server.app
+        app = self.app
         if path == "/metrics":
             self._metrics()
         elif path == "/healthz":
@@ -133,10 +101,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._page()
         elif path == "/status.json":
             self._json(HTTPStatus.OK, finite_or_null(app.status.document()), cache=False)
-        elif path == "/predict":
+        elif path in _POST_PATHS:
             self._method_not_allowed("POST")
         else:
-            self._text(HTTPStatus.NOT_FOUND, f"no such path {path}; try /metrics\n")
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such path {path}; try /metrics"})
 
     def do_HEAD(self) -> None:
         self._head_only = True
@@ -146,16 +114,26 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path == "/predict":
             self._predict()
-        elif path in ("/metrics", "/healthz", "/readyz", "/model", "/", "/status.json"):
+        elif path in _GET_PATHS:
             self._method_not_allowed("GET, HEAD")
         else:
-            self._text(HTTPStatus.NOT_FOUND, f"no such path {path}\n")
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such path {path}"})
+
+    def _other_method(self) -> None:
+        """PUT, DELETE, OPTIONS, TRACE, PATCH or any other method: 405 on a known path."""
+        path = urlsplit(self.path).path
+        if path in _POST_PATHS:
+            self._method_not_allowed("POST")
+        elif path in _GET_PATHS:
+            self._method_not_allowed("GET, HEAD")
+        else:
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such path {path}"})
 
     # -- endpoints ----------------------------------------------------------------------
 
     def _metrics(self) -> None:
         encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-        body = encoder(self.server.app.registry)
+        body = encoder(self.app.registry)
         headers = {"Content-Type": content_type}
         if gzip_accepted(self.headers.get("Accept-Encoding", "")):
             body = gzip.compress(body, compresslevel=1)  # cheap: the loop shares the CPU
@@ -174,7 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _readyz(self) -> None:
         try:
-            ready = bool(self.server.app.ready())
+            ready = bool(self.app.ready())
         except Exception:
             log.warning("ready() failed", exc_info=True)
             ready = False
@@ -184,7 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._text(HTTPStatus.SERVICE_UNAVAILABLE, "not ready\n")
 
     def _predict(self) -> None:
-        app = self.server.app
+        app = self.app
         try:
             features = parse_features(self._read_body(), app.expected_features())
         except BadRequest as exc:
@@ -246,13 +224,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise BadRequest("bad Content-Length")
         if length > MAX_BODY_BYTES:
-            # Close the connection so the rest is never parsed as a request. Swallow a
-            # moderately large body first: closing on unread data sends a TCP reset
-            # that can destroy the 413 before the client reads it.
+            # The connection front did not pass it on (it dropped it, or left it unread).
             self.close_connection = True
-            if length <= _DRAIN_LIMIT:
-                with contextlib.suppress(OSError):
-                    self.rfile.read(length)
             raise BadRequest(
                 f"body of {length} bytes is over the limit of {MAX_BODY_BYTES}",
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
@@ -264,11 +237,20 @@ class _Handler(BaseHTTPRequestHandler):
         return body
 
     def _method_not_allowed(self, allow: str) -> None:
-        self._send(
-            HTTPStatus.METHOD_NOT_ALLOWED,
-            b"method not allowed\n",
-            {"Content-Type": "text/plain; charset=utf-8", "Allow": allow},
-        )
+        path = urlsplit(self.path).path
+        document = {"error": f"{self.command} is not allowed on {path}; use {allow}"}
+        body = json.dumps(document).encode() + b"\n"
+        headers = {"Content-Type": "application/json", "Allow": allow}
+        self._send(HTTPStatus.METHOD_NOT_ALLOWED, body, headers)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # The stdlib answers with an HTML page; the clients of this face read JSON.
+        self.close_connection = True
+        status = HTTPStatus(code)
+        self._json(status, {"error": message or status.phrase})
+
+    def handle_expect_100(self) -> bool:
+        return True  # the connection front sent "100 Continue" before it read the body
 
     def _text(self, status: HTTPStatus, text: str) -> None:
         self._send(status, text.encode(), {"Content-Type": "text/plain; charset=utf-8"})
@@ -294,9 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         self._head_only = False
         try:
-            super().handle_one_request()
-        except (ConnectionError, TimeoutError):
-            self.close_connection = True  # the client went away; nothing to answer
+            self._dispatch()
         except Exception:
             # An endpoint bug (a model_info() that raises, say) is a 500, never a dead thread.
             log.exception("error answering %s", self.path)
@@ -304,12 +284,33 @@ class _Handler(BaseHTTPRequestHandler):
             with contextlib.suppress(OSError):
                 self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
 
+    def _dispatch(self) -> None:
+        # BaseHTTPRequestHandler.handle_one_request, but an unknown method is a 405 (not a
+        # 501 HTML page) and the request is already in rfile.
+        self.raw_requestline = self.rfile.readline(65537)
+        if not self.raw_requestline:
+            return
+        if len(self.raw_requestline) > 65536:
+            self.requestline, self.request_version, self.command = "", "", ""
+            self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
+            return
+        if not self.parse_request():
+            return  # parse_request answered (400, 431, 505...)
+        if self.command == "GET":
+            self.do_GET()
+        elif self.command == "HEAD":
+            self.do_HEAD()
+        elif self.command == "POST":
+            self.do_POST()
+        else:
+            self._other_method()
+
     def log_message(self, format: str, *args: object) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 
 
 class MetricsServer:
-    """Serves the registry and the model over HTTP from a background thread.
+    """Serves the registry and the model over HTTP from background threads.
 
     Parameters
     ----------
@@ -330,8 +331,9 @@ class MetricsServer:
     telemetry
         When given, ``POST /predict`` outcomes are counted in
         ``streamlearn_http_predict_requests_total{outcome}``.
-    max_connections
-        Connections served at once; more wait in the listen queue.
+    max_connections, workers, request_deadline
+        Open connections at once (more are answered 503), threads answering complete
+        requests, and seconds a client has to send a whole request (else 408).
 
     Examples
     --------
@@ -364,12 +366,18 @@ class MetricsServer:
         expected_features: Callable[[], Collection[str]] = tuple,
         *,
         telemetry: Telemetry | None = None,
-        max_connections: int = 64,
+        max_connections: int = 1024,
+        workers: int = 16,
+        request_deadline: float = REQUEST_DEADLINE,
     ) -> None:
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {port}")
-        if max_connections < 1:
-            raise ValueError(f"max_connections must be at least 1, got {max_connections}")
+        self.limits = Limits(
+            request_deadline=request_deadline,
+            max_body_bytes=MAX_BODY_BYTES,
+            max_connections=max_connections,
+            workers=workers,
+        )
         self.host = host
         self.registry = registry
         self.ready = ready
@@ -378,11 +386,10 @@ class MetricsServer:
         self.telemetry = telemetry
         self._predict = predict
         self._requested_port = port
-        self._max_connections = max_connections
         #: Builds ``/status.json`` (the status page's data) from ``model_info`` and telemetry.
         self.status = StatusBoard(lambda: self.model_info(), telemetry, lambda: self.ready())
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._front: ConnectionFront | None = None
+        self._bound_port: int | None = None
 
     def predict(self, features: dict[str, float]) -> Prediction | tuple[float, int]:
         """Call the run loop's thread-safe predict (503 while there is none)."""
@@ -395,12 +402,15 @@ class MetricsServer:
         if self.telemetry is not None:
             self.telemetry.http_predict(outcome)
 
+    def answer(self, request: bytes, client_address: tuple[str, int]) -> tuple[bytes, bool]:
+        """The response to one complete request, and whether to close the connection after it."""
+        handler = _Handler(self, request, client_address)
+        return handler.response.getvalue(), handler.close_connection
+
     @property
     def port(self) -> int:
         """The bound port (the real one when started with port 0)."""
-        if self._server is None:
-            return self._requested_port
-        return int(self._server.server_address[1])
+        return self._bound_port if self._bound_port is not None else self._requested_port
 
     @property
     def url(self) -> str:
@@ -409,11 +419,14 @@ class MetricsServer:
         return f"http://{host}:{self.port}"
 
     def start(self) -> None:
-        """Bind and serve in a daemon thread; ``MetricsServerError`` if the port is taken."""
-        if self._server is not None:
+        """Bind and serve in daemon threads; ``MetricsServerError`` if the port is taken."""
+        if self._front is not None:
             raise MetricsServerError("the metrics server is already running")
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         try:
-            server = _Server((self.host, self._requested_port), self, self._max_connections)
+            sock = socket.create_server(
+                (self.host, self._requested_port), family=family, backlog=128
+            )
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise MetricsServerError(
@@ -423,27 +436,21 @@ class MetricsServer:
             raise MetricsServerError(
                 f"cannot listen on {self.host}:{self._requested_port}: {exc.strerror or exc}"
             ) from exc
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # how fast stop() returns
-            name=f"streamlearn-http-{self.port}",
-            daemon=True,
+        self._bound_port = int(sock.getsockname()[1])
+        self._front = ConnectionFront(
+            sock, self.answer, self.limits, f"streamlearn-http-{self.port}"
         )
-        self._thread.start()
+        self._front.start()
         log.info("serving / /metrics /healthz /readyz /predict /model on %s", self.url)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, close the socket and join the thread; safe to call twice."""
-        server, thread = self._server, self._thread
-        if server is None:
+        """Stop accepting, close the socket and every connection; safe to call twice."""
+        front = self._front
+        if front is None:
             return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout)
-        self._server = None
-        self._thread = None
+        front.stop(timeout)
+        self._front = None
+        self._bound_port = None
 
     def __enter__(self) -> MetricsServer:
         self.start()

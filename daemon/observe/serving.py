@@ -9,7 +9,9 @@ answer, or refused under ``--strict-features``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
+from http import HTTPStatus
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from streamlearn.observe.json_bodies import BadRequest
@@ -67,6 +69,14 @@ def split_known(
     if len(kept) == len(features):
         return kept, ()
     return kept, tuple(sorted(name for name in features if name not in known))
+
+
+def _sound(learner: Learner) -> bool:
+    """Whether the model predicts a finite number without features (its intercept, say)."""
+    try:
+        return math.isfinite(learner.serve({}))
+    except Exception:  # a model that cannot predict without its features: not known sound
+        return False
 
 
 class ModelService:
@@ -130,7 +140,9 @@ class ModelService:
         """The served prediction (``Learner.serve``) on the learned part of ``features``.
 
         Raises ``ModelUnavailable`` when the loop holds the model too long, and
-        ``BadRequest`` for unknown features under ``strict_features``.
+        ``BadRequest`` for unknown features under ``strict_features`` (400) or for features
+        whose prediction is not a finite number while the model is sound (422: a value too
+        large for it, such as 1e300). A NaN answer means the model itself is unsound.
         """
         daemon = self.daemon
         if not daemon.lock.acquire(timeout=LOCK_TIMEOUT):
@@ -142,6 +154,13 @@ class ModelService:
                 raise BadRequest(
                     f"unknown features: {', '.join(ignored)} (the model has not learned them)"
                 )
-            return Prediction(learner.serve(kept), learner.records_learned, ignored)
+            yhat = learner.serve(kept)
+            if not math.isfinite(yhat) and _sound(learner):
+                raise BadRequest(
+                    "the prediction for these features is not a finite number: "
+                    "a value is too large for the model",
+                    HTTPStatus.UNPROCESSABLE_ENTITY,
+                )
+            return Prediction(yhat, learner.records_learned, ignored)
         finally:
             daemon.lock.release()
