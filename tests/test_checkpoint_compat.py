@@ -110,13 +110,29 @@ def test_the_table_names_classes_that_exist() -> None:
         assert getattr(importlib.import_module(module), name) is not None, (old_module, old_name)
 
 
+def _missing(shown: Any, expected: Any, where: str = "") -> list[str]:
+    """Where ``shown`` does not say what ``expected`` says: every key of a dict the same,
+    recursively (keys ``expected`` lacks are new in this version, and welcome)."""
+    if isinstance(expected, dict) and isinstance(shown, dict):
+        return [
+            wrong
+            for key, value in expected.items()
+            for wrong in (
+                _missing(shown[key], value, f"{where}.{key}")
+                if key in shown
+                else [f"{where}.{key}: missing"]
+            )
+        ]
+    return [] if shown == expected else [f"{where}: {shown!r}, not {expected!r}"]
+
+
 @pytest.mark.parametrize("state", sorted(STATES))
 def test_inspect_reads_an_old_state_as_the_old_version_did(tmp_path: Path, state: str) -> None:
     work = _workspace(tmp_path)
     result = cli("inspect", "--json", str(work / state), check=False)
     assert result.returncode == 0, result.stderr
     expected = json.loads((FIXTURES / f"{state}.inspect.json").read_text())
-    assert json.loads(result.stdout) == expected
+    assert _missing(json.loads(result.stdout), expected) == []
 
 
 def _model(state_dir: Path) -> Any:
@@ -163,12 +179,13 @@ def resumed(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], A
     return summaries
 
 
+@pytest.mark.slow  # the resumes: about twenty replays
 @pytest.mark.parametrize("state", EXACT)
 def test_a_resumed_old_state_ends_as_a_replay_from_scratch(
     resumed: dict[tuple[str, str], Any], state: str
 ) -> None:
     before = json.loads((FIXTURES / f"{state}.inspect.json").read_text())
-    assert _without_place(resumed[state, "first"]) == _without_place(before), (
+    assert _missing(_without_place(resumed[state, "first"]), _without_place(before)) == [], (
         "this version no longer learns the first rows as 1091d7a did: the comparisons "
         "below stand on that; see CONTINUED and PSEUDO for states compared otherwise"
     )
@@ -193,6 +210,7 @@ def _rows(path: Path, header: str) -> list[tuple[dict[str, float], float]]:
     return rows
 
 
+@pytest.mark.slow  # the resumes: about twenty replays
 @pytest.mark.parametrize("state", CONTINUED)
 def test_a_resumed_old_warm_start_goes_on_learning_its_own_model(
     resumed: dict[tuple[str, str], Any], state: str
@@ -214,6 +232,7 @@ def test_a_resumed_old_warm_start_goes_on_learning_its_own_model(
         assert resumed_model.predict_one(x) == by_hand.predict_one(x)
 
 
+@pytest.mark.slow  # the resumes: about twenty replays
 @pytest.mark.parametrize("state", PSEUDO)
 def test_a_resumed_old_pseudo_label_state_decides_every_candidate_once(
     resumed: dict[tuple[str, str], Any], state: str
