@@ -187,6 +187,7 @@ def kafka_settings(settings: Settings) -> KafkaSettings:
             config_file=settings.kafka_config,
             start_from=settings.start_from,
             on_data_loss=settings.on_data_loss,
+            until_end=not settings.follow,  # replay: a backfill to the end seen at start
         )
     except (ValueError, OSError) as exc:
         raise AppUsageError(str(exc)) from None

@@ -50,6 +50,9 @@ def replay(file: str, inspect_json: bool, **params: Any) -> None:
 
     What a data scientist runs to see how an online model would have done:
     each labeled row is predicted, scored, then learned, in file order.
+    FILE may be kafka://HOST:PORT/TOPIC: a backfill that reads each partition
+    to the log end it finds at start (like kcat -e); what comes later waits
+    for the next replay or run on the same --state-dir.
     """
     run_app({"source": file, **params}, follow=False, inspect_json=inspect_json)
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Mapping
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from streamlearn.sources.base import SourceError
@@ -30,7 +32,8 @@ from streamlearn.sources.kafka_watcher import (
 )
 
 if TYPE_CHECKING:
-    from kafka import KafkaAdminClient, KafkaConsumer
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+    from kafka.consumer.fetcher import ConsumerRecord
 
 __all__ = ["CONSUMER_TUNING", "KafkaSource"]
 
@@ -257,6 +260,11 @@ class KafkaSource(KafkaSourceBase["KafkaConsumer"]):
             consumer.seek(tp, position)
             consumer.resume(tp)
 
+    def _pause(self, consumer: KafkaConsumer, partitions: list[int]) -> None:
+        from kafka import TopicPartition
+
+        consumer.pause(*(TopicPartition(self.topic, p) for p in partitions))
+
     def _fetch(self, consumer: KafkaConsumer, max_items: int) -> Fetched | None:
         from kafka import errors
 
@@ -284,13 +292,17 @@ class KafkaSource(KafkaSourceBase["KafkaConsumer"]):
         fetched = Fetched.empty(self.track_arrivals)
         values, offsets, keys = fetched.values, fetched.offsets, fetched.keys
         stamps = fetched.stamps  # for the learn-latency metric, only when telemetry asks
+        until_end = self._end_at is not None
         for tp in sorted(polled, key=lambda tp: tp.partition):
             partition = tp.partition
             expected = self._next_offsets.get(partition)
             if expected is None:  # not ours (cannot happen with assign); never hand it out
                 continue
+            records = polled[tp]
+            if until_end:
+                records = self._before_end(consumer, tp, records)
             taken = len(values)
-            for record in polled[tp]:
+            for record in records:
                 offset = record.offset
                 if offset != expected and not self._off_course(partition, expected, offset):
                     continue
@@ -304,3 +316,13 @@ class KafkaSource(KafkaSourceBase["KafkaConsumer"]):
             fetched.partitions += [partition] * (len(values) - taken)
             self._next_offsets[partition] = expected
         return fetched
+
+    def _before_end(
+        self, consumer: KafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord]
+    ) -> list[ConsumerRecord]:
+        """The records of ``tp`` before its end (``until_end``); past it, the partition is done."""
+        end = self._end_of(tp.partition, consumer.highwater(tp) or 0)
+        if not records or records[-1].offset < end:
+            return records
+        self._reached_end(consumer, tp.partition)
+        return records[: bisect_left(records, end, key=attrgetter("offset"))]

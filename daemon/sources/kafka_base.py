@@ -60,6 +60,12 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
     Counters: ``duplicates`` (records below the expected offset, dropped) and ``gaps`` (offset
     jumps, normal on compacted or transactional topics).
 
+    With ``settings.until_end`` (``replay``, like ``kcat -e``) the source reads the partitions
+    there at its start up to their log end at that moment, then is ``exhausted``: what is
+    produced later waits for the next run. A topic that does not exist is a
+    :class:`SourceError` then. Some brokers (tansu) report a log end at the start of their last
+    record batch; the first fetch's high-water mark, when higher, moves the end up to it.
+
     A subclass builds its consumer (or lets its watcher build it: ``take_consumer``) and its
     watcher, starts the watcher, and implements the client calls ``_fetch``, ``_place`` and
     ``_reposition``.
@@ -98,6 +104,11 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
         # --from latest is about the data already there when we start; a topic or partition
         # that appears later is read from its start, because all of it is new.
         self._latest_applies: bool | None = None
+        # until_end: where each partition read stops (set when the partitions are placed),
+        # the partitions that got there, and those whose end a fetch has not confirmed yet.
+        self._end_at: dict[int, int] | None = None
+        self._done: set[int] = set()
+        self._end_unconfirmed: set[int] = set()
         self._consumer: ConsumerT | None = None
         self._closed = False
 
@@ -151,6 +162,10 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
     def _reposition(self, consumer: ConsumerT, settled: dict[int, int]) -> None:
         """Seek the paused, out-of-range partitions ``settled`` to their position and resume."""
 
+    @abstractmethod
+    def _pause(self, consumer: ConsumerT, partitions: list[int]) -> None:
+        """Stop fetching ``partitions`` (they reached their end)."""
+
     # -- the Source contract -------------------------------------------------------------------
 
     @property
@@ -160,6 +175,16 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
     def describe(self) -> str:
         return (
             f"kafka://{','.join(self.settings.bootstrap_servers)}/{self.topic}{self.client_label}"
+        )
+
+    @property
+    def exhausted(self) -> bool:
+        """With ``until_end``: every partition read reached the log end seen at start."""
+        end_at = self._end_at
+        if end_at is None:
+            return False
+        return all(
+            p in self._done or self._next_offsets.get(p, 0) >= end for p, end in end_at.items()
         )
 
     def next_batch(self, max_items: int) -> list[Raw]:
@@ -183,6 +208,8 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
         if self._closed or max_items <= 0:
             return None
         self._catch_up_with_watcher()
+        if self.exhausted:
+            return None
         consumer = self._consumer
         if consumer is None or not self._next_offsets:
             # Nothing to poll yet (connecting, topic missing): wait briefly for the watcher
@@ -310,6 +337,11 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
         if self._consumer is None or observation is None:
             return
         if not observation.topic_exists:
+            if self.settings.until_end:
+                raise SourceError(
+                    f"Kafka topic {self.topic!r} does not exist at "
+                    f"{','.join(self.settings.bootstrap_servers)}: there is nothing to replay"
+                )
             if not self._topic_missing_logged:
                 self._log.info("waiting for Kafka topic %r to be created", self.topic)
                 self._topic_missing_logged = True
@@ -319,6 +351,8 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
             self._topic_missing_logged = False
         if self._out_of_range:
             self._settle_out_of_range(self._consumer, observation)
+        if self._end_at is not None:
+            return  # reading until the end: only the partitions there at the start
         new = observation.partitions - self._next_offsets.keys()
         if new and all(p in observation.log_start and p in observation.log_end for p in new):
             self._assign(self._consumer, observation, new)
@@ -345,13 +379,21 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
         self._place(consumer, positions)
         self._next_offsets.update(positions)
         self._latest_applies = False
+        ends = ""
+        if self.settings.until_end:
+            self._end_at = {p: observation.log_end[p] for p in positions}
+            self._end_unconfirmed = {p for p in positions if positions[p] < self._end_at[p]}
+            ends = ", up to the log end seen now: " + ", ".join(
+                f"partition {p} at {self._end_at[p]}" for p in sorted(positions)
+            )
         self._log.info(
-            "reading Kafka topic %r: %s",
+            "reading Kafka topic %r: %s%s",
             self.topic,
             ", ".join(
                 f"partition {p} from offset {positions[p]} ({starts[p][1]})"
                 for p in sorted(positions)
             ),
+            ends,
         )
 
     def _data_loss(self, partition: int, offset: int, log_start: int, origin: str) -> int:
@@ -386,6 +428,31 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
             log_start,
         )
         return log_start
+
+    def _end_of(self, partition: int, high_water: int) -> int:
+        """Where reading ``partition`` stops (``until_end``), given a fetch's high-water mark.
+
+        The first fetch of a partition confirms the log end seen at start, or moves it up to
+        that fetch's high-water mark (a broker may report its last batch's start as its end).
+        """
+        assert self._end_at is not None
+        if partition in self._end_unconfirmed:
+            self._end_unconfirmed.discard(partition)
+            if high_water > self._end_at[partition]:
+                self._log.debug(
+                    "partition %d ends at %d, not at the %d the broker reported",
+                    partition,
+                    high_water,
+                    self._end_at[partition],
+                )
+                self._end_at[partition] = high_water
+        return self._end_at[partition]
+
+    def _reached_end(self, consumer: ConsumerT, partition: int) -> None:
+        """``partition`` holds records past its end: it is done; its fetching stops."""
+        if partition not in self._done:
+            self._done.add(partition)
+            self._pause(consumer, [partition])
 
     def _out_of_range_now(self, partition: int) -> bool:
         """Note that the broker called ``partition`` out of range; False if it is not ours.

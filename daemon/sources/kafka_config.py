@@ -346,6 +346,8 @@ class KafkaSettings:
     client_config: dict[str, Any] = field(default_factory=dict)
     start_from: StartFrom = "earliest"
     on_data_loss: OnDataLoss = "fail"
+    #: Stop at the log end seen at start (``replay``, like ``kcat -e``), rather than follow.
+    until_end: bool = False
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers:
@@ -369,6 +371,7 @@ class KafkaSettings:
         config_file: str | os.PathLike[str] | None = None,
         start_from: str = "earliest",
         on_data_loss: str = "fail",
+        until_end: bool = False,
         environ: Mapping[str, str] = os.environ,
     ) -> KafkaSettings:
         """Combine a ``kafka://`` URL, flags, ``-X`` settings, a properties file and the env.
@@ -426,11 +429,13 @@ class KafkaSettings:
             client_config=client_config,
             start_from=start_from,  # type: ignore[arg-type]  # checked just above
             on_data_loss=on_data_loss,  # type: ignore[arg-type]
+            until_end=until_end,
         )
 
     def __repr__(self) -> str:
         return (
             f"KafkaSettings(bootstrap_servers={self.bootstrap_servers!r}, topic={self.topic!r}, "
             f"group_id={self.group_id!r}, client_config={redact(self.client_config)!r}, "
-            f"start_from={self.start_from!r}, on_data_loss={self.on_data_loss!r})"
+            f"start_from={self.start_from!r}, on_data_loss={self.on_data_loss!r}, "
+            f"until_end={self.until_end!r})"
         )

@@ -309,6 +309,35 @@ class ConfluentKafkaSource(KafkaSourceBase["Consumer"]):
         self._assign_at(consumer, self._next_offsets)
         consumer.resume([TopicPartition(self.topic, p) for p in settled])
 
+    def _pause(self, consumer: Consumer, partitions: list[int]) -> None:
+        from confluent_kafka import TopicPartition
+
+        consumer.pause([TopicPartition(self.topic, p) for p in partitions])
+
+    def _before_end(self, consumer: Consumer, messages: list[Any]) -> list[Any]:
+        """The messages before their partition's end (``until_end``); a partition with
+        messages past it is done."""
+        from confluent_kafka import TopicPartition
+
+        ends: dict[int, int] = {}
+        kept: list[Any] = []
+        for message in messages:
+            if message.error() is not None:
+                kept.append(message)
+                continue
+            partition = message.partition()
+            end = ends.get(partition)
+            if end is None:
+                _, high = consumer.get_watermark_offsets(
+                    TopicPartition(self.topic, partition), cached=True
+                )
+                end = ends[partition] = self._end_of(partition, high)
+            if message.offset() < end:
+                kept.append(message)
+            else:
+                self._reached_end(consumer, partition)
+        return kept
+
     def _on_error(self, consumer: Consumer, message: Any) -> None:
         """A consumer event instead of a record: out of range, fatal, or transient."""
         from confluent_kafka import KafkaError, TopicPartition
@@ -349,6 +378,8 @@ class ConfluentKafkaSource(KafkaSourceBase["Consumer"]):
                 raise SourceError(f"Kafka refused to serve topic {self.topic!r}: {exc}") from exc
             log.debug("consume failed, will retry: %s", exc)
             return None
+        if self._end_at is not None:
+            messages = self._before_end(consumer, messages)
         if not messages:
             return None
 
