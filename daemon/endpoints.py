@@ -165,6 +165,7 @@ def build_decoder(settings: Settings, fmt: str, header: bytes | None) -> CsvDeco
             target=settings.target,
             features=settings.features,
             id_column=settings.id_column,
+            on_schema_change=settings.on_schema_change,
         )
     except (ValueError, UnicodeDecodeError) as exc:
         raise AppError(str(exc)) from None

@@ -119,7 +119,12 @@ class ModelHost(Protocol):
 
 
 class Decoder(Protocol):
-    """Turns raw bytes into records (``streamlearn.records``): never raises on bad input."""
+    """Turns raw bytes into records (``streamlearn.records``): never raises on bad input.
+
+    A CSV decoder maps columns by name and a header row inside the stream changes that
+    mapping (its schema); a header of other features than the model's raises
+    ``streamlearn.records.SchemaChanged`` unless its rows are to be dead-lettered.
+    """
 
     @property
     def features(self) -> Sequence[str] | None:
@@ -128,7 +133,25 @@ class Decoder(Protocol):
 
     @property
     def plain(self) -> bool:
-        """True for the plain CSV layout (features, then the target; no id column)."""
+        """True for the plain CSV layout (features, then the target; no id column).
+
+        A header row may change it: the record paths chosen for it are chosen again.
+        """
+        ...
+
+    def changes_schema(self, raw: Raw) -> bool:
+        """Whether ``decode`` would change the columns in force at ``raw`` (a header row).
+
+        It only asks: a block parser stops before such a row, whose rest it cannot read.
+        """
+        ...
+
+    def schema(self) -> dict[str, list[str]] | None:
+        """The columns in force and the model's features, for the checkpoint (None: none)."""
+        ...
+
+    def restore_schema(self, schema: Mapping[str, Sequence[str]] | None, /) -> None:
+        """Take up a checkpoint's ``schema()``: the columns in force at its position."""
         ...
 
     def decode(self, raw: Raw) -> Decoded:
@@ -428,7 +451,7 @@ class RecordPath(Protocol):
 
     ``streamlearn.loop.paths.choose_path`` picks one; the loop asks it again only when the
     path no longer ``fits`` (a named event: the model's first weights, a replaced model,
-    the compiled kernels missing).
+    the compiled kernels missing, a CSV header row that changed ``Decoder.plain``).
     """
 
     @property

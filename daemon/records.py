@@ -3,7 +3,9 @@
 Bad input is data, not a crash: every decoder returns a ``Rejected`` with one of
 the fixed ``REJECT_REASONS`` instead of raising, so the run loop can send it to
 the dead-letter sink once and move the position on. A record that reaches the
-model has only finite float features and a finite (or absent) target.
+model has only finite float features and a finite (or absent) target. The one
+exception: a CSV header row of other features than the model's stops the stream
+(``SchemaChanged``) unless its rows are to be dead-lettered.
 """
 
 from __future__ import annotations
@@ -11,15 +13,17 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from streamlearn.sources.base import Raw
+from streamlearn.sources.base import Raw, SourceError
 
+log = logging.getLogger(__name__)
 #: The closed set of rejection reasons (bounded label values for metrics).
 REJECT_REASONS = (
     "field_count",
@@ -33,6 +37,7 @@ REJECT_REASONS = (
     "empty",
     "partial_line",
     "unjoined_label",
+    "schema_changed",
 )
 
 
@@ -119,8 +124,46 @@ def parse_csv_header(line: bytes) -> list[str]:
     return [name.strip() for name in next(csv.reader([text]))]
 
 
+class SchemaChanged(SourceError):
+    """A CSV header row names other features than the model's: the stream cannot go on as is.
+
+    Raised by ``CsvDecoder.decode`` under ``on_schema_change="stop"``; the CLI prints the
+    message on one line and exits 1.
+    """
+
+
+#: What a ``CsvDecoder`` does at a header row of other features (``--on-schema-change``).
+SCHEMA_POLICIES = ("stop", "dead-letter")
+
+
+def _split(text: str) -> list[str]:
+    """The cells of a CSV line (without its line end)."""
+    # Plain numeric rows have no quotes: str.split is several times faster than csv.
+    return next(csv.reader([text])) if '"' in text else text.split(",")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _position(raw: Raw) -> str:
+    """Where ``raw`` is, for a log line: ``offset 120`` (a file), or topic, partition, offset."""
+    return ", ".join(f"{key} {value}" for key, value in raw.where().items())
+
+
 class CsvDecoder:
-    """Decodes CSV lines against a header.
+    """Decodes CSV lines against a header, mapping the columns to the model's features by name.
+
+    A header row inside the stream (a rotated-in file, concatenated CSVs) is recognised and
+    the columns are mapped anew by name: every cell a distinct name that is not a number,
+    one of them a feature of the model (the target, in a CSV without features); a row of
+    names that shares none is a bad row. A header of other features than the model's stops
+    the stream (``SchemaChanged``) or, with ``on_schema_change="dead-letter"``, it and its
+    rows are dead letters (``schema_changed``) until a header of the model's features.
 
     Parameters
     ----------
@@ -132,6 +175,8 @@ class CsvDecoder:
         The feature columns to use (default: every column but the target and the id).
     id_column
         An optional column holding the record id.
+    on_schema_change
+        ``stop`` or ``dead-letter``: what a header row of other features does.
 
     Examples
     --------
@@ -144,6 +189,13 @@ class CsvDecoder:
     'non_numeric'
     >>> decoder.decode(Raw(b"1,1e999,3\\n", offset=30)).reason
     'non_finite'
+
+    A header row of the same features in another order maps them by name:
+
+    >>> decoder.decode(Raw(b"b,a,y\\n", offset=41)) is None
+    True
+    >>> decoder.decode(Raw(b"2.5,1,3\\n", offset=47)).x
+    {'a': 1.0, 'b': 2.5}
     """
 
     def __init__(
@@ -152,6 +204,7 @@ class CsvDecoder:
         target: str = "y",
         features: Sequence[str] | None = None,
         id_column: str | None = None,
+        on_schema_change: str = "stop",
     ) -> None:
         header = list(header)
         if len(set(header)) != len(header):
@@ -164,6 +217,12 @@ class CsvDecoder:
             )
         if id_column is not None and id_column not in header:
             raise ValueError(f"id column {id_column!r} is not in the CSV header")
+        if on_schema_change not in SCHEMA_POLICIES:
+            raise ValueError(
+                f"on_schema_change must be stop or dead-letter, not {on_schema_change!r}"
+            )
+        #: Whether the features were chosen (``--features``): a new header must hold them all.
+        self._chosen = features is not None
         if features is None:
             features = [h for h in header if h not in (target, id_column)]
         missing = [f for f in features if f not in header]
@@ -171,31 +230,155 @@ class CsvDecoder:
             raise ValueError(f"feature columns not in the CSV header: {', '.join(missing)}")
         if target in features:
             raise ValueError(f"the target {target!r} cannot also be a feature")
-        self.header = header
         self.target = target
+        #: The model's features, in the order its records list them (whatever a header's order).
         self.features = list(features)
         self.id_column = id_column
-        self._header_line = ",".join(header)
-        self._n_fields = len(header)
-        self._target_index = header.index(target)
-        self._id_index = header.index(id_column) if id_column is not None else -1
-        self._feature_index = [(name, header.index(name)) for name in self.features]
-        self._plain = id_column is None and header[-1] == target and self.features == header[:-1]
+        self.on_schema_change = on_schema_change
+        #: A row of names naming one of these is a header row (others are bad rows).
+        self._known = frozenset(self.features or [target])
+        #: The columns in force: the last header row (refused ones included).
+        self.header = header
+        self._refused = False
+        self._use(header)
+
+    def _use(self, columns: list[str]) -> None:
+        """Map the model's features onto ``columns`` by name (a header of the same features)."""
+        self.header = columns
+        self._refused = False
+        self._n_fields = len(columns)
+        self._target_index = columns.index(self.target)
+        self._id_index = columns.index(self.id_column) if self.id_column is not None else -1
+        self._feature_index = [(name, columns.index(name)) for name in self.features]
+        self._plain = self._id_index < 0 and columns == [*self.features, self.target]
+
+    def _refuse(self, columns: list[str]) -> None:
+        """Columns of other features in force: rows are refused until a header that fits."""
+        self.header = columns
+        self._refused = True
+        self._plain = False
 
     @property
     def plain(self) -> bool:
         """True for the plain layout (every feature in order, then the target; no id column).
 
-        That layout is what ``streamlearn.fast.block`` parses a block at a time.
+        That layout is what ``streamlearn.fast.block`` parses a block at a time. A header
+        row may change it (``changes_schema``).
         """
         return self._plain
+
+    # -- header rows ---------------------------------------------------------------------
+
+    def _header_names(self, fields: list[str]) -> list[str] | None:
+        """The column names when ``fields`` is a header row, else None (a record, a bad row)."""
+        names = [field.strip() for field in fields]
+        names[0] = names[0].lstrip("\ufeff")  # a byte-order mark starting a file
+        if "" in names or len(set(names)) < len(names) or self._known.isdisjoint(names):
+            return None
+        if any(_is_number(name) for name in names):
+            return None
+        return names
+
+    def _misfit(self, columns: list[str]) -> str | None:
+        """Why the model cannot learn rows of ``columns``; None when it can (by name)."""
+        if self.target not in columns:
+            return f"it has no target column {self.target!r}"
+        if self.id_column is not None and self.id_column not in columns:
+            return f"it has no id column {self.id_column!r}"
+        if self._chosen:
+            missing = [name for name in self.features if name not in columns]
+            if missing:
+                return f"it lacks the features {','.join(missing)} (--features)"
+            return None
+        theirs = [name for name in columns if name not in (self.target, self.id_column)]
+        if set(theirs) != set(self.features):
+            return (
+                f"its features ({','.join(theirs)}) are not the model's ({','.join(self.features)})"
+            )
+        return None
+
+    def _header_row(self, columns: list[str], raw: Raw) -> Decoded:
+        """A header row: the columns again (None), others mapped by name (None), or refused."""
+        if columns == self.header:
+            return None
+        old, new, where = ",".join(self.header), ",".join(columns), _position(raw)
+        problem = self._misfit(columns)
+        if problem is None:
+            self._use(columns)
+            log.info("CSV header at %s: %s (was %s); columns mapped by name", where, new, old)
+            return None
+        message = f"the CSV header changed at {where} from {old} to {new}: {problem}"
+        if self.on_schema_change == "stop":
+            raise SchemaChanged(
+                f"{message}; to send its rows to the dead letters instead, "
+                "run with --on-schema-change dead-letter"
+            )
+        self._refuse(columns)
+        log.warning(
+            "%s; it and its rows go to the dead letters (schema_changed) "
+            "until a header of the model's features",
+            message,
+        )
+        return Rejected("schema_changed", problem, raw)
+
+    def _under_refused(self, fields: list[str], raw: Raw) -> Decoded:
+        """A line while refused columns are in force: a header row, else a dead letter."""
+        names = self._header_names(fields)
+        if names is not None:
+            return self._header_row(names, raw)
+        columns = ",".join(self.header)
+        if self.on_schema_change == "stop":  # a checkpoint taken in dead-letter mode
+            raise SchemaChanged(
+                f"the position at {_position(raw)} is under the CSV header {columns}, "
+                f"which names other features than the model's ({','.join(self.features)}); "
+                "run with --on-schema-change dead-letter to send its rows to the dead letters"
+            )
+        return Rejected("schema_changed", f"a row under the refused CSV header {columns}", raw)
+
+    def changes_schema(self, raw: Raw) -> bool:
+        """Whether ``raw`` is a header row of other columns than those in force.
+
+        ``decode`` would then map them anew (or refuse them); this only asks. The compiled
+        block parser stops before such a row: the rows after it are not the layout it read.
+        """
+        if raw.truncated:
+            return False
+        try:
+            text = raw.value.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        names = self._header_names(_split(text.rstrip("\r\n")))
+        return names is not None and names != self.header
+
+    def schema(self) -> dict[str, list[str]]:
+        """The model's features and the columns in force, for the checkpoint."""
+        return {"features": list(self.features), "columns": list(self.header)}
+
+    def restore_schema(self, schema: Mapping[str, Sequence[str]] | None) -> None:
+        """Take up a checkpoint's ``schema()``: the columns in force at its position.
+
+        The checkpoint's features (and their order) are the model's, whatever header the
+        file at the path starts with now.
+        """
+        if schema is None:
+            return
+        self.features = list(schema["features"])
+        self._known = frozenset(self.features or [self.target])
+        columns = list(schema["columns"])
+        if self._misfit(columns) is None:
+            self._use(columns)
+        else:
+            self._refuse(columns)
+
+    # -- decoding ------------------------------------------------------------------------
 
     def decode_batch(self, raws: Sequence[Raw]) -> list[Decoded]:
         """Decode many lines; the plain layout (features then target) skips text decoding.
 
         ``float`` parses ASCII bytes directly, so a well-formed numeric row never
         becomes a ``str``; any row the fast path doubts (``float`` of bytes takes digit-group
-        underscores, which ``_plain_float`` refuses) is decoded by ``decode``.
+        underscores, which ``_plain_float`` refuses) is decoded by ``decode``. After a
+        header row that changes the layout, the rest goes through ``decode`` too.
         """
         if not self._plain:
             return [self.decode(raw) for raw in raws]
@@ -205,7 +388,8 @@ class CsvDecoder:
         n_fields = self._n_fields
         isfinite = math.isfinite
         decode = self.decode
-        for raw in raws:
+        rest = iter(raws)
+        for raw in rest:
             value = raw.value
             fields = value.split(b",")
             if len(fields) == n_fields and not raw.truncated and b"_" not in value:
@@ -219,6 +403,8 @@ class CsvDecoder:
                         append(Record(dict(zip(features, values)), y, None, raw))  # noqa: B905
                         continue
             append(decode(raw))
+            if not self._plain:  # a header row of other columns: no fast path for the rest
+                out.extend(map(decode, rest))
         return out
 
     def _label_row(
@@ -237,7 +423,11 @@ class CsvDecoder:
         return _finite(y, f"target {self.target!r}", raw) or Label(record_id, y, raw)
 
     def decode(self, raw: Raw) -> Decoded:
-        """One line to a Record, a Label, a Rejected, or None for a header/blank line."""
+        """One line to a Record, a Label, a Rejected, or None for a header/blank line.
+
+        Raises ``SchemaChanged`` at a header row of other features than the model's when
+        ``on_schema_change`` is ``stop``.
+        """
         if raw.truncated:
             return Rejected("too_long", "line longer than the limit", raw)
         try:
@@ -247,14 +437,13 @@ class CsvDecoder:
         text = text.rstrip("\r\n")
         if not text.strip():
             return None
-        # Plain numeric rows have no quotes: str.split is several times faster than csv.
-        fields = next(csv.reader([text])) if '"' in text else text.split(",")
+        fields = _split(text)
+        if self._refused:
+            return self._under_refused(fields, raw)
         if len(fields) != self._n_fields:
-            if (
-                text.lstrip("\ufeff") == self._header_line
-                or [f.strip() for f in fields] == self.header
-            ):
-                return None  # the header again (start of file, or a rotated file)
+            names = self._header_names(fields)
+            if names is not None:  # the header again, or a new one (a rotated file)
+                return self._header_row(names, raw)
             return Rejected(
                 "field_count", f"expected {self._n_fields} fields, got {len(fields)}", raw
             )
@@ -279,8 +468,9 @@ class CsvDecoder:
             try:
                 value = number(cell)
             except ValueError:
-                if fields == self.header or [f.strip() for f in fields] == self.header:
-                    return None
+                names = self._header_names(fields)
+                if names is not None:
+                    return self._header_row(names, raw)
                 if not cell.strip():
                     return self._label_row(fields, raw, number) or Rejected(
                         "missing_feature", f"feature {name!r} is empty", raw
@@ -289,8 +479,10 @@ class CsvDecoder:
             if value - value != 0.0:  # NaN or +-inf (cheaper than math.isfinite here)
                 return Rejected("non_finite", f"feature {name!r} is {cell[:40]!r}", raw)
             x[name] = value
-        if not x and [f.strip() for f in fields] == self.header:
-            return None  # the header of a CSV without features (the target, an id)
+        if not x:
+            names = self._header_names(fields)
+            if names is not None:  # the header of a CSV without features (the target, an id)
+                return self._header_row(names, raw)
         record_id = fields[self._id_index] if self._id_index >= 0 else None
         cell = fields[self._target_index].strip()
         if not cell or cell.lower() == "null":
@@ -347,6 +539,18 @@ class JsonDecoder:
     def plain(self) -> bool:
         """False: JSON values are not the plain CSV layout (``CsvDecoder.plain``)."""
         return False
+
+    def changes_schema(self, raw: Raw) -> bool:
+        """False: each JSON value names its own fields (no header row to switch at)."""
+        return False
+
+    def schema(self) -> None:
+        """None: nothing to keep in a checkpoint (``CsvDecoder.schema``)."""
+        return None
+
+    def restore_schema(self, schema: Mapping[str, Sequence[str]] | None) -> None:
+        """Nothing to take up (``CsvDecoder.restore_schema``)."""
+        return None
 
     def decode_batch(self, raws: Sequence[Raw]) -> list[Decoded]:
         """``decode`` of each value, in order (the ``Decoder`` interface)."""
