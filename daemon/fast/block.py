@@ -106,6 +106,13 @@ class Parsed:
     judged: dict[int, Decoded]  # row -> the decoder's verdict, for DOUBT rows
     # row -> its Raw, for blocks whose rows are not file lines (a Kafka block's messages)
     locate: Callable[[int], Raw] | None = None
+    # The first row the kernels must not learn (-1: none): a header row of other columns
+    # (CSV), a record of other features (JSON). The rows from there go record by record.
+    stop: int = -1
+
+    def __post_init__(self) -> None:
+        if self.stop < 0:
+            self.stop = self.rows
 
     @property
     def rows(self) -> int:
@@ -156,7 +163,13 @@ class Saved:
 
 
 class LineDecoder(Protocol):
-    """What a block learner asks of the decoder: its verdict on a line the parser doubts."""
+    """What a block learner asks of the decoder: its verdict on a line the parser doubts.
+
+    ``changes_schema`` first: a header row of other columns ends what the block's layout
+    can say (``Parsed.stop``); it is decoded, in order, with the rows after it.
+    """
+
+    def changes_schema(self, raw: Raw) -> bool: ...
 
     def decode(self, raw: Raw) -> Decoded: ...
 
@@ -222,6 +235,11 @@ class BlockLearner:
         assert rows == lines, (rows, lines)
         parsed = Parsed(values, status, starts, data, offset, {}, locate)
         for row in np.flatnonzero(status == DOUBT).tolist():
+            if decoder.changes_schema(parsed.raw(row)):
+                # A header row of other columns: the lines after it are not this layout's.
+                # It is decoded (the mapping switched) with them, after the rows before it.
+                parsed.stop = row
+                break
             parsed.judged[row] = self._judge(parsed, row, decoder)
         return parsed
 
@@ -246,12 +264,13 @@ class BlockLearner:
     ) -> int:
         """Learn rows ``start..stop`` into ``learner`` and ``model``; returns where it stopped.
 
-        That is ``stop``, or the first row whose prediction the run loop must treat
-        as divergence (not learned). Predictions of every row handled are in
-        ``self.yhat``. The model must hold a weight for every feature (as it does after
+        That is ``stop`` (at most ``parsed.stop``), or the first row whose prediction the
+        run loop must treat as divergence (not learned). Predictions of every row handled
+        are in ``self.yhat``. The model must hold a weight for every feature (as it does after
         its first record): a missing weight is skipped by ``predict_one``, which a
         vector cannot mirror.
         """
+        stop = max(start, min(stop, parsed.stop))
         if self.yhat.shape[0] < parsed.rows:
             self.yhat = np.empty(parsed.rows)
         arrays = self.load(learner, model)

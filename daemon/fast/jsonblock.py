@@ -167,10 +167,9 @@ class Layout:
 
 @dataclass
 class JsonParsed(Parsed):
-    """A parsed block of JSON values: ``Parsed`` plus the features and where learning stops."""
+    """A parsed block of JSON values: ``Parsed`` plus its features (``stop``: other ones)."""
 
     features: list[str] = field(default_factory=list)
-    stop: int = 0  # the first row the kernel must not learn (a record of other features)
 
     def record_id(self, row: int) -> str | None:
         """The id of an unlabeled row (the decoder judged it: every unlabeled row is judged)."""
@@ -407,6 +406,10 @@ class JsonBlockLearner:
 
 class _Unread:
     """The CSV parser's decoder for the lines it doubts: none is read there (NOTHING)."""
+
+    @staticmethod
+    def changes_schema(raw: Raw) -> bool:
+        return False
 
     @staticmethod
     def decode(raw: Raw) -> None:

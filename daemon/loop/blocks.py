@@ -57,9 +57,15 @@ class BlockPath(Generic[ParsedT]):
         self.kit = kit
         self.model = model
         self.blocks: BlockSource = source
+        #: The decoder's layout when chosen (a header row may change it: then choose again).
+        self.plain = kit.decoder.plain
 
     def fits(self, model: object) -> bool:
-        return model is self.model and not self.kit.compiled.missing
+        return (
+            model is self.model
+            and not self.kit.compiled.missing
+            and self.kit.decoder.plain == self.plain
+        )
 
     def take(self, room: int) -> list[Raw] | Block:
         size = self.kit.block_size
@@ -177,7 +183,8 @@ class BlockPath(Generic[ParsedT]):
         self._settle(parsed, yhat, done)
         router = self.kit.router
         if done < parsed.rows:
-            # The model predicted NaN/inf there, or the monitor changed it: record by record.
+            # The model predicted NaN/inf there, the monitor changed it, or a header row of
+            # other columns starts there (``Parsed.stop``): record by record, in order.
             rest = [parsed.raw(row) for row in range(done, parsed.rows)]
             router.route(self.kit.decoder.decode_batch(rest))
         router.finish_batch(start)
@@ -294,7 +301,8 @@ class RowsBlockPath(BlockPath["Parsed"]):
 
         Unlabeled rows are predicted only; other rows get NaN. It stops before the first
         prediction that is NaN, infinite or beyond ``learner.DIVERGED`` (as ``Learner.step``
-        rejects it): the array then ends there.
+        rejects it), or at ``parsed.stop`` (a header row of other columns): the array then
+        ends there.
         """
         import numpy as np
 
@@ -302,8 +310,8 @@ class RowsBlockPath(BlockPath["Parsed"]):
 
         features = self._features(parsed)
         predict, learn = model.predict_one, model.learn_one
-        values = parsed.values
-        kinds = parsed.status.tolist()
+        values = parsed.values[: parsed.stop]
+        kinds = parsed.status[: parsed.stop].tolist()
         guesses = [math.nan] * len(kinds)
         # No cyclic garbage collection while the model learns the block: a River model makes
         # and keeps many small objects (a tree's nodes and their statistics), and the young

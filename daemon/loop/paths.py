@@ -11,7 +11,8 @@ A batch becomes learning along one of four paths (``streamlearn.interfaces.Recor
 
 ``choose_path`` picks one when the loop starts; the loop asks it again only when the path
 no longer ``fits``: the ``sgd`` model learned its first weights, the model was replaced
-(a drift action, a divergence restore), or the compiled kernels turned out to be missing.
+(a drift action, a divergence restore), the compiled kernels turned out to be missing, or
+a CSV header row changed the decoder's layout (``Decoder.plain``).
 """
 
 from __future__ import annotations
@@ -206,9 +207,11 @@ class RecordByRecord:
     def __init__(self, kit: PathKit, model: object) -> None:
         self.kit = kit
         self.model = model
+        #: The decoder's layout when chosen: a header row may change it (blocks again, or not).
+        self.plain = kit.decoder.plain
 
     def fits(self, model: object) -> bool:
-        return model is self.model
+        return model is self.model and self.kit.decoder.plain == self.plain
 
     def take(self, room: int) -> list[Raw] | Block:
         return self.kit.next_records(self.kit.record_want(room))
@@ -225,7 +228,7 @@ class FirstRecords(RecordByRecord):
         self.sgd = model
 
     def fits(self, model: object) -> bool:
-        return model is self.sgd and not weights_known(self.kit, self.sgd)
+        return super().fits(model) and not weights_known(self.kit, self.sgd)
 
     def take(self, room: int) -> list[Raw] | Block:
         return self.kit.next_records(min(self.kit.record_want(room), FIRST_LINES))
