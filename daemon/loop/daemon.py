@@ -196,6 +196,8 @@ class Daemon:
             size = restored.get("sinks", {}).get(key)
             if size is not None:
                 sink.rewind(size)
+        # The columns in force belong to the position (a CSV header row before it).
+        self.decoder.restore_schema(restored.get("schema"))
         return Counters.from_dict(restored.get("counters", {}))
 
     # -- what the rest of the program reads -------------------------------------------------
