@@ -325,6 +325,43 @@ def test_statefulset_one_owner_with_state_on_a_volume() -> None:
             assert ref["valueFrom"]["configMapKeyRef"]["key"] in config_map["data"]
 
 
+def test_the_pods_are_scraped_once() -> None:
+    # Annotating both the pod template and the Service makes the usual kubernetes-pods and
+    # kubernetes-service-endpoints jobs scrape each pod twice. The pods are annotated: a
+    # StatefulSet's pod is the instance, and it is scraped also while not ready.
+    documents = k8s_documents()
+    pod = documents["StatefulSet/streamlearn"]["spec"]["template"]["metadata"]
+    annotated = [
+        name
+        for name, document in documents.items()
+        if document.get("metadata", {}).get("annotations", {}).get("prometheus.io/scrape")
+    ]
+    assert annotated == []
+    assert pod["annotations"]["prometheus.io/scrape"] == "true"
+    assert pod["annotations"]["prometheus.io/port"] == str(DEFAULT_METRICS_PORT)
+
+
+#: Ports the Prometheus wiki's "Default port allocations" page lists (as stored here: the
+#: core components, every exporter from 9100 to 9745, then the few above 9900).
+ALLOCATED_PORTS = {
+    *range(9090, 9095),
+    *range(9100, 9746),
+    *(9901, 9911, 9913, 9943, 9980, 9983, 9984, 9987, 9990, 9999),
+    *(3903, 7300, 8080, 8082, 8088, 8089, 8292, 8404, 9042, 9087, 9095, 9097, 9099),
+}
+
+
+def test_the_default_port_is_no_other_exporters() -> None:
+    assert DEFAULT_METRICS_PORT not in ALLOCATED_PORTS
+    readme = (DEPLOY / "README.md").read_text()
+    assert f"**{DEFAULT_METRICS_PORT}**" in readme and "Default port allocations" in readme
+    for path in [*DEPLOY.rglob("*"), DEPLOY.parent / "README.md"]:
+        if path.is_file() and path.suffix in ("", ".md", ".yml", ".yaml", ".service", ".example"):
+            lines = path.read_text().splitlines()
+            # Only where it says why the default is not graphite_exporter's 9108.
+            assert all("9108" not in line or "graphite_exporter" in line for line in lines), path
+
+
 def test_metrics_service_selects_the_pods() -> None:
     documents = k8s_documents()
     labels = documents["StatefulSet/streamlearn"]["spec"]["template"]["metadata"]["labels"]

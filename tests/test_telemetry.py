@@ -116,6 +116,29 @@ def test_default_registry_is_fresh_not_global() -> None:
     assert REGISTRY.get_sample_value("streamlearn_records_received_total") is None
 
 
+def test_process_and_gc_metrics_are_on_the_registry(telemetry: Telemetry) -> None:
+    # The standard collectors every Prometheus client exports: dashboards for any Python
+    # service (memory, CPU, file descriptors, GC) work on the daemon too.
+    text = generate_latest(telemetry.registry).decode()
+    for name in (
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_start_time_seconds",
+        "python_gc_objects_collected_total",
+        "python_info",
+    ):
+        assert f"\n{name}" in text, name
+
+
+def test_no_created_series(telemetry: Telemetry) -> None:
+    telemetry.received(3)
+    telemetry.abs_errors(np.array([0.5]))
+    telemetry.drift("adwin", "error")
+    text = generate_latest(telemetry.registry).decode()
+    assert "_created" not in text
+
+
 # -- the loop's per-batch calls ------------------------------------------------------------
 
 

@@ -211,7 +211,7 @@ HTTP: tuple[OptionDecorator, ...] = (
         envvar="STREAMLEARN_METRICS_PORT",
         help="Serve /metrics, /healthz, /readyz, POST /predict and GET /model on "
         "this port (0 = any free port; off when not given). Default for "
-        "deployments: 9108.",
+        "deployments: 9966.",
     ),
     click.option(
         "--metrics-host",

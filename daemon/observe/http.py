@@ -43,7 +43,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Default port of the HTTP face (``--metrics-port``).
-DEFAULT_METRICS_PORT = 9108
+DEFAULT_METRICS_PORT = 9966
 #: Default bind address: loopback, so nothing is exposed unless asked for.
 DEFAULT_METRICS_HOST = "127.0.0.1"
 #: Largest ``POST /predict`` body accepted; larger ones get 413.
@@ -414,7 +414,7 @@ class MetricsServer:
 
     @property
     def url(self) -> str:
-        """Base URL of the running server, e.g. ``http://127.0.0.1:9108``."""
+        """Base URL of the running server, e.g. ``http://127.0.0.1:9966``."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
 

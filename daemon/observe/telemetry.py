@@ -19,7 +19,16 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
-from prometheus_client import CollectorRegistry, Counter, Gauge, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Gauge,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.metrics_core import Metric
 
 from streamlearn.observe.drift_metrics import DriftMetrics
@@ -51,6 +60,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# No ``*_created`` series: one more series per counter and histogram that nothing here reads
+# (rate() and increase() do without it). prometheus_client's switch is process-wide.
+disable_created_metrics()
+
 #: Absolute prediction error, in target units: 0.001 to 1000.
 DEFAULT_ERROR_BUCKETS: tuple[float, ...] = one_two_five_buckets(0.001, 1000.0)
 #: Seconds per record and stage: 100 ns (one learn_one of a linear model) to 10 s.
@@ -61,7 +74,8 @@ DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (0.0005, *one_two_five_buckets(0.00
 
 
 class Telemetry:
-    """Every ``streamlearn_*`` metric of one daemon, on one registry.
+    """Every ``streamlearn_*`` metric of one daemon, on one registry, beside the process,
+    platform and GC metrics every Prometheus client exports (``process_*``, ``python_*``).
 
     Parameters
     ----------
@@ -154,6 +168,10 @@ class Telemetry:
             self.registry, drift_detectors, drift_signals, drift_actions, max_extra_label_values
         )
         self._declare_events(self.registry)
+        # What every Prometheus client exports: memory, CPU, file descriptors, GC, version.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         for name, produce in (
             ("streamlearn_model_metric", self._collect_model),
             ("streamlearn_baseline_metric", self._collect_baseline),
