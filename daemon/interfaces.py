@@ -123,7 +123,7 @@ class Decoder(Protocol):
 
     A CSV decoder maps columns by name and a header row inside the stream changes that
     mapping (its schema); a header of other features than the model's raises
-    ``streamlearn.records.SchemaChanged`` unless its rows are to be dead-lettered.
+    ``streamlearn.csv_schema.SchemaChanged`` unless its rows are to be dead-lettered.
     """
 
     @property

@@ -5,7 +5,7 @@ the fixed ``REJECT_REASONS`` instead of raising, so the run loop can send it to
 the dead-letter sink once and move the position on. A record that reaches the
 model has only finite float features and a finite (or absent) target. The one
 exception: a CSV header row of other features than the model's stops the stream
-(``SchemaChanged``) unless its rows are to be dead-lettered.
+(``streamlearn.csv_schema.SchemaChanged``) unless its rows are to be dead-lettered.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import csv
 import json
-import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,9 +20,9 @@ from typing import Any
 
 import orjson
 
-from streamlearn.sources.base import Raw, SourceError
+from streamlearn.csv_schema import CsvSchema, split_cells
+from streamlearn.sources.base import Raw
 
-log = logging.getLogger(__name__)
 #: The closed set of rejection reasons (bounded label values for metrics).
 REJECT_REASONS = (
     "field_count",
@@ -124,46 +123,13 @@ def parse_csv_header(line: bytes) -> list[str]:
     return [name.strip() for name in next(csv.reader([text]))]
 
 
-class SchemaChanged(SourceError):
-    """A CSV header row names other features than the model's: the stream cannot go on as is.
-
-    Raised by ``CsvDecoder.decode`` under ``on_schema_change="stop"``; the CLI prints the
-    message on one line and exits 1.
-    """
-
-
-#: What a ``CsvDecoder`` does at a header row of other features (``--on-schema-change``).
-SCHEMA_POLICIES = ("stop", "dead-letter")
-
-
-def _split(text: str) -> list[str]:
-    """The cells of a CSV line (without its line end)."""
-    # Plain numeric rows have no quotes: str.split is several times faster than csv.
-    return next(csv.reader([text])) if '"' in text else text.split(",")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _position(raw: Raw) -> str:
-    """Where ``raw`` is, for a log line: ``offset 120`` (a file), or topic, partition, offset."""
-    return ", ".join(f"{key} {value}" for key, value in raw.where().items())
-
-
 class CsvDecoder:
     """Decodes CSV lines against a header, mapping the columns to the model's features by name.
 
-    A header row inside the stream (a rotated-in file, concatenated CSVs) is recognised and
-    the columns are mapped anew by name: every cell a distinct name that is not a number,
-    one of them a feature of the model (the target, in a CSV without features); a row of
-    names that shares none is a bad row. A header of other features than the model's stops
-    the stream (``SchemaChanged``) or, with ``on_schema_change="dead-letter"``, it and its
-    rows are dead letters (``schema_changed``) until a header of the model's features.
+    A header row inside the stream (a rotated-in file, concatenated CSVs) maps the columns
+    anew by name (``streamlearn.csv_schema``). A header of other features than the model's
+    stops the stream (``SchemaChanged``) or, with ``on_schema_change="dead-letter"``, it and
+    its rows are dead letters (``schema_changed``) until a header of the model's features.
 
     Parameters
     ----------
@@ -206,57 +172,19 @@ class CsvDecoder:
         id_column: str | None = None,
         on_schema_change: str = "stop",
     ) -> None:
-        header = list(header)
-        if len(set(header)) != len(header):
-            dupes = sorted({h for h in header if header.count(h) > 1})
-            raise ValueError(f"the CSV header repeats column names: {', '.join(dupes)}")
-        if target not in header:
-            raise ValueError(
-                f"target column {target!r} is not in the CSV header ({', '.join(header)}); "
-                "choose it with --target"
-            )
-        if id_column is not None and id_column not in header:
-            raise ValueError(f"id column {id_column!r} is not in the CSV header")
-        if on_schema_change not in SCHEMA_POLICIES:
-            raise ValueError(
-                f"on_schema_change must be stop or dead-letter, not {on_schema_change!r}"
-            )
-        #: Whether the features were chosen (``--features``): a new header must hold them all.
-        self._chosen = features is not None
-        if features is None:
-            features = [h for h in header if h not in (target, id_column)]
-        missing = [f for f in features if f not in header]
-        if missing:
-            raise ValueError(f"feature columns not in the CSV header: {', '.join(missing)}")
-        if target in features:
-            raise ValueError(f"the target {target!r} cannot also be a feature")
+        self._schema = CsvSchema(list(header), target, features, id_column, on_schema_change)
         self.target = target
-        #: The model's features, in the order its records list them (whatever a header's order).
-        self.features = list(features)
         self.id_column = id_column
-        self.on_schema_change = on_schema_change
-        #: A row of names naming one of these is a header row (others are bad rows).
-        self._known = frozenset(self.features or [target])
-        #: The columns in force: the last header row (refused ones included).
-        self.header = header
-        self._refused = False
-        self._use(header)
 
-    def _use(self, columns: list[str]) -> None:
-        """Map the model's features onto ``columns`` by name (a header of the same features)."""
-        self.header = columns
-        self._refused = False
-        self._n_fields = len(columns)
-        self._target_index = columns.index(self.target)
-        self._id_index = columns.index(self.id_column) if self.id_column is not None else -1
-        self._feature_index = [(name, columns.index(name)) for name in self.features]
-        self._plain = self._id_index < 0 and columns == [*self.features, self.target]
+    @property
+    def features(self) -> list[str]:
+        """The model's features, in the order its records list them."""
+        return self._schema.features
 
-    def _refuse(self, columns: list[str]) -> None:
-        """Columns of other features in force: rows are refused until a header that fits."""
-        self.header = columns
-        self._refused = True
-        self._plain = False
+    @property
+    def header(self) -> list[str]:
+        """The columns in force: the last header row."""
+        return self._schema.header
 
     @property
     def plain(self) -> bool:
@@ -265,75 +193,7 @@ class CsvDecoder:
         That layout is what ``streamlearn.fast.block`` parses a block at a time. A header
         row may change it (``changes_schema``).
         """
-        return self._plain
-
-    # -- header rows ---------------------------------------------------------------------
-
-    def _header_names(self, fields: list[str]) -> list[str] | None:
-        """The column names when ``fields`` is a header row, else None (a record, a bad row)."""
-        names = [field.strip() for field in fields]
-        names[0] = names[0].lstrip("\ufeff")  # a byte-order mark starting a file
-        if "" in names or len(set(names)) < len(names) or self._known.isdisjoint(names):
-            return None
-        if any(_is_number(name) for name in names):
-            return None
-        return names
-
-    def _misfit(self, columns: list[str]) -> str | None:
-        """Why the model cannot learn rows of ``columns``; None when it can (by name)."""
-        if self.target not in columns:
-            return f"it has no target column {self.target!r}"
-        if self.id_column is not None and self.id_column not in columns:
-            return f"it has no id column {self.id_column!r}"
-        if self._chosen:
-            missing = [name for name in self.features if name not in columns]
-            if missing:
-                return f"it lacks the features {','.join(missing)} (--features)"
-            return None
-        theirs = [name for name in columns if name not in (self.target, self.id_column)]
-        if set(theirs) != set(self.features):
-            return (
-                f"its features ({','.join(theirs)}) are not the model's ({','.join(self.features)})"
-            )
-        return None
-
-    def _header_row(self, columns: list[str], raw: Raw) -> Decoded:
-        """A header row: the columns again (None), others mapped by name (None), or refused."""
-        if columns == self.header:
-            return None
-        old, new, where = ",".join(self.header), ",".join(columns), _position(raw)
-        problem = self._misfit(columns)
-        if problem is None:
-            self._use(columns)
-            log.info("CSV header at %s: %s (was %s); columns mapped by name", where, new, old)
-            return None
-        message = f"the CSV header changed at {where} from {old} to {new}: {problem}"
-        if self.on_schema_change == "stop":
-            raise SchemaChanged(
-                f"{message}; to send its rows to the dead letters instead, "
-                "run with --on-schema-change dead-letter"
-            )
-        self._refuse(columns)
-        log.warning(
-            "%s; it and its rows go to the dead letters (schema_changed) "
-            "until a header of the model's features",
-            message,
-        )
-        return Rejected("schema_changed", problem, raw)
-
-    def _under_refused(self, fields: list[str], raw: Raw) -> Decoded:
-        """A line while refused columns are in force: a header row, else a dead letter."""
-        names = self._header_names(fields)
-        if names is not None:
-            return self._header_row(names, raw)
-        columns = ",".join(self.header)
-        if self.on_schema_change == "stop":  # a checkpoint taken in dead-letter mode
-            raise SchemaChanged(
-                f"the position at {_position(raw)} is under the CSV header {columns}, "
-                f"which names other features than the model's ({','.join(self.features)}); "
-                "run with --on-schema-change dead-letter to send its rows to the dead letters"
-            )
-        return Rejected("schema_changed", f"a row under the refused CSV header {columns}", raw)
+        return self._schema.plain
 
     def changes_schema(self, raw: Raw) -> bool:
         """Whether ``raw`` is a header row of other columns than those in force.
@@ -341,18 +201,11 @@ class CsvDecoder:
         ``decode`` would then map them anew (or refuse them); this only asks. The compiled
         block parser stops before such a row: the rows after it are not the layout it read.
         """
-        if raw.truncated:
-            return False
-        try:
-            text = raw.value.decode("utf-8")
-        except UnicodeDecodeError:
-            return False
-        names = self._header_names(_split(text.rstrip("\r\n")))
-        return names is not None and names != self.header
+        return self._schema.changes(raw)
 
     def schema(self) -> dict[str, list[str]]:
         """The model's features and the columns in force, for the checkpoint."""
-        return {"features": list(self.features), "columns": list(self.header)}
+        return self._schema.saved()
 
     def restore_schema(self, schema: Mapping[str, Sequence[str]] | None) -> None:
         """Take up a checkpoint's ``schema()``: the columns in force at its position.
@@ -360,17 +213,13 @@ class CsvDecoder:
         The checkpoint's features (and their order) are the model's, whatever header the
         file at the path starts with now.
         """
-        if schema is None:
-            return
-        self.features = list(schema["features"])
-        self._known = frozenset(self.features or [self.target])
-        columns = list(schema["columns"])
-        if self._misfit(columns) is None:
-            self._use(columns)
-        else:
-            self._refuse(columns)
+        if schema is not None:
+            self._schema.restore(schema)
 
-    # -- decoding ------------------------------------------------------------------------
+    def _header_row(self, names: list[str], raw: Raw) -> Decoded:
+        """A header row: None once its columns are in force, a dead letter when refused."""
+        problem = self._schema.take(names, raw)
+        return None if problem is None else Rejected("schema_changed", problem, raw)
 
     def decode_batch(self, raws: Sequence[Raw]) -> list[Decoded]:
         """Decode many lines; the plain layout (features then target) skips text decoding.
@@ -380,12 +229,13 @@ class CsvDecoder:
         underscores, which ``_plain_float`` refuses) is decoded by ``decode``. After a
         header row that changes the layout, the rest goes through ``decode`` too.
         """
-        if not self._plain:
+        schema = self._schema
+        if not schema.plain:
             return [self.decode(raw) for raw in raws]
         out: list[Decoded] = []
         append = out.append
-        features = self.features
-        n_fields = self._n_fields
+        features = schema.features
+        n_fields = schema.n_fields
         isfinite = math.isfinite
         decode = self.decode
         rest = iter(raws)
@@ -403,7 +253,7 @@ class CsvDecoder:
                         append(Record(dict(zip(features, values)), y, None, raw))  # noqa: B905
                         continue
             append(decode(raw))
-            if not self._plain:  # a header row of other columns: no fast path for the rest
+            if not schema.plain:  # a header row of other columns: no fast path for the rest
                 out.extend(map(decode, rest))
         return out
 
@@ -411,13 +261,14 @@ class CsvDecoder:
         self, fields: list[str], raw: Raw, number: Callable[[str], float] = _plain_float
     ) -> Label | Rejected | None:
         """A row with only an id and a target is a late label; None if it is not one."""
-        if self._id_index < 0 or any(fields[i].strip() for _, i in self._feature_index):
+        schema = self._schema
+        if schema.id_index < 0 or any(fields[i].strip() for _, i in schema.feature_index):
             return None
-        record_id, cell = fields[self._id_index].strip(), fields[self._target_index].strip()
+        record_id, cell = fields[schema.id_index].strip(), fields[schema.target_index].strip()
         if not record_id or not cell:
             return None
         try:
-            y = number(fields[self._target_index])  # unstripped: a non-ASCII space is not ASCII
+            y = number(fields[schema.target_index])  # unstripped: a non-ASCII space is not ASCII
         except ValueError:
             return Rejected("non_numeric", f"target {self.target!r} is {cell[:40]!r}", raw)
         return _finite(y, f"target {self.target!r}", raw) or Label(record_id, y, raw)
@@ -437,20 +288,24 @@ class CsvDecoder:
         text = text.rstrip("\r\n")
         if not text.strip():
             return None
-        fields = _split(text)
-        if self._refused:
-            return self._under_refused(fields, raw)
-        if len(fields) != self._n_fields:
-            names = self._header_names(fields)
+        fields = split_cells(text)
+        schema = self._schema
+        if schema.refused:  # a header row, else a row of the refused header's
+            names = schema.header_names(fields)
+            if names is not None:
+                return self._header_row(names, raw)
+            return Rejected("schema_changed", schema.refused_row(raw), raw)
+        if len(fields) != schema.n_fields:
+            names = schema.header_names(fields)
             if names is not None:  # the header again, or a new one (a rotated file)
                 return self._header_row(names, raw)
             return Rejected(
-                "field_count", f"expected {self._n_fields} fields, got {len(fields)}", raw
+                "field_count", f"expected {schema.n_fields} fields, got {len(fields)}", raw
             )
         # Numbers as the compiled CSV parser reads them: float() itself for an ASCII line
         # without underscores (the common case, one check a line), else cell by cell.
         number = float if text.isascii() and "_" not in text else _plain_float
-        if self._plain:
+        if schema.plain:
             # Fast path for the common layout (features, then the target, no id):
             # one C-level map(float) and one finiteness check by summing; any
             # doubt (text, NaN, inf, overflow, empty target) takes the slow path.
@@ -461,14 +316,14 @@ class CsvDecoder:
             else:
                 if math.isfinite(sum(values)):
                     y = values.pop()
-                    return Record(dict(zip(self.features, values, strict=True)), y, None, raw)
+                    return Record(dict(zip(schema.features, values, strict=True)), y, None, raw)
         x: dict[str, float] = {}
-        for name, index in self._feature_index:
+        for name, index in schema.feature_index:
             cell = fields[index]
             try:
                 value = number(cell)
             except ValueError:
-                names = self._header_names(fields)
+                names = schema.header_names(fields)
                 if names is not None:
                     return self._header_row(names, raw)
                 if not cell.strip():
@@ -480,17 +335,17 @@ class CsvDecoder:
                 return Rejected("non_finite", f"feature {name!r} is {cell[:40]!r}", raw)
             x[name] = value
         if not x:
-            names = self._header_names(fields)
+            names = schema.header_names(fields)
             if names is not None:  # the header of a CSV without features (the target, an id)
                 return self._header_row(names, raw)
-        record_id = fields[self._id_index] if self._id_index >= 0 else None
-        cell = fields[self._target_index].strip()
+        record_id = fields[schema.id_index] if schema.id_index >= 0 else None
+        cell = fields[schema.target_index].strip()
         if not cell or cell.lower() == "null":
             return Record(x, None, record_id, raw)
         if not x and record_id is not None:
             return self._label_row(fields, raw, number)
         try:
-            y = number(fields[self._target_index])  # unstripped: a non-ASCII space is not ASCII
+            y = number(fields[schema.target_index])  # unstripped: a non-ASCII space is not ASCII
         except ValueError:
             return Rejected("non_numeric", f"target {self.target!r} is {cell[:40]!r}", raw)
         rejected = _finite(y, f"target {self.target!r}", raw)

@@ -149,7 +149,7 @@ def test_a_concatenated_csv_learns_the_oracles_weights_on_both_paths(tmp_path, m
     results = {}
     for fast in (True, False):
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="streamlearn.records"):
+        with caplog.at_level(logging.INFO, logger="streamlearn.csv_schema"):
             summary, daemon = replay(path, monkeypatch, fast, state_dir=str(tmp_path / f"s{fast}"))
         assert (summary["records_seen"], summary["records_rejected"]) == (15000, 0)
         assert_oracle(summary, X, y)
