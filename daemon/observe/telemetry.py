@@ -22,8 +22,8 @@ from numpy.typing import ArrayLike
 from prometheus_client import (
     CollectorRegistry,
     Counter,
-    GCCollector,
     Gauge,
+    GCCollector,
     Info,
     PlatformCollector,
     ProcessCollector,
