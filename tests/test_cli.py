@@ -296,3 +296,39 @@ def test_progress_line_only_on_a_terminal(data):
     assert proc.returncode == 0
     shown = b"".join(chunks).decode()
     assert "\r" in shown and "/s" in shown and "100.0%" in shown
+
+
+@pytest.fixture
+def model_a(tmp_path):
+    """A small batch model A (scikit-learn, joblib) of the ``data`` stream's features."""
+    import joblib
+    import pandas as pd
+    from sklearn.linear_model import LinearRegression
+
+    X, y, _ = make_regression(200, d=3, seed=6)
+    frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(3)])
+    path = tmp_path / "A.joblib"
+    joblib.dump(LinearRegression().fit(frame, y), path)
+    return path
+
+
+def test_warm_start_with_pseudo_labels_uses_model_a_as_the_default_teacher(tmp_path, model_a):
+    X, y, _ = make_regression(600, d=3, seed=5)
+    path = tmp_path / "stream.csv"
+    write_csv(path, X, y, unlabeled=set(range(1, 600, 3)))
+    result = cli(
+        "replay", str(path), "--warm-start", str(model_a), "--pseudo-label", "--inspect-json",
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "--teacher" not in result.stderr
+    pseudo = json.loads(result.stdout)["pseudo_labels"]
+    assert pseudo["teacher"] == f"warm start from {model_a}"
+    assert pseudo["offered"] == 200
+    # Asked for by name, the committee (copies of --model, which a warm start replaces)
+    # is refused with what to write instead.
+    result = cli(
+        "replay", str(path), "--warm-start", str(model_a), "--pseudo-label",
+        "--teacher", "committee", check=False,
+    )  # fmt: skip
+    assert_one_line_error(result, 2, "'--teacher'", "warm:", "committee:SPEC")

@@ -127,7 +127,8 @@ def pseudo_options(func: Callable[..., Any]) -> Callable[..., Any]:
             envvar="STREAMLEARN_TEACHER",
             help="Who pseudo-labels: 'committee' (K bagged copies of --model; confidence from "
             "their spread), 'committee:SPEC', a model spec such as 'KNNRegressor' (confidence "
-            "from its recent error near the input), or 'warm:PATH' (model A).",
+            "from its recent error near the input), or 'warm:PATH' (model A: the default "
+            "with --warm-start).",
         ),
         click.option(
             "--teacher-k",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -87,8 +87,34 @@ def _settings(params: Mapping[str, Any], *, follow: bool) -> Settings:
         return context.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
 
     return Settings.from_params(
-        {**params, "model_from_flag": given("model"), "lr_from_flag": given("lr")}, follow=follow
+        {
+            **params,
+            **_teacher(params, given),
+            "model_from_flag": given("model"),
+            "lr_from_flag": given("lr"),
+        },
+        follow=follow,
     )
+
+
+def _teacher(params: Mapping[str, Any], given: Callable[[str], bool]) -> dict[str, str]:
+    """The pseudo-label teacher of a warm start: model A (``warm:A``) unless one was given.
+
+    The default committee is made of copies of ``--model``, which a warm start replaces by
+    B; asked for by name with a warm start, it is refused with what to write instead.
+    """
+    warm = params.get("warm_start")
+    if warm is None or not params.get("pseudo_label"):
+        return {}
+    if not given("teacher"):
+        return {"teacher": f"warm:{warm}"}
+    if str(params.get("teacher", "")).strip() == "committee":
+        raise click.BadParameter(
+            "the committee is made of copies of --model, which --warm-start replaces: "
+            "write warm:PATH (model A, the default with --warm-start) or committee:SPEC",
+            param_hint="'--teacher'",
+        )
+    return {}
 
 
 @contextmanager
