@@ -326,6 +326,7 @@ def make_telemetry(daemon: Daemon, source: Source, lag: LagReader | None) -> Tel
         baseline_metrics=baseline_metrics if daemon.learner.baseline is not None else None,
         lag=lag,
         ready=lambda: daemon.ready,
+        paused=lambda: daemon.paused_reason,
         **labels,
     )
     if daemon.learner.guard is not None:
@@ -389,6 +390,7 @@ def serve_http(
         model_info=model_info,
         expected_features=lambda: expected,
         telemetry=telemetry,
+        not_ready=lambda: daemon.not_ready_reason,
     )
     try:
         server.start()

@@ -2,7 +2,8 @@
 
 Sinks are synced before a checkpoint is written and the source commits a position only
 after the checkpoint holding it is durable, so a crash at any moment resumes from a model
-and a position that belong together: nothing lost, nothing learned twice.
+and a position that belong together: nothing lost, nothing learned twice. A full disk
+(state dir or sink) pauses the loop until a checkpoint can be written (``DiskFull``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from streamlearn.sources.base import Source
 from streamlearn.state import BackgroundWriter, CheckpointError, CheckpointStore, Lock, encode
 
 from ..interfaces import LockedStatePart
+from .diskfull import DiskFull, disk_full_error
 from .host import LoopHost
 
 log = logging.getLogger(__name__)
@@ -62,6 +64,8 @@ class Checkpointer:
         self.generation = store.generation if store is not None else 0
         #: Checkpoints that failed (reported, retried at the next one).
         self.failures = 0
+        #: Paused on a full disk (a sink's or the state dir's) until a checkpoint is written.
+        self.disk = DiskFull()
         self._next_state_dir_check = 0.0
 
     def open(self, state: Callable[[], dict[str, Any]]) -> None:
@@ -73,12 +77,15 @@ class Checkpointer:
         """
         if self.store is None:
             return
-        if not self.store.generation:
-            self.store.write_start(encode(state()))
         if self.writer is None:
             self.writer = BackgroundWriter(
                 self.store, syncs=tuple(sink.sync for sink in self.sinks)
             )
+        if not self.store.generation:
+            try:
+                self.store.write_start(encode(state()))
+            except OSError as exc:  # a full state dir: the loop waits for a checkpoint
+                self._pause_on(exc, f"state dir {self.store.directory}")
 
     def close(self) -> None:
         """Stop the writer thread (a run ends)."""
@@ -95,6 +102,20 @@ class Checkpointer:
         """Hand the sinks' buffers to the OS (no store: nothing else to do)."""
         for sink in self.sinks:
             sink.flush()
+        if not self.held_back():
+            self.disk.clear()
+
+    def held_back(self) -> bool:
+        """True (and paused) when a sink holds lines back for lack of space.
+
+        No checkpoint may be written then: it would claim lines that are not on disk.
+        """
+        for sink in self.sinks:
+            error = sink.held_back
+            if error is not None:
+                self.disk.hit(sink.describe(), error)
+                return True
+        return False
 
     def write(self, state: dict[str, Any], *, wait: bool = False) -> None:
         """Write ``state`` (taken between batches): on the writer thread unless ``wait``."""
@@ -114,10 +135,22 @@ class Checkpointer:
                 self.writer.wait()  # its generations come before this one
             except CheckpointError as exc:
                 self.failed(exc)  # reported; this one is written all the same
-        for sink in self.sinks:
-            sink.sync()
-        generation = self.store.write(blob)
+        where = f"state dir {self.store.directory}"
+        try:
+            for sink in self.sinks:
+                sink.sync()
+            generation = self.store.write(blob)
+        except OSError as exc:
+            self._pause_on(exc, where)  # a full disk: nothing written, the loop waits
+            return
         self._durable([(generation, state["source"])])
+
+    def _pause_on(self, exc: OSError, where: str) -> None:
+        """Pause on a full disk (``where`` for the message); any other error is raised."""
+        error = disk_full_error(exc)
+        if error is None:
+            raise exc
+        self.disk.hit(where, error)
 
     def keep_state_dir(self) -> None:
         """About once a second: a state dir deleted under the run is recreated and locked.
@@ -163,12 +196,16 @@ class Checkpointer:
         return self.store is not None and bool(self.store.generation)
 
     def failed(self, exc: CheckpointError) -> None:
-        """A full disk or an unreachable Kafka sink: keep learning, retry at the next one.
+        """An unreachable Kafka sink: keep learning, retry at the next one; a full disk: pause.
 
         The alert on checkpoint age tells an operator.
         """
         self.failures += 1
-        log.error("checkpoint failed, will retry: %s", exc)
+        error = disk_full_error(exc)
+        if error is not None and self.store is not None:
+            self.disk.hit(f"state dir {self.store.directory}", error)
+        else:
+            log.error("checkpoint failed, will retry: %s", exc)
 
     def _durable(self, written: list[tuple[int, Any]]) -> None:
         telemetry = self.host.telemetry
@@ -179,6 +216,8 @@ class Checkpointer:
             self.source.commit(snapshot)
             if telemetry is not None:
                 telemetry.checkpoint_ok()
+        if written and not self.held_back():
+            self.disk.clear()
 
 
 def snapshot_locks(state: Mapping[str, Any]) -> list[Lock]:

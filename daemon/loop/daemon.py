@@ -27,6 +27,7 @@ from streamlearn.state import BackgroundWriter, CheckpointStore
 from ..interfaces import Decoder, LabelJoin, Monitor, PseudoLoop, RecordPath, Telemetry
 from ..state.schedule import CheckpointSchedule
 from .checkpointing import Checkpointer
+from .diskfull import StoppedOnFullDisk
 from .guard import DivergenceGuard
 from .host import Counters, LoopHost
 from .paths import (
@@ -262,7 +263,25 @@ class Daemon:
     @property
     def ready(self) -> bool:
         """For /readyz: the source reaches its data and the model is loaded."""
-        return self.source.connected and self.learner.model is not None and not self.stopping
+        return self.not_ready_reason is None
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        """Why the daemon is not ready (for /readyz), or None when it is."""
+        if self.stopping:
+            return "stopping"
+        if self.checkpoints.disk.reason is not None:
+            return f"paused: {self.checkpoints.disk.reason}"
+        if not self.source.connected:
+            return f"{self.source.describe()} is not reachable"
+        if self.learner.model is None:
+            return "no model"
+        return None
+
+    @property
+    def paused_reason(self) -> str | None:
+        """Why learning is paused (a full disk), or None."""
+        return self.checkpoints.disk.reason
 
     def install_signal_handlers(self) -> None:
         """SIGTERM and SIGINT stop the loop cleanly; a second Ctrl+C kills at once."""
@@ -284,6 +303,8 @@ class Daemon:
         self._start()
         try:
             while not self._stop.is_set():
+                if self._paused():
+                    continue
                 path = self._current_path()
                 batch = path.take(self.schedule.room)
                 if batch:
@@ -296,7 +317,7 @@ class Daemon:
                     self._stop.wait(self.options.idle_sleep)
                 self._checkpoint_if_due()
             self._end_of_stream()
-            self.checkpoint(wait=True)
+            self._final_checkpoint()
         finally:
             self._finish()
         return self.inspect()
@@ -319,7 +340,20 @@ class Daemon:
             self.path = choose_path(self.kit)
         return self.path
 
+    def _paused(self) -> bool:
+        """On a full disk no batch is taken: wait (a stop ends the wait), then try again.
+
+        The retry is a checkpoint: the lines the sinks held back, then the state.
+        """
+        if not self.checkpoints.disk.paused:
+            return False
+        self._stop.wait(self.checkpoints.disk.backoff())
+        if not self._stop.is_set():
+            self.checkpoint(wait=True)
+        return self.checkpoints.disk.paused
+
     def _processed(self, records: int) -> None:
+        self.checkpoints.held_back()  # a sink's disk is full: pause before the next batch
         self.schedule.count(records)
         if self._progress is not None:
             self._progress.update(self.counters.records_seen)
@@ -342,6 +376,23 @@ class Daemon:
             # A finished replay decides its last, partial pseudo-label window too.
             with self.lock:
                 self.pseudo.flush(self.host)
+
+    def _final_checkpoint(self) -> None:
+        """The checkpoint at the end; stopped on a full disk, one line says what was kept."""
+        self.checkpoint(wait=True)
+        reason = self.checkpoints.disk.reason
+        if reason is None:
+            return
+        if self.store is None:
+            raise StoppedOnFullDisk(
+                f"stopped while {reason}: the output held back is lost (no --state-dir)"
+            )
+        kept = self.checkpoint_generation
+        resumed = f"generation {kept}" if kept else "its start"
+        raise StoppedOnFullDisk(
+            f"stopped while {reason}: no final checkpoint; a restart resumes from {resumed}, "
+            "nothing is lost"
+        )
 
     def _finish(self) -> None:
         if self._progress is not None:
@@ -387,6 +438,8 @@ class Daemon:
         self.guard.check_model(self.router.last_x)  # never store a diverged model
         started = time.perf_counter()
         state = self.state()  # hands the sinks' buffers to the OS through position()
+        if self.checkpoints.held_back():
+            return  # a sink's disk is full: no checkpoint may claim its lines
         self.checkpoints.write(state, wait=wait)
         if self.telemetry is not None:
             self.telemetry.stage_seconds("checkpoint", time.perf_counter() - started)

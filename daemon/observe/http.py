@@ -158,8 +158,15 @@ class _Handler(BaseHTTPRequestHandler):
             ready = False
         if ready:
             self._text(HTTPStatus.OK, "ready\n")
-        else:
-            self._text(HTTPStatus.SERVICE_UNAVAILABLE, "not ready\n")
+            return
+        reason = None
+        if self.app.not_ready is not None:
+            try:
+                reason = self.app.not_ready()
+            except Exception:
+                log.warning("not_ready() failed", exc_info=True)
+        why = f": {reason}" if reason else ""
+        self._text(HTTPStatus.SERVICE_UNAVAILABLE, f"not ready{why}\n")
 
     def _predict(self) -> None:
         app = self.app
@@ -320,6 +327,8 @@ class MetricsServer:
         Exposed at ``/metrics`` (Prometheus text format, or OpenMetrics when asked).
     ready
         ``/readyz`` answers 200 when it returns true, else 503 (also when it raises).
+    not_ready
+        Why the daemon is not ready (a full disk, a broker out of reach): the 503's body.
     predict
         Thread-safe ``features -> Prediction`` (``streamlearn.observe.serving``); may raise
         :class:`ModelUnavailable` (503) or ``BadRequest`` (400). A non-finite prediction
@@ -366,6 +375,7 @@ class MetricsServer:
         expected_features: Callable[[], Collection[str]] = tuple,
         *,
         telemetry: Telemetry | None = None,
+        not_ready: Callable[[], str | None] | None = None,
         max_connections: int = 1024,
         workers: int = 16,
         request_deadline: float = REQUEST_DEADLINE,
@@ -381,6 +391,7 @@ class MetricsServer:
         self.host = host
         self.registry = registry
         self.ready = ready
+        self.not_ready = not_ready
         self.model_info = model_info
         self.expected_features = expected_features
         self.telemetry = telemetry

@@ -29,7 +29,7 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
-from prometheus_client.metrics_core import Metric
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from streamlearn.observe.drift_metrics import DriftMetrics
 from streamlearn.observe.histogram import BatchHistogram, one_two_five_buckets
@@ -146,6 +146,7 @@ class Telemetry:
         baseline_metrics: ModelMetrics | None = None,
         lag: LagReader | None = None,
         ready: Callable[[], bool] | None = None,
+        paused: Callable[[], str | None] | None = None,
         drift_detectors: Sequence[str] | None = None,
         drift_signals: Sequence[str] = ("error",),
         drift_actions: Sequence[str] | None = None,
@@ -159,6 +160,8 @@ class Telemetry:
         self.baseline_metrics = baseline_metrics
         self.lag = lag
         self.ready = ready
+        #: Why learning is paused (a full disk), or None: ``streamlearn_paused``.
+        self.paused = paused
         self.started_at = time.time()
         # The metrics are declared group by group, in the order /metrics lists them.
         self._declare_build(self.registry, model_spec, version, river_version)
@@ -177,6 +180,7 @@ class Telemetry:
             ("streamlearn_baseline_metric", self._collect_baseline),
             ("streamlearn_kafka_lag", self._collect_lag),
             ("streamlearn_ready", self._collect_ready),
+            ("streamlearn_paused", self._collect_paused),
         ):
             self.registry.register(ScrapeTimeCollector(name, produce))
 
@@ -475,6 +479,17 @@ class Telemetry:
     def _collect_lag(self) -> Iterator[Metric]:
         if self.lag is not None:
             yield lag_family(self.lag())
+
+    def _collect_paused(self) -> Iterator[Metric]:
+        if self.paused is not None:
+            family = GaugeMetricFamily(
+                "streamlearn_paused",
+                "1 while learning is paused, by reason (disk_full: a sink's or the state "
+                "dir's disk is full; nothing is lost, learning goes on when space returns).",
+                labels=["reason"],
+            )
+            family.add_metric(["disk_full"], 1.0 if self.paused() is not None else 0.0)
+            yield family
 
     def _collect_ready(self) -> Iterator[Metric]:
         # Unbound, the gauge is absent rather than 0: an unknown state must not page.

@@ -90,10 +90,15 @@ def _lock_directory(directory: Path) -> IO[str]:
             "stop it first or use another --state-dir",
             owner,
         ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
+    try:
+        os.ftruncate(handle.fileno(), 0)
+        os.pwrite(handle.fileno(), f"{os.getpid()}\n".encode(), 0)
+    except OSError as exc:
+        # The pid only helps whoever finds the directory locked; a full disk (the daemon
+        # waits for space later) must not stop it from taking the lock.
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            handle.close()
+            raise
     return handle
 
 
@@ -146,7 +151,12 @@ class CheckpointStore:
                 raise CheckpointError(
                     f"cannot create state dir {self.directory}: {exc.strerror}"
                 ) from None
-            self._lock_file = _lock_directory(self.directory)
+            try:
+                self._lock_file = _lock_directory(self.directory)
+            except OSError as exc:
+                raise CheckpointError(
+                    f"cannot lock state dir {self.directory}: {exc.strerror}"
+                ) from None
             self._lock_identity = _identity(self._lock_file)
             # Half-written files of a writer that died (SIGKILL mid-write): never a generation.
             self._remove_temporaries()
