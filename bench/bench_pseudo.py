@@ -11,7 +11,13 @@ Part 2 streams many unlabeled rows with ids whose labels never come (plus 10%
 labeled rows so the teacher works) and samples the resident set size: it must
 level off once the queue and the join table are full.
 
-Run: python bench/bench_pseudo.py [--rows 10000] [--memory-records 400000]
+Part 3 prices the twin (``streamlearn.labels.effect``): the copy of the student that
+learns only the true labels, to measure what pseudo-labels do. Per student model: the
+twin's memory (what a copy of the trained student allocates, and its pickled size in a
+checkpoint) and its time (its prediction and learning of each true label, its
+prediction of each unlabeled record with an id), against the whole replay.
+
+Run: python bench/bench_pseudo.py [--rows 10000] [--memory-records 400000] [--twin-rows 20000]
 """
 
 from __future__ import annotations
@@ -206,8 +212,7 @@ def part_two(total: int, max_pending: int, queue: int) -> None:
         "pseudo_label": True,
         "label_ttl": "1000000000r",  # never expires: only --max-pending-labels bounds the join
         "max_pending_labels": max_pending,
-        "pseudo_queue": queue,
-        # A batch brings 900 unlabeled records: a queue smaller than that overflows every batch.
+        "pseudo_queue": queue,  # deterministic: each window is decided as it fills, no overflow
     }
     pseudo, join = build_pseudo(PseudoSettings(**extra), model_spec="sgd", lr=0.01, restored=None)
     assert pseudo is not None and join is not None
@@ -242,6 +247,82 @@ def part_two(total: int, max_pending: int, queue: int) -> None:
     print(f"\n{rate:,.0f} records/s with pseudo-labeling and the join on (one core)\n")
 
 
+TWIN_STUDENTS = (
+    "sgd",
+    "StandardScaler | LinearRegression",
+    "mlp",
+    "HoeffdingTreeRegressor",
+    "StandardScaler | KNNRegressor",
+    "ARFRegressor(n_models=10)",
+)
+
+
+def timed(owner: Any, name: str, spent: list[float]) -> None:
+    """Wrap ``owner.name`` so that the seconds spent in it add up in ``spent[0]``."""
+    method = getattr(owner, name)
+
+    def wrapper(*args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return method(*args)
+        finally:
+            spent[0] += time.perf_counter() - started
+
+    setattr(owner, name, wrapper)
+
+
+def part_three(rows: int, seed: int) -> None:
+    import copy
+    import pickle
+    import tracemalloc
+
+    print(
+        f"## Part 3: the twin's cost, {rows} rows (linear target, 10% labeled, every unlabeled "
+        f"row with an id: the twin predicts it too), --teacher committee, seed {seed}\n"
+    )
+    print(
+        "| student | twin KiB (copy) | twin KiB (pickled) | replay s | twin s | twin share "
+        "| µs per true label | µs per unlabeled |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    records, _, labeled = stream("linear", rows, 0.1, seed)
+    for spec in TWIN_STUDENTS:
+        extra = {"pseudo_label": True, "label_ttl": f"{2 * rows}r", "max_pending_labels": rows}
+        pseudo, join = build_pseudo(
+            PseudoSettings(**extra), model_spec=spec, lr=0.01, restored=None
+        )
+        assert pseudo is not None
+        on_label, on_unlabeled = [0.0], [0.0]
+        timed(pseudo.effect, "observe", on_label)
+        timed(pseudo.effect, "twin_prediction", on_unlabeled)
+        daemon = Daemon(
+            ListSource(records),
+            JsonDecoder(),
+            Learner(build_model(spec, lr=0.01)),
+            model_spec=spec,
+            pseudo=pseudo,
+            join=join,
+        )
+        started = time.perf_counter()
+        daemon.run()
+        seconds = time.perf_counter() - started
+        model = daemon.learner.model
+        gc.collect()
+        tracemalloc.start()
+        twin = copy.deepcopy(model)
+        copied = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        pickled = len(pickle.dumps(twin, pickle.HIGHEST_PROTOCOL))
+        twin_seconds = on_label[0] + on_unlabeled[0]
+        print(
+            f"| `{spec}` | {copied / 1024:.1f} | {pickled / 1024:.1f} | {seconds:.2f} "
+            f"| {twin_seconds:.2f} | {100 * twin_seconds / seconds:.1f}% "
+            f"| {1e6 * on_label[0] / labeled:.1f} | {1e6 * on_unlabeled[0] / (rows - labeled):.1f} |",
+            flush=True,
+        )
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=10_000)
@@ -249,13 +330,19 @@ def main() -> None:
     parser.add_argument("--memory-records", type=int, default=400_000)
     parser.add_argument("--max-pending", type=int, default=100_000)
     parser.add_argument("--queue", type=int, default=500)
+    parser.add_argument("--twin-rows", type=int, default=20_000)
     parser.add_argument("--skip-part-one", action="store_true")
+    parser.add_argument("--only-twin", action="store_true", help="Part 3 only")
     args = parser.parse_args()
     print("command: python " + " ".join(shlex.quote(a) for a in sys.argv) + "\n")
+    if args.only_twin:
+        part_three(args.twin_rows, args.seed)
+        return
     if args.skip_part_one:
         part_two(args.memory_records, args.max_pending, args.queue)
         return
     part_one(args.rows, args.seed)
+    part_three(args.twin_rows, args.seed)
     # Part 2 in a fresh process, so that its RSS is not inflated by part 1.
     subprocess.run(
         [

@@ -329,6 +329,8 @@ def make_telemetry(daemon: Daemon, source: Source, lag: LagReader | None) -> Tel
         paused=lambda: daemon.paused_reason,
         **labels,
     )
+    if daemon.pseudo is not None:
+        _pseudo_effect_metrics(daemon, telemetry)
     if daemon.learner.guard is not None:
         _serving_metrics(daemon, telemetry)
     return telemetry
@@ -363,6 +365,19 @@ def _serving_metrics(daemon: Daemon, telemetry: Telemetry) -> None:
         return [served, serving]
 
     telemetry.registry.register(ScrapeTimeCollector("streamlearn_served_metric", produce))
+
+
+def _pseudo_effect_metrics(daemon: Daemon, telemetry: Telemetry) -> None:
+    """The twin's and the model's errors, and the pseudo-label guard (``labels.effect``)."""
+    from streamlearn.observe.pseudo_metrics import register_pseudo_metrics
+
+    def read() -> dict[str, Any] | None:
+        with daemon.lock:
+            pseudo = daemon.pseudo
+            summary = pseudo.summary()["pseudo_labels"] if pseudo is not None else None
+        return summary["effect"] if summary is not None else None
+
+    register_pseudo_metrics(telemetry.registry, read)
 
 
 def serve_http(

@@ -430,8 +430,11 @@ class PseudoLoop(LockedStatePart, Protocol):
         """An unlabeled record, after its prediction was written (a full window is learned now)."""
         ...
 
-    def observe_labeled(self, x: dict[str, float], y: float, /) -> None:
-        """A true label the model learned (the teacher learns it too)."""
+    def observe_labeled(
+        self, x: dict[str, float], y: float, yhat: float, host: ModelHost, /
+    ) -> None:
+        """A true label the model predicted as ``yhat``, then learned (its twin and the
+        teacher learn it too; a late label's ``yhat`` is the prediction made at feature time)."""
         ...
 
     def drain(self, host: ModelHost, /) -> None:

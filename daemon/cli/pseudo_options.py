@@ -120,6 +120,34 @@ def pseudo_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="At most this fraction of each window is accepted.",
         ),
         click.option(
+            "--pseudo-guard/--no-pseudo-guard",
+            default=_DEFAULTS.pseudo_guard,
+            show_default=True,
+            envvar="STREAMLEARN_PSEUDO_GUARD",
+            help="A twin of the model learns only the true labels; both are scored on each "
+            "(inspect: pseudo_labels.effect). When the model does worse than its twin by "
+            "--pseudo-guard-margin, pseudo-labeling pauses, the twin serves and learns on, and "
+            "pseudo-labels are tried again later. Off: measure only.",
+        ),
+        click.option(
+            "--pseudo-guard-margin",
+            default=_DEFAULTS.pseudo_guard_margin,
+            show_default=True,
+            type=click.FloatRange(min=0),
+            envvar="STREAMLEARN_PSEUDO_GUARD_MARGIN",
+            help="Relative: the guard pauses when the model's MAE is above (1 + margin) times "
+            "its twin's over --pseudo-guard-records true labels.",
+        ),
+        click.option(
+            "--pseudo-guard-records",
+            default=_DEFAULTS.pseudo_guard_records,
+            show_default=True,
+            type=click.IntRange(min=1),
+            envvar="STREAMLEARN_PSEUDO_GUARD_RECORDS",
+            help="True labels the guard judges on (the effect's rolling window), and the "
+            "first pause; later pauses double after a trial that failed within two windows.",
+        ),
+        click.option(
             "--teacher",
             default=_DEFAULTS.teacher,
             show_default=True,

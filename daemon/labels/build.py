@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from streamlearn.labels.effect import PseudoEffect
 from streamlearn.labels.join import LabelJoin
 from streamlearn.labels.pseudo import PseudoLabeler
 from streamlearn.labels.settings import PseudoSettings, PseudoSettingsError
@@ -18,6 +19,8 @@ __all__ = ["build_pseudo"]
 
 #: ``PseudoLabeler.configure`` names the knob an error is about first: the setting of it.
 _KNOB_FIELDS = (
+    ("guard_margin", "pseudo_guard_margin"),
+    ("guard_records", "pseudo_guard_records"),
     ("max_fraction", "pseudo_max_fraction"),
     ("queue_size", "pseudo_queue"),
     ("threshold", "pseudo_threshold"),
@@ -145,14 +148,18 @@ def _labeler(
         except ValueError as exc:
             raise PseudoSettingsError(str(exc), "teacher") from None
 
+    guard = bool(settings.pseudo_guard)
+    margin, records = float(settings.pseudo_guard_margin), int(settings.pseudo_guard_records)
     if not isinstance(old, PseudoLabeler):
         teacher = new_teacher()
         try:
-            return PseudoLabeler(teacher, **knobs)
+            effect = PseudoEffect(guard=guard, margin=margin, records=records)
+            return PseudoLabeler(teacher, **knobs, effect=effect)
         except ValueError as exc:
             raise _knob_error(exc) from None
     try:
         old.configure(**knobs)
+        old.effect.configure(guard=guard, margin=margin, records=records)
     except ValueError as exc:
         raise _knob_error(exc) from None
     expected = teacher_name(spec, model_spec, k)

@@ -42,8 +42,11 @@ Decision = str | tuple[str, float | None]
 class Auditor(Protocol):
     """Who is told when a true label comes for a record that had a pseudo-label decision."""
 
-    def audit(self, index: int, decision: Decision, yhat: float, y: float) -> None:
-        """The true label ``y`` of the record at stream ``index``; ``yhat`` was predicted then."""
+    def audit(
+        self, index: int, decision: Decision, yhat: float, y: float, twin_yhat: float | None
+    ) -> None:
+        """The true label ``y`` of the record at stream ``index``; ``yhat`` was predicted then,
+        and ``twin_yhat`` by the student's twin (``note_twin``), if it predicted it."""
         ...
 
 
@@ -58,7 +61,8 @@ class PendingFeatures(NamedTuple):
 
 # Fields of a join entry. Entries are plain lists, not objects: a checkpoint pickles up
 # to --max-pending-labels of them, and lists of builtins pickle several times faster.
-_X, _YHAT, _INDEX, _TIME, _DECISION = range(5)
+# (_TWIN is missing from the entries of a join pickled by an earlier streamlearn.)
+_X, _YHAT, _INDEX, _TIME, _DECISION, _TWIN = range(6)
 
 
 class LabelJoin:
@@ -139,7 +143,7 @@ class LabelJoin:
         if pending.pop(record_id, None) is not None:
             # The id came again: the newer features win (a label joins the latest).
             self.duplicate_ids += 1
-        pending[record_id] = [record.x, float(yhat), index, now, None]
+        pending[record_id] = [record.x, float(yhat), index, now, None, None]
         self.remembered += 1
         while len(pending) > self.max_pending:
             pending.popitem(last=False)
@@ -150,6 +154,16 @@ class LabelJoin:
         entry = self.pending.get(record_id)
         if entry is not None and entry[_INDEX] == index:
             entry[_DECISION] = decision
+
+    def note_twin(self, record_id: str, index: int, yhat: float) -> None:
+        """Note the twin's prediction of the record ``(record_id, index)``, if it waits here:
+        its late label scores the twin as the student, with a prediction made then."""
+        entry = self.pending.get(record_id)
+        if entry is not None and entry[_INDEX] == index:
+            if len(entry) > _TWIN:
+                entry[_TWIN] = yhat
+            else:
+                entry.append(yhat)
 
     def take(self, label: Label, index: int) -> PendingFeatures | None:
         """The waiting features of ``label.id`` (removed), or None if unknown or expired."""
@@ -167,7 +181,8 @@ class LabelJoin:
         self.delay_records += index - entry[_INDEX]
         decision = entry[_DECISION]
         if decision is not None and self.auditor is not None:
-            self.auditor.audit(entry[_INDEX], decision, entry[_YHAT], float(label.y))
+            twin = entry[_TWIN] if len(entry) > _TWIN else None
+            self.auditor.audit(entry[_INDEX], decision, entry[_YHAT], float(label.y), twin)
         return PendingFeatures(entry[_X], entry[_YHAT], entry[_INDEX], entry[_TIME])
 
     def expire(self, index: int, now: float | None = None) -> int:

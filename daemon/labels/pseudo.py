@@ -16,7 +16,9 @@ stream that becomes:
   learned, so a replay gives the same models at any batch size or ``--rate``;
 - every unlabeled record ends as exactly one of accepted or rejected (with one of the
   ``PSEUDO_REJECT_REASONS``); a true label that comes later (the delayed-label join)
-  audits the pseudo-label it replaces: ``audit_mae`` says whether the threshold is right.
+  audits the pseudo-label it replaces: ``audit_mae`` says whether the threshold is right;
+- a twin of the student learns only the true labels (``streamlearn.labels.effect``): the
+  two errors say whether pseudo-labels help, and the guard pauses them when they hurt.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from streamlearn.labels.effect import PseudoEffect
 from streamlearn.labels.join import QUEUED, Decision, LabelJoin
+from streamlearn.labels.sidethread import SideThread
 from streamlearn.labels.teachers import Teacher
 from streamlearn.labels.window import Candidate, Verdict, decide_window
 from streamlearn.state import load
@@ -48,7 +52,7 @@ _RUNTIME = frozenset(
 )
 
 
-class PseudoLabeler:
+class PseudoLabeler(SideThread):
     """The pseudo-labeling side loop: queue, teacher, ordered acceptance, weighted learning.
 
     The loop calls ``offer`` per unlabeled record (a full window is decided and
@@ -135,8 +139,11 @@ class PseudoLabeler:
         queue_size: int = 10_000,
         deterministic: bool = True,
         join: LabelJoin | None = None,
+        effect: PseudoEffect | None = None,
     ) -> None:
         self.teacher = teacher
+        #: The student's twin and the guard (``streamlearn.labels.effect``).
+        self.effect = effect if effect is not None else PseudoEffect()
         self.pending: deque[Candidate] = deque()
         # Indexes of queued records whose true label came first: counted as rejected
         # (superseded) at once, skipped when their window is decided.
@@ -235,8 +242,13 @@ class PseudoLabeler:
         """
         candidate = Candidate(index, record.id, record.x, float(yhat))
         self.offered += 1
+        if host is not None:
+            self.effect.begin(host)
         if self.join is not None and record.id is not None:
             self.join.mark(record.id, index, QUEUED)
+            twin = self.effect.twin_prediction(record.x)
+            if twin is not None:  # its late label scores the twin with it
+                self.join.note_twin(record.id, index, twin)
         overflow: list[Candidate] = []
         with self._cond:
             pending = self.pending
@@ -258,8 +270,10 @@ class PseudoLabeler:
         if host is not None and self.ready_decisions:
             self._apply_ready(host)
 
-    def observe_labeled(self, x: dict[str, float], y: float) -> None:
-        """A true label: the teacher learns it (the student already did)."""
+    def observe_labeled(self, x: dict[str, float], y: float, yhat: float, host: ModelHost) -> None:
+        """A true label the student predicted as ``yhat``, then learned: the twin is scored
+        and learns it, the guard judges, and the teacher learns it."""
+        self.effect.observe(x, y, yhat, host)
         if self.deterministic:
             self.teacher.learn(x, y)
             return
@@ -315,12 +329,22 @@ class PseudoLabeler:
         self._apply(verdicts, host)
         self._report(host)
 
-    def audit(self, index: int, decision: Decision, yhat: float, y: float) -> None:
+    def audit(
+        self,
+        index: int,
+        decision: Decision,
+        yhat: float,
+        y: float,
+        twin_yhat: float | None = None,
+    ) -> None:
         """The true label ``y`` came for the record at ``index`` (called by ``LabelJoin.take``).
 
         ``decision`` is what ``LabelJoin.mark`` noted: ``QUEUED`` or
-        ``(outcome, pseudo_label)``; ``yhat`` the student's prediction then.
+        ``(outcome, pseudo_label)``; ``yhat`` the student's prediction then, and
+        ``twin_yhat`` its twin's (which ``observe_labeled`` scores next). The audit
+        measures the accuracy of the pseudo-labels, not their benefit (``effect``).
         """
+        self.effect.late_label(index, twin_yhat)
         if isinstance(decision, str):  # QUEUED
             # Still undecided: the true label is learned instead, never the pseudo-label.
             self.superseded.add(index)
@@ -332,18 +356,6 @@ class PseudoLabeler:
         self.audit_counts[outcome] += 1
         self.audit_abs[outcome] += abs(label - y)
         self.audit_student_abs[outcome] += abs(yhat - y)
-
-    def close(self) -> None:
-        """Stop the side thread (queued records stay queued, in the next checkpoint)."""
-        thread = self._thread
-        if thread is None:
-            return
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        thread.join()
-        self._thread = None
-        self._stopping = False
 
     # -- deciding ---------------------------------------------------------------------
 
@@ -366,11 +378,14 @@ class PseudoLabeler:
         learned_before = learner.pseudo_learned
         weight = self.weight
         superseded = self.superseded
+        paused = self.effect.paused
         for candidate, label, _, accept, reason in verdicts:
             if candidate.stream_index in superseded:
                 superseded.discard(candidate.stream_index)  # counted when its true label came
                 continue
-            if accept:
+            if accept and paused:
+                self._finish(candidate, "rejected", "guard_paused", label)
+            elif accept:
                 assert label is not None
                 learner.learn_weighted(candidate.x, label, weight)
                 self._finish(candidate, "accepted", None, label)
@@ -407,52 +422,6 @@ class PseudoLabeler:
             key = reason or "threshold"
             self.rejected_by_reason[key] = self.rejected_by_reason.get(key, 0) + 1
 
-    # -- the side thread ----------------------------------------------------------------
-
-    def _ensure_thread(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._work, name="streamlearn-pseudo", daemon=True
-            )
-            self._thread.start()
-
-    def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            raise RuntimeError(f"the pseudo-label side loop failed: {self._error!r}") from (
-                self._error
-            )
-
-    def _work(self) -> None:
-        try:
-            while True:
-                with self._cond:
-                    while not (self._stopping or self.teach or len(self.pending) >= self.window):
-                        self._cond.wait()
-                    if self._stopping:
-                        return
-                self._step()
-        except BaseException as exc:  # surfaced on the loop thread by drain()
-            log.exception("the pseudo-label side loop failed")
-            with self._cond:
-                self._error = exc
-                self._cond.notify_all()
-
-    def _step(self) -> None:
-        """One unit of side-loop work: a chunk of true labels, else one window."""
-        with self._busy:
-            with self._cond:
-                chunk = [self.teach.popleft() for _ in range(min(256, len(self.teach)))]
-                window: list[Candidate] = []
-                if not chunk and len(self.pending) >= self.window:
-                    window = [self.pending.popleft() for _ in range(self.window)]
-                self._cond.notify_all()  # room for a producer waiting on back-pressure
-            for x, y in chunk:
-                self.teacher.learn(x, y)
-            if window:
-                verdicts = self._decide(window, self.window)
-                with self._cond:
-                    self.ready_decisions.extend(verdicts)
-
     # -- state --------------------------------------------------------------------------
 
     def snapshot_locks(self) -> tuple[threading.Lock, threading.Condition]:
@@ -478,6 +447,7 @@ class PseudoLabeler:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         blob = state.pop("_teacher_blob", None)
+        state.setdefault("effect", PseudoEffect())  # pickled before the twin was measured
         self.__dict__.update(state)
         if blob is not None:
             self.teacher = load(blob)  # as its checkpoint is: finds the classes that moved
@@ -486,38 +456,7 @@ class PseudoLabeler:
     # -- reporting ----------------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:
-        """The ``pseudo_labels`` part of ``inspect --json``."""
+        """The ``pseudo_labels`` part of ``inspect --json`` (``streamlearn.labels.summary``)."""
+        from streamlearn.labels.summary import pseudo_summary
 
-        def mean(total: float, n: int) -> float | None:
-            return total / n if n else None
-
-        scale = self.teacher.target_std
-        audited, audit_abs, student_abs = self.audit_counts, self.audit_abs, self.audit_student_abs
-        return {
-            "pseudo_labels": {
-                "teacher": self.teacher.name,
-                "teacher_learned": self.teacher.learned,
-                "mode": "deterministic" if self.deterministic else "threaded",
-                "threshold": self.threshold,
-                "threshold_in_target_units": None
-                if scale is None
-                else (1 - self.threshold) * scale,
-                "target_std": scale,
-                "weight": self.weight,
-                "window": self.window,
-                "max_fraction": self.max_fraction,
-                "queue_size": self.queue_size,
-                "offered": self.offered,
-                "accepted": self.accepted,
-                "rejected": self.rejected,
-                "queued": self.offered - self.accepted - self.rejected,
-                "overflow": self.rejected_by_reason.get("overflow", 0),
-                "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
-                "audited": audited["accepted"],
-                "audit_mae": mean(audit_abs["accepted"], audited["accepted"]),
-                "audit_student_mae": mean(student_abs["accepted"], audited["accepted"]),
-                "audited_rejected": audited["rejected"],
-                "audit_mae_rejected": mean(audit_abs["rejected"], audited["rejected"]),
-                "audit_student_mae_rejected": mean(student_abs["rejected"], audited["rejected"]),
-            }
-        }
+        return {"pseudo_labels": pseudo_summary(self)}

@@ -46,6 +46,12 @@ class PseudoSettings:
     pseudo_window: int = 100
     #: At most this fraction of each window is accepted.
     pseudo_max_fraction: float = 0.5
+    #: Pause pseudo-labeling, serving the student's twin, when they hurt (``labels.effect``).
+    pseudo_guard: bool = True
+    #: The guard acts when the student's MAE is above ``(1 + margin)`` times its twin's.
+    pseudo_guard_margin: float = 0.05
+    #: True labels the guard judges on (and the rolling window of the effect).
+    pseudo_guard_records: int = 500
     #: Who pseudo-labels (``streamlearn.labels.teachers.build_teacher``).
     teacher: str = "committee"
     #: Committee size.

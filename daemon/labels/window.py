@@ -26,6 +26,7 @@ PSEUDO_REJECT_REASONS = (
     "superseded",  # its true label arrived before the decision: the true label is learned
     "teacher_warmup",  # the teacher had not yet seen enough true labels to judge
     "non_finite",  # the teacher's label was NaN or infinite
+    "guard_paused",  # accepted, but the guard paused pseudo-labeling: they were hurting
 )
 
 
