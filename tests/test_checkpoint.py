@@ -11,6 +11,7 @@ import pytest
 from streamlearn.state import (
     CheckpointError,
     CheckpointStore,
+    StateKey,
     StateLocked,
     decode,
     encode,
@@ -56,10 +57,11 @@ def test_all_generations_corrupt_is_an_error_never_an_empty_model(tmp_path):
 
 
 def test_checksum_detects_any_change():
-    blob = encode({"weights": [1.0, 2.0]})
-    assert decode(blob) == {"weights": [1.0, 2.0]}
+    key = StateKey(bytes(range(32)))
+    blob = encode({"weights": [1.0, 2.0]}, key)
+    assert decode(blob, key) == {"weights": [1.0, 2.0]}
     with pytest.raises(CheckpointError, match="checksum"):
-        decode(blob[:-1] + bytes([blob[-1] ^ 1]))
+        decode(blob[:-1] + bytes([blob[-1] ^ 1]), key)
 
 
 def test_a_second_process_cannot_take_the_lock(tmp_path):

@@ -37,7 +37,6 @@ from streamlearn.state import (
     CheckpointStore,
     decode,
     dump,
-    encode,
     fork_mode,
 )
 from streamlearn.state.child import CHILD_SHA256
@@ -80,7 +79,7 @@ def test_a_forked_checkpoint_is_byte_for_byte_the_loop_thread_one(tmp_path, fork
     writer.wait()
     assert writer.durable() == [(1, "t1")]
     writer.close()
-    assert store.path(1).read_bytes() == encode(state)  # CPython's SHA-256 equals OpenSSL's
+    assert store.path(1).read_bytes() == store.encode(state)  # CPython's SHA-256 = OpenSSL's
     assert not list(tmp_path.glob("*.tmp.*"))
     assert len(forks) == 1
     assert_reaped(forks[0])
@@ -139,7 +138,7 @@ def test_every_forked_checkpoint_restores_the_model_of_its_moment(tmp_path, fork
     generations = store.generations()
     assert len(generations) == len(seen)
     for generation in generations:
-        state = decode(store.path(generation).read_bytes())
+        state = decode(store.path(generation).read_bytes(), store.key)
         expected = by_position[json.dumps(state["source"], sort_keys=True)]
         learner = state["learner"]
         assert [learner.predict(x) for x in daemon.held_out] == expected["predictions"]
@@ -220,7 +219,7 @@ def test_wait_reports_a_failure_only_once_everything_queued_is_written(tmp_path,
     writer = BackgroundWriter(store, fork="always")
     gate = tmp_path / "fail now"
     writer.snapshot({"part": FailsInChild(gate=gate)}, tag="child")
-    writer.submit(encode({"n": 2}), tag="after")  # queued while the child still runs
+    writer.submit(store.encode({"n": 2}), tag="after")  # queued while the child still runs
     gate.touch()
     with pytest.raises(CheckpointError, match="cannot pickle in a child"):
         writer.wait()

@@ -21,6 +21,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "broker": ("streamlearn.cli.broker:broker_command", "Start a local Kafka-protocol broker."),
     "pretrain": ("streamlearn.cli.pretrain:pretrain_command", "Train a batch model A."),
     "report": ("streamlearn.cli.report:report_command", "Plot learning curves of runs."),
+    "sign": ("streamlearn.cli.sign:sign_command", "Sign a state dir's pre-signing checkpoints."),
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from streamlearn.sinks.jsonlines import Sink
 from streamlearn.sources.base import Source
-from streamlearn.state import BackgroundWriter, CheckpointError, CheckpointStore, Lock, encode
+from streamlearn.state import BackgroundWriter, CheckpointError, CheckpointStore, Lock
 
 from ..interfaces import LockedStatePart
 from .diskfull import DiskFull, disk_full_error
@@ -83,7 +83,7 @@ class Checkpointer:
             )
         if not self.store.generation:
             try:
-                self.store.write_start(encode(state()))
+                self.store.write_start(self.store.encode(state()))
             except OSError as exc:  # a full state dir: the loop waits for a checkpoint
                 self._pause_on(exc, f"state dir {self.store.directory}")
 
@@ -129,7 +129,7 @@ class Checkpointer:
                 self.failed(exc)
             self.collect_durable()
             return
-        blob = encode(state)
+        blob = self.store.encode(state)
         if self.writer is not None:
             try:
                 self.writer.wait()  # its generations come before this one

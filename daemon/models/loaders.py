@@ -104,7 +104,8 @@ def _load_checkpoint(path: Path) -> Any:
                 raise TransferError(f"no checkpoint in state directory {path}")
             state = loaded.state
         else:
-            state = checkpoint.decode(path.read_bytes())
+            key = checkpoint.state_key(path.parent, create=False)
+            state = checkpoint.decode(path.read_bytes(), key)
     except (checkpoint.CheckpointError, OSError, pickle.UnpicklingError) as exc:
         raise TransferError(f"cannot read checkpoint {path}: {exc}") from exc
     if "learner" in state:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 from .format import CheckpointError, header
+from .key import Sha256, StateKey
 
 #: Signals the child ignores: a Ctrl+C or a service manager's SIGTERM reaches the whole
 #: process group, and the parent waits for the child's checkpoint before it exits anyway.
@@ -39,20 +40,16 @@ class Lock(Protocol):
     def release(self) -> None: ...
 
 
-class _Hash(Protocol):
-    def digest(self) -> bytes: ...
-
-
-def _lock_free_sha256() -> Callable[[bytes], _Hash]:
+def _lock_free_sha256() -> Sha256:
     """CPython's own SHA-256, which takes no lock (OpenSSL's may be held by a parent's thread)."""
     for name in ("_sha2", "_sha256"):  # 3.12+, 3.11
         with contextlib.suppress(ImportError, AttributeError):
-            sha256: Callable[[bytes], _Hash] = importlib.import_module(name).sha256
+            sha256: Sha256 = importlib.import_module(name).sha256
             return sha256
     return hashlib.sha256
 
 
-#: The SHA-256 the child checksums with: the same digest as ``hashlib.sha256``.
+#: The SHA-256 the child signs with (``StateKey.mac``): the same digest as ``hashlib.sha256``.
 CHILD_SHA256 = _lock_free_sha256()
 
 
@@ -96,6 +93,7 @@ def _close_inherited(keep: int) -> None:
 
 def run_child(
     state: dict[str, Any],
+    key: StateKey,
     path: Path,
     report: int,
     parent: int,
@@ -104,14 +102,15 @@ def run_child(
     death_signal: Callable[[], object] | None,
     pause: float = 0.0,
 ) -> NoReturn:
-    """Pickle ``state`` into ``path``, report on ``report``, exit. Never returns.
+    """Pickle ``state`` into ``path``, signed with ``key``, report on ``report``, exit.
 
-    ``report`` receives ``ok SECONDS`` (how long pickling took), or what went
-    wrong. No logging, no stdio, no OpenSSL (CPython's own SHA-256 instead), no
-    writer or store object: each may take a lock. ``hold`` were taken by this very
-    thread for the fork, so they can be released. ``pause``: seconds to sleep
-    halfway through the file (tests kill the daemon meanwhile). Whatever happens,
-    the child ends in ``os._exit``: it never returns into the loop.
+    Never returns. ``report`` receives ``ok SECONDS`` (how long pickling took), or
+    what went wrong. No logging, no stdio, no OpenSSL (the HMAC is computed with
+    CPython's own SHA-256 instead), no writer or store object: each may take a lock.
+    ``hold`` were taken by this very thread for the fork, so they can be released.
+    ``pause``: seconds to sleep halfway through the file (tests kill the daemon
+    meanwhile). Whatever happens, the child ends in ``os._exit``: it never returns
+    into the loop.
     """
     status = 1
     try:
@@ -129,10 +128,10 @@ def run_child(
         started = time.perf_counter()
         payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         pickled = time.perf_counter() - started
-        digest = CHILD_SHA256(payload).digest()
+        mac = key.mac(payload, CHILD_SHA256)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
-            _write_all(fd, header(digest, len(payload)))
+            _write_all(fd, header(key, mac, len(payload)))
             body, half = memoryview(payload), len(payload) // 2
             _write_all(fd, body[:half])
             if pause:

@@ -1,7 +1,11 @@
-"""The on-disk frame of a checkpoint: a header (magic, version, SHA-256, size), then the pickle.
+"""The on-disk frame of a checkpoint: a header (magic, version, key id, HMAC, size), the pickle.
 
-A checkpoint file is ``frame(dump(state))``: ``decode`` checks every field of the
-header before it unpickles, so a torn or foreign file is refused, never half-read.
+A checkpoint file is ``frame(dump(state), key)``: ``decode`` checks every field of the
+header, and the HMAC-SHA256 of the payload under the state dir's key
+(``streamlearn.state.key``), before it unpickles, so a torn, foreign or forged file is
+refused, never half-read and never run. Frames of format 1 (streamlearn before it
+signed checkpoints) carry a plain SHA-256: they are read only when the reader says it
+trusts them (``streamlearn sign`` re-signs them once).
 """
 
 from __future__ import annotations
@@ -9,17 +13,23 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import hmac
 import io
 import pickle
 import struct
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .key import StateKey
 
 #: The first bytes of every checkpoint file.
 MAGIC = b"SLCKPT\x00\x01"
-#: The newest frame layout this code writes and reads; older ones are read too.
-FORMAT_VERSION = 1
-_HEADER = struct.Struct(">8sI32sQ")  # magic, format version, sha256 of payload, payload size
+#: The frame layout this code writes; format 1 is read only when trusted (``unsigned``).
+FORMAT_VERSION = 2
+_PREFIX = struct.Struct(">8sI")  # magic, format version: the same in every format
+_HEADER_V1 = struct.Struct(">8sI32sQ")  # magic, 1, sha256 of payload, payload size
+_HEADER = struct.Struct(">8sI8s32sQ")  # magic, 2, key id, HMAC-SHA256 of payload, payload size
 
 # A pickle names each class (and each function it holds, such as an MLP's activations) by
 # module and name. Checkpoints written before the package was arranged in subsystem folders
@@ -74,6 +84,10 @@ class CheckpointError(Exception):
     """No usable checkpoint although one was expected (every generation is corrupt)."""
 
 
+class UnsignedCheckpoint(CheckpointError):
+    """A frame of format 1, from before checkpoints were signed: nothing proves who wrote it."""
+
+
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     """No garbage collection while a state is pickled or unpickled.
@@ -91,13 +105,15 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def encode(state: dict[str, Any]) -> bytes:
-    """Serialise a state with its header and checksum.
+def encode(state: dict[str, Any], key: StateKey) -> bytes:
+    """Serialise a state with its header, signed with ``key``.
 
-    >>> decode(encode({"records_learned": 3}))
+    >>> from streamlearn.state.key import StateKey
+    >>> key = StateKey(bytes(range(32)))
+    >>> decode(encode({"records_learned": 3}, key), key)
     {'records_learned': 3}
     """
-    return frame(dump(state))
+    return frame(dump(state), key)
 
 
 def dump(state: dict[str, Any]) -> bytes:
@@ -106,27 +122,28 @@ def dump(state: dict[str, Any]) -> bytes:
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def header(digest: bytes, size: int) -> bytes:
-    """The header of a payload of ``size`` bytes whose SHA-256 is ``digest``.
+def header(key: StateKey, mac: bytes, size: int) -> bytes:
+    """The header of a payload of ``size`` bytes whose HMAC under ``key`` is ``mac``.
 
     Takes no lock, so the forked checkpoint child may call it.
     """
-    return _HEADER.pack(MAGIC, FORMAT_VERSION, digest, size)
+    return _HEADER.pack(MAGIC, FORMAT_VERSION, key.id, mac, size)
 
 
-def frame(payload: bytes) -> bytes:
-    """A pickled state with its header and checksum: the rest of ``encode``.
+def frame(payload: bytes, key: StateKey) -> bytes:
+    """A pickled state with its header, signed with ``key``: the rest of ``encode``.
 
     Any thread may do this (``BackgroundWriter`` does): hashlib releases the GIL
-    while it hashes, so the checksum costs the learning loop nothing.
+    while it hashes, so the HMAC costs the learning loop nothing.
     """
-    return header(hashlib.sha256(payload).digest(), len(payload)) + payload
+    return header(key, key.mac(payload), len(payload)) + payload
 
 
 def load(payload: bytes) -> Any:
     """Unpickle what ``dump`` (or an older streamlearn) pickled: the inverse of ``dump``.
 
-    Also for pickles nested in a state (a part that pickles some of itself apart).
+    Only for bytes ``verify`` passed, or pickles nested in such a state (a part that
+    pickles some of itself apart).
 
     >>> load(dump({"records_learned": 3}))
     {'records_learned': 3}
@@ -135,20 +152,26 @@ def load(payload: bytes) -> Any:
         return _Unpickler(io.BytesIO(payload)).load()
 
 
-def decode(blob: bytes) -> dict[str, Any]:
-    """Check and deserialise a checkpoint; ``CheckpointError`` says what is wrong.
+def verify(blob: bytes, key: StateKey | None, *, unsigned: bool = False) -> bytes:
+    """The payload of a checkpoint whose header and HMAC check out under ``key``.
 
-    >>> blob = bytearray(encode({"records_learned": 3}))
+    ``unsigned``: also accept a format-1 frame (plain SHA-256), which anyone who could
+    write the file could have made: only for checkpoints the reader vouches for.
+    ``CheckpointError`` says what is wrong (``UnsignedCheckpoint`` for format 1).
+
+    >>> from streamlearn.state.key import StateKey
+    >>> key = StateKey(bytes(range(32)))
+    >>> blob = bytearray(encode({"records_learned": 3}, key))
     >>> blob[-2] ^= 1  # one bit flipped on the disk
     >>> try:
-    ...     decode(bytes(blob))
+    ...     verify(bytes(blob), key)
     ... except CheckpointError as exc:
     ...     print(exc)
-    checksum mismatch
+    checksum mismatch (HMAC-SHA256): corrupt, or not written with this key
     """
-    if len(blob) < _HEADER.size:
+    if len(blob) < _PREFIX.size:
         raise CheckpointError("truncated header")
-    magic, version, digest, size = _HEADER.unpack_from(blob)
+    magic, version = _PREFIX.unpack_from(blob)
     if magic != MAGIC:
         raise CheckpointError("not a streamlearn checkpoint")
     if version > FORMAT_VERSION:
@@ -156,12 +179,62 @@ def decode(blob: bytes) -> dict[str, Any]:
             f"format version {version} is newer than this streamlearn "
             f"understands ({FORMAT_VERSION})"
         )
-    payload = blob[_HEADER.size :]
-    if len(payload) != size:
-        raise CheckpointError(f"truncated: {len(payload)} of {size} bytes")
+    if version == 1:
+        return _verify_unsigned(blob, unsigned)
+    if len(blob) < _HEADER.size:
+        raise CheckpointError("truncated header")
+    _, _, key_id, mac, size = _HEADER.unpack_from(blob)
+    payload = _payload(blob, _HEADER.size, size)
+    if key is None:
+        raise CheckpointError(
+            "signed, but there is no state key to check it with (the state dir's hmac.key, "
+            "or STREAMLEARN_STATE_KEY)"
+        )
+    if key_id != key.id:
+        raise CheckpointError(
+            f"signed with another key (id {key_id.hex()}; {key.origin} has id {key.id.hex()})"
+        )
+    if not hmac.compare_digest(key.mac(payload), mac):
+        raise CheckpointError(
+            "checksum mismatch (HMAC-SHA256): corrupt, or not written with this key"
+        )
+    return payload
+
+
+def _verify_unsigned(blob: bytes, unsigned: bool) -> bytes:
+    if len(blob) < _HEADER_V1.size:
+        raise CheckpointError("truncated header")
+    _, _, digest, size = _HEADER_V1.unpack_from(blob)
+    payload = _payload(blob, _HEADER_V1.size, size)
+    if not unsigned:
+        raise UnsignedCheckpoint(
+            "not signed (written by a streamlearn from before checkpoints were signed, "
+            "or by someone else)"
+        )
     if hashlib.sha256(payload).digest() != digest:
         raise CheckpointError("checksum mismatch")
-    state = load(payload)
+    return payload
+
+
+def _payload(blob: bytes, start: int, size: int) -> bytes:
+    payload = blob[start:]
+    if len(payload) != size:
+        raise CheckpointError(f"truncated: {len(payload)} of {size} bytes")
+    return payload
+
+
+def decode(blob: bytes, key: StateKey | None, *, unsigned: bool = False) -> dict[str, Any]:
+    """Check (``verify``) and deserialise a checkpoint; ``CheckpointError`` says what is wrong.
+
+    >>> from streamlearn.state.key import StateKey
+    >>> blob = encode({"records_learned": 3}, StateKey(bytes(range(32))))
+    >>> try:
+    ...     decode(blob, StateKey(bytes(range(1, 33))))
+    ... except CheckpointError as exc:
+    ...     print(exc)
+    signed with another key (id ...; a key given in code has id ...)
+    """
+    state = load(verify(blob, key, unsigned=unsigned))
     if not isinstance(state, dict):
         raise CheckpointError("payload is not a state")
     return state

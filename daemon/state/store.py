@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .format import CheckpointError, decode, encode
+from .format import CheckpointError, UnsignedCheckpoint, decode, encode
+from .key import StateKey, check_owner, state_key
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,11 @@ class CheckpointStore:
         How many generations to keep (at least 2, so a corrupt latest can fall back).
     lock
         Take the exclusive lock (``inspect`` reads without it).
+    trust
+        Read a directory (and key) another user owns (``inspect --trust``); else
+        ``NotOwned`` for a read-only store of such a directory.
+    unsigned
+        Also load checkpoints of format 1, which are not signed (``streamlearn sign``).
 
     Examples
     --------
@@ -134,7 +140,13 @@ class CheckpointStore:
     """
 
     def __init__(
-        self, directory: str | os.PathLike[str], *, keep: int = 2, lock: bool = True
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        keep: int = 2,
+        lock: bool = True,
+        trust: bool = False,
+        unsigned: bool = False,
     ) -> None:
         if keep < 2:
             raise ValueError("keep at least 2 generations, so a corrupt latest can fall back")
@@ -162,6 +174,12 @@ class CheckpointStore:
             self._remove_temporaries()
         elif not self.directory.is_dir():
             raise CheckpointError(f"no state dir at {self.directory}")
+        else:
+            check_owner(self.directory, trust=trust)
+        #: The key checkpoints are signed and checked with (made at first use; None:
+        #: a read-only store of a directory without one).
+        self.key = state_key(self.directory, create=lock, trust=trust)
+        self.unsigned = unsigned
         self.generation = max(self.generations(), default=0)
         self._temporaries = itertools.count(1)
         #: Seconds ``load`` took to check and unpickle the generation it returned (None:
@@ -192,12 +210,14 @@ class CheckpointStore:
         if not generations:
             return self._load_start() if start else None
         skipped: list[str] = []
+        unsigned = False
         for generation in reversed(generations):
             path = self.path(generation)
             started = time.perf_counter()
             try:
-                state = decode(path.read_bytes())
+                state = decode(path.read_bytes(), self.key, unsigned=self.unsigned)
             except (CheckpointError, pickle.UnpicklingError, EOFError, OSError) as exc:
+                unsigned = unsigned or isinstance(exc, UnsignedCheckpoint)
                 log.warning(
                     "checkpoint %s is unusable (%s); falling back to the previous generation",
                     path.name,
@@ -216,6 +236,12 @@ class CheckpointStore:
                     "; ".join(skipped),
                 )
             return Loaded(state, generation, tuple(skipped))
+        if unsigned:
+            raise UnsignedCheckpoint(
+                f"the checkpoints in {self.directory} are not signed (streamlearn before it "
+                "signed them wrote them, or someone else did); if you trust them, sign them "
+                f"once with `streamlearn sign {self.directory}`"
+            )
         raise CheckpointError(
             f"every checkpoint in {self.directory} is corrupt ({'; '.join(skipped)}); "
             "refusing to start from an empty model: move the directory away or use --reset"
@@ -228,7 +254,7 @@ class CheckpointStore:
         except FileNotFoundError:
             return None
         try:
-            state = decode(blob)
+            state = decode(blob, self.key, unsigned=self.unsigned)
         except (CheckpointError, pickle.UnpicklingError, EOFError) as exc:
             raise CheckpointError(
                 f"the start state {path} is corrupt ({exc}); refusing to guess what the "
@@ -245,7 +271,7 @@ class CheckpointStore:
 
         >>> import tempfile
         >>> store = CheckpointStore(tempfile.mkdtemp())
-        >>> store.write_start(encode({"records_learned": 0}))
+        >>> store.write_start(store.encode({"records_learned": 0}))
         >>> store.load() is None
         True
         >>> loaded = store.load(start=True)
@@ -261,7 +287,18 @@ class CheckpointStore:
 
     def save(self, state: dict[str, Any]) -> int:
         """Write the next generation durably; returns its number."""
-        return self.write(encode(state))
+        return self.write(self.encode(state))
+
+    @property
+    def signing_key(self) -> StateKey:
+        """The key this store signs with; ``CheckpointError`` for a store that has none."""
+        if self.key is None:
+            raise CheckpointError(f"no state key for {self.directory}: it was opened read-only")
+        return self.key
+
+    def encode(self, state: dict[str, Any]) -> bytes:
+        """``state`` as a checkpoint file's bytes, signed with this store's key."""
+        return encode(state, self.signing_key)
 
     def write(self, blob: bytes) -> int:
         """Write an encoded state as the next generation, durably; returns its number."""
@@ -339,6 +376,8 @@ class CheckpointStore:
                     f"state dir {self.directory} was deleted and cannot be recreated: "
                     f"{exc.strerror}"
                 ) from None
+            if self.key is not None:
+                self.key.keep_in(self.directory)
             log.warning(
                 "state dir %s was deleted while running: recreated and locked again; "
                 "the next checkpoint goes there",

@@ -1,4 +1,4 @@
-"""The background checkpoint writer: pickling, checksum and fsync off the learning loop.
+"""The background checkpoint writer: pickling, signing and fsync off the learning loop.
 
 A state that pickles faster than the process forks is pickled on the loop and
 handed to a writer thread as bytes; a bigger one is pickled by a forked child
@@ -85,7 +85,7 @@ class BackgroundWriter:
     known from the last checkpoint, at first from loading the restored one, for a
     new model guessed from how much the process grew, ``pickle_guess``; what a
     fork costs, from the last three). Either way the same bytes reach the disk
-    through the same steps: checksum, the given sync callbacks (sinks' fsync, so
+    through the same steps: HMAC under the store's key, the given sync callbacks (sinks' fsync, so
     a durable checkpoint never points past durable sink output), fsync, atomic
     rename.
 
@@ -185,7 +185,7 @@ class BackgroundWriter:
     def submit(self, blob: bytes, tag: Any, *, framed: bool = True) -> None:
         """Queue an encoded state; ``tag`` comes back from ``durable()`` once written.
 
-        ``framed=False``: ``blob`` is ``dump(state)``, framed on the writer thread.
+        ``framed=False``: ``blob`` is ``dump(state)``, framed (signed) on the writer thread.
         """
         self._queue(_Job(tag, blob=blob, framed=framed))
 
@@ -228,6 +228,7 @@ class BackgroundWriter:
         return grown * PICKLE_GUESS_SECONDS_PER_BLOCK
 
     def _fork(self, state: dict[str, Any], tag: Any, hold: Sequence[Lock]) -> _Job:
+        key = self.store.signing_key
         path = self.store.temporary()
         report, report_child = os.pipe()
         parent = os.getpid()
@@ -247,6 +248,7 @@ class BackgroundWriter:
             if pid == 0:
                 run_child(
                     state,
+                    key,
                     path,
                     report_child,
                     parent,
@@ -333,7 +335,7 @@ class BackgroundWriter:
 
     def _write(self, job: _Job) -> int:
         if not job.pid:
-            blob = job.blob if job.framed else frame(job.blob)
+            blob = job.blob if job.framed else frame(job.blob, self.store.signing_key)
             for sync in self.syncs:
                 sync()
             return self.store.write(blob)
