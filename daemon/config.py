@@ -1,14 +1,13 @@
 """Settings: one frozen object, from a TOML file < ``STREAMLEARN_*`` environment < flags.
 
 click resolves the precedence itself: a flag beats its ``envvar``, which beats
-the ``default_map`` that ``--config`` loads from TOML. This module reads that
-file and holds the result, and declares the errors of building a daemon from it.
+the ``default_map`` that ``--config`` loads from TOML (``streamlearn.cli.config_file``).
+This module holds the result, and declares the errors of building a daemon from it.
 """
 
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -38,50 +37,6 @@ class AppUsageError(AppError):
     def __init__(self, message: str, option: str | None = None) -> None:
         super().__init__(message)
         self.option = option
-
-
-def load_toml(path: str | Path, command: str, known: Iterable[str]) -> dict[str, Any]:
-    """Options for ``command`` from a TOML file, as click's ``default_map``.
-
-    Top-level keys apply to every command; a table named after the command
-    (``[run]``, ``[replay]``) overrides them. Keys may use dashes or underscores.
-
-    >>> import tempfile, pathlib
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "streamlearn.toml"
-    >>> _ = path.write_text('model = "sgd"\\nlr = 0.05\\n[replay]\\ncheckpoint-every = 10\\n')
-    >>> load_toml(path, "replay", ["model", "lr", "checkpoint_every"])
-    {'model': 'sgd', 'lr': 0.05, 'checkpoint_every': 10}
-    """
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except PermissionError:
-        raise ConfigError(f"config file {path} is not readable (permission denied)") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {path} is a directory") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {path} is not UTF-8 text") from None
-    known = set(known)
-    commands = {"run", "replay", "inspect", "produce", "pretrain", "report", "broker"}
-    merged: dict[str, Any] = {}
-    for key, value in data.items():
-        if isinstance(value, dict) and key in commands:
-            continue
-        merged[key.replace("-", "_")] = value
-    section = data.get(command, {})
-    if isinstance(section, Mapping):
-        merged.update({key.replace("-", "_"): value for key, value in section.items()})
-    unknown = sorted(set(merged) - known)
-    if unknown:
-        raise ConfigError(
-            f"config file {path} has unknown settings for '{command}': {', '.join(unknown)} "
-            f"(known: {', '.join(sorted(known))})"
-        )
-    return merged
 
 
 @dataclass(frozen=True)

@@ -86,19 +86,27 @@ def load_config(ctx: click.Context, param: click.Parameter, value: str | None) -
     """The ``--config`` callback: the TOML file's settings become the command's defaults.
 
     Loaded into click's ``default_map``, they lose to ``STREAMLEARN_*`` variables and
-    flags, which click resolves first. A key that names no option of the command is an
-    error (a typo would otherwise be ignored).
+    flags, which click resolves first. Keys are the options' names
+    (:mod:`streamlearn.cli.config_file`); a key that sets nothing is an error (a typo
+    would otherwise be ignored), except a top-level key of another command that reads
+    the file.
     """
     if value is None:
         return None
-    from streamlearn.config import ConfigError, load_toml
+    from streamlearn.cli.config_file import config_defaults
+    from streamlearn.config import ConfigError
 
-    assert ctx.command.name is not None
-    known = [p.name for p in ctx.command.params if p.name and p.name != "config"]
+    group = ctx.parent.command if ctx.parent is not None else None
+    siblings = [
+        command
+        for command in (group.commands.values() if isinstance(group, click.Group) else ())
+        if command is not ctx.command and any(p.name == "config" for p in command.params)
+    ]
     try:
-        ctx.default_map = {**(ctx.default_map or {}), **load_toml(value, ctx.command.name, known)}
+        defaults = config_defaults(value, ctx.command, siblings)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
 
 

@@ -50,8 +50,11 @@ CONFIG: tuple[OptionDecorator, ...] = (
         expose_value=False,
         callback=load_config,
         envvar="STREAMLEARN_CONFIG",
-        help="TOML file of settings (keys are option names; [run]/[replay] tables "
-        "override top-level keys). Flags and STREAMLEARN_* variables win over it.",
+        help="TOML file of settings. Keys are the long option names, with dashes or "
+        'underscores (state-dir, from, inspect-json); X = ["KEY=VALUE"] or a [kafka] table '
+        "holds -X settings. Top-level keys are shared by run and replay (each ignores the "
+        "other's); [run]/[replay] tables override them. Flags and STREAMLEARN_* variables "
+        "win over the file.",
     ),
 )
 
