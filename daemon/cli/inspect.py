@@ -55,16 +55,24 @@ def describe(summary: Mapping[str, Any], generation: int) -> str:
     return "\n".join(lines)
 
 
+#: ``--trust`` of the commands that read a state dir without running on it.
+TRUST_HELP = (
+    "Read a state dir that another user owns. Loading a checkpoint runs code that "
+    "whoever can write the dir's key chooses: trust that user first."
+)
+
+
 @click.command()
 @click.argument("state_dir", type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print JSON.")
-def inspect(state_dir: str, as_json: bool) -> None:
+@click.option("--trust", is_flag=True, default=False, help=TRUST_HELP)
+def inspect(state_dir: str, as_json: bool, trust: bool) -> None:
     """Show what the model in STATE_DIR has learned (works while a daemon runs)."""
     from streamlearn.loop import inspect_state
     from streamlearn.state import CheckpointError, CheckpointStore
 
     try:
-        store = CheckpointStore(state_dir, lock=False)
+        store = CheckpointStore(state_dir, lock=False, trust=trust)
         loaded = store.load()
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from None

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from streamlearn.cli.inspect import TRUST_HELP
 from streamlearn.observe.report import load_curve, plot_curves
 
 __all__ = ["report_command"]
@@ -41,8 +42,13 @@ __all__ = ["report_command"]
     envvar="STREAMLEARN_REPORT_TITLE",
     help="Plot title (default: says the rolling window).",
 )
+@click.option("--trust", is_flag=True, default=False, help=TRUST_HELP)
 def report_command(
-    state_dirs: tuple[Path, ...], out: Path, labels: tuple[str, ...], title: str | None
+    state_dirs: tuple[Path, ...],
+    out: Path,
+    labels: tuple[str, ...],
+    title: str | None,
+    trust: bool,
 ) -> None:
     """Plot the learning curves of the runs in STATE_DIR... on one PNG.
 
@@ -56,7 +62,7 @@ def report_command(
         )
     try:
         runs = [
-            load_curve(state_dir, labels[i] if labels else None)
+            load_curve(state_dir, labels[i] if labels else None, trust=trust)
             for i, state_dir in enumerate(state_dirs)
         ]
         path = plot_curves(runs, out, title=title)

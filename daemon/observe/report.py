@@ -358,11 +358,14 @@ def plot_curves(
 # -- a saved state -------------------------------------------------------------------------
 
 
-def load_curve(state_dir: str | os.PathLike[str], label: str | None = None) -> CurveRun:
+def load_curve(
+    state_dir: str | os.PathLike[str], label: str | None = None, *, trust: bool = False
+) -> CurveRun:
     """The learning curve of the newest checkpoint in ``state_dir``.
 
     The state is read without its lock, so a daemon may be running on it. The default label is
-    the directory's name and the model spec, e.g. ``"state: sgd"``.
+    the directory's name and the model spec, e.g. ``"state: sgd"``. ``trust``: read a state
+    dir another user owns (``report --trust``).
 
     Raises
     ------
@@ -373,7 +376,7 @@ def load_curve(state_dir: str | os.PathLike[str], label: str | None = None) -> C
 
     state_dir = Path(state_dir)
     try:
-        loaded = CheckpointStore(state_dir, lock=False).load()
+        loaded = CheckpointStore(state_dir, lock=False, trust=trust).load()
     except CheckpointError as exc:
         raise ReportError(str(exc)) from None
     except OSError as exc:
