@@ -388,7 +388,10 @@ def serve_http(
     from streamlearn.observe.serving import ModelService
 
     service = ModelService(
-        daemon, daemon.decoder.features, strict_features=settings.strict_features
+        daemon,
+        daemon.decoder.features,
+        strict_features=settings.strict_features,
+        learn=settings.http_learn,
     )
 
     def model_info() -> dict[str, Any]:
@@ -402,6 +405,10 @@ def serve_http(
         telemetry.registry,
         ready=lambda: daemon.ready,
         predict=service.predict,
+        predict_many=service.predict_many,
+        learn=service.learn if settings.http_learn else None,
+        download=service.download if settings.http_download else None,
+        target=settings.target,
         model_info=model_info,
         expected_features=lambda: expected,
         telemetry=telemetry,

@@ -71,6 +71,8 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
     strict_features: bool = False
+    http_learn: bool = False
+    http_download: bool = False
     divergence_factor: float = 100.0
     warm_start: str | None = None
     transfer_mode: str = "finetune"

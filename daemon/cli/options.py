@@ -231,6 +231,23 @@ HTTP: tuple[OptionDecorator, ...] = (
         help="POST /predict refuses (400) a feature the model has not learned, rather "
         "than ignore it and name it in the answer.",
     ),
+    click.option(
+        "--http-learn",
+        is_flag=True,
+        default=False,
+        envvar="STREAMLEARN_HTTP_LEARN",
+        help="Turn on POST /learn (records learned test-then-train like the stream's; a "
+        "POST /predict with an id then waits for its label). Unauthenticated: anyone who "
+        "reaches the port can teach the model.",
+    ),
+    click.option(
+        "--http-download",
+        is_flag=True,
+        default=False,
+        envvar="STREAMLEARN_HTTP_DOWNLOAD",
+        help="Turn on GET /model/download (the latest checkpoint file). Unauthenticated: "
+        "anyone who reaches the port can copy the model.",
+    ),
 )
 
 #: The divergence guard.

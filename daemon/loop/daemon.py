@@ -20,6 +20,7 @@ from typing import Any
 
 from streamlearn import __version__
 from streamlearn.learner import Learner
+from streamlearn.records import Decoded
 from streamlearn.sinks.jsonlines import NullSink, Sink
 from streamlearn.sources.base import Raw, Source
 from streamlearn.state import BackgroundWriter, CheckpointStore
@@ -325,6 +326,14 @@ class Daemon:
     def process(self, batch: list[Raw]) -> None:
         """Decode and route one batch of raw items, record by record."""
         self.router.process(batch)
+
+    def learn_items(self, items: list[Decoded], join: LabelJoin | None = None) -> None:
+        """Records from elsewhere than the source (HTTP ``POST /learn``): routed like a batch
+        under the lock (late labels join in ``join``, else the run's), and counted toward
+        the next checkpoint."""
+        with self.lock:
+            self.router.process_items(items, join)
+        self.schedule.count(len(items))
 
     def _start(self) -> None:
         self.schedule.start()

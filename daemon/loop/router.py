@@ -75,6 +75,21 @@ class Router:
         self.route(items)
         self.finish_batch(start, items)
 
+    def process_items(self, items: list[Decoded], join: LabelJoin | None = None) -> None:
+        """Route items from elsewhere than the source (HTTP ``POST /learn``) as one batch,
+        counted like the stream's; their late labels join in ``join`` when given (else in
+        the run's join). They have no arrival times: the learn latency stays the stream's."""
+        start = BatchStart(
+            self.counters.records_seen, self.host.learner.records_learned, 0.0, time.perf_counter()
+        )
+        run_join = self.join
+        self.join = join or run_join
+        try:
+            self.route(items)
+        finally:
+            self.join = run_join
+        self.finish_batch(start, arrivals=False)
+
     def route(self, items: list[Decoded]) -> None:
         """Test-then-train, predict, dead-letter or join each decoded item, in order."""
         counters = self.counters
@@ -170,11 +185,14 @@ class Router:
 
     # -- after each batch --------------------------------------------------------------------
 
-    def finish_batch(self, start: BatchStart, items: list[Decoded] | None = None) -> None:
+    def finish_batch(
+        self, start: BatchStart, items: list[Decoded] | None = None, *, arrivals: bool = True
+    ) -> None:
         """The pseudo-label loop, the error-explosion guard, telemetry.
 
         ``items`` are the batch's decoded items when it went record by record (they tell
-        which records were learned, for the learn latency).
+        which records were learned, for the learn latency); ``arrivals`` False: the batch
+        did not come from the source, it has no learn latency.
         """
         if self.pseudo is not None:
             self.pseudo.drain(self.host)
@@ -190,7 +208,7 @@ class Router:
                 start.decode_seconds,
                 learned - start.decoded,
             )
-            if learned_now > 0:
+            if learned_now > 0 and arrivals:
                 self._report_latency(learned_now, items)
         errors.clear()
 

@@ -26,8 +26,15 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
 from streamlearn.observe.connections import ConnectionFront, Limits
-from streamlearn.observe.json_bodies import BadRequest, finite_or_null, parse_features
-from streamlearn.observe.serving import ModelUnavailable, Prediction
+from streamlearn.observe.json_bodies import (
+    BadRequest,
+    Example,
+    Query,
+    finite_or_null,
+    parse_examples,
+    parse_queries,
+)
+from streamlearn.observe.serving import Learned, ModelUnavailable, Prediction
 from streamlearn.observe.status import StatusBoard, status_page
 from streamlearn.observe.telemetry import Telemetry
 
@@ -53,10 +60,18 @@ REQUEST_DEADLINE = 10.0
 
 #: ``features -> Prediction`` (a ``(prediction, model_version)`` pair is taken too).
 Predict = Callable[[dict[str, float]], Prediction | tuple[float, int]]
+#: ``(queries, batch) -> one Prediction each``; queries with an id may wait for a label.
+PredictMany = Callable[[list[Query], bool], list[Prediction]]
+#: ``examples -> Learned``: ``POST /learn``.
+Learn = Callable[[list[Example]], Learned]
+#: ``() -> (file name, bytes)`` of the newest checkpoint: ``GET /model/download``.
+Download = Callable[[], tuple[str, bytes]]
 
 #: Paths and the methods they answer; any other method on them is a 405.
-_GET_PATHS = ("/metrics", "/healthz", "/readyz", "/model", "/", "/status.json")
-_POST_PATHS = ("/predict",)
+_GET_PATHS = ("/metrics", "/healthz", "/readyz", "/model", "/", "/status.json", "/model/download")
+_POST_PATHS = ("/predict", "/learn")
+#: Why a write endpoint answers 403 when it was not turned on.
+_OFF = "{endpoint} is off: start the daemon with {flag} (it has no authentication)"
 
 
 class MetricsServerError(RuntimeError):
@@ -101,6 +116,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._page()
         elif path == "/status.json":
             self._json(HTTPStatus.OK, finite_or_null(app.status.document()), cache=False)
+        elif path == "/model/download":
+            self._download()
         elif path in _POST_PATHS:
             self._method_not_allowed("POST")
         else:
@@ -114,6 +131,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         if path == "/predict":
             self._predict()
+        elif path == "/learn":
+            self._learn()
         elif path in _GET_PATHS:
             self._method_not_allowed("GET, HEAD")
         else:
@@ -171,17 +190,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _predict(self) -> None:
         app = self.app
         try:
-            features = parse_features(self._read_body(), app.expected_features())
-        except BadRequest as exc:
+            queries, batch = parse_queries(self._read_body(), app.expected_features())
+            answers = app.predict_many(queries, batch)
+        except BadRequest as exc:  # the body, or a feature refused under --strict-features
             too_large = exc.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
             app.count("too_large" if too_large else "bad_request")
-            self._json(exc.status, {"error": str(exc)})
-            return
-        try:
-            prediction, model_version, ignored = Prediction(*app.predict(features))
-            prediction = float(prediction)
-        except BadRequest as exc:  # a feature the model has not learned, under --strict-features
-            app.count("bad_request")
             self._json(exc.status, {"error": str(exc)})
             return
         except ModelUnavailable as exc:
@@ -193,22 +206,63 @@ class _Handler(BaseHTTPRequestHandler):
             app.count("error")
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"predict failed: {exc!r}"})
             return
-        if not math.isfinite(prediction):
-            # A diverged model must not hand NaN/inf to a client that will act on it.
-            app.count("unavailable")
+        documents: list[dict[str, object]] = []
+        for prediction, model_version, ignored in answers:
+            if not math.isfinite(prediction):
+                # A diverged model must not hand NaN/inf to a client that will act on it.
+                app.count("unavailable")
+                error = "the model produced a non-finite prediction"
+                document = {"error": error, "model_version": model_version}
+                self._json(HTTPStatus.SERVICE_UNAVAILABLE, document)
+                return
+            answer: dict[str, object] = {
+                "prediction": float(prediction),
+                "model_version": int(model_version),
+            }
+            if ignored:
+                answer["ignored_features"] = list(ignored)
+            documents.append(answer)
+        app.count("ok")
+        self._json(HTTPStatus.OK, documents if batch else documents[0])
+
+    def _learn(self) -> None:
+        app = self.app
+        if app.learn is None:
             self._json(
-                HTTPStatus.SERVICE_UNAVAILABLE,
-                {
-                    "error": "the model produced a non-finite prediction",
-                    "model_version": model_version,
-                },
+                HTTPStatus.FORBIDDEN,
+                {"error": _OFF.format(endpoint="POST /learn", flag="--http-learn")},
             )
             return
-        app.count("ok")
-        answer: dict[str, object] = {"prediction": prediction, "model_version": int(model_version)}
-        if ignored:
-            answer["ignored_features"] = list(ignored)
-        self._json(HTTPStatus.OK, answer)
+        try:
+            examples = parse_examples(self._read_body(), app.target, app.expected_features())
+            learned = app.learn(examples)
+        except BadRequest as exc:
+            self._json(exc.status, {"error": str(exc)})
+            return
+        except ModelUnavailable as exc:
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"cannot learn now: {exc}"})
+            return
+        self._json(HTTPStatus.OK, learned.document())
+
+    def _download(self) -> None:
+        app = self.app
+        if app.download is None:
+            error = _OFF.format(endpoint="GET /model/download", flag="--http-download")
+            self._json(HTTPStatus.FORBIDDEN, {"error": error})
+            return
+        try:
+            name, data = app.download()
+        except BadRequest as exc:
+            self._json(exc.status, {"error": str(exc)})
+            return
+        except ModelUnavailable as exc:
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": str(exc)})
+            return
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Disposition": f'attachment; filename="{name}"',
+        }
+        self._send(HTTPStatus.OK, data, headers)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -340,6 +394,12 @@ class MetricsServer:
     telemetry
         When given, ``POST /predict`` outcomes are counted in
         ``streamlearn_http_predict_requests_total{outcome}``.
+    predict_many
+        ``POST /predict`` with ids or a JSON array (``ModelService.predict_many``); without
+        it, each record goes to ``predict`` and ids are not kept.
+    learn, download, target
+        ``POST /learn`` (its records' label is under ``target``) and ``GET /model/download``;
+        each answers 403 while None (off).
     max_connections, workers, request_deadline
         Open connections at once (more are answered 503), threads answering complete
         requests, and seconds a client has to send a whole request (else 408).
@@ -379,6 +439,10 @@ class MetricsServer:
         max_connections: int = 1024,
         workers: int = 16,
         request_deadline: float = REQUEST_DEADLINE,
+        predict_many: PredictMany | None = None,
+        learn: Learn | None = None,
+        download: Download | None = None,
+        target: str = "y",
     ) -> None:
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {port}")
@@ -395,6 +459,10 @@ class MetricsServer:
         self.model_info = model_info
         self.expected_features = expected_features
         self.telemetry = telemetry
+        self._predict_many = predict_many
+        self.learn = learn
+        self.download = download
+        self.target = target
         self._predict = predict
         self._requested_port = port
         #: Builds ``/status.json`` (the status page's data) from ``model_info`` and telemetry.
@@ -407,6 +475,12 @@ class MetricsServer:
         if self._predict is None:
             raise ModelUnavailable("this daemon does not serve predictions")
         return self._predict(features)
+
+    def predict_many(self, queries: list[Query], batch: bool) -> list[Prediction]:
+        """One prediction per query: the run loop's, or ``predict`` on each (ids not kept)."""
+        if self._predict_many is not None:
+            return self._predict_many(queries, batch)
+        return [Prediction(*self.predict(query.features)) for query in queries]
 
     def count(self, outcome: str) -> None:
         """Count one ``/predict`` outcome when telemetry is attached."""

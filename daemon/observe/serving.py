@@ -1,28 +1,49 @@
-"""What the HTTP face asks of the model: predictions that never change it.
+"""What the HTTP face asks of the model: predictions that never change it, and the writes.
 
 A prediction passes the model only the features it has learned (the stream's header or
 ``--features``; else the names the learner noted): a feature a model never saw can grow its
 state when predicted on (River's scalers add it to their statistics), and an unauthenticated
 client must not change what a checkpoint stores. The others are ignored and named in the
 answer, or refused under ``--strict-features``.
+
+The writes are off unless asked for: ``POST /learn`` (``--http-learn``) learns records
+test-then-train through the run loop, counted like the stream's, and a prediction made with
+an id waits for its label there; ``GET /model/download`` (``--http-download``) reads the
+latest checkpoint file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from streamlearn.observe.json_bodies import BadRequest
+from streamlearn.observe.json_bodies import BadRequest, Example, Query
 
 if TYPE_CHECKING:
+    from streamlearn.interfaces import LabelJoin
     from streamlearn.learner import Learner
+    from streamlearn.records import Decoded
+    from streamlearn.state import CheckpointStore
 
-__all__ = ["ModelService", "ModelUnavailable", "Prediction", "ServedDaemon", "split_known"]
+__all__ = [
+    "Learned",
+    "ModelService",
+    "ModelUnavailable",
+    "Prediction",
+    "ServedDaemon",
+    "checkpoint_file",
+    "split_known",
+]
 
 #: Seconds a request waits for the loop to finish its batch before it is answered 503.
 LOCK_TIMEOUT = 2.0
+#: Predictions with an id kept waiting for their label when the run has no join of its own.
+MAX_PENDING_IDS = 10_000
 
 
 class ModelUnavailable(Exception):
@@ -39,6 +60,27 @@ class Prediction(NamedTuple):
     ignored_features: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Learned:
+    """The answer of ``POST /learn``."""
+
+    learned: int
+    model_version: int
+    #: Late labels whose features were not waiting (dead-lettered, as in the stream).
+    unjoined: int = 0
+    #: Features outside the stream's header or ``--features``, left out.
+    ignored_features: tuple[str, ...] = ()
+
+    def document(self) -> dict[str, object]:
+        """The JSON answer: the counts, and what was left out when anything was."""
+        answer: dict[str, object] = {"learned": self.learned, "model_version": self.model_version}
+        if self.unjoined:
+            answer["unjoined"] = self.unjoined
+        if self.ignored_features:
+            answer["ignored_features"] = list(self.ignored_features)
+        return answer
+
+
 class Lock(Protocol):
     """The loop's lock: held while a batch is learned."""
 
@@ -47,14 +89,34 @@ class Lock(Protocol):
     def release(self) -> None: ...
 
 
+class Counts(Protocol):
+    """The loop's counters the service reads."""
+
+    records_seen: int
+    rejected_by_reason: dict[str, int]
+
+
 class ServedDaemon(Protocol):
-    """What the service reads of the run loop (``streamlearn.loop.daemon.Daemon``)."""
+    """What the service asks of the run loop (``streamlearn.loop.daemon.Daemon``)."""
 
     @property
     def lock(self) -> Lock: ...
 
     @property
     def learner(self) -> Learner: ...
+
+    @property
+    def join(self) -> LabelJoin | None: ...
+
+    @property
+    def store(self) -> CheckpointStore | None: ...
+
+    @property
+    def counters(self) -> Counts: ...
+
+    def learn_items(self, items: list[Decoded], join: LabelJoin | None = None) -> None:
+        """Route records from elsewhere than the source like a batch, under the lock."""
+        ...
 
 
 def split_known(
@@ -79,13 +141,39 @@ def _sound(learner: Learner) -> bool:
         return False
 
 
+def _numbered(index: int, batch: bool, exc: BadRequest) -> BadRequest:
+    return BadRequest(f"record {index}: {exc}", exc.status) if batch else exc
+
+
+def checkpoint_file(store: CheckpointStore | None) -> tuple[str, bytes]:
+    """The name and bytes of the newest checkpoint generation in ``store``.
+
+    Raises ``BadRequest`` (404) when there is none, ``ModelUnavailable`` when generations
+    are replaced faster than they can be read.
+    """
+    if store is None:
+        raise BadRequest(
+            "no checkpoint to send: the daemon runs without --state-dir", HTTPStatus.NOT_FOUND
+        )
+    for _ in range(3):
+        generations = [generation for generation in store.generations() if generation > 0]
+        if not generations:
+            raise BadRequest("no checkpoint written yet", HTTPStatus.NOT_FOUND)
+        path = store.path(generations[-1])
+        try:
+            return path.name, path.read_bytes()
+        except FileNotFoundError:
+            continue  # pruned while a newer one was installed: take that one
+    raise ModelUnavailable("checkpoints are being replaced; try again")
+
+
 class ModelService:
-    """Predicts for HTTP clients between the loop's batches, never changing the model.
+    """Predicts and learns for HTTP clients between the loop's batches.
 
     Parameters
     ----------
     daemon
-        The run loop: its lock and its learner.
+        The run loop: its lock, learner, join, counters and checkpoint store.
     fixed_features
         The stream's features when a header or ``--features`` fixes them; None when
         records bring their own (JSON): the learner then notes the names it learned
@@ -93,6 +181,10 @@ class ModelService:
     strict_features
         Refuse a request with a feature the model has not learned (400), rather than
         ignore it.
+    learn
+        Whether ``POST /learn`` is on (``--http-learn``). Then a prediction with an id
+        waits for its label in the run's join, or in a join of the service's own
+        (``MAX_PENDING_IDS`` entries, not checkpointed) when the run has none.
 
     Examples
     --------
@@ -116,12 +208,35 @@ class ModelService:
         fixed_features: Sequence[str] | None,
         *,
         strict_features: bool = False,
+        learn: bool = False,
     ) -> None:
         self.daemon = daemon
         self.fixed_features = frozenset(fixed_features) if fixed_features is not None else None
         self.strict_features = strict_features
         if self.fixed_features is None:
             daemon.learner.track_features()
+        self.learns = learn
+        #: Where a prediction with an id waits for its label (None: ids are not kept).
+        self.join: LabelJoin | None = None
+        #: The join's own when the run has none: handed to the loop with each /learn.
+        self._own_join: LabelJoin | None = None
+        if learn:
+            self.join = daemon.join
+            if self.join is None:
+                from streamlearn.labels.join import LabelJoin
+
+                self.join = self._own_join = LabelJoin(max_pending=MAX_PENDING_IDS)
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[Learner]:
+        """The learner, between two of the loop's batches."""
+        lock = self.daemon.lock
+        if not lock.acquire(timeout=LOCK_TIMEOUT):
+            raise ModelUnavailable("the model is busy; try again")
+        try:
+            yield self.daemon.learner
+        finally:
+            lock.release()
 
     def known_features(self, learner: Learner) -> Collection[str]:
         """The features a prediction may pass to the model (called under the lock)."""
@@ -136,6 +251,12 @@ class ModelService:
             return model.weights.keys()
         return learner.feature_names or ()
 
+    def _strict(self, ignored: tuple[str, ...]) -> None:
+        if ignored and self.strict_features:
+            raise BadRequest(
+                f"unknown features: {', '.join(ignored)} (the model has not learned them)"
+            )
+
     def predict(self, features: Mapping[str, float]) -> Prediction:
         """The served prediction (``Learner.serve``) on the learned part of ``features``.
 
@@ -144,23 +265,99 @@ class ModelService:
         whose prediction is not a finite number while the model is sound (422: a value too
         large for it, such as 1e300). A NaN answer means the model itself is unsound.
         """
-        daemon = self.daemon
-        if not daemon.lock.acquire(timeout=LOCK_TIMEOUT):
-            raise ModelUnavailable("the model is busy; try again")
-        try:
-            learner = daemon.learner
-            kept, ignored = split_known(features, self.known_features(learner))
-            if ignored and self.strict_features:
-                raise BadRequest(
-                    f"unknown features: {', '.join(ignored)} (the model has not learned them)"
-                )
-            yhat = learner.serve(kept)
-            if not math.isfinite(yhat) and _sound(learner):
-                raise BadRequest(
-                    "the prediction for these features is not a finite number: "
-                    "a value is too large for the model",
-                    HTTPStatus.UNPROCESSABLE_ENTITY,
-                )
-            return Prediction(yhat, learner.records_learned, ignored)
-        finally:
-            daemon.lock.release()
+        return self.predict_many([Query(dict(features))])[0]
+
+    def predict_many(self, queries: Sequence[Query], batch: bool = False) -> list[Prediction]:
+        """``predict`` each query, all between the same two batches of the loop; a query
+        with an id waits for its label when ``learn`` is on. ``batch``: errors name the
+        record."""
+        with self._locked() as learner:
+            known = self.known_features(learner)
+            split = [split_known(query.features, known) for query in queries]
+            for index, (_, ignored) in enumerate(split):
+                try:
+                    self._strict(ignored)
+                except BadRequest as exc:
+                    raise _numbered(index, batch, exc) from None
+            answers = [
+                Prediction(learner.serve(kept), learner.records_learned, ignored)
+                for kept, ignored in split
+            ]
+            for index, answer in enumerate(answers):
+                if not math.isfinite(answer.prediction) and _sound(learner):
+                    too_large = BadRequest(
+                        "the prediction for these features is not a finite number: "
+                        "a value is too large for the model",
+                        HTTPStatus.UNPROCESSABLE_ENTITY,
+                    )
+                    raise _numbered(index, batch, too_large)
+            self._remember(queries, split, answers)
+        return answers
+
+    def _remember(
+        self,
+        queries: Sequence[Query],
+        split: list[tuple[dict[str, float], tuple[str, ...]]],
+        answers: list[Prediction],
+    ) -> None:
+        join = self.join
+        if join is None:
+            return
+        from streamlearn.records import Record
+        from streamlearn.sources.base import Raw
+
+        index = self.daemon.counters.records_seen
+        for query, (kept, _), answer in zip(queries, split, answers, strict=True):
+            if query.id is not None and math.isfinite(answer.prediction):
+                raw = Raw(json.dumps({"id": query.id, "x": kept}).encode(), -1)
+                join.remember(Record(kept, None, query.id, raw), answer.prediction, index)
+
+    def learn(self, examples: Sequence[Example]) -> Learned:
+        """Learn ``examples`` test-then-train through the loop, counted like stream records.
+
+        A late label (an id and a target) joins the features predicted under that id, and
+        is scored with the prediction made then. Raises ``BadRequest`` (404) for a single
+        late label whose features are not waiting; it is dead-lettered, as in the stream.
+        """
+        from streamlearn.records import Label, Record
+        from streamlearn.sources.base import Raw
+
+        items: list[Decoded] = []
+        ignored: set[str] = set()
+        for index, example in enumerate(examples):
+            raw = Raw(json.dumps({"id": example.id, "y": example.y}).encode(), -1)
+            if example.features is None:
+                assert example.id is not None
+                items.append(Label(example.id, example.y, raw))
+                continue
+            features = example.features
+            if self.fixed_features is not None:
+                features, left_out = split_known(features, self.fixed_features)
+                try:
+                    self._strict(left_out)
+                except BadRequest as exc:
+                    raise _numbered(index, len(examples) > 1, exc) from None
+                ignored.update(left_out)
+            items.append(Record(features, example.y, example.id, raw))
+        counters = self.daemon.counters
+        with self._locked() as learner:
+            learned = learner.records_learned
+            unjoined = counters.rejected_by_reason.get("unjoined_label", 0)
+            self.daemon.learn_items(items, self._own_join)
+            learner = self.daemon.learner
+            answer = Learned(
+                learner.records_learned - learned,
+                learner.records_learned,
+                counters.rejected_by_reason.get("unjoined_label", 0) - unjoined,
+                tuple(sorted(ignored)),
+            )
+        if answer.unjoined and len(examples) == 1:
+            raise BadRequest(
+                f"no features wait for id {examples[0].id!r} (predicted with that id?)",
+                HTTPStatus.NOT_FOUND,
+            )
+        return answer
+
+    def download(self) -> tuple[str, bytes]:
+        """The newest checkpoint file's name and bytes (``checkpoint_file``)."""
+        return checkpoint_file(self.daemon.store)
