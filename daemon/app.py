@@ -61,7 +61,7 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
     try:
         kafka = kafka_settings(settings) if settings.is_kafka else None
         reading = open_input(settings, kafka, stopping)
-        fresh_model = _checked_model(settings)
+        fresh_model = _checked_model(settings, reading.features)
         warm = warm_start(settings, reading.features)
         run_settings = reading.run_settings(
             settings, warm.spec if warm is not None else settings.model
@@ -112,14 +112,31 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
 # -- the model ------------------------------------------------------------------------------
 
 
-def _checked_model(settings: Settings) -> base.Estimator:
-    """A fresh model of the ``--model`` spec: a bad spec fails before the state is opened."""
-    from streamlearn.models.registry import SpecError, build_model
+def _checked_model(settings: Settings, features: list[str] | None) -> base.Estimator:
+    """A fresh model of the ``--model`` spec: a bad spec, or one too large for the records'
+    features (at most ``--max-features``), fails before the state is opened."""
+    from streamlearn.models.registry import SpecError, build_model, check_size
 
+    if features is not None and len(features) > settings.max_features:
+        named = "--features" if settings.features is not None else "the CSV header"
+        raise AppUsageError(
+            f"{named} names {len(features):,} features, more than --max-features "
+            f"{settings.max_features:,}",
+            option="max-features",
+        )
     try:
         model: base.Estimator = build_model(settings.model, lr=settings.lr)
     except SpecError as exc:
         raise AppUsageError(str(exc)) from None
+    try:
+        check_size(settings.model, len(features) if features else settings.max_features)
+    except SpecError as exc:
+        if features:
+            raise AppUsageError(str(exc)) from None
+        raise AppUsageError(
+            f"{exc} (records may bring up to --max-features names: name them with "
+            "--features, or lower --max-features)"
+        ) from None
     return model
 
 

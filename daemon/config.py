@@ -63,6 +63,8 @@ class Settings:
     rolling_window: int = 1000
     max_line_bytes: int = 1 << 20
     rotate_wait: float = 5.0
+    #: Distinct feature names a JSON stream may bring (``streamlearn.records.FeatureNames``).
+    max_features: int = 10_000
     #: A CSV header row of other features: ``stop``, or ``dead-letter`` its rows.
     on_schema_change: str = "stop"
     batch_size: int = 1000

@@ -110,6 +110,7 @@ def _kafka_input(settings: Settings, kafka: KafkaSettings) -> Input:
             features=settings.features,
             id_field=settings.id_column,
             skip_blank=False,  # an empty message is a record that went wrong
+            max_features=settings.max_features,
         )
         return Input(decoder, "json", where)
     # One CSV row per message, no header: the features, then the target. That is the
@@ -155,7 +156,10 @@ def build_decoder(settings: Settings, fmt: str, header: bytes | None) -> CsvDeco
 
     if fmt == "jsonl":
         return JsonDecoder(
-            target=settings.target, features=settings.features, id_field=settings.id_column
+            target=settings.target,
+            features=settings.features,
+            id_field=settings.id_column,
+            max_features=settings.max_features,
         )
     assert header is not None
     try:

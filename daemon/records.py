@@ -14,7 +14,7 @@ import base64
 import csv
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,11 @@ REJECT_REASONS = (
     "partial_line",
     "unjoined_label",
     "schema_changed",
+    "too_many_features",
 )
+
+#: The most distinct feature names a stream may bring, unless told (``--max-features``).
+MAX_FEATURES = 10_000
 
 
 @dataclass(slots=True)
@@ -88,6 +92,34 @@ class Rejected:
 
 
 Decoded = Record | Label | Rejected | None
+
+
+class FeatureNames:
+    """The distinct feature names a stream brought: at most ``cap``, each kept for good.
+
+    A JSON record may name any feature, and a model grows by each new name it learns; a
+    record that would bring names beyond the cap is rejected (``too_many_features``)
+    instead. The names are checkpointed (``JsonDecoder.schema``): a restart goes on counting.
+
+    >>> names = FeatureNames(cap=2)
+    >>> names.admit({"a": 1.0}), names.admit({"a": 1.0, "b": 2.0}), names.admit({"c": 0.0})
+    (None, None, ['c'])
+    """
+
+    def __init__(self, cap: int = MAX_FEATURES, names: Iterable[str] = ()) -> None:
+        self.cap = cap
+        self.names = set(names)
+
+    def admit(self, x: Mapping[str, float]) -> list[str] | None:
+        """None when ``x``'s names fit under the cap (the new ones are kept), else the new names."""
+        names = self.names
+        if names.issuperset(x):
+            return None
+        new = [name for name in x if name not in names]
+        if len(names) + len(new) > self.cap:
+            return new
+        names.update(new)
+        return None
 
 
 def _finite(value: float, name: str, raw: Raw) -> Rejected | None:
@@ -384,11 +416,14 @@ class JsonDecoder:
         features: Sequence[str] | None = None,
         id_field: str | None = None,
         skip_blank: bool = True,
+        max_features: int = MAX_FEATURES,
     ) -> None:
         self.target = target
         self.features = list(features) if features is not None else None
         self.id_field = id_field or "id"
         self.skip_blank = skip_blank
+        #: The names records brought, capped; None when ``features`` fixes them.
+        self.names = FeatureNames(max_features) if features is None else None
 
     @property
     def plain(self) -> bool:
@@ -399,13 +434,17 @@ class JsonDecoder:
         """False: each JSON value names its own fields (no header row to switch at)."""
         return False
 
-    def schema(self) -> None:
-        """None: nothing to keep in a checkpoint (``CsvDecoder.schema``)."""
-        return None
+    def schema(self) -> dict[str, list[str]] | None:
+        """The feature names records brought (``FeatureNames``), for the checkpoint; None when
+        ``--features`` fixes them (``CsvDecoder.schema``)."""
+        if self.names is None:
+            return None
+        return {"feature_names": sorted(self.names.names)}
 
     def restore_schema(self, schema: Mapping[str, Sequence[str]] | None) -> None:
-        """Nothing to take up (``CsvDecoder.restore_schema``)."""
-        return None
+        """Take up the feature names a checkpoint counted (``CsvDecoder.restore_schema``)."""
+        if self.names is not None and schema is not None:
+            self.names.names.update(schema.get("feature_names", ()))
 
     def decode_batch(self, raws: Sequence[Raw]) -> list[Decoded]:
         """``decode`` of each value, in order (the ``Decoder`` interface)."""
@@ -473,7 +512,7 @@ class JsonDecoder:
         if target is None or target == "":
             if not x and record_id is None:
                 return Rejected("bad_shape", "an object with neither features nor target", raw)
-            return Record(x, None, record_id, raw)
+            return self._admitted(Record(x, None, record_id, raw))
         if isinstance(target, bool) or not isinstance(target, int | float):
             return Rejected("non_numeric", f"target is {str(target)[:40]!r}", raw)
         y = float(target)
@@ -484,4 +523,25 @@ class JsonDecoder:
             if record_id is None:
                 return Rejected("bad_shape", "a target without features or id", raw)
             return Label(record_id, y, raw)
-        return Record(x, y, record_id, raw)
+        return self._admitted(Record(x, y, record_id, raw))
+
+    def _admitted(self, record: Record) -> Record | Rejected:
+        """The record, unless it brings feature names beyond the cap (``FeatureNames``).
+
+        >>> decoder = JsonDecoder(max_features=1)
+        >>> decoder.decode(Raw(b'{"a": 1, "y": 2}', offset=0)).x
+        {'a': 1.0}
+        >>> decoder.decode(Raw(b'{"b": 1, "y": 2}', offset=9)).detail
+        "new feature names 'b' beyond --max-features 1"
+        """
+        names = self.names
+        refused = names.admit(record.x) if names is not None else None
+        if refused is None or names is None:
+            return record
+        shown = ", ".join(repr(name[:40]) for name in refused[:3])
+        more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
+        return Rejected(
+            "too_many_features",
+            f"new feature names {shown}{more} beyond --max-features {names.cap}",
+            record.raw,
+        )

@@ -108,7 +108,7 @@ def drift_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--drift-swap-window",
             default=_DEFAULTS.drift_swap_window,
             show_default=True,
-            type=int,
+            type=click.IntRange(max=1_000_000),  # the windows are held in memory
             envvar="STREAMLEARN_DRIFT_SWAP_WINDOW",
             callback=_click_check(lambda v: check_count(v, "--drift-swap-window", 10)),
             help="background: records over which the challenger's MAE must beat the model's "

@@ -160,13 +160,14 @@ SINKS: tuple[OptionDecorator, ...] = (
     ),
 )
 
-#: How often to checkpoint, and the limits of the metrics window and of a line.
+#: How often to checkpoint, and the limits of the metrics window, of a line and of the
+#: feature names. Each size has a cap (shown in --help): what is held in memory stays bounded.
 LIMITS: tuple[OptionDecorator, ...] = (
     click.option(
         "--checkpoint-every",
         default=100_000,
         show_default=True,
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=10**12),
         envvar="STREAMLEARN_CHECKPOINT_EVERY",
         help="Checkpoint after this many records (a crash re-learns at most these).",
     ),
@@ -182,7 +183,7 @@ LIMITS: tuple[OptionDecorator, ...] = (
         "--rolling-window",
         default=1000,
         show_default=True,
-        type=click.IntRange(min=1),
+        type=click.IntRange(min=1, max=1_000_000),
         envvar="STREAMLEARN_ROLLING_WINDOW",
         help="Records in the rolling prequential metrics.",
     ),
@@ -190,7 +191,7 @@ LIMITS: tuple[OptionDecorator, ...] = (
         "--max-line-bytes",
         default=1 << 20,
         show_default=True,
-        type=click.IntRange(min=16),
+        type=click.IntRange(min=16, max=1 << 30),
         envvar="STREAMLEARN_MAX_LINE_BYTES",
         help="Longer lines are rejected to the dead letters.",
     ),
@@ -202,6 +203,16 @@ LIMITS: tuple[OptionDecorator, ...] = (
         envvar="STREAMLEARN_ROTATE_WAIT",
         help="Following a file renamed away (rotated): read the old file until it has "
         "been quiet this many seconds, then switch to the new one.",
+    ),
+    click.option(
+        "--max-features",
+        default=10_000,
+        show_default=True,
+        type=click.IntRange(min=1, max=1_000_000),
+        envvar="STREAMLEARN_MAX_FEATURES",
+        help="Distinct feature names a JSON stream may bring (without --features); a record "
+        "with new names beyond it is a dead letter (too_many_features). Model sizes are "
+        "budgeted for this many inputs.",
     ),
 )
 

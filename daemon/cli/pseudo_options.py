@@ -76,7 +76,7 @@ def pseudo_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--pseudo-queue",
             default=_DEFAULTS.pseudo_queue,
             show_default=True,
-            type=click.IntRange(min=1),
+            type=click.IntRange(min=1, max=1_000_000),
             envvar="STREAMLEARN_PSEUDO_QUEUE",
             help="Unlabeled records waiting for a decision; when full the oldest is rejected "
             "(counted as overflow). Only --threaded fills it: deterministic decides each "
@@ -105,7 +105,7 @@ def pseudo_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--pseudo-window",
             default=_DEFAULTS.pseudo_window,
             show_default=True,
-            type=click.IntRange(min=1),
+            type=click.IntRange(min=1, max=1_000_000),
             envvar="STREAMLEARN_PSEUDO_WINDOW",
             help="Decide per window of this many unlabeled records, most confident first. "
             "The window alone says when accepted pseudo-labels are learned: as its last "
@@ -162,7 +162,7 @@ def pseudo_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--teacher-k",
             default=_DEFAULTS.teacher_k,
             show_default=True,
-            type=click.IntRange(min=2),
+            type=click.IntRange(min=2, max=100),
             envvar="STREAMLEARN_TEACHER_K",
             help="Committee size.",
         ),
@@ -187,7 +187,7 @@ def pseudo_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--max-pending-labels",
             default=_DEFAULTS.max_pending_labels,
             show_default=True,
-            type=click.IntRange(min=1),
+            type=click.IntRange(min=1, max=10_000_000),
             envvar="STREAMLEARN_MAX_PENDING_LABELS",
             help="Most features kept waiting for a label; past it the oldest are evicted "
             "(counted).",

@@ -24,6 +24,7 @@ from streamlearn.models.mlp_params import (
     check_head,
     check_learning,
     check_shapes,
+    check_size,
     checked_layers,
     input_scaling,
     warm_layers,
@@ -214,6 +215,8 @@ class MLPRegressor(RLSHead, base.Regressor):
         if self.initial_coefs is not None:
             assert features is not None  # checked by _warm_layers
             check_shapes(self.initial_coefs, self.initial_intercepts, len(features), hidden)
+        else:
+            check_size(len(features) if features is not None else 1, hidden, head)
 
         self._activations = [ACTIVATIONS[name] for name in (*names, output_activation)]
         self._rng = np.random.default_rng(seed)
@@ -264,6 +267,7 @@ class MLPRegressor(RLSHead, base.Regressor):
                 else [np.zeros(n) for n in sizes[1:]]
             )
         else:
+            check_size(len(features), self.hidden, self.head)  # before a weight is allocated
             self.coefs_, self.intercepts_ = [], []
             for fan_in, fan_out in itertools.pairwise(sizes):
                 # Glorot uniform, the default of Keras and scikit-learn.

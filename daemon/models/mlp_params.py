@@ -14,12 +14,14 @@ import numpy as np
 import numpy.typing as npt
 
 from streamlearn.models.activations import ACTIVATIONS
+from streamlearn.models.spec_bounds import MAX_PARAMETERS, mlp_parameter_count
 
 __all__ = [
     "HEADS",
     "check_head",
     "check_learning",
     "check_shapes",
+    "check_size",
     "checked_layers",
     "input_scaling",
     "warm_layers",
@@ -78,6 +80,17 @@ def checked_layers(
                 f"unknown activation {name!r}; use one of {', '.join(sorted(ACTIVATIONS))}"
             )
     return sizes, names
+
+
+def check_size(n_in: int, hidden: tuple[int, ...], head: str) -> None:
+    """A network built from scratch holds at most ``MAX_PARAMETERS`` numbers, checked before
+    its weights are allocated (a warm start's size is that of the model it starts from)."""
+    count = mlp_parameter_count(n_in, hidden, head)
+    if count > MAX_PARAMETERS:
+        raise ValueError(
+            f"hidden={hidden} would hold {count:,} numbers for {n_in:,} input features, more "
+            f"than the budget of {MAX_PARAMETERS:,}: use smaller layers"
+        )
 
 
 def check_learning(

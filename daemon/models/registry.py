@@ -3,7 +3,9 @@
 ``"StandardScaler | LinearRegression(l2=0.1)"`` is parsed with ``ast`` against an
 allow-list of classes; keyword arguments must be literals (or allowed optimizer
 calls such as ``optimizer=SGD(lr=0.05)``). Nothing is ever ``eval``ed, and only the
-modules a spec names are imported, so start-up stays fast.
+modules a spec names are imported, so start-up stays fast. A spec is bounded before
+anything is built: its length, its steps, the sizes it names (``spec_bounds``), and its
+values' types (``spec_types``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from streamlearn.models.spec_bounds import check_sizes
+from streamlearn.models.spec_types import check_arguments, non_finite
 
 #: Spec name -> (module, attribute). Estimators and transformers usable in a pipeline.
 MODELS: dict[str, tuple[str, str]] = {
@@ -48,6 +53,10 @@ HELPERS: dict[str, tuple[str, str]] = {
 #: Models whose learning rate comes from ``--lr`` unless the spec sets ``lr``.
 LR_MODELS = frozenset({"sgd", "mlp"})
 
+#: The longest spec and the most pipeline steps read: a spec is typed by a person.
+MAX_SPEC_CHARS = 10_000
+MAX_STEPS = 64
+
 
 class SpecError(ValueError):
     """A model spec that cannot be built; the message says what to write instead."""
@@ -68,16 +77,17 @@ def known_names() -> str:
 
 def _literal(node: ast.expr, spec: str) -> Any:
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in HELPERS:
-        step = _call(node, spec, HELPERS, "optimizer")
-        module, attr = HELPERS[step.name]
-        return getattr(importlib.import_module(module), attr)(**step.kwargs)
+        return _instantiate(_call(node, spec, HELPERS, "optimizer"), spec, HELPERS)
     try:
-        return ast.literal_eval(node)
+        value = ast.literal_eval(node)
     except ValueError:
         raise SpecError(
             f"in {spec!r}: argument values must be literals (numbers, strings, tuples), "
             f"not {ast.unparse(node)!r}"
         ) from None
+    if non_finite(value):
+        raise SpecError(f"in {spec!r}: {ast.unparse(node)!r} is not a finite number")
+    return value
 
 
 def _call(node: ast.expr, spec: str, allowed: Mapping[str, Any], what: str) -> Step:
@@ -113,10 +123,23 @@ def parse_spec(spec: str) -> list[Step]:
     ... except SpecError as exc:
     ...     print(exc)
     unknown model '__import__' in "__import__('os')"; known: AdaptiveStandardScaler, ...
+
+    The sizes a spec names are bounded with one input feature (``build_model`` knows more):
+
+    >>> try:
+    ...     parse_spec("mlp(hidden=(100000, 100000))")
+    ... except SpecError as exc:
+    ...     print(exc)
+    in 'mlp(hidden=(100000, 100000))': mlp would hold 10,000,400,001 numbers for 1 input
+    feature, more than the budget of 10,000,000
     """
+    if len(spec) > MAX_SPEC_CHARS:
+        raise SpecError(f"a model spec is at most {MAX_SPEC_CHARS:,} characters, got {len(spec):,}")
+    if spec.count("|") >= MAX_STEPS:
+        raise SpecError(f"a model spec has at most {MAX_STEPS} steps, got {spec.count('|') + 1}")
     try:
         tree = ast.parse(spec.strip(), mode="eval")
-    except SyntaxError:
+    except (SyntaxError, RecursionError, MemoryError):
         raise SpecError(
             f"cannot parse model spec {spec!r}: "
             "write e.g. 'StandardScaler | LinearRegression(l2=0.1)'"
@@ -131,16 +154,44 @@ def parse_spec(spec: str) -> list[Step]:
             parts.append(node)
 
     flatten(tree.body)
-    return [_call(part, spec, MODELS, "model") for part in parts]
+    steps = [_call(part, spec, MODELS, "model") for part in parts]
+    _check_sizes(steps, 1, spec)
+    return steps
 
 
-def _instantiate(step: Step, spec: str) -> Any:
-    module, attr = MODELS[step.name]
+def _check_sizes(steps: list[Step], n_features: int, spec: str) -> None:
+    try:
+        check_sizes([(step.name, step.kwargs) for step in steps], n_features)
+    except ValueError as exc:
+        raise SpecError(f"in {spec!r}: {exc}") from None
+
+
+def _instantiate(step: Step, spec: str, allowed: Mapping[str, tuple[str, str]] = MODELS) -> Any:
+    module, attr = allowed[step.name]
     cls = getattr(importlib.import_module(module), attr)
+    try:
+        check_arguments(cls, step.name, step.kwargs)
+    except ValueError as exc:
+        raise SpecError(f"in {spec!r}: {exc}") from None
     try:
         return cls(**step.kwargs)
     except (TypeError, ValueError) as exc:
         raise SpecError(f"cannot build {step.name} from {spec!r}: {exc}") from None
+
+
+def check_size(spec: str, n_features: int) -> None:
+    """Refuse a spec whose model would hold more than ``spec_bounds.MAX_PARAMETERS`` numbers
+    when records bring (at most) ``n_features`` features.
+
+    >>> check_size("mlp(hidden=(50, 50))", 100)
+    >>> try:
+    ...     check_size("mlp(hidden=(2000,))", 10_000)
+    ... except SpecError as exc:
+    ...     print(exc)
+    in 'mlp(hidden=(2000,))': mlp would hold 20,004,001 numbers for 10,000 input features,
+    more than the budget of 10,000,000
+    """
+    _check_sizes(parse_spec(spec), n_features, spec)
 
 
 def build_model(spec: str, lr: float | None = None) -> Any:
