@@ -92,7 +92,9 @@ def drift_options(func: Callable[..., Any]) -> Callable[..., Any]:
             envvar="STREAMLEARN_DRIFT_WARMUP",
             callback=_click_check(lambda v: check_count(v, "--drift-warmup", 0)),
             help="Records not watched at start-up and after each reset/rollback/swap, while "
-            "a fresh model's error falls (then 100 more set the detector's unit).",
+            "a fresh model's error falls; as many again while it still falls (up to 20 "
+            "times; a doubling of the error meanwhile is flagged), then 100 more set the "
+            "detector's unit.",
         ),
         click.option(
             "--on-drift",

@@ -14,6 +14,15 @@ Detectors (``--drift-detector``, default ``adwin``):
 - ``kswin``: ``KSWIN(alpha=1e-5, window_size=100, stat_size=30, seed=0)``: a
   Kolmogorov-Smirnov test per value, about 1 ms a record: only for slow streams.
 
+The error's warm-up follows the model's learning curve: it lasts ``--drift-warmup`` records,
+then as many again while the error still falls (the mean of a round's second half below its
+first half's by more than ``FALLING`` times the error's level at the start), up to
+``MAX_WARMUP_ROUNDS`` rounds. A model that grows (a Hoeffding tree splits a leaf every few
+hundred records) keeps learning well past a fixed warm-up, and its learning curve, bumps
+included, is not drift. Only a round whose second half's error is ``WARMUP_RISE`` times its
+first half's counts as a change during the warm-up (flagged at the round's end), and the
+warm-up goes on after it. A feature's warm-up is the fixed one.
+
 A signal's unit comes from a reference block: the ``REFERENCE_RECORDS`` values after its
 warm-up. The error is divided by its mean over the block, a feature is centred and divided
 by its standard deviation, so the detectors' thresholds mean the same for errors of 0.001
@@ -30,10 +39,25 @@ from typing import Any
 
 from streamlearn.drift.config import DETECTOR_NAMES, DriftConfigError
 
-__all__ = ["REFERENCE_RECORDS", "SignalWatch", "make_detector"]
+__all__ = [
+    "FALLING",
+    "MAX_WARMUP_ROUNDS",
+    "REFERENCE_RECORDS",
+    "WARMUP_RISE",
+    "SignalWatch",
+    "make_detector",
+]
 
 #: Values of a signal that set its unit (mean error; feature mean and deviation).
 REFERENCE_RECORDS = 100
+#: The error still falls when a warm-up round's second half is below its first half by more
+#: than this fraction of the error's level at the start (the first round's first half).
+FALLING = 0.05
+#: The error's warm-up lasts at most this many rounds of ``--drift-warmup`` records.
+MAX_WARMUP_ROUNDS = 20
+#: In the warm-up, a round whose second half's mean error is this many times its first
+#: half's is a change (a model's own learning curve does not double its error).
+WARMUP_RISE = 2.0
 #: The smallest unit a signal may get: a perfect model's reference error is 0.
 _MIN_SCALE = 1e-12
 
@@ -76,19 +100,40 @@ def _ours(detector: Any) -> bool:
 
 
 class SignalWatch:
-    """One signal: warm-up, then a reference block that sets its unit, then a detector."""
+    """One signal: warm-up, then a reference block that sets its unit, then a detector.
 
-    def __init__(self, signal: str, detector: str, *, rising: bool, centre: bool, warmup: int):
+    ``converge``: the warm-up goes on in rounds of ``warmup`` values while the signal still
+    falls (the error's learning curve; see the module doc).
+    """
+
+    def __init__(
+        self,
+        signal: str,
+        detector: str,
+        *,
+        rising: bool,
+        centre: bool,
+        warmup: int,
+        converge: bool = False,
+    ):
         self.signal = signal
         self.feature = signal.removeprefix("feature:")
         self.detector_name = detector
         self.rising = rising
         # Errors are divided by their mean (0 stays 0); features are centred and scaled.
         self.centre = centre
+        self.converge = converge
         self.restart(warmup)
 
     def restart(self, warmup: int) -> None:
         self.warmup_left = warmup
+        # Warm-up rounds (``converge``): their length, how many ran, and the sums of the
+        # current round's two halves (added value by value, in order, on both paths).
+        self.round_length = warmup if self.converge else 0
+        self.warmup_rounds = 0
+        self._first_half = 0.0
+        self._second_half = 0.0
+        self._initial_level = 0.0  # the first half's mean in the first round
         self.reference: list[float] = []
         self.offset = 0.0
         self.inv_scale = 1.0
@@ -116,8 +161,7 @@ class SignalWatch:
     def update(self, value: float) -> bool:
         """Feed one value; True when it completes a detection that counts."""
         if not self.ready:
-            self._prime(value)
-            return False
+            return self._prime(value)
         value = (value - self.offset) * self.inv_scale
         detector = self.detector
         if self._compiled_adwin:  # it resets itself on the update after a detection
@@ -150,7 +194,9 @@ class SignalWatch:
         size = len(values)
         start = 0
         if not self.ready:
-            start = self._prime_many(values)
+            start, hit = self._prime_many(values)
+            if hit >= 0:
+                return hit
             if not self.ready:
                 return -1
         if not self._compiled_adwin:
@@ -192,25 +238,77 @@ class SignalWatch:
             return not older or sum(recent) / len(recent) > sum(older) / len(older)
         return True  # PageHinkley in mode "up" is one-sided already
 
-    def _prime(self, value: float) -> None:
+    def _prime(self, value: float) -> bool:
+        """Warm-up and reference block, one value; True for a rise flagged in the warm-up."""
         if self.warmup_left > 0:
-            self.warmup_left -= 1
-            return
+            return self._warm([value])[1] == 0
         self.reference.append(value)
         if len(self.reference) == REFERENCE_RECORDS:
             self._start_detector()
+        return False
 
-    def _prime_many(self, values: Any) -> int:
-        """``_prime`` over the head of an array; how many values it took."""
+    def _prime_many(self, values: Any) -> tuple[int, int]:
+        """``_prime`` over the head of an array: how many values it took, and the index of
+        one that completed a warm-up round flagged as a rise (it is the last taken), or -1."""
         size = len(values)
-        start = min(self.warmup_left, size)
-        self.warmup_left -= start
+        start, hit = self._warm(values)
+        if hit >= 0:
+            return start, hit
         take = min(REFERENCE_RECORDS - len(self.reference), size - start)
         if take > 0:
             self.reference.extend(values[start : start + take].tolist())
             if len(self.reference) == REFERENCE_RECORDS:
                 self._start_detector()
-        return start + max(take, 0)
+        return start + max(take, 0), -1
+
+    def _warm(self, values: Any) -> tuple[int, int]:
+        """Feed the head of ``values`` (a list or an array) to the warm-up while it lasts:
+        how many it took, and the index of the value that completed a round flagged as a
+        rise (the last one taken), or -1."""
+        size = len(values)
+        at = 0
+        while at < size and self.warmup_left > 0:
+            take = min(self.warmup_left, size - at)
+            if self.round_length:
+                chunk = values[at : at + take]
+                self._add_to_round(chunk if isinstance(chunk, list) else chunk.tolist())
+            self.warmup_left -= take
+            at += take
+            if self.warmup_left == 0 and self.round_length and self._end_round():
+                return at, at - 1
+        return at, -1
+
+    def _add_to_round(self, chunk: list[float]) -> None:
+        """Add the next values of the round to its halves' sums (one at a time, in order:
+        the same bits whether they come one by one or as an array)."""
+        length = self.round_length
+        done = length - self.warmup_left  # values of this round so far
+        half = length // 2
+        first, second = self._first_half, self._second_half
+        for value in chunk:
+            if done < half:
+                first += value
+            else:
+                second += value
+            done += 1
+        self._first_half, self._second_half = first, second
+
+    def _end_round(self) -> bool:
+        """A warm-up round is complete: another one while the signal still falls, or after
+        it rose by ``WARMUP_RISE`` (then True: that rise is a detection)."""
+        length = self.round_length
+        half = length // 2
+        self.warmup_rounds += 1
+        first = self._first_half / half if half else 0.0
+        second = self._second_half / (length - half)
+        if self.warmup_rounds == 1:
+            self._initial_level = first
+        rose = half > 0 and second > WARMUP_RISE * first
+        falling = half > 0 and first - second > FALLING * self._initial_level
+        self._first_half = self._second_half = 0.0
+        if (rose or falling) and self.warmup_rounds < MAX_WARMUP_ROUNDS:
+            self.warmup_left = length
+        return rose
 
     def _start_detector(self) -> None:
         """The reference block is complete: set the unit and build the detector."""
@@ -233,6 +331,8 @@ class SignalWatch:
 
     def state(self) -> dict[str, Any]:
         out: dict[str, Any] = {"phase": self.phase}
+        if self.round_length:
+            out["warmup_rounds"] = self.warmup_rounds
         if self.phase == "warmup":
             out["warmup_left"] = self.warmup_left
         elif self.phase == "reference":
@@ -244,6 +344,16 @@ class SignalWatch:
         return out
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        # A watch pickled before the warm-up followed the learning curve: a fixed warm-up.
+        for name, default in (
+            ("converge", False),
+            ("round_length", 0),
+            ("warmup_rounds", 0),
+            ("_first_half", 0.0),
+            ("_second_half", 0.0),
+            ("_initial_level", 0.0),
+        ):
+            state.setdefault(name, default)
         self.__dict__.update(state)
         self.__dict__.setdefault("_compiled_adwin", False)
         river_adwin = (

@@ -8,10 +8,13 @@ it, records it in the state (``drift_events``) and takes the ``--on-drift`` acti
 
 Why a falling error is not drift: a cold model's error falls fast while it learns; a
 two-sided detector would call that a change and, with ``--on-drift reset``, throw the
-model away again and again. So the error signal is ignored for ``--drift-warmup`` records
-(default 500) at start-up and again after every reset, rollback or swap; its unit is then
-set by a reference block; and only a rise of the error counts. The input features are
-warmed up at start-up only (their distribution does not depend on the model).
+model away again and again. So the error signal is not watched while the model learns: for
+``--drift-warmup`` records (default 500) at start-up and again after every reset, rollback
+or swap, and for as many more as long as the error still falls (up to 20 rounds; a growing
+model such as a Hoeffding tree learns in steps, and its bumps are not drift; see
+:mod:`streamlearn.drift.detectors`); its unit is then set by a reference block; and only a
+rise of the error counts. The input features are warmed up at start-up only, for the fixed
+``--drift-warmup`` (their distribution does not depend on the model).
 
 Actions (``--on-drift``, default ``alert``):
 
@@ -120,7 +123,12 @@ class DriftMonitor:
         self._missing_warned: set[str] = set()
         config = self.config
         self.error_watch = SignalWatch(
-            "error", config.detector_name, rising=True, centre=False, warmup=config.warmup
+            "error",
+            config.detector_name,
+            rising=True,
+            centre=False,
+            warmup=config.warmup,
+            converge=True,
         )
         self.feature_watches = tuple(
             SignalWatch(
