@@ -88,6 +88,8 @@ class Settings:
     kafka_options: tuple[str, ...] = ()
     kafka_config: str | None = None
     start_from: str = "earliest"
+    partition: int | None = None
+    count: int | None = None
     on_data_loss: str = "fail"
     kafka_client: str = "kafka-python"
     pseudo: PseudoSettings = field(default_factory=PseudoSettings)

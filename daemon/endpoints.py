@@ -193,6 +193,8 @@ def kafka_settings(settings: Settings) -> KafkaSettings:
             start_from=settings.start_from,
             on_data_loss=settings.on_data_loss,
             until_end=not settings.follow,  # replay: a backfill to the end seen at start
+            partition=settings.partition,
+            count=settings.count,
         )
     except (ValueError, OSError) as exc:
         raise AppUsageError(str(exc)) from None
@@ -215,6 +217,9 @@ def open_source(
         return source, lag
     from streamlearn.sources.file import FileSource
 
+    for given, option in ((settings.partition, "partition"), (settings.count, "count")):
+        if given is not None:
+            raise AppUsageError(f"--{option} reads Kafka topics, not files", option=option)
     try:
         file_source = FileSource(
             source_path(settings.source),

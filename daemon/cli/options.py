@@ -373,9 +373,26 @@ KAFKA: tuple[OptionDecorator, ...] = (
         "start_from",
         default="earliest",
         show_default=True,
-        type=click.Choice(["earliest", "latest"]),
+        metavar="earliest|latest|OFFSET|TIME",
         envvar="STREAMLEARN_FROM",
-        help="Where to start partitions that neither the checkpoint nor the group knows.",
+        help="Where to start partitions that neither the checkpoint nor the group knows: "
+        "earliest, latest, an offset (negative: that many before the end) or an ISO time "
+        "such as 2024-05-01T12:00:00Z (the first record stamped at or after it).",
+    ),
+    click.option(
+        "--partition",
+        default=None,
+        type=click.IntRange(min=0),
+        envvar="STREAMLEARN_PARTITION",
+        help="Read this partition of the topic only (like kcat -p).",
+    ),
+    click.option(
+        "--count",
+        default=None,
+        type=click.IntRange(min=1),
+        envvar="STREAMLEARN_COUNT",
+        help="Stop after this many Kafka records (learned or rejected), checkpoint and "
+        "exit 0 (like kcat -c).",
     ),
     click.option(
         "--kafka-client",

@@ -122,7 +122,7 @@ class _Watcher(WatcherBase["KafkaAdminClient", "KafkaConsumer"]):
 
     def _observe(self, admin: KafkaAdminClient) -> Observation:
         from kafka import TopicPartition
-        from kafka.admin import OffsetSpec
+        from kafka.admin import OffsetSpec, OffsetTimestamp
 
         self._ensure_consumer()
         started = time.monotonic()
@@ -152,6 +152,15 @@ class _Watcher(WatcherBase["KafkaAdminClient", "KafkaConsumer"]):
         ends = admin.list_partition_offsets(
             {tp: OffsetSpec.LATEST for tp in tps}, timeout_ms=timeout
         )
+        at_time: dict[int, int] = {}
+        if self.look_up_times and tps:
+            moment = OffsetTimestamp(self.settings.start_at.value)
+            found_at = admin.list_partition_offsets({tp: moment for tp in tps}, timeout_ms=timeout)
+            # No record that late: offset -1 (Kafka) or a timestamp of -1 (tansu says offset 0).
+            at_time = {
+                tp.partition: found.offset if found.timestamp >= 0 else -1
+                for tp, found in found_at.items()
+            }
         committed: dict[int, int] = {}
         group = self.settings.group_id
         if group is not None and tps:
@@ -168,6 +177,7 @@ class _Watcher(WatcherBase["KafkaAdminClient", "KafkaConsumer"]):
             log_start={tp.partition: found.offset for tp, found in starts.items()},
             log_end={tp.partition: found.offset for tp, found in ends.items()},
             committed=committed,
+            at_time=at_time,
         )
 
     def _send_commit(
@@ -266,7 +276,7 @@ class KafkaSource(KafkaSourceBase["KafkaConsumer"]):
         consumer.pause(*(TopicPartition(self.topic, p) for p in partitions))
 
     def _fetch(self, consumer: KafkaConsumer, max_items: int) -> Fetched | None:
-        from kafka import errors
+        from kafka import TopicPartition, errors
 
         try:
             polled = consumer.poll(timeout_ms=int(self.poll_timeout * 1000), max_records=max_items)
@@ -285,6 +295,8 @@ class KafkaSource(KafkaSourceBase["KafkaConsumer"]):
         except errors.KafkaError as exc:  # transient: the client reconnects by itself
             log.debug("poll failed, will retry: %s", exc)
             return None
+        if self._until_end:
+            self._confirm_ends(lambda p: consumer.highwater(TopicPartition(self.topic, p)))
         if not polled:
             return None
 
@@ -292,7 +304,7 @@ class KafkaSource(KafkaSourceBase["KafkaConsumer"]):
         fetched = Fetched.empty(self.track_arrivals)
         values, offsets, keys = fetched.values, fetched.offsets, fetched.keys
         stamps = fetched.stamps  # for the learn-latency metric, only when telemetry asks
-        until_end = self._end_at is not None
+        until_end = self._until_end
         for tp in sorted(polled, key=lambda tp: tp.partition):
             partition = tp.partition
             expected = self._next_offsets.get(partition)
@@ -321,7 +333,7 @@ class KafkaSource(KafkaSourceBase["KafkaConsumer"]):
         self, consumer: KafkaConsumer, tp: TopicPartition, records: list[ConsumerRecord]
     ) -> list[ConsumerRecord]:
         """The records of ``tp`` before its end (``until_end``); past it, the partition is done."""
-        end = self._end_of(tp.partition, consumer.highwater(tp) or 0)
+        end = self._end_of(tp.partition)
         if not records or records[-1].offset < end:
             return records
         self._reached_end(consumer, tp.partition)

@@ -18,11 +18,10 @@ import gc
 import logging
 import time
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 from streamlearn.sources.base import (
-    PositionMismatch,
     Raw,
     Source,
     SourceError,
@@ -30,6 +29,8 @@ from streamlearn.sources.base import (
 )
 from streamlearn.sources.kafka_config import KafkaSettings
 from streamlearn.sources.kafka_fetch import Fetched, KafkaBlock
+from streamlearn.sources.kafka_reach import Reach
+from streamlearn.sources.kafka_start import checkpointed_offsets
 from streamlearn.sources.kafka_watcher import (
     WATCHER_REQUEST_TIMEOUT_S,
     Closable,
@@ -48,10 +49,12 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
     """All partitions of one Kafka topic, resumable from a checkpoint (client-independent part).
 
     Start position per partition: the checkpoint's ``next_offset``; else the group's committed
-    offset; else ``settings.start_from`` (partitions that appear later start at their beginning,
-    since everything in them is new). A position below the log start (retention deleted records
-    never learned) raises :class:`SourceError` unless ``settings.on_data_loss == "reset"``, which
-    skips to the log start and appends to ``data_loss_events``.
+    offset; else ``settings.start_from``: earliest, latest, an offset or a time (partitions that
+    appear later start at their beginning, since everything in them is new). Only
+    ``settings.partition`` is read when it is given. A position below the log start (retention
+    deleted records never learned) raises :class:`SourceError` unless
+    ``settings.on_data_loss == "reset"``, which skips to the log start and appends to
+    ``data_loss_events``.
 
     ``next_batch()`` never raises because the broker is down or hung: it returns ``[]`` and
     ``connected`` turns False until the watcher reaches the broker again. It does raise
@@ -62,13 +65,13 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
 
     With ``settings.until_end`` (``replay``, like ``kcat -e``) the source reads the partitions
     there at its start up to their log end at that moment, then is ``exhausted``: what is
-    produced later waits for the next run. A topic that does not exist is a
-    :class:`SourceError` then. Some brokers (tansu) report a log end at the start of their last
-    record batch; the first fetch's high-water mark, when higher, moves the end up to it.
+    produced later waits for the next run (a topic that does not exist is a
+    :class:`SourceError` then). With ``settings.count`` it is exhausted after that many
+    records. Both limits are kept by :class:`~streamlearn.sources.kafka_reach.Reach`.
 
     A subclass builds its consumer (or lets its watcher build it: ``take_consumer``) and its
-    watcher, starts the watcher, and implements the client calls ``_fetch``, ``_place`` and
-    ``_reposition``.
+    watcher, starts the watcher, and implements the client calls ``_fetch``, ``_place``,
+    ``_reposition`` and ``_pause``.
     """
 
     kind: ClassVar[str] = "kafka"
@@ -96,52 +99,18 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
         self.duplicates = 0
         self.gaps = 0
         self.data_loss_events: list[dict[str, Any]] = []
-        self._resume = self._read_resume(resume)
+        self._resume = checkpointed_offsets(resume, self.kind, self.topic)
         self._next_offsets: dict[int, int] = {}  # partitions positioned in the consumer
         self._out_of_range: dict[int, float] = {}  # partition -> when the broker said so
         self._gap_logged: set[int] = set()
         self._topic_missing_logged = False
-        # --from latest is about the data already there when we start; a topic or partition
-        # that appears later is read from its start, because all of it is new.
-        self._latest_applies: bool | None = None
-        # until_end: where each partition read stops (set when the partitions are placed),
-        # the partitions that got there, and those whose end a fetch has not confirmed yet.
-        self._end_at: dict[int, int] | None = None
-        self._done: set[int] = set()
-        self._end_unconfirmed: set[int] = set()
+        # --from is about the data already there when we start; a topic or partition that
+        # appears later is read from its start, because all of it is new.
+        self._start = settings.start_at
+        self._start_applies: bool | None = None
+        self._reach = Reach(until_end=settings.until_end, count=settings.count)
         self._consumer: ConsumerT | None = None
         self._closed = False
-
-    def _read_resume(self, resume: Mapping[str, Any] | None) -> dict[int, int]:
-        if not resume:
-            return {}
-        kind = resume.get("kind", self.kind)
-        if kind != self.kind:
-            raise PositionMismatch(
-                f"the checkpoint holds a {kind!r} position, but the source is Kafka topic "
-                f"{self.topic!r}; use the state directory of that run or a fresh one"
-            )
-        topic = resume.get("topic")
-        if topic != self.topic:
-            raise PositionMismatch(
-                f"the checkpoint was taken reading Kafka topic {topic!r}, not {self.topic!r}; "
-                "use the state directory of that run or a fresh one"
-            )
-        raw_offsets = resume.get("next_offsets", {})
-        if not isinstance(raw_offsets, Mapping):
-            raise SourceError(f"bad Kafka position in the checkpoint: {resume!r}")
-        offsets: dict[int, int] = {}
-        for key, value in raw_offsets.items():
-            try:
-                partition, offset = int(key), int(value)
-            except (TypeError, ValueError):
-                raise SourceError(
-                    f"bad Kafka position in the checkpoint: {key!r}: {value!r}"
-                ) from None
-            if partition < 0 or offset < 0 or isinstance(value, bool):
-                raise SourceError(f"bad Kafka position in the checkpoint: {key!r}: {value!r}")
-            offsets[partition] = offset
-        return offsets
 
     # -- what the client library does -----------------------------------------------------------
 
@@ -179,13 +148,9 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
 
     @property
     def exhausted(self) -> bool:
-        """With ``until_end``: every partition read reached the log end seen at start."""
-        end_at = self._end_at
-        if end_at is None:
-            return False
-        return all(
-            p in self._done or self._next_offsets.get(p, 0) >= end for p, end in end_at.items()
-        )
+        """Every partition read reached the log end seen at start (``until_end``), or
+        ``count`` records were handed out."""
+        return self._reach.exhausted(self._next_offsets)
 
     def next_batch(self, max_items: int) -> list[Raw]:
         """Up to ``max_items`` records, in partition order; ``[]`` after at most a short wait."""
@@ -222,12 +187,13 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
         collecting = gc.isenabled()
         gc.disable()
         try:
-            fetched = self._fetch(consumer, max_items)
+            fetched = self._fetch(consumer, self._reach.cap(max_items))
         finally:
             if collecting:
                 gc.enable()
         if fetched is None or not fetched.values:
             return None
+        self._reach.took(len(fetched.values))
         if fetched.stamps is not None:
             self._arrivals = arrivals_from_timestamps(fetched.stamps, time.time())
         return fetched
@@ -332,8 +298,8 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
         if self._consumer is None:
             self._consumer = watcher.take_consumer()
         observation = watcher.observation
-        if observation is not None and self._latest_applies is None:
-            self._latest_applies = observation.topic_exists and self.settings.start_from == "latest"
+        if observation is not None and self._start_applies is None:
+            self._start_applies = observation.topic_exists and self._start.kind != "earliest"
         if self._consumer is None or observation is None:
             return
         if not observation.topic_exists:
@@ -351,11 +317,31 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
             self._topic_missing_logged = False
         if self._out_of_range:
             self._settle_out_of_range(self._consumer, observation)
-        if self._end_at is not None:
+        if self._reach.ends is not None:
             return  # reading until the end: only the partitions there at the start
-        new = observation.partitions - self._next_offsets.keys()
-        if new and all(p in observation.log_start and p in observation.log_end for p in new):
+        new = self._readable(observation) - self._next_offsets.keys()
+        timed = self._start_applies and self._start.kind == "time"
+        if new and all(
+            p in observation.log_start
+            and p in observation.log_end
+            and (not timed or p in observation.at_time)
+            for p in new
+        ):
             self._assign(self._consumer, observation, new)
+
+    def _readable(self, observation: Observation) -> frozenset[int]:
+        """The partitions of the topic this source reads: all, or ``settings.partition``."""
+        wanted = self.settings.partition
+        if wanted is None:
+            return observation.partitions
+        if wanted in observation.partitions:
+            return frozenset({wanted})
+        if observation.partitions and wanted > max(observation.partitions):
+            raise SourceError(
+                f"Kafka topic {self.topic!r} has partitions 0 to {max(observation.partitions)}: "
+                f"there is no partition {wanted}"
+            )
+        return frozenset()  # not led by a broker yet: wait for it
 
     def _assign(
         self, consumer: ConsumerT, observation: Observation, new: set[int] | frozenset[int]
@@ -366,8 +352,13 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
                 starts[p] = (self._resume[p], "checkpoint")
             elif p in observation.committed:
                 starts[p] = (observation.committed[p], "group commit")
-            elif self._latest_applies:
-                starts[p] = (observation.log_end[p], "latest")
+            elif self._start_applies:
+                at_time = observation.at_time.get(p)
+                offset = self._start.offset_in(
+                    observation.log_start[p], observation.log_end[p], at_time
+                )
+                origin = "latest" if self._start.kind == "latest" else f"--from {self._start}"
+                starts[p] = (offset, origin)
             else:
                 starts[p] = (observation.log_start[p], "earliest")
         positions: dict[int, int] = {}
@@ -378,14 +369,21 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
             positions[p] = offset
         self._place(consumer, positions)
         self._next_offsets.update(positions)
-        self._latest_applies = False
+        self._watcher.look_up_times = False
         ends = ""
         if self.settings.until_end:
-            self._end_at = {p: observation.log_end[p] for p in positions}
-            self._end_unconfirmed = {p for p in positions if positions[p] < self._end_at[p]}
-            ends = ", up to the log end seen now: " + ", ".join(
-                f"partition {p} at {self._end_at[p]}" for p in sorted(positions)
+            ends = ", up to the log end seen now: " + self._reach.fix_ends(
+                positions, observation.log_end
             )
+        remembered = [p for p in positions if starts[p][1] in ("checkpoint", "group commit")]
+        if self._start_applies and remembered and self._start.kind != "latest":
+            self._log.info(
+                "--from %s does not apply to partitions %s: the checkpoint or the group knows "
+                "where they stand (--reset, or another --state-dir and group, to start there)",
+                self._start,
+                ", ".join(map(str, sorted(remembered))),
+            )
+        self._start_applies = False
         self._log.info(
             "reading Kafka topic %r: %s%s",
             self.topic,
@@ -429,29 +427,29 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
         )
         return log_start
 
-    def _end_of(self, partition: int, high_water: int) -> int:
-        """Where reading ``partition`` stops (``until_end``), given a fetch's high-water mark.
+    @property
+    def _until_end(self) -> bool:
+        """Whether fetches stop at each partition's end (``_end_of``, ``_reached_end``)."""
+        return self._reach.ends is not None
 
-        The first fetch of a partition confirms the log end seen at start, or moves it up to
-        that fetch's high-water mark (a broker may report its last batch's start as its end).
+    def _confirm_ends(self, high_water: Callable[[int], int | None]) -> None:
+        """After a fetch: confirm the ends of partitions it brought a high-water mark for.
+
+        ``high_water(partition)`` is the client's last high-water mark (None: not known yet).
         """
-        assert self._end_at is not None
-        if partition in self._end_unconfirmed:
-            self._end_unconfirmed.discard(partition)
-            if high_water > self._end_at[partition]:
-                self._log.debug(
-                    "partition %d ends at %d, not at the %d the broker reported",
-                    partition,
-                    high_water,
-                    self._end_at[partition],
-                )
-                self._end_at[partition] = high_water
-        return self._end_at[partition]
+        for partition in list(self._reach.unconfirmed):
+            mark = high_water(partition)
+            if mark is not None and mark >= 0:
+                self._reach.confirm(partition, mark)
+
+    def _end_of(self, partition: int) -> int:
+        """Where reading ``partition`` stops (``until_end``)."""
+        assert self._reach.ends is not None
+        return self._reach.ends[partition]
 
     def _reached_end(self, consumer: ConsumerT, partition: int) -> None:
-        """``partition`` holds records past its end: it is done; its fetching stops."""
-        if partition not in self._done:
-            self._done.add(partition)
+        """A fetch of ``partition`` went past its end: the partition is done; pause it."""
+        if self._reach.reached(partition):
             self._pause(consumer, [partition])
 
     def _out_of_range_now(self, partition: int) -> bool:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 # The URL and properties-file parsers are part of the settings API: callers import them here.
 from streamlearn.sources.kafka_properties import read_properties
+from streamlearn.sources.kafka_start import StartAt
 from streamlearn.sources.kafka_url import (
     ENV_PREFIX,
     check_topic,
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 #: it is not a client setting.
 _ENV_NOT_CLIENT_KEYS = frozenset({"config"})
 
-StartFrom = Literal["earliest", "latest"]
 OnDataLoss = Literal["fail", "reset"]
 
 # librdkafka / Java names whose kafka-python name is not simply the dotted name with underscores.
@@ -74,7 +74,8 @@ _UNSUPPORTED = {
 # explicitly after a durable checkpoint, so these would fight it.
 _MANAGED = {
     "enable_auto_commit": "streamlearn commits offsets itself, after each durable checkpoint",
-    "auto_offset_reset": "use --from earliest|latest (where to start without a checkpoint)",
+    "auto_offset_reset": "use --from earliest|latest|OFFSET|TIME (where to start without a "
+    "checkpoint)",
     "auto_commit_interval_ms": "streamlearn commits offsets itself, after each durable checkpoint",
 }
 # Settings that take Python objects, not text.
@@ -320,6 +321,10 @@ class KafkaSettings:
     ``bootstrap_servers`` and ``group_id``, which have fields of their own. ``repr()`` masks
     passwords, so settings can be logged.
 
+    What is read: ``start_from`` (``earliest``, ``latest``, an offset or an ISO time, see
+    :class:`~streamlearn.sources.kafka_start.StartAt`) for partitions no checkpoint or group
+    knows, only ``partition`` when given, and at most ``count`` records when given.
+
     Examples
     --------
     >>> settings = KafkaSettings.build("kafka://127.0.0.1:9092/clicks?group=model-a", environ={})
@@ -344,8 +349,12 @@ class KafkaSettings:
     topic: str
     group_id: str | None = None
     client_config: dict[str, Any] = field(default_factory=dict)
-    start_from: StartFrom = "earliest"
+    start_from: str = "earliest"
     on_data_loss: OnDataLoss = "fail"
+    #: Read this partition only (``--partition``, like ``kcat -p``).
+    partition: int | None = None
+    #: Stop after this many records (``--count``, like ``kcat -c``).
+    count: int | None = None
     #: Stop at the log end seen at start (``replay``, like ``kcat -e``), rather than follow.
     until_end: bool = False
 
@@ -353,8 +362,11 @@ class KafkaSettings:
         if not self.bootstrap_servers:
             raise ValueError("no Kafka bootstrap servers given")
         check_topic(self.topic)
-        if self.start_from not in ("earliest", "latest"):
-            raise ValueError(f"start_from must be 'earliest' or 'latest', got {self.start_from!r}")
+        StartAt.parse(self.start_from)  # a ValueError names --from
+        if self.partition is not None and self.partition < 0:
+            raise ValueError(f"--partition must be 0 or more, got {self.partition}")
+        if self.count is not None and self.count < 1:
+            raise ValueError(f"--count must be 1 or more, got {self.count}")
         if self.on_data_loss not in ("fail", "reset"):
             raise ValueError(f"on_data_loss must be 'fail' or 'reset', got {self.on_data_loss!r}")
         if self.group_id is not None and not self.group_id.strip():
@@ -372,6 +384,8 @@ class KafkaSettings:
         start_from: str = "earliest",
         on_data_loss: str = "fail",
         until_end: bool = False,
+        partition: int | None = None,
+        count: int | None = None,
         environ: Mapping[str, str] = os.environ,
     ) -> KafkaSettings:
         """Combine a ``kafka://`` URL, flags, ``-X`` settings, a properties file and the env.
@@ -418,8 +432,6 @@ class KafkaSettings:
         group = _one_of("the consumer group", ("URL ?group=", url_group), ("--group-id", group_id))
         if group is None:
             group = configured_group or None
-        if start_from not in ("earliest", "latest"):
-            raise ValueError(f"--from must be earliest or latest, got {start_from!r}")
         if on_data_loss not in ("fail", "reset"):
             raise ValueError(f"--on-data-loss must be fail or reset, got {on_data_loss!r}")
         return cls(
@@ -427,15 +439,22 @@ class KafkaSettings:
             topic=chosen_topic,
             group_id=group,
             client_config=client_config,
-            start_from=start_from,  # type: ignore[arg-type]  # checked just above
-            on_data_loss=on_data_loss,  # type: ignore[arg-type]
+            start_from=start_from,
+            on_data_loss=on_data_loss,  # type: ignore[arg-type]  # checked just above
             until_end=until_end,
+            partition=partition,
+            count=count,
         )
+
+    @property
+    def start_at(self) -> StartAt:
+        """``start_from`` parsed."""
+        return StartAt.parse(self.start_from)
 
     def __repr__(self) -> str:
         return (
             f"KafkaSettings(bootstrap_servers={self.bootstrap_servers!r}, topic={self.topic!r}, "
             f"group_id={self.group_id!r}, client_config={redact(self.client_config)!r}, "
             f"start_from={self.start_from!r}, on_data_loss={self.on_data_loss!r}, "
-            f"until_end={self.until_end!r})"
+            f"partition={self.partition!r}, count={self.count!r}, until_end={self.until_end!r})"
         )

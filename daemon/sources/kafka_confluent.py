@@ -207,6 +207,14 @@ class _Watcher(WatcherBase["Consumer", "Consumer"]):
                 TopicPartition(topic, p), timeout=WATCHER_REQUEST_TIMEOUT_S, cached=False
             )
             log_start[p], log_end[p] = low, high
+        at_time: dict[int, int] = {}
+        if self.look_up_times and partitions:
+            moment = self.settings.start_at.value
+            found_at = lookup.offsets_for_times(
+                [TopicPartition(topic, p, moment) for p in sorted(partitions)],
+                timeout=WATCHER_REQUEST_TIMEOUT_S,
+            )
+            at_time = {tp.partition: tp.offset for tp in found_at if tp.error is None}
         committed: dict[int, int] = {}
         if self.settings.group_id is not None and partitions:
             found = lookup.committed(
@@ -223,6 +231,7 @@ class _Watcher(WatcherBase["Consumer", "Consumer"]):
             log_start=log_start,
             log_end=log_end,
             committed=committed,
+            at_time=at_time,
         )
 
     def _send_commit(
@@ -314,25 +323,23 @@ class ConfluentKafkaSource(KafkaSourceBase["Consumer"]):
 
         consumer.pause([TopicPartition(self.topic, p) for p in partitions])
 
+    def _high_water(self, consumer: Consumer, partition: int) -> int | None:
+        """The high-water mark of ``partition`` in the last fetch (None: no fetch yet)."""
+        from confluent_kafka import TopicPartition
+
+        _, high = consumer.get_watermark_offsets(TopicPartition(self.topic, partition), cached=True)
+        return high if high >= 0 else None
+
     def _before_end(self, consumer: Consumer, messages: list[Any]) -> list[Any]:
         """The messages before their partition's end (``until_end``); a partition with
         messages past it is done."""
-        from confluent_kafka import TopicPartition
-
-        ends: dict[int, int] = {}
         kept: list[Any] = []
         for message in messages:
             if message.error() is not None:
                 kept.append(message)
                 continue
             partition = message.partition()
-            end = ends.get(partition)
-            if end is None:
-                _, high = consumer.get_watermark_offsets(
-                    TopicPartition(self.topic, partition), cached=True
-                )
-                end = ends[partition] = self._end_of(partition, high)
-            if message.offset() < end:
+            if message.offset() < self._end_of(partition):
                 kept.append(message)
             else:
                 self._reached_end(consumer, partition)
@@ -378,7 +385,8 @@ class ConfluentKafkaSource(KafkaSourceBase["Consumer"]):
                 raise SourceError(f"Kafka refused to serve topic {self.topic!r}: {exc}") from exc
             log.debug("consume failed, will retry: %s", exc)
             return None
-        if self._end_at is not None:
+        if self._until_end:
+            self._confirm_ends(lambda p: self._high_water(consumer, p))
             messages = self._before_end(consumer, messages)
         if not messages:
             return None

@@ -46,6 +46,9 @@ class Observation:
     log_start: Mapping[int, int] = field(default_factory=dict)
     log_end: Mapping[int, int] = field(default_factory=dict)
     committed: Mapping[int, int] = field(default_factory=dict)
+    #: With ``--from`` a time, while ``WatcherBase.look_up_times``: each partition's first
+    #: offset stamped at or after it (-1: none that late).
+    at_time: Mapping[int, int] = field(default_factory=dict)
 
 
 class Fatal(Exception):
@@ -85,6 +88,9 @@ class WatcherBase(threading.Thread, Generic[ClientT, ConsumerT]):
         self._pending_commit: dict[int, int] | None = None
         self._ever_connected = False
         self._state_logged = False
+        #: Whether each look also asks for the offsets of the ``--from`` time; the reader
+        #: turns it off once its partitions are placed.
+        self.look_up_times = settings.start_at.kind == "time"
 
     # -- called from the reading thread ---------------------------------------------------------
 
