@@ -300,15 +300,12 @@ def test_progress_line_only_on_a_terminal(data):
 
 @pytest.fixture
 def model_a(tmp_path):
-    """A small batch model A (scikit-learn, joblib) of the ``data`` stream's features."""
-    import joblib
-    import pandas as pd
-    from sklearn.linear_model import LinearRegression
-
+    """A batch model A of the ``data`` stream's features: a state dir (loads without pickle)."""
     X, y, _ = make_regression(200, d=3, seed=6)
-    frame = pd.DataFrame(X, columns=[f"x{j}" for j in range(3)])
-    path = tmp_path / "A.joblib"
-    joblib.dump(LinearRegression().fit(frame, y), path)
+    source = tmp_path / "source.csv"
+    write_csv(source, X, y)
+    path = tmp_path / "A"
+    cli("replay", str(source), "--state-dir", str(path))
     return path
 
 
