@@ -59,8 +59,7 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
 
     resources = ExitStack()
     try:
-        if settings.no_learn:
-            _check_no_learn(settings)
+        _check_environment()
         kafka = kafka_settings(settings) if settings.is_kafka else None
         reading = open_input(settings, kafka, stopping)
         fresh_model = _checked_model(settings, reading.features)
@@ -73,14 +72,6 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
         if reading.features is None:
             learner.track_features()  # what POST /predict may pass to the model
         spec = state["model_spec"] if state is not None else run_settings["model_spec"]
-        model_factory = _model_factory(settings, warm)
-        divergence_factor = settings.divergence_factor
-        if settings.no_learn:  # scored, never learned, no checkpoint: the state stays as it is
-            if settings.state_dir is not None and state is None:
-                raise AppError(f"--no-learn: no checkpoint in {settings.state_dir} to score")
-            store, state, learner = None, None, _evaluator(learner)
-            evaluated = learner.model
-            model_factory, divergence_factor = (lambda: evaluated), 0.0  # bad scores are news
         source, lag = open_source(settings, state["source"] if state is not None else None, kafka)
         resources.callback(source.close)
         dead_letters = open_sink(settings.dead_letter, kafka)
@@ -100,15 +91,14 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
             dead_letters=dead_letters,
             predictions=predictions,
             options=_run_options(settings),
-            model_factory=model_factory,
+            model_factory=_model_factory(settings, warm),
             restored=state,
             pseudo=pseudo,
             join=join,
             monitor=monitor,
             warm_model_factory=warm.rebuild if warm is not None else None,
-            divergence_factor=divergence_factor,
+            divergence_factor=settings.divergence_factor,
         )
-        daemon.router.predictions_all = settings.predictions_all
         if pseudo is not None:
             resources.callback(pseudo.close)
         if settings.metrics_port is not None:
@@ -118,6 +108,17 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
     except BaseException:
         resources.close()
         raise
+
+
+def _check_environment() -> None:
+    """Settings read from the environment deep inside the daemon, checked at start: a wrong
+    one is a usage error now rather than a traceback once the daemon runs."""
+    from streamlearn.state import fork_mode
+
+    try:
+        fork_mode()
+    except ValueError as exc:
+        raise AppUsageError(str(exc)) from None
 
 
 # -- the model ------------------------------------------------------------------------------
@@ -199,24 +200,6 @@ def warm_start(settings: Settings, stream_features: list[str] | None) -> Warm | 
     return Warm(model, baseline, rebuild, f"warm-start({settings.transfer_mode}, {name})")
 
 
-def _check_no_learn(settings: Settings) -> None:
-    """``--no-learn`` with an option that would change the state or learn: a usage error."""
-    from streamlearn.evaluator import NO_LEARN_CONFLICTS
-
-    given = {"reset": settings.reset, "pseudo-label": settings.pseudo.pseudo_label}
-    for option, why in NO_LEARN_CONFLICTS.items():
-        if given[option]:
-            raise AppUsageError(why, option=option)
-
-
-def _evaluator(learner: Learner) -> Learner:
-    """``--no-learn``: the learner's model (and baseline) scored afresh, never learned."""
-    from streamlearn.evaluator import Evaluator
-
-    log.info("--no-learn: the model is scored, never learned; no checkpoint is written")
-    return Evaluator.of(learner)
-
-
 def _cold_copy(model: base.Estimator) -> base.Estimator:
     """A fresh model of B's shape, from random or zero weights (the ``reset`` drift action)."""
     params = model._get_params()
@@ -252,17 +235,20 @@ def open_state(
     if settings.state_dir is None:
         return None, None
     try:
-        # --no-learn only reads the state (as inspect does, also while a daemon runs on it).
-        store = CheckpointStore(settings.state_dir, lock=not settings.no_learn)
+        store = CheckpointStore(settings.state_dir)
     except (StateLocked, CheckpointError) as exc:
         raise AppError(str(exc)) from None
+    except OSError as exc:  # a read-only or unreachable directory: its lock cannot be taken
+        raise AppError(f"cannot use state dir {settings.state_dir}: {exc.strerror}") from None
     resources.callback(store.close)
-    if settings.reset:
-        store.clear()
     try:
+        if settings.reset:
+            store.clear()
         loaded = store.load(start=True)  # a run killed before its first checkpoint: its start
     except CheckpointError as exc:
         raise AppError(str(exc)) from None
+    except OSError as exc:
+        raise AppError(f"cannot use state dir {settings.state_dir}: {exc.strerror}") from None
     if loaded is None:
         return store, None
     state = loaded.state

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from importlib import import_module
+from typing import Any
 
 import click
 
@@ -106,8 +108,46 @@ def load_config(ctx: click.Context, param: click.Parameter, value: str | None) -
         defaults = config_defaults(value, ctx.command, siblings)
     except ConfigError as exc:
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    params = {p.name: p for p in ctx.command.params}
+    for name, setting in defaults.items():
+        problem = _type_problem(params[name], setting)
+        if problem is not None:
+            key = next((o.lstrip("-") for o in params[name].opts if o.startswith("--")), name)
+            raise click.BadParameter(
+                f"config file {value}: {key} must be {problem}, got {setting!r}",
+                ctx=ctx,
+                param=param,
+            )
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
+
+
+def _type_problem(param: click.Parameter, value: Any) -> str | None:
+    """What a config file's ``value`` must be for ``param``, when it is not that; else None.
+
+    TOML values have types, and click would convert a wrong one silently or fail later:
+    ``int(1.5)`` and ``int(True)`` are both 1, a path of ``5`` is a ``TypeError``.
+
+    >>> _type_problem(click.Option(["--every"], type=click.IntRange(min=1)), 1.5)
+    'an integer'
+    >>> _type_problem(click.Option(["--reset"], is_flag=True), True) is None
+    True
+    """
+    kind = param.type
+    fits: Callable[[Any], bool]
+    if isinstance(kind, click.types.BoolParamType):  # flags, --x/--no-x
+        what, fits = "true or false", lambda v: isinstance(v, bool)
+    elif isinstance(kind, click.types.IntParamType):
+        what, fits = "an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)
+    elif isinstance(kind, click.types.FloatParamType):
+        what, fits = "a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool)
+    else:
+        what, fits = "a string", lambda v: isinstance(v, str)
+    if param.multiple:
+        if isinstance(value, list) and all(fits(item) for item in value):
+            return None
+        return f"a list of {what.removeprefix('a ').removeprefix('an ')}s"
+    return None if fits(value) else what
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

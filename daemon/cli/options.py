@@ -19,6 +19,7 @@ import click
 from streamlearn.cli.drift_options import drift_options
 from streamlearn.cli.group import load_config
 from streamlearn.cli.pseudo_options import pseudo_options
+from streamlearn.cli.types import Address, Finite, Rate
 from streamlearn.models.champion import DEFAULT_MARGIN, ON_WORSE
 
 #: A click command's callback (its parameters are the options, hence ``...``).
@@ -38,6 +39,9 @@ def apply(options: Iterable[OptionDecorator]) -> OptionDecorator:
 
     return decorate
 
+
+#: The longest a duration option may be, in seconds: a clock wait of 1e300 s overflows.
+WEEK = 7 * 24 * 3600.0
 
 # The tables below are declarative: one click.option per entry, its help text included, so
 # they run longer than a function would.
@@ -117,19 +121,10 @@ MODEL: tuple[OptionDecorator, ...] = (
         "--lr",
         default=0.01,
         show_default=True,
-        type=click.FloatRange(min=0, min_open=True),
+        type=Finite(min=0, min_open=True),
         envvar="STREAMLEARN_LR",
         help="Learning rate alpha of sgd (and mlp) unless the spec sets lr. With "
         "--warm-start, when not given: a tenth of A's own final rate (0.001 if A kept none).",
-    ),
-    click.option(
-        "--no-learn",
-        is_flag=True,
-        default=False,
-        envvar="STREAMLEARN_NO_LEARN",
-        help="Score the stream without learning (like vw -t): the metrics are the stream's, "
-        "the model stays as it is, and no checkpoint is written (the --state-dir keeps its "
-        "model and position), e.g. to evaluate a checkpoint on held-out data.",
     ),
 )
 
@@ -167,14 +162,6 @@ SINKS: tuple[OptionDecorator, ...] = (
         envvar="STREAMLEARN_PREDICTIONS",
         help="JSON Lines file (or kafka:// topic) for predictions of unlabeled records.",
     ),
-    click.option(
-        "--predictions-all",
-        is_flag=True,
-        default=False,
-        envvar="STREAMLEARN_PREDICTIONS_ALL",
-        help="--predictions gets every record's prediction (like vw -p): a labeled one's, "
-        "made before it was learned, with its label, in stream order.",
-    ),
 )
 
 #: How often to checkpoint, and the limits of the metrics window, of a line and of the
@@ -192,7 +179,7 @@ LIMITS: tuple[OptionDecorator, ...] = (
         "--checkpoint-interval",
         default=5.0,
         show_default=True,
-        type=click.FloatRange(min=0, min_open=True),
+        type=Finite(min=0, min_open=True, max=WEEK),
         envvar="STREAMLEARN_CHECKPOINT_INTERVAL",
         help="...and at least this often, in seconds, while records arrive.",
     ),
@@ -216,7 +203,7 @@ LIMITS: tuple[OptionDecorator, ...] = (
         "--rotate-wait",
         default=5.0,
         show_default=True,
-        type=click.FloatRange(min=0),
+        type=Finite(min=0, max=WEEK),
         envvar="STREAMLEARN_ROTATE_WAIT",
         help="Following a file renamed away (rotated): read the old file until it has "
         "been quiet this many seconds, then switch to the new one.",
@@ -248,6 +235,7 @@ HTTP: tuple[OptionDecorator, ...] = (
         "--metrics-host",
         default="127.0.0.1",
         show_default=True,
+        type=Address(),
         envvar="STREAMLEARN_METRICS_HOST",
         help="Address the HTTP face binds to (0.0.0.0 to expose it).",
     ),
@@ -284,7 +272,7 @@ GUARD: tuple[OptionDecorator, ...] = (
         "--divergence-factor",
         default=100.0,
         show_default=True,
-        type=click.FloatRange(min=0),
+        type=Finite(min=0),
         envvar="STREAMLEARN_DIVERGENCE_FACTOR",
         help="Restore the last checkpoint when a batch's error exceeds this many "
         "times the rolling MAE before that batch (0 = off). NaN/inf predictions always "
@@ -340,7 +328,7 @@ TRANSFER: tuple[OptionDecorator, ...] = (
         "--baseline-margin",
         default=DEFAULT_MARGIN,
         show_default=True,
-        type=click.FloatRange(min=0),
+        type=Finite(min=0),
         envvar="STREAMLEARN_BASELINE_MARGIN",
         help="How much worse than A (a fraction of A's rolling MAE) B may be and serve.",
     ),
@@ -438,7 +426,7 @@ REPLAY: tuple[OptionDecorator, ...] = (
         "--rate",
         default=0.0,
         show_default=True,
-        type=click.FloatRange(min=0),
+        type=Rate(),
         envvar="STREAMLEARN_RATE",
         help="Records per second; 0 = as fast as possible.",
     ),

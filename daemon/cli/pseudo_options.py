@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from streamlearn.cli.types import Finite
 from streamlearn.labels.settings import PseudoSettings
 from streamlearn.labels.ttl import DEFAULT_TTL, LabelTtl
 
@@ -133,7 +134,7 @@ def pseudo_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--pseudo-guard-margin",
             default=_DEFAULTS.pseudo_guard_margin,
             show_default=True,
-            type=click.FloatRange(min=0),
+            type=Finite(min=0),
             envvar="STREAMLEARN_PSEUDO_GUARD_MARGIN",
             help="Relative: the guard pauses when the model's MAE is above (1 + margin) times "
             "its twin's over --pseudo-guard-records true labels.",
