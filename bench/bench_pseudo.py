@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import shlex
 import subprocess
 import sys
@@ -282,9 +283,10 @@ def part_three(rows: int, seed: int) -> None:
     )
     print(
         "| student | twin KiB (copy) | twin KiB (pickled) | replay s | twin s | twin share "
-        "| µs per true label | µs per unlabeled |"
+        "| µs per true label | µs per unlabeled | guard pauses |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
+    logging.getLogger("streamlearn.labels.effect").setLevel(logging.ERROR)  # pauses: a column
     records, _, labeled = stream("linear", rows, 0.1, seed)
     for spec in TWIN_STUDENTS:
         extra = {"pseudo_label": True, "label_ttl": f"{2 * rows}r", "max_pending_labels": rows}
@@ -317,7 +319,8 @@ def part_three(rows: int, seed: int) -> None:
         print(
             f"| `{spec}` | {copied / 1024:.1f} | {pickled / 1024:.1f} | {seconds:.2f} "
             f"| {twin_seconds:.2f} | {100 * twin_seconds / seconds:.1f}% "
-            f"| {1e6 * on_label[0] / labeled:.1f} | {1e6 * on_unlabeled[0] / (rows - labeled):.1f} |",
+            f"| {1e6 * on_label[0] / labeled:.1f} | {1e6 * on_unlabeled[0] / (rows - labeled):.1f} "
+            f"| {pseudo.effect.pauses} |",
             flush=True,
         )
     print()
