@@ -274,7 +274,12 @@ class PseudoEffect:
     # -- reporting and state -----------------------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:
-        """The ``pseudo_labels.effect`` part of ``inspect --json``."""
+        """The ``pseudo_labels.effect`` part of ``inspect --json``.
+
+        The errors are over the true labels compared (``measured``: those that came while
+        pseudo-labels were learned, not during a pause), cumulative and over the last
+        ``records`` of them; ``mae_difference`` is with minus without (negative: they help).
+        """
 
         def mean(total: float, n: int) -> float | None:
             return total / n if n else None
