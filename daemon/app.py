@@ -60,6 +60,8 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
     resources = ExitStack()
     try:
         _check_environment()
+        if settings.no_learn:
+            _check_no_learn(settings)
         kafka = kafka_settings(settings) if settings.is_kafka else None
         reading = open_input(settings, kafka, stopping)
         fresh_model = _checked_model(settings, reading.features)
@@ -72,6 +74,14 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
         if reading.features is None:
             learner.track_features()  # what POST /predict may pass to the model
         spec = state["model_spec"] if state is not None else run_settings["model_spec"]
+        model_factory = _model_factory(settings, warm)
+        divergence_factor = settings.divergence_factor
+        if settings.no_learn:  # scored, never learned, no checkpoint: the state stays as it is
+            if settings.state_dir is not None and state is None:
+                raise AppError(f"--no-learn: no checkpoint in {settings.state_dir} to score")
+            store, state, learner = None, None, _evaluator(learner)
+            evaluated = learner.model
+            model_factory, divergence_factor = (lambda: evaluated), 0.0  # bad scores are news
         source, lag = open_source(settings, state["source"] if state is not None else None, kafka)
         resources.callback(source.close)
         dead_letters = open_sink(settings.dead_letter, kafka)
@@ -91,14 +101,15 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
             dead_letters=dead_letters,
             predictions=predictions,
             options=_run_options(settings),
-            model_factory=_model_factory(settings, warm),
+            model_factory=model_factory,
             restored=state,
             pseudo=pseudo,
             join=join,
             monitor=monitor,
             warm_model_factory=warm.rebuild if warm is not None else None,
-            divergence_factor=settings.divergence_factor,
+            divergence_factor=divergence_factor,
         )
+        daemon.router.predictions_all = settings.predictions_all
         if pseudo is not None:
             resources.callback(pseudo.close)
         if settings.metrics_port is not None:
@@ -200,6 +211,24 @@ def warm_start(settings: Settings, stream_features: list[str] | None) -> Warm | 
     return Warm(model, baseline, rebuild, f"warm-start({settings.transfer_mode}, {name})")
 
 
+def _check_no_learn(settings: Settings) -> None:
+    """``--no-learn`` with an option that would change the state or learn: a usage error."""
+    from streamlearn.evaluator import NO_LEARN_CONFLICTS
+
+    given = {"reset": settings.reset, "pseudo-label": settings.pseudo.pseudo_label}
+    for option, why in NO_LEARN_CONFLICTS.items():
+        if given[option]:
+            raise AppUsageError(why, option=option)
+
+
+def _evaluator(learner: Learner) -> Learner:
+    """``--no-learn``: the learner's model (and baseline) scored afresh, never learned."""
+    from streamlearn.evaluator import Evaluator
+
+    log.info("--no-learn: the model is scored, never learned; no checkpoint is written")
+    return Evaluator.of(learner)
+
+
 def _cold_copy(model: base.Estimator) -> base.Estimator:
     """A fresh model of B's shape, from random or zero weights (the ``reset`` drift action)."""
     params = model._get_params()
@@ -235,7 +264,8 @@ def open_state(
     if settings.state_dir is None:
         return None, None
     try:
-        store = CheckpointStore(settings.state_dir)
+        # --no-learn only reads the state (as inspect does, also while a daemon runs on it).
+        store = CheckpointStore(settings.state_dir, lock=not settings.no_learn)
     except (StateLocked, CheckpointError) as exc:
         raise AppError(str(exc)) from None
     except OSError as exc:  # a read-only or unreachable directory: its lock cannot be taken

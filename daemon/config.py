@@ -58,6 +58,8 @@ class Settings:
     reset: bool = False
     dead_letter: str | None = None
     predictions: str | None = None
+    predictions_all: bool = False
+    no_learn: bool = False
     checkpoint_every: int = 100_000
     checkpoint_interval: float = 5.0
     rolling_window: int = 1000

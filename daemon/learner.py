@@ -213,6 +213,10 @@ class Learner:
         self.baseline_scored = 0
         self.curve = Curve()
 
+    #: Whether ``step`` learns (``streamlearn.evaluator.Evaluator`` only scores: then no
+    #: compiled block path, which learns in its kernels, may take the records).
+    learns: bool = True
+
     #: The feature names the model learned from, kept once ``track_features`` was called
     #: (when the stream's features are not fixed); None while not kept.
     feature_names: set[str] | None = None

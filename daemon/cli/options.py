@@ -126,6 +126,15 @@ MODEL: tuple[OptionDecorator, ...] = (
         help="Learning rate alpha of sgd (and mlp) unless the spec sets lr. With "
         "--warm-start, when not given: a tenth of A's own final rate (0.001 if A kept none).",
     ),
+    click.option(
+        "--no-learn",
+        is_flag=True,
+        default=False,
+        envvar="STREAMLEARN_NO_LEARN",
+        help="Score the stream without learning (like vw -t): the metrics are the stream's, "
+        "the model stays as it is, and no checkpoint is written (the --state-dir keeps its "
+        "model and position), e.g. to evaluate a checkpoint on held-out data.",
+    ),
 )
 
 #: Where the checkpoints live.
@@ -161,6 +170,14 @@ SINKS: tuple[OptionDecorator, ...] = (
         default=None,
         envvar="STREAMLEARN_PREDICTIONS",
         help="JSON Lines file (or kafka:// topic) for predictions of unlabeled records.",
+    ),
+    click.option(
+        "--predictions-all",
+        is_flag=True,
+        default=False,
+        envvar="STREAMLEARN_PREDICTIONS_ALL",
+        help="--predictions gets every record's prediction (like vw -p): a labeled one's, "
+        "made before it was learned, with its label, in stream order.",
     ),
 )
 

@@ -67,8 +67,14 @@ def run_app(params: Mapping[str, Any], *, follow: bool, inspect_json: bool = Fal
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
     else:
         metrics = summary["metrics"]
+        scored = summary.get("records_scored")  # --no-learn
+        done = (
+            f"learned {summary['records_learned']} records"
+            if scored is None
+            else f"scored {scored} records without learning"
+        )
         click.echo(
-            f"learned {summary['records_learned']} records "
+            f"{done} "
             f"(seen {summary['records_seen']}, rejected {summary['records_rejected']}); "
             f"MAE {format_metric(metrics['mae'])}, RMSE {format_metric(metrics['rmse'])}, "
             f"R2 {format_metric(metrics['r2'])}",

@@ -103,7 +103,9 @@ class BlockPath(Generic[ParsedT]):
         return features
 
     def _record_id(self, parsed: ParsedT, row: int) -> str | None:
-        """The id of an unlabeled row, for its prediction (plain CSV has no id column)."""
+        """The id of a row, for its prediction (plain CSV has no id column; a JSON block
+        has ids only on the unlabeled rows the decoder judged: with an id key in its
+        messages, JSON goes record by record)."""
         return None
 
     def _observe(
@@ -166,8 +168,14 @@ class BlockPath(Generic[ParsedT]):
         if len(others) < done:  # the model-is-finite check before a checkpoint predicts it
             last = int(np.flatnonzero(learned)[-1])
             router.last_x = parsed.x(last, self._features(parsed))
+        if router.predictions_all:  # every row, in order: the labeled ones write theirs too
+            others, kinds = list(range(done)), status.tolist()
         for row, kind in zip(others, kinds, strict=True):
-            if kind == REJECTED:
+            if kind == LABELED:  # as ``Router.route`` with ``predictions_all``
+                label = float(parsed.values[row, -1])
+                where = parsed.raw(row).where()
+                router.write_scored(self._record_id(parsed, row), where, float(yhat[row]), label)
+            elif kind == REJECTED:
                 item = parsed.judged[row]
                 if isinstance(item, Rejected):
                     router.reject(item)

@@ -144,8 +144,9 @@ def choose_path(kit: PathKit) -> RecordPath:
     """The path the next batches take, for the model the learner holds now.
 
     Blocks need a source that makes them, a decoder whose lines the compiled parser reads
-    (plain CSV, JSON values), the fast path on and no part that must see each record on
-    its own (a baseline model, pseudo-labels, the late-label join). Then ``sgd`` learns in
+    (plain CSV, JSON values), the fast path on, a learner that learns (not ``--no-learn``)
+    and no part that must see each record on its own (a baseline model, pseudo-labels, the
+    late-label join). Then ``sgd`` learns in
     the kernels once it holds a weight for every feature; any other model (River's) takes
     rows blocks on plain CSV, unless it predicts and learns in one call (the project's own
     ``mlp``) or a drift monitor may replace it halfway through a block.
@@ -181,6 +182,7 @@ def _blocks_possible(kit: PathKit) -> bool:
         and isinstance(kit.source, BlockSource)
         and (kit.decoder.plain or isinstance(kit.decoder, JsonDecoder))
         and kit.learner.baseline is None
+        and kit.learner.learns  # the kernels learn: --no-learn goes record by record
         and router.pseudo is None
         and router.join is None
     )

@@ -42,6 +42,7 @@ class Router:
         pseudo: PseudoLoop | None = None,
         join: LabelJoin | None = None,
         monitor: Monitor | None = None,
+        predictions_all: bool = False,
     ) -> None:
         self.host = host
         self.counters = host.counters
@@ -54,6 +55,10 @@ class Router:
         self.join = join
         self.monitor = monitor
         self.errors = BatchErrors()
+        #: Write the prediction of every labeled record too, made before it was learned, with
+        #: its label (``--predictions-all``, like ``vw -p``), among the unlabeled ones' in
+        #: stream order.
+        self.predictions_all = predictions_all
         #: The features of the last record learned (None before the first).
         self.last_x: dict[str, float] | None = None
         self._source_name = source.describe()
@@ -97,6 +102,7 @@ class Router:
         monitor, pseudo, host = self.monitor, self.pseudo, self.host
         errors = self.errors.floats
         track = self.tracks_errors
+        every = self.predictions_all
         for item in items:
             if item is None:  # a header or blank line: not a record
                 continue
@@ -110,6 +116,8 @@ class Router:
                         self.guard.restore(item.raw.where(), yhat)
                         continue
                     self.last_x = x
+                    if every:
+                        self.write_scored(item.id, item.raw.where(), yhat, y)
                     if pseudo is not None:
                         pseudo.observe_labeled(x, y, yhat, host)
                     if track:
@@ -160,6 +168,12 @@ class Router:
         telemetry = self.host.telemetry
         if telemetry is not None:
             telemetry.predictions(1)
+
+    def write_scored(
+        self, record_id: str | None, where: dict[str, object], yhat: float, y: float
+    ) -> None:
+        """The prediction of a labeled record, made before it was learned, with its label."""
+        self.predictions.write({"id": record_id, "position": where, "prediction": yhat, "label": y})
 
     def late_label(self, item: Label) -> None:
         """Join a late label to its waiting features and learn them, else dead-letter it."""

@@ -38,6 +38,8 @@ def inspect_state(state: Mapping[str, Any], generation: int | None = None) -> di
             "streamlearn": state.get("streamlearn"),
         },
     }
+    if not learner.learns:  # --no-learn: its records were scored, none learned
+        out["records_scored"], out["records_learned"] = learner.records_learned, 0
     baseline = learner.baseline_summary()
     if baseline is not None:
         out["baseline_metrics"] = baseline
