@@ -29,6 +29,30 @@ log = logging.getLogger(__name__)
 LagReader = Callable[[], dict[tuple[str, int], int]]
 
 
+class StoppedWaiting(Exception):
+    """A stop signal came while the input (a followed file, its header) was waited for.
+
+    Not an error: the command says so and exits 0.
+    """
+
+
+def check_not_a_kafka_typo(spec: str, option: str | None = None) -> None:
+    """A ``kafka:`` spec without its two slashes is a usage error, not a file to wait for.
+
+    >>> check_not_a_kafka_typo("kafka://broker:9092/events")
+    >>> check_not_a_kafka_typo("kafka:/broker/events")
+    Traceback (most recent call last):
+    ...
+    streamlearn.config.AppUsageError: 'kafka:/broker/events' is not a Kafka URL: write kafka://...
+    """
+    if spec.lower().startswith("kafka:") and not spec.lower().startswith("kafka://"):
+        raise AppUsageError(
+            f"{spec!r} is not a Kafka URL: write kafka://HOST:PORT/TOPIC (two slashes), "
+            f"or file:{spec} for a file of that name",
+            option=option,
+        )
+
+
 # -- where records come from and how they are read ------------------------------------------
 
 
@@ -87,9 +111,19 @@ class Input:
 def open_input(
     settings: Settings, kafka: KafkaSettings | None, stopping: Callable[[], bool]
 ) -> Input:
-    """The decoder of the source's records; a CSV file's header is read (waited for) here."""
+    """The decoder of the source's records; a CSV file's header is read (waited for) here.
+
+    A ``kafka:`` typo in the source or a sink is refused first, before any waiting.
+    """
+    for spec, option in (
+        (settings.dead_letter, "dead-letter"),
+        (settings.predictions, "predictions"),
+    ):
+        if spec is not None:
+            check_not_a_kafka_typo(spec, option)
     if kafka is not None:
         return _kafka_input(settings, kafka)
+    check_not_a_kafka_typo(settings.source)
     path = source_path(settings.source)
     if not settings.follow and not path.exists():
         raise AppError(f"no such file: {path}")
@@ -143,11 +177,11 @@ def _read_header(path: Path, follow: bool, stopping: Callable[[], bool]) -> byte
         if not follow:
             raise AppError(f"{path} is empty: a CSV needs a header line")
         if stopping():
-            raise AppError(f"stopped while waiting for {path}")
+            raise StoppedWaiting(f"stopped while waiting for {path} and its header line")
         if not logged:
             log.info("waiting for %s and its header line", path)
             logged = True
-        time.sleep(0.2)
+        time.sleep(0.1)
 
 
 def build_decoder(settings: Settings, fmt: str, header: bytes | None) -> CsvDecoder | JsonDecoder:

@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from streamhelpers import STREAMLEARN, cli, inspect_json
 
 
@@ -90,3 +92,113 @@ def test_sigkill_while_waiting_for_the_file_then_restart_follows_it(tmp_path):
         _, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 0, stderr
     assert not (state / "start.ckpt").exists()
+
+
+# -- SIGTERM and SIGINT are honoured within a second in every state ---------------------------
+
+
+def _signal_and_time(proc: subprocess.Popen, signum: int) -> tuple[float, str]:
+    """Send ``signum``; seconds until the process exited, and its stderr."""
+    started = time.monotonic()
+    proc.send_signal(signum)
+    try:
+        _, stderr = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
+        raise AssertionError(f"still running 10 s after {signal.Signals(signum).name}") from None
+    return time.monotonic() - started, stderr
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # nothing listens there once it is closed
+
+
+def _waiting(tmp_path: Path, state: str) -> tuple[list[str], str]:
+    """The command line of a daemon in ``state``, and the log line that says it is there."""
+    if state == "csv_file_not_there":
+        return ["run", str(tmp_path / "later.csv")], "waiting for"
+    if state == "csv_header_not_there":
+        (tmp_path / "empty.csv").write_text("a,b")  # a header line not finished yet
+        return ["run", str(tmp_path / "empty.csv")], "waiting for"
+    if state == "jsonl_file_not_there":
+        return ["run", str(tmp_path / "later.jsonl")], "waiting for"
+    if state == "broker_unreachable":
+        return ["run", f"kafka://127.0.0.1:{_closed_port()}/topic"], ""
+    if state == "draining_a_rotated_file":
+        path = tmp_path / "events.csv"
+        path.write_text("a,y\n1,2\n")
+        return ["run", str(path), "--rotate-wait", "60"], "rotated"
+    assert state == "an_endless_line"
+    return ["replay", "/dev/zero", "--format", "jsonl", "--max-line-bytes", "1000"], ""
+
+
+STATES = [
+    "csv_file_not_there",
+    "csv_header_not_there",
+    "jsonl_file_not_there",
+    "broker_unreachable",
+    "draining_a_rotated_file",
+    "an_endless_line",
+]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+@pytest.mark.parametrize("state", STATES)
+def test_a_stop_signal_is_honoured_within_a_second(tmp_path, state, signum):
+    args, logged = _waiting(tmp_path, state)
+    proc = subprocess.Popen(
+        [*STREAMLEARN, *args, "--checkpoint-interval", "0.2"],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    stderr = ""
+    try:
+        if state == "draining_a_rotated_file":
+            time.sleep(1.5)
+            (tmp_path / "events.csv").rename(tmp_path / "events.csv.1")
+            (tmp_path / "events.csv").write_text("a,y\n3,4\n")
+        time.sleep(1.5)  # well into the state (a log line is looked for below)
+        assert proc.poll() is None, proc.communicate()[1]
+    finally:
+        seconds, stderr = _signal_and_time(proc, signum)
+    assert "Traceback" not in stderr, stderr
+    assert logged in stderr, stderr
+    assert proc.returncode == 0, stderr
+    # Honoured within a second; the rest is the final checkpoint and closing down.
+    assert seconds < 1.5, f"{seconds:.2f} s:\n{stderr}"
+
+
+def test_an_endless_line_is_dead_lettered_once(tmp_path):
+    dead = tmp_path / "dead.jsonl"
+    args = ["replay", "/dev/zero", "--format", "jsonl", "--max-line-bytes", "1000"]
+    proc = subprocess.Popen(
+        [*STREAMLEARN, *args, "--dead-letter", str(dead), "--checkpoint-interval", "0.2"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: _size(dead) > 0, "the dead letter")
+        time.sleep(1.0)  # more of the line read: no second dead letter
+    finally:
+        seconds, stderr = _signal_and_time(proc, signal.SIGTERM)
+    assert proc.returncode == 0 and seconds < 1.5, stderr
+    [letter] = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert letter["reason"] == "too_long" and len(letter["raw"]) <= 1000 * 4
+
+
+@pytest.mark.parametrize("source", ["kafka:/localhost/topic", "kafka:localhost:9092/t"])
+def test_a_kafka_url_with_one_slash_is_a_usage_error_at_once(tmp_path, source):
+    started = time.monotonic()
+    result = cli("run", source, check=False, timeout=30, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "kafka://HOST:PORT/TOPIC" in result.stderr
+    assert time.monotonic() - started < 10
+    (tmp_path / "x.csv").write_text("a,y\n1,2\n")
+    result = cli("replay", "x.csv", "--dead-letter", source, check=False, timeout=30, cwd=tmp_path)
+    assert result.returncode == 2 and "kafka://HOST:PORT/TOPIC" in result.stderr, result.stderr

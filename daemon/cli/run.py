@@ -61,7 +61,7 @@ def run_app(params: Mapping[str, Any], *, follow: bool, inspect_json: bool = Fal
     """Build the daemon the command's ``params`` describe, run it, and print its summary."""
     settings = _settings(params, follow=follow)
     with _signals_noted_while_starting() as early:
-        app = _build(settings)
+        app = _build(settings, stopping=lambda: bool(early))
     summary = _run(app, early)
     if inspect_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
@@ -141,12 +141,19 @@ def _signals_noted_while_starting() -> Iterator[list[int]]:
     yield early
 
 
-def _build(settings: Settings) -> App:
-    """The assembled daemon; a user mistake becomes a click error."""
+def _build(settings: Settings, stopping: Callable[[], bool]) -> App:
+    """The assembled daemon; a user mistake becomes a click error.
+
+    ``stopping`` says a stop signal came: waiting for the input ends (exit 0).
+    """
     from streamlearn.app import AppError, AppUsageError, build
+    from streamlearn.endpoints import StoppedWaiting
 
     try:
-        return build(settings)
+        return build(settings, stopping=stopping)
+    except StoppedWaiting as exc:
+        log.info("%s", exc)
+        raise SystemExit(0) from None
     except AppUsageError as exc:
         if exc.option is not None:
             raise click.BadParameter(str(exc), param_hint=f"'--{exc.option}'") from None

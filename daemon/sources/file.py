@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 _LAST_READ_BYTES = 64
 #: A UTF-8 byte-order mark: at the start of a file it is not data (a header or value follows).
 _BOM = b"\xef\xbb\xbf"
+#: Reads one ``next_batch`` makes at most: skipping the rest of an over-long line (a line
+#: that never ends: ``/dev/zero``) goes on at the next call, so the loop hears a stop signal.
+_READS_PER_BATCH = 8
 
 
 class FileSource(Source):
@@ -230,9 +233,13 @@ class FileSource(Source):
             return out
         if self._handle is None and not self._try_open_later():
             return out
+        reads = 0
         while len(out) < max_items:
-            if not self._take_lines(out, max_items) and not self._fill():
+            if self._take_lines(out, max_items):
+                continue
+            if reads == _READS_PER_BATCH or not self._fill():
                 break
+            reads += 1
         if not out and self._at_eof:
             self._on_idle_eof(out)
         if out and self.track_arrivals:
