@@ -329,3 +329,92 @@ def test_warm_start_with_pseudo_labels_uses_model_a_as_the_default_teacher(tmp_p
         "--teacher", "committee", check=False,
     )  # fmt: skip
     assert_one_line_error(result, 2, "'--teacher'", "warm:", "committee:SPEC")
+
+
+HELP_SECTIONS = [
+    "Main options",
+    "Input",
+    "Model",
+    "State, checkpoints and limits",
+    "Output",
+    "Warm start (transfer learning)",
+    "Kafka",
+    "Pseudo-labels and late labels",
+    "Drift",
+    "HTTP: metrics, health, predictions",
+    "Logging",
+    "Other options",
+]
+
+
+@pytest.mark.parametrize("command", ["run", "replay"])
+def test_help_lists_the_options_in_sections_with_their_variables(command):
+    from streamlearn.cli import main
+
+    text = cli(command, "--help").stdout
+    lines = text.splitlines()
+    titles = [line[:-1] for line in lines if line.endswith(":") and not line.startswith(" ")]
+    expected = list(HELP_SECTIONS)
+    if command == "replay":
+        expected.insert(expected.index("Output") + 1, "Replay")
+    assert titles == expected
+    # The options people set first come first.
+    first, end = lines.index("Main options:"), lines.index("Input:")
+    options = [line.split()[0] for line in lines[first + 1 : end] if line.startswith("  --")]
+    assert options[:3] == ["--model", "--state-dir", "--target"]
+    # Every option with a variable names it; every option is listed once.
+    flat = " ".join(text.split())
+    params = main.commands[command].params
+    for param in params:
+        if param.envvar:
+            assert f"env var: {param.envvar}" in flat, param.name
+    entries = [line.split()[0] for line in lines if line.startswith("  -")]
+    for param in params:
+        if param.param_type_name == "option":
+            named = param.opts[-1]
+            assert sum(entry.rstrip(",") in param.opts for entry in entries) == 1, named
+    for shown in (
+        "--state-dir DIR", "--config FILE", "--warm-start PATH", "--kafka-config FILE",
+        "--dead-letter FILE|URL", "--predictions FILE|URL",
+    ):  # fmt: skip
+        assert shown in text
+
+
+def test_help_imports_nothing_heavy():
+    """``--help`` answers without the model libraries: start-up stays short."""
+    code = (
+        "import sys\n"
+        "from streamlearn.cli import main\n"
+        "try:\n"
+        "    main(['replay', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = {'numpy', 'river', 'sklearn', 'pandas', 'prometheus_client', 'kafka', 'tqdm'}\n"
+        "print(sorted(heavy & set(sys.modules)), file=sys.stderr)\n"
+    )
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert result.stderr.strip() == "[]"
+
+
+def test_log_level_after_the_command(data, tmp_path):
+    path, _, _ = data
+    state = tmp_path / "state"
+    cli("replay", str(path), "--state-dir", str(state))
+    resumed = "INFO streamlearn.app: resuming"
+    assert resumed in cli("replay", str(path), "--state-dir", str(state)).stderr
+    quiet = cli("replay", str(path), "--state-dir", str(state), "--log-level", "warning")
+    assert resumed not in quiet.stderr
+    quiet = cli("--log-level", "warning", "replay", str(path), "--state-dir", str(state))
+    assert resumed not in quiet.stderr
+    # After the command, it wins over the one before it and over the variable.
+    loud = cli(
+        "--log-level", "error", "replay", str(path), "--state-dir", str(state),
+        "--log-level", "info", env={"STREAMLEARN_LOG_LEVEL": "error"},
+    )  # fmt: skip
+    assert resumed in loud.stderr
+    assert "--log-level" in cli("inspect", "--help").stdout
+    assert cli("inspect", str(state), "--log-level", "debug").returncode == 0

@@ -48,14 +48,16 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
-        if command is not None or cmd_name not in LAZY_COMMANDS:
-            return command
-        module_name, attribute = LAZY_COMMANDS[cmd_name][0].split(":")
-        try:
-            loaded = getattr(import_module(module_name), attribute)
-        except (ImportError, AttributeError):
-            return None
-        return loaded if isinstance(loaded, click.Command) else None
+        if command is None and cmd_name in LAZY_COMMANDS:
+            module_name, attribute = LAZY_COMMANDS[cmd_name][0].split(":")
+            try:
+                loaded = getattr(import_module(module_name), attribute)
+            except (ImportError, AttributeError):
+                return None
+            command = loaded if isinstance(loaded, click.Command) else None
+        if command is not None and not any(p.name == "log_level" for p in command.params):
+            command.params.append(_log_level_option())
+        return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Listing help must not import every command module: use the static lines.
@@ -72,16 +74,67 @@ class LazyGroup(click.Group):
                 formatter.write_dl(rows)
 
 
+#: The levels ``--log-level`` takes.
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes each record to ``sys.stderr`` as it is at the time, one line each.
+
+    Whatever replaced stderr since (a progress bar that clears its line first, a test
+    runner's capture) gets the line.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always the current sys.stderr
+
+
+_handler: _StderrHandler | None = None
+
+
 def configure_logging(level: str) -> None:
-    """Log records at ``level`` and above to stderr, one line each."""
-    logging.basicConfig(
-        level=logging.getLevelNamesMapping()[level.upper()],
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """Log records at ``level`` and above to stderr; called again, only the level changes.
+
+    The group calls it with ``--log-level`` given before the command, the command's own
+    ``--log-level`` (after it) again.
+    """
+    global _handler
+    root = logging.getLogger()
+    if _handler is None:
+        _handler = _StderrHandler()
+        root.addHandler(_handler)
+    root.setLevel(logging.getLevelNamesMapping()[level.upper()])
     # kafka-python logs every connection attempt; our source logs state changes once.
-    if logging.getLogger().level > logging.DEBUG:
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    kafka_level = logging.CRITICAL if root.level > logging.DEBUG else logging.NOTSET
+    logging.getLogger("kafka").setLevel(kafka_level)
+
+
+def _set_log_level(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        configure_logging(value)
+
+
+def _log_level_option() -> click.Option:
+    """``--log-level`` after the command name (``streamlearn run X --log-level debug``)."""
+    return click.Option(
+        ["--log-level"],
+        type=click.Choice(LOG_LEVELS, case_sensitive=False),
+        default=None,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_log_level,
+        help="How much to log on stderr (default info; may also come before the command, "
+        "or from STREAMLEARN_LOG_LEVEL).",
+    )
 
 
 def load_config(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -150,14 +203,18 @@ def _type_problem(param: click.Parameter, value: Any) -> str | None:
     return None if fits(value) else what
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    # Help as wide as the terminal up to 100 columns: the options' text stays readable.
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="streamlearn")
 @click.option(
     "--log-level",
     default="info",
     envvar="STREAMLEARN_LOG_LEVEL",
     show_default=True,
-    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
     help="How much to log on stderr.",
 )
 def main(log_level: str) -> None:

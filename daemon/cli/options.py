@@ -5,8 +5,8 @@ The pseudo-label and drift groups live in ``pseudo_options.py`` and ``drift_opti
 
 Each option has a ``STREAMLEARN_*`` variable (except ``-X``, which holds secrets-free
 client settings only on the command line) and can be set from the ``--config`` file.
-Options are listed in ``--help`` in the order the groups are applied in
-:func:`stream_options`.
+``--help`` lists them in titled sections (:data:`RUN_SECTIONS`, :data:`REPLAY_SECTIONS`),
+the options people set first at the top.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import click
 
 from streamlearn.cli.drift_options import drift_options
 from streamlearn.cli.group import load_config
+from streamlearn.cli.help import Section
 from streamlearn.cli.pseudo_options import pseudo_options
 from streamlearn.cli.types import Address, Finite, Rate
 from streamlearn.models.champion import DEFAULT_MARGIN, ON_WORSE
@@ -50,6 +51,7 @@ CONFIG: tuple[OptionDecorator, ...] = (
     click.option(
         "--config",
         type=click.Path(dir_okay=False),
+        metavar="FILE",
         is_eager=True,
         expose_value=False,
         callback=load_config,
@@ -142,6 +144,7 @@ STATE: tuple[OptionDecorator, ...] = (
     click.option(
         "--state-dir",
         type=click.Path(file_okay=False),
+        metavar="DIR",
         default=None,
         envvar="STREAMLEARN_STATE_DIR",
         help="Directory for checkpoints (model + position). Locked while running; "
@@ -162,12 +165,14 @@ SINKS: tuple[OptionDecorator, ...] = (
     click.option(
         "--dead-letter",
         default=None,
+        metavar="FILE|URL",
         envvar="STREAMLEARN_DEAD_LETTER",
         help="JSON Lines file (or kafka:// topic) for rejected records, with reasons.",
     ),
     click.option(
         "--predictions",
         default=None,
+        metavar="FILE|URL",
         envvar="STREAMLEARN_PREDICTIONS",
         help="JSON Lines file (or kafka:// topic) for predictions of unlabeled records.",
     ),
@@ -303,6 +308,7 @@ TRANSFER: tuple[OptionDecorator, ...] = (
         "--warm-start",
         default=None,
         type=click.Path(exists=False),
+        metavar="PATH",
         envvar="STREAMLEARN_WARM_START",
         help="Batch model A to start from: scikit-learn (joblib/pickle), a River "
         "pickle, a streamlearn state dir, or a Keras .keras file.",
@@ -386,6 +392,7 @@ KAFKA: tuple[OptionDecorator, ...] = (
         "--kafka-config",
         default=None,
         type=click.Path(dir_okay=False),
+        metavar="FILE",
         envvar="STREAMLEARN_KAFKA_CONFIG",
         help="A .properties file of Kafka client settings (security goes here or "
         "in STREAMLEARN_KAFKA_* variables, never only on the command line).",

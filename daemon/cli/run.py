@@ -17,8 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from streamlearn.cli.help import SectionedCommand
 from streamlearn.cli.inspect import format_metric
-from streamlearn.cli.options import REPLAY, apply, stream_options
+from streamlearn.cli.options import (
+    REPLAY,
+    REPLAY_SECTIONS,
+    RUN_SECTIONS,
+    apply,
+    stream_options,
+)
 
 if TYPE_CHECKING:
     from streamlearn.app import App
@@ -27,7 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@click.command()
+@click.command(cls=SectionedCommand, sections=RUN_SECTIONS)
 @click.argument("source")
 @stream_options
 def run(source: str, **params: Any) -> None:
@@ -41,7 +48,7 @@ def run(source: str, **params: Any) -> None:
     run_app({"source": source, **params}, follow=True)
 
 
-@click.command()
+@click.command(cls=SectionedCommand, sections=REPLAY_SECTIONS)
 @click.argument("file", type=click.Path(dir_okay=False))
 @stream_options
 @apply(REPLAY)
