@@ -470,11 +470,33 @@ REPLAY: tuple[OptionDecorator, ...] = (
 
 
 def stream_options(func: Command) -> Command:
-    """Add the options ``run`` and ``replay`` share, in the order ``--help`` lists them.
+    """Add the options ``run`` and ``replay`` share.
 
-    The pseudo-label and drift groups come first; they are declared in
-    ``pseudo_options.py`` and ``drift_options.py``, beside the checks that need their
-    typed settings.
+    The pseudo-label and drift groups are declared in ``pseudo_options.py`` and
+    ``drift_options.py``, beside the checks that need their typed settings.
     """
     shared = (*CONFIG, *INPUT, *MODEL, *STATE, *SINKS, *LIMITS, *HTTP, *GUARD, *TRANSFER, *KAFKA)
     return pseudo_options(drift_options(apply(shared)(func)))
+
+
+#: The sections of ``run --help``, in order: the options people set first, then one
+#: section per group (``--log-level`` is added to every command by the group).
+RUN_SECTIONS: tuple[Section, ...] = (
+    ("Main options", ("model", "state_dir", "target", "config")),
+    ("Input", apply(INPUT)),
+    ("Model", apply((*MODEL, *GUARD))),
+    ("State, checkpoints and limits", apply((*STATE, *LIMITS))),
+    ("Output", apply(SINKS)),
+    ("Warm start (transfer learning)", apply(TRANSFER)),
+    ("Kafka", apply(KAFKA)),
+    ("Pseudo-labels and late labels", pseudo_options),
+    ("Drift", drift_options),
+    ("HTTP: metrics, health, predictions", apply(HTTP)),
+    ("Logging", ("log_level", "log_every")),
+)
+#: ``replay --help``: replay's own options after the output.
+REPLAY_SECTIONS: tuple[Section, ...] = (
+    *RUN_SECTIONS[:5],
+    ("Replay", apply(REPLAY)),
+    *RUN_SECTIONS[5:],
+)
