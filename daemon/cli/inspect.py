@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,41 +19,173 @@ def format_metric(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.6g}"
 
 
-def describe(summary: Mapping[str, Any], generation: int) -> str:
+#: Width of the names column of ``describe``.
+_NAME = 17
+
+
+def describe(summary: Mapping[str, Any], generation: int, now: float | None = None) -> str:
     """The readable ``inspect`` output of a state summary (``inspect --json``'s object).
 
+    ``now`` (Unix seconds, default the clock) dates the checkpoint's age.
+
     >>> print(describe({"model": "sgd", "records_seen": 3, "records_learned": 2,
-    ...     "records_rejected": 1, "records_unlabeled": 0, "position": {"offset": 9},
-    ...     "metrics": {"mae": 0.5, "rmse": 0.5, "r2": None},
-    ...     "weights": {"b": 2.0, "a": 1.0}, "intercept": 0.25}, generation=4))
+    ...     "records_rejected": 1, "records_unlabeled": 0,
+    ...     "rejected_by_reason": {"bad_number": 1},
+    ...     "position": {"kind": "kafka", "topic": "ev", "next_offsets": {"0": 2, "1": 1}},
+    ...     "settings": {"target": "y", "features": ["a", "b"]},
+    ...     "metrics": {"mae": 0.5, "rmse": 0.5, "r2": None}, "rolling_window": 1000,
+    ...     "rolling_metrics": {"mae": 0.25, "rmse": 0.3, "r2": None},
+    ...     "checkpoint": {"created": 1714564800.0},
+    ...     "weights": {"b": 2.0, "a": 1.0}, "intercept": 0.25}, generation=4,
+    ...     now=1714564800.0 + 190))
     model            sgd
-    generation       4
+    target           y, features a, b
+    position         ev: p0=2 p1=1
     records seen     3
     records learned  2
-    records rejected 1
+    records rejected 1 (bad_number 1)
     unlabeled        0
-    MAE / RMSE / R2  0.5 / 0.5 / n/a
-    position         {"offset": 9}
+                     MAE          RMSE         R2
+      cumulative     0.5          0.5          n/a
+      rolling 1000   0.25         0.3          n/a
+    checkpoint       generation 4, 2024-05-01 12:00:00 UTC (3 min ago)
     weights          a=1, b=2
     intercept        0.25
     """
-    metrics = summary["metrics"]
+    from streamlearn.observe.status import describe_position  # not at --help time
+
     lines = [
-        f"model            {summary['model']}",
-        f"generation       {generation}",
-        f"records seen     {summary['records_seen']}",
-        f"records learned  {summary['records_learned']}",
-        f"records rejected {summary['records_rejected']}",
-        f"unlabeled        {summary['records_unlabeled']}",
-        f"MAE / RMSE / R2  {format_metric(metrics['mae'])} / {format_metric(metrics['rmse'])} / "
-        f"{format_metric(metrics['r2'])}",
-        f"position         {json.dumps(summary['position'])}",
+        _line("model", summary["model"]),
+        _line("target", _target(summary.get("settings") or {})),
+        _line("position", describe_position(summary.get("position"))),
+        _line("records seen", summary["records_seen"]),
     ]
+    if "records_scored" in summary:  # a --no-learn run's summary
+        lines.append(_line("records scored", summary["records_scored"]))
+    lines.append(_line("records learned", summary["records_learned"]))
+    lines.append(_line("records rejected", _rejected(summary)))
+    lines.append(_line("unlabeled", summary["records_unlabeled"]))
+    lines += _metrics_table(summary)
+    lines += _parts(summary)
+    checkpoint = summary.get("checkpoint") or {}
+    created = checkpoint.get("created")
+    if created is not None:
+        age = _age((time.time() if now is None else now) - created)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(created))
+        lines.append(_line("checkpoint", f"generation {generation}, {stamp} ({age} ago)"))
+    else:
+        lines.append(_line("checkpoint", f"generation {generation}"))
     if "weights" in summary:
         weights = ", ".join(f"{k}={v:.6g}" for k, v in sorted(summary["weights"].items()))
-        lines.append(f"weights          {weights}")
-        lines.append(f"intercept        {summary['intercept']:.6g}")
+        lines.append(_line("weights", weights))
+        if "intercept" in summary:
+            lines.append(_line("intercept", f"{summary['intercept']:.6g}"))
     return "\n".join(lines)
+
+
+def _line(name: str, value: object) -> str:
+    return f"{name:<{_NAME}}{value}"
+
+
+def _target(settings: Mapping[str, Any]) -> str:
+    features = settings.get("features")
+    named = ", ".join(features) if features else "all other columns or keys"
+    return f"{settings.get('target', 'y')}, features {named}"
+
+
+def _rejected(summary: Mapping[str, Any]) -> str:
+    reasons = summary.get("rejected_by_reason") or {}
+    if not reasons:
+        return str(summary["records_rejected"])
+    top = sorted(reasons.items(), key=lambda item: -item[1])[:3]
+    more = ", ..." if len(reasons) > 3 else ""
+    listed = ", ".join(f"{reason} {count}" for reason, count in top)
+    return f"{summary['records_rejected']} ({listed}{more})"
+
+
+def _metrics_table(summary: Mapping[str, Any]) -> list[str]:
+    """Cumulative and rolling metrics side by side, and the frozen baseline's (warm start)."""
+    rows = [
+        ("cumulative", summary["metrics"]),
+        (f"rolling {summary.get('rolling_window', '')}".rstrip(), summary.get("rolling_metrics")),
+        ("baseline A", summary.get("baseline_metrics")),
+        ("baseline A, roll.", summary.get("baseline_rolling_metrics")),
+        ("served", summary.get("served_metrics")),
+    ]
+    table = [f"{'':<{_NAME}}{'MAE':<13}{'RMSE':<13}R2"]
+    for name, metrics in rows:
+        if metrics:
+            values = [format_metric(metrics.get(key)) for key in ("mae", "rmse", "r2")]
+            table.append(f"  {name:<{_NAME - 2}}{values[0]:<13}{values[1]:<13}{values[2]}")
+    return table
+
+
+def _parts(summary: Mapping[str, Any]) -> list[str]:
+    """What the optional parts say: the baseline guard, drift, pseudo-labels, the join, a tree."""
+    lines = []
+    guard = summary.get("baseline_guard")
+    if guard is not None:
+        serving = "A (the baseline)" if summary.get("serving") == "baseline" else "B (online)"
+        lines.append(
+            _line(
+                "serving", f"{serving}; {guard['switches']} switch(es), {guard['resets']} reset(s)"
+            )
+        )
+    drift = summary.get("drift")
+    if drift is not None:
+        text = f"{drift['events_total']} event(s), on drift {drift['on_drift']}"
+        events = summary.get("drift_events") or []
+        if events:
+            last = events[-1]
+            text += (
+                f"; last at record {last['record']}: {last['detector']} on {last['signal']}, "
+                f"{last['action']}"
+            )
+        lines.append(_line("drift", text))
+    pseudo = summary.get("pseudo_labels")
+    if pseudo is not None:
+        lines.append(
+            _line(
+                "pseudo-labels",
+                f"{pseudo['teacher']}: offered {pseudo['offered']}, accepted "
+                f"{pseudo['accepted']}, rejected {pseudo['rejected']}, queued {pseudo['queued']}",
+            )
+        )
+    pending = summary.get("pending_labels")
+    if pending is not None:
+        lines.append(
+            _line(
+                "pending labels",
+                f"{pending['pending']} waiting, {pending['joined']} joined, "
+                f"{pending['expired']} expired (ttl {pending['ttl']})",
+            )
+        )
+    size = summary.get("tree")
+    if size is not None:
+        lines.append(
+            _line(
+                "tree",
+                f"{size['trees']} tree(s), {size['nodes']} nodes, {size['leaves']} leaves, "
+                f"height {size['height']}",
+            )
+        )
+    return lines
+
+
+def _age(seconds: float) -> str:
+    """A duration for people.
+
+    >>> _age(42), _age(190), _age(7300), _age(200000)
+    ('42 s', '3 min', '2.0 h', '2.3 days')
+    """
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 #: ``--trust`` of the commands that read a state dir without running on it.

@@ -7,6 +7,7 @@ from typing import Any
 
 from streamlearn.learner import Learner
 from streamlearn.models.registry import final_estimator
+from streamlearn.observe.tree_size import tree_size
 
 from ..interfaces import InterceptModel, StatePart, WeightedModel
 
@@ -52,6 +53,9 @@ def inspect_state(state: Mapping[str, Any], generation: int | None = None) -> di
         intercept = final.intercept if isinstance(final, InterceptModel) else None
         if intercept is not None:
             out["intercept"] = float(intercept)
+    size = tree_size(final)
+    if size is not None:  # a River tree or forest: how big it has grown
+        out["tree"] = size
     for part in state.get("extensions", {}).values():
         if isinstance(part, StatePart):
             out.update(part.summary())
