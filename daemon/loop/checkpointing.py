@@ -102,10 +102,10 @@ class Checkpointer:
         """Hand the sinks' buffers to the OS (no store: nothing else to do)."""
         for sink in self.sinks:
             sink.flush()
-        if not self.held_back():
+        if not self.pause_if_sinks_full():
             self.disk.clear()
 
-    def held_back(self) -> bool:
+    def pause_if_sinks_full(self) -> bool:
         """True (and paused) when a sink holds lines back for lack of space.
 
         No checkpoint may be written then: it would claim lines that are not on disk.
@@ -216,7 +216,7 @@ class Checkpointer:
             self.source.commit(snapshot)
             if telemetry is not None:
                 telemetry.checkpoint_ok()
-        if written and not self.held_back():
+        if written and not self.pause_if_sinks_full():
             self.disk.clear()
 
 

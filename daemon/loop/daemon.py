@@ -362,7 +362,7 @@ class Daemon:
         return self.checkpoints.disk.paused
 
     def _processed(self, records: int) -> None:
-        self.checkpoints.held_back()  # a sink's disk is full: pause before the next batch
+        self.checkpoints.pause_if_sinks_full()  # no next batch while a sink holds lines back
         self.schedule.count(records)
         if self._progress is not None:
             self._progress.update(self.counters.records_seen)
@@ -447,7 +447,7 @@ class Daemon:
         self.guard.check_model(self.router.last_x)  # never store a diverged model
         started = time.perf_counter()
         state = self.state()  # hands the sinks' buffers to the OS through position()
-        if self.checkpoints.held_back():
+        if self.checkpoints.pause_if_sinks_full():
             return  # a sink's disk is full: no checkpoint may claim its lines
         self.checkpoints.write(state, wait=wait)
         if self.telemetry is not None:
