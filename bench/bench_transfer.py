@@ -88,7 +88,7 @@ def cached_model_a(source: Path, epochs: int, seed: int, cache_dir: Path) -> tup
     key = hashlib.sha256(
         source.read_bytes() + f"|{epochs}|{seed}|{sklearn.__version__}".encode()
     ).hexdigest()[:16]
-    path = cache_dir / f"A-{key}.joblib"
+    path = cache_dir / f"A-{key}.skops"
     if path.exists():
         return path, f"cached in {path}"
     started = time.perf_counter()

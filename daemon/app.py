@@ -188,7 +188,7 @@ def warm_start(settings: Settings, stream_features: list[str] | None) -> Warm | 
     )
 
     try:
-        a = load_batch_model(settings.warm_start)
+        a = load_batch_model(settings.warm_start, trust_pickle=settings.trust_pickle)
         feature_map = parse_feature_map(settings.feature_map) if settings.feature_map else None
         linear = "river" if settings.model.startswith("LinearRegression") else "sgd"
 

@@ -79,6 +79,8 @@ class Settings:
     http_download: bool = False
     divergence_factor: float = 100.0
     warm_start: str | None = None
+    #: Model A (and a ``warm:FILE`` teacher) may be a pickle (``--trust-pickle``).
+    trust_pickle: bool = False
     transfer_mode: str = "finetune"
     trainable_layers: int = 1
     feature_map: str | None = None

@@ -55,7 +55,7 @@ def friedman_a(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("friedman")
     frame = pd.DataFrame([{**x, "y": y} for x, y in _friedman(0, 5000)])
     frame.to_csv(folder / "source.csv", index=False)
-    return pretrain(folder / "source.csv", out=folder / "A.joblib", epochs=200).model_path
+    return pretrain(folder / "source.csv", out=folder / "A.skops", epochs=200).model_path
 
 
 @pytest.fixture(scope="module")
@@ -284,7 +284,7 @@ def test_telemetry_says_which_model_serves(friedman_a: Path, tmp_path: Path) -> 
 
 @pytest.fixture(scope="module")
 def seed_a(tmp_path_factory: pytest.TempPathFactory) -> BatchModel:
-    out = tmp_path_factory.mktemp("seed-a") / "A.joblib"
+    out = tmp_path_factory.mktemp("seed-a") / "A.skops"
     return load_batch_model(
         pretrain(EXAMPLES / "transfer_source.csv", out=out, epochs=30).model_path
     )

@@ -38,7 +38,11 @@ STATES: dict[str, tuple[str, list[str]]] = {
             *("--pseudo-label", "--teacher", "KNNRegressor", "--label-ttl", "100r"),
         ],
     ),
-    "mlp": ("warm.csv", ["--warm-start", "A.joblib", "--transfer-mode", "extract"]),
+    # A.joblib is a pickle, as 1091d7a's pretrain wrote it: loading it needs --trust-pickle.
+    "mlp": (
+        "warm.csv",
+        ["--warm-start", "A.joblib", "--trust-pickle", "--transfer-mode", "extract"],
+    ),
     "renamed": (
         "renamed.csv",
         ["--warm-start", "river", "--feature-map", "u=a,v=b", "--drift-detector", "none"],

@@ -11,11 +11,13 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io
 from click.testing import CliRunner
 
 from streamlearn.cli.pretrain import pretrain_command
+from streamlearn.models.loaders import skops_trusted
 from streamlearn.models.pretrain import PretrainError, pretrain
-from streamlearn.models.transfer import load_batch_model
+from streamlearn.models.transfer import TransferError, load_batch_model
 from streamlearn.producers.transfer_data import make_transfer_pair, write_csv
 
 
@@ -27,13 +29,13 @@ def source_csv(tmp_path: Path) -> Path:
 
 def test_mlp_file_loads_back_and_loss_is_the_training_mse(source_csv: Path, tmp_path: Path) -> None:
     result = pretrain(
-        source_csv, out=tmp_path / "models" / "A.joblib", hidden=(8, 4), epochs=15, seed=3
+        source_csv, out=tmp_path / "models" / "A.skops", hidden=(8, 4), epochs=15, seed=3
     )
-    assert result.model_path == tmp_path / "models" / "A.joblib"
+    assert result.model_path == tmp_path / "models" / "A.skops"
     assert result.kind == "mlp" and result.features == ("x",) and result.target == "y"
     assert result.n_rows == 300
     assert result.epochs_run == 15  # every pass is run, as Keras' fit(epochs=15)
-    model = joblib.load(result.model_path)
+    model = skops.io.load(result.model_path, trusted=skops_trusted())
     assert model.hidden_layer_sizes == (8, 4) and model.random_state == 3
     assert list(model.feature_names_in_) == ["x"]
     frame = pd.read_csv(source_csv)
@@ -47,9 +49,9 @@ def test_mlp_file_loads_back_and_loss_is_the_training_mse(source_csv: Path, tmp_
 
 
 def test_same_seed_same_model(source_csv: Path, tmp_path: Path) -> None:
-    first = pretrain(source_csv, out=tmp_path / "a.joblib", hidden=(5,), epochs=5, seed=1)
-    second = pretrain(source_csv, out=tmp_path / "b.joblib", hidden=(5,), epochs=5, seed=1)
-    other = pretrain(source_csv, out=tmp_path / "c.joblib", hidden=(5,), epochs=5, seed=2)
+    first = pretrain(source_csv, out=tmp_path / "a.skops", hidden=(5,), epochs=5, seed=1)
+    second = pretrain(source_csv, out=tmp_path / "b.skops", hidden=(5,), epochs=5, seed=1)
+    other = pretrain(source_csv, out=tmp_path / "c.skops", hidden=(5,), epochs=5, seed=2)
     assert first.loss == second.loss
     assert other.loss != first.loss
 
@@ -62,13 +64,13 @@ def test_linear_kind_fits_exactly(tmp_path: Path) -> None:
     result = pretrain(
         tmp_path / "lin.csv",
         target="target",
-        out=tmp_path / "L.joblib",
+        out=tmp_path / "L.skops",
         kind="linear",
         features=["b", "a"],
     )
     assert result.features == ("b", "a") and result.epochs_run == 1
     assert result.loss < 1e-20
-    model = joblib.load(tmp_path / "L.joblib")
+    model = skops.io.load(tmp_path / "L.skops")
     assert model.coef_.tolist() == pytest.approx([-3.0, 2.0])
     assert model.intercept_ == pytest.approx(1.5)
 
@@ -96,13 +98,13 @@ def test_user_mistakes_are_explained(
     (tmp_path / "d.csv").write_text(content)
     with pytest.raises(PretrainError, match=message):
         pretrain(
-            tmp_path / "d.csv", out=tmp_path / "A.joblib", epochs=kwargs.pop("epochs", 2), **kwargs
+            tmp_path / "d.csv", out=tmp_path / "A.skops", epochs=kwargs.pop("epochs", 2), **kwargs
         )
-    assert not (tmp_path / "A.joblib").exists()
+    assert not (tmp_path / "A.skops").exists()
 
 
 def test_command_trains_and_prints_the_loss(source_csv: Path, tmp_path: Path) -> None:
-    out = tmp_path / "A.joblib"
+    out = tmp_path / "A.skops"
     result = CliRunner().invoke(
         pretrain_command,
         [str(source_csv), "--out", str(out), "--hidden", "6,3", "--epochs", "5", "--seed", "4"],
@@ -110,7 +112,7 @@ def test_command_trains_and_prints_the_loss(source_csv: Path, tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     printed = re.search(r"training loss \(MSE\): (\S+)", result.output)
     assert printed is not None
-    model = joblib.load(out)
+    model = skops.io.load(out, trusted=skops_trusted())
     assert model.hidden_layer_sizes == (6, 3)
     frame = pd.read_csv(source_csv)
     mse = float(np.mean((model.predict(frame[["x"]]) - frame["y"]) ** 2))
@@ -122,11 +124,26 @@ def test_command_linear_and_env(tmp_path: Path) -> None:
     (tmp_path / "d.csv").write_text("u,v,t\n0,1,1\n1,0,2\n1,1,3\n2,2,6\n")
     result = CliRunner().invoke(
         pretrain_command,
-        [str(tmp_path / "d.csv"), "--kind", "linear", "--out", str(tmp_path / "L.joblib")],
+        [str(tmp_path / "d.csv"), "--kind", "linear", "--out", str(tmp_path / "L.skops")],
         env={"STREAMLEARN_TARGET": "t", "STREAMLEARN_FEATURES": "v,u"},
     )
     assert result.exit_code == 0, result.output
-    assert list(joblib.load(tmp_path / "L.joblib").feature_names_in_) == ["v", "u"]
+    assert list(skops.io.load(tmp_path / "L.skops").feature_names_in_) == ["v", "u"]
+
+
+def test_the_default_is_skops_and_a_pickle_is_written_only_when_named(
+    source_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(pretrain_command, [str(source_csv), "--kind", "linear"])
+    assert result.exit_code == 0, result.output
+    assert "saved model A to A.skops" in result.output
+    assert load_batch_model(tmp_path / "A.skops").feature_names == ("x",)  # no flag needed
+    pickled = pretrain(source_csv, out=tmp_path / "A.joblib", kind="linear").model_path
+    assert list(joblib.load(pickled).feature_names_in_) == ["x"]  # a real joblib file
+    with pytest.raises(TransferError, match="--trust-pickle"):
+        load_batch_model(pickled)
+    assert load_batch_model(pickled, trust_pickle=True).feature_names == ("x",)
 
 
 @pytest.mark.parametrize(
@@ -145,7 +162,7 @@ def test_command_mistakes(
     source_csv: Path, tmp_path: Path, args: list[str], code: int, message: str
 ) -> None:
     result = CliRunner().invoke(
-        pretrain_command, [str(source_csv), "--out", str(tmp_path / "A.joblib"), *args]
+        pretrain_command, [str(source_csv), "--out", str(tmp_path / "A.skops"), *args]
     )
     assert result.exit_code == code
     assert message in result.output

@@ -418,16 +418,16 @@ def test_telemetry_counts_every_decision_and_pseudo_learning():
 
 
 def test_warm_start_model_a_as_teacher(tmp_path: Path):
-    import joblib
     import pandas as pd
+    import skops.io
     from sklearn.linear_model import LinearRegression
 
     rng = np.random.default_rng(4)
     frame = pd.DataFrame(rng.normal(size=(200, 2)), columns=["a", "b"])
     a_model = LinearRegression().fit(frame, 2 * frame["a"] - frame["b"] + 1)
-    joblib.dump(a_model, tmp_path / "A.joblib")
-    teacher = build_teacher(f"warm:{tmp_path / 'A.joblib'}", model_spec="sgd", lr=0.01)
-    assert teacher.name == f"warm start from {tmp_path / 'A.joblib'}"
+    skops.io.dump(a_model, tmp_path / "A.skops")
+    teacher = build_teacher(f"warm:{tmp_path / 'A.skops'}", model_spec="sgd", lr=0.01)
+    assert teacher.name == f"warm start from {tmp_path / 'A.skops'}"
     for i in range(40):
         x = {"a": float(i % 5), "b": float(i % 3)}
         teacher.learn(x, 2 * x["a"] - x["b"] + 1)

@@ -21,6 +21,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io
 from river import base, checks, linear_model, optim, preprocessing
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, Ridge, SGDRegressor
@@ -112,17 +113,20 @@ def _assert_b_starts_as_a(
 
 
 @pytest.mark.parametrize("name", list(SKLEARN_MODELS))
-@pytest.mark.parametrize("file_format", ["joblib", "pickle"])
+@pytest.mark.parametrize("file_format", ["skops", "joblib", "pickle"])
 def test_sklearn_a_gives_b_equal_to_a(
     name: str, file_format: str, tmp_path: Path, train_frame: pd.DataFrame, probe_rows: pd.DataFrame
 ) -> None:
     model = _fit(SKLEARN_MODELS[name](), train_frame)
     path = tmp_path / f"A.{file_format}"
-    if file_format == "joblib":
+    if file_format == "skops":
+        skops.io.dump(model, path)
+    elif file_format == "joblib":
         joblib.dump(model, path)
     else:
         path.write_bytes(pickle.dumps(model))
-    a = load_batch_model(path)
+    # A pickle is unpickled only when its reader trusts it (--trust-pickle).
+    a = load_batch_model(path, trust_pickle=file_format != "skops")
     assert a.feature_names == ("x1", "x2")
     assert a.kind == ("mlp" if "mlp" in name else "linear")
     assert ("StandardScaler" in a.origin) == isinstance(model, Pipeline)
@@ -171,7 +175,9 @@ def test_river_pipeline_pickle(
         model.learn_one(row, y)
     path = tmp_path / "river.pkl"
     path.write_bytes(pickle.dumps(model))
-    a = load_batch_model(path)
+    with pytest.raises(TransferError, match="--trust-pickle"):
+        load_batch_model(path)
+    a = load_batch_model(path, trust_pickle=True)
     assert a.kind == "river"
     records = probe_rows.to_dict("records")
     reference = np.array([model.predict_one(dict(x)) for x in records])
@@ -203,7 +209,7 @@ def test_streamlearn_checkpoints(tmp_path: Path, probe_rows: pd.DataFrame) -> No
 
     # The placeholder format: a pickled dict holding the model.
     (tmp_path / "model.pkl").write_bytes(pickle.dumps({"model": mlp, "position": 3}))
-    a = load_batch_model(tmp_path / "model.pkl")
+    a = load_batch_model(tmp_path / "model.pkl", trust_pickle=True)
     assert (a.kind, a.feature_names, a.n_layers) == ("mlp", ("x1", "x2"), 3)
     _assert_b_starts_as_a(a, reference, probe_rows)
 
@@ -504,25 +510,32 @@ def test_unusable_files(tmp_path: Path, train_frame: pd.DataFrame) -> None:
         load_batch_model(tmp_path / "missing.joblib")
     (tmp_path / "garbage.joblib").write_bytes(b"definitely not a pickle")
     with pytest.raises(TransferError, match="cannot read model A"):
-        load_batch_model(tmp_path / "garbage.joblib")
+        load_batch_model(tmp_path / "garbage.joblib", trust_pickle=True)
+    (tmp_path / "garbage.skops").write_bytes(b"definitely not a zip")
+    with pytest.raises(TransferError, match="not a readable skops file"):
+        load_batch_model(tmp_path / "garbage.skops")
     joblib.dump({"weights": [1, 2]}, tmp_path / "dict.joblib")
     with pytest.raises(TransferError, match="not a model A can be"):
-        load_batch_model(tmp_path / "dict.joblib")
+        load_batch_model(tmp_path / "dict.joblib", trust_pickle=True)
     from sklearn.ensemble import RandomForestRegressor
 
-    joblib.dump(
-        _fit(RandomForestRegressor(n_estimators=2), train_frame), tmp_path / "forest.joblib"
-    )
+    forest = _fit(RandomForestRegressor(n_estimators=2), train_frame)
+    joblib.dump(forest, tmp_path / "forest.joblib")
     with pytest.raises(TransferError, match="RandomForestRegressor; supported are MLPRegressor"):
-        load_batch_model(tmp_path / "forest.joblib")
-    joblib.dump(
-        _fit(make_pipeline(MinMaxScaler(), Ridge()), train_frame), tmp_path / "minmax.joblib"
-    )
-    with pytest.raises(TransferError, match=r"at most one StandardScaler.*found MinMaxScaler"):
-        load_batch_model(tmp_path / "minmax.joblib")
+        load_batch_model(tmp_path / "forest.joblib", trust_pickle=True)
+    skops.io.dump(forest, tmp_path / "forest.skops")  # its trees are no type A may hold
+    with pytest.raises(TransferError, match=r"does not load.*sklearn\.tree\._tree\.Tree"):
+        load_batch_model(tmp_path / "forest.skops")
+    minmax = _fit(make_pipeline(MinMaxScaler(), Ridge()), train_frame)
+    for path, trust in ((tmp_path / "minmax.joblib", True), (tmp_path / "minmax.skops", False)):
+        (joblib.dump if trust else skops.io.dump)(minmax, path)
+        with pytest.raises(TransferError, match=r"at most one StandardScaler.*found MinMaxScaler"):
+            load_batch_model(path, trust_pickle=trust)
     joblib.dump(SkMLP(), tmp_path / "unfitted.joblib")
-    with pytest.raises(TransferError, match="not fitted"):
-        load_batch_model(tmp_path / "unfitted.joblib")
+    skops.io.dump(SkMLP(), tmp_path / "unfitted.skops")
+    for path, trust in ((tmp_path / "unfitted.joblib", True), (tmp_path / "unfitted.skops", False)):
+        with pytest.raises(TransferError, match="not fitted"):
+            load_batch_model(path, trust_pickle=trust)
     with pytest.raises(TransferError, match="learned nothing yet"):
         as_batch_model(MLPRegressor())
 
@@ -547,7 +560,7 @@ def _prequential_mae(model: base.Regressor, rows: list[tuple[dict[Hashable, Any]
 @pytest.fixture(scope="module")
 def seed_a(tmp_path_factory: pytest.TempPathFactory) -> BatchModel:
     """The seed's A (1 -> 50 relu -> 50 relu -> 1), trained briefly on the source task."""
-    out = tmp_path_factory.mktemp("seed-a") / "A.joblib"
+    out = tmp_path_factory.mktemp("seed-a") / "A.skops"
     return load_batch_model(
         pretrain(EXAMPLES / "transfer_source.csv", out=out, epochs=30).model_path
     )
@@ -685,7 +698,7 @@ def _streamlearn(*args: str) -> str:
 
 def test_extract_from_the_command_line_checkpoints_an_rls_head(tmp_path: Path) -> None:
     """pretrain A, replay the target with --transfer-mode extract, read B back from the state."""
-    a_path, state = tmp_path / "A.joblib", tmp_path / "state"
+    a_path, state = tmp_path / "A.skops", tmp_path / "state"
     _streamlearn(
         "pretrain", str(EXAMPLES / "transfer_source.csv"), "--out", str(a_path), "--epochs", "100"
     )
@@ -702,7 +715,7 @@ def test_extract_from_the_command_line_checkpoints_an_rls_head(tmp_path: Path) -
     )
     summary = json.loads(stdout)
     assert summary["records_learned"] == 2000
-    assert summary["model"] == "warm-start(extract, A.joblib)"
+    assert summary["model"] == "warm-start(extract, A.skops)"
     # Measured: MAE about 0.18 over the whole replay, against about 1.58 for A as it is.
     assert summary["metrics"]["mae"] < 0.25
     assert summary["metrics"]["mae"] < 0.2 * summary["baseline_metrics"]["mae"]

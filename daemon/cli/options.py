@@ -310,8 +310,18 @@ TRANSFER: tuple[OptionDecorator, ...] = (
         type=click.Path(exists=False),
         metavar="PATH",
         envvar="STREAMLEARN_WARM_START",
-        help="Batch model A to start from: scikit-learn (joblib/pickle), a River "
-        "pickle, a streamlearn state dir, or a Keras .keras file.",
+        help="Batch model A to start from: a scikit-learn model saved with skops "
+        "(streamlearn pretrain writes A.skops), a Keras .keras file, or a streamlearn "
+        "state dir. A joblib/pickle file needs --trust-pickle.",
+    ),
+    click.option(
+        "--trust-pickle",
+        is_flag=True,
+        default=False,
+        envvar="STREAMLEARN_TRUST_PICKLE",
+        help="Load a joblib/pickle model A (--warm-start, --teacher warm:FILE), or a state "
+        "dir another user owns. Unpickling runs any code the file holds: only for files "
+        "you trust.",
     ),
     click.option(
         "--transfer-mode",

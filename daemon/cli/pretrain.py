@@ -56,11 +56,12 @@ def _parse_features(
 )
 @click.option(
     "--out",
-    default="A.joblib",
+    default="A.skops",
     show_default=True,
     type=click.Path(dir_okay=False, path_type=Path),
     envvar="STREAMLEARN_PRETRAIN_OUT",
-    help="Where to save model A (joblib).",
+    help="Where to save model A: skops (loads without running code), or joblib when the "
+    "name ends in .joblib or .pkl (--warm-start then needs --trust-pickle).",
 )
 @click.option(
     "--hidden",

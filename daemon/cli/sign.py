@@ -30,7 +30,7 @@ def sign_command(state_dir: str) -> None:
     )
 
     try:
-        check_owner(Path(state_dir), trust=False, flag="sudo -u OWNER")
+        check_owner(Path(state_dir), trust=False, hint="run sign as that user")
         store = CheckpointStore(state_dir)
     except (CheckpointError, StateLocked) as exc:
         raise click.ClickException(str(exc)) from None

@@ -144,7 +144,9 @@ def _labeler(
 
     def new_teacher() -> Teacher:
         try:
-            return build_teacher(spec, model_spec=model_spec, lr=lr, k=k)
+            return build_teacher(
+                spec, model_spec=model_spec, lr=lr, k=k, trust_pickle=settings.trust_pickle
+            )
         except ValueError as exc:
             raise PseudoSettingsError(str(exc), "teacher") from None
 

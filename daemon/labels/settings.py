@@ -54,6 +54,8 @@ class PseudoSettings:
     pseudo_guard_records: int = 500
     #: Who pseudo-labels (``streamlearn.labels.teachers.build_teacher``).
     teacher: str = "committee"
+    #: A ``warm:FILE`` teacher may be a pickle (``--trust-pickle``, shared with the warm start).
+    trust_pickle: bool = False
     #: Committee size.
     teacher_k: int = 5
     #: Decide on the loop thread (True) or a side thread (False); None: True unless following.

@@ -297,7 +297,13 @@ class ModelTeacher(_TargetScale):
 
 
 def build_teacher(
-    spec: str, *, model_spec: str, lr: float = 0.01, k: int = 5, seed: int = 0
+    spec: str,
+    *,
+    model_spec: str,
+    lr: float = 0.01,
+    k: int = 5,
+    seed: int = 0,
+    trust_pickle: bool = False,
 ) -> Teacher:
     """The teacher a ``--teacher`` value names.
 
@@ -307,7 +313,8 @@ def build_teacher(
         ``k`` bagged copies of another spec.
     ``warm:PATH``
         Model A (``streamlearn pretrain``, scikit-learn, Keras, a checkpoint),
-        warm-started and learning on (``ModelTeacher``).
+        warm-started and learning on (``ModelTeacher``); a pickle only with
+        ``trust_pickle`` (``load_batch_model``).
     any other ``SPEC``
         A separate model of that spec (``ModelTeacher``), e.g. ``KNNRegressor``.
 
@@ -336,7 +343,7 @@ def build_teacher(
         from streamlearn.models.transfer import load_batch_model, warm_start
 
         path = spec.split(":", 1)[1].strip()
-        model = warm_start(load_batch_model(path), "finetune", lr=lr)
+        model = warm_start(load_batch_model(path, trust_pickle=trust_pickle), "finetune", lr=lr)
         return ModelTeacher(model, f"warm start from {path}")
     if spec == model_spec:
         log.warning(

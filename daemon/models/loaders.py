@@ -1,12 +1,16 @@
 """Read model A from a file or an object: scikit-learn, River, a streamlearn checkpoint, Keras.
 
-Loading A unpickles it (joblib, pickle, checkpoints): only load files you trust.
+Unpickling runs whatever code the pickle names, so A loads from formats that cannot:
+scikit-learn models through skops (its allow-list of types), Keras ``.keras`` files (zip,
+JSON and HDF5), and streamlearn state dirs, whose checkpoints are signed. A joblib or
+pickle file is loaded only with ``trust_pickle`` (``--trust-pickle``).
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,10 @@ from streamlearn.models.batch import BatchModel, FloatArray, TransferError
 from streamlearn.models.keras import load_keras
 from streamlearn.models.mlp import MLPRegressor
 
-__all__ = ["as_batch_model", "load_batch_model"]
+__all__ = ["PICKLE_SUFFIXES", "as_batch_model", "load_batch_model", "skops_trusted"]
+
+#: Suffixes of files that are pickles (joblib's included): loaded only with ``trust_pickle``.
+PICKLE_SUFFIXES = frozenset({".joblib", ".pkl", ".pickle"})
 
 # scikit-learn regressors whose predict() is exactly ``X @ coef_ + intercept_``. The GLMs
 # (Poisson, Gamma, Tweedie) are left out on purpose: their predict applies a link function.
@@ -42,28 +49,31 @@ _SKLEARN_LINEAR = frozenset(
 )
 
 
-def load_batch_model(path: str | os.PathLike[str]) -> BatchModel:
+def load_batch_model(path: str | os.PathLike[str], *, trust_pickle: bool = False) -> BatchModel:
     """Read model A from a file or a state directory.
 
     Accepted: a scikit-learn ``MLPRegressor`` or linear regressor (``LinearRegression``,
     ``Ridge``, ``SGDRegressor``, ...), alone or in a ``Pipeline`` after one ``StandardScaler``,
-    saved with joblib or pickle; a River regressor or pipeline (pickle); a streamlearn checkpoint
-    (a state directory, a ``.ckpt`` generation file, or a pickled dict with a ``"model"``); a Keras
-    ``Sequential`` model of ``Dense`` layers saved as ``.keras`` (read with zip, json and h5py:
-    Keras itself is not needed).
+    saved with skops (``streamlearn pretrain`` writes ``.skops``); a streamlearn state
+    directory or ``.ckpt`` generation file (signed: its HMAC is checked before unpickling); a
+    Keras ``Sequential`` model of ``Dense`` layers saved as ``.keras`` (read with zip, json and
+    h5py: Keras itself is not needed). With ``trust_pickle`` also a joblib or pickle file (of
+    those models, a River regressor or pipeline, or a dict with a ``"model"``), a ``.ckpt`` or
+    state dir that another user owns.
 
     Raises
     ------
     TransferError
-        The file is missing, unreadable, or holds a model this module cannot use.
+        The file is missing, unreadable, a pickle without ``trust_pickle``, or holds a model
+        (or a type, in a skops file) this module does not load.
 
     Examples
     --------
-    >>> import tempfile, joblib, pandas as pd
+    >>> import tempfile, skops.io, pandas as pd
     >>> from sklearn.linear_model import LinearRegression
     >>> frame = pd.DataFrame({"x": [0.0, 1.0, 2.0], "y": [1.0, 3.0, 5.0]})
-    >>> path = Path(tempfile.mkdtemp()) / "A.joblib"
-    >>> _ = joblib.dump(LinearRegression().fit(frame[["x"]], frame["y"]), path)
+    >>> path = Path(tempfile.mkdtemp()) / "A.skops"
+    >>> skops.io.dump(LinearRegression().fit(frame[["x"]], frame["y"]), path)
     >>> a = load_batch_model(path)
     >>> a.kind, a.feature_names
     ('linear', ('x',))
@@ -74,13 +84,23 @@ def load_batch_model(path: str | os.PathLike[str]) -> BatchModel:
     if not path.exists():
         raise TransferError(f"model A not found: {path}")
     if path.is_dir() or path.suffix == ".ckpt":
-        return as_batch_model(_load_checkpoint(path), f"checkpoint {path}")
-    if path.suffix == ".keras":
-        return load_keras(path)
+        return as_batch_model(_load_checkpoint(path, trust_pickle), f"checkpoint {path}")
     if path.suffix == ".h5":
         raise TransferError(
             f"{path} looks like a legacy Keras HDF5 file; load it in Keras and re-save it "
             "with model.save('A.keras')"
+        )
+    kind = _zip_kind(path)
+    if path.suffix == ".keras" or kind == "keras":
+        return load_keras(path)
+    if kind == "skops" or path.suffix == ".skops":
+        return as_batch_model(_load_skops(path), str(path))
+    if not trust_pickle:
+        raise TransferError(
+            f"{path} is not a skops, .keras or streamlearn state file: loading it would "
+            "unpickle it (joblib/pickle), which runs any code it holds; pass --trust-pickle "
+            "if you trust who wrote it, or save A with skops (streamlearn pretrain writes "
+            ".skops)"
         )
     import joblib  # joblib also reads plain pickle files
 
@@ -93,18 +113,79 @@ def load_batch_model(path: str | os.PathLike[str]) -> BatchModel:
     return as_batch_model(obj, str(path))
 
 
-def _load_checkpoint(path: Path) -> Any:
-    """The model held by a streamlearn checkpoint (a state directory or one generation file)."""
+def _zip_kind(path: Path) -> str | None:
+    """``"skops"`` or ``"keras"`` for the zip files those write, else None (a pickle, maybe)."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return None
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return None
+    if "schema.json" in names:
+        return "skops"
+    if "config.json" in names:
+        return "keras"
+    return None
+
+
+def skops_trusted() -> list[str]:
+    """The types a skops file of model A may hold beyond skops' own safe ones.
+
+    Exactly the models ``as_batch_model`` takes from scikit-learn, the scaler and pipeline
+    around them, and the optimizers a fitted ``MLPRegressor`` keeps.
+    """
+    from sklearn import linear_model
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    classes = [MLPRegressor, Pipeline, StandardScaler, AdamOptimizer, SGDOptimizer]
+    classes += [getattr(linear_model, name) for name in sorted(_SKLEARN_LINEAR)]
+    return [f"{cls.__module__}.{cls.__qualname__}" for cls in classes]
+
+
+def _load_skops(path: Path) -> Any:
+    """Read a skops file, refusing any type outside skops' safe ones and ``skops_trusted``."""
+    try:
+        import skops.io as sio
+    except ImportError as exc:
+        raise TransferError(f"reading {path} needs skops: pip install skops") from exc
+    trusted = skops_trusted()
+    try:
+        refused = sorted(set(sio.get_untrusted_types(file=path)) - set(trusted))
+    except Exception as exc:  # a broken archive or schema
+        raise TransferError(f"{path} is not a readable skops file: {exc}") from exc
+    if refused:
+        raise TransferError(
+            f"{path} holds types streamlearn does not load (untrusted by skops): "
+            f"{', '.join(refused)}"
+        )
+    try:
+        return sio.load(path, trusted=trusted)
+    except Exception as exc:  # skops raises its own errors, and TypeError on untrusted types
+        raise TransferError(f"cannot read model A from {path}: {exc}") from exc
+
+
+def _load_checkpoint(path: Path, trust: bool) -> Any:
+    """The model held by a streamlearn checkpoint (a state directory or one generation file).
+
+    Its signature is checked with the directory's key before anything is unpickled; a
+    directory another user owns needs ``trust`` (``--trust-pickle``).
+    """
     from streamlearn import state as checkpoint
 
+    directory = path if path.is_dir() else path.parent
     try:
+        checkpoint.check_owner(directory, trust=trust)
         if path.is_dir():
-            loaded = checkpoint.CheckpointStore(path, lock=False).load()
+            loaded = checkpoint.CheckpointStore(path, lock=False, trust=trust).load()
             if loaded is None:
                 raise TransferError(f"no checkpoint in state directory {path}")
             state = loaded.state
         else:
-            key = checkpoint.state_key(path.parent, create=False)
+            key = checkpoint.state_key(directory, create=False, trust=trust)
             state = checkpoint.decode(path.read_bytes(), key)
     except (checkpoint.CheckpointError, OSError, pickle.UnpicklingError) as exc:
         raise TransferError(f"cannot read checkpoint {path}: {exc}") from exc

@@ -1,9 +1,9 @@
 """Train the batch model A of transfer learning on a CSV file, before going online.
 
 ``streamlearn pretrain data.csv`` fits a scikit-learn ``MLPRegressor`` (or ``LinearRegression``)
-on a CSV and saves it with joblib; ``--warm-start A.joblib`` then starts the online model
-from it. scikit-learn and pandas are imported only when a model is trained, so that the command
-line starts fast.
+on a CSV and saves it with skops (a format that loads without running code); ``--warm-start
+A.skops`` then starts the online model from it. scikit-learn and pandas are imported only
+when a model is trained, so that the command line starts fast.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class PretrainResult:
     Attributes
     ----------
     model_path
-        The joblib file holding model A.
+        The file holding model A (skops; joblib when its name ends in ``.joblib``/``.pkl``).
     csv_path
         The training data.
     kind
@@ -75,7 +75,7 @@ class PretrainResult:
 def pretrain(
     csv_path: str | os.PathLike[str],
     target: str = "y",
-    out: str | os.PathLike[str] = "A.joblib",
+    out: str | os.PathLike[str] = "A.skops",
     hidden: Sequence[int] = (50, 50),
     activation: str = "relu",
     epochs: int = 400,
@@ -83,7 +83,7 @@ def pretrain(
     kind: str = "mlp",
     features: Sequence[str] | None = None,
 ) -> PretrainResult:
-    """Fit model A on a CSV file and save it with joblib.
+    """Fit model A on a CSV file and save it with skops (or joblib: ``out`` ends in ``.joblib``).
 
     The model is fitted on a pandas DataFrame, so it remembers its feature names and transfer
     can check them against the stream. ``kind="mlp"`` is the network of the study note this
@@ -100,7 +100,9 @@ def pretrain(
     target
         The column to predict.
     out
-        Where to write the model (written to a temporary file, then renamed into place).
+        Where to write the model (written to a temporary file, then renamed into place):
+        skops, unless the name ends in ``.joblib``, ``.pkl`` or ``.pickle`` (a pickle, which
+        ``--warm-start`` loads only with ``--trust-pickle``).
     hidden, activation, epochs, seed
         Shape and training of the MLP (ignored for ``linear``).
     kind
@@ -115,14 +117,14 @@ def pretrain(
 
     Examples
     --------
-    >>> import tempfile, joblib
+    >>> import tempfile, skops.io
     >>> folder = Path(tempfile.mkdtemp())
     >>> _ = (folder / "data.csv").write_text("x,y\\n0,1\\n1,3\\n2,5\\n3,7\\n")
-    >>> result = pretrain(folder / "data.csv", out=folder / "A.joblib", kind="linear")
+    >>> result = pretrain(folder / "data.csv", out=folder / "A.skops", kind="linear")
     >>> result.features, result.n_rows, round(result.loss, 12)
     (('x',), 4, 0.0)
     >>> import pandas as pd
-    >>> model = joblib.load(result.model_path)
+    >>> model = skops.io.load(result.model_path)
     >>> round(float(model.predict(pd.DataFrame({"x": [10.0]}))[0]), 9)
     21.0
     """
@@ -236,13 +238,21 @@ def _fit(
 
 
 def _save(model: Any, out: Path) -> None:
-    """Write ``model`` with joblib to a temporary file, then rename it into place."""
-    import joblib
+    """Write ``model`` (skops, or joblib for a pickle's name) to a temporary file, then rename
+    it into place."""
+    from streamlearn.models.loaders import PICKLE_SUFFIXES
 
     out.parent.mkdir(parents=True, exist_ok=True)
     temporary = out.with_name(f".{out.name}.tmp.{os.getpid()}")
     try:
-        joblib.dump(model, temporary)
+        if out.suffix in PICKLE_SUFFIXES:
+            import joblib
+
+            joblib.dump(model, temporary)
+        else:
+            import skops.io
+
+            skops.io.dump(model, temporary)
         os.replace(temporary, out)
     finally:
         temporary.unlink(missing_ok=True)

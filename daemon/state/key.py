@@ -56,6 +56,12 @@ class _Hash(Protocol):
 Sha256 = Callable[[], _Hash]
 
 
+#: What a reader does to trust a state dir another user owns.
+TRUST_HINT = (
+    "pass --trust (inspect, report) or --trust-pickle (a warm start) if you trust that user"
+)
+
+
 class NotOwned(CheckpointError):
     """A state dir (or its key) belongs to another user, and no one said to trust it."""
 
@@ -151,12 +157,12 @@ def _user(uid: int) -> str:
     return f"uid {uid}"
 
 
-def check_owner(directory: Path, *, trust: bool, flag: str = "--trust") -> None:
+def check_owner(directory: Path, *, trust: bool, hint: str = TRUST_HINT) -> None:
     """``NotOwned`` unless ``directory`` belongs to this user (or ``trust``).
 
     Whoever owns a state dir can write its key and so sign anything: reading what
-    another user wrote runs code that user chose, as this user. ``flag`` is what the
-    command calls trusting it.
+    another user wrote runs code that user chose, as this user. ``hint``: what to
+    do about it, the end of the message.
     """
     if trust:
         return
@@ -168,7 +174,7 @@ def check_owner(directory: Path, *, trust: bool, flag: str = "--trust") -> None:
     if owner != me:
         raise NotOwned(
             f"{directory} is owned by {_user(owner)}, not by you ({_user(me)}): loading its "
-            f"checkpoints runs code that user can choose; pass {flag} if you trust that user"
+            f"checkpoints runs code that user can choose; {hint}"
         )
 
 
@@ -221,8 +227,7 @@ def _read_key(path: Path, fd: int, trust: bool) -> StateKey:
         if status.st_uid != os.geteuid():
             raise NotOwned(
                 f"the state key {path} is owned by {_user(status.st_uid)}, not by you "
-                f"({_user(os.geteuid())}): that user can sign any checkpoint; pass --trust "
-                "if you trust that user"
+                f"({_user(os.geteuid())}): that user can sign any checkpoint; {TRUST_HINT}"
             )
         if stat.S_IMODE(status.st_mode) & 0o077:
             raise CheckpointError(
