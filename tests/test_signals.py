@@ -170,8 +170,9 @@ def test_a_stop_signal_is_honoured_within_a_second(tmp_path, state, signum):
     assert "Traceback" not in stderr, stderr
     assert logged in stderr, stderr
     assert proc.returncode == 0, stderr
-    # Honoured within a second; the rest is the final checkpoint and closing down.
-    assert seconds < 1.5, f"{seconds:.2f} s:\n{stderr}"
+    # Honoured at once (within a second); the rest is the final checkpoint and closing down,
+    # with room for a loaded machine.
+    assert seconds < 2.0, f"{seconds:.2f} s:\n{stderr}"
 
 
 def test_an_endless_line_is_dead_lettered_once(tmp_path):
@@ -187,7 +188,7 @@ def test_an_endless_line_is_dead_lettered_once(tmp_path):
         time.sleep(1.0)  # more of the line read: no second dead letter
     finally:
         seconds, stderr = _signal_and_time(proc, signal.SIGTERM)
-    assert proc.returncode == 0 and seconds < 1.5, stderr
+    assert proc.returncode == 0 and seconds < 2.0, stderr
     [letter] = [json.loads(line) for line in dead.read_text().splitlines()]
     assert letter["reason"] == "too_long" and len(letter["raw"]) <= 1000 * 4
 
