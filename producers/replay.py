@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -41,6 +41,8 @@ from streamlearn.producers.topics import connect, create_topics
 
 if TYPE_CHECKING:
     from kafka import KafkaProducer
+
+    from streamlearn.observe.progress import ProgressBar
 
 __all__ = [
     "ProduceError",
@@ -73,33 +75,26 @@ class ProduceResult:
 
 
 class _Progress:
-    """A one-line progress display on stderr, redrawn at most ten times a second."""
+    """produce's progress bar on a terminal (``streamlearn.observe.progress``): rows sent of
+    the file's, their rate now, the time left."""
 
     @classmethod
     def on_terminal(cls, path: Path, rules: RowRules) -> _Progress | None:
-        """A display on stderr when it is a terminal (the total counted first), else None."""
-        return cls(count_rows(path, rules), sys.stderr) if sys.stderr.isatty() else None
+        """A bar on stderr when it is a terminal (the rows counted first), else None."""
+        if not sys.stderr.isatty():
+            return None
+        from streamlearn.observe.progress import ProgressBar
 
-    def __init__(self, total: int | None, stream: IO[str]) -> None:
-        self.total = total
-        self.stream = stream
-        self.started = time.monotonic()
-        self._drawn_at = 0.0
+        return cls(ProgressBar(count_rows(path, rules), noun="rows"))
 
-    def update(self, sent: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._drawn_at < 0.1:
-            return
-        self._drawn_at = now
-        rate = sent / max(now - self.started, 1e-9)
-        of_total = f"/{self.total:,}" if self.total is not None else ""
-        self.stream.write(f"\r  {sent:,}{of_total} rows sent ({rate:,.0f}/s)   ")
-        self.stream.flush()
+    def __init__(self, bar: ProgressBar) -> None:
+        self.bar = bar
+
+    def update(self, sent: int) -> None:
+        self.bar.show(sent, sent)
 
     def done(self, sent: int) -> None:
-        self.update(sent, force=True)
-        self.stream.write("\n")
-        self.stream.flush()
+        self.bar.close(sent, sent)
 
 
 def _sleep_until(deadline: float) -> None:

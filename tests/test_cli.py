@@ -265,39 +265,6 @@ def test_jsonl_replay(tmp_path: Path):
     assert summary["records_learned"] == 2 and summary["records_rejected"] == 1
 
 
-def test_progress_line_only_on_a_terminal(data):
-    import pty
-
-    path, _, _ = data
-    # Not a terminal: no progress line.
-    quiet = cli("replay", str(path), "--rate", "2000")
-    assert "\r" not in quiet.stderr and "records/s" not in quiet.stderr
-    # A terminal: the carriage-return progress line with a percentage.
-    main_fd, terminal_fd = pty.openpty()
-    try:
-        proc = subprocess.run(
-            [*STREAMLEARN, "replay", str(path), "--rate", "2000"],
-            stderr=terminal_fd,
-            stdout=subprocess.DEVNULL,
-            timeout=120,
-        )
-        os.close(terminal_fd)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(main_fd, 65536)
-            except OSError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(main_fd)
-    assert proc.returncode == 0
-    shown = b"".join(chunks).decode()
-    assert "\r" in shown and "/s" in shown and "100.0%" in shown
-
-
 @pytest.fixture
 def model_a(tmp_path):
     """A batch model A of the ``data`` stream's features: a state dir (loads without pickle)."""

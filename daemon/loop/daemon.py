@@ -338,7 +338,11 @@ class Daemon:
     def _start(self) -> None:
         self.schedule.start()
         self._pacer.start()
-        self._progress = Progress(self.source) if self.options.progress else None
+        self._progress = (
+            Progress(self.source, lambda: self.learner.rolling_mae())
+            if self.options.progress
+            else None
+        )
         self.checkpoints.open(self.state)
         # The learn-latency metric needs each record's arrival time: noted only for telemetry.
         self.source.track_arrivals = self.telemetry is not None

@@ -1,10 +1,10 @@
-"""Pacing the loop to a rate, and a one-line progress report on a terminal."""
+"""Pacing the loop to a rate, and replay's progress bar on a terminal."""
 
 from __future__ import annotations
 
-import sys
 import threading
 import time
+from collections.abc import Callable
 
 from streamlearn.sources.base import Source
 
@@ -36,31 +36,34 @@ class Pacer:
 
 
 class Progress:
-    """A one-line progress report on stderr, only when stderr is a terminal."""
+    """Replay's progress bar on a terminal (``streamlearn.observe.progress``), else nothing.
 
-    def __init__(self, source: Source) -> None:
+    How far into the source (bytes of a file; a Kafka backfill has no total: records and
+    rate only), the records seen, their rate now and the running (rolling) MAE from
+    ``error``.
+    """
+
+    def __init__(self, source: Source, error: Callable[[], float | None]) -> None:
+        from streamlearn.observe.progress import ProgressBar
+
         self.source = source
-        self.enabled = sys.stderr.isatty()
-        self.started = time.monotonic()
-        self.last = 0.0
+        self.error = error
+        self.bar = ProgressBar.on_terminal(source.size())
 
     def update(self, seen: int) -> None:
-        now = time.monotonic()
-        if not self.enabled or now - self.last < 0.5:
-            return
-        self.last = now
-        self._draw(seen, now)
-
-    def _draw(self, seen: int, now: float) -> None:
-        rate = seen / max(now - self.started, 1e-9)
-        size = self.source.size()
-        offset = self.source.snapshot().get("offset") if size else None
-        percent = f" {100.0 * offset / size:5.1f}%" if size and offset is not None else ""
-        sys.stderr.write(f"\r{seen:>12,} records {rate:>10,.0f}/s{percent}")
-        sys.stderr.flush()
+        """After a batch: redraw when due (the position and error are read only then)."""
+        if self.bar is not None and self.bar.due():
+            self.bar.show(*self._state(seen))
 
     def close(self, seen: int) -> None:
-        if self.enabled:
-            self._draw(seen, time.monotonic())
-            sys.stderr.write("\n")
-            sys.stderr.flush()
+        if self.bar is not None:
+            position, records, note, _ = self._state(seen)
+            self.bar.close(position, records, note)
+
+    def _state(self, seen: int) -> tuple[int, int, str, int | None]:
+        size = self.source.size()
+        offset = self.source.snapshot().get("offset") if size else None
+        position = offset if isinstance(offset, int) else seen
+        error = self.error()
+        note = f"MAE {error:.4g}" if error is not None else ""
+        return position, seen, note, size
