@@ -12,8 +12,17 @@
    the monitor blocks of errors) and on in-memory rows (the per-record path): no monitor,
    the default one, and (file) the default one with River's ADWIN inside.
 
+4. What each detector detects (``drift_detection.py``): for every detector and
+   ``--on-drift`` action, the detection delay of each change, the false alarms before the
+   first and the repeats after each, on River's FriedmanDrift (gra, gsg, lea) and
+   ConceptDriftStream, with a learning sgd and with a frozen model that never adapts; the
+   false alarms of a growing Hoeffding tree with the fixed and the learning-curve warm-up;
+   and the detections on a stationary stream of ``--stationary-rows`` rows (2,000,000:
+   minutes, through the compiled path), Gaussian and heavy-tailed (Laplace) noise.
+
 Contenders alternate within each repeat; each figure is the best of ``--repeat``.
-Run: python bench/bench_drift.py [--rows 200000] [--repeat 3]
+Run: python bench/bench_drift.py [--rows 200000] [--repeat 3] [--section all|cost|detection]
+     [--scale 5000] [--stationary-rows 2000000]
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from drift_detection import DETECTORS, detection_table, growing_tree_table, stationary_table
 
 from streamlearn.drift import detectors as drift
 from streamlearn.drift.adwin import ADWIN
@@ -237,9 +247,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--section", choices=("all", "cost", "detection"), default="all")
+    parser.add_argument("--scale", type=int, default=5000, help="records between changes")
+    parser.add_argument("--stationary-rows", type=int, default=2_000_000)
     args = parser.parse_args()
     print(f"command: python bench/bench_drift.py {' '.join(sys.argv[1:])}".rstrip())
-    print(f"python {platform.python_version()}, {platform.machine()}")
+    print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores")
+    if args.section in ("all", "cost"):
+        cost_sections(args)
+    if args.section in ("all", "detection"):
+        detection_sections(args)
+
+
+def detection_sections(args: argparse.Namespace) -> None:
+    """Section 4: delays and false alarms (``drift_detection.py``)."""
+    started = time.perf_counter()
+    print(f"\nDelays and false alarms, changes every {args.scale} records:\n")
+    detection_table(args.scale, DETECTORS, lambda line: print(line, flush=True))
+    print(
+        "\nA growing Hoeffding tree on stationary Friedman streams (8000 records, seeds 40-49):\n"
+    )
+    growing_tree_table(range(40, 50), 8000, lambda line: print(line, flush=True))
+    print(f"\nA stationary stream, {args.stationary_rows} rows, replayed (sgd, compiled path):\n")
+    stationary_table(args.stationary_rows, DETECTORS, lambda line: print(line, flush=True))
+    print(f"\nsection 4 took {time.perf_counter() - started:.0f} s")
+
+
+def cost_sections(args: argparse.Namespace) -> None:
+    """Sections 1-3: what the monitor costs per record."""
     errors = errors_with_changes(args.rows)
     # Load River and the compiled kernels before any clock runs.
     warm = adwin_contenders(errors[:2000], errors[:2000])

@@ -74,8 +74,12 @@ def drift_options(func: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice([*DETECTOR_CHOICES, "none"], case_sensitive=False),
             envvar="STREAMLEARN_DRIFT_DETECTOR",
             help="Drift detector on the prequential absolute error (one-sided: only a rise "
-            "counts). adwin suits an unbounded error; page-hinkley reacts faster but "
-            "false-alarms on heavy-tailed errors; kswin costs about 1 ms a record.",
+            "counts). Measured on River's FriedmanDrift and 2M stationary rows "
+            "(bench/README.md): adwin flags abrupt changes in 35-70 records and gradual ones in "
+            "300-900, with no false alarm in 2M rows (2 with heavy-tailed noise); page-hinkley "
+            "flags abrupt changes later (60-75) and gradual ones sooner (280-600), but "
+            "false-alarms every 13,000-24,000 stationary rows; kswin missed most changes and "
+            "costs about 1 ms a record.",
         ),
         click.option(
             "--drift-features",

@@ -2,17 +2,24 @@
 
 Detectors (``--drift-detector``, default ``adwin``):
 
+What each is for is measured by ``bench/bench_drift.py`` (its table is in bench/README.md,
+"Drift detectors"):
+
 - ``adwin``: ``ADWIN(delta=0.002)``, :class:`streamlearn.drift.adwin.ADWIN`: River's
   ``drift.ADWIN`` to the last bit, compiled (C). The default: its bound uses the observed
-  variance, so it suits an unbounded, skewed signal such as an absolute error, and it is
-  cheap, fed an array at a time. It tests every 32 values, so a detection may come up to
-  32 records later than a test on every value would.
+  variance, so it suits an unbounded, skewed signal such as an absolute error; it catches
+  abrupt and gradual changes alike and stays quiet on a stationary stream, and it is cheap,
+  fed an array at a time. It tests every 32 values, so a detection may come up to 32
+  records later than a test on every value would.
 - ``page-hinkley``: ``PageHinkley(delta=0.1, threshold=50, min_instances=30)`` on the
   unit-free signal (``delta`` = rises below 10 % of the reference error are tolerated).
-  Faster on abrupt rises, but its cumulative sums make heavy-tailed errors raise false
-  alarms. Its telemetry and event name is ``page_hinkley``.
+  Slower than ADWIN on abrupt rises, somewhat quicker on gradual ones, but its
+  cumulative sums raise false alarms on a long stationary stream, more with heavy-tailed
+  errors: for short runs watched by a person. Its telemetry and event name is
+  ``page_hinkley``.
 - ``kswin``: ``KSWIN(alpha=1e-5, window_size=100, stat_size=30, seed=0)``: a
-  Kolmogorov-Smirnov test per value, about 1 ms a record: only for slow streams.
+  Kolmogorov-Smirnov test per value, about 1 ms a record; at this ``alpha`` it missed most
+  changes of the error in the bench.
 
 The error's warm-up follows the model's learning curve: it lasts ``--drift-warmup`` records,
 then as many again while the error still falls (the mean of a round's second half below its
