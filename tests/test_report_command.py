@@ -136,7 +136,9 @@ def test_without_matplotlib(
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
     result = CliRunner().invoke(report_command, [str(states[0]), "--out", str(tmp_path / "x.png")])
     assert result.exit_code == 1
-    assert result.output.strip() == "Error: plotting needs matplotlib: pip install matplotlib"
+    assert result.output.strip() == (
+        "Error: plotting needs matplotlib: pip install 'streamlearn[plot]'"
+    )
 
 
 # -- drift events -----------------------------------------------------------------------------

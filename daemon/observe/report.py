@@ -1,29 +1,45 @@
-"""Prequential learning curves as a PNG: rolling mean absolute error against records learned.
+"""Prequential learning curves as a PNG, SVG or PDF: rolling MAE against records learned.
 
-A curve comes either from plain arrays (``Run``: a label, its absolute errors in stream order, and
-where drift was detected) or from a saved state (``CurveRun``, built by ``curve_from_state`` from
-the bounded curve the learner keeps in every checkpoint), so a plot can come from a replay, a
-benchmark, a test, or a daemon that is still running: ``streamlearn report STATE_DIR...``.
-matplotlib is imported only when a plot is drawn, and through its Agg canvas directly, so that no
-GUI backend or global pyplot state is involved.
+The curves are ``streamlearn.observe.curves``' (``Run``, ``CurveRun``; re-exported here): one
+line and one legend entry per run; its drift detections are vertical lines in its colour, with
+a marker at the top saying what the monitor did (a key beside the legend names the markers);
+runs marked at the same record interleave their dashes and stack their markers, so each stays
+visible. A warm start's frozen model A is a horizontal line at its MAE. The first records'
+spike can be cut off (``skip``) or the error axis made logarithmic (``log_y``). matplotlib is
+imported only when a plot is drawn, and through its Agg canvas directly, so that no GUI
+backend or global pyplot state is involved.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from streamlearn.observe.curves import (
+    CurveRun,
+    DriftSummary,
+    ReportError,
+    Run,
+    curve_from_state,
+    load_curve,
+    rolling_mae,
+)
+
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from matplotlib.typing import ColorType
 
 __all__ = [
+    "BASELINE_GID",
     "DRIFT_GID",
+    "FORMATS",
+    "KEY_GID",
     "CurveRun",
     "DriftSummary",
     "ReportError",
@@ -35,182 +51,27 @@ __all__ = [
     "rolling_mae",
 ]
 
-#: The ``gid`` of every drift marker a plot draws, so that callers (and tests) can find them.
+#: The ``gid`` of every drift line a plot draws, so that callers (and tests) can find them.
 DRIFT_GID = "drift"
-
-
-class ReportError(ValueError):
-    """A state cannot be plotted (nothing learned yet, no curve, matplotlib missing)."""
-
-
-@dataclass(frozen=True)
-class Run:
-    """One learning curve to draw, from the absolute error of every record.
-
-    Attributes
-    ----------
-    label
-        The legend entry, e.g. ``"finetune"`` or ``"cold"``.
-    abs_errors
-        ``|y - yhat|`` of each labelled record, in stream order (prediction made before learning).
-        The error at index ``i`` is drawn at ``i + 1`` records learned.
-    drift_at
-        Record indices (0-based, into ``abs_errors``) where drift was detected; drawn at
-        ``index + 1`` records learned, like the error they belong to.
-    """
-
-    label: str
-    abs_errors: Sequence[float] | npt.NDArray[np.float64]
-    drift_at: Sequence[int] = ()
-
-
-@dataclass(frozen=True)
-class CurveRun:
-    """One learning curve to draw, already reduced to points (as a checkpoint keeps it).
-
-    Attributes
-    ----------
-    label
-        The legend entry.
-    records
-        The x of each point: records learned so far, increasing.
-    rolling_mae
-        The rolling MAE at each point (the mean of the last ``window`` errors).
-    drift_at
-        Where drift was detected, in records learned (the same axis as ``records``).
-    window
-        Number of records each point averages (``None`` when unknown).
-    """
-
-    label: str
-    records: Sequence[int] | npt.NDArray[np.int64]
-    rolling_mae: Sequence[float] | npt.NDArray[np.float64]
-    drift_at: Sequence[float] = ()
-    window: int | None = None
-
-
-def rolling_mae(
-    abs_errors: Sequence[float] | npt.NDArray[np.float64], window: int
-) -> npt.NDArray[np.float64]:
-    """Trailing mean of the last ``window`` errors at each index (fewer at the start).
-
-    Examples
-    --------
-    >>> rolling_mae([1.0, 3.0, 5.0, 7.0], window=2).tolist()
-    [1.0, 2.0, 4.0, 6.0]
-    """
-    if window < 1:
-        raise ValueError(f"window must be at least 1, got {window}")
-    errors = np.asarray(abs_errors, dtype=np.float64)
-    if errors.ndim != 1:
-        raise ValueError("abs_errors must be one value per record")
-    n = errors.size
-    if n == 0:
-        return np.zeros(0)
-    # One running sum over the whole stream would subtract a huge early error from a huge total,
-    # and cancellation would leave the later windows near 0. Instead, cut the stream into blocks
-    # of ``window``: each window is a suffix of one block plus a prefix of the next, so every sum
-    # adds only the errors inside its own window, still in O(n).
-    blocks = np.concatenate((errors, np.zeros(-n % window))).reshape(-1, window)
-    prefix = np.cumsum(blocks, axis=1).ravel()
-    suffix = np.cumsum(blocks[:, ::-1], axis=1)[:, ::-1].ravel()
-    ends = np.arange(n)
-    starts = ends - window + 1
-    sums = prefix[:n].copy()
-    full = starts > 0  # windows that start after the first record
-    starts = starts[full]
-    sums[full] = suffix[starts] + np.where(starts % window != 0, prefix[ends[full]], 0.0)
-    return sums / np.minimum(ends + 1, window)
-
-
-def curve_from_state(state: Mapping[str, Any], label: str | None = None) -> CurveRun:
-    """The learning curve kept in a daemon's state (a loaded checkpoint's ``.state``).
-
-    The x axis is records learned, the learner's own count. A drift monitor (the ``"drift"``
-    extension, if any) reports each event's ``record`` as a 0-based index into the stream, which
-    also counts records that were rejected or unlabelled; an event is placed at its
-    ``records_learned`` when the monitor stores one, else at ``record + 1`` scaled by
-    records learned / records seen, which is exact when every record seen was learned.
-
-    Parameters
-    ----------
-    state
-        A state dict with ``model_spec``, ``learner`` and, optionally, ``counters`` and
-        ``extensions``.
-    label
-        The legend entry (default: the model spec).
-
-    Raises
-    ------
-    ReportError
-        The state holds no learner, no curve, or no point yet.
-
-    Examples
-    --------
-    >>> from streamlearn.learner import Learner
-    >>> from streamlearn.models.sgd import SGDRegressor
-    >>> learner = Learner(SGDRegressor(lr=0.1), rolling_window=2)
-    >>> for y in (1.0, 1.0, 1.0):
-    ...     _ = learner.step({"x": 1.0}, y)
-    >>> run = curve_from_state({"model_spec": "sgd", "learner": learner})
-    >>> run.label, run.records.tolist(), run.window
-    ('sgd', [1, 2, 3], 2)
-    >>> np.round(run.rolling_mae, 3).tolist()
-    [1.0, 0.9, 0.72]
-    """
-    from streamlearn.learner import Learner
-
-    learner = state.get("learner")
-    if not isinstance(learner, Learner):
-        raise ReportError("the state holds no learning curve (written by an older streamlearn?)")
-    points = list(learner.curve.points)
-    if not points:
-        raise ReportError("the model has learned no records yet: there is no curve to plot")
-    records = np.array([p[0] for p in points], dtype=np.int64)
-    rolling = np.array([p[1] for p in points], dtype=np.float64)
-    learned = learner.records_learned
-    seen = int(state.get("counters", {}).get("records_seen", learned))
-    drift_at = [_learned_at(event, learned, seen) for event in _drift_events(state)]
-    return CurveRun(
-        label=label if label is not None else str(state.get("model_spec", "model")),
-        records=records,
-        rolling_mae=rolling,
-        drift_at=[x for x in drift_at if x is not None],
-        window=learner.rolling_window,
-    )
-
-
-@runtime_checkable
-class DriftSummary(Protocol):
-    """What the report reads of a drift monitor kept in a checkpoint: its ``summary()``.
-
-    A checkpoint is data from another process (maybe another version), so its ``"drift"``
-    extension is checked against this before use; a run without a monitor has none.
-    """
-
-    def summary(self) -> Mapping[str, Any]:
-        """A JSON-safe summary whose ``drift_events`` list the detections."""
-        ...
-
-
-def _drift_events(state: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The drift monitor's events, or ``[]`` when the run had no monitor."""
-    monitor = state.get("extensions", {}).get("drift")
-    if not isinstance(monitor, DriftSummary):
-        return []
-    events = monitor.summary().get("drift_events", [])
-    return [event for event in events if isinstance(event, Mapping)]
-
-
-def _learned_at(event: Mapping[str, Any], learned: int, seen: int) -> float | None:
-    """Records learned when a drift event fired (see ``curve_from_state``)."""
-    if isinstance(event.get("records_learned"), int | float):
-        return float(event["records_learned"])
-    record = event.get("record")
-    if not isinstance(record, int | float):
-        return None
-    scale = learned / seen if seen > 0 else 1.0
-    return (float(record) + 1.0) * min(scale, 1.0)
+#: The ``gid`` of the key of the drift markers (a second legend).
+KEY_GID = "drift-key"
+#: The ``gid`` of a warm start's frozen baseline line.
+BASELINE_GID = "baseline"
+#: What ``plot_curves`` writes, by the suffix of its file.
+FORMATS = ("png", "svg", "pdf")
+#: The marker of each drift action (``streamlearn.drift.config.ACTIONS``, and a detection the
+#: monitor did not act on); others get ``"o"``.
+ACTION_MARKERS = {
+    "alert": "o",
+    "reset": "v",
+    "rollback": "<",
+    "background": "^",
+    "swap": "s",
+    "discard": "x",
+    "suppressed": "+",  # detected in a cooldown or beside another action: not acted on
+}
+#: What the matplotlib extra is called, for the message when it is missing.
+PLOT_EXTRA = "pip install 'streamlearn[plot]'"
 
 
 def _points(run: Run | CurveRun, window: int) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
@@ -233,45 +94,63 @@ def _points(run: Run | CurveRun, window: int) -> tuple[npt.NDArray[Any], npt.NDA
     return np.arange(1, errors.size + 1), rolling_mae(errors, window)
 
 
-def _drift_x(run: Run | CurveRun) -> list[float]:
+def _drift(run: Run | CurveRun) -> list[tuple[float, str]]:
+    """Where drift was detected (records learned) and what was done there."""
     if isinstance(run, CurveRun):
-        return [float(x) for x in run.drift_at]
-    return [float(index) + 1.0 for index in run.drift_at]
+        at = [float(x) for x in run.drift_at]
+    else:
+        at = [float(index) + 1.0 for index in run.drift_at]
+    actions = list(run.drift_actions) or ["alert"] * len(at)
+    if len(actions) != len(at):
+        raise ValueError(f"run {run.label!r} needs one drift action per drift event, or none")
+    return list(zip(at, actions, strict=True))
 
 
 def _require_matplotlib() -> None:
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise ReportError("plotting needs matplotlib: pip install matplotlib") from None
+        raise ReportError(f"plotting needs matplotlib: {PLOT_EXTRA}") from None
 
 
 def draw_curves(
-    runs: Sequence[Run | CurveRun], window: int = 100, title: str | None = None
+    runs: Sequence[Run | CurveRun],
+    window: int = 100,
+    title: str | None = None,
+    *,
+    log_y: bool = False,
+    skip: int = 0,
 ) -> Figure:
     """Draw the rolling MAE of each run against records learned on one matplotlib Figure.
 
-    Each run gets its own line and legend entry; its drift detections are dotted vertical lines
-    in the run's colour, each with ``gid`` ``"drift"``. ``window`` is the rolling window of the
-    ``Run``s (a ``CurveRun`` brings its own points). See ``plot_curves`` to save a PNG.
+    Each run gets one line and one legend entry; its drift detections are vertical lines in
+    the run's colour (``gid`` ``"drift"``), each ending at the top in a marker for its action
+    (``ACTION_MARKERS``, named in a key beside the legend); a warm start's baseline is a
+    horizontal line (``gid`` ``"baseline"``). ``window`` is the rolling window
+    of the ``Run``s (a ``CurveRun`` brings its own points). ``skip``: leave out the first
+    records learned (the warm-up's spike); ``log_y``: a logarithmic error axis. See
+    ``plot_curves`` to save the figure.
 
     Examples
     --------
     >>> figure = draw_curves(
-    ...     [CurveRun("warm", [1, 2, 3], [0.5, 0.4, 0.3], drift_at=[2]), Run("cold", [2.0] * 5)],
+    ...     [CurveRun("warm", [1, 2, 3], [0.5, 0.4, 0.3], drift_at=[2], drift_actions=["reset"],
+    ...               baseline_mae=0.45), Run("cold", [2.0] * 5)],
     ...     window=2,
     ... )
     >>> axes = figure.axes[0]
-    >>> [line.get_label() for line in axes.lines if line.get_gid() != "drift"]
+    >>> [text.get_text() for text in axes.get_legend().get_texts()]
     ['warm', 'cold']
-    >>> sum(line.get_gid() == "drift" for line in axes.lines)
-    1
+    >>> [(line.get_gid(), line.get_marker()) for line in axes.lines if line.get_gid()]
+    [('drift', 'v'), ('baseline', 'None')]
     """
     if not runs:
         raise ValueError("give at least one run to plot")
     if window < 1:
         raise ValueError(f"window must be at least 1, got {window}")
-    curves = [_points(run, window) for run in runs]
+    if skip < 0:
+        raise ValueError(f"skip must be 0 or more, got {skip}")
+    curves = [_cut(run, *_points(run, window), skip) for run in runs]
     _require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -281,22 +160,36 @@ def draw_curves(
     figure = Figure(figsize=(9, 4.5), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
+    if log_y:
+        axes.set_yscale("log", nonpositive="mask")
+    marked = [run for run in runs if any(at > skip for at, _ in _drift(run))]
+    handles = []
     for run, (x, y) in zip(runs, curves, strict=True):
         label = run.label
         if not same_window and isinstance(run, CurveRun) and run.window is not None:
             label = f"{label} [window {run.window}]"
         (line,) = axes.plot(x, y, label=label, linewidth=1.4)
-        for i, at in enumerate(_drift_x(run)):
-            axes.axvline(
-                at,
-                color=line.get_color(),
-                linestyle=":",
-                linewidth=1.0,
-                label=f"{run.label}: drift" if i == 0 else None,
-                gid=DRIFT_GID,
-            )
-    shown = windows.pop() if same_window else None
-    axes.set_xlabel("records learned")
+        handles.append(line)
+        color = line.get_color()
+        if run in marked:
+            _mark_drift(axes, run, color, marked.index(run), len(marked), skip)
+        if isinstance(run, CurveRun) and run.baseline_mae is not None:
+            _baseline(axes, run.baseline_mae, color)
+    _label_axes(axes, windows.pop() if same_window else None, title, log_y=log_y, skip=skip)
+    actions = sorted({action for run in marked for at, action in _drift(run) if at > skip})
+    if actions:
+        _action_key(axes, actions)
+    # Both keys right of the plot, where no curve or marker runs under them.
+    axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    figure.tight_layout()
+    return figure
+
+
+def _label_axes(
+    axes: Axes, shown: int | None, title: str | None, *, log_y: bool, skip: int
+) -> None:
+    """Axis labels, title (naming the rolling window ``shown`` when all runs share one), grid."""
+    axes.set_xlabel("records learned" if skip == 0 else f"records learned (after the first {skip})")
     axes.set_ylabel("rolling MAE" if shown is None else f"MAE over the last {shown} records")
     default_title = (
         "Prequential MAE (rolling window per run)"
@@ -304,11 +197,100 @@ def draw_curves(
         else f"Prequential MAE (rolling window of {shown} records)"
     )
     axes.set_title(title or default_title)
-    axes.set_ylim(bottom=0)
+    if not log_y:
+        axes.set_ylim(bottom=0)
     axes.grid(True, alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    return figure
+
+
+def _cut(
+    run: Run | CurveRun, x: npt.NDArray[Any], y: npt.NDArray[Any], skip: int
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """The points after the first ``skip`` records learned."""
+    if skip == 0:
+        return x, y
+    kept = x > skip
+    if not kept.any():
+        raise ValueError(f"run {run.label!r} has no point after the first {skip} records")
+    return x[kept], y[kept]
+
+
+def _mark_drift(
+    axes: Axes, run: Run | CurveRun, color: ColorType, k: int, n: int, skip: int
+) -> None:
+    """The drift lines of the ``k``-th of ``n`` marked runs, each ending in its action's marker.
+
+    The lines' dashes leave gaps for the other runs' (offset by ``k``), and each run's lines
+    end (in their marker) one step lower than the run before, so runs marked at the same
+    record all show.
+    """
+    dash = 2.0
+    style = (k * 2 * dash, (dash, dash * (2 * n - 1)))
+    for at, action in _drift(run):
+        if at <= skip:
+            continue
+        axes.axvline(
+            at,
+            ymax=0.97 - 0.05 * k,
+            color=color,
+            linestyle=style,
+            linewidth=1.2,
+            marker=ACTION_MARKERS.get(action, "o"),
+            markevery=[1],  # the top end only
+            markersize=7,
+            markerfacecolor="white" if action == "alert" else color,
+            clip_on=False,
+            gid=DRIFT_GID,
+        )
+
+
+def _baseline(axes: Axes, mae: float, color: ColorType) -> None:
+    """A warm start's frozen model A: a horizontal line at its MAE, named on the line."""
+    from matplotlib.transforms import blended_transform_factory
+
+    axes.axhline(mae, color=color, linestyle="-.", linewidth=1.0, alpha=0.8, gid=BASELINE_GID)
+    axes.text(
+        0.99,
+        mae,
+        f"A (frozen): MAE {mae:.4g}",
+        color=color,
+        fontsize=8,
+        ha="right",
+        va="bottom",
+        transform=blended_transform_factory(axes.transAxes, axes.transData),
+    )
+
+
+def _action_key(axes: Axes, actions: list[str]) -> None:
+    """A small key of the drift markers present (in grey: the colours are the runs'), beside
+    the legend (``gid`` ``"drift-key"``)."""
+    from matplotlib.legend import Legend
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D(
+            [],
+            [],
+            marker=ACTION_MARKERS.get(action, "o"),
+            color="0.35",
+            markerfacecolor="white" if action == "alert" else "0.35",
+            linestyle="none",
+            label=action,
+        )
+        for action in actions
+    ]
+    key = Legend(
+        axes,
+        handles,
+        actions,
+        title="drift",
+        loc="lower left",
+        bbox_to_anchor=(1.01, 0.0),
+        borderaxespad=0,
+        fontsize=8,
+        title_fontsize=8,
+    )
+    key.set_gid(KEY_GID)
+    axes.add_artist(key)
 
 
 def plot_curves(
@@ -316,21 +298,28 @@ def plot_curves(
     out_path: str | os.PathLike[str],
     window: int = 100,
     title: str | None = None,
+    *,
+    log_y: bool = False,
+    skip: int = 0,
+    dpi: int = 100,
 ) -> Path:
-    """Draw the rolling MAE of each run on one plot and save it as a PNG.
+    """Draw the rolling MAE of each run on one plot (``draw_curves``) and save it.
 
     Parameters
     ----------
     runs
         The runs to compare (``Run``: per-record errors; ``CurveRun``: precomputed points, e.g.
-        from ``curve_from_state``); each gets its own line and legend entry, and its drift
-        detections are drawn as dotted vertical lines in the run's colour.
+        from ``curve_from_state``).
     out_path
-        The PNG file to write (its folder is created if needed).
+        The file to write, a PNG, SVG or PDF by its suffix (its folder is created if needed).
     window
         Number of records each point of a ``Run`` averages.
     title
         Plot title (default: ``"Prequential MAE (rolling window of N records)"``).
+    log_y, skip
+        A logarithmic error axis; leave out the first ``skip`` records learned.
+    dpi
+        Dots per inch of a PNG (the figure is 9 x 4.5 inches).
 
     Returns
     -------
@@ -347,46 +336,16 @@ def plot_curves(
     ... )
     >>> path.read_bytes()[:8] == b"\\x89PNG\\r\\n\\x1a\\n"
     True
+    >>> plot_curves([Run("cold", [1.0] * 9)], folder / "c.svg").read_bytes().find(b"<svg") >= 0
+    True
     """
-    figure = draw_curves(runs, window, title)
     out = Path(out_path)
+    kind = out.suffix.lower().lstrip(".")
+    if kind not in FORMATS:
+        raise ReportError(f"{out}: write a .png, .svg or .pdf file (the suffix says which)")
+    if dpi < 10:
+        raise ValueError(f"dpi must be at least 10, got {dpi}")
+    figure = draw_curves(runs, window, title, log_y=log_y, skip=skip)
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, format="png")
+    figure.savefig(out, format=kind, dpi=dpi)
     return out
-
-
-# -- a saved state -------------------------------------------------------------------------
-
-
-def load_curve(
-    state_dir: str | os.PathLike[str], label: str | None = None, *, trust: bool = False
-) -> CurveRun:
-    """The learning curve of the newest checkpoint in ``state_dir``.
-
-    The state is read without its lock, so a daemon may be running on it. The default label is
-    the directory's name and the model spec, e.g. ``"state: sgd"``. ``trust``: read a state
-    dir another user owns (``report --trust``).
-
-    Raises
-    ------
-    ReportError
-        No such directory, no checkpoint in it yet, an unreadable checkpoint, or no curve.
-    """
-    from streamlearn.state import CheckpointError, CheckpointStore
-
-    state_dir = Path(state_dir)
-    try:
-        loaded = CheckpointStore(state_dir, lock=False, trust=trust).load()
-    except CheckpointError as exc:
-        raise ReportError(str(exc)) from None
-    except OSError as exc:
-        raise ReportError(f"cannot read {state_dir}: {exc.strerror or exc}") from None
-    if loaded is None:
-        raise ReportError(f"no checkpoint in {state_dir} yet")
-    state = loaded.state
-    if label is None:
-        label = f"{state_dir.resolve().name}: {state.get('model_spec')}"
-    try:
-        return curve_from_state(state, label)
-    except ReportError as exc:
-        raise ReportError(f"{state_dir}: {exc}") from None
