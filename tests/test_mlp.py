@@ -250,6 +250,35 @@ def test_pickle_round_trip_keeps_learning_identically() -> None:
     assert restored.predict_one({"x": 0.3}) == model.predict_one({"x": 0.3})
 
 
+@pytest.mark.parametrize("head", ["sgd", "rls"])
+def test_predicting_never_changes_the_pickled_model(head: str) -> None:
+    model = MLPRegressor(hidden=(6, 4), seed=2, trainable_layers=1, head=head)
+    rng = np.random.default_rng(5)
+    for a, b in rng.normal(size=(50, 2)):
+        model.learn_one({"a": float(a), "b": float(b)}, float(a - 2 * b))
+    before = pickle.dumps(model)
+    for a, b in rng.normal(scale=100.0, size=(1000, 2)):
+        model.predict_one({"a": float(a), "b": float(b), "new": 1.0})
+    assert pickle.dumps(model) == before
+    # The learn step's work buffers are scratch, not state: a checkpoint leaves them out.
+    assert not set(MLPRegressor.SCRATCH) & set(pickle.loads(before).__getstate__())
+
+
+def test_a_state_pickled_with_its_work_buffers_loads_and_learns_identically() -> None:
+    """Checkpoints written before the buffers were left out hold them."""
+    model = MLPRegressor(hidden=(5,), seed=4, trainable_layers=1, head="rls")
+    data = [({"x": float(v)}, float(np.sin(v))) for v in np.linspace(-3, 3, 60)]
+    for x, y in data[:30]:
+        model.learn_one(x, y)
+    old = MLPRegressor.__new__(MLPRegressor)
+    old.__setstate__(copy.deepcopy(dict(vars(model))))
+    assert set(MLPRegressor.SCRATCH) <= set(vars(old))  # rebuilt, ready for the next step
+    for x, y in data[30:]:
+        model.learn_one(x, y)
+        old.learn_one(x, y)
+    assert pickle.dumps(old) == pickle.dumps(model)
+
+
 def test_clone_returns_the_warm_starting_point() -> None:
     start = [np.array([[0.5, -0.5]]), np.array([[1.0], [2.0]])]
     model = MLPRegressor(hidden=(2,), features=["x"], initial_coefs=start)

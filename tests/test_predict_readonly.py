@@ -102,6 +102,7 @@ SPECS = [
     ("HoeffdingTreeRegressor", "csv", False),
     ("sgd", "csv", False),
     ("sgd", "jsonl", False),
+    ("mlp", "csv", False),
 ]
 
 
@@ -158,9 +159,10 @@ def test_strict_features_refuses_unknown_names(served: Served) -> None:
 # -- every model the spec language allows --------------------------------------------------
 
 #: Models whose pickle holds a cache a prediction refills: what they learned stays the same.
+#: River's BayesianLinearRegression computes its posterior mean at the first prediction after
+#: a learn and keeps it: a function of what was learned, so the comparison leaves it out.
 CACHES = {
-    "mlp": ("_activity",),  # the layer outputs of the last forward pass (scratch)
-    "BayesianLinearRegression": ("_m_arr", "_m_dirty"),  # the posterior mean, computed lazily
+    "BayesianLinearRegression": ("_m_arr", "_m_dirty"),
 }
 TRANSFORMERS = {
     "StandardScaler",

@@ -276,19 +276,39 @@ class MLPRegressor(RLSHead, base.Regressor):
                 self.intercepts_.append(np.zeros(fan_out))
         self.features_ = list(features)
         self._index: dict[Hashable, int] = {name: i for i, name in enumerate(features)}
+        trainable = n_layers if self.trainable_layers is None else self.trainable_layers
+        self._first_trainable = n_layers - trainable
+        if self.head == "rls":
+            self._build_rls(sizes[-2])
+        self._build_scratch()
+
+    #: The learn step's work buffers: scratch, not state. A checkpoint leaves them out (and a
+    #: prediction writes none of them), so predicting never changes a pickled model.
+    SCRATCH = ("_activity", "_deltas", "_spare_coefs", "_spare_intercepts", *RLSHead.RLS_SCRATCH)
+
+    def _build_scratch(self) -> None:
+        """Allocate the buffers ``learn_one`` reuses (``SCRATCH``), from the layers' shapes."""
+        sizes = [self.coefs_[0].shape[0], *(c.shape[1] for c in self.coefs_)]
         self._activity = [np.zeros(n) for n in sizes]  # layer outputs; [0] is the scaled input
         self._deltas = [np.zeros(n) for n in sizes[1:]]
         # Spare matrices: a step is computed into them and committed only if every layer's result
         # is finite, so a bad step leaves no half-updated network behind.
         self._spare_coefs = [np.zeros_like(c) for c in self.coefs_]
         self._spare_intercepts = [np.zeros_like(b) for b in self.intercepts_]
-        trainable = n_layers if self.trainable_layers is None else self.trainable_layers
-        self._first_trainable = n_layers - trainable
-        if self.head == "rls":
-            self._build_rls(sizes[-2])
+        if self.rls_p_ is not None:
+            self._build_rls_scratch(self.rls_p_.shape[0])
 
-    def _load_input(self, x: dict[Hashable, Any]) -> FloatArray:
-        buffer = self._activity[0]
+    def __getstate__(self) -> dict[str, Any]:
+        scratch = self.SCRATCH
+        return {key: value for key, value in self.__dict__.items() if key not in scratch}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A checkpoint written before the buffers were left out holds them: rebuilt all the same.
+        self.__dict__.update({k: v for k, v in state.items() if k not in self.SCRATCH})
+        if self.features_ is not None:
+            self._build_scratch()
+
+    def _load_input(self, x: dict[Hashable, Any], buffer: FloatArray) -> FloatArray:
         buffer.fill(0.0)
         index = self._index
         for name, value in x.items():
@@ -301,12 +321,16 @@ class MLPRegressor(RLSHead, base.Regressor):
             buffer /= self.input_scale
         return buffer
 
-    def _forward(self, x: dict[Hashable, Any]) -> float:
-        a = self._load_input(x)
-        activity = self._activity
+    def _forward(self, x: dict[Hashable, Any], activity: list[FloatArray] | None) -> float:
+        """The network's output for ``x``, each layer's output written into ``activity`` (the
+        learn step's buffers, which back-propagation reads) or, with None, into arrays made
+        for this call: a prediction writes nothing the model holds. Same arithmetic both ways.
+        """
+        features = self.features_
+        assert features is not None
+        a = self._load_input(x, activity[0] if activity is not None else np.empty(len(features)))
         for i, (coef, bias) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
-            out = activity[i + 1]
-            np.matmul(a, coef, out=out)
+            out = np.matmul(a, coef, out=activity[i + 1] if activity is not None else None)
             out += bias
             self._activations[i][0](out, out)
             a = out
@@ -317,7 +341,7 @@ class MLPRegressor(RLSHead, base.Regressor):
     def predict_one(self, x: dict[Hashable, Any]) -> float:
         if self.features_ is None:
             return 0.0  # no layer exists before the feature order is known
-        return self._forward(x)
+        return self._forward(x, None)
 
     def learn_one(self, x: dict[Hashable, Any], y: float, w: float = 1.0) -> None:
         if self.features_ is None:
@@ -328,7 +352,7 @@ class MLPRegressor(RLSHead, base.Regressor):
         first = self._first_trainable
         if first >= n_layers or w == 0:
             return
-        yhat = self._forward(x)
+        yhat = self._forward(x, self._activity)
         error = yhat - y
         if not math.isfinite(error):
             self.n_skipped_steps_ += 1

@@ -33,9 +33,9 @@ FloatArray = npt.NDArray[np.float64]
 class RLSHead:
     """The RLS update of an ``MLPRegressor``'s output layer, as a mixin of that class.
 
-    The state (``P`` as ``rls_p_``, the work buffers, the layers) is the network's own
+    The state (``P`` as ``rls_p_``, the layers) and the work buffers are the network's own
     attributes, so a network pickled in a checkpoint keeps its layout; this class only holds
-    the two methods that allocate and update it. The attributes it reads are declared below.
+    the methods that allocate and update them. The attributes it reads are declared below.
     """
 
     rls_p_: FloatArray | None
@@ -48,10 +48,17 @@ class RLSHead:
     _spare_coefs: list[FloatArray]
     _spare_intercepts: list[FloatArray]
 
+    #: The work buffers of one update: scratch, not state (a checkpoint leaves them out).
+    RLS_SCRATCH = ("_spare_p", "_phi", "_gain", "_scale", "_scale_outer")
+
     def _build_rls(self, n_hidden: int) -> None:
         """Allocate ``P = I / rls_delta`` and the buffers of one update, for ``n_hidden`` units."""
         n_head = n_hidden + 1  # the last hidden units and the bias
         self.rls_p_ = np.eye(n_head) / self.rls_delta
+        self._build_rls_scratch(n_head)
+
+    def _build_rls_scratch(self, n_head: int) -> None:
+        """Allocate the work buffers of one update (``RLS_SCRATCH``) for a head of ``n_head``."""
         self._spare_p = np.zeros((n_head, n_head))
         self._phi = np.ones(n_head)  # [h, 1]: the bias input stays 1
         self._gain = np.zeros(n_head)
