@@ -64,6 +64,7 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
             _check_no_learn(settings)
         kafka = kafka_settings(settings) if settings.is_kafka else None
         reading = open_input(settings, kafka, stopping)
+        _check_join(settings, reading.format)
         fresh_model = _checked_model(settings, reading.features)
         warm = warm_start(settings, reading.features)
         run_settings = reading.run_settings(
@@ -119,6 +120,16 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
     except BaseException:
         resources.close()
         raise
+
+
+def _check_join(settings: Settings, fmt: str) -> None:
+    """``--label-ttl`` joins late labels by id: a CSV needs its id column named (a JSON
+    record's id is its ``id`` key unless told)."""
+    if settings.pseudo.label_ttl is not None and fmt == "csv" and settings.id_column is None:
+        raise AppUsageError(
+            "joining late labels needs the column of their ids: name it with --id-column",
+            option="label-ttl",
+        )
 
 
 def _check_environment() -> None:

@@ -76,6 +76,11 @@ class CsvSchema:
         id_column: str | None,
         on_schema_change: str,
     ) -> None:
+        if "" in header:  # a trailing comma, as some exporters write: every row would misfit
+            raise ValueError(
+                f"the CSV header has an empty column name (column {header.index('') + 1} of "
+                f"{','.join(header)}); name every column"
+            )
         if len(set(header)) != len(header):
             dupes = sorted({h for h in header if header.count(h) > 1})
             raise ValueError(f"the CSV header repeats column names: {', '.join(dupes)}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ import orjson
 
 from streamlearn.csv_schema import CsvSchema, split_cells
 from streamlearn.sources.base import Raw
+
+log = logging.getLogger(__name__)
 
 #: The closed set of rejection reasons (bounded label values for metrics).
 REJECT_REASONS = (
@@ -42,6 +45,9 @@ REJECT_REASONS = (
 
 #: The most distinct feature names a stream may bring, unless told (``--max-features``).
 MAX_FEATURES = 10_000
+
+#: JSON values read without the target key before saying so (every one is unlabeled).
+TARGET_WARNING_AFTER = 1_000
 
 
 @dataclass(slots=True)
@@ -424,6 +430,27 @@ class JsonDecoder:
         self.skip_blank = skip_blank
         #: The names records brought, capped; None when ``features`` fixes them.
         self.names = FeatureNames(max_features) if features is None else None
+        #: Values read so far without the target key; None once one had it (or it was said).
+        self.without_target: int | None = 0
+
+    def _count_without_target(self, obj: dict[str, Any]) -> None:
+        """Say once when the first ``TARGET_WARNING_AFTER`` values all lack the target key:
+        the likely cause is a ``--target`` that names no key of the stream."""
+        if self.target in obj:
+            self.without_target = None
+            return
+        assert self.without_target is not None
+        self.without_target += 1
+        if self.without_target == TARGET_WARNING_AFTER:
+            self.without_target = None
+            keys = ", ".join(sorted(str(key) for key in obj)[:10])
+            log.warning(
+                "none of the first %d records has the target key %r (--target): each one is "
+                "unlabeled, predicted and never learned; a record's keys: %s",
+                TARGET_WARNING_AFTER,
+                self.target,
+                keys,
+            )
 
     @property
     def plain(self) -> bool:
@@ -478,6 +505,8 @@ class JsonDecoder:
             return obj
         if not isinstance(obj, dict):
             return Rejected("bad_shape", f"expected a JSON object, got {type(obj).__name__}", raw)
+        if self.without_target is not None:
+            self._count_without_target(obj)
         record_id = obj.get(self.id_field)
         if record_id is None and raw.key is not None:
             record_id = raw.key.decode("utf-8", "replace")

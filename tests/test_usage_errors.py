@@ -1,11 +1,14 @@
-"""One line, never a traceback (issue 16, item 10).
+"""One line, never a traceback (issue 16, items 10 and 12).
 
-A value the daemon cannot use is said in one line with the option to change: exit 2 for how
-the command was called, exit 1 for a file or a directory.
+A value the daemon cannot use, or a flag that means nothing with the others given, is said
+in one line with the option to change: exit 2 for how the command was called, exit 1 for a
+file or a directory. Flags set to their defaults through the environment or the config file
+are not "given".
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -149,3 +152,75 @@ def test_the_installed_daemon_reads_no_test_only_variable():
         ["grep", "-rn", "STREAMLEARN_TEST", str(ROOT / "daemon")], capture_output=True, text=True
     )
     assert found.stdout == "", found.stdout
+
+
+# -- item 12: meaningless combinations --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--reset"], "--state-dir"),
+        (["--transfer-mode", "extract"], "--warm-start"),
+        (["--feature-map", "a=x"], "--warm-start"),
+        (["--teacher", "KNNRegressor"], "--pseudo-label"),
+        (["-G", "group"], "kafka://"),
+        (["-X", "fetch.max.bytes=1"], "kafka://"),
+        (["--kafka-config", "client.properties"], "kafka://"),
+        (["--from", "latest"], "kafka://"),
+        (["--kafka-client", "confluent"], "kafka://"),
+        (["--on-data-loss", "reset"], "kafka://"),
+        (["--target", "x0", "--id-column", "x0"], "--id-column"),
+        (["--id-column", "x0", "--features", "x0,x1"], "--features"),
+        (["--label-ttl", "10m"], "--id-column"),
+    ],
+)
+def test_meaningless_combinations_are_usage_errors(stream_csv, args, needle):
+    assert_one_line(invoke("replay", str(stream_csv), *args), 2, needle)
+
+
+def test_a_flag_at_its_default_through_env_or_config_is_not_given(stream_csv, tmp_path):
+    env = {"STREAMLEARN_TRANSFER_MODE": "finetune", "STREAMLEARN_FROM": "earliest"}
+    result = invoke("replay", str(stream_csv), env=env)
+    assert result.exit_code == 0, result.output
+    config = _toml(tmp_path, 'reset = false\nkafka_client = "kafka-python"\nteacher = "committee"')
+    result = invoke("replay", str(stream_csv), "--config", config)
+    assert result.exit_code == 0, result.output
+    # Not at the default: given, and meaningless without --warm-start.
+    config = _toml(tmp_path, 'transfer_mode = "extract"')
+    assert_one_line(invoke("replay", str(stream_csv), "--config", config), 2, "--warm-start")
+    result = invoke("replay", str(stream_csv), env={"STREAMLEARN_RESET": "1"})
+    assert_one_line(result, 2, "--state-dir")
+
+
+def test_an_empty_column_name_in_a_csv_header_is_refused(tmp_path):
+    path = tmp_path / "trailing.csv"
+    path.write_text("a,b,y,\n1,2,3,\n")
+    result = cli("replay", str(path), check=False)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error:") and "empty" in last, result.stderr
+
+
+def test_a_json_stream_without_the_target_key_warns_once(tmp_path):
+    path = tmp_path / "unlabeled.jsonl"
+    path.write_text("".join(json.dumps({"a": i, "label": i}) + "\n" for i in range(2500)))
+    result = cli("replay", str(path))
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, result.stderr
+    assert "'y'" in warnings[0] and "--target" in warnings[0] and "1000" in warnings[0]
+    # With the target there (even only now and then) nothing is said.
+    rows = [{"a": i % 7, "y": 1.5} if i % 500 == 0 else {"a": i % 7} for i in range(2500)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert "target key" not in cli("replay", str(path)).stderr
+    # ...nor when the labeled values are learned a block at a time, without the decoder (a
+    # model that knows every feature already: after a restart).
+    state = str(tmp_path / "state")
+    labeled = [{"a": (i % 7) / 7, "y": 0.5 * (i % 7) / 7} for i in range(3000)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in labeled))
+    cli("replay", str(path), "--state-dir", state)
+    with path.open("a") as handle:
+        for i, row in enumerate(labeled):
+            handle.write(json.dumps(row if i % 4 == 0 else {"a": row["a"]}) + "\n")
+    assert "target key" not in cli("replay", str(path), "--state-dir", state).stderr

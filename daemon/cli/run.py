@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from streamlearn.cli.combinations import check_combinations
 from streamlearn.cli.help import SectionedCommand
 from streamlearn.cli.inspect import format_metric
 from streamlearn.cli.options import (
@@ -95,6 +96,7 @@ def _settings(params: Mapping[str, Any], *, follow: bool) -> Settings:
     from streamlearn.config import Settings
 
     context = click.get_current_context()
+    check_combinations(context, params)
 
     def given(name: str) -> bool:
         return context.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
