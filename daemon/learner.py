@@ -168,9 +168,8 @@ class Learner:
     baseline
         An optional frozen model scored on the same records (champion/challenger).
     guard
-        With a baseline: how the baseline guard (``streamlearn.models.champion``) judges
-        the model against it, which decides the prediction served (:meth:`serve`);
-        defaults apply when omitted.
+        With a baseline: the options of the baseline guard (``streamlearn.models.champion``),
+        which decides the prediction served (:meth:`serve`).
 
     Examples
     --------
@@ -234,8 +233,7 @@ class Learner:
         return yhat if -DIVERGED < yhat < DIVERGED else math.nan
 
     def serve(self, x: dict[str, float]) -> float:
-        """The prediction that leaves the daemon: the model's, or the baseline's while the
-        baseline guard serves it (``streamlearn.models.champion``)."""
+        """The prediction served: the model's, or the baseline's while the baseline guard says."""
         guard = self.guard
         if guard is not None and guard.serving_baseline:
             yhat = float(self.baseline.predict_one(x))
@@ -379,8 +377,7 @@ class Learner:
             self.curve = state.curve.copy()
 
     def _score_baseline(self, x: dict[str, float], y: float, yhat: float) -> bool:
-        """Score the baseline on this record and let the guard compare it with ``yhat``;
-        True when the guard asks for the model to restart from its warm start."""
+        """Score the baseline and let the guard compare it with ``yhat``; True: restart."""
         assert self.baseline_metrics is not None
         base_yhat = self.baseline.predict_one(x)
         if base_yhat - base_yhat == 0.0:

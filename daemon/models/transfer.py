@@ -210,10 +210,9 @@ def warm_start(
         ``"river"`` (River ``LinearRegression``: its squared loss has gradient ``2 (yhat - y)``,
         and its ``clone()`` keeps the intercept but drops the carried-over weights).
     head
-        How an MLP B's output layer learns when it is the only layer that learns: ``"rls"``
-        (recursive least squares, see ``MLPRegressor``; ``lr`` is then unused) or ``"sgd"``.
-        ``None`` picks ``"rls"`` for extract and ``"sgd"`` for partial, and ``"sgd"`` for
-        extract when A's output activation is not linear (least squares would not apply).
+        How an MLP B's lone learning output layer learns: ``"rls"`` (recursive least squares,
+        see ``MLPRegressor``; ``lr`` unused) or ``"sgd"``. ``None``: ``"rls"`` for extract
+        (``"sgd"`` if A's output is not linear: least squares would not apply), else ``"sgd"``.
 
     A's input standardisation (a ``StandardScaler`` in its pipeline) stays frozen in an MLP B and
     is folded into a linear B's weights. Raises ``TransferError`` (mode or features do not fit).
@@ -248,8 +247,7 @@ def warm_start(
     >>> warm_start(a, "finetune", feature_map={"temperature": "x"}).features
     ['temperature']
     """
-    if lr is None:
-        lr = suited_lr(a)
+    lr = suited_lr(a) if lr is None else lr
     _check_options(a, mode, lr, linear_model, head)
     if a.kind == "river":
         return _river_b(a, mode, feature_map)
