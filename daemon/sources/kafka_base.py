@@ -30,7 +30,7 @@ from streamlearn.sources.base import (
 from streamlearn.sources.kafka_config import KafkaSettings
 from streamlearn.sources.kafka_fetch import Fetched, KafkaBlock
 from streamlearn.sources.kafka_reach import Reach
-from streamlearn.sources.kafka_start import checkpointed_offsets
+from streamlearn.sources.kafka_start import checkpointed_offsets, data_loss_event
 from streamlearn.sources.kafka_watcher import (
     WATCHER_REQUEST_TIMEOUT_S,
     Closable,
@@ -396,31 +396,14 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
 
     def _data_loss(self, partition: int, offset: int, log_start: int, origin: str) -> int:
         """Position below the log start: fail loudly, or skip ahead and record it."""
-        lost = log_start - offset
-        if self.settings.on_data_loss != "reset":
-            raise SourceError(
-                f"Kafka topic {self.topic!r} partition {partition}: the {origin} resumes at offset "
-                f"{offset}, but the log now starts at {log_start}; {lost} record(s) were deleted "
-                "(retention) before they were learned. Refusing to skip them silently. To go on "
-                f"from offset {log_start} and record the loss in the state, restart with "
-                "--on-data-loss reset."
-            )
-        event = {
-            "topic": self.topic,
-            "partition": partition,
-            "checkpoint_offset": offset,
-            "log_start_offset": log_start,
-            "records_lost": lost,
-            "position_from": origin,
-            "detected_at": time.time(),
-        }
+        event = data_loss_event(self.settings, partition, offset, log_start, origin)
         self.data_loss_events.append(event)
         self._log.warning(
             "DATA LOSS on Kafka topic %r partition %d: %d record(s) between offsets %d and %d were "
             "deleted before they were learned; continuing from %d (--on-data-loss reset)",
             self.topic,
             partition,
-            lost,
+            event["records_lost"],
             offset,
             log_start,
             log_start,

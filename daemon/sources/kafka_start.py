@@ -1,5 +1,9 @@
 """Where a Kafka source starts reading: the checkpoint's offsets, else ``--from``.
 
+And what happens when a position lies below the log start (retention deleted records that
+were never learned): a :class:`SourceError`, or with ``--on-data-loss reset`` an event to
+record (``data_loss_event``).
+
 ``--from`` has kcat's habits: ``earliest``, ``latest``, an offset (the same in every
 partition; negative counts back from the log end, like ``kcat -o -N``) or an ISO 8601 time
 (the first record stamped at or after it, from the broker's offsets-for-times look-up).
@@ -7,14 +11,18 @@ partition; negative counts back from the log end, like ``kcat -o -N``) or an ISO
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from streamlearn.sources.base import PositionMismatch, SourceError
 
-__all__ = ["StartAt", "checkpointed_offsets"]
+if TYPE_CHECKING:
+    from streamlearn.sources.kafka_config import KafkaSettings
+
+__all__ = ["StartAt", "checkpointed_offsets", "data_loss_event"]
 
 StartKind = Literal["earliest", "latest", "offset", "time"]
 
@@ -141,3 +149,31 @@ def checkpointed_offsets(resume: Mapping[str, Any] | None, kind: str, topic: str
             raise SourceError(f"bad Kafka position in the checkpoint: {key!r}: {value!r}")
         offsets[partition] = offset
     return offsets
+
+
+def data_loss_event(
+    settings: KafkaSettings, partition: int, offset: int, log_start: int, origin: str
+) -> dict[str, Any]:
+    """A position (from ``origin``) below the log start: what to record, or a SourceError.
+
+    Unless ``settings.on_data_loss`` is ``reset``, the loss is refused loudly; with it, the
+    source goes on from ``log_start`` and keeps the returned event in its state.
+    """
+    lost = log_start - offset
+    if settings.on_data_loss != "reset":
+        raise SourceError(
+            f"Kafka topic {settings.topic!r} partition {partition}: the {origin} resumes at "
+            f"offset {offset}, but the log now starts at {log_start}; {lost} record(s) were "
+            "deleted (retention) before they were learned. Refusing to skip them silently. To "
+            f"go on from offset {log_start} and record the loss in the state, restart with "
+            "--on-data-loss reset."
+        )
+    return {
+        "topic": settings.topic,
+        "partition": partition,
+        "checkpoint_offset": offset,
+        "log_start_offset": log_start,
+        "records_lost": lost,
+        "position_from": origin,
+        "detected_at": time.time(),
+    }
