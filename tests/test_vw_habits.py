@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_fastpath import write_stream
 
 from streamhelpers import cli, inspect_json, make_regression, sgd_oracle, write_csv
 from streamlearn.app import build
 from streamlearn.config import Settings
-from test_fastpath import write_stream
 
 
 def replay(source: Path, out: Path, *, fast: bool, monkeypatch, **settings: Any) -> tuple:
@@ -61,6 +61,7 @@ def test_every_prediction_in_stream_order_the_same_bytes_from_blocks_and_records
     slow, slow_used = replay(path, tmp_path / "slow.jsonl", fast=False, monkeypatch=monkeypatch)
     assert fast_used and not slow_used
     assert (tmp_path / "fast.jsonl").read_bytes() == (tmp_path / "slow.jsonl").read_bytes()
+    assert fast["metrics"] == slow["metrics"]
 
     written = lines(tmp_path / "fast.jsonl")
     assert len(written) == len(y) == fast["records_learned"] + fast["records_unlabeled"]
@@ -88,9 +89,10 @@ def test_a_river_model_on_rows_blocks_writes_what_the_record_path_writes(tmp_pat
     )
     assert fast_used and not slow_used
     assert (tmp_path / "fast.jsonl").read_bytes() == (tmp_path / "slow.jsonl").read_bytes()
-    assert sum("label" in line for line in lines(tmp_path / "fast.jsonl")) == fast[
-        "records_learned"
-    ]
+    assert fast["metrics"] == slow["metrics"]
+    assert (
+        sum("label" in line for line in lines(tmp_path / "fast.jsonl")) == fast["records_learned"]
+    )
 
 
 def test_json_values_on_json_blocks_write_what_the_record_path_writes(tmp_path, monkeypatch):
@@ -107,6 +109,7 @@ def test_json_values_on_json_blocks_write_what_the_record_path_writes(tmp_path, 
     slow, slow_used = replay(path, tmp_path / "slow.jsonl", fast=False, monkeypatch=monkeypatch)
     assert fast_used and not slow_used
     assert (tmp_path / "fast.jsonl").read_bytes() == (tmp_path / "slow.jsonl").read_bytes()
+    assert fast["metrics"] == slow["metrics"]
     written = lines(tmp_path / "fast.jsonl")
     assert len(written) == fast["records_learned"] + fast["records_unlabeled"] == len(y)
 
