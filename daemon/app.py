@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamlearn.config import AppError, AppUsageError, Settings
 from streamlearn.endpoints import LagReader, kafka_settings, open_input, open_sink, open_source
+from streamlearn.preflight import check_environment, check_join, check_model_size
 from streamlearn.sources.base import Source
 
 if TYPE_CHECKING:
@@ -59,12 +60,12 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
 
     resources = ExitStack()
     try:
-        _check_environment()
+        check_environment()
         if settings.no_learn:
             _check_no_learn(settings)
         kafka = kafka_settings(settings) if settings.is_kafka else None
         reading = open_input(settings, kafka, stopping)
-        _check_join(settings, reading.format)
+        check_join(settings, reading.format)
         fresh_model = _checked_model(settings, reading.features)
         warm = warm_start(settings, reading.features)
         run_settings = reading.run_settings(
@@ -122,55 +123,19 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
         raise
 
 
-def _check_join(settings: Settings, fmt: str) -> None:
-    """``--label-ttl`` joins late labels by id: a CSV needs its id column named (a JSON
-    record's id is its ``id`` key unless told)."""
-    if settings.pseudo.label_ttl is not None and fmt == "csv" and settings.id_column is None:
-        raise AppUsageError(
-            "joining late labels needs the column of their ids: name it with --id-column",
-            option="label-ttl",
-        )
-
-
-def _check_environment() -> None:
-    """Settings read from the environment deep inside the daemon, checked at start: a wrong
-    one is a usage error now rather than a traceback once the daemon runs."""
-    from streamlearn.state import fork_mode
-
-    try:
-        fork_mode()
-    except ValueError as exc:
-        raise AppUsageError(str(exc)) from None
-
-
 # -- the model ------------------------------------------------------------------------------
 
 
 def _checked_model(settings: Settings, features: list[str] | None) -> base.Estimator:
     """A fresh model of the ``--model`` spec: a bad spec, or one too large for the records'
     features (at most ``--max-features``), fails before the state is opened."""
-    from streamlearn.models.registry import SpecError, build_model, check_size
+    from streamlearn.models.registry import SpecError, build_model
 
-    if features is not None and len(features) > settings.max_features:
-        named = "--features" if settings.features is not None else "the CSV header"
-        raise AppUsageError(
-            f"{named} names {len(features):,} features, more than --max-features "
-            f"{settings.max_features:,}",
-            option="max-features",
-        )
     try:
         model: base.Estimator = build_model(settings.model, lr=settings.lr)
     except SpecError as exc:
         raise AppUsageError(str(exc)) from None
-    try:
-        check_size(settings.model, len(features) if features else settings.max_features)
-    except SpecError as exc:
-        if features:
-            raise AppUsageError(str(exc)) from None
-        raise AppUsageError(
-            f"{exc} (records may bring up to --max-features names: name them with "
-            "--features, or lower --max-features)"
-        ) from None
+    check_model_size(settings, features)
     return model
 
 

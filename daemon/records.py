@@ -13,18 +13,16 @@ from __future__ import annotations
 import base64
 import csv
 import json
-import logging
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from streamlearn.csv_schema import CsvSchema, split_cells
+from streamlearn.json_keys import MAX_FEATURES, FeatureNames, TargetWatch
 from streamlearn.sources.base import Raw
-
-log = logging.getLogger(__name__)
 
 #: The closed set of rejection reasons (bounded label values for metrics).
 REJECT_REASONS = (
@@ -42,12 +40,6 @@ REJECT_REASONS = (
     "schema_changed",
     "too_many_features",
 )
-
-#: The most distinct feature names a stream may bring, unless told (``--max-features``).
-MAX_FEATURES = 10_000
-
-#: JSON values read without the target key before saying so (every one is unlabeled).
-TARGET_WARNING_AFTER = 1_000
 
 
 @dataclass(slots=True)
@@ -98,34 +90,6 @@ class Rejected:
 
 
 Decoded = Record | Label | Rejected | None
-
-
-class FeatureNames:
-    """The distinct feature names a stream brought: at most ``cap``, each kept for good.
-
-    A JSON record may name any feature, and a model grows by each new name it learns; a
-    record that would bring names beyond the cap is rejected (``too_many_features``)
-    instead. The names are checkpointed (``JsonDecoder.schema``): a restart goes on counting.
-
-    >>> names = FeatureNames(cap=2)
-    >>> names.admit({"a": 1.0}), names.admit({"a": 1.0, "b": 2.0}), names.admit({"c": 0.0})
-    (None, None, ['c'])
-    """
-
-    def __init__(self, cap: int = MAX_FEATURES, names: Iterable[str] = ()) -> None:
-        self.cap = cap
-        self.names = set(names)
-
-    def admit(self, x: Mapping[str, float]) -> list[str] | None:
-        """None when ``x``'s names fit under the cap (the new ones are kept), else the new names."""
-        names = self.names
-        if names.issuperset(x):
-            return None
-        new = [name for name in x if name not in names]
-        if len(names) + len(new) > self.cap:
-            return new
-        names.update(new)
-        return None
 
 
 def _finite(value: float, name: str, raw: Raw) -> Rejected | None:
@@ -430,27 +394,8 @@ class JsonDecoder:
         self.skip_blank = skip_blank
         #: The names records brought, capped; None when ``features`` fixes them.
         self.names = FeatureNames(max_features) if features is None else None
-        #: Values read so far without the target key; None once one had it (or it was said).
-        self.without_target: int | None = 0
-
-    def _count_without_target(self, obj: dict[str, Any]) -> None:
-        """Say once when the first ``TARGET_WARNING_AFTER`` values all lack the target key:
-        the likely cause is a ``--target`` that names no key of the stream."""
-        if self.target in obj:
-            self.without_target = None
-            return
-        assert self.without_target is not None
-        self.without_target += 1
-        if self.without_target == TARGET_WARNING_AFTER:
-            self.without_target = None
-            keys = ", ".join(sorted(str(key) for key in obj)[:10])
-            log.warning(
-                "none of the first %d records has the target key %r (--target): each one is "
-                "unlabeled, predicted and never learned; a record's keys: %s",
-                TARGET_WARNING_AFTER,
-                self.target,
-                keys,
-            )
+        #: Says once when the first values all lack the target key (``--target`` wrong?).
+        self.target_watch = TargetWatch(target)
 
     @property
     def plain(self) -> bool:
@@ -505,8 +450,8 @@ class JsonDecoder:
             return obj
         if not isinstance(obj, dict):
             return Rejected("bad_shape", f"expected a JSON object, got {type(obj).__name__}", raw)
-        if self.without_target is not None:
-            self._count_without_target(obj)
+        if self.target_watch.watching:
+            self.target_watch.see(obj)
         record_id = obj.get(self.id_field)
         if record_id is None and raw.key is not None:
             record_id = raw.key.decode("utf-8", "replace")
@@ -555,22 +500,6 @@ class JsonDecoder:
         return self._admitted(Record(x, y, record_id, raw))
 
     def _admitted(self, record: Record) -> Record | Rejected:
-        """The record, unless it brings feature names beyond the cap (``FeatureNames``).
-
-        >>> decoder = JsonDecoder(max_features=1)
-        >>> decoder.decode(Raw(b'{"a": 1, "y": 2}', offset=0)).x
-        {'a': 1.0}
-        >>> decoder.decode(Raw(b'{"b": 1, "y": 2}', offset=9)).detail
-        "new feature names 'b' beyond --max-features 1"
-        """
-        names = self.names
-        refused = names.admit(record.x) if names is not None else None
-        if refused is None or names is None:
-            return record
-        shown = ", ".join(repr(name[:40]) for name in refused[:3])
-        more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
-        return Rejected(
-            "too_many_features",
-            f"new feature names {shown}{more} beyond --max-features {names.cap}",
-            record.raw,
-        )
+        """The record, unless it brings feature names beyond the cap (``FeatureNames``)."""
+        refused = self.names.refuse(record.x) if self.names is not None else None
+        return record if refused is None else Rejected("too_many_features", refused, record.raw)
