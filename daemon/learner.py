@@ -241,11 +241,14 @@ class Learner:
                 return yhat
         return self.predict(x)
 
-    def step(self, x: dict[str, float], y: float) -> float:
+    #: Labeled records learned unscored: the model could not predict them yet (``step``).
+    records_unscored: int = 0
+
+    def step(self, x: dict[str, float], y: float) -> float | None:
         """Test then train on one labeled record; returns the prediction made before learning.
 
-        A non-finite prediction is returned without scoring or learning: the caller's
-        divergence guard decides what to do with a model that produced it.
+        A non-finite prediction is NaN, unscored and unlearned (the caller's guard restores
+        the model), or None if the model only could not predict it yet: learned, unscored.
         """
         model = self.model
         fused = self._fused
@@ -253,9 +256,8 @@ class Learner:
         # as predict_one then learn_one); River's learn_one would predict again.
         yhat = fused(x, y) if fused is not None else model.predict_one(x)
         if not -DIVERGED < yhat < DIVERGED:
-            # NaN, inf, or so large that squaring its error overflows: keep it out of
-            # the metrics; the caller's divergence guard restores a good model.
-            return math.nan
+            # NaN, inf, or so large that squaring its error overflows: never in the metrics.
+            return self._unpredicted(x, y)
         for metric in self.metrics.values():
             metric.update(y, yhat)
         restart = self.baseline is not None and self._score_baseline(x, y, yhat)
@@ -268,6 +270,19 @@ class Learner:
         if restart:
             self._restart_from_warm_start()
         return float(yhat)
+
+    def _unpredicted(self, x: dict[str, float], y: float) -> float | None:
+        """``step`` of a record predicted NaN/inf: learned unscored (None) if the model then
+        predicts it (River's MinMaxScaler divides by ``-inf`` before it saw a feature), else NaN.
+        """
+        self.model.learn_one(x, y)
+        if not -DIVERGED < self.model.predict_one(x) < DIVERGED:
+            return math.nan  # diverged: what it learned here goes with it
+        if self.feature_names is not None:
+            self.feature_names.update(x)
+        self.records_learned += 1
+        self.records_unscored += 1
+        return None
 
     def step_with_prediction(self, x: dict[str, float], y: float, yhat: float) -> None:
         """Score a prediction made earlier (a late label), then learn the record now."""
@@ -417,7 +432,7 @@ class Learner:
         """Cumulative prequential metrics."""
         if self._metrics is None:  # nothing scored yet
             return dict.fromkeys(METRICS)
-        return _values(self._metrics, self.records_learned > 0)
+        return _values(self._metrics, self.records_learned > self.records_unscored)
 
     def rolling_summary(self) -> dict[str, float | None]:
         """Rolling-window prequential metrics."""

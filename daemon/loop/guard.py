@@ -58,6 +58,18 @@ class DivergenceGuard:
         if restored is not None:
             host.learner.reset_model(restored)
 
+    def restore_unless_cold(
+        self, where: Mapping[str, Any], value: float, last: dict[str, float] | None
+    ) -> bool:
+        """An unlabeled record was predicted ``value`` (NaN/inf): restore the model (True)
+        unless it still predicts ``last``, the last record learned (None: none since the start,
+        whose model is fresh or a checked checkpoint's). It then only cannot predict this record
+        (a feature it never saw, nothing learned yet), which is no divergence."""
+        if last is None or math.isfinite(self.host.learner.predict(last)):
+            return False
+        self.restore(where, value)
+        return True
+
     def check_model(self, x: dict[str, float] | None) -> None:
         """Before a checkpoint: a model that predicts ``x`` (the last record learned) as NaN/inf
         is restored first, so a diverged model is never stored."""

@@ -112,6 +112,9 @@ class Router:
                 if y is not None:
                     x = item.x
                     yhat = step(x, y)
+                    if yhat is None:  # learned, not scored: the model could not predict it yet
+                        self.last_x = x
+                        continue
                     if yhat - yhat != 0.0:
                         self.guard.restore(item.raw.where(), yhat)
                         continue
@@ -148,7 +151,8 @@ class Router:
         learner = self.host.learner
         yhat = learner.serve(item.x)  # the frozen baseline's, while it serves
         if yhat - yhat != 0.0:
-            self.guard.restore(item.raw.where(), yhat)
+            if not self.guard.restore_unless_cold(item.raw.where(), yhat, self.last_x):
+                return  # the model cannot predict this record yet: nothing to serve
             yhat = learner.serve(item.x)
             if yhat - yhat != 0.0:
                 return  # never serve NaN: the restored model cannot predict this either
