@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamlearn.config import AppError, AppUsageError, Settings
 from streamlearn.endpoints import LagReader, kafka_settings, open_input, open_sink, open_source
+from streamlearn.observe.logbook import open_logbook
 from streamlearn.preflight import check_environment, check_join, check_model_size
 from streamlearn.sources.base import Source
 
@@ -117,6 +118,7 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
         if settings.metrics_port is not None:
             daemon.telemetry = make_telemetry(daemon, source, lag)
             serve_http(settings, daemon, daemon.telemetry, resources)
+        daemon.logbook = open_logbook(settings, daemon, state, store, lag)  # logs the banner
         return App(daemon, resources)
     except BaseException:
         resources.close()

@@ -72,6 +72,8 @@ class Settings:
     batch_size: int = 1000
     rate: float = 0.0
     progress: bool = False
+    #: Seconds between heartbeat lines in the log (0: none).
+    log_every: float = 60.0
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
     strict_features: bool = False

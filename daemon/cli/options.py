@@ -454,6 +454,20 @@ KAFKA: tuple[OptionDecorator, ...] = (
     ),
 )
 
+#: What the daemon logs on its own (``--log-level`` is every command's, from the group).
+LOGGING: tuple[OptionDecorator, ...] = (
+    click.option(
+        "--log-every",
+        default=60.0,
+        show_default=True,
+        type=Finite(min=0),
+        metavar="SECONDS",
+        envvar="STREAMLEARN_LOG_EVERY",
+        help="Log a heartbeat this often: records a second, the rolling error, the Kafka lag "
+        "(0 = never). Rejected records are logged at most every 10 s with their top reasons.",
+    ),
+)
+
 #: Only ``replay``: pacing and what it prints at the end.
 REPLAY: tuple[OptionDecorator, ...] = (
     click.option(
@@ -485,7 +499,10 @@ def stream_options(func: Command) -> Command:
     The pseudo-label and drift groups are declared in ``pseudo_options.py`` and
     ``drift_options.py``, beside the checks that need their typed settings.
     """
-    shared = (*CONFIG, *INPUT, *MODEL, *STATE, *SINKS, *LIMITS, *HTTP, *GUARD, *TRANSFER, *KAFKA)
+    shared = (
+        *CONFIG, *INPUT, *MODEL, *STATE, *SINKS, *LIMITS, *HTTP, *GUARD, *TRANSFER, *KAFKA,
+        *LOGGING,
+    )  # fmt: skip
     return pseudo_options(drift_options(apply(shared)(func)))
 
 

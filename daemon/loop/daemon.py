@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamlearn import __version__
 from streamlearn.learner import Learner
@@ -41,6 +41,9 @@ from .paths import (
 from .progress import Pacer, Progress
 from .router import Router
 from .summary import STATE_FORMAT, inspect_state
+
+if TYPE_CHECKING:
+    from streamlearn.observe.logbook import Logbook
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +186,8 @@ class Daemon:
         self._stop = threading.Event()
         self._pacer = Pacer(self.options.rate, self._stop)
         self._progress: Progress | None = None
+        #: The heartbeat and rejected-records lines (``streamlearn.observe.logbook``), if set.
+        self.logbook: Logbook | None = None
         # Held while a batch is processed: the HTTP thread predicts and reads metrics
         # only between batches, never from a half-updated model.
         self.lock = threading.RLock()
@@ -317,6 +322,8 @@ class Daemon:
                 else:
                     self._stop.wait(self.options.idle_sleep)
                 self._checkpoint_if_due()
+                if self.logbook is not None:
+                    self.logbook.tick(self.counters)
             self._end_of_stream()
             self._final_checkpoint()
         finally:
@@ -410,6 +417,8 @@ class Daemon:
     def _finish(self) -> None:
         if self._progress is not None:
             self._progress.close(self.counters.records_seen)
+        if self.logbook is not None:
+            self.logbook.close(self.counters)
         self.checkpoints.close()
 
     # -- state ----------------------------------------------------------------
