@@ -130,8 +130,40 @@ def open_input(
     if path.is_dir():
         raise AppError(f"{path} is a directory, not a file")
     fmt = detect_format(path, settings.format)
-    header = _read_header(path, settings.follow, stopping) if fmt == "csv" else None
-    return Input(build_decoder(settings, fmt, header), fmt, str(path))
+    if fmt != "csv":
+        return Input(build_decoder(settings, fmt, None), fmt, str(path))
+    header = _read_header(path, settings.follow, stopping)
+    try:
+        return Input(build_decoder(settings, fmt, header), fmt, str(path))
+    except AppError:
+        columns = _saved_columns(settings)
+        if columns is None:
+            raise
+    # Copy-truncated since the checkpoint: the file starts with a row, not its header.
+    log.info("%s starts without its header; the checkpoint's columns are in force", path)
+    return Input(build_decoder(settings, fmt, ",".join(columns).encode()), fmt, str(path))
+
+
+def _saved_columns(settings: Settings) -> list[str] | None:
+    """The CSV columns in force at the position of the state to resume (None: no such state).
+
+    What a restart decodes with: the rows after the position need no header at the file's
+    start, and a followed file copy-truncated since the checkpoint has none.
+    """
+    from streamlearn.state import CheckpointError, CheckpointStore
+
+    if settings.state_dir is None or settings.reset:
+        return None
+    try:
+        store = CheckpointStore(settings.state_dir, lock=False)
+        try:
+            loaded = store.load(start=True)
+        finally:
+            store.close()
+    except (CheckpointError, OSError):
+        return None  # opening the state for the run says what is wrong with it
+    schema = loaded.state.get("schema") if loaded is not None else None
+    return list(schema["columns"]) if isinstance(schema, Mapping) else None
 
 
 def _kafka_input(settings: Settings, kafka: KafkaSettings) -> Input:

@@ -142,7 +142,7 @@ class FileSource(Source):
             raise SourceError(f"{self.path} is a directory, not a file")
         self._attach(handle)
         if resume is not None:
-            self._resume(resume)
+            self._resume(resume, truncated=self.follow)
 
     def _attach(self, handle: IO[bytes]) -> None:
         self._handle = handle
@@ -165,9 +165,9 @@ class FileSource(Source):
         if old is not None:
             try:
                 self._attach(open(old, "rb"))  # noqa: SIM115 - lives as long as the source
-                self._resume(resume)
-            except (OSError, PositionMismatch):
-                self.close()  # another file took the inode: not ours
+                self._resume(resume, truncated=True)
+            except OSError:
+                self.close()  # removed while we looked
             else:
                 log.info(
                     "%s was rotated to %s since the checkpoint; reading the rest of it first",
@@ -187,10 +187,23 @@ class FileSource(Source):
         self._try_open_later()
         return True
 
-    def _resume(self, resume: Mapping[str, Any]) -> None:
+    def _resume(self, resume: Mapping[str, Any], *, truncated: bool = False) -> None:
+        """Go to the saved offset of the file attached; ``truncated`` (following): the file
+        of the saved inode (at the path, or rotated away) that no longer holds the position
+        was truncated since, and is read from its start, as a running follower reads it
+        (``_read_from_start``)."""
         assert self._handle is not None and self._stat is not None
         offset = int(resume["offset"])
         if not holds(self._handle.fileno(), self._stat.st_size, resume):
+            identity = (self._stat.st_dev, self._stat.st_ino)
+            if truncated and identity == (resume.get("device"), resume.get("inode")):
+                log.warning(
+                    "%s was truncated (copy-truncate) since the checkpoint: the bytes before "
+                    "byte %d changed; reading it from the start",
+                    self._handle.name,
+                    offset,
+                )
+                return
             raise PositionMismatch(
                 f"{self.path} is not the file this state was learned from "
                 f"(the checkpoint holds {resume.get('path')} up to byte {offset}); "
