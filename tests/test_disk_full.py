@@ -225,6 +225,23 @@ def test_a_state_dir_full_before_the_run_starts_waits_for_space(tmp_path, small_
     _check_learned_once(state, 300)
 
 
+def test_a_new_state_dir_on_a_full_disk_waits_for_space(tmp_path, small_disk):
+    # The key that signs the checkpoints is made at the first start: on a full disk it is
+    # written before the first checkpoint, once space returns.
+    path, state = tmp_path / "rows.csv", small_disk / "state"
+    path.write_text("a,b,y\n" + _rows(0, 300))
+    filler = _fill(small_disk)
+    proc = _run(path, state)
+    try:
+        _wait_for(lambda: "No space left" in _peek(proc), "the pause", proc=proc)
+        filler.unlink()
+        _wait_for(lambda: _learned(state) == _oracle(300)[2], "the rows learned", proc=proc)
+    finally:
+        code, stderr = _stop(proc)
+    assert code == 0 and "Traceback" not in stderr, stderr
+    _check_learned_once(state, 300)
+
+
 def test_a_pipe_or_terminal_as_dead_letter_sink_is_not_fsynced(tmp_path):
     # /dev/stdout is a pipe here: fsync would fail with EINVAL.
     path = tmp_path / "rows.csv"

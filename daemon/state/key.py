@@ -31,6 +31,7 @@ __all__ = [
     "NotOwned",
     "StateKey",
     "check_owner",
+    "disk_full",
     "parse_secret",
     "state_key",
     "write_key",
@@ -199,17 +200,31 @@ def state_key(directory: Path, *, create: bool, trust: bool = False) -> StateKey
         except FileNotFoundError:
             if not create:
                 return None
-            with contextlib.suppress(FileExistsError):  # another process made it first
-                secret = secrets.token_bytes(KEY_BYTES)
+            secret = secrets.token_bytes(KEY_BYTES)
+            try:
                 write_key(directory, secret)
-                return StateKey(secret, str(path))
-            continue
+            except FileExistsError:
+                continue  # another process made it first
+            except CheckpointError as exc:
+                if not disk_full(exc):
+                    raise
+                # Kept in memory: the store writes it before the first checkpoint signed
+                # with it, once there is space (``CheckpointStore``).
+            return StateKey(secret, str(path))
         except OSError as exc:
             raise CheckpointError(_unreadable(path, exc)) from None
         try:
             return _read_key(path, fd, trust)
         finally:
             os.close(fd)
+
+
+def disk_full(exc: CheckpointError) -> OSError | None:
+    """The full-disk error (ENOSPC, EDQUOT) that made writing a key fail, else None."""
+    cause = exc.__cause__
+    if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+        return cause
+    return None
 
 
 def _unreadable(path: Path, exc: OSError) -> str:
@@ -252,15 +267,15 @@ def write_key(directory: Path, secret: bytes) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
         raise
-    except OSError as exc:
-        raise CheckpointError(f"cannot create the state key {path}: {exc.strerror}") from None
+    except OSError as exc:  # the cause is kept: ``disk_full`` asks it
+        raise CheckpointError(f"cannot create the state key {path}: {exc.strerror}") from exc
     try:
         os.write(fd, secret.hex().encode() + b"\n")
         os.fsync(fd)
     except OSError as exc:
         os.close(fd)
         path.unlink(missing_ok=True)
-        raise CheckpointError(f"cannot write the state key {path}: {exc.strerror}") from None
+        raise CheckpointError(f"cannot write the state key {path}: {exc.strerror}") from exc
     os.close(fd)
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from .format import CheckpointError, UnsignedCheckpoint, decode, encode
-from .key import StateKey, check_owner, state_key
+from .key import KEY_NAME, KEY_VARIABLE, StateKey, check_owner, disk_full, state_key
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +179,14 @@ class CheckpointStore:
         #: The key checkpoints are signed and checked with (made at first use; None:
         #: a read-only store of a directory without one).
         self.key = state_key(self.directory, create=lock, trust=trust)
+        #: A key made on a full disk is not in its file yet: written before the first
+        #: checkpoint signed with it (``_writable``).
+        self._key_unwritten = (
+            lock
+            and self.key is not None
+            and self.key.origin != KEY_VARIABLE
+            and not (self.directory / KEY_NAME).exists()
+        )
         self.unsigned = unsigned
         self.generation = max(self.generations(), default=0)
         self._temporaries = itertools.count(1)
@@ -345,6 +353,25 @@ class CheckpointStore:
         if self._lock_file is None:
             raise CheckpointError("this store was opened read-only")
         self.keep_directory()
+        if self._key_unwritten:
+            self._write_key()
+
+    def _write_key(self) -> None:
+        """Write the key made on a full disk, before the first checkpoint signed with it.
+
+        ``OSError`` while the disk is still full, as a checkpoint's own write would: the
+        loop pauses and tries again.
+        """
+        assert self.key is not None
+        with self._keeping:
+            try:
+                self.key.keep_in(self.directory)
+            except CheckpointError as exc:
+                error = disk_full(exc)
+                if error is None:
+                    raise
+                raise error from None
+            self._key_unwritten = False
 
     def keep_directory(self) -> None:
         """Recreate the state directory and lock it again if it was deleted or replaced.
