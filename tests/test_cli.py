@@ -384,4 +384,5 @@ def test_log_level_after_the_command(data, tmp_path):
     )  # fmt: skip
     assert resumed in loud.stderr
     assert "--log-level" in cli("inspect", "--help").stdout
+    assert "env var: STREAMLEARN_LOG_LEVEL" in " ".join(cli("--help").stdout.split())
     assert cli("inspect", str(state), "--log-level", "debug").returncode == 0

@@ -214,8 +214,9 @@ def _type_problem(param: click.Parameter, value: Any) -> str | None:
     default="info",
     envvar="STREAMLEARN_LOG_LEVEL",
     show_default=True,
+    show_envvar=True,
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    help="How much to log on stderr.",
+    help="How much to log on stderr (may also come after the command).",
 )
 def main(log_level: str) -> None:
     """streamlearn learns River regressors from a stream, test-then-train.
