@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, NamedTuple, Protocol
@@ -120,7 +120,7 @@ class ServedDaemon(Protocol):
 
 
 def split_known(
-    features: Mapping[str, float], known: Collection[str]
+    features: Mapping[str, float], known: Collection[Hashable]
 ) -> tuple[dict[str, float], tuple[str, ...]]:
     """The features in ``known``, and the names of the others (sorted).
 
@@ -238,7 +238,7 @@ class ModelService:
         finally:
             lock.release()
 
-    def known_features(self, learner: Learner) -> Collection[str]:
+    def known_features(self, learner: Learner) -> Collection[Hashable]:
         """The features a prediction may pass to the model (called under the lock)."""
         if self.fixed_features is not None:
             return self.fixed_features
