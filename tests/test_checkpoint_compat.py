@@ -27,7 +27,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: Each state dir: its input and the flags it was made with (as in make_states.sh).
 STATES: dict[str, tuple[str, list[str]]] = {
     "sgd": (
-        "late.csv",
+        "drift.csv",
         ["--id-column", "id", "--label-ttl", "200r", "--on-drift", "background"],
     ),
     "river": (
