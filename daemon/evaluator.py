@@ -58,9 +58,12 @@ class Evaluator(Learner):
         """Labeled records scored (``records_learned`` counts them, as nothing is learned)."""
         return self.records_learned
 
-    def step(self, x: dict[str, float], y: float) -> float:
-        """Predict and score one labeled record; the model is left as it was."""
-        yhat = float(self.model.predict_one(x))
+    def step(self, x: dict[str, float], y: float) -> float | None:
+        """Predict and score one labeled record; the model is left as it was. None when the
+        model gives no prediction (River's None): not scored, as in ``progressive_val_score``."""
+        yhat = self.model.predict_one(x)
+        if yhat is None:
+            return None
         if not -DIVERGED < yhat < DIVERGED:
             return math.nan
         self._score(x, y, yhat)

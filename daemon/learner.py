@@ -228,17 +228,18 @@ class Learner:
             self.feature_names = set()
 
     def predict(self, x: dict[str, float]) -> float:
-        """The model's prediction, without learning; NaN for a diverged model's absurd answer."""
-        yhat = float(self.model.predict_one(x))
-        return yhat if -DIVERGED < yhat < DIVERGED else math.nan
+        """The model's prediction, without learning; NaN for a diverged model's absurd answer
+        and for None (River's "no prediction": ``AMFRegressor`` before its first record)."""
+        yhat = self.model.predict_one(x)
+        return float(yhat) if yhat is not None and -DIVERGED < yhat < DIVERGED else math.nan
 
     def serve(self, x: dict[str, float]) -> float:
         """The prediction served: the model's, or the baseline's while the baseline guard says."""
         guard = self.guard
         if guard is not None and guard.serving_baseline:
-            yhat = float(self.baseline.predict_one(x))
-            if -DIVERGED < yhat < DIVERGED:
-                return yhat
+            yhat = self.baseline.predict_one(x)
+            if yhat is not None and -DIVERGED < yhat < DIVERGED:
+                return float(yhat)
         return self.predict(x)
 
     #: Labeled records learned unscored: the model could not predict them yet (``step``).
@@ -255,9 +256,9 @@ class Learner:
         # The project's own estimators predict and learn in one pass (same arithmetic
         # as predict_one then learn_one); River's learn_one would predict again.
         yhat = fused(x, y) if fused is not None else model.predict_one(x)
-        if not -DIVERGED < yhat < DIVERGED:
-            # NaN, inf, or so large that squaring its error overflows: never in the metrics.
-            return self._unpredicted(x, y)
+        if yhat is None or not -DIVERGED < yhat < DIVERGED:
+            # None, NaN, inf, or so large that squaring its error overflows: never scored.
+            return self._unpredicted(x, y, yhat)
         for metric in self.metrics.values():
             metric.update(y, yhat)
         restart = self.baseline is not None and self._score_baseline(x, y, yhat)
@@ -271,12 +272,12 @@ class Learner:
             self._restart_from_warm_start()
         return float(yhat)
 
-    def _unpredicted(self, x: dict[str, float], y: float) -> float | None:
-        """``step`` of a record predicted NaN/inf: learned unscored (None) if the model then
-        predicts it (River's MinMaxScaler divides by ``-inf`` before it saw a feature), else NaN.
-        """
+    def _unpredicted(self, x: dict[str, float], y: float, yhat: float | None) -> float | None:
+        """``step`` of a record predicted None (learned unscored, as River does: answer None) or
+        NaN/inf: the same if the model then predicts it (River's MinMaxScaler divides by
+        ``-inf`` before it saw a feature), else NaN."""
         self.model.learn_one(x, y)
-        if not -DIVERGED < self.model.predict_one(x) < DIVERGED:
+        if yhat is not None and math.isnan(self.predict(x)):
             return math.nan  # diverged: what it learned here goes with it
         if self.feature_names is not None:
             self.feature_names.update(x)
@@ -395,7 +396,7 @@ class Learner:
         """Score the baseline and let the guard compare it with ``yhat``; True: restart."""
         assert self.baseline_metrics is not None
         base_yhat = self.baseline.predict_one(x)
-        if base_yhat - base_yhat == 0.0:
+        if base_yhat is not None and base_yhat - base_yhat == 0.0:
             for metric in self.baseline_metrics.values():
                 metric.update(y, base_yhat)
             self.baseline_scored += 1

@@ -113,6 +113,48 @@ def test_a_feature_the_scaler_never_saw_is_learned_not_taken_for_a_divergence(
     _assert_metrics(summary, _river(rows, _NoneWhenNotFinite(build_model(spec))))
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["blocks", "records"])
+def test_amf_regressor_predicting_none_before_learning_is_no_traceback(
+    tmp_path: Path, fast: bool
+) -> None:
+    spec = "AMFRegressor(seed=1)"
+    rows = _rows()[:300]
+    _write_csv(tmp_path / "s.csv", rows)
+    summary = _replay(tmp_path / "s.csv", spec, fast=fast)
+    assert summary["records_learned"] == len(rows)
+    assert summary["divergence_events"] == 0
+    # River skips the metric of a None prediction and learns the record, as the daemon does.
+    _assert_metrics(summary, _river(rows, build_model(spec)))
+
+
+def test_no_learn_scores_nothing_of_a_model_that_never_predicts(tmp_path: Path) -> None:
+    rows = _rows()[:100]
+    _write_csv(tmp_path / "s.csv", rows)
+    summary = _replay(tmp_path / "s.csv", "AMFRegressor(seed=1)", fast=True, extra=("--no-learn",))
+    assert (summary["records_seen"], summary["records_scored"]) == (100, 0)
+    assert summary["divergence_events"] == 0
+    assert summary["metrics"] == {"mae": None, "rmse": None, "r2": None}
+
+
+def test_an_unlabeled_record_before_any_label_is_not_a_divergence(tmp_path: Path) -> None:
+    rows = _rows()[:50]
+    lines = ['{"a": 0.5, "b": 1.0}'] + [json.dumps({**x, "y": y}) for x, y in rows]
+    lines += ['{"a": 0.5, "b": 1.0}']
+    (tmp_path / "s.jsonl").write_text("\n".join(lines) + "\n")
+    predictions = tmp_path / "pred.jsonl"
+    result = cli(
+        "replay", str(tmp_path / "s.jsonl"), "--model", "AMFRegressor(seed=1)",
+        "--predictions", str(predictions), "--inspect-json",
+    )  # fmt: skip
+    assert "diverged" not in result.stderr, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["divergence_events"] == 0
+    assert summary["records_learned"] == len(rows)
+    # Nothing to say about the first (the model has learned nothing); the last is predicted.
+    served = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert len(served) == 1 and math.isfinite(served[0]["prediction"])
+
+
 def test_step_learns_a_record_it_cannot_predict_without_scoring_it() -> None:
     learner = Learner(build_model("MinMaxScaler | LinearRegression"))
     assert learner.step({"a": 1.0}, 2.0) is None  # learned, not scored
@@ -138,3 +180,11 @@ def test_a_prediction_still_not_finite_after_learning_is_a_divergence() -> None:
     learner = Learner(Broken())
     assert math.isnan(learner.step({"a": 1.0}, 2.0))  # the caller's guard restores the model
     assert learner.records_learned == 0 and learner.records_unscored == 0
+
+
+def test_a_none_prediction_is_learned_unscored_and_never_served() -> None:
+    learner = Learner(build_model("AMFRegressor(seed=1)"))
+    assert math.isnan(learner.predict({"a": 1.0})) and math.isnan(learner.serve({"a": 1.0}))
+    assert learner.step({"a": 1.0}, 2.0) is None
+    assert (learner.records_learned, learner.records_unscored) == (1, 1)
+    assert math.isfinite(learner.predict({"a": 1.0}))

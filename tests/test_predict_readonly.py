@@ -182,7 +182,7 @@ def _learned_state(model: Any, name: str) -> bytes:
     return pickle.dumps({k: v for k, v in vars(model).items() if k not in skip})
 
 
-@pytest.mark.parametrize("name", sorted(set(MODELS) - {"AMFRegressor"}))
+@pytest.mark.parametrize("name", sorted(MODELS))
 @pytest.mark.parametrize("fixed", [True, False], ids=["header", "open"])
 def test_no_registered_model_changes_when_predicted_on(name: str, fixed: bool) -> None:
     spec = f"{name} | LinearRegression" if name in TRANSFORMERS else name

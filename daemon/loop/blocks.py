@@ -308,9 +308,9 @@ class RowsBlockPath(BlockPath["Parsed"]):
         """Predict, then learn, each record of a parsed block; the prediction of each row.
 
         Unlabeled rows are predicted only; other rows get NaN. It stops before the first
-        prediction that is NaN, infinite or beyond ``learner.DIVERGED`` (as ``Learner.step``
-        rejects it), or at ``parsed.stop`` (a header row of other columns): the array then
-        ends there.
+        prediction that is None, NaN, infinite or beyond ``learner.DIVERGED`` (which
+        ``Learner.step`` does not score), or at ``parsed.stop`` (a header row of other
+        columns): the array then ends there.
         """
         import numpy as np
 
@@ -340,7 +340,7 @@ class RowsBlockPath(BlockPath["Parsed"]):
                         continue
                     x = dict(zip(features, numbers, strict=False))  # the last is the target
                     guess = predict(x)
-                    if not -DIVERGED < guess < DIVERGED:
+                    if guess is None or not -DIVERGED < guess < DIVERGED:
                         return np.array(guesses[:row], dtype=np.float64)
                     guesses[row] = guess
                     if kind == LABELED:

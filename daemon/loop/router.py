@@ -113,7 +113,6 @@ class Router:
                     x = item.x
                     yhat = step(x, y)
                     if yhat is None:  # learned, not scored: the model could not predict it yet
-                        self.last_x = x
                         continue
                     if yhat - yhat != 0.0:
                         self.guard.restore(item.raw.where(), yhat)
