@@ -1,8 +1,9 @@
 """The ``streamlearn`` command line: the click group and every command.
 
 ``group`` holds the group, the lazily loaded commands and the ``--config`` loading;
-``options`` (with ``pseudo_options`` and ``drift_options``) every option of ``run`` and
-``replay``; ``run``, ``inspect``, ``broker``, ``pretrain`` and ``report`` the commands.
+``options`` (with ``kafka_options``, ``pseudo_options`` and ``drift_options``, each a table
+applied by ``table.apply``) every option of ``run`` and ``replay``; ``run``, ``inspect``,
+``broker``, ``pretrain`` and ``report`` the commands.
 Only this package (and ``streamlearn.producers.cli``) imports click: the daemon's
 modules raise plain errors that the commands turn into click's.
 """

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from streamlearn.cli.table import Command, OptionDecorator, apply
 from streamlearn.drift.config import (
     DETECTOR_CHOICES,
     ON_DRIFT,
@@ -20,7 +21,7 @@ from streamlearn.drift.config import (
     parse_features,
 )
 
-__all__ = ["drift_options"]
+__all__ = ["DRIFT", "drift_options"]
 
 _DEFAULTS = DriftSettings()
 
@@ -41,7 +42,75 @@ def _click_check(
     return callback
 
 
-def drift_options(func: Callable[..., Any]) -> Callable[..., Any]:
+# A declarative table, longer than a function should be: each entry is one option.
+DRIFT: tuple[OptionDecorator, ...] = (
+    click.option(
+        "--drift-detector",
+        default=_DEFAULTS.drift_detector,
+        show_default=True,
+        type=click.Choice([*DETECTOR_CHOICES, "none"], case_sensitive=False),
+        envvar="STREAMLEARN_DRIFT_DETECTOR",
+        help="Drift detector on the prequential absolute error (one-sided: only a rise "
+        "counts). Measured on River's FriedmanDrift and 2M stationary rows "
+        "(bench/README.md): adwin flags abrupt changes in 35-70 records and gradual ones in "
+        "300-900, with no false alarm in 2M rows (2 with heavy-tailed noise); page-hinkley "
+        "flags abrupt changes later (60-75) and gradual ones sooner (280-600), but "
+        "false-alarms every 13,000-24,000 stationary rows; kswin missed most changes and "
+        "costs about 1 ms a record.",
+    ),
+    click.option(
+        "--drift-features",
+        default=None,
+        envvar="STREAMLEARN_DRIFT_FEATURES",
+        callback=_click_check(parse_features),
+        help="Comma-separated input features also watched for drift (a shift either way).",
+    ),
+    click.option(
+        "--drift-warmup",
+        default=_DEFAULTS.drift_warmup,
+        show_default=True,
+        type=int,
+        envvar="STREAMLEARN_DRIFT_WARMUP",
+        callback=_click_check(lambda v: check_count(v, "--drift-warmup", 0)),
+        help="Records not watched at start-up and after each reset/rollback/swap, while "
+        "a fresh model's error falls; as many again while it still falls (up to 20 "
+        "times; a doubling of the error meanwhile is flagged), then 100 more set the "
+        "detector's unit.",
+    ),
+    click.option(
+        "--on-drift",
+        default=_DEFAULTS.on_drift,
+        show_default=True,
+        type=click.Choice(ON_DRIFT),
+        envvar="STREAMLEARN_ON_DRIFT",
+        help="On a detection: alert (log and count), reset (a fresh model), rollback (the "
+        "--warm-start model; alert without one), background (train a challenger and swap "
+        "it in when its recent error is lower).",
+    ),
+    click.option(
+        "--drift-swap-window",
+        default=_DEFAULTS.drift_swap_window,
+        show_default=True,
+        type=click.IntRange(max=1_000_000),  # the windows are held in memory
+        envvar="STREAMLEARN_DRIFT_SWAP_WINDOW",
+        callback=_click_check(lambda v: check_count(v, "--drift-swap-window", 10)),
+        help="background: records over which the challenger's MAE must beat the model's "
+        f"(dropped after {SWAP_PATIENCE} windows without winning).",
+    ),
+    click.option(
+        "--drift-cooldown",
+        default=_DEFAULTS.drift_cooldown,
+        show_default=True,
+        type=int,
+        envvar="STREAMLEARN_DRIFT_COOLDOWN",
+        callback=_click_check(lambda v: check_count(v, "--drift-cooldown", 0)),
+        help="Records after an acted-on detection in which further detections are only "
+        "recorded, so one change is acted on once.",
+    ),
+)
+
+
+def drift_options(func: Command) -> Command:
     """The drift options of ``run`` and ``replay`` (each with a ``STREAMLEARN_*`` variable).
 
     Their values arrive in the command's params, ready for ``DriftSettings.from_params``
@@ -65,72 +134,4 @@ def drift_options(func: Callable[..., Any]) -> Callable[..., Any]:
     Error: Invalid value for '--drift-swap-window': --drift-swap-window must be at least 10 records,
     got 3
     """
-    # One declarative table, longer than a function should be: each entry is one option.
-    options = [
-        click.option(
-            "--drift-detector",
-            default=_DEFAULTS.drift_detector,
-            show_default=True,
-            type=click.Choice([*DETECTOR_CHOICES, "none"], case_sensitive=False),
-            envvar="STREAMLEARN_DRIFT_DETECTOR",
-            help="Drift detector on the prequential absolute error (one-sided: only a rise "
-            "counts). Measured on River's FriedmanDrift and 2M stationary rows "
-            "(bench/README.md): adwin flags abrupt changes in 35-70 records and gradual ones in "
-            "300-900, with no false alarm in 2M rows (2 with heavy-tailed noise); page-hinkley "
-            "flags abrupt changes later (60-75) and gradual ones sooner (280-600), but "
-            "false-alarms every 13,000-24,000 stationary rows; kswin missed most changes and "
-            "costs about 1 ms a record.",
-        ),
-        click.option(
-            "--drift-features",
-            default=None,
-            envvar="STREAMLEARN_DRIFT_FEATURES",
-            callback=_click_check(parse_features),
-            help="Comma-separated input features also watched for drift (a shift either way).",
-        ),
-        click.option(
-            "--drift-warmup",
-            default=_DEFAULTS.drift_warmup,
-            show_default=True,
-            type=int,
-            envvar="STREAMLEARN_DRIFT_WARMUP",
-            callback=_click_check(lambda v: check_count(v, "--drift-warmup", 0)),
-            help="Records not watched at start-up and after each reset/rollback/swap, while "
-            "a fresh model's error falls; as many again while it still falls (up to 20 "
-            "times; a doubling of the error meanwhile is flagged), then 100 more set the "
-            "detector's unit.",
-        ),
-        click.option(
-            "--on-drift",
-            default=_DEFAULTS.on_drift,
-            show_default=True,
-            type=click.Choice(ON_DRIFT),
-            envvar="STREAMLEARN_ON_DRIFT",
-            help="On a detection: alert (log and count), reset (a fresh model), rollback (the "
-            "--warm-start model; alert without one), background (train a challenger and swap "
-            "it in when its recent error is lower).",
-        ),
-        click.option(
-            "--drift-swap-window",
-            default=_DEFAULTS.drift_swap_window,
-            show_default=True,
-            type=click.IntRange(max=1_000_000),  # the windows are held in memory
-            envvar="STREAMLEARN_DRIFT_SWAP_WINDOW",
-            callback=_click_check(lambda v: check_count(v, "--drift-swap-window", 10)),
-            help="background: records over which the challenger's MAE must beat the model's "
-            f"(dropped after {SWAP_PATIENCE} windows without winning).",
-        ),
-        click.option(
-            "--drift-cooldown",
-            default=_DEFAULTS.drift_cooldown,
-            show_default=True,
-            type=int,
-            envvar="STREAMLEARN_DRIFT_COOLDOWN",
-            callback=_click_check(lambda v: check_count(v, "--drift-cooldown", 0)),
-            help="Records after an acted-on detection in which further detections are only "
-            "recorded, so one change is acted on once.",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return apply(DRIFT)(func)

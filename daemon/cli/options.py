@@ -1,7 +1,7 @@
 """Every option of ``run`` and ``replay``, declared in one place, grouped by what it sets.
 
-The pseudo-label and drift groups live in ``pseudo_options.py`` and ``drift_options.py``;
-:func:`stream_options` is where all of them are put together.
+The Kafka, pseudo-label and drift groups live in ``kafka_options.py``, ``pseudo_options.py``
+and ``drift_options.py``; :func:`stream_options` is where all of them are put together.
 
 Each option has a ``STREAMLEARN_*`` variable (except ``-X``, which holds secrets-free
 client settings only on the command line) and can be set from the ``--config`` file.
@@ -11,35 +11,16 @@ the options people set first at the top.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
-
 import click
 
 from streamlearn.cli.drift_options import drift_options
 from streamlearn.cli.group import load_config
 from streamlearn.cli.help import Section
+from streamlearn.cli.kafka_options import KAFKA
 from streamlearn.cli.pseudo_options import pseudo_options
+from streamlearn.cli.table import Command, OptionDecorator, apply
 from streamlearn.cli.types import Address, Finite, Rate
 from streamlearn.models.champion import DEFAULT_MARGIN, ON_WORSE
-
-#: A click command's callback (its parameters are the options, hence ``...``).
-Command = Callable[..., Any]
-#: What ``click.option`` returns: adds one option to a command.
-OptionDecorator = Callable[[Command], Command]
-
-
-def apply(options: Iterable[OptionDecorator]) -> OptionDecorator:
-    """One decorator adding ``options`` in order (the first is listed first in ``--help``)."""
-    ordered = list(options)
-
-    def decorate(func: Command) -> Command:
-        for option in reversed(ordered):
-            func = option(func)
-        return func
-
-    return decorate
-
 
 #: The longest a duration option may be, in seconds: a clock wait of 1e300 s overflows.
 WEEK = 7 * 24 * 3600.0
@@ -364,93 +345,6 @@ TRANSFER: tuple[OptionDecorator, ...] = (
         type=Finite(min=0),
         envvar="STREAMLEARN_BASELINE_MARGIN",
         help="How much worse than A (a fraction of A's rolling MAE) B may be and serve.",
-    ),
-)
-
-#: Kafka (SOURCE kafka://HOST:PORT/TOPIC?group=G, or these flags).
-KAFKA: tuple[OptionDecorator, ...] = (
-    click.option(
-        "-b",
-        "--bootstrap-servers",
-        default=None,
-        envvar="STREAMLEARN_BOOTSTRAP_SERVERS",
-        help="Kafka brokers HOST:PORT[,HOST:PORT] (overrides the kafka:// URL's).",
-    ),
-    click.option(
-        "-t",
-        "--topic",
-        default=None,
-        envvar="STREAMLEARN_TOPIC",
-        help="Kafka topic (overrides the kafka:// URL's).",
-    ),
-    click.option(
-        "-G",
-        "--group-id",
-        default=None,
-        envvar="STREAMLEARN_GROUP_ID",
-        help="Consumer group: offsets are committed there after each durable "
-        "checkpoint (for lag monitoring); the checkpoint stays the truth.",
-    ),
-    click.option(
-        "-X",
-        "kafka_options",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="A Kafka client setting (repeatable), e.g. -X fetch.max.bytes=52428800.",
-    ),
-    click.option(
-        "--kafka-config",
-        default=None,
-        type=click.Path(dir_okay=False),
-        metavar="FILE",
-        envvar="STREAMLEARN_KAFKA_CONFIG",
-        help="A .properties file of Kafka client settings (security goes here or "
-        "in STREAMLEARN_KAFKA_* variables, never only on the command line).",
-    ),
-    click.option(
-        "--from",
-        "start_from",
-        default="earliest",
-        show_default=True,
-        metavar="earliest|latest|OFFSET|TIME",
-        envvar="STREAMLEARN_FROM",
-        help="Where to start partitions that neither the checkpoint nor the group knows: "
-        "earliest, latest, an offset (negative: that many before the end) or an ISO time "
-        "such as 2024-05-01T12:00:00Z (the first record stamped at or after it).",
-    ),
-    click.option(
-        "--partition",
-        default=None,
-        type=click.IntRange(min=0),
-        envvar="STREAMLEARN_PARTITION",
-        help="Read this partition of the topic only (like kcat -p).",
-    ),
-    click.option(
-        "--count",
-        default=None,
-        type=click.IntRange(min=1),
-        envvar="STREAMLEARN_COUNT",
-        help="Stop after this many Kafka records (learned or rejected), checkpoint and "
-        "exit 0 (like kcat -c).",
-    ),
-    click.option(
-        "--kafka-client",
-        default="kafka-python",
-        show_default=True,
-        type=click.Choice(["kafka-python", "confluent"]),
-        envvar="STREAMLEARN_KAFKA_CLIENT",
-        help="Kafka client library. confluent (librdkafka; pip install "
-        "'streamlearn[confluent]') consumes about 4x faster, with the same semantics "
-        "and the same checkpoint format.",
-    ),
-    click.option(
-        "--on-data-loss",
-        default="fail",
-        show_default=True,
-        type=click.Choice(["fail", "reset"]),
-        envvar="STREAMLEARN_ON_DATA_LOSS",
-        help="A checkpointed offset below the log start (retention deleted "
-        "data): fail loudly, or reset to the log start and record the loss.",
     ),
 )
 
