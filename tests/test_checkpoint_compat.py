@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from streamhelpers import STREAMLEARN, cli
+from streamlearn.drift.monitor import DriftMonitor
 from streamlearn.state import CheckpointStore
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "state_1091d7a"
@@ -151,6 +152,25 @@ def _model(state_dir: Path) -> Any:
     loaded = store.load()
     assert loaded is not None
     return loaded.state["learner"].model
+
+
+def test_an_old_error_watch_warms_up_as_this_versions_does() -> None:
+    """A restored 1091d7a drift monitor is this version's: its error watch counts the
+    warm-up it did as one round, and after a reset or swap it warms up in rounds while the
+    error falls, as a fresh monitor's does (1091d7a's warm-up was a fixed one)."""
+    loaded = CheckpointStore(FIXTURES / "sgd", lock=False, unsigned=True).load()
+    assert loaded is not None
+    old = loaded.state["extensions"]["drift"]
+    fresh = DriftMonitor(old.config)
+    assert old.error_watch.state() == {
+        "phase": "monitoring",
+        "warmup_rounds": 1,
+        "scale": old.error_watch.scale,
+    }
+    for monitor in (old, fresh):
+        monitor.error_watch.restart(old.config.warmup)
+    assert old.error_watch.state() == fresh.error_watch.state()
+    assert old.error_watch.round_length == fresh.error_watch.round_length == old.config.warmup
 
 
 def _replay(state: str, state_dir: str) -> list[str]:

@@ -317,6 +317,15 @@ class SignalWatch:
             self.warmup_left = length
         return rose
 
+    def follow_learning_curve(self, warmup: int) -> None:
+        """Warm up in rounds of ``warmup`` from now on (``converge``): for an error watch
+        pickled when the warm-up was a fixed one. A watch past it counts it as one round; one
+        still in it ends it unjudged (the sums of its halves were not kept)."""
+        self.converge = True
+        if self.warmup_left == 0 and warmup > 0:
+            self.round_length = warmup
+            self.warmup_rounds = 1
+
     def _start_detector(self) -> None:
         """The reference block is complete: set the unit and build the detector."""
         n = len(self.reference)

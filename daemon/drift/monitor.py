@@ -450,4 +450,6 @@ class DriftMonitor:
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.pop("_checked_daemon", None)  # its name in monitors pickled by earlier versions
         self.__dict__.update(state)
+        if not self.error_watch.converge:  # pickled when the error's warm-up was a fixed one
+            self.error_watch.follow_learning_curve(self.config.warmup)
         self._checked_host = False  # warn again in the new process if rollback cannot work
