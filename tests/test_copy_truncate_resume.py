@@ -47,7 +47,7 @@ def test_a_followed_file_truncated_while_down_is_read_from_its_start(tmp_path, c
     with open(path, "r+b") as handle:  # copytruncate, then the writer goes on
         handle.truncate(0)
         handle.write(rows(100, refill))
-    with caplog.at_level(logging.WARNING, logger="streamlearn.sources.file"):
+    with caplog.at_level(logging.WARNING, logger="streamlearn.sources"):
         resumed = FileSource(path, follow=True, resume=snapshot)
     assert drain(resumed) == rows(100, refill).splitlines(keepends=True)
     assert sum("truncated" in message for message in caplog.messages) == 1, caplog.messages

@@ -22,8 +22,8 @@ from streamlearn.sources.file_arrivals import ReadLog
 from streamlearn.sources.file_block import Block
 from streamlearn.sources.file_identity import (
     find_by_identity,
-    holds,
     renamed_away,
+    resume_offset,
     saved_position,
 )
 
@@ -188,30 +188,12 @@ class FileSource(Source):
         return True
 
     def _resume(self, resume: Mapping[str, Any], *, truncated: bool = False) -> None:
-        """Go to the saved offset of the file attached; ``truncated`` (following): the file
-        of the saved inode (at the path, or rotated away) that no longer holds the position
-        was truncated since, and is read from its start, as a running follower reads it
-        (``_read_from_start``)."""
+        """Go to the saved position in the file attached (``resume_offset``)."""
         assert self._handle is not None and self._stat is not None
-        offset = int(resume["offset"])
-        if not holds(self._handle.fileno(), self._stat.st_size, resume):
-            identity = (self._stat.st_dev, self._stat.st_ino)
-            if truncated and identity == (resume.get("device"), resume.get("inode")):
-                log.warning(
-                    "%s was truncated (copy-truncate) since the checkpoint: the bytes before "
-                    "byte %d changed; reading it from the start",
-                    self._handle.name,
-                    offset,
-                )
-                return
-            raise PositionMismatch(
-                f"{self.path} is not the file this state was learned from "
-                f"(the checkpoint holds {resume.get('path')} up to byte {offset}); "
-                "use --reset to start over with a fresh model, or point --state-dir elsewhere"
-            )
+        offset = resume_offset(self._handle, self._stat, self.path, resume, truncated=truncated)
         self._handle.seek(offset)
         self._buffer_start = self._offset = offset
-        self._discarding = bool(resume.get("discarding", False))
+        self._discarding = bool(offset and resume.get("discarding", False))
 
     # -- the Source contract --------------------------------------------------
 

@@ -9,10 +9,15 @@ away (rotated) while the daemon was down.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from streamlearn.sources.base import PositionMismatch
+
+log = logging.getLogger(__name__)
 
 #: How many leading bytes identify a file (enough to cover a CSV header and a row).
 FINGERPRINT_BYTES = 1024
@@ -102,6 +107,38 @@ def holds(fd: int, size: int, saved: Mapping[str, Any]) -> bool:
     if offset in (0, size) or saved.get("discarding"):
         return True
     return os.pread(fd, 1, offset - 1) == b"\n"
+
+
+def resume_offset(
+    handle: IO[bytes],
+    status: os.stat_result,
+    path: Path,
+    saved: Mapping[str, Any],
+    *,
+    truncated: bool,
+) -> int:
+    """Where to go on reading the open file ``handle`` (``status``) followed at ``path``.
+
+    The saved offset when the file holds the position ``saved``. ``truncated`` (following):
+    the file of the saved inode that does not hold it was truncated since (copy-truncate)
+    and is read from its start, as a running follower reads it. Else ``PositionMismatch``.
+    """
+    offset = int(saved["offset"])
+    if holds(handle.fileno(), status.st_size, saved):
+        return offset
+    if truncated and (status.st_dev, status.st_ino) == (saved.get("device"), saved.get("inode")):
+        log.warning(
+            "%s was truncated (copy-truncate) since the checkpoint: the bytes before byte %d "
+            "changed; reading it from the start",
+            handle.name,
+            offset,
+        )
+        return 0
+    raise PositionMismatch(
+        f"{path} is not the file this state was learned from "
+        f"(the checkpoint holds {saved.get('path')} up to byte {offset}); "
+        "use --reset to start over with a fresh model, or point --state-dir elsewhere"
+    )
 
 
 def saved_position(
