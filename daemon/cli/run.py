@@ -91,8 +91,8 @@ def run_app(params: Mapping[str, Any], *, follow: bool, inspect_json: bool = Fal
 
 
 def _settings(params: Mapping[str, Any], *, follow: bool) -> Settings:
-    """Typed settings from the command's parameters; notes whether ``--model`` and ``--lr``
-    were given."""
+    """Typed settings from the command's parameters; notes whether ``--model``, ``--lr`` and
+    ``--teacher`` were given."""
     from streamlearn.config import Settings
 
     context = click.get_current_context()
@@ -107,6 +107,7 @@ def _settings(params: Mapping[str, Any], *, follow: bool) -> Settings:
             **_teacher(params, given),
             "model_from_flag": given("model"),
             "lr_from_flag": given("lr"),
+            "teacher_from_flag": given("teacher"),
         },
         follow=follow,
     )

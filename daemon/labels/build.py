@@ -47,7 +47,8 @@ def build_pseudo(
     ``label_ttl``, with ``pseudo_label`` (TTL ``100000r`` unless given), or
     when the restored state holds one (its waiting features are kept). A
     restored side loop carries on with its queue and teacher under the new
-    knobs; a different ``teacher`` starts a new teacher. ``deterministic``
+    knobs; a different ``teacher``, when given (``teacher_from_flag``), starts a new
+    teacher. ``deterministic``
     defaults to on for a replay and off when following (``follow``). Given the
     student ``model``, it logs how a pseudo-label's weight reaches it: a sample
     weight, or (a model that cannot take one) a draw with that probability.
@@ -165,7 +166,13 @@ def _labeler(
     except ValueError as exc:
         raise _knob_error(exc) from None
     expected = teacher_name(spec, model_spec, k)
-    if old.teacher.name != expected:
+    if old.teacher.name == expected or not settings.teacher_from_flag:
+        log.info(
+            "pseudo-labels: the checkpoint's teacher carries on: %s (%d true labels learned)",
+            old.teacher.name,
+            old.teacher.learned,
+        )
+    else:
         log.warning(
             "the checkpoint's teacher is %r, not %r: starting a new teacher",
             old.teacher.name,

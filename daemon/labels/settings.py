@@ -54,6 +54,9 @@ class PseudoSettings:
     pseudo_guard_records: int = 500
     #: Who pseudo-labels (``streamlearn.labels.teachers.build_teacher``).
     teacher: str = "committee"
+    #: Whether ``teacher`` was given (flag, variable or file); if not, a restored side loop
+    #: keeps the checkpoint's teacher.
+    teacher_from_flag: bool = False
     #: A ``warm:FILE`` teacher may be a pickle (``--trust-pickle``, shared with the warm start).
     trust_pickle: bool = False
     #: Committee size.
