@@ -4,7 +4,8 @@
 start), the checkpoint store, the source and sinks, the daemon, its telemetry and HTTP
 face. Every user mistake found here becomes an ``AppError`` with a message that says
 what to do; the CLI prints it on one line and exits non-zero. Opening the source,
-its decoder and the sinks is :mod:`streamlearn.endpoints`'s part.
+its decoder and the sinks is :mod:`streamlearn.endpoints`'s part; the telemetry and HTTP
+face are :mod:`streamlearn.observe.face`'s.
 """
 
 from __future__ import annotations
@@ -17,22 +18,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streamlearn.config import AppError, AppUsageError, Settings
-from streamlearn.endpoints import LagReader, kafka_settings, open_input, open_sink, open_source
+from streamlearn.endpoints import kafka_settings, open_input, open_sink, open_source
 from streamlearn.observe.logbook import open_logbook
 from streamlearn.preflight import check_environment, check_join, check_model_size
-from streamlearn.sources.base import Source
 
 if TYPE_CHECKING:
     from river import base
 
     from streamlearn.drift.monitor import DriftMonitor
-    from streamlearn.interfaces import DriftLabels
     from streamlearn.labels.join import LabelJoin
     from streamlearn.labels.pseudo import PseudoLabeler
     from streamlearn.learner import Learner
     from streamlearn.loop import Daemon, RunOptions
-    from streamlearn.observe.http import MetricsServer
-    from streamlearn.observe.telemetry import Telemetry
     from streamlearn.state import CheckpointStore
 
 __all__ = ["App", "AppError", "AppUsageError", "build"]
@@ -116,6 +113,8 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
         if pseudo is not None:
             resources.callback(pseudo.close)
         if settings.metrics_port is not None:
+            from streamlearn.observe.face import make_telemetry, serve_http
+
             daemon.telemetry = make_telemetry(daemon, source, lag)
             serve_http(settings, daemon, daemon.telemetry, resources)
         daemon.logbook = open_logbook(settings, daemon, state, store, lag)  # logs the banner
@@ -335,134 +334,6 @@ def _run_options(settings: Settings) -> RunOptions:
     )
 
 
-def make_telemetry(daemon: Daemon, source: Source, lag: LagReader | None) -> Telemetry:
-    """Prometheus metrics of a daemon; model metrics are read at scrape time under its lock."""
-    from streamlearn.observe.telemetry import Telemetry
-
-    learner_of = lambda: daemon.learner  # noqa: E731 - the learner object can be swapped
-
-    def model_metrics() -> dict[tuple[str, str], float]:
-        with daemon.lock:
-            cumulative = learner_of().summary()
-            rolling = learner_of().rolling_summary()
-        out = {(k, "cumulative"): v for k, v in cumulative.items() if v is not None}
-        out.update({(k, "rolling"): v for k, v in rolling.items() if v is not None})
-        return out
-
-    def baseline_metrics() -> dict[tuple[str, str], float]:
-        with daemon.lock:
-            learner = learner_of()
-            summary = learner.baseline_summary() or {}
-            rolling = learner.guard.rolling()[1] if learner.guard is not None else {}
-        out = {(k, "cumulative"): v for k, v in summary.items() if v is not None}
-        out.update({(k, "rolling"): v for k, v in rolling.items() if v is not None})
-        return out
-
-    monitor = daemon.monitor
-    labels: DriftLabels = monitor.telemetry_labels() if monitor is not None else {}
-    telemetry = Telemetry(
-        source=source.kind,
-        model_spec=daemon.model_spec,
-        model_metrics=model_metrics,
-        baseline_metrics=baseline_metrics if daemon.learner.baseline is not None else None,
-        lag=lag,
-        ready=lambda: daemon.ready,
-        paused=lambda: daemon.paused_reason,
-        **labels,
-    )
-    if daemon.pseudo is not None:
-        _pseudo_effect_metrics(daemon, telemetry)
-    if daemon.learner.guard is not None:
-        _serving_metrics(daemon, telemetry)
-    return telemetry
-
-
-def _serving_metrics(daemon: Daemon, telemetry: Telemetry) -> None:
-    """``streamlearn_served_metric`` and ``streamlearn_serving_baseline``: the baseline guard's
-    (``streamlearn.models.champion``) served predictions and which model serves them."""
-    from prometheus_client.metrics_core import GaugeMetricFamily
-
-    from streamlearn.observe.scrape import ScrapeTimeCollector, metric_family
-
-    def produce() -> list[GaugeMetricFamily]:
-        with daemon.lock:
-            guard = daemon.learner.guard
-            summary = guard.summary() if guard is not None else None
-        if summary is None:
-            return []
-        values = {(k, "cumulative"): v for k, v in summary["served_metrics"].items()}
-        values.update({(k, "rolling"): v for k, v in summary["served_rolling_metrics"].items()})
-        served = metric_family(
-            "streamlearn_served_metric",
-            "Prequential metric of the predictions served (the online model's or, while the "
-            "baseline guard serves it, the frozen warm-start model's).",
-            {key: value for key, value in values.items() if value is not None},
-        )
-        serving = GaugeMetricFamily(
-            "streamlearn_serving_baseline",
-            "1 while predictions are served from the frozen warm-start model A, 0 from B.",
-            value=1.0 if summary["serving"] == "baseline" else 0.0,
-        )
-        return [served, serving]
-
-    telemetry.registry.register(ScrapeTimeCollector("streamlearn_served_metric", produce))
-
-
-def _pseudo_effect_metrics(daemon: Daemon, telemetry: Telemetry) -> None:
-    """The twin's and the model's errors, and the pseudo-label guard (``labels.effect``)."""
-    from streamlearn.observe.pseudo_metrics import register_pseudo_metrics
-
-    def read() -> dict[str, Any] | None:
-        with daemon.lock:
-            pseudo = daemon.pseudo
-            summary = pseudo.summary()["pseudo_labels"] if pseudo is not None else None
-        return summary["effect"] if summary is not None else None
-
-    register_pseudo_metrics(telemetry.registry, read)
-
-
-def serve_http(
-    settings: Settings, daemon: Daemon, telemetry: Telemetry, resources: ExitStack
-) -> MetricsServer:
-    """Start the HTTP face (/metrics, /healthz, /readyz, /predict, /model) for a daemon."""
-    from streamlearn.observe.http import MetricsServer, MetricsServerError
-    from streamlearn.observe.serving import ModelService
-
-    service = ModelService(
-        daemon,
-        daemon.decoder.features,
-        strict_features=settings.strict_features,
-        learn=settings.http_learn,
-    )
-
-    def model_info() -> dict[str, Any]:
-        with daemon.lock:
-            return daemon.inspect()
-
-    expected = list(daemon.decoder.features) if daemon.decoder.features is not None else []
-    server = MetricsServer(
-        settings.metrics_host,
-        settings.metrics_port or 0,
-        telemetry.registry,
-        ready=lambda: daemon.ready,
-        predict=service.predict,
-        predict_many=service.predict_many,
-        learn=service.learn if settings.http_learn else None,
-        download=service.download if settings.http_download else None,
-        target=settings.target,
-        model_info=model_info,
-        expected_features=lambda: expected,
-        telemetry=telemetry,
-        not_ready=lambda: daemon.not_ready_reason,
-    )
-    try:
-        server.start()
-    except MetricsServerError as exc:
-        raise AppError(str(exc)) from None
-    resources.callback(server.stop)
-    return server
-
-
 def _pseudo_parts(
     settings: Settings, spec: str, extensions: dict[str, Any], model: object
 ) -> tuple[PseudoLabeler | None, LabelJoin | None]:
@@ -477,6 +348,7 @@ def _pseudo_parts(
             settings.pseudo,
             model_spec=spec,
             lr=settings.lr,
+            lr_from_flag=settings.lr_from_flag,  # else model A as teacher: the rate suited to A
             restored=restored,
             follow=settings.follow,
             model=model,

@@ -251,8 +251,9 @@ def test_an_explicit_lr_is_used_and_inspect_reads_the_guard(
 
 
 def test_telemetry_says_which_model_serves(friedman_a: Path, tmp_path: Path) -> None:
-    from streamlearn.app import build, make_telemetry
+    from streamlearn.app import build
     from streamlearn.config import Settings
+    from streamlearn.observe.face import make_telemetry
 
     target = tmp_path / "target.csv"
     _write_target(target, _friedman(2, 400), unlabeled_every=1_000_000)

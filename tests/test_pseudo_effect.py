@@ -167,7 +167,7 @@ def test_late_labels_score_the_twin_with_its_prediction_at_feature_time():
 
 
 def test_inspect_and_prometheus_report_both_errors():
-    from streamlearn.app import make_telemetry
+    from streamlearn.observe.face import make_telemetry
 
     lines = river_lines("trump", labeled=0.3)
     knobs = {"pseudo_label": True, "teacher": "KNNRegressor", "pseudo_guard_records": 100}
