@@ -36,12 +36,12 @@ from typing import Any
 import numpy as np
 import orjson
 
+from streamlearn.json_decoder import JsonDecoder
 from streamlearn.labels.build import build_pseudo
 from streamlearn.labels.settings import PseudoSettings
 from streamlearn.learner import Learner
 from streamlearn.loop.daemon import Daemon
 from streamlearn.models.registry import build_model
-from streamlearn.records import JsonDecoder
 from streamlearn.sources.base import Raw, Source
 from streamlearn.testing import ListSource
 

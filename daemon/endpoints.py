@@ -18,7 +18,8 @@ from streamlearn.config import AppError, AppUsageError, Settings
 from streamlearn.sources.base import Source, SourceError
 
 if TYPE_CHECKING:
-    from streamlearn.records import CsvDecoder, JsonDecoder
+    from streamlearn.json_decoder import JsonDecoder
+    from streamlearn.records import CsvDecoder
     from streamlearn.sinks.jsonlines import Sink
     from streamlearn.sources.kafka_base import KafkaSourceBase
     from streamlearn.sources.kafka_config import KafkaSettings
@@ -167,7 +168,7 @@ def _saved_columns(settings: Settings) -> list[str] | None:
 
 
 def _kafka_input(settings: Settings, kafka: KafkaSettings) -> Input:
-    from streamlearn.records import JsonDecoder
+    from streamlearn.json_decoder import JsonDecoder
 
     where = f"kafka:{kafka.topic}"
     if settings.format != "csv":
@@ -218,7 +219,8 @@ def _read_header(path: Path, follow: bool, stopping: Callable[[], bool]) -> byte
 
 def build_decoder(settings: Settings, fmt: str, header: bytes | None) -> CsvDecoder | JsonDecoder:
     """The decoder of ``fmt`` records; a CSV one needs the ``header`` line."""
-    from streamlearn.records import CsvDecoder, JsonDecoder, parse_csv_header
+    from streamlearn.json_decoder import JsonDecoder
+    from streamlearn.records import CsvDecoder, parse_csv_header
 
     if fmt == "jsonl":
         return JsonDecoder(

@@ -10,10 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamhelpers import sgd_oracle
+from streamlearn.json_decoder import JsonDecoder
 from streamlearn.learner import Learner
 from streamlearn.loop.daemon import Daemon, RunOptions
 from streamlearn.models.sgd import SGDRegressor
-from streamlearn.records import CsvDecoder, JsonDecoder
+from streamlearn.records import CsvDecoder
 from streamlearn.sinks.jsonlines import JsonLinesSink
 from streamlearn.sources.base import Raw
 from streamlearn.sources.file import FileSource

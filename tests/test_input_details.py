@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from streamhelpers import cli
-from streamlearn.records import CsvDecoder, JsonDecoder
+from streamlearn.json_decoder import JsonDecoder
+from streamlearn.records import CsvDecoder
 from streamlearn.sources.base import Raw
 from streamlearn.sources.file import FileSource
 

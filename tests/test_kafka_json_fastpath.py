@@ -28,7 +28,8 @@ from streamhelpers import make_regression, read_jsonl, run_until_seen, sgd_oracl
 from streamlearn.app import build
 from streamlearn.config import Settings
 from streamlearn.fast import block as fastpath
-from streamlearn.records import JsonDecoder, Label, Record, Rejected
+from streamlearn.json_decoder import JsonDecoder
+from streamlearn.records import Label, Record, Rejected
 
 ROWS = 3000
 LR = 0.01

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from streamhelpers import ROOT, STREAMLEARN, cli, inspect_json
+from streamlearn.json_decoder import JsonDecoder
 from streamlearn.producers.replay import produce
-from streamlearn.records import JsonDecoder, Record
+from streamlearn.records import Record
 from streamlearn.sources.base import Raw
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.csv"))

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from streamhelpers import cli
+from streamlearn.json_decoder import JsonDecoder
 from streamlearn.labels.build import build_pseudo
 from streamlearn.labels.join import LabelJoin
 from streamlearn.labels.pseudo import PseudoLabeler
@@ -20,7 +21,7 @@ from streamlearn.labels.teachers import CommitteeTeacher, ModelTeacher, build_te
 from streamlearn.learner import Learner
 from streamlearn.loop.daemon import Daemon, RunOptions
 from streamlearn.models.registry import build_model
-from streamlearn.records import JsonDecoder, Record
+from streamlearn.records import Record
 from streamlearn.sources.base import Raw
 from streamlearn.testing import ListSource
 

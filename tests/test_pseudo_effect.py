@@ -17,12 +17,12 @@ import numpy as np
 import orjson
 import pytest
 
+from streamlearn.json_decoder import JsonDecoder
 from streamlearn.labels.build import build_pseudo
 from streamlearn.labels.settings import PseudoSettings
 from streamlearn.learner import Learner
 from streamlearn.loop.daemon import Daemon, RunOptions
 from streamlearn.models.registry import build_model
-from streamlearn.records import JsonDecoder
 from streamlearn.testing import ListSource
 
 MARGIN = 0.05

@@ -88,7 +88,7 @@ class DriftMonitor:
     >>> from streamlearn.models.sgd import SGDRegressor
     >>> from streamlearn.loop.daemon import Daemon
     >>> from streamlearn.testing import ListSource
-    >>> from streamlearn.records import JsonDecoder
+    >>> from streamlearn.json_decoder import JsonDecoder
     >>> rng = np.random.default_rng(1)
     >>> X = rng.normal(size=(3000, 2))
     >>> y = np.where(np.arange(3000) < 1500, X @ [1.0, 2.0], X @ [-2.0, 1.0]) + 0.1

@@ -58,9 +58,10 @@ from streamlearn.fast.block import (
     Parsed,
     Saved,
 )
+from streamlearn.json_decoder import JsonDecoder
 from streamlearn.learner import Learner
 from streamlearn.models.sgd import SGDRegressor
-from streamlearn.records import Decoded, JsonDecoder, Label, Record, Rejected
+from streamlearn.records import Decoded, Label, Record, Rejected
 from streamlearn.sources.base import Raw
 
 #: The bytes numbers are made of: deleted to see the structure of a line.

@@ -111,7 +111,7 @@ class Daemon:
     Examples
     --------
     >>> from streamlearn.testing import ListSource
-    >>> from streamlearn.records import JsonDecoder
+    >>> from streamlearn.json_decoder import JsonDecoder
     >>> from streamlearn.models.sgd import SGDRegressor
     >>> source = ListSource([b'{"x": {"a": 1}, "y": 2}', b'not json', b'{"x": {"a": 2}, "y": 4}'])
     >>> daemon = Daemon(source, JsonDecoder(), Learner(SGDRegressor(lr=0.1)), model_spec="sgd")

@@ -21,8 +21,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from streamlearn.json_decoder import JsonDecoder
 from streamlearn.learner import Learner
-from streamlearn.records import JsonDecoder
 from streamlearn.sources.base import Raw, Source
 
 from ..interfaces import (
