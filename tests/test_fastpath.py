@@ -25,8 +25,9 @@ import pytest
 from river import evaluate, metrics
 
 from streamhelpers import STREAMLEARN, cli, inspect_json, sgd_oracle
+from streamlearn.curve import Curve
 from streamlearn.fast import block as fastpath
-from streamlearn.learner import DIVERGED, Curve, Learner
+from streamlearn.learner import DIVERGED, Learner
 from streamlearn.loop.daemon import Daemon, RunOptions
 from streamlearn.models.sgd import SGDRegressor
 from streamlearn.records import CsvDecoder, Record, Rejected

@@ -24,9 +24,10 @@ import numpy as np
 import pytest
 from river import evaluate, metrics
 
+from streamlearn.curve import Curve
 from streamlearn.drift.monitor import DriftConfig, DriftMonitor
 from streamlearn.fast import block as fastpath
-from streamlearn.learner import Curve, Learner
+from streamlearn.learner import Learner
 from streamlearn.loop.blocks import RowsBlockPath
 from streamlearn.loop.daemon import Daemon, RunOptions
 from streamlearn.models.registry import build_model

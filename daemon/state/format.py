@@ -58,6 +58,8 @@ RENAMED: dict[tuple[str, str], tuple[str, str]] = {
         ("streamlearn.models.wrappers", "FrozenRegressor"),
     ("streamlearn.models.transfer", "RenamedRegressor"):
         ("streamlearn.models.wrappers", "RenamedRegressor"),
+    # learner.py's learning curve -> curve.py (learner.py still imports it)
+    ("streamlearn.learner", "Curve"): ("streamlearn.curve", "Curve"),
     # models/mlp.py's activation functions -> models/activations.py (mlp.py keeps aliases)
     ("streamlearn.models.mlp", "_relu"): ("streamlearn.models.activations", "relu"),
     ("streamlearn.models.mlp", "_relu_grad"): ("streamlearn.models.activations", "relu_grad"),
