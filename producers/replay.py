@@ -129,9 +129,8 @@ def produce(
     rate
         Rows per second; 0 sends as fast as Kafka takes them.
     speed, time_column
-        Replay ``speed`` times faster than the gaps between the rows' timestamps in
-        ``time_column`` (numeric seconds or ISO 8601). Rows whose time goes backwards are sent
-        at once.
+        Replay ``speed`` times faster than the gaps between the timestamps in ``time_column``
+        (numeric seconds or ISO 8601); rows whose time goes backwards are sent at once.
     key_column
         Column whose value (as text) becomes the message key.
     partitions
