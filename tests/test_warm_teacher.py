@@ -56,3 +56,30 @@ def test_resume_without_warm_start_keeps_model_a_as_teacher(tmp_path: Path, mode
     )  # fmt: skip
     assert json.loads(result.stdout)["pseudo_labels"]["teacher"] == "KNNRegressor"
     assert "starting a new teacher" in result.stderr
+
+
+@pytest.mark.parametrize(("lr", "lr_given"), [(0.01, False), (0.05, True)])
+def test_model_a_teacher_fine_tunes_at_the_rate_of_b(model_a: Path, lr: float, lr_given: bool):
+    """Without --lr, model A as teacher steps as B does (a tenth of A's own), else at --lr."""
+    from streamlearn.app import build
+    from streamlearn.config import Settings
+    from streamlearn.labels.settings import PseudoSettings
+    from streamlearn.models.transfer import load_batch_model, suited_lr
+
+    settings = Settings(
+        source=str(TARGET),
+        follow=False,
+        warm_start=str(model_a),
+        lr=lr,
+        lr_from_flag=lr_given,
+        pseudo=PseudoSettings(pseudo_label=True, teacher=f"warm:{model_a}"),
+    )
+    app = build(settings)
+    try:
+        student, teacher = app.daemon.learner.model, app.daemon.pseudo.teacher
+    finally:
+        app.close()
+    expected = lr if lr_given else suited_lr(load_batch_model(model_a))
+    assert expected != 0.01 or lr_given  # A's own rule differs from the default --lr
+    assert student.lr == pytest.approx(expected)
+    assert teacher.model.lr == pytest.approx(expected)

@@ -37,6 +37,7 @@ def build_pseudo(
     restored: Mapping[str, Any] | None,
     follow: bool = False,
     model: object | None = None,
+    lr_from_flag: bool = True,
 ) -> tuple[PseudoLabeler | None, LabelJoin | None]:
     """The side loop and the join that ``settings`` ask for (either may be None).
 
@@ -51,7 +52,9 @@ def build_pseudo(
     teacher. ``deterministic``
     defaults to on for a replay and off when following (``follow``). Given the
     student ``model``, it logs how a pseudo-label's weight reaches it: a sample
-    weight, or (a model that cannot take one) a draw with that probability.
+    weight, or (a model that cannot take one) a draw with that probability. A new
+    teacher learns at ``lr``, except model A (``warm:FILE``) when ``lr`` is not the
+    user's (``lr_from_flag`` False): it then fine-tunes at the rate suited to it, as B does.
 
     Raises ``PseudoSettingsError`` (a ``ValueError`` naming the field to change)
     for a setting that cannot work.
@@ -90,7 +93,9 @@ def build_pseudo(
         if join is not None:
             join.auditor = None
         return None, join
-    pseudo = _labeler(settings, old_pseudo, model_spec=model_spec, lr=lr, follow=follow)
+    pseudo = _labeler(
+        settings, old_pseudo, model_spec=model_spec, lr=lr, lr_from_flag=lr_from_flag, follow=follow
+    )
     pseudo.attach(join)
     if model is not None:
         _log_weighting(model, pseudo.weight)
@@ -127,7 +132,13 @@ def _join(settings: PseudoSettings, old: object) -> LabelJoin | None:
 
 
 def _labeler(
-    settings: PseudoSettings, old: object, *, model_spec: str, lr: float, follow: bool
+    settings: PseudoSettings,
+    old: object,
+    *,
+    model_spec: str,
+    lr: float,
+    lr_from_flag: bool,
+    follow: bool,
 ) -> PseudoLabeler:
     """The side loop: the restored one under the new knobs (and teacher), or a new one."""
     deterministic = settings.deterministic
@@ -146,7 +157,12 @@ def _labeler(
     def new_teacher() -> Teacher:
         try:
             return build_teacher(
-                spec, model_spec=model_spec, lr=lr, k=k, trust_pickle=settings.trust_pickle
+                spec,
+                model_spec=model_spec,
+                lr=lr,
+                k=k,
+                trust_pickle=settings.trust_pickle,
+                lr_from_flag=lr_from_flag,
             )
         except ValueError as exc:
             raise PseudoSettingsError(str(exc), "teacher") from None

@@ -304,6 +304,7 @@ def build_teacher(
     k: int = 5,
     seed: int = 0,
     trust_pickle: bool = False,
+    lr_from_flag: bool = True,
 ) -> Teacher:
     """The teacher a ``--teacher`` value names.
 
@@ -314,7 +315,9 @@ def build_teacher(
     ``warm:PATH``
         Model A (``streamlearn pretrain``, scikit-learn, Keras, a checkpoint),
         warm-started and learning on (``ModelTeacher``); a pickle only with
-        ``trust_pickle`` (``load_batch_model``).
+        ``trust_pickle`` (``load_batch_model``). It fine-tunes at ``lr`` when that is the
+        user's (``lr_from_flag``), else at the rate suited to A, as model B does
+        (``streamlearn.models.transfer.suited_lr``).
     any other ``SPEC``
         A separate model of that spec (``ModelTeacher``), e.g. ``KNNRegressor``.
 
@@ -343,7 +346,8 @@ def build_teacher(
         from streamlearn.models.transfer import load_batch_model, warm_start
 
         path = spec.split(":", 1)[1].strip()
-        model = warm_start(load_batch_model(path, trust_pickle=trust_pickle), "finetune", lr=lr)
+        a = load_batch_model(path, trust_pickle=trust_pickle)
+        model = warm_start(a, "finetune", lr=lr if lr_from_flag else None)  # None: suited to A
         return ModelTeacher(model, f"warm start from {path}")
     if spec == model_spec:
         log.warning(
