@@ -42,7 +42,7 @@ def _click_check(
     return callback
 
 
-# A declarative table, longer than a function should be: each entry is one option.
+#: The drift monitor's options, in ``--help`` order (``DriftSettings`` names their values).
 DRIFT: tuple[OptionDecorator, ...] = (
     click.option(
         "--drift-detector",

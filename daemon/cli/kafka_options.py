@@ -8,8 +8,7 @@ from streamlearn.cli.table import OptionDecorator
 
 __all__ = ["KAFKA"]
 
-# A declarative table, longer than a function should be: each entry is one option.
-#: Kafka (SOURCE kafka://HOST:PORT/TOPIC?group=G, or these flags).
+#: Kafka (SOURCE kafka://HOST:PORT/TOPIC?group=G, or these flags), in ``--help`` order.
 KAFKA: tuple[OptionDecorator, ...] = (
     click.option(
         "-b",

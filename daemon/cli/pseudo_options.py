@@ -47,7 +47,8 @@ def _check_teacher(ctx: click.Context, param: click.Parameter, value: str) -> st
     return spec
 
 
-# A declarative table, longer than a function should be: each entry is one option.
+#: The side loop's and the join's options, in ``--help`` order (``PseudoSettings`` names
+#: their values).
 PSEUDO: tuple[OptionDecorator, ...] = (
     click.option(
         "--pseudo-label/--no-pseudo-label",
