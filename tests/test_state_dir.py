@@ -8,8 +8,21 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from streamhelpers import STREAMLEARN, cli, inspect_json
+
+
+def _delete_under(state: Path) -> None:
+    """Delete a state dir a running daemon uses, as `rm -rf` would, but gone at once.
+
+    The daemon notices a missing lock file within a second and recreates the directory: a
+    plain rmtree could meet the new files halfway ("Directory not empty"). Renamed first, the
+    path vanishes in one step, and the old tree is removed out of the daemon's way.
+    """
+    gone = state.with_name(state.name + ".deleted")
+    state.rename(gone)
+    shutil.rmtree(gone)
 
 
 def _wait_for(condition, what: str, timeout: float = 15.0) -> None:
@@ -38,7 +51,7 @@ def test_state_dir_deleted_while_running_is_recreated_locked_and_checkpointed(tm
     )
     try:
         _wait_for(lambda: _learned(state) == 300, "300 records checkpointed")
-        shutil.rmtree(state)
+        _delete_under(state)
         # Noticed within a few seconds, without a checkpoint being due in between.
         _wait_for(lambda: (state / "lock").exists(), "the state dir recreated", timeout=5)
         second = cli(*args[3:], timeout=20, check=False)
@@ -66,7 +79,7 @@ def test_sigterm_right_after_the_state_dir_was_deleted_writes_the_checkpoint(tmp
     try:
         _wait_for(lambda: (state / "start.ckpt").exists(), "the run to start")
         time.sleep(0.5)  # the 200 rows learned
-        shutil.rmtree(state)
+        _delete_under(state)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=20)
