@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from streamlearn.drift.config import SWAP_PATIENCE
+from streamlearn.models.answer import predicted
 
 __all__ = ["Challenger"]
 
@@ -67,7 +68,7 @@ class Challenger:
         loop's hot path, not for a challenger that trains for a few swap windows.)
         """
         model = self.model
-        guess = float(model.predict_one(x))
+        guess = predicted(model.predict_one(x))
         if math.isfinite(guess):
             model.learn_one(x, y)
         return guess

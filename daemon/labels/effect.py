@@ -22,6 +22,8 @@ import math
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from streamlearn.models.answer import predicted
+
 if TYPE_CHECKING:
     from streamlearn.interfaces import ModelHost
 
@@ -141,7 +143,7 @@ class PseudoEffect:
         """The twin's prediction of an unlabeled record (kept for its late label), if measuring."""
         if not self.measuring:
             return None
-        value = float(self.twin.predict_one(x))
+        value = predicted(self.twin.predict_one(x))
         return value if math.isfinite(value) else None
 
     def observe(self, x: dict[str, float], y: float, yhat: float, host: ModelHost) -> None:
@@ -165,7 +167,7 @@ class PseudoEffect:
         if not self.measuring:
             return
         twin = self.twin
-        twin_yhat = late_twin if late_twin is not None else float(twin.predict_one(x))
+        twin_yhat = late_twin if late_twin is not None else predicted(twin.predict_one(x))
         if not math.isfinite(twin_yhat):  # a diverged twin: copy the student again
             self._start_trial(model, host, restart=True)
             return

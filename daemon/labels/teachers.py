@@ -18,6 +18,8 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from streamlearn.models.answer import predicted
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -161,7 +163,7 @@ class CommitteeTeacher(_TargetScale):
     def label(self, xs: Sequence[dict[str, float]]) -> list[tuple[float, float]]:
         out = []
         for x in xs:
-            predictions = [float(m.predict_one(x)) for m in self.members]
+            predictions = [predicted(m.predict_one(x)) for m in self.members]
             mean = math.fsum(predictions) / len(predictions)
             if mean - mean != 0.0:  # a NaN or infinite member
                 out.append((math.nan, 0.0))
@@ -252,7 +254,7 @@ class ModelTeacher(_TargetScale):
 
     def learn(self, x: dict[str, float], y: float) -> None:
         self._see_target(y)
-        yhat = float(self.model.predict_one(x))
+        yhat = predicted(self.model.predict_one(x))
         if math.isfinite(yhat):
             slot = self.next_slot
             self.points[slot] = self._vector(x, grow=True)
@@ -288,7 +290,7 @@ class ModelTeacher(_TargetScale):
         local = self._local_errors(xs)
         out = []
         for x, uncertainty in zip(xs, local, strict=True):
-            yhat = float(self.model.predict_one(x))
+            yhat = predicted(self.model.predict_one(x))
             if not math.isfinite(yhat):
                 out.append((math.nan, 0.0))
             else:
