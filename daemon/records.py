@@ -2,8 +2,9 @@
 
 The JSON decoder is :mod:`streamlearn.json_decoder`. Bad input is data, not a crash:
 every decoder returns a ``Rejected`` with one of the fixed ``REJECT_REASONS`` instead of
-raising, so the run loop can send it to the dead-letter sink once and move the position on. A record that reaches the
-model has only finite float features and a finite (or absent) target. The one
+raising, so the run loop can send it to the dead-letter sink once and move the position
+on. A record that reaches the model has only finite float features and a finite (or
+absent) target. The one
 exception: a CSV header row of other features than the model's stops the stream
 (``streamlearn.csv_schema.SchemaChanged``) unless its rows are to be dead-lettered.
 """
