@@ -175,7 +175,7 @@ def test_a_grown_trees_first_checkpoint_is_forked_and_restores_the_tree_of_its_m
     assert daemon.block_learner is not None
     assert len(forks) == 1  # the checkpoint at line 1500; the final one is pickled on the loop
     assert store.generations() == [1, 2]
-    forked = decode(store.path(1).read_bytes())
+    forked = decode(store.path(1).read_bytes(), store.signing_key)
     early = forked["learner"].records_learned
     assert early == 1499  # 1500 lines: the header, then 1499 records
     final = store.load()
