@@ -36,6 +36,10 @@ REJECT_REASONS = (
     "unjoined_label",
     "schema_changed",
     "too_many_features",
+    # a classifier's label (streamlearn.classify.space.ClassSpace.encode)
+    "unknown_class",
+    "third_class",
+    "too_many_classes",
 )
 
 
