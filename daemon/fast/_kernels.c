@@ -1,17 +1,19 @@
 /*
- * streamlearn.fast._kernels: the three compiled loops of the fast path.
+ * streamlearn.fast._kernels: the compiled loops of the fast path.
  *
  * Each function here is a line-for-line C rendering of a plain-Python function in
  * streamlearn.fast.spec, its specification:
  *
- *   parse_lines  = spec.parse_lines   (CSV numbers, exact or DOUBT)
- *   learn_rows   = spec.learn_rows    (sgd test-then-train, metrics, window, curve)
- *   feed_values  = spec.feed_values   (River's ADWIN, bit for bit)
+ *   parse_lines    = spec.parse_lines     (CSV numbers, exact or DOUBT)
+ *   learn_rows     = spec.learn_rows      (sgd test-then-train, metrics, window, curve)
+ *   learn_logistic = spec.learn_logistic  (logistic test-then-train, River's LogLoss)
+ *   learn_softmax  = spec.learn_softmax   (softmax test-then-train, River's CrossEntropy)
+ *   feed_values    = spec.feed_values     (River's ADWIN, bit for bit)
  *
  * The tests run both on the same inputs and compare every output bit (why C rather
  * than a JIT: docs/design.md). The floating-point operations keep Python's order and
  * IEEE double rounding: built with -ffp-contract=off (no fused multiply-add) and
- * without -ffast-math (no reassociation); `pow`, `log` and `sqrt` are the C library's,
+ * without -ffast-math (no reassociation); `pow`, `exp`, `log` and `sqrt` are the C library's,
  * as CPython's are.
  *
  * Arrays arrive through the buffer protocol (numpy arrays, bytes) and are checked for
@@ -488,6 +490,278 @@ done:
     return result;
 }
 
+/* -- learn_logistic, learn_softmax --------------------------------------------------- */
+
+/* The classifiers' state: River's Mean of the log loss or cross-entropy (spec.py). */
+enum { LOSS_N, LOSS_MEAN, N_LOSS_STATE };
+/* River clamps a probability into [EPSILON, 1 - EPSILON] before its logarithm. */
+static const double EPSILON = 1e-15;
+
+typedef struct {
+    const double *values;
+    Py_ssize_t columns;
+    const int8_t *status;
+    const int64_t *classes; /* softmax only */
+    Py_ssize_t start, stop;
+    double *weights; /* logistic: d + 1; softmax: classes x (d + 1); the intercept last */
+    Py_ssize_t n_classes, n_features;
+    double lr;
+    double *state;
+    double *p_out; /* logistic: rows; softmax: rows x classes */
+    double *loss_out;
+} Classify;
+
+/* River's clamp: max(min(p, 1 - EPSILON), EPSILON). */
+static double clamp_proba(double p)
+{
+    const double low = p < 1.0 - EPSILON ? p : 1.0 - EPSILON;
+    return low > EPSILON ? low : EPSILON;
+}
+
+static Py_ssize_t logistic_block(const Classify *k)
+{
+    const Py_ssize_t n_features = k->n_features;
+    double *const weights = k->weights;
+    double intercept = weights[n_features];
+    double loss_n = k->state[LOSS_N];
+    double loss_mean = k->state[LOSS_MEAN];
+    Py_ssize_t row = k->start;
+    while (row < k->stop) {
+        const int kind = k->status[row];
+        if (kind != LABELED && kind != UNLABELED) {
+            row++;
+            continue;
+        }
+        const double *x = k->values + row * k->columns;
+        /* LogisticRegression.predict_learn_one: the intercept, then the features in order. */
+        double z = intercept;
+        for (Py_ssize_t j = 0; j < n_features; j++) {
+            z += weights[j] * x[j];
+        }
+        if (!(-INFINITY < z && z < INFINITY)) { /* NaN or inf: the record path decides */
+            break;
+        }
+        double p;
+        if (z >= 0.0) { /* the sigmoid, without an overflow of exp on either side */
+            p = 1.0 / (1.0 + exp(-z));
+        } else {
+            const double e = exp(z);
+            p = e / (1.0 + e);
+        }
+        k->p_out[row] = p;
+        if (kind == UNLABELED) {
+            row++;
+            continue;
+        }
+        const double y = x[n_features];
+        if (y != 0.0 && y != 1.0) { /* not a code: the caller doubts such rows first */
+            break;
+        }
+        /* River's LogLoss: the probability clamped, then a stats.Mean of -log. */
+        const double clamped = clamp_proba(p);
+        const double loss = y == 1.0 ? -log(clamped) : -log(1.0 - clamped);
+        k->loss_out[row] = loss;
+        loss_n += 1.0;
+        loss_mean += (1.0 / loss_n) * (loss - loss_mean);
+        /* The seed's update: theta_j -= alpha * (p - y) * x_j, the intercept as x_0 = 1. */
+        const double step = k->lr * (p - y);
+        for (Py_ssize_t j = 0; j < n_features; j++) {
+            weights[j] = weights[j] - step * x[j];
+        }
+        intercept -= step;
+        row++;
+    }
+    weights[n_features] = intercept;
+    k->state[LOSS_N] = loss_n;
+    k->state[LOSS_MEAN] = loss_mean;
+    return row;
+}
+
+static Py_ssize_t softmax_block(const Classify *k)
+{
+    const Py_ssize_t n_classes = k->n_classes;
+    const Py_ssize_t n_features = k->n_features;
+    const Py_ssize_t stride = n_features + 1;
+    double *const weights = k->weights;
+    double loss_n = k->state[LOSS_N];
+    double loss_mean = k->state[LOSS_MEAN];
+    Py_ssize_t row = k->start;
+    while (row < k->stop) {
+        const int kind = k->status[row];
+        if (kind != LABELED && kind != UNLABELED) {
+            row++;
+            continue;
+        }
+        const int64_t target = kind == LABELED ? k->classes[row] : 0;
+        if (target < 0 || target >= n_classes) { /* a class new to the model */
+            break;
+        }
+        const double *x = k->values + row * k->columns;
+        /* SoftmaxRegression.predict_learn_one: per class its intercept, then the features
+         * in order; the largest first found; exp(z - largest) summed in class order. */
+        double *p = k->p_out + row * n_classes;
+        int finite = 1;
+        double largest = 0.0;
+        for (Py_ssize_t c = 0; c < n_classes; c++) {
+            const double *w = weights + c * stride;
+            double z = w[n_features];
+            for (Py_ssize_t j = 0; j < n_features; j++) {
+                z += w[j] * x[j];
+            }
+            if (!(-INFINITY < z && z < INFINITY)) {
+                finite = 0;
+            }
+            if (c == 0 || z > largest) {
+                largest = z;
+            }
+            p[c] = z;
+        }
+        if (!finite) { /* NaN or inf: the record path decides */
+            break;
+        }
+        double total = 0.0;
+        for (Py_ssize_t c = 0; c < n_classes; c++) {
+            p[c] = exp(p[c] - largest);
+            total += p[c];
+        }
+        for (Py_ssize_t c = 0; c < n_classes; c++) {
+            p[c] = p[c] / total;
+        }
+        if (kind == UNLABELED) {
+            row++;
+            continue;
+        }
+        /* River's CrossEntropy: the true class's probability clamped, a stats.Mean of -log. */
+        const double loss = -log(clamp_proba(p[target]));
+        k->loss_out[row] = loss;
+        loss_n += 1.0;
+        loss_mean += (1.0 / loss_n) * (loss - loss_mean);
+        /* The seed's update per class: W_c -= alpha * (p_c - [y == c]) * x, intercept as 1. */
+        for (Py_ssize_t c = 0; c < n_classes; c++) {
+            double *w = weights + c * stride;
+            const double step = k->lr * (p[c] - (c == target ? 1.0 : 0.0));
+            for (Py_ssize_t j = 0; j < n_features; j++) {
+                w[j] = w[j] - step * x[j];
+            }
+            w[n_features] -= step;
+        }
+        row++;
+    }
+    k->state[LOSS_N] = loss_n;
+    k->state[LOSS_MEAN] = loss_mean;
+    return row;
+}
+
+PyDoc_STRVAR(learn_logistic_doc,
+             "learn_logistic(values, status, start, stop, weights, lr, state, p_out, loss_out)"
+             " -> int\n\n"
+             "streamlearn.fast.spec.learn_logistic, compiled: the binary logistic prequential "
+             "step over rows start..stop.");
+
+static PyObject *learn_logistic(PyObject *self, PyObject *args)
+{
+    PyObject *o[6];
+    Array a[6] = {0};
+    Classify k = {0};
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "OOnnOdOOO:learn_logistic", &o[0], &o[1], &k.start, &k.stop,
+                          &o[2], &k.lr, &o[3], &o[4], &o[5])) {
+        return NULL;
+    }
+    if (take(o[0], &a[0], "values", FLOATS, 8, 2, 0) < 0 ||
+        take(o[1], &a[1], "status", INT8S, 1, 1, 0) < 0 ||
+        take(o[2], &a[2], "weights", FLOATS, 8, 1, 1) < 0 ||
+        take(o[3], &a[3], "state", FLOATS, 8, 1, 1) < 0 ||
+        take(o[4], &a[4], "p_out", FLOATS, 8, 1, 1) < 0 ||
+        take(o[5], &a[5], "loss_out", FLOATS, 8, 1, 1) < 0) {
+        goto done;
+    }
+    k.values = a[0].view.buf;
+    k.columns = a[0].view.shape[1];
+    k.status = a[1].view.buf;
+    k.weights = a[2].view.buf;
+    k.n_features = len_of(&a[2]) - 1;
+    k.n_classes = 2;
+    k.state = a[3].view.buf;
+    k.p_out = a[4].view.buf;
+    k.loss_out = a[5].view.buf;
+    if (k.start < 0 || k.stop < k.start || k.stop > a[0].view.shape[0] ||
+        len_of(&a[1]) < k.stop || k.n_features < 0 || k.columns < k.n_features + 1 ||
+        len_of(&a[3]) < N_LOSS_STATE || len_of(&a[4]) < k.stop || len_of(&a[5]) < k.stop) {
+        PyErr_SetString(PyExc_ValueError, "learn_logistic: arrays out of range");
+        goto done;
+    }
+    Py_ssize_t row;
+    if ((k.stop - k.start) * (k.n_features + 1) >= NOGIL_WORK) {
+        Py_BEGIN_ALLOW_THREADS;
+        row = logistic_block(&k);
+        Py_END_ALLOW_THREADS;
+    } else {
+        row = logistic_block(&k);
+    }
+    result = PyLong_FromSsize_t(row);
+done:
+    release(a, 6);
+    return result;
+}
+
+PyDoc_STRVAR(learn_softmax_doc,
+             "learn_softmax(values, status, classes, start, stop, weights, lr, state, p_out, "
+             "loss_out) -> int\n\n"
+             "streamlearn.fast.spec.learn_softmax, compiled: the multiclass softmax "
+             "prequential step over rows start..stop.");
+
+static PyObject *learn_softmax(PyObject *self, PyObject *args)
+{
+    PyObject *o[7];
+    Array a[7] = {0};
+    Classify k = {0};
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "OOOnnOdOOO:learn_softmax", &o[0], &o[1], &o[2], &k.start,
+                          &k.stop, &o[3], &k.lr, &o[4], &o[5], &o[6])) {
+        return NULL;
+    }
+    if (take(o[0], &a[0], "values", FLOATS, 8, 2, 0) < 0 ||
+        take(o[1], &a[1], "status", INT8S, 1, 1, 0) < 0 ||
+        take(o[2], &a[2], "classes", INT64S, 8, 1, 0) < 0 ||
+        take(o[3], &a[3], "weights", FLOATS, 8, 2, 1) < 0 ||
+        take(o[4], &a[4], "state", FLOATS, 8, 1, 1) < 0 ||
+        take(o[5], &a[5], "p_out", FLOATS, 8, 2, 1) < 0 ||
+        take(o[6], &a[6], "loss_out", FLOATS, 8, 1, 1) < 0) {
+        goto done;
+    }
+    k.values = a[0].view.buf;
+    k.columns = a[0].view.shape[1];
+    k.status = a[1].view.buf;
+    k.classes = a[2].view.buf;
+    k.weights = a[3].view.buf;
+    k.n_classes = a[3].view.shape[0];
+    k.n_features = a[3].view.shape[1] - 1;
+    k.state = a[4].view.buf;
+    k.p_out = a[5].view.buf;
+    k.loss_out = a[6].view.buf;
+    if (k.start < 0 || k.stop < k.start || k.stop > a[0].view.shape[0] ||
+        len_of(&a[1]) < k.stop || len_of(&a[2]) < k.stop || k.n_features < 0 ||
+        k.columns < k.n_features + 1 || len_of(&a[4]) < N_LOSS_STATE ||
+        a[5].view.shape[0] < k.stop || a[5].view.shape[1] != k.n_classes ||
+        len_of(&a[6]) < k.stop) {
+        PyErr_SetString(PyExc_ValueError, "learn_softmax: arrays out of range");
+        goto done;
+    }
+    Py_ssize_t row;
+    if ((k.stop - k.start) * (k.n_features + 1) * (k.n_classes + 1) >= NOGIL_WORK) {
+        Py_BEGIN_ALLOW_THREADS;
+        row = softmax_block(&k);
+        Py_END_ALLOW_THREADS;
+    } else {
+        row = softmax_block(&k);
+    }
+    result = PyLong_FromSsize_t(row);
+done:
+    release(a, 7);
+    return result;
+}
+
 /* -- feed_values (ADWIN) ----------------------------------------------------------- */
 
 /* Python's float % (the result takes the divisor's sign), as spec.feed_values uses it. */
@@ -739,6 +1013,8 @@ done:
 static PyMethodDef methods[] = {
     {"parse_lines", parse_lines, METH_VARARGS, parse_lines_doc},
     {"learn_rows", learn_rows, METH_VARARGS, learn_rows_doc},
+    {"learn_logistic", learn_logistic, METH_VARARGS, learn_logistic_doc},
+    {"learn_softmax", learn_softmax, METH_VARARGS, learn_softmax_doc},
     {"feed_values", feed_values, METH_VARARGS, feed_values_doc},
     {NULL, NULL, 0, NULL},
 };
@@ -754,7 +1030,8 @@ static int add_constants(PyObject *module)
         {"REJECTED", REJECTED},   {"NOTHING", NOTHING},       {"N_STATE", N_STATE},
         {"N_COUNTERS", N_COUNTERS}, {"HEADER", HEADER},       {"MAX_ROWS", MAX_ROWS},
         {"INTERCEPT", INTERCEPT}, {"ABS_SUM", ABS_SUM},       {"STOPPED", STOPPED},
-        {"SEEN_TOTAL", SEEN_TOTAL},
+        {"SEEN_TOTAL", SEEN_TOTAL}, {"LOSS_N", LOSS_N},       {"LOSS_MEAN", LOSS_MEAN},
+        {"N_LOSS_STATE", N_LOSS_STATE},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (PyModule_AddIntConstant(module, ints[i].name, ints[i].value) < 0) {

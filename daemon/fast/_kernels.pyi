@@ -5,7 +5,9 @@ takes its arguments by position only, as any buffer of the right item type and s
 """
 
 from streamlearn.fast.spec import feed_values as feed_values
+from streamlearn.fast.spec import learn_logistic as learn_logistic
 from streamlearn.fast.spec import learn_rows as learn_rows
+from streamlearn.fast.spec import learn_softmax as learn_softmax
 from streamlearn.fast.spec import parse_lines as parse_lines
 
 LABELED: int
@@ -21,4 +23,7 @@ INTERCEPT: int
 ABS_SUM: int
 STOPPED: int
 SEEN_TOTAL: int
+LOSS_N: int
+LOSS_MEAN: int
+N_LOSS_STATE: int
 DIVERGED: float

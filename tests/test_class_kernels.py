@@ -1,0 +1,282 @@
+"""The classifiers' kernels (``learn_logistic``, ``learn_softmax``): C = Python specification
+bit for bit, = a numpy loop of the seed's formula to 1e-12, losses = River's metrics.
+
+Each kernel runs compiled (``streamlearn.fast._kernels``) and as its Python specification
+(``streamlearn.fast.spec``) on the same blocks; every output (weights, intercepts, each
+probability, each loss, the running mean) is compared bit for bit. The oracle is the seed's
+update written as a numpy loop (``p = sigmoid(theta . x + theta_0)``,
+``theta -= lr * (p - y) * x``), and River's ``LogLoss`` and ``CrossEntropy`` fed the same
+probabilities give the same running means to the last bit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import pytest
+from river import metrics as river_metrics
+
+from streamlearn.fast import spec
+
+try:
+    from streamlearn.fast import _kernels
+except ImportError:  # a source tree never installed; pip builds it, so never under CI
+    if os.environ.get("CI") == "true":
+        raise
+    _kernels = None  # type: ignore[assignment]
+
+LABELED, UNLABELED, DOUBT, REJECTED, NOTHING = (
+    spec.LABELED,
+    spec.UNLABELED,
+    spec.DOUBT,
+    spec.REJECTED,
+    spec.NOTHING,
+)
+_NOT_BUILT = pytest.mark.skipif(_kernels is None, reason="the extension is not built")
+LOGISTIC = [
+    pytest.param("c", id="c", marks=_NOT_BUILT),
+    pytest.param("python", id="python"),
+]
+
+
+def logistic_kernel(which: str):
+    return _kernels.learn_logistic if which == "c" else spec.learn_logistic
+
+
+def softmax_kernel(which: str):
+    return _kernels.learn_softmax if which == "c" else spec.learn_softmax
+
+
+def bits(values) -> list[str]:
+    return [float(v).hex() for v in np.asarray(values).ravel()]
+
+
+def binary_block(n: int, d: int, seed: int, *, scale: float = 1.0) -> np.ndarray:
+    """Rows of features and a 0/1 target (a noisy linear rule), as the parser leaves them."""
+    rng = np.random.default_rng(seed)
+    X = np.round(rng.normal(size=(n, d)) * rng.choice([0.1, 1.0, 5.0], size=d) * scale, 6)
+    y = (X @ rng.normal(size=d) + rng.normal(scale=0.5, size=n) > 0).astype(float)
+    return np.column_stack([X, y])
+
+
+def multiclass_block(n: int, d: int, k: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    X = np.round(rng.normal(size=(n, d)), 6)
+    scores = X @ rng.normal(size=(d, k)) + rng.normal(scale=0.5, size=(n, k))
+    return np.column_stack([X, scores.argmax(axis=1).astype(float)])
+
+
+def mixed_status(n: int, seed: int) -> np.ndarray:
+    """Mostly labeled rows, with unlabeled, rejected and header rows among them."""
+    rng = np.random.default_rng(seed)
+    status = np.full(n, LABELED, dtype=np.int8)
+    kinds = rng.choice([UNLABELED, REJECTED, NOTHING], size=n // 10)
+    status[rng.choice(n, size=n // 10, replace=False)] = kinds
+    return status
+
+
+def run_logistic(which, values, status, lr, weights=None, state=None, start=0, stop=None):
+    n, columns = values.shape
+    weights = np.zeros(columns) if weights is None else weights
+    state = np.zeros(spec.N_LOSS_STATE) if state is None else state
+    p_out, loss_out = np.full(n, np.nan), np.full(n, np.nan)
+    stop = n if stop is None else stop
+    row = logistic_kernel(which)(values, status, start, stop, weights, lr, state, p_out, loss_out)
+    return row, weights, state, p_out, loss_out
+
+
+def run_softmax(which, values, status, classes, lr, k, weights=None, state=None, stop=None):
+    n, columns = values.shape
+    weights = np.zeros((k, columns)) if weights is None else weights
+    state = np.zeros(spec.N_LOSS_STATE) if state is None else state
+    p_out, loss_out = np.full((n, weights.shape[0]), np.nan), np.full(n, np.nan)
+    stop = n if stop is None else stop
+    kernel = softmax_kernel(which)
+    row = kernel(values, status, classes, 0, stop, weights, lr, state, p_out, loss_out)
+    return row, weights, state, p_out, loss_out
+
+
+def logistic_oracle(X, y, lr, learn):
+    """The seed's update as a numpy loop: p = sigmoid(theta . x + theta_0), then the step."""
+    theta, theta0 = np.zeros(X.shape[1]), 0.0
+    ps = []
+    for i in range(X.shape[0]):
+        p = 1.0 / (1.0 + np.exp(-(X[i] @ theta + theta0)))
+        ps.append(p)
+        if learn[i]:
+            theta = theta - lr * (p - y[i]) * X[i]
+            theta0 = theta0 - lr * (p - y[i])
+    return theta, theta0, np.array(ps)
+
+
+def softmax_oracle(X, y, k, lr, learn):
+    W, b = np.zeros((k, X.shape[1])), np.zeros(k)
+    ps = []
+    for i in range(X.shape[0]):
+        z = W @ X[i] + b
+        e = np.exp(z - z.max())
+        p = e / e.sum()
+        ps.append(p)
+        if learn[i]:
+            g = p - np.eye(k)[int(y[i])]
+            W = W - lr * np.outer(g, X[i])
+            b = b - lr * g
+    return W, b, np.array(ps)
+
+
+@pytest.mark.parametrize("which", LOGISTIC)
+def test_logistic_equals_the_numpy_loop_and_rivers_log_loss(which):
+    values = binary_block(3000, 6, seed=1)
+    status = mixed_status(3000, seed=2)
+    row, weights, state, p, loss = run_logistic(which, values, status, 0.05)
+    assert row == 3000
+    used = (status == LABELED) | (status == UNLABELED)
+    X, y = values[used, :-1], values[used, -1]
+    theta, theta0, ps = logistic_oracle(X, y, 0.05, status[used] == LABELED)
+    np.testing.assert_allclose(weights[:-1], theta, rtol=0, atol=1e-12)
+    assert abs(weights[-1] - theta0) < 1e-12
+    np.testing.assert_allclose(p[used], ps, rtol=0, atol=1e-12)
+    assert np.isnan(p[~used]).all() and np.isnan(loss[status != LABELED]).all()
+    # River's LogLoss, fed the kernel's probabilities as River's binary metrics take them.
+    metric = river_metrics.LogLoss()
+    for row_p, target in zip(p[status == LABELED], values[status == LABELED, -1], strict=True):
+        metric.update(bool(target), {False: 1.0 - row_p, True: row_p})
+    assert state[spec.LOSS_N] == (status == LABELED).sum()
+    assert bits([state[spec.LOSS_MEAN]]) == bits([metric.get()])
+
+
+@pytest.mark.parametrize("which", LOGISTIC)
+def test_softmax_equals_the_numpy_loop_and_rivers_cross_entropy(which):
+    k = 4
+    values = multiclass_block(2000, 5, k, seed=3)
+    status = mixed_status(2000, seed=4)
+    classes = values[:, -1].astype(np.int64)
+    row, weights, state, p, loss = run_softmax(which, values, status, classes, 0.05, k)
+    assert row == 2000
+    used = (status == LABELED) | (status == UNLABELED)
+    X, y = values[used, :-1], values[used, -1]
+    W, b, ps = softmax_oracle(X, y, k, 0.05, status[used] == LABELED)
+    np.testing.assert_allclose(weights[:, :-1], W, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(weights[:, -1], b, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(p[used], ps, rtol=0, atol=1e-12)
+    metric = river_metrics.CrossEntropy()
+    losses = []
+    for row_p, target in zip(p[status == LABELED], classes[status == LABELED], strict=True):
+        proba = dict(enumerate(row_p.tolist()))
+        losses.append(metric._eval(int(target), proba))
+        metric.update(int(target), proba)
+    assert bits(loss[status == LABELED]) == bits(losses)
+    assert bits([state[spec.LOSS_MEAN]]) == bits([metric.get()])
+
+
+@_NOT_BUILT
+@pytest.mark.parametrize("seed", range(6))
+def test_the_compiled_logistic_is_its_specification_bit_for_bit(seed):
+    rng = np.random.default_rng(seed)
+    # Large features too: |z| past 30 and 700 (p exactly 0 or 1, the clamped log loss).
+    values = binary_block(1500, int(rng.integers(1, 12)), seed, scale=[1.0, 50.0, 1e3][seed % 3])
+    status = mixed_status(1500, seed)
+    lr = float(rng.choice([0.001, 0.05, 0.5]))
+    weights = rng.normal(size=values.shape[1])
+    state = np.array([7.0, 0.25])  # a running mean carried over from earlier blocks
+    outs = [
+        run_logistic(which, values, status, lr, weights.copy(), state.copy(), start=5, stop=1400)
+        for which in ("c", "python")
+    ]
+    (row_c, *arrays_c), (row_py, *arrays_py) = outs
+    assert row_c == row_py == 1400
+    for a, b in zip(arrays_c, arrays_py, strict=True):
+        assert bits(a) == bits(b)
+
+
+@_NOT_BUILT
+@pytest.mark.parametrize("seed", range(6))
+def test_the_compiled_softmax_is_its_specification_bit_for_bit(seed):
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 9))
+    values = multiclass_block(1200, int(rng.integers(1, 9)), k, seed)
+    values[:, :-1] *= [1.0, 30.0, 400.0][seed % 3]
+    status = mixed_status(1200, seed)
+    classes = values[:, -1].astype(np.int64)
+    weights = rng.normal(size=(k, values.shape[1]))
+    state = np.array([3.0, 1.5])
+    outs = [
+        run_softmax(which, values, status, classes, 0.1, k, weights.copy(), state.copy())
+        for which in ("c", "python")
+    ]
+    (row_c, *arrays_c), (row_py, *arrays_py) = outs
+    assert row_c == row_py == 1200
+    for a, b in zip(arrays_c, arrays_py, strict=True):
+        assert bits(a) == bits(b)
+
+
+@pytest.mark.parametrize("which", LOGISTIC)
+def test_logistic_stops_at_a_target_that_is_not_a_code_or_a_non_finite_score(which):
+    values = binary_block(20, 2, seed=5)
+    values[7, -1] = 2.0  # a class code the binary model cannot have
+    status = np.full(20, LABELED, dtype=np.int8)
+    row, weights, state, p, _ = run_logistic(which, values, status, 0.1)
+    assert row == 7 and state[spec.LOSS_N] == 7.0
+    learned = weights.copy()
+    values[7, -1] = 1.0
+    values[9, 0] = math.inf  # z is infinite (or NaN): the record path decides
+    row, weights, state, p, _ = run_logistic(which, values, status, 0.1, weights, state, start=7)
+    assert row == 9 and state[spec.LOSS_N] == 9.0 and not np.array_equal(weights, learned)
+    assert np.isnan(p[9])
+
+
+@pytest.mark.parametrize("which", LOGISTIC)
+def test_softmax_stops_at_a_class_new_to_the_model(which):
+    values = multiclass_block(30, 3, 3, seed=6)
+    status = np.full(30, LABELED, dtype=np.int8)
+    status[4] = UNLABELED
+    classes = values[:, -1].astype(np.int64)
+    classes[4] = -1  # unlabeled: its class is not read
+    classes[12] = 3  # the model has classes 0..2
+    row, _, state, p, _ = run_softmax(which, values, status, classes, 0.1, 3)
+    assert row == 12 and state[spec.LOSS_N] == 11.0
+    np.testing.assert_allclose(p[:12].sum(axis=1), 1.0, rtol=0, atol=1e-15)
+    classes[12] = -1  # a class the space has and the model does not: the same
+    assert run_softmax(which, values, status, classes, 0.1, 3)[0] == 12
+    # A model without any class yet predicts nothing: the record path takes the block.
+    assert run_softmax(which, values, status, classes, 0.1, 0)[0] == 0
+
+
+@_NOT_BUILT
+def test_the_classifier_kernels_refuse_arrays_out_of_range():
+    values = binary_block(4, 2, seed=0)
+    status = np.zeros(4, dtype=np.int8)
+    args = [values, status, 0, 4, np.zeros(3), 0.1, np.zeros(2), np.zeros(4), np.zeros(4)]
+    for index, bad in [(3, 5), (2, -1), (4, np.zeros(4)), (6, np.zeros(1)), (7, np.zeros(3))]:
+        wrong = list(args)
+        wrong[index] = bad
+        with pytest.raises(ValueError, match="out of range"):
+            _kernels.learn_logistic(*wrong)
+    wrong = list(args)
+    wrong[4] = np.zeros(3, dtype=np.float32)
+    with pytest.raises(TypeError, match="weights"):
+        _kernels.learn_logistic(*wrong)
+    assert _kernels.learn_logistic(*args) == 4
+    classes = np.zeros(4, dtype=np.int64)
+    sargs = [values, status, classes, 0, 4, np.zeros((2, 3)), 0.1, np.zeros(2)]
+    sargs += [np.zeros((4, 2)), np.zeros(4)]
+    for index, bad in [
+        (8, np.zeros((4, 3))),  # a probability per class: 2, not 3
+        (8, np.zeros((3, 2))),  # no room for every row
+        (2, np.zeros(3, dtype=np.int64)),
+        (5, np.zeros((2, 4))),  # no room for the target column
+    ]:
+        wrong = list(sargs)
+        wrong[index] = bad
+        with pytest.raises(ValueError, match="out of range"):
+            _kernels.learn_softmax(*wrong)
+    assert _kernels.learn_softmax(*sargs) == 4
+
+
+def test_the_compiled_constants_are_the_python_ones():
+    if _kernels is None:
+        pytest.skip("the extension is not built")
+    assert (_kernels.LOSS_N, _kernels.LOSS_MEAN) == (spec.LOSS_N, spec.LOSS_MEAN)
+    assert _kernels.N_LOSS_STATE == spec.N_LOSS_STATE
