@@ -30,7 +30,7 @@ from streamlearn.sources.base import (
 from streamlearn.sources.kafka_config import KafkaSettings
 from streamlearn.sources.kafka_fetch import Fetched, KafkaBlock
 from streamlearn.sources.kafka_reach import Reach
-from streamlearn.sources.kafka_start import checkpointed_offsets, data_loss_event
+from streamlearn.sources.kafka_start import checkpointed_offsets, choose_starts, data_loss_event
 from streamlearn.sources.kafka_watcher import (
     WATCHER_REQUEST_TIMEOUT_S,
     Closable,
@@ -346,21 +346,9 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
     def _assign(
         self, consumer: ConsumerT, observation: Observation, new: set[int] | frozenset[int]
     ) -> None:
-        starts: dict[int, tuple[int, str]] = {}
-        for p in sorted(new):
-            if p in self._resume:
-                starts[p] = (self._resume[p], "checkpoint")
-            elif p in observation.committed:
-                starts[p] = (observation.committed[p], "group commit")
-            elif self._start_applies:
-                at_time = observation.at_time.get(p)
-                offset = self._start.offset_in(
-                    observation.log_start[p], observation.log_end[p], at_time
-                )
-                origin = "latest" if self._start.kind == "latest" else f"--from {self._start}"
-                starts[p] = (offset, origin)
-            else:
-                starts[p] = (observation.log_start[p], "earliest")
+        starts = choose_starts(
+            new, self._resume, observation, self._start if self._start_applies else None
+        )
         positions: dict[int, int] = {}
         for p, (offset, origin) in starts.items():
             log_start = observation.log_start[p]

@@ -1,4 +1,4 @@
-"""Where a Kafka source starts reading: the checkpoint's offsets, else ``--from``.
+"""Where a Kafka source starts reading (``choose_starts``): the checkpoint, else ``--from``.
 
 And what happens when a position lies below the log start (retention deleted records that
 were never learned): a :class:`SourceError`, or with ``--on-data-loss reset`` an event to
@@ -12,7 +12,7 @@ partition; negative counts back from the log end, like ``kcat -o -N``) or an ISO
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -21,8 +21,9 @@ from streamlearn.sources.base import PositionMismatch, SourceError
 
 if TYPE_CHECKING:
     from streamlearn.sources.kafka_config import KafkaSettings
+    from streamlearn.sources.kafka_watcher import Observation
 
-__all__ = ["StartAt", "checkpointed_offsets", "data_loss_event"]
+__all__ = ["StartAt", "checkpointed_offsets", "choose_starts", "data_loss_event"]
 
 StartKind = Literal["earliest", "latest", "offset", "time"]
 
@@ -149,6 +150,41 @@ def checkpointed_offsets(resume: Mapping[str, Any] | None, kind: str, topic: str
             raise SourceError(f"bad Kafka position in the checkpoint: {key!r}: {value!r}")
         offsets[partition] = offset
     return offsets
+
+
+def choose_starts(
+    partitions: Iterable[int],
+    resume: Mapping[int, int],
+    observation: Observation,
+    start: StartAt | None,
+) -> dict[int, tuple[int, str]]:
+    """Where each of ``partitions`` starts, and why, in partition order.
+
+    The checkpoint's offset (``resume``), else the group's committed one, else ``start``
+    (``--from``; None where it does not apply), else the log start. A start below the log
+    start is left for ``data_loss_event`` to judge.
+
+    >>> from streamlearn.sources.kafka_watcher import Observation
+    >>> seen = Observation(0.0, True, frozenset({0, 1, 2}), log_start={0: 0, 1: 0, 2: 5},
+    ...                    log_end={0: 9, 1: 9, 2: 9}, committed={1: 4})
+    >>> choose_starts({0, 1, 2}, {0: 7}, seen, StartAt.parse("latest"))
+    {0: (7, 'checkpoint'), 1: (4, 'group commit'), 2: (9, 'latest')}
+    >>> choose_starts({2}, {}, seen, None)
+    {2: (5, 'earliest')}
+    """
+    starts: dict[int, tuple[int, str]] = {}
+    for p in sorted(partitions):
+        if p in resume:
+            starts[p] = (resume[p], "checkpoint")
+        elif p in observation.committed:
+            starts[p] = (observation.committed[p], "group commit")
+        elif start is not None:
+            log_start, log_end = observation.log_start[p], observation.log_end[p]
+            offset = start.offset_in(log_start, log_end, observation.at_time.get(p))
+            starts[p] = (offset, "latest" if start.kind == "latest" else f"--from {start}")
+        else:
+            starts[p] = (observation.log_start[p], "earliest")
+    return starts
 
 
 def data_loss_event(
