@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import time
 from bisect import bisect_left
-from collections.abc import Mapping
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -210,23 +209,10 @@ class KafkaSource(KafkaSourceBase["KafkaConsumer"]):
 
     _log = log
 
-    def __init__(
-        self,
-        settings: KafkaSettings,
-        resume: Mapping[str, Any] | None = None,
-        *,
-        poll_timeout: float = 0.2,
-        refresh_interval: float = 2.0,
-        max_backoff: float = 10.0,
-    ) -> None:
-        super().__init__(
-            settings, resume, poll_timeout=poll_timeout, refresh_interval=refresh_interval
-        )
-        consumer_config, admin_config = self._client_configs(settings)
-        self._watcher = _Watcher(
-            settings, consumer_config, admin_config, refresh_interval, max_backoff
-        )
-        self._watcher.start()
+    def _open(self, refresh_interval: float, max_backoff: float) -> _Watcher:
+        """The watcher; it builds the fetching consumer too, since bootstrapping may block."""
+        consumer_config, admin_config = self._client_configs(self.settings)
+        return _Watcher(self.settings, consumer_config, admin_config, refresh_interval, max_backoff)
 
     @staticmethod
     def _client_configs(settings: KafkaSettings) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -69,9 +69,8 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
     :class:`SourceError` then). With ``settings.count`` it is exhausted after that many
     records. Both limits are kept by :class:`~streamlearn.sources.kafka_reach.Reach`.
 
-    A subclass builds its consumer (or lets its watcher build it: ``take_consumer``) and its
-    watcher, starts the watcher, and implements the client calls ``_fetch``, ``_place``,
-    ``_reposition`` and ``_pause``.
+    A subclass builds its client objects in ``_open`` (the base starts the watcher it returns)
+    and implements the client calls ``_fetch``, ``_place``, ``_reposition`` and ``_pause``.
     """
 
     kind: ClassVar[str] = "kafka"
@@ -84,10 +83,11 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
     def __init__(
         self,
         settings: KafkaSettings,
-        resume: Mapping[str, Any] | None,
+        resume: Mapping[str, Any] | None = None,
         *,
-        poll_timeout: float,
-        refresh_interval: float,
+        poll_timeout: float = 0.2,
+        refresh_interval: float = 2.0,
+        max_backoff: float = 10.0,
     ) -> None:
         if not 0 < poll_timeout <= 1.0:
             raise ValueError(f"poll_timeout must be in (0, 1] seconds, got {poll_timeout}")
@@ -111,8 +111,16 @@ class KafkaSourceBase(Source, Generic[ConsumerT]):
         self._reach = Reach(until_end=settings.until_end, count=settings.count)
         self._consumer: ConsumerT | None = None
         self._closed = False
+        self._watcher = self._open(refresh_interval, max_backoff)
+        self._watcher.start()
 
     # -- what the client library does -----------------------------------------------------------
+
+    @abstractmethod
+    def _open(self, refresh_interval: float, max_backoff: float) -> WatcherBase[Any, ConsumerT]:
+        """The watcher (not started yet), with the fetching consumer in ``_consumer`` unless
+        the watcher builds it (``take_consumer``); a client that rejects the settings raises
+        :class:`SourceError`."""
 
     @abstractmethod
     def _fetch(self, consumer: ConsumerT, max_items: int) -> Fetched | None:

@@ -259,20 +259,12 @@ class ConfluentKafkaSource(KafkaSourceBase["Consumer"]):
     client_label = " (confluent-kafka)"
     _log = log
 
-    def __init__(
-        self,
-        settings: KafkaSettings,
-        resume: Mapping[str, Any] | None = None,
-        *,
-        poll_timeout: float = 0.2,
-        refresh_interval: float = 2.0,
-        max_backoff: float = 10.0,
-    ) -> None:
+    def _open(self, refresh_interval: float, max_backoff: float) -> _Watcher:
+        """The fetching consumer (librdkafka builds it without waiting for the broker) and
+        the watcher."""
         from confluent_kafka import Consumer, KafkaException
 
-        super().__init__(
-            settings, resume, poll_timeout=poll_timeout, refresh_interval=refresh_interval
-        )
+        settings = self.settings
         base = librdkafka_config(settings)
         # Positions are ours: no auto commit, and an invalid position must surface as an error
         # instead of being reset silently. librdkafka wants a group id even for assign(); without
@@ -298,8 +290,7 @@ class ConfluentKafkaSource(KafkaSourceBase["Consumer"]):
             self._consumer = Consumer(fetch_config)
         except KafkaException as exc:
             raise SourceError(f"confluent-kafka rejected the Kafka settings: {exc}") from exc
-        self._watcher = _Watcher(settings, lookup_config, refresh_interval, max_backoff)
-        self._watcher.start()
+        return _Watcher(settings, lookup_config, refresh_interval, max_backoff)
 
     # -- the client calls ----------------------------------------------------------------------
 
