@@ -9,7 +9,6 @@ output layer learns, it can be fitted by recursive least squares instead of SGD
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Hashable, Iterator, Sequence
 from typing import Any
@@ -29,6 +28,7 @@ from streamlearn.models.mlp_params import (
     input_scaling,
     warm_layers,
 )
+from streamlearn.models.network import DenseLayers
 from streamlearn.models.rls import RLSHead
 
 __all__ = ["MLPRegressor"]
@@ -43,7 +43,7 @@ _logistic, _logistic_grad = activations.logistic, activations.logistic_grad
 _identity, _identity_grad = activations.identity, activations.identity_grad
 
 
-class MLPRegressor(RLSHead, base.Regressor):
+class MLPRegressor(DenseLayers, RLSHead, base.Regressor):
     """Dense neural network regressor learned one record at a time.
 
     The network is ``input -> hidden layers -> one linear output``. Each ``learn_one(x, y, w)``
@@ -258,7 +258,6 @@ class MLPRegressor(RLSHead, base.Regressor):
     def _build(self, features: Sequence[Hashable]) -> None:
         """Allocate the weights and every buffer the per-record steps reuse."""
         sizes = [len(features), *self.hidden, 1]
-        n_layers = len(sizes) - 1
         if self.initial_coefs is not None:
             self.coefs_ = [c.copy() for c in self.initial_coefs]
             self.intercepts_ = (
@@ -268,73 +267,24 @@ class MLPRegressor(RLSHead, base.Regressor):
             )
         else:
             check_size(len(features), self.hidden, self.head)  # before a weight is allocated
-            self.coefs_, self.intercepts_ = [], []
-            for fan_in, fan_out in itertools.pairwise(sizes):
-                # Glorot uniform, the default of Keras and scikit-learn.
-                bound = math.sqrt(6.0 / (fan_in + fan_out))
-                self.coefs_.append(self._rng.uniform(-bound, bound, size=(fan_in, fan_out)))
-                self.intercepts_.append(np.zeros(fan_out))
-        self.features_ = list(features)
-        self._index: dict[Hashable, int] = {name: i for i, name in enumerate(features)}
-        trainable = n_layers if self.trainable_layers is None else self.trainable_layers
-        self._first_trainable = n_layers - trainable
+            self._glorot(sizes)
+        self._place(features)
         if self.head == "rls":
             self._build_rls(sizes[-2])
         self._build_scratch()
 
-    #: The learn step's work buffers: scratch, not state. A checkpoint leaves them out (and a
-    #: prediction writes none of them), so predicting never changes a pickled model.
-    SCRATCH = ("_activity", "_deltas", "_spare_coefs", "_spare_intercepts", *RLSHead.RLS_SCRATCH)
+    #: The learn step's work buffers (``DenseLayers.SCRATCH``) and the RLS head's.
+    SCRATCH = (*DenseLayers.SCRATCH, *RLSHead.RLS_SCRATCH)
 
     def _build_scratch(self) -> None:
         """Allocate the buffers ``learn_one`` reuses (``SCRATCH``), from the layers' shapes."""
-        sizes = [self.coefs_[0].shape[0], *(c.shape[1] for c in self.coefs_)]
-        self._activity = [np.zeros(n) for n in sizes]  # layer outputs; [0] is the scaled input
-        self._deltas = [np.zeros(n) for n in sizes[1:]]
-        # Spare matrices: a step is computed into them and committed only if every layer's result
-        # is finite, so a bad step leaves no half-updated network behind.
-        self._spare_coefs = [np.zeros_like(c) for c in self.coefs_]
-        self._spare_intercepts = [np.zeros_like(b) for b in self.intercepts_]
+        super()._build_scratch()
         if self.rls_p_ is not None:
             self._build_rls_scratch(self.rls_p_.shape[0])
 
-    def __getstate__(self) -> dict[str, Any]:
-        scratch = self.SCRATCH
-        return {key: value for key, value in self.__dict__.items() if key not in scratch}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # A checkpoint written before the buffers were left out holds them: rebuilt all the same.
-        self.__dict__.update({k: v for k, v in state.items() if k not in self.SCRATCH})
-        if self.features_ is not None:
-            self._build_scratch()
-
-    def _load_input(self, x: dict[Hashable, Any], buffer: FloatArray) -> FloatArray:
-        buffer.fill(0.0)
-        index = self._index
-        for name, value in x.items():
-            i = index.get(name)
-            if i is not None:
-                buffer[i] = value
-        if self.input_mean is not None:
-            buffer -= self.input_mean
-        if self.input_scale is not None:
-            buffer /= self.input_scale
-        return buffer
-
     def _forward(self, x: dict[Hashable, Any], activity: list[FloatArray] | None) -> float:
-        """The network's output for ``x``, each layer's output written into ``activity`` (the
-        learn step's buffers, which back-propagation reads) or, with None, into arrays made
-        for this call: a prediction writes nothing the model holds. Same arithmetic both ways.
-        """
-        features = self.features_
-        assert features is not None
-        a = self._load_input(x, activity[0] if activity is not None else np.empty(len(features)))
-        for i, (coef, bias) in enumerate(zip(self.coefs_, self.intercepts_, strict=True)):
-            out = np.matmul(a, coef, out=activity[i + 1] if activity is not None else None)
-            out += bias
-            self._activations[i][0](out, out)
-            a = out
-        return float(a[0])
+        """The network's output for ``x`` (see ``DenseLayers._forward_layers``)."""
+        return float(self._forward_layers(x, activity)[0])
 
     # -- River API -------------------------------------------------------------------------
 
@@ -360,41 +310,7 @@ class MLPRegressor(RLSHead, base.Regressor):
         if self.rls_p_ is not None:
             self._rls_step(error, w)
             return
-        step = self.lr * w
-        clip = self.clip_gradient
-        activity, deltas = self._activity, self._deltas
-        spare_coefs, spare_intercepts = self._spare_coefs, self._spare_intercepts
-
-        delta = deltas[-1]
+        delta = self._deltas[-1]
         delta[0] = error
-        self._activations[-1][1](activity[-1], delta)
-        finite = True
-        for i in range(n_layers - 1, first - 1, -1):
-            # Bounding the back-propagated error (River's clip_gradient) keeps a badly scaled
-            # stream from making the weights grow exponentially, step after step.
-            np.minimum(delta, clip, out=delta)  # two ufuncs: half the cost of np.clip's wrapper
-            np.maximum(delta, -clip, out=delta)
-            if i > first:
-                # The error reaching layer i-1 goes through the weights *before* this step.
-                below = deltas[i - 1]
-                np.matmul(self.coefs_[i], delta, out=below)
-                self._activations[i - 1][1](activity[i], below)
-            delta *= -step  # not needed unscaled any more: scaling the vector saves a matrix pass
-            new_coef, new_bias = spare_coefs[i], spare_intercepts[i]
-            np.multiply.outer(activity[i], delta, out=new_coef)
-            new_coef += self.coefs_[i]
-            np.add(self.intercepts_[i], delta, out=new_bias)
-            # A sum is finite only if every entry is: one cheap check per layer, no mask array.
-            if not (math.isfinite(new_coef.sum()) and math.isfinite(new_bias.sum())):
-                finite = False
-                break
-            if i > first:
-                delta = below
-        if not finite:
-            self.n_skipped_steps_ += 1
-            return
-        # Copied rather than swapped so that coefs_[i] stays the same array object for a caller
-        # holding on to it; a copy is cheap next to the step's matrix products.
-        for i in range(first, n_layers):
-            np.copyto(self.coefs_[i], spare_coefs[i])
-            np.copyto(self.intercepts_[i], spare_intercepts[i])
+        self._activations[-1][1](self._activity[-1], delta)
+        self._backprop(self.lr * w)
