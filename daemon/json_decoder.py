@@ -7,14 +7,18 @@ the caps on a JSON stream's feature names are :mod:`streamlearn.json_keys`'.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from streamlearn.json_keys import MAX_FEATURES, FeatureNames, TargetWatch
-from streamlearn.records import Decoded, Label, Record, Rejected, check_finite
+from streamlearn.records import Decoded, Label, Record, Rejected, check_finite, class_code
 from streamlearn.sources.base import Raw
+
+if TYPE_CHECKING:
+    from streamlearn.classify.space import ClassSpace
 
 __all__ = ["JsonDecoder"]
 
@@ -41,6 +45,18 @@ class JsonDecoder:
 
     >>> decoder.decode(Raw(b'{"x": 1.5, "y": 2}', offset=0))
     Record(x={'x': 1.5}, y=2.0, id=None, raw=...)
+
+    With ``classes`` (a classifier's), the target is a label: a string as it is, a number or
+    a bool as its JSON text (``1``, ``true``); the record holds its class code.
+
+    >>> from streamlearn.classify.space import ClassSpace
+    >>> labels = JsonDecoder(classes=ClassSpace(binary=False))
+    >>> labels.decode(Raw(b'{"a": 1, "y": "cat"}', offset=0)).y
+    0.0
+    >>> labels.decode(Raw(b'{"a": 1, "y": true}', offset=0)).y, labels.classes.labels
+    (1.0, ['cat', 'true'])
+    >>> labels.decode(Raw(b'{"a": 1, "y": ["cat"]}', offset=0)).reason
+    'bad_shape'
     """
 
     def __init__(
@@ -50,8 +66,11 @@ class JsonDecoder:
         id_field: str | None = None,
         skip_blank: bool = True,
         max_features: int = MAX_FEATURES,
+        classes: ClassSpace | None = None,
     ) -> None:
         self.target = target
+        #: A classifier's classes: the target is a label, ``Record.y`` its class code.
+        self.classes = classes
         self.features = list(features) if features is not None else None
         self.id_field = id_field or "id"
         self.skip_blank = skip_blank
@@ -146,21 +165,46 @@ class JsonDecoder:
                 return Rejected("non_finite", f"feature {name!r} is {value}", raw)
             x[name] = value
         target = obj.get(self.target)
-        if target is None or target == "":
+        y = None if target is None or target == "" else self._target(target, raw)
+        if isinstance(y, Rejected):
+            return y
+        if y is None:  # unlabeled (a classifier's blank label too)
             if not x and record_id is None:
                 return Rejected("bad_shape", "an object with neither features nor target", raw)
             return self._admitted(Record(x, None, record_id, raw))
-        if isinstance(target, bool) or not isinstance(target, int | float):
-            return Rejected("non_numeric", f"target is {str(target)[:40]!r}", raw)
-        y = float(target)
-        rejected = check_finite(y, "target", raw)
-        if rejected is not None:
-            return rejected
         if not x:
             if record_id is None:
                 return Rejected("bad_shape", "a target without features or id", raw)
             return Label(record_id, y, raw)
         return self._admitted(Record(x, y, record_id, raw))
+
+    def _target(self, target: object, raw: Raw) -> float | Rejected | None:
+        """The target (not null): its number, or with ``classes`` its class code (None: a
+        blank label, unlabeled)."""
+        if self.classes is not None:
+            return self._class_code(target, raw)
+        if isinstance(target, bool) or not isinstance(target, int | float):
+            return Rejected("non_numeric", f"target is {str(target)[:40]!r}", raw)
+        y = float(target)
+        return check_finite(y, "target", raw) or y
+
+    def _class_code(self, target: object, raw: Raw) -> float | Rejected | None:
+        """A label's class code: a string as it is, a number or a bool as its JSON text."""
+        assert self.classes is not None
+        if isinstance(target, str):
+            text = target
+        elif isinstance(target, bool):
+            text = "true" if target else "false"
+        elif isinstance(target, int):
+            text = str(target)
+        elif isinstance(target, float):
+            if not math.isfinite(target):
+                return Rejected("non_finite", f"target is {target}", raw)
+            text = repr(target)
+        else:
+            kind = "an object" if isinstance(target, dict) else "a list"
+            return Rejected("bad_shape", f"target is {kind}, not a class label", raw)
+        return class_code(self.classes, text, raw)
 
     def _admitted(self, record: Record) -> Record | Rejected:
         """The record, unless it brings feature names beyond the cap (``FeatureNames``)."""

@@ -16,10 +16,13 @@ import csv
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamlearn.csv_schema import CsvSchema, split_cells
 from streamlearn.sources.base import Raw
+
+if TYPE_CHECKING:
+    from streamlearn.classify.space import ClassSpace
 
 #: The closed set of rejection reasons (bounded label values for metrics).
 REJECT_REASONS = (
@@ -100,6 +103,26 @@ def check_finite(value: float, name: str, raw: Raw) -> Rejected | None:
     return Rejected("non_finite", f"{name} is {value}", raw)
 
 
+def class_code(classes: ClassSpace, text: str, raw: Raw) -> float | Rejected | None:
+    """A classifier's target: the class code of ``text``, a ``Rejected``, or None when the
+    text is empty or ``null`` (an unlabeled record, never an error).
+
+    >>> from streamlearn.classify.space import ClassSpace
+    >>> space, raw = ClassSpace(binary=True), Raw(b"", offset=0)
+    >>> class_code(space, " Yes\\n", raw), class_code(space, "null", raw)
+    (1.0, None)
+    >>> class_code(space, "maybe", raw).reason
+    'third_class'
+    """
+    label = text.strip()
+    if not label or (len(label) == 4 and label.lower() == "null"):
+        return None
+    code = classes.encode(text)
+    if type(code) is float:
+        return code
+    return Rejected(code.reason, code.detail, raw)
+
+
 def _plain_float(text: str) -> float:
     """``float()`` of a number as the compiled CSV parser reads it: ASCII, no underscores.
 
@@ -147,6 +170,9 @@ class CsvDecoder:
         An optional column holding the record id.
     on_schema_change
         ``stop`` or ``dead-letter``: what a header row of other features does.
+    classes
+        A classifier's classes: the target is label text, and ``Record.y`` its class code
+        (``streamlearn.classify.space.ClassSpace``). None (a regressor): a number.
 
     Examples
     --------
@@ -166,6 +192,14 @@ class CsvDecoder:
     True
     >>> decoder.decode(Raw(b"2.5,1,3\\n", offset=47)).x
     {'a': 1.0, 'b': 2.5}
+
+    A classifier's target is a label; the record holds its class code:
+
+    >>> from streamlearn.classify.space import ClassSpace
+    >>> labels = CsvDecoder(["a", "b", "y"], classes=ClassSpace(binary=False))
+    >>> rows = [Raw(b"1,2,cat\\n", offset=0), Raw(b"3,4,dog\\n", offset=8)]
+    >>> [record.y for record in labels.decode_batch(rows)]
+    [0.0, 1.0]
     """
 
     def __init__(
@@ -175,10 +209,12 @@ class CsvDecoder:
         features: Sequence[str] | None = None,
         id_column: str | None = None,
         on_schema_change: str = "stop",
+        classes: ClassSpace | None = None,
     ) -> None:
         self._schema = CsvSchema(list(header), target, features, id_column, on_schema_change)
         self.target = target
         self.id_column = id_column
+        self.classes = classes
 
     @property
     def features(self) -> list[str]:
@@ -236,6 +272,8 @@ class CsvDecoder:
         schema = self._schema
         if not schema.plain:
             return [self.decode(raw) for raw in raws]
+        if self.classes is not None:
+            return self._decode_labeled_batch(raws)
         out: list[Decoded] = []
         append = out.append
         features = schema.features
@@ -261,6 +299,59 @@ class CsvDecoder:
                 out.extend(map(decode, rest))
         return out
 
+    def _decode_labeled_batch(self, raws: Sequence[Raw]) -> list[Decoded]:
+        """``decode_batch`` for a classifier: the features as there, the label as text.
+
+        The last cell is the label; the cells before it must be plain numbers (no
+        underscore, no quote), else the row is decoded by ``decode``.
+        """
+        schema = self._schema
+        classes = self.classes
+        assert classes is not None
+        out: list[Decoded] = []
+        append = out.append
+        features = schema.features
+        n_features = schema.n_fields - 1
+        isfinite = math.isfinite
+        decode = self.decode
+        rest = iter(raws)
+        for raw in rest:
+            value = raw.value
+            head, comma, tail = value.rpartition(b",")
+            if comma and not raw.truncated and b"_" not in head and b'"' not in value:
+                cells = head.split(b",")
+                if len(cells) == n_features:
+                    try:
+                        values = list(map(float, cells))
+                        label = tail.decode("utf-8")
+                    except ValueError:  # UnicodeDecodeError is one
+                        pass
+                    else:
+                        if isfinite(sum(values)):
+                            y = class_code(classes, label, raw)
+                            if type(y) is Rejected:
+                                append(y)
+                            else:
+                                append(Record(dict(zip(features, values)), y, None, raw))  # noqa: B905
+                            continue
+            append(decode(raw))
+            if not schema.plain:  # a header row of other columns: no fast path for the rest
+                out.extend(map(decode, rest))
+        return out
+
+    def _target(
+        self, cell: str, raw: Raw, number: Callable[[str], float]
+    ) -> float | Rejected | None:
+        """A target cell (not empty): its number (a regressor) or class code (a classifier)."""
+        if self.classes is not None:
+            return class_code(self.classes, cell, raw)
+        try:
+            y = number(cell)  # unstripped: a non-ASCII space is not ASCII
+        except ValueError:
+            shown = cell.strip()[:40]
+            return Rejected("non_numeric", f"target {self.target!r} is {shown!r}", raw)
+        return check_finite(y, f"target {self.target!r}", raw) or y
+
     def _label_row(
         self, fields: list[str], raw: Raw, number: Callable[[str], float] = _plain_float
     ) -> Label | Rejected | None:
@@ -271,11 +362,10 @@ class CsvDecoder:
         record_id, cell = fields[schema.id_index].strip(), fields[schema.target_index].strip()
         if not record_id or not cell:
             return None
-        try:
-            y = number(fields[schema.target_index])  # unstripped: a non-ASCII space is not ASCII
-        except ValueError:
-            return Rejected("non_numeric", f"target {self.target!r} is {cell[:40]!r}", raw)
-        return check_finite(y, f"target {self.target!r}", raw) or Label(record_id, y, raw)
+        y = self._target(fields[schema.target_index], raw, number)
+        if y is None:  # a classifier's null label: no label
+            return None
+        return y if isinstance(y, Rejected) else Label(record_id, y, raw)
 
     def decode(self, raw: Raw) -> Decoded:
         """One line to a Record, a Label, a Rejected, or None for a header/blank line.
@@ -309,7 +399,11 @@ class CsvDecoder:
         # Numbers as the compiled CSV parser reads them: float() itself for an ASCII line
         # without underscores (the common case, one check a line), else cell by cell.
         number = float if text.isascii() and "_" not in text else _plain_float
-        if schema.plain:
+        if schema.plain and self.classes is not None:
+            record = self._plain_labeled(fields, raw, number)
+            if record is not None:
+                return record
+        elif schema.plain:
             # Fast path for the common layout (features, then the target, no id):
             # one C-level map(float) and one finiteness check by summing; any
             # doubt (text, NaN, inf, overflow, empty target) takes the slow path.
@@ -348,11 +442,22 @@ class CsvDecoder:
             return Record(x, None, record_id, raw)
         if not x and record_id is not None:
             return self._label_row(fields, raw, number)
+        y = self._target(fields[schema.target_index], raw, number)
+        return y if isinstance(y, Rejected) else Record(x, y, record_id, raw)
+
+    def _plain_labeled(
+        self, fields: list[str], raw: Raw, number: Callable[[str], float]
+    ) -> Record | Rejected | None:
+        """A classifier's row of the plain layout when its features are all finite numbers
+        (the record, or its label's rejection); None for ``decode``'s slow path."""
+        assert self.classes is not None
         try:
-            y = number(fields[schema.target_index])  # unstripped: a non-ASCII space is not ASCII
+            values = list(map(number, fields[:-1]))
         except ValueError:
-            return Rejected("non_numeric", f"target {self.target!r} is {cell[:40]!r}", raw)
-        rejected = check_finite(y, f"target {self.target!r}", raw)
-        if rejected is not None:
-            return rejected
-        return Record(x, y, record_id, raw)
+            return None
+        if not math.isfinite(sum(values)):
+            return None
+        y = class_code(self.classes, fields[-1], raw)
+        if type(y) is Rejected:
+            return y
+        return Record(dict(zip(self._schema.features, values, strict=True)), y, None, raw)
