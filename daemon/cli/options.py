@@ -21,6 +21,7 @@ from streamlearn.cli.pseudo_options import pseudo_options
 from streamlearn.cli.table import Command, OptionDecorator, apply
 from streamlearn.cli.types import Address, Finite, Rate
 from streamlearn.models.champion import DEFAULT_MARGIN, ON_WORSE
+from streamlearn.models.registry import CLASSIFIERS, REGRESSORS, TRANSFORMERS
 
 #: The longest a duration option may be, in seconds: a clock wait of 1e300 s overflows.
 WEEK = 7 * 24 * 3600.0
@@ -96,9 +97,11 @@ MODEL: tuple[OptionDecorator, ...] = (
         default="sgd",
         show_default=True,
         envvar="STREAMLEARN_MODEL",
-        help="Model spec: 'sgd' (the exact textbook update) or River classes, "
-        "e.g. 'StandardScaler | LinearRegression(l2=0.1)', "
-        "'ARFRegressor(seed=1)'. Keyword arguments must be literals.",
+        help="Model spec: 'sgd' (the exact textbook update), 'logistic' (the same update as "
+        "a classifier) or River classes, e.g. 'StandardScaler | LinearRegression(l2=0.1)', "
+        "'ARFRegressor(seed=1)', 'HoeffdingTreeClassifier'. Keyword arguments must be "
+        f"literals. Regressors: {', '.join(REGRESSORS)}. Classifiers: {', '.join(CLASSIFIERS)}. "
+        f"Steps before the model: {', '.join(TRANSFORMERS)}.",
     ),
     click.option(
         "--lr",
@@ -106,7 +109,8 @@ MODEL: tuple[OptionDecorator, ...] = (
         show_default=True,
         type=Finite(min=0, min_open=True),
         envvar="STREAMLEARN_LR",
-        help="Learning rate alpha of sgd (and mlp) unless the spec sets lr. With "
+        help="Learning rate alpha of sgd, logistic, softmax, mlp and mlp_classifier unless the "
+        "spec sets lr. With "
         "--warm-start, when not given: a tenth of A's own final rate (0.001 if A kept none).",
     ),
     click.option(

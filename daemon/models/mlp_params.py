@@ -82,14 +82,15 @@ def checked_layers(
     return sizes, names
 
 
-def check_size(n_in: int, hidden: tuple[int, ...], head: str) -> None:
+def check_size(n_in: int, hidden: tuple[int, ...], head: str, n_out: int = 1) -> None:
     """A network built from scratch holds at most ``MAX_PARAMETERS`` numbers, checked before
     its weights are allocated (a warm start's size is that of the model it starts from)."""
-    count = mlp_parameter_count(n_in, hidden, head)
+    count = mlp_parameter_count(n_in, hidden, head, n_out)
     if count > MAX_PARAMETERS:
+        outputs = f" and {n_out:,} outputs" if n_out != 1 else ""
         raise ValueError(
-            f"hidden={hidden} would hold {count:,} numbers for {n_in:,} input features, more "
-            f"than the budget of {MAX_PARAMETERS:,}: use smaller layers"
+            f"hidden={hidden} would hold {count:,} numbers for {n_in:,} input features"
+            f"{outputs}, more than the budget of {MAX_PARAMETERS:,}: use smaller layers"
         )
 
 
@@ -193,9 +194,10 @@ def check_shapes(
     intercepts: list[FloatArray] | None,
     n_in: int,
     hidden: tuple[int, ...],
+    n_out: int = 1,
 ) -> None:
-    """Each warm-start layer has the shape ``n_in`` features and ``hidden`` ask for."""
-    fan_in, fan_out = [n_in, *hidden], [*hidden, 1]
+    """Each warm-start layer has the shape ``n_in`` features, ``hidden`` and ``n_out`` ask for."""
+    fan_in, fan_out = [n_in, *hidden], [*hidden, n_out]
     for i, coef in enumerate(coefs):
         if coef.shape != (fan_in[i], fan_out[i]):
             raise ValueError(

@@ -1,5 +1,8 @@
 """Model specs: a safe little language for naming River models on the command line.
 
+A spec names a regressor or a classifier (the project's own ``sgd``, ``mlp``, ``logistic``,
+``softmax``, ``mlp_classifier``, or River's), after any number of transformers.
+
 ``"StandardScaler | LinearRegression(l2=0.1)"`` is parsed with ``ast`` against an
 allow-list of classes; keyword arguments must be literals (or allowed optimizer
 calls such as ``optimizer=SGD(lr=0.05)``). Nothing is ever ``eval``ed, and only the
@@ -17,13 +20,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from streamlearn.models.spec_bounds import check_sizes
+from streamlearn.models.spec_bounds import DEFAULT_CLASSES, check_sizes
 from streamlearn.models.spec_types import check_arguments, non_finite
 
 #: Spec name -> (module, attribute). Estimators and transformers usable in a pipeline.
 MODELS: dict[str, tuple[str, str]] = {
     "sgd": ("streamlearn.models.sgd", "SGDRegressor"),
     "mlp": ("streamlearn.models.mlp", "MLPRegressor"),
+    "logistic": ("streamlearn.models.logistic", "LogisticRegression"),
+    "softmax": ("streamlearn.models.softmax", "SoftmaxRegression"),
+    "mlp_classifier": ("streamlearn.models.mlp_classifier", "MLPClassifier"),
     "LinearRegression": ("river.linear_model", "LinearRegression"),
     "PARegressor": ("river.linear_model", "PARegressor"),
     "BayesianLinearRegression": ("river.linear_model", "BayesianLinearRegression"),
@@ -32,6 +38,16 @@ MODELS: dict[str, tuple[str, str]] = {
     "ARFRegressor": ("river.forest", "ARFRegressor"),
     "AMFRegressor": ("river.forest", "AMFRegressor"),
     "KNNRegressor": ("river.neighbors", "KNNRegressor"),
+    "LogisticRegression": ("river.linear_model", "LogisticRegression"),
+    "SoftmaxRegression": ("river.linear_model", "SoftmaxRegression"),
+    "Perceptron": ("river.linear_model", "Perceptron"),
+    "PAClassifier": ("river.linear_model", "PAClassifier"),
+    "HoeffdingTreeClassifier": ("river.tree", "HoeffdingTreeClassifier"),
+    "HoeffdingAdaptiveTreeClassifier": ("river.tree", "HoeffdingAdaptiveTreeClassifier"),
+    "ExtremelyFastDecisionTreeClassifier": ("river.tree", "ExtremelyFastDecisionTreeClassifier"),
+    "ARFClassifier": ("river.forest", "ARFClassifier"),
+    "GaussianNB": ("river.naive_bayes", "GaussianNB"),
+    "KNNClassifier": ("river.neighbors", "KNNClassifier"),
     "StandardScaler": ("river.preprocessing", "StandardScaler"),
     "AdaptiveStandardScaler": ("river.preprocessing", "AdaptiveStandardScaler"),
     "MinMaxScaler": ("river.preprocessing", "MinMaxScaler"),
@@ -40,6 +56,37 @@ MODELS: dict[str, tuple[str, str]] = {
     "PolynomialExtender": ("river.feature_extraction", "PolynomialExtender"),
     "RBFSampler": ("river.feature_extraction", "RBFSampler"),
 }
+
+#: The names of MODELS that learn, by task, in the order ``--help`` lists them; every other
+#: name is a transformer (a step before the model).
+REGRESSORS = (
+    "sgd",
+    "mlp",
+    "LinearRegression",
+    "PARegressor",
+    "BayesianLinearRegression",
+    "HoeffdingTreeRegressor",
+    "HoeffdingAdaptiveTreeRegressor",
+    "ARFRegressor",
+    "AMFRegressor",
+    "KNNRegressor",
+)
+CLASSIFIERS = (
+    "logistic",
+    "softmax",
+    "mlp_classifier",
+    "LogisticRegression",
+    "SoftmaxRegression",
+    "Perceptron",
+    "PAClassifier",
+    "HoeffdingTreeClassifier",
+    "HoeffdingAdaptiveTreeClassifier",
+    "ExtremelyFastDecisionTreeClassifier",
+    "ARFClassifier",
+    "GaussianNB",
+    "KNNClassifier",
+)
+TRANSFORMERS = tuple(name for name in MODELS if name not in {*REGRESSORS, *CLASSIFIERS})
 
 #: Allowed only as keyword values (``LinearRegression(optimizer=Adam(lr=0.01))``).
 HELPERS: dict[str, tuple[str, str]] = {
@@ -51,7 +98,7 @@ HELPERS: dict[str, tuple[str, str]] = {
 }
 
 #: Models whose learning rate comes from ``--lr`` unless the spec sets ``lr``.
-LR_MODELS = frozenset({"sgd", "mlp"})
+LR_MODELS = frozenset({"sgd", "mlp", "logistic", "softmax", "mlp_classifier"})
 
 #: The longest spec and the most pipeline steps read: a spec is typed by a person.
 MAX_SPEC_CHARS = 10_000
@@ -159,9 +206,11 @@ def parse_spec(spec: str) -> list[Step]:
     return steps
 
 
-def _check_sizes(steps: list[Step], n_features: int, spec: str) -> None:
+def _check_sizes(
+    steps: list[Step], n_features: int, spec: str, n_classes: int = DEFAULT_CLASSES
+) -> None:
     try:
-        check_sizes([(step.name, step.kwargs) for step in steps], n_features)
+        check_sizes([(step.name, step.kwargs) for step in steps], n_features, n_classes)
     except ValueError as exc:
         raise SpecError(f"in {spec!r}: {exc}") from None
 
@@ -179,9 +228,10 @@ def _instantiate(step: Step, spec: str, allowed: Mapping[str, tuple[str, str]] =
         raise SpecError(f"cannot build {step.name} from {spec!r}: {exc}") from None
 
 
-def check_size(spec: str, n_features: int) -> None:
+def check_size(spec: str, n_features: int, n_classes: int = DEFAULT_CLASSES) -> None:
     """Refuse a spec whose model would hold more than ``spec_bounds.MAX_PARAMETERS`` numbers
-    when records bring (at most) ``n_features`` features.
+    when records bring (at most) ``n_features`` features (and ``n_classes`` classes, for a
+    classifier whose size grows with them).
 
     >>> check_size("mlp(hidden=(50, 50))", 100)
     >>> try:
@@ -191,14 +241,14 @@ def check_size(spec: str, n_features: int) -> None:
     in 'mlp(hidden=(2000,))': mlp would hold 20,004,001 numbers for 10,000 input features,
     more than the budget of 10,000,000
     """
-    _check_sizes(parse_spec(spec), n_features, spec)
+    _check_sizes(parse_spec(spec), n_features, spec, n_classes)
 
 
 def build_model(spec: str, lr: float | None = None) -> Any:
-    """Build the River estimator (or pipeline) a spec names.
+    """Build the River estimator (or pipeline) a spec names: a regressor or a classifier.
 
-    ``lr`` (the ``--lr`` flag) fills in the learning rate of ``sgd`` and ``mlp``
-    when the spec does not set one.
+    ``lr`` (the ``--lr`` flag) fills in the learning rate of the ``LR_MODELS`` (``sgd``,
+    ``mlp``, ``logistic``, ``softmax``, ``mlp_classifier``) when the spec does not set one.
 
     Examples
     --------
@@ -211,11 +261,16 @@ def build_model(spec: str, lr: float | None = None) -> Any:
     >>> model = build_model("StandardScaler | LinearRegression(l2=0.1)")
     >>> [type(step).__name__ for step in model.steps.values()]
     ['StandardScaler', 'LinearRegression']
+    >>> build_model("logistic", lr=0.1).lr
+    0.1
+    >>> type(build_model("StandardScaler | HoeffdingTreeClassifier")["HoeffdingTreeClassifier"])
+    <class 'river.tree.hoeffding_tree_classifier.HoeffdingTreeClassifier'>
     >>> try:
     ...     build_model("StandardScaler")
     ... except SpecError as exc:
     ...     print(exc)
-    the last step of 'StandardScaler' must be a regressor, e.g. 'StandardScaler | LinearRegression'
+    the last step of 'StandardScaler' must be a regressor or a classifier,
+    e.g. 'StandardScaler | LinearRegression'
     """
     from river import base
 
@@ -226,9 +281,10 @@ def build_model(spec: str, lr: float | None = None) -> Any:
             step = Step(step.name, {**step.kwargs, "lr": lr})
         built.append(_instantiate(step, spec))
     last = built[-1]
-    if not isinstance(last, base.Regressor):
+    if not isinstance(last, base.Regressor | base.Classifier):
         raise SpecError(
-            f"the last step of {spec!r} must be a regressor, e.g. '{spec} | LinearRegression'"
+            f"the last step of {spec!r} must be a regressor or a classifier, "
+            f"e.g. '{spec} | LinearRegression'"
         )
     for step, obj in zip(steps[:-1], built[:-1], strict=True):
         if not isinstance(obj, base.Transformer):
