@@ -14,7 +14,6 @@ or hung.
 from __future__ import annotations
 
 import logging
-import time
 from bisect import bisect_left
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -120,64 +119,76 @@ class _Watcher(WatcherBase["KafkaAdminClient", "KafkaConsumer"]):
             self._consumer_built = True
 
     def _observe(self, admin: KafkaAdminClient) -> Observation:
-        from kafka import TopicPartition
-        from kafka.admin import OffsetSpec, OffsetTimestamp
-
+        """The fetching consumer is built first (once), then the look (``WatcherBase``)."""
         self._ensure_consumer()
-        started = time.monotonic()
+        return super()._observe(admin)
+
+    def _partitions(self, admin: KafkaAdminClient) -> frozenset[int] | None:
         topic = self.settings.topic
-        # Metadata first, and only for a topic that exists: on tansu, a ListOffsets or Fetch
-        # for an unknown topic creates it, which must never be a side effect of waiting for it.
         described = admin.describe_topics([topic])
         entry = next((item for item in described if item.get("name") == topic), None)
         code = entry.get("error_code", 0) if entry else 3
         if code == 3:  # UNKNOWN_TOPIC_OR_PARTITION
-            return Observation(started, topic_exists=False)
+            return None
         if code == 29:  # TOPIC_AUTHORIZATION_FAILED
             raise Fatal(f"not authorized to read topic {topic!r}")
         if code:
             raise RuntimeError(f"metadata for topic {topic!r} has error code {code}")
         # A partition without a leader yet (error code) is left for a later round.
-        partitions = frozenset(
+        return frozenset(
             part["partition_index"]
             for part in entry.get("partitions", [])  # type: ignore[union-attr]
             if not part.get("error_code")
         )
-        tps = {TopicPartition(topic, p) for p in partitions}
+
+    def _list_offsets(
+        self, admin: KafkaAdminClient, partitions: frozenset[int], spec: Any
+    ) -> dict[TopicPartition, Any]:
+        """``list_partition_offsets`` of every partition at ``spec``, within the timeout."""
+        from kafka import TopicPartition
+
         timeout = self._admin_config.get("request_timeout_ms", WATCHER_REQUEST_TIMEOUT_MS)
-        starts = admin.list_partition_offsets(
-            {tp: OffsetSpec.EARLIEST for tp in tps}, timeout_ms=timeout
+        request = {TopicPartition(self.settings.topic, p): spec for p in partitions}
+        found: dict[TopicPartition, Any] = admin.list_partition_offsets(request, timeout_ms=timeout)
+        return found
+
+    def _log_bounds(
+        self, admin: KafkaAdminClient, partitions: frozenset[int]
+    ) -> tuple[dict[int, int], dict[int, int]]:
+        from kafka.admin import OffsetSpec
+
+        starts = self._list_offsets(admin, partitions, OffsetSpec.EARLIEST)
+        ends = self._list_offsets(admin, partitions, OffsetSpec.LATEST)
+        return (
+            {tp.partition: found.offset for tp, found in starts.items()},
+            {tp.partition: found.offset for tp, found in ends.items()},
         )
-        ends = admin.list_partition_offsets(
-            {tp: OffsetSpec.LATEST for tp in tps}, timeout_ms=timeout
-        )
-        at_time: dict[int, int] = {}
-        if self.look_up_times and tps:
-            moment = OffsetTimestamp(self.settings.start_at.value)
-            found_at = admin.list_partition_offsets({tp: moment for tp in tps}, timeout_ms=timeout)
-            # No record that late: offset -1 (Kafka) or a timestamp of -1 (tansu says offset 0).
-            at_time = {
-                tp.partition: found.offset if found.timestamp >= 0 else -1
-                for tp, found in found_at.items()
-            }
-        committed: dict[int, int] = {}
-        group = self.settings.group_id
-        if group is not None and tps:
-            found = admin.list_group_offsets({group: sorted(tps)}).get(group, {})
-            committed = {
-                tp.partition: meta.offset
-                for tp, meta in found.items()
-                if tp.topic == topic and meta is not None and meta.offset >= 0
-            }
-        return Observation(
-            started_at=started,
-            topic_exists=True,
-            partitions=partitions,
-            log_start={tp.partition: found.offset for tp, found in starts.items()},
-            log_end={tp.partition: found.offset for tp, found in ends.items()},
-            committed=committed,
-            at_time=at_time,
-        )
+
+    def _offsets_at(
+        self, admin: KafkaAdminClient, partitions: frozenset[int], moment: int
+    ) -> dict[int, int]:
+        from kafka.admin import OffsetTimestamp
+
+        found_at = self._list_offsets(admin, partitions, OffsetTimestamp(moment))
+        # No record that late: offset -1 (Kafka) or a timestamp of -1 (tansu says offset 0).
+        return {
+            tp.partition: found.offset if found.timestamp >= 0 else -1
+            for tp, found in found_at.items()
+        }
+
+    def _group_offsets(
+        self, admin: KafkaAdminClient, group: str, partitions: frozenset[int]
+    ) -> dict[int, int]:
+        from kafka import TopicPartition
+
+        topic = self.settings.topic
+        tps = sorted(TopicPartition(topic, p) for p in partitions)
+        found = admin.list_group_offsets({group: tps}).get(group, {})
+        return {
+            tp.partition: meta.offset
+            for tp, meta in found.items()
+            if tp.topic == topic and meta is not None and meta.offset >= 0
+        }
 
     def _send_commit(
         self, admin: KafkaAdminClient, group: str, offsets: dict[int, int]

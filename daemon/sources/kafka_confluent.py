@@ -22,7 +22,6 @@ CRCs by default (``check.crcs``), unlike kafka-python.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -34,7 +33,6 @@ from streamlearn.sources.kafka_fetch import Fetched
 from streamlearn.sources.kafka_watcher import (
     WATCHER_REQUEST_TIMEOUT_S,
     Fatal,
-    Observation,
     WatcherBase,
 )
 
@@ -181,10 +179,9 @@ class _Watcher(WatcherBase["Consumer", "Consumer"]):
     def _close_client(self, lookup: Consumer) -> None:
         lookup.close()
 
-    def _observe(self, lookup: Consumer) -> Observation:
-        from confluent_kafka import KafkaError, TopicPartition
+    def _partitions(self, lookup: Consumer) -> frozenset[int] | None:
+        from confluent_kafka import KafkaError
 
-        started = time.monotonic()
         topic = self.settings.topic
         # Metadata of all topics: asking for an unknown topic by name may create it on tansu.
         metadata = lookup.list_topics(timeout=WATCHER_REQUEST_TIMEOUT_S)
@@ -193,46 +190,52 @@ class _Watcher(WatcherBase["Consumer", "Consumer"]):
         if entry is None or (
             error is not None and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
         ):
-            return Observation(started, topic_exists=False)
+            return None
         if error is not None:
             if error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED:
                 raise Fatal(f"not authorized to read topic {topic!r}")
             raise RuntimeError(f"metadata for topic {topic!r}: {error}")
         # A partition without a leader yet (error) is left for a later round.
-        partitions = frozenset(p for p, meta in entry.partitions.items() if meta.error is None)
+        return frozenset(p for p, meta in entry.partitions.items() if meta.error is None)
+
+    def _log_bounds(
+        self, lookup: Consumer, partitions: frozenset[int]
+    ) -> tuple[dict[int, int], dict[int, int]]:
+        from confluent_kafka import TopicPartition
+
         log_start: dict[int, int] = {}
         log_end: dict[int, int] = {}
         for p in sorted(partitions):
             low, high = lookup.get_watermark_offsets(
-                TopicPartition(topic, p), timeout=WATCHER_REQUEST_TIMEOUT_S, cached=False
+                TopicPartition(self.settings.topic, p),
+                timeout=WATCHER_REQUEST_TIMEOUT_S,
+                cached=False,
             )
             log_start[p], log_end[p] = low, high
-        at_time: dict[int, int] = {}
-        if self.look_up_times and partitions:
-            moment = self.settings.start_at.value
-            found_at = lookup.offsets_for_times(
-                [TopicPartition(topic, p, moment) for p in sorted(partitions)],
-                timeout=WATCHER_REQUEST_TIMEOUT_S,
-            )
-            at_time = {tp.partition: tp.offset for tp in found_at if tp.error is None}
-        committed: dict[int, int] = {}
-        if self.settings.group_id is not None and partitions:
-            found = lookup.committed(
-                [TopicPartition(topic, p) for p in sorted(partitions)],
-                timeout=WATCHER_REQUEST_TIMEOUT_S,
-            )
-            committed = {
-                tp.partition: tp.offset for tp in found if tp.error is None and tp.offset >= 0
-            }
-        return Observation(
-            started_at=started,
-            topic_exists=True,
-            partitions=partitions,
-            log_start=log_start,
-            log_end=log_end,
-            committed=committed,
-            at_time=at_time,
+        return log_start, log_end
+
+    def _offsets_at(
+        self, lookup: Consumer, partitions: frozenset[int], moment: int
+    ) -> dict[int, int]:
+        from confluent_kafka import TopicPartition
+
+        found_at = lookup.offsets_for_times(
+            [TopicPartition(self.settings.topic, p, moment) for p in sorted(partitions)],
+            timeout=WATCHER_REQUEST_TIMEOUT_S,
         )
+        return {tp.partition: tp.offset for tp in found_at if tp.error is None}
+
+    def _group_offsets(
+        self, lookup: Consumer, group: str, partitions: frozenset[int]
+    ) -> dict[int, int]:
+        # The lookup consumer was built with ``group.id`` = ``group``.
+        from confluent_kafka import TopicPartition
+
+        found = lookup.committed(
+            [TopicPartition(self.settings.topic, p) for p in sorted(partitions)],
+            timeout=WATCHER_REQUEST_TIMEOUT_S,
+        )
+        return {tp.partition: tp.offset for tp in found if tp.error is None and tp.offset >= 0}
 
     def _send_commit(
         self, lookup: Consumer, group: str, offsets: dict[int, int]

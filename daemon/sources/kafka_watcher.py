@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -62,7 +63,8 @@ class WatcherBase(threading.Thread, Generic[ClientT, ConsumerT]):
     (partitions, log start and end offsets, the group's committed offsets) and sends the newest
     offsets the reader asked it to commit. Failures are retried with backoff, except those
     ``_is_fatal`` names; each connected/disconnected change is logged once. The subclass makes
-    the client calls: ``_connect``, ``_observe``, ``_send_commit``, ``_close_client``.
+    the client calls: ``_connect``, the look-ups ``_observe`` makes (``_partitions``,
+    ``_log_bounds``, ``_offsets_at``, ``_group_offsets``), ``_send_commit``, ``_close_client``.
     """
 
     #: Where it logs: the client module's logger, so log names say which client it is.
@@ -122,9 +124,60 @@ class WatcherBase(threading.Thread, Generic[ClientT, ConsumerT]):
     def _connect(self) -> ClientT:
         """The look-up client (may raise; retried like any round)."""
 
-    @abstractmethod
     def _observe(self, client: ClientT) -> Observation:
-        """One look at the topic. Must not create it: only metadata for a missing topic."""
+        """One look at the topic: its partitions, their log bounds, the ``--from`` time's
+        offsets while ``look_up_times``, the group's committed offsets when there is a group.
+
+        Metadata comes first, and for a topic that does not exist nothing else is asked: on
+        tansu a look-up of offsets in an unknown topic creates it.
+        """
+        started = time.monotonic()
+        partitions = self._partitions(client)
+        if partitions is None:
+            return Observation(started, topic_exists=False)
+        log_start, log_end = self._log_bounds(client, partitions)
+        at_time: dict[int, int] = {}
+        if self.look_up_times and partitions:
+            at_time = self._offsets_at(client, partitions, self.settings.start_at.value)
+        committed: dict[int, int] = {}
+        group = self.settings.group_id
+        if group is not None and partitions:
+            committed = self._group_offsets(client, group, partitions)
+        return Observation(
+            started_at=started,
+            topic_exists=True,
+            partitions=partitions,
+            log_start=log_start,
+            log_end=log_end,
+            committed=committed,
+            at_time=at_time,
+        )
+
+    @abstractmethod
+    def _partitions(self, client: ClientT) -> frozenset[int] | None:
+        """The topic's partitions that have a leader, from metadata only; None: no such topic.
+
+        Raises :class:`Fatal` when we may not read the topic.
+        """
+
+    @abstractmethod
+    def _log_bounds(
+        self, client: ClientT, partitions: frozenset[int]
+    ) -> tuple[dict[int, int], dict[int, int]]:
+        """Each partition's log start and log end offsets."""
+
+    @abstractmethod
+    def _offsets_at(
+        self, client: ClientT, partitions: frozenset[int], moment: int
+    ) -> dict[int, int]:
+        """Each partition's first offset stamped at or after ``moment`` (ms since the epoch;
+        -1: none that late); a partition the broker could not answer for is left out."""
+
+    @abstractmethod
+    def _group_offsets(
+        self, client: ClientT, group: str, partitions: frozenset[int]
+    ) -> dict[int, int]:
+        """The offsets ``group`` has committed, for the partitions that have one."""
 
     @abstractmethod
     def _send_commit(
