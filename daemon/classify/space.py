@@ -181,7 +181,10 @@ class ClassSpace:
         self.max_classes = max_classes
         #: Whether ``classes`` fixed the labels in advance.
         self.fixed = classes is not None
-        self._given_positive = None if positive is None else _checked(positive, "--positive-class")
+        #: ``--positive-class`` as given (stripped), or None.
+        self.declared_positive = (
+            None if positive is None else _checked(positive, "--positive-class")
+        )
         self._labels: list[str] = []  # multiclass: labels by code
         self._index: dict[str, int] = {}  # multiclass: label -> code
         self._names: list[str | None] = [None, None]  # binary: negative, positive (as seen)
@@ -200,7 +203,7 @@ class ClassSpace:
     # -- binary set-up ------------------------------------------------------------------
 
     def _set_up_binary(self, fixed: list[str]) -> None:
-        positive = self._given_positive
+        positive = self.declared_positive
         if fixed and len(fixed) != 2:
             raise ValueError(f"a binary model takes two --classes, not {len(fixed)}")
         if positive is not None:
@@ -330,6 +333,38 @@ class ClassSpace:
             return list(self._labels)
         return [self.label(0), self.label(1)]
 
+    def numeric_codes(self) -> dict[float, int]:
+        """The codes of the labels a number read from a CSV cell stands for, without
+        changing the space (what the compiled block parser, which reads the cell as a
+        number, may take as a code without ``encode``).
+
+        A binary space of the ``1``/``0`` pair: ``{1.0: 1, 0.0: 0}`` (swapped when
+        ``--positive-class 0``); any other binary space, or one whose pair is not known
+        yet: ``{}``. A multiclass space: each label written as an integer exactly as
+        ``str(int)`` writes it, of at most 15 digits (``3``, ``-2``; not ``3.0``, ``03`` or
+        ``+3``, which are other labels than ``3``).
+
+        >>> digits = ClassSpace(binary=False)
+        >>> [digits.encode(label) for label in ("7", "3.0", "-2", "03", "x")]
+        [0.0, 1.0, 2.0, 3.0, 4.0]
+        >>> digits.numeric_codes()
+        {7.0: 0, -2.0: 2}
+        >>> flipped = ClassSpace(binary=True, positive="0")
+        >>> flipped.numeric_codes()
+        {1.0: 0, 0.0: 1}
+        """
+        if self.binary:
+            if self._pair != _NUMERIC:
+                return {}
+            return {1.0: 0, 0.0: 1} if self._flip else {1.0: 1, 0.0: 0}
+        table: dict[float, int] = {}
+        for code, label in enumerate(self._labels):
+            digits = label[1:] if label.startswith("-") else label
+            plain = 0 < len(digits) <= 15 and digits.isascii() and digits.isdigit()
+            if plain and str(int(label)) == label:
+                table[float(int(label))] = code
+        return table
+
     def __len__(self) -> int:
         """The number of classes: 2 for a binary space, the labels so far for multiclass."""
         return 2 if self.binary else len(self._labels)
@@ -352,8 +387,8 @@ class ClassSpace:
         ``--positive-class``, or the first of a known pair when exactly its two labels came."""
         if self.binary:
             return None if self._pair is None else self.label(1)
-        if self._given_positive is not None:
-            return self._given_positive
+        if self.declared_positive is not None:
+            return self.declared_positive
         if len(self._labels) == 2 and _one_pair(*self._labels):
             first = pair_member(self._labels[0])
             return self._labels[0] if first is not None and first[1] == 1 else self._labels[1]
