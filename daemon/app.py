@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from streamlearn.config import AppError, AppUsageError, Settings
-from streamlearn.endpoints import kafka_settings, open_input, open_sink, open_source
+from streamlearn.endpoints import Input, kafka_settings, open_input, open_sink, open_source
 from streamlearn.observe.logbook import open_logbook
 from streamlearn.preflight import check_environment, check_join, check_model_size
 
@@ -66,11 +66,13 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
         check_join(settings, reading.format)
         fresh_model = _checked_model(settings, reading.features)
         warm = warm_start(settings, reading.features)
+        task = _task(settings, warm.model if warm is not None else fresh_model)
         run_settings = reading.run_settings(
             settings, warm.spec if warm is not None else settings.model
         )
         store, state = open_state(settings, run_settings, resources)
         learner = _learner(settings, state, warm, fresh_model)
+        _read_labels(reading, learner, task)
         if reading.features is None:
             learner.track_features()  # what POST /predict may pass to the model
         spec = state["model_spec"] if state is not None else run_settings["model_spec"]
@@ -138,6 +140,25 @@ def _checked_model(settings: Settings, features: list[str] | None) -> base.Estim
         raise AppUsageError(str(exc)) from None
     check_model_size(settings, features)
     return model
+
+
+def _task(settings: Settings, model: base.Estimator) -> str:
+    """The run's task, decided once: ``--task``, else the model's (a usage error when the
+    flags ask a regressor to classify)."""
+    from streamlearn.classify.build import decide_task
+
+    return decide_task(settings, model)
+
+
+def _read_labels(reading: Input, learner: object, task: str) -> None:
+    """A classifier's decoder reads the target as labels, into the learner's class space
+    (on a resume the restored one: the codes its model learned)."""
+    if task != "classification":
+        return
+    from streamlearn.classify.learner import ClassLearner
+
+    assert isinstance(learner, ClassLearner), "a classifier's learner is a ClassLearner"
+    reading.decoder.classes = learner.classes
 
 
 @dataclass

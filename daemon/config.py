@@ -51,6 +51,12 @@ class Settings:
     format: str = "auto"
     model: str = "sgd"
     model_from_flag: bool = False
+    #: ``--task``: regression or classification; None: the model's.
+    task: str | None = None
+    #: A classifier's positive class, fixed classes and bound (``classify.space.ClassSpace``).
+    positive_class: str | None = None
+    classes: tuple[str, ...] | None = None
+    max_classes: int = 100
     lr: float = 0.01
     #: Whether ``lr`` was given (flag, variable or file): a warm start then uses it as is.
     lr_from_flag: bool = False
@@ -119,6 +125,9 @@ class Settings:
         features = known.get("features")
         if isinstance(features, str):
             known["features"] = tuple(f.strip() for f in features.split(",") if f.strip()) or None
+        classes = known.get("classes")
+        if isinstance(classes, str):
+            known["classes"] = tuple(c.strip() for c in classes.split(",") if c.strip()) or None
         if known.get("state_dir") is not None:
             known["state_dir"] = Path(known["state_dir"])
         return cls(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import click
 
+from streamlearn.cli.class_options import CLASSIFICATION
 from streamlearn.cli.drift_options import drift_options
 from streamlearn.cli.group import load_config
 from streamlearn.cli.help import Section
@@ -398,8 +399,8 @@ def stream_options(func: Command) -> Command:
     ``drift_options.py``, beside the checks that need their typed settings.
     """
     shared = (
-        *CONFIG, *INPUT, *MODEL, *STATE, *SINKS, *LIMITS, *HTTP, *GUARD, *TRANSFER, *KAFKA,
-        *LOGGING,
+        *CONFIG, *INPUT, *MODEL, *CLASSIFICATION, *STATE, *SINKS, *LIMITS, *HTTP, *GUARD,
+        *TRANSFER, *KAFKA, *LOGGING,
     )  # fmt: skip
     return pseudo_options(drift_options(apply(shared)(func)))
 
@@ -409,7 +410,7 @@ def stream_options(func: Command) -> Command:
 RUN_SECTIONS: tuple[Section, ...] = (
     ("Main options", ("model", "state_dir", "target", "config")),
     ("Input", apply(INPUT)),
-    ("Model", apply((*MODEL, *GUARD))),
+    ("Model", apply((*MODEL, *CLASSIFICATION, *GUARD))),
     ("State, checkpoints and limits", apply((*STATE, *LIMITS))),
     ("Output", apply(SINKS)),
     ("Warm start (transfer learning)", apply(TRANSFER)),

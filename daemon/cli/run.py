@@ -30,7 +30,7 @@ from streamlearn.cli.options import (
 
 if TYPE_CHECKING:
     from streamlearn.app import App
-    from streamlearn.config import Settings
+    from streamlearn.config import AppUsageError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -165,15 +165,21 @@ def _build(settings: Settings, stopping: Callable[[], bool]) -> App:
         log.info("%s", exc)
         raise SystemExit(0) from None
     except AppUsageError as exc:
-        if exc.option is not None:
-            raise click.BadParameter(str(exc), param_hint=f"'--{exc.option}'") from None
-        raise click.UsageError(str(exc)) from None
+        raise _usage_error(exc) from None
     except AppError as exc:
         raise click.ClickException(str(exc)) from None
 
 
+def _usage_error(exc: AppUsageError) -> click.UsageError:
+    """A usage error (exit 2, one line), naming its option when one is at fault."""
+    if exc.option is not None:
+        return click.BadParameter(str(exc), param_hint=f"'--{exc.option}'")
+    return click.UsageError(str(exc))
+
+
 def _run(app: App, early: list[int]) -> dict[str, Any]:
     """Run the daemon to its end and release its resources; returns its summary."""
+    from streamlearn.config import AppUsageError
     from streamlearn.sources.base import SourceError
     from streamlearn.state import CheckpointError
 
@@ -189,5 +195,8 @@ def _run(app: App, early: list[int]) -> dict[str, Any]:
         # The final checkpoint could not be written, or the source cannot go on
         # (data loss, refused credentials): say so on one line, exit 1.
         raise click.ClickException(str(exc)) from None
+    except AppUsageError as exc:
+        # Found in the records themselves (a binary target's labels need --positive-class).
+        raise _usage_error(exc) from None
     finally:
         app.close()
