@@ -35,7 +35,7 @@ LABELED, UNLABELED, DOUBT, REJECTED, NOTHING = (
     spec.NOTHING,
 )
 _NOT_BUILT = pytest.mark.skipif(_kernels is None, reason="the extension is not built")
-LOGISTIC = [
+WHICH = [
     pytest.param("c", id="c", marks=_NOT_BUILT),
     pytest.param("python", id="python"),
 ]
@@ -126,7 +126,7 @@ def softmax_oracle(X, y, k, lr, learn):
     return W, b, np.array(ps)
 
 
-@pytest.mark.parametrize("which", LOGISTIC)
+@pytest.mark.parametrize("which", WHICH)
 def test_logistic_equals_the_numpy_loop_and_rivers_log_loss(which):
     values = binary_block(3000, 6, seed=1)
     status = mixed_status(3000, seed=2)
@@ -147,7 +147,7 @@ def test_logistic_equals_the_numpy_loop_and_rivers_log_loss(which):
     assert bits([state[spec.LOSS_MEAN]]) == bits([metric.get()])
 
 
-@pytest.mark.parametrize("which", LOGISTIC)
+@pytest.mark.parametrize("which", WHICH)
 def test_softmax_equals_the_numpy_loop_and_rivers_cross_entropy(which):
     k = 4
     values = multiclass_block(2000, 5, k, seed=3)
@@ -212,7 +212,7 @@ def test_the_compiled_softmax_is_its_specification_bit_for_bit(seed):
         assert bits(a) == bits(b)
 
 
-@pytest.mark.parametrize("which", LOGISTIC)
+@pytest.mark.parametrize("which", WHICH)
 def test_logistic_stops_at_a_target_that_is_not_a_code_or_a_non_finite_score(which):
     values = binary_block(20, 2, seed=5)
     values[7, -1] = 2.0  # a class code the binary model cannot have
@@ -227,7 +227,7 @@ def test_logistic_stops_at_a_target_that_is_not_a_code_or_a_non_finite_score(whi
     assert np.isnan(p[9])
 
 
-@pytest.mark.parametrize("which", LOGISTIC)
+@pytest.mark.parametrize("which", WHICH)
 def test_softmax_stops_at_a_class_new_to_the_model(which):
     values = multiclass_block(30, 3, 3, seed=6)
     status = np.full(30, LABELED, dtype=np.int8)
@@ -280,3 +280,182 @@ def test_the_compiled_constants_are_the_python_ones():
         pytest.skip("the extension is not built")
     assert (_kernels.LOSS_N, _kernels.LOSS_MEAN) == (spec.LOSS_N, spec.LOSS_MEAN)
     assert _kernels.N_LOSS_STATE == spec.N_LOSS_STATE
+
+
+# -- the block learner: a ClassLearner's state, block by block = record by record -----------
+
+
+def block_kernels(which: str):
+    from streamlearn.fast import classblock
+
+    if which == "python":
+        return classblock.python_class_kernels()
+    return classblock.compiled_class_kernels()
+
+
+def lines_of(X: np.ndarray, labels: list[str]) -> list[bytes]:
+    return [
+        (",".join(f"{v:.4f}" for v in row) + f",{label}\n").encode()
+        for row, label in zip(X, labels, strict=True)
+    ]
+
+
+def learn_both(lines, names, make_space, make_model, *, kernels, window=50, max_points=4096):
+    """The same lines learned record by record and (after the first) in blocks.
+
+    Where the kernel stops (a class new to the model), that row is learned record by record
+    and the block goes on after it. Returns both learners and how often the kernel stopped.
+    """
+    from streamlearn.classify.learner import ClassLearner
+    from streamlearn.curve import Curve
+    from streamlearn.fast.classblock import ClassBlockLearner
+    from streamlearn.records import CsvDecoder, Record
+    from streamlearn.sources.base import Raw
+
+    raws, offset = [], 0
+    for line in lines:
+        raws.append(Raw(line, offset))
+        offset += len(line)
+    learners, stops = [], 0
+    for blocks in (False, True):
+        space, model = make_space(), make_model()
+        learner = ClassLearner(model, space, rolling_window=window)
+        learner.curve = Curve(max_points)
+        decoder = CsvDecoder([*names, "y"], classes=space)
+
+        def step(item, learner=learner):
+            if type(item) is Record and item.y is not None:
+                learner.step(item.x, item.y)
+
+        if not blocks:
+            for item in decoder.decode_batch(raws):
+                step(item)
+            learners.append(learner)
+            continue
+        step(decoder.decode(raws[0]))  # the model learns its features (softmax: a class)
+        fast = ClassBlockLearner(names, space, kernels)
+        parsed = fast.parse(b"".join(lines[1:]), raws[1].offset, decoder)
+        row = 0
+        while row < parsed.rows:
+            row = fast.learn(learner, model, parsed, row, parsed.rows)
+            if row < parsed.rows:
+                stops += 1
+                step(decoder.decode(parsed.raw(row)))
+                row += 1
+        learners.append(learner)
+    return learners[0], learners[1], stops
+
+
+def assert_same_learner(slow, fast) -> None:
+    from streamlearn.models.softmax import SoftmaxRegression
+
+    model, other = slow.model, fast.model
+    if isinstance(model, SoftmaxRegression):
+        assert model.classes == other.classes
+        for c in model.classes:
+            assert bits(list(model.weights[c].values())) == bits(list(other.weights[c].values()))
+        assert bits(list(model.intercepts.values())) == bits(list(other.intercepts.values()))
+    else:
+        assert list(model.weights) == list(other.weights)
+        assert bits([*model.weights.values(), model.intercept]) == bits(
+            [*other.weights.values(), other.intercept]
+        )
+    assert (slow.records_learned, slow.records_unscored) == (
+        fast.records_learned,
+        fast.records_unscored,
+    )
+    a, b = slow.metrics, fast.metrics
+    assert (a.confusion, a.scored, a.pos_above, a.neg_above) == (
+        b.confusion, b.scored, b.pos_above, b.neg_above
+    )  # fmt: skip
+    assert bits([a.loss.n, a.loss.get()]) == bits([b.loss.n, b.loss.get()])
+    w, v = slow.window, fast.window
+    assert (w.next, w.len, w.right) == (v.next, v.len, v.right)
+    assert (list(w.y), list(w.pred)) == (list(v.y), list(v.pred))
+    assert bits(list(w.loss)) == bits(list(v.loss)) and bits(list(w.p_pos)) == bits(list(v.p_pos))
+    assert slow.curve.stride == fast.curve.stride
+    assert [bits(p) for p in slow.curve.points] == [bits(p) for p in fast.curve.points]
+    assert slow.summary() == fast.summary()
+    assert slow.rolling_summary() == fast.rolling_summary()
+
+
+def binary_lines(n: int, seed: int) -> tuple[list[bytes], list[str]]:
+    """1/0 labels as the parser reads them, and now and then a label the decoder must judge."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    labels = [str(int(v)) for v in (X @ [1.0, -2.0, 0.5] + rng.normal(size=n) > 0)]
+    odd = ["1.0", "0.0", "1e0", "-0", "yes", "2", "", " 1", "true", "0.5", '"1"']
+    for i in rng.choice(np.arange(1, n), size=n // 20, replace=False):
+        labels[i] = str(rng.choice(odd))
+    return lines_of(X, labels), ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("which", WHICH)
+@pytest.mark.parametrize("window", [7, 1000])
+def test_a_binary_block_leaves_the_learner_as_record_by_record(which, window):
+    from streamlearn.classify.space import ClassSpace
+    from streamlearn.models.logistic import LogisticRegression
+
+    lines, names = binary_lines(3000, seed=1)
+    slow, fast, stops = learn_both(
+        lines,
+        names,
+        lambda: ClassSpace(binary=True),
+        lambda: LogisticRegression(lr=0.1),
+        kernels=block_kernels(which),
+        window=window,
+        max_points=64,  # the curve thins several times
+    )
+    assert stops == 0
+    assert_same_learner(slow, fast)
+    assert fast.metrics.scored > 2800 and fast.curve.stride > 1
+
+
+@pytest.mark.parametrize("which", WHICH)
+def test_positive_class_zero_flips_the_codes_of_the_numbers(which):
+    from streamlearn.classify.space import ClassSpace
+    from streamlearn.models.logistic import LogisticRegression
+
+    lines, names = binary_lines(1500, seed=2)
+    slow, fast, _ = learn_both(
+        lines,
+        names,
+        lambda: ClassSpace(binary=True, positive="0"),
+        lambda: LogisticRegression(lr=0.05),
+        kernels=block_kernels(which),
+    )
+    assert_same_learner(slow, fast)
+    assert fast.classes.positive == "0" and fast.summary()["confusion"]["0"]
+
+
+def multiclass_lines(n: int, seed: int) -> tuple[list[bytes], list[str]]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    scores = X @ rng.normal(size=(3, 4)) + rng.normal(size=(n, 4))
+    labels = [str(c) for c in scores.argmax(axis=1)]
+    labels[n // 2] = "17"  # a class first seen in the middle of a block
+    odd = ["3.0", "03", "-0", "+1", "cat", "", "1e0", " 2"]
+    for i in rng.choice(np.arange(1, n), size=n // 25, replace=False):
+        labels[i] = str(rng.choice(odd))
+    return lines_of(X, labels), ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("which", WHICH)
+@pytest.mark.parametrize("window", [5, 500])
+def test_a_multiclass_block_leaves_the_learner_as_record_by_record(which, window):
+    from streamlearn.classify.space import ClassSpace
+    from streamlearn.models.softmax import SoftmaxRegression
+
+    lines, names = multiclass_lines(2500, seed=3)
+    slow, fast, stops = learn_both(
+        lines,
+        names,
+        lambda: ClassSpace(binary=False),
+        lambda: SoftmaxRegression(lr=0.1),
+        kernels=block_kernels(which),
+        window=window,
+        max_points=32,
+    )
+    assert stops >= 4  # each class new to the model ("cat", "3.0", "17", ...) stops the kernel
+    assert_same_learner(slow, fast)
+    assert {"0", "1", "2", "3", "17", "cat", "3.0"} <= set(fast.classes.labels)

@@ -219,11 +219,14 @@ class BlockLearner:
         decoder: LineDecoder,
         lines: int | None = None,
         locate: Callable[[int], Raw] | None = None,
+        doubt: Callable[[Parsed], None] | None = None,
     ) -> Parsed:
         """Parse a block of whole lines; ``decoder`` judges the lines the parser doubts.
 
         ``locate(row)``, when given, is the ``Raw`` of a row (the decoder, dead letters and
-        predictions see it) instead of the file line at ``offset``.
+        predictions see it) instead of the file line at ``offset``. ``doubt(parsed)``, when
+        given, sees the numbers first and may mark ``DOUBT`` the rows the learner cannot take
+        as they are (a classifier's target that is no class code): judged with the others.
         """
         if lines is None:
             lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
@@ -234,6 +237,8 @@ class BlockLearner:
         rows = self._parse(data, n_fields, values, status, starts)
         assert rows == lines, (rows, lines)
         parsed = Parsed(values, status, starts, data, offset, {}, locate)
+        if doubt is not None:
+            doubt(parsed)
         for row in np.flatnonzero(status == DOUBT).tolist():
             if decoder.changes_schema(parsed.raw(row)):
                 # A header row of other columns: the lines after it are not this layout's.

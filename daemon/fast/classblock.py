@@ -1,0 +1,441 @@
+"""Blocks of plain CSV lines learned by ``logistic`` or ``softmax``: the compiled path of a
+classifier, with the record path's results to the last bit.
+
+The block is parsed by the compiled CSV parser as for ``sgd`` (``streamlearn.fast.block``);
+a target is taken as a class code only when the class space says which code that number is
+(:func:`numeric_codes`: ``1``/``0`` for the binary 1/0 pair, plain integers for
+multiclass labels such as ``3``). Every other labeled row (text labels, ``2`` for a binary
+model, ``3.0`` for a multiclass one) is marked ``DOUBT`` and judged by the decoder, which
+encodes its label through the space as record by record does (third classes, unknown
+classes, ``--max-classes``: its dead letters, in stream order).
+
+Then a kernel (``spec.learn_logistic`` or ``spec.learn_softmax``, compiled) predicts, scores
+the log loss and learns each row in order, and the class counts, the rolling window and the
+learning curve of the ``ClassLearner`` are updated a block at a time from its probabilities
+(``ClassMetrics.update_many``): the same state ``ClassLearner.step`` leaves record by record.
+The kernel stops at a row the record path must take (a non-finite margin, a class the model
+has not learned yet); the run loop takes the rest of the block record by record.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from streamlearn.fast import spec
+from streamlearn.fast.block import (
+    DOUBT,
+    LABELED,
+    BlockLearner,
+    LineDecoder,
+    Parsed,
+    compiled_kernels,
+)
+from streamlearn.models.logistic import LogisticRegression
+from streamlearn.models.softmax import SoftmaxRegression
+
+if TYPE_CHECKING:
+    from streamlearn.classify.learner import ClassLearner, ClassPrequentialState
+    from streamlearn.classify.metrics import Window
+    from streamlearn.classify.space import ClassSpace
+    from streamlearn.sources.base import Raw
+
+__all__ = [
+    "ClassBlockLearner",
+    "ClassKernels",
+    "ClassSaved",
+    "compiled_class_kernels",
+    "numeric_codes",
+    "python_class_kernels",
+]
+
+log = logging.getLogger(__name__)
+
+#: The models this path learns.
+ClassModel = LogisticRegression | SoftmaxRegression
+#: Digits a multiclass integer label may have on this path (its value is then exact).
+MAX_DIGITS = 15
+#: The binary 1/0 pair's numbers: each is its class code.
+_IDENTITY = {0.0: 0, 1.0: 1}
+
+
+class ClassKernels(NamedTuple):
+    """The CSV parser and the two classifiers' kernels, compiled or as their specification."""
+
+    parse: Callable[..., int]
+    logistic: Callable[..., int]
+    softmax: Callable[..., int]
+
+
+def python_class_kernels() -> ClassKernels:
+    """The kernels as plain Python (slow; for tests and for checking the compiled ones)."""
+    return ClassKernels(spec.parse_lines, spec.learn_logistic, spec.learn_softmax)
+
+
+@functools.cache
+def compiled_class_kernels() -> ClassKernels | None:
+    """The kernels of ``streamlearn.fast._kernels``, or None when the extension was not built."""
+    if compiled_kernels() is None:  # it says why, once
+        return None
+    from streamlearn.fast import _kernels
+
+    return ClassKernels(_kernels.parse_lines, _kernels.learn_logistic, _kernels.learn_softmax)
+
+
+@dataclass
+class ClassSaved:
+    """What ``ClassBlockLearner.learn`` may change, as ``save`` took it."""
+
+    weights: NDArray[np.float64]  # the model's arrays (see ``ClassBlockLearner.weights_of``)
+    prequential: ClassPrequentialState  # a snapshot
+
+
+class ClassBlockLearner:
+    """Parses blocks of plain CSV lines and learns them into a ``ClassLearner`` of
+    ``logistic`` or ``softmax``.
+
+    Parameters
+    ----------
+    features
+        The feature names, in column order (the target is the last column).
+    classes
+        The class space of the run (the learner's): which numbers are which class codes.
+    kernels
+        ``compiled_class_kernels()`` (the default) or ``python_class_kernels()``.
+
+    Examples
+    --------
+    >>> from streamlearn.classify.learner import ClassLearner
+    >>> from streamlearn.classify.space import ClassSpace
+    >>> from streamlearn.models.logistic import LogisticRegression
+    >>> from streamlearn.records import CsvDecoder
+    >>> space = ClassSpace(binary=True)
+    >>> model = LogisticRegression(lr=0.5, initial_weights={"a": 0.0})
+    >>> learner = ClassLearner(model, space)
+    >>> fast = ClassBlockLearner(["a"], space, kernels=python_class_kernels())
+    >>> parsed = fast.parse(b"1,1\\n2,0\\n3,\\n", 0, CsvDecoder(["a", "y"], classes=space))
+    >>> fast.learn(learner, model, parsed, 0, parsed.rows)
+    3
+    >>> fast.proba[:3, 1].round(6).tolist()   # P(1) before learning each row
+    [0.5, 0.679179, 0.201471]
+    >>> learner.records_learned, learner.summary()["confusion"]
+    (2, {'0': {'1': 1}, '1': {'0': 1}})
+    """
+
+    def __init__(
+        self, features: Sequence[str], classes: ClassSpace, kernels: ClassKernels | None = None
+    ) -> None:
+        self.features = list(features)
+        self.classes = classes
+        kernels = kernels if kernels is not None else compiled_class_kernels()
+        if kernels is None:
+            raise RuntimeError("the compiled kernels (streamlearn.fast._kernels) are not built")
+        self.kernels = kernels
+        self._reader = BlockLearner(self.features, (kernels.parse, spec.learn_rows))
+        #: The probabilities by class code of each row the last ``learn`` handled.
+        self.proba: NDArray[np.float64] = np.empty((0, 0))
+
+    # -- parsing -------------------------------------------------------------------------
+
+    def parse(
+        self,
+        data: bytes,
+        offset: int,
+        decoder: LineDecoder,
+        lines: int | None = None,
+        locate: Callable[[int], Raw] | None = None,
+    ) -> Parsed:
+        """Parse a block; a target that is no class code as written is judged by ``decoder``."""
+        return self._reader.parse(data, offset, decoder, lines, locate, doubt=self._codes)
+
+    def _codes(self, parsed: Parsed) -> None:
+        """Turn the targets the parser read into class codes, or mark their rows DOUBT."""
+        status, values = parsed.status, parsed.values
+        labeled = np.flatnonzero(status == LABELED)
+        if not labeled.size:
+            return
+        table = numeric_codes(self.classes)
+        if not table:
+            status[labeled] = DOUBT
+            return
+        targets = values[labeled, -1]
+        if table == _IDENTITY:  # the binary 1/0 pair: the number is the code
+            status[labeled[(targets != 0.0) & (targets != 1.0)]] = DOUBT
+            return
+        keys = np.array(sorted(table), dtype=np.float64)
+        where = np.minimum(np.searchsorted(keys, targets), len(keys) - 1)
+        known = keys[where] == targets
+        if not self.classes.binary:
+            known &= _plain_integers(parsed, labeled)
+        status[labeled[~known]] = DOUBT
+        codes = np.array([table[key] for key in keys.tolist()], dtype=np.float64)
+        values[labeled[known], -1] = codes[where[known]]
+
+    # -- learning ------------------------------------------------------------------------
+
+    def weights_of(self, model: ClassModel) -> NDArray[np.float64]:
+        """The model's weights as the kernel reads them: per class (logistic: one row) the
+        weights in column order, then the intercept."""
+        names = self.features
+        if isinstance(model, LogisticRegression):
+            weights = model.weights
+            return np.array([*(weights[name] for name in names), model.intercept])
+        rows = [
+            [*(model.weights[c][name] for name in names), model.intercepts[c]]
+            for c in model.classes
+        ]
+        return np.array(rows, dtype=np.float64).reshape(len(rows), len(names) + 1)
+
+    def put_weights(self, model: ClassModel, weights: NDArray[np.float64]) -> None:
+        """Write ``weights`` (as ``weights_of`` makes them) back into the model."""
+        names = self.features
+        if isinstance(model, LogisticRegression):
+            values = weights.tolist()
+            model.intercept = values[-1]
+            model_weights = model.weights
+            for name, weight in zip(names, values, strict=False):
+                model_weights[name] = weight
+            return
+        for c, row in zip(model.classes, weights.tolist(), strict=True):
+            class_weights = model.weights[c]
+            for name, weight in zip(names, row, strict=False):
+                class_weights[name] = weight
+            model.intercepts[c] = row[-1]
+
+    def learn(
+        self, learner: ClassLearner, model: ClassModel, parsed: Parsed, start: int, stop: int
+    ) -> int:
+        """Learn rows ``start..stop`` into ``learner`` and ``model``; returns where it stopped.
+
+        That is ``stop`` (at most ``parsed.stop``), or the first row the record path must
+        take (not learned). ``proba`` holds the probabilities of every row handled. The
+        model must hold a weight for every feature (as it does after its first record).
+        """
+        stop = max(start, min(stop, parsed.stop))
+        rows = parsed.rows
+        weights = self.weights_of(model)
+        metrics = learner.metrics
+        state = np.array([metrics.loss.n, metrics.loss.get()], dtype=np.float64)
+        loss = np.empty(rows)
+        if isinstance(model, LogisticRegression):
+            p = np.empty(rows)
+            done = self.kernels.logistic(
+                parsed.values, parsed.status, start, stop, weights, model.lr, state, p, loss
+            )
+            proba = np.empty((rows, 2))
+            proba[start:done, 1] = p[start:done]
+            proba[start:done, 0] = 1.0 - p[start:done]
+            to_code = np.arange(2)
+        else:
+            done, proba, to_code = self._learn_softmax(
+                model, parsed, start, stop, weights, state, loss
+            )
+        self.put_weights(model, weights)
+        self.proba = proba
+        scored = np.flatnonzero(parsed.status[start:done] == LABELED) + start
+        if scored.size:
+            self._score(learner, parsed, scored, proba, to_code, loss, state)
+        return done
+
+    def _learn_softmax(
+        self,
+        model: SoftmaxRegression,
+        parsed: Parsed,
+        start: int,
+        stop: int,
+        weights: NDArray[np.float64],
+        state: NDArray[np.float64],
+        loss: NDArray[np.float64],
+    ) -> tuple[int, NDArray[np.float64], NDArray[np.int64]]:
+        """The softmax kernel over the block; the probabilities by code, and each model
+        class's code."""
+        space = self.classes
+        index = {label: i for i, label in enumerate(model.classes)}
+        # The model's index of each code's class (-1: the model has not learned it yet).
+        of_code = np.array([index.get(label, -1) for label in space.labels] + [-1])
+        codes = parsed.values[:, -1]
+        classes = np.full(parsed.rows, -1, dtype=np.int64)
+        labeled = np.flatnonzero(parsed.status == LABELED)
+        classes[labeled] = of_code[codes[labeled].astype(np.int64)]
+        to_code = np.array([_code(space, c) for c in model.classes], dtype=np.int64)
+        if (to_code < 0).any():
+            return start, np.empty((parsed.rows, len(space))), to_code  # record by record
+        p = np.empty((parsed.rows, len(model.classes)))
+        done = self.kernels.softmax(
+            parsed.values, parsed.status, classes, start, stop, weights, model.lr, state, p, loss
+        )
+        proba = np.zeros((parsed.rows, len(space)))
+        proba[start:done, to_code] = p[start:done]
+        return done, proba, to_code
+
+    def _score(
+        self,
+        learner: ClassLearner,
+        parsed: Parsed,
+        scored: NDArray[np.intp],
+        proba: NDArray[np.float64],
+        to_code: NDArray[np.int64],
+        loss: NDArray[np.float64],
+        state: NDArray[np.float64],
+    ) -> None:
+        """The class metrics, window, curve and count of the learned rows ``scored``."""
+        y = parsed.values[scored, -1].astype(np.int64)
+        rows = proba[scored]
+        # River's choice: the first largest probability in the model's class order.
+        if self.classes.binary:
+            p_pos = rows[:, 1]
+            pred = (p_pos > rows[:, 0]).astype(np.int64)  # {False: 1 - p, True: p}
+        else:
+            p_pos = np.zeros(len(scored))
+            pred = to_code[np.argmax(rows[:, to_code], axis=1)]
+        metrics = learner.metrics
+        correct0 = sum(metrics.confusion[c][c] for c in range(len(metrics.confusion)))
+        counts = (learner.records_learned, metrics.scored, learner.window.len)
+        metrics.update_many(y, rows, loss=(float(state[0]), float(state[1])), pred=pred)
+        right = _fill_window(learner.window, y, pred, loss[scored], p_pos)
+        correct = np.cumsum(y == pred) + correct0
+        _add_curve_points(learner, counts, correct, right)
+        learner.records_learned = counts[0] + len(scored)
+        if learner.feature_names is not None:
+            learner.feature_names.update(self.features)
+
+    # -- saving and restoring (a monitor changed the model halfway through a block) --------
+
+    def save(self, learner: ClassLearner, model: ClassModel) -> ClassSaved:
+        """Everything ``learn`` may change, to ``restore`` it."""
+        return ClassSaved(self.weights_of(model), learner.export_prequential(copy=True))
+
+    def restore(self, learner: ClassLearner, model: ClassModel, saved: ClassSaved) -> None:
+        """Put back what ``save`` took."""
+        self.put_weights(model, saved.weights)
+        learner.import_prequential(saved.prequential)
+
+
+def numeric_codes(space: ClassSpace) -> dict[float, int]:
+    """The class code of each number a target cell may hold, read from the space's labels.
+
+    Binary: the 1/0 pair reads its labels ``0`` and ``1`` (``ClassSpace.labels``), so a
+    number is its code, or the other one under ``--positive-class 0``; any other pair (or
+    none yet): no number. Multiclass: each label written as a plain integer (``str(int)``,
+    at most ``MAX_DIGITS`` digits) is that number's class.
+
+    >>> from streamlearn.classify.space import ClassSpace
+    >>> binary = ClassSpace(binary=True)
+    >>> numeric_codes(binary), binary.encode("1"), numeric_codes(binary)
+    ({}, 1.0, {0.0: 0, 1.0: 1})
+    >>> colours = ClassSpace(binary=False)
+    >>> [colours.encode(label) for label in ("red", "3", "3.0", "-12", "07")]
+    [0.0, 1.0, 2.0, 3.0, 4.0]
+    >>> numeric_codes(colours)
+    {3.0: 1, -12.0: 3}
+    """
+    labels = space.labels
+    if space.binary:
+        if labels == ["0", "1"] and space.positive == "1":
+            return dict(_IDENTITY)
+        if labels == ["1", "0"] and space.positive == "0":
+            return {0.0: 1, 1.0: 0}
+        return {}
+    table = {}
+    for code, label in enumerate(labels):
+        digits = label.removeprefix("-")
+        if digits.isdigit() and digits.isascii() and len(digits) <= MAX_DIGITS:
+            value = int(label)
+            if str(value) == label:
+                table[float(value)] = code
+    return table
+
+
+def _code(space: ClassSpace, model_label: Hashable) -> int:
+    code = space.code_of(model_label)
+    return -1 if code is None else code
+
+
+def _plain_integers(parsed: Parsed, rows: NDArray[np.intp]) -> NDArray[np.bool_]:
+    """Whether the target of each row is written as a plain integer (``3``, ``-12``; not
+    ``3.0``, ``03``, ``+3``, ``-0``): the text of the multiclass label it is."""
+    text = np.frombuffer(parsed.data, dtype=np.uint8)
+    ends = parsed.starts[rows + 1]  # where each line ends, its newline included
+    ends = ends - (text[ends - 1] == 10)  # the last line of a block may have none
+    ends = ends - (text[ends - 1] == 13)  # CRLF: the CR is not the label's
+    width = MAX_DIGITS + 2  # the digits, a sign, the comma
+    back = ends[:, None] - np.arange(1, width + 1)[None, :]  # the bytes before the end
+    window = np.where(back >= 0, text[np.maximum(back, 0)], 10)
+    digit = (window >= 48) & (window <= 57)
+    # The label is the run of digits before the end, after an optional minus, after a comma.
+    run = np.argmin(digit, axis=1)  # digits before the first non-digit from the end
+    ok = (run >= 1) & (run <= MAX_DIGITS)
+    at = np.arange(len(rows))
+    sign = window[at, np.minimum(run, width - 1)] == 45
+    before = window[at, np.minimum(run + sign, width - 1)]
+    ok &= (before == 44) | ((before == 10) & (parsed.values.shape[1] == 1))
+    first = window[at, np.maximum(run - 1, 0)]  # the label's first digit
+    ok &= (first != 48) | ((run == 1) & ~sign)
+    return ok
+
+
+def _fill_window(
+    window: Window,
+    y: NDArray[np.int64],
+    pred: NDArray[np.int64],
+    loss: NDArray[np.float64],
+    p_pos: NDArray[np.float64],
+) -> NDArray[np.int64]:
+    """``window.add`` of each record in order; returns ``window.right`` after each."""
+    size, count = window.size, len(y)
+    slot0, len0, right0 = window.next, window.len, window.right
+    ring_y = np.frombuffer(window.y, dtype=np.int64)
+    ring_pred = np.frombuffer(window.pred, dtype=np.int64)
+    new = (y == pred).astype(np.int64)
+    # What each added record pushes out of a full ring: a record of the ring as it was, or
+    # (in a block longer than the ring) one added ``size`` records before it.
+    j = np.arange(count)
+    slots = (slot0 + j) % size
+    pushed = (ring_y[slots] == ring_pred[slots]).astype(np.int64)
+    pushed[size:] = new[: max(0, count - size)]
+    pushed[len0 + j < size] = 0  # the ring was not full yet: nothing pushed out
+    right = right0 + np.cumsum(new - pushed)
+    keep = slice(max(0, count - size), count)
+    for ring, values in (
+        (ring_y, y),
+        (ring_pred, pred),
+        (np.frombuffer(window.loss), loss),
+        (np.frombuffer(window.p_pos), p_pos),
+    ):
+        ring[slots[keep]] = values[keep]
+    window.next = int(slot0 + count) % size
+    window.len = min(size, len0 + count)
+    window.right = int(right[-1])
+    return right
+
+
+def _add_curve_points(
+    learner: ClassLearner,
+    counts: tuple[int, int, int],
+    correct: NDArray[np.int64],
+    right: NDArray[np.int64],
+) -> None:
+    """The learning curve's points of the block, as ``ClassLearner._remember`` adds them.
+
+    ``counts``: records learned, records scored and the window's length before the block;
+    ``correct`` and ``right``: the records predicted right so far and in the window, after
+    each record of the block. The points at multiples of the curve's stride go to
+    ``Curve.add_many``, which thins the curve where ``add`` would (the ratios of integers
+    below 2**53 are the same doubles in numpy as in Python).
+    """
+    learned0, scored0, len0 = counts
+    curve, size = learner.curve, learner.window.size
+    stride = curve.stride
+    at = np.arange((learned0 // stride + 1) * stride, learned0 + len(correct) + 1, stride)
+    if not at.size:
+        return
+    i = at - learned0 - 1  # the block's record that made each count
+    rolling = right[i] / np.minimum(size, len0 + i + 1)
+    cumulative = correct[i] / (scored0 + i + 1)
+    curve.add_many(np.column_stack([at, rolling, cumulative]).tolist())
