@@ -93,6 +93,8 @@ class SGDRegressor(base.Regressor):
         to the last bit), with one dictionary walk fewer. A non-finite prediction is
         returned without learning from it.
         """
+        # predict_one's loop and learn_one's update written out, not called: this method
+        # exists to save calls per record (``Learner.step`` makes one call of it).
         weights = self.weights
         yhat = self.intercept
         for name, value in x.items():
