@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from streamlearn.curve import Curve
 from streamlearn.keys import KeyedModels, LearnerCodec
+from streamlearn.keys.codec import KEY_CURVE_POINTS
 from streamlearn.learner import Learner
 from streamlearn.models.sgd import SGDRegressor
 from streamlearn.state import CheckpointStore
@@ -48,7 +50,9 @@ def rows(count: int = ROWS, keys: int = KEYS, seed: int = 7) -> list[Row]:
 
 
 def new_learner() -> Learner:
-    return Learner(SGDRegressor(lr=0.05), rolling_window=WINDOW)
+    learner = Learner(SGDRegressor(lr=0.05), rolling_window=WINDOW)
+    learner.curve = Curve(max_points=KEY_CURVE_POINTS)
+    return learner
 
 
 def codec() -> LearnerCodec[Learner]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Sequence
+from itertools import accumulate
 
 __all__ = ["ACCURACY_BUCKETS", "MAE_BUCKETS", "POOL_FACTOR", "KeyScores"]
 
@@ -72,6 +73,9 @@ class KeyScores:
         self.counts: array[int] = array("q", bytes(8 * (len(self.bounds) + 1)))
         #: Keys written before they had a score.
         self.unscored = 0
+        #: The sum of the keys' scores (kept up to date by difference: for the mean key's
+        #: score in telemetry, not to the last bit).
+        self.score_sum = 0.0
         self._pool: dict[str, float] = {}
         #: The pool's least bad key and its badness, while known.
         self._least: tuple[float, str] | None = None
@@ -91,11 +95,13 @@ class KeyScores:
                 self.unscored -= 1
             else:
                 self.counts[self.bucket(old)] -= 1
+                self.score_sum -= old
         if math.isnan(new):
             self.unscored += 1
             self.forget(key)
             return
         self.counts[self.bucket(new)] += 1
+        self.score_sum += new
         self._offer(key, new)
 
     def _badness(self, score: float) -> float:
@@ -136,15 +142,24 @@ class KeyScores:
 
     def cumulative(self) -> list[int]:
         """Keys whose score is at most each bound, then all keys with a score (``+Inf``)."""
-        total, out = 0, []
-        for count in self.counts:
-            total += count
-            out.append(total)
-        return out
+        return list(accumulate(self.counts))
+
+    def snapshot(self) -> tuple[list[int], int, float, list[tuple[str, float]]]:
+        """Cumulative counts, keys unscored, score sum and the worst keys, read at once.
+
+        For another thread (a scrape): each part is copied in one C call, so the loop
+        changing the scores meanwhile never breaks the read, at worst mixes two moments.
+        """
+        cumulative = list(accumulate(array("q", self.counts)))
+        pool = dict(self._pool)
+        badness = self._badness
+        worst = sorted(pool.items(), key=lambda item: (-badness(item[1]), item[0]))
+        return cumulative, self.unscored, self.score_sum, worst[: self.worst]
 
     def copy(self) -> KeyScores:
         twin = KeyScores(self.bounds, higher_is_worse=self.higher_is_worse, worst=self.worst)
         twin.counts = array("q", self.counts)
         twin.unscored = self.unscored
+        twin.score_sum = self.score_sum
         twin._pool = dict(self._pool)
         return twin

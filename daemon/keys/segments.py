@@ -139,6 +139,7 @@ class SegmentLog:
         self._size = 0
         self._broken = False
         self._readers: OrderedDict[int, int] = OrderedDict()
+        self._sizes: dict[int, int] = {}
         #: The checkpoint sequence number a segment falling out of use now is dead since
         #: (the next checkpoint's): set by the owner before and after each checkpoint.
         self.seq = 0
@@ -263,6 +264,7 @@ class SegmentLog:
     def _delete(self, segment: int) -> None:
         if self.read_only:
             return
+        self._sizes.pop(segment, None)
         reader = self._readers.pop(segment, None)
         if reader is not None:
             os.close(reader)
@@ -348,10 +350,14 @@ class SegmentLog:
         """Bytes of a segment file on disk (0 when it is gone)."""
         if segment == self.current and self._fd >= 0:
             return self._size
-        try:
-            return os.stat(self.path(segment)).st_size
-        except FileNotFoundError:
-            return 0
+        size = self._sizes.get(segment)
+        if size is None:  # a closed segment never grows: looked up once
+            try:
+                size = os.stat(self.path(segment)).st_size
+            except FileNotFoundError:
+                return 0
+            self._sizes[segment] = size
+        return size
 
     def sparse(self, ratio: float = 0.5) -> list[int]:
         """Closed segments whose frames in use are under ``ratio`` of their size, emptiest first."""

@@ -245,6 +245,10 @@ class KeyedModels(Generic[L]):
         """Learners in memory."""
         return len(self._live)
 
+    def state_bytes(self) -> int:
+        """Bytes of per-key state in use in the segments (safe to call from another thread)."""
+        return sum(self.log.live.copy().values())
+
     def live_keys(self) -> list[str]:
         """The keys in memory, least recently used first."""
         return list(self._live)
@@ -343,7 +347,7 @@ class KeyedModels(Generic[L]):
             raise CheckpointError("a temporary spill directory has no checkpoints")
         before = self.log.bytes_written
         live = self._live
-        for key in [key for key in live if key in self._dirty]:
+        for key in self._dirty:  # every changed key is live: a spilled one was written
             self._persist(key, live[key])
         self._dirty.clear()
         self._compact(max(COMPACT_MIN_BYTES, self.log.bytes_written - before))
