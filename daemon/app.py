@@ -25,6 +25,7 @@ from streamlearn.preflight import check_environment, check_join, check_model_siz
 if TYPE_CHECKING:
     from river import base
 
+    from streamlearn.classify.learner import ClassLearner
     from streamlearn.drift.monitor import DriftMonitor
     from streamlearn.labels.join import LabelJoin
     from streamlearn.labels.pseudo import PseudoLabeler
@@ -219,9 +220,12 @@ def _check_no_learn(settings: Settings) -> None:
             raise AppUsageError(why, option=option)
 
 
-def _evaluator(learner: Learner) -> Learner:
+def _evaluator(learner: Learner | ClassLearner) -> Learner:
     """``--no-learn``: the learner's model (and baseline) scored afresh, never learned."""
     from streamlearn.evaluator import Evaluator
+    from streamlearn.learner import Learner
+
+    assert isinstance(learner, Learner)  # a classifier's --no-learn is refused before
 
     log.info("--no-learn: the model is scored, never learned; no checkpoint is written")
     return Evaluator.of(learner)
@@ -316,11 +320,20 @@ def _learner(
     state: Mapping[str, Any] | None,
     warm: Warm | None,
     fresh_model: base.Estimator,
-) -> Learner:
+    task: str = "regression",
+) -> Learner | ClassLearner:
     """The restored learner, else one of the warm-started B (with A as baseline), else fresh."""
     from streamlearn.learner import Learner
     from streamlearn.models.champion import BaselineGuard, GuardOptions
 
+    restored_task = state["learner"].task if state is not None else task
+    if restored_task != task:
+        raise AppError(
+            f"the state in {settings.state_dir} holds a model of the {restored_task} task, "
+            f"not {task}; use --reset to start a new model"
+        )
+    if task == "classification":
+        return _class_learner(settings, state, warm, fresh_model)
     guard = GuardOptions(settings.baseline_margin, settings.on_worse_than_baseline)
     if state is not None:
         restored: Learner = state["learner"]
@@ -337,6 +350,40 @@ def _learner(
             guard=guard,
         )
     return Learner(fresh_model, rolling_window=settings.rolling_window)
+
+
+def _class_learner(
+    settings: Settings,
+    state: Mapping[str, Any] | None,
+    warm: Warm | None,
+    fresh_model: base.Estimator,
+) -> ClassLearner:
+    """A classifier's learner: restored (with its class space), else of the warm-started B
+    (A as its baseline, compared on accuracy), else fresh; its class space from the flags."""
+    from streamlearn.classify.build import class_space_for
+    from streamlearn.classify.learner import ClassLearner
+    from streamlearn.models.champion import GuardOptions
+
+    if settings.no_learn:
+        raise AppUsageError("--no-learn scores regressors only; a classifier is not supported")
+    guard = GuardOptions(settings.baseline_margin, settings.on_worse_than_baseline)
+    if state is not None:
+        restored: ClassLearner = state["learner"]
+        class_space_for(settings, restored.model, restored.classes)  # flags checked, bound taken
+        if restored.guard is not None:
+            restored.guard.configure(guard)
+        return restored
+    model = warm.model if warm is not None else fresh_model
+    space = class_space_for(settings, model)
+    if warm is not None:
+        return ClassLearner(
+            model,
+            space,
+            rolling_window=settings.rolling_window,
+            baseline=warm.baseline,
+            guard=guard,
+        )
+    return ClassLearner(model, space, rolling_window=settings.rolling_window)
 
 
 # -- the daemon, its telemetry and HTTP face -----------------------------------------------

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
     from streamlearn.learner import Learner
+    from streamlearn.models.champion import BaselineGuard
     from streamlearn.records import Decoded, Label, Record
     from streamlearn.sources.base import Raw
     from streamlearn.state import Lock
@@ -85,6 +86,65 @@ class Telemetry(Protocol):
 # -- what collaborators may use of the loop ------------------------------------------------
 
 
+class LearnerLike(Protocol):
+    """What the loop's collaborators use of a learner, a regressor's or a classifier's.
+
+    ``streamlearn.learner.Learner`` (regression: predictions are floats) and
+    ``streamlearn.classify.learner.ClassLearner`` (classification: class probabilities by
+    code). The prequential step itself, whose prediction types differ, belongs to the
+    router of each task.
+    """
+
+    #: ``"regression"`` or ``"classification"``.
+    task: str
+    #: Whether the learner learns (False: ``--no-learn``'s evaluator only scores).
+    learns: bool
+    records_learned: int
+    #: Labeled records learned unscored (the model could not predict them yet).
+    records_unscored: int
+    pseudo_learned: int
+    rolling_window: int
+    #: The frozen warm-start model A scored beside the model, or None.
+    baseline: Any
+    #: The feature names the model learned, once ``track_features`` was called.
+    feature_names: set[str] | None
+    #: With a baseline: the guard that says whether A or the model serves.
+    guard: BaselineGuard | None
+
+    @property
+    def model(self) -> Any: ...
+
+    def reset_model(self, model: Any) -> None:
+        """Swap the model (drift actions, divergence restore); the metrics carry on."""
+        ...
+
+    def track_features(self) -> None: ...
+
+    def sound(self, x: dict[str, float]) -> bool:
+        """Whether the model predicts ``x`` without a NaN/inf (a diverged model does not)."""
+        ...
+
+    def learn_weighted(self, x: dict[str, float], y: float, w: float) -> None:
+        """Learn a pseudo-label ``y`` (a target, or a class code) with weight ``w``."""
+        ...
+
+    @property
+    def window_len(self) -> int: ...
+
+    def rolling_mae(self) -> float | None:
+        """The mean prequential error over the rolling window: ``|y - yhat|``, or for a
+        classifier the 0/1 error (the divergence guard's level)."""
+        ...
+
+    def summary(self) -> Mapping[str, object]:
+        """Cumulative metrics by name (``inspect --json``'s ``metrics``)."""
+        ...
+
+    def rolling_summary(self) -> Mapping[str, object]: ...
+
+    def baseline_summary(self) -> Mapping[str, object] | None: ...
+
+
 class ModelHost(Protocol):
     """What a drift monitor or the pseudo-label loop may use of the daemon that calls it.
 
@@ -94,7 +154,7 @@ class ModelHost(Protocol):
     """
 
     @property
-    def learner(self) -> Learner: ...
+    def learner(self) -> LearnerLike: ...
 
     @property
     def telemetry(self) -> Telemetry | None: ...
@@ -377,9 +437,16 @@ class Monitor(StatePart, Protocol):
         ...
 
     def observe(
-        self, index: int, x: Mapping[str, float], y: float, yhat: float, host: ModelHost, /
+        self,
+        index: int,
+        x: Mapping[str, float],
+        y: float,
+        yhat: float | tuple[float, ...],
+        host: ModelHost,
+        /,
     ) -> None:
-        """One learned record (stream ``index``), after the model learned it."""
+        """One learned record (stream ``index``), after the model learned it: ``yhat`` a
+        regressor's value, or a classifier's class probabilities by code (``y`` the code)."""
         ...
 
     def observe_errors(

@@ -134,6 +134,9 @@ class Learner:
         self.baseline_scored = 0
         self.curve = Curve()
 
+    #: The task of the learner (``streamlearn.interfaces.LearnerLike``).
+    task = "regression"
+
     #: Whether ``step`` learns (``streamlearn.evaluator.Evaluator`` only scores: then no
     #: compiled block path, which learns in its kernels, may take the records).
     learns: bool = True
@@ -154,6 +157,10 @@ class Learner:
         and for None (River's "no prediction": ``AMFRegressor`` before its first record)."""
         yhat = self.model.predict_one(x)
         return float(yhat) if yhat is not None and -DIVERGED < yhat < DIVERGED else math.nan
+
+    def sound(self, x: dict[str, float]) -> bool:
+        """Whether the model predicts ``x`` as a finite number (the divergence guard asks)."""
+        return math.isfinite(self.predict(x))
 
     def serve(self, x: dict[str, float]) -> float:
         """The prediction served: the model's, or the baseline's while the baseline guard says."""

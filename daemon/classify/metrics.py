@@ -171,12 +171,15 @@ class ClassMetrics:
         y: NDArray[np.int64],
         proba: NDArray[np.float64],
         loss: tuple[float, float] | None = None,
+        pred: NDArray[np.int64] | None = None,
     ) -> None:
         """A block of records: class codes ``y`` and probabilities ``proba`` (rows by code).
 
         The same bits as ``update`` of each row in order. ``loss``: the running mean's
         ``(n, mean)`` after the block when the caller (the compiled kernel) kept it already;
         else the losses are computed and added here, one by one, as ``update`` adds them.
+        ``pred``: the classes the model chose (River breaks ties in its dict's order); else
+        the first most probable of each row.
         """
         import numpy as np
 
@@ -184,7 +187,8 @@ class ClassMetrics:
         if rows == 0:
             return
         y = np.asarray(y, dtype=np.int64)
-        pred = np.argmax(proba, axis=1) if width else np.zeros(rows, dtype=np.int64)
+        if pred is None:
+            pred = np.argmax(proba, axis=1) if width else np.zeros(rows, dtype=np.int64)
         p_pos = proba[:, 1] if self.binary and width > 1 else np.zeros(rows)
         if loss is None:
             mean = self.loss
@@ -344,17 +348,18 @@ class Window:
         self.next = 0
         #: How many records the ring holds (up to ``size``).
         self.len = 0
+        #: How many of them were predicted right (kept as they come: the learning curve's).
+        self.right = 0
 
     def add(self, y: int, pred: int, loss: float, p_pos: float = 0.0) -> None:
         slot = self.next
+        if self.len == self.size:
+            self.right -= self.y[slot] == self.pred[slot]
+        self.right += y == pred
         self.y[slot], self.pred[slot], self.loss[slot], self.p_pos[slot] = y, pred, loss, p_pos
         self.next = 0 if slot + 1 == self.size else slot + 1
         if self.len < self.size:
             self.len += 1
-
-    def errors(self) -> int:
-        """Records in the window predicted wrong."""
-        return sum(1 for i in range(self.len) if self.y[i] != self.pred[i])
 
     def in_order(self) -> list[int]:
         """The slots, oldest first."""
@@ -373,5 +378,5 @@ class Window:
         other = Window(self.size)
         other.y, other.pred = self.y[:], self.pred[:]
         other.loss, other.p_pos = self.loss[:], self.p_pos[:]
-        other.next, other.len = self.next, self.len
+        other.next, other.len, other.right = self.next, self.len, self.right
         return other

@@ -105,6 +105,8 @@ def _rejected(summary: Mapping[str, Any]) -> str:
 
 def _metrics_table(summary: Mapping[str, Any]) -> list[str]:
     """Cumulative and rolling metrics side by side, and the frozen baseline's (warm start)."""
+    if summary.get("task") == "classification":
+        return _class_table(summary)
     rows = [
         ("cumulative", summary["metrics"]),
         (f"rolling {summary.get('rolling_window', '')}".rstrip(), summary.get("rolling_metrics")),
@@ -117,6 +119,56 @@ def _metrics_table(summary: Mapping[str, Any]) -> list[str]:
         if metrics:
             values = [format_metric(metrics.get(key)) for key in ("mae", "rmse", "r2")]
             table.append(f"  {name:<{_NAME - 2}}{values[0]:<13}{values[1]:<13}{values[2]}")
+    return table
+
+
+def _class_table(summary: Mapping[str, Any]) -> list[str]:
+    """A classifier's metrics (cumulative, rolling, baseline A) and its confusion matrix.
+
+    >>> for line in _class_table({"classes": ["no", "yes"], "rolling_window": 100,
+    ...     "metrics": {"accuracy": 0.75, "log_loss": 0.5, "f1": 0.8, "roc_auc": 0.9,
+    ...                 "confusion": {"no": {"no": 1}, "yes": {"no": 1, "yes": 2}}}}):
+    ...     print(line)
+    classes          no, yes
+                     accuracy     log loss     F1           ROC AUC
+      cumulative     0.75         0.5          0.8          0.9
+    confusion        rows: true class, columns: predicted no, yes
+      no             1            0
+      yes            1            2
+    """
+    metrics = summary["metrics"]
+    binary = "log_loss" in metrics
+    keys = (
+        ("accuracy", "log_loss", "f1", "roc_auc")
+        if binary
+        else ("accuracy", "cross_entropy", "macro_f1")
+    )
+    heads = (
+        ("accuracy", "log loss", "F1", "ROC AUC")
+        if binary
+        else ("accuracy", "cross-entr.", "macro F1")
+    )
+    classes = list(summary.get("classes") or [])
+    table = [_line("classes", ", ".join(classes))]
+    table.append(f"{'':<{_NAME}}" + "".join(f"{head:<13}" for head in heads).rstrip())
+    rows = [
+        ("cumulative", metrics),
+        (f"rolling {summary.get('rolling_window', '')}".rstrip(), summary.get("rolling_metrics")),
+        ("baseline A", summary.get("baseline_metrics")),
+    ]
+    for name, values in rows:
+        if values:
+            cells = [format_metric(values.get(key)) for key in keys]
+            table.append(f"  {name:<{_NAME - 2}}" + "".join(f"{c:<13}" for c in cells).rstrip())
+    confusion = metrics.get("confusion") or {}
+    if confusion and len(classes) <= 10:  # a larger matrix is for inspect --json
+        header = f"rows: true class, columns: predicted {', '.join(classes)}"
+        table.append(_line("confusion", header))
+        for true in classes:
+            counts = [str(confusion.get(true, {}).get(pred, 0)) for pred in classes]
+            table.append(
+                f"  {true[:14]:<{_NAME - 2}}" + "".join(f"{c:<13}" for c in counts).rstrip()
+            )
     return table
 
 

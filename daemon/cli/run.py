@@ -84,10 +84,24 @@ def run_app(params: Mapping[str, Any], *, follow: bool, inspect_json: bool = Fal
         click.echo(
             f"{done} "
             f"(seen {summary['records_seen']}, rejected {summary['records_rejected']}); "
-            f"MAE {format_metric(metrics['mae'])}, RMSE {format_metric(metrics['rmse'])}, "
-            f"R2 {format_metric(metrics['r2'])}",
+            f"{_scores(metrics)}",
             err=True,
         )
+
+
+def _scores(metrics: Mapping[str, Any]) -> str:
+    """The final line's metrics: a regressor's MAE, RMSE, R2; a classifier's accuracy, loss.
+
+    >>> _scores({"accuracy": 0.75, "log_loss": 0.5, "f1": 0.5, "roc_auc": None})
+    'accuracy 0.75, log loss 0.5'
+    """
+    if "accuracy" in metrics:
+        loss = metrics.get("log_loss", metrics.get("cross_entropy"))
+        return f"accuracy {format_metric(metrics['accuracy'])}, log loss {format_metric(loss)}"
+    return (
+        f"MAE {format_metric(metrics['mae'])}, RMSE {format_metric(metrics['rmse'])}, "
+        f"R2 {format_metric(metrics['r2'])}"
+    )
 
 
 def _settings(params: Mapping[str, Any], *, follow: bool) -> Settings:

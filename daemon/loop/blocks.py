@@ -227,7 +227,7 @@ class _SgdBlockPath(BlockPath[ParsedT], Generic[ParsedT, SavedT]):
             self.kit.router.process(block.raws())
             return
         start = self._parsed(started)
-        learner = self.kit.learner
+        learner = self.kit.regressor
         model = learner.model
         saved = fast.save(learner, model) if self.kit.monitor is not None else None
         done = fast.learn(learner, model, parsed, 0, parsed.rows)
@@ -295,7 +295,7 @@ class RowsBlockPath(BlockPath["Parsed"]):
             return
         parsed = fast.parse(block.data, block.offset, self.kit.decoder, block.lines, _locate(block))
         start = self._parsed(started)
-        learner = self.kit.learner
+        learner = self.kit.regressor
         yhat = self._learn_rows(learner.model, parsed)
         done = len(yhat)
         fast.score(learner, parsed, yhat, done)

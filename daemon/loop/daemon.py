@@ -19,15 +19,23 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from streamlearn import __version__
-from streamlearn.learner import Learner
 from streamlearn.records import Decoded
 from streamlearn.sinks.jsonlines import NullSink, Sink
 from streamlearn.sources.base import Raw, Source
 from streamlearn.state import BackgroundWriter, CheckpointStore
 
-from ..interfaces import Decoder, LabelJoin, Monitor, PseudoLoop, RecordPath, Telemetry
+from ..interfaces import (
+    Decoder,
+    LabelJoin,
+    LearnerLike,
+    Monitor,
+    PseudoLoop,
+    RecordPath,
+    Telemetry,
+)
 from ..state.schedule import CheckpointSchedule
 from .checkpointing import Checkpointer
+from .classrouter import ClassRouter
 from .diskfull import StoppedOnFullDisk
 from .guard import DivergenceGuard
 from .host import Counters, LoopHost
@@ -124,7 +132,7 @@ class Daemon:
         self,
         source: Source,
         decoder: Decoder,
-        learner: Learner,
+        learner: LearnerLike,
         *,
         model_spec: str,
         settings: Mapping[str, Any] | None = None,
@@ -162,7 +170,9 @@ class Daemon:
         sinks = (self.dead_letters, self.predictions)
         self.checkpoints = Checkpointer(store, source, sinks, self.host, on_durable)
         self.guard = DivergenceGuard(self.host, self.checkpoints, divergence_factor)
-        self.router = Router(
+        # A classifier's records go through the class router (class codes, probabilities).
+        router = ClassRouter if learner.task == "classification" else Router
+        self.router = router(
             self.host,
             decoder,
             source,
@@ -210,7 +220,7 @@ class Daemon:
     # -- what the rest of the program reads -------------------------------------------------
 
     @property
-    def learner(self) -> Learner:
+    def learner(self) -> LearnerLike:
         return self.host.learner
 
     @property

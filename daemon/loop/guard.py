@@ -65,7 +65,7 @@ class DivergenceGuard:
         unless it still predicts ``last``, the last record learned (None: none since the start,
         whose model is fresh or a checked checkpoint's). It then only cannot predict this record
         (a feature it never saw, nothing learned yet), which is no divergence."""
-        if last is None or math.isfinite(self.host.learner.predict(last)):
+        if last is None or self.host.learner.sound(last):
             return False
         self.restore(where, value)
         return True
@@ -75,8 +75,7 @@ class DivergenceGuard:
         is restored first, so a diverged model is never stored."""
         if x is None:
             return
-        value = self.host.learner.predict(x)
-        if math.isnan(value) or math.isinf(value):
+        if not self.host.learner.sound(x):
             self.restore({}, math.nan)
 
     def check_batch(self, errors: BatchErrors) -> None:

@@ -6,9 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamlearn.learner import Learner
-
-from ..interfaces import Telemetry
+from ..interfaces import LearnerLike, Telemetry
 
 
 @dataclass
@@ -53,7 +51,7 @@ class LoopHost:
     here too, so that setting it once reaches them all.
     """
 
-    learner: Learner
+    learner: LearnerLike
     counters: Counters
     telemetry: Telemetry | None = None
     model_factory: Callable[[], Any] | None = None

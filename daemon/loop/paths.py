@@ -30,6 +30,7 @@ from ..interfaces import (
     BlockSource,
     Decoder,
     FusedModel,
+    LearnerLike,
     LinearModel,
     Monitor,
     RecordPath,
@@ -64,7 +65,7 @@ class CompiledBlocks:
     JSON values have their own. ``missing`` turns True when the extension is not built.
     """
 
-    def __init__(self, decoder: Decoder, learner: Learner) -> None:
+    def __init__(self, decoder: Decoder, learner: LearnerLike) -> None:
         self.decoder = decoder
         self.learner = learner
         self.missing = False
@@ -101,7 +102,7 @@ class CompiledBlocks:
             kernels = self._kernels()
             if kernels is None:
                 return None
-            assert isinstance(self.decoder, JsonDecoder)
+            assert isinstance(self.decoder, JsonDecoder) and isinstance(self.learner, Learner)
             self.json = JsonBlockLearner(self.decoder, self.learner, kernels)
         return self.json
 
@@ -120,7 +121,7 @@ class PathKit:
 
     source: Source
     decoder: Decoder
-    learner: Learner
+    learner: LearnerLike
     router: Router
     monitor: Monitor | None
     compiled: CompiledBlocks
@@ -129,6 +130,13 @@ class PathKit:
     #: Records per batch on the record path, lines per block on the compiled paths.
     batch_size: int
     block_size: int
+
+    @property
+    def regressor(self) -> Learner:
+        """The learner, a regressor's: the only kind the block paths learn into yet."""
+        learner = self.learner
+        assert isinstance(learner, Learner)
+        return learner
 
     def record_want(self, room: int) -> int:
         """Records the next record batch may hold: ``batch_size``, ending where ``room`` ends."""
@@ -152,7 +160,8 @@ def choose_path(kit: PathKit) -> RecordPath:
     ``mlp``) or a drift monitor may replace it halfway through a block.
     """
     model = kit.learner.model
-    if not _blocks_possible(kit):
+    if kit.learner.task == "classification" or not _blocks_possible(kit):
+        # A classifier goes record by record: no block path scores class probabilities yet.
         return RecordByRecord(kit, model)
     from streamlearn.models.sgd import SGDRegressor
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from streamlearn.learner import Learner
 from streamlearn.records import Decoded, Label, Record, Rejected
 from streamlearn.sinks.jsonlines import Sink
 from streamlearn.sources.base import Raw, Source
@@ -64,6 +65,13 @@ class Router:
         self._source_name = source.describe()
 
     @property
+    def regressor(self) -> Learner:
+        """The learner, a regressor's (``classrouter.ClassRouter`` routes a classifier's)."""
+        learner = self.host.learner
+        assert isinstance(learner, Learner)
+        return learner
+
+    @property
     def tracks_errors(self) -> bool:
         """Whether the loop keeps each batch's absolute errors (telemetry, drift, guard)."""
         return self.host.telemetry is not None or self.monitor is not None or self.guard.factor > 0
@@ -98,7 +106,7 @@ class Router:
     def route(self, items: list[Decoded]) -> None:
         """Test-then-train, predict, dead-letter or join each decoded item, in order."""
         counters = self.counters
-        step = self.host.learner.step
+        step = self.regressor.step
         monitor, pseudo, host = self.monitor, self.pseudo, self.host
         errors = self.errors.floats
         track = self.tracks_errors
@@ -147,7 +155,7 @@ class Router:
     def unlabeled(self, item: Record) -> None:
         """Predict it (never serving NaN), then let the join and the pseudo-label loop keep it."""
         self.counters.records_unlabeled += 1
-        learner = self.host.learner
+        learner = self.regressor
         yhat = learner.serve(item.x)  # the frozen baseline's, while it serves
         if yhat - yhat != 0.0:
             if not self.guard.restore_unless_cold(item.raw.where(), yhat, self.last_x):
@@ -190,7 +198,7 @@ class Router:
             )
             return
         # Test-then-train with the prediction made when the features arrived.
-        self.host.learner.step_with_prediction(pending.x, item.y, pending.yhat)
+        self.regressor.step_with_prediction(pending.x, item.y, pending.yhat)
         if self.pseudo is not None:
             self.pseudo.observe_labeled(pending.x, item.y, pending.yhat, self.host)
         if self.host.telemetry is not None or self.monitor is not None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from streamlearn.learner import Learner
+from streamlearn.classify.learner import ClassLearner
 from streamlearn.models.registry import final_estimator
 from streamlearn.observe.tree_size import tree_size
 
-from ..interfaces import InterceptModel, StatePart, WeightedModel
+from ..interfaces import InterceptModel, LearnerLike, StatePart, WeightedModel
 
 #: The layout of the state dict ``Daemon.state()`` makes (checkpointed as it is).
 STATE_FORMAT = 1
@@ -17,7 +17,7 @@ STATE_FORMAT = 1
 
 def inspect_state(state: Mapping[str, Any], generation: int | None = None) -> dict[str, Any]:
     """The ``inspect --json`` object of a state (a loaded checkpoint or a live daemon)."""
-    learner: Learner = state["learner"]
+    learner: LearnerLike = state["learner"]
     counters = state.get("counters", {})
     out: dict[str, Any] = {
         "model": state.get("model_spec"),
@@ -39,6 +39,9 @@ def inspect_state(state: Mapping[str, Any], generation: int | None = None) -> di
             "streamlearn": state.get("streamlearn"),
         },
     }
+    out["task"] = learner.task
+    if isinstance(learner, ClassLearner):  # the labels, by class code
+        out["classes"] = learner.classes.labels
     if not learner.learns:  # --no-learn: its records were scored, none learned
         out["records_scored"], out["records_learned"] = learner.records_learned, 0
     baseline = learner.baseline_summary()
@@ -48,7 +51,12 @@ def inspect_state(state: Mapping[str, Any], generation: int | None = None) -> di
         out.update(learner.guard.summary())
     final = final_estimator(learner.model)
     weights = final.weights if isinstance(final, WeightedModel) else None
-    if isinstance(weights, Mapping):
+    if isinstance(weights, Mapping) and all(isinstance(v, Mapping) for v in weights.values()):
+        # A multiclass linear model (River's SoftmaxRegression): the weights of each class.
+        out["class_weights"] = {
+            str(c): {str(k): float(v) for k, v in w.items()} for c, w in weights.items()
+        }
+    elif isinstance(weights, Mapping):
         out["weights"] = {str(k): float(v) for k, v in weights.items()}
         intercept = final.intercept if isinstance(final, InterceptModel) else None
         if intercept is not None:

@@ -29,8 +29,9 @@ def make_telemetry(daemon: Daemon, source: Source, lag: LagReader | None) -> Tel
         with daemon.lock:
             cumulative = learner_of().summary()
             rolling = learner_of().rolling_summary()
-        out = {(k, "cumulative"): v for k, v in cumulative.items() if v is not None}
-        out.update({(k, "rolling"): v for k, v in rolling.items() if v is not None})
+        # Numbers only: a classifier's summary holds its confusion matrix too.
+        out = {(k, "cumulative"): v for k, v in cumulative.items() if isinstance(v, float)}
+        out.update({(k, "rolling"): v for k, v in rolling.items() if isinstance(v, float)})
         return out
 
     def baseline_metrics() -> dict[tuple[str, str], float]:
@@ -38,7 +39,7 @@ def make_telemetry(daemon: Daemon, source: Source, lag: LagReader | None) -> Tel
             learner = learner_of()
             summary = learner.baseline_summary() or {}
             rolling = learner.guard.rolling()[1] if learner.guard is not None else {}
-        out = {(k, "cumulative"): v for k, v in summary.items() if v is not None}
+        out = {(k, "cumulative"): v for k, v in summary.items() if isinstance(v, float)}
         out.update({(k, "rolling"): v for k, v in rolling.items() if v is not None})
         return out
 

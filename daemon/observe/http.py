@@ -189,8 +189,8 @@ class _Handler(Replies):
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"predict failed: {exc!r}"})
             return
         documents: list[dict[str, object]] = []
-        for prediction, model_version, ignored in answers:
-            if not math.isfinite(prediction):
+        for prediction, model_version, ignored, probabilities in answers:
+            if not isinstance(prediction, str) and not math.isfinite(prediction):
                 # A diverged model must not hand NaN/inf to a client that will act on it.
                 app.count("unavailable")
                 error = "the model produced a non-finite prediction"
@@ -198,9 +198,11 @@ class _Handler(Replies):
                 self._json(HTTPStatus.SERVICE_UNAVAILABLE, document)
                 return
             answer: dict[str, object] = {
-                "prediction": float(prediction),
+                "prediction": prediction if isinstance(prediction, str) else float(prediction),
                 "model_version": int(model_version),
             }
+            if probabilities is not None:  # a classifier's: {class: probability}
+                answer["probabilities"] = probabilities
             if ignored:
                 answer["ignored_features"] = list(ignored)
             documents.append(answer)

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 from streamlearn.observe.json_bodies import BadRequest, Example, Query
 
 if TYPE_CHECKING:
-    from streamlearn.interfaces import LabelJoin
-    from streamlearn.learner import Learner
+    from streamlearn.classify.metrics import Proba
+    from streamlearn.interfaces import LabelJoin, LearnerLike
     from streamlearn.records import Decoded
     from streamlearn.state import CheckpointStore
 
@@ -53,11 +53,20 @@ class ModelUnavailable(Exception):
 class Prediction(NamedTuple):
     """One answer of ``POST /predict``."""
 
-    prediction: float
+    #: A number; a classifier's: the class label (NaN while it cannot predict).
+    prediction: float | str
     #: Records the model has learned: answers only move forward.
     model_version: int
     #: Features of the request the model has not learned, left out of the prediction.
     ignored_features: tuple[str, ...] = ()
+    #: A classifier's class probabilities, by label.
+    probabilities: dict[str, float] | None = None
+
+    @property
+    def finite(self) -> bool:
+        """Whether there is an answer to give (a class, or a finite number)."""
+        prediction = self.prediction
+        return isinstance(prediction, str) or math.isfinite(prediction)
 
 
 @dataclass(frozen=True)
@@ -103,7 +112,7 @@ class ServedDaemon(Protocol):
     def lock(self) -> Lock: ...
 
     @property
-    def learner(self) -> Learner: ...
+    def learner(self) -> LearnerLike: ...
 
     @property
     def join(self) -> LabelJoin | None: ...
@@ -133,12 +142,39 @@ def split_known(
     return kept, tuple(sorted(name for name in features if name not in known))
 
 
-def _sound(learner: Learner) -> bool:
+def _sound(learner: LearnerLike) -> bool:
     """Whether the model predicts a finite number without features (its intercept, say)."""
+    from streamlearn.learner import Learner
+
     try:
-        return math.isfinite(learner.serve({}))
+        if isinstance(learner, Learner):
+            return math.isfinite(learner.serve({}))
+        return learner.sound({})
     except Exception:  # a model that cannot predict without its features: not known sound
         return False
+
+
+def _answer(
+    learner: LearnerLike, kept: dict[str, float], ignored: tuple[str, ...]
+) -> tuple[Prediction, float | Proba | None]:
+    """The served prediction of a regressor or a classifier, and what a late label is scored
+    with (the number, or the class probabilities by code)."""
+    from streamlearn.classify.learner import ClassLearner, finite
+    from streamlearn.learner import Learner
+
+    version = learner.records_learned
+    if isinstance(learner, Learner):
+        yhat = learner.serve(kept)
+        return Prediction(yhat, version, ignored), yhat
+    assert isinstance(learner, ClassLearner)
+    proba = learner.serve(kept)
+    if proba is None or not finite(proba):
+        return Prediction(math.nan, version, ignored), None
+    from streamlearn.classify.task import predicted
+
+    classes = learner.classes
+    line = Prediction(classes.label(predicted(proba)), version, ignored, classes.proba_json(proba))
+    return line, proba
 
 
 def _numbered(index: int, batch: bool, exc: BadRequest) -> BadRequest:
@@ -228,7 +264,7 @@ class ModelService:
                 self.join = self._own_join = LabelJoin(max_pending=MAX_PENDING_IDS)
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[Learner]:
+    def _locked(self) -> Iterator[LearnerLike]:
         """The learner, between two of the loop's batches."""
         lock = self.daemon.lock
         if not lock.acquire(timeout=LOCK_TIMEOUT):
@@ -238,7 +274,7 @@ class ModelService:
         finally:
             lock.release()
 
-    def known_features(self, learner: Learner) -> Collection[Hashable]:
+    def known_features(self, learner: LearnerLike) -> Collection[Hashable]:
         """The features a prediction may pass to the model (called under the lock)."""
         if self.fixed_features is not None:
             return self.fixed_features
@@ -279,26 +315,24 @@ class ModelService:
                     self._strict(ignored)
                 except BadRequest as exc:
                     raise _numbered(index, batch, exc) from None
-            answers = [
-                Prediction(learner.serve(kept), learner.records_learned, ignored)
-                for kept, ignored in split
-            ]
+            made = [_answer(learner, kept, ignored) for kept, ignored in split]
+            answers = [answer for answer, _ in made]
             for index, answer in enumerate(answers):
-                if not math.isfinite(answer.prediction) and _sound(learner):
+                if not answer.finite and _sound(learner):
                     too_large = BadRequest(
                         "the prediction for these features is not a finite number: "
                         "a value is too large for the model",
                         HTTPStatus.UNPROCESSABLE_ENTITY,
                     )
                     raise _numbered(index, batch, too_large)
-            self._remember(queries, split, answers)
+            self._remember(queries, split, [given for _, given in made])
         return answers
 
     def _remember(
         self,
         queries: Sequence[Query],
         split: list[tuple[dict[str, float], tuple[str, ...]]],
-        answers: list[Prediction],
+        answers: list[float | Proba | None],
     ) -> None:
         join = self.join
         if join is None:
@@ -308,9 +342,12 @@ class ModelService:
 
         index = self.daemon.counters.records_seen
         for query, (kept, _), answer in zip(queries, split, answers, strict=True):
-            if query.id is not None and math.isfinite(answer.prediction):
+            if query.id is None or answer is None:
+                continue
+            if isinstance(answer, tuple) or math.isfinite(answer):
                 raw = Raw(json.dumps({"id": query.id, "x": kept}).encode(), -1)
-                join.remember(Record(kept, None, query.id, raw), answer.prediction, index)
+                # A classifier's probabilities wait as they were given (see ClassRouter).
+                join.remember(Record(kept, None, query.id, raw), answer, index)  # type: ignore[arg-type]
 
     def learn(self, examples: Sequence[Example]) -> Learned:
         """Learn ``examples`` test-then-train through the loop, counted like stream records.

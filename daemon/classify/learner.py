@@ -1,0 +1,324 @@
+"""The prequential step of a classifier (predict the class probabilities, score, then learn)
+and the state it keeps: the class metrics, their rolling window, the class space.
+
+The order is River's ``evaluate.progressive_val_score``: the probabilities of a record
+are asked for before the model learns its label, a record the model cannot predict yet
+(``{}`` or None) is learned unscored, and the metrics
+(:mod:`streamlearn.classify.metrics`) equal River's on the same records. The learner
+speaks class **codes** (``Record.y``); the model learns ``ClassSpace.model_label(code)``
+(a bool for a binary model, the label text otherwise).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from streamlearn.classify.metrics import ClassMetrics, Proba, Window, predicted, score
+from streamlearn.classify.space import ClassSpace
+from streamlearn.curve import Curve
+
+if TYPE_CHECKING:
+    from streamlearn.models.champion import BaselineGuard, GuardOptions
+    from streamlearn.models.weights import WeightedLearning
+
+__all__ = ["ClassLearner", "ClassPrequentialState", "Proba", "finite"]
+
+
+def finite(proba: Proba) -> bool:
+    """Whether every probability is a finite number (a diverged model answers NaN or inf)."""
+    return all(p - p == 0.0 for p in proba)
+
+
+@dataclass
+class ClassPrequentialState:
+    """A classifier's prequential state as one record, for the compiled block path.
+
+    ``ClassLearner.export_prequential`` makes one (its own objects: the kernel updates them
+    in place, e.g. ``metrics.update_many`` and ``window.add``) or, with ``copy=True``, a
+    snapshot; ``ClassLearner.import_prequential`` takes one back.
+    """
+
+    records_learned: int
+    metrics: ClassMetrics
+    window: Window
+    curve: Curve
+
+
+class ClassLearner:
+    """Holds a classifier, its class space and its prequential state.
+
+    Parameters
+    ----------
+    model
+        A River classifier (or pipeline) or one of the project's own.
+    classes
+        The class space of the stream: codes to what the model learns and back.
+    rolling_window
+        Size of the rolling window of the rolling metrics.
+    baseline
+        An optional frozen model A scored on the same records (warm start).
+    guard
+        With a baseline: the guard's options. It compares B and A on the 0/1 error
+        (their accuracy over the window) and decides which one serves.
+
+    Examples
+    --------
+    >>> from river import linear_model, optim
+    >>> from streamlearn.classify.space import ClassSpace
+    >>> space = ClassSpace(binary=True)
+    >>> learner = ClassLearner(linear_model.LogisticRegression(optimizer=optim.SGD(0.5)), space)
+    >>> learner.step({"x": 1.0}, space.encode("yes"))   # a fresh model: 50 % either way
+    (0.5, 0.5)
+    >>> learner.step({"x": 1.0}, space.encode("yes"))
+    (0.4365..., 0.5634...)
+    >>> learner.summary()["accuracy"], learner.summary()["confusion"]
+    (0.5, {'yes': {'no': 1, 'yes': 1}})
+    """
+
+    #: The task of the learner (``streamlearn.interfaces.LearnerLike``).
+    task = "classification"
+    #: Whether ``step`` learns (always: ``--no-learn`` is regression's evaluator only).
+    learns = True
+    #: The feature names the model learned, once ``track_features`` was called.
+    feature_names: set[str] | None = None
+    #: Labeled records learned unscored: the model could not predict them yet.
+    records_unscored: int = 0
+    #: How a weighted record reaches the model (made at the first one; its draws are state).
+    _weighting: WeightedLearning | None = None
+
+    def __init__(
+        self,
+        model: Any,
+        classes: ClassSpace,
+        *,
+        rolling_window: int = 1000,
+        baseline: Any = None,
+        guard: GuardOptions | None = None,
+    ) -> None:
+        if rolling_window < 1:
+            raise ValueError("rolling_window must be at least 1")
+        self.model = model
+        self.classes = classes
+        self.rolling_window = rolling_window
+        self.baseline = baseline
+        self.guard: BaselineGuard | None = None
+        if baseline is not None:
+            from streamlearn.models.champion import BaselineGuard
+
+            self.guard = BaselineGuard(rolling_window, guard, start=model)
+        self.metrics = ClassMetrics(classes.binary)
+        self.baseline_metrics = ClassMetrics(classes.binary) if baseline is not None else None
+        self.baseline_scored = 0
+        self.window = Window(rolling_window)
+        self.records_learned = 0
+        self.pseudo_learned = 0
+        self.curve = Curve()
+
+    # -- predictions --------------------------------------------------------------------
+
+    def _answer(
+        self, model: Any, x: dict[str, float]
+    ) -> tuple[Proba | None, int | None, Mapping[Hashable, float]]:
+        """The model's probabilities by code, the code it would choose (River's
+        ``max(proba, key=proba.get)`` in the dict's order) and its dict."""
+        answer: Mapping[Hashable, float] | None = model.predict_proba_one(x)
+        proba = self.classes.proba(answer)
+        if proba is None or not answer:
+            return None, None, {}
+        choice = self.classes.code_of(max(answer, key=answer.__getitem__))
+        return proba, choice, answer
+
+    def predict(self, x: dict[str, float]) -> Proba | None:
+        """The model's class probabilities, without learning (None: it cannot predict yet)."""
+        return self._answer(self.model, x)[0]
+
+    def serve(self, x: dict[str, float]) -> Proba | None:
+        """The probabilities served: the model's, or the baseline's while the guard says."""
+        guard = self.guard
+        if guard is not None and guard.serving_baseline:
+            proba = self._answer(self.baseline, x)[0]
+            if proba is not None and finite(proba):
+                return proba
+        return self.predict(x)
+
+    def sound(self, x: dict[str, float]) -> bool:
+        """Whether the model predicts ``x`` without NaN/inf (None, "not yet", is sound)."""
+        proba = self.predict(x)
+        return proba is None or finite(proba)
+
+    # -- the prequential step -----------------------------------------------------------
+
+    def step(self, x: dict[str, float], y: float) -> Proba | None:
+        """Test then train on one labeled record (``y`` its class code); returns the
+        probabilities given before learning.
+
+        None: the model could not predict yet (learned, unscored). Probabilities that are
+        not all finite come back unscored and unlearned (the caller's guard restores).
+        """
+        proba, choice, answer = self._answer(self.model, x)
+        if proba is not None and not finite(proba):
+            return proba
+        code = int(y)
+        label = self.classes.model_label(y)
+        if proba is None:
+            self.model.learn_one(x, label)
+            self._noted(x)
+            self.records_learned += 1
+            self.records_unscored += 1
+            return None
+        if not self.classes.binary:
+            # River's CrossEntropy adds nothing for a class the model's dict leaves out.
+            listed = label in answer
+            scored = score(code, proba, binary=False, choice=choice, listed=listed)
+        else:
+            scored = score(code, proba, binary=True, choice=choice)
+        restart = self.baseline is not None and self._score_baseline(x, code, scored[1])
+        self.model.learn_one(x, label)
+        self._remember(x, scored)
+        if restart:
+            self._restart_from_warm_start()
+        return proba
+
+    def step_with_prediction(self, x: dict[str, float], y: float, yhat: Proba) -> None:
+        """Score probabilities given earlier (a late label), then learn the record now."""
+        code = int(y)
+        scored = score(code, yhat, binary=self.classes.binary)
+        restart = False
+        if self.baseline is not None:
+            now = self.predict(x)  # the guard compares the model as it is now
+            restart = self._score_baseline(x, code, predicted(now) if now else None)
+        self.model.learn_one(x, self.classes.model_label(y))
+        self._remember(x, scored)
+        if restart:
+            self._restart_from_warm_start()
+
+    def _noted(self, x: dict[str, float]) -> None:
+        if self.feature_names is not None:
+            self.feature_names.update(x)
+
+    def _remember(self, x: dict[str, float], scored: tuple[int, int, float, float]) -> None:
+        self._noted(x)
+        self.metrics.update(*scored)
+        self.window.add(*scored)
+        self.records_learned += 1
+        n = self.records_learned
+        if n % self.curve.stride == 0:
+            self.curve.add(n, self.window.right / self.window.len, self.metrics.accuracy())
+
+    def _score_baseline(self, x: dict[str, float], code: int, choice: int | None) -> bool:
+        """Score A; with B's choice known, let the guard compare their 0/1 errors."""
+        assert self.baseline_metrics is not None
+        proba, base_choice, _ = self._answer(self.baseline, x)
+        if proba is None or not finite(proba):
+            return False
+        self.baseline_metrics.update(
+            *score(code, proba, binary=self.classes.binary, choice=base_choice)
+        )
+        self.baseline_scored += 1
+        guard = self.guard
+        if guard is None or choice is None:
+            return False
+        base = predicted(proba) if base_choice is None else base_choice
+        # The guard compares mean absolute errors: of the 0/1 errors, the error rates.
+        return guard.score(0.0, float(choice != code), float(base != code))
+
+    def _restart_from_warm_start(self) -> None:
+        assert self.guard is not None
+        self.reset_model(self.guard.restart_model())
+
+    def learn_weighted(self, x: dict[str, float], y: float, w: float) -> None:
+        """Learn a pseudo-label (class code ``y``) with weight ``w``; never scored."""
+        weighting = self._weighting
+        if weighting is None:
+            from streamlearn.models.weights import WeightedLearning
+
+            self._weighting = weighting = WeightedLearning()
+        if not weighting.learn(self.model, x, self.classes.model_label(y), w):  # type: ignore[arg-type]
+            return
+        self._noted(x)
+        self.pseudo_learned += 1
+
+    def track_features(self) -> None:
+        """Keep ``feature_names`` from now on (see ``streamlearn.learner.Learner``)."""
+        if self.feature_names is None:
+            self.feature_names = set()
+
+    # -- what is read of it -------------------------------------------------------------
+
+    def _named(self, metrics: ClassMetrics) -> dict[str, Any]:
+        labels = self.classes.labels
+        out: dict[str, Any] = dict(metrics.values())
+        out["confusion"] = {
+            labels[true]: {labels[pred]: count for pred, count in row.items()}
+            for true, row in metrics.confusion_counts().items()
+        }
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """Cumulative metrics by name, and ``confusion``: ``{true: {predicted: count}}``."""
+        return self._named(self.metrics)
+
+    def rolling_summary(self) -> dict[str, Any]:
+        """The same metrics over the rolling window."""
+        return self._named(self.window.metrics(self.classes.binary))
+
+    def baseline_summary(self) -> dict[str, Any] | None:
+        """The frozen baseline A's cumulative metrics (accuracy, log loss ...), if any."""
+        if self.baseline_metrics is None:
+            return None
+        return self._named(self.baseline_metrics)
+
+    def rolling_mae(self) -> float | None:
+        """The 0/1 error rate over the window (the divergence guard's level); None if empty."""
+        window = self.window
+        return (window.len - window.right) / window.len if window.len else None
+
+    @property
+    def window_len(self) -> int:
+        """How many records the rolling window holds."""
+        return self.window.len
+
+    def export_prequential(self, *, copy: bool = False) -> ClassPrequentialState:
+        """The prequential state as one record (``copy``: a snapshot to put back later)."""
+        if copy:
+            return ClassPrequentialState(
+                self.records_learned, self.metrics.copy(), self.window.copy(), self.curve.copy()
+            )
+        return ClassPrequentialState(self.records_learned, self.metrics, self.window, self.curve)
+
+    def import_prequential(self, state: ClassPrequentialState) -> None:
+        """Take ``state`` (an export updated, or a snapshot: copied, so it can be put back
+        again)."""
+        if state.window.size != self.rolling_window:
+            raise ValueError("the state's window is not the size of this learner's")
+        self.records_learned = state.records_learned
+        if state.metrics is not self.metrics:
+            self.metrics = state.metrics.copy()
+        if state.window is not self.window:
+            self.window = state.window.copy()
+        if state.curve is not self.curve:
+            self.curve = state.curve.copy()
+
+    @property
+    def model(self) -> Any:
+        """The classifier learned."""
+        return self._model
+
+    @model.setter
+    def model(self, model: Any) -> None:
+        self._model = model
+
+    def reset_model(self, model: Any) -> None:
+        """Swap the model (drift actions, divergence restore); metrics carry on."""
+        self.model = model
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+def diverged(proba: Proba) -> float:
+    """A number for the log line of a diverged prediction: its first non-finite value."""
+    return next((p for p in proba if p - p != 0.0), math.nan)
