@@ -16,6 +16,7 @@ Run: python bench/bench_keys.py [--held 1000,10000,100000] [--changed 1,10,100,1
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -124,12 +125,43 @@ def spill_and_load(keys: int, window: int) -> dict[str, float]:
     return out
 
 
+def _rss_mib() -> float:
+    with open("/proc/self/statm") as handle:
+        pages = int(handle.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def rss_against_keys(stops: list[int], window: int, max_live: int) -> list[tuple[int, float]]:
+    """Resident memory as new keys keep coming, ``max_live`` of them in memory."""
+    rng = random.Random(0)
+    out = []
+    with tempfile.TemporaryDirectory(prefix="bench-keys-") as directory:
+        store = CheckpointStore(directory)
+        models = KeyedModels(
+            _codec(window),
+            directory=Path(directory) / "keys",
+            key=store.signing_key,
+            max_live=max_live,
+        )
+        made = 0
+        for stop in stops:
+            while made < stop:
+                models.get(f"key-{made}").step(_x(rng), rng.gauss(0.0, 1.0))
+                made += 1
+            models.checkpoint()
+            out.append((made, _rss_mib()))
+        models.close()
+        store.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--held", default="1000,10000,100000")
     parser.add_argument("--changed", default="1,10,100,1000,10000")
     parser.add_argument("--window", type=int, default=100, help="each key's rolling window")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rss", default="10000,50000,100000,200000", help="keys made, RSS read")
     args = parser.parse_args()
     held = [int(n) for n in args.held.split(",")]
     changes = [int(n) for n in args.changed.split(",")]
@@ -148,6 +180,11 @@ def main() -> None:
                 f"{1e3 * row['sync_s']:.2f} | {1e3 * row['generation_s']:.2f} | "
                 f"{row['generation_bytes']:,.0f} | {row['segment_bytes']:,.0f} |"
             )
+    print()
+    print()
+    print(f"RSS with max_live 10,000 as new keys come (window {args.window}):")
+    for made, rss in rss_against_keys([int(n) for n in args.rss.split(",")], args.window, 10_000):
+        print(f"  {made:,} keys held: {rss:.0f} MiB")
     print()
     for window in (args.window, 1000):
         cost = spill_and_load(2000, window)

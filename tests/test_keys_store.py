@@ -52,6 +52,11 @@ def test_max_live_5_over_50_keys_gives_the_unbounded_learners_bit_for_bit():
         learn_all(unbounded, records)
         assert bounded.spills > 1000 and bounded.loads > 1000  # it did spill, again and again
         assert unbounded.spills == 0 and bounded.live == 5 and unbounded.live == KEYS
+        # What was written over and over is collected as it goes: the disk holds about the
+        # keys' latest states, not every spill.
+        log = bounded.log
+        on_disk = sum(log.size(n) for n in segment_files(bounded.directory))
+        assert log.bytes_written > 20 * on_disk and on_disk < 3 * sum(log.live.values()) + 32768
         expected = reference(records)
         assert_same_as(bounded, expected)
         assert_same_as(unbounded, expected)
@@ -133,6 +138,28 @@ def test_many_keys_split_the_index_and_come_back(tmp_path):
 
 
 # -- bounds -----------------------------------------------------------------------------------
+
+
+def test_a_spill_that_fails_loses_no_learner(monkeypatch):
+    models = KeyedModels(codec(), max_live=1)
+    try:
+        models.get("a").step({"x0": 1.0}, 1.0)
+
+        def full(*args, **kwargs):
+            raise OSError(28, "No space left on device")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(models.log, "append", full)
+            with pytest.raises(OSError):
+                models.get("b")
+        learner = models.peek("a")
+        assert learner is not None and learner.records_learned == 1
+        models.get("b").step({"x0": 1.0}, 1.0)
+        models.get("c")  # space again: "a" and "b" go to disk, one learner stays
+        assert (models.spills, models.live) == (2, 1)
+        assert models.peek("a").records_learned == 1 and models.peek("b").records_learned == 1
+    finally:
+        models.close()
 
 
 def test_keys_are_bounded():
@@ -287,3 +314,31 @@ def test_the_spill_dir_is_removed_at_exit_without_a_state_dir(tmp_path):
         assert SpillDir(tmp_path).path.exists() and held.path.exists()  # a live one stays
     finally:
         held.close()
+
+
+def test_a_reader_sees_the_last_checkpoint_while_the_run_goes_on(tmp_path):
+    records = rows()
+    run = Run(tmp_path)
+    run.learn(records, 1200)
+    run.checkpoint()
+    manifest = run.store.load().state["keys"]
+    run.learn(records, 2000)  # spills after the checkpoint: the reader does not see them
+    reader = KeyedModels(
+        codec(),
+        directory=tmp_path / "keys",
+        key=run.store.signing_key,
+        manifest=manifest,
+        read_only=True,
+    )
+    expected = reference(records[:1200])
+    assert_same_as(reader, expected)
+    listed = {key: (count, score) for key, count, score in reader.entries()}
+    assert {key: count for key, (count, _) in listed.items()} == {
+        key: learner.records_learned for key, learner in expected.items()
+    }
+    # Every key counts once in the restored histogram of scores.
+    assert reader.scores.cumulative()[-1] + reader.scores.unscored == len(expected)
+    with pytest.raises(CheckpointError, match="read-only"):
+        reader.get("a new key")
+    reader.close()
+    run.close()

@@ -285,13 +285,17 @@ class KeyedModels(Generic[L]):
         return learner
 
     def _evict(self) -> None:
-        key, learner = self._live.popitem(last=False)
+        live = self._live
+        key = next(iter(live))
         if key not in self._dirty:
+            del live[key]
             self.dropped += 1  # unchanged since it was written or read: the disk has it
             return
-        self._dirty.discard(key)
         started = time.perf_counter()
-        rolled = self._persist(key, learner)
+        # Written before it leaves: a write that fails (a full disk) loses nothing.
+        rolled = self._persist(key, live[key])
+        del live[key]
+        self._dirty.discard(key)
         seconds = time.perf_counter() - started
         self.spills += 1
         self.spill_seconds += seconds
