@@ -45,7 +45,11 @@ def check_model_size(settings: Settings, features: list[str] | None) -> None:
             option="max-features",
         )
     try:
-        check_size(settings.model, len(features) if features else settings.max_features)
+        check_size(
+            settings.model,
+            len(features) if features else settings.max_features,
+            len(settings.classes) if settings.classes else settings.max_classes,
+        )
     except SpecError as exc:
         if features:
             raise AppUsageError(str(exc)) from None

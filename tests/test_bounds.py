@@ -144,3 +144,15 @@ def test_new_feature_names_beyond_the_cap_are_dead_letters(tmp_path):
 def test_a_header_wider_than_max_features_is_refused(stream_csv):
     result = cli("replay", str(stream_csv), "--max-features", "2", check=False)
     assert_usage_error(result, "--max-features")
+
+
+def test_a_classifier_is_budgeted_for_max_classes(tmp_path):
+    # softmax keeps a weight per feature and class: 2,000 features x 10,000 classes is over
+    # the budget, refused before a record is read; fewer classes make the same model fit.
+    path = tmp_path / "c.csv"
+    names = [f"f{i}" for i in range(2000)]
+    path.write_text(",".join([*names, "y"]) + "\n" + ",".join(["1"] * 2000 + ["a"]) + "\n")
+    result = cli("replay", str(path), "--model", "softmax", "--max-classes", "10000", check=False)
+    assert_usage_error(result, "budget")
+    cli("replay", str(path), "--model", "softmax", "--max-classes", "50")
+    assert cli("replay", str(path), "--model", "softmax", "--classes", "a,b").returncode == 0
