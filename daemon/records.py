@@ -118,7 +118,7 @@ def class_code(classes: ClassSpace, text: str, raw: Raw) -> float | Rejected | N
     if not label or (len(label) == 4 and label.lower() == "null"):
         return None
     code = classes.encode(text)
-    if type(code) is float:
+    if isinstance(code, float):
         return code
     return Rejected(code.reason, code.detail, raw)
 
@@ -329,7 +329,7 @@ class CsvDecoder:
                     else:
                         if isfinite(sum(values)):
                             y = class_code(classes, label, raw)
-                            if type(y) is Rejected:
+                            if isinstance(y, Rejected):
                                 append(y)
                             else:
                                 append(Record(dict(zip(features, values)), y, None, raw))  # noqa: B905
@@ -442,8 +442,8 @@ class CsvDecoder:
             return Record(x, None, record_id, raw)
         if not x and record_id is not None:
             return self._label_row(fields, raw, number)
-        y = self._target(fields[schema.target_index], raw, number)
-        return y if isinstance(y, Rejected) else Record(x, y, record_id, raw)
+        target = self._target(fields[schema.target_index], raw, number)
+        return target if isinstance(target, Rejected) else Record(x, target, record_id, raw)
 
     def _plain_labeled(
         self, fields: list[str], raw: Raw, number: Callable[[str], float]
@@ -458,6 +458,6 @@ class CsvDecoder:
         if not math.isfinite(sum(values)):
             return None
         y = class_code(self.classes, fields[-1], raw)
-        if type(y) is Rejected:
+        if isinstance(y, Rejected):
             return y
         return Record(dict(zip(self._schema.features, values, strict=True)), y, None, raw)
