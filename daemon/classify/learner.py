@@ -28,8 +28,16 @@ __all__ = ["ClassLearner", "ClassPrequentialState", "Proba", "finite"]
 
 
 def finite(proba: Proba) -> bool:
-    """Whether every probability is a finite number (a diverged model answers NaN or inf)."""
-    return all(p - p == 0.0 for p in proba)
+    """Whether every probability is a finite number (a diverged model answers NaN or inf).
+
+    One sum: a NaN or an infinity anywhere makes it NaN or infinite (probabilities are far
+    too small to overflow).
+
+    >>> finite((0.25, 0.75)), finite((0.5, float("nan"))), finite((float("inf"), 0.0))
+    (True, False, False)
+    """
+    total = sum(proba)
+    return total - total == 0.0
 
 
 @dataclass

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import bisect_left
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -138,11 +139,13 @@ class ClassMetrics:
         self.confusion: list[list[int]] = []
         #: The running mean of the log loss (River's ``MeanMetric`` state).
         self.loss = Mean()
-        #: ROC AUC: positives and negatives whose P(positive) is above each of ``THRESHOLDS``.
-        self.pos_above = [0] * len(THRESHOLDS)
-        self.neg_above = [0] * len(THRESHOLDS)
-        #: Records scored.
+        #: ROC AUC: positives and negatives by how many ``THRESHOLDS`` their P(positive) is
+        #: above (``p > t``: the first ``bisect_left(THRESHOLDS, p)`` of them), 0 to 10.
+        self.pos_bins = [0] * (len(THRESHOLDS) + 1)
+        self.neg_bins = [0] * (len(THRESHOLDS) + 1)
+        #: Records scored, and those predicted right.
         self.scored = 0
+        self.right = 0
 
     def _grow(self, size: int) -> None:
         confusion = self.confusion
@@ -160,11 +163,11 @@ class ClassMetrics:
         self.confusion[y][pred] += 1
         self.loss.update(loss)
         self.scored += 1
+        if y == pred:
+            self.right += 1
         if self.binary:
-            above = self.pos_above if y == 1 else self.neg_above
-            for i, threshold in enumerate(THRESHOLDS):
-                if p_pos > threshold:
-                    above[i] += 1
+            # NaN compares false: below every threshold, as River counts it.
+            (self.pos_bins if y == 1 else self.neg_bins)[bisect_left(THRESHOLDS, p_pos)] += 1
 
     def update_many(
         self,
@@ -219,23 +222,25 @@ class ClassMetrics:
             for code, count in enumerate(added):
                 row[code] += count
         self.scored += rows
+        self.right += int(np.count_nonzero(y == pred))
         if self.binary:
-            above = p_pos[:, None] > np.asarray(THRESHOLDS)[None, :]
+            size = len(THRESHOLDS) + 1
+            # ``p > t`` for the first k thresholds; NaN above none (searchsorted puts it last).
+            bins = np.searchsorted(np.asarray(THRESHOLDS), p_pos, side="left")
+            bins[np.isnan(p_pos)] = 0
             positive = y == 1
-            pos = above[positive].sum(axis=0).tolist()
-            neg = above[~positive].sum(axis=0).tolist()
-            for i in range(len(THRESHOLDS)):
-                self.pos_above[i] += pos[i]
-                self.neg_above[i] += neg[i]
+            pos = np.bincount(bins[positive], minlength=size).tolist()
+            neg = np.bincount(bins[~positive], minlength=size).tolist()
+            for k in range(size):
+                self.pos_bins[k] += pos[k]
+                self.neg_bins[k] += neg[k]
 
     # -- values, as River's ``get`` ------------------------------------------------------------
 
     def accuracy(self) -> float:
         """River's ``Accuracy``: the share of records predicted right (0.0 before any)."""
         total = self.scored
-        if not total:
-            return 0.0
-        return sum(self.confusion[c][c] for c in range(len(self.confusion))) / total
+        return self.right / total if total else 0.0
 
     def f1(self) -> float:
         """River's ``F1()`` of the positive class (code 1)."""
@@ -277,10 +282,9 @@ class ClassMetrics:
         """River's ``ROCAUC()``: the trapezoid under the ROC curve at ``THRESHOLDS``."""
         import numpy as np
 
-        positives = sum(self.confusion[1]) if len(self.confusion) > 1 else 0
-        negatives = sum(self.confusion[0]) if self.confusion else 0
-        tprs = [above / positives if positives else 0.0 for above in self.pos_above]
-        fprs = [above / negatives if negatives else 0.0 for above in self.neg_above]
+        positives, negatives = sum(self.pos_bins), sum(self.neg_bins)
+        tprs = [above / positives if positives else 0.0 for above in _above(self.pos_bins)]
+        fprs = [above / negatives if negatives else 0.0 for above in _above(self.neg_bins)]
         # ``scipy.integrate.trapezoid(x=fprs, y=tprs)``, operation for operation.
         x, y = np.asarray(fprs, dtype=np.float64), np.asarray(tprs, dtype=np.float64)
         d = x[1:] - x[:-1]
@@ -320,9 +324,18 @@ class ClassMetrics:
         other = ClassMetrics(self.binary)
         other.confusion = [row[:] for row in self.confusion]
         other.loss.n, other.loss._mean = self.loss.n, self.loss._mean
-        other.pos_above, other.neg_above = self.pos_above[:], self.neg_above[:]
-        other.scored = self.scored
+        other.pos_bins, other.neg_bins = self.pos_bins[:], self.neg_bins[:]
+        other.scored, other.right = self.scored, self.right
         return other
+
+
+def _above(bins: list[int]) -> list[int]:
+    """Records above each threshold, from the records by thresholds passed (``*_bins``)."""
+    above, total = [], 0
+    for k in range(len(bins) - 1, 0, -1):  # above threshold i: bins i+1 and up
+        total += bins[k]
+        above.append(total)
+    return above[::-1]
 
 
 class Window:
