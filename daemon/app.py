@@ -72,7 +72,7 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
             settings, warm.spec if warm is not None else settings.model
         )
         store, state = open_state(settings, run_settings, resources)
-        learner = _learner(settings, state, warm, fresh_model)
+        learner = _learner(settings, state, warm, fresh_model, task)
         _read_labels(reading, learner, task)
         if reading.features is None:
             learner.track_features()  # what POST /predict may pass to the model

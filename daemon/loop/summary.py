@@ -51,10 +51,15 @@ def inspect_state(state: Mapping[str, Any], generation: int | None = None) -> di
         out.update(learner.guard.summary())
     final = final_estimator(learner.model)
     weights = final.weights if isinstance(final, WeightedModel) else None
-    if isinstance(weights, Mapping) and all(isinstance(v, Mapping) for v in weights.values()):
+    per_class: dict[object, Mapping[object, float]] = (
+        {c: w for c, w in weights.items() if isinstance(w, Mapping)}
+        if isinstance(weights, Mapping)
+        else {}
+    )
+    if per_class:
         # A multiclass linear model (River's SoftmaxRegression): the weights of each class.
         out["class_weights"] = {
-            str(c): {str(k): float(v) for k, v in w.items()} for c, w in weights.items()
+            str(c): {str(k): float(v) for k, v in w.items()} for c, w in per_class.items()
         }
     elif isinstance(weights, Mapping):
         out["weights"] = {str(k): float(v) for k, v in weights.items()}
