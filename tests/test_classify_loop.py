@@ -232,3 +232,22 @@ def test_http_predict_answers_the_class_and_its_probabilities():
         "probabilities": {"no": proba[False], "yes": proba[True]},
         "model_version": 50,
     }
+
+
+def test_predictions_all_writes_each_labeled_records_prediction_with_its_label(tmp_path):
+    rows = _rows(30, 6)
+    labels = ["yes" if y else "no" for _, y in rows]
+    path = tmp_path / "all.csv"
+    _csv(path, rows, labels)
+    predictions = tmp_path / "pred.jsonl"
+    _replay(path, tmp_path / "state", "--model", "LogisticRegression", "--predictions",
+            str(predictions), "--predictions-all")  # fmt: skip
+    lines = [json.loads(line) for line in predictions.read_text().splitlines()]
+    model = linear_model.LogisticRegression()
+    assert len(lines) == 30
+    for line, (x, y), label in zip(lines, rows, labels, strict=True):
+        proba = model.predict_proba_one(x)
+        assert line["label"] == label
+        assert line["probabilities"] == {"no": proba[False], "yes": proba[True]}
+        assert line["prediction"] == ("yes" if proba[True] > proba[False] else "no")
+        model.learn_one(x, y)
