@@ -255,6 +255,8 @@ class JsonParsedBlock(ParsedBlock, Protocol):
 ParsedT = TypeVar("ParsedT", bound=ParsedBlock)
 SavedT = TypeVar("SavedT")
 ParsedT_contra = TypeVar("ParsedT_contra", bound=ParsedBlock, contravariant=True)
+LearnerT_contra = TypeVar("LearnerT_contra", contravariant=True)
+ModelT_contra = TypeVar("ModelT_contra", contravariant=True)
 
 
 class LinearModel(Protocol):
@@ -265,16 +267,18 @@ class LinearModel(Protocol):
     weights: dict[Any, float]
 
 
-class BlockLearner(Protocol[ParsedT, SavedT]):
-    """Parses blocks and learns them into a ``Learner`` of ``sgd``, with the record path's results.
+class BlockLearner(Protocol[ParsedT, SavedT, LearnerT_contra, ModelT_contra]):
+    """Parses blocks and learns them into a learner and its model, with the record path's results.
 
     ``streamlearn.fast.block.BlockLearner`` (plain CSV) and
-    ``streamlearn.fast.jsonblock.JsonBlockLearner`` (JSON values).
+    ``streamlearn.fast.jsonblock.JsonBlockLearner`` (JSON values) learn into a ``Learner`` of
+    ``sgd``; ``streamlearn.fast.classblock.ClassBlockLearner`` into a ``ClassLearner`` of
+    ``logistic`` or ``softmax``.
     """
 
     @property
     def yhat(self) -> NDArray[np.float64]:
-        """The prediction of each row the last ``learn`` handled."""
+        """The prediction of each row the last ``learn`` handled (a classifier's: by class)."""
         ...
 
     def parse(
@@ -289,16 +293,16 @@ class BlockLearner(Protocol[ParsedT, SavedT]):
         ...
 
     def learn(
-        self, learner: Learner, model: LinearModel, parsed: ParsedT, start: int, stop: int
+        self, learner: LearnerT_contra, model: ModelT_contra, parsed: ParsedT, start: int, stop: int
     ) -> int:
-        """Learn rows ``start..stop``; returns where it stopped (a diverged prediction)."""
+        """Learn rows ``start..stop``; returns where it stopped (a row the record path takes)."""
         ...
 
-    def save(self, learner: Learner, model: LinearModel) -> SavedT:
+    def save(self, learner: LearnerT_contra, model: ModelT_contra) -> SavedT:
         """What ``learn`` may change, for ``restore``."""
         ...
 
-    def restore(self, learner: Learner, model: LinearModel, saved: SavedT) -> None: ...
+    def restore(self, learner: LearnerT_contra, model: ModelT_contra, saved: SavedT) -> None: ...
 
 
 class BlockScorer(Protocol[ParsedT_contra]):

@@ -11,6 +11,7 @@ probabilities give the same running means to the last bit.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -365,8 +366,8 @@ def assert_same_learner(slow, fast) -> None:
         fast.records_unscored,
     )
     a, b = slow.metrics, fast.metrics
-    assert (a.confusion, a.scored, a.pos_above, a.neg_above) == (
-        b.confusion, b.scored, b.pos_above, b.neg_above
+    assert (a.confusion, a.scored, a.right, a.pos_bins, a.neg_bins) == (
+        b.confusion, b.scored, b.right, b.pos_bins, b.neg_bins
     )  # fmt: skip
     assert bits([a.loss.n, a.loss.get()]) == bits([b.loss.n, b.loss.get()])
     w, v = slow.window, fast.window
@@ -459,3 +460,189 @@ def test_a_multiclass_block_leaves_the_learner_as_record_by_record(which, window
     assert stops >= 4  # each class new to the model ("cat", "3.0", "17", ...) stops the kernel
     assert_same_learner(slow, fast)
     assert {"0", "1", "2", "3", "17", "cat", "3.0"} <= set(fast.classes.labels)
+
+
+# -- whole replays: the block path = record by record ----------------------------------------
+
+
+def write_class_stream(path, n: int, seed: int, *, binary: bool) -> None:
+    """A CSV of 4 features and a class label, with every kind of row the decoder must judge:
+    bad features, text and odd labels, third or new classes, unlabeled rows, CRLF."""
+    import random
+
+    rng = np.random.default_rng(seed)
+    pick = random.Random(seed)
+    X = rng.normal(size=(n, 4)) * [0.1, 1.0, 3.0, 1.0]
+    if binary:
+        labels = [str(int(v)) for v in (X @ [2.0, -1.0, 0.3, 0.5] + rng.normal(size=n) > 0)]
+        odd = ["1.0", "0.0", "yes", "2", " 1", "true", "-0", "1e0"]
+    else:
+        scores = X @ rng.normal(size=(4, 3)) + rng.normal(scale=0.5, size=(n, 3))
+        labels = [str(c) for c in scores.argmax(axis=1)]
+        odd = ["3.0", "03", "cat", " 2", "+1", "-5"]
+        labels[n // 3] = "9"  # a class first seen mid-stream
+    bad = [
+        b"1.0,2.0,3.0\n", b"1,oops,2,3,1\n", b"nan,1,2,3,0\n", b"1,2,3,4,5,6\n", b"\xff\xfe,1,2,3,1\n",
+        b"x0,x1,x2,x3,y\n", b"\n",
+    ]  # fmt: skip
+    with open(path, "wb") as handle:
+        handle.write(b"x0,x1,x2,x3,y\n")
+        for i in range(n):
+            if pick.random() < 0.01:
+                handle.write(pick.choice(bad))
+            label = labels[i]
+            chance = pick.random()
+            if chance < 0.03:
+                label = pick.choice(odd)
+            elif chance < 0.06:
+                label = ""  # unlabeled
+            if pick.random() < 0.01:  # exact, but not in the parser's subset: the decoder reads it
+                line = ",".join(repr(float(v)) for v in X[i])
+            else:
+                line = ",".join(f"{v:.6f}" for v in X[i])
+            end = b"\r\n" if pick.random() < 0.01 else b"\n"
+            handle.write(f"{line},{label}".encode() + end)
+
+
+def run_class_daemon(path, tmp, *, fast: bool, binary: bool, monkeypatch, monitor=None):
+    """One replay of a classifier (logistic or softmax); every due checkpoint taken on time.
+
+    ``monitor(space)``, if given, makes the drift monitor. Returns the summary, the last
+    checkpoint's state, where each checkpoint was taken, the paths chosen, the folder.
+    """
+    from streamlearn.classify.learner import ClassLearner
+    from streamlearn.classify.space import ClassSpace
+    from streamlearn.loop.daemon import Daemon, RunOptions
+    from streamlearn.models.logistic import LogisticRegression
+    from streamlearn.models.softmax import SoftmaxRegression
+    from streamlearn.records import CsvDecoder
+    from streamlearn.sinks.jsonlines import JsonLinesSink
+    from streamlearn.sources.file import FileSource
+    from streamlearn.state import BackgroundWriter, CheckpointStore
+
+    def model():
+        return LogisticRegression(lr=0.05) if binary else SoftmaxRegression(lr=0.05)
+
+    monkeypatch.setenv("STREAMLEARN_FASTPATH", "1" if fast else "0")
+    tmp.mkdir()
+    space = ClassSpace(binary=binary)
+    dead, predictions = JsonLinesSink(tmp / "dead.jsonl"), JsonLinesSink(tmp / "pred.jsonl")
+    store = CheckpointStore(tmp / "state")
+    daemon = Daemon(
+        FileSource(path),
+        CsvDecoder(["x0", "x1", "x2", "x3", "y"], classes=space),
+        ClassLearner(model(), space, rolling_window=100),
+        model_spec="logistic" if binary else "softmax",
+        store=store,
+        dead_letters=dead,
+        predictions=predictions,
+        options=RunOptions(checkpoint_every=1000),
+        model_factory=model,
+        monitor=None if monitor is None else monitor(space),
+        divergence_factor=100.0,
+    )
+    positions = []
+    checkpoint = daemon.checkpoint
+
+    def recording_checkpoint(*, wait: bool = False) -> None:
+        positions.append((daemon.source.snapshot()["offset"], daemon.counters.records_seen))
+        checkpoint(wait=wait)
+
+    daemon.checkpoint = recording_checkpoint  # type: ignore[method-assign]
+    paths = []
+    choose = daemon_module().choose_path
+
+    def recording_choice(kit):
+        path = choose(kit)
+        paths.append(path.name)
+        return path
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BackgroundWriter, "idle", property(lambda self: True))
+        patch.setattr(daemon_module(), "choose_path", recording_choice)
+        daemon.path = recording_choice(daemon.kit)
+        summary = daemon.run()
+    for sink in (dead, predictions):
+        sink.close()
+    state = store.load().state
+    store.close()
+    return summary, state, positions, paths, tmp
+
+
+def daemon_module():
+    from streamlearn.loop import daemon
+
+    return daemon
+
+
+def assert_same_class_run(fast, slow) -> None:
+    fast_summary, fast_state, fast_positions, fast_paths, fast_dir = fast
+    slow_summary, slow_state, slow_positions, slow_paths, slow_dir = slow
+    assert "class-block" in fast_paths and "class-block" not in slow_paths
+    for key in ("created", "checkpoint"):
+        fast_summary.pop(key, None), slow_summary.pop(key, None)
+    assert json.dumps(fast_summary, sort_keys=True) == json.dumps(slow_summary, sort_keys=True)
+    assert_same_learner(slow_state["learner"], fast_state["learner"])
+    assert fast_state["counters"] == slow_state["counters"]
+    assert fast_state["source"] == slow_state["source"]
+    assert fast_positions == slow_positions  # every checkpoint at the same line and byte
+    for name in ("dead.jsonl", "pred.jsonl"):
+        assert (fast_dir / name).read_bytes() == (slow_dir / name).read_bytes(), name
+
+
+@pytest.mark.parametrize("binary", [True, False], ids=["logistic", "softmax"])
+def test_a_replay_through_blocks_equals_the_record_by_record_replay(tmp_path, monkeypatch, binary):
+    path = tmp_path / "stream.csv"
+    write_class_stream(path, 6000, seed=5, binary=binary)
+    fast = run_class_daemon(
+        path, tmp_path / "fast", fast=True, binary=binary, monkeypatch=monkeypatch
+    )
+    slow = run_class_daemon(
+        path, tmp_path / "slow", fast=False, binary=binary, monkeypatch=monkeypatch
+    )
+    assert_same_class_run(fast, slow)
+    summary = fast[0]
+    assert summary["records_rejected"] > 20 and summary["records_unlabeled"] > 100
+    reasons = summary["rejected_by_reason"]
+    assert reasons.get("third_class" if binary else "non_numeric", 0) >= 1
+    assert summary["metrics"]["accuracy"] > 0.6
+
+
+def test_a_drift_monitor_that_resets_the_classifier_mid_block(tmp_path, monkeypatch):
+    from streamlearn.drift.monitor import DriftConfig, DriftMonitor
+
+    path = tmp_path / "drift.csv"
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(6000, 4))
+    before, after = np.array([2.0, 1.0, -1.0, 0.5]), np.array([-2.0, -1.0, 1.0, -0.5])
+    margin = np.where(np.arange(6000) < 3000, X @ before, X @ after)
+    labels = (margin + 0.3 * rng.normal(size=6000) > 0).astype(int)
+    with open(path, "w") as handle:
+        handle.write("x0,x1,x2,x3,y\n")
+        for row, label in zip(X, labels, strict=True):
+            handle.write(",".join(f"{v:.6f}" for v in row) + f",{label}\n")
+
+    def monitor(space):
+        return DriftMonitor(DriftConfig(on_drift="reset"), classes=space)
+
+    from streamlearn.fast.classblock import ClassBlockLearner
+
+    restores = []
+    restore = ClassBlockLearner.restore
+
+    def counting_restore(self, *args):
+        restores.append(1)
+        return restore(self, *args)
+
+    monkeypatch.setattr(ClassBlockLearner, "restore", counting_restore)
+
+    fast = run_class_daemon(
+        path, tmp_path / "fast", fast=True, binary=True, monkeypatch=monkeypatch, monitor=monitor
+    )
+    slow = run_class_daemon(
+        path, tmp_path / "slow", fast=False, binary=True, monkeypatch=monkeypatch, monitor=monitor
+    )
+    assert fast[0]["drift"]["actions"]["reset"] >= 1
+    assert restores  # the reset came in the middle of a block: learned again up to it
+    assert fast[0]["drift_events"] == slow[0]["drift_events"]
+    assert_same_class_run(fast, slow)

@@ -57,6 +57,7 @@ __all__ = [
     "REJECTED",
     "UNLABELED",
     "BlockLearner",
+    "BlockReader",
     "Kernels",
     "LineDecoder",
     "LinearModel",
@@ -174,7 +175,74 @@ class LineDecoder(Protocol):
     def decode(self, raw: Raw) -> Decoded: ...
 
 
-class BlockLearner:
+class BlockReader:
+    """Parses blocks of plain CSV lines: the compiled parser, then the decoder's verdict on
+    each line the parser doubts. The block learners are block readers.
+
+    Parameters
+    ----------
+    features
+        The feature names, in column order (the target is the last column).
+    parse
+        ``spec.parse_lines`` or its compiled rendering.
+    """
+
+    def __init__(self, features: Sequence[str], parse: Callable[..., int]) -> None:
+        self.features = list(features)
+        self._parse = parse
+
+    def _doubt(self, parsed: Parsed) -> None:
+        """Mark ``DOUBT`` the parsed rows the learner cannot take as they are (a hook: a
+        classifier's target that is no class code); they are judged with the others."""
+
+    def parse(
+        self,
+        data: bytes,
+        offset: int,
+        decoder: LineDecoder,
+        lines: int | None = None,
+        locate: Callable[[int], Raw] | None = None,
+    ) -> Parsed:
+        """Parse a block of whole lines; ``decoder`` judges the lines the parser doubts.
+
+        ``locate(row)``, when given, is the ``Raw`` of a row (the decoder, dead letters and
+        predictions see it) instead of the file line at ``offset``.
+        """
+        if lines is None:
+            lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+        n_fields = len(self.features) + 1
+        values = np.empty((lines, n_fields))
+        status = np.empty(lines, dtype=np.int8)
+        starts = np.empty(lines + 1, dtype=np.int64)
+        rows = self._parse(data, n_fields, values, status, starts)
+        assert rows == lines, (rows, lines)
+        parsed = Parsed(values, status, starts, data, offset, {}, locate)
+        self._doubt(parsed)
+        for row in np.flatnonzero(status == DOUBT).tolist():
+            if decoder.changes_schema(parsed.raw(row)):
+                # A header row of other columns: the lines after it are not this layout's.
+                # It is decoded (the mapping switched) with them, after the rows before it.
+                parsed.stop = row
+                break
+            parsed.judged[row] = self._judge(parsed, row, decoder)
+        return parsed
+
+    def _judge(self, parsed: Parsed, row: int, decoder: LineDecoder) -> Decoded:
+        item = decoder.decode(parsed.raw(row))
+        if item is None:
+            parsed.status[row] = NOTHING
+        elif type(item) is Record:
+            # A row the parser could not read exactly (e.g. 17-digit numbers, spaces):
+            # the decoder's float() values go to the kernel like any other row.
+            parsed.values[row, :-1] = [item.x[name] for name in self.features]
+            parsed.values[row, -1] = math.nan if item.y is None else item.y
+            parsed.status[row] = UNLABELED if item.y is None else LABELED
+        else:  # Rejected (a Label needs an id column, which the plain layout has not)
+            parsed.status[row] = REJECTED
+        return item
+
+
+class BlockLearner(BlockReader):
     """Parses blocks of plain CSV lines and learns them into a ``Learner`` of ``sgd``.
 
     Parameters
@@ -203,64 +271,12 @@ class BlockLearner:
     """
 
     def __init__(self, features: Sequence[str], kernels: Kernels | None = None) -> None:
-        self.features = list(features)
         kernels = kernels if kernels is not None else compiled_kernels()
         if kernels is None:
             raise RuntimeError("the compiled kernels (streamlearn.fast._kernels) are not built")
-        self._parse, self._learn = kernels
+        super().__init__(features, kernels[0])
+        self._learn = kernels[1]
         self.yhat: NDArray[np.float64] = np.empty(0)
-
-    # -- parsing ---------------------------------------------------------------
-
-    def parse(
-        self,
-        data: bytes,
-        offset: int,
-        decoder: LineDecoder,
-        lines: int | None = None,
-        locate: Callable[[int], Raw] | None = None,
-        doubt: Callable[[Parsed], None] | None = None,
-    ) -> Parsed:
-        """Parse a block of whole lines; ``decoder`` judges the lines the parser doubts.
-
-        ``locate(row)``, when given, is the ``Raw`` of a row (the decoder, dead letters and
-        predictions see it) instead of the file line at ``offset``. ``doubt(parsed)``, when
-        given, sees the numbers first and may mark ``DOUBT`` the rows the learner cannot take
-        as they are (a classifier's target that is no class code): judged with the others.
-        """
-        if lines is None:
-            lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-        n_fields = len(self.features) + 1
-        values = np.empty((lines, n_fields))
-        status = np.empty(lines, dtype=np.int8)
-        starts = np.empty(lines + 1, dtype=np.int64)
-        rows = self._parse(data, n_fields, values, status, starts)
-        assert rows == lines, (rows, lines)
-        parsed = Parsed(values, status, starts, data, offset, {}, locate)
-        if doubt is not None:
-            doubt(parsed)
-        for row in np.flatnonzero(status == DOUBT).tolist():
-            if decoder.changes_schema(parsed.raw(row)):
-                # A header row of other columns: the lines after it are not this layout's.
-                # It is decoded (the mapping switched) with them, after the rows before it.
-                parsed.stop = row
-                break
-            parsed.judged[row] = self._judge(parsed, row, decoder)
-        return parsed
-
-    def _judge(self, parsed: Parsed, row: int, decoder: LineDecoder) -> Decoded:
-        item = decoder.decode(parsed.raw(row))
-        if item is None:
-            parsed.status[row] = NOTHING
-        elif type(item) is Record:
-            # A row the parser could not read exactly (e.g. 17-digit numbers, spaces):
-            # the decoder's float() values go to the kernel like any other row.
-            parsed.values[row, :-1] = [item.x[name] for name in self.features]
-            parsed.values[row, -1] = math.nan if item.y is None else item.y
-            parsed.status[row] = UNLABELED if item.y is None else LABELED
-        else:  # Rejected (a Label needs an id column, which the plain layout has not)
-            parsed.status[row] = REJECTED
-        return item
 
     # -- learning --------------------------------------------------------------
 

@@ -3,7 +3,7 @@ classifier, with the record path's results to the last bit.
 
 The block is parsed by the compiled CSV parser as for ``sgd`` (``streamlearn.fast.block``);
 a target is taken as a class code only when the class space says which code that number is
-(:func:`numeric_codes`: ``1``/``0`` for the binary 1/0 pair, plain integers for
+(``ClassSpace.numeric_codes``: ``1``/``0`` for the binary 1/0 pair, plain integers for
 multiclass labels such as ``3``). Every other labeled row (text labels, ``2`` for a binary
 model, ``3.0`` for a multiclass one) is marked ``DOUBT`` and judged by the decoder, which
 encodes its label through the space as record by record does (third classes, unknown
@@ -29,14 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamlearn.fast import spec
-from streamlearn.fast.block import (
-    DOUBT,
-    LABELED,
-    BlockLearner,
-    LineDecoder,
-    Parsed,
-    compiled_kernels,
-)
+from streamlearn.fast.block import DOUBT, LABELED, BlockReader, Parsed, compiled_kernels
 from streamlearn.models.logistic import LogisticRegression
 from streamlearn.models.softmax import SoftmaxRegression
 
@@ -44,14 +37,12 @@ if TYPE_CHECKING:
     from streamlearn.classify.learner import ClassLearner, ClassPrequentialState
     from streamlearn.classify.metrics import Window
     from streamlearn.classify.space import ClassSpace
-    from streamlearn.sources.base import Raw
 
 __all__ = [
     "ClassBlockLearner",
     "ClassKernels",
     "ClassSaved",
     "compiled_class_kernels",
-    "numeric_codes",
     "python_class_kernels",
 ]
 
@@ -88,6 +79,16 @@ def compiled_class_kernels() -> ClassKernels | None:
     return ClassKernels(_kernels.parse_lines, _kernels.learn_logistic, _kernels.learn_softmax)
 
 
+class _Scored(NamedTuple):
+    """The learned rows of a block as the metrics take them."""
+
+    y: NDArray[np.int64]  # the class codes
+    proba: NDArray[np.float64]  # the probabilities by code
+    pred: NDArray[np.int64]  # the class the model chose
+    loss: NDArray[np.float64]  # River's log loss or cross-entropy
+    p_pos: NDArray[np.float64]  # binary: the positive class's probability (else 0)
+
+
 @dataclass
 class ClassSaved:
     """What ``ClassBlockLearner.learn`` may change, as ``save`` took it."""
@@ -96,7 +97,7 @@ class ClassSaved:
     prequential: ClassPrequentialState  # a snapshot
 
 
-class ClassBlockLearner:
+class ClassBlockLearner(BlockReader):
     """Parses blocks of plain CSV lines and learns them into a ``ClassLearner`` of
     ``logistic`` or ``softmax``.
 
@@ -122,7 +123,7 @@ class ClassBlockLearner:
     >>> parsed = fast.parse(b"1,1\\n2,0\\n3,\\n", 0, CsvDecoder(["a", "y"], classes=space))
     >>> fast.learn(learner, model, parsed, 0, parsed.rows)
     3
-    >>> fast.proba[:3, 1].round(6).tolist()   # P(1) before learning each row
+    >>> fast.yhat[:3, 1].round(6).tolist()   # P(1) before learning each row
     [0.5, 0.679179, 0.201471]
     >>> learner.records_learned, learner.summary()["confusion"]
     (2, {'0': {'1': 1}, '1': {'0': 1}})
@@ -131,36 +132,23 @@ class ClassBlockLearner:
     def __init__(
         self, features: Sequence[str], classes: ClassSpace, kernels: ClassKernels | None = None
     ) -> None:
-        self.features = list(features)
-        self.classes = classes
         kernels = kernels if kernels is not None else compiled_class_kernels()
         if kernels is None:
             raise RuntimeError("the compiled kernels (streamlearn.fast._kernels) are not built")
+        super().__init__(features, kernels.parse)
+        self.classes = classes
         self.kernels = kernels
-        self._reader = BlockLearner(self.features, (kernels.parse, spec.learn_rows))
         #: The probabilities by class code of each row the last ``learn`` handled.
-        self.proba: NDArray[np.float64] = np.empty((0, 0))
+        self.yhat: NDArray[np.float64] = np.empty((0, 0))
 
-    # -- parsing -------------------------------------------------------------------------
-
-    def parse(
-        self,
-        data: bytes,
-        offset: int,
-        decoder: LineDecoder,
-        lines: int | None = None,
-        locate: Callable[[int], Raw] | None = None,
-    ) -> Parsed:
-        """Parse a block; a target that is no class code as written is judged by ``decoder``."""
-        return self._reader.parse(data, offset, decoder, lines, locate, doubt=self._codes)
-
-    def _codes(self, parsed: Parsed) -> None:
-        """Turn the targets the parser read into class codes, or mark their rows DOUBT."""
+    def _doubt(self, parsed: Parsed) -> None:
+        """Turn the targets the parser read into class codes, or mark their rows DOUBT: the
+        decoder judges them (``ClassSpace.numeric_codes`` says which number is which code)."""
         status, values = parsed.status, parsed.values
         labeled = np.flatnonzero(status == LABELED)
         if not labeled.size:
             return
-        table = numeric_codes(self.classes)
+        table = self.classes.numeric_codes()
         if not table:
             status[labeled] = DOUBT
             return
@@ -214,7 +202,7 @@ class ClassBlockLearner:
         """Learn rows ``start..stop`` into ``learner`` and ``model``; returns where it stopped.
 
         That is ``stop`` (at most ``parsed.stop``), or the first row the record path must
-        take (not learned). ``proba`` holds the probabilities of every row handled. The
+        take (not learned). ``yhat`` holds the probabilities of every row handled. The
         model must hold a weight for every feature (as it does after its first record).
         """
         stop = max(start, min(stop, parsed.stop))
@@ -237,10 +225,19 @@ class ClassBlockLearner:
                 model, parsed, start, stop, weights, state, loss
             )
         self.put_weights(model, weights)
-        self.proba = proba
+        self.yhat = proba
         scored = np.flatnonzero(parsed.status[start:done] == LABELED) + start
         if scored.size:
-            self._score(learner, parsed, scored, proba, to_code, loss, state)
+            given = proba[scored]
+            # River's choice: the first largest probability in the model's class order.
+            if self.classes.binary:
+                p_pos = given[:, 1]
+                pred = (p_pos > given[:, 0]).astype(np.int64)  # {False: 1 - p, True: p}
+            else:
+                p_pos = np.zeros(len(scored))
+                pred = to_code[np.argmax(given[:, to_code], axis=1)]
+            y = parsed.values[scored, -1].astype(np.int64)
+            self._score(learner, _Scored(y, given, pred, loss[scored], p_pos), state)
         return done
 
     def _learn_softmax(
@@ -274,34 +271,18 @@ class ClassBlockLearner:
         proba[start:done, to_code] = p[start:done]
         return done, proba, to_code
 
-    def _score(
-        self,
-        learner: ClassLearner,
-        parsed: Parsed,
-        scored: NDArray[np.intp],
-        proba: NDArray[np.float64],
-        to_code: NDArray[np.int64],
-        loss: NDArray[np.float64],
-        state: NDArray[np.float64],
-    ) -> None:
-        """The class metrics, window, curve and count of the learned rows ``scored``."""
-        y = parsed.values[scored, -1].astype(np.int64)
-        rows = proba[scored]
-        # River's choice: the first largest probability in the model's class order.
-        if self.classes.binary:
-            p_pos = rows[:, 1]
-            pred = (p_pos > rows[:, 0]).astype(np.int64)  # {False: 1 - p, True: p}
-        else:
-            p_pos = np.zeros(len(scored))
-            pred = to_code[np.argmax(rows[:, to_code], axis=1)]
+    def _score(self, learner: ClassLearner, scored: _Scored, state: NDArray[np.float64]) -> None:
+        """The class metrics, window, curve and count of the learned rows; ``state`` holds
+        the kernel's running mean of the loss."""
+        y, pred = scored.y, scored.pred
         metrics = learner.metrics
-        correct0 = sum(metrics.confusion[c][c] for c in range(len(metrics.confusion)))
+        correct0 = metrics.right
         counts = (learner.records_learned, metrics.scored, learner.window.len)
-        metrics.update_many(y, rows, loss=(float(state[0]), float(state[1])), pred=pred)
-        right = _fill_window(learner.window, y, pred, loss[scored], p_pos)
+        metrics.update_many(y, scored.proba, loss=(float(state[0]), float(state[1])), pred=pred)
+        right = _fill_window(learner.window, scored)
         correct = np.cumsum(y == pred) + correct0
         _add_curve_points(learner, counts, correct, right)
-        learner.records_learned = counts[0] + len(scored)
+        learner.records_learned = counts[0] + len(y)
         if learner.feature_names is not None:
             learner.feature_names.update(self.features)
 
@@ -315,41 +296,6 @@ class ClassBlockLearner:
         """Put back what ``save`` took."""
         self.put_weights(model, saved.weights)
         learner.import_prequential(saved.prequential)
-
-
-def numeric_codes(space: ClassSpace) -> dict[float, int]:
-    """The class code of each number a target cell may hold, read from the space's labels.
-
-    Binary: the 1/0 pair reads its labels ``0`` and ``1`` (``ClassSpace.labels``), so a
-    number is its code, or the other one under ``--positive-class 0``; any other pair (or
-    none yet): no number. Multiclass: each label written as a plain integer (``str(int)``,
-    at most ``MAX_DIGITS`` digits) is that number's class.
-
-    >>> from streamlearn.classify.space import ClassSpace
-    >>> binary = ClassSpace(binary=True)
-    >>> numeric_codes(binary), binary.encode("1"), numeric_codes(binary)
-    ({}, 1.0, {0.0: 0, 1.0: 1})
-    >>> colours = ClassSpace(binary=False)
-    >>> [colours.encode(label) for label in ("red", "3", "3.0", "-12", "07")]
-    [0.0, 1.0, 2.0, 3.0, 4.0]
-    >>> numeric_codes(colours)
-    {3.0: 1, -12.0: 3}
-    """
-    labels = space.labels
-    if space.binary:
-        if labels == ["0", "1"] and space.positive == "1":
-            return dict(_IDENTITY)
-        if labels == ["1", "0"] and space.positive == "0":
-            return {0.0: 1, 1.0: 0}
-        return {}
-    table = {}
-    for code, label in enumerate(labels):
-        digits = label.removeprefix("-")
-        if digits.isdigit() and digits.isascii() and len(digits) <= MAX_DIGITS:
-            value = int(label)
-            if str(value) == label:
-                table[float(value)] = code
-    return table
 
 
 def _code(space: ClassSpace, model_label: Hashable) -> int:
@@ -380,14 +326,9 @@ def _plain_integers(parsed: Parsed, rows: NDArray[np.intp]) -> NDArray[np.bool_]
     return ok
 
 
-def _fill_window(
-    window: Window,
-    y: NDArray[np.int64],
-    pred: NDArray[np.int64],
-    loss: NDArray[np.float64],
-    p_pos: NDArray[np.float64],
-) -> NDArray[np.int64]:
+def _fill_window(window: Window, scored: _Scored) -> NDArray[np.int64]:
     """``window.add`` of each record in order; returns ``window.right`` after each."""
+    y, pred = scored.y, scored.pred
     size, count = window.size, len(y)
     slot0, len0, right0 = window.next, window.len, window.right
     ring_y = np.frombuffer(window.y, dtype=np.int64)
@@ -405,8 +346,8 @@ def _fill_window(
     for ring, values in (
         (ring_y, y),
         (ring_pred, pred),
-        (np.frombuffer(window.loss), loss),
-        (np.frombuffer(window.p_pos), p_pos),
+        (np.frombuffer(window.loss), scored.loss),
+        (np.frombuffer(window.p_pos), scored.p_pos),
     ):
         ring[slots[keep]] = values[keep]
     window.next = int(slot0 + count) % size

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from streamlearn.learner import DIVERGED
+from streamlearn.learner import DIVERGED, Learner
 from streamlearn.records import Rejected
 from streamlearn.sources.base import Raw
 
@@ -24,6 +24,7 @@ from ..interfaces import (
     Block,
     BlockLearner,
     BlockSource,
+    LinearModel,
     LocatedBlock,
     ParsedBlock,
     Regressor,
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 
 ParsedT = TypeVar("ParsedT", bound=ParsedBlock)
 SavedT = TypeVar("SavedT")
+LearnerT = TypeVar("LearnerT")
+ModelT = TypeVar("ModelT")
 
 #: Parsed rows a River model's block turns into Python lists at a time (``_learn_rows``):
 #: a few thousand floats alive at once, whatever the block's size.
@@ -203,10 +206,16 @@ def _locate(block: Block) -> Callable[[int], Raw] | None:
     return block.locate if isinstance(block, LocatedBlock) else None
 
 
-class _SgdBlockPath(BlockPath[ParsedT], Generic[ParsedT, SavedT]):
-    """A block learned by the ``sgd`` kernels (``streamlearn.fast``)."""
+class CompiledBlockPath(BlockPath[ParsedT], Generic[ParsedT, SavedT, LearnerT, ModelT]):
+    """A block learned by compiled kernels (``streamlearn.fast``): ``sgd``'s into a
+    ``Learner`` (here), a classifier's into a ``ClassLearner`` (``classblocks``)."""
 
-    def _learner(self, lines: int) -> BlockLearner[ParsedT, SavedT] | None:
+    def _learner(self, lines: int) -> BlockLearner[ParsedT, SavedT, LearnerT, ModelT] | None:
+        """The block learner for a block of ``lines``; None: go record by record."""
+        raise NotImplementedError
+
+    def _target(self) -> tuple[LearnerT, ModelT]:
+        """The learner the blocks learn into, and its model."""
         raise NotImplementedError
 
     def process_block(self, block: Block) -> None:
@@ -227,8 +236,7 @@ class _SgdBlockPath(BlockPath[ParsedT], Generic[ParsedT, SavedT]):
             self.kit.router.process(block.raws())
             return
         start = self._parsed(started)
-        learner = self.kit.regressor
-        model = learner.model
+        learner, model = self._target()
         saved = fast.save(learner, model) if self.kit.monitor is not None else None
         done = fast.learn(learner, model, parsed, 0, parsed.rows)
         if saved is not None:
@@ -239,12 +247,21 @@ class _SgdBlockPath(BlockPath[ParsedT], Generic[ParsedT, SavedT]):
         self._close(parsed, fast.yhat, done, start)
 
 
+class _SgdBlockPath(CompiledBlockPath[ParsedT, SavedT, Learner, LinearModel]):
+    """A block learned by the ``sgd`` kernels into the ``Learner``."""
+
+    def _target(self) -> tuple[Learner, LinearModel]:
+        learner = self.kit.regressor
+        model: LinearModel = learner.model
+        return learner, model
+
+
 class CsvBlockPath(_SgdBlockPath["Parsed", "Saved"]):
     """Blocks of plain CSV lines learned by ``sgd`` in the compiled kernels."""
 
     name = "csv-block"
 
-    def _learner(self, lines: int) -> BlockLearner[Parsed, Saved] | None:
+    def _learner(self, lines: int) -> BlockLearner[Parsed, Saved, Learner, LinearModel] | None:
         return self.kit.compiled.csv_learner(lines)
 
 
@@ -253,7 +270,7 @@ class JsonBlockPath(_SgdBlockPath["JsonParsed", Any]):
 
     name = "json-block"
 
-    def _learner(self, lines: int) -> BlockLearner[JsonParsed, Any] | None:
+    def _learner(self, lines: int) -> BlockLearner[JsonParsed, Any, Learner, LinearModel] | None:
         return self.kit.compiled.json_learner(lines)
 
     def _features(self, parsed: JsonParsed) -> Sequence[str]:

@@ -1,13 +1,15 @@
 """The record paths and the one function that chooses among them.
 
-A batch becomes learning along one of four paths (``streamlearn.interfaces.RecordPath``):
+A batch becomes learning along one of five paths (``streamlearn.interfaces.RecordPath``):
 
 - record by record (``RecordByRecord``): any decoder, any model, every optional part;
 - a compiled CSV block (``blocks.CsvBlockPath``): plain CSV lines learned by ``sgd`` in
   the C kernels, with the record path's results bit for bit;
 - a compiled JSON block (``blocks.JsonBlockPath``): JSON values, likewise;
 - a River rows block (``blocks.RowsBlockPath``): plain CSV parsed at once, then learned
-  by any other model a row at a time, its metrics kept by the kernel.
+  by any other model a row at a time, its metrics kept by the kernel;
+- a compiled classifier's block (``classblocks.ClassBlockPath``): plain CSV lines learned
+  by ``logistic`` or ``softmax`` in the C kernels, with the record path's results.
 
 ``choose_path`` picks one when the loop starts; the loop asks it again only when the path
 no longer ``fits``: the ``sgd`` model learned its first weights, the model was replaced
@@ -18,6 +20,7 @@ a CSV header row changed the decoder's layout (``Decoder.plain``).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -157,19 +160,23 @@ def choose_path(kit: PathKit) -> RecordPath:
     late-label join). Then ``sgd`` learns in
     the kernels once it holds a weight for every feature; any other model (River's) takes
     rows blocks on plain CSV, unless it predicts and learns in one call (the project's own
-    ``mlp``) or a drift monitor may replace it halfway through a block.
+    ``mlp``) or a drift monitor may replace it halfway through a block. A classifier's path is
+    ``classblocks.class_path``'s choice.
     """
     model = kit.learner.model
-    if kit.learner.task == "classification" or not _blocks_possible(kit):
-        # A classifier goes record by record: no block path scores class probabilities yet.
+    if not _blocks_possible(kit):
         return RecordByRecord(kit, model)
+    if kit.learner.task == "classification":
+        from .classblocks import class_path
+
+        return class_path(kit)
     from streamlearn.models.sgd import SGDRegressor
 
     from . import blocks
 
     if type(model) is SGDRegressor:
         if not weights_known(kit, model):
-            return FirstRecords(kit, model)
+            return FirstRecords(kit, model, lambda: weights_known(kit, model))
         if kit.decoder.plain:
             return blocks.CsvBlockPath(kit, model)
         return blocks.JsonBlockPath(kit, model)
@@ -232,14 +239,15 @@ class RecordByRecord:
 
 
 class FirstRecords(RecordByRecord):
-    """Record by record, a few lines at a time, until ``sgd`` holds its first weights."""
+    """Record by record, a few lines at a time, until the model holds its first weights
+    (``known()`` says when: ``sgd``'s for every feature, or a classifier's)."""
 
-    def __init__(self, kit: PathKit, model: LinearModel) -> None:
+    def __init__(self, kit: PathKit, model: object, known: Callable[[], bool]) -> None:
         super().__init__(kit, model)
-        self.sgd = model
+        self.known = known
 
     def fits(self, model: object) -> bool:
-        return super().fits(model) and not weights_known(self.kit, self.sgd)
+        return super().fits(model) and not self.known()
 
     def take(self, room: int) -> list[Raw] | Block:
         return self.kit.next_records(min(self.kit.record_want(room), FIRST_LINES))

@@ -1,0 +1,184 @@
+"""The compiled block path of a classifier: plain CSV lines learned by ``logistic`` or
+``softmax`` in the C kernels (``streamlearn.fast.classblock``), with the record path's results.
+
+A block is opened (parsed; the decoder judges the lines the parser doubts, text labels
+among them), learned by the kernel, watched by the drift monitor on the 0/1 errors,
+settled (counters, dead letters and prediction lines written in stream order, as
+``ClassRouter`` writes them) and finished like any batch. Where the record path would act on
+one record (a non-finite margin, a class new to the model, a monitor that replaced the
+model) the block stops there and its rest goes record by record.
+
+:func:`class_path` is ``choose_path``'s choice for a classifier.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from streamlearn.classify.learner import ClassLearner
+from streamlearn.fast.block import LABELED, NOTHING, REJECTED, UNLABELED
+from streamlearn.records import Rejected
+
+from ..interfaces import BlockLearner, RecordPath
+from .blocks import CompiledBlockPath
+from .classrouter import ClassRouter
+from .paths import MIN_BLOCK_LINES, FirstRecords, PathKit, RecordByRecord
+
+if TYPE_CHECKING:
+    from streamlearn.fast.block import Parsed
+    from streamlearn.fast.classblock import ClassBlockLearner, ClassModel, ClassSaved
+
+__all__ = ["ClassBlockPath", "class_path", "classes_known"]
+
+
+def class_path(kit: PathKit) -> RecordPath:
+    """The path of a classifier's next batches, blocks being possible (``choose_path``):
+    blocks for ``logistic`` and ``softmax`` on plain CSV once the model holds a weight for
+    every feature (and softmax a class), record by record until then and for every other
+    classifier."""
+    from streamlearn.models.logistic import LogisticRegression
+    from streamlearn.models.softmax import SoftmaxRegression
+
+    model = kit.learner.model
+    if type(model) not in (LogisticRegression, SoftmaxRegression) or not kit.decoder.plain:
+        return RecordByRecord(kit, model)
+    if not classes_known(kit, model):
+        return FirstRecords(kit, model, lambda: classes_known(kit, model))
+    return ClassBlockPath(kit, model)
+
+
+def classes_known(kit: PathKit, model: object) -> bool:
+    """Whether the model holds a weight for every feature of the stream (``softmax``: in
+    every class, and at least one class), as the kernels need."""
+    from streamlearn.models.logistic import LogisticRegression
+    from streamlearn.models.softmax import SoftmaxRegression
+
+    features = kit.decoder.features
+    if features is None:
+        return False
+    if isinstance(model, LogisticRegression):
+        return all(name in model.weights for name in features)
+    if isinstance(model, SoftmaxRegression):
+        weights = model.weights
+        return bool(model.classes) and all(
+            name in weights[c] for c in model.classes for name in features
+        )
+    return False
+
+
+class ClassBlockPath(
+    CompiledBlockPath["Parsed", "ClassSaved", ClassLearner, "ClassModel"],
+):
+    """Blocks of plain CSV lines learned by ``logistic`` or ``softmax`` in the kernels.
+
+    ``CompiledBlockPath.process_block`` with the class learner: the monitor sees the 0/1
+    errors, and the rows are written out as ``ClassRouter`` writes them.
+    """
+
+    name = "class-block"
+
+    def __init__(self, kit: PathKit, model: object) -> None:
+        super().__init__(kit, model)
+        learner, router = kit.learner, kit.router
+        assert isinstance(learner, ClassLearner) and isinstance(router, ClassRouter)
+        self.learner = learner
+        self.router = router
+        self.fast: ClassBlockLearner | None = None
+
+    def _learner(
+        self, lines: int
+    ) -> BlockLearner[Parsed, ClassSaved, ClassLearner, ClassModel] | None:
+        if lines < MIN_BLOCK_LINES:
+            return None
+        if self.fast is None:
+            from streamlearn.fast.classblock import ClassBlockLearner, compiled_class_kernels
+
+            kernels = compiled_class_kernels()
+            if kernels is None:
+                self.kit.compiled.missing = True  # record by record from here on
+                return None
+            features = self.kit.decoder.features
+            assert features is not None  # the plain CSV layout names its columns
+            self.fast = ClassBlockLearner(features, self.learner.classes, kernels)
+        return self.fast
+
+    def _target(self) -> tuple[ClassLearner, ClassModel]:
+        model: ClassModel = self.learner.model
+        return self.learner, model
+
+    # -- the steps of a block, for class probabilities ----------------------------------------
+
+    @staticmethod
+    def _errors(
+        parsed: Parsed, proba: NDArray[np.float64], rows: NDArray[np.intp]
+    ) -> NDArray[np.float64]:
+        """The 0/1 errors of ``rows``: the first most probable class by code is not the label."""
+        wrong: NDArray[np.float64] = (
+            np.argmax(proba[rows], axis=1) != parsed.values[rows, -1]
+        ).astype(np.float64)
+        return wrong
+
+    def _observe(
+        self, parsed: Parsed, yhat: NDArray[np.float64], done: int, model: object
+    ) -> int | None:
+        """Show the monitor each learned row's 0/1 error (``yhat``: the probabilities by
+        code); the row where it changed the model."""
+        monitor, router = self.kit.monitor, self.router
+        assert monitor is not None
+        learner, host = self.learner, router.host
+        status = parsed.status[:done]
+        learned = np.flatnonzero(status == LABELED)
+        seen = np.cumsum(status != NOTHING)[learned] + (router.counters.records_seen - 1)
+        errors = self._errors(parsed, yhat, learned)
+        start = 0
+        while monitor.errors_only and start < len(seen):
+            start += monitor.observe_errors(seen[start:], errors[start:], host)
+            if learner.model is not model:
+                return int(learned[start - 1])
+        if start == len(seen):
+            return None
+        features = self._features(parsed)
+        width = len(learner.classes)
+        for row, index in zip(learned[start:].tolist(), seen[start:].tolist(), strict=True):
+            values = parsed.values[row].tolist()
+            proba = tuple(yhat[row, :width].tolist())
+            monitor.observe(
+                index, dict(zip(features, values, strict=False)), values[-1], proba, host
+            )
+            if learner.model is not model:
+                return int(row)
+        return None
+
+    def _settle(self, parsed: Parsed, yhat: NDArray[np.float64], done: int) -> None:
+        """Counters, dead letters, prediction lines and errors of rows ``0..done``, in order."""
+        router = self.router
+        counters = router.counters
+        status = parsed.status[:done]
+        learned = status == LABELED
+        rows = np.flatnonzero(learned)
+        if router.tracks_errors:
+            router.errors.arrays.append(self._errors(parsed, yhat, rows))
+        others = np.flatnonzero(~learned).tolist()  # usually none, or the header
+        kinds = status[others].tolist()
+        counters.records_seen += done - kinds.count(NOTHING)
+        if rows.size:  # the model-is-finite check before a checkpoint predicts it
+            router.last_x = parsed.x(int(rows[-1]), self._features(parsed))
+        if router.predictions_all:  # every row, in order: the labeled ones write theirs too
+            others, kinds = list(range(done)), status.tolist()
+        width = len(self.learner.classes)
+        for row, kind in zip(others, kinds, strict=True):
+            if kind == LABELED:  # as ``ClassRouter.route`` with ``predictions_all``
+                proba = tuple(yhat[row, :width].tolist())
+                label = float(parsed.values[row, -1])
+                router.write_class_scored(None, parsed.raw(row).where(), proba, label)
+            elif kind == REJECTED:
+                item = parsed.judged[row]
+                if isinstance(item, Rejected):
+                    router.reject(item)
+            elif kind == UNLABELED:  # as ``ClassRouter.unlabeled``; the kernel predicted it
+                counters.records_unlabeled += 1
+                proba = tuple(yhat[row, :width].tolist())
+                router.write_class_prediction(None, parsed.raw(row).where(), proba)
