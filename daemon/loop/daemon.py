@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,7 @@ from .router import Router
 from .summary import STATE_FORMAT, inspect_state
 
 if TYPE_CHECKING:
+    from streamlearn.keys.run import KeyedRun
     from streamlearn.observe.logbook import Logbook
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,8 @@ class Daemon:
     on_durable
         Called with each checkpoint generation once it is durable, before the source
         commits its position (tests kill the process there).
+    keyed
+        A keyed run's parts (``--key-by``): ``learner`` is then their tally.
 
     Examples
     --------
@@ -149,6 +153,7 @@ class Daemon:
         warm_model_factory: Callable[[], Any] | None = None,
         divergence_factor: float = 0.0,
         on_durable: Callable[[int], None] | None = None,
+        keyed: KeyedRun | None = None,
     ) -> None:
         self.source = source
         self.decoder = decoder
@@ -172,6 +177,12 @@ class Daemon:
         self.guard = DivergenceGuard(self.host, self.checkpoints, divergence_factor)
         # A classifier's records go through the class router (class codes, probabilities).
         router = ClassRouter if learner.task == "classification" else Router
+        #: A keyed run's parts, else None.
+        self.keyed = keyed
+        if keyed is not None:
+            from .keyrouter import KeyedRouter
+
+            router, self.checkpoints.keys = partial(KeyedRouter, keys=keyed), keyed.models
         self.router = router(
             self.host,
             decoder,
@@ -355,8 +366,9 @@ class Daemon:
     def _start(self) -> None:
         self.schedule.start()
         self._pacer.start()
+        name = "error rate" if self.learner.task == "classification" else "MAE"
         self._progress = (
-            Progress(self.source, lambda: self.learner.rolling_mae())
+            Progress(self.source, lambda: self.learner.rolling_mae(), name)
             if self.options.progress
             else None
         )
@@ -478,4 +490,7 @@ class Daemon:
 
     def inspect(self) -> dict[str, Any]:
         """The ``inspect --json`` object of the current state."""
-        return inspect_state(self.state(), self.checkpoint_generation or None)
+        summary = inspect_state(self.state(), self.checkpoint_generation or None)
+        if self.keyed is not None:
+            summary.update(self.keyed.summary())
+        return summary

@@ -43,11 +43,15 @@ class Progress:
     ``error``.
     """
 
-    def __init__(self, source: Source, error: Callable[[], float | None]) -> None:
+    def __init__(
+        self, source: Source, error: Callable[[], float | None], name: str = "MAE"
+    ) -> None:
         from streamlearn.observe.progress import ProgressBar
 
         self.source = source
         self.error = error
+        #: What ``error`` is: ``MAE``, or a classifier's ``error rate`` (the 0/1 error).
+        self.name = name
         self.bar = ProgressBar.on_terminal(source.size())
 
     def update(self, seen: int) -> None:
@@ -65,5 +69,5 @@ class Progress:
         offset = self.source.snapshot().get("offset") if size else None
         position = offset if isinstance(offset, int) else seen
         error = self.error()
-        note = f"MAE {error:.4g}" if error is not None else ""
+        note = f"{self.name} {error:.4g}" if error is not None else ""
         return position, seen, note, size
