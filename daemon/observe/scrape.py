@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
+from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+
+from streamlearn.observe.class_counts import ClassCounts, class_families
 
 __all__ = [
     "MODEL_METRICS",
@@ -20,8 +23,10 @@ __all__ = [
     "LagReader",
     "ModelMetrics",
     "ScrapeTimeCollector",
+    "ScrapeTimeReaders",
     "lag_family",
     "metric_family",
+    "paused_family",
     "ready_family",
 ]
 
@@ -65,17 +70,82 @@ class ScrapeTimeCollector:
         yield from metrics
 
 
+class ScrapeTimeReaders:
+    """The callables ``Telemetry`` reads when Prometheus scrapes (each None: its series absent,
+    but ``streamlearn_model_metric``'s grid is NaN), and the series they make."""
+
+    model_metrics: ModelMetrics | None
+    baseline_metrics: ModelMetrics | None
+    #: The metric grid of ``streamlearn_model_metric`` and ``streamlearn_baseline_metric``.
+    model_metric_names: tuple[str, ...]
+    class_counts: ClassCounts | None
+    lag: LagReader | None
+    ready: Callable[[], bool] | None
+    paused: Callable[[], str | None] | None
+
+    def _register_readers(self, registry: CollectorRegistry) -> None:
+        for name, produce in (
+            ("streamlearn_model_metric", self._collect_model),
+            ("streamlearn_baseline_metric", self._collect_baseline),
+            ("streamlearn_class_counts", self._collect_classes),
+            ("streamlearn_kafka_lag", self._collect_lag),
+            ("streamlearn_ready", self._collect_ready),
+            ("streamlearn_paused", self._collect_paused),
+        ):
+            registry.register(ScrapeTimeCollector(name, produce))
+
+    def _collect_model(self) -> Iterator[Metric]:
+        yield metric_family(
+            "streamlearn_model_metric",
+            "Prequential metric of the online model (target units; r2 and a classifier's "
+            "unitless).",
+            self.model_metrics() if self.model_metrics is not None else {},
+            self.model_metric_names,
+        )
+
+    def _collect_baseline(self) -> Iterator[Metric]:
+        if self.baseline_metrics is not None:
+            yield metric_family(
+                "streamlearn_baseline_metric",
+                "Prequential metric of the frozen warm-start model on the same records.",
+                self.baseline_metrics(),
+                self.model_metric_names,
+            )
+
+    def _collect_classes(self) -> Iterator[Metric]:
+        if self.class_counts is not None:
+            yield from class_families(self.class_counts())
+
+    def _collect_lag(self) -> Iterator[Metric]:
+        if self.lag is not None:
+            yield lag_family(self.lag())
+
+    def _collect_paused(self) -> Iterator[Metric]:
+        if self.paused is not None:
+            yield paused_family(self.paused())
+
+    def _collect_ready(self) -> Iterator[Metric]:
+        # Unbound, the gauge is absent rather than 0: an unknown state must not page.
+        if self.ready is not None:
+            yield ready_family(self.ready())
+
+
 def metric_family(
-    name: str, documentation: str, values: Mapping[tuple[str, str], float]
+    name: str,
+    documentation: str,
+    values: Mapping[tuple[str, str], float],
+    metrics: Sequence[str] = MODEL_METRICS,
 ) -> GaugeMetricFamily:
-    """A ``{metric, window}`` gauge: the full grid (NaN where missing), then any extra keys.
+    """A ``{metric, window}`` gauge: the full grid of ``metrics`` by ``MODEL_WINDOWS`` (NaN
+    where missing), then any extra keys. A classifier's grid is its metric names
+    (``streamlearn.classify.metrics.BINARY_METRICS`` or ``MULTICLASS_METRICS``).
 
     >>> family = metric_family("m", "doc", {("mae", "rolling"): 1.5, ("mape", "rolling"): 2.0})
     >>> [(s.labels["metric"], s.labels["window"], s.value) for s in family.samples][-3:]
     [('r2', 'cumulative', nan), ('r2', 'rolling', nan), ('mape', 'rolling', 2.0)]
     """
     family = GaugeMetricFamily(name, documentation, labels=["metric", "window"])
-    for key in _grid_then_extra(values):
+    for key in _grid_then_extra(values, metrics):
         family.add_metric(list(key), float(values.get(key, math.nan)))
     return family
 
@@ -101,7 +171,21 @@ def ready_family(ready: bool) -> GaugeMetricFamily:
     )
 
 
-def _grid_then_extra(values: Mapping[tuple[str, str], float]) -> list[tuple[str, str]]:
-    grid = [(m, w) for m in MODEL_METRICS for w in MODEL_WINDOWS]
+def paused_family(reason: str | None) -> GaugeMetricFamily:
+    """``streamlearn_paused{reason="disk_full"}``: 1 while paused for ``reason``, else 0."""
+    family = GaugeMetricFamily(
+        "streamlearn_paused",
+        "1 while learning is paused, by reason (disk_full: a sink's or the state "
+        "dir's disk is full; nothing is lost, learning goes on when space returns).",
+        labels=["reason"],
+    )
+    family.add_metric(["disk_full"], 1.0 if reason is not None else 0.0)
+    return family
+
+
+def _grid_then_extra(
+    values: Mapping[tuple[str, str], float], metrics: Sequence[str]
+) -> list[tuple[str, str]]:
+    grid = [(m, w) for m in metrics for w in MODEL_WINDOWS]
     known = set(grid)
     return grid + sorted(k for k in values if k not in known)

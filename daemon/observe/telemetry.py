@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -29,8 +29,8 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
+from streamlearn.observe.class_counts import ClassCounts
 from streamlearn.observe.drift_metrics import DriftMetrics
 from streamlearn.observe.histogram import BatchHistogram, one_two_five_buckets
 from streamlearn.observe.labels import (
@@ -42,14 +42,7 @@ from streamlearn.observe.labels import (
     BoundedLabel,
     check_choice,
 )
-from streamlearn.observe.scrape import (
-    LagReader,
-    ModelMetrics,
-    ScrapeTimeCollector,
-    lag_family,
-    metric_family,
-    ready_family,
-)
+from streamlearn.observe.scrape import MODEL_METRICS, LagReader, ModelMetrics, ScrapeTimeReaders
 
 __all__ = [
     "DEFAULT_ERROR_BUCKETS",
@@ -73,7 +66,7 @@ DEFAULT_STEP_BUCKETS: tuple[float, ...] = one_two_five_buckets(1e-7, 10.0)
 DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (0.0005, *one_two_five_buckets(0.001, 10.0), 30.0)
 
 
-class Telemetry:
+class Telemetry(ScrapeTimeReaders):
     """Every ``streamlearn_*`` metric of one daemon, on one registry, beside the process,
     platform and GC metrics every Prometheus client exports (``process_*``, ``python_*``).
 
@@ -89,9 +82,14 @@ class Telemetry:
         Exported by ``streamlearn_build_info``.
     model_metrics, baseline_metrics
         Read at every scrape: ``{(metric, window): value}`` with metric in
-        ``mae|rmse|r2`` and window in ``cumulative|rolling``. Missing keys export NaN;
+        ``model_metric_names`` and window in ``cumulative|rolling``. Missing keys export NaN;
         keys outside the grid are exported too. ``baseline_metrics`` is the frozen
         warm-start model; ``streamlearn_baseline_metric`` exists only when it is given.
+    model_metric_names
+        The metric grid: ``mae|rmse|r2``; a classifier's are its own (``accuracy``...).
+    class_counts
+        A classifier's: read at every scrape, the ``streamlearn_class_*_total{class}``
+        counters (``streamlearn.observe.class_counts``).
     lag
         Read at every scrape: ``{(topic, partition): records behind the end}``.
     ready
@@ -105,13 +103,14 @@ class Telemetry:
         and so are rejection reasons not in ``REJECT_REASONS``; but a series born at 1
         has no earlier sample, so ``increase()`` and the drift alert miss its first event.
     error_buckets, step_buckets, latency_buckets
-        Upper bounds of ``streamlearn_prediction_abs_error`` (target units), of
+        Upper bounds of ``streamlearn_prediction_abs_error`` (target units; None: no such
+        histogram, a classifier's, whose 0/1 errors the class counters hold), of
         ``streamlearn_step_seconds`` (seconds per record) and of
         ``streamlearn_learn_latency_seconds``.
 
-    The four callables may also be set later as attributes (``model_metrics``,
-    ``baseline_metrics``, ``lag``, ``ready``), e.g. once the learner exists. They run on
-    the HTTP server's thread, so they must only read state that is safe to read there.
+    The callables may also be set later as attributes (``model_metrics``,
+    ``baseline_metrics``, ``class_counts``, ``lag``, ``ready``), e.g. once the learner exists.
+    They run on the HTTP server's thread, so they must only read state safe to read there.
 
     Labels that come from code (``label``, ``decision``, ``stage``) are checked: an
     unknown value raises ``ValueError``, because it is a bug, not data.
@@ -150,7 +149,9 @@ class Telemetry:
         drift_detectors: Sequence[str] | None = None,
         drift_signals: Sequence[str] = ("error",),
         drift_actions: Sequence[str] | None = None,
-        error_buckets: Sequence[float] = DEFAULT_ERROR_BUCKETS,
+        model_metric_names: Sequence[str] = MODEL_METRICS,
+        class_counts: ClassCounts | None = None,
+        error_buckets: Sequence[float] | None = DEFAULT_ERROR_BUCKETS,
         step_buckets: Sequence[float] = DEFAULT_STEP_BUCKETS,
         latency_buckets: Sequence[float] = DEFAULT_LATENCY_BUCKETS,
         max_extra_label_values: int = 16,
@@ -158,6 +159,8 @@ class Telemetry:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.model_metrics = model_metrics
         self.baseline_metrics = baseline_metrics
+        self.model_metric_names = tuple(model_metric_names)
+        self.class_counts = class_counts
         self.lag = lag
         self.ready = ready
         #: Why learning is paused (a full disk), or None: ``streamlearn_paused``.
@@ -175,14 +178,7 @@ class Telemetry:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
-        for name, produce in (
-            ("streamlearn_model_metric", self._collect_model),
-            ("streamlearn_baseline_metric", self._collect_baseline),
-            ("streamlearn_kafka_lag", self._collect_lag),
-            ("streamlearn_ready", self._collect_ready),
-            ("streamlearn_paused", self._collect_paused),
-        ):
-            self.registry.register(ScrapeTimeCollector(name, produce))
+        self._register_readers(self.registry)
 
     # -- the metrics, declared --------------------------------------------------------------
 
@@ -257,16 +253,20 @@ class Telemetry:
     def _declare_histograms(
         self,
         registry: CollectorRegistry,
-        error_buckets: Sequence[float],
+        error_buckets: Sequence[float] | None,
         step_buckets: Sequence[float],
         latency_buckets: Sequence[float],
     ) -> None:
         """Prediction errors, seconds per stage, and learn latency."""
-        self._abs_error = BatchHistogram(
-            "streamlearn_prediction_abs_error",
-            "Absolute error |y - yhat| of each prequential prediction, in target units.",
-            error_buckets,
-            registry=registry,
+        self._abs_error = (
+            BatchHistogram(
+                "streamlearn_prediction_abs_error",
+                "Absolute error |y - yhat| of each prequential prediction, in target units.",
+                error_buckets,
+                registry=registry,
+            )
+            if error_buckets is not None
+            else None
         )
         self._steps = BatchHistogram(
             "streamlearn_step_seconds",
@@ -364,8 +364,10 @@ class Telemetry:
         self._predictions.inc(n)
 
     def abs_errors(self, errors: ArrayLike) -> None:
-        """Observe the absolute prequential errors of one batch (target units)."""
-        self._abs_error.observe_many(errors)
+        """Observe the absolute prequential errors of one batch (target units); a
+        classifier's 0/1 errors are counted by class from its confusion matrix instead."""
+        if self._abs_error is not None:
+            self._abs_error.observe_many(errors)
 
     def stage_seconds(self, stage: str, seconds: float | ArrayLike, n: int | ArrayLike = 1) -> None:
         """Record ``seconds`` spent in ``stage`` on ``n`` records.
@@ -458,40 +460,3 @@ class Telemetry:
     def value(self, name: str, **labels: str) -> float | None:
         """One sample's current value (for tests and ``inspect``; slow: a full collect)."""
         return self.registry.get_sample_value(name, labels)
-
-    # -- scrape-time collectors -----------------------------------------------------------
-
-    def _collect_model(self) -> Iterator[Metric]:
-        yield metric_family(
-            "streamlearn_model_metric",
-            "Prequential metric of the online model (target units; r2 unitless).",
-            self.model_metrics() if self.model_metrics is not None else {},
-        )
-
-    def _collect_baseline(self) -> Iterator[Metric]:
-        if self.baseline_metrics is not None:
-            yield metric_family(
-                "streamlearn_baseline_metric",
-                "Prequential metric of the frozen warm-start model on the same records.",
-                self.baseline_metrics(),
-            )
-
-    def _collect_lag(self) -> Iterator[Metric]:
-        if self.lag is not None:
-            yield lag_family(self.lag())
-
-    def _collect_paused(self) -> Iterator[Metric]:
-        if self.paused is not None:
-            family = GaugeMetricFamily(
-                "streamlearn_paused",
-                "1 while learning is paused, by reason (disk_full: a sink's or the state "
-                "dir's disk is full; nothing is lost, learning goes on when space returns).",
-                labels=["reason"],
-            )
-            family.add_metric(["disk_full"], 1.0 if self.paused() is not None else 0.0)
-            yield family
-
-    def _collect_ready(self) -> Iterator[Metric]:
-        # Unbound, the gauge is absent rather than 0: an unknown state must not page.
-        if self.ready is not None:
-            yield ready_family(self.ready())
