@@ -16,6 +16,10 @@ import pytest
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "streamlearn.json"
 RULES = DEPLOY / "prometheus" / "rules" / "streamlearn.rules.yml"
+#: The dashboard row of a classifier's panels and the rule group of its rules: a regressor
+#: exports none of their series, a classifier none of the absolute-error histogram's.
+CLASSIFICATION_ROW = "Classification"
+CLASSIFICATION_GROUP = "streamlearn_classification"
 
 #: What Grafana would put in place of each dashboard variable, for running a query
 #: against a bare Prometheus: the one job, every instance, a 1-minute rate window.
@@ -54,19 +58,36 @@ def load_dashboard() -> dict[str, Any]:
 
 def all_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
     """Every panel, including those nested in collapsed rows."""
-    panels: list[dict[str, Any]] = []
+    return [panel for panel, _ in panels_by_row(dashboard)]
+
+
+def panels_by_row(dashboard: dict[str, Any]) -> list[tuple[dict[str, Any], str | None]]:
+    """Every panel with the title of the row it is under (a row: its own title)."""
+    panels: list[tuple[dict[str, Any], str | None]] = []
+    row: str | None = None
     for panel in dashboard.get("panels", []):
-        panels.append(panel)
-        panels.extend(panel.get("panels", []))
+        if panel["type"] == "row":
+            row = panel["title"]
+        panels.append((panel, row))
+        panels.extend((nested, row) for nested in panel.get("panels", []))
     return panels
 
 
-def dashboard_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
-    """``(where, expr)`` for every PromQL query: panel targets, annotations, variables."""
+def dashboard_queries(
+    dashboard: dict[str, Any], *, row: str | None = None, except_row: str | None = None
+) -> list[tuple[str, str]]:
+    """``(where, expr)`` for every PromQL query: panel targets, annotations, variables.
+
+    ``row``: only the targets of the panels under that row; ``except_row``: all but those.
+    """
     queries: list[tuple[str, str]] = []
-    for panel in all_panels(dashboard):
+    for panel, under in panels_by_row(dashboard):
+        if (row is not None and under != row) or (except_row is not None and under == except_row):
+            continue
         for target in panel.get("targets", []):
             queries.append((f"panel {panel['title']!r} {target['refId']}", target["expr"]))
+    if row is not None:
+        return queries
     for annotation in dashboard["annotations"]["list"]:
         if "expr" in annotation:
             queries.append((f"annotation {annotation['name']!r}", annotation["expr"]))
@@ -82,10 +103,18 @@ def dashboard_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
     return queries
 
 
-def load_rules() -> list[dict[str, Any]]:
+def load_rules(
+    *, group: str | None = None, except_group: str | None = None
+) -> list[dict[str, Any]]:
+    """The rules of every group, of ``group`` only, or of all groups but ``except_group``."""
     yaml = require_yaml()
     document = yaml.safe_load(RULES.read_text())
-    return [rule for group in document["groups"] for rule in group["rules"]]
+    return [
+        rule
+        for each in document["groups"]
+        if (group is None or each["name"] == group) and each["name"] != except_group
+        for rule in each["rules"]
+    ]
 
 
 def substitute(expr: str, variables: dict[str, str] | None = None) -> str:

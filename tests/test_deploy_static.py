@@ -12,6 +12,8 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from deploy_files import (
+    CLASSIFICATION_GROUP,
+    CLASSIFICATION_ROW,
     DEPLOY,
     RULES,
     all_panels,
@@ -22,20 +24,37 @@ from deploy_files import (
     require_yaml,
 )
 from prom_server import require_binary
+from streamlearn.classify.metrics import BINARY_METRICS, MULTICLASS_METRICS
+from streamlearn.observe.class_counts import class_tallies
 from streamlearn.observe.http import DEFAULT_METRICS_PORT
 from streamlearn.observe.telemetry import Telemetry
 
 PROMETHEUS = DEPLOY / "prometheus"
 
 
-def exposed_names() -> set[str]:
-    """Every sample name a real Telemetry exposes (with lag, baseline and ready bound)."""
-    telemetry = Telemetry(CollectorRegistry(), source="kafka")
+def exposed_names(telemetry: Telemetry | None = None) -> set[str]:
+    """Every sample name a real Telemetry exposes (with lag, baseline and ready bound): a
+    regressor's, and a classifier's when ``telemetry`` is None."""
+    if telemetry is None:
+        return exposed_names(Telemetry(CollectorRegistry(), source="kafka")) | exposed_names(
+            class_telemetry()
+        )
     telemetry.baseline_metrics = lambda: {}
     telemetry.lag = lambda: {("t", 0): 0}
     telemetry.ready = lambda: True
     text = generate_latest(telemetry.registry).decode()
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] not in "#"}
+
+
+def class_telemetry(binary: bool = True) -> Telemetry:
+    """A classifier's telemetry, as ``observe.face`` builds it."""
+    return Telemetry(
+        CollectorRegistry(),
+        source="kafka",
+        model_metric_names=BINARY_METRICS if binary else MULTICLASS_METRICS,
+        class_counts=lambda: class_tallies(["no", "yes"], [[3, 1], [2, 4]]),
+        error_buckets=None,
+    )
 
 
 def recorded_names() -> set[str]:
@@ -123,6 +142,36 @@ def test_every_metric_in_dashboard_and_rules_exists() -> None:
     assert len(used) > 15
     unknown = {name: sorted(places) for name, places in used.items() if name not in known}
     assert unknown == {}
+
+
+def test_classification_row_and_rules_read_only_a_classifiers_series() -> None:
+    # A classifier fills them and a regressor none of them: the live tests query each task's.
+    regressor = exposed_names(Telemetry(CollectorRegistry(), source="kafka"))
+    classifier = exposed_names(class_telemetry()) | recorded_names()
+    class_metrics = set(BINARY_METRICS) | set(MULTICLASS_METRICS)
+    row = dashboard_queries(load_dashboard(), row=CLASSIFICATION_ROW)
+    rules = load_rules(group=CLASSIFICATION_GROUP)
+    assert len(row) >= 6 and len(rules) >= 3
+    named = [(rule.get("alert") or rule["record"], rule["expr"]) for rule in rules]
+    for where, expr in [*row, *named]:
+        names = metric_names(expr)
+        assert names <= classifier, (where, names - classifier)
+        # The model's gauge is shared: its metric label must pick a classifier's metrics.
+        picked = re.findall(r'metric=~?"([^"]+)"', expr)
+        assert names - regressor or (
+            picked and set("|".join(picked).split("|")) <= class_metrics
+        ), (where, "a regressor exports this too")
+    exprs = " ".join(expr for _, expr in row)
+    for needle in (
+        'metric="accuracy"',
+        "log_loss|cross_entropy",
+        "streamlearn_class_labels_total",
+        "streamlearn_class_predictions_total",
+        "streamlearn_class_correct_total",
+    ):
+        assert needle in exprs, needle
+    assert "StreamlearnAccuracyDropping" in {rule.get("alert") for rule in rules}
+    assert "streamlearn_prediction_abs_error_count" not in exposed_names(class_telemetry())
 
 
 def test_rate_windows_use_the_rate_interval_variable() -> None:

@@ -1,5 +1,6 @@
-"""A real Prometheus scrapes a real MetricsServer: every dashboard query and every rule
-returns data. (The lead's end-to-end test does the same against a daemon replaying a stream.)"""
+"""A real Prometheus scrapes real MetricsServers, a regressor's and a classifier's: every
+dashboard query and every rule returns data. (The end-to-end tests do the same against a
+daemon: test_observability_e2e.py a regressor's, test_class_observability.py a classifier's.)"""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from prometheus_client import CollectorRegistry
 
 from deploy_files import RULES, dashboard_queries, load_dashboard, load_rules, selectors, substitute
 from prom_server import PrometheusError, PrometheusServer, require_binary
+from streamlearn.classify.metrics import BINARY_METRICS
+from streamlearn.observe.class_counts import ClassTally, class_tallies
 from streamlearn.observe.http import MetricsServer
 from streamlearn.observe.labels import STAGES
 from streamlearn.observe.telemetry import Telemetry
@@ -21,22 +24,46 @@ from streamlearn.observe.telemetry import Telemetry
 pytestmark = pytest.mark.prometheus
 
 
-class FakeLoop:
-    """Calls Telemetry the way the run loop does, a batch every 50 ms, until stopped."""
+#: A classifier's classes, awkward on purpose: the exposition must escape them.
+CLASSES = ["no", 'dog "big"', "eel\\x", "line\nbreak", "café"]
 
-    def __init__(self, telemetry: Telemetry) -> None:
+
+class FakeLoop:
+    """Calls Telemetry the way the run loop does, a batch every 50 ms, until stopped; with
+    ``classifier``, as a classifier's loop (its confusion matrix grows by class)."""
+
+    def __init__(self, telemetry: Telemetry, classifier: bool = False) -> None:
         self.telemetry = telemetry
+        self.classifier = classifier
         self.batches = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fake-loop", daemon=True)
         self._rng = np.random.default_rng(3)
+        self.confusion = [[0] * len(CLASSES) for _ in CLASSES]
+        self._lock = threading.Lock()
         telemetry.model_metrics = self.metrics
         telemetry.baseline_metrics = lambda: {("mae", "rolling"): 0.9, ("r2", "rolling"): 0.5}
+        if classifier:
+            telemetry.baseline_metrics = lambda: {("accuracy", "cumulative"): 0.8}
+            telemetry.class_counts = self.class_counts
         telemetry.lag = lambda: {("prices", 0): 120 + self.batches % 7, ("prices", 1): 3}
         telemetry.ready = lambda: True
 
+    def class_counts(self) -> list[ClassTally]:
+        with self._lock:
+            return class_tallies(CLASSES, self.confusion)
+
     def metrics(self) -> dict[tuple[str, str], float]:
         wobble = 0.1 * math.sin(self.batches / 10)
+        if self.classifier:
+            return {
+                ("accuracy", "cumulative"): 0.85,
+                ("accuracy", "rolling"): 0.85 + wobble,
+                ("log_loss", "cumulative"): 0.4,
+                ("log_loss", "rolling"): 0.4 - wobble,
+                ("f1", "rolling"): 0.8,
+                ("roc_auc", "rolling"): 0.9,
+            }
         return {
             ("mae", "cumulative"): 0.8,
             ("mae", "rolling"): 0.8 + wobble,
@@ -55,6 +82,13 @@ class FakeLoop:
             t.rejected("bad_json", 1)
             t.predictions(95)
             t.abs_errors(self._rng.exponential(0.8, size=90))
+            if self.classifier:
+                true = self._rng.integers(0, len(CLASSES), size=90)
+                right = self._rng.random(90) < 0.85
+                predicted = np.where(right, true, (true + 1) % len(CLASSES))
+                with self._lock:
+                    for y, yhat in zip(true.tolist(), predicted.tolist(), strict=True):
+                        self.confusion[y][yhat] += 1
             t.learned(90)
             t.learn_latency(time.time() - self._rng.exponential(0.02, size=90))
             t.learned(3, label="pseudo")
@@ -84,25 +118,39 @@ def prometheus() -> Iterator[PrometheusServer]:
     require_binary("prometheus")
     telemetry = Telemetry(CollectorRegistry(), source="kafka", model_spec="sgd")
     server = MetricsServer("127.0.0.1", 0, telemetry.registry, telemetry=telemetry)
+    # A classifier's telemetry, as observe.face builds it: its own grid, no error histogram.
+    classes = Telemetry(
+        CollectorRegistry(),
+        source="kafka",
+        model_spec="logistic",
+        model_metric_names=BINARY_METRICS,
+        error_buckets=None,
+    )
+    class_server = MetricsServer("127.0.0.1", 0, classes.registry, telemetry=classes)
     server.start()
+    class_server.start()
     try:
         with (
             FakeLoop(telemetry),
+            FakeLoop(classes, classifier=True),
             PrometheusServer(
-                [f"127.0.0.1:{server.port}"], rule_files=[RULES], scrape_interval="1s"
+                [f"127.0.0.1:{server.port}", f"127.0.0.1:{class_server.port}"],
+                rule_files=[RULES],
+                scrape_interval="1s",
             ) as prom,
         ):
             # rate() needs two samples in its window; three scrapes leave a margin.
             prom.wait_until(
-                'count_over_time(up{job="streamlearn"}[1m]) >= 3',
+                'min(count_over_time(up{job="streamlearn"}[1m])) >= 3',
                 lambda result: bool(result),
                 timeout=30,
             )
             up = prom.query('up{job="streamlearn"}')
-            assert [sample["value"][1] for sample in up] == ["1"]
+            assert [sample["value"][1] for sample in up] == ["1", "1"]
             yield prom
     finally:
         server.stop()
+        class_server.stop()
 
 
 def returns_data(prom: PrometheusServer, expr: str, timeout: float = 10.0) -> str | None:
@@ -153,11 +201,27 @@ def test_every_selector_in_every_rule_matches_series(prometheus: PrometheusServe
 
 def test_rules_loaded_and_healthy(prometheus: PrometheusServer) -> None:
     throughput = prometheus.wait_until(
-        "instance:streamlearn_records_learned:rate1m", lambda r: bool(r)
+        "instance:streamlearn_records_learned:rate1m", lambda r: len(r) == 2
     )
     # Only seconds of data in a 1m window: rate() reads low, but not zero.
-    assert float(throughput[0]["value"][1]) > 0
+    assert all(float(sample["value"][1]) > 0 for sample in throughput)
     mean = prometheus.wait_until(
         "instance:streamlearn_prediction_abs_error:mean5m", lambda r: bool(r)
     )
     assert 0.5 < float(mean[0]["value"][1]) < 1.2  # exponential errors with mean 0.8
+    assert len(mean) == 1  # the regressor's only: a classifier has no error histogram
+    accuracy = prometheus.wait_until("instance:streamlearn_class_accuracy:ratio5m", bool)
+    assert len(accuracy) == 1 and 0.75 < float(accuracy[0]["value"][1]) < 0.95  # 85% right
+
+
+def test_class_labels_arrive_as_they_were_written(prometheus: PrometheusServer) -> None:
+    # Quotes, a backslash, a newline and UTF-8 in a class survive the exposition's escaping.
+    counts = prometheus.wait_until(
+        "streamlearn_class_labels_total", lambda r: len(r) == len(CLASSES)
+    )
+    assert sorted(sample["metric"]["class"] for sample in counts) == sorted(CLASSES)
+    recall = prometheus.query(
+        "sum by (class) (rate(streamlearn_class_correct_total[1m]))"
+        " / sum by (class) (rate(streamlearn_class_labels_total[1m]))"
+    )
+    assert len(recall) == len(CLASSES)
