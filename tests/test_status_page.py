@@ -169,8 +169,8 @@ def _labelled(start: int, n: int) -> int:
 
 # The page's elements the test reads: text, and the raw number in data-value.
 _FIELDS = (
-    "model", "state", "learned", "seen", "rejected-2", "unlabeled", "rate", "rolling-mae",
-    "checkpoint-sub", "source", "updated",
+    "model", "state", "learned", "seen", "rejected-2", "unlabeled", "rate", "headline",
+    "headline-name", "checkpoint-sub", "source", "updated",
 )  # fmt: skip
 
 
@@ -292,9 +292,8 @@ def test_the_page_follows_a_live_daemon_and_agrees_with_inspect(
     assert _number(page, "seen") == summary["records_seen"] == 400
     assert _number(page, "rejected-2") == summary["records_rejected"] == 400 // 25
     assert _number(page, "unlabeled") == summary["records_unlabeled"]
-    assert _number(page, "rolling-mae") == pytest.approx(
-        summary["rolling_metrics"]["mae"], rel=1e-12
-    )
+    assert page["headline-name"]["text"] == "Rolling MAE"
+    assert _number(page, "headline") == pytest.approx(summary["rolling_metrics"]["mae"], rel=1e-12)
     position = summary["position"]
     assert summary["settings"]["source"] == str(data) == position["path"]
     assert (

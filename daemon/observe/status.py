@@ -2,7 +2,8 @@
 
 The document is the live ``inspect --json`` object trimmed to what an operator reads, plus
 what only the running process knows: the rate now, checkpoint and last-record ages, Kafka
-lag, and a short history of the error for the page's chart.
+lag, and a short history of the headline metric for the page's chart: a regressor's MAE, a
+classifier's accuracy (with its classes' counts beside).
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ _CHECKPOINT_GAUGE = "streamlearn_checkpoint_last_success_timestamp_seconds"
 _LAST_RECORD_GAUGE = "streamlearn_last_record_timestamp_seconds"
 #: Drift events the page lists (the newest).
 LAST_DRIFT_EVENTS = 5
+#: Classes the page lists (those with the most true labels).
+TOP_CLASSES = 10
+#: The metric the page charts, by task: the history's columns are ``NAME``, ``rolling_NAME``
+#: and ``baseline_NAME``.
+HEADLINE = {"regression": "mae", "classification": "accuracy"}
 
 
 @cache
@@ -74,9 +80,9 @@ class _Sample:
     t: float
     seen: int
     learned: int
-    mae: float | None
-    rolling_mae: float | None
-    baseline_mae: float | None
+    cumulative: float | None
+    rolling: float | None
+    baseline: float | None
 
 
 class StatusBoard:
@@ -139,13 +145,15 @@ class StatusBoard:
         metrics = summary.get("metrics") or {}
         rolling = summary.get("rolling_metrics") or {}
         baseline = summary.get("baseline_metrics")
+        task = str(summary.get("task") or "regression")
+        headline = HEADLINE.get(task, "mae")
         sample = _Sample(
             now,
             int(summary.get("records_seen", 0)),
             int(summary.get("records_learned", 0)),
-            metrics.get("mae"),
-            rolling.get("mae"),
-            baseline.get("mae") if baseline else None,
+            metrics.get(headline),
+            rolling.get(headline),
+            baseline.get(headline) if baseline else None,
         )
         with self._lock:
             rate = self._rate(sample)
@@ -160,6 +168,8 @@ class StatusBoard:
         return {
             "time": now,
             "model": summary.get("model"),
+            "task": task,
+            "headline": headline,
             "version": checkpoint.get("streamlearn"),
             "ready": self._is_ready(),
             "uptime_seconds": _age(now, started),
@@ -180,11 +190,12 @@ class StatusBoard:
             },
             "rate": rate,
             "metrics": {
-                "cumulative": metrics,
-                "rolling": rolling,
+                "cumulative": _numbers(metrics),
+                "rolling": _numbers(rolling),
                 "rolling_window": summary.get("rolling_window"),
-                "baseline": baseline,
+                "baseline": _numbers(baseline) if baseline else baseline,
             },
+            "classes": _classes(metrics.get("confusion")),
             "checkpoint": {
                 "generation": checkpoint.get("generation"),
                 "last_success": checkpoint_at,
@@ -194,7 +205,7 @@ class StatusBoard:
             "drift": _drift(summary),
             "pseudo_labels": summary.get("pseudo_labels"),
             "pending_labels": summary.get("pending_labels"),
-            "history": _history(history),
+            "history": _history(history, headline),
         }
 
     def _rate(self, now: _Sample) -> dict[str, Any]:
@@ -265,13 +276,47 @@ def _drift(summary: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _history(samples: list[_Sample]) -> dict[str, list[Any]]:
-    """The samples as columns (the page's chart reads them so)."""
+def _numbers(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The metrics that are numbers (or None): a classifier's confusion matrix goes apart."""
+    return {k: v for k, v in metrics.items() if v is None or isinstance(v, int | float)}
+
+
+def _classes(confusion: object) -> list[dict[str, Any]] | None:
+    """A classifier's classes with the most true labels: counts as true label, as prediction,
+    and predicted right (None: not a classifier).
+
+    >>> _classes({"no": {"no": 5, "yes": 1}, "yes": {"no": 2, "yes": 7}})
+    [{'class': 'yes', 'labels': 9, 'predictions': 8, 'correct': 7}, \
+{'class': 'no', 'labels': 6, 'predictions': 7, 'correct': 5}]
+    """
+    if not isinstance(confusion, Mapping):
+        return None
+    labels: dict[str, int] = {}
+    predictions: dict[str, int] = {}
+    for true, row in confusion.items():
+        labels[true] = labels.get(true, 0) + sum(row.values())
+        for predicted, count in row.items():
+            predictions[predicted] = predictions.get(predicted, 0) + count
+    names = sorted(labels.keys() | predictions.keys(), key=lambda c: (-labels.get(c, 0), c))
+    return [
+        {
+            "class": name,
+            "labels": labels.get(name, 0),
+            "predictions": predictions.get(name, 0),
+            "correct": confusion.get(name, {}).get(name, 0),
+        }
+        for name in names[:TOP_CLASSES]
+    ]
+
+
+def _history(samples: list[_Sample], headline: str) -> dict[str, list[Any]]:
+    """The samples as columns (the page's chart reads them so): ``headline`` (``mae``,
+    ``accuracy``), ``rolling_`` and ``baseline_`` it."""
     return {
         "t": [s.t for s in samples],
         "seen": [s.seen for s in samples],
         "learned": [s.learned for s in samples],
-        "mae": [s.mae for s in samples],
-        "rolling_mae": [s.rolling_mae for s in samples],
-        "baseline_mae": [s.baseline_mae for s in samples],
+        headline: [s.cumulative for s in samples],
+        f"rolling_{headline}": [s.rolling for s in samples],
+        f"baseline_{headline}": [s.baseline for s in samples],
     }
