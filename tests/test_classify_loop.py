@@ -251,3 +251,45 @@ def test_predictions_all_writes_each_labeled_records_prediction_with_its_label(t
         assert line["probabilities"] == {"no": proba[False], "yes": proba[True]}
         assert line["prediction"] == ("yes" if proba[True] > proba[False] else "no")
         model.learn_one(x, y)
+
+
+class _Diverging:
+    """A classifier that answers NaN probabilities once it has learned ``after`` records."""
+
+    def __init__(self, after: int) -> None:
+        self.after, self.learned = after, 0
+
+    def predict_proba_one(self, x: dict[str, float]) -> dict[bool, float]:
+        if self.learned >= self.after:
+            return {False: float("nan"), True: float("nan")}
+        return {False: 0.25, True: 0.75}
+
+    def learn_one(self, x: dict[str, float], y: bool) -> None:
+        self.learned += 1
+
+
+def test_nan_probabilities_restore_the_model_and_are_never_scored_or_served():
+    from streamlearn.json_decoder import JsonDecoder
+    from streamlearn.loop import Daemon
+    from streamlearn.sinks.jsonlines import ListSink
+    from streamlearn.testing import ListSource
+
+    space = ClassSpace(binary=True)
+    lines = [json.dumps({"x": {"a": float(i)}, "y": "yes"}).encode() for i in range(5)]
+    lines.append(json.dumps({"x": {"a": 9.0}}).encode())  # unlabeled: predicted, not served NaN
+    predictions = ListSink()
+    daemon = Daemon(
+        ListSource(lines),
+        JsonDecoder(classes=space),
+        ClassLearner(_Diverging(after=3), space),
+        model_spec="diverging",
+        predictions=predictions,
+        model_factory=lambda: _Diverging(after=100),
+    )
+    summary = daemon.run()
+    # Three scored and learned; the fourth answered NaN: restored, neither scored nor learned;
+    # the fifth and the unlabeled one go to the fresh model.
+    assert summary["divergence_events"] == 1
+    assert summary["records_learned"] == 4
+    assert summary["metrics"]["confusion"] == {"yes": {"yes": 4}}
+    assert [line["probabilities"] for line in predictions.items] == [{"no": 0.25, "yes": 0.75}]
