@@ -293,3 +293,37 @@ def test_nan_probabilities_restore_the_model_and_are_never_scored_or_served():
     assert summary["records_learned"] == 4
     assert summary["metrics"]["confusion"] == {"yes": {"yes": 4}}
     assert [line["probabilities"] for line in predictions.items] == [{"no": 0.25, "yes": 0.75}]
+
+
+class _Fixed:
+    """A frozen model A that always answers the same probabilities."""
+
+    def __init__(self, p_yes: float) -> None:
+        self.p_yes = p_yes
+
+    def predict_proba_one(self, x: dict[str, float]) -> dict[bool, float]:
+        return {False: 1.0 - self.p_yes, True: self.p_yes}
+
+    def learn_one(self, x: dict[str, float], y: bool) -> None:
+        raise AssertionError("the baseline is frozen")
+
+
+def test_a_baseline_is_scored_beside_the_model_and_serves_while_more_accurate():
+    space = ClassSpace(binary=True)
+    rows = _rows(400, 8)
+    learner = ClassLearner(
+        linear_model.LogisticRegression(), space, rolling_window=100, baseline=_Fixed(0.9)
+    )
+    assert learner.guard is not None and learner.guard.serving_baseline
+    acc, loss = rm.Accuracy(), rm.LogLoss()
+    for x, y in rows:
+        learner.step(x, space.encode("yes" if y else "no"))
+        acc.update(y, True)
+        loss.update(y, {False: 0.1, True: 0.9})
+    base = learner.baseline_summary()
+    assert base is not None
+    assert base["accuracy"] == acc.get() and base["log_loss"] == loss.get()
+    # B learns the boundary; "always yes" is right about half the time: B serves.
+    assert learner.summary()["accuracy"] > base["accuracy"] + 0.2
+    assert not learner.guard.serving_baseline
+    assert learner.serve({"a": -1.0, "b": 1.0}) == learner.predict({"a": -1.0, "b": 1.0})
