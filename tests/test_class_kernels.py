@@ -348,6 +348,7 @@ def learn_both(lines, names, make_space, make_model, *, kernels, window=50, max_
 
 
 def assert_same_learner(slow, fast) -> None:
+    """The same model (weights to the bit) and the same prequential state."""
     from streamlearn.models.softmax import SoftmaxRegression
 
     model, other = slow.model, fast.model
@@ -361,6 +362,11 @@ def assert_same_learner(slow, fast) -> None:
         assert bits([*model.weights.values(), model.intercept]) == bits(
             [*other.weights.values(), other.intercept]
         )
+    assert_same_scores(slow, fast)
+
+
+def assert_same_scores(slow, fast) -> None:
+    """The same prequential state: counts, running mean, window, curve, summaries."""
     assert (slow.records_learned, slow.records_unscored) == (
         fast.records_learned,
         fast.records_unscored,
@@ -504,11 +510,12 @@ def write_class_stream(path, n: int, seed: int, *, binary: bool) -> None:
             handle.write(f"{line},{label}".encode() + end)
 
 
-def run_class_daemon(path, tmp, *, fast: bool, binary: bool, monkeypatch, monitor=None):
+def run_class_daemon(path, tmp, *, fast: bool, binary: bool, monkeypatch, monitor=None, make=None):
     """One replay of a classifier (logistic or softmax); every due checkpoint taken on time.
 
-    ``monitor(space)``, if given, makes the drift monitor. Returns the summary, the last
-    checkpoint's state, where each checkpoint was taken, the paths chosen, the folder.
+    ``monitor(space)``, if given, makes the drift monitor; ``make()`` the model (else
+    ``logistic`` or ``softmax``). Returns the summary, the last checkpoint's state, where each
+    checkpoint was taken, the paths chosen, the folder.
     """
     from streamlearn.classify.learner import ClassLearner
     from streamlearn.classify.space import ClassSpace
@@ -521,6 +528,8 @@ def run_class_daemon(path, tmp, *, fast: bool, binary: bool, monkeypatch, monito
     from streamlearn.state import BackgroundWriter, CheckpointStore
 
     def model():
+        if make is not None:
+            return make()
         return LogisticRegression(lr=0.05) if binary else SoftmaxRegression(lr=0.05)
 
     monkeypatch.setenv("STREAMLEARN_FASTPATH", "1" if fast else "0")
@@ -575,14 +584,25 @@ def daemon_module():
     return daemon
 
 
-def assert_same_class_run(fast, slow) -> None:
+def assert_same_class_run(fast, slow, path: str = "class-block") -> None:
     fast_summary, fast_state, fast_positions, fast_paths, fast_dir = fast
     slow_summary, slow_state, slow_positions, slow_paths, slow_dir = slow
-    assert "class-block" in fast_paths and "class-block" not in slow_paths
+    assert path in fast_paths and path not in slow_paths
     for key in ("created", "checkpoint"):
         fast_summary.pop(key, None), slow_summary.pop(key, None)
     assert json.dumps(fast_summary, sort_keys=True) == json.dumps(slow_summary, sort_keys=True)
-    assert_same_learner(slow_state["learner"], fast_state["learner"])
+    if path == "class-block":
+        assert_same_learner(slow_state["learner"], fast_state["learner"])
+    else:  # a River model (GaussianNB's pickle holds unseeded random states): its answers
+        slow_learner, fast_learner = slow_state["learner"], fast_state["learner"]
+        rng = np.random.default_rng(0)
+        for row in rng.normal(size=(200, 4)).tolist():
+            x = dict(zip(["x0", "x1", "x2", "x3"], row, strict=True))
+            slow_answer = slow_learner.model.predict_proba_one(x)
+            assert bits(list(slow_answer.values())) == bits(
+                list(fast_learner.model.predict_proba_one(x).values())
+            )
+        assert_same_scores(slow_learner, fast_learner)
     assert fast_state["counters"] == slow_state["counters"]
     assert fast_state["source"] == slow_state["source"]
     assert fast_positions == slow_positions  # every checkpoint at the same line and byte
@@ -646,3 +666,33 @@ def test_a_drift_monitor_that_resets_the_classifier_mid_block(tmp_path, monkeypa
     assert restores  # the reset came in the middle of a block: learned again up to it
     assert fast[0]["drift_events"] == slow[0]["drift_events"]
     assert_same_class_run(fast, slow)
+
+
+@pytest.mark.parametrize(
+    ("binary", "spec"),
+    [
+        (True, "LogisticRegression(optimizer=SGD(lr=0.05))"),
+        (False, "GaussianNB"),
+        (False, "StandardScaler | SoftmaxRegression"),
+    ],
+)
+def test_a_river_classifier_through_rows_blocks_equals_record_by_record(
+    tmp_path, monkeypatch, binary, spec
+):
+    from streamlearn.models.registry import build_model
+
+    path = tmp_path / "stream.csv"
+    write_class_stream(path, 3000, seed=7, binary=binary)
+    runs = [
+        run_class_daemon(
+            path,
+            tmp_path / name,
+            fast=fast,
+            binary=binary,
+            monkeypatch=monkeypatch,
+            make=lambda: build_model(spec),
+        )
+        for name, fast in (("fast", True), ("slow", False))
+    ]
+    assert_same_class_run(*runs, path="class-rows-block")
+    assert runs[0][0]["records_learned"] > 2500

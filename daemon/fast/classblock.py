@@ -42,6 +42,7 @@ __all__ = [
     "ClassBlockLearner",
     "ClassKernels",
     "ClassSaved",
+    "Scored",
     "compiled_class_kernels",
     "python_class_kernels",
 ]
@@ -79,7 +80,7 @@ def compiled_class_kernels() -> ClassKernels | None:
     return ClassKernels(_kernels.parse_lines, _kernels.learn_logistic, _kernels.learn_softmax)
 
 
-class _Scored(NamedTuple):
+class Scored(NamedTuple):
     """The learned rows of a block as the metrics take them."""
 
     y: NDArray[np.int64]  # the class codes
@@ -237,7 +238,8 @@ class ClassBlockLearner(BlockReader):
                 p_pos = np.zeros(len(scored))
                 pred = to_code[np.argmax(given[:, to_code], axis=1)]
             y = parsed.values[scored, -1].astype(np.int64)
-            self._score(learner, _Scored(y, given, pred, loss[scored], p_pos), state)
+            mean = (float(state[0]), float(state[1]))
+            self._score(learner, Scored(y, given, pred, loss[scored], p_pos), mean)
         return done
 
     def _learn_softmax(
@@ -271,14 +273,24 @@ class ClassBlockLearner(BlockReader):
         proba[start:done, to_code] = p[start:done]
         return done, proba, to_code
 
-    def _score(self, learner: ClassLearner, scored: _Scored, state: NDArray[np.float64]) -> None:
-        """The class metrics, window, curve and count of the learned rows; ``state`` holds
-        the kernel's running mean of the loss."""
+    def score(self, learner: ClassLearner, scored: Scored) -> None:
+        """Score rows a model predicted and learned elsewhere (a River model, row by row), as
+        ``ClassLearner.step`` scores them: their losses join the running mean in order."""
+        if not len(scored.y):
+            return
+        mean = learner.metrics.loss
+        for value in scored.loss.tolist():
+            mean.update(value)
+        self._score(learner, scored, (mean.n, mean.get()))
+
+    def _score(self, learner: ClassLearner, scored: Scored, mean: tuple[float, float]) -> None:
+        """The class metrics, window, curve and count of the learned rows; ``mean`` is the
+        running mean of the loss after them, as ``(n, mean)``."""
         y, pred = scored.y, scored.pred
         metrics = learner.metrics
         correct0 = metrics.right
         counts = (learner.records_learned, metrics.scored, learner.window.len)
-        metrics.update_many(y, scored.proba, loss=(float(state[0]), float(state[1])), pred=pred)
+        metrics.update_many(y, scored.proba, loss=mean, pred=pred)
         right = _fill_window(learner.window, scored)
         correct = np.cumsum(y == pred) + correct0
         _add_curve_points(learner, counts, correct, right)
@@ -326,7 +338,7 @@ def _plain_integers(parsed: Parsed, rows: NDArray[np.intp]) -> NDArray[np.bool_]
     return ok
 
 
-def _fill_window(window: Window, scored: _Scored) -> NDArray[np.int64]:
+def _fill_window(window: Window, scored: Scored) -> NDArray[np.int64]:
     """``window.add`` of each record in order; returns ``window.right`` after each."""
     y, pred = scored.y, scored.pred
     size, count = window.size, len(y)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from streamlearn.learner import DIVERGED, Learner
@@ -282,7 +283,59 @@ class JsonBlockPath(_SgdBlockPath["JsonParsed", Any]):
         return record_id
 
 
-class RowsBlockPath(BlockPath["Parsed"]):
+class RowBlocks:
+    """Blocks for a model that learns a row at a time: ``batch_size`` lines each (a River
+    model holds the loop's lock per block, and a slow one must not hold it for long)."""
+
+    kit: PathKit
+    blocks: BlockSource
+
+    def take(self, room: int) -> list[Raw] | Block:
+        want = self.kit.record_want(room)
+        if want >= MIN_BLOCK_LINES:
+            block = self.blocks.next_block(want)
+            if block is not None:
+                return block
+        return self.kit.next_records(want)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a model learns a block.
+
+    A River model makes and keeps many small objects (a tree's nodes and their statistics),
+    and the young collections they set off would move them on to the oldest generation,
+    whose collections walk the whole model and every module again. Paused, the block's
+    survivors are aged by one young collection after it; their garbage dies by reference
+    counting meanwhile. Same results, fewer full collections.
+    """
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def record_rows(
+    parsed: Parsed, features: Sequence[str]
+) -> Iterator[tuple[int, int, dict[str, float]]]:
+    """``(row, kind, x)`` of each labeled or unlabeled row before ``parsed.stop``, in order
+    (rejected rows, headers and blank lines are ``_settle``'s). The rows become Python lists
+    a slice at a time: fewer alive at once."""
+    from streamlearn.fast.block import UNLABELED
+
+    values = parsed.values[: parsed.stop]
+    kinds = parsed.status[: parsed.stop].tolist()
+    for first in range(0, len(kinds), ROWS_AT_ONCE):
+        for row, numbers in enumerate(values[first : first + ROWS_AT_ONCE].tolist(), start=first):
+            kind = kinds[row]
+            if kind <= UNLABELED:
+                yield row, kind, dict(zip(features, numbers, strict=False))  # less the target
+
+
+class RowsBlockPath(RowBlocks, BlockPath["Parsed"]):
     """Blocks of plain CSV lines learned by any other model (River's), a row at a time.
 
     The compiled parser reads the block (the decoder judges the lines it doubts), and the
@@ -295,14 +348,6 @@ class RowsBlockPath(BlockPath["Parsed"]):
     """
 
     name = "rows-block"
-
-    def take(self, room: int) -> list[Raw] | Block:
-        want = self.kit.record_want(room)
-        if want >= MIN_BLOCK_LINES:
-            block = self.blocks.next_block(want)
-            if block is not None:
-                return block
-        return self.kit.next_records(want)
 
     def process_block(self, block: Block) -> None:
         fast = self.kit.compiled.csv_learner(block.lines)
@@ -331,38 +376,17 @@ class RowsBlockPath(BlockPath["Parsed"]):
         """
         import numpy as np
 
-        from streamlearn.fast.block import LABELED, UNLABELED
+        from streamlearn.fast.block import LABELED
 
-        features = self._features(parsed)
         predict, learn = model.predict_one, model.learn_one
-        values = parsed.values[: parsed.stop]
-        kinds = parsed.status[: parsed.stop].tolist()
-        guesses = [math.nan] * len(kinds)
-        # No cyclic garbage collection while the model learns the block: a River model makes
-        # and keeps many small objects (a tree's nodes and their statistics), and the young
-        # collections they set off would move them on to the oldest generation, whose
-        # collections walk the whole model and every module again. Paused, the block's
-        # survivors are aged by one young collection after it; their garbage dies by
-        # reference counting meanwhile. Same results, fewer full collections.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            # The rows become Python lists a slice at a time: fewer alive at once.
-            for first in range(0, len(kinds), ROWS_AT_ONCE):
-                for row, numbers in enumerate(
-                    values[first : first + ROWS_AT_ONCE].tolist(), start=first
-                ):
-                    kind = kinds[row]
-                    if kind > UNLABELED:  # rejected, a header, a blank line: ``_settle``'s
-                        continue
-                    x = dict(zip(features, numbers, strict=False))  # the last is the target
-                    guess = predict(x)
-                    if guess is None or not -DIVERGED < guess < DIVERGED:
-                        return np.array(guesses[:row], dtype=np.float64)
-                    guesses[row] = guess
-                    if kind == LABELED:
-                        learn(x, numbers[-1])
-        finally:
-            if collecting:
-                gc.enable()
+        targets = parsed.values[: parsed.stop, -1].tolist()
+        guesses = [math.nan] * parsed.stop
+        with collector_paused():
+            for row, kind, x in record_rows(parsed, self._features(parsed)):
+                guess = predict(x)
+                if guess is None or not -DIVERGED < guess < DIVERGED:
+                    return np.array(guesses[:row], dtype=np.float64)
+                guesses[row] = guess
+                if kind == LABELED:
+                    learn(x, targets[row])
         return np.array(guesses, dtype=np.float64)

@@ -13,17 +13,20 @@ model) the block stops there and its rest goes record by record.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-from streamlearn.classify.learner import ClassLearner
+from streamlearn.classify.learner import ClassLearner, finite
+from streamlearn.classify.metrics import score
 from streamlearn.fast.block import LABELED, NOTHING, REJECTED, UNLABELED
+from streamlearn.fast.classblock import Scored
 from streamlearn.records import Rejected
 
-from ..interfaces import BlockLearner, RecordPath
-from .blocks import CompiledBlockPath
+from ..interfaces import Block, BlockLearner, LocatedBlock, RecordPath
+from .blocks import CompiledBlockPath, RowBlocks, collector_paused, record_rows
 from .classrouter import ClassRouter
 from .paths import MIN_BLOCK_LINES, FirstRecords, PathKit, RecordByRecord
 
@@ -35,19 +38,24 @@ __all__ = ["ClassBlockPath", "class_path", "classes_known"]
 
 
 def class_path(kit: PathKit) -> RecordPath:
-    """The path of a classifier's next batches, blocks being possible (``choose_path``):
-    blocks for ``logistic`` and ``softmax`` on plain CSV once the model holds a weight for
-    every feature (and softmax a class), record by record until then and for every other
-    classifier."""
+    """The path of a classifier's next batches, blocks being possible (``choose_path``), on
+    plain CSV: kernel blocks for ``logistic`` and ``softmax`` once the model holds a weight for
+    every feature (and softmax a class), record by record until then; rows blocks for any
+    other classifier, unless a drift monitor may replace it halfway through a block."""
     from streamlearn.models.logistic import LogisticRegression
     from streamlearn.models.softmax import SoftmaxRegression
 
     model = kit.learner.model
-    if type(model) not in (LogisticRegression, SoftmaxRegression) or not kit.decoder.plain:
+    if not kit.decoder.plain:
         return RecordByRecord(kit, model)
-    if not classes_known(kit, model):
-        return FirstRecords(kit, model, lambda: classes_known(kit, model))
-    return ClassBlockPath(kit, model)
+    if type(model) in (LogisticRegression, SoftmaxRegression):
+        if not classes_known(kit, model):
+            return FirstRecords(kit, model, lambda: classes_known(kit, model))
+        return ClassBlockPath(kit, model)
+    monitor = kit.monitor
+    if monitor is None or not monitor.may_change_model:
+        return ClassRowsBlockPath(kit, model)
+    return RecordByRecord(kit, model)
 
 
 def classes_known(kit: PathKit, model: object) -> bool:
@@ -91,6 +99,9 @@ class ClassBlockPath(
     def _learner(
         self, lines: int
     ) -> BlockLearner[Parsed, ClassSaved, ClassLearner, ClassModel] | None:
+        return self._block_learner(lines)
+
+    def _block_learner(self, lines: int) -> ClassBlockLearner | None:
         if lines < MIN_BLOCK_LINES:
             return None
         if self.fast is None:
@@ -116,9 +127,11 @@ class ClassBlockPath(
         parsed: Parsed, proba: NDArray[np.float64], rows: NDArray[np.intp]
     ) -> NDArray[np.float64]:
         """The 0/1 errors of ``rows``: the first most probable class by code is not the label."""
-        wrong: NDArray[np.float64] = (
-            np.argmax(proba[rows], axis=1) != parsed.values[rows, -1]
-        ).astype(np.float64)
+        if proba.shape[1] == 2:  # binary: class 1 when it is the more probable
+            chosen = proba[rows, 1] > proba[rows, 0]
+        else:
+            chosen = np.argmax(proba[rows], axis=1)
+        wrong: NDArray[np.float64] = (chosen != parsed.values[rows, -1]).astype(np.float64)
         return wrong
 
     def _observe(
@@ -182,3 +195,67 @@ class ClassBlockPath(
                 counters.records_unlabeled += 1
                 proba = tuple(yhat[row, :width].tolist())
                 router.write_class_prediction(None, parsed.raw(row).where(), proba)
+
+
+class ClassRowsBlockPath(RowBlocks, ClassBlockPath):
+    """Blocks of plain CSV lines learned by any other classifier (River's), a row at a time.
+
+    The compiled parser reads the block (the decoder judges the lines it doubts, text labels
+    among them); the model is asked for its probabilities, then learns, each record in order,
+    as ``ClassLearner.step`` asks it; the class metrics, window and curve are then updated for
+    the whole block at once (``ClassBlockLearner.score``). The drift monitor (one that can
+    only alert: ``class_path``) watches the block. A record the model cannot predict yet, or
+    predicts NaN for, and the rest of the block go record by record.
+    """
+
+    name = "class-rows-block"
+
+    def process_block(self, block: Block) -> None:
+        fast = self._block_learner(block.lines)
+        if fast is None:
+            self.router.process(block.raws())
+            return
+        started = time.perf_counter()
+        locate = block.locate if isinstance(block, LocatedBlock) else None
+        parsed = fast.parse(block.data, block.offset, self.kit.decoder, block.lines, locate)
+        start = self._parsed(started)
+        yhat, scored, done = self._learn_rows(parsed)
+        fast.score(self.learner, scored)
+        if self.kit.monitor is not None:
+            # It can only alert: the model that learned the block stays.
+            self._observe(parsed, yhat, done, self.learner.model)
+        self._close(parsed, yhat, done, start)
+
+    def _learn_rows(self, parsed: Parsed) -> tuple[NDArray[np.float64], Scored, int]:
+        """Probabilities, then learning, of each record of a parsed block, in order: the
+        probabilities of each row by code, the learned rows scored, and the row it stopped at
+        (``parsed.stop``, or a row ``ClassLearner.step`` would not score)."""
+        learner = self.learner
+        space, model = learner.classes, learner.model
+        binary = space.binary
+        predict, learn = model.predict_proba_one, model.learn_one
+        yhat = np.zeros((parsed.rows, len(space)))
+        codes = parsed.values[: parsed.stop, -1].tolist()
+        rows: list[int] = []
+        scores: list[tuple[int, int, float, float]] = []
+        done = parsed.stop
+        with collector_paused():
+            for row, kind, x in record_rows(parsed, self._features(parsed)):
+                answer = predict(x)
+                proba = space.proba(answer)
+                if proba is None or not answer or not finite(proba):
+                    done = row  # cannot predict yet, or diverged: the record path's to handle
+                    break
+                yhat[row] = proba
+                if kind == LABELED:
+                    label = space.model_label(codes[row])
+                    choice = space.code_of(max(answer, key=answer.__getitem__))
+                    listed = binary or label in answer  # River's CrossEntropy: 0 if unlisted
+                    scores.append(
+                        score(int(codes[row]), proba, binary=binary, choice=choice, listed=listed)
+                    )
+                    learn(x, label)
+                    rows.append(row)
+        y, pred, loss, p_pos = np.array(scores, dtype=np.float64).reshape(len(scores), 4).T
+        scored = Scored(y.astype(np.int64), yhat[rows], pred.astype(np.int64), loss, p_pos)
+        return yhat, scored, done
