@@ -24,6 +24,11 @@ if TYPE_CHECKING:
     from streamlearn.state import Lock
 
 
+#: A prediction as the loop passes it on: a regressor's value, or a classifier's class
+#: probabilities by class code (``streamlearn.classify``).
+Prediction = float | tuple[float, ...]
+
+
 # -- what collaborators may use of the loop ------------------------------------------------
 
 
@@ -420,13 +425,15 @@ class PendingFeatures(Protocol):
     def x(self) -> dict[str, float]: ...
 
     @property
-    def yhat(self) -> float: ...
+    def yhat(self) -> Prediction:
+        """A regressor's value, or a classifier's class probabilities by code."""
+        ...
 
 
 class LabelJoin(StatePart, Protocol):
     """The late-label join (``streamlearn.labels``): features wait for a label by id."""
 
-    def remember(self, record: Record, yhat: float, index: int, /) -> None:
+    def remember(self, record: Record, yhat: Prediction, index: int, /) -> None:
         """Keep an unlabeled record's features and prediction until its label comes."""
         ...
 
@@ -438,12 +445,12 @@ class LabelJoin(StatePart, Protocol):
 class PseudoLoop(LockedStatePart, Protocol):
     """The pseudo-label side loop (``streamlearn.labels``): teaches the model unlabeled records."""
 
-    def offer(self, record: Record, yhat: float, index: int, host: ModelHost, /) -> None:
+    def offer(self, record: Record, yhat: Prediction, index: int, host: ModelHost, /) -> None:
         """An unlabeled record, after its prediction was written (a full window is learned now)."""
         ...
 
     def observe_labeled(
-        self, x: dict[str, float], y: float, yhat: float, host: ModelHost, /
+        self, x: dict[str, float], y: float, yhat: Prediction, host: ModelHost, /
     ) -> None:
         """A true label the model predicted as ``yhat``, then learned (its twin and the
         teacher learn it too; a late label's ``yhat`` is the prediction made at feature time)."""

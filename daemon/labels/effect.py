@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from streamlearn.models.answer import predicted
 
 if TYPE_CHECKING:
-    from streamlearn.interfaces import ModelHost
+    from streamlearn.interfaces import ModelHost, Prediction
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,9 @@ class PseudoEffect:
         self.resumes = 0
         self.restarts = 0  # the student was replaced from outside: a new twin
         self.events: deque[dict[str, Any]] = deque(maxlen=_EVENTS_KEPT)
-        self.late_twin: float | None = None  # the twin's feature-time prediction of a late label
+        self.late_twin: Prediction | None = (
+            None  # the twin's feature-time prediction of a late label
+        )
         self.twin_since = 0  # the stream index from which the twin predicted
         self._student: Any = None  # the model the twin was copied from (not pickled)
 
@@ -133,20 +135,20 @@ class PseudoEffect:
             self._student = host.learner.model
             self._start_trial(self._student, host, restart=False)
 
-    def late_label(self, index: int, twin_yhat: float | None) -> None:
+    def late_label(self, index: int, twin_yhat: Prediction | None) -> None:
         """The next true label is late: its features came at stream ``index``, when the twin
         predicted ``twin_yhat`` (None: it did not). A prediction of an earlier twin is not
         this twin's: the twin then predicts the label when it comes."""
         self.late_twin = twin_yhat if index >= self.twin_since else None
 
-    def twin_prediction(self, x: dict[str, float]) -> float | None:
+    def twin_prediction(self, x: dict[str, float]) -> Prediction | None:
         """The twin's prediction of an unlabeled record (kept for its late label), if measuring."""
         if not self.measuring:
             return None
-        value = predicted(self.twin.predict_one(x))
-        return value if math.isfinite(value) else None
+        value = self._twin_answer(x)
+        return value if value is not None and self._sound(value) else None
 
-    def observe(self, x: dict[str, float], y: float, yhat: float, host: ModelHost) -> None:
+    def observe(self, x: dict[str, float], y: float, yhat: Prediction, host: ModelHost) -> None:
         """A true label the student predicted as ``yhat`` (then learned): score both, judge."""
         late_twin, self.late_twin = self.late_twin, None
         model = host.learner.model
@@ -157,7 +159,7 @@ class PseudoEffect:
                 # A first twin, or the student was replaced (drift action, divergence
                 # restore): the twin starts again as a copy of the student as it is now.
                 self._start_trial(model, host, restart=replaced)
-                self._score(y, yhat, yhat)  # the twin is the student: it predicted yhat too
+                self._score(*self._errors(y, yhat, yhat))  # the twin is the student: yhat too
                 return
         if self.state == "paused":
             self.pause_left -= 1
@@ -166,20 +168,45 @@ class PseudoEffect:
             return
         if not self.measuring:
             return
-        twin = self.twin
-        twin_yhat = late_twin if late_twin is not None else predicted(twin.predict_one(x))
-        if not math.isfinite(twin_yhat):  # a diverged twin: copy the student again
+        twin_yhat = late_twin if late_twin is not None else self._twin_answer(x)
+        if not self._sound(twin_yhat):  # a diverged twin: copy the student again
             self._start_trial(model, host, restart=True)
             return
-        self._score(y, yhat, twin_yhat)
-        twin.learn_one(x, y)
+        if twin_yhat is not None:  # None: a twin that cannot predict yet, not compared
+            self._score(*self._errors(y, yhat, twin_yhat))
+        self._twin_learn(x, y)
         if self.guard and self._hurting():
             self._pause(host)
 
+    # -- what a task changes: the twin's answer, the errors, the guard's test ---------------
+
+    def _twin_answer(self, x: dict[str, float]) -> Prediction | None:
+        """The twin's prediction (None: it cannot predict yet)."""
+        return predicted(self.twin.predict_one(x))
+
+    def _sound(self, value: Prediction | None) -> bool:
+        """Whether a prediction is not a diverged model's (NaN or infinite)."""
+        assert not isinstance(value, tuple)  # a regressor's
+        return value is not None and math.isfinite(value)
+
+    def _errors(self, y: float, yhat: Prediction, twin_yhat: Prediction) -> tuple[float, float]:
+        """The student's and the twin's errors on the true label ``y``: absolute errors."""
+        assert not isinstance(yhat, tuple) and not isinstance(twin_yhat, tuple)
+        return abs(y - yhat), abs(y - twin_yhat)
+
+    def _twin_learn(self, x: dict[str, float], y: float) -> None:
+        self.twin.learn_one(x, y)
+
+    def _hurting(self) -> bool:
+        """Over a full window, the student's MAE above ``(1 + margin)`` times its twin's."""
+        return (
+            len(self.window) == self.records
+            and self.window_with > (1.0 + self.margin) * self.window_without
+        )
+
     # -- scoring -------------------------------------------------------------------------------
 
-    def _score(self, y: float, yhat: float, twin_yhat: float) -> None:
-        error_with, error_without = abs(y - yhat), abs(y - twin_yhat)
+    def _score(self, error_with: float, error_without: float) -> None:
         self.measured += 1
         self.trial += 1
         self.abs_with += error_with
@@ -197,12 +224,6 @@ class PseudoEffect:
             self.window_without = math.fsum(e for _, e in window)
         if self.trial == 2 * self.records:
             self.strikes = 0  # pseudo-labels held for two windows: a later pause starts short
-
-    def _hurting(self) -> bool:
-        return (
-            len(self.window) == self.records
-            and self.window_with > (1.0 + self.margin) * self.window_without
-        )
 
     def _clear_window(self) -> None:
         self.window = deque()
@@ -242,6 +263,9 @@ class PseudoEffect:
         self.pauses += 1
         self.pause_left = self.records * 2 ** min(self.strikes - 1, _MAX_DOUBLINGS)
         self._event("pause", mae_with, mae_without)
+        self._log_pause(mae_with, mae_without)
+
+    def _log_pause(self, mae_with: float, mae_without: float) -> None:
         log.warning(
             "pseudo-labels hurt: over the last %d true labels the model's MAE was %.6g, %.1f%% "
             "above its twin's %.6g (trained without them); serving the twin and pausing "

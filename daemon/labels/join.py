@@ -1,8 +1,10 @@
 """The delayed-label join: features wait, under their record id, for a label that comes later.
 
 Labels that arrive after their features (``{"id": ..., "y": ...}``) are joined by id within
-a time-to-live given in seconds or records (``600s``, ``10m``, ``5000r``). Each waiting entry
-also holds the pseudo-label decision on its record, so that the true label audits the
+a time-to-live given in seconds or records (``600s``, ``10m``, ``5000r``). The prediction
+made when the features came waits with them (a regressor's value, or a classifier's class
+probabilities by code, kept as given), so the late label is scored with it. Each waiting
+entry also holds the pseudo-label decision on its record, so that the true label audits the
 pseudo-label it replaces: the join hands both to its ``Auditor`` (the pseudo-label loop).
 """
 
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from streamlearn.labels.ttl import DEFAULT_TTL, LabelTtl
 
 if TYPE_CHECKING:
+    from streamlearn.interfaces import Prediction
     from streamlearn.records import Label, Record
 
 __all__ = [
@@ -43,7 +46,12 @@ class Auditor(Protocol):
     """Who is told when a true label comes for a record that had a pseudo-label decision."""
 
     def audit(
-        self, index: int, decision: Decision, yhat: float, y: float, twin_yhat: float | None
+        self,
+        index: int,
+        decision: Decision,
+        yhat: Prediction,
+        y: float,
+        twin_yhat: Prediction | None,
     ) -> None:
         """The true label ``y`` of the record at stream ``index``; ``yhat`` was predicted then,
         and ``twin_yhat`` by the student's twin (``note_twin``), if it predicted it."""
@@ -54,7 +62,7 @@ class PendingFeatures(NamedTuple):
     """Features that waited for their label, with the prediction made when they arrived."""
 
     x: dict[str, float]
-    yhat: float
+    yhat: Prediction  # a regressor's value, or a classifier's probabilities by class code
     stream_index: int
     time: float
 
@@ -132,7 +140,7 @@ class LabelJoin:
         self.duplicate_ids = 0
         self.delay_records = 0  # summed over joined labels, for the mean delay
 
-    def remember(self, record: Record, yhat: float, index: int) -> None:
+    def remember(self, record: Record, yhat: Prediction, index: int) -> None:
         """Keep an unlabeled record's features and prediction until its label comes."""
         record_id = record.id
         if record_id is None:
@@ -143,7 +151,8 @@ class LabelJoin:
         if pending.pop(record_id, None) is not None:
             # The id came again: the newer features win (a label joins the latest).
             self.duplicate_ids += 1
-        pending[record_id] = [record.x, float(yhat), index, now, None, None]
+        kept = yhat if isinstance(yhat, tuple) else float(yhat)  # a classifier's: as given
+        pending[record_id] = [record.x, kept, index, now, None, None]
         self.remembered += 1
         while len(pending) > self.max_pending:
             pending.popitem(last=False)
@@ -155,7 +164,7 @@ class LabelJoin:
         if entry is not None and entry[_INDEX] == index:
             entry[_DECISION] = decision
 
-    def note_twin(self, record_id: str, index: int, yhat: float) -> None:
+    def note_twin(self, record_id: str, index: int, yhat: Prediction) -> None:
         """Note the twin's prediction of the record ``(record_id, index)``, if it waits here:
         its late label scores the twin as the student, with a prediction made then."""
         entry = self.pending.get(record_id)

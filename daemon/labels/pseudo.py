@@ -39,7 +39,7 @@ from streamlearn.labels.window import Candidate, Verdict, decide_window
 from streamlearn.state import load
 
 if TYPE_CHECKING:
-    from streamlearn.interfaces import ModelHost
+    from streamlearn.interfaces import ModelHost, Prediction
     from streamlearn.records import Record
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,9 @@ class PseudoLabeler(SideThread):
 
     # -- hooks called by the daemon's loop thread ---------------------------------------
 
-    def offer(self, record: Record, yhat: float, index: int, host: ModelHost | None = None) -> None:
+    def offer(
+        self, record: Record, yhat: Prediction, index: int, host: ModelHost | None = None
+    ) -> None:
         """Queue an unlabeled record (after its prediction was written).
 
         With the loop's ``host``, a window is decided and its accepted pseudo-labels
@@ -240,7 +242,8 @@ class PseudoLabeler(SideThread):
         Without it, full windows wait for ``drain``. In threaded mode, the verdicts the
         side thread has made are learned here.
         """
-        candidate = Candidate(index, record.id, record.x, float(yhat))
+        given = yhat if isinstance(yhat, tuple) else float(yhat)  # a classifier's: as given
+        candidate = Candidate(index, record.id, record.x, given)
         self.offered += 1
         if host is not None:
             self.effect.begin(host)
@@ -270,12 +273,14 @@ class PseudoLabeler(SideThread):
         if host is not None and self.ready_decisions:
             self._apply_ready(host)
 
-    def observe_labeled(self, x: dict[str, float], y: float, yhat: float, host: ModelHost) -> None:
+    def observe_labeled(
+        self, x: dict[str, float], y: float, yhat: Prediction, host: ModelHost
+    ) -> None:
         """A true label the student predicted as ``yhat``, then learned: the twin is scored
         and learns it, the guard judges, and the teacher learns it."""
         self.effect.observe(x, y, yhat, host)
         if self.deterministic:
-            self.teacher.learn(x, y)
+            self._teach(x, y)
             return
         self._ensure_thread()
         limit = max(self.queue_size, 1000)
@@ -323,7 +328,7 @@ class PseudoLabeler(SideThread):
                 self.pending.clear()
                 self._cond.notify_all()
             for x, y in teach:
-                self.teacher.learn(x, y)
+                self._teach(x, y)
             for start in range(0, len(queued), self.window):
                 verdicts.extend(self._decide(queued[start : start + self.window], None))
         self._apply(verdicts, host)
@@ -333,9 +338,9 @@ class PseudoLabeler(SideThread):
         self,
         index: int,
         decision: Decision,
-        yhat: float,
+        yhat: Prediction,
         y: float,
-        twin_yhat: float | None = None,
+        twin_yhat: Prediction | None = None,
     ) -> None:
         """The true label ``y`` came for the record at ``index`` (called by ``LabelJoin.take``).
 
@@ -353,11 +358,20 @@ class PseudoLabeler(SideThread):
         outcome, label = decision
         if label is None:
             return  # decided without a teacher label (overflow, warm-up): nothing to audit
+        self._audit_label(outcome, label, yhat, y)
+
+    def _audit_label(self, outcome: str, label: float, yhat: Prediction, y: float) -> None:
+        """Count how far the pseudo-label (and the student's ``yhat``) was from ``y``."""
+        assert not isinstance(yhat, tuple)  # a regressor's (ClassPseudoLabeler audits classes)
         self.audit_counts[outcome] += 1
         self.audit_abs[outcome] += abs(label - y)
         self.audit_student_abs[outcome] += abs(yhat - y)
 
     # -- deciding ---------------------------------------------------------------------
+
+    def _teach(self, x: dict[str, float], y: float) -> None:
+        """The teacher learns a true label (on the thread that owns the teacher)."""
+        self.teacher.learn(x, y)
 
     def _decide(self, window: list[Candidate], size: int | None) -> list[Verdict]:
         """The verdicts on one window (``decide_window`` under this labeler's knobs)."""
@@ -439,11 +453,16 @@ class PseudoLabeler(SideThread):
             state["audit_student_abs"] = dict(self.audit_student_abs)
             state["superseded"] = set(self.superseded)
             state["rejected_by_reason"] = dict(self.rejected_by_reason)
+            state.update(self._copied_state())
             if self._thread is not None:
                 # Pickled now, while the side thread is held at rest: later it moves on.
                 state["teacher"] = None
                 state["_teacher_blob"] = pickle.dumps(self.teacher, pickle.HIGHEST_PROTOCOL)
         return state
+
+    def _copied_state(self) -> dict[str, Any]:
+        """A subclass's containers, copied while the side thread rests (``__getstate__``)."""
+        return {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         blob = state.pop("_teacher_blob", None)

@@ -44,6 +44,9 @@ class SideThread:
     def _decide(self, window: list[Candidate], size: int | None) -> list[Verdict]:
         raise NotImplementedError  # PseudoLabeler's
 
+    def _teach(self, x: dict[str, float], y: float) -> None:
+        raise NotImplementedError  # PseudoLabeler's
+
     def close(self) -> None:
         """Stop the side thread (queued records stay queued, in the next checkpoint)."""
         thread = self._thread
@@ -94,7 +97,7 @@ class SideThread:
                     window = [self.pending.popleft() for _ in range(self.window)]
                 self._cond.notify_all()  # room for a producer waiting on back-pressure
             for x, y in chunk:
-                self.teacher.learn(x, y)
+                self._teach(x, y)
             if window:
                 verdicts = self._decide(window, self.window)
                 with self._cond:

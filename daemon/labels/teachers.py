@@ -27,7 +27,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CommitteeTeacher", "ModelTeacher", "Teacher", "build_teacher", "teacher_name"]
+__all__ = [
+    "CommitteeTeacher",
+    "ModelTeacher",
+    "Teacher",
+    "build_teacher",
+    "teacher_kind",
+    "teacher_name",
+    "warm_teacher_model",
+]
 
 
 class Teacher(Protocol):
@@ -95,7 +103,7 @@ class _TargetScale:
         return min(1.0, max(0.0, 1.0 - uncertainty / scale))
 
 
-def _poisson1(rng: random.Random) -> int:
+def poisson1(rng: random.Random) -> int:
     """A Poisson(1) draw (Knuth), from a seeded, picklable ``random.Random``."""
     limit = math.exp(-1.0)
     k, p = 0, rng.random()
@@ -157,7 +165,7 @@ class CommitteeTeacher(_TargetScale):
         self._see_target(y)
         rng = self.rng
         for member in self.members:
-            for _ in range(_poisson1(rng)):
+            for _ in range(poisson1(rng)):
                 member.learn_one(x, y)
 
     def label(self, xs: Sequence[dict[str, float]]) -> list[tuple[float, float]]:
@@ -339,34 +347,51 @@ def build_teacher(
     """
     from streamlearn.models.registry import build_model
 
-    spec = spec.strip()
-    if spec == "committee":
-        return CommitteeTeacher(model_spec, k, lr=lr, seed=seed)
-    if spec.startswith("committee:"):
-        return CommitteeTeacher(spec.split(":", 1)[1].strip(), k, lr=lr, seed=seed)
-    if spec.startswith("warm:"):
-        from streamlearn.models.transfer import load_batch_model, warm_start
-
-        path = spec.split(":", 1)[1].strip()
-        a = load_batch_model(path, trust_pickle=trust_pickle)
-        model = warm_start(a, "finetune", lr=lr if lr_from_flag else None)  # None: suited to A
-        return ModelTeacher(model, f"warm start from {path}")
-    if spec == model_spec:
+    kind, named = teacher_kind(spec, model_spec)
+    if kind == "committee":
+        return CommitteeTeacher(named, k, lr=lr, seed=seed)
+    if kind == "warm":
+        model = warm_teacher_model(named, lr, trust_pickle, lr_from_flag)
+        return ModelTeacher(model, f"warm start from {named}")
+    if named == model_spec:
         log.warning(
             "the teacher %r is the student's own spec: it learns the same labels, so its "
             "pseudo-labels add little; try --teacher committee or another model",
-            spec,
+            named,
         )
-    return ModelTeacher(build_model(spec, lr=lr), spec)
+    return ModelTeacher(build_model(named, lr=lr), named)
+
+
+def teacher_kind(spec: str, model_spec: str) -> tuple[str, str]:
+    """What a ``--teacher`` value names: ``("committee", the members' spec)``,
+    ``("warm", the path of model A)`` or ``("model", a spec)``.
+
+    >>> teacher_kind("committee", "sgd"), teacher_kind(" warm: a.skops", "sgd")
+    (('committee', 'sgd'), ('warm', 'a.skops'))
+    """
+    spec = spec.strip()
+    if spec == "committee":
+        return "committee", model_spec
+    for kind in ("committee", "warm"):
+        if spec.startswith(f"{kind}:"):
+            return kind, spec.split(":", 1)[1].strip()
+    return "model", spec
+
+
+def warm_teacher_model(path: str, lr: float, trust_pickle: bool, lr_from_flag: bool) -> Any:
+    """Model A of ``warm:PATH`` as a teacher: warm-started, fine-tuning at ``lr`` when that
+    is the user's (``lr_from_flag``), else at the rate suited to A."""
+    from streamlearn.models.transfer import load_batch_model, warm_start
+
+    a = load_batch_model(path, trust_pickle=trust_pickle)
+    return warm_start(a, "finetune", lr=lr if lr_from_flag else None)  # None: suited to A
 
 
 def teacher_name(spec: str, model_spec: str, k: int) -> str:
     """The ``name`` ``build_teacher`` would give (to notice a changed ``--teacher``)."""
-    spec = spec.strip()
-    if spec == "committee":
-        return f"committee of {k} x {model_spec}"
-    if spec.startswith("committee:"):
-        return f"committee of {k} x {spec.split(':', 1)[1].strip()}"
-    if spec.startswith("warm:"):
-        return f"warm start from {spec.split(':', 1)[1].strip()}"
-    return spec
+    kind, named = teacher_kind(spec, model_spec)
+    if kind == "committee":
+        return f"committee of {k} x {named}"
+    if kind == "warm":
+        return f"warm start from {named}"
+    return named

@@ -12,6 +12,7 @@ from collections.abc import Collection
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from streamlearn.interfaces import Prediction
     from streamlearn.labels.teachers import Teacher
 
 __all__ = ["PSEUDO_REJECT_REASONS", "Candidate", "Verdict", "decide_window"]
@@ -27,6 +28,9 @@ PSEUDO_REJECT_REASONS = (
     "teacher_warmup",  # the teacher had not yet seen enough true labels to judge
     "non_finite",  # the teacher's label was NaN or infinite
     "guard_paused",  # accepted, but the guard paused pseudo-labeling: they were hurting
+    # A classifier's (streamlearn.labels.classwindow):
+    "class_share",  # confident enough, but its class's share of the window was used up
+    "disagreement",  # the committee's members gave the record different classes
 )
 
 
@@ -36,7 +40,7 @@ class Candidate(NamedTuple):
     stream_index: int  # its place in the stream: unique, so it names the record
     id: str | None
     x: dict[str, float]
-    yhat: float  # the student's prediction when the record came
+    yhat: Prediction  # the student's prediction when the record came
 
 
 class Verdict(NamedTuple):

@@ -83,7 +83,7 @@ class ClassRouter(Router):
                     if self.monitor is not None:
                         self.monitor.observe(counters.records_seen - 1, x, y, proba, self.host)
                 if self.pseudo is not None:
-                    self.pseudo.observe_labeled(x, y, proba, self.host)  # type: ignore[arg-type]
+                    self.pseudo.observe_labeled(x, y, proba, self.host)
             elif type(item) is Rejected:
                 self.reject(item)
             elif type(item) is Label:
@@ -105,9 +105,9 @@ class ClassRouter(Router):
         self.write_class_prediction(item.id, item.raw.where(), proba)
         index = self.counters.records_seen - 1
         if self.join is not None and item.id is not None:
-            self.join.remember(item, proba, index)  # type: ignore[arg-type]
+            self.join.remember(item, proba, index)
         if self.pseudo is not None:
-            self.pseudo.offer(item, proba, index, self.host)  # type: ignore[arg-type]
+            self.pseudo.offer(item, proba, index, self.host)
 
     def write_class_prediction(
         self, record_id: str | None, where: dict[str, object], proba: Proba
@@ -140,7 +140,7 @@ class ClassRouter(Router):
         proba: Proba = pending.yhat  # type: ignore[assignment]
         self.classifier.step_with_prediction(pending.x, item.y, proba)
         if self.pseudo is not None:
-            self.pseudo.observe_labeled(pending.x, item.y, proba, self.host)  # type: ignore[arg-type]
+            self.pseudo.observe_labeled(pending.x, item.y, proba, self.host)
         if self.host.telemetry is not None or self.monitor is not None:
             self.errors.append(error(item.y, proba))
         if self.monitor is not None:

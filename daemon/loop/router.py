@@ -198,15 +198,15 @@ class Router:
             )
             return
         # Test-then-train with the prediction made when the features arrived.
-        self.regressor.step_with_prediction(pending.x, item.y, pending.yhat)
+        yhat = pending.yhat
+        assert not isinstance(yhat, tuple)  # a regressor's join holds its values
+        self.regressor.step_with_prediction(pending.x, item.y, yhat)
         if self.pseudo is not None:
-            self.pseudo.observe_labeled(pending.x, item.y, pending.yhat, self.host)
+            self.pseudo.observe_labeled(pending.x, item.y, yhat, self.host)
         if self.host.telemetry is not None or self.monitor is not None:
-            self.errors.append(abs(item.y - pending.yhat))
+            self.errors.append(abs(item.y - yhat))
         if self.monitor is not None:
-            self.monitor.observe(
-                self.counters.records_seen - 1, pending.x, item.y, pending.yhat, self.host
-            )
+            self.monitor.observe(self.counters.records_seen - 1, pending.x, item.y, yhat, self.host)
 
     # -- after each batch --------------------------------------------------------------------
 

@@ -347,7 +347,7 @@ class ModelService:
             if isinstance(answer, tuple) or math.isfinite(answer):
                 raw = Raw(json.dumps({"id": query.id, "x": kept}).encode(), -1)
                 # A classifier's probabilities wait as they were given (see ClassRouter).
-                join.remember(Record(kept, None, query.id, raw), answer, index)  # type: ignore[arg-type]
+                join.remember(Record(kept, None, query.id, raw), answer, index)
 
     def learn(self, examples: Sequence[Example]) -> Learned:
         """Learn ``examples`` test-then-train through the loop, counted like stream records.
