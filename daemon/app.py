@@ -92,7 +92,7 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
         predictions = open_sink(settings.predictions, kafka)
         resources.callback(predictions.close)
         extensions = state.get("extensions", {}) if state is not None else {}
-        pseudo, join = _pseudo_parts(settings, spec, extensions, learner.model)
+        pseudo, join = _pseudo_parts(settings, spec, extensions, learner)
         monitor = _drift_monitor(settings, extensions, reading.features)
         daemon = Daemon(
             source,
@@ -403,10 +403,12 @@ def _run_options(settings: Settings) -> RunOptions:
 
 
 def _pseudo_parts(
-    settings: Settings, spec: str, extensions: dict[str, Any], model: object
+    settings: Settings, spec: str, extensions: dict[str, Any], learner: Learner | ClassLearner
 ) -> tuple[PseudoLabeler | None, LabelJoin | None]:
-    """The pseudo-label side loop and the delayed-label join, when asked for (``model``: the
-    student, whose way of taking a pseudo-label's weight is logged)."""
+    """The pseudo-label side loop and the delayed-label join, when asked for (the learner's
+    model: the student, whose way of taking a pseudo-label's weight is logged; a
+    classifier's: its class space too)."""
+    from streamlearn.classify.learner import ClassLearner
     from streamlearn.labels.build import build_pseudo
     from streamlearn.labels.settings import PseudoSettingsError
 
@@ -419,7 +421,8 @@ def _pseudo_parts(
             lr_from_flag=settings.lr_from_flag,  # else model A as teacher: the rate suited to A
             restored=restored,
             follow=settings.follow,
-            model=model,
+            model=learner.model,
+            classes=learner.classes if isinstance(learner, ClassLearner) else None,
         )
     except PseudoSettingsError as exc:  # the field is named as its option
         raise AppUsageError(str(exc), option=exc.field.replace("_", "-")) from None

@@ -71,11 +71,12 @@ PSEUDO: tuple[OptionDecorator, ...] = (
     click.option(
         "--pseudo-threshold",
         default=_DEFAULTS.pseudo_threshold,
-        show_default=True,
         type=click.FloatRange(0, 1),
         envvar="STREAMLEARN_PSEUDO_THRESHOLD",
-        help="Least teacher confidence accepted. Confidence = 1 - u/s (u: the teacher's "
-        "expected error, s: the target's std), so T accepts u <= (1-T)*s.",
+        help="Least teacher confidence accepted. Regression (default 0.8): confidence = "
+        "1 - u/s (u: the teacher's expected error, s: the target's std), so T accepts "
+        "u <= (1-T)*s. Classification (default 0.9): the teacher's probability of the class "
+        "it gives; a committee's members must all give that class, each with at least T.",
     ),
     click.option(
         "--pseudo-weight",
@@ -103,7 +104,9 @@ PSEUDO: tuple[OptionDecorator, ...] = (
         show_default=True,
         type=click.FloatRange(0, 1, min_open=True),
         envvar="STREAMLEARN_PSEUDO_MAX_FRACTION",
-        help="At most this fraction of each window is accepted.",
+        help="At most this fraction of each window is accepted. A classifier's window "
+        "also keeps each class within its share of the last --pseudo-guard-records true "
+        "labels (a class with 20% of them: at most 20% of those accepted, rounded down).",
     ),
     click.option(
         "--pseudo-guard/--no-pseudo-guard",
@@ -121,8 +124,10 @@ PSEUDO: tuple[OptionDecorator, ...] = (
         show_default=True,
         type=Finite(min=0),
         envvar="STREAMLEARN_PSEUDO_GUARD_MARGIN",
-        help="Relative: the guard pauses when the model's MAE is above (1 + margin) times "
-        "its twin's over --pseudo-guard-records true labels.",
+        help="Regression, relative: the guard pauses when the model's MAE is above "
+        "(1 + margin) times its twin's over --pseudo-guard-records true labels. "
+        "Classification, in accuracy points: when its accuracy is more than margin below "
+        "its twin's (0.05: five points).",
     ),
     click.option(
         "--pseudo-guard-records",
@@ -131,7 +136,8 @@ PSEUDO: tuple[OptionDecorator, ...] = (
         type=click.IntRange(min=1),
         envvar="STREAMLEARN_PSEUDO_GUARD_RECORDS",
         help="True labels the guard judges on (the effect's rolling window), and the "
-        "first pause; later pauses double after a trial that failed within two windows.",
+        "first pause; later pauses double after a trial that failed within two windows. "
+        "A classifier's class shares are those of the last as many true labels.",
     ),
     click.option(
         "--teacher",
@@ -140,9 +146,10 @@ PSEUDO: tuple[OptionDecorator, ...] = (
         callback=_check_teacher,
         envvar="STREAMLEARN_TEACHER",
         help="Who pseudo-labels: 'committee' (K bagged copies of --model; confidence from "
-        "their spread), 'committee:SPEC', a model spec such as 'KNNRegressor' (confidence "
-        "from its recent error near the input), or 'warm:PATH' (model A: the default "
-        "with --warm-start).",
+        "their spread, or for a classifier the least of their probabilities of the class "
+        "they all give), 'committee:SPEC', a model spec such as 'KNNRegressor' (confidence "
+        "from its recent error near the input; a classifier's: its class probability), or "
+        "'warm:PATH' (model A: the default with --warm-start).",
     ),
     click.option(
         "--teacher-k",

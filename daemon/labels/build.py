@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from streamlearn.labels.classeffect import ClassPseudoEffect
 from streamlearn.labels.effect import PseudoEffect
 from streamlearn.labels.join import LabelJoin
 from streamlearn.labels.pseudo import PseudoLabeler
@@ -13,9 +14,16 @@ from streamlearn.labels.settings import PseudoSettings, PseudoSettingsError
 from streamlearn.labels.teachers import Teacher, build_teacher, teacher_name
 from streamlearn.labels.ttl import DEFAULT_TTL, LabelTtl
 
+if TYPE_CHECKING:
+    from streamlearn.classify.space import ClassSpace
+    from streamlearn.labels.classteachers import ClassTeacher
+
 log = logging.getLogger(__name__)
 
-__all__ = ["build_pseudo"]
+__all__ = ["REGRESSION_THRESHOLD", "build_pseudo"]
+
+#: ``--pseudo-threshold`` of a regressor when not given (a classifier's: ``CLASS_THRESHOLD``).
+REGRESSION_THRESHOLD = 0.8
 
 #: ``PseudoLabeler.configure`` names the knob an error is about first: the setting of it.
 _KNOB_FIELDS = (
@@ -38,6 +46,7 @@ def build_pseudo(
     follow: bool = False,
     model: object | None = None,
     lr_from_flag: bool = True,
+    classes: ClassSpace | None = None,
 ) -> tuple[PseudoLabeler | None, LabelJoin | None]:
     """The side loop and the join that ``settings`` ask for (either may be None).
 
@@ -55,6 +64,8 @@ def build_pseudo(
     weight, or (a model that cannot take one) a draw with that probability. A new
     teacher learns at ``lr``, except model A (``warm:FILE``) when ``lr`` is not the
     user's (``lr_from_flag`` False): it then fine-tunes at the rate suited to it, as B does.
+    With the learner's ``classes`` (a classifier), the side loop is a ``ClassPseudoLabeler``
+    speaking that space's codes, with a classifier's teacher and threshold.
 
     Raises ``PseudoSettingsError`` (a ``ValueError`` naming the field to change)
     for a setting that cannot work.
@@ -94,7 +105,13 @@ def build_pseudo(
             join.auditor = None
         return None, join
     pseudo = _labeler(
-        settings, old_pseudo, model_spec=model_spec, lr=lr, lr_from_flag=lr_from_flag, follow=follow
+        settings,
+        old_pseudo,
+        model_spec=model_spec,
+        lr=lr,
+        lr_from_flag=lr_from_flag,
+        follow=follow,
+        classes=classes,
     )
     pseudo.attach(join)
     if model is not None:
@@ -139,49 +156,49 @@ def _labeler(
     lr: float,
     lr_from_flag: bool,
     follow: bool,
+    classes: ClassSpace | None,
 ) -> PseudoLabeler:
     """The side loop: the restored one under the new knobs (and teacher), or a new one."""
+    from streamlearn.labels.classpseudo import CLASS_THRESHOLD, ClassPseudoLabeler
+
     deterministic = settings.deterministic
     if deterministic is None:
         deterministic = not follow
+    threshold = settings.pseudo_threshold
+    if threshold is None:
+        threshold = REGRESSION_THRESHOLD if classes is None else CLASS_THRESHOLD
     knobs: dict[str, Any] = {
-        "threshold": float(settings.pseudo_threshold),
+        "threshold": float(threshold),
         "weight": float(settings.pseudo_weight),
         "window": int(settings.pseudo_window),
         "max_fraction": float(settings.pseudo_max_fraction),
         "queue_size": int(settings.pseudo_queue),
         "deterministic": bool(deterministic),
     }
-    spec, k = str(settings.teacher), int(settings.teacher_k)
-
-    def new_teacher() -> Teacher:
-        try:
-            return build_teacher(
-                spec,
-                model_spec=model_spec,
-                lr=lr,
-                k=k,
-                trust_pickle=settings.trust_pickle,
-                lr_from_flag=lr_from_flag,
-            )
-        except ValueError as exc:
-            raise PseudoSettingsError(str(exc), "teacher") from None
-
+    teachers = _Teachers(settings, model_spec=model_spec, lr=lr, lr_from_flag=lr_from_flag)
     guard = bool(settings.pseudo_guard)
     margin, records = float(settings.pseudo_guard_margin), int(settings.pseudo_guard_records)
-    if not isinstance(old, PseudoLabeler):
-        teacher = new_teacher()
+    wanted = PseudoLabeler if classes is None else ClassPseudoLabeler
+    if type(old) is not wanted:  # none restored, or the other task's: a new one
+        if classes is not None:
+            class_teacher = teachers.of_classes(classes)
+        else:
+            teacher = teachers.new(None)
         try:
+            if classes is not None:
+                class_effect = ClassPseudoEffect(guard=guard, margin=margin, records=records)
+                return ClassPseudoLabeler(class_teacher, classes, **knobs, effect=class_effect)
             effect = PseudoEffect(guard=guard, margin=margin, records=records)
             return PseudoLabeler(teacher, **knobs, effect=effect)
         except ValueError as exc:
             raise _knob_error(exc) from None
+    assert isinstance(old, PseudoLabeler)
     try:
         old.configure(**knobs)
         old.effect.configure(guard=guard, margin=margin, records=records)
     except ValueError as exc:
         raise _knob_error(exc) from None
-    expected = teacher_name(spec, model_spec, k)
+    expected = teacher_name(teachers.spec, model_spec, teachers.k)
     if old.teacher.name == expected or not settings.teacher_from_flag:
         log.info(
             "pseudo-labels: the checkpoint's teacher carries on: %s (%d true labels learned)",
@@ -194,8 +211,54 @@ def _labeler(
             old.teacher.name,
             expected,
         )
-        old.teacher = new_teacher()
+        old.teacher = teachers.new(classes)
+    if isinstance(old, ClassPseudoLabeler) and classes is not None:
+        old.use_classes(classes)  # the learner's own space (a threaded teacher's was a copy)
     return old
+
+
+class _Teachers:
+    """Builds the teacher ``settings.teacher`` names; a ``ValueError`` names the setting."""
+
+    def __init__(
+        self, settings: PseudoSettings, *, model_spec: str, lr: float, lr_from_flag: bool
+    ) -> None:
+        self.spec, self.k = str(settings.teacher), int(settings.teacher_k)
+        self.model_spec, self.lr, self.lr_from_flag = model_spec, lr, lr_from_flag
+        self.trust_pickle = settings.trust_pickle
+
+    def new(self, classes: ClassSpace | None) -> Teacher:
+        """A regressor's teacher, or (``classes`` given) a classifier's."""
+        if classes is not None:
+            return self.of_classes(classes)
+        try:
+            return build_teacher(
+                self.spec,
+                model_spec=self.model_spec,
+                lr=self.lr,
+                k=self.k,
+                trust_pickle=self.trust_pickle,
+                lr_from_flag=self.lr_from_flag,
+            )
+        except ValueError as exc:
+            raise PseudoSettingsError(str(exc), "teacher") from None
+
+    def of_classes(self, classes: ClassSpace) -> ClassTeacher:
+        """A classifier's teacher, speaking the codes of ``classes``."""
+        from streamlearn.labels.classteachers import build_class_teacher
+
+        try:
+            return build_class_teacher(
+                self.spec,
+                model_spec=self.model_spec,
+                classes=classes,
+                lr=self.lr,
+                k=self.k,
+                trust_pickle=self.trust_pickle,
+                lr_from_flag=self.lr_from_flag,
+            )
+        except ValueError as exc:
+            raise PseudoSettingsError(str(exc), "teacher") from None
 
 
 def _knob_error(exc: ValueError) -> PseudoSettingsError:

@@ -38,8 +38,9 @@ class PseudoSettings:
     pseudo_label: bool = False
     #: Unlabeled records waiting for a decision.
     pseudo_queue: int = 10_000
-    #: Least teacher confidence accepted, in ``[0, 1]``.
-    pseudo_threshold: float = 0.8
+    #: Least teacher confidence accepted, in ``[0, 1]``; None: 0.8 for a regressor (the
+    #: teacher's ``1 - u/s``), 0.9 for a classifier (the probability of the class).
+    pseudo_threshold: float | None = None
     #: Sample weight of an accepted pseudo-label, in ``(0, 1]``.
     pseudo_weight: float = 0.5
     #: Unlabeled records decided together, most confident first.
@@ -48,9 +49,11 @@ class PseudoSettings:
     pseudo_max_fraction: float = 0.5
     #: Pause pseudo-labeling, serving the student's twin, when they hurt (``labels.effect``).
     pseudo_guard: bool = True
-    #: The guard acts when the student's MAE is above ``(1 + margin)`` times its twin's.
+    #: The guard acts when the student's MAE is above ``(1 + margin)`` times its twin's (a
+    #: classifier: when its accuracy is more than ``margin`` below its twin's).
     pseudo_guard_margin: float = 0.05
-    #: True labels the guard judges on (and the rolling window of the effect).
+    #: True labels the guard judges on (and the rolling window of the effect; a classifier's
+    #: classes' shares are those of the last as many true labels).
     pseudo_guard_records: int = 500
     #: Who pseudo-labels (``streamlearn.labels.teachers.build_teacher``).
     teacher: str = "committee"

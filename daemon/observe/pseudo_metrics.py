@@ -4,7 +4,9 @@
 the model learning pseudo-labels (``model="with_pseudo_labels"``) and of its twin learning
 only the true labels (``"without_pseudo_labels"``), cumulative and over the guard's window
 (``window="cumulative"|"rolling"``); ``streamlearn_pseudo_effect_mae_difference{window}``,
-with minus without (negative while pseudo-labels help); the guard's state and pauses.
+with minus without (negative while pseudo-labels help); the guard's state and pauses. A
+classifier's are ``streamlearn_pseudo_effect_accuracy{model, window}`` and
+``streamlearn_pseudo_effect_accuracy_difference{window}`` (positive while they help).
 """
 
 from __future__ import annotations
@@ -23,6 +25,19 @@ __all__ = ["EFFECT_MODELS", "pseudo_effect_families", "register_pseudo_metrics"]
 #: The ``model`` label values of ``streamlearn_pseudo_effect_mae`` and the summary keys.
 EFFECT_MODELS = (("with_pseudo_labels", "mae_with"), ("without_pseudo_labels", "mae_without"))
 _WINDOWS = (("cumulative", ""), ("rolling", "rolling_"))
+#: What the effect of a regressor's and of a classifier's pseudo-labels is measured in.
+_MEASURES = {
+    "mae": (
+        "Prequential MAE on the true labels of the model learning pseudo-labels and of its "
+        "twin learning only the true labels (target units).",
+        "MAE with pseudo-labels minus without (negative while they help).",
+    ),
+    "accuracy": (
+        "Prequential accuracy on the true labels of the classifier learning pseudo-labels "
+        "and of its twin learning only the true labels.",
+        "Accuracy with pseudo-labels minus without (positive while they help).",
+    ),
+}
 
 
 def _value(effect: Mapping[str, Any], key: str) -> float:
@@ -31,7 +46,8 @@ def _value(effect: Mapping[str, Any], key: str) -> float:
 
 
 def pseudo_effect_families(effect: Mapping[str, Any]) -> list[Metric]:
-    """The series of one ``pseudo_labels.effect`` summary (``PseudoEffect.summary``).
+    """The series of one ``pseudo_labels.effect`` summary (``PseudoEffect.summary``; a
+    classifier's, ``ClassPseudoEffect.summary``, gives the accuracy series instead of MAE).
 
     >>> from streamlearn.labels.effect import PseudoEffect
     >>> families = pseudo_effect_families(PseudoEffect().summary())
@@ -47,22 +63,19 @@ def pseudo_effect_families(effect: Mapping[str, Any]) -> list[Metric]:
     streamlearn_pseudo_guard_paused
     streamlearn_pseudo_guard_pauses
     """
-    mae = GaugeMetricFamily(
-        "streamlearn_pseudo_effect_mae",
-        "Prequential MAE on the true labels of the model learning pseudo-labels and of its "
-        "twin learning only the true labels (target units).",
-        labels=["model", "window"],
+    measure = "accuracy" if effect.get("compares") == "accuracy" else "mae"
+    help_values, help_difference = _MEASURES[measure]
+    values = GaugeMetricFamily(
+        f"streamlearn_pseudo_effect_{measure}", help_values, labels=["model", "window"]
     )
     for model, key in EFFECT_MODELS:
         for window, prefix in _WINDOWS:
-            mae.add_metric([model, window], _value(effect, prefix + key))
+            values.add_metric([model, window], _value(effect, prefix + key.replace("mae", measure)))
     difference = GaugeMetricFamily(
-        "streamlearn_pseudo_effect_mae_difference",
-        "MAE with pseudo-labels minus without (negative while they help).",
-        labels=["window"],
+        f"streamlearn_pseudo_effect_{measure}_difference", help_difference, labels=["window"]
     )
     for window, prefix in _WINDOWS:
-        difference.add_metric([window], _value(effect, prefix + "mae_difference"))
+        difference.add_metric([window], _value(effect, f"{prefix}{measure}_difference"))
     guard = effect.get("guard", {})
     paused = GaugeMetricFamily(
         "streamlearn_pseudo_guard_paused",
@@ -74,7 +87,7 @@ def pseudo_effect_families(effect: Mapping[str, Any]) -> list[Metric]:
         "Times the guard paused pseudo-labeling (over the state's life).",
         value=float(guard.get("pauses", 0)),
     )
-    return [mae, difference, paused, pauses]
+    return [values, difference, paused, pauses]
 
 
 def register_pseudo_metrics(
