@@ -55,11 +55,13 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
     ``stopping`` is asked while a followed file and its header do not exist yet: True
     gives up waiting.
     """
+    from streamlearn.keys.build import check_keyed, open_keyed_run
     from streamlearn.loop import Daemon
 
     resources = ExitStack()
     try:
         check_environment()
+        check_keyed(settings)
         if settings.no_learn:
             _check_no_learn(settings)
         kafka = kafka_settings(settings) if settings.is_kafka else None
@@ -72,13 +74,16 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
             settings, warm.spec if warm is not None else settings.model
         )
         store, state = open_state(settings, run_settings, resources)
-        learner = _learner(settings, state, warm, fresh_model, task)
+        keyed = open_keyed_run(settings, state, store, warm, fresh_model, task, resources)
+        learner = (
+            keyed.tally if keyed is not None else _learner(settings, state, warm, fresh_model, task)
+        )
         _read_labels(reading, learner, task)
         if reading.features is None:
             learner.track_features()  # what POST /predict may pass to the model
         spec = state["model_spec"] if state is not None else run_settings["model_spec"]
         model_factory = _model_factory(settings, warm)
-        divergence_factor = settings.divergence_factor
+        divergence_factor = settings.divergence_factor if keyed is None else 0.0  # per key
         if settings.no_learn:  # scored, never learned, no checkpoint: the state stays as it is
             if settings.state_dir is not None and state is None:
                 raise AppError(f"--no-learn: no checkpoint in {settings.state_dir} to score")
@@ -93,7 +98,7 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
         resources.callback(predictions.close)
         extensions = state.get("extensions", {}) if state is not None else {}
         pseudo, join = _pseudo_parts(settings, spec, extensions, learner)
-        monitor = _drift_monitor(settings, extensions, reading.features)
+        monitor = _drift_monitor(settings, extensions, reading.features) if keyed is None else None
         daemon = Daemon(
             source,
             reading.decoder,
@@ -111,6 +116,7 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
             monitor=monitor,
             warm_model_factory=warm.rebuild if warm is not None else None,
             divergence_factor=divergence_factor,
+            keyed=keyed,
         )
         daemon.router.predictions_all = settings.predictions_all
         if pseudo is not None:
@@ -119,6 +125,8 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
             from streamlearn.observe.face import make_telemetry, serve_http
 
             daemon.telemetry = make_telemetry(daemon, source, lag)
+            if keyed is not None:
+                keyed.watch(daemon.telemetry.registry, settings.metrics_top_keys)
             serve_http(settings, daemon, daemon.telemetry, resources)
         daemon.logbook = open_logbook(settings, daemon, state, store, lag)  # logs the banner
         return App(daemon, resources)
@@ -298,15 +306,15 @@ def _check_compatible(
     settings: Settings, state: Mapping[str, Any], run_settings: Mapping[str, Any]
 ) -> None:
     saved = state.get("settings", {})
-    for key in ("target", "features", "id_column", "format", "source"):
+    for key in ("target", "features", "id_column", "format", "source", "key_by"):
         if key == "source" and not settings.is_kafka:
             continue  # a file's identity is checked by the file source itself
         if key == "features" and settings.features is None and state.get("schema"):
             continue  # the state's CSV schema is in force at its position, not this header
-        if key in saved and saved[key] != run_settings[key]:
+        if key in saved and saved[key] != run_settings.get(key):
             raise AppError(
                 f"the state in {settings.state_dir} was learned with {key}={saved[key]!r}, "
-                f"not {run_settings[key]!r}; use --reset to start a new model"
+                f"not {run_settings.get(key)!r}; use --reset to start a new model"
             )
     if settings.model_from_flag and state.get("model_spec") != run_settings["model_spec"]:
         raise AppError(

@@ -104,6 +104,12 @@ class Settings:
     count: int | None = None
     on_data_loss: str = "fail"
     kafka_client: str = "kafka-python"
+    #: One model per key (``streamlearn.cli.key_options``): the key's field, else None.
+    key_by: str | None = None
+    default_key: str | None = None
+    max_live_keys: int = 10_000
+    key_fallback: str = "none"
+    metrics_top_keys: int = 10
     pseudo: PseudoSettings = field(default_factory=PseudoSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
 

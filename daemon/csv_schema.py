@@ -75,6 +75,7 @@ class CsvSchema:
         features: Sequence[str] | None,
         id_column: str | None,
         on_schema_change: str,
+        key_column: str | None = None,
     ) -> None:
         if "" in header:  # a trailing comma, as some exporters write: every row would misfit
             raise ValueError(
@@ -91,21 +92,28 @@ class CsvSchema:
             )
         if id_column is not None and id_column not in header:
             raise ValueError(f"id column {id_column!r} is not in the CSV header")
+        if key_column is not None and key_column not in header:
+            raise ValueError(f"key column {key_column!r} (--key-by) is not in the CSV header")
         if on_schema_change not in SCHEMA_POLICIES:
             raise ValueError(f"on_schema_change is stop or dead-letter, not {on_schema_change!r}")
         #: Whether the features were chosen (``--features``): a new header must hold them all.
         self.chosen = features is not None
+        #: Columns that are never features: the target, the id, the key (``--key-by``).
+        self._not_features = (target, id_column, key_column)
         if features is None:
-            features = [h for h in header if h not in (target, id_column)]
+            features = [h for h in header if h not in self._not_features]
         missing = [f for f in features if f not in header]
         if missing:
             raise ValueError(f"feature columns not in the CSV header: {', '.join(missing)}")
         if target in features:
             raise ValueError(f"the target {target!r} cannot also be a feature")
+        if key_column is not None and key_column in features:
+            raise ValueError(f"the key column {key_column!r} (--key-by) cannot be a feature")
         self.target = target
         #: The model's features, in the order its records list them (whatever a header's order).
         self.features = list(features)
         self.id_column = id_column
+        self.key_column = key_column
         self.on_schema_change = on_schema_change
         self._known = frozenset(self.features or [target])
         #: The columns in force: the last header row (a refused one included).
@@ -114,7 +122,7 @@ class CsvSchema:
         self.refused = False
         self.plain = False
         self.n_fields = 0
-        self.target_index = self.id_index = -1
+        self.target_index = self.id_index = self.key_index = -1
         self.feature_index: list[tuple[str, int]] = []
         self._use(header)
 
@@ -125,6 +133,8 @@ class CsvSchema:
         self.n_fields = len(columns)
         self.target_index = columns.index(self.target)
         self.id_index = columns.index(self.id_column) if self.id_column is not None else -1
+        key = self.key_column
+        self.key_index = columns.index(key) if key is not None else -1
         self.feature_index = [(name, columns.index(name)) for name in self.features]
         self.plain = self.id_index < 0 and columns == [*self.features, self.target]
 
@@ -160,10 +170,12 @@ class CsvSchema:
             return f"it has no target column {self.target!r}"
         if self.id_column is not None and self.id_column not in columns:
             return f"it has no id column {self.id_column!r}"
+        if self.key_column is not None and self.key_column not in columns:
+            return f"it has no key column {self.key_column!r}"
         if self.chosen:
             missing = [name for name in self.features if name not in columns]
             return f"it lacks the features {','.join(missing)} (--features)" if missing else None
-        theirs = [name for name in columns if name not in (self.target, self.id_column)]
+        theirs = [name for name in columns if name not in self._not_features]
         if set(theirs) != set(self.features):
             ours = ",".join(self.features)
             return f"its features ({','.join(theirs)}) are not the model's ({ours})"

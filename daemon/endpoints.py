@@ -19,6 +19,7 @@ from streamlearn.sources.base import Source, SourceError
 
 if TYPE_CHECKING:
     from streamlearn.json_decoder import JsonDecoder
+    from streamlearn.keys.fields import KeyField
     from streamlearn.records import CsvDecoder
     from streamlearn.sinks.jsonlines import Sink
     from streamlearn.sources.kafka_base import KafkaSourceBase
@@ -98,6 +99,7 @@ class Input:
 
     def run_settings(self, settings: Settings, model_spec: str) -> dict[str, Any]:
         """The settings a state is learned with (checked against them on a restart)."""
+        keyed = {"key_by": settings.key_by} if settings.key_by is not None else {}
         return {
             "target": settings.target,
             "features": self.features,
@@ -106,6 +108,7 @@ class Input:
             "source": self.where,
             "model_spec": model_spec,
             "lr": settings.lr,
+            **keyed,
         }
 
 
@@ -178,6 +181,7 @@ def _kafka_input(settings: Settings, kafka: KafkaSettings) -> Input:
             id_field=settings.id_column,
             skip_blank=False,  # an empty message is a record that went wrong
             max_features=settings.max_features,
+            keys=key_field(settings),
         )
         return Input(decoder, "json", where)
     # One CSV row per message, no header: the features, then the target. That is the
@@ -228,6 +232,7 @@ def build_decoder(settings: Settings, fmt: str, header: bytes | None) -> CsvDeco
             features=settings.features,
             id_field=settings.id_column,
             max_features=settings.max_features,
+            keys=key_field(settings),
         )
     assert header is not None
     try:
@@ -238,9 +243,22 @@ def build_decoder(settings: Settings, fmt: str, header: bytes | None) -> CsvDeco
             features=settings.features,
             id_column=settings.id_column,
             on_schema_change=settings.on_schema_change,
+            keys=key_field(settings),
         )
     except (ValueError, UnicodeDecodeError) as exc:
         raise AppError(str(exc)) from None
+
+
+def key_field(settings: Settings) -> KeyField | None:
+    """Where a record's key is (``--key-by``), None in a run of one model."""
+    if settings.key_by is None:
+        return None
+    from streamlearn.keys.fields import KeyField
+
+    try:
+        return KeyField(settings.key_by, settings.default_key)
+    except ValueError as exc:
+        raise AppUsageError(str(exc), option="default-key") from None
 
 
 # -- the source and the sinks ----------------------------------------------------------------

@@ -19,6 +19,7 @@ from streamlearn.sources.base import Raw
 
 if TYPE_CHECKING:
     from streamlearn.classify.space import ClassSpace
+    from streamlearn.keys.fields import KeyField
 
 __all__ = ["JsonDecoder"]
 
@@ -67,8 +68,12 @@ class JsonDecoder:
         skip_blank: bool = True,
         max_features: int = MAX_FEATURES,
         classes: ClassSpace | None = None,
+        keys: KeyField | None = None,
     ) -> None:
         self.target = target
+        #: Where a record's key is (``--key-by``: a top-level key, never a feature).
+        self.keys = keys
+        self._key_field = keys.field if keys is not None else None
         #: A classifier's classes: the target is a label, ``Record.y`` its class code.
         self.classes = classes
         self.features = list(features) if features is not None else None
@@ -142,7 +147,7 @@ class JsonDecoder:
         # Only an object under "x" is the envelope; anything else there is a feature named x.
         nested = obj.get("x")
         source: dict[str, Any] = nested if isinstance(nested, dict) else obj
-        skip = (self.target, self.id_field) if source is obj else ()
+        skip = (self.target, self.id_field, self._key_field) if source is obj else ()
         names = self.features if self.features is not None else [k for k in source if k not in skip]
         if (
             names
@@ -171,12 +176,12 @@ class JsonDecoder:
         if y is None:  # unlabeled (a classifier's blank label too)
             if not x and record_id is None:
                 return Rejected("bad_shape", "an object with neither features nor target", raw)
-            return self._admitted(Record(x, None, record_id, raw))
+            return self._admitted(Record(x, None, record_id, raw), obj)
         if not x:
             if record_id is None:
                 return Rejected("bad_shape", "a target without features or id", raw)
             return Label(record_id, y, raw)
-        return self._admitted(Record(x, y, record_id, raw))
+        return self._admitted(Record(x, y, record_id, raw), obj)
 
     def _target(self, target: object, raw: Raw) -> float | Rejected | None:
         """The target (not null): its number, or with ``classes`` its class code (None: a
@@ -206,7 +211,14 @@ class JsonDecoder:
             return Rejected("bad_shape", f"target is {kind}, not a class label", raw)
         return class_code(self.classes, text, raw)
 
-    def _admitted(self, record: Record) -> Record | Rejected:
-        """The record, unless it brings feature names beyond the cap (``FeatureNames``)."""
+    def _admitted(self, record: Record, obj: dict[str, Any]) -> Record | Rejected:
+        """The record with its key, unless it brings feature names beyond the cap
+        (``FeatureNames``) or has no key it may have."""
         refused = self.names.refuse(record.x) if self.names is not None else None
-        return record if refused is None else Rejected("too_many_features", refused, record.raw)
+        if refused is not None:
+            return Rejected("too_many_features", refused, record.raw)
+        keys = self.keys
+        if keys is None:
+            return record
+        field = self._key_field
+        return keys.keyed(record, obj.get(field) if field is not None else None)

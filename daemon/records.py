@@ -23,6 +23,7 @@ from streamlearn.sources.base import Raw
 
 if TYPE_CHECKING:
     from streamlearn.classify.space import ClassSpace
+    from streamlearn.keys.fields import KeyField
 
 #: The closed set of rejection reasons (bounded label values for metrics).
 REJECT_REASONS = (
@@ -43,17 +44,24 @@ REJECT_REASONS = (
     "unknown_class",
     "third_class",
     "too_many_classes",
+    # a record's key (--key-by: streamlearn.keys.fields, streamlearn.keys.store)
+    "missing_key",
+    "bad_key",
+    "key_too_long",
+    "too_many_keys",
 )
 
 
 @dataclass(slots=True)
 class Record:
-    """A decoded record: finite float features, a target (None when unlabeled), an id."""
+    """A decoded record: finite float features, a target (None when unlabeled), an id, and
+    the key of its model in a keyed run (``--key-by``; None otherwise)."""
 
     x: dict[str, float]
     y: float | None
     id: str | None
     raw: Raw
+    key: str | None = None
 
 
 @dataclass(slots=True)
@@ -173,6 +181,8 @@ class CsvDecoder:
     classes
         A classifier's classes: the target is label text, and ``Record.y`` its class code
         (``streamlearn.classify.space.ClassSpace``). None (a regressor): a number.
+    keys
+        Where a record's key is (``--key-by``: a column, never a feature, or the message key).
 
     Examples
     --------
@@ -210,11 +220,16 @@ class CsvDecoder:
         id_column: str | None = None,
         on_schema_change: str = "stop",
         classes: ClassSpace | None = None,
+        keys: KeyField | None = None,
     ) -> None:
-        self._schema = CsvSchema(list(header), target, features, id_column, on_schema_change)
+        column = keys.field if keys is not None else None
+        self._schema = CsvSchema(
+            list(header), target, features, id_column, on_schema_change, key_column=column
+        )
         self.target = target
         self.id_column = id_column
         self.classes = classes
+        self.keys = keys
 
     @property
     def features(self) -> list[str]:
@@ -270,7 +285,7 @@ class CsvDecoder:
         header row that changes the layout, the rest goes through ``decode`` too.
         """
         schema = self._schema
-        if not schema.plain:
+        if not schema.plain or self.keys is not None:
             return [self.decode(raw) for raw in raws]
         if self.classes is not None:
             return self._decode_labeled_batch(raws)
@@ -373,6 +388,16 @@ class CsvDecoder:
         Raises ``SchemaChanged`` at a header row of other features than the model's when
         ``on_schema_change`` is ``stop``.
         """
+        item = self._decode_line(raw)
+        keys = self.keys
+        if keys is None or type(item) is not Record:
+            return item
+        index = self._schema.key_index
+        cell = split_cells(raw.value.decode("utf-8").rstrip("\r\n"))[index] if index >= 0 else None
+        return keys.keyed(item, cell)
+
+    def _decode_line(self, raw: Raw) -> Decoded:
+        """``decode`` without the key."""
         if raw.truncated:
             return Rejected("too_long", "line longer than the limit", raw)
         try:

@@ -306,6 +306,7 @@ HELP_SECTIONS = [
     "Output",
     "Warm start (transfer learning)",
     "Kafka",
+    "Keys (one model per key)",
     "Pseudo-labels and late labels",
     "Drift",
     "HTTP: metrics, health, predictions",

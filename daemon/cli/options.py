@@ -18,6 +18,7 @@ from streamlearn.cli.drift_options import drift_options
 from streamlearn.cli.group import load_config
 from streamlearn.cli.help import Section
 from streamlearn.cli.kafka_options import KAFKA
+from streamlearn.cli.key_options import KEYS
 from streamlearn.cli.pseudo_options import pseudo_options
 from streamlearn.cli.table import Command, OptionDecorator, apply
 from streamlearn.cli.types import Address, Finite, Rate
@@ -400,7 +401,7 @@ def stream_options(func: Command) -> Command:
     """
     shared = (
         *CONFIG, *INPUT, *MODEL, *CLASSIFICATION, *STATE, *SINKS, *LIMITS, *HTTP, *GUARD,
-        *TRANSFER, *KAFKA, *LOGGING,
+        *TRANSFER, *KAFKA, *KEYS, *LOGGING,
     )  # fmt: skip
     return pseudo_options(drift_options(apply(shared)(func)))
 
@@ -415,6 +416,7 @@ RUN_SECTIONS: tuple[Section, ...] = (
     ("Output", apply(SINKS)),
     ("Warm start (transfer learning)", apply(TRANSFER)),
     ("Kafka", apply(KAFKA)),
+    ("Keys (one model per key)", apply(KEYS)),
     ("Pseudo-labels and late labels", pseudo_options),
     ("Drift", drift_options),
     ("HTTP: metrics, health, predictions", apply(HTTP)),

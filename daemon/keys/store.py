@@ -332,6 +332,17 @@ class KeyedModels(Generic[L]):
         entry = self.index.get(key)
         return self._read(key, entry.ref) if entry is not None else None
 
+    def replace(self, key: str, learner: L) -> None:
+        """Put ``learner`` in place of ``key``'s (a divergence restore); it is live and changed."""
+        check_key(key)
+        if key not in self:
+            raise KeyError(key)
+        self._live[key] = learner
+        self._live.move_to_end(key)
+        self._dirty.add(key)
+        while len(self._live) > self.max_live:
+            self._evict()
+
     def spill_all(self) -> None:
         """Write every changed live learner and empty the live set (tests, a revoked partition)."""
         while self._live:
@@ -364,6 +375,7 @@ class KeyedModels(Generic[L]):
             next_segment=self.log.current + 1,
             scores=self.scores.copy(),
             score_name=self.codec.score_name,
+            extra={"live": len(live)},
         )
         self.log.seq += 1
         return manifest

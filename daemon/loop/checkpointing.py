@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from streamlearn.sinks.jsonlines import Sink
 from streamlearn.sources.base import Source
@@ -25,6 +25,25 @@ log = logging.getLogger(__name__)
 
 #: Seconds between looks at the state directory between checkpoints (deleted under us?).
 STATE_DIR_CHECK_SECONDS = 1.0
+
+
+class KeyedState(Protocol):
+    """The keyed store of a keyed run (``streamlearn.keys.KeyedModels``), as checkpoints see it."""
+
+    def checkpoint(self) -> Any:
+        """Write the keys changed since the last checkpoint; their manifest (``.seq``)."""
+        ...
+
+    def sync(self) -> None: ...
+
+    def durable(self, seq: int) -> None: ...
+
+
+class KeyedTag(NamedTuple):
+    """The writer's tag of a keyed run's checkpoint: the source position and the keys' seq."""
+
+    source: Any
+    seq: int
 
 
 class Checkpointer:
@@ -67,6 +86,9 @@ class Checkpointer:
         #: Paused on a full disk (a sink's or the state dir's) until a checkpoint is written.
         self.disk = DiskFull()
         self._next_state_dir_check = 0.0
+        #: A keyed run's store: its manifest goes into each checkpoint (``keys``), its
+        #: segments are synced before the generation file and collected once not named.
+        self.keys: KeyedState | None = None
 
     def open(self, state: Callable[[], dict[str, Any]]) -> None:
         """Start the writer thread (a run starts).
@@ -78,9 +100,10 @@ class Checkpointer:
         if self.store is None:
             return
         if self.writer is None:
-            self.writer = BackgroundWriter(
-                self.store, syncs=tuple(sink.sync for sink in self.sinks)
-            )
+            syncs = tuple(sink.sync for sink in self.sinks)
+            if self.keys is not None:
+                syncs = (*syncs, self.keys.sync)
+            self.writer = BackgroundWriter(self.store, syncs=syncs)
         if not self.store.generation:
             try:
                 self.store.write_start(self.store.encode(state()))
@@ -120,11 +143,15 @@ class Checkpointer:
     def write(self, state: dict[str, Any], *, wait: bool = False) -> None:
         """Write ``state`` (taken between batches): on the writer thread unless ``wait``."""
         assert self.store is not None
+        tag: Any = state["source"]
+        if self.keys is not None:
+            state["keys"] = manifest = self.keys.checkpoint()
+            tag = KeyedTag(tag, manifest.seq)
         if self.writer is not None and not wait:
             # Only the snapshot needs the loop: the writer pickles it here or, when that
             # costs more than a fork, in a forked child; checksum and disk come after.
             try:
-                self.writer.snapshot(state, state["source"], hold=snapshot_locks(state))
+                self.writer.snapshot(state, tag, hold=snapshot_locks(state))
             except CheckpointError as exc:
                 self.failed(exc)
             self.collect_durable()
@@ -139,11 +166,13 @@ class Checkpointer:
         try:
             for sink in self.sinks:
                 sink.sync()
+            if self.keys is not None:
+                self.keys.sync()
             generation = self.store.write(blob)
         except OSError as exc:
             self._pause_on(exc, where)  # a full disk: nothing written, the loop waits
             return
-        self._durable([(generation, state["source"])])
+        self._durable([(generation, tag)])
 
     def _pause_on(self, exc: OSError, where: str) -> None:
         """Pause on a full disk (``where`` for the message); any other error is raised."""
@@ -211,6 +240,10 @@ class Checkpointer:
         telemetry = self.host.telemetry
         for generation, snapshot in written:
             self.generation = generation
+            if isinstance(snapshot, KeyedTag):
+                if self.keys is not None:
+                    self.keys.durable(snapshot.seq)
+                snapshot = snapshot.source
             if self.on_durable is not None:
                 self.on_durable(generation)
             self.source.commit(snapshot)

@@ -176,7 +176,7 @@ class Daemon:
         self.checkpoints = Checkpointer(store, source, sinks, self.host, on_durable)
         self.guard = DivergenceGuard(self.host, self.checkpoints, divergence_factor)
         # A classifier's records go through the class router (class codes, probabilities).
-        router = ClassRouter if learner.task == "classification" else Router
+        router: Callable[..., Router] = ClassRouter if learner.task == "classification" else Router
         #: A keyed run's parts, else None.
         self.keyed = keyed
         if keyed is not None:

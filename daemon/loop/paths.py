@@ -199,6 +199,7 @@ def _blocks_possible(kit: PathKit) -> bool:
         and (kit.decoder.plain or isinstance(kit.decoder, JsonDecoder))
         and kit.learner.baseline is None
         and kit.learner.learns  # the kernels learn: --no-learn goes record by record
+        and not router.keyed  # one learner per key: record by record
         and router.pseudo is None
         and router.join is None
     )

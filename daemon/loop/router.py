@@ -31,6 +31,9 @@ class Router:
     make sure the model it stores is finite).
     """
 
+    #: A keyed run's router (``keyrouter.KeyedRouter``): one learner per key, no block path.
+    keyed = False
+
     def __init__(
         self,
         host: LoopHost,

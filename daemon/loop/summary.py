@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from streamlearn.classify.learner import ClassLearner
+from streamlearn.keys.run import keyed_summary
+from streamlearn.keys.tally import ClassTally, RegressionTally
 from streamlearn.models.registry import final_estimator
 from streamlearn.observe.tree_size import tree_size
 
@@ -49,7 +51,20 @@ def inspect_state(state: Mapping[str, Any], generation: int | None = None) -> di
         out["baseline_metrics"] = baseline
     if learner.guard is not None:  # served_metrics, and which model serves
         out.update(learner.guard.summary())
-    final = final_estimator(learner.model)
+    out.update(model_summary(learner.model))
+    if isinstance(learner, RegressionTally | ClassTally):  # a keyed run: its keys
+        out.pop("records_scored", None)
+        out.update(keyed_summary(learner, state.get("keys")))
+    for part in state.get("extensions", {}).values():
+        if isinstance(part, StatePart):
+            out.update(part.summary())
+    return out
+
+
+def model_summary(model: object) -> dict[str, Any]:
+    """What ``inspect`` shows of a model: its weights and intercept (linear), a tree's size."""
+    out: dict[str, Any] = {}
+    final = final_estimator(model)
     weights = final.weights if isinstance(final, WeightedModel) else None
     per_class: dict[object, Mapping[object, float]] = (
         {c: w for c, w in weights.items() if isinstance(w, Mapping)}
@@ -69,7 +84,4 @@ def inspect_state(state: Mapping[str, Any], generation: int | None = None) -> di
     size = tree_size(final)
     if size is not None:  # a River tree or forest: how big it has grown
         out["tree"] = size
-    for part in state.get("extensions", {}).values():
-        if isinstance(part, StatePart):
-            out.update(part.summary())
     return out

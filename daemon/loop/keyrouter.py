@@ -1,0 +1,242 @@
+"""Routing the records of a keyed run (``--key-by``): each record to its key's own learner.
+
+A labeled record is tested then trained on by its key's learner (``KeyedModels.get``: made
+new, or read back from the state store), its prediction scored in the whole stream's tally
+too; an unlabeled one is predicted by its key's learner, or by ``--key-fallback`` for a key
+without a model; a late label joins by id and is learned by the key its features came with.
+A key whose learner diverges (NaN/inf) gets its last written state back (else a fresh
+learner): the divergence guard is each key's own. Record by record: no block path takes a
+keyed run yet.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, cast
+
+from streamlearn.classify.learner import ClassLearner, finite
+from streamlearn.classify.metrics import Proba
+from streamlearn.classify.task import error
+from streamlearn.keys.run import KeyedRun, KeyLearner
+from streamlearn.keys.store import KeyRejected
+from streamlearn.keys.tally import ClassTally
+from streamlearn.records import Decoded, Label, Record, Rejected
+from streamlearn.sinks.jsonlines import Sink
+from streamlearn.sources.base import Source
+
+from ..interfaces import Decoder, LabelJoin
+from .classrouter import prediction_line
+from .guard import DivergenceGuard
+from .host import LoopHost
+from .router import Router
+
+__all__ = ["KeyedRouter"]
+
+log = logging.getLogger(__name__)
+
+#: A key's prediction: a regressor's value or a classifier's probabilities by class code.
+Answer = float | Proba
+
+
+class KeyedRouter(Router):
+    """``Router`` of a keyed run: the same sinks and counters, one learner per key."""
+
+    keyed = True
+
+    def __init__(
+        self,
+        host: LoopHost,
+        decoder: Decoder,
+        source: Source,
+        dead_letters: Sink,
+        predictions: Sink,
+        guard: DivergenceGuard,
+        *,
+        keys: KeyedRun,
+        join: LabelJoin | None = None,
+        predictions_all: bool = False,
+        **unused: Any,
+    ) -> None:
+        super().__init__(
+            host, decoder, source, dead_letters, predictions, guard,
+            join=join, predictions_all=predictions_all,
+        )  # fmt: skip
+        self.keys = keys
+        tally = keys.tally
+        self.class_tally = tally if isinstance(tally, ClassTally) else None
+
+    # -- the record path -------------------------------------------------------------------
+
+    def route(self, items: list[Decoded]) -> None:
+        """Test-then-train in each record's key, predict, dead-letter or join, in order."""
+        counters = self.counters
+        for item in items:
+            if item is None:  # a header or blank line: not a record
+                continue
+            counters.records_seen += 1
+            if type(item) is Record:
+                if item.y is None:
+                    self.unlabeled(item)
+                else:
+                    self._learn(item, item.y)
+            elif type(item) is Rejected:
+                self.reject(item)
+            elif type(item) is Label:
+                self.late_label(item)
+
+    def _learner(self, key: str | None, item: Record | Label) -> KeyLearner | None:
+        """The learner of ``key`` to learn (None: the key is refused, dead-lettered)."""
+        try:
+            if key is None:
+                raise KeyRejected("missing_key", "the record has no key")
+            return self.keys.models.get(key)
+        except KeyRejected as exc:
+            self.reject(Rejected(exc.reason, str(exc), item.raw))
+            return None
+
+    def _learn(self, item: Record, y: float) -> None:
+        key = item.key
+        learner = self._learner(key, item)
+        if learner is None:
+            return
+        assert key is not None
+        x = item.x
+        yhat: Answer | None = learner.step(x, y)
+        self._learn_fallback(x, y)
+        counts = self.keys.tally.keyed
+        if yhat is None:  # learned, not scored: the key's model could not predict it yet
+            counts.learned += 1
+            return
+        if self._bad(yhat):
+            self._restore(key, item.raw.where(), yhat)
+            return
+        counts.learned += 1
+        self._scored(x, y, yhat)
+        if self.predictions_all:
+            line = self._line(item.id, item.raw.where(), key, yhat)
+            line["label"] = self._label(y)
+            self.predictions.write(line)
+
+    def _learn_fallback(self, x: dict[str, float], y: float) -> None:
+        """The ``global`` fallback learns every labeled record (a fresh one if it diverged)."""
+        counts = self.keys.tally.keyed
+        fallback = counts.fallback
+        if fallback is None:
+            return
+        yhat: Answer | None = fallback.step(x, y)
+        if yhat is not None and self._bad(yhat):
+            log.error("the global fallback model diverged (prediction %s); it starts afresh", yhat)
+            counts.fallback = self.keys.models.codec.fresh("")
+
+    def _scored(self, x: dict[str, float], y: float, yhat: Answer) -> None:
+        """The whole stream's tally and the batch's errors hear of a key's prediction."""
+        tally = self.keys.tally
+        if isinstance(tally, ClassTally):
+            proba = cast(Proba, yhat)
+            tally.step_with_prediction(x, y, proba)
+            if self.tracks_errors:
+                self.errors.append(error(y, proba))
+        else:
+            value = cast(float, yhat)
+            tally.step_with_prediction(x, y, value)
+            if self.tracks_errors:
+                self.errors.append(abs(y - value))
+
+    def _bad(self, yhat: Answer) -> bool:
+        if isinstance(yhat, tuple):
+            return not finite(yhat)
+        return yhat - yhat != 0.0
+
+    def _restore(self, key: str, where: dict[str, object], value: Answer) -> None:
+        """``key``'s learner diverged: its last written state (else a fresh one) takes over."""
+        counters = self.counters
+        counters.divergence_events += 1
+        telemetry = self.host.telemetry
+        if telemetry is not None:
+            telemetry.divergence()
+        models = self.keys.models
+        saved = models.saved(key)
+        models.replace(key, saved if saved is not None else models.codec.fresh(key))
+        restored = "its last written state" if saved is not None else "a fresh model"
+        log.error("the model of key %r diverged (prediction %s at %s); restored %s",
+                  key, value, where, restored)  # fmt: skip
+
+    # -- predictions -------------------------------------------------------------------------
+
+    def _label(self, y: float) -> object:
+        classes = self.class_tally
+        return classes.classes.label(y) if classes is not None else y
+
+    def _line(
+        self, record_id: str | None, where: dict[str, object], key: str, yhat: Answer
+    ) -> dict[str, Any]:
+        """An output line: as a run of one model writes it, with the record's key."""
+        tally = self.class_tally
+        if tally is not None:
+            line = prediction_line(tally, record_id, where, cast(Proba, yhat))
+        else:
+            line = {"id": record_id, "position": where, "prediction": yhat}
+        line["key"] = key
+        return line
+
+    def unlabeled(self, item: Record) -> None:
+        """Predict it with its key's learner, else the fallback (never serving NaN); then it
+        waits in the join for its label, with its key."""
+        self.counters.records_unlabeled += 1
+        key = item.key
+        assert key is not None  # the decoder gives every record its key
+        keys = self.keys
+        learner = keys.models.peek(key)
+        served_by = None
+        if learner is None or not learner.records_learned:
+            learner, served_by = keys.fallback_learner(), keys.fallback
+            if learner is None:
+                self._unserved(key)
+                return
+        yhat: Answer | None = learner.serve(item.x)
+        if yhat is None or self._bad(yhat):
+            return  # the model cannot predict this record yet: nothing to serve
+        line = self._line(item.id, item.raw.where(), key, yhat)
+        if served_by is not None:
+            line["fallback"] = served_by
+            keys.tally.keyed.fallback_predictions += 1
+        self.counters.predictions += 1
+        self.predictions.write(line)
+        telemetry = self.host.telemetry
+        if telemetry is not None:
+            telemetry.predictions(1)
+        if self.join is not None and item.id is not None:
+            self.join.remember(item, yhat, self.counters.records_seen - 1)
+            keys.tally.keyed.wait(item.id, key, keys.pending_bound)
+
+    def _unserved(self, key: str) -> None:
+        counts = self.keys.tally.keyed
+        counts.unserved += 1
+        if counts.unserved == 1 or counts.unserved % 10_000 == 0:
+            log.info(
+                "no prediction for an unlabeled record of key %r: the key has no model yet "
+                "and --key-fallback is none (%d such records so far)",
+                key,
+                counts.unserved,
+            )
+
+    def late_label(self, item: Label) -> None:
+        """Join a late label to its waiting features; the key they came with learns them."""
+        pending = self.join.take(item, self.counters.records_seen - 1) if self.join else None
+        key = self.keys.tally.keyed.pending.pop(item.id, None)
+        if pending is None or key is None:
+            self.reject(
+                Rejected("unjoined_label", f"no pending features for id {item.id!r}", item.raw)
+            )
+            return
+        learner = self._learner(key, item)
+        if learner is None:
+            return
+        yhat: Answer = pending.yhat
+        if isinstance(learner, ClassLearner):
+            learner.step_with_prediction(pending.x, item.y, cast(Proba, yhat))
+        else:
+            learner.step_with_prediction(pending.x, item.y, cast(float, yhat))
+        self._learn_fallback(pending.x, item.y)
+        self.keys.tally.keyed.learned += 1
+        self._scored(pending.x, item.y, yhat)
