@@ -240,6 +240,14 @@ def _age(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
+#: How ``inspect --keys`` may sort (``streamlearn.keys.run.SORTS``).
+SORTS = ("score", "records", "key")
+KEYS_HELP = (
+    "A keyed run: every key with its records learned and rolling MAE (or accuracy), "
+    "worst first (--sort, --top)."
+)
+TOP_HELP = "With --keys: the N first only (worst first by default)."
+
 #: ``--trust`` of the commands that read a state dir without running on it.
 TRUST_HELP = (
     "Read a state dir that another user owns. Loading a checkpoint runs code that "
@@ -251,7 +259,19 @@ TRUST_HELP = (
 @click.argument("state_dir", type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, default=False, help="Print JSON.")
 @click.option("--trust", is_flag=True, default=False, help=TRUST_HELP)
-def inspect(state_dir: str, as_json: bool, trust: bool) -> None:
+@click.option("--key", default=None, metavar="KEY", help="A keyed run: that key's model.")
+@click.option("--keys", "list_keys", is_flag=True, default=False, help=KEYS_HELP)
+@click.option("--sort", default="score", show_default=True, type=click.Choice(SORTS))
+@click.option("--top", default=None, type=click.IntRange(min=1), metavar="N", help=TOP_HELP)
+def inspect(
+    state_dir: str,
+    as_json: bool,
+    trust: bool,
+    key: str | None,
+    list_keys: bool,
+    sort: str,
+    top: int | None,
+) -> None:
     """Show what the model in STATE_DIR has learned (works while a daemon runs)."""
     from streamlearn.loop import inspect_state
     from streamlearn.state import CheckpointError, CheckpointStore
@@ -263,6 +283,11 @@ def inspect(state_dir: str, as_json: bool, trust: bool) -> None:
         raise click.ClickException(str(exc)) from None
     if loaded is None:
         raise click.ClickException(f"no checkpoint in {state_dir} yet")
+    if key is not None or list_keys:
+        from streamlearn.cli.inspect_keys import show_keys
+
+        show_keys(store, loaded.state, key, (sort, top), as_json)
+        return
     summary = inspect_state(loaded.state, loaded.generation)
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))

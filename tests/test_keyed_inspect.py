@@ -1,0 +1,33 @@
+"""``inspect`` of a keyed run: ``--keys`` worst first, ``--key K``, and the keyed totals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from test_keyed_run import FEATURES, KEYS, keyed_rows, replay, write_keyed
+
+from streamhelpers import cli
+
+
+def test_inspect_keys_lists_worst_first(tmp_path: Path) -> None:
+    keys, X, y = keyed_rows(600, seed=11)
+    path = tmp_path / "keyed.csv"
+    write_keyed(path, keys, X, y)
+    state = tmp_path / "state"
+    replay(path, state, "--model", "sgd")
+    rows = json.loads(cli("inspect", str(state), "--keys", "--json", "--top", "5").stdout)
+    assert len(rows) == 5
+    maes = [row["mae"] for row in rows]
+    assert maes == sorted(maes, reverse=True)
+    everything = json.loads(cli("inspect", str(state), "--keys", "--json").stdout)
+    assert sum(row["records_learned"] for row in everything) == 600
+    assert max(row["mae"] for row in everything) == maes[0]
+    one = json.loads(cli("inspect", str(state), "--key", rows[0]["key"], "--json").stdout)
+    assert one["records_learned"] == rows[0]["records_learned"] and set(one["weights"]) == set(
+        FEATURES
+    )
+    missing = cli("inspect", str(state), "--key", "nope", check=False)
+    assert missing.returncode == 1 and "no key 'nope'" in missing.stderr
+    whole = json.loads(cli("inspect", str(state), "--json").stdout)
+    assert (whole["keys_total"], whole["records_learned"]) == (KEYS, 600)
