@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from streamlearn.classify.losscurve import LossMark, block_points, mark, rolling_loss
 from streamlearn.classify.metrics import ClassMetrics, Proba, Window, predicted, score
 from streamlearn.classify.space import ClassSpace
 from streamlearn.curve import Curve
 
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
     from streamlearn.models.champion import BaselineGuard, GuardOptions
     from streamlearn.models.weights import WeightedLearning
 
@@ -53,6 +57,8 @@ class ClassPrequentialState:
     metrics: ClassMetrics
     window: Window
     curve: Curve
+    #: The log loss at the accuracy curve's points (``streamlearn.classify.losscurve``).
+    loss_curve: Curve = field(default_factory=Curve)
 
 
 class ClassLearner:
@@ -123,7 +129,10 @@ class ClassLearner:
         self.window = Window(rolling_window)
         self.records_learned = 0
         self.pseudo_learned = 0
+        #: (records learned, rolling accuracy, cumulative accuracy).
         self.curve = Curve()
+        #: (records learned, rolling loss, cumulative loss) at the same points.
+        self.loss_curve = Curve()
 
     # -- predictions --------------------------------------------------------------------
 
@@ -215,6 +224,17 @@ class ClassLearner:
         n = self.records_learned
         if n % self.curve.stride == 0:
             self.curve.add(n, self.window.right / self.window.len, self.metrics.accuracy())
+            self.loss_curve.add(n, rolling_loss(self.window), self.metrics.loss.get())
+
+    def loss_mark(self) -> LossMark:
+        """Where a block's loss points start (take it before the block updates the state)."""
+        return mark(self.records_learned, self.window, self.metrics.loss)
+
+    def add_loss_points(self, start: LossMark, losses: NDArray[np.float64]) -> None:
+        """The loss curve's points of a block (``losses``: one per record, as learned),
+        as ``_remember`` adds them record by record."""
+        curve = self.loss_curve
+        curve.add_many(block_points(start, losses, curve.stride, self.window.size))
 
     def _score_baseline(self, x: dict[str, float], code: int, choice: int | None) -> bool:
         """Score A; with B's choice known, let the guard compare their 0/1 errors."""
@@ -293,9 +313,15 @@ class ClassLearner:
         """The prequential state as one record (``copy``: a snapshot to put back later)."""
         if copy:
             return ClassPrequentialState(
-                self.records_learned, self.metrics.copy(), self.window.copy(), self.curve.copy()
+                self.records_learned,
+                self.metrics.copy(),
+                self.window.copy(),
+                self.curve.copy(),
+                self.loss_curve.copy(),
             )
-        return ClassPrequentialState(self.records_learned, self.metrics, self.window, self.curve)
+        return ClassPrequentialState(
+            self.records_learned, self.metrics, self.window, self.curve, self.loss_curve
+        )
 
     def import_prequential(self, state: ClassPrequentialState) -> None:
         """Take ``state`` (an export updated, or a snapshot: copied, so it can be put back
@@ -309,6 +335,8 @@ class ClassLearner:
             self.window = state.window.copy()
         if state.curve is not self.curve:
             self.curve = state.curve.copy()
+        if state.loss_curve is not self.loss_curve:
+            self.loss_curve = state.loss_curve.copy()
 
     @property
     def model(self) -> Any:
@@ -324,6 +352,7 @@ class ClassLearner:
         self.model = model
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("loss_curve", Curve())  # a learner pickled before it kept one
         self.__dict__.update(state)
 
 
