@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from streamlearn.cli.inspect import TRUST_HELP
-from streamlearn.observe.report import load_curve, plot_curves
+from streamlearn.observe.report import load_curves, plot_curves
 
 __all__ = ["report_command"]
 
@@ -47,7 +47,8 @@ __all__ = ["report_command"]
     is_flag=True,
     default=False,
     envvar="STREAMLEARN_REPORT_LOG_Y",
-    help="A logarithmic error axis: the first records' spike no longer flattens the rest.",
+    help="Logarithmic error axes (MAE, log loss): the first records' spike no longer "
+    "flattens the rest.",
 )
 @click.option(
     "--skip",
@@ -78,11 +79,13 @@ def report_command(
 ) -> None:
     """Plot the learning curves of the runs in STATE_DIR... on one PNG, SVG or PDF.
 
-    Each curve is the prequential rolling MAE (the learner's --rolling-window) against records
-    learned, as kept in the state's checkpoint, one legend entry per run. Drift detections are
-    vertical lines in the run's colour ending in a marker for what was done (a key names
-    them); a warm start's frozen model A is a horizontal line at its MAE. The states are read
-    without their lock, so this works while a daemon runs.
+    Each curve is the prequential rolling MAE of a regressor, or the rolling accuracy and log
+    loss (cross-entropy, multiclass) of a classifier, on two plots (the learner's
+    --rolling-window), against records learned, as kept in the state's checkpoint, one legend
+    entry per run. Drift detections are vertical lines in the run's colour ending in a marker
+    for what was done (a key names them); a warm start's frozen model A is a horizontal line
+    at its MAE (accuracy, log loss). The states are read without their lock, so this works
+    while a daemon runs.
     """
     if labels and len(labels) != len(state_dirs):
         raise click.UsageError(
@@ -90,8 +93,9 @@ def report_command(
         )
     try:
         runs = [
-            load_curve(state_dir, labels[i] if labels else None, trust=trust)
+            run
             for i, state_dir in enumerate(state_dirs)
+            for run in load_curves(state_dir, labels[i] if labels else None, trust=trust)
         ]
         path = plot_curves(runs, out, title=title, log_y=log_y, skip=skip, dpi=dpi)
     except ValueError as exc:  # ReportError, or a curve with non-finite points

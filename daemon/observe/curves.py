@@ -4,7 +4,9 @@ A curve comes either from plain arrays (``Run``: a label, its absolute errors in
 where drift was detected) or from a saved state (``CurveRun``, built by ``curve_from_state`` from
 the bounded curve the learner keeps in every checkpoint, with the drift monitor's events and a
 warm start's frozen baseline), so a plot can come from a replay, a benchmark, a test, or a daemon
-that is still running. ``streamlearn.observe.report`` draws them.
+that is still running. A regressor's curve is its rolling MAE; a classifier keeps two, its
+rolling accuracy and its rolling log loss (or cross-entropy): ``curves_from_state`` gives each
+(``CurveRun.metric`` says which). ``streamlearn.observe.report`` draws them.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ __all__ = [
     "ReportError",
     "Run",
     "curve_from_state",
+    "curves_from_state",
     "load_curve",
+    "load_curves",
     "rolling_mae",
 ]
 
@@ -69,7 +73,8 @@ class CurveRun:
     records
         The x of each point: records learned so far, increasing.
     rolling_mae
-        The rolling MAE at each point (the mean of the last ``window`` errors).
+        The rolling value of ``metric`` at each point (the mean of the last ``window``
+        records'): a regressor's MAE, or a classifier's accuracy or log loss.
     drift_at
         Where drift was detected, in records learned (the same axis as ``records``).
     window
@@ -77,7 +82,11 @@ class CurveRun:
     drift_actions
         What the monitor did at each of ``drift_at``; empty when not known.
     baseline_mae
-        A warm start's frozen model A: its MAE over every record scored (None: no baseline).
+        A warm start's frozen model A: its ``metric`` over every record scored (None: no
+        baseline).
+    metric
+        What the curve measures: ``"mae"``, ``"accuracy"``, ``"log_loss"`` or
+        ``"cross_entropy"`` (``inspect --json``'s names).
     """
 
     label: str
@@ -87,6 +96,7 @@ class CurveRun:
     window: int | None = None
     drift_actions: Sequence[str] = ()
     baseline_mae: float | None = None
+    metric: str = "mae"
 
 
 def rolling_mae(
@@ -140,6 +150,8 @@ def curve_from_state(state: Mapping[str, Any], label: str | None = None) -> Curv
     label
         The legend entry (default: the model spec).
 
+    A classifier's state gives its accuracy curve (``curves_from_state``: its loss curve too).
+
     Raises
     ------
     ReportError
@@ -158,30 +170,65 @@ def curve_from_state(state: Mapping[str, Any], label: str | None = None) -> Curv
     >>> np.round(run.rolling_mae, 3).tolist()
     [1.0, 0.9, 0.72]
     """
+    return curves_from_state(state, label)[0]
+
+
+def curves_from_state(state: Mapping[str, Any], label: str | None = None) -> list[CurveRun]:
+    """The learning curves kept in a daemon's state: a regressor's MAE, or a classifier's
+    accuracy and log loss (cross-entropy for a multiclass one), with the same drift marks.
+
+    >>> from streamlearn.classify.learner import ClassLearner
+    >>> from streamlearn.classify.space import ClassSpace
+    >>> from streamlearn.models.logistic import LogisticRegression
+    >>> space = ClassSpace(binary=True)
+    >>> learner = ClassLearner(LogisticRegression(lr=0.5), space, rolling_window=2)
+    >>> for y in ("yes", "yes", "no"):
+    ...     _ = learner.step({"x": 1.0}, space.encode(y))
+    >>> accuracy, loss = curves_from_state({"model_spec": "logistic", "learner": learner})
+    >>> accuracy.metric, accuracy.records.tolist(), accuracy.rolling_mae.tolist()
+    ('accuracy', [1, 2, 3], [0.0, 0.5, 0.5])
+    >>> loss.metric, np.round(loss.rolling_mae, 4).tolist()  # ln 2, then the last two's mean
+    ('log_loss', [0.6931, 0.5836, 0.8497])
+    """
+    from streamlearn.classify.learner import ClassLearner
+    from streamlearn.curve import Curve
     from streamlearn.learner import Learner
 
     learner = state.get("learner")
-    if not isinstance(learner, Learner):
+    curves: list[tuple[str, Curve]]
+    if isinstance(learner, ClassLearner):
+        loss = "log_loss" if learner.classes.binary else "cross_entropy"
+        curves = [("accuracy", learner.curve), (loss, learner.loss_curve)]
+    elif isinstance(learner, Learner):
+        curves = [("mae", learner.curve)]
+    else:
         raise ReportError("the state holds no learning curve (written by an older streamlearn?)")
-    points = list(learner.curve.points)
-    if not points:
+    if not len(learner.curve):
         raise ReportError("the model has learned no records yet: there is no curve to plot")
-    records = np.array([p[0] for p in points], dtype=np.int64)
-    rolling = np.array([p[1] for p in points], dtype=np.float64)
     learned = learner.records_learned
     seen = int(state.get("counters", {}).get("records_seen", learned))
     placed = [(_learned_at(event, learned, seen), event) for event in _drift_events(state)]
     events = [(at, str(event.get("action", "alert"))) for at, event in placed if at is not None]
     baseline = learner.baseline_summary()
-    return CurveRun(
-        label=label if label is not None else str(state.get("model_spec", "model")),
-        records=records,
-        rolling_mae=rolling,
-        drift_at=[at for at, _ in events],
-        window=learner.rolling_window,
-        drift_actions=[action for _, action in events],
-        baseline_mae=baseline.get("mae") if baseline is not None else None,
-    )
+    runs = []
+    for metric, curve in curves:
+        points = curve.points
+        if not points:  # a loss curve kept since a restart only: nothing to draw yet
+            continue
+        value = baseline.get(metric) if baseline is not None else None
+        runs.append(
+            CurveRun(
+                label=label if label is not None else str(state.get("model_spec", "model")),
+                records=np.array([p[0] for p in points], dtype=np.int64),
+                rolling_mae=np.array([p[1] for p in points], dtype=np.float64),
+                drift_at=[at for at, _ in events],
+                window=learner.rolling_window,
+                drift_actions=[action for _, action in events],
+                baseline_mae=float(value) if isinstance(value, int | float) else None,
+                metric=metric,
+            )
+        )
+    return runs
 
 
 @runtime_checkable
@@ -223,7 +270,15 @@ def _learned_at(event: Mapping[str, Any], learned: int, seen: int) -> float | No
 def load_curve(
     state_dir: str | os.PathLike[str], label: str | None = None, *, trust: bool = False
 ) -> CurveRun:
-    """The learning curve of the newest checkpoint in ``state_dir``.
+    """The (first) learning curve of the newest checkpoint in ``state_dir`` (``load_curves``)."""
+    return load_curves(state_dir, label, trust=trust)[0]
+
+
+def load_curves(
+    state_dir: str | os.PathLike[str], label: str | None = None, *, trust: bool = False
+) -> list[CurveRun]:
+    """The learning curves of the newest checkpoint in ``state_dir``: a regressor's MAE, a
+    classifier's accuracy and log loss.
 
     The state is read without its lock, so a daemon may be running on it. The default label is
     the directory's name and the model spec, e.g. ``"state: sgd"``. ``trust``: read a state
@@ -249,6 +304,6 @@ def load_curve(
     if label is None:
         label = f"{state_dir.resolve().name}: {state.get('model_spec')}"
     try:
-        return curve_from_state(state, label)
+        return curves_from_state(state, label)
     except ReportError as exc:
         raise ReportError(f"{state_dir}: {exc}") from None

@@ -1,11 +1,14 @@
-"""Prequential learning curves as a PNG, SVG or PDF: rolling MAE against records learned.
+"""Prequential learning curves as a PNG, SVG or PDF: rolling MAE (a regressor's), or accuracy
+and log loss (a classifier's), against records learned.
 
-The curves are ``streamlearn.observe.curves``' (``Run``, ``CurveRun``; re-exported here): one
-line and one legend entry per run; its drift detections are vertical lines in its colour, with
+The curves are ``streamlearn.observe.curves``' (``Run``, ``CurveRun``; re-exported here), one
+plot per metric, stacked (a regressor's report has one): one line and one legend entry per run,
+in the run's colour on every plot; its drift detections are vertical lines in its colour, with
 a marker at the top saying what the monitor did (a key beside the legend names the markers);
 runs marked at the same record interleave their dashes and stack their markers, so each stays
-visible. A warm start's frozen model A is a horizontal line at its MAE. The first records'
-spike can be cut off (``skip``) or the error axis made logarithmic (``log_y``). matplotlib is
+visible. A warm start's frozen model A is a horizontal line at its MAE (accuracy, log loss). The
+first records' spike can be cut off (``skip``) or the error axes made logarithmic (``log_y``;
+never accuracy's). matplotlib is
 imported only when a plot is drawn, and through its Agg canvas directly, so that no GUI
 backend or global pyplot state is involved.
 """
@@ -26,7 +29,9 @@ from streamlearn.observe.curves import (
     ReportError,
     Run,
     curve_from_state,
+    curves_from_state,
     load_curve,
+    load_curves,
     rolling_mae,
 )
 
@@ -45,8 +50,10 @@ __all__ = [
     "ReportError",
     "Run",
     "curve_from_state",
+    "curves_from_state",
     "draw_curves",
     "load_curve",
+    "load_curves",
     "plot_curves",
     "rolling_mae",
 ]
@@ -70,6 +77,9 @@ ACTION_MARKERS = {
     "discard": "x",
     "suppressed": "+",  # detected in a cooldown or beside another action: not acted on
 }
+#: How each metric a curve measures is named on its plot.
+METRIC_NAMES = {"mae": "MAE", "accuracy": "accuracy", "log_loss": "log loss",
+                "cross_entropy": "cross-entropy"}  # fmt: skip
 #: What the matplotlib extra is called, for the message when it is missing.
 PLOT_EXTRA = "pip install 'streamlearn[plot]'"
 
@@ -121,15 +131,16 @@ def draw_curves(
     log_y: bool = False,
     skip: int = 0,
 ) -> Figure:
-    """Draw the rolling MAE of each run against records learned on one matplotlib Figure.
+    """Draw each run's rolling metric against records learned on one matplotlib Figure: one
+    plot per metric (``CurveRun.metric``; a ``Run``'s is MAE), stacked in the runs' order.
 
-    Each run gets one line and one legend entry; its drift detections are vertical lines in
-    the run's colour (``gid`` ``"drift"``), each ending at the top in a marker for its action
-    (``ACTION_MARKERS``, named in a key beside the legend); a warm start's baseline is a
-    horizontal line (``gid`` ``"baseline"``). ``window`` is the rolling window
-    of the ``Run``s (a ``CurveRun`` brings its own points). ``skip``: leave out the first
-    records learned (the warm-up's spike); ``log_y``: a logarithmic error axis. See
-    ``plot_curves`` to save the figure.
+    Each run gets one line and one legend entry, in its label's colour on every plot; its
+    drift detections are vertical lines in that colour (``gid`` ``"drift"``), each ending at
+    the top in a marker for its action (``ACTION_MARKERS``, named in a key beside the legend);
+    a warm start's baseline is a horizontal line (``gid`` ``"baseline"``). ``window`` is the
+    rolling window of the ``Run``s (a ``CurveRun`` brings its own points). ``skip``: leave out
+    the first records learned (the warm-up's spike); ``log_y``: logarithmic error axes (MAE,
+    log loss). See ``plot_curves`` to save the figure.
 
     Examples
     --------
@@ -143,6 +154,10 @@ def draw_curves(
     ['warm', 'cold']
     >>> [(line.get_gid(), line.get_marker()) for line in axes.lines if line.get_gid()]
     [('drift', 'v'), ('baseline', 'None')]
+    >>> figure = draw_curves([CurveRun("clicks", [1, 2], [0.5, 0.8], metric="accuracy"),
+    ...                       CurveRun("clicks", [1, 2], [0.7, 0.4], metric="log_loss")])
+    >>> [axes.get_ylabel() for axes in figure.axes]
+    ['rolling accuracy', 'rolling log loss']
     """
     if not runs:
         raise ValueError("give at least one run to plot")
@@ -152,52 +167,107 @@ def draw_curves(
         raise ValueError(f"skip must be 0 or more, got {skip}")
     curves = [_cut(run, *_points(run, window), skip) for run in runs]
     _require_matplotlib()
+    from matplotlib import rcParams
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     windows = {run.window if isinstance(run, CurveRun) else window for run in runs}
-    same_window = len(windows) == 1 and None not in windows
-    figure = Figure(figsize=(9, 4.5), dpi=100)
+    shown = windows.pop() if len(windows) == 1 and None not in windows else None
+    metrics = list(dict.fromkeys(_metric(run) for run in runs))
+    figure = Figure(figsize=(9, 4.5 if len(metrics) == 1 else 3.5 * len(metrics)), dpi=100)
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    if log_y:
-        axes.set_yscale("log", nonpositive="mask")
-    marked = [run for run in runs if any(at > skip for at, _ in _drift(run))]
-    handles = []
-    for run, (x, y) in zip(runs, curves, strict=True):
-        label = run.label
-        if not same_window and isinstance(run, CurveRun) and run.window is not None:
-            label = f"{label} [window {run.window}]"
-        (line,) = axes.plot(x, y, label=label, linewidth=1.4)
-        handles.append(line)
-        color = line.get_color()
-        if run in marked:
-            _mark_drift(axes, run, color, marked.index(run), len(marked), skip)
-        if isinstance(run, CurveRun) and run.baseline_mae is not None:
-            _baseline(axes, run.baseline_mae, color)
-    _label_axes(axes, windows.pop() if same_window else None, title, log_y=log_y, skip=skip)
-    actions = sorted({action for run in marked for at, action in _drift(run) if at > skip})
-    if actions:
-        _action_key(axes, actions)
-    # Both keys right of the plot, where no curve or marker runs under them.
-    axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    cycle = rcParams["axes.prop_cycle"].by_key()["color"]
+    labels = list(dict.fromkeys(run.label for run in runs))
+    colors = [cycle[labels.index(run.label) % len(cycle)] for run in runs]
+    for row, metric in enumerate(metrics):
+        axes = figure.add_subplot(len(metrics), 1, row + 1)
+        chosen = [i for i, run in enumerate(runs) if _metric(run) == metric]
+        _draw_metric(
+            axes,
+            [(runs[i], curves[i], colors[i]) for i in chosen],
+            name_windows=shown is None,
+            skip=skip,
+        )
+        _label_axes(
+            axes,
+            metric,
+            shown,
+            _title(metrics, shown, title) if row == 0 else None,
+            log_y=log_y and metric != "accuracy",
+            skip=skip,
+            last=row == len(metrics) - 1,
+        )
     figure.tight_layout()
     return figure
 
 
-def _label_axes(
-    axes: Axes, shown: int | None, title: str | None, *, log_y: bool, skip: int
+def _metric(run: Run | CurveRun) -> str:
+    return run.metric if isinstance(run, CurveRun) else "mae"
+
+
+def _title(metrics: list[str], shown: int | None, title: str | None) -> str:
+    """The figure's title: ``title``, else the metrics and the rolling window."""
+    if title:
+        return title
+    names = " and ".join(METRIC_NAMES.get(m, m) for m in metrics)
+    if shown is None:
+        return f"Prequential {names} (rolling window per run)"
+    return f"Prequential {names} (rolling window of {shown} records)"
+
+
+def _draw_metric(
+    axes: Axes,
+    drawn: list[tuple[Run | CurveRun, tuple[npt.NDArray[Any], npt.NDArray[Any]], str]],
+    *,
+    name_windows: bool,
+    skip: int,
 ) -> None:
-    """Axis labels, title (naming the rolling window ``shown`` when all runs share one), grid."""
-    axes.set_xlabel("records learned" if skip == 0 else f"records learned (after the first {skip})")
-    axes.set_ylabel("rolling MAE" if shown is None else f"MAE over the last {shown} records")
-    default_title = (
-        "Prequential MAE (rolling window per run)"
-        if shown is None
-        else f"Prequential MAE (rolling window of {shown} records)"
-    )
-    axes.set_title(title or default_title)
-    if not log_y:
+    """One plot of ``(run, (x, y), colour)``: each run's line, drift marks and baseline, the
+    legend and the marks' key."""
+    runs = [run for run, _, _ in drawn]
+    marked = [i for i, run in enumerate(runs) if any(at > skip for at, _ in _drift(run))]
+    handles = []
+    for i, (run, (x, y), color) in enumerate(drawn):
+        label = run.label
+        if name_windows and isinstance(run, CurveRun) and run.window is not None:
+            label = f"{label} [window {run.window}]"
+        (line,) = axes.plot(x, y, label=label, linewidth=1.4, color=color)
+        handles.append(line)
+        if i in marked:
+            _mark_drift(axes, run, color, marked.index(i), len(marked), skip)
+        if isinstance(run, CurveRun) and run.baseline_mae is not None:
+            _baseline(axes, run.baseline_mae, color, METRIC_NAMES.get(run.metric, run.metric))
+    actions = sorted({a for i in marked for at, a in _drift(runs[i]) if at > skip})
+    if actions:
+        _action_key(axes, actions)
+    # Both keys right of the plot, where no curve or marker runs under them.
+    axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+
+
+def _label_axes(
+    axes: Axes,
+    metric: str,
+    shown: int | None,
+    title: str | None,
+    *,
+    log_y: bool,
+    skip: int,
+    last: bool,
+) -> None:
+    """Axis labels (the x axis's on the ``last`` plot only), the title if given, grid, scale."""
+    name = METRIC_NAMES.get(metric, metric)
+    if last:
+        axes.set_xlabel(
+            "records learned" if skip == 0 else f"records learned (after the first {skip})"
+        )
+    axes.set_ylabel(f"rolling {name}" if shown is None else f"{name} over the last {shown} records")
+    if title is not None:
+        axes.set_title(title)
+    if log_y:
+        axes.set_yscale("log", nonpositive="mask")
+    elif metric == "accuracy":
+        axes.set_ylim(0, 1.02)
+    else:
         axes.set_ylim(bottom=0)
     axes.grid(True, alpha=0.3)
 
@@ -243,15 +313,16 @@ def _mark_drift(
         )
 
 
-def _baseline(axes: Axes, mae: float, color: ColorType) -> None:
-    """A warm start's frozen model A: a horizontal line at its MAE, named on the line."""
+def _baseline(axes: Axes, value: float, color: ColorType, name: str = "MAE") -> None:
+    """A warm start's frozen model A: a horizontal line at its ``name`` (MAE, accuracy ...),
+    named on the line."""
     from matplotlib.transforms import blended_transform_factory
 
-    axes.axhline(mae, color=color, linestyle="-.", linewidth=1.0, alpha=0.8, gid=BASELINE_GID)
+    axes.axhline(value, color=color, linestyle="-.", linewidth=1.0, alpha=0.8, gid=BASELINE_GID)
     axes.text(
         0.99,
-        mae,
-        f"A (frozen): MAE {mae:.4g}",
+        value,
+        f"A (frozen): {name} {value:.4g}",
         color=color,
         fontsize=8,
         ha="right",
