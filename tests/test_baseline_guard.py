@@ -183,6 +183,7 @@ def _write_target(path: Path, rows: Rows, unlabeled_every: int) -> dict[str, flo
     return hidden
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["finetune", "partial"])
 def test_replay_serves_a_while_finetuned_b_is_worse(
     friedman_a: Path, friedman_rows: Rows, tmp_path: Path, mode: str
@@ -223,6 +224,7 @@ def test_replay_serves_a_while_finetuned_b_is_worse(
     assert b.lr == pytest.approx(0.0001)  # A trained with Adam at 0.001: a tenth of it
 
 
+@pytest.mark.slow
 def test_an_explicit_lr_is_used_and_inspect_reads_the_guard(
     friedman_a: Path, friedman_rows: Rows, tmp_path: Path
 ) -> None:

@@ -114,6 +114,7 @@ def _names(n: int, seed: int) -> list[str]:
     return ["".join(rng.choices(string.ascii_lowercase, k=12)) for _ in range(n)]
 
 
+@pytest.mark.slow
 def test_new_feature_names_beyond_the_cap_are_dead_letters(tmp_path):
     names = _names(20_000, seed=7)
     path = tmp_path / "names.jsonl"

@@ -137,6 +137,7 @@ def _missing(shown: Any, expected: Any, where: str = "") -> list[str]:
     return [] if shown == expected else [f"{where}: {shown!r}, not {expected!r}"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("state", sorted(STATES))
 def test_inspect_reads_an_old_state_as_the_old_version_did(tmp_path: Path, state: str) -> None:
     work = _workspace(tmp_path)
@@ -280,6 +281,7 @@ def test_a_resumed_old_pseudo_label_state_decides_every_candidate_once(
         assert counts[key] == new["pseudo_labels"][key], key
 
 
+@pytest.mark.slow
 def test_report_draws_old_states(tmp_path: Path) -> None:
     work = _workspace(tmp_path)
     out = tmp_path / "old.png"

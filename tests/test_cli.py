@@ -135,6 +135,7 @@ def test_a_different_file_is_refused_unless_reset(data, tmp_path):
     assert inspect_json(state)["records_learned"] == 50
 
 
+@pytest.mark.slow
 def test_a_state_of_another_model_is_refused_when_model_is_given(data, tmp_path):
     path, _, _ = data
     state = tmp_path / "state"
@@ -368,6 +369,7 @@ def test_help_imports_nothing_heavy():
     assert result.stderr.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_log_level_after_the_command(data, tmp_path):
     path, _, _ = data
     state = tmp_path / "state"

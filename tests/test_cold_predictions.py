@@ -81,6 +81,7 @@ def _write_csv(path: Path, rows: list[tuple[dict[str, float], float]]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fast", [True, False], ids=["blocks", "records"])
 def test_min_max_scaler_learns_from_its_first_record(tmp_path: Path, fast: bool) -> None:
     spec = "MinMaxScaler | LinearRegression"
@@ -113,6 +114,7 @@ def test_a_feature_the_scaler_never_saw_is_learned_not_taken_for_a_divergence(
     _assert_metrics(summary, _river(rows, _NoneWhenNotFinite(build_model(spec))))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fast", [True, False], ids=["blocks", "records"])
 def test_amf_regressor_predicting_none_before_learning_is_no_traceback(
     tmp_path: Path, fast: bool
@@ -136,6 +138,7 @@ def test_no_learn_scores_nothing_of_a_model_that_never_predicts(tmp_path: Path) 
     assert summary["metrics"] == {"mae": None, "rmse": None, "r2": None}
 
 
+@pytest.mark.slow
 def test_an_unlabeled_record_before_any_label_is_not_a_divergence(tmp_path: Path) -> None:
     rows = _rows()[:50]
     lines = ['{"a": 0.5, "b": 1.0}'] + [json.dumps({**x, "y": y}) for x, y in rows]

@@ -134,6 +134,7 @@ def _stop(proc: subprocess.Popen) -> tuple[int, str]:
     return proc.returncode, stderr
 
 
+@pytest.mark.slow
 def test_a_full_dead_letter_disk_pauses_until_space_returns(tmp_path, small_disk):
     path, state = tmp_path / "rows.csv", tmp_path / "state"
     dead, predictions = small_disk / "dead.jsonl", small_disk / "predictions.jsonl"

@@ -13,6 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from streamhelpers import STREAMLEARN, inspect_json
 from streamlearn.sources.file import FileSource
 
@@ -140,6 +142,7 @@ def test_restart_while_draining_a_file_since_deleted_goes_on_with_the_new_one(tm
     resumed.close()
 
 
+@pytest.mark.slow
 def test_a_followed_daemon_reads_every_row_of_both_files_once(tmp_path):
     """A real ``run``: rows written to the rotated file after the rotation are learned."""
     path = tmp_path / "events.csv"

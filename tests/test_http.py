@@ -459,6 +459,7 @@ def _timed_get(server: MetricsServer, path: str) -> tuple[int, float]:
     return status, time.monotonic() - started
 
 
+@pytest.mark.slow
 def test_slow_clients_hold_no_worker_and_have_a_deadline(server: MetricsServer) -> None:
     # 100 clients start a request and then send one byte a second, forever: the per-read
     # timeout (5 s) never fires. The server still answers others at once, and cuts each

@@ -11,6 +11,8 @@ import sysconfig
 import zipfile
 from pathlib import Path, PurePosixPath
 
+import pytest
+
 from deploy_files import (
     DOCKERFILE,
     DOCKERIGNORE,
@@ -123,6 +125,7 @@ def test_build_stage_compiles_and_the_slim_runtime_installs_its_wheel() -> None:
     assert not [f for f in sent if f.endswith((".so", ".o", ".pyc"))]
 
 
+@pytest.mark.slow
 def test_image_build_context_makes_a_wheel_with_the_kernels(tmp_path: Path) -> None:
     builder = build_stage(dockerfile_stages(DOCKERFILE.read_text()))
     workdir = assemble_context(builder, tmp_path / "image")

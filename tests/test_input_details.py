@@ -37,6 +37,7 @@ def csv_rows(count: int) -> bytes:
 # -- a UTF-8 byte-order mark ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
 def test_a_bom_before_the_csv_header_is_not_a_record(tmp_path, model):
     path = tmp_path / "bom.csv"
@@ -138,6 +139,7 @@ def odd_rows(layout: str) -> list[bytes]:
     return rows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
 def test_odd_numbers_are_non_numeric_on_every_csv_path(tmp_path, model):
     path = tmp_path / "odd.csv"

@@ -89,6 +89,7 @@ def test_pseudo_labels_and_pending_labels_are_summed_up(tmp_path):
     assert re.fullmatch(r"\d+ waiting, \d+ joined, \d+ expired \(ttl .+\)", shown["pending labels"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("spec", "trees"),
     [("HoeffdingTreeRegressor(grace_period=50)", 1), ("ARFRegressor(n_models=3, seed=1)", 3)],

@@ -149,6 +149,7 @@ def _imported_distributions(text: str) -> set[str]:
     return {_canonical(owners.get(module, [module.replace("_", "-")])[0]) for module in modules}
 
 
+@pytest.mark.slow
 def test_the_bench_extra_installs_what_the_benches_import() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     installed = {_canonical(r) for r in project["dependencies"]}

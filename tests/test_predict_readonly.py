@@ -106,6 +106,7 @@ SPECS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("served", SPECS, indirect=True, ids=lambda p: f"{p[0]}-{p[1]}")
 def test_ten_thousand_random_predictions_leave_the_model_unchanged(served: Served) -> None:
     before = served.learner_bytes()

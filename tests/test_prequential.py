@@ -30,6 +30,7 @@ def _river_scores(dataset, spec: str) -> dict[str, float]:
     return {"mae": metric[0].get(), "rmse": metric[1].get(), "r2": metric[2].get()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "spec", ["StandardScaler | LinearRegression", "HoeffdingTreeRegressor(grace_period=50)"]
 )

@@ -331,6 +331,7 @@ def test_join_is_on_with_label_ttl_alone_and_kept_from_a_checkpoint():
         assert join is old and len(join.pending) == 1
 
 
+@pytest.mark.slow
 def test_replay_cli_with_pseudo_labels(tmp_path: Path):
     """Through the real command line (the options are wired into ``replay`` by the lead)."""
     from streamlearn.cli.run import replay as replay_command

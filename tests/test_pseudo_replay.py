@@ -101,6 +101,7 @@ def test_file_replay_is_the_same_at_every_batch_size(tmp_path: Path):
     assert plain["summary"]["metrics"] != first["summary"]["metrics"]
 
 
+@pytest.mark.slow
 def test_rate_changes_nothing_in_a_replay(tmp_path: Path):
     path = tmp_path / "chick.csv"
     chick_weights(path)

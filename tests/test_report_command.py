@@ -60,6 +60,7 @@ def _drift_lines(figure: Any) -> list[Any]:
     return [line for line in figure.axes[0].lines if line.get_gid() == DRIFT_GID]
 
 
+@pytest.mark.slow
 def test_two_runs_on_one_png(states: tuple[Path, Path], tmp_path: Path) -> None:
     d1, d2 = states
     out = tmp_path / "plots" / "x.png"

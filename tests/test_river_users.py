@@ -42,6 +42,7 @@ def test_sgd_learns_what_rivers_linear_regression_learns_at_half_the_rate() -> N
     assert max(abs(ours.weights[k] - plain.weights[k]) for k in ours.weights) > 1e-6
 
 
+@pytest.mark.slow
 def test_the_same_through_the_daemon(tmp_path) -> None:
     X, y, _ = make_regression(3000, d=3, seed=12)
     data = tmp_path / "data.csv"

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from streamhelpers import STREAMLEARN, cli, inspect_json
 
 
@@ -42,6 +44,7 @@ def _learned(state) -> int:
     return inspect_json(state)["records_learned"] if result.returncode == 0 else -1
 
 
+@pytest.mark.slow
 def test_state_dir_deleted_while_running_is_recreated_locked_and_checkpointed(tmp_path):
     path, state = tmp_path / "events.csv", tmp_path / "state"
     path.write_text("a,b,y\n" + _rows(0, 300))

@@ -239,6 +239,7 @@ def live_daemon(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, 
             process.wait()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_the_page_follows_a_live_daemon_and_agrees_with_inspect(
     browser: Any, live_daemon: tuple[subprocess.Popen[bytes], str, Path, Path], tmp_path: Path

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _stream(path: Path) -> int:
     """600 rows of y = 1.5 a - 2 b + 3 (+ noise), every third target blank; labeled count."""
@@ -26,6 +28,7 @@ def _stream(path: Path) -> int:
     return labeled
 
 
+@pytest.mark.slow
 def test_a_teacher_that_cannot_predict_yet_is_not_a_crash(tmp_path: Path) -> None:
     path = tmp_path / "s.csv"
     labeled = _stream(path)

@@ -269,6 +269,7 @@ def _train_keras(keras: types.ModuleType, model: Any, frame: pd.DataFrame, dtype
 KERAS_NOISE = "ignore:__array__ implementation:DeprecationWarning"
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings(KERAS_NOISE)
 def test_keras_a_float64_with_dropout_and_no_bias(
     keras: types.ModuleType, tmp_path: Path, train_frame: pd.DataFrame, probe_rows: pd.DataFrame
@@ -316,6 +317,7 @@ def test_keras_a_float64_with_dropout_and_no_bias(
         warm_start(a, "finetune")
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings(KERAS_NOISE)
 def test_keras_a_like_the_seed(
     keras: types.ModuleType, tmp_path: Path, probe_rows: pd.DataFrame
@@ -696,6 +698,7 @@ def _streamlearn(*args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_extract_from_the_command_line_checkpoints_an_rls_head(tmp_path: Path) -> None:
     """pretrain A, replay the target with --transfer-mode extract, read B back from the state."""
     a_path, state = tmp_path / "A.skops", tmp_path / "state"

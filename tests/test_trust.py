@@ -241,7 +241,7 @@ def _fit(model: object, rows: Path) -> object:
     return model.fit(frame[FEATURES], frame["y"])  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("flag", [[], ["--trust-pickle"]])
+@pytest.mark.parametrize("flag", [[], pytest.param(["--trust-pickle"], marks=pytest.mark.slow)])
 def test_a_pickled_a_needs_trust_pickle(tmp_path: Path, rows: Path, flag: list[str]) -> None:
     a = tmp_path / "A.joblib"
     joblib.dump(_fit(make_pipeline(StandardScaler(), Ridge()), rows), a)
@@ -254,6 +254,7 @@ def test_a_pickled_a_needs_trust_pickle(tmp_path: Path, rows: Path, flag: list[s
         assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_skops_a_loads_without_a_flag(tmp_path: Path, rows: Path) -> None:
     import skops.io
 
@@ -269,6 +270,7 @@ def test_a_skops_a_loads_without_a_flag(tmp_path: Path, rows: Path) -> None:
     assert cli("replay", str(rows), "--warm-start", str(a)).returncode == 0
 
 
+@pytest.mark.slow
 def test_a_skops_file_with_an_untrusted_type_is_refused(tmp_path: Path, rows: Path) -> None:
     import skops.io
 
@@ -283,6 +285,7 @@ def test_a_skops_file_with_an_untrusted_type_is_refused(tmp_path: Path, rows: Pa
     assert result.returncode == 2 and "system" in result.stderr, result.stderr
 
 
+@pytest.mark.slow
 def test_a_pickled_teacher_needs_trust_pickle(tmp_path: Path, rows: Path) -> None:
     a = tmp_path / "A.joblib"
     joblib.dump(_fit(Ridge(), rows), a)
@@ -292,6 +295,7 @@ def test_a_pickled_teacher_needs_trust_pickle(tmp_path: Path, rows: Path) -> Non
     assert cli(*args, "--trust-pickle").returncode == 0
 
 
+@pytest.mark.slow
 def test_pretrain_writes_skops_that_warm_starts_without_a_flag(tmp_path: Path, rows: Path) -> None:
     out = tmp_path / "A.skops"
     cli("pretrain", str(rows), "--kind", "linear", "--out", str(out))
@@ -315,6 +319,7 @@ def _other_users_state(tmp_path: Path, rows: Path) -> Path:
     return state
 
 
+@pytest.mark.slow
 def test_inspect_and_report_of_another_users_state_need_trust(tmp_path: Path, rows: Path) -> None:
     state = _other_users_state(tmp_path, rows)
     png = tmp_path / "c.png"

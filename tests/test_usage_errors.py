@@ -203,6 +203,7 @@ def test_an_empty_column_name_in_a_csv_header_is_refused(tmp_path):
     assert last.startswith("Error:") and "empty" in last, result.stderr
 
 
+@pytest.mark.slow
 def test_a_json_stream_without_the_target_key_warns_once(tmp_path):
     path = tmp_path / "unlabeled.jsonl"
     path.write_text("".join(json.dumps({"a": i, "label": i}) + "\n" for i in range(2500)))

@@ -152,6 +152,7 @@ def trained(tmp_path) -> tuple[Path, Path, np.ndarray, np.ndarray]:
     return state, held_out, X[3000:], y[3000:]
 
 
+@pytest.mark.slow
 def test_no_learn_scores_held_out_data_and_leaves_the_state_as_it_was(trained, tmp_path):
     state, held_out, X, y = trained
     before, model = tree(state), inspect_json(state)
@@ -180,6 +181,7 @@ def test_no_learn_scores_held_out_data_and_leaves_the_state_as_it_was(trained, t
     assert tree(state) == before
 
 
+@pytest.mark.slow
 def test_no_learn_leaves_a_river_models_bytes_unchanged(tmp_path, monkeypatch):
     X, y, _ = make_regression(1500, d=3, seed=5)
     train, held_out = tmp_path / "train.csv", tmp_path / "held_out.csv"

@@ -9,6 +9,9 @@ import pytest
 
 from streamhelpers import ROOT, cli
 
+# Every test here needs model A, pretrained in a process of its own (seconds of imports).
+pytestmark = pytest.mark.slow
+
 TARGET = ROOT / "examples" / "transfer_target.csv"
 
 
