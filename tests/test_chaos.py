@@ -29,9 +29,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streamhelpers import STREAMLEARN, inspect_json
-from streamlearn.loop.summary import inspect_state
-from streamlearn.state import CheckpointError, CheckpointStore
+from streamhelpers import (
+    STREAMLEARN,
+    fill_disk,
+    inspect_json,
+    saved,
+    small_tmpfs,
+    state_and_sinks,
+)
 
 #: Seconds of chaos in each test (then the stream ends and the daemon drains and stops).
 CHAOS_SECONDS = 60.0
@@ -45,37 +50,11 @@ INTERCEPT = 1.5
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 4 MiB tmpfs mounted for this test (state dir and sinks), unmounted after it."""
-    if os.geteuid() != 0:
-        reason = "mounting a small tmpfs needs root"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (in CI the chaos tests must run)", pytrace=False)
-        pytest.skip(reason)
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], check=True)
-    try:
+    with small_tmpfs(tmp_path, "4m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 # -- reading what the daemon made durable --------------------------------------------------
-
-
-def saved(state: Path) -> dict[str, Any] | None:
-    """The newest checkpoint's ``inspect --json`` summary (None before the first), read in
-    this process: polling with a ``streamlearn inspect`` process each time would be slow."""
-    if not any(state.glob("gen-*.ckpt")):
-        return None
-    try:
-        store = CheckpointStore(state, lock=False)
-        try:
-            loaded = store.load()
-        finally:
-            store.close()
-    except (CheckpointError, OSError):  # pruned or being written while we looked
-        return None
-    return None if loaded is None else inspect_state(loaded.state, loaded.generation)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -150,17 +129,12 @@ class Disk:
     """The small disk, filled to its last byte and freed again."""
 
     def __init__(self, mount: Path) -> None:
+        self.mount = mount
         self.filler = mount / "filler"
         self.full = False
 
     def fill(self) -> None:
-        with open(self.filler, "ab", buffering=0) as handle:
-            with contextlib.suppress(OSError):
-                while True:
-                    handle.write(b"\0" * 65536)
-            with contextlib.suppress(OSError):
-                while True:
-                    handle.write(b"\0" * 512)
+        self.filler = fill_disk(self.mount)
         self.full = True
 
     def free(self) -> None:
@@ -396,12 +370,7 @@ def test_chaos_on_a_followed_file_learns_every_row_exactly_once(tmp_path, small_
         [
             "run",
             str(path),
-            "--state-dir",
-            str(state),
-            "--dead-letter",
-            str(dead),
-            "--predictions",
-            str(predictions),
+            *state_and_sinks(state, dead, predictions),
             "--checkpoint-interval",
             "0.2",
             "--rotate-wait",
@@ -582,12 +551,7 @@ def test_chaos_on_a_kafka_run_learns_every_record_exactly_once(
         [
             "run",
             f"kafka://{kafka_bootstrap}/{topic}?group=chaos",
-            "--state-dir",
-            str(state),
-            "--dead-letter",
-            str(dead),
-            "--predictions",
-            str(predictions),
+            *state_and_sinks(state, dead, predictions),
             "--predictions-all",  # every record's prediction: the order they were learned in
             "--checkpoint-interval",
             "0.2",

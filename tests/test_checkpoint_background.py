@@ -21,11 +21,16 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from river import forest
 
-from streamhelpers import cli, inspect_json, make_regression, sgd_oracle, write_csv
+from streamhelpers import (
+    assert_learned_once,
+    cli,
+    make_regression,
+    wait_for,
+    write_csv,
+)
 from streamlearn.learner import Learner
 from streamlearn.loop.daemon import Daemon, RunOptions
 from streamlearn.models.sgd import SGDRegressor
@@ -417,41 +422,26 @@ def test_sigkill_during_a_forked_checkpoint_keeps_the_previous_one_and_resumes_e
         launcher = [sys.executable, str(Path(__file__).with_name("pausing_checkpoints.py"))]
         return subprocess.Popen([*launcher, str(pause), *args], env=env, stderr=subprocess.DEVNULL)
 
-    def wait_for(condition, what: str) -> None:
-        deadline = time.monotonic() + 60
-        while not condition():
-            assert time.monotonic() < deadline, what
-            time.sleep(0.02)
-
     # A first run writes some generations and is killed.
     proc = start(0.0)
-    wait_for(lambda: len(list(state.glob("gen-*.ckpt"))) >= 2, "no checkpoint")
+    wait_for(lambda: len(list(state.glob("gen-*.ckpt"))) >= 2, "a checkpoint", 60, every=0.02)
     proc.kill()
     proc.wait()
     before = {p.name: p.read_bytes() for p in state.glob("gen-*.ckpt")}
     # The second run's first child stops halfway through its file: kill the daemon then.
     proc = start(60.0)
-    wait_for(lambda: list(state.glob(f"next.tmp.{proc.pid}.*")), "no child started writing")
+    wait_for(lambda: list(state.glob(f"next.tmp.{proc.pid}.*")), "a child writing", 60, every=0.02)
     children = children_of(proc.pid)
     assert len(children) == 1
     proc.kill()
     proc.wait()
-    wait_for(lambda: gone(children[0]), "the child outlived the daemon")
+    wait_for(lambda: gone(children[0]), "the child to end with the daemon", 60, every=0.02)
     assert {p.name: p.read_bytes() for p in state.glob("gen-*.ckpt")} == before
     assert list(state.glob(f"next.tmp.{proc.pid}.*"))  # half-written: never a generation
     # Resume to the end: the lock is free, the torn file is swept, every record once.
     cli("replay", str(path), "--state-dir", str(state), "--predictions", str(predictions))
     assert not list(state.glob("*.tmp.*"))
-    summary = inspect_json(state)
-    labeled = np.array([i not in unlabeled for i in range(len(y))])
-    assert summary["records_learned"] == int(labeled.sum())
-    theta, theta0, _ = sgd_oracle(X, y, 0.01, labeled=labeled)
-    np.testing.assert_allclose(
-        [summary["weights"][f"x{j}"] for j in range(3)], theta, rtol=0, atol=1e-12
-    )
-    assert abs(summary["intercept"] - theta0) < 1e-12
-    ids = [json.loads(line)["position"]["offset"] for line in predictions.read_text().splitlines()]
-    assert len(ids) == len(unlabeled) == len(set(ids))
+    assert_learned_once(state, X, y, unlabeled, predictions)
 
 
 def test_pickling_leaves_the_garbage_collector_as_it_found_it():

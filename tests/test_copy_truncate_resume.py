@@ -7,7 +7,6 @@ columns in force are the checkpoint's, so a restart needs no header at the file'
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -18,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamhelpers import STREAMLEARN, cli, inspect_json, sgd_oracle
+from streamhelpers import STREAMLEARN, inspect_json, records_learned, sgd_oracle
 from streamlearn.sources.file import FileSource
 
 
@@ -80,11 +79,6 @@ def test_a_file_truncated_then_rotated_while_down_is_read_from_its_start_first(t
     resumed.close()
 
 
-def _learned(state: Path) -> int:
-    result = cli("inspect", str(state), "--json", check=False)
-    return json.loads(result.stdout)["records_learned"] if result.returncode == 0 else -1
-
-
 def _run_until_learned(path: Path, state: Path, count: int) -> str:
     proc = subprocess.Popen(
         [*STREAMLEARN, "run", str(path), "--state-dir", str(state), "--checkpoint-interval", "0.2"],
@@ -93,7 +87,9 @@ def _run_until_learned(path: Path, state: Path, count: int) -> str:
     )
     try:
         deadline = time.monotonic() + 60
-        while _learned(state) != count and proc.poll() is None and time.monotonic() < deadline:
+        while (
+            records_learned(state) != count and proc.poll() is None and time.monotonic() < deadline
+        ):
             time.sleep(0.2)
     finally:
         if proc.poll() is None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import random
-import signal
-import subprocess
-import time
 
-import numpy as np
 import pytest
 
-from streamhelpers import STREAMLEARN, cli, inspect_json, make_regression, sgd_oracle, write_csv
+from streamhelpers import (
+    assert_learned_once,
+    cli,
+    kill_at_random_moments,
+    make_regression,
+    state_and_sinks,
+    write_csv,
+)
 
 
 @pytest.mark.slow
@@ -23,54 +26,12 @@ def test_sigkill_at_random_moments_then_resume_equals_one_pass(tmp_path):
     with open(path, "a") as handle:  # bad rows at the end: each must be dead-lettered once
         handle.write("1,2\nx,y,z,w\n")
     state, dead, predictions = tmp_path / "state", tmp_path / "dead.jsonl", tmp_path / "pred.jsonl"
-    args = [
-        *STREAMLEARN,
-        "replay",
-        str(path),
-        "--state-dir",
-        str(state),
-        "--dead-letter",
-        str(dead),
-        "--predictions",
-        str(predictions),
-        "--rate",
-        "400",
-    ]
+    replay = ["replay", str(path), *state_and_sinks(state, dead, predictions)]
     rng = random.Random(1234)
-    kills = 0
-    for every in ("50", "1", "13", "200"):
-        before = sorted(state.glob("gen-*.ckpt"))
-        proc = subprocess.Popen([*args, "--checkpoint-every", every], stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        # Wait for this run's first checkpoint, so the kill lands mid-replay.
-        while sorted(state.glob("gen-*.ckpt")) == before and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.8))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
+    kills = kill_at_random_moments([*replay, "--rate", "400"], state, (50, 1, 13, 200), rng, 0.8)
     assert kills >= 3
-    cli(
-        "replay",
-        str(path),
-        "--state-dir",
-        str(state),
-        "--dead-letter",
-        str(dead),
-        "--predictions",
-        str(predictions),
-    )
-    summary = inspect_json(state)
-    labeled = np.array([i not in unlabeled for i in range(len(y))])
-    assert summary["records_learned"] == int(labeled.sum())
-    theta, theta0, _ = sgd_oracle(X, y, 0.01, labeled=labeled)
-    np.testing.assert_allclose(
-        [summary["weights"][f"x{j}"] for j in range(3)], theta, rtol=0, atol=1e-12
-    )
-    assert abs(summary["intercept"] - theta0) < 1e-12
+    cli(*replay)
+    assert_learned_once(state, X, y, unlabeled, predictions)
     # Sinks are cut back to the checkpoint on resume: every entry exactly once.
     letters = [json.loads(line) for line in dead.read_text().splitlines()]
     assert [entry["reason"] for entry in letters] == ["field_count", "non_numeric"]
-    ids = [json.loads(line)["position"]["offset"] for line in predictions.read_text().splitlines()]
-    assert len(ids) == len(unlabeled) == len(set(ids))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import time
 import urllib.error
@@ -20,47 +19,24 @@ import numpy as np
 import pytest
 
 from prom_server import free_port
-from streamhelpers import STREAMLEARN, cli, inspect_json, sgd_oracle
+from streamhelpers import (
+    STREAMLEARN,
+    fill_disk,
+    inspect_json,
+    records_learned,
+    sgd_oracle,
+    sigterm,
+    small_tmpfs,
+    wait_for,
+)
 from streamlearn.state import CheckpointStore
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs mounted for this test, unmounted after it."""
-    if os.geteuid() != 0:
-        reason = "mounting a small tmpfs needs root"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (in CI these tests must run)", pytrace=False)
-        pytest.skip(reason)
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
-    try:
+    with small_tmpfs(tmp_path, "2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
-
-
-def _fill(disk: Path) -> Path:
-    """Fill ``disk`` to the last byte; the filler file's path (delete it: space returns)."""
-    filler = disk / "filler"
-    with open(filler, "ab", buffering=0) as handle:
-        try:
-            while True:
-                handle.write(b"\0" * 4096)
-        except OSError:
-            pass
-    return filler
-
-
-def _wait_for(condition, what: str, timeout: float = 20.0, proc=None) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"the daemon exited ({proc.returncode}) waiting for {what}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -128,8 +104,7 @@ def _run(path: Path, state: Path, *extra: str, port: int | None = None) -> subpr
 
 def _stop(proc: subprocess.Popen) -> tuple[int, str]:
     started = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=20)
+    stderr = sigterm(proc, timeout=20)
     assert time.monotonic() - started < 2.0, "SIGTERM took longer than 2 s"
     return proc.returncode, stderr
 
@@ -144,19 +119,19 @@ def test_a_full_dead_letter_disk_pauses_until_space_returns(tmp_path, small_disk
         path, state, "--dead-letter", str(dead), "--predictions", str(predictions), port=port
     )
     try:
-        _wait_for(lambda: _learned(state) == _oracle(300)[2], "the first rows", proc=proc)
-        filler = _fill(small_disk)
+        wait_for(lambda: records_learned(state) == _oracle(300)[2], "the first rows", proc=proc)
+        filler = fill_disk(small_disk)
         with open(path, "a") as handle:
             handle.write(_rows(300, 3000))
-        _wait_for(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 503, "not ready", proc=proc)
+        wait_for(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 503, "not ready", proc=proc)
         _, body = _get(f"http://127.0.0.1:{port}/readyz")
         assert "disk" in body and "full" in body, body
         assert _paused_metric(port) == 1.0
-        paused_at = _learned(state)
+        paused_at = records_learned(state)
         time.sleep(1.0)  # paused: the checkpoint does not move
-        assert _learned(state) == paused_at < _oracle(3000)[2]
+        assert records_learned(state) == paused_at < _oracle(3000)[2]
         filler.unlink()
-        _wait_for(lambda: _learned(state) == _oracle(3000)[2], "all rows learned", proc=proc)
+        wait_for(lambda: records_learned(state) == _oracle(3000)[2], "all rows learned", proc=proc)
         assert _get(f"http://127.0.0.1:{port}/readyz")[0] == 200
         assert _paused_metric(port) == 0.0
     finally:
@@ -174,11 +149,11 @@ def test_sigterm_on_a_full_dead_letter_disk_is_one_line_and_loses_nothing(tmp_pa
     path.write_text("a,b,y\n" + _rows(0, 300))
     proc = _run(path, state, "--dead-letter", str(dead))
     try:
-        _wait_for(lambda: _learned(state) == _oracle(300)[2], "the first rows", proc=proc)
-        filler = _fill(small_disk)
+        wait_for(lambda: records_learned(state) == _oracle(300)[2], "the first rows", proc=proc)
+        filler = fill_disk(small_disk)
         with open(path, "a") as handle:
             handle.write(_rows(300, 3000))
-        _wait_for(lambda: "No space left" in _peek(proc), "the pause", proc=proc)
+        wait_for(lambda: "No space left" in _peek(proc), "the pause", proc=proc)
     finally:
         code, stderr = _stop(proc)
     assert code == 1, stderr
@@ -194,11 +169,11 @@ def test_a_full_state_dir_pauses_and_sigterm_then_loses_nothing(tmp_path, small_
     port = free_port()
     proc = _run(path, state, port=port)
     try:
-        _wait_for(lambda: _learned(state) == _oracle(300)[2], "the first rows", proc=proc)
-        filler = _fill(small_disk)
+        wait_for(lambda: records_learned(state) == _oracle(300)[2], "the first rows", proc=proc)
+        filler = fill_disk(small_disk)
         with open(path, "a") as handle:
             handle.write(_rows(300, 3000))
-        _wait_for(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 503, "not ready", proc=proc)
+        wait_for(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 503, "not ready", proc=proc)
         assert "full" in _get(f"http://127.0.0.1:{port}/readyz")[1]
         assert _paused_metric(port) == 1.0
     finally:
@@ -214,16 +189,7 @@ def test_a_state_dir_full_before_the_run_starts_waits_for_space(tmp_path, small_
     path, state = tmp_path / "rows.csv", small_disk / "state"
     path.write_text("a,b,y\n" + _rows(0, 300))
     CheckpointStore(state).close()  # a state dir made, with no checkpoint yet
-    filler = _fill(small_disk)
-    proc = _run(path, state)
-    try:
-        _wait_for(lambda: "No space left" in _peek(proc), "the pause", proc=proc)
-        filler.unlink()
-        _wait_for(lambda: _learned(state) == _oracle(300)[2], "the rows learned", proc=proc)
-    finally:
-        code, stderr = _stop(proc)
-    assert code == 0 and "Traceback" not in stderr, stderr
-    _check_learned_once(state, 300)
+    _check_a_run_waits_for_space(path, state, fill_disk(small_disk))
 
 
 def test_a_new_state_dir_on_a_full_disk_waits_for_space(tmp_path, small_disk):
@@ -231,16 +197,7 @@ def test_a_new_state_dir_on_a_full_disk_waits_for_space(tmp_path, small_disk):
     # written before the first checkpoint, once space returns.
     path, state = tmp_path / "rows.csv", small_disk / "state"
     path.write_text("a,b,y\n" + _rows(0, 300))
-    filler = _fill(small_disk)
-    proc = _run(path, state)
-    try:
-        _wait_for(lambda: "No space left" in _peek(proc), "the pause", proc=proc)
-        filler.unlink()
-        _wait_for(lambda: _learned(state) == _oracle(300)[2], "the rows learned", proc=proc)
-    finally:
-        code, stderr = _stop(proc)
-    assert code == 0 and "Traceback" not in stderr, stderr
-    _check_learned_once(state, 300)
+    _check_a_run_waits_for_space(path, state, fill_disk(small_disk))
 
 
 def test_a_pipe_or_terminal_as_dead_letter_sink_is_not_fsynced(tmp_path):
@@ -278,16 +235,24 @@ def _peek(proc: subprocess.Popen) -> str:
     return _PEEKED[proc.pid]
 
 
-def _learned(state: Path) -> int:
-    result = cli("inspect", str(state), "--json", check=False)
-    return json.loads(result.stdout)["records_learned"] if result.returncode == 0 else -1
-
-
 def _check_restart_learns_the_rest(path: Path, state: Path, *extra: str) -> None:
     proc = _run(path, state, *extra)
     try:
-        _wait_for(lambda: _learned(state) == _oracle(3000)[2], "all rows learned", proc=proc)
+        wait_for(lambda: records_learned(state) == _oracle(3000)[2], "all rows learned", proc=proc)
     finally:
         code, stderr = _stop(proc)
     assert code == 0, stderr
     _check_learned_once(state, 3000)
+
+
+def _check_a_run_waits_for_space(path: Path, state: Path, filler: Path) -> None:
+    """A run started on the full disk pauses, then learns every row once ``filler`` is gone."""
+    proc = _run(path, state)
+    try:
+        wait_for(lambda: "No space left" in _peek(proc), "the pause", proc=proc)
+        filler.unlink()
+        wait_for(lambda: records_learned(state) == _oracle(300)[2], "the rows learned", proc=proc)
+    finally:
+        code, stderr = _stop(proc)
+    assert code == 0 and "Traceback" not in stderr, stderr
+    _check_learned_once(state, 300)

@@ -15,16 +15,21 @@ import math
 import os
 import pickle
 import random
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from river import evaluate, metrics
 
-from streamhelpers import STREAMLEARN, cli, inspect_json, sgd_oracle
+from streamhelpers import (
+    STREAMLEARN,
+    cli,
+    inspect_json,
+    kill_at_random_moments,
+    sgd_oracle,
+    state_and_sinks,
+)
 from streamlearn.curve import Curve
 from streamlearn.fast import block as fastpath
 from streamlearn.learner import DIVERGED, Learner
@@ -564,41 +569,17 @@ def test_sigkill_during_a_block_replay_then_resume_equals_one_pass(tmp_path):
     _, y, unlabeled = write_stream(path, n=8000, seed=21)
     cli("replay", str(path), "--state-dir", str(tmp_path / "warm"))  # files in the page cache
     state, dead, predictions = tmp_path / "state", tmp_path / "dead.jsonl", tmp_path / "pred.jsonl"
-    args = [
-        *STREAMLEARN,
-        "replay",
-        str(path),
-        "--state-dir",
-        str(state),
-        "--dead-letter",
-        str(dead),
-        "--predictions",
-        str(predictions),
-        "--rate",
-        "6000",  # batches of 300 lines: blocks for the kernels, cut at checkpoints
-    ]
-    rng = random.Random(77)
-    kills = 0
-    for every in ("500", "137", "1000", "64"):
-        before = sorted(state.glob("gen-*.ckpt"))
-        proc = subprocess.Popen([*args, "--checkpoint-every", every], stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while sorted(state.glob("gen-*.ckpt")) == before and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.5))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
+    replay = ["replay", str(path), *state_and_sinks(state, dead, predictions)]
+    # --rate 6000: batches of 300 lines, blocks for the kernels, cut at checkpoints.
+    paced = [*replay, "--rate", "6000"]
+    kills = kill_at_random_moments(paced, state, (500, 137, 1000, 64), random.Random(77), 0.5)
     assert kills >= 3
-    cli("replay", str(path), "--state-dir", str(state), "--dead-letter", str(dead),
-        "--predictions", str(predictions))  # fmt: skip
+    cli(*replay)
     summary = inspect_json(state)
     # The same run in one pass, without kills and with the fast path off:
     one = tmp_path / "one"
-    cli("replay", str(path), "--state-dir", str(one / "state"), "--dead-letter",
-        str(one / "dead.jsonl"), "--predictions", str(one / "pred.jsonl"),
-        env={"STREAMLEARN_FASTPATH": "0"})  # fmt: skip
+    one_pass = state_and_sinks(one / "state", one / "dead.jsonl", one / "pred.jsonl")
+    cli("replay", str(path), *one_pass, env={"STREAMLEARN_FASTPATH": "0"})
     reference = inspect_json(one / "state")
     assert summary["records_learned"] == reference["records_learned"] == len(y) - len(unlabeled)
     assert bits(summary["weights"].values()) == bits(reference["weights"].values())

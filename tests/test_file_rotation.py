@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from streamhelpers import STREAMLEARN, inspect_json
+from streamhelpers import follow, inspect_json, sigterm, wait_for_seen
 from streamlearn.sources.file import FileSource
 
 
@@ -148,37 +146,16 @@ def test_a_followed_daemon_reads_every_row_of_both_files_once(tmp_path):
     path = tmp_path / "events.csv"
     state = tmp_path / "state"
     path.write_bytes(b"a,y\n" + rows(0, 200))
-    env = {**os.environ, "STREAMLEARN_ROTATE_WAIT": "3"}
-    args = [*STREAMLEARN, "run", str(path), "--state-dir", str(state)]
-    proc = subprocess.Popen(
-        [*args, "--checkpoint-interval", "0.1"], env=env, stderr=subprocess.PIPE, text=True
-    )
+    proc = follow(path, state, rotate_wait=3)
     try:
-        seen = _wait_for_seen(state, 200)
+        seen = wait_for_seen(state, 200)
         assert seen == 200
         old = rotate(path, rows(1000, 200))
         time.sleep(0.3)  # the daemon polls the rotated file at its end a few times
         append(old, rows(200, 200))
-        _wait_for_seen(state, 600, timeout=20)
+        wait_for_seen(state, 600, timeout=20)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=30)
+        stderr = sigterm(proc)
     assert proc.returncode == 0, stderr
     summary = inspect_json(state)
     assert (summary["records_seen"], summary["records_rejected"]) == (600, 0), stderr
-
-
-def _wait_for_seen(state: Path, count: int, timeout: float = 30.0) -> int:
-    """Records seen by the last checkpoint, once it reaches ``count`` (or at ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    seen = -1
-    while time.monotonic() < deadline:
-        if list(state.glob("gen-*.ckpt")):
-            try:
-                seen = inspect_json(state)["records_seen"]
-            except (AssertionError, ValueError, KeyError):
-                seen = -1
-            if seen >= count:
-                return seen
-        time.sleep(0.2)
-    return seen

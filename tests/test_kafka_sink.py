@@ -9,24 +9,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from streamhelpers import read_topic
 from streamlearn.broker import free_port
 from streamlearn.sinks.jsonlines import JsonLinesSink
 from streamlearn.sinks.kafka import KafkaSink, KafkaSinkError, open_sink
-
-
-def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 10.0) -> list:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    partitions = consumer.partitions_for_topic(topic)
-    consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
-    records: list = []
-    deadline = time.monotonic() + timeout
-    while len(records) < count and time.monotonic() < deadline:
-        for batch in consumer.poll(timeout_ms=200).values():
-            records.extend(batch)
-    consumer.close()
-    return records
 
 
 @pytest.mark.kafka

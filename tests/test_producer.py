@@ -11,25 +11,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+from streamhelpers import read_topic
 from streamlearn.producers.cli import produce as produce_command
 from streamlearn.producers.replay import ProduceError, produce, read_rows
-
-
-def read_all(bootstrap: str, topic: str, count: int, timeout: float = 15.0) -> list:
-    """Every record of ``topic`` (all partitions), once ``count`` arrived or time ran out."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
-    partitions = consumer.partitions_for_topic(topic)
-    assert partitions, f"topic {topic} does not exist"
-    consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
-    records: list = []
-    deadline = time.monotonic() + timeout
-    while len(records) < count and time.monotonic() < deadline:
-        for batch in consumer.poll(timeout_ms=200).values():
-            records.extend(batch)
-    consumer.close()
-    return records
 
 
 def write_csv(path: Path, rows: int, *, with_time: bool = False) -> Path:
@@ -113,7 +97,8 @@ def test_every_row_is_sent_once_and_the_topic_is_created(
     admin.close()
     assert len(described["partitions"]) == 3
     values = sorted(
-        (orjson.loads(r.value) for r in read_all(kafka_bootstrap, topic, 50)), key=lambda v: v["a"]
+        (orjson.loads(r.value) for r in read_topic(kafka_bootstrap, topic, 50)),
+        key=lambda v: v["a"],
     )
     assert len(values) == 50
     assert values[3] == {"a": 3, "b": 1.5, "y": 6}
@@ -146,7 +131,7 @@ def test_speed_follows_the_time_column(
     produce(path, kafka_bootstrap, topic, speed=4, time_column="t")
     elapsed = time.monotonic() - started
     assert 0.5 <= elapsed < 3.0  # 2 s of data at 4x
-    records = read_all(kafka_bootstrap, topic, 3)
+    records = read_topic(kafka_bootstrap, topic, 3)
     gap = (records[2].timestamp - records[0].timestamp) / 1000
     assert 0.45 <= gap < 1.5
 
@@ -159,7 +144,7 @@ def test_key_column_becomes_the_message_key(
     path = tmp_path / "keyed.csv"
     path.write_text("user,a,y\nann,1,2\nbob,3,4\nann,5,6\n")
     produce(path, kafka_bootstrap, topic, key_column="user")
-    records = read_all(kafka_bootstrap, topic, 3)
+    records = read_topic(kafka_bootstrap, topic, 3)
     by_key: dict[bytes, list[int]] = {}
     for record in records:
         by_key.setdefault(record.key, []).append(orjson.loads(record.value)["a"])
@@ -178,12 +163,12 @@ def test_a_feature_named_x_is_sent_in_the_envelope(
     path = tmp_path / "x.csv"
     path.write_text("x,y\n1.5,2\n-0.25,\n")
     produce(path, kafka_bootstrap, topic)
-    values = [orjson.loads(r.value) for r in read_all(kafka_bootstrap, topic, 2)]
+    values = [orjson.loads(r.value) for r in read_topic(kafka_bootstrap, topic, 2)]
     assert values == [{"x": {"x": 1.5}, "y": 2}, {"x": {"x": -0.25}}]
 
     delayed = kafka_topic_factory(1)
     produce(path, kafka_bootstrap, delayed, label_delay_records=1)
-    values = [orjson.loads(r.value) for r in read_all(kafka_bootstrap, delayed, 3)]
+    values = [orjson.loads(r.value) for r in read_topic(kafka_bootstrap, delayed, 3)]
     assert values == [{"x": {"x": 1.5}, "id": 0}, {"x": {"x": -0.25}, "id": 1}, {"id": 0, "y": 2}]
 
 
@@ -220,7 +205,7 @@ def test_label_delay_in_seconds(
     result = produce(path, kafka_bootstrap, topic, rate=50, label_delay=0.3)
 
     assert (result.sent, result.labels_sent) == (20, 16)
-    records = read_all(kafka_bootstrap, topic, 36)
+    records = read_topic(kafka_bootstrap, topic, 36)
     assert len(records) == 36
     check_features_then_labels(records, 20, unlabeled={4, 9, 14, 19})
     sent_at = {}
@@ -250,8 +235,8 @@ def test_label_delay_in_records_to_a_labels_topic(
     )
 
     assert (result.sent, result.labels_sent, result.labels_topic) == (10, 10, labels_topic)
-    features = [orjson.loads(r.value) for r in read_all(kafka_bootstrap, topic, 10)]
-    labels = [orjson.loads(r.value) for r in read_all(kafka_bootstrap, labels_topic, 10)]
+    features = [orjson.loads(r.value) for r in read_topic(kafka_bootstrap, topic, 10)]
+    labels = [orjson.loads(r.value) for r in read_topic(kafka_bootstrap, labels_topic, 10)]
     assert features == [{"order": f"o{i}", "a": i} for i in range(10)]
     assert labels == [{"order": f"o{i}", "y": i * 10} for i in range(10)]
 
@@ -265,7 +250,7 @@ def test_label_delay_in_records_keeps_the_order_on_one_topic(
     produce(path, kafka_bootstrap, topic, label_delay_records=2)
     sequence = [
         ("label" if "y" in v else "features", v["id"])
-        for v in (orjson.loads(r.value) for r in read_all(kafka_bootstrap, topic, 15))
+        for v in (orjson.loads(r.value) for r in read_topic(kafka_bootstrap, topic, 15))
     ]
     # Row i's label goes right after row i+2's features; the last ones after the file ends.
     assert sequence == [
@@ -307,7 +292,7 @@ def test_bad_rows_are_skipped_and_reported(
         f"{path}:3: 2 cells, but the header has 3",
         f"{path}:6: 4 cells, but the header has 3",
     )
-    values = [orjson.loads(r.value)["a"] for r in read_all(kafka_bootstrap, topic, 5)]
+    values = [orjson.loads(r.value)["a"] for r in read_topic(kafka_bootstrap, topic, 5)]
     assert values == [1, 6, 9, 12, 15]
 
     jsonl_topic = kafka_topic_factory(1)
@@ -361,7 +346,7 @@ def test_command_prints_the_counts(
     )
     assert result.exit_code == 0, result.output
     assert "sent 10 records and 8 late labels to topic" in result.output
-    assert len(read_all(kafka_bootstrap, topic, 18)) == 18
+    assert len(read_topic(kafka_bootstrap, topic, 18)) == 18
 
 
 @pytest.mark.kafka
@@ -375,7 +360,7 @@ def test_command_sends_what_it_can_and_says_what_it_skipped(
     assert "sent 5 records to topic" in result.stdout
     assert "skipped 2 rows" in result.stderr
     assert f"{path}:3: 2 cells, but the header has 3" in result.stderr
-    assert len(read_all(kafka_bootstrap, topic, 5)) == 5
+    assert len(read_topic(kafka_bootstrap, topic, 5)) == 5
 
 
 @pytest.mark.kafka
@@ -391,7 +376,7 @@ def test_strict_stops_at_the_first_bad_row_and_sends_nothing(
     assert f"{path}:3: 2 cells, but the header has 3" in result.stderr
     assert "nothing was sent" in result.stderr
     assert "Traceback" not in result.output
-    assert read_all(kafka_bootstrap, topic, 1, timeout=2) == []
+    assert read_topic(kafka_bootstrap, topic, 1, timeout=2) == []
 
 
 def test_strict_checks_the_whole_file_before_connecting(tmp_path: Path) -> None:

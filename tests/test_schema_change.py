@@ -13,15 +13,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from streamhelpers import STREAMLEARN, cli, inspect_json, sgd_oracle
+from streamhelpers import cli, follow, inspect_json, sgd_oracle, sigterm, wait_for_seen
 from streamlearn.app import build
 from streamlearn.config import Settings
 from streamlearn.fast import block as fastpath
@@ -245,33 +243,12 @@ def test_help_documents_on_schema_change():
 # -- a followed run, real files, real rotation -------------------------------------------
 
 
-def _wait_for_seen(state: Path, count: int, timeout: float = 30.0) -> int:
-    """Records seen by the last checkpoint, once it reaches ``count`` (or at ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    seen = -1
-    while time.monotonic() < deadline:
-        if list(state.glob("gen-*.ckpt")):
-            try:
-                seen = inspect_json(state)["records_seen"]
-            except (AssertionError, ValueError, KeyError):
-                seen = -1
-            if seen >= count:
-                return seen
-        time.sleep(0.2)
-    return seen
-
-
 def _follow(path: Path, state: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, "STREAMLEARN_ROTATE_WAIT": "0.3"}
-    args = [*STREAMLEARN, "run", str(path), "--state-dir", str(state), "--lr", str(LR)]
-    return subprocess.Popen(
-        [*args, "--checkpoint-interval", "0.1"], env=env, stderr=subprocess.PIPE, text=True
-    )
+    return follow(path, state, "--lr", str(LR), rotate_wait=0.3)
 
 
 def _stop(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=30)
+    stderr = sigterm(proc)
     assert proc.returncode == 0, stderr
     return stderr
 
@@ -283,17 +260,17 @@ def test_a_followed_run_maps_a_rotated_files_permuted_header_by_name(tmp_path):
     path.write_bytes(section(["a", "b", "y"], *first))
     proc = _follow(path, state)
     try:
-        assert _wait_for_seen(state, 300) == 300
+        assert wait_for_seen(state, 300) == 300
         os.rename(path, path.with_name("events.csv.1"))
         path.write_bytes(section(["b", "a", "y"], *second))
-        assert _wait_for_seen(state, 600) == 600
+        assert wait_for_seen(state, 600) == 600
     finally:
         _stop(proc)
     with open(path, "ab") as handle:
         handle.write(section(["b", "a", "y"], *more, header=False))
     proc = _follow(path, state)
     try:
-        assert _wait_for_seen(state, 800) == 800
+        assert wait_for_seen(state, 800) == 800
     finally:
         stderr = _stop(proc)
     summary = inspect_json(state)
@@ -311,7 +288,7 @@ def test_a_followed_run_stops_at_a_rotated_file_of_other_features(tmp_path):
     path.write_bytes(section(["a", "b", "y"], X, y))
     proc = _follow(path, state)
     try:
-        assert _wait_for_seen(state, 100) == 100
+        assert wait_for_seen(state, 100) == 100
         os.rename(path, path.with_name("events.csv.1"))
         path.write_bytes(section(["a", "c", "y"], X, y))
         _, stderr = proc.communicate(timeout=30)

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from streamhelpers import STREAMLEARN, cli, inspect_json
-
-
-def _wait_for(condition, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+from streamhelpers import (
+    STREAMLEARN,
+    cli,
+    inspect_json,
+    records_learned,
+    sigterm,
+    state_and_sinks,
+    wait_for,
+)
 
 
 def _size(path: Path) -> int:
@@ -37,23 +37,16 @@ def test_sigkill_before_the_first_checkpoint_duplicates_no_dead_letter_or_predic
     path = tmp_path / "rows.csv"
     path.write_text("a,b,y\n" + "\n".join(rows) + "\n")
     state, dead, predictions = tmp_path / "state", tmp_path / "dead.jsonl", tmp_path / "pred.jsonl"
-    common = [
-        "replay",
-        str(path),
-        "--state-dir",
-        str(state),
-        "--dead-letter",
-        str(dead),
-        "--predictions",
-        str(predictions),
-    ]
+    common = ["replay", str(path), *state_and_sinks(state, dead, predictions)]
     proc = subprocess.Popen(
         [*STREAMLEARN, *common, "--rate", "3000", "--checkpoint-interval", "3600"],
         stderr=subprocess.DEVNULL,
     )
     try:
         # Past the sinks' buffers: some entries have reached the files, no checkpoint has.
-        _wait_for(lambda: _size(dead) > 20_000 and _size(predictions) > 20_000, "sink output")
+        wait_for(
+            lambda: _size(dead) > 20_000 and _size(predictions) > 20_000, "sink output", every=0.01
+        )
         assert not list(state.glob("gen-*.ckpt"))
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -74,7 +67,7 @@ def test_sigkill_while_waiting_for_the_file_then_restart_follows_it(tmp_path):
     args = [*STREAMLEARN, "run", str(path), "--state-dir", str(state)]
     proc = subprocess.Popen(args, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: (state / "start.ckpt").exists(), "the start state")
+        wait_for(lambda: (state / "start.ckpt").exists(), "the start state", every=0.01)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -83,13 +76,9 @@ def test_sigkill_while_waiting_for_the_file_then_restart_follows_it(tmp_path):
         [*args, "--checkpoint-interval", "0.2"], stderr=subprocess.PIPE, text=True
     )
     try:
-        _wait_for(
-            lambda: list(state.glob("gen-*.ckpt")) and inspect_json(state)["records_learned"] == 50,
-            "50 records learned",
-        )
+        wait_for(lambda: records_learned(state) == 50, "50 records learned", every=0.01)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=20)
+        stderr = sigterm(proc, timeout=20)
     assert proc.returncode == 0, stderr
     assert not (state / "start.ckpt").exists()
 
@@ -184,7 +173,7 @@ def test_an_endless_line_is_dead_lettered_once(tmp_path):
         text=True,
     )
     try:
-        _wait_for(lambda: _size(dead) > 0, "the dead letter")
+        wait_for(lambda: _size(dead) > 0, "the dead letter", every=0.01)
         time.sleep(1.0)  # more of the line read: no second dead letter
     finally:
         seconds, stderr = _signal_and_time(proc, signal.SIGTERM)

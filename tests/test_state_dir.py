@@ -4,7 +4,6 @@ and the checkpoint written there (real processes)."""
 from __future__ import annotations
 
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streamhelpers import STREAMLEARN, cli, inspect_json
+from streamhelpers import STREAMLEARN, cli, inspect_json, records_learned, sigterm, wait_for
 
 
 def _delete_under(state: Path) -> None:
@@ -27,21 +26,8 @@ def _delete_under(state: Path) -> None:
     shutil.rmtree(gone)
 
 
-def _wait_for(condition, what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
 def _rows(start: int, stop: int) -> str:
     return "".join(f"{i % 10},{(i * 7) % 11 / 10},{i % 5}\n" for i in range(start, stop))
-
-
-def _learned(state) -> int:
-    result = cli("inspect", str(state), "--json", check=False)
-    return inspect_json(state)["records_learned"] if result.returncode == 0 else -1
 
 
 @pytest.mark.slow
@@ -53,18 +39,17 @@ def test_state_dir_deleted_while_running_is_recreated_locked_and_checkpointed(tm
         [*args, "--checkpoint-interval", "0.3"], stderr=subprocess.PIPE, text=True
     )
     try:
-        _wait_for(lambda: _learned(state) == 300, "300 records checkpointed")
+        wait_for(lambda: records_learned(state) == 300, "300 records checkpointed", 15)
         _delete_under(state)
         # Noticed within a few seconds, without a checkpoint being due in between.
-        _wait_for(lambda: (state / "lock").exists(), "the state dir recreated", timeout=5)
+        wait_for(lambda: (state / "lock").exists(), "the state dir recreated", 5, every=0.02)
         second = cli(*args[3:], timeout=20, check=False)
         assert second.returncode == 1 and "in use by another streamlearn" in second.stderr
         with open(path, "a") as handle:
             handle.write(_rows(300, 400))
-        _wait_for(lambda: _learned(state) == 400, "400 records checkpointed")
+        wait_for(lambda: records_learned(state) == 400, "400 records checkpointed", 15)
     finally:
-        first.send_signal(signal.SIGTERM)
-        _, stderr = first.communicate(timeout=20)
+        stderr = sigterm(first, timeout=20)
     assert first.returncode == 0, stderr
     assert "Traceback" not in stderr
     assert stderr.count("was deleted") == 1, stderr
@@ -80,12 +65,11 @@ def test_sigterm_right_after_the_state_dir_was_deleted_writes_the_checkpoint(tmp
         text=True,
     )
     try:
-        _wait_for(lambda: (state / "start.ckpt").exists(), "the run to start")
+        wait_for(lambda: (state / "start.ckpt").exists(), "the run to start", 15, every=0.02)
         time.sleep(0.5)  # the 200 rows learned
         _delete_under(state)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=20)
+        stderr = sigterm(proc, timeout=20)
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr and "FileNotFoundError" not in stderr
     assert inspect_json(state)["records_learned"] == 200
