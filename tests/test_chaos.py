@@ -1,5 +1,5 @@
 """Chaos: SIGKILL, SIGSTOP/SIGCONT, rotation, copy-truncate and a full disk at random moments,
-for about a minute, during a followed file and a Kafka run. At the end every record is learned
+each kind a few times, during a followed file and a Kafka run. At the end every record is learned
 exactly once (the weights are the numpy oracle's over the rows in the order they were learned),
 and every dead letter and prediction is in its file exactly once, in stream order.
 
@@ -38,7 +38,10 @@ from streamhelpers import (
     state_and_sinks,
 )
 
-#: Seconds of chaos in each test (then the stream ends and the daemon drains and stops).
+#: Each kind of event happens this many times in each test, then the stream ends and the daemon
+#: drains and stops (20 to 50 s of chaos: a kind that needs a running daemon comes seldom).
+ROUNDS = 3
+#: Seconds of chaos at the most (a kind that cannot happen then fails the test).
 CHAOS_SECONDS = 60.0
 #: The chaos schedule's seed; set it to replay the schedule of a failure.
 SEED = int(os.environ.get("STREAMLEARN_CHAOS_SEED", "16"))
@@ -163,9 +166,10 @@ class Chaos:
             "disk_freed": (lambda: disk.full, disk.free),
         }
 
-    def run(self, seconds: float) -> None:
+    def run(self, rounds: int, seconds: float) -> None:
+        """Events until each kind has happened ``rounds`` times, for ``seconds`` at the most."""
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and min(self.counts[n] for n in self.events) < rounds:
             self.sleep(self.rng.uniform(0.05, 1.2))
             possible = [name for name, (can, _) in self.events.items() if can()]
             name = self.rng.choices(possible, [1 / (1 + self.counts[n]) for n in possible])[0]
@@ -391,7 +395,7 @@ def test_chaos_on_a_followed_file_learns_every_row_exactly_once(tmp_path, small_
         try:
             daemon.start()
             writer.start()
-            chaos.run(CHAOS_SECONDS)
+            chaos.run(ROUNDS, CHAOS_SECONDS)
             chaos.settle()
             time.sleep(0.5)  # rows after the last event, then the stream ends
             writer.stop()
@@ -563,7 +567,7 @@ def test_chaos_on_a_kafka_run_learns_every_record_exactly_once(
         try:
             daemon.start()
             producer.start()
-            chaos.run(CHAOS_SECONDS)
+            chaos.run(ROUNDS, CHAOS_SECONDS)
             producer.stop()
             chaos.settle()
             ends, labeled = producer.ends(), producer.count("labeled")
