@@ -96,7 +96,7 @@ def _signal_and_time(proc: subprocess.Popen, signum: int) -> tuple[float, str]:
         proc.kill()
         _, stderr = proc.communicate()
         raise AssertionError(f"still running 10 s after {signal.Signals(signum).name}") from None
-    return time.monotonic() - started, stderr
+    return time.monotonic() - started, stderr or ""
 
 
 def _closed_port() -> int:
@@ -140,22 +140,24 @@ STATES = [
 @pytest.mark.parametrize("state", STATES)
 def test_a_stop_signal_is_honoured_within_a_second(tmp_path, state, signum):
     args, logged = _waiting(tmp_path, state)
-    proc = subprocess.Popen(
-        [*STREAMLEARN, *args, "--checkpoint-interval", "0.2"],
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    stderr = ""
+    log = tmp_path / "daemon.log"
+    with open(log, "w") as handle:  # a file: looked at while it runs, read whole at the end
+        proc = subprocess.Popen(
+            [*STREAMLEARN, *args, "--checkpoint-interval", "0.2"], stderr=handle, cwd=tmp_path
+        )
     try:
+        # Its imports take seconds on a loaded machine (or beside other tests): the state is
+        # timed from its first log line.
+        wait_for(lambda: log.read_text().strip(), "its first log line", 60, proc=proc)
         if state == "draining_a_rotated_file":
             time.sleep(1.5)
             (tmp_path / "events.csv").rename(tmp_path / "events.csv.1")
             (tmp_path / "events.csv").write_text("a,y\n3,4\n")
         time.sleep(1.5)  # well into the state (a log line is looked for below)
-        assert proc.poll() is None, proc.communicate()[1]
+        assert proc.poll() is None, log.read_text()
     finally:
-        seconds, stderr = _signal_and_time(proc, signum)
+        seconds, _ = _signal_and_time(proc, signum)
+    stderr = log.read_text()
     assert "Traceback" not in stderr, stderr
     assert logged in stderr, stderr
     assert proc.returncode == 0, stderr
