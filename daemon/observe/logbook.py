@@ -47,7 +47,8 @@ class Logbook:
     """The heartbeat and the rejected-records lines; the loop calls :meth:`tick` after each
     batch (and while idle), which costs a clock reading when nothing is due.
 
-    ``error`` reads the rolling MAE, ``lag`` the Kafka lag per (topic, partition).
+    ``error`` reads the rolling MAE (``error_name``; a classifier's: its error rate), ``lag``
+    the Kafka lag per (topic, partition).
 
     Examples
     --------
@@ -62,6 +63,9 @@ class Logbook:
     >>> book.heartbeat_line(Counted(records_seen=14_000, records_rejected=2000,
     ...     rejected_by_reason={}))
     '14,000 records in the last 60 s (233/s), 14,000 in all; rolling MAE 0.25'
+    >>> Logbook(60.0, error=lambda: 0.125, error_name="error rate", clock=lambda: 0.0
+    ...         ).heartbeat_line(Counted(records_seen=0, records_rejected=0, rejected_by_reason={}))
+    'idle: no records in the last 0.0 s, 0 in all; rolling error rate 0.125'
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class Logbook:
         every: float,
         *,
         error: Callable[[], float | None],
+        error_name: str = "MAE",
         lag: Callable[[], Mapping[tuple[str, int], int]] | None = None,
         start: Counts | None = None,
         rejections_every: float = REJECTIONS_EVERY,
@@ -76,6 +81,7 @@ class Logbook:
     ) -> None:
         self.every = every
         self.error = error
+        self.error_name = error_name
         self.lag = lag
         self.rejections_every = rejections_every
         self.clock = clock
@@ -142,7 +148,7 @@ class Logbook:
         text += f", {counts.records_seen:,} in all"
         error = self.error()
         if error is not None:
-            text += f"; rolling MAE {error:.4g}"
+            text += f"; rolling {self.error_name} {error:.4g}"
         if self.lag is not None:
             lags = self.lag()
             if lags:
@@ -243,4 +249,6 @@ def open_logbook(
         with daemon.lock:
             return daemon.learner.rolling_mae()
 
-    return Logbook(settings.log_every, error=error, lag=lag, start=daemon.counters)
+    # A classifier's rolling_mae is its 0/1 error rate (as the progress bar names it).
+    name = "error rate" if daemon.learner.task == "classification" else "MAE"
+    return Logbook(settings.log_every, error=error, error_name=name, lag=lag, start=daemon.counters)
