@@ -19,6 +19,7 @@ from prom_server import free_port, require_binary
 from streamlearn.app import build
 from streamlearn.classify.learner import ClassLearner
 from streamlearn.classify.metrics import MULTICLASS_METRICS, ClassMetrics, score
+from streamlearn.classify.space import ClassSpace
 from streamlearn.config import Settings
 from streamlearn.drift.config import DriftSettings
 from streamlearn.observe.class_counts import class_tallies, label_value
@@ -164,3 +165,55 @@ def test_a_classification_run_exports_its_learners_numbers(tmp_path: Path) -> No
 @pytest.mark.parametrize("text", ["plain", 'q"uote', "back\\slash", "new\nline", "ünï"])
 def test_valid_text_is_its_own_label_value(text: str) -> None:
     assert label_value(text) == text
+
+
+def test_a_warm_started_classifiers_baseline_and_served_accuracy() -> None:
+    """The frozen model A's metrics are a classifier's; the baseline guard's error rates
+    (it compares 0/1 errors) are exported as accuracies."""
+    from types import SimpleNamespace
+
+    from river import linear_model, optim
+
+    from streamlearn.classify.metrics import BINARY_METRICS
+    from streamlearn.models.champion import GuardOptions
+    from streamlearn.observe.face import make_telemetry
+
+    space = ClassSpace(binary=True)
+    baseline = linear_model.LogisticRegression(optimizer=optim.SGD(0.5))
+    rng = np.random.default_rng(3)
+    for a in rng.normal(size=200).tolist():  # A learns "yes when a > 0", then is frozen
+        baseline.learn_one({"a": a}, a > 0)
+    learner = ClassLearner(
+        linear_model.LogisticRegression(optimizer=optim.SGD(0.01)),
+        space,
+        rolling_window=50,
+        baseline=baseline,
+        guard=GuardOptions(),
+    )
+    for a in rng.normal(size=300).tolist():
+        learner.step({"a": a}, space.encode("yes" if a > 0 else "no"))
+    daemon = SimpleNamespace(
+        learner=learner, lock=threading.Lock(), monitor=None, model_spec="logistic",
+        pseudo=None, ready=True, paused_reason=None,
+    )  # fmt: skip
+    telemetry = make_telemetry(daemon, SimpleNamespace(kind="file"), None)  # type: ignore[arg-type]
+    assert telemetry.model_metric_names == BINARY_METRICS
+    base = learner.baseline_summary()
+    assert base is not None
+    for name in BINARY_METRICS:
+        exported = telemetry.value("streamlearn_baseline_metric", metric=name, window="cumulative")
+        assert exported == base[name], name
+    assert learner.guard is not None
+    rolling_rate = learner.guard.rolling()[1]["mae"]
+    assert rolling_rate is not None
+    assert (
+        telemetry.value("streamlearn_baseline_metric", metric="accuracy", window="rolling")
+        == 1.0 - rolling_rate
+    )
+    served = learner.guard.summary()["served_metrics"]["mae"]
+    assert (
+        telemetry.value("streamlearn_served_metric", metric="accuracy", window="cumulative")
+        == 1.0 - served
+    )
+    assert telemetry.value("streamlearn_served_metric", metric="mae", window="cumulative") is None
+    assert telemetry.value("streamlearn_serving_baseline") in (0.0, 1.0)
