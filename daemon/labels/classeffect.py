@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 __all__ = ["ClassPseudoEffect"]
 
 
-def _accuracy(error_rate: float | None) -> float | None:
-    return None if error_rate is None else 1.0 - error_rate
+def _accuracy(errors: float, n: int) -> float | None:
+    """Right over all, from a count of 0/1 errors (exact: the count is a whole float)."""
+    return (n - errors) / n if n else None
 
 
 class ClassPseudoEffect(PseudoEffect):
@@ -111,12 +112,17 @@ class ClassPseudoEffect(PseudoEffect):
         )
 
     def _event(self, action: str, mae_with: float | None, mae_without: float | None) -> None:
+        def accuracy(error_rate: float | None) -> float | None:
+            # The rate is a whole count of errors over the window: round() recovers it.
+            records = self.records
+            return None if error_rate is None else _accuracy(round(error_rate * records), records)
+
         self.events.append(
             {
                 "action": action,
                 "measured": self.measured,
-                "window_accuracy_with": _accuracy(mae_with),
-                "window_accuracy_without": _accuracy(mae_without),
+                "window_accuracy_with": accuracy(mae_with),
+                "window_accuracy_without": accuracy(mae_without),
             }
         )
 
@@ -127,19 +133,19 @@ class ClassPseudoEffect(PseudoEffect):
         last ``records``; ``accuracy_difference`` is with minus without (positive: they
         help); ``compares`` says what the guard compares.
         """
-        errors = super().summary()
-        out: dict[str, Any] = {"measured": errors["measured"], "compares": "accuracy"}
-        for prefix in ("", "rolling_"):
-            with_, without = (
-                _accuracy(errors[f"{prefix}mae_with"]),
-                _accuracy(errors[f"{prefix}mae_without"]),
-            )
+        n = len(self.window)
+        out: dict[str, Any] = {"measured": self.measured, "compares": "accuracy"}
+        for prefix, errors_with, errors_without, count in (
+            ("", self.abs_with, self.abs_without, self.measured),
+            ("rolling_", self.window_with, self.window_without, n),
+        ):
+            with_, without = _accuracy(errors_with, count), _accuracy(errors_without, count)
             if prefix:
-                out["rolling_window"] = errors["rolling_window"]
+                out["rolling_window"] = self.records
             out[f"{prefix}accuracy_with"] = with_
             out[f"{prefix}accuracy_without"] = without
             out[f"{prefix}accuracy_difference"] = (
                 None if with_ is None or without is None else with_ - without
             )
-        out["guard"] = errors["guard"]
+        out["guard"] = super().summary()["guard"]
         return out

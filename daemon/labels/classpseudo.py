@@ -117,7 +117,7 @@ class ClassPseudoLabeler(PseudoLabeler):
         self.class_audit: dict[str, dict[int, list[int]]] = {"accepted": {}, "rejected": {}}
         #: Accepted pseudo-labels audited: {true code: {pseudo-label code: count}}.
         self.audit_confusion: dict[int, dict[int, int]] = {}
-        self.classes = classes
+        self.classes = classes  # the learner's space (use_classes)
         self.use_classes(classes)
 
     def use_classes(self, classes: ClassSpace) -> None:
@@ -220,7 +220,7 @@ def class_pseudo_summary(labeler: ClassPseudoLabeler) -> dict[str, Any]:
         "class_shares": {name(c): n / total for c, n in enumerate(counts) if n},
         "accepted_by_class": {name(c): n for c, n in sorted(labeler.accepted_by_class.items())},
     }
-    by_class: dict[str, dict[str, Any]] = {}
+    by_class: dict[int, dict[str, Any]] = {}
     for outcome, suffix in (("accepted", ""), ("rejected", "_rejected")):
         rows = labeler.class_audit[outcome]
         audited = sum(row[0] for row in rows.values())
@@ -230,10 +230,18 @@ def class_pseudo_summary(labeler: ClassPseudoLabeler) -> dict[str, Any]:
             sum(row[2] for row in rows.values()), audited
         )
         for code, row in rows.items():
-            entry = by_class.setdefault(name(code), {})
+            entry = by_class.setdefault(
+                code,
+                {
+                    "accepted": 0,
+                    "accepted_accuracy": None,
+                    "rejected": 0,
+                    "rejected_accuracy": None,
+                },
+            )
             entry[outcome] = row[0]
             entry[f"{outcome}_accuracy"] = _ratio(row[1], row[0])
-    out["audit_by_class"] = dict(sorted(by_class.items()))
+    out["audit_by_class"] = {name(code): by_class[code] for code in sorted(by_class)}
     out["audit_confusion"] = {
         name(true): {name(code): n for code, n in sorted(row.items())}
         for true, row in sorted(labeler.audit_confusion.items())
