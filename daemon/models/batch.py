@@ -2,7 +2,8 @@
 
 A batch model trained elsewhere (scikit-learn, Keras, River, a streamlearn checkpoint) becomes a
 :class:`BatchModel`: its layers as plain numpy arrays, its activations and input names, or, for
-a River model with no layers to reuse, the model itself.
+a River model with no layers to reuse, the model itself; for a classifier also its classes
+and how its output layer turns logits into probabilities.
 """
 
 from __future__ import annotations
@@ -13,13 +14,18 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+from river.base.typing import ClfTarget
 
 from streamlearn.models.activations import ACTIVATIONS
 
-__all__ = ["BatchModel", "FloatArray", "Kind", "TransferError"]
+__all__ = ["BatchModel", "FloatArray", "Kind", "Output", "TransferError"]
 
 FloatArray = npt.NDArray[np.float64]
 Kind = Literal["mlp", "linear", "river"]
+#: How a classifier A's last layer (its logits) becomes probabilities: one sigmoid unit (the
+#: positive class, ``classes[1]``), a softmax over one unit per class, or one sigmoid per
+#: class normalised to sum 1 (scikit-learn's one-vs-rest, e.g. a multiclass ``SGDClassifier``).
+Output = Literal["sigmoid", "softmax", "ovr"]
 
 
 class TransferError(ValueError):
@@ -58,6 +64,17 @@ class BatchModel:
         optimizer's ``learning_rate``, a streamlearn model's ``lr``); ``None`` for a
         closed-form fit (``LinearRegression``, L-BFGS). It sets B's learning rate when
         none is given (:func:`streamlearn.models.transfer.suited_lr`).
+    output
+        A classifier's output (``Output``; its last activation is then ``identity``: the
+        logits); None for a regressor and for a River model.
+    classes
+        A classifier's class labels as text, in output order (a sigmoid output's
+        ``(negative, positive)``); None for a regressor, and for a classifier whose classes are
+        not written in it (a Keras file: ``--classes`` names them; a River binary classifier,
+        which learns ``False``/``True``).
+    model_labels
+        A River classifier's own labels (``int``, ``bool``, ``str`` ...), in the order of
+        ``classes``: what it learns and answers.
     """
 
     kind: Kind
@@ -71,6 +88,20 @@ class BatchModel:
     input_scale: FloatArray | None = None
     river_model: Any = field(default=None, repr=False)
     learning_rate: float | None = None
+    output: Output | None = None
+    classes: tuple[str, ...] | None = None
+    model_labels: tuple[ClfTarget, ...] | None = None
+
+    @property
+    def is_classifier(self) -> bool:
+        """Whether A predicts classes (``output`` or a River classifier), not a number."""
+        if self.kind == "river":
+            from river import base
+
+            from streamlearn.models.registry import final_estimator
+
+            return isinstance(final_estimator(self.river_model), base.Classifier)
+        return self.output is not None
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -99,10 +130,14 @@ class BatchModel:
         )
         names = ", ".join(self.feature_names) if self.feature_names else "unnamed (positional)"
         scaled = "; standardised inputs" if self.input_scale is not None else ""
-        return f"{self.origin}: {shape}; features {names}{scaled}"
+        output = f" -> {self.output}" if self.output is not None else ""
+        return f"{self.origin}: {shape}{output}; features {names}{scaled}"
 
     def predict_one(self, x: Mapping[Hashable, Any]) -> float:
-        """A's prediction for one record keyed by ``input_names`` (missing features count as 0)."""
+        """A's prediction for one record keyed by ``input_names`` (missing features count as 0).
+
+        For a layered classifier: its first logit, not a probability.
+        """
         if self.kind == "river":
             return float(self.river_model.predict_one(dict(x)))
         a = np.array([float(x.get(name, 0.0)) for name in self.input_names], dtype=np.float64)

@@ -2,7 +2,8 @@
 
 A ``.keras`` file is a zip of ``config.json`` (the layers) and ``model.weights.h5`` (their
 weights). A ``Sequential`` stack of ``Dense`` layers (with dropout-like layers, which are the
-identity at inference time) carries over.
+identity at inference time) carries over. A classifier ends in a softmax, or in one sigmoid
+unit compiled with a cross-entropy loss; its classes are not in the file (``--classes``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from streamlearn.models.activations import ACTIVATIONS
-from streamlearn.models.batch import BatchModel, FloatArray, TransferError
+from streamlearn.models.batch import BatchModel, FloatArray, Output, TransferError
 
 __all__ = ["load_keras"]
 
@@ -64,10 +65,10 @@ def load_keras(path: Path) -> BatchModel:
                 )
             cfg = layer["config"]
             activation = cfg.get("activation") or "linear"
-            if not isinstance(activation, str) or activation not in ACTIVATIONS:
+            if not isinstance(activation, str) or activation not in (*ACTIVATIONS, "softmax"):
                 raise TransferError(
                     f"{path}: layer {cfg.get('name')!r} uses activation {activation!r}; "
-                    f"supported: {', '.join(sorted(ACTIVATIONS))}"
+                    f"supported: {', '.join(sorted(ACTIVATIONS))} (and softmax on the output)"
                 )
             try:
                 kernel = np.array(weights[f"{group}/vars/0"], dtype=np.float64)
@@ -85,8 +86,9 @@ def load_keras(path: Path) -> BatchModel:
             activations.append(activation)
     if not coefs:
         raise TransferError(f"{path}: the model has no Dense layer")
-    if coefs[-1].shape[1] != 1:
-        raise TransferError(f"{path}: A predicts {coefs[-1].shape[1]} targets, not 1")
+    output = _output(path, config, activations, coefs[-1].shape[1])
+    if output is not None:
+        activations[-1] = "identity"  # B computes the logits; its output layer the rest
     return BatchModel(
         kind="mlp",
         origin="Keras Sequential",
@@ -96,7 +98,41 @@ def load_keras(path: Path) -> BatchModel:
         intercepts=tuple(intercepts),
         activations=tuple(activations),
         learning_rate=_optimizer_rate(config),
+        output=output,
     )
+
+
+def _output(
+    path: Path, config: dict[str, Any], activations: list[str], width: int
+) -> Output | None:
+    """A classifier's output, else None: a softmax; one sigmoid unit trained on a
+    cross-entropy; or linear units trained on a cross-entropy ``from_logits`` (Keras applies
+    the sigmoid or softmax in the loss: its ``predict`` answers logits, B probabilities)."""
+    if "softmax" in activations[:-1]:
+        raise TransferError(f"{path}: a softmax is supported on the output layer only")
+    compiled = config.get("compile_config") or {}
+    loss = compiled.get("loss") if isinstance(compiled, dict) else None
+    from_logits = False
+    if isinstance(loss, dict):  # a Loss object: {"class_name": "BinaryCrossentropy", ...}
+        settings = loss.get("config")
+        from_logits = isinstance(settings, dict) and settings.get("from_logits") is True
+        loss = loss.get("class_name")
+    name = loss.lower() if isinstance(loss, str) else ""
+    cross_entropy = "crossentropy" in name
+    logits = from_logits and cross_entropy and activations[-1] in ("linear", "identity")
+    binary = name.startswith("binary")
+    if activations[-1] == "softmax" or (logits and not binary):
+        return "softmax"
+    if (activations[-1] == "sigmoid" or logits) and cross_entropy:
+        if width != 1:
+            raise TransferError(
+                f"{path}: A is a multi-label model ({width} independent sigmoid outputs); a "
+                "stream record has one class: use a softmax output"
+            )
+        return "sigmoid"
+    if width != 1:
+        raise TransferError(f"{path}: A predicts {width} targets, not 1")
+    return None
 
 
 def _optimizer_rate(config: dict[str, Any]) -> float | None:

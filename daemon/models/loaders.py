@@ -1,5 +1,7 @@
 """Read model A from a file or an object: scikit-learn, River, a streamlearn checkpoint, Keras.
 
+A regressor here; a classifier through :mod:`streamlearn.models.class_loaders`.
+
 Unpickling runs whatever code the pickle names, so A loads from formats that cannot:
 scikit-learn models through skops (its allow-list of types), Keras ``.keras`` files (zip,
 JSON and HDF5), and streamlearn state dirs, whose checkpoints are signed. A joblib or
@@ -17,9 +19,12 @@ from typing import Any
 import numpy as np
 from river import base
 
+from streamlearn.classify.space import ClassSpace
+from streamlearn.models import class_loaders
 from streamlearn.models.batch import BatchModel, FloatArray, TransferError
 from streamlearn.models.keras import load_keras
 from streamlearn.models.mlp import MLPRegressor
+from streamlearn.models.registry import final_estimator
 
 __all__ = ["PICKLE_SUFFIXES", "as_batch_model", "load_batch_model", "skops_trusted"]
 
@@ -53,13 +58,14 @@ def load_batch_model(path: str | os.PathLike[str], *, trust_pickle: bool = False
     """Read model A from a file or a state directory.
 
     Accepted: a scikit-learn ``MLPRegressor`` or linear regressor (``LinearRegression``,
-    ``Ridge``, ``SGDRegressor``, ...), alone or in a ``Pipeline`` after one ``StandardScaler``,
-    saved with skops (``streamlearn pretrain`` writes ``.skops``); a streamlearn state
-    directory or ``.ckpt`` generation file (signed: its HMAC is checked before unpickling); a
-    Keras ``Sequential`` model of ``Dense`` layers saved as ``.keras`` (read with zip, json and
-    h5py: Keras itself is not needed). With ``trust_pickle`` also a joblib or pickle file (of
-    those models, a River regressor or pipeline, or a dict with a ``"model"``), a ``.ckpt`` or
-    state dir that another user owns.
+    ``Ridge``, ``SGDRegressor``, ...) or classifier (``MLPClassifier``, ``LogisticRegression``,
+    ``SGDClassifier(loss="log_loss")``), alone or in a ``Pipeline`` after one
+    ``StandardScaler``, saved with skops (``streamlearn pretrain`` writes ``.skops``); a
+    streamlearn state directory or ``.ckpt`` generation file (signed: its HMAC is checked
+    before unpickling); a Keras ``Sequential`` model of ``Dense`` layers saved as ``.keras``
+    (read with zip, json and h5py: Keras itself is not needed). With ``trust_pickle`` also a
+    joblib or pickle file (of those models, a River regressor, classifier or pipeline, or a
+    dict with a ``"model"``), a ``.ckpt`` or state dir that another user owns.
 
     Raises
     ------
@@ -84,7 +90,8 @@ def load_batch_model(path: str | os.PathLike[str], *, trust_pickle: bool = False
     if not path.exists():
         raise TransferError(f"model A not found: {path}")
     if path.is_dir() or path.suffix == ".ckpt":
-        return as_batch_model(_load_checkpoint(path, trust_pickle), f"checkpoint {path}")
+        model, classes = _load_checkpoint(path, trust_pickle)
+        return as_batch_model(model, f"checkpoint {path}", classes)
     if path.suffix == ".h5":
         raise TransferError(
             f"{path} looks like a legacy Keras HDF5 file; load it in Keras and re-save it "
@@ -133,16 +140,19 @@ def skops_trusted() -> list[str]:
     """The types a skops file of model A may hold beyond skops' own safe ones.
 
     Exactly the models ``as_batch_model`` takes from scikit-learn, the scaler and pipeline
-    around them, and the optimizers a fitted ``MLPRegressor`` keeps.
+    around them, the optimizers a fitted ``MLPRegressor`` or ``MLPClassifier`` keeps and the
+    label binarizer of the latter.
     """
     from sklearn import linear_model
-    from sklearn.neural_network import MLPRegressor
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
     from sklearn.neural_network._stochastic_optimizers import AdamOptimizer, SGDOptimizer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.preprocessing import LabelBinarizer, StandardScaler
 
     classes = [MLPRegressor, Pipeline, StandardScaler, AdamOptimizer, SGDOptimizer]
-    classes += [getattr(linear_model, name) for name in sorted(_SKLEARN_LINEAR)]
+    classes += [MLPClassifier, LabelBinarizer]
+    linear = _SKLEARN_LINEAR | {"LogisticRegression", "SGDClassifier"}
+    classes += [getattr(linear_model, name) for name in sorted(linear)]
     return [f"{cls.__module__}.{cls.__qualname__}" for cls in classes]
 
 
@@ -168,13 +178,15 @@ def _load_skops(path: Path) -> Any:
         raise TransferError(f"cannot read model A from {path}: {exc}") from exc
 
 
-def _load_checkpoint(path: Path, trust: bool) -> Any:
-    """The model held by a streamlearn checkpoint (a state directory or one generation file).
+def _load_checkpoint(path: Path, trust: bool) -> tuple[Any, ClassSpace | None]:
+    """The model held by a streamlearn checkpoint (a state directory or one generation file),
+    and a classifier's class space.
 
     Its signature is checked with the directory's key before anything is unpickled; a
     directory another user owns needs ``trust`` (``--trust-pickle``).
     """
     from streamlearn import state as checkpoint
+    from streamlearn.classify.learner import ClassLearner
 
     directory = path if path.is_dir() else path.parent
     try:
@@ -190,14 +202,20 @@ def _load_checkpoint(path: Path, trust: bool) -> Any:
     except (checkpoint.CheckpointError, OSError, pickle.UnpicklingError) as exc:
         raise TransferError(f"cannot read checkpoint {path}: {exc}") from exc
     if "learner" in state:
-        return state["learner"].model
+        learner = state["learner"]
+        return learner.model, learner.classes if isinstance(learner, ClassLearner) else None
     if "model" in state:
-        return state["model"]
+        return state["model"], None
     raise TransferError(f"checkpoint {path} holds no model")
 
 
-def as_batch_model(obj: Any, where: str = "model A") -> BatchModel:
+def as_batch_model(
+    obj: Any, where: str = "model A", classes: ClassSpace | None = None
+) -> BatchModel:
     """Model A from an object in memory (what ``load_batch_model`` does after unpickling).
+
+    ``classes``: the class space of the classification run that learned ``obj`` (a state
+    dir's), which names a binary classifier's ``False``/``True``.
 
     Examples
     --------
@@ -209,13 +227,43 @@ def as_batch_model(obj: Any, where: str = "model A") -> BatchModel:
     module = type(obj).__module__
     if module.startswith("sklearn"):
         return _from_sklearn(obj, where)
+    if isinstance(final_estimator(obj), base.Classifier):  # a pipeline ending in one too
+        own = class_loaders.from_own_classifier(obj, classes, where)
+        return own or class_loaders.from_river_classifier(obj, classes, where)
     if isinstance(obj, base.Estimator):
         return _from_river(obj, where)
     raise TransferError(
         f"{where} holds a {type(obj).__module__}.{type(obj).__name__}, which is not a model A "
-        "can be: use a scikit-learn regressor or pipeline, a River regressor, a streamlearn "
+        "can be: use a scikit-learn model or pipeline, a River model, a streamlearn "
         "checkpoint or a Keras .keras file"
     )
+
+
+def _unpipe(obj: Any, where: str) -> tuple[Any, FloatArray | None, FloatArray | None]:
+    """A scikit-learn model, or a pipeline's last step and its one ``StandardScaler``'s
+    mean and scale (None without one)."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if not isinstance(obj, Pipeline):
+        return obj, None, None
+    steps = [step for _, step in obj.steps if step not in (None, "passthrough")]
+    *transforms, model = steps
+    if len(transforms) > 1 or (transforms and not isinstance(transforms[0], StandardScaler)):
+        kinds = ", ".join(type(step).__name__ for step in transforms)
+        raise TransferError(
+            f"{where}: a pipeline may hold at most one StandardScaler before the model; "
+            f"found {kinds}"
+        )
+    if not transforms:
+        return model, None, None
+    scaler = transforms[0]
+    if not hasattr(scaler, "n_features_in_"):
+        raise TransferError(f"{where}: the StandardScaler is not fitted")
+    n = scaler.n_features_in_
+    mean = np.array(scaler.mean_, dtype=np.float64) if scaler.with_mean else np.zeros(n)
+    scale = np.array(scaler.scale_, dtype=np.float64) if scaler.with_std else np.ones(n)
+    return model, mean, scale
 
 
 def _from_sklearn(obj: Any, where: str) -> BatchModel:
@@ -225,34 +273,32 @@ def _from_sklearn(obj: Any, where: str) -> BatchModel:
     in ``fit``, so their presence is how it tells a fitted model (its own ``check_is_fitted``
     looks the same way): the ``hasattr`` checks below probe a third-party object, not a seam.
     """
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    # A pipeline reports the names its first step saw, which are the stream's names.
-    names = getattr(obj, "feature_names_in_", None)
-    mean: FloatArray | None = None
-    scale: FloatArray | None = None
-    model: Any = obj
-    if isinstance(obj, Pipeline):
-        steps = [step for _, step in obj.steps if step not in (None, "passthrough")]
-        *transforms, model = steps
-        if len(transforms) > 1 or (transforms and not isinstance(transforms[0], StandardScaler)):
-            kinds = ", ".join(type(step).__name__ for step in transforms)
-            raise TransferError(
-                f"{where}: a pipeline may hold at most one StandardScaler before the model; "
-                f"found {kinds}"
-            )
-        if transforms:
-            scaler = transforms[0]
-            if not hasattr(scaler, "n_features_in_"):
-                raise TransferError(f"{where}: the StandardScaler is not fitted")
-            n = scaler.n_features_in_
-            mean = np.array(scaler.mean_, dtype=np.float64) if scaler.with_mean else np.zeros(n)
-            scale = np.array(scaler.scale_, dtype=np.float64) if scaler.with_std else np.ones(n)
+    model, mean, scale = _unpipe(obj, where)
     name = type(model).__name__
     origin = f"sklearn {name}" + (" (with StandardScaler)" if scale is not None else "")
+    # A pipeline reports the names its first step saw, which are the stream's names.
+    names = getattr(obj, "feature_names_in_", None)
     feature_names = None if names is None else tuple(str(n) for n in names)
 
+    if name in class_loaders.SKLEARN_CLASSIFIERS:
+        if not hasattr(model, "classes_"):
+            raise TransferError(f"{where}: the {name} is not fitted")
+        rate = (
+            _sklearn_mlp_rate(model)
+            if name == "MLPClassifier"
+            else _sklearn_sgd_rate(model)
+            if name == "SGDClassifier"
+            else None
+        )
+        return class_loaders.from_sklearn_classifier(
+            model,
+            origin=origin,
+            feature_names=feature_names,
+            mean=mean,
+            scale=scale,
+            learning_rate=rate,
+            where=where,
+        )
     if name == "MLPRegressor":
         if not hasattr(model, "coefs_"):
             raise TransferError(f"{where}: the MLPRegressor is not fitted")
@@ -294,8 +340,9 @@ def _from_sklearn(obj: Any, where: str) -> BatchModel:
             learning_rate=_sklearn_sgd_rate(model) if name == "SGDRegressor" else None,
         )
     raise TransferError(
-        f"{where} holds a scikit-learn {name}; supported are MLPRegressor and the linear "
-        f"regressors ({', '.join(sorted(_SKLEARN_LINEAR))})"
+        f"{where} holds a scikit-learn {name}; supported are MLPRegressor, the linear "
+        f"regressors ({', '.join(sorted(_SKLEARN_LINEAR))}) and the classifiers "
+        f"{', '.join(sorted(class_loaders.SKLEARN_CLASSIFIERS))}"
     )
 
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
 import numpy.typing as npt
@@ -56,9 +57,11 @@ __all__ = [
     "RenamedRegressor",
     "TransferError",
     "as_batch_model",
+    "fold_scaling",
     "frozen_baseline",
     "load_batch_model",
     "parse_feature_map",
+    "stream_order",
     "suited_lr",
     "warm_start",
 ]
@@ -95,7 +98,7 @@ def suited_lr(a: BatchModel) -> float:
     return a.learning_rate / LR_DIVISOR
 
 
-def _stream_order(
+def stream_order(
     a: BatchModel, feature_map: Mapping[str, str] | None, stream_features: Sequence[str] | None
 ) -> list[str]:
     """The stream's feature names in the order of A's inputs, or a TransferError saying why not.
@@ -248,19 +251,35 @@ def warm_start(
     ['temperature']
     """
     lr = suited_lr(a) if lr is None else lr
-    _check_options(a, mode, lr, linear_model, head)
+    a = _check_options(a, mode, lr, linear_model, head)
     if a.kind == "river":
         return _river_b(a, mode, feature_map)
-    order = _stream_order(a, feature_map, stream_features)
+    order = stream_order(a, feature_map, stream_features)
     if a.kind == "linear":
         return _linear_b(a, mode, order, lr, linear_model)
     return _mlp_b(a, mode, trainable_layers, order, lr, head)
 
 
+def _as_regressor(a: BatchModel) -> BatchModel:
+    """A as a regressor: a network with one sigmoid output unit predicts a number in [0, 1]
+    (``--task regression``); another classifier warm-starts a classification run."""
+    if a.output == "sigmoid" and a.kind == "mlp":
+        activations = (*a.activations[:-1], "sigmoid")
+        return replace(a, activations=activations, output=None, classes=None)
+    if a.is_classifier:
+        raise TransferError(
+            f"{a.origin} is a classifier: it warm-starts a classification run "
+            "(streamlearn.models.class_transfer.warm_classifier)"
+        )
+    return a
+
+
 def _check_options(
     a: BatchModel, mode: str, lr: float, linear_model: str, head: str | None
-) -> None:
-    """The options of ``warm_start`` that make sense whatever A's layers are."""
+) -> BatchModel:
+    """The options of ``warm_start`` that make sense whatever A's layers are; A as a
+    regressor (:func:`_as_regressor`)."""
+    a = _as_regressor(a)
     if mode not in MODES:
         raise TransferError(f"unknown transfer mode {mode!r}; use one of {', '.join(MODES)}")
     if linear_model not in ("sgd", "river"):
@@ -274,6 +293,7 @@ def _check_options(
             f"head='rls' fits an MLP A's output layer on its frozen hidden layers; it needs mode "
             f"extract, or partial with 1 trainable layer (got mode {mode} for {a.origin})"
         )
+    return a
 
 
 def _river_b(a: BatchModel, mode: str, feature_map: dict[str, str] | None) -> base.Regressor:
@@ -296,7 +316,7 @@ def _linear_b(
             f"mode {mode} makes no sense for a linear A ({a.origin}): it has no hidden layer, "
             "so there is no feature extractor to keep and no layer to freeze; use finetune"
         )
-    weights, intercept = _fold_scaling(a)
+    weights, intercept = fold_scaling(a)
     named: dict[Hashable, float] = dict(zip(order, weights.tolist(), strict=True))
     if linear_model == "sgd":
         from streamlearn.models.sgd import SGDRegressor
@@ -365,10 +385,11 @@ def _mlp_b(
     )
 
 
-def _fold_scaling(a: BatchModel) -> tuple[FloatArray, float]:
-    """A linear A's weights and intercept on raw features: its standardisation folded in."""
-    weights = a.coefs[0][:, 0].copy()
-    intercept = float(a.intercepts[0][0])
+def fold_scaling(a: BatchModel, column: int = 0) -> tuple[FloatArray, float]:
+    """A linear A's weights and intercept (of output ``column``) on raw features: its
+    standardisation folded in."""
+    weights = a.coefs[0][:, column].copy()
+    intercept = float(a.intercepts[0][column])
     if a.input_scale is not None:
         weights = weights / a.input_scale
     if a.input_mean is not None:
