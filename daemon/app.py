@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from river import base
 
     from streamlearn.classify.learner import ClassLearner
+    from streamlearn.classify.space import ClassSpace
     from streamlearn.drift.monitor import DriftMonitor
     from streamlearn.labels.join import LabelJoin
     from streamlearn.labels.pseudo import PseudoLabeler
@@ -174,14 +175,16 @@ def _read_labels(reading: Input, learner: object, task: str) -> None:
 class Warm:
     """A warm start: model B, the frozen A as baseline, and how to rebuild B (rollback)."""
 
-    model: base.Regressor
-    baseline: base.Regressor
-    rebuild: Callable[[], base.Regressor]
+    model: base.Estimator
+    baseline: base.Estimator
+    rebuild: Callable[[], base.Estimator]
     spec: str
+    #: A classifier's class space: model A's classes as the stream's labels (None: a regressor).
+    classes: ClassSpace | None = None
 
 
 def warm_start(settings: Settings, stream_features: list[str] | None) -> Warm | None:
-    """Build B from A (``--warm-start``); feature mismatches fail here, before any record."""
+    """Build B from A (``--warm-start``); feature or class mismatches fail before any record."""
     if settings.warm_start is None:
         return None
     from streamlearn.models.transfer import (
@@ -194,9 +197,17 @@ def warm_start(settings: Settings, stream_features: list[str] | None) -> Warm | 
         warm_start as start_from,
     )
 
+    name = Path(settings.warm_start).name
+    spec = f"warm-start({settings.transfer_mode}, {name})"
     try:
         a = load_batch_model(settings.warm_start, trust_pickle=settings.trust_pickle)
         feature_map = parse_feature_map(settings.feature_map) if settings.feature_map else None
+        classify = a.is_classifier or settings.task == "classification" or settings.class_map
+        if classify and settings.task != "regression":
+            from streamlearn.classify.warm import warm_classifier_for
+
+            b = warm_classifier_for(a, settings, feature_map, stream_features)
+            return Warm(b.model, b.baseline, b.rebuild, spec, b.classes)
         linear = "river" if settings.model.startswith("LinearRegression") else "sgd"
 
         def rebuild() -> base.Regressor:
@@ -214,8 +225,7 @@ def warm_start(settings: Settings, stream_features: list[str] | None) -> Warm | 
         baseline = frozen_baseline(a, feature_map, stream_features)
     except (TransferError, OSError) as exc:
         raise AppUsageError(str(exc)) from None
-    name = Path(settings.warm_start).name
-    return Warm(model, baseline, rebuild, f"warm-start({settings.transfer_mode}, {name})")
+    return Warm(model, baseline, rebuild, spec)
 
 
 def _check_no_learn(settings: Settings) -> None:
@@ -382,7 +392,8 @@ def _class_learner(
             restored.guard.configure(guard)
         return restored
     model = warm.model if warm is not None else fresh_model
-    space = class_space_for(settings, model)
+    space = warm.classes if warm is not None else None  # model A's classes, matched
+    space = space if space is not None else class_space_for(settings, model)
     if warm is not None:
         return ClassLearner(
             model,

@@ -92,6 +92,8 @@ class Settings:
     transfer_mode: str = "finetune"
     trainable_layers: int = 1
     feature_map: str | None = None
+    #: Model A's class labels -> the stream's (``--class-map 0=no,1=yes``).
+    class_map: str | None = None
     on_worse_than_baseline: str = "serve-baseline"
     baseline_margin: float = 0.05
     bootstrap_servers: str | None = None

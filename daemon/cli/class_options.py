@@ -1,4 +1,5 @@
-"""The options of a classifier's stream: the task, the classes and the positive class.
+"""The options of a classifier's stream: the task, the classes, the positive class, and the
+classes of a warm start's model A.
 
 Listed under "Model" in ``--help`` (``streamlearn.cli.options``); what they mean is
 :class:`streamlearn.classify.space.ClassSpace`'s.
@@ -53,5 +54,14 @@ CLASSIFICATION: tuple[OptionDecorator, ...] = (
         envvar="STREAMLEARN_MAX_CLASSES",
         help="Classes a multiclass target may bring; a label beyond is a dead letter "
         "(too_many_classes). A label is at most 256 characters (longer: too_long).",
+    ),
+    click.option(
+        "--class-map",
+        default=None,
+        metavar="A=STREAM,...",
+        envvar="STREAMLEARN_CLASS_MAP",
+        help="With --warm-start of a classifier: model A's class labels -> the stream's, "
+        "e.g. '0=no,1=yes'. A's classes (after the map) must be the stream's: its first "
+        "label outside them is a usage error, later ones dead letters.",
     ),
 )

@@ -28,7 +28,7 @@ KAFKA_ONLY = (
 )
 
 #: Options that only a warm start (``--warm-start``) reads.
-WARM_START_ONLY = ("transfer_mode", "feature_map")
+WARM_START_ONLY = ("transfer_mode", "feature_map", "class_map")
 
 
 def _param(ctx: click.Context, name: str) -> click.Parameter | None:
