@@ -91,11 +91,6 @@ def test_bad_labels_are_dead_letters_once_and_never_learned(tmp_path):
     assert summary["classes"] == ["a", "b"] and summary["records_learned"] == 30
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="labels/join.py keeps float(yhat): the join must keep a classifier's Proba "
-    "(asked for in classify.md)",
-)
 def test_a_late_label_is_scored_with_the_probabilities_given_then(tmp_path):
     rows = _rows(200, 2)
     lines = []

@@ -137,7 +137,8 @@ class ClassRouter(Router):
                 Rejected("unjoined_label", f"no pending features for id {item.id!r}", item.raw)
             )
             return
-        proba: Proba = pending.yhat  # type: ignore[assignment]
+        proba = pending.yhat
+        assert isinstance(proba, tuple)  # a classifier's join keeps its probabilities
         self.classifier.step_with_prediction(pending.x, item.y, proba)
         if self.pseudo is not None:
             self.pseudo.observe_labeled(pending.x, item.y, proba, self.host)
