@@ -706,3 +706,20 @@ def test_a_sigmoid_network_may_still_start_a_regression(
     np.testing.assert_allclose(got, _keras_proba(model, probe)[:, 1], rtol=0, atol=1e-6)
     with pytest.raises(TransferError, match="is a classifier: it warm-starts a classification"):
         warm_start(load_batch_model(a_01[0]), "finetune", stream_features=FEATURES)
+
+
+def test_a_resumed_warm_start_keeps_its_classes(tmp_path: Path, a_01: tuple[Path, Any]) -> None:
+    """Resumed, a warm start carries on from its position with its class space (the map's)."""
+    frame = _frame(150, 8)
+    labels = _yes_no(frame, seed=8).astype(object)
+    labels[120] = "maybe"
+    stream = _stream(tmp_path / "s.csv", frame.iloc[:100], labels[:100])
+    flags = {"warm_start": str(a_01[0]), "class_map": "0=no,1=yes"}
+    assert _run(stream, tmp_path / "B", **flags)["records_learned"] == 100
+    more = _stream(tmp_path / "more.csv", frame.iloc[100:], labels[100:])
+    with stream.open("a") as handle:  # the same file, grown
+        handle.write("".join(more.read_text().splitlines(keepends=True)[1:]))
+    dead = tmp_path / "dead.jsonl"
+    summary = _run(stream, tmp_path / "B", dead_letter=str(dead), **flags)
+    assert summary["records_learned"] == 149 and summary["classes"] == ["no", "yes"]
+    assert [json.loads(line)["reason"] for line in dead.read_text().splitlines()] == ["third_class"]
