@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from streamlearn.labels.classeffect import ClassPseudoEffect
 from streamlearn.labels.effect import PseudoEffect
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from streamlearn.labels.classteachers import ClassTeacher
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 __all__ = ["REGRESSION_THRESHOLD", "build_pseudo"]
 
@@ -231,27 +234,19 @@ class _Teachers:
         """A regressor's teacher, or (``classes`` given) a classifier's."""
         if classes is not None:
             return self.of_classes(classes)
-        try:
-            return build_teacher(
-                self.spec,
-                model_spec=self.model_spec,
-                lr=self.lr,
-                k=self.k,
-                trust_pickle=self.trust_pickle,
-                lr_from_flag=self.lr_from_flag,
-            )
-        except ValueError as exc:
-            raise PseudoSettingsError(str(exc), "teacher") from None
+        return self._built(build_teacher)
 
     def of_classes(self, classes: ClassSpace) -> ClassTeacher:
         """A classifier's teacher, speaking the codes of ``classes``."""
         from streamlearn.labels.classteachers import build_class_teacher
 
+        return self._built(partial(build_class_teacher, classes=classes))
+
+    def _built(self, builder: Callable[..., T]) -> T:
         try:
-            return build_class_teacher(
+            return builder(
                 self.spec,
                 model_spec=self.model_spec,
-                classes=classes,
                 lr=self.lr,
                 k=self.k,
                 trust_pickle=self.trust_pickle,

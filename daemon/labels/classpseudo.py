@@ -17,12 +17,15 @@ with three differences:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from streamlearn.classify.task import predicted
 from streamlearn.labels.classeffect import ClassPseudoEffect
 from streamlearn.labels.classwindow import ClassShares, decide_class_window
 from streamlearn.labels.pseudo import PseudoLabeler
+from streamlearn.labels.summary import loop_summary
 
 if TYPE_CHECKING:
     from streamlearn.classify.space import ClassSpace
@@ -35,6 +38,18 @@ __all__ = ["CLASS_THRESHOLD", "ClassPseudoLabeler"]
 
 #: ``--pseudo-threshold`` of a classifier when not given: the least class probability kept.
 CLASS_THRESHOLD = 0.9
+
+
+class Knobs(TypedDict, total=False):
+    """``PseudoLabeler``'s keyword arguments but the effect (as ``build_pseudo`` gives them)."""
+
+    threshold: float
+    weight: float
+    window: int
+    max_fraction: float
+    queue_size: int
+    deterministic: bool
+    join: LabelJoin | None
 
 
 class ClassPseudoLabeler(PseudoLabeler):
@@ -89,25 +104,12 @@ class ClassPseudoLabeler(PseudoLabeler):
         teacher: ClassTeacher,
         classes: ClassSpace,
         *,
-        threshold: float = CLASS_THRESHOLD,
-        weight: float = 0.5,
-        window: int = 100,
-        max_fraction: float = 0.5,
-        queue_size: int = 10_000,
-        deterministic: bool = True,
-        join: LabelJoin | None = None,
         effect: ClassPseudoEffect | None = None,
+        **knobs: Unpack[Knobs],
     ) -> None:
+        knobs.setdefault("threshold", CLASS_THRESHOLD)
         super().__init__(
-            teacher,
-            threshold=threshold,
-            weight=weight,
-            window=window,
-            max_fraction=max_fraction,
-            queue_size=queue_size,
-            deterministic=deterministic,
-            join=join,
-            effect=effect if effect is not None else ClassPseudoEffect(),
+            teacher, effect=effect if effect is not None else ClassPseudoEffect(), **knobs
         )
         #: The classes of the last true labels the teacher learned (the shares).
         self.shares = ClassShares()
@@ -133,16 +135,8 @@ class ClassPseudoLabeler(PseudoLabeler):
         self.teacher.learn(x, y)
         self.shares.add(int(y), self.effect.records)
 
-    def _decide(self, window: list[Candidate], size: int | None) -> list[Verdict]:
-        return decide_class_window(
-            window,
-            size,
-            teacher=self.teacher,
-            threshold=self.threshold,
-            max_fraction=self.max_fraction,
-            superseded=self.superseded,
-            counts=self.shares.counts,
-        )
+    def _rule(self) -> Callable[..., list[Verdict]]:
+        return partial(decide_class_window, counts=self.shares.counts)
 
     def _finish(
         self, candidate: Candidate, outcome: str, reason: str | None, label: float | None
@@ -197,25 +191,11 @@ def class_pseudo_summary(labeler: ClassPseudoLabeler) -> dict[str, Any]:
     benefit, measured (``ClassPseudoEffect.summary``).
     """
     name = labeler.classes.label
-    reasons = labeler.rejected_by_reason
     counts = labeler.shares.counts
     total = sum(counts)
     out: dict[str, Any] = {
         "task": "classification",
-        "teacher": labeler.teacher.name,
-        "teacher_learned": labeler.teacher.learned,
-        "mode": "deterministic" if labeler.deterministic else "threaded",
-        "threshold": labeler.threshold,
-        "weight": labeler.weight,
-        "window": labeler.window,
-        "max_fraction": labeler.max_fraction,
-        "queue_size": labeler.queue_size,
-        "offered": labeler.offered,
-        "accepted": labeler.accepted,
-        "rejected": labeler.rejected,
-        "queued": labeler.offered - labeler.accepted - labeler.rejected,
-        "overflow": reasons.get("overflow", 0),
-        "rejected_by_reason": dict(sorted(reasons.items())),
+        **loop_summary(labeler),
         "share_window": labeler.effect.records,
         "class_shares": {name(c): n / total for c, n in enumerate(counts) if n},
         "accepted_by_class": {name(c): n for c, n in sorted(labeler.accepted_by_class.items())},

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from streamlearn.labels.window import Candidate, Verdict
+from streamlearn.labels.window import Candidate, Verdict, open_window
 
 if TYPE_CHECKING:
     from streamlearn.labels.classteachers import ClassTeacher
@@ -105,15 +105,11 @@ def decide_class_window(
     whole share of the cap, else as ``class_share`` (another class held the window back).
     A verdict's label is the class code (a float), None when the teacher gave no class.
     """
-    cap = int(max_fraction * (size if size is not None else len(window)) + 1e-9)
-    verdicts = [
-        Verdict(c, None, None, False, "superseded") for c in window if c.stream_index in superseded
-    ]
-    live = [c for c in window if c.stream_index not in superseded]
+    cap, verdicts, live = open_window(
+        window, size, teacher=teacher, max_fraction=max_fraction, superseded=superseded
+    )
     if not live:
         return verdicts
-    if not teacher.ready:
-        return verdicts + [Verdict(c, None, None, False, "teacher_warmup") for c in live]
     votes = teacher.vote([c.x for c in live])
     # Most confident first; ties keep stream order, so a replay decides the same.
     order = sorted(range(len(live)), key=lambda i: (-votes[i].confidence, live[i].stream_index))

@@ -28,7 +28,7 @@ import math
 import pickle
 import threading
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from streamlearn.labels.effect import PseudoEffect
@@ -374,8 +374,9 @@ class PseudoLabeler(SideThread):
         self.teacher.learn(x, y)
 
     def _decide(self, window: list[Candidate], size: int | None) -> list[Verdict]:
-        """The verdicts on one window (``decide_window`` under this labeler's knobs)."""
-        return decide_window(
+        """The verdicts on one window (``_rule``, ``decide_window``, under this labeler's
+        knobs)."""
+        return self._rule()(
             window,
             size,
             teacher=self.teacher,
@@ -383,6 +384,10 @@ class PseudoLabeler(SideThread):
             max_fraction=self.max_fraction,
             superseded=self.superseded,
         )
+
+    def _rule(self) -> Callable[..., list[Verdict]]:
+        """How a window is decided: ``decide_window`` (a classifier's adds its shares)."""
+        return decide_window
 
     def _apply(self, verdicts: Sequence[Verdict], host: ModelHost) -> None:
         """Record verdicts and learn the accepted ones: on the loop thread only."""

@@ -15,11 +15,33 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from streamlearn.labels.pseudo import PseudoLabeler
 
-__all__ = ["pseudo_summary"]
+__all__ = ["loop_summary", "pseudo_summary"]
 
 
 def _mean(total: float, n: int) -> float | None:
     return total / n if n else None
+
+
+def loop_summary(labeler: PseudoLabeler) -> dict[str, Any]:
+    """What any side loop reports: its teacher, knobs and counts (a regressor's or a
+    classifier's)."""
+    reasons = labeler.rejected_by_reason
+    return {
+        "teacher": labeler.teacher.name,
+        "teacher_learned": labeler.teacher.learned,
+        "mode": "deterministic" if labeler.deterministic else "threaded",
+        "threshold": labeler.threshold,
+        "weight": labeler.weight,
+        "window": labeler.window,
+        "max_fraction": labeler.max_fraction,
+        "queue_size": labeler.queue_size,
+        "offered": labeler.offered,
+        "accepted": labeler.accepted,
+        "rejected": labeler.rejected,
+        "queued": labeler.offered - labeler.accepted - labeler.rejected,
+        "overflow": reasons.get("overflow", 0),
+        "rejected_by_reason": dict(sorted(reasons.items())),
+    }
 
 
 def pseudo_summary(labeler: PseudoLabeler) -> dict[str, Any]:
@@ -32,24 +54,10 @@ def pseudo_summary(labeler: PseudoLabeler) -> dict[str, Any]:
     scale = labeler.teacher.target_std
     audited, audit_abs = labeler.audit_counts, labeler.audit_abs
     student_abs = labeler.audit_student_abs
-    reasons = labeler.rejected_by_reason
     return {
-        "teacher": labeler.teacher.name,
-        "teacher_learned": labeler.teacher.learned,
-        "mode": "deterministic" if labeler.deterministic else "threaded",
-        "threshold": labeler.threshold,
+        **loop_summary(labeler),
         "threshold_in_target_units": None if scale is None else (1 - labeler.threshold) * scale,
         "target_std": scale,
-        "weight": labeler.weight,
-        "window": labeler.window,
-        "max_fraction": labeler.max_fraction,
-        "queue_size": labeler.queue_size,
-        "offered": labeler.offered,
-        "accepted": labeler.accepted,
-        "rejected": labeler.rejected,
-        "queued": labeler.offered - labeler.accepted - labeler.rejected,
-        "overflow": reasons.get("overflow", 0),
-        "rejected_by_reason": dict(sorted(reasons.items())),
         "audited": audited["accepted"],
         "audit_mae": _mean(audit_abs["accepted"], audited["accepted"]),
         "audit_student_mae": _mean(student_abs["accepted"], audited["accepted"]),

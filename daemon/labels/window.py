@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from streamlearn.interfaces import Prediction
     from streamlearn.labels.teachers import Teacher
 
-__all__ = ["PSEUDO_REJECT_REASONS", "Candidate", "Verdict", "decide_window"]
+__all__ = ["PSEUDO_REJECT_REASONS", "Candidate", "Verdict", "decide_window", "open_window"]
 
 #: Why an unlabeled record's pseudo-label was not learned (the keys of
 #: ``pseudo_labels.rejected_by_reason``). Not to be confused with
@@ -53,6 +53,31 @@ class Verdict(NamedTuple):
     reason: str | None  # one of PSEUDO_REJECT_REASONS when not accepted
 
 
+def open_window(
+    window: list[Candidate],
+    size: int | None,
+    *,
+    teacher: Teacher,
+    max_fraction: float,
+    superseded: Collection[int],
+) -> tuple[int, list[Verdict], list[Candidate]]:
+    """What every window decision starts with: the window's cap, the verdicts the teacher
+    is not asked for (superseded records; all, before the teacher is ready), and the
+    records left for it to judge.
+
+    ``size`` is the full window size the cap is computed from, None for a partial window
+    at the end of a replay (whose cap is then a fraction of what it holds).
+    """
+    cap = int(max_fraction * (size if size is not None else len(window)) + 1e-9)
+    verdicts = [
+        Verdict(c, None, None, False, "superseded") for c in window if c.stream_index in superseded
+    ]
+    live = [c for c in window if c.stream_index not in superseded]
+    if live and not teacher.ready:
+        return cap, verdicts + [Verdict(c, None, None, False, "teacher_warmup") for c in live], []
+    return cap, verdicts, live
+
+
 def decide_window(
     window: list[Candidate],
     size: int | None,
@@ -69,15 +94,11 @@ def decide_window(
     Records in ``superseded`` (stream indexes whose true label came first) are
     rejected as such without asking the teacher.
     """
-    cap = int(max_fraction * (size if size is not None else len(window)) + 1e-9)
-    verdicts = [
-        Verdict(c, None, None, False, "superseded") for c in window if c.stream_index in superseded
-    ]
-    live = [c for c in window if c.stream_index not in superseded]
+    cap, verdicts, live = open_window(
+        window, size, teacher=teacher, max_fraction=max_fraction, superseded=superseded
+    )
     if not live:
         return verdicts
-    if not teacher.ready:
-        return verdicts + [Verdict(c, None, None, False, "teacher_warmup") for c in live]
     labels = teacher.label([c.x for c in live])
     # Most confident first; ties keep stream order, so a replay decides the same.
     order = sorted(range(len(live)), key=lambda i: (-labels[i][1], live[i].stream_index))
