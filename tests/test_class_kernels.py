@@ -510,11 +510,13 @@ def write_class_stream(path, n: int, seed: int, *, binary: bool) -> None:
             handle.write(f"{line},{label}".encode() + end)
 
 
-def run_class_daemon(path, tmp, *, fast: bool, binary: bool, monkeypatch, monitor=None, make=None):
+def run_class_daemon(
+    path, tmp, *, fast: bool, binary: bool, monkeypatch, monitor=None, make=None, every_row=False
+):
     """One replay of a classifier (logistic or softmax); every due checkpoint taken on time.
 
     ``monitor(space)``, if given, makes the drift monitor; ``make()`` the model (else
-    ``logistic`` or ``softmax``). Returns the summary, the last checkpoint's state, where each
+    ``logistic`` or ``softmax``); ``every_row``: ``--predictions-all``. Returns the summary, the last checkpoint's state, where each
     checkpoint was taken, the paths chosen, the folder.
     """
     from streamlearn.classify.learner import ClassLearner
@@ -550,6 +552,7 @@ def run_class_daemon(path, tmp, *, fast: bool, binary: bool, monkeypatch, monito
         monitor=None if monitor is None else monitor(space),
         divergence_factor=100.0,
     )
+    daemon.router.predictions_all = every_row
     positions = []
     checkpoint = daemon.checkpoint
 
@@ -610,15 +613,26 @@ def assert_same_class_run(fast, slow, path: str = "class-block") -> None:
         assert (fast_dir / name).read_bytes() == (slow_dir / name).read_bytes(), name
 
 
-@pytest.mark.parametrize("binary", [True, False], ids=["logistic", "softmax"])
-def test_a_replay_through_blocks_equals_the_record_by_record_replay(tmp_path, monkeypatch, binary):
+@pytest.mark.parametrize(
+    ("binary", "every_row"),
+    [(True, False), (False, False), (True, True)],
+    ids=["logistic", "softmax", "logistic-predictions-all"],
+)
+def test_a_replay_through_blocks_equals_the_record_by_record_replay(
+    tmp_path, monkeypatch, binary, every_row
+):
     path = tmp_path / "stream.csv"
     write_class_stream(path, 6000, seed=5, binary=binary)
-    fast = run_class_daemon(
-        path, tmp_path / "fast", fast=True, binary=binary, monkeypatch=monkeypatch
-    )
-    slow = run_class_daemon(
-        path, tmp_path / "slow", fast=False, binary=binary, monkeypatch=monkeypatch
+    fast, slow = (
+        run_class_daemon(
+            path,
+            tmp_path / name,
+            fast=name == "fast",
+            binary=binary,
+            monkeypatch=monkeypatch,
+            every_row=every_row,
+        )
+        for name in ("fast", "slow")
     )
     assert_same_class_run(fast, slow)
     summary = fast[0]
@@ -626,6 +640,9 @@ def test_a_replay_through_blocks_equals_the_record_by_record_replay(tmp_path, mo
     reasons = summary["rejected_by_reason"]
     assert reasons.get("third_class" if binary else "non_numeric", 0) >= 1
     assert summary["metrics"]["accuracy"] > 0.6
+    lines = (tmp_path / "fast" / "pred.jsonl").read_text().splitlines()
+    labeled = [line for line in lines if '"label"' in line]
+    assert len(labeled) == (summary["records_learned"] if every_row else 0)
 
 
 def test_a_drift_monitor_that_resets_the_classifier_mid_block(tmp_path, monkeypatch):
