@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from streamlearn.drift.config import DriftConfig, DriftConfigError, DriftSettings
+from streamlearn.drift.config import (
+    BINARY_DETECTORS,
+    DriftConfig,
+    DriftConfigError,
+    DriftSettings,
+    any_task_choices,
+)
 from streamlearn.drift.monitor import DriftMonitor
+
+if TYPE_CHECKING:
+    from streamlearn.classify.space import ClassSpace
 
 __all__ = ["build_monitor"]
 
@@ -19,6 +28,7 @@ def build_monitor(
     *,
     restored: DriftMonitor | Mapping[str, Any] | None = None,
     known_features: Iterable[str] | None = None,
+    classes: ClassSpace | None = None,
 ) -> DriftMonitor | None:
     """The drift monitor ``settings`` ask for (None for ``--drift-detector none``).
 
@@ -32,6 +42,9 @@ def build_monitor(
         state; it continues (same options) or hands its history to a new one.
     known_features
         The stream's feature names, when known: ``--drift-features`` must be among them.
+    classes
+        A classifier's class space (the learner's, restored or new): the monitor watches
+        the 0/1 error and may use the binary detectors. None: a regressor.
 
     Raises
     ------
@@ -51,6 +64,19 @@ def build_monitor(
     ... except ValueError as exc:
     ...     print(exc)
     --drift-features names temp, not in the stream's features (a, b)
+
+    The binary detectors read a classifier's 0/1 error:
+
+    >>> try:
+    ...     build_monitor(DriftSettings(drift_detector="ddm"))
+    ... except ValueError as exc:
+    ...     print(exc)
+    --drift-detector ddm reads a 0/1 error (1 = the predicted class was wrong), so it needs a
+    classifier; a regressor's absolute error takes adwin or page-hinkley or kswin
+    >>> from streamlearn.classify.space import ClassSpace
+    >>> build_monitor(DriftSettings(drift_detector="ddm"), classes=ClassSpace(binary=True)).config
+    DriftConfig(detector='ddm', features=(), warmup=500, on_drift='alert', swap_window=300,
+    cooldown=1000)
     """
     config = DriftConfig.from_settings(settings)
     if isinstance(restored, Mapping):
@@ -59,6 +85,12 @@ def build_monitor(
         if restored is not None:
             log.info("--drift-detector none: drift detection is off from here on")
         return None
+    if classes is None and config.detector_name in BINARY_DETECTORS:
+        raise DriftConfigError(
+            f"--drift-detector {config.detector} reads a 0/1 error (1 = the predicted class was "
+            f"wrong), so it needs a classifier; a regressor's absolute error takes "
+            f"{' or '.join(any_task_choices())}"
+        )
     if known_features is not None:
         known = list(known_features)
         unknown = [name for name in config.features if name not in known]
@@ -68,5 +100,5 @@ def build_monitor(
                 f"({', '.join(known)})"
             )
     if isinstance(restored, DriftMonitor):
-        return restored.resume_with(config)
-    return DriftMonitor(config)
+        return restored.resume_with(config, classes=classes)
+    return DriftMonitor(config, classes=classes)

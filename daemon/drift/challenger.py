@@ -1,21 +1,20 @@
 """The challenger of ``--on-drift background``: a fresh model that must beat the current one.
 
 After a detection a fresh model learns the records that follow, each scored before it
-learns it (prequentially, like the model). Once it has scored a swap window of records it
-replaces the model as soon as its MAE over the last window is below the model's on the
-same records (``swap``); after ``SWAP_PATIENCE`` windows without winning it is dropped
-(``discard``).
+learns it (prequentially, like the model; ``streamlearn.drift.scoring`` scores it by the
+task: the absolute error, or a classifier's 0/1 error). Once it has scored a swap window of
+records it replaces the model as soon as its mean error (MAE; a classifier's error rate)
+over the last window is below the model's on the same records (``swap``); after
+``SWAP_PATIENCE`` windows without winning it is dropped (``discard``).
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Mapping
 from typing import Any
 
 from streamlearn.drift.config import SWAP_PATIENCE
-from streamlearn.models.answer import predicted
 
 __all__ = ["Challenger"]
 
@@ -28,18 +27,19 @@ class Challenger:
     model
         The fresh model.
     window
-        Records over which the two MAEs are compared (``--drift-swap-window``).
+        Records over which the two mean errors are compared (``--drift-swap-window``).
     started
         The stream record of the detection that started it.
 
     Examples
     --------
+    >>> from streamlearn.drift.scoring import RegressionScoring
     >>> from streamlearn.models.sgd import SGDRegressor
     >>> challenger = Challenger(SGDRegressor(lr=0.1), window=10, started=0)
     >>> for i in range(40):
     ...     x = {"a": (i % 5) / 5}
-    ...     guess = challenger.test_then_train(x, 2 * x["a"])
-    ...     challenger.push(abs(2 * x["a"] - guess), 1.0)   # the model is off by 1.0
+    ...     mine = RegressionScoring.challenger_error(challenger.model, x, 2 * x["a"])
+    ...     challenger.push(mine, 1.0)   # the model is off by 1.0
     >>> challenger.verdict()
     'swap'
     """
@@ -55,26 +55,12 @@ class Challenger:
 
     @property
     def window(self) -> int:
-        """Records over which the two MAEs are compared."""
+        """Records over which the two mean errors are compared."""
         assert self.mine.maxlen is not None
         return self.mine.maxlen
 
-    def test_then_train(self, x: Mapping[str, float], y: float) -> float:
-        """The challenger's prediction for ``x``, made before it learns ``(x, y)``.
-
-        A NaN or infinite prediction is returned without learning from it: the caller
-        drops the challenger. (Two calls for every model: the project's own models'
-        ``predict_learn_one`` gives the same result in one pass, which matters on the
-        loop's hot path, not for a challenger that trains for a few swap windows.)
-        """
-        model = self.model
-        guess = predicted(model.predict_one(x))
-        if math.isfinite(guess):
-            model.learn_one(x, y)
-        return guess
-
     def push(self, mine: float, theirs: float) -> None:
-        """The absolute errors of the challenger and of the model on one record."""
+        """The errors of the challenger and of the model on one record (the task's)."""
         if len(self.mine) == self.mine.maxlen:
             self.sum_mine -= self.mine[0]
             self.sum_theirs -= self.theirs[0]
@@ -85,7 +71,7 @@ class Challenger:
         self.scored += 1
 
     def window_maes(self) -> tuple[float, float]:
-        """Exact MAEs over the window (the running sums only decide when to look)."""
+        """Exact mean errors over the window (the running sums only decide when to look)."""
         n = len(self.mine)
         return math.fsum(self.mine) / n, math.fsum(self.theirs) / n
 

@@ -8,6 +8,8 @@ from typing import Any
 
 __all__ = [
     "ACTIONS",
+    "BINARY_DETECTORS",
+    "CLASSIFICATION_DETECTOR",
     "DEFAULT_COOLDOWN",
     "DEFAULT_DETECTOR",
     "DEFAULT_SWAP_WINDOW",
@@ -19,6 +21,7 @@ __all__ = [
     "DriftConfig",
     "DriftConfigError",
     "DriftSettings",
+    "any_task_choices",
     "check_count",
     "parse_features",
 ]
@@ -28,20 +31,41 @@ DETECTOR_CHOICES: dict[str, str] = {
     "adwin": "adwin",
     "page-hinkley": "page_hinkley",
     "kswin": "kswin",
+    "ddm": "ddm",
+    "eddm": "eddm",
+    "hddm-a": "hddm_a",
+    "hddm-w": "hddm_w",
 }
-#: Detector names as they appear in ``drift_events`` and ``streamlearn_drift_detections_total``.
-DETECTOR_NAMES: tuple[str, ...] = tuple(DETECTOR_CHOICES.values())
+#: The detectors of a 0/1 stream (River's ``drift.binary``): a classifier's error only.
+BINARY_DETECTORS: tuple[str, ...] = ("ddm", "eddm", "hddm_a", "hddm_w")
+#: The names of the detectors any task may use, as they appear in ``drift_events`` and
+#: ``streamlearn_drift_detections_total`` (a classifier's monitor adds ``BINARY_DETECTORS``).
+DETECTOR_NAMES: tuple[str, ...] = tuple(
+    name for name in DETECTOR_CHOICES.values() if name not in BINARY_DETECTORS
+)
 #: What ``--on-drift`` may ask for.
 ON_DRIFT: tuple[str, ...] = ("alert", "reset", "rollback", "background")
 #: Every action label counted by ``Telemetry.drift_action`` (``swap``/``discard`` end a challenger).
 ACTIONS: tuple[str, ...] = (*ON_DRIFT, "swap", "discard")
 
+#: The default detector of a regressor's error (bench/README.md, "Drift detectors").
 DEFAULT_DETECTOR = "adwin"
+#: The default detector of a classifier's 0/1 error: see ``default_detector``.
+CLASSIFICATION_DETECTOR = "adwin"
 DEFAULT_WARMUP = 500
 DEFAULT_SWAP_WINDOW = 300
 DEFAULT_COOLDOWN = 1000
 #: A challenger that has not won after this many swap windows is dropped.
 SWAP_PATIENCE = 10
+
+
+def any_task_choices() -> list[str]:
+    """The ``--drift-detector`` choices a regressor may use too (not ``BINARY_DETECTORS``).
+
+    >>> any_task_choices()
+    ['adwin', 'page-hinkley', 'kswin']
+    """
+    return [choice for choice, name in DETECTOR_CHOICES.items() if name not in BINARY_DETECTORS]
 
 
 class DriftConfigError(ValueError):
@@ -162,6 +186,11 @@ class DriftConfig:
         object.__setattr__(self, "detector", detector)
         object.__setattr__(self, "detector_name", DETECTOR_CHOICES[detector])
         object.__setattr__(self, "features", parse_features(self.features))
+        if self.features and self.detector_name in BINARY_DETECTORS:
+            raise DriftConfigError(
+                f"--drift-features with --drift-detector {detector}: a binary detector reads "
+                f"only 0/1 values; watch features with {' or '.join(any_task_choices())}"
+            )
         object.__setattr__(self, "warmup", check_count(self.warmup, "--drift-warmup", 0))
         object.__setattr__(
             self, "swap_window", check_count(self.swap_window, "--drift-swap-window", 10)
@@ -184,7 +213,7 @@ class DriftConfig:
         ... except ValueError as exc:
         ...     print(exc)
         --on-drift reset needs a drift detector; drop it or choose --drift-detector (adwin,
-        page-hinkley, kswin)
+        page-hinkley, kswin, ddm, eddm, hddm-a, hddm-w)
         """
         detector = str(settings.drift_detector)
         features = parse_features(settings.drift_features)

@@ -1,9 +1,10 @@
 """Drift detectors, and the watch that feeds one signal to one of them in its own unit.
 
-Detectors (``--drift-detector``, default ``adwin``):
+Detectors (``--drift-detector``, default ``adwin`` for every task):
 
-What each is for is measured by ``bench/bench_drift.py`` (its table is in bench/README.md,
-"Drift detectors"):
+What each is for is measured by ``bench/bench_drift.py`` on a regressor's error and by
+``bench/bench_drift_classify.py`` on a classifier's 0/1 error (their tables are in
+bench/README.md, "Drift detectors"):
 
 - ``adwin``: ``ADWIN(delta=0.002)``, :class:`streamlearn.drift.adwin.ADWIN`: River's
   ``drift.ADWIN`` to the last bit, compiled (C). The default: its bound uses the observed
@@ -19,7 +20,18 @@ What each is for is measured by ``bench/bench_drift.py`` (its table is in bench/
   ``page_hinkley``.
 - ``kswin``: ``KSWIN(alpha=1e-5, window_size=100, stat_size=30, seed=0)``: a
   Kolmogorov-Smirnov test per value, about 1 ms a record; at this ``alpha`` it missed most
-  changes of the error in the bench.
+  changes of the error in the bench (every one of a classifier's).
+
+For a classifier only, River's detectors of a 0/1 stream (``river.drift.binary``), fed the
+0/1 error as it is (no reference block: its unit is 1), one-sided (a rise of the error rate):
+``ddm`` (``DDM(warm_start=300)``), ``eddm`` (``EDDM(warm_start=300)``), ``hddm-a``
+(``HDDMA()``) and ``hddm-w`` (``HDDMW()``); events and telemetry name them ``ddm``, ``eddm``,
+``hddm_a``, ``hddm_w``. River's ``warm_start=30`` measures the error rate on too few records:
+DDM's minimum rate and EDDM's maximum distance between errors are then set by chance, and
+both false-alarmed several times as often (EDDM about 60 times) and missed more changes. On
+the bench's streams they are all behind ADWIN, which stays the default for a classifier:
+slower (DDM, HDDM_A), noisier (EDDM), or both missing changes a growing tree or a logistic
+regression makes (HDDM_W).
 
 The error's warm-up follows the model's learning curve: it lasts ``--drift-warmup`` records,
 then as many again while the error still falls (the mean of a round's second half below its
@@ -28,14 +40,17 @@ first half's by more than ``FALLING`` times the error's level at the start), up 
 hundred records) keeps learning well past a fixed warm-up, and its learning curve, bumps
 included, is not drift. Only a round whose second half's error is ``WARMUP_RISE`` times its
 first half's counts as a change during the warm-up (flagged at the round's end), and the
-warm-up goes on after it. A feature's warm-up is the fixed one.
+warm-up goes on after it; for a 0/1 error the rise must also exceed what chance gives with
+probability ``WARMUP_DELTA`` (a rare error's rate doubles by chance: 2 errors then 4). A
+feature's warm-up is the fixed one.
 
 A signal's unit comes from a reference block: the ``REFERENCE_RECORDS`` values after its
-warm-up. The error is divided by its mean over the block, a feature is centred and divided
-by its standard deviation, so the detectors' thresholds mean the same for errors of 0.001
-and of 1000. On the error only a rise counts: PageHinkley runs with ``mode="up"``; ADWIN
-and KSWIN (two-sided) count a detection only when the recent part's mean is above the
-older part's. Features use the two-sided test. Figures: ``docs/design.md``.
+warm-up. The error is divided by its mean over the block (a 0/1 error by at least one
+error in the block), a feature is centred and divided by its standard deviation, so the
+detectors' thresholds mean the same for errors of 0.001 and of 1000. On the error only a
+rise counts: PageHinkley runs with ``mode="up"``; ADWIN and KSWIN (two-sided) count a
+detection only when the recent part's mean is above the older part's. Features use the
+two-sided test. Figures: ``docs/design.md``.
 """
 
 from __future__ import annotations
@@ -44,7 +59,7 @@ import math
 from collections import deque
 from typing import Any
 
-from streamlearn.drift.config import DETECTOR_NAMES, DriftConfigError
+from streamlearn.drift.config import BINARY_DETECTORS, DETECTOR_CHOICES, DriftConfigError
 
 __all__ = [
     "FALLING",
@@ -65,8 +80,22 @@ MAX_WARMUP_ROUNDS = 20
 #: In the warm-up, a round whose second half's mean error is this many times its first
 #: half's is a change (a model's own learning curve does not double its error).
 WARMUP_RISE = 2.0
+#: A 0/1 error's warm-up rise is a change when chance gives it at most this probability
+#: (ADWIN's ``delta``).
+WARMUP_DELTA = 0.002
 #: The smallest unit a signal may get: a perfect model's reference error is 0.
 _MIN_SCALE = 1e-12
+
+
+def _chance_rise(first: int, second: int) -> float:
+    """How much the mean of ``second`` values in [0, 1] may exceed the mean of ``first``
+    others by chance, with probability at most ``WARMUP_DELTA`` (Hoeffding's bound on a
+    difference of two means: ``2 exp(-2 t^2 / (1/first + 1/second))``).
+
+    >>> round(_chance_rise(250, 250), 3)
+    0.166
+    """
+    return math.sqrt((1.0 / first + 1.0 / second) * math.log(2.0 / WARMUP_DELTA) / 2.0)
 
 
 def make_detector(name: str, *, rising: bool) -> Any:
@@ -96,7 +125,17 @@ def make_detector(name: str, *, rising: bool) -> Any:
         )
     if name == "kswin":
         return drift.KSWIN(alpha=1e-5, window_size=100, stat_size=30, seed=0)
-    raise DriftConfigError(f"unknown drift detector {name!r}; known: {', '.join(DETECTOR_NAMES)}")
+    # River's binary detectors: they read the 0/1 error as it is (see the module doc).
+    if name == "ddm":
+        return drift.binary.DDM(warm_start=300)
+    if name == "eddm":
+        return drift.binary.EDDM(warm_start=300)
+    if name == "hddm_a":
+        return drift.binary.HDDMA()
+    if name == "hddm_w":
+        return drift.binary.HDDMW()
+    known = ", ".join(DETECTOR_CHOICES.values())
+    raise DriftConfigError(f"unknown drift detector {name!r}; known: {known}")
 
 
 def _ours(detector: Any) -> bool:
@@ -122,6 +161,7 @@ class SignalWatch:
         centre: bool,
         warmup: int,
         converge: bool = False,
+        zero_one: bool = False,
     ):
         self.signal = signal
         self.feature = signal.removeprefix("feature:")
@@ -130,6 +170,9 @@ class SignalWatch:
         # Errors are divided by their mean (0 stays 0); features are centred and scaled.
         self.centre = centre
         self.converge = converge
+        # A classifier's 0/1 error: a warm-up rise must also be more than chance (see
+        # ``_end_round``), as a rare error's rate doubles by chance.
+        self.zero_one = zero_one
         self.restart(warmup)
 
     def restart(self, warmup: int) -> None:
@@ -158,6 +201,11 @@ class SignalWatch:
         self._flagged = False  # the last update flagged a change (so River resets on this one)
         # KSWIN: the values its window holds, to compare the recent part with the rest.
         self._recent: deque[float] | None = None
+
+    @property
+    def binary(self) -> bool:
+        """A detector of a 0/1 stream: it reads the values as they are (no reference block)."""
+        return self.detector_name in BINARY_DETECTORS
 
     @property
     def phase(self) -> str:
@@ -248,7 +296,13 @@ class SignalWatch:
     def _prime(self, value: float) -> bool:
         """Warm-up and reference block, one value; True for a rise flagged in the warm-up."""
         if self.warmup_left > 0:
-            return self._warm([value])[1] == 0
+            rose = self._warm([value])[1] == 0
+            if self.warmup_left == 0 and self.binary:
+                self._start_detector()
+            return rose
+        if self.binary:  # no warm-up at all: the detector starts with this value
+            self._start_detector()
+            return self.update(value)
         self.reference.append(value)
         if len(self.reference) == REFERENCE_RECORDS:
             self._start_detector()
@@ -259,6 +313,10 @@ class SignalWatch:
         one that completed a warm-up round flagged as a rise (it is the last taken), or -1."""
         size = len(values)
         start, hit = self._warm(values)
+        if self.binary:
+            if self.warmup_left == 0:
+                self._start_detector()
+            return start, hit
         if hit >= 0:
             return start, hit
         take = min(REFERENCE_RECORDS - len(self.reference), size - start)
@@ -311,6 +369,8 @@ class SignalWatch:
         if self.warmup_rounds == 1:
             self._initial_level = first
         rose = half > 0 and second > WARMUP_RISE * first
+        if rose and self.zero_one:
+            rose = second - first > _chance_rise(half, length - half)
         falling = half > 0 and first - second > FALLING * self._initial_level
         self._first_half = self._second_half = 0.0
         if (rose or falling) and self.warmup_rounds < MAX_WARMUP_ROUNDS:
@@ -327,13 +387,23 @@ class SignalWatch:
             self.warmup_rounds = 1
 
     def _start_detector(self) -> None:
-        """The reference block is complete: set the unit and build the detector."""
+        """The reference block is complete (a binary detector: the warm-up is over): set the
+        unit and build the detector."""
+        if self.binary:
+            self.scale = self.inv_scale = 1.0
+            self.detector = make_detector(self.detector_name, rising=self.rising)
+            self.ready = True
+            return
         n = len(self.reference)
         mean = math.fsum(self.reference) / n
         if self.centre:
             # Two passes over the block: no cancellation for features far from 0.
             spread = math.sqrt(math.fsum((v - mean) ** 2 for v in self.reference) / n)
             self.offset = mean
+        elif self.zero_one:
+            # A block without an error cannot tell a rate below one error in it: without
+            # this floor a perfect block would make the next error a rise of 10^12.
+            spread = max(mean, 1.0 / n)
         else:
             spread = mean
         self.scale = max(spread, _MIN_SCALE)
@@ -363,6 +433,7 @@ class SignalWatch:
         # A watch pickled before the warm-up followed the learning curve: a fixed warm-up.
         for name, default in (
             ("converge", False),
+            ("zero_one", False),
             ("round_length", 0),
             ("warmup_rounds", 0),
             ("_first_half", 0.0),

@@ -46,13 +46,14 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from streamlearn.drift.challenger import Challenger
-from streamlearn.drift.config import ACTIONS, DETECTOR_NAMES, DriftConfig
+from streamlearn.drift.config import ACTIONS, BINARY_DETECTORS, DETECTOR_NAMES, DriftConfig
 from streamlearn.drift.detectors import SignalWatch
+from streamlearn.drift.scoring import ClassScoring, Prediction, RegressionScoring, Scoring
 
 if TYPE_CHECKING:
     import numpy as np
-    from river import base
 
+    from streamlearn.classify.space import ClassSpace
     from streamlearn.interfaces import DriftLabels, ModelHost
 
 __all__ = ["MAX_EVENTS", "MAX_SWAPS", "DriftMonitor"]
@@ -78,6 +79,10 @@ class DriftMonitor:
     ----------
     config
         Detector, watched features, warm-up, action, swap window and cooldown.
+    classes
+        A classifier's class space (the learner's): the error is then the 0/1 error of the
+        class probabilities (``scoring.class_error``) and a challenger is scored the same
+        way. None (a regressor): the absolute error.
 
     Examples
     --------
@@ -107,8 +112,14 @@ class DriftMonitor:
 
     format = 1
 
-    def __init__(self, config: DriftConfig | None = None) -> None:
+    def __init__(
+        self, config: DriftConfig | None = None, *, classes: ClassSpace | None = None
+    ) -> None:
         self.config = config or DriftConfig()
+        #: The error of a prediction, and a challenger's (the task's; see ``scoring``).
+        self.scoring: Scoring = (
+            RegressionScoring() if classes is None else ClassScoring(classes)
+        )
         self.events: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
         self.events_total = 0
         self.suppressed = 0
@@ -129,6 +140,7 @@ class DriftMonitor:
             centre=False,
             warmup=config.warmup,
             converge=True,
+            zero_one=self.scoring.classification,
         )
         self.feature_watches = tuple(
             SignalWatch(
@@ -150,10 +162,17 @@ class DriftMonitor:
         """False when a detection can do no more than alert: the watched model stays."""
         return self.config.on_drift != "alert" or self.challenger is not None
 
+    @property
+    def classification(self) -> bool:
+        """Whether it watches a classifier (the 0/1 error)."""
+        return self.scoring.classification
+
     def observe(
-        self, index: int, x: Mapping[str, float], y: float, yhat: float, host: ModelHost
+        self, index: int, x: Mapping[str, float], y: float, yhat: Prediction, host: ModelHost
     ) -> None:
-        """One labeled record, after the model learned it (``yhat`` was predicted before).
+        """One labeled record, after the model learned it (``yhat`` was predicted before:
+        a regressor's value, or a classifier's class probabilities by code with ``y`` the
+        class code).
 
         ``index`` is the record's 0-based position in the stream; it is what
         ``drift_events`` report.
@@ -161,7 +180,7 @@ class DriftMonitor:
         self.records_observed += 1
         if not self._checked_host:
             self._check_host(host)
-        error = abs(y - yhat)
+        error = self.scoring.error(y, yhat)
         if self.challenger is not None and self._challenge(index, x, y, error, host):
             pass  # swapped: this record's error belongs to the replaced model, not to the new one
         elif self.error_watch.update(error):
@@ -181,7 +200,8 @@ class DriftMonitor:
     ) -> int:
         """Many learned records at once, when ``errors_only``; returns how many were seen.
 
-        ``indices`` and ``errors`` are lists or numpy arrays of the same length. Same results
+        ``indices`` and ``errors`` (the task's: absolute or 0/1) are lists or numpy arrays
+        of the same length. Same results
         as ``observe`` record by record, without building feature dicts; with the default
         ADWIN the errors go to the compiled detector a whole array at a time. It stops right
         after a detection that changed the model or started a challenger: the caller
@@ -314,7 +334,7 @@ class DriftMonitor:
         if telemetry is not None:
             telemetry.drift_action(action)
 
-    def _fresh_model(self, host: ModelHost) -> base.Regressor:
+    def _fresh_model(self, host: ModelHost) -> Any:
         factory = host.model_factory
         if factory is not None:
             return factory()
@@ -333,13 +353,15 @@ class DriftMonitor:
         """Test-then-train the challenger on this record; True when it was swapped in."""
         challenger = self.challenger
         assert challenger is not None
-        guess = challenger.test_then_train(x, y)
-        if not math.isfinite(guess):
+        mine = self.scoring.challenger_error(challenger.model, x, y)
+        if mine is None:  # a classifier that cannot predict yet: learned unscored
+            return False
+        if not math.isfinite(mine):
             log.warning("drift challenger diverged at record %d; dropped", index)
             self.challenger = None
             self._count_action("discard", host)
             return False
-        challenger.push(abs(y - guess), error)
+        challenger.push(mine, error)
         verdict = challenger.verdict()
         if verdict is None:
             return False
@@ -419,23 +441,30 @@ class DriftMonitor:
         }
 
     def telemetry_labels(self) -> DriftLabels:
-        """Keyword arguments for ``Telemetry`` that export each drift series at 0 from the start."""
+        """Keyword arguments for ``Telemetry`` that export each drift series at 0 from the start
+        (a classifier's monitor adds the binary detectors)."""
+        detectors = (*DETECTOR_NAMES, *BINARY_DETECTORS) if self.classification else DETECTOR_NAMES
         return {
-            "drift_detectors": DETECTOR_NAMES,
+            "drift_detectors": detectors,
             "drift_signals": self.config.signals,
             "drift_actions": ACTIONS,
         }
 
-    def resume_with(self, config: DriftConfig) -> DriftMonitor:
+    def resume_with(
+        self, config: DriftConfig, *, classes: ClassSpace | None = None
+    ) -> DriftMonitor:
         """This (restored) monitor under ``config``: itself when unchanged, else a new one.
 
-        A changed config restarts every detector (with warm-up) and keeps the history:
-        events, totals, counts and swaps.
+        ``classes``: the restored learner's class space (a classifier), which the monitor
+        scores a challenger with from now on. A changed config (or task) restarts every
+        detector (with warm-up) and keeps the history: events, totals, counts and swaps.
         """
-        if config == self.config:
+        if config == self.config and self.classification == (classes is not None):
+            if classes is not None:
+                self.scoring = ClassScoring(classes)
             return self
         log.info("drift options changed since the checkpoint (%s -> %s)", self.config, config)
-        fresh = DriftMonitor(config)
+        fresh = DriftMonitor(config, classes=classes)
         fresh.events.extend(self.events)
         fresh.events_total = self.events_total
         fresh.suppressed = self.suppressed
@@ -449,6 +478,7 @@ class DriftMonitor:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.pop("_checked_daemon", None)  # its name in monitors pickled by earlier versions
+        state.setdefault("scoring", RegressionScoring())  # pickled before classifiers
         self.__dict__.update(state)
         if not self.error_watch.converge:  # pickled when the error's warm-up was a fixed one
             self.error_watch.follow_learning_curve(self.config.warmup)
