@@ -723,3 +723,20 @@ def test_a_resumed_warm_start_keeps_its_classes(tmp_path: Path, a_01: tuple[Path
     summary = _run(stream, tmp_path / "B", dead_letter=str(dead), **flags)
     assert summary["records_learned"] == 149 and summary["classes"] == ["no", "yes"]
     assert [json.loads(line)["reason"] for line in dead.read_text().splitlines()] == ["third_class"]
+
+
+def test_a_classifier_a_as_a_pseudo_label_teacher(
+    tmp_path: Path, train: pd.DataFrame, probe: pd.DataFrame
+) -> None:
+    """``warm_teacher``: A for a run's class space, as the run's own warm start builds it."""
+    from streamlearn.classify.space import ClassSpace
+    from streamlearn.classify.warm import warm_teacher
+
+    sk = _fit(LogisticRegression(), train, _yes_no(train))
+    a = load_batch_model(_save(sk, tmp_path / "A", "joblib"), trust_pickle=True)
+    teacher = warm_teacher(a, ClassSpace(binary=True, positive="no"), lr=0.5)
+    reference = sk.predict_proba(probe[FEATURES])[:, ::-1]  # True: no, A's first class
+    np.testing.assert_allclose(_answers(teacher, probe, [False, True]), reference, atol=1e-12)
+    assert teacher.lr == 0.5
+    with pytest.raises(TransferError, match="is a binary classifier, and the run's model multi"):
+        warm_teacher(a, ClassSpace(binary=False))

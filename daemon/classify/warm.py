@@ -22,7 +22,7 @@ from streamlearn.classify.space import (
     pair_member,
 )
 from streamlearn.config import AppUsageError, Settings
-from streamlearn.models.batch import BatchModel
+from streamlearn.models.batch import BatchModel, TransferError
 
 __all__ = [
     "ClassMapError",
@@ -32,6 +32,7 @@ __all__ = [
     "match_classes",
     "parse_class_map",
     "warm_classifier_for",
+    "warm_teacher",
 ]
 
 
@@ -337,7 +338,6 @@ def warm_classifier_for(
     """
     from streamlearn.models.class_loaders import as_classifier
     from streamlearn.models.class_transfer import frozen_classifier, warm_classifier
-    from streamlearn.models.registry import final_estimator
 
     if settings.task == "regression":
         raise AppUsageError(
@@ -345,13 +345,9 @@ def warm_classifier_for(
             option="task",
         )
     a = as_classifier(a, settings.classes, settings.positive_class)
-    if a.kind == "river":
-        binary = not final_estimator(a.river_model)._multiclass
-    else:
-        binary = a.output == "sigmoid"
     match = match_classes(
         a,
-        binary,
+        _binary(a),
         class_map=settings.class_map,
         classes=settings.classes,
         positive=settings.positive_class,
@@ -374,3 +370,50 @@ def warm_classifier_for(
     model = rebuild()
     baseline = frozen_classifier(a, feature_map, stream_features, match.labels, match.flip)
     return WarmClassifier(model, baseline, rebuild, match.space)
+
+
+def _binary(a: BatchModel) -> bool:
+    """Whether classifier A knows two classes only (one sigmoid unit; River's binary ones)."""
+    from streamlearn.models.registry import final_estimator
+
+    if a.kind == "river":
+        return not final_estimator(a.river_model)._multiclass
+    return a.output == "sigmoid"
+
+
+def warm_teacher(a: BatchModel, classes: ClassSpace, lr: float | None = None) -> base.Classifier:
+    """Classifier A fine-tuning on, for a run of class space ``classes`` (a pseudo-label
+    teacher ``warm:PATH``): B as the run's own warm start builds it from A, its classes as A
+    names them and a binary one turned to the run's positive class.
+
+    >>> import numpy as np
+    >>> a = BatchModel("linear", "A", ("x",), 1, (np.array([[2.0]]),), (np.zeros(1),),
+    ...                ("identity",), output="sigmoid", classes=("yes", "no"))
+    >>> teacher = warm_teacher(a, ClassSpace(binary=True), lr=0.1)
+    >>> round(teacher.predict_proba_one({"x": 1.0})[True], 6)   # True is yes: A's first class
+    0.119203
+    >>> try:
+    ...     warm_teacher(a, ClassSpace(binary=False))
+    ... except TransferError as exc:
+    ...     print(exc)
+    A is a binary classifier, and the run's model multiclass: a teacher answers the run's
+    classes
+    """
+    from streamlearn.models.class_loaders import as_classifier
+    from streamlearn.models.class_transfer import warm_classifier
+
+    a = as_classifier(a, None, classes.declared_positive)
+    binary = _binary(a)
+    if binary != classes.binary:
+        a_kind, run_kind = ("binary", "multiclass") if binary else ("multiclass", "binary")
+        raise TransferError(
+            f"{a.origin} is a {a_kind} classifier, and the run's model {run_kind}: a teacher "
+            "answers the run's classes"
+        )
+    match = match_classes(
+        a,
+        binary,
+        positive=classes.declared_positive,
+        max_classes=max(classes.max_classes, len(a.classes or ())),
+    )
+    return warm_classifier(a, "finetune", lr=lr, labels=match.labels, flip=match.flip)
