@@ -126,8 +126,15 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
             from streamlearn.observe.face import make_telemetry, serve_http
 
             daemon.telemetry = make_telemetry(daemon, source, lag)
-            if keyed is not None:
-                keyed.watch(daemon.telemetry.registry, settings.metrics_top_keys)
+            if keyed is not None:  # the keys' bounded series
+                from streamlearn.observe.keys import KeyTelemetry
+
+                keyed.models.events = KeyTelemetry(
+                    daemon.telemetry.registry,
+                    metric=keyed.score_name,
+                    top_keys=settings.metrics_top_keys,
+                    held=keyed.models,
+                )
             serve_http(settings, daemon, daemon.telemetry, resources)
         daemon.logbook = open_logbook(settings, daemon, state, store, lag)  # logs the banner
         return App(daemon, resources)

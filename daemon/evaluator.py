@@ -67,7 +67,7 @@ class Evaluator(Learner):
         if not -DIVERGED < yhat < DIVERGED:
             return math.nan
         self._score(x, y, yhat)
-        return yhat
+        return float(yhat)
 
     def step_with_prediction(self, x: dict[str, float], y: float, yhat: float) -> None:
         """Score a prediction made earlier (a late label); nothing is learned."""

@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from streamlearn.classify.learner import ClassLearner
 from streamlearn.learner import Learner
@@ -21,9 +21,6 @@ from .codec import LearnerCodec
 from .manifest import KeysManifest
 from .store import KeyedModels
 from .tally import ClassTally, RegressionTally, Tally
-
-if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry
 
 __all__ = [
     "SORTS",
@@ -82,13 +79,13 @@ class KeyedRun:
             "key_loads": models.loads,
         }
 
-    def watch(self, registry: CollectorRegistry, top_keys: int) -> None:
-        """Export the keys' bounded series (``streamlearn.observe.keys``) on ``registry``."""
-        from streamlearn.observe.keys import KeyTelemetry
-
-        self.models.events = KeyTelemetry(
-            registry, metric=self.score_name, top_keys=top_keys, held=self.models
-        )
+    def serving(self, key: str) -> tuple[KeyLearner | None, str | None]:
+        """What predicts for ``key`` (HTTP): its learner, else the fallback and its name."""
+        learner = self.models.peek(key)
+        if learner is not None and learner.records_learned:
+            return learner, None
+        fallback = self.fallback_learner()
+        return fallback, self.fallback if fallback is not None else None
 
     def key(self, key: str) -> dict[str, Any] | None:
         """``inspect --key``'s object of ``key`` (None: no such key)."""

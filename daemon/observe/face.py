@@ -156,6 +156,7 @@ def serve_http(
         daemon.decoder.features,
         strict_features=settings.strict_features,
         learn=settings.http_learn,
+        keyed=daemon.keyed,
     )
 
     def model_info() -> dict[str, Any]:
@@ -178,6 +179,14 @@ def serve_http(
         telemetry=telemetry,
         not_ready=lambda: daemon.not_ready_reason,
     )
+    keyed = daemon.keyed
+    if keyed is not None:
+
+        def key_info(key: str) -> dict[str, Any] | None:
+            with daemon.lock:
+                return keyed.key(key)
+
+        server.key_info = key_info
     try:
         server.start()
     except MetricsServerError as exc:

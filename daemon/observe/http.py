@@ -17,7 +17,7 @@ import math
 import socket
 from collections.abc import Callable, Collection, Mapping
 from http import HTTPStatus
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
@@ -97,7 +97,7 @@ class _Handler(Replies):
         elif path == "/readyz":
             self._readyz()
         elif path == "/model":
-            self._json(HTTPStatus.OK, finite_or_null(app.model_info()))
+            self._model(parse_qs(urlsplit(self.path).query).get("key"))
         elif path == "/":
             self._page()
         elif path == "/status.json":
@@ -172,7 +172,8 @@ class _Handler(Replies):
     def _predict(self) -> None:
         app = self.app
         try:
-            queries, batch = parse_queries(self._read_body(), app.expected_features())
+            body = self._read_body()
+            queries, batch = parse_queries(body, app.expected_features(), app.key_info is not None)
             answers = app.predict_many(queries, batch)
         except BadRequest as exc:  # the body, or a feature refused under --strict-features
             too_large = exc.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
@@ -189,7 +190,8 @@ class _Handler(Replies):
             self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"predict failed: {exc!r}"})
             return
         documents: list[dict[str, object]] = []
-        for prediction, model_version, ignored, probabilities in answers:
+        for served in answers:
+            prediction, model_version, ignored, probabilities = served[:4]
             if not isinstance(prediction, str) and not math.isfinite(prediction):
                 # A diverged model must not hand NaN/inf to a client that will act on it.
                 app.count("unavailable")
@@ -205,6 +207,10 @@ class _Handler(Replies):
                 answer["probabilities"] = probabilities
             if ignored:
                 answer["ignored_features"] = list(ignored)
+            if isinstance(served, Prediction) and served.key is not None:
+                answer["key"] = served.key
+                if served.fallback is not None:  # a key without a model: the fallback's
+                    answer["fallback"] = served.fallback
             documents.append(answer)
         app.count("ok")
         self._json(HTTPStatus.OK, documents if batch else documents[0])
@@ -227,6 +233,21 @@ class _Handler(Replies):
             self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": f"cannot learn now: {exc}"})
             return
         self._json(HTTPStatus.OK, learned.document())
+
+    def _model(self, keys: list[str] | None) -> None:
+        """``GET /model``, or with ``?key=K`` a keyed daemon's model of that key (404: none)."""
+        app = self.app
+        if keys is None:
+            self._json(HTTPStatus.OK, finite_or_null(app.model_info()))
+        elif app.key_info is None:
+            self._json(HTTPStatus.BAD_REQUEST, {"error": "this daemon has one model (no --key-by)"})
+        else:
+            info = app.key_info(keys[0])
+            if info is None:
+                error = f"no model for key {keys[0]!r}: no labeled record of it learned yet"
+                self._json(HTTPStatus.NOT_FOUND, {"error": error})
+            else:
+                self._json(HTTPStatus.OK, finite_or_null(info))
 
     def _download(self) -> None:
         app = self.app
@@ -342,6 +363,8 @@ class MetricsServer:
         self.learn = learn
         self.download = download
         self.target = target
+        #: A keyed daemon's ``/model?key=K`` (None: not keyed); None answers 404.
+        self.key_info: Callable[[str], Mapping[str, object] | None] | None = None
         self._predict = predict
         self._requested_port = port
         #: Builds ``/status.json`` (the status page's data) from ``model_info`` and telemetry.

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TypeVar
 
@@ -50,6 +50,8 @@ class Query:
 
     features: dict[str, float]
     id: str | None = None
+    #: The model's key in a keyed daemon (``--key-by``): ``{"key": K, "x": {...}}``.
+    key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,10 +162,18 @@ def _unwrapped(
     return record, False
 
 
-def _query(record: dict[str, object], expected: Collection[str]) -> Query:
+def _query(record: dict[str, object], expected: Collection[str], keyed: bool = False) -> Query:
     record_id = _record_id(record)
-    values, _ = _unwrapped(record, ("id",))
-    return Query(_features(values, expected, skip=("id",)), record_id)
+    if not keyed:
+        values, _ = _unwrapped(record, ("id",))
+        return Query(_features(values, expected, skip=("id",)), record_id)
+    from streamlearn.keys.fields import key_text
+
+    key = key_text(record.get("key"))
+    if not isinstance(key, str):
+        raise BadRequest(f'"key": {key[1]} (a keyed daemon predicts {{"key": K, "x": {{...}}}})')
+    values, _ = _unwrapped(record, ("id", "key"))
+    return Query(_features(values, expected, skip=("id", "key")), record_id, key)
 
 
 def _example(record: dict[str, object], target: str, expected: Collection[str]) -> Example:
@@ -194,10 +204,13 @@ def _each(
     return out
 
 
-def parse_queries(body: bytes, expected: Collection[str]) -> tuple[list[Query], bool]:
+def parse_queries(
+    body: bytes, expected: Collection[str], keyed: bool = False
+) -> tuple[list[Query], bool]:
     """The records of a ``POST /predict`` body, and whether it was an array.
 
-    Values must be finite numbers; every name in ``expected`` must be present.
+    Values must be finite numbers; every name in ``expected`` must be present. ``keyed``:
+    each record names its model's key (``{"key": K, "x": {...}}``).
 
     >>> parse_queries(b'{"x": {"a": 1, "b": 2.5}}', expected=["a"])
     ([Query(features={'a': 1.0, 'b': 2.5}, id=None)], False)
@@ -210,7 +223,7 @@ def parse_queries(body: bytes, expected: Collection[str]) -> tuple[list[Query], 
     400 record 1: missing features: a
     """
     records, batch = _records(_load(body), 'features, or {"x": {...}}')
-    return _each(records, batch, lambda record: _query(record, expected)), batch
+    return _each(records, batch, lambda record: _query(record, expected, keyed)), batch
 
 
 def parse_examples(body: bytes, target: str, expected: Collection[str]) -> list[Example]:

@@ -27,6 +27,7 @@ from streamlearn.observe.json_bodies import BadRequest, Example, Query
 if TYPE_CHECKING:
     from streamlearn.classify.metrics import Proba
     from streamlearn.interfaces import LabelJoin, LearnerLike
+    from streamlearn.keys.run import KeyedRun
     from streamlearn.records import Decoded
     from streamlearn.state import CheckpointStore
 
@@ -61,6 +62,9 @@ class Prediction(NamedTuple):
     ignored_features: tuple[str, ...] = ()
     #: A classifier's class probabilities, by label.
     probabilities: dict[str, float] | None = None
+    #: A keyed daemon's: the key, and the fallback that answered for a key without a model.
+    key: str | None = None
+    fallback: str | None = None
 
     @property
     def finite(self) -> bool:
@@ -245,8 +249,11 @@ class ModelService:
         *,
         strict_features: bool = False,
         learn: bool = False,
+        keyed: KeyedRun | None = None,
     ) -> None:
         self.daemon = daemon
+        #: A keyed run's models (``--key-by``): each query names its key.
+        self.keyed = keyed
         self.fixed_features = frozenset(fixed_features) if fixed_features is not None else None
         self.strict_features = strict_features
         if self.fixed_features is None:
@@ -308,6 +315,8 @@ class ModelService:
         with an id waits for its label when ``learn`` is on. ``batch``: errors name the
         record."""
         with self._locked() as learner:
+            if self.keyed is not None:
+                return [self._keyed(query) for query in queries]
             known = self.known_features(learner)
             split = [split_known(query.features, known) for query in queries]
             for index, (_, ignored) in enumerate(split):
@@ -327,6 +336,21 @@ class ModelService:
                     raise _numbered(index, batch, too_large)
             self._remember(queries, split, [given for _, given in made])
         return answers
+
+    def _keyed(self, query: Query) -> Prediction:
+        """A keyed daemon's answer: the key's model, else the fallback's, else 404."""
+        assert self.keyed is not None and query.key is not None
+        learner, fallback = self.keyed.serving(query.key)
+        if learner is None:
+            raise BadRequest(
+                f"no model for key {query.key!r}: no labeled record of it learned yet "
+                "(--key-fallback none)",
+                HTTPStatus.NOT_FOUND,
+            )
+        kept, ignored = split_known(query.features, self.known_features(learner))
+        self._strict(ignored)
+        answer, _ = _answer(learner, kept, ignored)
+        return answer._replace(key=query.key, fallback=fallback)
 
     def _remember(
         self,

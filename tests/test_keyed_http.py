@@ -1,0 +1,139 @@
+"""A keyed daemon's HTTP face and telemetry: ``POST /predict`` with ``{"key": K, "x": ...}``
+answers that key's model (or the fallback's, marked), ``/model?key=K`` describes it, a key
+with no model is a 404 with a reason; the ``streamlearn_key*`` series stay bounded and
+promtool accepts them."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from prom_server import free_port
+from streamlearn.app import App, build
+from streamlearn.config import Settings
+
+ROWS = 300
+
+
+@dataclass
+class Keyed:
+    app: App
+    port: int
+    thread: threading.Thread
+
+    def call(self, method: str, path: str, document: object | None = None) -> tuple[int, Any]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        body = None if document is None else json.dumps(document)
+        connection.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        status, data = response.status, response.read()
+        connection.close()
+        return status, json.loads(data) if data.startswith((b"{", b"[")) else data.decode()
+
+
+def _start(tmp_path: Path, **options: Any) -> Keyed:
+    data = tmp_path / "stream.csv"
+    lines = ["store,a,y"]
+    for i in range(ROWS):
+        key = f"s{i % 3}"
+        a = (i % 7) / 7.0
+        lines.append(f"{key},{a!r},{(i % 3 + 1) * a!r}")
+    data.write_text("\n".join(lines) + "\n")
+    port = free_port()
+    settings = Settings(
+        source=str(data),
+        follow=True,
+        state_dir=tmp_path / "state",
+        metrics_port=port,
+        checkpoint_interval=0.2,
+        key_by="store",
+        **options,
+    )
+    app = build(settings)
+    thread = threading.Thread(target=app.daemon.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while app.daemon.inspect()["records_learned"] < ROWS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return Keyed(app, port, thread)
+
+
+@pytest.fixture
+def keyed(tmp_path: Path) -> Iterator[Keyed]:
+    daemon = _start(tmp_path, metrics_top_keys=2)
+    yield daemon
+    daemon.app.daemon.stop()
+    daemon.thread.join(30)
+    daemon.app.close()
+
+
+def test_predict_answers_the_keys_own_model(keyed: Keyed) -> None:
+    models = keyed.app.daemon.keyed
+    assert models is not None
+    status, answer = keyed.call("POST", "/predict", {"key": "s2", "x": {"a": 0.5}})
+    assert status == 200, answer
+    want = models.models.peek("s2")
+    assert want is not None
+    assert answer["prediction"] == want.model.predict_one({"a": 0.5})
+    assert answer["key"] == "s2" and "fallback" not in answer
+    other = keyed.call("POST", "/predict", {"key": "s0", "x": {"a": 0.5}})[1]
+    assert other["prediction"] != answer["prediction"]  # each key its own weights
+    status, missing = keyed.call("POST", "/predict", {"key": "nope", "x": {"a": 0.5}})
+    assert status == 404 and "no model for key 'nope'" in missing["error"]
+    status, unkeyed = keyed.call("POST", "/predict", {"x": {"a": 0.5}})
+    assert status == 400 and "key" in unkeyed["error"]
+
+
+def test_model_of_a_key(keyed: Keyed) -> None:
+    status, info = keyed.call("GET", "/model?key=s1")
+    assert status == 200
+    assert info["key"] == "s1" and info["records_learned"] == ROWS // 3
+    assert set(info["weights"]) == {"a"}
+    status, missing = keyed.call("GET", "/model?key=zz")
+    assert status == 404 and "zz" in missing["error"]
+    status, whole = keyed.call("GET", "/model")
+    assert status == 200 and whole["keys_total"] == 3 and whole["keys_live"] == 3
+
+
+def test_key_series_are_bounded_and_promtool_clean(keyed: Keyed) -> None:
+    keyed.app.daemon.checkpoint(wait=True)  # the keys' scores are written at a checkpoint
+    with urllib.request.urlopen(f"http://127.0.0.1:{keyed.port}/metrics") as response:
+        text = response.read().decode()
+    assert "streamlearn_keys_live 3.0" in text
+    assert "streamlearn_keys_held 3.0" in text
+    worst = [line for line in text.splitlines() if line.startswith("streamlearn_key_worst_")]
+    assert len(worst) == 2  # --metrics-top-keys 2
+    assert 'key="s2"' in worst[0] or 'key="s2"' in worst[1]  # the largest targets, worst MAE
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed")
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_global_fallback_answers_for_a_new_key(tmp_path: Path) -> None:
+    daemon = _start(tmp_path, key_fallback="global")
+    try:
+        status, answer = daemon.call("POST", "/predict", {"key": "new", "x": {"a": 0.5}})
+        assert status == 200, answer
+        assert answer["fallback"] == "global" and answer["key"] == "new"
+        keyed = daemon.app.daemon.keyed
+        assert keyed is not None and keyed.tally.keyed.fallback is not None
+        assert answer["prediction"] == keyed.tally.keyed.fallback.model.predict_one({"a": 0.5})
+    finally:
+        daemon.app.daemon.stop()
+        daemon.thread.join(30)
+        daemon.app.close()
