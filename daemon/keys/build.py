@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamlearn.config import AppError, AppUsageError, Settings
 from streamlearn.curve import Curve
+from streamlearn.drift.config import DEFAULT_DETECTOR
 
 from .codec import KEY_CURVE_POINTS, LearnerCodec, describe_regression
 from .fields import MESSAGE_KEY
@@ -62,8 +63,10 @@ def check_keyed(settings: Settings) -> None:
         raise AppUsageError(f"--key-by {by}: the key is never a feature (drop it from --features)")
     if settings.key_fallback == "warm" and settings.warm_start is None:
         raise AppUsageError("--key-fallback warm predicts with model A: give --warm-start")
+    detector = settings.drift.drift_detector
     refused = (
         ("no-learn", settings.no_learn, "--no-learn"),
+        ("drift-detector", detector not in ("none", DEFAULT_DETECTOR), "--drift-detector"),
         ("pseudo-label", settings.pseudo.pseudo_label, "--pseudo-label"),
         ("drift-features", bool(settings.drift.drift_features), "--drift-features"),
     )
@@ -224,10 +227,11 @@ def open_keyed(
     if settings.key_fallback == "global" and tally.keyed.fallback is None:
         tally.keyed.fallback = new_learner()
     log.info(
-        "one model per key (--key-by %s): %d keys held, at most %d in memory",
+        "one model per key (--key-by %s): %d keys held, at most %d in memory%s",
         settings.key_by,
         len(models),
         models.max_live,
+        "" if settings.drift.drift_detector == "none" else "; no drift monitor (not per key yet)",
     )
     return KeyedRun(
         models,
