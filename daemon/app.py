@@ -99,7 +99,11 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
         resources.callback(predictions.close)
         extensions = state.get("extensions", {}) if state is not None else {}
         pseudo, join = _pseudo_parts(settings, spec, extensions, learner)
-        monitor = _drift_monitor(settings, extensions, reading.features) if keyed is None else None
+        monitor = (
+            _drift_monitor(settings, extensions, reading.features, learner)
+            if keyed is None
+            else None
+        )
         daemon = Daemon(
             source,
             reading.decoder,
@@ -457,14 +461,22 @@ def _pseudo_parts(
 
 
 def _drift_monitor(
-    settings: Settings, extensions: dict[str, Any], stream_features: list[str] | None
+    settings: Settings,
+    extensions: dict[str, Any],
+    stream_features: list[str] | None,
+    learner: Learner | ClassLearner,
 ) -> DriftMonitor | None:
-    """The drift monitor (ADWIN on the prequential error, alerting, unless told otherwise)."""
+    """The drift monitor (ADWIN on the prequential error, alerting, unless told otherwise; a
+    classifier's watches its 0/1 error, scored with the learner's class space)."""
+    from streamlearn.classify.learner import ClassLearner
     from streamlearn.drift.build import build_monitor
 
     try:
         return build_monitor(
-            settings.drift, restored=extensions.get("drift"), known_features=stream_features
+            settings.drift,
+            restored=extensions.get("drift"),
+            known_features=stream_features,
+            classes=learner.classes if isinstance(learner, ClassLearner) else None,
         )
     except ValueError as exc:  # DriftConfigError: its message names the option
         raise AppUsageError(str(exc)) from None

@@ -10,11 +10,13 @@ learned (the oracle).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from river import naive_bayes
 
+from streamhelpers import cli
 from streamlearn.classify.space import ClassSpace
 from streamlearn.drift.build import build_monitor
 from streamlearn.drift.challenger import Challenger
@@ -36,7 +39,9 @@ from streamlearn.drift.config import (
 )
 from streamlearn.drift.monitor import DriftMonitor
 from streamlearn.drift.scoring import class_error
+from streamlearn.models.registry import build_model
 from streamlearn.observe.telemetry import Telemetry
+from streamlearn.state import CheckpointStore
 
 ROWS, CHANGE = 6000, 3000
 #: Every detector must flag the quarter turn within this many records (EDDM is the slowest
@@ -424,3 +429,56 @@ def test_detections_are_logged_for_a_classifier(caplog: pytest.LogCaptureFixture
         run(monitor, host, class_stream(seed=0))
     (record,) = [r for r in caplog.records if "drift at record" in r.getMessage()]
     assert "hddm_w flagged a rise of the error; alert only" in record.getMessage()
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+def _class_csv(path: Path, rows: list[Row]) -> None:
+    lines = ["a,b,label"] + [f"{x['a']!r},{x['b']!r},{int(y)}" for x, y in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("model", ["logistic", "GaussianNB"])
+def test_a_classification_replay_with_ddm_resets_the_classifier(tmp_path: Path, model: str) -> None:
+    # logistic learns CSV blocks in the kernels (the monitor gets arrays of 0/1 errors);
+    # GaussianNB goes record by record (the monitor gets each record's probabilities).
+    rows = class_stream(seed=0)
+    path, state = tmp_path / "turn.csv", tmp_path / "state"
+    _class_csv(path, rows)
+    result = cli(
+        "replay", str(path), "--target", "label", "--model", model, "--state-dir", str(state),
+        "--drift-detector", "ddm", "--on-drift", "reset", "--inspect-json", timeout=300,
+    )  # fmt: skip
+    summary = json.loads(result.stdout)
+    assert summary["task"] == "classification"
+    resets = [e for e in summary["drift_events"] if e["action"] == "reset"]
+    assert resets and resets[0]["detector"] == "ddm" and resets[0]["signal"] == "error"
+    assert CHANGE <= resets[0]["record"] < CHANGE + MAX_DELAY
+    assert summary["drift"]["actions"]["reset"] == len(resets)
+    assert "drift at record" in result.stderr
+    r = resets[-1]["record"]
+    # The oracle: a fresh model that learned only the records after the last reset.
+    if model == "logistic":
+        oracle = build_model("logistic")
+        trained(oracle, rows[r + 1 :])
+        assert summary["weights"] == pytest.approx(oracle.weights, rel=0, abs=1e-12)
+        assert summary["intercept"] == pytest.approx(oracle.intercept, rel=0, abs=1e-12)
+    else:
+        loaded = CheckpointStore(state).load()
+        assert loaded is not None
+        oracle = naive_bayes.GaussianNB()  # a multiclass model: it learns the label text
+        for x, y in rows[r + 1 :]:
+            oracle.learn_one(x, str(int(y)))
+        same_model(loaded.state["learner"].model, oracle)
+    assert summary["records_learned"] == ROWS  # the metrics carry on over the reset
+
+
+def test_a_binary_detector_for_a_regressor_is_refused_on_the_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "numbers.csv"
+    path.write_text("a,y\n" + "".join(f"{i},{2 * i}.5\n" for i in range(20)))
+    result = cli("replay", str(path), "--drift-detector", "hddm-w", check=False)
+    assert result.returncode == 2
+    assert "--drift-detector hddm-w reads a 0/1 error" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("Error: --drift-detector hddm-w reads")
