@@ -31,3 +31,15 @@ def test_inspect_keys_lists_worst_first(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "no key 'nope'" in missing.stderr
     whole = json.loads(cli("inspect", str(state), "--json").stdout)
     assert (whole["keys_total"], whole["records_learned"]) == (KEYS, 600)
+
+
+def test_inspect_text_names_the_keys(tmp_path: Path) -> None:
+    keys, X, y = keyed_rows(200, seed=12)
+    path = tmp_path / "keyed.csv"
+    write_keyed(path, keys, X, y)
+    state = tmp_path / "state"
+    replay(path, state, "--model", "sgd")
+    text = cli("inspect", str(state)).stdout
+    assert f"keys             {len(set(keys))} held, {len(set(keys))} in memory then" in text
+    listing = cli("inspect", str(state), "--keys", "--top", "3").stdout.splitlines()
+    assert listing[0].split() == ["key", "records", "mae"] and len(listing) == 4

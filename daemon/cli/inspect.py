@@ -212,6 +212,9 @@ def _parts(summary: Mapping[str, Any]) -> list[str]:
                 f"{pending['expired']} expired (ttl {pending['ttl']})",
             )
         )
+    if summary.get("keyed"):  # one model per key
+        held, live = summary.get("keys_total", 0), summary.get("keys_live", 0)
+        lines.append(_line("keys", f"{held} held, {live} in memory then (inspect --keys, --key K)"))
     size = summary.get("tree")
     if size is not None:
         lines.append(
