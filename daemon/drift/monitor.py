@@ -117,9 +117,7 @@ class DriftMonitor:
     ) -> None:
         self.config = config or DriftConfig()
         #: The error of a prediction, and a challenger's (the task's; see ``scoring``).
-        self.scoring: Scoring = (
-            RegressionScoring() if classes is None else ClassScoring(classes)
-        )
+        self.scoring: Scoring = RegressionScoring() if classes is None else ClassScoring(classes)
         self.events: deque[dict[str, Any]] = deque(maxlen=MAX_EVENTS)
         self.events_total = 0
         self.suppressed = 0
