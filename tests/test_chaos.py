@@ -213,8 +213,21 @@ def replayable(chaos: Chaos) -> Iterator[None]:
         ) from exc
 
 
-def print_counts(chaos: Chaos, started: float) -> None:
+def check_the_end(
+    chaos: Chaos, started: float, state: Path, stream: Writer | Producer
+) -> dict[str, Any]:
+    """After the daemon stopped: no traceback, every kind of event done, and each record of the
+    stream learned, rejected or taken as unlabeled once. The state's ``inspect --json``."""
+    log = chaos.daemon.log.read_text()
+    assert "Traceback" not in log, log
     print(f"chaos seed {SEED}: {dict(chaos.counts)} in {time.monotonic() - started:.1f} s")
+    assert set(chaos.counts) == set(chaos.events), "an event never happened"
+    summary = inspect_json(state)
+    assert summary["records_learned"] == stream.count("labeled")
+    assert summary["records_rejected"] == stream.count("bad")
+    assert summary["records_unlabeled"] == stream.count("unlabeled")
+    assert summary["divergence_events"] == 0
+    return summary
 
 
 # -- the followed file ---------------------------------------------------------------------
@@ -407,16 +420,7 @@ def test_chaos_on_a_followed_file_learns_every_row_exactly_once(tmp_path, small_
             assert daemon.terminate() == 0, daemon.tail()
         finally:
             daemon.close()
-        log = daemon.log.read_text()
-        assert "Traceback" not in log, log
-        print_counts(chaos, started)
-        assert set(chaos.counts) == set(chaos.events), "an event never happened"
-
-        summary = inspect_json(state)
-        assert summary["records_learned"] == labeled
-        assert summary["records_rejected"] == writer.count("bad")
-        assert summary["records_unlabeled"] == writer.count("unlabeled")
-        assert summary["divergence_events"] == 0
+        summary = check_the_end(chaos, started, state, writer)
         letters = read_jsonl(dead)
         assert [(entry["raw"], entry["position"]["offset"]) for entry in letters] == [
             (row.raw.decode(), row.offset) for row in writer.rows if row.kind == "bad"
@@ -575,17 +579,8 @@ def test_chaos_on_a_kafka_run_learns_every_record_exactly_once(
             assert daemon.terminate() == 0, daemon.tail()
         finally:
             daemon.close()
-        log = daemon.log.read_text()
-        assert "Traceback" not in log, log
-        print_counts(chaos, started)
-        assert set(chaos.counts) == set(chaos.events), "an event never happened"
+        summary = check_the_end(chaos, started, state, producer)
         assert len(ends) == 3, ends  # keyed and unkeyed records reached every partition
-
-        summary = inspect_json(state)
-        assert summary["records_learned"] == labeled
-        assert summary["records_rejected"] == producer.count("bad")
-        assert summary["records_unlabeled"] == producer.count("unlabeled")
-        assert summary["divergence_events"] == 0
         letters = read_jsonl(dead)
         positions = [(e["position"]["partition"], e["position"]["offset"]) for e in letters]
         assert len(positions) == len(set(positions)), "a dead letter written twice"

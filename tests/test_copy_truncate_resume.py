@@ -35,14 +35,20 @@ def drain(source: FileSource) -> list[bytes]:
     return out
 
 
-@pytest.mark.parametrize("refill", [5, 500], ids=["shorter", "refilled-past-the-old-size"])
-def test_a_followed_file_truncated_while_down_is_read_from_its_start(tmp_path, caplog, refill):
-    path = tmp_path / "live.csv"
+def _read_to_the_end(path: Path) -> dict:
+    """Write a header and rows 0..100 to ``path``, follow it to its end: the source's snapshot."""
     path.write_bytes(b"a,b,y\n" + rows(0, 100))
     source = FileSource(path, follow=True)
     drain(source)
     snapshot = source.snapshot()
     source.close()
+    return snapshot
+
+
+@pytest.mark.parametrize("refill", [5, 500], ids=["shorter", "refilled-past-the-old-size"])
+def test_a_followed_file_truncated_while_down_is_read_from_its_start(tmp_path, caplog, refill):
+    path = tmp_path / "live.csv"
+    snapshot = _read_to_the_end(path)
     with open(path, "r+b") as handle:  # copytruncate, then the writer goes on
         handle.truncate(0)
         handle.write(rows(100, refill))
@@ -55,11 +61,7 @@ def test_a_followed_file_truncated_while_down_is_read_from_its_start(tmp_path, c
 
 def test_a_file_truncated_then_rotated_while_down_is_read_from_its_start_first(tmp_path):
     path = tmp_path / "live.csv"
-    path.write_bytes(b"a,b,y\n" + rows(0, 100))
-    source = FileSource(path, follow=True)
-    drain(source)
-    snapshot = source.snapshot()
-    source.close()
+    snapshot = _read_to_the_end(path)
     with open(path, "r+b") as handle:
         handle.truncate(0)
         handle.write(rows(100, 5))

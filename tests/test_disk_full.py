@@ -80,6 +80,15 @@ def _oracle(stop: int) -> tuple[np.ndarray, float, int]:
     return theta, theta0, len(rows)
 
 
+def _fill_after_the_first_rows(proc: subprocess.Popen, path: Path, state: Path, disk: Path) -> Path:
+    """Once rows 0..300 are checkpointed, fill ``disk`` and append rows 300..3000; the filler."""
+    wait_for(lambda: records_learned(state) == _oracle(300)[2], "the first rows", proc=proc)
+    filler = fill_disk(disk)
+    with open(path, "a") as handle:
+        handle.write(_rows(300, 3000))
+    return filler
+
+
 def _check_learned_once(state: Path, stop: int) -> None:
     summary = inspect_json(state)
     theta, theta0, learned = _oracle(stop)
@@ -119,10 +128,7 @@ def test_a_full_dead_letter_disk_pauses_until_space_returns(tmp_path, small_disk
         path, state, "--dead-letter", str(dead), "--predictions", str(predictions), port=port
     )
     try:
-        wait_for(lambda: records_learned(state) == _oracle(300)[2], "the first rows", proc=proc)
-        filler = fill_disk(small_disk)
-        with open(path, "a") as handle:
-            handle.write(_rows(300, 3000))
+        filler = _fill_after_the_first_rows(proc, path, state, small_disk)
         wait_for(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 503, "not ready", proc=proc)
         _, body = _get(f"http://127.0.0.1:{port}/readyz")
         assert "disk" in body and "full" in body, body
@@ -149,10 +155,7 @@ def test_sigterm_on_a_full_dead_letter_disk_is_one_line_and_loses_nothing(tmp_pa
     path.write_text("a,b,y\n" + _rows(0, 300))
     proc = _run(path, state, "--dead-letter", str(dead))
     try:
-        wait_for(lambda: records_learned(state) == _oracle(300)[2], "the first rows", proc=proc)
-        filler = fill_disk(small_disk)
-        with open(path, "a") as handle:
-            handle.write(_rows(300, 3000))
+        filler = _fill_after_the_first_rows(proc, path, state, small_disk)
         wait_for(lambda: "No space left" in _peek(proc), "the pause", proc=proc)
     finally:
         code, stderr = _stop(proc)
@@ -169,10 +172,7 @@ def test_a_full_state_dir_pauses_and_sigterm_then_loses_nothing(tmp_path, small_
     port = free_port()
     proc = _run(path, state, port=port)
     try:
-        wait_for(lambda: records_learned(state) == _oracle(300)[2], "the first rows", proc=proc)
-        filler = fill_disk(small_disk)
-        with open(path, "a") as handle:
-            handle.write(_rows(300, 3000))
+        filler = _fill_after_the_first_rows(proc, path, state, small_disk)
         wait_for(lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 503, "not ready", proc=proc)
         assert "full" in _get(f"http://127.0.0.1:{port}/readyz")[1]
         assert _paused_metric(port) == 1.0
