@@ -8,6 +8,7 @@ of a point is the mean of the window's losses then; the cumulative one the runni
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,18 +40,30 @@ def rolling_loss(window: Window) -> float:
 
 @dataclass(frozen=True)
 class LossMark:
-    """What a block's loss points start from: records learned, the window's losses (oldest
-    first) and the running mean's state, taken before the block."""
+    """What a block's loss points start from, taken before the block: records learned, the
+    window's ring of losses (a copy, slot by slot: one memcpy per block), its next slot and
+    length, and the running mean's state."""
 
     learned: int
-    losses: tuple[float, ...]
+    ring: array[float]
+    next: int
+    len: int
     n: float
     mean: float
+
+    def losses(self) -> NDArray[np.float64]:
+        """The window's losses, oldest first."""
+        import numpy as np
+
+        ring = np.frombuffer(self.ring, dtype=np.float64)
+        if self.len < len(ring):  # not full: the first slots, in order
+            return ring[: self.len]
+        return np.concatenate((ring[self.next :], ring[: self.next]))
 
 
 def mark(learned: int, window: Window, loss: Mean) -> LossMark:
     """The ``LossMark`` of a learner before a block."""
-    return LossMark(learned, tuple(window.loss[i] for i in window.in_order()), loss.n, loss.get())
+    return LossMark(learned, window.loss[:], window.next, window.len, loss.n, loss.get())
 
 
 def block_points(
@@ -61,7 +74,8 @@ def block_points(
     ``size``: the window's.
 
     >>> import numpy as np
-    >>> start = LossMark(learned=2, losses=(4.0, 2.0), n=2.0, mean=3.0)
+    >>> ring = array("d", [2.0, 4.0])  # 4.0 came first: the next slot to write is 1
+    >>> start = LossMark(learned=2, ring=ring, next=1, len=2, n=2.0, mean=3.0)
     >>> block_points(start, np.array([1.0, 3.0, 5.0]), stride=2, size=2)
     [[4.0, 2.0, 2.5]]
     """
@@ -72,10 +86,11 @@ def block_points(
     if not at.size:
         return []
     i = at - start.learned - 1  # the block's record that made each point
-    before = len(start.losses)
-    sums = np.concatenate(([0.0], np.cumsum(np.concatenate((start.losses, losses)))))
+    before = start.len
+    sums = np.concatenate(([0.0], np.cumsum(np.concatenate((start.losses(), losses)))))
     ends = before + i + 1
     width = np.minimum(size, ends)
     rolling = (sums[ends] - sums[ends - width]) / width
     cumulative = (start.n * start.mean + (sums[ends] - sums[before])) / (start.n + i + 1)
-    return np.column_stack([at, rolling, cumulative]).tolist()
+    points: list[list[float]] = np.column_stack([at, rolling, cumulative]).tolist()
+    return points

@@ -286,6 +286,7 @@ class ClassBlockLearner(BlockReader):
     def _score(self, learner: ClassLearner, scored: Scored, mean: tuple[float, float]) -> None:
         """The class metrics, window, curve and count of the learned rows; ``mean`` is the
         running mean of the loss after them, as ``(n, mean)``."""
+        start = learner.loss_mark()
         y, pred = scored.y, scored.pred
         metrics = learner.metrics
         correct0 = metrics.right
@@ -294,6 +295,7 @@ class ClassBlockLearner(BlockReader):
         right = _fill_window(learner.window, scored)
         correct = np.cumsum(y == pred) + correct0
         _add_curve_points(learner, counts, correct, right)
+        learner.add_loss_points(start, scored.loss)
         learner.records_learned = counts[0] + len(y)
         if learner.feature_names is not None:
             learner.feature_names.update(self.features)
