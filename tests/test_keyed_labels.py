@@ -106,3 +106,40 @@ def test_reset_starts_every_key_afresh(tmp_path: Path) -> None:
     assert (summary["keys_total"], summary["records_learned"]) == (1, 1)
     keys = json.loads(cli("inspect", str(state), "--keys", "--json").stdout)
     assert [row["key"] for row in keys] == ["z"]
+
+
+def test_warm_start_each_key_from_model_a_and_warm_fallback(tmp_path: Path) -> None:
+    import pandas as pd
+    import skops.io
+    from sklearn.linear_model import LinearRegression
+
+    frame = pd.DataFrame({"f": [0.0, 1.0, 2.0, 3.0], "g": [1.0, 0.0, 1.0, 0.0]})
+    a = LinearRegression().fit(frame, 3.0 * frame["f"] - frame["g"] + 0.5)
+    model_a = tmp_path / "a.skops"
+    skops.io.dump(a, model_a)
+    path = tmp_path / "events.jsonl"
+    events = [
+        {"store": "k1", "x": {"f": 1.0, "g": 1.0}, "y": 5.0},
+        {"store": "k2", "x": {"f": 2.0, "g": 0.0}, "y": 1.0},
+        {"store": "k1", "x": {"f": 1.0, "g": 1.0}, "y": 5.0},
+        {"store": "new", "x": {"f": 2.0, "g": 1.0}},
+    ]
+    path.write_text("".join(json.dumps(event) + "\n" for event in events))
+    predictions = tmp_path / "pred.jsonl"
+    cli(
+        "replay", str(path), "--key-by", "store", "--warm-start", str(model_a),
+        "--features", "f,g", "--key-fallback", "warm", "--predictions", str(predictions),
+        "--predictions-all", "--state-dir", str(tmp_path / "s"),
+    )  # fmt: skip
+    lines = _lines(predictions)
+    a_of = [float(a.predict(pd.DataFrame([event["x"]]))[0]) for event in events]
+    # each key's first record is predicted by its own copy of A, before it learned anything
+    assert lines[0]["key"] == "k1" and abs(lines[0]["prediction"] - a_of[0]) < 1e-9
+    assert lines[1]["key"] == "k2" and abs(lines[1]["prediction"] - a_of[1]) < 1e-9
+    # k1 learned its first record: its second prediction is its own, no longer A's
+    assert abs(lines[2]["prediction"] - a_of[2]) > 1e-6
+    # a key without a model: model A answers, marked
+    assert lines[3]["fallback"] == "warm" and abs(lines[3]["prediction"] - a_of[3]) < 1e-9
+    # the keys' states name model A by reference: inspect reads them back with it
+    one = json.loads(cli("inspect", str(tmp_path / "s"), "--key", "k1", "--json").stdout)
+    assert one["records_learned"] == 2 and set(one["weights"]) == {"f", "g"}
