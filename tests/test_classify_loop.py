@@ -17,8 +17,10 @@ from river import linear_model, tree
 from river import metrics as rm
 
 from streamhelpers import STREAMLEARN, cli, inspect_json
+from streamlearn.app import build
 from streamlearn.classify.learner import ClassLearner
 from streamlearn.classify.space import ClassSpace
+from streamlearn.config import Settings
 
 
 def _rows(n: int, seed: int) -> list[tuple[dict[str, float], bool]]:
@@ -322,3 +324,46 @@ def test_a_baseline_is_scored_beside_the_model_and_serves_while_more_accurate():
     assert learner.summary()["accuracy"] > base["accuracy"] + 0.2
     assert not learner.guard.serving_baseline
     assert learner.serve({"a": -1.0, "b": 1.0}) == learner.predict({"a": -1.0, "b": 1.0})
+
+
+def test_a_class_first_seen_in_a_late_label_scores_alike_at_any_batch_size(tmp_path):
+    # Class "c" first comes as a late label. The decoder learns its name a batch ahead of the
+    # model: the features waiting for it were predicted before the model knew "c", and River
+    # scores a class its probabilities do not name as 0, at whatever batch size it arrived.
+    rnd = random.Random(5)
+    lines: list[dict[str, Any]] = []
+    for i in range(120):
+        label = "abc"[i % 3] if i >= 30 else "ab"[i % 2]
+        x = {"u": rnd.gauss({"a": 0, "b": 2, "c": -2}[label], 1), "v": rnd.random()}
+        if i == 30:  # the first "c": its label comes two records later
+            lines.append({"id": f"r{i}", "x": x})
+            pending = {"id": f"r{i}", "y": label}
+        else:
+            lines.append({"id": f"r{i}", "x": x, "y": label})
+        if i == 32:
+            lines.append(pending)
+    path = tmp_path / "late.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    found = []
+    for size in (1, 100):  # the loop's batch size is internal: no flag, so built here
+        params = {"source": str(path), "follow": False, "model": "SoftmaxRegression",
+                  "label_ttl": "1000r", "drift_detector": "none"}  # fmt: skip
+        app = build(Settings.from_params(params, batch_size=size))
+        try:
+            found.append(app.daemon.run()["metrics"]["cross_entropy"])
+        finally:
+            app.close()
+    model, loss = linear_model.SoftmaxRegression(), rm.CrossEntropy()
+    waiting: dict[str, tuple[dict[str, float], dict[str, float]]] = {}
+    for line in lines:
+        if "x" not in line:
+            x, proba = waiting.pop(line["id"])
+        elif "y" not in line:
+            waiting[line["id"]] = (line["x"], model.predict_proba_one(line["x"]))
+            continue
+        else:
+            x, proba = line["x"], model.predict_proba_one(line["x"])
+        if proba:
+            loss.update(line["y"], proba)
+        model.learn_one(x, line["y"])
+    assert found[0] == found[1] == pytest.approx(loss.get(), rel=1e-12)
