@@ -439,6 +439,7 @@ def _class_csv(path: Path, rows: list[Row]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["logistic", "GaussianNB"])
 def test_a_classification_replay_with_ddm_resets_the_classifier(tmp_path: Path, model: str) -> None:
     # logistic learns CSV blocks in the kernels (the monitor gets arrays of 0/1 errors);
@@ -474,6 +475,7 @@ def test_a_classification_replay_with_ddm_resets_the_classifier(tmp_path: Path, 
     assert summary["records_learned"] == ROWS  # the metrics carry on over the reset
 
 
+@pytest.mark.slow
 def test_a_binary_detector_for_a_regressor_is_refused_on_the_command_line(tmp_path: Path) -> None:
     path = tmp_path / "numbers.csv"
     path.write_text("a,y\n" + "".join(f"{i},{2 * i}.5\n" for i in range(20)))
