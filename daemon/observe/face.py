@@ -174,6 +174,7 @@ def serve_http(
         learn=service.learn if settings.http_learn else None,
         download=service.download if settings.http_download else None,
         target=settings.target,
+        labels=daemon.learner.task == "classification",
         model_info=model_info,
         expected_features=lambda: expected,
         telemetry=telemetry,

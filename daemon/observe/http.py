@@ -224,7 +224,9 @@ class _Handler(Replies):
             )
             return
         try:
-            examples = parse_examples(self._read_body(), app.target, app.expected_features())
+            examples = parse_examples(
+                self._read_body(), app.target, app.expected_features(), app.labels
+            )
             learned = app.learn(examples)
         except BadRequest as exc:
             self._json(exc.status, {"error": str(exc)})
@@ -297,9 +299,9 @@ class MetricsServer:
     predict_many
         ``POST /predict`` with ids or a JSON array (``ModelService.predict_many``); without
         it, each record goes to ``predict`` and ids are not kept.
-    learn, download, target
-        ``POST /learn`` (its records' label is under ``target``) and ``GET /model/download``;
-        each answers 403 while None (off).
+    learn, download, target, labels
+        ``POST /learn`` (its records' label is under ``target``; ``labels``: a classifier's,
+        label text) and ``GET /model/download``; each answers 403 while None (off).
     max_connections, workers, request_deadline
         Open connections at once (more are answered 503), threads answering complete
         requests, and seconds a client has to send a whole request (else 408).
@@ -343,6 +345,7 @@ class MetricsServer:
         learn: Learn | None = None,
         download: Download | None = None,
         target: str = "y",
+        labels: bool = False,
     ) -> None:
         if not 0 <= port <= 65535:
             raise ValueError(f"port must be in 0..65535, got {port}")
@@ -363,6 +366,7 @@ class MetricsServer:
         self.learn = learn
         self.download = download
         self.target = target
+        self.labels = labels
         #: A keyed daemon's ``/model?key=K`` (None: not keyed); None answers 404.
         self.key_info: Callable[[str], Mapping[str, object] | None] | None = None
         self._predict = predict

@@ -7,7 +7,8 @@ an answer's NaN and infinities become ``null`` (JSON has no such numbers).
 A body is one record or a JSON array of up to :data:`MAX_RECORDS`. A record is
 ``{"x": {...features}}`` or a flat object of features; ``"id"`` (a string or an integer) is
 the record's id, never a feature; in ``/learn`` the target (``--target``) sits beside them,
-and ``{"id": ..., "y": ...}`` alone is a late label for features predicted earlier.
+and ``{"id": ..., "y": ...}`` alone is a late label for features predicted earlier. A
+classifier's target is a label: its text, coded by the run's class space under the loop's lock.
 """
 
 from __future__ import annotations
@@ -57,10 +58,11 @@ class Query:
 @dataclass(frozen=True, slots=True)
 class Example:
     """One record of a ``POST /learn`` body: features and target, or (``features`` None) a
-    late label for the features predicted earlier under ``id``."""
+    late label for the features predicted earlier under ``id``. ``y`` is a number, or a
+    classifier's label text (``parse_examples(..., labels=True)``)."""
 
     features: dict[str, float] | None
-    y: float
+    y: float | str
     id: str | None = None
 
 
@@ -176,13 +178,38 @@ def _query(record: dict[str, object], expected: Collection[str], keyed: bool = F
     return Query(_features(values, expected, skip=("id", "key")), record_id, key)
 
 
-def _example(record: dict[str, object], target: str, expected: Collection[str]) -> Example:
+def _label(value: object, target: str) -> str:
+    """A classifier's label as the JSON decoder reads it: a string as it is, a number or a
+    bool as its JSON text; an empty one is refused (``/learn`` learns labeled records)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise BadRequest(f"target {target!r} is {value}, not a class label")
+        return repr(value)
+    if isinstance(value, str) and value.strip() and value.strip().lower() != "null":
+        return value
+    if value is None or isinstance(value, str):
+        raise BadRequest(f"target {target!r} is empty: POST /learn takes labeled records")
+    kind = "an object" if isinstance(value, dict) else "a list"
+    raise BadRequest(f"target {target!r} is {kind}, not a class label")
+
+
+def _example(
+    record: dict[str, object], target: str, expected: Collection[str], labels: bool = False
+) -> Example:
     record_id = _record_id(record)
     if target not in record:
         raise BadRequest(f"no target {target!r} (the daemon's --target)")
-    y = _number(record[target])
-    if y is None:
-        raise BadRequest(f"target {target!r} must be a finite number")
+    y: float | str | None
+    if labels:
+        y = _label(record[target], target)
+    else:
+        y = _number(record[target])
+        if y is None:
+            raise BadRequest(f"target {target!r} must be a finite number")
     if record_id is not None and set(record) == {"id", target}:
         return Example(None, y, record_id)  # a late label
     values, wrapped = _unwrapped(record, ("id", target))
@@ -226,14 +253,19 @@ def parse_queries(
     return _each(records, batch, lambda record: _query(record, expected, keyed)), batch
 
 
-def parse_examples(body: bytes, target: str, expected: Collection[str]) -> list[Example]:
-    """The records of a ``POST /learn`` body: ``target`` is the label's key.
+def parse_examples(
+    body: bytes, target: str, expected: Collection[str], labels: bool = False
+) -> list[Example]:
+    """The records of a ``POST /learn`` body: ``target`` is the label's key. ``labels``: a
+    classifier's body, whose target is label text (a number or a bool as its JSON text).
 
     >>> parse_examples(b'[{"x": {"a": 1}, "y": 2}, {"id": "r1", "y": 3}]', "y", ["a"])
     [Example(features={'a': 1.0}, y=2.0, id=None), Example(features=None, y=3.0, id='r1')]
+    >>> [e.y for e in parse_examples(b'[{"a": 1, "y": "Yes"}, {"a": 2, "y": 1}]', "y", [], True)]
+    ['Yes', '1']
     """
     records, batch = _records(_load(body), "features and the target")
-    return _each(records, batch, lambda record: _example(record, target, expected))
+    return _each(records, batch, lambda record: _example(record, target, expected, labels))
 
 
 def parse_features(body: bytes, expected: Collection[str]) -> dict[str, float]:

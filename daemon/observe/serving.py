@@ -15,6 +15,7 @@ latest checkpoint file.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 from collections.abc import Collection, Hashable, Iterator, Mapping, Sequence
@@ -26,6 +27,7 @@ from streamlearn.observe.json_bodies import BadRequest, Example, Query
 
 if TYPE_CHECKING:
     from streamlearn.classify.metrics import Proba
+    from streamlearn.classify.space import ClassSpace
     from streamlearn.interfaces import LabelJoin, LearnerLike
     from streamlearn.keys.run import KeyedRun
     from streamlearn.records import Decoded
@@ -183,6 +185,42 @@ def _answer(
 
 def _numbered(index: int, batch: bool, exc: BadRequest) -> BadRequest:
     return BadRequest(f"record {index}: {exc}", exc.status) if batch else exc
+
+
+def targets(learner: LearnerLike, examples: Sequence[Example], keep: bool) -> list[float]:
+    """The targets of ``examples`` as the learner takes them: a number as it is, a
+    classifier's label as its class code in the learner's space (the decoder's), as the
+    stream's labels are coded. A label the space refuses is a ``BadRequest`` naming the dead
+    letter's reason. ``keep`` False codes them in a copy of the space (a label new to it is
+    not kept); True, once the whole body is known good, in the space itself (same codes).
+    """
+    if not any(isinstance(example.y, str) for example in examples):
+        return [float(example.y) for example in examples]
+    from streamlearn.classify.learner import ClassLearner
+
+    assert isinstance(learner, ClassLearner)  # the face reads labels for classifiers only
+    space = learner.classes if keep else copy.deepcopy(learner.classes)
+    codes = []
+    for index, example in enumerate(examples):
+        try:
+            codes.append(_code(space, example.y))
+        except BadRequest as exc:
+            raise _numbered(index, len(examples) > 1, exc) from None
+    return codes
+
+
+def _code(space: ClassSpace, label: float | str) -> float:
+    """The class code of ``label`` in ``space``, or ``BadRequest`` with the refusal."""
+    from streamlearn.classify.space import ClassSetupError
+
+    text = label if isinstance(label, str) else repr(label)
+    try:
+        code = space.encode(text)
+    except ClassSetupError as exc:  # a binary stream's first label, of no known pair
+        raise BadRequest(str(exc)) from None
+    if isinstance(code, float):
+        return code
+    raise BadRequest(f"label {text.strip()[:40]!r} refused: {code.reason}: {code.detail}")
 
 
 def checkpoint_file(store: CheckpointStore | None) -> tuple[str, bytes]:
@@ -380,28 +418,11 @@ class ModelService:
         is scored with the prediction made then. Raises ``BadRequest`` (404) for a single
         late label whose features are not waiting; it is dead-lettered, as in the stream.
         """
-        from streamlearn.records import Label, Record
-        from streamlearn.sources.base import Raw
-
-        items: list[Decoded] = []
-        ignored: set[str] = set()
-        for index, example in enumerate(examples):
-            raw = Raw(json.dumps({"id": example.id, "y": example.y}).encode(), -1)
-            if example.features is None:
-                assert example.id is not None
-                items.append(Label(example.id, example.y, raw))
-                continue
-            features = example.features
-            if self.fixed_features is not None:
-                features, left_out = split_known(features, self.fixed_features)
-                try:
-                    self._strict(left_out)
-                except BadRequest as exc:
-                    raise _numbered(index, len(examples) > 1, exc) from None
-                ignored.update(left_out)
-            items.append(Record(features, example.y, example.id, raw))
         counters = self.daemon.counters
         with self._locked() as learner:
+            # A classifier's labels are coded by the space the decoder uses: under the lock.
+            items, ignored = self._items(examples, targets(learner, examples, keep=False))
+            targets(learner, examples, keep=True)  # the body is good: its new labels kept
             learned = learner.records_learned
             unjoined = counters.rejected_by_reason.get("unjoined_label", 0)
             self.daemon.learn_items(items, self._own_join)
@@ -418,6 +439,33 @@ class ModelService:
                 HTTPStatus.NOT_FOUND,
             )
         return answer
+
+    def _items(
+        self, examples: Sequence[Example], ys: list[float]
+    ) -> tuple[list[Decoded], set[str]]:
+        """The records and late labels of ``examples`` (targets ``ys``), and the features
+        left out of them (not the model's ``fixed_features``)."""
+        from streamlearn.records import Label, Record
+        from streamlearn.sources.base import Raw
+
+        items: list[Decoded] = []
+        ignored: set[str] = set()
+        for index, (example, y) in enumerate(zip(examples, ys, strict=True)):
+            raw = Raw(json.dumps({"id": example.id, "y": example.y}).encode(), -1)
+            if example.features is None:
+                assert example.id is not None
+                items.append(Label(example.id, y, raw))
+                continue
+            features = example.features
+            if self.fixed_features is not None:
+                features, left_out = split_known(features, self.fixed_features)
+                try:
+                    self._strict(left_out)
+                except BadRequest as exc:
+                    raise _numbered(index, len(examples) > 1, exc) from None
+                ignored.update(left_out)
+            items.append(Record(features, y, example.id, raw))
+        return items, ignored
 
     def download(self) -> tuple[str, bytes]:
         """The newest checkpoint file's name and bytes (``checkpoint_file``)."""
