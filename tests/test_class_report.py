@@ -238,3 +238,26 @@ def test_report_of_a_replay_writes_both_curves(tmp_path: Path, model: str, suffi
     png = tmp_path / "report.png"
     cli("report", str(state), "--out", str(png))
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_a_replays_drift_is_marked_on_both_curves(tmp_path: Path) -> None:
+    xs, ys = _stream(4000, seed=5)  # the rule flips after record 2000
+    data = tmp_path / "flip.csv"
+    rows = (f"{x['a']!r},{x['b']!r},{y}\n" for x, y in zip(xs, ys, strict=True))
+    data.write_text("a,b,y\n" + "".join(rows))
+    state = tmp_path / "state"
+    cli(
+        "replay", str(data), "--model", "logistic", "--state-dir", str(state), "--on-drift", "reset"
+    )
+    events = inspect_json(state)["drift_events"]
+    assert events and all(event["action"] == "reset" for event in events)
+    accuracy, loss = load_curves(state)
+    assert list(accuracy.drift_at) == list(loss.drift_at) and len(accuracy.drift_at) == len(events)
+    assert 2000 < accuracy.drift_at[0] < 2300  # found soon after the flip
+    assert list(accuracy.drift_actions) == list(loss.drift_actions) == ["reset"] * len(events)
+    figure = draw_curves([accuracy, loss])
+    for axes in figure.axes[:2]:
+        marks = [line for line in axes.lines if line.get_gid() == DRIFT_GID]
+        assert [mark.get_xdata()[0] for mark in marks] == list(accuracy.drift_at)
+        assert {mark.get_marker() for mark in marks} == {"v"}
