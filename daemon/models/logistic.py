@@ -10,11 +10,13 @@ where it approximates the log-loss gradient (``|margin| > 18``).
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Hashable
 from typing import Any
 
 from river import base
 from river.base.typing import ClfTarget
+
+from streamlearn.models.linear import LinearBase
 
 __all__ = ["LogisticRegression", "sigmoid"]
 
@@ -37,27 +39,14 @@ def sigmoid(margin: float) -> float:
     return e / (1.0 + e)
 
 
-class LogisticRegression(base.Classifier):
+class LogisticRegression(LinearBase, base.Classifier):
     """Binary logistic regression learned one record at a time with the seed's update above.
 
     Labels are River's binary ones: ``learn_one(x, y)`` takes ``y`` as a bool (``True`` is
     the positive class, ``y = 1``), and ``predict_proba_one`` answers ``{False: 1 - p, True: p}``.
 
-    Parameters
-    ----------
-    lr
-        The learning rate ``alpha``; the intercept uses the same rate.
-    initial_weights
-        Starting weights by feature name (a warm start); features seen later start at 0.
-    initial_intercept
-        Starting intercept ``theta_0``.
-
-    Attributes
-    ----------
-    weights
-        The learned weights by feature name.
-    intercept
-        The learned intercept.
+    Parameters and attributes are ``LinearBase``'s: ``lr``, ``initial_weights``,
+    ``initial_intercept``; ``weights``, ``intercept``.
 
     Examples
     --------
@@ -79,46 +68,6 @@ class LogisticRegression(base.Classifier):
     >>> round(model.weights["x"], 6), round(model.intercept, 6)
     (0.718912, 0.031088)
     """
-
-    def __init__(
-        self,
-        lr: float = 0.01,
-        initial_weights: Mapping[Hashable, float] | None = None,
-        initial_intercept: float = 0.0,
-    ) -> None:
-        if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-        initial_weights = dict(initial_weights or {})
-        bad = [k for k, v in initial_weights.items() if not math.isfinite(v)]
-        if bad or not math.isfinite(initial_intercept):
-            raise ValueError(f"initial weights must be finite (bad: {bad or ['intercept']})")
-        self.lr = float(lr)
-        # The constructor arguments stay as given so that River's clone() rebuilds the same
-        # starting point; the learned state lives apart from them.
-        self.initial_weights = initial_weights
-        self.initial_intercept = float(initial_intercept)
-        self.weights: dict[Hashable, float] = dict(initial_weights)
-        self.intercept = self.initial_intercept
-
-    @classmethod
-    def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
-        yield {"lr": 0.01}
-
-    def _margin(self, x: dict[Hashable, Any]) -> float:
-        # The intercept first, then the features in x's order: the kernel sums in this order.
-        weights = self.weights
-        margin = self.intercept
-        for name, value in x.items():
-            weight = weights.get(name)
-            if weight is not None:
-                margin += weight * value
-        return margin
-
-    def _step(self, x: dict[Hashable, Any], step: float) -> None:
-        weights = self.weights
-        for name, value in x.items():
-            weights[name] = weights.get(name, 0.0) - step * value
-        self.intercept -= step
 
     def predict_proba_one(self, x: dict[Hashable, Any], **kwargs: Any) -> dict[ClfTarget, float]:
         """``{False: 1 - p, True: p}``; NaN for both when the margin is not finite."""

@@ -9,31 +9,19 @@ note this project grew from (docs/design.md, "Terms: the seed"). River's
 
 from __future__ import annotations
 
-import math
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Hashable
 from typing import Any
 
 from river import base
 
+from streamlearn.models.linear import LinearBase
 
-class SGDRegressor(base.Regressor):
+
+class SGDRegressor(LinearBase, base.Regressor):
     """Linear regression learned one record at a time with the textbook SGD update above.
 
-    Parameters
-    ----------
-    lr
-        The learning rate ``alpha``; the intercept uses the same rate.
-    initial_weights
-        Starting weights by feature name (a warm start); features seen later start at 0.
-    initial_intercept
-        Starting intercept ``theta_0``.
-
-    Attributes
-    ----------
-    weights
-        The learned weights by feature name.
-    intercept
-        The learned intercept.
+    Parameters and attributes are ``LinearBase``'s: ``lr``, ``initial_weights``,
+    ``initial_intercept``; ``weights``, ``intercept``.
 
     Examples
     --------
@@ -53,38 +41,8 @@ class SGDRegressor(base.Regressor):
     (0.3, 0.15)
     """
 
-    def __init__(
-        self,
-        lr: float = 0.01,
-        initial_weights: Mapping[Hashable, float] | None = None,
-        initial_intercept: float = 0.0,
-    ) -> None:
-        if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-        initial_weights = dict(initial_weights or {})
-        bad = [k for k, v in initial_weights.items() if not math.isfinite(v)]
-        if bad or not math.isfinite(initial_intercept):
-            raise ValueError(f"initial weights must be finite (bad: {bad or ['intercept']})")
-        self.lr = float(lr)
-        # The constructor arguments stay as given so that River's clone() rebuilds
-        # the same starting point; the learned state lives apart from them.
-        self.initial_weights = initial_weights
-        self.initial_intercept = float(initial_intercept)
-        self.weights: dict[Hashable, float] = dict(initial_weights)
-        self.intercept = self.initial_intercept
-
-    @classmethod
-    def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
-        yield {"lr": 0.01}
-
-    def predict_one(self, x: dict[Hashable, Any]) -> float:
-        weights = self.weights
-        yhat = self.intercept
-        for name, value in x.items():
-            weight = weights.get(name)
-            if weight is not None:
-                yhat += weight * value
-        return yhat
+    # The margin itself, not a call of it: one call per prediction fewer.
+    predict_one = LinearBase._margin
 
     def predict_learn_one(self, x: dict[Hashable, Any], y: float) -> float:
         """``predict_one`` then ``learn_one`` in one pass; returns the prediction.
@@ -110,8 +68,4 @@ class SGDRegressor(base.Regressor):
         return yhat
 
     def learn_one(self, x: dict[Hashable, Any], y: float, w: float = 1.0) -> None:
-        step = self.lr * w * (self.predict_one(x) - y)
-        weights = self.weights
-        for name, value in x.items():
-            weights[name] = weights.get(name, 0.0) - step * value
-        self.intercept -= step
+        self._step(x, self.lr * w * (self._margin(x) - y))
