@@ -28,10 +28,12 @@ if TYPE_CHECKING:
     from streamlearn.classify.learner import ClassLearner
     from streamlearn.classify.space import ClassSpace
     from streamlearn.drift.monitor import DriftMonitor
+    from streamlearn.endpoints import LagReader
     from streamlearn.labels.join import LabelJoin
     from streamlearn.labels.pseudo import PseudoLabeler
     from streamlearn.learner import Learner
     from streamlearn.loop import Daemon, RunOptions
+    from streamlearn.sources.base import Source
     from streamlearn.state import CheckpointStore
 
 __all__ = ["App", "AppError", "AppUsageError", "build"]
@@ -76,9 +78,7 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
         )
         store, state = open_state(settings, run_settings, resources)
         keyed = open_keyed_run(settings, state, store, warm, fresh_model, task, resources)
-        learner = (
-            keyed.tally if keyed is not None else _learner(settings, state, warm, fresh_model, task)
-        )
+        learner = keyed.tally if keyed else _learner(settings, state, warm, fresh_model, task)
         _read_labels(reading, learner, task)
         if reading.features is None:
             learner.track_features()  # what POST /predict may pass to the model
@@ -126,25 +126,34 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
         daemon.router.predictions_all = settings.predictions_all
         if pseudo is not None:
             resources.callback(pseudo.close)
-        if settings.metrics_port is not None:
-            from streamlearn.observe.face import make_telemetry, serve_http
-
-            daemon.telemetry = make_telemetry(daemon, source, lag)
-            if keyed is not None:  # the keys' bounded series
-                from streamlearn.observe.keys import KeyTelemetry
-
-                keyed.models.events = KeyTelemetry(
-                    daemon.telemetry.registry,
-                    metric=keyed.score_name,
-                    top_keys=settings.metrics_top_keys,
-                    held=keyed.models,
-                )
-            serve_http(settings, daemon, daemon.telemetry, resources)
+        _face(settings, daemon, source, lag, resources)
         daemon.logbook = open_logbook(settings, daemon, state, store, lag)  # logs the banner
         return App(daemon, resources)
     except BaseException:
         resources.close()
         raise
+
+
+def _face(
+    settings: Settings, daemon: Daemon, source: Source, lag: LagReader | None, resources: ExitStack
+) -> None:
+    """Telemetry and the HTTP face (``--metrics-port``), a keyed run's bounded key series too."""
+    if settings.metrics_port is None:
+        return
+    from streamlearn.observe.face import make_telemetry, serve_http
+
+    daemon.telemetry = telemetry = make_telemetry(daemon, source, lag)
+    if daemon.keyed is not None:
+        from streamlearn.observe.keys import KeyTelemetry
+
+        keys = daemon.keyed.models
+        keys.events = KeyTelemetry(
+            telemetry.registry,
+            metric=daemon.keyed.score_name,
+            top_keys=settings.metrics_top_keys,
+            held=keys,
+        )
+    serve_http(settings, daemon, telemetry, resources)
 
 
 # -- the model ------------------------------------------------------------------------------
