@@ -137,3 +137,38 @@ def test_global_fallback_answers_for_a_new_key(tmp_path: Path) -> None:
         daemon.app.daemon.stop()
         daemon.thread.join(30)
         daemon.app.close()
+
+
+def test_a_key_is_predicted_on_the_features_it_learned(tmp_path: Path) -> None:
+    data = tmp_path / "stream.jsonl"
+    events = [{"store": "s", "x": {"a": i / 10}, "y": i / 5} for i in range(50)]
+    events += [{"store": "t", "x": {"b": 1.0}, "y": 1.0}]
+    data.write_text("".join(json.dumps(event) + "\n" for event in events))
+    port = free_port()
+    settings = Settings(
+        source=str(data),
+        follow=True,
+        metrics_port=port,
+        key_by="store",
+        model="StandardScaler | LinearRegression",
+    )
+    app = build(settings)
+    thread = threading.Thread(target=app.daemon.run, daemon=True)
+    thread.start()
+    daemon = Keyed(app, port, thread)
+    try:
+        deadline = time.monotonic() + 60
+        while app.daemon.inspect()["records_learned"] < 51 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        status, answer = daemon.call("POST", "/predict", {"key": "s", "x": {"a": 1.0, "b": 9.0}})
+        assert status == 200, answer
+        assert answer["ignored_features"] == ["b"]  # another key's feature: never reaches s
+        keyed = app.daemon.keyed
+        assert keyed is not None
+        learner = keyed.models.peek("s")
+        assert learner is not None
+        assert sorted(learner.model["StandardScaler"].means) == ["a"]
+    finally:
+        app.daemon.stop()
+        thread.join(30)
+        app.close()

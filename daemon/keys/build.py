@@ -200,6 +200,8 @@ def open_keyed(
     def fresh() -> KeyLearner:
         learner = new_learner()
         learner.curve = Curve(max_points=KEY_CURVE_POINTS)  # a key's state stays small
+        if tally.feature_names is not None:  # features not fixed: what /predict may pass
+            learner.track_features()
         return learner
 
     codec: LearnerCodec[KeyLearner] = LearnerCodec(
