@@ -9,14 +9,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MYPY=$(realpath "${1:-.venv/bin/mypy}")
-root=build/typecheck
-rm -rf "$root"
+# A tree of its own for each run: two runs at once (make check beside an editor's) must not
+# delete each other's links.
+mkdir -p build
+root=$(mktemp -d build/typecheck.XXXXXX)
+trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/streamlearn"
 for entry in daemon/*; do
     case "$entry" in *.so|*__pycache__*) continue ;; esac
-    ln -s "../../../$entry" "$root/streamlearn/$(basename "$entry")"
+    ln -s "$PWD/$entry" "$root/streamlearn/$(basename "$entry")"
 done
-ln -s ../../../producers "$root/streamlearn/producers"
+ln -s "$PWD/producers" "$root/streamlearn/producers"
 config=$PWD/pyproject.toml
 cd "$root"
 # The whole package, then the loop, its seams and the state package under --strict.
