@@ -21,7 +21,13 @@ from river import base
 from river.base.typing import ClfTarget
 
 from streamlearn.models.batch import BatchModel, FloatArray, TransferError
-from streamlearn.models.transfer import MODES, fold_scaling, stream_order, suited_lr
+from streamlearn.models.transfer import (
+    MODES,
+    fold_scaling,
+    stream_order,
+    suited_lr,
+    trainable_of,
+)
 from streamlearn.models.wrappers import FrozenClassifier, RenamedClassifier
 
 __all__ = ["frozen_classifier", "warm_classifier"]
@@ -201,20 +207,7 @@ def _mlp_b(
     """B from a layered A: ``mlp_classifier`` with A's layers, the last ``trainable`` learning."""
     from streamlearn.models.mlp_classifier import MLPClassifier
 
-    n_layers = a.n_layers
-    if mode == "finetune":
-        trainable: int | None = None
-    elif n_layers < 2:
-        raise TransferError(f"mode {mode} needs a hidden layer to freeze; {a.origin} has none")
-    elif mode == "extract":
-        trainable = 1
-    else:
-        if not (isinstance(trainable_layers, int) and 1 <= trainable_layers < n_layers):
-            raise TransferError(
-                f"partial mode trains the last K of A's {n_layers} weight layers: K must be "
-                f"between 1 and {n_layers - 1}, got {trainable_layers!r} (all layers: finetune)"
-            )
-        trainable = trainable_layers
+    trainable = trainable_of(a, mode, trainable_layers)
     coefs = [c.copy() for c in a.coefs]
     intercepts = [b.copy() for b in a.intercepts]
     sigmoid = a.output == "sigmoid"

@@ -63,6 +63,7 @@ __all__ = [
     "parse_feature_map",
     "stream_order",
     "suited_lr",
+    "trainable_of",
     "warm_start",
 ]
 
@@ -333,6 +334,33 @@ def _linear_b(
     return river_model
 
 
+def trainable_of(a: BatchModel, mode: str, trainable_layers: int) -> int | None:
+    """How many of a layered A's last weight layers B trains in ``mode`` (None: all of them).
+
+    >>> from types import SimpleNamespace
+    >>> a = SimpleNamespace(n_layers=3, origin="A")
+    >>> trainable_of(a, "finetune", 0), trainable_of(a, "extract", 0), trainable_of(a, "partial", 2)
+    (None, 1, 2)
+    >>> trainable_of(a, "partial", 3)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    streamlearn.models.batch.TransferError: partial mode ... K must be between 1 and 2, got 3 ...
+    """
+    n_layers = a.n_layers
+    if mode == "finetune":
+        return None
+    if n_layers < 2:
+        raise TransferError(f"mode {mode} needs a hidden layer to freeze; {a.origin} has none")
+    if mode == "extract":
+        return 1
+    if not (isinstance(trainable_layers, int) and 1 <= trainable_layers < n_layers):
+        raise TransferError(
+            f"partial mode trains the last K of A's {n_layers} weight layers: K must be "
+            f"between 1 and {n_layers - 1}, got {trainable_layers!r} (all layers: finetune)"
+        )
+    return trainable_layers
+
+
 def _mlp_b(
     a: BatchModel,
     mode: str,
@@ -342,20 +370,7 @@ def _mlp_b(
     head: str | None,
 ) -> MLPRegressor:
     """B from an MLP A: A's layers, the last ``trainable`` of them learning."""
-    n_layers = a.n_layers
-    if mode == "finetune":
-        trainable: int | None = None
-    elif n_layers < 2:
-        raise TransferError(f"mode {mode} needs a hidden layer to freeze; {a.origin} has none")
-    elif mode == "extract":
-        trainable = 1
-    else:
-        if not (isinstance(trainable_layers, int) and 1 <= trainable_layers < n_layers):
-            raise TransferError(
-                f"partial mode trains the last K of A's {n_layers} weight layers: K must be "
-                f"between 1 and {n_layers - 1}, got {trainable_layers!r} (all layers: finetune)"
-            )
-        trainable = trainable_layers
+    trainable = trainable_of(a, mode, trainable_layers)
     linear_output = a.activations[-1] in ("identity", "linear")
     if head is None:
         head = "rls" if mode == "extract" and linear_output else "sgd"
