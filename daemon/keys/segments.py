@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from ..state.format import CheckpointError, frame, verify
 from ..state.key import StateKey
+from ..state.store import fsync_dir
 
 __all__ = [
     "MODEL",
@@ -68,14 +69,6 @@ def segment_number(name: str) -> int | None:
         if digits.isdigit():
             return int(digits)
     return None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class SegmentLog:
@@ -290,7 +283,7 @@ class SegmentLog:
             finally:
                 os.close(fd)
         if created:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
 
     # -- reading ------------------------------------------------------------------------------
 

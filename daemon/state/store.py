@@ -63,7 +63,8 @@ class Loaded:
     skipped: tuple[str, ...] = ()
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in directory ``path`` durable (fsync of the directory)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -291,7 +292,7 @@ class CheckpointStore:
         """
         self._writable()
         os.replace(self._write_temporary(blob), self.directory / START_NAME)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def save(self, state: dict[str, Any]) -> int:
         """Write the next generation durably; returns its number."""
@@ -341,7 +342,7 @@ class CheckpointStore:
         self._writable()
         generation = self.generation + 1
         os.replace(temporary, self.path(generation))
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         self.generation = generation
         stale = [self.path(old) for old in self.generations()[: -self.keep]]
         for old_path in [self.directory / START_NAME, *stale]:
@@ -412,7 +413,7 @@ class CheckpointStore:
             )
             self._lock_file.close()
             self._lock_file, self._lock_identity = handle, _identity(handle)
-            _fsync_dir(self.directory.parent)
+            fsync_dir(self.directory.parent)
 
     def clear(self) -> None:
         """Remove every generation (``--reset``)."""
