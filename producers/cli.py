@@ -88,6 +88,14 @@ __all__ = ["produce"]
     help="Java-style .properties file with Kafka client settings (security, tuning).",
 )
 @click.option(
+    "--text-column",
+    "text_columns",
+    multiple=True,
+    metavar="NAME",
+    help="Send this CSV column's cells as text exactly as written, not as numbers "
+    "(repeatable): a classifier's labels such as 03, 1.50 or 1e3 then arrive unchanged.",
+)
+@click.option(
     "--strict",
     is_flag=True,
     help="Check every row first and send nothing if one cannot be sent (a wrong cell count, "
@@ -116,6 +124,7 @@ def produce(
     labels_topic: str | None,
     extra: tuple[str, ...],
     kafka_config: Path | None,
+    text_columns: tuple[str, ...],
     strict: bool,
     progress: bool,
 ) -> None:
@@ -150,6 +159,7 @@ def produce(
             progress=progress,
             client_config=client_config,
             strict=strict,
+            text_columns=text_columns,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None

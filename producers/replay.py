@@ -19,8 +19,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +121,7 @@ def produce(
     progress: bool = False,
     client_config: Mapping[str, Any] | None = None,
     strict: bool = False,
+    text_columns: Sequence[str] = (),
 ) -> ProduceResult:
     """Send every row of ``path`` to ``topic`` as a JSON object; return the counts.
 
@@ -154,6 +155,10 @@ def produce(
         Rows that cannot be sent (a wrong cell count, not a JSON object, no time or id where one
         is needed) are skipped, counted and the first few named in the result; with ``strict``
         the first of them raises before anything is sent.
+    text_columns
+        CSV columns whose cells go as JSON text exactly as written, not as numbers: a
+        classifier's labels such as ``03``, ``1.50`` or ``1e3`` then arrive unchanged (as
+        numbers they would read ``3``, ``1.5``, ``1000.0``).
 
     Raises ``ValueError`` for contradictory arguments (before sending anything), and
     :class:`ProduceError` for an unreadable file, a bad row under ``strict``, or Kafka's refusal.
@@ -166,7 +171,7 @@ def produce(
     servers = parse_servers(bootstrap_servers)
     pacing = _Pacing(rate, speed, time_column, label_delay, label_delay_records)
     pacing.check(labels_topic=labels_topic, partitions=partitions)
-    rules = pacing.row_rules(id_column)
+    rules = replace(pacing.row_rules(id_column), text_columns=tuple(text_columns))
     if strict:
         _check_every_row(file_path, rules)
     created = create_topics(servers, [topic, labels_topic or topic], partitions, client_config)

@@ -8,7 +8,7 @@ import csv
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,16 +115,17 @@ def _is_json_lines(path: Path) -> bool:
     return False
 
 
-def read_lines(path: Path) -> Iterator[Line]:
+def read_lines(path: Path, text_columns: Collection[str] = ()) -> Iterator[Line]:
     """The file's rows with their ``file:line``, and the rows that are not rows as ``SkippedRow``.
 
     CSV (with a header) or JSON Lines, told by suffix or content. CSV cells go through
-    :func:`parse_cell` and empty cells are left out; JSON objects come as they are.
+    :func:`parse_cell` (those of ``text_columns`` stay text as written, such as a classifier's
+    labels ``03`` or ``1.50``) and empty cells are left out; JSON objects come as they are.
     """
     if _is_json_lines(path):
         yield from _read_json_lines(path)
     else:
-        yield from _read_csv(path)
+        yield from _read_csv(path, frozenset(text_columns))
 
 
 def read_rows(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
@@ -162,7 +163,7 @@ def _read_json_lines(path: Path) -> Iterator[Line]:
             yield where, row
 
 
-def _read_csv(path: Path) -> Iterator[Line]:
+def _read_csv(path: Path, text_columns: frozenset[str] = frozenset()) -> Iterator[Line]:
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     with open(path, newline="", encoding="utf-8-sig") as file:
         reader = csv.reader(file, delimiter=delimiter)
@@ -181,7 +182,9 @@ def _read_csv(path: Path) -> Iterator[Line]:
                 continue
             row = {}
             for name, cell in zip(header, cells, strict=True):
-                value = parse_cell(cell)
+                value = (
+                    parse_cell(cell) if name not in text_columns else cell if cell.strip() else None
+                )
                 if value is not None:
                     row[name] = value
             yield where, row
@@ -189,7 +192,8 @@ def _read_csv(path: Path) -> Iterator[Line]:
 
 @dataclass(frozen=True, slots=True)
 class RowRules:
-    """What a row needs beyond being a row: a time when paced by a column, an id for late labels.
+    """What a row needs beyond being a row: a time when paced by a column, an id for late labels;
+    and the CSV columns sent as text as written (``text_columns``).
 
     >>> RowRules(time_column="t").problem({"t": "noon"})
     "column 't': 'noon' is neither numeric seconds nor an ISO 8601 time"
@@ -199,6 +203,7 @@ class RowRules:
 
     time_column: str | None = None
     id_column: str | None = None
+    text_columns: tuple[str, ...] = ()
 
     def problem(self, row: dict[str, Any]) -> str | None:
         """Why ``row`` cannot be sent, or None."""
@@ -216,7 +221,7 @@ class RowRules:
 
 def rows_to_send(path: Path, rules: RowRules) -> Iterator[Line]:
     """:func:`read_lines`, with the rows that break ``rules`` turned into ``SkippedRow``."""
-    for line in read_lines(path):
+    for line in read_lines(path, rules.text_columns):
         if not isinstance(line, SkippedRow):
             problem = rules.problem(line[1])
             if problem is not None:

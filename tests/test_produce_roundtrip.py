@@ -112,3 +112,44 @@ def test_a_produced_csv_learns_like_its_replay(
     assert through_kafka["records_rejected"] + skipped == replayed["records_rejected"]
     assert {k: through_kafka[k] for k in LEARNED} == {k: replayed[k] for k in LEARNED}
     assert replayed["records_learned"] > 0
+
+
+def test_a_text_column_is_sent_as_written(tmp_path: Path) -> None:
+    from streamlearn.producers.rows import RowRules, rows_to_send
+
+    path = tmp_path / "rows.csv"
+    path.write_text("a,label\n1,03\n2,1.50\n3,\n4, 7 \n")
+    as_text = [line[1] for line in rows_to_send(path, RowRules(text_columns=("label",)))]
+    assert as_text == [
+        {"a": 1, "label": "03"},
+        {"a": 2, "label": "1.50"},
+        {"a": 3},  # an empty cell is no value: an unlabeled row
+        {"a": 4, "label": " 7 "},
+    ]
+    by_default = [line[1] for line in rows_to_send(path, RowRules())]
+    assert [row.get("label") for row in by_default] == [3, 1.5, None, 7]
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_labels_that_read_as_numbers_arrive_as_written_with_text_column(
+    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], tmp_path: Path
+) -> None:
+    csv_path = tmp_path / "grades.csv"
+    labels = ["03", "3", "1.50", "1e3"]  # four classes, two of them the same number
+    rows = [f"{i * 0.37 % 1:.3f},{i * 0.61 % 1:.3f},{labels[i * 7 // 5 % 4]}" for i in range(120)]
+    csv_path.write_text("a,b,label\n" + "\n".join(rows) + "\n")
+    options = ("--target", "label", "--model", "softmax", "--lr", "0.05")
+    cli("replay", str(csv_path), "--state-dir", str(tmp_path / "replayed"), *options)
+    replayed = inspect_json(tmp_path / "replayed")
+    assert sorted(replayed["classes"]) == sorted(labels)
+
+    topic = kafka_topic_factory(1)
+    sent = produce(csv_path, kafka_bootstrap, topic, text_columns=("label",))
+    assert sent.sent == 120
+    (tmp_path / "kafka").mkdir()
+    state = tmp_path / "kafka" / "state"
+    through_kafka = run_topic(kafka_bootstrap, topic, state, sent.sent, *options)
+    assert through_kafka["classes"] == replayed["classes"]
+    learned = (*(k for k in LEARNED if k not in ("weights", "intercept")), "class_weights")
+    assert {k: through_kafka[k] for k in learned} == {k: replayed[k] for k in learned}
