@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 from streamlearn import metrics
 from streamlearn.curve import Curve
 from streamlearn.metrics import METRICS, Metric, abs_error_sum, rolling_scores
+from streamlearn.models.champion import GuardOptions, guard_for
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-    from streamlearn.models.champion import BaselineGuard, GuardOptions
     from streamlearn.models.weights import WeightedLearning
 
 #: A prediction beyond this is a diverged model (its squared error would overflow a float).
@@ -116,11 +116,7 @@ class Learner:
         self.model = model
         self.rolling_window = rolling_window
         self.baseline = baseline
-        self.guard: BaselineGuard | None = None
-        if baseline is not None:
-            from streamlearn.models.champion import BaselineGuard
-
-            self.guard = BaselineGuard(rolling_window, guard, start=model)
+        self.guard = guard_for(baseline, rolling_window, guard, model)
         self._metrics: dict[str, Metric] | None = None  # built at the first score (``metrics``)
         self.baseline_metrics = metrics.new_metrics() if baseline is not None else None
         # The rolling window and the running |error| sum: see ``PrequentialState``.

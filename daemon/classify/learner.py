@@ -20,12 +20,12 @@ from streamlearn.classify.losscurve import LossMark, block_points, mark, rolling
 from streamlearn.classify.metrics import ClassMetrics, Proba, Window, predicted, score
 from streamlearn.classify.space import ClassSpace
 from streamlearn.curve import Curve
+from streamlearn.models.champion import GuardOptions, guard_for
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-    from streamlearn.models.champion import BaselineGuard, GuardOptions
     from streamlearn.models.weights import WeightedLearning
 
 __all__ = ["ClassLearner", "ClassPrequentialState", "Proba", "finite"]
@@ -118,11 +118,7 @@ class ClassLearner:
         self.classes = classes
         self.rolling_window = rolling_window
         self.baseline = baseline
-        self.guard: BaselineGuard | None = None
-        if baseline is not None:
-            from streamlearn.models.champion import BaselineGuard
-
-            self.guard = BaselineGuard(rolling_window, guard, start=model)
+        self.guard = guard_for(baseline, rolling_window, guard, model)
         self.metrics = ClassMetrics(classes.binary)
         self.baseline_metrics = ClassMetrics(classes.binary) if baseline is not None else None
         self.baseline_scored = 0

@@ -38,6 +38,7 @@ __all__ = [
     "ON_WORSE",
     "BaselineGuard",
     "GuardOptions",
+    "guard_for",
 ]
 
 log = logging.getLogger(__name__)
@@ -339,3 +340,16 @@ class BaselineGuard:
                 "of B: B is not restarted, only A serves while B is worse"
             )
         self.options = options
+
+
+def guard_for(
+    baseline: Any, window: int, options: GuardOptions | None, start: Any
+) -> BaselineGuard | None:
+    """The guard of a learner that scores a frozen ``baseline`` beside ``start``; None without one.
+
+    >>> guard_for(None, 100, None, start=None) is None
+    True
+    >>> guard_for(object(), 100, None, start=None).window
+    100
+    """
+    return None if baseline is None else BaselineGuard(window, options, start=start)
