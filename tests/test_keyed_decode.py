@@ -128,7 +128,7 @@ def test_message_key() -> None:
         (("--key-by", "store", "--features", "a,store"), "never a feature"),
         (("--key-by", "store", "--key-fallback", "warm"), "give --warm-start"),
         (("--key-by", "store", "--pseudo-label"), "not supported yet"),
-        (("--key-by", "store", "--drift-detector", "page-hinkley"), "not supported yet"),
+        (("--key-by", "store", "--drift-detector", "ddm"), "needs a classifier"),
         (("--key-by", "store", "--max-live-keys", "0"), "--max-live-keys"),
     ],
 )

@@ -17,19 +17,20 @@ from typing import TYPE_CHECKING, Any
 
 from streamlearn.config import AppError, AppUsageError, Settings
 from streamlearn.curve import Curve
-from streamlearn.drift.config import DEFAULT_DETECTOR
 
 from .codec import KEY_CURVE_POINTS, LearnerCodec, describe_regression
 from .fields import MESSAGE_KEY
 from .run import KeyedRun, KeyLearner
 from .store import KeyedModels, clear_directory
 from .tally import ClassTally, RegressionTally, Tally
+from .units import KeyClassifier, KeyRegressor
 
 if TYPE_CHECKING:
     from river import base
 
     from streamlearn.app import Warm
     from streamlearn.classify.space import ClassSpace
+    from streamlearn.interfaces import Monitor
     from streamlearn.state import CheckpointStore
 
 __all__ = [
@@ -63,12 +64,9 @@ def check_keyed(settings: Settings) -> None:
         raise AppUsageError(f"--key-by {by}: the key is never a feature (drop it from --features)")
     if settings.key_fallback == "warm" and settings.warm_start is None:
         raise AppUsageError("--key-fallback warm predicts with model A: give --warm-start")
-    detector = settings.drift.drift_detector
     refused = (
         ("no-learn", settings.no_learn, "--no-learn"),
-        ("drift-detector", detector not in ("none", DEFAULT_DETECTOR), "--drift-detector"),
         ("pseudo-label", settings.pseudo.pseudo_label, "--pseudo-label"),
-        ("drift-features", bool(settings.drift.drift_features), "--drift-features"),
     )
     for option, given, name in refused:
         if given:
@@ -104,6 +102,19 @@ class KeyLearners:
     shared: dict[str, object] = field(default_factory=dict)
     #: Model A as a learner that only predicts (``--key-fallback warm``).
     warm: KeyLearner | None = None
+    #: B rebuilt from A (a key's drift action ``rollback``); None without a warm start.
+    warm_models: Callable[[], Any] | None = None
+
+
+def _drift_monitors(settings: Settings, classes: ClassSpace | None) -> Callable[[], Monitor | None]:
+    """Makes each key's drift monitor (``--drift-*``); the options are checked here, once."""
+    from streamlearn.drift.build import build_monitor
+
+    try:
+        build_monitor(settings.drift, classes=classes)
+    except ValueError as exc:  # DriftConfigError: its message names the option
+        raise AppUsageError(str(exc)) from None
+    return lambda: build_monitor(settings.drift, classes=classes)
 
 
 def keyed_learners(
@@ -131,11 +142,12 @@ def keyed_learners(
 
         def regressor() -> KeyLearner:
             if baseline is None:
-                return Learner(model(), rolling_window=window)
-            return Learner(model(), rolling_window=window, baseline=baseline, guard=guard)
+                return KeyRegressor(model(), rolling_window=window)
+            return KeyRegressor(model(), rolling_window=window, baseline=baseline, guard=guard)
 
         fallback = Learner(baseline, rolling_window=window) if baseline is not None else None
-        return KeyLearners(regressor, None, shared, fallback)
+        rebuild = warm.rebuild if warm is not None else None
+        return KeyLearners(regressor, None, shared, fallback, rebuild)
     from streamlearn.classify.build import class_space_for
 
     if isinstance(restored, ClassTally):
@@ -147,11 +159,12 @@ def keyed_learners(
 
     def classifier() -> KeyLearner:
         if baseline is None:
-            return ClassLearner(model(), space, rolling_window=window)
-        return ClassLearner(model(), space, rolling_window=window, baseline=baseline, guard=guard)
+            return KeyClassifier(model(), space, rolling_window=window)
+        return KeyClassifier(model(), space, rolling_window=window, baseline=baseline, guard=guard)
 
     warm_fallback = ClassLearner(baseline, space, rolling_window=window) if baseline else None
-    return KeyLearners(classifier, space, shared, warm_fallback)
+    rebuild = warm.rebuild if warm is not None else None
+    return KeyLearners(classifier, space, shared, warm_fallback, rebuild)
 
 
 def fresh_models(settings: Settings, warm: Warm | None) -> Callable[[], base.Estimator]:
@@ -196,12 +209,15 @@ def open_keyed(
     if classes is not None:
         shared["classes"] = classes
     tally.keyed.shared = {**tally.keyed.shared, **learners.shared}
+    monitor = _drift_monitors(settings, classes)
 
     def fresh() -> KeyLearner:
         learner = new_learner()
         learner.curve = Curve(max_points=KEY_CURVE_POINTS)  # a key's state stays small
         if tally.feature_names is not None:  # features not fixed: what /predict may pass
             learner.track_features()
+        if isinstance(learner, KeyRegressor | KeyClassifier):
+            learner.drift = monitor()  # each key's own
         return learner
 
     codec: LearnerCodec[KeyLearner] = LearnerCodec(
@@ -229,11 +245,10 @@ def open_keyed(
     if settings.key_fallback == "global" and tally.keyed.fallback is None:
         tally.keyed.fallback = new_learner()
     log.info(
-        "one model per key (--key-by %s): %d keys held, at most %d in memory%s",
+        "one model per key (--key-by %s): %d keys held, at most %d in memory",
         settings.key_by,
         len(models),
         models.max_live,
-        "" if settings.drift.drift_detector == "none" else "; no drift monitor (not per key yet)",
     )
     return KeyedRun(
         models,
@@ -241,6 +256,8 @@ def open_keyed(
         fallback=settings.key_fallback,
         warm=learners.warm,
         pending_bound=settings.pseudo.max_pending_labels,
+        model_factory=fresh_models(settings, None),
+        warm_model_factory=learners.warm_models,
     )
 
 

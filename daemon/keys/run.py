@@ -8,7 +8,7 @@ of ``inspect --json``; :func:`key_object` and :func:`key_rows` read one key and 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from .codec import LearnerCodec
 from .manifest import KeysManifest
 from .store import KeyedModels
 from .tally import ClassTally, RegressionTally, Tally
+from .units import KeyClassifier, KeyRegressor
 
 __all__ = [
     "SORTS",
@@ -52,6 +53,9 @@ class KeyedRun:
     warm: KeyLearner | None = None
     #: Late labels' keys waiting at most (``--max-pending-labels``).
     pending_bound: int = 100_000
+    #: Fresh models (a key's drift action ``reset``) and B rebuilt from A (``rollback``).
+    model_factory: Callable[[], Any] | None = None
+    warm_model_factory: Callable[[], Any] | None = None
 
     @property
     def score_name(self) -> str:
@@ -142,8 +146,10 @@ def key_object(key: str, learner: KeyLearner) -> dict[str, Any]:
         "metrics": learner.summary(),
         "rolling_metrics": learner.rolling_summary(),
         "rolling_window": learner.rolling_window,
-        "drift_events": [],  # per-key drift monitors are not built yet
+        "drift_events": [],
     }
+    if isinstance(learner, KeyRegressor | KeyClassifier) and learner.drift is not None:
+        out.update(learner.drift.summary())  # drift_events, and drift: the key's monitor
     out.update(model_summary(learner.model))
     return out
 

@@ -5,8 +5,8 @@ new, or read back from the state store), its prediction scored in the whole stre
 too; an unlabeled one is predicted by its key's learner, or by ``--key-fallback`` for a key
 without a model; a late label joins by id and is learned by the key its features came with.
 A key whose learner diverges (NaN/inf) gets its last written state back (else a fresh
-learner): the divergence guard is each key's own. Record by record: no block path takes a
-keyed run yet.
+learner): the divergence guard is each key's own, and so is its drift monitor. Record by
+record: no block path takes a keyed run yet.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from streamlearn.classify.task import error
 from streamlearn.keys.run import KeyedRun, KeyLearner
 from streamlearn.keys.store import KeyRejected
 from streamlearn.keys.tally import ClassTally
+from streamlearn.keys.units import KeyClassifier, KeyRegressor
 from streamlearn.records import Decoded, Label, Record, Rejected
 from streamlearn.sinks.jsonlines import Sink
 from streamlearn.sources.base import Source
@@ -112,6 +113,7 @@ class KeyedRouter(Router):
             return
         counts.learned += 1
         self._scored(x, y, yhat)
+        self._observe(learner, x, y, yhat)
         if self.predictions_all:
             line = self._line(item.id, item.raw.where(), key, yhat)
             line["label"] = self._label(y)
@@ -141,6 +143,17 @@ class KeyedRouter(Router):
             tally.step_with_prediction(x, y, value)
             if self.tracks_errors:
                 self.errors.append(abs(y - value))
+
+    def _observe(self, learner: KeyLearner, x: dict[str, float], y: float, yhat: Answer) -> None:
+        """The key's own drift monitor hears of its learned record; its actions (reset,
+        rollback, a challenger) act on the key's learner only."""
+        if not isinstance(learner, KeyRegressor | KeyClassifier) or learner.drift is None:
+            return
+        host = self.host
+        keys = self.keys
+        own = LoopHost(learner, host.counters, host.telemetry, keys.model_factory,
+                       keys.warm_model_factory)  # fmt: skip
+        learner.drift.observe(self.counters.records_seen - 1, x, y, yhat, own)
 
     def _bad(self, yhat: Answer) -> bool:
         if isinstance(yhat, tuple):
@@ -240,3 +253,4 @@ class KeyedRouter(Router):
         self._learn_fallback(pending.x, item.y)
         self.keys.tally.keyed.learned += 1
         self._scored(pending.x, item.y, yhat)
+        self._observe(learner, pending.x, item.y, yhat)
