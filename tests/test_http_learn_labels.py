@@ -155,3 +155,24 @@ def test_a_new_class_of_a_refused_body_does_not_grow_the_space(tmp_path: Path) -
         assert learner.classes.labels == ["no", "yes", "maybe"]
     finally:
         daemon.stop()
+
+
+def test_a_first_label_of_no_known_pair_is_400_naming_positive_class(tmp_path: Path) -> None:
+    data = tmp_path / "stream.csv"
+    data.write_text("a,b,y\n")  # nothing yet: the first label comes by HTTP
+    settings = Settings(
+        source=str(data), follow=True, metrics_port=free_port(), model="logistic", http_learn=True
+    )
+    app = build(settings)
+    thread = threading.Thread(target=app.daemon.run, daemon=True)
+    thread.start()
+    daemon = Daemon(app, settings.metrics_port or 0, thread, None)
+    try:
+        status, answer = daemon.post("/learn", {"x": {"a": 1.0, "b": 2.0}, "y": "spam"})
+        assert status == 400 and "--positive-class spam" in answer["error"], answer
+        status, answer = daemon.post("/learn", {"x": {"a": 1.0, "b": 2.0}, "y": "TRUE"})
+        assert (status, answer) == (200, {"learned": 1, "model_version": 1})
+        learner = app.daemon.learner
+        assert isinstance(learner, ClassLearner) and learner.classes.positive == "TRUE"
+    finally:
+        daemon.stop()
