@@ -24,6 +24,7 @@ from streamlearn.models.mlp_params import (
     check_learning,
     check_shapes,
     check_size,
+    checked_features,
     checked_layers,
     input_scaling,
     warm_layers,
@@ -190,10 +191,7 @@ class MLPRegressor(DenseLayers, RLSHead, base.Regressor):
         n_layers = len(hidden) + 1
         check_learning(lr, trainable_layers, n_layers, clip_gradient)
         check_head(head, rls_forgetting, rls_delta, trainable_layers, n_layers, output_activation)
-        if features is not None:
-            features = list(features)
-            if len(set(features)) != len(features) or not features:
-                raise ValueError("features must be a non-empty list of distinct names")
+        features = checked_features(features)
 
         # The constructor arguments are kept as given (normalised copies) so that clone() returns
         # the warm starting point, not the weights learned since.

@@ -23,6 +23,7 @@ from streamlearn.models.mlp_params import (
     check_learning,
     check_shapes,
     check_size,
+    checked_features,
     checked_layers,
     input_scaling,
     warm_layers,
@@ -133,10 +134,7 @@ class MLPClassifier(DenseLayers, base.Classifier):
         hidden, names = checked_layers(hidden, activation, "identity")
         n_layers = len(hidden) + 1
         check_learning(lr, trainable_layers, n_layers, clip_gradient)
-        if features is not None:
-            features = list(features)
-            if len(set(features)) != len(features) or not features:
-                raise ValueError("features must be a non-empty list of distinct names")
+        features = checked_features(features)
         classes = None if classes is None else list(classes)
         coefs, intercepts = warm_layers(initial_coefs, initial_intercepts, features, n_layers)
         resolved = _resolve_output(output, classes, coefs)

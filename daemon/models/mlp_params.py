@@ -22,6 +22,7 @@ __all__ = [
     "check_learning",
     "check_shapes",
     "check_size",
+    "checked_features",
     "checked_layers",
     "input_scaling",
     "warm_layers",
@@ -109,6 +110,24 @@ def check_learning(
         )
     if not (isinstance(clip_gradient, int | float) and clip_gradient > 0):
         raise ValueError(f"clip_gradient must be positive, got {clip_gradient!r}")
+
+
+def checked_features(features: Sequence[str] | None) -> list[str] | None:
+    """The input feature names as a list; None (any features, named at the first record) stays.
+
+    >>> checked_features(("a", "b")), checked_features(None)
+    (['a', 'b'], None)
+    >>> checked_features(["a", "a"])
+    Traceback (most recent call last):
+    ...
+    ValueError: features must be a non-empty list of distinct names
+    """
+    if features is None:
+        return None
+    features = list(features)
+    if len(set(features)) != len(features) or not features:
+        raise ValueError("features must be a non-empty list of distinct names")
+    return features
 
 
 def check_head(
