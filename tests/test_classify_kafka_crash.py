@@ -39,8 +39,9 @@ def _wait(condition: Callable[[], bool], proc: subprocess.Popen[bytes], log: Pat
         time.sleep(0.02)
 
 
+@pytest.mark.parametrize("client", ["kafka-python", "confluent"])
 def test_kill_9_during_a_kafka_classification_run_then_resume_equals_one_pass(
-    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], tmp_path: Path
+    kafka_bootstrap: str, kafka_topic_factory: Callable[..., str], tmp_path: Path, client: str
 ) -> None:
     topic = kafka_topic_factory(1)
     state, dead, predictions = tmp_path / "state", tmp_path / "dead.jsonl", tmp_path / "p.jsonl"
@@ -48,7 +49,7 @@ def test_kill_9_during_a_kafka_classification_run_then_resume_equals_one_pass(
     command = [
         *STREAMLEARN, "run", f"kafka://{kafka_bootstrap}/{topic}?group=crash",
         *state_and_sinks(state, dead, predictions), *OPTIONS,
-        "--checkpoint-every", "50", "--checkpoint-interval", "0.2",
+        "--checkpoint-every", "50", "--checkpoint-interval", "0.2", "--kafka-client", client,
     ]  # fmt: skip
     sent: list[ProduceResult] = []
     # Rows arrive for a few seconds, so that each kill lands while the daemon learns.
