@@ -156,19 +156,12 @@ def produce(
         is needed) are skipped, counted and the first few named in the result; with ``strict``
         the first of them raises before anything is sent.
     text_columns
-        CSV columns whose cells go as JSON text exactly as written, not as numbers: a
-        classifier's labels such as ``03``, ``1.50`` or ``1e3`` then arrive unchanged (as
-        numbers they would read ``3``, ``1.5``, ``1000.0``).
+        CSV columns sent as JSON text as written, not as numbers (labels such as ``03``).
 
     Raises ``ValueError`` for contradictory arguments (before sending anything), and
     :class:`ProduceError` for an unreadable file, a bad row under ``strict``, or Kafka's refusal.
     """
-    from streamlearn.sources.kafka_config import parse_servers
-
-    file_path = Path(path)
-    if not file_path.is_file():
-        raise ValueError(f"{file_path} is not a file")
-    servers = parse_servers(bootstrap_servers)
+    file_path, servers = _file_and_servers(path, bootstrap_servers)
     pacing = _Pacing(rate, speed, time_column, label_delay, label_delay_records)
     pacing.check(labels_topic=labels_topic, partitions=partitions)
     rules = replace(pacing.row_rules(id_column), text_columns=tuple(text_columns))
@@ -188,6 +181,18 @@ def produce(
     )
     seconds, interrupted = _send_all(replay, rows_to_send(file_path, rules), pacing, strict)
     return replay.result(seconds, interrupted, tuple(created))
+
+
+def _file_and_servers(
+    path: str | os.PathLike[str], bootstrap_servers: str | list[str]
+) -> tuple[Path, list[str]]:
+    """The file to send (``ValueError`` if it is none) and the servers, parsed."""
+    from streamlearn.sources.kafka_config import parse_servers
+
+    file_path = Path(path)
+    if not file_path.is_file():
+        raise ValueError(f"{file_path} is not a file")
+    return file_path, parse_servers(bootstrap_servers)
 
 
 @dataclass(frozen=True, slots=True)
