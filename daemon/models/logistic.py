@@ -44,9 +44,7 @@ class LogisticRegression(LinearBase, base.Classifier):
 
     Labels are River's binary ones: ``learn_one(x, y)`` takes ``y`` as a bool (``True`` is
     the positive class, ``y = 1``), and ``predict_proba_one`` answers ``{False: 1 - p, True: p}``.
-
-    Parameters and attributes are ``LinearBase``'s: ``lr``, ``initial_weights``,
-    ``initial_intercept``; ``weights``, ``intercept``.
+    Its parameters and its learned ``weights`` and ``intercept`` are those of ``LinearBase``.
 
     Examples
     --------

@@ -20,8 +20,8 @@ from streamlearn.models.linear import LinearBase
 class SGDRegressor(LinearBase, base.Regressor):
     """Linear regression learned one record at a time with the textbook SGD update above.
 
-    Parameters and attributes are ``LinearBase``'s: ``lr``, ``initial_weights``,
-    ``initial_intercept``; ``weights``, ``intercept``.
+    The parameters (``lr``, ``initial_weights``, ``initial_intercept``) and the learned
+    ``weights`` and ``intercept`` are ``LinearBase``'s, shared with ``logistic``.
 
     Examples
     --------
