@@ -255,33 +255,23 @@ def from_river_classifier(obj: base.Estimator, space: ClassSpace | None, where: 
     """
     last = final_estimator(obj)
     origin = f"River {type(obj).__name__}"
+    classes: tuple[str, ...] | None
+    model_labels: tuple[ClfTarget, ...] | None
     if not last._multiclass:
-        names = _binary_names(space)
-        return BatchModel(
-            "river",
-            origin,
-            None,
-            None,
-            river_model=obj,
-            classes=names,
-            model_labels=None if names is None else (False, True),
-        )
-    labels = river_classes(last)
-    if not labels and space is not None and not space.binary:
-        labels = list(space.labels)
-    if not labels:
-        raise TransferError(
-            f"{where}: the River {type(last).__name__} has learned no class yet (or keeps "
-            "them where streamlearn does not look): train it before using it as model A"
-        )
+        classes = _binary_names(space)
+        model_labels = None if classes is None else (False, True)
+    else:
+        labels = river_classes(last)
+        if not labels and space is not None and not space.binary:
+            labels = list(space.labels)
+        if not labels:
+            raise TransferError(
+                f"{where}: the River {type(last).__name__} has learned no class yet (or keeps "
+                "them where streamlearn does not look): train it before using it as model A"
+            )
+        classes, model_labels = class_texts(labels, where), tuple(labels)
     return BatchModel(
-        "river",
-        origin,
-        None,
-        None,
-        river_model=obj,
-        classes=class_texts(labels, where),
-        model_labels=tuple(labels),
+        "river", origin, None, None, river_model=obj, classes=classes, model_labels=model_labels
     )
 
 
