@@ -124,6 +124,7 @@ class Daemon:
     --------
     >>> from streamlearn.testing import ListSource
     >>> from streamlearn.json_decoder import JsonDecoder
+    >>> from streamlearn.learner import Learner
     >>> from streamlearn.models.sgd import SGDRegressor
     >>> source = ListSource([b'{"x": {"a": 1}, "y": 2}', b'not json', b'{"x": {"a": 2}, "y": 4}'])
     >>> daemon = Daemon(source, JsonDecoder(), Learner(SGDRegressor(lr=0.1)), model_spec="sgd")
