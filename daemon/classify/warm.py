@@ -23,6 +23,7 @@ from streamlearn.classify.space import (
 )
 from streamlearn.config import AppUsageError, Settings
 from streamlearn.models.batch import BatchModel, TransferError
+from streamlearn.models.transfer import map_entries
 
 __all__ = [
     "ClassMapError",
@@ -55,11 +56,8 @@ def parse_class_map(text: str) -> dict[str, str]:
     --class-map names A's class '0' twice
     """
     mapping: dict[str, str] = {}
-    for entry in (part.strip() for part in text.split(",")):
-        if not entry:
-            continue
-        a_label, sep, stream_label = (side.strip() for side in entry.partition("="))
-        if not sep or not a_label or not stream_label:
+    for entry, a_label, stream_label in map_entries(text):
+        if not a_label or not stream_label:
             raise ClassMapError(f"--class-map entry {entry!r} is not A_LABEL=STREAM_LABEL (0=no)")
         if len(stream_label) > MAX_LABEL_CHARS:
             raise ClassMapError(f"--class-map: a label is at most {MAX_LABEL_CHARS} characters")

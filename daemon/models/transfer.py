@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -60,6 +60,7 @@ __all__ = [
     "fold_scaling",
     "frozen_baseline",
     "load_batch_model",
+    "map_entries",
     "parse_feature_map",
     "stream_order",
     "suited_lr",
@@ -153,6 +154,21 @@ def stream_order(
     return order
 
 
+def map_entries(text: str) -> Iterator[tuple[str, str, str]]:
+    """Each entry of a ``LEFT=RIGHT, ...`` map as ``(entry, left, right)``, stripped.
+
+    Empty entries are skipped; a side missing (no ``=``, or nothing on one side of it) comes
+    back ``""``, for the caller to name the error.
+
+    >>> list(map_entries(" a=x, ,b = y,c"))
+    [('a=x', 'a', 'x'), ('b = y', 'b', 'y'), ('c', 'c', '')]
+    """
+    for entry in (part.strip() for part in text.split(",")):
+        if entry:
+            left, _, right = (side.strip() for side in entry.partition("="))
+            yield entry, left, right
+
+
 def parse_feature_map(text: str) -> dict[str, str]:
     """Read a ``--feature-map`` value: ``stream=A`` pairs separated by commas.
 
@@ -167,11 +183,8 @@ def parse_feature_map(text: str) -> dict[str, str]:
     feature map entry 'temperature' is not stream=A (e.g. temperature=x)
     """
     mapping: dict[str, str] = {}
-    for entry in (part.strip() for part in text.split(",")):
-        if not entry:
-            continue
-        stream_name, sep, a_name = (side.strip() for side in entry.partition("="))
-        if not sep or not stream_name or not a_name:
+    for entry, stream_name, a_name in map_entries(text):
+        if not stream_name or not a_name:
             raise TransferError(f"feature map entry {entry!r} is not stream=A (e.g. temperature=x)")
         if stream_name in mapping:
             raise TransferError(f"feature map names stream feature {stream_name!r} twice")
