@@ -172,3 +172,29 @@ def test_a_key_is_predicted_on_the_features_it_learned(tmp_path: Path) -> None:
         app.daemon.stop()
         thread.join(30)
         app.close()
+
+
+def test_learn_by_key_and_a_predicted_id_learned_by_its_key(tmp_path: Path) -> None:
+    daemon = _start(tmp_path, http_learn=True)
+    try:
+        keyed = daemon.app.daemon.keyed
+        assert keyed is not None
+        status, learned = daemon.call("POST", "/learn", {"key": "s9", "x": {"a": 1.0}, "y": 2.0})
+        assert status == 200 and learned["learned"] == 1, learned
+        nine = keyed.models.peek("s9")
+        assert nine is not None and nine.records_learned == 1
+        status, bad = daemon.call("POST", "/learn", {"x": {"a": 1.0}, "y": 2.0})
+        assert status == 400 and "key" in bad["error"]
+        one = keyed.models.peek("s1")
+        assert one is not None
+        before = one.records_learned
+        status, answer = daemon.call("POST", "/predict", {"key": "s1", "id": "p1", "x": {"a": 0.5}})
+        assert status == 200, answer
+        status, learned = daemon.call("POST", "/learn", {"id": "p1", "y": 1.0})
+        assert status == 200 and learned["learned"] == 1, learned
+        one = keyed.models.peek("s1")
+        assert one is not None and one.records_learned == before + 1
+    finally:
+        daemon.app.daemon.stop()
+        daemon.thread.join(30)
+        daemon.app.close()

@@ -224,9 +224,8 @@ class _Handler(Replies):
             )
             return
         try:
-            examples = parse_examples(
-                self._read_body(), app.target, app.expected_features(), app.labels
-            )
+            body, keyed = self._read_body(), app.key_info is not None
+            examples = parse_examples(body, app.target, app.expected_features(), app.labels, keyed)
             learned = app.learn(examples)
         except BadRequest as exc:
             self._json(exc.status, {"error": str(exc)})

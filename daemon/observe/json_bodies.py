@@ -64,6 +64,8 @@ class Example:
     features: dict[str, float] | None
     y: float | str
     id: str | None = None
+    #: The model's key in a keyed daemon (``--key-by``; a late label needs none).
+    key: str | None = field(default=None, repr=False)
 
 
 def _reject_constant(name: str) -> float:
@@ -198,8 +200,16 @@ def _label(value: object, target: str) -> str:
 
 
 def _example(
-    record: dict[str, object], target: str, expected: Collection[str], labels: bool = False
+    record: dict[str, object],
+    target: str,
+    expected: Collection[str],
+    labels: bool = False,
+    keyed: bool = False,
 ) -> Example:
+    given = None
+    if keyed:  # the key is never a feature
+        record = dict(record)
+        given = record.pop("key", None)
     record_id = _record_id(record)
     if target not in record:
         raise BadRequest(f"no target {target!r} (the daemon's --target)")
@@ -214,7 +224,15 @@ def _example(
         return Example(None, y, record_id)  # a late label
     values, wrapped = _unwrapped(record, ("id", target))
     skip = ("id",) if wrapped else ("id", target)
-    return Example(_features(values, expected, skip=skip), y, record_id)
+    features = _features(values, expected, skip=skip)
+    if not keyed:
+        return Example(features, y, record_id)
+    from streamlearn.keys.fields import key_text
+
+    key = key_text(given)
+    if not isinstance(key, str):
+        raise BadRequest(f'"key": {key[1]} (a keyed daemon learns {{"key": K, "x": {{...}}, ...}})')
+    return Example(features, y, record_id, key)
 
 
 def _each(
@@ -254,10 +272,11 @@ def parse_queries(
 
 
 def parse_examples(
-    body: bytes, target: str, expected: Collection[str], labels: bool = False
+    body: bytes, target: str, expected: Collection[str], labels: bool = False, keyed: bool = False
 ) -> list[Example]:
     """The records of a ``POST /learn`` body: ``target`` is the label's key. ``labels``: a
     classifier's body, whose target is label text (a number or a bool as its JSON text).
+    ``keyed``: each record (not a late label) names its model's key under ``key``.
 
     >>> parse_examples(b'[{"x": {"a": 1}, "y": 2}, {"id": "r1", "y": 3}]', "y", ["a"])
     [Example(features={'a': 1.0}, y=2.0, id=None), Example(features=None, y=3.0, id='r1')]
@@ -265,7 +284,7 @@ def parse_examples(
     ['Yes', '1']
     """
     records, batch = _records(_load(body), "features and the target")
-    return _each(records, batch, lambda record: _example(record, target, expected, labels))
+    return _each(records, batch, lambda record: _example(record, target, expected, labels, keyed))
 
 
 def parse_features(body: bytes, expected: Collection[str]) -> dict[str, float]:

@@ -387,7 +387,10 @@ class ModelService:
             )
         kept, ignored = split_known(query.features, self.known_features(learner))
         self._strict(ignored)
-        answer, _ = _answer(learner, kept, ignored)
+        answer, given = _answer(learner, kept, ignored)
+        if self.join is not None and query.id is not None and given is not None and answer.finite:
+            self._remember([query], [(kept, ignored)], [given])  # its label, by id, to its key
+            self.keyed.tally.keyed.wait(query.id, query.key, self.keyed.pending_bound)
         return answer._replace(key=query.key, fallback=fallback)
 
     def _remember(
@@ -409,7 +412,7 @@ class ModelService:
             if isinstance(answer, tuple) or math.isfinite(answer):
                 raw = Raw(json.dumps({"id": query.id, "x": kept}).encode(), -1)
                 # A classifier's probabilities wait as they were given (see ClassRouter).
-                join.remember(Record(kept, None, query.id, raw), answer, index)
+                join.remember(Record(kept, None, query.id, raw, query.key), answer, index)
 
     def learn(self, examples: Sequence[Example]) -> Learned:
         """Learn ``examples`` test-then-train through the loop, counted like stream records.
@@ -464,7 +467,7 @@ class ModelService:
                 except BadRequest as exc:
                     raise _numbered(index, len(examples) > 1, exc) from None
                 ignored.update(left_out)
-            items.append(Record(features, y, example.id, raw))
+            items.append(Record(features, y, example.id, raw, example.key))
         return items, ignored
 
     def download(self) -> tuple[str, bytes]:
