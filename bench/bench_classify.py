@@ -1,0 +1,536 @@
+"""Classification speed and memory: `streamlearn replay` of classifiers next to Vowpal Wabbit and
+River's loops, on the same rows, in one run.
+
+Three sections (``--sections speed,river,rss``):
+
+- ``speed``: ``--model logistic`` replaying a binary CSV (``--rows`` rows, ``--features``
+  features, labels 1/0) with default flags (metrics, drift monitor, checkpoints), and record by
+  record (``STREAMLEARN_FASTPATH=0``); the VW driver with ``--loss_function logistic`` on the
+  same rows (labels -1/1), with ``--sgd`` (the seed's plain update) and with VW's default
+  update (adaptive, normalized, invariant); and the River loop a user would write
+  (``iter_csv`` + ``predict_proba_one`` + ``LogLoss`` + ``learn_one`` with
+  ``LogisticRegression(optimizer=SGD(lr), intercept_lr=lr)``) on the first ``--river-rows``
+  rows (the loop's rate per row does not depend on how many rows it runs).
+- ``river``: River classifier specs through the daemon (default flags) next to the bare River
+  loop on the same rows.
+- ``rss``: resident memory of ``--model logistic`` (metrics, drift monitor, checkpoints,
+  dead letters and predictions on) over ``--rss-records`` rows of a file written on disk,
+  sampled every ``--interval`` seconds (``bench_memory.measure``).
+
+Rates: rows / (full - header-only) (the issue's definition: start-up subtracted) and
+(rows - warm rows) / (full - warm) (every one-time cost paid in both runs). Each contender
+runs ``--repeat`` times, alternating, best time kept.
+
+Run: python bench/bench_classify.py [--rows 1000000] [--repeat 3] [--sections speed,river,rss]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from bench_memory import measure
+from optional import require
+
+ROOT = Path(__file__).resolve().parent.parent
+STREAMLEARN = ROOT / ".venv" / "bin" / "streamlearn"
+LR = 0.01
+CHUNK = 1_000_000
+
+VW_DRIVER = """
+import sys
+from vowpalwabbit import pyvw
+workspace = pyvw.Workspace(f"-d {sys.argv[1]} {sys.argv[2]} --quiet --no_stdin")
+workspace.run_parser()  # VW's own C++ driver: parse and learn the file
+workspace.finish()
+"""
+
+RIVER_LOOP = """
+import sys
+from river import {modules}, metrics, stream
+model = {model}
+metric = metrics.LogLoss()
+converters = {{**{{f"x{{j}}": float for j in range({d})}}, "y": lambda label: label == "1"}}
+for x, y in stream.iter_csv(sys.argv[1], target="y", converters=converters):
+    metric.update(y, model.predict_proba_one(x))
+    model.learn_one(x, y)
+"""
+
+#: River classifier specs: (daemon spec, River modules, River expression, rows divisor).
+SPECS = (
+    (
+        f"LogisticRegression(optimizer=SGD(lr={LR}), intercept_lr={LR})",
+        "linear_model, optim",
+        f"linear_model.LogisticRegression(optimizer=optim.SGD({LR}), intercept_lr={LR})",
+        1,
+    ),
+    (
+        "StandardScaler | LogisticRegression",
+        "linear_model, preprocessing",
+        "preprocessing.StandardScaler() | linear_model.LogisticRegression()",
+        1,
+    ),
+    ("GaussianNB", "naive_bayes", "naive_bayes.GaussianNB()", 5),
+    ("HoeffdingTreeClassifier", "tree", "tree.HoeffdingTreeClassifier()", 5),
+)
+
+
+# -- data ------------------------------------------------------------------------------
+
+
+def _cells(values: np.ndarray, sep: int) -> tuple[np.ndarray, np.ndarray]:
+    """``%.6f`` text of ``values`` (|v| < 10) and a separator, as a fixed (n, 10) byte matrix
+    and the mask of its bytes to keep (a positive number has no sign byte)."""
+    q = np.rint(np.clip(np.abs(values), 0, 9.999999) * 1_000_000).astype(np.int64)
+    out = np.empty((len(values), 10), dtype=np.uint8)
+    out[:, 0] = ord("-")
+    out[:, 1] = 48 + q // 1_000_000
+    out[:, 2] = ord(".")
+    for k in range(6):
+        out[:, 3 + k] = 48 + (q // 10 ** (5 - k)) % 10
+    out[:, 9] = sep
+    keep = np.ones(out.shape, dtype=bool)
+    keep[:, 0] = (values < 0) & (q > 0)
+    return out, keep
+
+
+def _rows(rng: np.random.Generator, n: int, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    X = rng.normal(size=(n, len(weights)))
+    y = (X @ weights + 0.5 * rng.normal(size=n) > 0).astype(np.int64)
+    return X, y
+
+
+def write_files(
+    csv: Path, vw: Path | None, rows: int, features: int, seed: int = 0, unlabeled: int = 0
+) -> None:
+    """A binary CSV (``x0..``, ``y`` in 1/0) and, if ``vw``, the same rows in VW's format.
+
+    ``unlabeled``: every such row (``unlabeled``-th) has an empty target (CSV only).
+    """
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(size=features)
+    names = [f"x{j}" for j in range(features)]
+    with open(csv, "wb") as out_csv, open(vw or os.devnull, "wb") as out_vw:
+        out_csv.write((",".join([*names, "y"]) + "\n").encode())
+        for start in range(0, rows, CHUNK):
+            X, y = _rows(rng, min(CHUNK, rows - start), weights)
+            cells = [_cells(X[:, j], ord(",")) for j in range(features)]
+            label = np.column_stack([48 + y, np.full(len(y), 10)]).astype(np.uint8)
+            matrix = np.hstack([c for c, _ in cells] + [label])
+            keep = np.hstack([k for _, k in cells] + [np.ones(label.shape, dtype=bool)])
+            if unlabeled:
+                keep[(start + np.arange(len(y))) % unlabeled == unlabeled - 1, -2] = False
+            out_csv.write(matrix[keep].tobytes())
+            if vw is None:
+                continue
+            # "1 | x0:0.123456 x1:-1.5 ..." with -1 for the negative class.
+            head = np.frombuffer(b"-1 | ", dtype=np.uint8)
+            parts = [np.tile(head, (len(y), 1))]
+            head_keep = np.ones((len(y), 5), dtype=bool)
+            head_keep[:, 0] = y == 0
+            keeps = [head_keep]
+            for j, (cell, cell_keep) in enumerate(cells):
+                name = np.frombuffer(f"x{j}:".encode(), dtype=np.uint8)
+                cell = cell.copy()
+                cell[:, 9] = ord(" ") if j < features - 1 else 10
+                parts += [np.tile(name, (len(y), 1)), cell]
+                keeps += [np.ones((len(y), len(name)), dtype=bool), cell_keep]
+            out_vw.write(np.hstack(parts)[np.hstack(keeps)].tobytes())
+
+
+def head(source: Path, target: Path, lines: int) -> None:
+    with open(source, "rb") as handle, open(target, "wb") as out:
+        for _ in range(lines):
+            line = handle.readline()
+            if not line:
+                break
+            out.write(line)
+
+
+# -- whole processes -------------------------------------------------------------------
+
+
+def timed_cpu(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Wall-clock and CPU seconds (user + system) of a whole process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    if done.returncode:  # the run says why; the bench stops with it, not with a bare status
+        tail = done.stderr.decode(errors="replace").strip().splitlines()[-5:]
+        raise SystemExit(f"failed (exit {done.returncode}): {' '.join(cmd)}\n" + "\n".join(tail))
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def streamlearn_cmd(state: Path, *extra: str) -> list[str]:
+    return [
+        str(STREAMLEARN),
+        "--log-level",
+        "warning",
+        "replay",
+        "{file}",
+        "--state-dir",
+        str(state),
+        "--reset",
+        "--no-progress",
+        *extra,
+    ]
+
+
+#: A contender: name, command template ("{file}"), environment, files (header, warm, full),
+#: rows of the full file, rows of the warm file.
+Contender = tuple[str, list[str], dict[str, str] | None, tuple[Path, Path, Path], int, int]
+
+
+def shown(template: list[str], env: dict[str, str] | None) -> str:
+    """A command as the report shows it: the inline scripts by name."""
+    parts = list(template)
+    if "-c" in parts:
+        at = parts.index("-c") + 1
+        script = parts[at]
+        if script == VW_DRIVER:
+            parts[at] = "VW_DRIVER"
+        else:
+            model = next(line for line in script.splitlines() if line.startswith("model = "))
+            parts[at] = f"RIVER_LOOP({model.removeprefix('model = ')})"
+    parts = [part if " " not in part or part.startswith("RIVER") else repr(part) for part in parts]
+    prefix = " ".join(f"{key}={value}" for key, value in (env or {}).items())
+    return (prefix + " " if prefix else "") + " ".join(parts)
+
+
+def race(contenders: list[Contender], repeat: int) -> list[dict[str, Any]]:
+    """Each contender on its header-only, warm and full files, alternating, best of ``repeat``."""
+    best: dict[str, list[float]] = {}
+    best_cpu: dict[str, list[float]] = {}
+    for round_ in range(repeat):
+        for name, template, env, files, _, _ in contenders:
+            walls, cpus = zip(
+                *(
+                    timed_cpu([part.replace("{file}", str(path)) for part in template], env)
+                    for path in files
+                ),
+                strict=True,
+            )
+            for table, times in ((best, walls), (best_cpu, cpus)):
+                table[name] = [
+                    min(a, b) for a, b in zip(table.get(name, times), times, strict=True)
+                ]
+            print(f"  [{round_ + 1}/{repeat}] {name}: {walls[2]:.2f} s", flush=True)
+    results = []
+    for name, template, env, _, rows, warm_rows in contenders:
+        start_up, warm, total = best[name]
+        _, warm_cpu, total_cpu = best_cpu[name]
+        results.append(
+            {
+                "name": name,
+                "command": shown(template, env),
+                "rows": rows,
+                "start_up": start_up,
+                "total": total,
+                "rate": rows / max(total - start_up, 1e-9),
+                "warm_rate": (rows - warm_rows) / max(total - warm, 1e-9),
+                "warm_cpu_rate": (rows - warm_rows) / max(total_cpu - warm_cpu, 1e-9),
+            }
+        )
+    return results
+
+
+def speed(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
+    full, header, warm = tmp / "full.csv", tmp / "header.csv", tmp / "warm.csv"
+    full_vw, header_vw, warm_vw = tmp / "full.vw", tmp / "header.vw", tmp / "warm.vw"
+    write_files(full, full_vw, args.rows, args.features)
+    head(full, header, 1)
+    head(full, warm, args.warm_rows + 1)
+    header_vw.write_bytes(b"")
+    head(full_vw, warm_vw, args.warm_rows)
+    river_rows = min(args.river_rows, args.rows)
+    river_full, river_warm = tmp / "river.csv", tmp / "river-warm.csv"
+    head(full, river_full, river_rows + 1)
+    river_warm_rows = max(river_rows // 20, 1000)
+    head(full, river_warm, river_warm_rows + 1)
+    record_rows = min(args.record_rows, args.rows)
+    record_full = tmp / "record.csv"
+    head(full, record_full, record_rows + 1)
+    csv_files = (header, warm, full)
+    vw_files = (header_vw, warm_vw, full_vw)
+    logistic = ("--model", "logistic", "--lr", str(LR))
+    river = RIVER_LOOP.format(
+        modules="linear_model, optim",
+        model=f"linear_model.LogisticRegression(optimizer=optim.SGD({LR}), intercept_lr={LR})",
+        d=args.features,
+    )
+    vw = [sys.executable, "-c", VW_DRIVER, "{file}"]
+    contenders: list[Contender] = [
+        (
+            "streamlearn replay logistic",
+            streamlearn_cmd(tmp / "s1", *logistic),
+            None,
+            csv_files,
+            args.rows,
+            args.warm_rows,
+        ),
+        (
+            "streamlearn replay logistic, no drift monitor",
+            streamlearn_cmd(tmp / "s2", *logistic, "--drift-detector", "none"),
+            None,
+            csv_files,
+            args.rows,
+            args.warm_rows,
+        ),
+        (
+            "streamlearn replay logistic, per-record path",
+            streamlearn_cmd(tmp / "s3", *logistic),
+            {"STREAMLEARN_FASTPATH": "0"},
+            (header, warm, record_full),
+            record_rows,
+            args.warm_rows,
+        ),
+        (
+            "VW driver (--sgd --loss_function logistic)",
+            [*vw, f"--sgd --loss_function logistic -l {LR}"],
+            None,
+            vw_files,
+            args.rows,
+            args.warm_rows,
+        ),
+        (
+            "VW driver (--loss_function logistic, VW's default update)",
+            [*vw, "--loss_function logistic"],
+            None,
+            vw_files,
+            args.rows,
+            args.warm_rows,
+        ),
+        (
+            "River loop (iter_csv + LogisticRegression)",
+            [sys.executable, "-c", river, "{file}"],
+            None,
+            (header, river_warm, river_full),
+            river_rows,
+            river_warm_rows,
+        ),
+    ]
+    return race(contenders, args.repeat)
+
+
+def river_specs(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
+    """River classifier specs: the daemon (default flags) beside the bare River loop."""
+    full, header = tmp / "spec-source.csv", tmp / "spec-header.csv"
+    write_files(full, None, args.spec_rows, args.features, seed=1)
+    head(full, header, 1)
+    results = []
+    for spec, modules, expression, divisor in SPECS:
+        rows = args.spec_rows // divisor
+        warm_rows = max(rows // 20, 500)
+        spec_full, spec_warm = tmp / "spec.csv", tmp / "spec-warm.csv"
+        head(full, spec_full, rows + 1)
+        head(full, spec_warm, warm_rows + 1)
+        files = (header, spec_warm, spec_full)
+        loop = RIVER_LOOP.format(modules=modules, model=expression, d=args.features)
+        contenders: list[Contender] = [
+            (
+                f"streamlearn replay '{spec}'",
+                streamlearn_cmd(tmp / "s4", "--model", spec),
+                None,
+                files,
+                rows,
+                warm_rows,
+            ),
+            (
+                f"River loop {expression}",
+                [sys.executable, "-c", loop, "{file}"],
+                None,
+                files,
+                rows,
+                warm_rows,
+            ),
+        ]
+        results += race(contenders, args.repeat)
+    return results
+
+
+def rss(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """RSS of ``--model logistic`` over ``--rss-records`` rows, flags on, sampled."""
+    data = tmp / "rss.csv"
+    # Every 100th row unlabeled: the size of the predictions file tells how far the stream is.
+    write_files(data, None, args.rss_records, args.features, seed=2, unlabeled=100)
+    predictions = tmp / "rss-pred.jsonl"
+    command = [
+        str(STREAMLEARN),
+        "replay",
+        str(data),
+        "--model",
+        "logistic",
+        "--state-dir",
+        str(tmp / "rss-state"),
+        "--reset",
+        "--dead-letter",
+        str(tmp / "rss-dead.jsonl"),
+        "--predictions",
+        str(predictions),
+        "--no-progress",
+    ]
+    result = measure(
+        "logistic", command, data, predictions, args.rss_records, interval=args.interval
+    )
+    return {
+        "command": " ".join(command),
+        "seconds": result.seconds,
+        "records": args.rss_records,
+        "at": {point: result.at(point) for point in (0.1, 0.5, 1.0)},
+        "growth": result.growth,
+        "slope": result.slope,
+        "peak": result.peak_kib / 1024,
+        "summary": result.summary,
+    }
+
+
+# -- the report ----------------------------------------------------------------------------
+
+
+def _versions() -> str:
+    import importlib.metadata as md
+
+    out = []
+    for package in ("river", "numpy", "vowpalwabbit"):
+        try:
+            out.append(f"{package} {md.version(package)}")
+        except md.PackageNotFoundError:
+            out.append(f"{package} missing")
+    return ", ".join(out)
+
+
+def table(results: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "| contender | rows | start-up s | total s | rows/s (full - header) "
+        "| rows/s (full - warm) | rows/s CPU (full - warm) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        name = r["name"].replace("|", "\\|")
+        lines.append(
+            f"| {name} | {r['rows']:,} | {r['start_up']:.2f} | {r['total']:.2f} | "
+            f"{r['rate']:,.0f} | {r['warm_rate']:,.0f} | {r['warm_cpu_rate']:,.0f} |"
+        )
+    return lines
+
+
+def ratios(results: list[dict[str, Any]]) -> list[str]:
+    by = {r["name"]: r for r in results}
+    ours = by.get("streamlearn replay logistic")
+    lines = []
+    if ours is not None:
+        for other in (
+            "VW driver (--sgd --loss_function logistic)",
+            "VW driver (--loss_function logistic, VW's default update)",
+            "River loop (iter_csv + LogisticRegression)",
+            "streamlearn replay logistic, per-record path",
+        ):
+            if other in by:
+                theirs = by[other]
+                lines.append(
+                    f"- logistic / {other}: {ours['rate'] / theirs['rate']:.2f}x (full - header), "
+                    f"{ours['warm_rate'] / theirs['warm_rate']:.2f}x (full - warm)"
+                )
+    for r, loop in itertools.pairwise(results):
+        if r["name"].startswith("streamlearn replay '") and loop["name"].startswith("River loop"):
+            spec = r["name"].removeprefix("streamlearn replay '").removesuffix("'")
+            lines.append(
+                f"- '{spec}' / bare River loop: {r['rate'] / loop['rate']:.2f}x (full - header), "
+                f"{r['warm_rate'] / loop['warm_rate']:.2f}x (full - warm), "
+                f"{r['warm_cpu_rate'] / loop['warm_cpu_rate']:.2f}x CPU (full - warm)"
+            )
+    return lines
+
+
+def report(
+    args: argparse.Namespace,
+    results: list[dict[str, Any]],
+    memory: dict[str, Any] | None,
+    load: tuple[str, str],
+) -> str:
+    lines = [
+        f"Command: `python {' '.join(sys.argv)}`",
+        "",
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.node()} "
+        f"{platform.machine()}, {os.cpu_count()} CPUs; load average before {load[0]}, after "
+        f"{load[1]}; Python {platform.python_version()}, {_versions()}. Binary rows of "
+        f"{args.features} features (`%.6f`), labels 1/0 (VW: 1/-1); best of {args.repeat}.",
+    ]
+    if results:
+        lines += ["", *table(results), "", "Ratios:", "", *ratios(results)]
+        lines += ["", "Commands (`{file}`: the full, warm or header-only file):", ""]
+        lines += [f"- {r['name']}: `{r['command']}`" for r in results]
+        lines += ["", "RIVER_LOOP(model), the loop a River user writes:", "", "```python"]
+        lines += [RIVER_LOOP.format(modules="...", model="model", d=args.features).strip()]
+        lines += ["```", "", "VW_DRIVER:", "", "```python", VW_DRIVER.strip(), "```"]
+    if memory is not None:
+        at = memory["at"]
+        lines += [
+            "",
+            f"RSS of `{memory['command']}` over {memory['records']:,} records "
+            f"({memory['seconds']:.0f} s), MiB (least / median / most over a tenth of the "
+            "stream): "
+            + "; ".join(
+                f"{int(point * 100)}%: {low:.0f} / {mid:.0f} / {high:.0f}"
+                for point, (low, mid, high) in at.items()
+            )
+            + f"; growth of the median 10% -> 100%: {memory['growth']:+.1f}%; slope "
+            f"{memory['slope']:+.2f} MiB per million records; peak {memory['peak']:.0f} MiB.",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--features", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--warm-rows", type=int, default=5_000)
+    parser.add_argument("--river-rows", type=int, default=100_000)
+    parser.add_argument("--record-rows", type=int, default=100_000)
+    parser.add_argument("--spec-rows", type=int, default=50_000)
+    parser.add_argument("--rss-records", type=int, default=10_000_000)
+    parser.add_argument("--interval", type=float, default=0.5)
+    parser.add_argument("--sections", default="speed,river,rss")
+    args = parser.parse_args()
+    sections = set(args.sections.split(","))
+    if "speed" in sections:
+        require("vowpalwabbit")
+    load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    tmp = Path(tempfile.mkdtemp(prefix="bench-classify-"))
+    results: list[dict[str, Any]] = []
+    memory = None
+    if "speed" in sections:
+        print("logistic, VW, River...", flush=True)
+        results += speed(args, tmp)
+        print("\n".join(table(results)), flush=True)  # each section as soon as it is done
+    if "river" in sections:
+        print("River specs...", flush=True)
+        results += river_specs(args, tmp)
+        print("\n".join(table(results)), flush=True)
+    if "rss" in sections:
+        print("RSS...", flush=True)
+        memory = rss(args, tmp)
+    load_after = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(report(args, results, memory, (load_before, load_after)))
+
+
+if __name__ == "__main__":
+    main()
