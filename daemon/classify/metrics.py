@@ -293,18 +293,15 @@ class ClassMetrics:
     def values(self) -> dict[str, float | None]:
         """The metrics by name (``BINARY_METRICS`` or ``MULTICLASS_METRICS``); None before any
         record was scored."""
+        if not self.scored:
+            return dict.fromkeys(BINARY_METRICS if self.binary else MULTICLASS_METRICS)
         if self.binary:
-            names = BINARY_METRICS
-            if not self.scored:
-                return dict.fromkeys(names)
             return {
                 "accuracy": self.accuracy(),
                 "log_loss": self.loss.get(),
                 "f1": self.f1(),
                 "roc_auc": self.roc_auc(),
             }
-        if not self.scored:
-            return dict.fromkeys(MULTICLASS_METRICS)
         return {
             "accuracy": self.accuracy(),
             "cross_entropy": self.loss.get(),
