@@ -330,7 +330,7 @@ def _plain_integers(parsed: Parsed, rows: NDArray[np.intp]) -> NDArray[np.bool_]
     digit = (window >= 48) & (window <= 57)
     # The label is the run of digits before the end, after an optional minus, after a comma.
     run = np.argmin(digit, axis=1)  # digits before the first non-digit from the end
-    ok = (run >= 1) & (run <= MAX_DIGITS)
+    ok: NDArray[np.bool_] = (run >= 1) & (run <= MAX_DIGITS)
     at = np.arange(len(rows))
     sign = window[at, np.minimum(run, width - 1)] == 45
     before = window[at, np.minimum(run + sign, width - 1)]
