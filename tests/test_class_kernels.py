@@ -321,7 +321,7 @@ def learn_both(lines, names, make_space, make_model, *, kernels, window=50, max_
     for blocks in (False, True):
         space, model = make_space(), make_model()
         learner = ClassLearner(model, space, rolling_window=window)
-        learner.curve = Curve(max_points)
+        learner.curve, learner.loss_curve = Curve(max_points), Curve(max_points)
         decoder = CsvDecoder([*names, "y"], classes=space)
 
         def step(item, learner=learner):
@@ -384,6 +384,30 @@ def assert_same_scores(slow, fast) -> None:
     assert [bits(p) for p in slow.curve.points] == [bits(p) for p in fast.curve.points]
     assert slow.summary() == fast.summary()
     assert slow.rolling_summary() == fast.rolling_summary()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="classify/losscurve.py block_points: a block's log-loss curve is not record by "
+    "record's in the last bits (a difference of cumulative sums against the running mean); "
+    "its owner fixes it, then this passes",
+)
+def test_the_log_loss_curve_of_blocks_equals_record_by_record():
+    from streamlearn.classify.space import ClassSpace
+    from streamlearn.models.logistic import LogisticRegression
+
+    lines, names = binary_lines(3000, seed=1)
+    slow, fast, _ = learn_both(
+        lines,
+        names,
+        lambda: ClassSpace(binary=True),
+        lambda: LogisticRegression(lr=0.1),
+        kernels=block_kernels("python"),
+        window=7,
+        max_points=64,
+    )
+    assert slow.loss_curve.stride == fast.loss_curve.stride
+    assert [bits(p) for p in slow.loss_curve.points] == [bits(p) for p in fast.loss_curve.points]
 
 
 def binary_lines(n: int, seed: int) -> tuple[list[bytes], list[str]]:
