@@ -29,7 +29,7 @@ test: $(STAMP) system-deps keras lint typecheck unit sanitize
 
 ## check: the quick inner loop (ruff, mypy, the tests that need no broker or Prometheus)
 # Under two minutes on two cores: mypy keeps its cache between runs (the typecheck target starts
-# cold), the tests run on TEST_WORKERS processes, and `slow` ones (over about 5 s) are left out.
+# cold), the tests run on TEST_WORKERS processes, and `slow` ones (over ~2 s of CPU) are left out.
 TEST_WORKERS ?= 2
 check: $(STAMP) lint
 	MYPY_CACHE_DIR=$(CURDIR)/.mypy_cache bash scripts/typecheck.sh $(BIN)/mypy
@@ -56,8 +56,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	bash scripts/typecheck.sh $(BIN)/mypy
 
+# The whole suite on TEST_WORKERS processes: each starts a Kafka broker of its own, and the tests
+# take free ports and tmp_path dirs of their own.
 unit: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --maxprocesses=$(TEST_WORKERS)
 
 # The C kernels again, built with AddressSanitizer and UBSan (about 20 s).
 sanitize: $(STAMP)
