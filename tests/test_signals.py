@@ -147,13 +147,14 @@ def test_a_stop_signal_is_honoured_within_a_second(tmp_path, state, signum):
         )
     try:
         # Its imports take seconds on a loaded machine (or beside other tests): the state is
-        # timed from its first log line.
+        # timed from its first log line, or from the line that says it is there.
         wait_for(lambda: log.read_text().strip(), "its first log line", 60, proc=proc)
         if state == "draining_a_rotated_file":
             time.sleep(1.5)
             (tmp_path / "events.csv").rename(tmp_path / "events.csv.1")
             (tmp_path / "events.csv").write_text("a,y\n3,4\n")
-        time.sleep(1.5)  # well into the state (a log line is looked for below)
+        wait_for(lambda: logged in log.read_text(), f"{logged!r} in its log", 30, proc=proc)
+        time.sleep(0.5 if logged else 1.5)  # well into the state
         assert proc.poll() is None, log.read_text()
     finally:
         seconds, _ = _signal_and_time(proc, signum)
