@@ -95,6 +95,7 @@ def test_min_max_scaler_learns_from_its_first_record(tmp_path: Path, fast: bool)
     _assert_metrics(summary, _river(rows, _NoneWhenNotFinite(build_model(spec))))
 
 
+@pytest.mark.slow
 def test_a_feature_the_scaler_never_saw_is_learned_not_taken_for_a_divergence(
     tmp_path: Path,
 ) -> None:

@@ -76,6 +76,7 @@ def test_the_kafka_table_reaches_the_kafka_client(tmp_path):
     assert "unknown Kafka client setting 'no.such.setting'" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_key_of_replay_only_at_top_level_does_not_break_run(stream, tmp_path, monkeypatch):
     config = toml(tmp_path, "inspect-json = true\nrate = 100\nprogress = false\nlr = 0.05\n")
     assert settings_of(monkeypatch, "run", str(stream), "--config", str(config)).lr == 0.05

@@ -94,6 +94,7 @@ def test_run_without_a_state_dir_is_warned_about(stream: Path, tmp_path: Path):
     assert banner in err and warning not in err
 
 
+@pytest.mark.slow
 def test_run_logs_a_heartbeat_every_log_every_seconds(stream: Path, tmp_path: Path):
     beat = re.compile(
         rf"^{STAMP} INFO streamlearn: (?:([\d,]+) records in the last ([\d.]+) s \(([\d,]+)/s\)"
@@ -153,6 +154,7 @@ def test_rejections_are_told_at_most_every_10_s():
     assert told[-1][1].startswith("rejected 5,000 of 5,000 records in the last 5.0 s")
 
 
+@pytest.mark.slow
 def test_heartbeat_lines_do_not_break_the_progress_bar(tmp_path: Path):
     X, y, _ = make_regression(3000, d=2, seed=8)
     path = tmp_path / "stream.csv"

@@ -81,6 +81,7 @@ def stream(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("columns", [None, 120])
 def test_replay_draws_percent_bar_rate_error_and_time_left(stream: Path, columns: int | None):
     # 3 s at this rate: drawings while it runs, whatever start-up costs on a busy machine.
