@@ -23,9 +23,12 @@ import pytest
 
 from prom_server import free_port
 from streamlearn.app import App, build
+from streamlearn.classify.learner import ClassLearner
+from streamlearn.classify.space import ClassSpace
+from streamlearn.classify.task import binary_only
 from streamlearn.config import Settings
 from streamlearn.learner import Learner
-from streamlearn.models.registry import MODELS, build_model
+from streamlearn.models.registry import CLASSIFIERS, MODELS, build_model
 from streamlearn.observe.serving import ModelService
 
 ROWS = 300
@@ -187,14 +190,23 @@ def _learned_state(model: Any, name: str) -> bytes:
 @pytest.mark.parametrize("fixed", [True, False], ids=["header", "open"])
 def test_no_registered_model_changes_when_predicted_on(name: str, fixed: bool) -> None:
     spec = f"{name} | LinearRegression" if name in TRANSFORMERS else name
-    learner = Learner(build_model(spec, lr=0.01))
+    model = build_model(spec, lr=0.01)
+    learner: Learner | ClassLearner = Learner(model)
+    space = ClassSpace(binary_only(model))
+    if name in CLASSIFIERS:  # the same records, labelled by the sign of the target
+        learner = ClassLearner(model, space)
     service = ModelService(
         SimpleNamespace(lock=threading.RLock(), learner=learner), ["a", "b"] if fixed else None
     )
     rng = random.Random(3)
     for _ in range(200):
         a, b = rng.random(), rng.random()
-        learner.step({"a": a, "b": b}, 2 * a - b)
+        y = 2 * a - b
+        if name in CLASSIFIERS:
+            code = space.encode("yes" if y > 0 else "no")
+            assert isinstance(code, float)
+            y = code
+        learner.step({"a": a, "b": b}, y)
     before = _learned_state(learner.model, name)
     probe = {"a": 0.3, "b": 0.6}
     expected = service.predict(probe).prediction
