@@ -5,6 +5,7 @@ own on its messages in the order they were produced."""
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -17,9 +18,12 @@ from streamlearn.models.sgd import SGDRegressor
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
+@pytest.mark.parametrize("client", ["kafka-python", "confluent"])
 def test_message_keys_are_the_models(
-    kafka_bootstrap: str, kafka_topic_factory, kafka_send, tmp_path: Path
+    kafka_bootstrap: str, kafka_topic_factory, kafka_send, tmp_path: Path, client: str
 ) -> None:
+    if client == "confluent" and os.environ.get("CI") != "true":
+        pytest.importorskip("confluent_kafka", reason="confluent-kafka is not installed")
     topic = kafka_topic_factory(2)
     rng = random.Random(5)
     sent: list[tuple[str, dict[str, float], float]] = []
@@ -37,6 +41,7 @@ def test_message_keys_are_the_models(
     summary = json.loads(
         cli(
             "replay", f"kafka://{kafka_bootstrap}/{topic}", "--key-by", ":key", "--lr", "0.1",
+            "--kafka-client", client,
             "--state-dir", str(state), "--inspect-json",
         ).stdout
     )  # fmt: skip
