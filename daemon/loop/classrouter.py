@@ -16,6 +16,7 @@ from streamlearn.classify.metrics import Proba
 from streamlearn.classify.task import error, predicted
 from streamlearn.records import Decoded, Label, Record, Rejected
 
+from ..interfaces import Prediction
 from .router import Router
 
 __all__ = ["ClassRouter", "prediction_line"]
@@ -77,7 +78,7 @@ class ClassRouter(Router):
                     continue
                 self.last_x = x
                 if self.predictions_all:
-                    self.write_class_scored(item.id, item.raw.where(), proba, y)
+                    self.write_scored(item.id, item.raw.where(), proba, y)
                 if track:
                     errors.append(error(y, proba))
                     if self.monitor is not None:
@@ -102,48 +103,29 @@ class ClassRouter(Router):
                 return  # never serve NaN: the restored model cannot predict this either
         if proba is None:
             return  # the model cannot predict yet: nothing to serve
-        self.write_class_prediction(item.id, item.raw.where(), proba)
-        index = self.counters.records_seen - 1
-        if self.join is not None and item.id is not None:
-            self.join.remember(item, proba, index)
-        if self.pseudo is not None:
-            self.pseudo.offer(item, proba, index, self.host)
+        self._keep(item, proba)
 
-    def write_class_prediction(
-        self, record_id: str | None, where: dict[str, object], proba: Proba
-    ) -> None:
-        """The class and probabilities for an unlabeled record, counted and written."""
-        self.counters.predictions += 1
-        self.predictions.write(prediction_line(self.classifier, record_id, where, proba))
-        telemetry = self.host.telemetry
-        if telemetry is not None:
-            telemetry.predictions(1)
+    def _prediction_line(
+        self, record_id: str | None, where: dict[str, object], yhat: Prediction
+    ) -> dict[str, Any]:
+        """An output line: the class's label and the probabilities by label."""
+        assert isinstance(yhat, tuple)  # a classifier predicts probabilities
+        return prediction_line(self.classifier, record_id, where, yhat)
 
-    def write_class_scored(
-        self, record_id: str | None, where: dict[str, object], proba: Proba, y: float
-    ) -> None:
-        """The prediction of a labeled record, made before it was learned, with its label."""
-        line = prediction_line(self.classifier, record_id, where, proba)
-        line["label"] = self.classifier.classes.label(y)
-        self.predictions.write(line)
+    def _label_out(self, y: float) -> object:
+        """A class code as an output line writes it: its label."""
+        return self.classifier.classes.label(y)
 
-    def late_label(self, item: Label) -> None:
-        """Join a late label to its waiting features; score the probabilities given then."""
-        pending = None
-        if self.join is not None:
-            pending = self.join.take(item, self.counters.records_seen - 1)
-        if pending is None:
-            self.reject(
-                Rejected("unjoined_label", f"no pending features for id {item.id!r}", item.raw)
-            )
-            return
-        proba = pending.yhat
-        assert isinstance(proba, tuple)  # a classifier's join keeps its probabilities
-        self.classifier.step_with_prediction(pending.x, item.y, proba)
-        if self.pseudo is not None:
-            self.pseudo.observe_labeled(pending.x, item.y, proba, self.host)
-        if self.host.telemetry is not None or self.monitor is not None:
-            self.errors.append(error(item.y, proba))
-        if self.monitor is not None:
-            index = self.counters.records_seen - 1
-            self.monitor.observe(index, pending.x, item.y, proba, self.host)
+    def _error(self, y: float, yhat: Prediction) -> float:
+        """A prediction's error as the batch keeps it: 0/1 (wrong class: 1.0)."""
+        assert isinstance(yhat, tuple)  # a classifier predicts probabilities
+        return error(y, yhat)
+
+    def _learn_joined(self, x: dict[str, float], y: float, yhat: Prediction) -> None:
+        """Learn a record with the probabilities given when its features arrived."""
+        assert isinstance(yhat, tuple)  # a classifier's join keeps its probabilities
+        self.classifier.step_with_prediction(x, y, yhat)
+
+    #: The block path's names for the output of a classifier's rows.
+    write_class_prediction = Router.write_prediction
+    write_class_scored = Router.write_scored

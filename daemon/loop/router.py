@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from streamlearn.learner import Learner
 from streamlearn.records import Decoded, Label, Record, Rejected
 from streamlearn.sinks.jsonlines import Sink
 from streamlearn.sources.base import Raw, Source
 
-from ..interfaces import Decoder, LabelJoin, Monitor, PseudoLoop
+from ..interfaces import Decoder, LabelJoin, Monitor, Prediction, PseudoLoop
 from .batch import BatchErrors, BatchStart, learned_arrivals
 from .guard import DivergenceGuard
 from .host import LoopHost
@@ -166,6 +167,11 @@ class Router:
             yhat = learner.serve(item.x)
             if yhat - yhat != 0.0:
                 return  # never serve NaN: the restored model cannot predict this either
+        self._keep(item, yhat)
+
+    def _keep(self, item: Record, yhat: Prediction) -> None:
+        """An unlabeled record's prediction: written, then kept by the join (for its late
+        label) and offered to the pseudo-label loop."""
         self.write_prediction(item.id, item.raw.where(), yhat)
         index = self.counters.records_seen - 1
         if self.join is not None and item.id is not None:
@@ -173,21 +179,47 @@ class Router:
         if self.pseudo is not None:
             self.pseudo.offer(item, yhat, index, self.host)
 
+    # -- what a task changes: its output line, its error, its learner ----------------------
+
+    def _prediction_line(
+        self, record_id: str | None, where: dict[str, object], yhat: Prediction
+    ) -> dict[str, Any]:
+        """An output line: the predicted value."""
+        return {"id": record_id, "position": where, "prediction": yhat}
+
+    def _label_out(self, y: float) -> object:
+        """A label as an output line writes it."""
+        return y
+
+    def _error(self, y: float, yhat: Prediction) -> float:
+        """A prediction's error as the batch keeps it: the absolute error."""
+        assert not isinstance(yhat, tuple)  # a regressor predicts values
+        return abs(y - yhat)
+
+    def _learn_joined(self, x: dict[str, float], y: float, yhat: Prediction) -> None:
+        """Learn a record whose prediction was made when its features arrived."""
+        assert not isinstance(yhat, tuple)  # a regressor's join holds its values
+        self.regressor.step_with_prediction(x, y, yhat)
+
+    # -- output and late labels ------------------------------------------------------------
+
     def write_prediction(
-        self, record_id: str | None, where: dict[str, object], yhat: float
+        self, record_id: str | None, where: dict[str, object], yhat: Prediction
     ) -> None:
         """One prediction for an unlabeled record, counted and written."""
         self.counters.predictions += 1
-        self.predictions.write({"id": record_id, "position": where, "prediction": yhat})
+        self.predictions.write(self._prediction_line(record_id, where, yhat))
         telemetry = self.host.telemetry
         if telemetry is not None:
             telemetry.predictions(1)
 
     def write_scored(
-        self, record_id: str | None, where: dict[str, object], yhat: float, y: float
+        self, record_id: str | None, where: dict[str, object], yhat: Prediction, y: float
     ) -> None:
         """The prediction of a labeled record, made before it was learned, with its label."""
-        self.predictions.write({"id": record_id, "position": where, "prediction": yhat, "label": y})
+        line = self._prediction_line(record_id, where, yhat)
+        line["label"] = self._label_out(y)
+        self.predictions.write(line)
 
     def late_label(self, item: Label) -> None:
         """Join a late label to its waiting features and learn them, else dead-letter it."""
@@ -202,12 +234,11 @@ class Router:
             return
         # Test-then-train with the prediction made when the features arrived.
         yhat = pending.yhat
-        assert not isinstance(yhat, tuple)  # a regressor's join holds its values
-        self.regressor.step_with_prediction(pending.x, item.y, yhat)
+        self._learn_joined(pending.x, item.y, yhat)
         if self.pseudo is not None:
             self.pseudo.observe_labeled(pending.x, item.y, yhat, self.host)
         if self.host.telemetry is not None or self.monitor is not None:
-            self.errors.append(abs(item.y - yhat))
+            self.errors.append(self._error(item.y, yhat))
         if self.monitor is not None:
             self.monitor.observe(self.counters.records_seen - 1, pending.x, item.y, yhat, self.host)
 
