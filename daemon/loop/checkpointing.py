@@ -16,6 +16,7 @@ from typing import Any, NamedTuple, Protocol
 from streamlearn.sinks.jsonlines import Sink
 from streamlearn.sources.base import Source
 from streamlearn.state import BackgroundWriter, CheckpointError, CheckpointStore, Lock
+from streamlearn.state.epoch import fenced_cause
 
 from ..interfaces import LockedStatePart
 from .diskfull import DiskFull, disk_full_error
@@ -230,6 +231,9 @@ class Checkpointer:
         The alert on checkpoint age tells an operator.
         """
         self.failures += 1
+        fenced = fenced_cause(exc)
+        if fenced is not None:
+            raise fenced  # another instance took the model over: this run must end
         error = disk_full_error(exc)
         if error is not None and self.store is not None:
             self.disk.hit(f"state dir {self.store.directory}", error)

@@ -23,10 +23,12 @@ import pickle
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from .epoch import Fence, Fenced
 from .format import CheckpointError, UnsignedCheckpoint, decode, encode
 from .key import KEY_NAME, KEY_VARIABLE, StateKey, check_owner, disk_full, state_key
 
@@ -72,15 +74,16 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _lock_directory(directory: Path) -> IO[str]:
+def _lock_directory(directory: Path, shared: bool = False) -> IO[str]:
     """Take the exclusive lock on ``directory`` (its ``lock`` file, which names the owner's pid).
 
     The lock is held as long as the returned file stays open; ``StateLocked`` when
-    another process holds it.
+    another process holds it. ``shared``: a shared lock, which the instances of one
+    group hold together (their epoch fences the writes), and a plain run's refuses.
     """
     handle = open(directory / "lock", "a+")  # noqa: SIM115 - held for the store's lifetime
     try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(handle.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
     except OSError as exc:
         if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
             raise
@@ -92,6 +95,8 @@ def _lock_directory(directory: Path) -> IO[str]:
             "stop it first or use another --state-dir",
             owner,
         ) from None
+    if shared:
+        return handle
     try:
         os.ftruncate(handle.fileno(), 0)
         os.pwrite(handle.fileno(), f"{os.getpid()}\n".encode(), 0)
@@ -126,6 +131,9 @@ class CheckpointStore:
         ``NotOwned`` for a read-only store of such a directory.
     unsigned
         Also load checkpoints of format 1, which are not signed (``streamlearn sign``).
+    shared
+        Lock the directory shared with other instances of one group (``run --standby``):
+        only the one holding the newest epoch (``fence``) may install a generation.
 
     Examples
     --------
@@ -148,6 +156,7 @@ class CheckpointStore:
         lock: bool = True,
         trust: bool = False,
         unsigned: bool = False,
+        shared: bool = False,
     ) -> None:
         if keep < 2:
             raise ValueError("keep at least 2 generations, so a corrupt latest can fall back")
@@ -155,6 +164,9 @@ class CheckpointStore:
         self.keep = keep
         self._lock_file: IO[str] | None = None
         self._lock_identity = (0, 0)
+        self._shared = shared
+        #: Set by the instance that took the model over: each install is checked against it.
+        self.fence: Fence | None = None
         # Taken by the loop and the checkpoint writer's thread to check the directory.
         self._keeping = threading.Lock()
         if lock:
@@ -165,14 +177,16 @@ class CheckpointStore:
                     f"cannot create state dir {self.directory}: {exc.strerror}"
                 ) from None
             try:
-                self._lock_file = _lock_directory(self.directory)
+                self._lock_file = _lock_directory(self.directory, shared)
             except OSError as exc:
                 raise CheckpointError(
                     f"cannot lock state dir {self.directory}: {exc.strerror}"
                 ) from None
             self._lock_identity = _identity(self._lock_file)
             # Half-written files of a writer that died (SIGKILL mid-write): never a generation.
-            self._remove_temporaries()
+            # (Not in a shared dir: another instance may be writing one.)
+            if not shared:
+                self._remove_temporaries()
         elif not self.directory.is_dir():
             raise CheckpointError(f"no state dir at {self.directory}")
         else:
@@ -291,8 +305,10 @@ class CheckpointStore:
         >>> store.close()
         """
         self._writable()
-        os.replace(self._write_temporary(blob), self.directory / START_NAME)
-        fsync_dir(self.directory)
+        temporary = self._write_temporary(blob)
+        with self._fenced(temporary):
+            os.replace(temporary, self.directory / START_NAME)
+            fsync_dir(self.directory)
 
     def save(self, state: dict[str, Any]) -> int:
         """Write the next generation durably; returns its number."""
@@ -340,15 +356,32 @@ class CheckpointStore:
         leaves either the previous generations or these too, never a torn file.
         """
         self._writable()
-        generation = self.generation + 1
-        os.replace(temporary, self.path(generation))
-        fsync_dir(self.directory)
+        with self._fenced(temporary):
+            if self.fence is not None:  # an earlier owner's generations are on disk too
+                self.generation = max([self.generation, *self.generations()])
+            generation = self.generation + 1
+            os.replace(temporary, self.path(generation))
+            fsync_dir(self.directory)
         self.generation = generation
         stale = [self.path(old) for old in self.generations()[: -self.keep]]
         for old_path in [self.directory / START_NAME, *stale]:
             with contextlib.suppress(FileNotFoundError):
                 old_path.unlink()
         return generation
+
+    @contextlib.contextmanager
+    def _fenced(self, temporary: Path) -> Iterator[None]:
+        """Hold the fence (if any) across an install; a refused one's file is removed."""
+        if self.fence is None:
+            yield
+            return
+        try:
+            with self.fence.holding():
+                yield
+        except Fenced:
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+            raise
 
     def _writable(self) -> None:
         if self._lock_file is None:
@@ -393,7 +426,7 @@ class CheckpointStore:
                 return
             try:
                 self.directory.mkdir(parents=True, exist_ok=True)
-                handle = _lock_directory(self.directory)
+                handle = _lock_directory(self.directory, self._shared)
             except StateLocked as exc:
                 raise StateLost(
                     f"state dir {self.directory} was deleted while this daemon ran, and another "

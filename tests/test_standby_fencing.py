@@ -1,0 +1,109 @@
+"""Fencing of a shared state dir: an instance whose model was taken over cannot write.
+
+Two stores on one directory stand for two instances of one group (``run --standby``): the
+second takes the model over (raises the epoch); every install of the first is refused
+after that, on the loop and through the forked background writer, and its half-written
+file is removed, so the directory holds only the new owner's generations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamlearn.state import BackgroundWriter, CheckpointError, CheckpointStore, StateLocked
+from streamlearn.state.epoch import Fence, Fenced, fenced_cause, read_epoch
+
+
+def _instance(directory: Path) -> CheckpointStore:
+    store = CheckpointStore(directory, shared=True)
+    store.fence = Fence(store.directory)
+    return store
+
+
+def test_a_taken_over_store_cannot_install(tmp_path: Path) -> None:
+    old, new = _instance(tmp_path), _instance(tmp_path)
+    try:
+        assert old.fence is not None and new.fence is not None
+        assert old.fence.take_over() == 1
+        assert old.save({"learned": 1}) == 1
+        assert new.fence.take_over() == 2
+        loaded = new.load()
+        assert loaded is not None and loaded.state == {"learned": 1}
+        with pytest.raises(Fenced) as refused:
+            old.save({"learned": 2})
+        assert (refused.value.mine, refused.value.current) == (1, 2)
+        assert old.fence.refusals == 1
+        assert new.save({"learned": 3}) == 2  # numbered after what the old owner wrote
+        assert new.generations() == [1, 2]
+        loaded = new.load()
+        assert loaded is not None and loaded.state == {"learned": 3}
+        assert not [p for p in tmp_path.iterdir() if ".tmp." in p.name]  # refused file removed
+        assert read_epoch(tmp_path) == 2
+    finally:
+        old.close()
+        new.close()
+
+
+def test_the_forked_writer_of_a_taken_over_store_is_refused(tmp_path: Path) -> None:
+    old, new = _instance(tmp_path), _instance(tmp_path)
+    writer = BackgroundWriter(old, fork="always")
+    try:
+        assert old.fence is not None and new.fence is not None
+        old.fence.take_over()
+        assert writer.snapshot({"learned": 1}, tag="a") == "fork"
+        writer.wait()
+        new.fence.take_over()
+        assert writer.snapshot({"learned": 2}, tag="b") == "fork"
+        with pytest.raises(CheckpointError) as failed:
+            writer.wait()
+        assert fenced_cause(failed.value) is not None
+        assert old.fence.refusals == 1
+        assert new.generations() == [1]
+        assert not [p for p in tmp_path.iterdir() if ".tmp." in p.name]
+    finally:
+        writer.close()
+        old.close()
+        new.close()
+
+
+def test_the_start_state_is_fenced_too(tmp_path: Path) -> None:
+    old, new = _instance(tmp_path), _instance(tmp_path)
+    try:
+        assert old.fence is not None and new.fence is not None
+        old.fence.take_over()
+        new.fence.take_over()
+        with pytest.raises(Fenced):
+            old.write_start(old.encode({"learned": 0}))
+        assert not (tmp_path / "start.ckpt").exists()
+    finally:
+        old.close()
+        new.close()
+
+
+def test_a_shared_dir_refuses_a_plain_run_and_the_reverse(tmp_path: Path) -> None:
+    shared = CheckpointStore(tmp_path / "group", shared=True)
+    try:
+        with pytest.raises(StateLocked):
+            CheckpointStore(tmp_path / "group")
+    finally:
+        shared.close()
+    plain = CheckpointStore(tmp_path / "plain")
+    try:
+        with pytest.raises(StateLocked):
+            CheckpointStore(tmp_path / "plain", shared=True)
+    finally:
+        plain.close()
+
+
+def test_a_shared_store_leaves_other_instances_temporaries(tmp_path: Path) -> None:
+    first = CheckpointStore(tmp_path, shared=True)
+    try:
+        writing = first.temporary()
+        writing.write_bytes(b"half")
+        second = CheckpointStore(tmp_path, shared=True)
+        second.close()
+        assert writing.exists()
+    finally:
+        first.close()
