@@ -20,6 +20,8 @@ RULES = DEPLOY / "prometheus" / "rules" / "streamlearn.rules.yml"
 #: exports none of their series, a classifier none of the absolute-error histogram's.
 CLASSIFICATION_ROW = "Classification"
 CLASSIFICATION_GROUP = "streamlearn_classification"
+#: The dashboard row of a keyed run's series (``--key-by``): an unkeyed daemon exports none.
+KEYS_ROW = "Per key"
 
 #: What Grafana would put in place of each dashboard variable, for running a query
 #: against a bare Prometheus: the one job, every instance, a 1-minute rate window.

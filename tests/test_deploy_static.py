@@ -15,6 +15,7 @@ from deploy_files import (
     CLASSIFICATION_GROUP,
     CLASSIFICATION_ROW,
     DEPLOY,
+    KEYS_ROW,
     RULES,
     all_panels,
     dashboard_queries,
@@ -25,8 +26,12 @@ from deploy_files import (
 )
 from prom_server import require_binary
 from streamlearn.classify.metrics import BINARY_METRICS, MULTICLASS_METRICS
+from streamlearn.keys import KeyedModels, LearnerCodec
+from streamlearn.learner import Learner
+from streamlearn.models.sgd import SGDRegressor
 from streamlearn.observe.class_counts import class_tallies
 from streamlearn.observe.http import DEFAULT_METRICS_PORT
+from streamlearn.observe.keys import KeyTelemetry
 from streamlearn.observe.telemetry import Telemetry
 
 PROMETHEUS = DEPLOY / "prometheus"
@@ -34,10 +39,12 @@ PROMETHEUS = DEPLOY / "prometheus"
 
 def exposed_names(telemetry: Telemetry | None = None) -> set[str]:
     """Every sample name a real Telemetry exposes (with lag, baseline and ready bound): a
-    regressor's, and a classifier's when ``telemetry`` is None."""
+    regressor's, and a keyed regressor's and a classifier's too when ``telemetry`` is None."""
     if telemetry is None:
-        return exposed_names(Telemetry(CollectorRegistry(), source="kafka")) | exposed_names(
-            class_telemetry()
+        return (
+            exposed_names(Telemetry(CollectorRegistry(), source="kafka"))
+            | exposed_names(keyed_telemetry())
+            | exposed_names(class_telemetry())
         )
     telemetry.baseline_metrics = lambda: {}
     telemetry.lag = lambda: {("t", 0): 0}
@@ -55,6 +62,17 @@ def class_telemetry(binary: bool = True) -> Telemetry:
         class_counts=lambda: class_tallies(["no", "yes"], [[3, 1], [2, 4]]),
         error_buckets=None,
     )
+
+
+def keyed_telemetry() -> Telemetry:
+    """A keyed regressor's telemetry (``--key-by``): its store's series on its registry."""
+    telemetry = Telemetry(CollectorRegistry(), source="kafka")
+    models = KeyedModels(LearnerCodec(lambda: Learner(SGDRegressor())), max_live=1)
+    models.events = KeyTelemetry(telemetry.registry, held=models)
+    for key in "ab":
+        models.get(key).step({"x": 1.0}, 2.0)
+    models.close()
+    return telemetry
 
 
 def recorded_names() -> set[str]:
@@ -172,6 +190,29 @@ def test_classification_row_and_rules_read_only_a_classifiers_series() -> None:
         assert needle in exprs, needle
     assert "StreamlearnAccuracyDropping" in {rule.get("alert") for rule in rules}
     assert "streamlearn_prediction_abs_error_count" not in exposed_names(class_telemetry())
+
+
+def test_the_per_key_row_reads_only_a_keyed_runs_series() -> None:
+    # An unkeyed daemon exports none of them: test_prometheus_live.py queries a keyed one's.
+    unkeyed = exposed_names(Telemetry(CollectorRegistry(), source="kafka"))
+    keyed = exposed_names(keyed_telemetry())
+    row = dashboard_queries(load_dashboard(), row=KEYS_ROW)
+    assert len(row) >= 8
+    for where, expr in row:
+        names = metric_names(expr)
+        assert names and names <= keyed - unkeyed, (where, names)
+    used = set().union(*(metric_names(expr) for _, expr in row))
+    for needle in (
+        "streamlearn_keys_live",
+        "streamlearn_keys_held",
+        "streamlearn_key_spills_total",
+        "streamlearn_key_loads_total",
+        "streamlearn_key_spill_seconds_bucket",
+        "streamlearn_key_load_seconds_bucket",
+        "streamlearn_keys_rolling_metric_bucket",
+        "streamlearn_key_worst_rolling_metric",
+    ):
+        assert needle in used, needle
 
 
 def test_rate_windows_use_the_rate_interval_variable() -> None:

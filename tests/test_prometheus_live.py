@@ -1,4 +1,4 @@
-"""A real Prometheus scrapes real MetricsServers, a regressor's and a classifier's: every
+"""A real Prometheus scrapes real MetricsServers, a keyed regressor's and a classifier's: every
 dashboard query and every rule returns data. (The end-to-end tests do the same against a
 daemon: test_observability_e2e.py a regressor's, test_class_observability.py a classifier's.)"""
 
@@ -16,8 +16,12 @@ from prometheus_client import CollectorRegistry
 from deploy_files import RULES, dashboard_queries, load_dashboard, load_rules, selectors, substitute
 from prom_server import PrometheusError, PrometheusServer, require_binary
 from streamlearn.classify.metrics import BINARY_METRICS
+from streamlearn.keys import KeyedModels, LearnerCodec
+from streamlearn.learner import Learner
+from streamlearn.models.sgd import SGDRegressor
 from streamlearn.observe.class_counts import ClassTally, class_tallies
 from streamlearn.observe.http import MetricsServer
+from streamlearn.observe.keys import KeyTelemetry
 from streamlearn.observe.labels import STAGES
 from streamlearn.observe.telemetry import Telemetry
 
@@ -32,8 +36,11 @@ class FakeLoop:
     """Calls Telemetry the way the run loop does, a batch every 50 ms, until stopped; with
     ``classifier``, as a classifier's loop (its confusion matrix grows by class)."""
 
-    def __init__(self, telemetry: Telemetry, classifier: bool = False) -> None:
+    def __init__(
+        self, telemetry: Telemetry, classifier: bool = False, keys: KeyTelemetry | None = None
+    ) -> None:
         self.telemetry = telemetry
+        self.keys = keys
         self.classifier = classifier
         self.batches = 0
         self._stop = threading.Event()
@@ -103,6 +110,9 @@ class FakeLoop:
             t.gaps(1)
             t.last_record()
             t.checkpoint_ok()
+            if self.keys is not None:
+                self.keys.spilled(float(self._rng.exponential(1e-4)))
+                self.keys.loaded(float(self._rng.exponential(1e-4)))
 
     def __enter__(self) -> FakeLoop:
         self._thread.start()
@@ -113,10 +123,25 @@ class FakeLoop:
         self._thread.join(timeout=5)
 
 
+def keyed_store(registry: CollectorRegistry) -> tuple[KeyedModels[Learner], KeyTelemetry]:
+    """A keyed regressor's store with its series on ``registry``: five keys, two in memory,
+    each stepped 40 times (so each was spilled, loaded and scored)."""
+    models = KeyedModels(LearnerCodec(lambda: Learner(SGDRegressor())), max_live=2)
+    models.events = keys = KeyTelemetry(registry, top_keys=3, held=models)
+    rng = np.random.default_rng(5)
+    for _ in range(40):
+        for slope, key in enumerate("abcde"):
+            x = float(rng.normal())
+            models.get(key).step({"x": x}, slope * x)
+    return models, keys
+
+
 @pytest.fixture(scope="module")
 def prometheus() -> Iterator[PrometheusServer]:
     require_binary("prometheus")
     telemetry = Telemetry(CollectorRegistry(), source="kafka", model_spec="sgd")
+    # Keyed (--key-by): the per-key row reads these; the store is not stepped while scraped.
+    models, keys = keyed_store(telemetry.registry)
     server = MetricsServer("127.0.0.1", 0, telemetry.registry, telemetry=telemetry)
     # A classifier's telemetry, as observe.face builds it: its own grid, no error histogram.
     classes = Telemetry(
@@ -131,7 +156,7 @@ def prometheus() -> Iterator[PrometheusServer]:
     class_server.start()
     try:
         with (
-            FakeLoop(telemetry),
+            FakeLoop(telemetry, keys=keys),
             FakeLoop(classes, classifier=True),
             PrometheusServer(
                 [f"127.0.0.1:{server.port}", f"127.0.0.1:{class_server.port}"],
@@ -151,6 +176,7 @@ def prometheus() -> Iterator[PrometheusServer]:
     finally:
         server.stop()
         class_server.stop()
+        models.close()
 
 
 def returns_data(prom: PrometheusServer, expr: str, timeout: float = 10.0) -> str | None:
