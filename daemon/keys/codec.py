@@ -147,6 +147,11 @@ class LearnerCodec(Generic[L]):
         self._describe = describe
         self.score_name = score_name
 
+    def share(self, name: str, obj: object) -> None:
+        """Pickle ``obj`` as ``name`` from now on (a part every key refers to, made later)."""
+        self.shared[name] = obj
+        self._ids[id(obj)] = name
+
     def fresh(self, key: str) -> L:
         return self.factory()
 

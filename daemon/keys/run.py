@@ -19,6 +19,7 @@ from streamlearn.learner import Learner
 from ..state.key import StateKey
 from .codec import LearnerCodec
 from .manifest import KeysManifest
+from .pseudo import JOIN, KeyLabelers
 from .store import KeyedModels
 from .tally import ClassTally, RegressionTally, Tally
 from .units import KeyClassifier, KeyRegressor
@@ -56,6 +57,8 @@ class KeyedRun:
     #: Fresh models (a key's drift action ``reset``) and B rebuilt from A (``rollback``).
     model_factory: Callable[[], Any] | None = None
     warm_model_factory: Callable[[], Any] | None = None
+    #: Each key's pseudo-label side loop (``--pseudo-label``; ``keys.pseudo``), else None.
+    labelers: KeyLabelers | None = None
 
     @property
     def score_name(self) -> str:
@@ -113,6 +116,9 @@ def read_keys(directory: Path, key: StateKey, state: Mapping[str, Any]) -> Keyed
     shared = dict(tally.keyed.shared)
     if isinstance(tally, ClassTally):
         shared["classes"] = tally.classes
+    join = state.get("extensions", {}).get(JOIN)
+    if join is not None:  # the keys' pseudo-label loops name it
+        shared[JOIN] = join
     codec: LearnerCodec[Any] = LearnerCodec(
         lambda: None, shared=shared, score_name="accuracy" if shared.get("classes") else "mae"
     )
@@ -150,6 +156,8 @@ def key_object(key: str, learner: KeyLearner) -> dict[str, Any]:
     }
     if isinstance(learner, KeyRegressor | KeyClassifier) and learner.drift is not None:
         out.update(learner.drift.summary())  # drift_events, and drift: the key's monitor
+    if isinstance(learner, KeyRegressor | KeyClassifier) and learner.pseudo is not None:
+        out.update(learner.pseudo.summary())  # pseudo_labels: the key's side loop
     out.update(model_summary(learner.model))
     return out
 

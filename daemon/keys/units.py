@@ -1,7 +1,9 @@
-"""The learner of one key: a ``Learner`` or ``ClassLearner`` with the key's own drift monitor.
+"""The learner of one key: a ``Learner`` or ``ClassLearner`` with the key's own drift monitor
+and pseudo-label side loop.
 
-The monitor is pickled with the learner, so a key spilled to the state store and read back
-keeps its detector's state, events and challenger; each key's drift is its own.
+Both are pickled with the learner, so a key spilled to the state store and read back
+keeps its detector's state, events and challenger, and its pseudo-label queue and teacher;
+each key's drift and pseudo-labels are its own.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from streamlearn.learner import Learner
 
 if TYPE_CHECKING:
     from streamlearn.interfaces import Monitor
+    from streamlearn.labels.pseudo import PseudoLabeler
 
 __all__ = ["KeyClassifier", "KeyRegressor"]
 
@@ -28,6 +31,8 @@ class KeyRegressor(Learner):
 
     #: The key's drift monitor (None: ``--drift-detector none``).
     drift: Monitor | None = None
+    #: The key's pseudo-label side loop (None: no ``--pseudo-label``; ``keys.pseudo``).
+    pseudo: PseudoLabeler | None = None
 
 
 class KeyClassifier(ClassLearner):
@@ -35,3 +40,5 @@ class KeyClassifier(ClassLearner):
 
     #: The key's drift monitor (None: ``--drift-detector none``).
     drift: Monitor | None = None
+    #: The key's pseudo-label side loop (None: no ``--pseudo-label``; ``keys.pseudo``).
+    pseudo: PseudoLabeler | None = None

@@ -40,6 +40,7 @@ from .classrouter import ClassRouter
 from .diskfull import StoppedOnFullDisk
 from .guard import DivergenceGuard
 from .host import Counters, LoopHost
+from .keyrouter import KeyedRouter
 from .paths import (
     BLOCK_LINES,
     CompiledBlocks,
@@ -181,8 +182,6 @@ class Daemon:
         #: A keyed run's parts, else None.
         self.keyed = keyed
         if keyed is not None:
-            from .keyrouter import KeyedRouter
-
             router, self.checkpoints.keys = partial(KeyedRouter, keys=keyed), keyed.models
         self.router = router(
             self.host,
@@ -415,10 +414,12 @@ class Daemon:
         return self.checkpoints.busy
 
     def _end_of_stream(self) -> None:
-        if self.pseudo is not None and self.source.exhausted:
-            # A finished replay decides its last, partial pseudo-label window too.
+        if self.source.exhausted:  # a finished replay decides its last, partial windows too
             with self.lock:
-                self.pseudo.flush(self.host)
+                if self.pseudo is not None:
+                    self.pseudo.flush(self.host)
+                if isinstance(self.router, KeyedRouter):
+                    self.router.end_of_replay()  # each key's pseudo-label loop
 
     def _final_checkpoint(self) -> None:
         """The checkpoint at the end; stopped on a full disk, one line says what was kept."""

@@ -113,6 +113,7 @@ class KeyedRouter(Router):
             return
         counts.learned += 1
         self._scored(x, y, yhat)
+        self._teach(learner, x, y, yhat)
         self._observe(learner, x, y, yhat)
         if self.predictions_all:
             line = self._line(item.id, item.raw.where(), key, yhat)
@@ -149,11 +150,36 @@ class KeyedRouter(Router):
         rollback, a challenger) act on the key's learner only."""
         if not isinstance(learner, KeyRegressor | KeyClassifier) or learner.drift is None:
             return
-        host = self.host
-        keys = self.keys
-        own = LoopHost(learner, host.counters, host.telemetry, keys.model_factory,
-                       keys.warm_model_factory)  # fmt: skip
-        learner.drift.observe(self.counters.records_seen - 1, x, y, yhat, own)
+        learner.drift.observe(self.counters.records_seen - 1, x, y, yhat, self._own(learner))
+
+    def _own(self, learner: KeyLearner) -> LoopHost:
+        """The ``ModelHost`` of a key's parts: its learner, the run's counters and telemetry."""
+        host, keys = self.host, self.keys
+        return LoopHost(learner, host.counters, host.telemetry, keys.model_factory,
+                        keys.warm_model_factory)  # fmt: skip
+
+    def _teach(self, learner: KeyLearner, x: dict[str, float], y: float, yhat: Answer) -> None:
+        """The key's pseudo-label loop hears of its true label (its teacher and twin learn it)."""
+        labelers = self.keys.labelers
+        labeler = labelers.of(learner) if labelers is not None else None
+        if labeler is not None:
+            own = self._own(learner)
+            labeler.observe_labeled(x, y, yhat, own)
+            labeler.drain(own)  # telemetry (a window was decided as it filled)
+
+    def end_of_replay(self) -> None:
+        """A finished replay decides each key's last, partial pseudo-label window too."""
+        labelers = self.keys.labelers
+        if labelers is None:
+            return
+        models = self.keys.models
+        for key in [key for key, _, _ in models.entries()]:
+            learner = models.peek(key)
+            if not isinstance(learner, KeyRegressor | KeyClassifier) or learner.pseudo is None:
+                continue
+            if learner.pseudo.pending:
+                models.get(key)  # changed: written at the next checkpoint
+                learner.pseudo.flush(self._own(learner))
 
     def _bad(self, yhat: Answer) -> bool:
         if isinstance(yhat, tuple):
@@ -218,9 +244,18 @@ class KeyedRouter(Router):
         telemetry = self.host.telemetry
         if telemetry is not None:
             telemetry.predictions(1)
+        index = self.counters.records_seen - 1
         if self.join is not None and item.id is not None:
-            self.join.remember(item, yhat, self.counters.records_seen - 1)
+            self.join.remember(item, yhat, index)
             keys.tally.keyed.wait(item.id, key, keys.pending_bound)
+        if keys.labelers is not None and served_by is None:
+            # Only a key's own model's predictions: a key without one has no loop yet.
+            learner = keys.models.get(key)  # its loop changes: written at the next checkpoint
+            labeler = keys.labelers.of(learner)
+            if labeler is not None:
+                own = self._own(learner)
+                labeler.offer(item, yhat, index, own)
+                labeler.drain(own)
 
     def _unserved(self, key: str) -> None:
         counts = self.keys.tally.keyed
@@ -235,8 +270,16 @@ class KeyedRouter(Router):
 
     def late_label(self, item: Label) -> None:
         """Join a late label to its waiting features; the key they came with learns them."""
-        pending = self.join.take(item, self.counters.records_seen - 1) if self.join else None
-        key = self.keys.tally.keyed.pending.pop(item.id, None)
+        waiting = self.keys.tally.keyed.pending
+        audits = self.keys.labelers.audits if self.keys.labelers is not None else None
+        if audits is not None:
+            audits.key = waiting.get(item.id)  # a pseudo-label's audit goes to its key
+        try:
+            pending = self.join.take(item, self.counters.records_seen - 1) if self.join else None
+        finally:
+            if audits is not None:
+                audits.key = None
+        key = waiting.pop(item.id, None)
         if pending is None or key is None:
             self.reject(
                 Rejected("unjoined_label", f"no pending features for id {item.id!r}", item.raw)
@@ -253,4 +296,5 @@ class KeyedRouter(Router):
         self._learn_fallback(pending.x, item.y)
         self.keys.tally.keyed.learned += 1
         self._scored(pending.x, item.y, yhat)
+        self._teach(learner, pending.x, item.y, yhat)
         self._observe(learner, pending.x, item.y, yhat)

@@ -1,0 +1,155 @@
+"""Each key's pseudo-label side loop is its own (``--pseudo-label --key-by``).
+
+The oracle: a run of the daemon once per key, with ``--pseudo-label``, on that key's rows
+in the same order. Each key's weights, pseudo-label counts, audit and twin equal that
+run's, bit for bit, also when only 2 of the 4 keys' learners (and their loops, queues and
+teachers) stay in memory, and after a restart in the middle of the stream.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamhelpers import run_until_seen
+from streamlearn.app import build
+from streamlearn.config import Settings
+from streamlearn.keys.run import key_object
+from streamlearn.labels.settings import PseudoSettings
+
+KEYS = ("north", "south", "east", "west")
+#: Knobs small enough that each key decides several windows, accepts and rejects.
+PSEUDO = {"pseudo_window": 8, "pseudo_threshold": 0.3, "teacher_k": 3}
+
+
+def stream(seed: int = 3, rows: int = 600) -> list[tuple[str, str, str]]:
+    """(key, id, CSV row of id,a,b,y) in stream order: each key with its own weights, its
+    first 6 rows labeled, then 3 of 4 unlabeled; a few late labels come 5-40 rows later."""
+    rng = random.Random(seed)
+    weights = {key: (rng.uniform(-2, 2), rng.uniform(-2, 2), rng.uniform(-1, 1)) for key in KEYS}
+    seen = dict.fromkeys(KEYS, 0)
+    out: list[tuple[str, str, str]] = []
+    late: list[tuple[int, str, str, float]] = []
+    for i in range(rows):
+        key = rng.choice(KEYS)
+        w1, w2, b = weights[key]
+        a, c = rng.uniform(-1, 1), rng.uniform(-1, 1)
+        y = w1 * a + w2 * c + b + rng.gauss(0, 0.05)
+        labeled = seen[key] < 6 or rng.random() < 0.25
+        seen[key] += 1
+        rid = f"r{i}"
+        out.append((key, rid, f"{rid},{a!r},{c!r},{y!r}" if labeled else f"{rid},{a!r},{c!r},"))
+        if not labeled and rng.random() < 0.2:
+            late.append((i + rng.randrange(5, 40), key, rid, y))
+        while late and late[0][0] <= i:
+            _, lkey, lid, ly = late.pop(0)
+            out.append((lkey, lid, f"{lid},,,{ly!r}"))
+        late.sort()
+    return out
+
+
+def build_keyed(path: Path, follow: bool = False, **extra: Any) -> Any:
+    return build(
+        Settings(
+            source=str(path),
+            follow=follow,
+            target="y",
+            id_column="id",
+            model="sgd",
+            lr=0.1,
+            pseudo=PseudoSettings(pseudo_label=True, deterministic=True, **PSEUDO),  # type: ignore[arg-type]
+            **extra,
+        )
+    )
+
+
+def run(path: Path, **extra: Any) -> Any:
+    """A replay of ``path``; the app is open (its keys readable) until closed."""
+    app = build_keyed(path, **extra)
+    try:
+        app.daemon.run()
+        return app
+    except BaseException:
+        app.close()
+        raise
+
+
+def per_key_runs(rows: list[tuple[str, str, str]], tmp: Path) -> dict[str, dict[str, Any]]:
+    """The oracle: each key's rows replayed by a daemon of its own."""
+    out = {}
+    for key in KEYS:
+        path = tmp / f"{key}.csv"
+        path.write_text("id,a,b,y\n" + "".join(f"{row}\n" for k, _, row in rows if k == key))
+        app = run(path)
+        try:
+            learner, pseudo = app.daemon.learner, app.daemon.pseudo
+            out[key] = {
+                "weights": learner.model.weights,
+                "intercept": learner.model.intercept,
+                "records_learned": learner.records_learned,
+                "pseudo_labels": pseudo.summary()["pseudo_labels"],
+            }
+        finally:
+            app.close()
+    return out
+
+
+def keyed_stream(rows: list[tuple[str, str, str]], path: Path) -> None:
+    path.write_text("store,id,a,b,y\n" + "".join(f"{k},{row}\n" for k, _, row in rows))
+
+
+def key_outcome(app: Any, key: str) -> dict[str, Any]:
+    learner = app.daemon.keyed.models.peek(key)
+    got = key_object(key, learner)
+    return {
+        "weights": learner.model.weights,
+        "intercept": learner.model.intercept,
+        "records_learned": got["records_learned"],
+        "pseudo_labels": got["pseudo_labels"],
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("max_live", [10, 2])
+def test_each_key_pseudo_labels_as_a_run_of_its_own(tmp_path: Path, max_live: int) -> None:
+    rows = stream()
+    oracle = per_key_runs(rows, tmp_path)
+    path = tmp_path / "keyed.csv"
+    keyed_stream(rows, path)
+    app = run(path, key_by="store", max_live_keys=max_live)
+    try:
+        for key in KEYS:
+            assert key_outcome(app, key) == oracle[key], key
+        if max_live == 2:
+            assert app.daemon.keyed.models.spills > 0  # loops went to disk and came back
+    finally:
+        app.close()
+    decided = oracle["north"]["pseudo_labels"]
+    assert decided["accepted"] > 0 and decided["rejected"] > 0 and decided["queued"] == 0
+    assert sum(o["pseudo_labels"]["audited"] for o in oracle.values()) > 0  # late labels
+
+
+@pytest.mark.slow
+def test_a_restart_resumes_each_key_pseudo_label_loop(tmp_path: Path) -> None:
+    """Half the stream followed, stopped (a checkpoint, windows half full), a new daemon
+    on the rest: each key as one pass of its own."""
+    rows = stream(seed=4)
+    oracle = per_key_runs(rows, tmp_path)
+    half = len(rows) // 2
+    path = tmp_path / "keyed.csv"
+    keyed_stream(rows[:half], path)
+    keyed = {"key_by": "store", "max_live_keys": 2, "state_dir": str(tmp_path / "state")}
+    first = build_keyed(path, follow=True, **keyed)
+    run_until_seen(first, half)
+    assert first.daemon.counters.records_seen == half
+    with path.open("a") as out:
+        out.write("".join(f"{k},{row}\n" for k, _, row in rows[half:]))
+    app = run(path, **keyed)
+    try:
+        for key in KEYS:
+            assert key_outcome(app, key) == oracle[key], key
+    finally:
+        app.close()
