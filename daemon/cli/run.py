@@ -68,6 +68,7 @@ def replay(file: str, inspect_json: bool, **params: Any) -> None:
 def run_app(params: Mapping[str, Any], *, follow: bool, inspect_json: bool = False) -> None:
     """Build the daemon the command's ``params`` describe, run it, and print its summary."""
     settings = _settings(params, follow=follow)
+    _scale_out(settings)
     with _signals_noted_while_starting() as early:
         app = _build(settings, stopping=lambda: bool(early))
     summary = _run(app, early)
@@ -87,6 +88,24 @@ def run_app(params: Mapping[str, Any], *, follow: bool, inspect_json: bool = Fal
             f"{_scores(metrics)}",
             err=True,
         )
+
+
+def _scale_out(settings: Settings) -> None:
+    """A keyed run in a Kafka group runs as a member of the group, until stopped."""
+    from streamlearn.config import AppError, AppUsageError
+
+    if settings.key_by is None or not settings.is_kafka:
+        return
+    from streamlearn.scaleout.member import member_kafka, run_member
+
+    try:
+        kafka = member_kafka(settings)
+    except AppUsageError as exc:
+        raise _usage_error(exc) from None
+    except AppError as exc:
+        raise click.ClickException(str(exc)) from None
+    if kafka is not None:
+        raise SystemExit(run_member(settings, kafka))
 
 
 def _scores(metrics: Mapping[str, Any]) -> str:

@@ -1,0 +1,115 @@
+"""One partition's learner: an ordinary keyed run of that partition in its epoch directory.
+
+The group member (``streamlearn.scaleout.member``) starts one per partition it owns with
+``python -m streamlearn.scaleout.child`` and the run's ``Settings`` (pickled, on stdin): the
+partition, the epoch directory as the state dir, no group (the member commits) and no HTTP
+port. SIGTERM stops it as it stops any run: the batch finished, a final checkpoint, exit 0.
+
+Before each checkpoint is made durable it checks that no newer epoch of its partition
+exists; if one does, another instance owns the partition now: it refuses to write, says so,
+and exits with ``FENCED_EXIT`` at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from streamlearn.scaleout.partitions import epoch_of, newer_epoch
+
+__all__ = ["FENCED_EXIT", "Fenced", "main"]
+
+log = logging.getLogger("streamlearn.scaleout.child")
+
+#: The exit status of a learner that found its partition taken over (fenced).
+FENCED_EXIT = 75
+
+
+class Fenced:
+    """A keyed store whose checkpoints are refused once a newer epoch of its partition exists.
+
+    It stands between the checkpointer and the keyed store (``KeyedState``): ``sync`` runs
+    before every generation file is written, the last moment to refuse it.
+    """
+
+    def __init__(self, keys: Any, directory: Path, partition: int) -> None:
+        self._keys = keys
+        self.directory = directory
+        self.partition = partition
+        self.epoch = epoch_of(directory)
+
+    def checkpoint(self) -> Any:
+        return self._keys.checkpoint()
+
+    def sync(self) -> None:
+        newer = newer_epoch(self.directory)
+        if newer is not None:
+            log.error(
+                "FENCED: partition %d was taken over (epoch %d, ours %d): refusing to write "
+                "this checkpoint; dropping the partition",
+                self.partition,
+                newer,
+                self.epoch,
+            )
+            logging.shutdown()
+            os._exit(FENCED_EXIT)  # from the writer's thread too: nothing more may be written
+        self._keys.sync()
+
+    def durable(self, seq: int) -> None:
+        self._keys.durable(seq)
+
+
+def main() -> int:
+    """Run the partition's learner the pickled ``Settings`` on stdin describe."""
+    from streamlearn.app import AppError, build
+    from streamlearn.cli.group import configure_logging
+    from streamlearn.config import Settings
+    from streamlearn.sources.base import SourceError
+    from streamlearn.state import CheckpointError
+
+    settings = pickle.load(sys.stdin.buffer)
+    assert isinstance(settings, Settings) and settings.state_dir is not None
+    assert settings.partition is not None
+    directory = Path(settings.state_dir)
+    configure_logging(os.environ.get("STREAMLEARN_LOG_LEVEL", "info"))
+    tag = f"[partition {settings.partition} epoch {epoch_of(directory)}]"
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s %(levelname)s {tag} %(name)s: %(message)s")
+        )
+    early: list[int] = []
+
+    def starting(signum: int, frame: FrameType | None) -> None:
+        early.append(signum)
+
+    signal.signal(signal.SIGTERM, starting)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the member, which stops us
+    try:
+        app = build(settings, stopping=lambda: bool(early))
+    except AppError as exc:
+        log.error("%s", exc)
+        return 1
+    try:
+        daemon = app.daemon
+        daemon.checkpoints.keys = Fenced(daemon.checkpoints.keys, directory, settings.partition)
+        daemon.install_signal_handlers()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if early:
+            daemon.stop()
+        daemon.run()
+    except (CheckpointError, SourceError, AppError) as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        app.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

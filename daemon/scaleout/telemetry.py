@@ -1,0 +1,60 @@
+"""The group member's metrics: partitions owned, rebalances, restore time, fencing refusals.
+
+Served on ``--metrics-port`` by the member (its learners serve nothing); read from
+``MemberStats`` at each scrape, so the series are exactly what the member counted.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streamlearn.config import Settings
+    from streamlearn.scaleout.member import MemberStats
+
+__all__ = ["member_registry", "serve_member_metrics"]
+
+
+def member_registry(stats: MemberStats) -> object:
+    """A ``CollectorRegistry`` whose series read ``stats`` when scraped."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    class Collector:
+        def collect(self) -> object:
+            yield GaugeMetricFamily(
+                "streamlearn_partitions_owned",
+                "Partitions this instance owns and learns.",
+                value=stats.owned,
+            )
+            yield CounterMetricFamily(
+                "streamlearn_rebalances",
+                "Partition assignments this instance received from the group.",
+                value=stats.rebalances,
+            )
+            yield CounterMetricFamily(
+                "streamlearn_fencing_refusals",
+                "Checkpoint writes or offset commits refused: the partition had a newer owner.",
+                value=stats.fencing_refusals,
+            )
+            yield CounterMetricFamily(
+                "streamlearn_partition_restore_seconds",
+                "Seconds spent taking partitions over (new epoch, previous state carried in).",
+                value=stats.restore_seconds,
+            )
+
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(Collector())  # type: ignore[arg-type]
+    return registry
+
+
+def serve_member_metrics(settings: Settings, stats: MemberStats) -> None:
+    """Serve ``/metrics`` of the member on ``--metrics-host``/``--metrics-port``."""
+    from prometheus_client import start_http_server
+
+    assert settings.metrics_port is not None
+    start_http_server(
+        settings.metrics_port,
+        addr=settings.metrics_host,
+        registry=member_registry(stats),  # type: ignore[arg-type]
+    )

@@ -1,0 +1,151 @@
+"""Instances of a scaled-out keyed run as real processes, and what the shared store says.
+
+Used by ``tests/test_scaleout_*.py``: start members of a group (``Instance``), wait on what
+can be observed (the owner records of the partitions' epochs, the learned counts of their
+checkpoints), and read every key's model back from the newest epoch of its partition.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from streamhelpers import STREAMLEARN
+from streamlearn.keys.run import read_keys
+from streamlearn.learner import Learner
+from streamlearn.models.sgd import SGDRegressor
+from streamlearn.scaleout.partitions import PARTITIONS, latest, read_owner
+from streamlearn.state import CheckpointStore
+
+LR = 0.05
+Row = tuple[str, dict[str, float], float]
+
+
+def keyed_rows(count: int, keys: int = 20, seed: int = 3) -> list[Row]:
+    """``count`` rows of ``keys`` keys, each key with its own weights."""
+    rng = random.Random(seed)
+    truth = {f"k{i}": (rng.uniform(-2, 2), rng.uniform(-2, 2)) for i in range(keys)}
+    out: list[Row] = []
+    for _ in range(count):
+        key = f"k{rng.randrange(keys)}"
+        a, b = rng.uniform(-1, 1), rng.uniform(-1, 1)
+        wa, wb = truth[key]
+        out.append((key, {"a": a, "b": b}, wa * a + wb * b + 0.5))
+    return out
+
+
+def send_rows(send: Any, topic: str, rows: list[Row]) -> None:
+    send(
+        topic,
+        [json.dumps({**x, "y": y}).encode() for _, x, y in rows],
+        keys=[key.encode() for key, _, _ in rows],
+    )
+
+
+class Instance:
+    """``streamlearn run kafka://.../topic?group=G --key-by :key`` as a process of its own."""
+
+    def __init__(self, bootstrap: str, topic: str, state: Path, name: str, logs: Path) -> None:
+        self.name = name
+        self.log_path = logs / f"{name}.log"
+        command = [
+            *STREAMLEARN, "run", f"kafka://{bootstrap}/{topic}?group=g-{topic}",
+            "--key-by", ":key", "--lr", str(LR), "--state-dir", str(state),
+            "--checkpoint-interval", "0.5",
+            "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=1000",
+        ]  # fmt: skip
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                command,
+                stderr=log,
+                stdout=subprocess.DEVNULL,
+                env={**os.environ, "STREAMLEARN_INSTANCE_ID": name},
+                start_new_session=True,  # its learners in its process group
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, signum: int) -> None:
+        os.killpg(self.process.pid, signum)
+
+    def stop(self, timeout: float = 60.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.signal(signal.SIGKILL)
+        self.process.wait(10)
+
+
+def partition_dirs(state: Path) -> dict[int, tuple[int, Path]]:
+    """Partition -> its newest epoch and that epoch's directory."""
+    out: dict[int, tuple[int, Path]] = {}
+    root = state / PARTITIONS
+    if not root.is_dir():
+        return out
+    for name in os.listdir(root):
+        found = latest(root / name)
+        if found is not None:
+            out[int(name.rpartition("-")[2])] = found
+    return out
+
+
+def owners(state: Path) -> dict[int, str]:
+    """Partition -> the instance that took its newest epoch over."""
+    out: dict[int, str] = {}
+    for p, (_, directory) in partition_dirs(state).items():
+        owner = read_owner(directory)
+        if owner is not None:
+            out[p] = owner["instance"]
+    return out
+
+
+def checkpoint(directory: Path) -> dict[str, Any] | None:
+    try:
+        loaded = CheckpointStore(directory, lock=False).load()
+    except Exception:
+        return None
+    return None if loaded is None else loaded.state
+
+
+def learned(state: Path) -> int:
+    """Records learned, summed over the newest checkpoint of each partition's newest epoch."""
+    total = 0
+    for _, directory in partition_dirs(state).values():
+        found = checkpoint(directory)
+        if found is not None:
+            total += found["learner"].records_learned
+    return total
+
+
+def models(state: Path) -> dict[str, Learner]:
+    """Every key's learner, from the newest epoch of its partition."""
+    out: dict[str, Learner] = {}
+    for _, directory in partition_dirs(state).values():
+        store = CheckpointStore(directory, lock=False)
+        loaded = store.load()
+        if loaded is None:
+            continue
+        held = read_keys(directory, store.key, loaded.state)  # type: ignore[arg-type]
+        for key, _, _ in held.entries():
+            learner = held.peek(key)
+            assert key not in out, f"key {key} is in two partitions"
+            out[key] = learner
+        held.close()
+    return out
+
+
+def oracle(rows: list[Row]) -> dict[str, Learner]:
+    """Each key's learner after one pass over its rows in order (the one-process replay)."""
+    out: dict[str, Learner] = {}
+    for key, x, y in rows:
+        out.setdefault(key, Learner(SGDRegressor(lr=LR))).step(x, y)
+    return out
