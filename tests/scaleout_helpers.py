@@ -50,7 +50,16 @@ def send_rows(send: Any, topic: str, rows: list[Row]) -> None:
 class Instance:
     """``streamlearn run kafka://.../topic?group=G --key-by :key`` as a process of its own."""
 
-    def __init__(self, bootstrap: str, topic: str, state: Path, name: str, logs: Path) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        state: Path,
+        name: str,
+        logs: Path,
+        *,
+        metrics_port: int | None = None,
+    ) -> None:
         self.name = name
         self.log_path = logs / f"{name}.log"
         command = [
@@ -59,6 +68,8 @@ class Instance:
             "--checkpoint-interval", "0.5",
             "-X", "session.timeout.ms=6000", "-X", "heartbeat.interval.ms=1000",
         ]  # fmt: skip
+        if metrics_port is not None:
+            command += ["--metrics-port", str(metrics_port)]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 command,

@@ -1,0 +1,79 @@
+"""Fencing on a real broker: an instance paused past its session timeout (SIGSTOP) loses its
+partitions to another; resumed (SIGCONT), its learners' checkpoint writes are refused (a
+newer epoch owns each partition), counted in its metrics, and the models are the new owner's."""
+
+from __future__ import annotations
+
+import signal
+import urllib.request
+from pathlib import Path
+
+import pytest
+from scaleout_helpers import (
+    Instance,
+    keyed_rows,
+    learned,
+    models,
+    oracle,
+    owners,
+    partition_dirs,
+    send_rows,
+)
+
+from streamhelpers import wait_for
+from streamlearn.broker import free_port
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+def _refusals(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    for line in text.splitlines():
+        if line.startswith("streamlearn_fencing_refusals_total "):
+            return float(line.split()[1])
+    raise AssertionError("no streamlearn_fencing_refusals_total in the metrics")
+
+
+def test_a_paused_owner_is_fenced(
+    kafka_bootstrap: str, kafka_topic_factory, kafka_send, tmp_path: Path
+) -> None:
+    topic = kafka_topic_factory(2)
+    state = tmp_path / "shared"
+    rows = keyed_rows(600, keys=8, seed=11)
+    port = free_port()
+    instances: dict[str, Instance] = {}
+    try:
+        send_rows(kafka_send, topic, rows[:300])
+        instances["a"] = Instance(kafka_bootstrap, topic, state, "a", tmp_path, metrics_port=port)
+        wait_for(lambda: learned(state) == 300, "a learns the first 300", 40)
+        instances["a"].signal(signal.SIGSTOP)  # the member and its learners
+        instances["b"] = Instance(kafka_bootstrap, topic, state, "b", tmp_path)
+        wait_for(lambda: set(owners(state).values()) == {"b"}, "b takes both over", 40)
+        send_rows(kafka_send, topic, rows[300:])
+        wait_for(lambda: learned(state) == 600, "b learns the rest", 30)
+        stale = {p: epoch for p, (epoch, _) in partition_dirs(state).items()}
+        assert all(epoch >= 2 for epoch in stale.values())
+
+        instances["a"].signal(signal.SIGCONT)
+        wait_for(lambda: "FENCED" in instances["a"].log(), "a's learners are fenced", 30)
+        wait_for(lambda: _refusals(port) >= 1, "a counts the refusals", 30)
+        wait_for(lambda: learned(state) == 600 and len(owners(state)) == 2, "a settles", 30)
+        assert instances["a"].stop() == 0
+        assert instances["b"].stop() == 0
+    except AssertionError:
+        for instance in instances.values():
+            print(f"--- {instance.name}\n{instance.log()[-8000:]}")
+        raise
+    finally:
+        for instance in instances.values():
+            instance.signal(signal.SIGCONT) if instance.process.poll() is None else None
+            instance.kill()
+    # What a wrote in its old epochs after it was resumed never became the partitions' state:
+    # every key equals one pass, learned once.
+    got, want = models(state), oracle(rows)
+    assert sorted(got) == sorted(want)
+    for key, learner in want.items():
+        assert got[key].records_learned == learner.records_learned, key
+        assert got[key].model.weights == pytest.approx(learner.model.weights, abs=1e-12), key
+    assert "refusing to write this checkpoint" in instances["a"].log()
