@@ -19,16 +19,7 @@ from river import base
 
 from streamlearn.models import activations
 from streamlearn.models.activations import ACTIVATIONS
-from streamlearn.models.mlp_params import (
-    check_head,
-    check_learning,
-    check_shapes,
-    check_size,
-    checked_features,
-    checked_layers,
-    input_scaling,
-    warm_layers,
-)
+from streamlearn.models.mlp_params import check_head, checked_network
 from streamlearn.models.network import DenseLayers
 from streamlearn.models.rls import RLSHead
 
@@ -187,44 +178,31 @@ class MLPRegressor(DenseLayers, RLSHead, base.Regressor):
         rls_forgetting: float = 0.999,
         rls_delta: float = 0.1,
     ) -> None:
-        hidden, names = checked_layers(hidden, activation, output_activation)
-        n_layers = len(hidden) + 1
-        check_learning(lr, trainable_layers, n_layers, clip_gradient)
-        check_head(head, rls_forgetting, rls_delta, trainable_layers, n_layers, output_activation)
-        features = checked_features(features)
+        net = checked_network(hidden, activation, output_activation, lr, trainable_layers,
+                              clip_gradient, features, initial_coefs, initial_intercepts,
+                              input_mean, input_scale)  # fmt: skip
+        check_head(head, rls_forgetting, rls_delta, trainable_layers, net.n_layers,
+                   output_activation)  # fmt: skip
+        net.check_size(head)
 
-        # The constructor arguments are kept as given (normalised copies) so that clone() returns
-        # the warm starting point, not the weights learned since.
-        self.hidden = hidden
-        self.activation = activation if isinstance(activation, str) else names
-        self.lr = float(lr)
-        self.seed = seed
-        self.trainable_layers = trainable_layers
-        self.features = features
+        self._keep_arguments(net, activation, lr, seed, trainable_layers)
         self.output_activation = output_activation
         self.clip_gradient = float(clip_gradient)
         self.head = head
         self.rls_forgetting = float(rls_forgetting)
         self.rls_delta = float(rls_delta)
-        self.initial_coefs, self.initial_intercepts = warm_layers(
-            initial_coefs, initial_intercepts, features, n_layers
-        )
-        self.input_mean, self.input_scale = input_scaling(input_mean, input_scale, features)
-        if self.initial_coefs is not None:
-            assert features is not None  # checked by _warm_layers
-            check_shapes(self.initial_coefs, self.initial_intercepts, len(features), hidden)
-        else:
-            check_size(len(features) if features is not None else 1, hidden, head)
+        self.initial_coefs, self.initial_intercepts = net.coefs, net.intercepts
+        self.input_mean, self.input_scale = net.input_mean, net.input_scale
 
-        self._activations = [ACTIVATIONS[name] for name in (*names, output_activation)]
+        self._activations = [ACTIVATIONS[name] for name in (*net.names, output_activation)]
         self._rng = np.random.default_rng(seed)
         self.n_skipped_steps_ = 0
         self.features_: list[Hashable] | None = None
         self.coefs_: list[FloatArray] = []
         self.intercepts_: list[FloatArray] = []
         self.rls_p_: FloatArray | None = None
-        if features is not None:
-            self._build(list(features))
+        if net.features is not None:
+            self._build(list(net.features))
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
@@ -256,17 +234,7 @@ class MLPRegressor(DenseLayers, RLSHead, base.Regressor):
     def _build(self, features: Sequence[Hashable]) -> None:
         """Allocate the weights and every buffer the per-record steps reuse."""
         sizes = [len(features), *self.hidden, 1]
-        if self.initial_coefs is not None:
-            self.coefs_ = [c.copy() for c in self.initial_coefs]
-            self.intercepts_ = (
-                [b.copy() for b in self.initial_intercepts]
-                if self.initial_intercepts is not None
-                else [np.zeros(n) for n in sizes[1:]]
-            )
-        else:
-            check_size(len(features), self.hidden, self.head)  # before a weight is allocated
-            self._glorot(sizes)
-        self._place(features)
+        self._start_layers(features, sizes, self.head)
         if self.head == "rls":
             self._build_rls(sizes[-2])
         self._build_scratch()

@@ -19,15 +19,7 @@ from river.base.typing import ClfTarget
 
 from streamlearn.models.activations import ACTIVATIONS
 from streamlearn.models.logistic import sigmoid
-from streamlearn.models.mlp_params import (
-    check_learning,
-    check_shapes,
-    check_size,
-    checked_features,
-    checked_layers,
-    input_scaling,
-    warm_layers,
-)
+from streamlearn.models.mlp_params import check_size, checked_network
 from streamlearn.models.network import DenseLayers
 from streamlearn.models.softmax import softmax
 
@@ -131,35 +123,22 @@ class MLPClassifier(DenseLayers, base.Classifier):
         output: str = "auto",
         classes: Sequence[ClfTarget] | None = None,
     ) -> None:
-        hidden, names = checked_layers(hidden, activation, "identity")
-        n_layers = len(hidden) + 1
-        check_learning(lr, trainable_layers, n_layers, clip_gradient)
-        features = checked_features(features)
+        net = checked_network(hidden, activation, "identity", lr, trainable_layers,
+                              clip_gradient, features, initial_coefs, initial_intercepts,
+                              input_mean, input_scale)  # fmt: skip
         classes = None if classes is None else list(classes)
-        coefs, intercepts = warm_layers(initial_coefs, initial_intercepts, features, n_layers)
-        resolved = _resolve_output(output, classes, coefs)
+        resolved = _resolve_output(output, classes, net.coefs)
+        n_out = 1 if resolved == "sigmoid" else len(classes or ())
+        net.check_size("sgd", n_out)
 
-        # The constructor arguments are kept as given (normalised copies) so that clone() returns
-        # the warm starting point, not the weights learned since.
-        self.hidden = hidden
-        self.activation = activation if isinstance(activation, str) else names
-        self.lr = float(lr)
-        self.seed = seed
-        self.trainable_layers = trainable_layers
-        self.features = features
-        self.initial_coefs, self.initial_intercepts = coefs, intercepts
-        self.input_mean, self.input_scale = input_scaling(input_mean, input_scale, features)
+        self._keep_arguments(net, activation, lr, seed, trainable_layers)
+        self.initial_coefs, self.initial_intercepts = net.coefs, net.intercepts
+        self.input_mean, self.input_scale = net.input_mean, net.input_scale
         self.clip_gradient = float(clip_gradient)
         self.output = output
         self.classes = classes
-        n_out = 1 if resolved == "sigmoid" else len(classes or ())
-        if coefs is not None:
-            assert features is not None  # checked by warm_layers
-            check_shapes(coefs, intercepts, len(features), hidden, n_out)
-        else:
-            check_size(len(features) if features is not None else 1, hidden, "sgd", max(n_out, 1))
 
-        self._activations = [ACTIVATIONS[name] for name in (*names, "identity")]
+        self._activations = [ACTIVATIONS[name] for name in (*net.names, "identity")]
         self._rng = np.random.default_rng(seed)
         self.n_skipped_steps_ = 0
         self.output_ = resolved
@@ -168,8 +147,8 @@ class MLPClassifier(DenseLayers, base.Classifier):
         self.features_: list[Hashable] | None = None
         self.coefs_: list[FloatArray] = []
         self.intercepts_: list[FloatArray] = []
-        if features is not None and n_out > 0:
-            self._build(features, n_out)
+        if net.features is not None and n_out > 0:
+            self._build(net.features, n_out)
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
@@ -186,17 +165,7 @@ class MLPClassifier(DenseLayers, base.Classifier):
 
     def _build(self, features: Sequence[Hashable], n_out: int) -> None:
         """Allocate the weights and the step's buffers for ``n_out`` outputs."""
-        if self.initial_coefs is not None:
-            self.coefs_ = [c.copy() for c in self.initial_coefs]
-            self.intercepts_ = (
-                [b.copy() for b in self.initial_intercepts]
-                if self.initial_intercepts is not None
-                else [np.zeros(c.shape[1]) for c in self.initial_coefs]
-            )
-        else:
-            check_size(len(features), self.hidden, "sgd", n_out)  # before a weight is allocated
-            self._glorot([len(features), *self.hidden, n_out])
-        self._place(features)
+        self._start_layers(features, [len(features), *self.hidden, n_out], "sgd")
         self._build_scratch()
 
     def _add_class(self, label: ClfTarget) -> None:

@@ -1,13 +1,15 @@
-"""The arguments of ``MLPRegressor``, checked and normalised: what a valid network is.
+"""The arguments of the numpy MLPs, checked and normalised: what a valid network is.
 
-``MLPRegressor.__init__`` calls these in order, so a wrong argument is a plain-English
-``ValueError`` before any weight is built (River checks parameters in ``__init__``).
+``MLPRegressor.__init__`` and ``MLPClassifier.__init__`` call these (the arguments they share
+through ``checked_network``), so a wrong argument is a plain-English ``ValueError`` before any
+weight is built (River checks parameters in ``__init__``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,12 +20,14 @@ from streamlearn.models.spec_bounds import MAX_PARAMETERS, mlp_parameter_count
 
 __all__ = [
     "HEADS",
+    "Network",
     "check_head",
     "check_learning",
     "check_shapes",
     "check_size",
     "checked_features",
     "checked_layers",
+    "checked_network",
     "input_scaling",
     "warm_layers",
 ]
@@ -228,3 +232,60 @@ def check_shapes(
             raise ValueError(
                 f"initial_intercepts[{i}] has shape {bias.shape}, expected ({fan_out[i]},)"
             )
+
+
+@dataclass(frozen=True)
+class Network:
+    """The arguments both MLPs share, checked: layers, features, warm start, input scaling."""
+
+    hidden: tuple[int, ...]
+    #: One activation name per hidden layer.
+    names: tuple[str, ...]
+    features: list[str] | None
+    coefs: list[FloatArray] | None
+    intercepts: list[FloatArray] | None
+    input_mean: FloatArray | None
+    input_scale: FloatArray | None
+
+    @property
+    def n_layers(self) -> int:
+        """Weight layers: the hidden ones and the output."""
+        return len(self.hidden) + 1
+
+    def check_size(self, head: str, n_out: int = 1) -> None:
+        """The warm start's shapes fit, else a network from scratch fits the budget."""
+        if self.coefs is not None:
+            assert self.features is not None  # checked by warm_layers
+            check_shapes(self.coefs, self.intercepts, len(self.features), self.hidden, n_out)
+        else:
+            n_in = len(self.features) if self.features is not None else 1
+            check_size(n_in, self.hidden, head, max(n_out, 1))
+
+
+def checked_network(
+    hidden: Sequence[int],
+    activation: str | Sequence[str],
+    output_activation: str,
+    lr: float,
+    trainable_layers: int | None,
+    clip_gradient: float,
+    features: Sequence[str] | None,
+    initial_coefs: Sequence[Any] | None,
+    initial_intercepts: Sequence[Any] | None,
+    input_mean: Sequence[float] | None,
+    input_scale: Sequence[float] | None,
+) -> Network:
+    """The shared arguments checked in order: layers, learning, features, warm start, scaling.
+
+    >>> net = checked_network((3,), "relu", "identity", 0.1, None, 1e12, ["a"], None, None,
+    ...                       None, None)
+    >>> net.hidden, net.names, net.n_layers, net.features
+    ((3,), ('relu',), 2, ['a'])
+    """
+    sizes, names = checked_layers(hidden, activation, output_activation)
+    n_layers = len(sizes) + 1
+    check_learning(lr, trainable_layers, n_layers, clip_gradient)
+    named = checked_features(features)
+    coefs, intercepts = warm_layers(initial_coefs, initial_intercepts, named, n_layers)
+    mean, scale = input_scaling(input_mean, input_scale, named)
+    return Network(sizes, names, named, coefs, intercepts, mean, scale)

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streamlearn.models.activations import Activation
+from streamlearn.models.mlp_params import Network, check_size
 
 __all__ = ["DenseLayers"]
 
@@ -29,9 +30,15 @@ class DenseLayers:
     declared below; the network's ``__init__`` sets them.
     """
 
+    hidden: tuple[int, ...]
+    activation: str | tuple[str, ...]
     lr: float
-    clip_gradient: float
+    seed: int
     trainable_layers: int | None
+    features: list[str] | None
+    clip_gradient: float
+    initial_coefs: list[FloatArray] | None
+    initial_intercepts: list[FloatArray] | None
     input_mean: FloatArray | None
     input_scale: FloatArray | None
     n_skipped_steps_: int
@@ -50,6 +57,37 @@ class DenseLayers:
     #: The learn step's work buffers: scratch, not state. A checkpoint leaves them out (and a
     #: prediction writes none of them), so predicting never changes a pickled model.
     SCRATCH: tuple[str, ...] = ("_activity", "_deltas", "_spare_coefs", "_spare_intercepts")
+
+    def _keep_arguments(
+        self,
+        net: Network,
+        activation: str | Sequence[str],
+        lr: float,
+        seed: int,
+        trainable_layers: int | None,
+    ) -> None:
+        """Keep the constructor arguments both networks share, as given (normalised copies),
+        so that ``clone()`` returns the warm starting point, not the weights learned since."""
+        self.hidden = net.hidden
+        self.activation = activation if isinstance(activation, str) else net.names
+        self.lr = float(lr)
+        self.seed = seed
+        self.trainable_layers = trainable_layers
+        self.features = net.features
+
+    def _start_layers(self, features: Sequence[Hashable], sizes: Sequence[int], head: str) -> None:
+        """The warm start's layers (copied), else fresh ones for ``sizes``; then placed."""
+        if self.initial_coefs is not None:
+            self.coefs_ = [c.copy() for c in self.initial_coefs]
+            self.intercepts_ = (
+                [b.copy() for b in self.initial_intercepts]
+                if self.initial_intercepts is not None
+                else [np.zeros(c.shape[1]) for c in self.initial_coefs]
+            )
+        else:  # checked before a weight is allocated
+            check_size(len(features), tuple(self.hidden), head, sizes[-1])
+            self._glorot(sizes)
+        self._place(features)
 
     def _glorot(self, sizes: Sequence[int]) -> None:
         """Fresh layers for ``sizes`` (input, hidden..., output): Glorot-uniform weights (the
