@@ -98,16 +98,12 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
         predictions = open_sink(settings.predictions, kafka)
         resources.callback(predictions.close)
         extensions = state.get("extensions", {}) if state is not None else {}
-        pseudo, join = _pseudo_parts(settings, spec, extensions, learner)
-        if keyed is not None and pseudo is not None:  # each key's own copy of it
-            from streamlearn.keys.pseudo import KeyLabelers
+        student = keyed.models.codec.fresh("") if keyed is not None else learner  # a key's
+        pseudo, join = _pseudo_parts(settings, spec, extensions, student)
+        if keyed is not None:  # each key's own pseudo-label loop, a copy of ``pseudo``
+            from streamlearn.keys.pseudo import keyed_pseudo
 
-            keyed.labelers = KeyLabelers(keyed.models.codec, keyed.models, pseudo, join)
-            pseudo = None
-        elif keyed is not None and join is not None:  # the keys' labelers may name it
-            from streamlearn.keys.pseudo import share_join
-
-            share_join(keyed.models.codec, join)
+            pseudo = keyed_pseudo(keyed, pseudo, join)
         monitor = (
             _drift_monitor(settings, extensions, reading.features, learner)
             if keyed is None

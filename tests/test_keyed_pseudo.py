@@ -52,18 +52,10 @@ def stream(seed: int = 3, rows: int = 600) -> list[tuple[str, str, str]]:
 
 
 def build_keyed(path: Path, follow: bool = False, **extra: Any) -> Any:
-    return build(
-        Settings(
-            source=str(path),
-            follow=follow,
-            target="y",
-            id_column="id",
-            model="sgd",
-            lr=0.1,
-            pseudo=PseudoSettings(pseudo_label=True, deterministic=True, **PSEUDO),  # type: ignore[arg-type]
-            **extra,
-        )
-    )
+    knobs = {**PSEUDO, **extra.pop("pseudo", {})}
+    pseudo = PseudoSettings(pseudo_label=True, deterministic=True, **knobs)
+    given = {"target": "y", "id_column": "id", "model": "sgd", "lr": 0.1, **extra}
+    return build(Settings(source=str(path), follow=follow, pseudo=pseudo, **given))
 
 
 def run(path: Path, **extra: Any) -> Any:
@@ -153,3 +145,39 @@ def test_a_restart_resumes_each_key_pseudo_label_loop(tmp_path: Path) -> None:
             assert key_outcome(app, key) == oracle[key], key
     finally:
         app.close()
+
+
+@pytest.mark.slow
+def test_each_key_classifier_pseudo_labels_as_a_run_of_its_own(tmp_path: Path) -> None:
+    """Logistic per key, labels as text: each key's class loop (class shares, disagreement
+    between the committee's members) equals a run of its own."""
+    rng = random.Random(1)
+    rows = []
+    for i in range(600):
+        key = rng.choice(KEYS[:3])
+        a, b = rng.uniform(-1, 1), rng.uniform(-1, 1)
+        label = "yes" if a + KEYS.index(key) * 0.3 * b > 0 else "no"
+        rows.append((key, f"{a!r},{b!r},{label if i < 30 or rng.random() < 0.3 else ''}"))
+    options: dict[str, Any] = {
+        "target": "y", "id_column": None, "model": "logistic", "lr": 0.5,
+        "pseudo": {"pseudo_threshold": 0.5},
+    }  # fmt: skip
+    oracle = {}
+    for key in KEYS[:3]:
+        path = tmp_path / f"{key}.csv"
+        path.write_text("a,b,y\n" + "".join(f"{row}\n" for k, row in rows if k == key))
+        app = run(path, **options)
+        try:
+            oracle[key] = (app.daemon.learner.model.weights, app.daemon.pseudo.summary())
+        finally:
+            app.close()
+    path = tmp_path / "keyed.csv"
+    path.write_text("store,a,b,y\n" + "".join(f"{k},{row}\n" for k, row in rows))
+    app = run(path, key_by="store", max_live_keys=1, **options)
+    try:
+        for key in KEYS[:3]:
+            learner = app.daemon.keyed.models.peek(key)
+            assert (learner.model.weights, learner.pseudo.summary()) == oracle[key], key
+    finally:
+        app.close()
+    assert all(summary["pseudo_labels"]["accepted"] > 0 for _, summary in oracle.values())

@@ -23,9 +23,10 @@ if TYPE_CHECKING:
     from streamlearn.labels.join import Decision, LabelJoin
     from streamlearn.labels.pseudo import PseudoLabeler
 
+    from .run import KeyedRun
     from .store import KeyedModels
 
-__all__ = ["JOIN", "KeyAudits", "KeyLabelers", "share_join"]
+__all__ = ["JOIN", "KeyAudits", "KeyLabelers", "keyed_pseudo", "share_join"]
 
 #: The codec's shared name of the run's delayed-label join.
 JOIN = "join"
@@ -112,3 +113,16 @@ class KeyLabelers:
         if learner.pseudo is None:
             learner.pseudo = self.new()
         return learner.pseudo
+
+
+def keyed_pseudo(
+    run: KeyedRun, pseudo: PseudoLabeler | None, join: LabelJoin | None
+) -> PseudoLabeler | None:
+    """Give each key of ``run`` a copy of ``pseudo`` (the options' loop); returns None, the
+    run's loop: the keys' are their own. Without pseudo-labels the keys' states may still
+    name ``join`` (a resumed run that had them)."""
+    if pseudo is not None:
+        run.labelers = KeyLabelers(run.models.codec, run.models, pseudo, join)
+    elif join is not None:
+        share_join(run.models.codec, join)
+    return None
