@@ -13,28 +13,34 @@ model) the block stops there and its rest goes record by record.
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-from streamlearn.classify.learner import ClassLearner, finite
-from streamlearn.classify.metrics import score
+from streamlearn.classify.learner import ClassLearner, Proba, finite
+from streamlearn.classify.metrics import class_loss, predicted
 from streamlearn.fast.block import LABELED, NOTHING, REJECTED, UNLABELED
 from streamlearn.fast.classblock import Scored
 from streamlearn.records import Rejected
 
 from ..interfaces import Block, BlockLearner, LocatedBlock, RecordPath
-from .blocks import CompiledBlockPath, RowBlocks, collector_paused, record_rows
+from .blocks import ROWS_AT_ONCE, CompiledBlockPath, RowBlocks, collector_paused
 from .classrouter import ClassRouter
 from .paths import MIN_BLOCK_LINES, FirstRecords, PathKit, RecordByRecord
 
 if TYPE_CHECKING:
+    from streamlearn.classify.space import ClassSpace
     from streamlearn.fast.block import Parsed
     from streamlearn.fast.classblock import ClassBlockLearner, ClassModel, ClassSaved
 
 __all__ = ["ClassBlockPath", "class_path", "classes_known"]
+
+#: River's ``_clamp_proba`` bounds, as ``classify.metrics.binary_loss`` clamps.
+_LOW, _HIGH = 1e-15, 1 - 1e-15
 
 
 def class_path(kit: PathKit) -> RecordPath:
@@ -230,32 +236,112 @@ class ClassRowsBlockPath(RowBlocks, ClassBlockPath):
         """Probabilities, then learning, of each record of a parsed block, in order: the
         probabilities of each row by code, the learned rows scored, and the row it stopped at
         (``parsed.stop``, or a row ``ClassLearner.step`` would not score)."""
+        space = self.learner.classes
+        answers, probas, predicted, done = self._predict_learn(parsed)
+        yhat = np.zeros((parsed.rows, len(space)))
+        at = np.array(predicted, dtype=np.intp)
+        if predicted:
+            yhat[at] = np.array(probas, dtype=np.float64)
+        labeled = np.flatnonzero(parsed.status[at] == LABELED)
+        rows = at[labeled]
+        y = parsed.values[rows, -1].astype(np.int64)
+        proba = yhat[rows]
+        chosen = [answers[i] for i in labeled.tolist()]
+        if space.binary:
+            pred, loss, p_pos = _binary_scores(space, chosen, y, proba)
+        else:
+            pred, loss = _class_scores(space, chosen, y, proba)
+            p_pos = np.zeros(len(rows))
+        return yhat, Scored(y, proba, pred, loss, p_pos), done
+
+    def _predict_learn(
+        self, parsed: Parsed
+    ) -> tuple[list[Mapping[Hashable, float]], list[Proba], list[int], int]:
+        """The model's answers and probabilities by code of the rows it predicted (before
+        learning each labeled one), those rows, and the row it stopped at: no answer yet, or
+        one not all finite (the record path's to handle), else ``parsed.stop``."""
         learner = self.learner
         space, model = learner.classes, learner.model
-        binary = space.binary
+        binary, proba_of = space.binary, space.proba
+        names = space.labels  # multiclass: what the model learns, by code
         predict, learn = model.predict_proba_one, model.learn_one
-        yhat = np.zeros((parsed.rows, len(space)))
-        codes = parsed.values[: parsed.stop, -1].tolist()
-        rows: list[int] = []
-        scores: list[tuple[int, int, float, float]] = []
-        done = parsed.stop
+        features = self._features(parsed)
+        stop = parsed.stop
+        values = parsed.values[:stop]
+        kinds = parsed.status[:stop].tolist()
+        codes = values[:, -1].tolist()
+        answers: list[Mapping[Hashable, float]] = []
+        probas: list[Proba] = []
+        predicted: list[int] = []
         with collector_paused():
-            for row, kind, x in record_rows(parsed, self._features(parsed)):
-                answer = predict(x)
-                proba = space.proba(answer)
-                if proba is None or not answer or not finite(proba):
-                    done = row  # cannot predict yet, or diverged: the record path's to handle
-                    break
-                yhat[row] = proba
-                if kind == LABELED:
-                    label = space.model_label(codes[row])
-                    choice = space.code_of(max(answer, key=answer.__getitem__))
-                    listed = binary or label in answer  # River's CrossEntropy: 0 if unlisted
-                    scores.append(
-                        score(int(codes[row]), proba, binary=binary, choice=choice, listed=listed)
-                    )
-                    learn(x, label)
-                    rows.append(row)
-        y, pred, loss, p_pos = np.array(scores, dtype=np.float64).reshape(len(scores), 4).T
-        scored = Scored(y.astype(np.int64), yhat[rows], pred.astype(np.int64), loss, p_pos)
-        return yhat, scored, done
+            # The rows become Python lists a slice at a time: fewer alive at once.
+            for first in range(0, stop, ROWS_AT_ONCE):
+                chunk = values[first : first + ROWS_AT_ONCE].tolist()
+                for row, numbers in enumerate(chunk, first):
+                    kind = kinds[row]
+                    if kind > UNLABELED:  # rejected, header, blank: ``_settle``'s
+                        continue
+                    x = dict(zip(features, numbers))  # noqa: B905 (the target left out)
+                    answer = predict(x)
+                    if not answer:  # cannot predict yet: the record path's to handle
+                        return answers, probas, predicted, row
+                    if binary:  # ``ClassSpace.proba``, inline
+                        proba: Proba = (float(answer.get(False, 0.0)), float(answer.get(True, 0.0)))
+                    else:
+                        proba = proba_of(answer)  # type: ignore[assignment]  # not {}
+                    if not finite(proba):  # diverged: the record path's to handle
+                        return answers, probas, predicted, row
+                    answers.append(answer)
+                    probas.append(proba)
+                    predicted.append(row)
+                    if kind == LABELED:
+                        code = codes[row]
+                        learn(x, code == 1.0 if binary else names[int(code)])
+        return answers, probas, predicted, stop
+
+
+def _binary_scores(
+    space: ClassSpace,
+    answers: list[Mapping[Hashable, float]],
+    y: NDArray[np.int64],
+    proba: NDArray[np.float64],
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """``score`` of each learned row of a binary model, a block at a time, the same bits:
+    the class chosen, the log loss and P(positive)."""
+    p_neg, p_pos = proba[:, 0], proba[:, 1]
+    # River's ``max(answer, key=answer.get)``: the larger of the two; where they tie, or the
+    # answer is not exactly the two classes, as ``ClassLearner.step`` asks it.
+    pred = (p_pos > p_neg).astype(np.int64)
+    unsure = set(np.flatnonzero(p_pos == p_neg).tolist())
+    unsure.update(
+        i
+        for i, answer in enumerate(answers)
+        if len(answer) != 2 or False not in answer or True not in answer
+    )
+    for i in unsure:
+        answer = answers[i]
+        choice = space.code_of(max(answer, key=answer.__getitem__))
+        pred[i] = predicted(proba[i].tolist()) if choice is None else choice
+    # ``binary_loss``: the probability clamped as River clamps it, then one log a record.
+    clamped = np.maximum(np.minimum(p_pos, _HIGH), _LOW)
+    kept = np.where(y != 0, clamped, 1 - clamped)
+    loss = -np.fromiter(map(math.log, kept.tolist()), dtype=np.float64, count=len(kept))
+    return pred, loss, p_pos.copy()
+
+
+def _class_scores(
+    space: ClassSpace,
+    answers: list[Mapping[Hashable, float]],
+    y: NDArray[np.int64],
+    proba: NDArray[np.float64],
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """``score`` of each learned row of a multiclass model: the class chosen, the
+    cross-entropy (0 for a class the model's answer leaves out, as River's)."""
+    names = space.labels
+    pred = np.empty(len(y), dtype=np.int64)
+    loss = np.empty(len(y), dtype=np.float64)
+    for i, (code, answer, row) in enumerate(zip(y.tolist(), answers, proba.tolist(), strict=True)):
+        choice = space.code_of(max(answer, key=answer.__getitem__))
+        pred[i] = predicted(row) if choice is None else choice
+        loss[i] = class_loss(code, row, names[code] in answer)
+    return pred, loss
