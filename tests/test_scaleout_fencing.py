@@ -4,6 +4,7 @@ newer epoch owns each partition), counted in its metrics, and the models are the
 
 from __future__ import annotations
 
+import json
 import signal
 import urllib.request
 from pathlib import Path
@@ -20,7 +21,7 @@ from scaleout_helpers import (
     send_rows,
 )
 
-from streamhelpers import wait_for
+from streamhelpers import cli, wait_for
 from streamlearn.broker import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -77,3 +78,15 @@ def test_a_paused_owner_is_fenced(
         assert got[key].records_learned == learner.records_learned, key
         assert got[key].model.weights == pytest.approx(learner.model.weights, abs=1e-12), key
     assert "refusing to write this checkpoint" in instances["a"].log()
+
+    # inspect on the shared store: each partition's owner, epoch and next offset; a key's model
+    shown = json.loads(cli("inspect", str(state), "--json").stdout)
+    newest = partition_dirs(state)
+    assert [entry["partition"] for entry in shown["partitions"]] == [0, 1]
+    for entry in shown["partitions"]:
+        assert entry["epoch"] == newest[entry["partition"]][0] >= 2
+        assert entry["owner"] == owners(state)[entry["partition"]]
+    assert sum(entry["next_offset"] for entry in shown["partitions"]) == len(rows)
+    assert shown["keys_total"] == len(want) and shown["records_learned"] == len(rows)
+    one = json.loads(cli("inspect", str(state), "--key", "k3", "--json").stdout)
+    assert one["weights"] == want["k3"].model.weights

@@ -277,8 +277,14 @@ def inspect(
 ) -> None:
     """Show what the model in STATE_DIR has learned (works while a daemon runs)."""
     from streamlearn.loop import inspect_state
+    from streamlearn.scaleout.inspect import is_shared_store
     from streamlearn.state import CheckpointError, CheckpointStore
 
+    if is_shared_store(state_dir) and not list_keys:
+        from streamlearn.cli.inspect_keys import show_shared
+
+        show_shared(state_dir, key, trust, as_json)
+        return
     try:
         store = CheckpointStore(state_dir, lock=False, trust=trust)
         loaded = store.load()

@@ -11,7 +11,7 @@ import click
 
 from streamlearn.state import CheckpointError, CheckpointStore
 
-__all__ = ["show_keys"]
+__all__ = ["show_keys", "show_shared"]
 
 
 def show_keys(
@@ -53,6 +53,25 @@ def show_keys(
         value = row[score]
         shown = "n/a" if value is None or math.isnan(value) else f"{value:.6g}"
         click.echo(f"{row['key'][:31]:<32}{row['records_learned']:>10}  {shown}")
+
+
+def show_shared(state_dir: str, key: str | None, trust: bool, as_json: bool) -> None:
+    """``inspect`` of a scaled-out run's shared store: its partitions, or the key ``key``."""
+    from pathlib import Path
+
+    from streamlearn.scaleout.inspect import describe_shared, find_key, shared_summary
+
+    try:
+        if key is None:
+            summary = shared_summary(Path(state_dir), trust)
+            click.echo(json.dumps(summary, indent=2) if as_json else describe_shared(summary))
+            return
+        found = find_key(Path(state_dir), key, trust)
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from None
+    if found is None:
+        raise click.ClickException(f"no key {key!r} in any partition of {state_dir}")
+    show_keys(found[0], found[1], key, ("key", None), as_json)
 
 
 def _one(obj: Mapping[str, Any]) -> str:
