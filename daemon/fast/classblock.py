@@ -9,7 +9,7 @@ model, ``3.0`` for a multiclass one) is marked ``DOUBT`` and judged by the decod
 encodes its label through the space as record by record does (third classes, unknown
 classes, ``--max-classes``: its dead letters, in stream order).
 
-Then a kernel (``spec.learn_logistic`` or ``spec.learn_softmax``, compiled) predicts, scores
+Then a kernel (``classspec.learn_logistic`` or ``classspec.learn_softmax``, compiled) predicts, scores
 the log loss and learns each row in order, and the class counts, the rolling window and the
 learning curve of the ``ClassLearner`` are updated a block at a time from its probabilities
 (``ClassMetrics.update_many``): the same state ``ClassLearner.step`` leaves record by record.
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from streamlearn.fast import spec
+from streamlearn.fast import classspec, spec
 from streamlearn.fast.block import DOUBT, LABELED, BlockReader, Parsed, compiled_kernels
 from streamlearn.models.logistic import LogisticRegression
 from streamlearn.models.softmax import SoftmaxRegression
@@ -67,7 +67,7 @@ class ClassKernels(NamedTuple):
 
 def python_class_kernels() -> ClassKernels:
     """The kernels as plain Python (slow; for tests and for checking the compiled ones)."""
-    return ClassKernels(spec.parse_lines, spec.learn_logistic, spec.learn_softmax)
+    return ClassKernels(spec.parse_lines, classspec.learn_logistic, classspec.learn_softmax)
 
 
 @functools.cache

@@ -1,0 +1,177 @@
+"""The classifiers' compiled kernels' specification: ``learn_logistic`` and ``learn_softmax``.
+
+As :mod:`streamlearn.fast.spec` is for the regressor's kernels: ``daemon/fast/_kernels.c``
+renders each function here line for line in C, the daemon runs the C, and the tests run both
+on the same blocks and compare every output bit (``tests/test_class_kernels.py``).
+
+- :func:`learn_logistic` and :func:`learn_softmax` are the prequential step of the
+  classifiers ``logistic`` and ``softmax`` over a block of parsed rows (``spec.parse_lines``):
+  the prediction before learning (a sigmoid, a softmax), River's log loss or cross-entropy of
+  it kept as a running mean (the class counts are the caller's, a block at a time), and the
+  seed's update. They stop at a row the record path must take (a non-finite score, a class
+  new to the model).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from streamlearn.fast.spec import LABELED, UNLABELED
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+__all__ = ["EPSILON", "LOSS_MEAN", "LOSS_N", "N_LOSS_STATE", "learn_logistic", "learn_softmax"]
+
+#: ``learn_logistic``/``learn_softmax`` state: River's ``Mean`` of the log loss (``LogLoss``)
+#: or of the cross-entropy (``CrossEntropy``), its count and its mean.
+LOSS_N, LOSS_MEAN = range(2)
+N_LOSS_STATE = LOSS_MEAN + 1
+#: River clamps a probability into [EPSILON, 1 - EPSILON] before its logarithm.
+EPSILON = 1e-15
+
+
+def learn_logistic(
+    values: NDArray[np.float64],
+    status: NDArray[np.int8],
+    start: int,
+    stop: int,
+    weights: NDArray[np.float64],
+    lr: float,
+    state: NDArray[np.float64],
+    p_out: NDArray[np.float64],
+    loss_out: NDArray[np.float64],
+) -> int:
+    """Test then train the binary ``logistic`` on rows ``start..stop``; returns where it stopped.
+
+    ``weights`` holds the model's weights in column order, then its intercept. Per row:
+    ``p = sigmoid(intercept + w . x)`` goes to ``p_out`` (the prediction before learning);
+    for a labeled row (target 0.0 or 1.0), River's log loss of ``p`` to ``loss_out`` and
+    into the running mean in ``state``, then the update ``w -= lr * (p - y) * x``. It
+    returns ``stop`` when done, or early at a row whose ``z`` is NaN or infinite or whose
+    target is not 0 or 1 (that row is left to the caller, unlearned).
+    """
+    n_features = weights.shape[0] - 1
+    intercept = weights[n_features]
+    loss_n = state[LOSS_N]
+    loss_mean = state[LOSS_MEAN]
+    row = start
+    while row < stop:
+        kind = status[row]
+        if kind != LABELED and kind != UNLABELED:
+            row += 1
+            continue
+        # LogisticRegression.predict_learn_one: the intercept, then the features in order.
+        z = intercept
+        for j in range(n_features):
+            z += weights[j] * values[row, j]
+        if not -math.inf < z < math.inf:  # NaN or inf: the record path decides
+            break
+        if z >= 0.0:  # the sigmoid, without an overflow of exp on either side
+            p = 1.0 / (1.0 + math.exp(-z))
+        else:
+            e = math.exp(z)
+            p = e / (1.0 + e)
+        p_out[row] = p
+        if kind == UNLABELED:
+            row += 1
+            continue
+        y = values[row, n_features]
+        if y != 0.0 and y != 1.0:  # not a code: the caller doubts such rows first
+            break
+        # River's LogLoss: the probability clamped, then a stats.Mean of -log.
+        clamped = max(min(p, 1.0 - EPSILON), EPSILON)
+        loss = -math.log(clamped) if y == 1.0 else -math.log(1.0 - clamped)
+        loss_out[row] = loss
+        loss_n += 1.0
+        loss_mean += (1.0 / loss_n) * (loss - loss_mean)
+        # The seed's update: theta_j -= alpha * (p - y) * x_j, the intercept as x_0 = 1.
+        step = lr * (p - y)
+        for j in range(n_features):
+            weights[j] = weights[j] - step * values[row, j]
+        intercept -= step
+        row += 1
+    weights[n_features] = intercept
+    state[LOSS_N] = loss_n
+    state[LOSS_MEAN] = loss_mean
+    return row
+
+
+def learn_softmax(
+    values: NDArray[np.float64],
+    status: NDArray[np.int8],
+    classes: NDArray[np.int64],
+    start: int,
+    stop: int,
+    weights: NDArray[np.float64],
+    lr: float,
+    state: NDArray[np.float64],
+    p_out: NDArray[np.float64],
+    loss_out: NDArray[np.float64],
+) -> int:
+    """Test then train the multiclass ``softmax`` on rows ``start..stop``; returns where it stopped.
+
+    ``weights`` has a row per class of the model, in the model's order: its weights in
+    column order, then its intercept. ``classes[row]`` is the model's index of a labeled
+    row's class. Per row: ``p = softmax(intercepts + W x)`` goes to ``p_out[row]`` (before
+    learning); for a labeled row, River's cross-entropy of ``p`` to ``loss_out`` and into
+    the running mean in ``state``, then per class ``c`` the update
+    ``W_c -= lr * (p_c - [y == c]) * x``. It returns ``stop`` when done, or early at a row
+    with a non-finite ``z_c`` or a class the model does not have (``classes[row]`` out of
+    range: the model adds it record by record); that row is left to the caller.
+    """
+    n_classes = weights.shape[0]
+    n_features = weights.shape[1] - 1
+    loss_n = state[LOSS_N]
+    loss_mean = state[LOSS_MEAN]
+    row = start
+    while row < stop:
+        kind = status[row]
+        if kind != LABELED and kind != UNLABELED:
+            row += 1
+            continue
+        target = classes[row] if kind == LABELED else 0
+        if target < 0 or target >= n_classes:  # a class new to the model
+            break
+        # SoftmaxRegression.predict_learn_one: per class its intercept, then the features in
+        # order; the largest first found; exp(z - largest) summed in class order.
+        p = p_out[row]
+        finite = True
+        largest = 0.0
+        for c in range(n_classes):
+            z = weights[c, n_features]
+            for j in range(n_features):
+                z += weights[c, j] * values[row, j]
+            if not -math.inf < z < math.inf:
+                finite = False
+            if c == 0 or z > largest:
+                largest = z
+            p[c] = z
+        if not finite:  # NaN or inf: the record path decides
+            break
+        total = 0.0
+        for c in range(n_classes):
+            p[c] = math.exp(p[c] - largest)
+            total += p[c]
+        for c in range(n_classes):
+            p[c] = p[c] / total
+        if kind == UNLABELED:
+            row += 1
+            continue
+        # River's CrossEntropy: the true class's probability clamped, then a stats.Mean of -log.
+        loss = -math.log(max(min(p[target], 1.0 - EPSILON), EPSILON))
+        loss_out[row] = loss
+        loss_n += 1.0
+        loss_mean += (1.0 / loss_n) * (loss - loss_mean)
+        # The seed's update per class: W_c -= alpha * (p_c - [y == c]) * x, intercept as x_0 = 1.
+        for c in range(n_classes):
+            step = lr * (p[c] - (1.0 if c == target else 0.0))
+            for j in range(n_features):
+                weights[c, j] = weights[c, j] - step * values[row, j]
+            weights[c, n_features] -= step
+        row += 1
+    state[LOSS_N] = loss_n
+    state[LOSS_MEAN] = loss_mean
+    return row
