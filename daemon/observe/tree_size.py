@@ -6,6 +6,8 @@ forest is an ``Ensemble`` of them. Other models have no size to show.
 
 from __future__ import annotations
 
+import sys
+
 __all__ = ["tree_size"]
 
 
@@ -24,6 +26,10 @@ def tree_size(model: object) -> dict[str, int] | None:
     """
     if not type(model).__module__.startswith("river."):
         return None  # no River import for a model that is none of River's
+    if "river.tree.hoeffding_tree" not in sys.modules:
+        # No Hoeffding tree was ever made here (its class is defined there): no import of
+        # ``river.tree`` (most of a second) for a linear model's summary.
+        return None
     from river.base import Ensemble
     from river.tree.hoeffding_tree import HoeffdingTree
 
