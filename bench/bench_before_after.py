@@ -20,7 +20,11 @@ To make a "before" tree of commit REV::
     mkdir -p /tmp/before/path && ln -s /tmp/before/tree/daemon /tmp/before/path/streamlearn
 
 Run: python bench/bench_before_after.py --before /tmp/before/path [--rows 1000000]
-     [--river-rows 100000] [--kafka-rows 200000] [--repeat 3]
+     [--river-rows 100000] [--kafka-rows 200000] [--repeat 3] [--after /tmp/after/path]
+
+``--after DIR`` (made the same way from another REV, e.g. HEAD) pins the "after" side to a
+commit; without it the "after" side is this venv's installed package, that is the working tree
+as it is while the bench runs.
 """
 
 from __future__ import annotations
@@ -188,6 +192,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--before", required=True, help="PYTHONPATH dir holding the old package")
+    parser.add_argument("--after", help="PYTHONPATH dir of the new package (default: installed)")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--river-rows", type=int, default=100_000)
     parser.add_argument("--kafka-rows", type=int, default=200_000)
@@ -253,7 +258,7 @@ def main() -> None:
         try:
             for _ in range(args.repeat):
                 for name, measure in contenders:
-                    for side, tree in (("before", args.before), ("after", None)):
+                    for side, tree in (("before", args.before), ("after", args.after)):
                         rate = measure(tree)
                         results[name, side] = max(rate, results.get((name, side), 0.0))
                         print(f"  {side:6s} {name}: {rate:,.0f}/s", file=sys.stderr, flush=True)
