@@ -113,10 +113,18 @@ def _scores(metrics: Mapping[str, Any]) -> str:
 
     >>> _scores({"accuracy": 0.75, "log_loss": 0.5, "f1": 0.5, "roc_auc": None})
     'accuracy 0.75, log loss 0.5'
+    >>> _scores({"accuracy": 0.5, "cross_entropy": 1.25, "macro_f1": 0.5})
+    'accuracy 0.5, cross-entropy 1.25'
     """
     if "accuracy" in metrics:
-        loss = metrics.get("log_loss", metrics.get("cross_entropy"))
-        return f"accuracy {format_metric(metrics['accuracy'])}, log loss {format_metric(loss)}"
+        # A binary model's loss is River's LogLoss; a multiclass one's its CrossEntropy.
+        name, key = (
+            ("log loss", "log_loss")
+            if "log_loss" in metrics
+            else ("cross-entropy", "cross_entropy")
+        )
+        loss = format_metric(metrics.get(key))
+        return f"accuracy {format_metric(metrics['accuracy'])}, {name} {loss}"
     return (
         f"MAE {format_metric(metrics['mae'])}, RMSE {format_metric(metrics['rmse'])}, "
         f"R2 {format_metric(metrics['r2'])}"
