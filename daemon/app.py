@@ -309,14 +309,18 @@ def open_state(
     if settings.state_dir is None:
         return None, None
     try:
-        # --no-learn only reads the state (as inspect does, also while a daemon runs on it).
-        store = CheckpointStore(settings.state_dir, lock=not settings.no_learn)
+        # --no-learn only reads the state (as inspect does); --standby shares it with its group.
+        store = CheckpointStore(
+            settings.state_dir, lock=not settings.no_learn, shared=settings.standby
+        )
     except (StateLocked, CheckpointError) as exc:
         raise AppError(str(exc)) from None
     except OSError as exc:  # a read-only or unreachable directory: its lock cannot be taken
         raise AppError(f"cannot use state dir {settings.state_dir}: {exc.strerror}") from None
     resources.callback(store.close)
     try:
+        if settings.standby:  # elected by the group: fence the earlier owner, then load
+            store.take_over()
         if settings.reset:
             store.clear()
         loaded = store.load(start=True)  # a run killed before its first checkpoint: its start

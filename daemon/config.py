@@ -99,6 +99,8 @@ class Settings:
     bootstrap_servers: str | None = None
     topic: str | None = None
     group_id: str | None = None
+    #: One of several instances of a single model, elected through the group (``run --standby``).
+    standby: bool = False
     kafka_options: tuple[str, ...] = ()
     kafka_config: str | None = None
     start_from: str = "earliest"

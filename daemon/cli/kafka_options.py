@@ -33,6 +33,15 @@ KAFKA: tuple[OptionDecorator, ...] = (
         "checkpoint (for lag monitoring); the checkpoint stays the truth.",
     ),
     click.option(
+        "--standby",
+        is_flag=True,
+        default=False,
+        envvar="STREAMLEARN_STANDBY",
+        help="One of several instances of a single model (same ?group=G, shared --state-dir): "
+        "the group elects the active learner (group and topic G.active), the others serve "
+        "its latest checkpoint and take over when it dies.",
+    ),
+    click.option(
         "-X",
         "kafka_options",
         multiple=True,

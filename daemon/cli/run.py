@@ -68,6 +68,9 @@ def replay(file: str, inspect_json: bool, **params: Any) -> None:
 def run_app(params: Mapping[str, Any], *, follow: bool, inspect_json: bool = False) -> None:
     """Build the daemon the command's ``params`` describe, run it, and print its summary."""
     settings = _settings(params, follow=follow)
+    if settings.standby:
+        _run_standby(settings)
+        return
     _scale_out(settings)
     with _signals_noted_while_starting() as early:
         app = _build(settings, stopping=lambda: bool(early))
@@ -209,6 +212,32 @@ def _build(settings: Settings, stopping: Callable[[], bool]) -> App:
         raise _usage_error(exc) from None
     except AppError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _run_standby(settings: Settings) -> None:
+    """``--standby``: one instance of a group until SIGTERM/SIGINT (``streamlearn.standby``)."""
+    from streamlearn.app import AppError
+    from streamlearn.config import AppUsageError
+    from streamlearn.sources.base import SourceError
+    from streamlearn.standby.runner import check_standby, run_group
+    from streamlearn.state import CheckpointError
+
+    try:
+        check_standby(settings)
+        summary = run_group(settings)
+    except AppUsageError as exc:
+        raise _usage_error(exc) from None
+    except (AppError, CheckpointError, SourceError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if summary is None:
+        click.echo("stopped as a standby (this instance did not learn)", err=True)
+    else:
+        click.echo(
+            f"learned {summary['records_learned']} records as the active instance "
+            f"(seen {summary['records_seen']}, rejected {summary['records_rejected']}); "
+            f"{_scores(summary['metrics'])}",
+            err=True,
+        )
 
 
 def _usage_error(exc: AppUsageError) -> click.UsageError:

@@ -180,6 +180,8 @@ def serve_http(
         telemetry=telemetry,
         not_ready=lambda: daemon.not_ready_reason,
     )
+    if settings.standby:  # an instance of a group serves while it is the active learner
+        server.role = lambda: "active"
     keyed = daemon.keyed
     if keyed is not None:
 

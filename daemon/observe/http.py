@@ -158,7 +158,8 @@ class _Handler(Replies):
             log.warning("ready() failed", exc_info=True)
             ready = False
         if ready:
-            self._text(HTTPStatus.OK, "ready\n")
+            role = self.app.role() if self.app.role is not None else None
+            self._text(HTTPStatus.OK, f"ready: {role}\n" if role else "ready\n")
             return
         reason = None
         if self.app.not_ready is not None:
@@ -368,6 +369,8 @@ class MetricsServer:
         self.labels = labels
         #: A keyed daemon's ``/model?key=K`` (None: not keyed); None answers 404.
         self.key_info: Callable[[str], Mapping[str, object] | None] | None = None
+        #: An instance of a group's role (``active``/``standby``), said by ``/readyz``.
+        self.role: Callable[[], str] | None = None
         self._predict = predict
         self._requested_port = port
         #: Builds ``/status.json`` (the status page's data) from ``model_info`` and telemetry.

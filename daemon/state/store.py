@@ -369,6 +369,12 @@ class CheckpointStore:
                 old_path.unlink()
         return generation
 
+    def take_over(self) -> int:
+        """Own the model of a shared dir: raise its epoch (``Fence``), so that every earlier
+        owner's installs are refused from now on; returns the new epoch."""
+        self.fence = Fence(self.directory)
+        return self.fence.take_over()
+
     @contextlib.contextmanager
     def _fenced(self, temporary: Path) -> Iterator[None]:
         """Hold the fence (if any) across an install; a refused one's file is removed."""
