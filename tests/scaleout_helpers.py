@@ -96,6 +96,32 @@ class Instance:
         self.process.wait(10)
 
 
+def group_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """The offsets the instances' group (``Instance``'s) has committed for ``topic``."""
+    from kafka import KafkaAdminClient, TopicPartition
+
+    group = f"g-{topic}"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        found = admin.list_group_offsets({group: tps}).get(group, {})
+    finally:
+        admin.close()
+    return {tp.partition: meta.offset for tp, meta in found.items() if meta is not None}
+
+
+def metric(port: int, name: str) -> float | None:
+    """The value of the series ``name`` (no labels) on ``/metrics`` at ``port``."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    for line in text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    return None
+
+
 def partition_dirs(state: Path) -> dict[int, tuple[int, Path]]:
     """Partition -> its newest epoch and that epoch's directory."""
     out: dict[int, tuple[int, Path]] = {}

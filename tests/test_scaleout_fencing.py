@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import json
 import signal
-import urllib.request
 from pathlib import Path
 
 import pytest
 from scaleout_helpers import (
     Instance,
+    group_offsets,
     keyed_rows,
     learned,
+    metric,
     models,
     oracle,
     owners,
@@ -25,15 +26,6 @@ from streamhelpers import cli, wait_for
 from streamlearn.broker import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-def _refusals(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-        text = answer.read().decode()
-    for line in text.splitlines():
-        if line.startswith("streamlearn_fencing_refusals_total "):
-            return float(line.split()[1])
-    raise AssertionError("no streamlearn_fencing_refusals_total in the metrics")
 
 
 def test_a_paused_owner_is_fenced(
@@ -48,6 +40,9 @@ def test_a_paused_owner_is_fenced(
         send_rows(kafka_send, topic, rows[:300])
         instances["a"] = Instance(kafka_bootstrap, topic, state, "a", tmp_path, metrics_port=port)
         wait_for(lambda: learned(state) == 300, "a learns the first 300", 40)
+        assert metric(port, "streamlearn_partitions_owned") == 2
+        assert metric(port, "streamlearn_rebalances_total") == 1
+        assert metric(port, "streamlearn_fencing_refusals_total") == 0
         instances["a"].signal(signal.SIGSTOP)  # the member and its learners
         instances["b"] = Instance(kafka_bootstrap, topic, state, "b", tmp_path)
         wait_for(lambda: set(owners(state).values()) == {"b"}, "b takes both over", 40)
@@ -58,10 +53,16 @@ def test_a_paused_owner_is_fenced(
 
         instances["a"].signal(signal.SIGCONT)
         wait_for(lambda: "FENCED" in instances["a"].log(), "a's learners are fenced", 30)
-        wait_for(lambda: _refusals(port) >= 1, "a counts the refusals", 30)
+        wait_for(
+            lambda: (metric(port, "streamlearn_fencing_refusals_total") or 0) >= 2,
+            "a counts the refusals",
+            30,
+        )
         wait_for(lambda: learned(state) == 600 and len(owners(state)) == 2, "a settles", 30)
         assert instances["a"].stop() == 0
         assert instances["b"].stop() == 0
+        # The group's offsets are those of the partitions' checkpoints, never a's stale ones.
+        assert sum(group_offsets(kafka_bootstrap, topic, 2).values()) == len(rows)
     except AssertionError:
         for instance in instances.values():
             print(f"--- {instance.name}\n{instance.log()[-8000:]}")

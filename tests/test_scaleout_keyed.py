@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from scaleout_helpers import (
     Instance,
+    group_offsets,
     keyed_rows,
     learned,
     models,
@@ -63,6 +64,7 @@ def test_scale_one_three_two_then_kill_one(
         send_rows(kafka_send, topic, batches[3])
         wait_for(lambda: _all_learned(state, 1200), "all 1200 learned", 30)
         assert instances["a"].stop() == 0
+        assert sum(group_offsets(kafka_bootstrap, topic, 6).values()) == len(rows)
     except AssertionError:
         for instance in instances.values():
             print(f"--- {instance.name}\n{instance.log()[-6000:]}")

@@ -50,6 +50,8 @@ GROUP_DEFAULTS: dict[str, Any] = {
     "heartbeat_interval_ms": 1_000,
     "max_poll_interval_ms": 120_000,  # the longest a revoke may take (final checkpoints)
 }
+#: Seconds between commits of the owned partitions' checkpointed offsets (for lag monitoring).
+COMMIT_EVERY_S = 5.0
 #: Seconds a learner may take to write its final checkpoint and exit before it is killed.
 STOP_TIMEOUT_S = 90.0
 
@@ -125,6 +127,8 @@ class Member:
         self.stopping = threading.Event()
         self.failed: str | None = None
         self.consumer: KafkaConsumer | None = None
+        #: The offsets last committed per partition (``commit_progress`` sends what moved).
+        self._progress: dict[int, int] = {}
         #: In a rebalance listener (the client's network thread): no blocking client call.
         self._in_listener = False
 
@@ -190,6 +194,24 @@ class Member:
             self._commit(offsets)
         self.stats.owned = len(self.learners)
 
+    def commit_progress(self) -> None:
+        """Commit the owned partitions' checkpointed offsets that moved (lag monitoring only:
+        a partition's checkpoint, not the group, says where its next owner resumes)."""
+        from streamlearn.state import CheckpointError
+
+        offsets: dict[int, int] = {}
+        for learner in list(self.learners.values()):
+            try:
+                offset = self._fenced_offset(learner)
+            except (CheckpointError, OSError) as exc:  # being written or collected: next time
+                log.debug("no offset of partition %d yet: %s", learner.partition, exc)
+                continue
+            if offset is not None and offset != self._progress.get(learner.partition):
+                offsets[learner.partition] = offset
+        if offsets:
+            self._commit(offsets, quiet=True)
+            self._progress.update(offsets)
+
     def _fenced_offset(self, learner: _Learner) -> int | None:
         """The learner's checkpointed next offset, unless its epoch is no longer the newest."""
         newer = newer_epoch(learner.directory)
@@ -209,7 +231,7 @@ class Member:
         found = offsets.get(str(learner.partition))
         return int(found) if found is not None else None
 
-    def _commit(self, offsets: dict[int, int]) -> None:
+    def _commit(self, offsets: dict[int, int], *, quiet: bool = False) -> None:
         from kafka import TopicPartition
         from kafka.errors import KafkaError
         from kafka.structs import OffsetAndMetadata
@@ -229,7 +251,8 @@ class Member:
         except KafkaError as exc:
             self._committed(request, exc)
             return
-        self._committed(request, None)
+        if not quiet:
+            self._committed(request, None)
 
     def _committed(self, request: dict[TopicPartition, Any], response: object) -> None:
         offsets = {tp.partition: meta.offset for tp, meta in request.items()}
@@ -324,10 +347,14 @@ class Member:
             "state store %s)",
             self.instance, self.kafka.group_id, self.kafka.topic, self.state_dir,
         )  # fmt: skip
+        next_commit = time.monotonic() + COMMIT_EVERY_S
         try:
             while not self.stopping.is_set() and self.failed is None:
                 consumer.poll(timeout_ms=300)  # heartbeats, rebalances; fetches nothing
                 self.check_learners()
+                if time.monotonic() >= next_commit:
+                    self.commit_progress()
+                    next_commit = time.monotonic() + COMMIT_EVERY_S
         finally:
             self.stop(list(self.learners), commit=self.failed is None)
             consumer.close(autocommit=False)
