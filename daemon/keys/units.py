@@ -8,7 +8,9 @@ each key's drift and pseudo-labels are its own.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import copy
+from array import array
+from typing import TYPE_CHECKING, Any
 
 from streamlearn.classify.learner import ClassLearner
 from streamlearn.learner import Learner
@@ -34,11 +36,74 @@ class KeyRegressor(Learner):
     #: The key's pseudo-label side loop (None: no ``--pseudo-label``; ``keys.pseudo``).
     pseudo: PseudoLabeler | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        used = self._window_len
+        if used < self.rolling_window:
+            state["_window_y"] = _head(self._window_y, used)
+            state["_window_yhat"] = _head(self._window_yhat, used)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        size = state["rolling_window"]
+        for name in ("_window_y", "_window_yhat"):
+            state[name] = _padded(state[name], size)
+        super().__setstate__(state)
+
 
 class KeyClassifier(ClassLearner):
-    """A key's classification learner."""
+    """A key's classification learner.
+
+    Its rolling window is pickled as far as it is filled (see ``_head``).
+    """
 
     #: The key's drift monitor (None: ``--drift-detector none``).
     drift: Monitor | None = None
     #: The key's pseudo-label side loop (None: no ``--pseudo-label``; ``keys.pseudo``).
     pseudo: PseudoLabeler | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        window = self.window
+        if window.len < window.size:
+            trimmed = state["window"] = copy.copy(window)
+            for name in _WINDOW_ARRAYS:
+                setattr(trimmed, name, _head(getattr(window, name), window.len))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        window = state.get("window")
+        if window is not None:
+            for name in _WINDOW_ARRAYS:
+                setattr(window, name, _padded(getattr(window, name), window.size))
+        super().__setstate__(state)
+
+
+#: The rings of a classifier's rolling window (``classify.metrics.Window``).
+_WINDOW_ARRAYS = ("y", "pred", "loss", "p_pos")
+
+
+def _head(ring: array[Any], used: int) -> array[Any]:
+    """The filled part of a ring that is not full yet: its slots from ``used`` on are all
+    zero (a ring fills from slot 0), so a key of a few records is not pickled as a whole
+    window of zeros (16 kB a key at the default window, beside a few hundred bytes of
+    model and metrics). Kept whole if those slots are not all zero bits.
+
+    >>> _head(array("d", [1.5, 0.0, 0.0]), 1), _head(array("d", [1.5, 0.0, -0.0]), 1)
+    (array('d', [1.5]), array('d', [1.5, 0.0, -0.0]))
+    """
+    tail = memoryview(ring)[used:]
+    if tail.nbytes and tail.tobytes().count(0) != tail.nbytes:
+        return ring
+    return ring[:used]
+
+
+def _padded(ring: array[Any], size: int) -> array[Any]:
+    """``ring`` (``_head``'s) filled up with zero slots to ``size``.
+
+    >>> _padded(array("d", [1.5]), 3)
+    array('d', [1.5, 0.0, 0.0])
+    """
+    if len(ring) < size:
+        ring.frombytes(bytes(ring.itemsize * (size - len(ring))))
+    return ring
