@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from streamhelpers import STREAMLEARN
+from streamhelpers import STREAMLEARN, records_learned
 from streamlearn.broker import free_port
 
 #: The coordination member's session timeout in the tests: a dead instance is noticed in 3 s.
@@ -134,3 +134,32 @@ def the_active(instances: list[Instance]) -> Instance | None:
     active = [i for i in instances if i.role() == "active"]
     assert len(active) <= 1, f"two instances active: {[i.proc.pid for i in active]}"
     return active[0] if active else None
+
+
+class LearnedWatch:
+    """Polls the newest checkpoint's ``records_learned`` on a thread; notes each step back.
+
+    A checkpoint of an instance that lost the model (a stale owner's) would carry fewer
+    records than the new owner's before it: the newest generation must never go back.
+    """
+
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.last = -1
+        self.backwards: list[tuple[int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = records_learned(self.state)
+            if now >= 0:
+                if now < self.last:
+                    self.backwards.append((self.last, now))
+                self.last = now
+            self._stop.wait(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()

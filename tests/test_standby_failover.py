@@ -16,9 +16,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from standby_group import Instance, RoleWatch, the_active, wait_for
+from standby_group import Instance, LearnedWatch, RoleWatch, the_active, wait_for
 
-from streamhelpers import cli, inspect_json, make_regression, write_csv
+from streamhelpers import cli, inspect_json, make_regression, records_learned, write_csv
 from streamlearn.producers.replay import produce
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -27,9 +27,7 @@ ROWS = 1500
 
 
 def learned(state: Path) -> int:
-    if not list(state.glob("gen-*.ckpt")):
-        return 0
-    return int(inspect_json(state)["records_learned"])
+    return max(records_learned(state), 0)
 
 
 @pytest.fixture
@@ -57,6 +55,7 @@ def test_three_sigkills_of_the_active_instance_learn_every_record_once(
         target=produce, args=(rows_csv, kafka_bootstrap, topic), kwargs={"rate": 60}
     )
     watch = RoleWatch(lambda: list(instances))
+    checkpoints = LearnedWatch(state)
     try:
         first = new_instance()
         wait_for(lambda: first.role() == "active")
@@ -88,10 +87,12 @@ def test_three_sigkills_of_the_active_instance_learn_every_record_once(
             assert instance.proc.wait(timeout=30) == 0
     finally:
         watch.stop()
+        checkpoints.stop()
         for instance in instances:
             instance.kill()
     assert watch.both_active == [], f"two active at once in {len(watch.both_active)} polls"
     assert watch.active_seen > 10
+    assert checkpoints.backwards == []  # no checkpoint ever went back to fewer records
     summary = inspect_json(state)
     assert summary["records_learned"] == ROWS
     assert summary["position"]["next_offsets"] == {"0": ROWS}

@@ -60,6 +60,11 @@ class Coordinator:
         self.idle = threading.Event()
         self.idle.set()
         self.stop_learning: Callable[[], None] | None = None
+        #: The group's last stable generation seen, the one this instance last took the model
+        #: over in, and the one it was fenced in (no leading again until a newer one).
+        self.generation = -1
+        self.led_generation = -1
+        self._barred = -1
         #: Seconds a revoke waits for ``idle``.
         self.revoke_wait = 0.9 * self.config["max_poll_interval_ms"] / 1000
         self._closing = threading.Event()
@@ -85,6 +90,16 @@ class Coordinator:
     def wait(self, timeout: float) -> bool:
         """Wait up to ``timeout`` s to be made active; True when this member is."""
         return self.active.wait(timeout)
+
+    def bar(self) -> None:
+        """Fenced: another instance took the model over while this one believed it led.
+
+        It leads again only once the group assigns it the partition in a newer generation
+        than the one it led in (a member that was paused can believe it still holds the
+        partition until it hears from the broker).
+        """
+        self._barred = self.led_generation
+        self.active.clear()
 
     def close(self) -> None:
         """Leave the group (the partition moves on at once); calling it twice is fine."""
@@ -118,6 +133,24 @@ class Coordinator:
         if not self.idle.wait(self.revoke_wait):
             log.warning("the learner did not stop within %.0f s of the revoke", self.revoke_wait)
 
+    def _observe(self, consumer: Any) -> None:
+        """The assignment as it stands after a poll, in a stable generation.
+
+        Callbacks tell of changes; this tells of the state, also where the client saw no
+        change (a paused member that rejoins still owning the partition in its own view).
+        """
+        # kafka-python has no public call for the generation (the group's, not ours).
+        generation = consumer._coordinator.generation_if_stable()
+        if generation is None:
+            return  # joining or rebalancing: the next stable generation decides
+        self.generation = generation.generation_id
+        if _holds(consumer, self.name):
+            if self.generation > self._barred and not self.active.is_set():
+                log.info("holding %s in generation %d: active", self.name, self.generation)
+                self.active.set()
+        elif self.active.is_set():
+            self._give_up()
+
     def _poll(self) -> None:
         from kafka import KafkaConsumer
 
@@ -129,6 +162,7 @@ class Coordinator:
                         consumer = KafkaConsumer(**self.config)
                         consumer.subscribe([self.name], listener=_Listener(self))
                     consumer.poll(timeout_ms=200)
+                    self._observe(consumer)
                 except Exception as exc:  # the broker out of reach: try again, said once a try
                     log.warning("coordination group %s: %s", self.name, exc)
                     self._closing.wait(1.0)
@@ -156,6 +190,10 @@ class _Listener(ConsumerRebalanceListener):
 
     def on_partitions_lost(self, lost: Any) -> None:
         self._coordinator.on_partitions_lost(lost)
+
+
+def _holds(consumer: Any, name: str) -> bool:
+    return any(tp.topic == name and tp.partition == 0 for tp in consumer.assignment())
 
 
 def _consumer_config(kafka: KafkaSettings, name: str) -> dict[str, Any]:

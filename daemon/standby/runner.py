@@ -103,6 +103,7 @@ class GroupRun:
 
         coordinator = self.coordinator
         coordinator.idle.clear()
+        coordinator.led_generation = coordinator.generation
         try:
             app = build(self.settings, stopping=self.stopping.is_set)
             try:
@@ -128,7 +129,7 @@ class GroupRun:
                 raise
             self.role.refused()
             log.warning("standby again: %s", fenced)
-            coordinator.active.clear()  # the group says otherwise: wait for a new assignment
+            coordinator.bar()  # until the group assigns the partition anew
         finally:
             coordinator.idle.set()
 
