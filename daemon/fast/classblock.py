@@ -9,10 +9,11 @@ model, ``3.0`` for a multiclass one) is marked ``DOUBT`` and judged by the decod
 encodes its label through the space as record by record does (third classes, unknown
 classes, ``--max-classes``: its dead letters, in stream order).
 
-Then a kernel (``classspec.learn_logistic`` or ``classspec.learn_softmax``, compiled) predicts, scores
-the log loss and learns each row in order, and the class counts, the rolling window and the
-learning curve of the ``ClassLearner`` are updated a block at a time from its probabilities
-(``ClassMetrics.update_many``): the same state ``ClassLearner.step`` leaves record by record.
+Then a kernel (``classspec.learn_logistic`` or ``classspec.learn_softmax``, compiled)
+predicts, scores the log loss and learns each row in order, and the class counts, the rolling
+window and the learning curve of the ``ClassLearner`` are updated a block at a time from its
+probabilities (``ClassMetrics.update_many``): the same state ``ClassLearner.step`` leaves
+record by record.
 The kernel stops at a row the record path must take (a non-finite margin, a class the model
 has not learned yet); the run loop takes the rest of the block record by record.
 """
