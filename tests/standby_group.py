@@ -7,6 +7,7 @@ every pair of polls so that a moment with two active instances is caught.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -84,6 +85,20 @@ class Instance:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as r:
                 return str(r.read().decode())
+        except OSError:
+            return None
+
+    def predict(self, features: dict[str, float]) -> dict[str, object] | None:
+        """Its ``POST /predict`` answer, None when it does not answer 200."""
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/predict",
+            data=json.dumps(features).encode(),
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=2) as r:
+                answer: dict[str, object] = json.load(r)
+                return answer
         except OSError:
             return None
 

@@ -79,9 +79,13 @@ def test_three_sigkills_of_the_active_instance_learn_every_record_once(
         survivor = the_active(instances)
         assert survivor is not None
         wait_for(lambda: learned(state) >= ROWS)
-        # The standby's /predict answers from the checkpoint it follows.
+        # The standby's /predict answers from the checkpoint it follows: once it has loaded
+        # the last one, exactly what the active instance answers.
         standby = next(i for i in instances if i is not survivor)
         wait_for(lambda: standby.role() == "standby")
+        x = {"x0": 0.5, "x1": -1.0, "x2": 2.0}
+        wait_for(lambda: (standby.predict(x) or {}).get("model_version") == ROWS)
+        assert standby.predict(x) == survivor.predict(x)
         for instance in (standby, survivor):
             instance.proc.send_signal(signal.SIGTERM)
             assert instance.proc.wait(timeout=30) == 0

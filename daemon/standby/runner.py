@@ -139,6 +139,12 @@ def run_group(settings: Settings) -> dict[str, Any] | None:
     from streamlearn.endpoints import kafka_settings
 
     kafka = kafka_settings(settings)
+    if kafka.group_id is None:
+        raise AppUsageError(
+            "--standby needs a consumer group (kafka://HOST:PORT/TOPIC?group=G or --group-id): "
+            "its instances elect the active learner in G.active",
+            option="standby",
+        )
     coordinator = Coordinator(kafka)
     group = GroupRun(settings, coordinator)
 
