@@ -17,13 +17,21 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from streamlearn.fast.spec import LABELED, UNLABELED
+from streamlearn.fast.spec import LABELED, UNLABELED, descend, linear, mean_step
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["EPSILON", "LOSS_MEAN", "LOSS_N", "N_LOSS_STATE", "learn_logistic", "learn_softmax"]
+__all__ = [
+    "EPSILON",
+    "LOSS_MEAN",
+    "LOSS_N",
+    "N_LOSS_STATE",
+    "clamp_proba",
+    "learn_logistic",
+    "learn_softmax",
+]
 
 #: ``learn_logistic``/``learn_softmax`` state: River's ``Mean`` of the log loss (``LogLoss``)
 #: or of the cross-entropy (``CrossEntropy``), its count and its mean.
@@ -31,6 +39,11 @@ LOSS_N, LOSS_MEAN = range(2)
 N_LOSS_STATE = LOSS_MEAN + 1
 #: River clamps a probability into [EPSILON, 1 - EPSILON] before its logarithm.
 EPSILON = 1e-15
+
+
+def clamp_proba(p: float) -> float:
+    """River's clamp: ``max(min(p, 1 - EPSILON), EPSILON)``."""
+    return max(min(p, 1.0 - EPSILON), EPSILON)
 
 
 def learn_logistic(
@@ -63,10 +76,7 @@ def learn_logistic(
         if kind != LABELED and kind != UNLABELED:
             row += 1
             continue
-        # LogisticRegression.predict_learn_one: the intercept, then the features in order.
-        z = intercept
-        for j in range(n_features):
-            z += weights[j] * values[row, j]
+        z = linear(intercept, weights, values[row], n_features)  # LogisticRegression's
         if not -math.inf < z < math.inf:  # NaN or inf: the record path decides
             break
         if z >= 0.0:  # the sigmoid, without an overflow of exp on either side
@@ -82,15 +92,14 @@ def learn_logistic(
         if y != 0.0 and y != 1.0:  # not a code: the caller doubts such rows first
             break
         # River's LogLoss: the probability clamped, then a stats.Mean of -log.
-        clamped = max(min(p, 1.0 - EPSILON), EPSILON)
+        clamped = clamp_proba(p)
         loss = -math.log(clamped) if y == 1.0 else -math.log(1.0 - clamped)
         loss_out[row] = loss
         loss_n += 1.0
-        loss_mean += (1.0 / loss_n) * (loss - loss_mean)
+        loss_mean = mean_step(loss_n, loss_mean, loss)
         # The seed's update: theta_j -= alpha * (p - y) * x_j, the intercept as x_0 = 1.
         step = lr * (p - y)
-        for j in range(n_features):
-            weights[j] = weights[j] - step * values[row, j]
+        descend(weights, values[row], n_features, step)
         intercept -= step
         row += 1
     weights[n_features] = intercept
@@ -141,9 +150,7 @@ def learn_softmax(
         finite = True
         largest = 0.0
         for c in range(n_classes):
-            z = weights[c, n_features]
-            for j in range(n_features):
-                z += weights[c, j] * values[row, j]
+            z = linear(weights[c, n_features], weights[c], values[row], n_features)
             if not -math.inf < z < math.inf:
                 finite = False
             if c == 0 or z > largest:
@@ -161,15 +168,14 @@ def learn_softmax(
             row += 1
             continue
         # River's CrossEntropy: the true class's probability clamped, then a stats.Mean of -log.
-        loss = -math.log(max(min(p[target], 1.0 - EPSILON), EPSILON))
+        loss = -math.log(clamp_proba(p[target]))
         loss_out[row] = loss
         loss_n += 1.0
-        loss_mean += (1.0 / loss_n) * (loss - loss_mean)
+        loss_mean = mean_step(loss_n, loss_mean, loss)
         # The seed's update per class: W_c -= alpha * (p_c - [y == c]) * x, intercept as x_0 = 1.
         for c in range(n_classes):
             step = lr * (p[c] - (1.0 if c == target else 0.0))
-            for j in range(n_features):
-                weights[c, j] = weights[c, j] - step * values[row, j]
+            descend(weights[c], values[row], n_features, step)
             weights[c, n_features] -= step
         row += 1
     state[LOSS_N] = loss_n

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["feed_values", "learn_rows", "parse_lines"]
+__all__ = ["descend", "feed_values", "learn_rows", "linear", "mean_step", "parse_lines"]
 
 # -- parse_lines and learn_rows: blocks of CSV lines learned by sgd ----------------------
 
@@ -205,6 +205,30 @@ def parse_lines(
     return row
 
 
+# -- what the learning kernels share (inline functions in C) --------------------------------
+
+
+def linear(intercept: float, w: NDArray[np.float64], x: NDArray[np.float64], n: int) -> float:
+    """A linear model's score as River's ``predict_one`` sums it: the intercept, then the
+    features in order."""
+    z = intercept
+    for j in range(n):
+        z += w[j] * x[j]
+    return z
+
+
+def descend(w: NDArray[np.float64], x: NDArray[np.float64], n: int, step: float) -> None:
+    """The SGD step on the weights: ``w_j -= step * x_j``, in order (the intercept is the
+    caller's)."""
+    for j in range(n):
+        w[j] = w[j] - step * x[j]
+
+
+def mean_step(n: float, mean: float, value: float) -> float:
+    """River's ``stats.Mean.update``, the count ``n`` already incremented."""
+    return mean + (1.0 / n) * (value - mean)
+
+
 def learn_rows(
     values: NDArray[np.float64],
     status: NDArray[np.int8],
@@ -255,10 +279,7 @@ def learn_rows(
         if kind != LABELED and kind != UNLABELED:
             row += 1
             continue
-        # SGDRegressor.predict_one / predict_learn_one: intercept, then features in order.
-        yhat = intercept
-        for j in range(n_features):
-            yhat += weights[j] * values[row, j]
+        yhat = linear(intercept, weights, values[row], n_features)  # SGDRegressor's
         yhat_out[row] = yhat
         if not -DIVERGED < yhat < DIVERGED:  # Learner.step/predict's rule: NaN, inf or absurd
             diverged = 1  # the run loop's divergence guard takes this row over
@@ -270,9 +291,9 @@ def learn_rows(
         # River: MAE and MSE are stats.Mean of |e| and e ** 2; R2 is stats.Var of y
         # plus the residual sum of squares (metrics/mae.py, mse.py, r2.py, stats/var.py).
         mae_n += 1.0
-        mae_mean += (1.0 / mae_n) * (abs(y - yhat) - mae_mean)
+        mae_mean = mean_step(mae_n, mae_mean, abs(y - yhat))
         mse_n += 1.0
-        mse_mean += (1.0 / mse_n) * ((y - yhat) ** two - mse_mean)
+        mse_mean = mean_step(mse_n, mse_mean, (y - yhat) ** two)
         mean_old = var_mean
         var_n += 1.0
         var_mean += (1.0 / var_n) * (y - var_mean)
@@ -280,8 +301,7 @@ def learn_rows(
         rss += (y - yhat) * (y - yhat) * 1.0
         # SGDRegressor's update: theta_j -= alpha * (yhat - y) * x_j, intercept as x_0 = 1.
         step = lr * (yhat - y)
-        for j in range(n_features):
-            weights[j] = weights[j] - step * values[row, j]
+        descend(weights, values[row], n_features, step)
         intercept -= step
         # Learner._remember: the ring, the running |error| sum, the curve.
         if length == window:
