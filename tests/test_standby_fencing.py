@@ -107,3 +107,19 @@ def test_a_shared_store_leaves_other_instances_temporaries(tmp_path: Path) -> No
         assert writing.exists()
     finally:
         first.close()
+
+
+def test_a_takeover_removes_the_files_earlier_owners_were_writing(tmp_path: Path) -> None:
+    old, new = _instance(tmp_path), _instance(tmp_path)
+    try:
+        assert old.fence is not None
+        old.fence.take_over()
+        writing = old.temporary()
+        writing.write_bytes(b"half a checkpoint")
+        new.take_over()
+        assert not writing.exists()
+        with pytest.raises(Fenced):  # its install is refused, the missing file no matter
+            old.install(writing)
+    finally:
+        old.close()
+        new.close()

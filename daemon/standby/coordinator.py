@@ -21,6 +21,7 @@ from typing import Any
 
 from kafka import ConsumerRebalanceListener
 
+from streamlearn.sources.base import SourceError
 from streamlearn.sources.kafka_config import KafkaSettings, client_kwargs
 
 __all__ = ["SESSION_TIMEOUT_MS", "Coordinator", "coordination_name"]
@@ -76,8 +77,19 @@ class Coordinator:
         self._thread = threading.Thread(target=self._poll, name="coordination", daemon=True)
 
     def start(self) -> None:
-        """Create the coordination topic when missing, join the group, poll from a thread."""
-        _ensure_topic(self._admin_config, self.name)
+        """Create the coordination topic when missing, join the group, poll from a thread.
+
+        ``SourceError`` (one line) when the brokers cannot be reached or refuse.
+        """
+        from kafka.errors import KafkaError
+
+        try:
+            _ensure_topic(self._admin_config, self.name)
+        except KafkaError as exc:
+            raise SourceError(
+                f"cannot set up the coordination topic {self.name} on "
+                f"{','.join(self._admin_config['bootstrap_servers'])}: {exc}"
+            ) from None
         self._thread.start()
         log.info(
             "joining group %s on topic %s (session timeout %d ms): the member holding its "

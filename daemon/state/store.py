@@ -373,7 +373,13 @@ class CheckpointStore:
         """Own the model of a shared dir: raise its epoch (``Fence``), so that every earlier
         owner's installs are refused from now on; returns the new epoch."""
         self.fence = Fence(self.directory)
-        return self.fence.take_over()
+        epoch = self.fence.take_over()
+        # Files the earlier owners were writing: none of them can be installed any more.
+        for entry in os.listdir(self.directory):
+            if entry.startswith("next.tmp."):
+                with contextlib.suppress(FileNotFoundError):
+                    (self.directory / entry).unlink()
+        return epoch
 
     @contextlib.contextmanager
     def _fenced(self, temporary: Path) -> Iterator[None]:
