@@ -10,6 +10,7 @@ checkpoint generations that name it until the segment holding it is collected.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import struct
 import threading
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..state.format import CheckpointError, frame, verify
-from ..state.key import StateKey
+from ..state.key import Sha256, StateKey
 from ..state.store import fsync_dir
 
 __all__ = [
@@ -145,6 +146,8 @@ class SegmentLog:
         self._created = False
         #: Bytes appended and copied (compaction) by this process.
         self.bytes_written = 0
+        #: The SHA-256 frames are signed and checked with (a forked child's takes no lock).
+        self.sha256: Sha256 = hashlib.sha256
         if not read_only:
             for number in present:
                 if number not in self.live:
@@ -170,7 +173,7 @@ class SegmentLog:
         The bytes go to the operating system at once (no buffer in this process), so a
         ``sync`` on another thread covers every entry appended before it.
         """
-        return self.append_frame(kind, name, frame(payload, self.key))
+        return self.append_frame(kind, name, frame(payload, self.key, self.sha256))
 
     def append_frame(self, kind: int, name: str, framed: bytes) -> Ref:
         """Append an already signed frame (compaction copies one as it is)."""
@@ -225,6 +228,34 @@ class SegmentLog:
             if not self.live.get(closed):
                 self._die(closed)
         self._broken = False
+
+    def reserve(self) -> int:
+        """A segment number this log has not written to: a forked child's (``skip`` it)."""
+        return self.current + 1
+
+    def skip(self, number: int) -> None:
+        """Appends go past segment ``number`` from now on (a forked child writes it)."""
+        if self.current <= number:
+            self.roll()
+            self.current = max(self.current, number + 1)
+
+    def in_child(self, number: int, sha256: Sha256) -> None:
+        """In a forked checkpoint child: append to segment ``number`` only (never roll), sign
+        with ``sha256``; the parent's descriptors are closed already (forgotten here)."""
+        self._readers.clear()
+        self._fd, self._size, self._broken = -1, 0, False
+        self.current = number
+        self.segment_bytes = 1 << 62
+        self.sha256 = sha256
+
+    def adopt(self, ref: Ref) -> None:
+        """The frame at ``ref``, appended by a forked child, is in use."""
+        self.live[ref.segment] = self.live.get(ref.segment, 0) + ref.length
+
+    def drop(self, number: int, since: int) -> None:
+        """Segment ``number`` (a forked child's) is in use by no checkpoint from ``since``."""
+        if not self.live.get(number):
+            self.dead.setdefault(number, since)
 
     def retire(self, ref: Ref) -> None:
         """The frame at ``ref`` is no longer in use (a newer version replaced it)."""
@@ -289,7 +320,7 @@ class SegmentLog:
 
     def read(self, ref: Ref) -> bytes:
         """The payload of the frame at ``ref``, its signature checked (``CheckpointError``)."""
-        return verify(self.read_frame(ref), self.key)
+        return verify(self.read_frame(ref), self.key, sha256=self.sha256)
 
     def read_frame(self, ref: Ref) -> bytes:
         """The frame at ``ref`` as it lies on disk, unchecked."""

@@ -23,6 +23,7 @@ from typing import Generic, Protocol, TypeVar
 
 from ..state.format import CheckpointError
 from ..state.key import StateKey
+from .childsave import ChildKeys, adopted, given_back
 from .codec import KeyCodec
 from .index import Entry, KeyIndex
 from .manifest import MANIFEST_FORMAT, KeysManifest
@@ -193,6 +194,13 @@ class KeyedModels(Generic[L]):
         self._durable: list[int] = [seq] if manifest is not None else []
         self._live: OrderedDict[str, L] = OrderedDict()
         self._dirty: set[str] = set()
+        #: Keys a forked checkpoint child is writing (``childsave``): changed until it is done.
+        self._inflight: set[str] = set()
+        self._child: ChildKeys | None = None
+        #: Seconds a changed key costs a checkpoint (pickled and written), last measured.
+        self.persist_seconds = 20e-6
+        #: Keys written by forked checkpoint children, taken up once durable.
+        self.child_keys = 0
         self.read_only = read_only
         #: Hears of spills and loads (telemetry), when set.
         self.events: KeyEvents | None = None
@@ -287,7 +295,7 @@ class KeyedModels(Generic[L]):
     def _evict(self) -> None:
         live = self._live
         key = next(iter(live))
-        if key not in self._dirty:
+        if key not in self._dirty and key not in self._inflight:
             del live[key]
             self.dropped += 1  # unchanged since it was written or read: the disk has it
             return
@@ -296,6 +304,7 @@ class KeyedModels(Generic[L]):
         rolled = self._persist(key, live[key])
         del live[key]
         self._dirty.discard(key)
+        self._inflight.discard(key)  # a forked child's copy of it is older
         seconds = time.perf_counter() - started
         self.spills += 1
         self.spill_seconds += seconds
@@ -360,13 +369,20 @@ class KeyedModels(Generic[L]):
         """
         if not self.log.durable:
             raise CheckpointError("a temporary spill directory has no checkpoints")
-        before = self.log.bytes_written
+        before, started = self.log.bytes_written, time.perf_counter()
         live = self._live
         for key in self._dirty:  # every changed key is live: a spilled one was written
             self._persist(key, live[key])
+        if self._dirty:
+            self.persist_seconds = (time.perf_counter() - started) / len(self._dirty)
         self._dirty.clear()
         self._compact(max(COMPACT_MIN_BYTES, self.log.bytes_written - before))
         self.index.flush()
+        return self.manifest()
+
+    def manifest(self) -> KeysManifest:
+        """What the generation file holds of the keys as written (its ``seq`` is used up)."""
+        live = self._live
         manifest = KeysManifest(
             seq=self.log.seq,
             keys_total=self.keys_total,
@@ -385,8 +401,31 @@ class KeyedModels(Generic[L]):
         if self.log.durable:
             self.log.sync()
 
+    def checkpoint_part(self) -> ChildKeys:
+        """``checkpoint`` as a ``Deferred`` part: made where the state is pickled, in the
+        forked child (the keys changed pickled and written off the loop) or on the loop."""
+        if not self.log.durable:
+            raise CheckpointError("a temporary spill directory has no checkpoints")
+        part = ChildKeys(self, self.log.seq)
+        self.log.seq += 1
+        return part
+
+    @property
+    def in_flight(self) -> bool:
+        """A forked child writes keys whose checkpoint is not durable yet."""
+        return self._child is not None
+
+    def abandon(self) -> None:
+        """The forked child's checkpoint failed: its keys are changed again."""
+        if self._child is not None:
+            given_back(self, self._child, self._inflight)
+            self._child = None
+
     def durable(self, seq: int) -> None:
         """The checkpoint ``seq`` is durable: delete the segments no kept checkpoint names."""
+        if self._child is not None and seq >= self._child.seq:
+            adopted(self, self._child, self._inflight)
+            self._child = None
         self._durable.append(seq)
         del self._durable[: -self.keep]
         if len(self._durable) == self.keep:

@@ -35,6 +35,20 @@ class KeyedState(Protocol):
         """Write the keys changed since the last checkpoint; their manifest (``.seq``)."""
         ...
 
+    def checkpoint_part(self) -> Any:
+        """``checkpoint`` made where the state is pickled: in a forked child, or on the loop
+        (a ``Deferred`` part with a ``seq``)."""
+        ...
+
+    @property
+    def in_flight(self) -> bool:
+        """A forked child's keys wait for its checkpoint to be durable (or to fail)."""
+        ...
+
+    def abandon(self) -> None:
+        """The forked child's checkpoint failed: its keys are changed again."""
+        ...
+
     def sync(self) -> None: ...
 
     def durable(self, seq: int) -> None: ...
@@ -146,8 +160,12 @@ class Checkpointer:
         assert self.store is not None
         tag: Any = state["source"]
         if self.keys is not None:
-            state["keys"] = manifest = self.keys.checkpoint()
-            tag = KeyedTag(tag, manifest.seq)
+            self._settle_keys()
+            # Without a writer, or waited for: on the loop; else in the forked child if forked.
+            on_loop = self.writer is None or wait
+            keys = self.keys.checkpoint() if on_loop else self.keys.checkpoint_part()
+            state["keys"] = keys
+            tag = KeyedTag(tag, keys.seq)
         if self.writer is not None and not wait:
             # Only the snapshot needs the loop: the writer pickles it here or, when that
             # costs more than a fork, in a forked child; checksum and disk come after.
@@ -174,6 +192,19 @@ class Checkpointer:
             self._pause_on(exc, where)  # a full disk: nothing written, the loop waits
             return
         self._durable([(generation, tag)])
+
+    def _settle_keys(self) -> None:
+        """A forked child's keys are adopted, or given back, before the next keys' checkpoint
+        (its index entries must be the parent's first)."""
+        assert self.keys is not None
+        if self.keys.in_flight and self.writer is not None:
+            try:
+                self.writer.wait()
+            except CheckpointError as exc:
+                self.failed(exc)
+            self.collect_durable()
+        if self.keys.in_flight:  # no word of it: never lose its keys
+            self.keys.abandon()
 
     def _pause_on(self, exc: OSError, where: str) -> None:
         """Pause on a full disk (``where`` for the message); any other error is raised."""
@@ -231,6 +262,8 @@ class Checkpointer:
         The alert on checkpoint age tells an operator.
         """
         self.failures += 1
+        if self.keys is not None:
+            self.keys.abandon()  # a forked child's keys, if any, are written again
         fenced = fenced_cause(exc)
         if fenced is not None:
             raise fenced  # another instance took the model over: this run must end

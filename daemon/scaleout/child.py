@@ -47,6 +47,16 @@ class Fenced:
     def checkpoint(self) -> Any:
         return self._keys.checkpoint()
 
+    def checkpoint_part(self) -> Any:
+        return self._keys.checkpoint_part()
+
+    @property
+    def in_flight(self) -> bool:
+        return bool(self._keys.in_flight)
+
+    def abandon(self) -> None:
+        self._keys.abandon()
+
     def sync(self) -> None:
         newer = newer_epoch(self.directory)
         if newer is not None:

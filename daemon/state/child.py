@@ -32,6 +32,37 @@ CHILD_IGNORES = frozenset({signal.SIGINT, signal.SIGTERM})
 _PR_SET_PDEATHSIG = 1
 
 
+class Deferred:
+    """A part of a checkpoint's state made where the state is pickled: in the forked child
+    (``made(True)``, off the loop) or on the loop (``made(False)``); what it makes is
+    pickled in its place. A keyed run's keys (``streamlearn.keys.childsave``) are one: the
+    child pickles and writes the keys changed, the loop learns on.
+    """
+
+    def guess(self) -> float:
+        """Seconds making it is expected to cost (the writer's fork decision counts them)."""
+        return 0.0
+
+    def locks(self) -> Sequence[Lock]:
+        """Locks held across the fork (a thread of the parent may take them meanwhile)."""
+        return ()
+
+    def made(self, child: bool) -> object:
+        """The value pickled in its place; ``child``: in the forked child (no lock, no log)."""
+        raise NotImplementedError
+
+    def forked(self) -> None:
+        """In the parent, right after the fork: the child makes it."""
+
+
+def made_in_place(state: dict[str, Any], child: bool) -> dict[str, Any]:
+    """``state`` with each ``Deferred`` value replaced by what it makes."""
+    return {
+        name: part.made(child) if isinstance(part, Deferred) else part
+        for name, part in state.items()
+    }
+
+
 class Lock(Protocol):
     """What ``BackgroundWriter.snapshot`` holds across a fork (``threading`` locks, conditions)."""
 
@@ -126,7 +157,7 @@ def run_child(
             lock.release()
         _close_inherited(report)
         started = time.perf_counter()
-        payload = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps(made_in_place(state, True), protocol=pickle.HIGHEST_PROTOCOL)
         pickled = time.perf_counter() - started
         mac = key.mac(payload, CHILD_SHA256)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)

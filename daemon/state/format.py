@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .key import StateKey
+    from .key import Sha256, StateKey
 
 #: The first bytes of every checkpoint file.
 MAGIC = b"SLCKPT\x00\x01"
@@ -132,13 +132,13 @@ def header(key: StateKey, mac: bytes, size: int) -> bytes:
     return _HEADER.pack(MAGIC, FORMAT_VERSION, key.id, mac, size)
 
 
-def frame(payload: bytes, key: StateKey) -> bytes:
+def frame(payload: bytes, key: StateKey, sha256: Sha256 = hashlib.sha256) -> bytes:
     """A pickled state with its header, signed with ``key``: the rest of ``encode``.
 
     Any thread may do this (``BackgroundWriter`` does): hashlib releases the GIL
     while it hashes, so the HMAC costs the learning loop nothing.
     """
-    return header(key, key.mac(payload), len(payload)) + payload
+    return header(key, key.mac(payload, sha256), len(payload)) + payload
 
 
 def load(payload: bytes) -> Any:
@@ -154,7 +154,9 @@ def load(payload: bytes) -> Any:
         return _Unpickler(io.BytesIO(payload)).load()
 
 
-def verify(blob: bytes, key: StateKey | None, *, unsigned: bool = False) -> bytes:
+def verify(
+    blob: bytes, key: StateKey | None, *, unsigned: bool = False, sha256: Sha256 = hashlib.sha256
+) -> bytes:
     """The payload of a checkpoint whose header and HMAC check out under ``key``.
 
     ``unsigned``: also accept a format-1 frame (plain SHA-256), which anyone who could
@@ -196,7 +198,7 @@ def verify(blob: bytes, key: StateKey | None, *, unsigned: bool = False) -> byte
         raise CheckpointError(
             f"signed with another key (id {key_id.hex()}; {key.origin} has id {key.id.hex()})"
         )
-    if not hmac.compare_digest(key.mac(payload), mac):
+    if not hmac.compare_digest(key.mac(payload, sha256), mac):
         raise CheckpointError(
             "checksum mismatch (HMAC-SHA256): corrupt, or not written with this key"
         )

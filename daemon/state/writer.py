@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .child import CHILD_IGNORES, Lock, parent_death_signal, run_child
+from .child import CHILD_IGNORES, Deferred, Lock, made_in_place, parent_death_signal, run_child
 from .format import CheckpointError, dump, frame
 from .store import CheckpointStore
 
@@ -163,17 +163,21 @@ class BackgroundWriter:
         with self._condition:
             self._raise_error()
             child = any(job.pid for job in (self._pending, self._current) if job is not None)
-        if self._use_fork():
+        deferred = [part for part in state.values() if isinstance(part, Deferred)]
+        if self._use_fork(sum(part.guess() for part in deferred)):
             if child:
                 self.wait()  # one child at a time (the loop only checkpoints when idle)
             try:
-                job = self._fork(state, tag, hold)
+                job = self._fork(state, tag, [*hold, *(x for p in deferred for x in p.locks())])
             except OSError as exc:
                 log.warning("cannot fork for a checkpoint (%s): pickling it on the loop", exc)
             else:
+                for part in deferred:
+                    part.forked()
                 self.forked += 1
                 self._queue(job)
                 return "fork"
+        state = made_in_place(state, False)
         started = time.perf_counter()
         blob = dump(state)
         self.pickle_seconds = time.perf_counter() - started
@@ -201,7 +205,9 @@ class BackgroundWriter:
             self._pending = job
             self._condition.notify_all()
 
-    def _use_fork(self) -> bool:
+    def _use_fork(self, deferred: float = 0.0) -> bool:
+        """Whether to fork: pickling (and ``deferred`` seconds of ``Deferred`` parts) is
+        expected to hold the loop up longer than a fork."""
         if self.fork == "never":
             return False
         if self._inline_next:
@@ -212,7 +218,7 @@ class BackgroundWriter:
         # The median of the last three forks: one outlier, fast or slow, does not flip it.
         forks = sorted(self.fork_seconds)
         fork = forks[len(forks) // 2] if forks else FORK_GUESS_SECONDS
-        return self.pickle_guess() > fork
+        return self.pickle_guess() + deferred > fork
 
     def pickle_guess(self) -> float:
         """Seconds pickling the state is expected to take: the last measured, else a guess.

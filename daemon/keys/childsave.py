@@ -1,0 +1,97 @@
+"""A keyed checkpoint written by the forked checkpoint child: the keys changed, off the loop.
+
+``KeyedModels.checkpoint_part`` hands the checkpoint writer a :class:`ChildKeys`, a
+``Deferred`` part of the state. When the writer forks, the child (a copy-on-write image of
+the loop at that moment) pickles each changed key into a segment of its own, one the parent
+will not write to (``SegmentLog.reserve``), writes the index shards they changed there too,
+fsyncs it and puts the manifest in the generation file it writes; the loop learns on
+meanwhile. The parent keeps those keys changed (``_inflight``: a key evicted meanwhile is
+written by the parent, as any changed key) until the checkpoint is durable; then it points
+its index at the child's frames of the keys not written since (:func:`adopted`), read from
+the segment itself. A child that failed gives its keys back as changed (:func:`given_back`).
+When the writer pickles on the loop instead, the part is today's ``checkpoint``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..state.child import CHILD_SHA256, Deferred, Lock
+from .index import Entry
+from .segments import MODEL
+
+if TYPE_CHECKING:
+    from .manifest import KeysManifest
+    from .store import KeyedModels
+
+__all__ = ["ChildKeys", "adopted", "given_back"]
+
+
+class ChildKeys(Deferred):
+    """The keys' checkpoint ``seq``: the keys changed now, written where it is made."""
+
+    def __init__(self, models: KeyedModels[Any], seq: int) -> None:
+        self.models = models
+        self.seq = seq
+        self.keys = list(models._dirty)
+        self.segment = models.log.reserve()
+        #: (records, score) of each key as the child writes it (the parent's index entries).
+        self.described: dict[str, tuple[int, float]] = {}
+
+    def guess(self) -> float:
+        return len(self.keys) * self.models.persist_seconds
+
+    def locks(self) -> Sequence[Lock]:
+        return (self.models.log._sync_lock,)
+
+    def made(self, child: bool) -> KeysManifest:
+        models = self.models
+        if not child:  # on the loop: written now, as a checkpoint without a child is
+            models.log.seq = self.seq
+            return models.checkpoint()
+        log = models.log
+        log.in_child(self.segment, CHILD_SHA256)
+        log.seq = self.seq
+        live = models._live
+        for key in self.keys:
+            models._persist(key, live[key])
+        models.index.flush()
+        log.sync()
+        return models.manifest()
+
+    def forked(self) -> None:
+        models = self.models
+        describe, live = models.codec.describe, models._live
+        self.described = {key: describe(live[key]) for key in self.keys}
+        models._inflight = set(self.keys)
+        models._dirty = set()
+        models._child = self
+        models.log.skip(self.segment)
+
+
+def adopted(models: KeyedModels[Any], part: ChildKeys, inflight: set[str]) -> None:
+    """The child's checkpoint is durable: the index points at its frames of the keys not
+    written since."""
+    from .store import COMPACT_MIN_BYTES
+
+    log, index = models.log, models.index
+    for kind, name, ref in log.entries(part.segment):
+        if kind != MODEL or name not in inflight:
+            continue
+        inflight.discard(name)
+        records, score = part.described[name]
+        old = index.put(name, Entry(*ref, records, score))
+        log.adopt(ref)
+        models.scores.update(name, old.score if old is not None else None, score)
+        models.child_keys += 1
+    given_back(models, part, inflight)  # none left, unless the segment lost some
+    models._compact(COMPACT_MIN_BYTES)  # a checkpoint on the loop would have
+
+
+def given_back(models: KeyedModels[Any], part: ChildKeys, inflight: set[str]) -> None:
+    """The keys the child was to write are changed again; its segment is named from
+    ``part.seq`` at most."""
+    models._dirty |= inflight
+    inflight.clear()
+    models.log.drop(part.segment, part.seq + 1)
