@@ -9,6 +9,7 @@ decoder reads). Late labels are scored with the probabilities given at predictio
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,27 @@ MULTICLASS = {
 }
 
 
+def test_a_short_binary_replay_equals_progressive_val_score(tmp_path):
+    """The quick loop's oracle (the whole data sets' runs below are ``slow``): 200 rows."""
+    rows = list(itertools.islice(datasets.Phishing(), 200))
+    path = tmp_path / "head.csv"
+    names = _write(path, rows, lambda y: "true" if y else "false")
+    summary = _replay(path, tmp_path / "state", "LogisticRegression")
+    seen = [({n: float(x[n]) for n in names}, bool(y)) for x, y in rows]
+    acc, loss, f1, auc, cm = rm.Accuracy(), rm.LogLoss(), rm.F1(), rm.ROCAUC(), rm.ConfusionMatrix()
+    evaluate.progressive_val_score(
+        seen, linear_model.LogisticRegression(), acc + loss + f1 + auc + cm
+    )
+    metrics = summary["metrics"]
+    assert summary["records_learned"] == 200
+    assert metrics["accuracy"] == acc.get()
+    assert metrics["log_loss"] == loss.get()
+    assert metrics["f1"] == f1.get()
+    assert metrics["roc_auc"] == auc.get()
+    assert metrics["confusion"] == _confusion(cm, lambda b: "true" if b else "false")
+
+
+@pytest.mark.slow  # the whole data set (1,250 rows), a daemon process per model
 @pytest.mark.parametrize("kind", sorted(BINARY))
 def test_binary_metrics_equal_progressive_val_score(phishing, tmp_path, kind):
     path, rows = phishing
@@ -109,6 +131,7 @@ def test_binary_metrics_equal_progressive_val_score(phishing, tmp_path, kind):
     assert 0.5 < metrics["accuracy"] < 1.0  # a model that learned something
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", sorted(MULTICLASS))
 def test_multiclass_metrics_equal_progressive_val_score(segments, tmp_path, kind):
     path, rows = segments
@@ -127,6 +150,7 @@ def test_multiclass_metrics_equal_progressive_val_score(segments, tmp_path, kind
     assert "f1" not in metrics and "roc_auc" not in metrics
 
 
+@pytest.mark.slow
 def test_a_tree_on_a_binary_stream_is_multiclass_with_two_classes(phishing, tmp_path):
     """A model that is not binary only learns the label text: cross-entropy and macro F1."""
     path, rows = phishing
@@ -141,6 +165,7 @@ def test_a_tree_on_a_binary_stream_is_multiclass_with_two_classes(phishing, tmp_
     assert metrics["confusion"] == _confusion(cm)
 
 
+@pytest.mark.slow
 def test_predictions_carry_the_class_and_its_probabilities(phishing, tmp_path):
     path, rows = phishing
     head = path.read_text().splitlines()
