@@ -147,6 +147,7 @@ def test_a_header_wider_than_max_features_is_refused(stream_csv):
     assert_usage_error(result, "--max-features")
 
 
+@pytest.mark.slow
 def test_a_classifier_is_budgeted_for_max_classes(tmp_path):
     # softmax keeps a weight per feature and class: 2,000 features x 10,000 classes is over
     # the budget, refused before a record is read; fewer classes make the same model fit.

@@ -503,6 +503,7 @@ def test_bad_binary_labels_are_dead_letters_and_never_learned(tmp_path: Path) ->
     assert set(confusion) == {first["yes"], first["no"]} == {"yes", "No"}
 
 
+@pytest.mark.slow
 def test_multiclass_bad_labels_each_once_in_the_dead_letters(tmp_path: Path) -> None:
     rows = ["a,y", "1,red", "2,green", "3,blue", "4,", "5,pink", "6,red", "7," + "x" * 300, "8,tan"]
     path = write(tmp_path / "s.csv", rows)

@@ -127,6 +127,7 @@ ESTIMATORS = {
 
 
 @pytest.mark.parametrize("model", list(ESTIMATORS.values()), ids=list(ESTIMATORS))
+@pytest.mark.slow
 def test_rivers_estimator_checks(model: base.Classifier) -> None:
     checks.check_estimator(model)
 

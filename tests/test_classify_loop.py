@@ -47,6 +47,7 @@ def _replay(path: Path, state: Path, *extra: str, check: bool = True) -> Any:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_bad_labels_are_dead_letters_once_and_never_learned(tmp_path):
     rows = _rows(40, 1)
     # Multiclass with --classes a,b,c: 'd' is unknown; an empty label is an unlabeled record.
@@ -93,6 +94,7 @@ def test_bad_labels_are_dead_letters_once_and_never_learned(tmp_path):
     assert summary["classes"] == ["a", "b"] and summary["records_learned"] == 30
 
 
+@pytest.mark.slow
 def test_a_late_label_is_scored_with_the_probabilities_given_then(tmp_path):
     rows = _rows(200, 2)
     lines = []
@@ -231,6 +233,7 @@ def test_http_predict_answers_the_class_and_its_probabilities():
     }
 
 
+@pytest.mark.slow
 def test_predictions_all_writes_each_labeled_records_prediction_with_its_label(tmp_path):
     rows = _rows(30, 6)
     labels = ["yes" if y else "no" for _, y in rows]

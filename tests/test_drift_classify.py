@@ -154,6 +154,7 @@ def test_the_error_is_one_when_the_first_most_probable_class_is_wrong() -> None:
 
 @pytest.mark.parametrize("detector", [*BINARY_CHOICES, "adwin"])
 @pytest.mark.parametrize("seed", [0, 2])
+@pytest.mark.slow
 def test_each_detector_flags_the_quarter_turn_and_stays_quiet_without_it(
     detector: str, seed: int
 ) -> None:
@@ -188,6 +189,7 @@ def test_a_binary_detector_reads_the_error_as_it_is_after_the_warm_up(detector: 
 
 @pytest.mark.parametrize("detector", BINARY_CHOICES)
 @pytest.mark.parametrize("on_drift", ["alert", "reset"])
+@pytest.mark.slow
 def test_observe_errors_in_bulk_equals_observe_for_a_classifier(
     detector: str, on_drift: str
 ) -> None:
@@ -386,6 +388,7 @@ def test_the_telemetry_labels_of_a_regressor_are_unchanged() -> None:
 
 @pytest.mark.parametrize("detector", ["ddm", "hddm-w", "adwin"])
 @pytest.mark.parametrize("cut", [300, 2000, 3050, 4500])
+@pytest.mark.slow
 def test_a_classifier_monitor_restored_from_a_checkpoint_continues_exactly(
     detector: str, cut: int
 ) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from streamhelpers import cli
 
@@ -46,6 +47,7 @@ def _key(state: Path, key: str) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.slow
 def test_each_key_has_its_own_drift_monitor(tmp_path: Path) -> None:
     keyed, alone, positions = _stream(tmp_path)
     state = tmp_path / "keyed"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from test_keyed_run import FEATURES, KEYS, keyed_rows, replay, write_keyed
 
 from streamhelpers import cli
 
 
+@pytest.mark.slow
 def test_inspect_keys_lists_worst_first(tmp_path: Path) -> None:
     keys, X, y = keyed_rows(600, seed=11)
     path = tmp_path / "keyed.csv"

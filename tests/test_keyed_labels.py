@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from streamhelpers import cli
 from streamlearn.learner import Learner
 from streamlearn.models.sgd import SGDRegressor
@@ -91,6 +93,7 @@ def test_fallbacks_for_a_key_without_a_model(tmp_path: Path) -> None:
     assert summary["fallback_predictions"] == 1 and summary["keys_total"] == 1
 
 
+@pytest.mark.slow
 def test_reset_starts_every_key_afresh(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     path.write_text("store,a,y\n" + "".join(f"k{i % 4},{i},{i}\n" for i in range(40)))
@@ -108,6 +111,7 @@ def test_reset_starts_every_key_afresh(tmp_path: Path) -> None:
     assert [row["key"] for row in keys] == ["z"]
 
 
+@pytest.mark.slow
 def test_warm_start_each_key_from_model_a_and_warm_fallback(tmp_path: Path) -> None:
     import pandas as pd
     import skops.io

@@ -76,6 +76,7 @@ def by_key(keys: list[str]) -> dict[str, np.ndarray]:
     return {key: np.array(rows) for key, rows in out.items()}
 
 
+@pytest.mark.slow
 def test_sgd_per_key_equals_numpy_loops_and_spilling_changes_no_bit(tmp_path: Path) -> None:
     keys, X, y = keyed_rows(2500)
     path = tmp_path / "keyed.csv"
@@ -109,6 +110,7 @@ def test_sgd_per_key_equals_numpy_loops_and_spilling_changes_no_bit(tmp_path: Pa
     assert abs(summary["metrics"]["mae"] - float(np.mean(np.abs(whole - y)))) <= 1e-9
 
 
+@pytest.mark.slow
 def test_river_spec_per_key_equals_progressive_val_score(tmp_path: Path) -> None:
     spec = "StandardScaler | LinearRegression"
     keys, X, y = keyed_rows(1200, seed=5)

@@ -257,6 +257,7 @@ def test_a_crash_at_any_stage_loses_nothing(tmp_path, stage):
     run.close()
 
 
+@pytest.mark.slow
 def test_ten_kills_at_random_moments_then_the_end_equals_one_pass(tmp_path):
     records = rows()
     chooser = random.Random(11)

@@ -92,6 +92,7 @@ def _replay(path: Path, state: Path, *extra: str) -> dict[str, Any]:
     return inspect_json(state)
 
 
+@pytest.mark.slow
 def test_confident_pseudo_labels_help_a_slow_classifier(tmp_path: Path):
     path = tmp_path / "binary.csv"
     _stream(path, _binary)
@@ -189,6 +190,7 @@ def _run(settings: Settings, swap: bool = False) -> tuple[dict[str, Any], Any]:
     return summary, app.daemon.learner.model
 
 
+@pytest.mark.slow
 def test_a_teacher_confidently_wrong_hurts_and_the_audit_names_its_classes(tmp_path: Path):
     path = tmp_path / "three.csv"
     _stream(path, _three)
