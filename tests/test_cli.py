@@ -102,6 +102,7 @@ def test_config_file_then_environment_then_flag(data, tmp_path):
         assert summary["rolling_window"] == 10
 
 
+@pytest.mark.slow
 def test_replay_resumes_only_new_rows_of_the_same_file(tmp_path):
     X, y, _ = make_regression(900, d=3, seed=8)
     path = tmp_path / "grow.csv"
@@ -122,6 +123,7 @@ def test_replay_resumes_only_new_rows_of_the_same_file(tmp_path):
     assert abs(summary["intercept"] - theta0) < 1e-12
 
 
+@pytest.mark.slow
 def test_a_different_file_is_refused_unless_reset(data, tmp_path):
     path, _, _ = data
     state = tmp_path / "state"

@@ -130,6 +130,7 @@ def test_amf_regressor_predicting_none_before_learning_is_no_traceback(
     _assert_metrics(summary, _river(rows, build_model(spec)))
 
 
+@pytest.mark.slow
 def test_no_learn_scores_nothing_of_a_model_that_never_predicts(tmp_path: Path) -> None:
     rows = _rows()[:100]
     _write_csv(tmp_path / "s.csv", rows)

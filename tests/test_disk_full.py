@@ -150,6 +150,7 @@ def test_a_full_dead_letter_disk_pauses_until_space_returns(tmp_path, small_disk
     _check_each_once(predictions, len([i for i in range(3000) if i % 3 and i % 5 == 0]))
 
 
+@pytest.mark.slow
 def test_sigterm_on_a_full_dead_letter_disk_is_one_line_and_loses_nothing(tmp_path, small_disk):
     path, state, dead = tmp_path / "rows.csv", tmp_path / "state", small_disk / "dead.jsonl"
     path.write_text("a,b,y\n" + _rows(0, 300))
@@ -166,6 +167,7 @@ def test_sigterm_on_a_full_dead_letter_disk_is_one_line_and_loses_nothing(tmp_pa
     _check_each_once(dead, len([i for i in range(3000) if i % 3 == 0]))
 
 
+@pytest.mark.slow
 def test_a_full_state_dir_pauses_and_sigterm_then_loses_nothing(tmp_path, small_disk):
     path, state = tmp_path / "rows.csv", small_disk / "state"
     path.write_text("a,b,y\n" + _rows(0, 300))

@@ -52,6 +52,7 @@ def test_a_noise_free_stream_converges_without_a_false_explosion(tmp_path, env):
 
 
 @pytest.mark.parametrize("env", PATHS)
+@pytest.mark.slow
 def test_a_batch_far_above_the_level_before_it_still_restores(tmp_path, env):
     rng = np.random.default_rng(4)
     X = rng.normal(size=(30_000, 4))

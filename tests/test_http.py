@@ -375,6 +375,7 @@ class PublishedModel:
         return float(model.predict_one(x)), version
 
 
+@pytest.mark.slow
 def test_concurrent_predictions_while_the_model_learns(telemetry: Telemetry) -> None:
     model = PublishedModel()
     stop = threading.Event()

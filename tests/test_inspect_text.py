@@ -18,6 +18,7 @@ def inspect_text(state: Path) -> dict[str, str]:
     return {**lines, "": text}
 
 
+@pytest.mark.slow
 def test_a_replayed_file_position_in_words_metrics_side_by_side_and_checkpoint_age(tmp_path):
     state = tmp_path / "state"
     cli("replay", "examples/stream.csv", "--state-dir", str(state), cwd=ROOT)
@@ -48,6 +49,7 @@ def model_a(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_warm_start_shows_the_frozen_baseline_and_who_serves(tmp_path, model_a):
     X, y, _ = make_regression(500, d=3, seed=5)
     data = tmp_path / "stream.csv"

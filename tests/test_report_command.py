@@ -74,6 +74,7 @@ def test_two_runs_on_one_png(states: tuple[Path, Path], tmp_path: Path) -> None:
     assert (tmp_path / "one.png").read_bytes() != both
 
 
+@pytest.mark.slow
 def test_curves_are_the_learners(states: tuple[Path, Path]) -> None:
     d1, d2 = states
     sgd, river = load_curve(d1), load_curve(d2)

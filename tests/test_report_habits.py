@@ -54,6 +54,7 @@ def drift_lines(figure: Any) -> list[Any]:
 @pytest.mark.parametrize(
     ("suffix", "head"), [(".png", b"\x89PNG\r\n\x1a\n"), (".svg", b"<svg"), (".pdf", b"%PDF-")]
 )
+@pytest.mark.slow
 def test_the_suffix_chooses_png_svg_or_pdf(states, tmp_path: Path, suffix: str, head: bytes):
     out = tmp_path / f"curves{suffix}"
     cli("report", str(states["alert"]), str(states["warm"]), "--out", str(out))

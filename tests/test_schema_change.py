@@ -253,6 +253,7 @@ def _stop(proc: subprocess.Popen[str]) -> str:
     return stderr
 
 
+@pytest.mark.slow
 def test_a_followed_run_maps_a_rotated_files_permuted_header_by_name(tmp_path):
     """``a,b,y``, then a rotation to ``b,a,y``; a restart in the middle of the second file."""
     first, second, more = make_rows(300, 21), make_rows(300, 22), make_rows(200, 23)

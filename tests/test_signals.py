@@ -26,6 +26,7 @@ def _size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
+@pytest.mark.slow
 def test_sigkill_before_the_first_checkpoint_duplicates_no_dead_letter_or_prediction(tmp_path):
     # Bad rows (dead letters) and unlabeled rows (predictions), 1,000 of each, replayed slowly
     # enough to be killed mid-way, long before the first checkpoint is due.

@@ -330,6 +330,7 @@ def test_inspect_and_report_of_another_users_state_need_trust(tmp_path: Path, ro
         assert cli(*args, "--trust").returncode == 0
 
 
+@pytest.mark.slow
 def test_a_warm_start_from_another_users_state_needs_trust_pickle(
     tmp_path: Path, rows: Path
 ) -> None:
