@@ -14,7 +14,13 @@ from typing import Any
 
 from streamlearn.scaleout.partitions import PARTITIONS, latest, read_owner
 
-__all__ = ["find_key", "is_shared_store", "partition_states", "shared_summary"]
+__all__ = [
+    "find_key",
+    "is_shared_store",
+    "locate_key",
+    "partition_states",
+    "shared_summary",
+]
 
 
 def is_shared_store(state_dir: str | os.PathLike[str]) -> bool:
@@ -111,8 +117,9 @@ def describe_shared(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def find_key(state_dir: Path, key: str, trust: bool = False) -> tuple[Any, dict[str, Any]] | None:
-    """The store and state of the partition holding ``key`` (None: no partition has it)."""
+def locate_key(state_dir: Path, key: str, trust: bool = False) -> dict[str, Any] | None:
+    """The partition (``partition_states``' item) whose newest checkpoint holds ``key``;
+    None when none does."""
     from streamlearn.keys.run import read_keys
 
     for item in partition_states(state_dir, trust):
@@ -122,7 +129,13 @@ def find_key(state_dir: Path, key: str, trust: bool = False) -> tuple[Any, dict[
         models = read_keys(item["directory"], store.key, state)
         try:
             if key in models:
-                return store, state
+                return item
         finally:
             models.close()
     return None
+
+
+def find_key(state_dir: Path, key: str, trust: bool = False) -> tuple[Any, dict[str, Any]] | None:
+    """The store and state of the partition holding ``key`` (None: no partition has it)."""
+    item = locate_key(state_dir, key, trust)
+    return None if item is None else (item["store"], item["state"])

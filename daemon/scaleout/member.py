@@ -31,6 +31,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from streamlearn.broker import free_port
 from streamlearn.scaleout.child import FENCED_EXIT
 from streamlearn.scaleout.partitions import newer_epoch, take_over
 
@@ -104,6 +105,8 @@ class _Learner:
     epoch: int
     directory: Path
     process: subprocess.Popen[bytes]
+    #: Where the learner serves ``/predict`` (loopback), None when the member serves no HTTP.
+    http: str | None = None
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -116,11 +119,19 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
 class Member:
     """One instance of the group: its consumer, its learners, its counters."""
 
-    def __init__(self, settings: Settings, kafka: KafkaSettings, instance: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        kafka: KafkaSettings,
+        instance: str,
+        address: str | None = None,
+    ) -> None:
         assert settings.state_dir is not None and kafka.group_id is not None
         self.settings = settings
         self.kafka = kafka
         self.instance = instance
+        #: The HTTP address other instances send this one's keys' clients to (None: none).
+        self.address = address
         self.state_dir = Path(settings.state_dir)
         self.learners: dict[int, _Learner] = {}
         self.stats = MemberStats()
@@ -134,7 +145,7 @@ class Member:
 
     # -- the learners --------------------------------------------------------------------------
 
-    def _child_settings(self, partition: int, directory: Path) -> Settings:
+    def _child_settings(self, partition: int, directory: Path, port: int | None) -> Settings:
         servers = ",".join(self.kafka.bootstrap_servers)
         return replace(
             self.settings,
@@ -145,13 +156,17 @@ class Member:
             partition=partition,
             state_dir=directory,
             reset=False,
-            metrics_port=None,
+            metrics_host="127.0.0.1",  # only the member forwards to it
+            metrics_port=port,
         )
 
     def start(self, partition: int) -> None:
         started = time.monotonic()
-        epoch, directory = take_over(self.state_dir, self.kafka.topic, partition, self.instance)
+        epoch, directory = take_over(
+            self.state_dir, self.kafka.topic, partition, self.instance, self.address
+        )
         self.stats.restore_seconds += time.monotonic() - started
+        port = free_port() if self.address is not None else None
         env = {**os.environ, "STREAMLEARN_LOG_LEVEL": logging.getLevelName(log.getEffectiveLevel())}
         process = subprocess.Popen(
             [sys.executable, "-m", "streamlearn.scaleout.child"],
@@ -160,9 +175,10 @@ class Member:
             preexec_fn=_die_with_parent,
         )
         assert process.stdin is not None
-        process.stdin.write(pickle.dumps(self._child_settings(partition, directory)))
+        process.stdin.write(pickle.dumps(self._child_settings(partition, directory, port)))
         process.stdin.close()
-        self.learners[partition] = _Learner(partition, epoch, directory, process)
+        http = f"http://127.0.0.1:{port}" if port is not None else None
+        self.learners[partition] = _Learner(partition, epoch, directory, process, http)
         log.info(
             "instance %s took partition %d over: epoch %d in %s (learner pid %d)",
             self.instance, partition, epoch, directory, process.pid,
@@ -372,7 +388,9 @@ def instance_id() -> str:
 
 def run_member(settings: Settings, kafka: KafkaSettings) -> int:
     """Run this instance as a member of the group until SIGTERM/SIGINT."""
-    member = Member(settings, kafka, instance_id())
+    from streamlearn.scaleout.serve import advertised_address
+
+    member = Member(settings, kafka, instance_id(), advertised_address(settings))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("received %s: releasing the partitions", signal.Signals(signum).name)
@@ -381,7 +399,8 @@ def run_member(settings: Settings, kafka: KafkaSettings) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if settings.metrics_port is not None:
-        from streamlearn.scaleout.telemetry import serve_member_metrics
+        from streamlearn.scaleout.serve import serve_member
+        from streamlearn.scaleout.telemetry import member_registry
 
-        serve_member_metrics(settings, member.stats)
+        serve_member(settings, member, member_registry(member.stats))
     return member.run()

@@ -1,6 +1,6 @@
 """The group member's metrics: partitions owned, rebalances, restore time, fencing refusals.
 
-Served on ``--metrics-port`` by the member (its learners serve nothing); read from
+Served on ``--metrics-port`` by the member (``streamlearn.scaleout.serve``); read from
 ``MemberStats`` at each scrape, so the series are exactly what the member counted.
 """
 
@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from streamlearn.config import Settings
     from streamlearn.scaleout.member import MemberStats
 
-__all__ = ["member_registry", "serve_member_metrics"]
+__all__ = ["member_registry"]
 
 
 def member_registry(stats: MemberStats) -> object:
@@ -46,15 +45,3 @@ def member_registry(stats: MemberStats) -> object:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(Collector())  # type: ignore[arg-type]
     return registry
-
-
-def serve_member_metrics(settings: Settings, stats: MemberStats) -> None:
-    """Serve ``/metrics`` of the member on ``--metrics-host``/``--metrics-port``."""
-    from prometheus_client import start_http_server
-
-    assert settings.metrics_port is not None
-    start_http_server(
-        settings.metrics_port,
-        addr=settings.metrics_host,
-        registry=member_registry(stats),  # type: ignore[arg-type]
-    )
