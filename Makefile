@@ -29,7 +29,7 @@ test: $(STAMP) system-deps keras lint typecheck unit sanitize
 
 ## check: the quick inner loop (ruff, mypy, the tests that need no broker or Prometheus)
 # Under two minutes on two cores: mypy keeps its cache between runs (the typecheck target starts
-# cold), the tests run on TEST_WORKERS processes, and `slow` ones (over ~2 s of CPU) are left out.
+# cold), the tests run on TEST_WORKERS processes, and `slow` ones (over ~1.5 s of CPU) are left out.
 TEST_WORKERS ?= 2
 check: $(STAMP) lint
 	MYPY_CACHE_DIR=$(CURDIR)/.mypy_cache bash scripts/typecheck.sh $(BIN)/mypy
