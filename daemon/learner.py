@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from streamlearn import metrics
 from streamlearn.curve import Curve
+from streamlearn.interfaces import FusedModel
 from streamlearn.metrics import METRICS, Metric, abs_error_sum, rolling_scores
 from streamlearn.models.champion import GuardOptions, guard_for
 
@@ -45,6 +46,13 @@ def _values(named: Mapping[str, Metric], updated: bool) -> dict[str, float | Non
         value = float(metric.get()) if updated else math.nan
         out[name] = value if math.isfinite(value) else None
     return out
+
+
+def _fused_step(model: object) -> Callable[..., float] | None:
+    """The model's one-pass predict-and-learn (``FusedModel``: the project's own estimators),
+    or None (River's: ``predict_one`` then ``learn_one``). Asked once per model, not per record.
+    """
+    return model.predict_learn_one if isinstance(model, FusedModel) else None
 
 
 def _zeros(size: int) -> array[float]:
@@ -78,7 +86,99 @@ class PrequentialState:
     curve: Curve
 
 
-class Learner:
+class LearnerBase:
+    """The prequential bookkeeping both learners keep (``Learner``, and
+    ``streamlearn.classify.learner.ClassLearner``): the model, the baseline and its guard,
+    the counts, the learning curve, the feature names and the weighted (pseudo-label)
+    learning. Their metrics, window and ``step`` are their own.
+
+    Parameters
+    ----------
+    model
+        The model learned.
+    rolling_window
+        Size of the rolling window of the rolling metrics (at least 1).
+    baseline
+        An optional frozen model scored on the same records (warm start).
+    guard
+        With a baseline: the options of the baseline guard (``streamlearn.models.champion``).
+    """
+
+    #: Whether ``step`` learns (``streamlearn.evaluator.Evaluator`` only scores: then no
+    #: compiled block path, which learns in its kernels, may take the records).
+    learns: bool = True
+
+    #: The feature names the model learned from, kept once ``track_features`` was called
+    #: (when the stream's features are not fixed); None while not kept.
+    feature_names: set[str] | None = None
+
+    #: Labeled records learned unscored: the model could not predict them yet (``step``).
+    records_unscored: int = 0
+
+    #: How a weighted record reaches the model (made at the first one; its draws are state).
+    _weighting: WeightedLearning | None = None
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        rolling_window: int = 1000,
+        baseline: Any = None,
+        guard: GuardOptions | None = None,
+    ) -> None:
+        if rolling_window < 1:
+            raise ValueError("rolling_window must be at least 1")
+        self.model = model
+        self.rolling_window = rolling_window
+        self.baseline = baseline
+        self.guard = guard_for(baseline, rolling_window, guard, model)
+        self.records_learned = 0
+        self.pseudo_learned = 0
+        self.baseline_scored = 0
+        self.curve = Curve()
+
+    def track_features(self) -> None:
+        """Keep ``feature_names`` from now on: what an HTTP prediction may pass to the model,
+        when no header or ``--features`` fixes them (a feature a model never learned can grow
+        its state when predicted on: River's scalers add it to their statistics)."""
+        if self.feature_names is None:
+            self.feature_names = set()
+
+    def _noted(self, x: dict[str, float]) -> None:
+        """Keep the names of a record learned, when they are kept (``track_features``)."""
+        if self.feature_names is not None:
+            self.feature_names.update(x)
+
+    def _taught(self, y: float) -> Any:
+        """What the model learns for a record's target ``y`` (a regressor: ``y`` itself)."""
+        return y
+
+    def learn_weighted(self, x: dict[str, float], y: float, w: float) -> None:
+        """Learn a pseudo-label with weight ``w`` (never scored: metrics are for true labels).
+
+        The weight reaches a pipeline's final estimator; a model that cannot take one
+        learns the record with probability ``w`` (``streamlearn.models.weights``).
+        """
+        weighting = self._weighting
+        if weighting is None:
+            from streamlearn.models.weights import WeightedLearning
+
+            self._weighting = weighting = WeightedLearning()
+        if not weighting.learn(self.model, x, self._taught(y), w):
+            return
+        self._noted(x)
+        self.pseudo_learned += 1
+
+    def _restart_from_warm_start(self) -> None:
+        assert self.guard is not None
+        self.reset_model(self.guard.restart_model())
+
+    def reset_model(self, model: Any) -> None:
+        """Swap the model (drift actions, divergence restore); metrics carry on."""
+        self.model = model
+
+
+class Learner(LearnerBase):
     """Holds the model and its prequential state.
 
     Parameters
@@ -111,12 +211,7 @@ class Learner:
         baseline: Any = None,
         guard: GuardOptions | None = None,
     ) -> None:
-        if rolling_window < 1:
-            raise ValueError("rolling_window must be at least 1")
-        self.model = model
-        self.rolling_window = rolling_window
-        self.baseline = baseline
-        self.guard = guard_for(baseline, rolling_window, guard, model)
+        super().__init__(model, rolling_window=rolling_window, baseline=baseline, guard=guard)
         self._metrics: dict[str, Metric] | None = None  # built at the first score (``metrics``)
         self.baseline_metrics = metrics.new_metrics() if baseline is not None else None
         # The rolling window and the running |error| sum: see ``PrequentialState``.
@@ -125,28 +220,9 @@ class Learner:
         self._window_next = 0
         self._window_len = 0
         self._recent_abs_sum = 0.0
-        self.records_learned = 0
-        self.pseudo_learned = 0
-        self.baseline_scored = 0
-        self.curve = Curve()
 
     #: The task of the learner (``streamlearn.interfaces.LearnerLike``).
     task = "regression"
-
-    #: Whether ``step`` learns (``streamlearn.evaluator.Evaluator`` only scores: then no
-    #: compiled block path, which learns in its kernels, may take the records).
-    learns: bool = True
-
-    #: The feature names the model learned from, kept once ``track_features`` was called
-    #: (when the stream's features are not fixed); None while not kept.
-    feature_names: set[str] | None = None
-
-    def track_features(self) -> None:
-        """Keep ``feature_names`` from now on: what an HTTP prediction may pass to the model,
-        when no header or ``--features`` fixes them (a feature a model never learned can grow
-        its state when predicted on: River's scalers add it to their statistics)."""
-        if self.feature_names is None:
-            self.feature_names = set()
 
     def predict(self, x: dict[str, float]) -> float:
         """The model's prediction, without learning; NaN for a diverged model's absurd answer
@@ -166,9 +242,6 @@ class Learner:
             if yhat is not None and -DIVERGED < yhat < DIVERGED:
                 return float(yhat)
         return self.predict(x)
-
-    #: Labeled records learned unscored: the model could not predict them yet (``step``).
-    records_unscored: int = 0
 
     def step(self, x: dict[str, float], y: float) -> float | None:
         """Test then train on one labeled record; returns the prediction made before learning.
@@ -204,8 +277,7 @@ class Learner:
         self.model.learn_one(x, y)
         if yhat is not None and math.isnan(self.predict(x)):
             return math.nan  # diverged: what it learned here goes with it
-        if self.feature_names is not None:
-            self.feature_names.update(x)
+        self._noted(x)
         self.records_learned += 1
         self.records_unscored += 1
         return None
@@ -217,8 +289,7 @@ class Learner:
         # The guard compares the model as it is now (it has not learned this label yet).
         restart = self.baseline is not None and self._score_baseline(x, y, self.predict(x))
         self.model.learn_one(x, y)
-        if self.feature_names is not None:
-            self.feature_names.update(x)
+        self._noted(x)
         self._remember(y, yhat)
         if restart:
             self._restart_from_warm_start()
@@ -330,30 +401,6 @@ class Learner:
                 return guard.score(y, yhat, base_yhat)
         return False
 
-    def _restart_from_warm_start(self) -> None:
-        assert self.guard is not None
-        self.reset_model(self.guard.restart_model())
-
-    #: How a weighted record reaches the model (made at the first one; its draws are state).
-    _weighting: WeightedLearning | None = None
-
-    def learn_weighted(self, x: dict[str, float], y: float, w: float) -> None:
-        """Learn a pseudo-label with weight ``w`` (never scored: metrics are for true labels).
-
-        The weight reaches a pipeline's final estimator; a model that cannot take one
-        learns the record with probability ``w`` (``streamlearn.models.weights``).
-        """
-        weighting = self._weighting
-        if weighting is None:
-            from streamlearn.models.weights import WeightedLearning
-
-            self._weighting = weighting = WeightedLearning()
-        if not weighting.learn(self.model, x, y, w):
-            return
-        if self.feature_names is not None:
-            self.feature_names.update(x)
-        self.pseudo_learned += 1
-
     def summary(self) -> dict[str, float | None]:
         """Cumulative prequential metrics."""
         if self._metrics is None:  # nothing scored yet
@@ -407,7 +454,7 @@ class Learner:
     @model.setter
     def model(self, model: Any) -> None:
         self._model = model
-        self._fused = getattr(model, "predict_learn_one", None)
+        self._fused = _fused_step(model)
 
     @property
     def fused(self) -> bool:
@@ -435,8 +482,4 @@ class Learner:
                 state[key] = {name: metrics.adopt(m) for name, m in state[key].items()}
         state.setdefault("guard", None)  # a learner pickled before the baseline guard
         self.__dict__.update(state)
-        self._fused = getattr(self._model, "predict_learn_one", None)
-
-    def reset_model(self, model: Any) -> None:
-        """Swap the model (drift actions, divergence restore); metrics carry on."""
-        self.model = model
+        self._fused = _fused_step(self._model)

@@ -17,16 +17,24 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from streamlearn.classify.losscurve import LossMark, block_points, mark, rolling_loss
-from streamlearn.classify.metrics import ClassMetrics, Proba, Window, predicted, score
+from streamlearn.classify.metrics import (
+    ClassMetrics,
+    Proba,
+    Window,
+    binary_loss,
+    class_loss,
+    predicted,
+    score,
+)
 from streamlearn.classify.space import ClassSpace
 from streamlearn.curve import Curve
-from streamlearn.models.champion import GuardOptions, guard_for
+from streamlearn.learner import LearnerBase
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-    from streamlearn.models.weights import WeightedLearning
+    from streamlearn.models.champion import GuardOptions
 
 __all__ = ["ClassLearner", "ClassPrequentialState", "Proba", "finite"]
 
@@ -61,7 +69,7 @@ class ClassPrequentialState:
     loss_curve: Curve = field(default_factory=Curve)
 
 
-class ClassLearner:
+class ClassLearner(LearnerBase):
     """Holds a classifier, its class space and its prequential state.
 
     Parameters
@@ -94,14 +102,6 @@ class ClassLearner:
 
     #: The task of the learner (``streamlearn.interfaces.LearnerLike``).
     task = "classification"
-    #: Whether ``step`` learns (always: ``--no-learn`` is regression's evaluator only).
-    learns = True
-    #: The feature names the model learned, once ``track_features`` was called.
-    feature_names: set[str] | None = None
-    #: Labeled records learned unscored: the model could not predict them yet.
-    records_unscored: int = 0
-    #: How a weighted record reaches the model (made at the first one; its draws are state).
-    _weighting: WeightedLearning | None = None
 
     def __init__(
         self,
@@ -112,21 +112,12 @@ class ClassLearner:
         baseline: Any = None,
         guard: GuardOptions | None = None,
     ) -> None:
-        if rolling_window < 1:
-            raise ValueError("rolling_window must be at least 1")
-        self.model = model
+        # ``curve``: (records learned, rolling accuracy, cumulative accuracy).
+        super().__init__(model, rolling_window=rolling_window, baseline=baseline, guard=guard)
         self.classes = classes
-        self.rolling_window = rolling_window
-        self.baseline = baseline
-        self.guard = guard_for(baseline, rolling_window, guard, model)
         self.metrics = ClassMetrics(classes.binary)
         self.baseline_metrics = ClassMetrics(classes.binary) if baseline is not None else None
-        self.baseline_scored = 0
         self.window = Window(rolling_window)
-        self.records_learned = 0
-        self.pseudo_learned = 0
-        #: (records learned, rolling accuracy, cumulative accuracy).
-        self.curve = Curve()
         #: (records learned, rolling loss, cumulative loss) at the same points.
         self.loss_curve = Curve()
 
@@ -171,26 +162,41 @@ class ClassLearner:
         None: the model could not predict yet (learned, unscored). Probabilities that are
         not all finite come back unscored and unlearned (the caller's guard restores).
         """
-        proba, choice, answer = self._answer(self.model, x)
-        if proba is not None and not finite(proba):
-            return proba
-        code = int(y)
-        label = self.classes.model_label(y)
+        # ``_answer``, ``score`` and ``_remember`` inline: this runs once a record.
+        classes, model = self.classes, self.model
+        answer: Mapping[Hashable, float] | None = model.predict_proba_one(x)
+        proba = classes.proba(answer)
+        label = classes.model_label(y)
         if proba is None:
-            self.model.learn_one(x, label)
+            model.learn_one(x, label)
             self._noted(x)
             self.records_learned += 1
             self.records_unscored += 1
             return None
-        if not self.classes.binary:
-            # River's CrossEntropy adds nothing for a class the model's dict leaves out.
-            listed = label in answer
-            scored = score(code, proba, binary=False, choice=choice, listed=listed)
+        total = sum(proba)
+        if total - total != 0.0:  # not ``finite``
+            return proba
+        assert answer is not None  # ``proba`` is None for None or {}
+        code = int(y)
+        choice = classes.code_of(max(answer, key=answer.__getitem__))
+        pred = predicted(proba) if choice is None else choice
+        if classes.binary:
+            p_pos = proba[1]
+            loss = binary_loss(code, p_pos)
         else:
-            scored = score(code, proba, binary=True, choice=choice)
-        restart = self.baseline is not None and self._score_baseline(x, code, scored[1])
-        self.model.learn_one(x, label)
-        self._remember(x, scored)
+            # River's CrossEntropy adds nothing for a class the model's dict leaves out.
+            p_pos = 0.0
+            loss = class_loss(code, proba, label in answer)
+        restart = self.baseline is not None and self._score_baseline(x, code, pred)
+        model.learn_one(x, label)
+        names = self.feature_names
+        if names is not None:
+            names.update(x)
+        self.metrics.update(code, pred, loss, p_pos)
+        self.window.add(code, pred, loss, p_pos)
+        self.records_learned = n = self.records_learned + 1
+        if n % self.curve.stride == 0:
+            self._add_curve_points(n)
         if restart:
             self._restart_from_warm_start()
         return proba
@@ -208,10 +214,6 @@ class ClassLearner:
         if restart:
             self._restart_from_warm_start()
 
-    def _noted(self, x: dict[str, float]) -> None:
-        if self.feature_names is not None:
-            self.feature_names.update(x)
-
     def _remember(self, x: dict[str, float], scored: tuple[int, int, float, float]) -> None:
         self._noted(x)
         self.metrics.update(*scored)
@@ -219,8 +221,11 @@ class ClassLearner:
         self.records_learned += 1
         n = self.records_learned
         if n % self.curve.stride == 0:
-            self.curve.add(n, self.window.right / self.window.len, self.metrics.accuracy())
-            self.loss_curve.add(n, rolling_loss(self.window), self.metrics.loss.get())
+            self._add_curve_points(n)
+
+    def _add_curve_points(self, n: int) -> None:
+        self.curve.add(n, self.window.right / self.window.len, self.metrics.accuracy())
+        self.loss_curve.add(n, rolling_loss(self.window), self.metrics.loss.get())
 
     def loss_mark(self) -> LossMark:
         """Where a block's loss points start (take it before the block updates the state)."""
@@ -249,26 +254,9 @@ class ClassLearner:
         # The guard compares mean absolute errors: of the 0/1 errors, the error rates.
         return guard.score(0.0, float(choice != code), float(base != code))
 
-    def _restart_from_warm_start(self) -> None:
-        assert self.guard is not None
-        self.reset_model(self.guard.restart_model())
-
-    def learn_weighted(self, x: dict[str, float], y: float, w: float) -> None:
-        """Learn a pseudo-label (class code ``y``) with weight ``w``; never scored."""
-        weighting = self._weighting
-        if weighting is None:
-            from streamlearn.models.weights import WeightedLearning
-
-            self._weighting = weighting = WeightedLearning()
-        if not weighting.learn(self.model, x, self.classes.model_label(y), w):  # type: ignore[arg-type]
-            return
-        self._noted(x)
-        self.pseudo_learned += 1
-
-    def track_features(self) -> None:
-        """Keep ``feature_names`` from now on (see ``streamlearn.learner.Learner``)."""
-        if self.feature_names is None:
-            self.feature_names = set()
+    def _taught(self, y: float) -> bool | str:
+        """What the model learns for class code ``y`` (``ClassSpace.model_label``)."""
+        return self.classes.model_label(y)
 
     # -- what is read of it -------------------------------------------------------------
 
@@ -342,10 +330,6 @@ class ClassLearner:
     @model.setter
     def model(self, model: Any) -> None:
         self._model = model
-
-    def reset_model(self, model: Any) -> None:
-        """Swap the model (drift actions, divergence restore); metrics carry on."""
-        self.model = model
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state.setdefault("loss_curve", Curve())  # a learner pickled before it kept one
