@@ -30,8 +30,6 @@ import argparse
 import itertools
 import os
 import platform
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +38,8 @@ from typing import Any
 
 import numpy as np
 from bench_memory import measure
+from contenders import Contender, ratio
+from contenders import race as contenders_race
 from optional import require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,24 +160,6 @@ def head(source: Path, target: Path, lines: int) -> None:
 # -- whole processes -------------------------------------------------------------------
 
 
-def timed_cpu(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall-clock and CPU seconds (user + system) of a whole process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = time.perf_counter()
-    done = subprocess.run(
-        cmd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-    if done.returncode:  # the run says why; the bench stops with it, not with a bare status
-        tail = done.stderr.decode(errors="replace").strip().splitlines()[-5:]
-        raise SystemExit(f"failed (exit {done.returncode}): {' '.join(cmd)}\n" + "\n".join(tail))
-    wall = time.perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
 def streamlearn_cmd(state: Path, *extra: str) -> list[str]:
     return [
         str(STREAMLEARN),
@@ -191,11 +173,6 @@ def streamlearn_cmd(state: Path, *extra: str) -> list[str]:
         "--no-progress",
         *extra,
     ]
-
-
-#: A contender: name, command template ("{file}"), environment, files (header, warm, full),
-#: rows of the full file, rows of the warm file.
-Contender = tuple[str, list[str], dict[str, str] | None, tuple[Path, Path, Path], int, int]
 
 
 def shown(template: list[str], env: dict[str, str] | None) -> str:
@@ -215,40 +192,8 @@ def shown(template: list[str], env: dict[str, str] | None) -> str:
 
 
 def race(contenders: list[Contender], repeat: int) -> list[dict[str, Any]]:
-    """Each contender on its header-only, warm and full files, alternating, best of ``repeat``."""
-    best: dict[str, list[float]] = {}
-    best_cpu: dict[str, list[float]] = {}
-    for round_ in range(repeat):
-        for name, template, env, files, _, _ in contenders:
-            walls, cpus = zip(
-                *(
-                    timed_cpu([part.replace("{file}", str(path)) for part in template], env)
-                    for path in files
-                ),
-                strict=True,
-            )
-            for table, times in ((best, walls), (best_cpu, cpus)):
-                table[name] = [
-                    min(a, b) for a, b in zip(table.get(name, times), times, strict=True)
-                ]
-            print(f"  [{round_ + 1}/{repeat}] {name}: {walls[2]:.2f} s", flush=True)
-    results = []
-    for name, template, env, _, rows, warm_rows in contenders:
-        start_up, warm, total = best[name]
-        _, warm_cpu, total_cpu = best_cpu[name]
-        results.append(
-            {
-                "name": name,
-                "command": shown(template, env),
-                "rows": rows,
-                "start_up": start_up,
-                "total": total,
-                "rate": rows / max(total - start_up, 1e-9),
-                "warm_rate": (rows - warm_rows) / max(total - warm, 1e-9),
-                "warm_cpu_rate": (rows - warm_rows) / max(total_cpu - warm_cpu, 1e-9),
-            }
-        )
-    return results
+    """``contenders.race``, the commands shown as the report shows them."""
+    return contenders_race(contenders, repeat, shown)
 
 
 def speed(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
@@ -277,7 +222,7 @@ def speed(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
     )
     vw = [sys.executable, "-c", VW_DRIVER, "{file}"]
     contenders: list[Contender] = [
-        (
+        Contender(
             "streamlearn replay logistic",
             streamlearn_cmd(tmp / "s1", *logistic),
             None,
@@ -285,7 +230,7 @@ def speed(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
             args.rows,
             args.warm_rows,
         ),
-        (
+        Contender(
             "streamlearn replay logistic, no drift monitor",
             streamlearn_cmd(tmp / "s2", *logistic, "--drift-detector", "none"),
             None,
@@ -293,7 +238,7 @@ def speed(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
             args.rows,
             args.warm_rows,
         ),
-        (
+        Contender(
             "streamlearn replay logistic, per-record path",
             streamlearn_cmd(tmp / "s3", *logistic),
             {"STREAMLEARN_FASTPATH": "0"},
@@ -301,7 +246,7 @@ def speed(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
             record_rows,
             args.warm_rows,
         ),
-        (
+        Contender(
             "VW driver (--sgd --loss_function logistic)",
             [*vw, f"--sgd --loss_function logistic -l {LR}"],
             None,
@@ -309,7 +254,7 @@ def speed(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
             args.rows,
             args.warm_rows,
         ),
-        (
+        Contender(
             "VW driver (--loss_function logistic, VW's default update)",
             [*vw, "--loss_function logistic"],
             None,
@@ -317,7 +262,7 @@ def speed(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
             args.rows,
             args.warm_rows,
         ),
-        (
+        Contender(
             "River loop (iter_csv + LogisticRegression)",
             [sys.executable, "-c", river, "{file}"],
             None,
@@ -344,7 +289,7 @@ def river_specs(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
         files = (header, spec_warm, spec_full)
         loop = RIVER_LOOP.format(modules=modules, model=expression, d=args.features)
         contenders: list[Contender] = [
-            (
+            Contender(
                 f"streamlearn replay '{spec}'",
                 streamlearn_cmd(tmp / "s4", "--model", spec),
                 None,
@@ -352,7 +297,7 @@ def river_specs(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
                 rows,
                 warm_rows,
             ),
-            (
+            Contender(
                 f"River loop {expression}",
                 [sys.executable, "-c", loop, "{file}"],
                 None,
@@ -431,6 +376,19 @@ def table(results: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _ratio_text(ours: dict[str, Any], theirs: dict[str, Any]) -> str:
+    """Our rates over theirs: best times' ratio, and the median of the rounds' ratios."""
+    parts = []
+    for key, label in (
+        ("rate", "full - header"),
+        ("warm_rate", "full - warm"),
+        ("warm_cpu_rate", "CPU, full - warm"),
+    ):
+        best, median = ratio(ours, theirs, key)
+        parts.append(f"{best:.2f}x best / {median:.2f}x median ({label})")
+    return ", ".join(parts)
+
+
 def ratios(results: list[dict[str, Any]]) -> list[str]:
     by = {r["name"]: r for r in results}
     ours = by.get("streamlearn replay logistic")
@@ -443,19 +401,11 @@ def ratios(results: list[dict[str, Any]]) -> list[str]:
             "streamlearn replay logistic, per-record path",
         ):
             if other in by:
-                theirs = by[other]
-                lines.append(
-                    f"- logistic / {other}: {ours['rate'] / theirs['rate']:.2f}x (full - header), "
-                    f"{ours['warm_rate'] / theirs['warm_rate']:.2f}x (full - warm)"
-                )
+                lines.append(f"- logistic / {other}: {_ratio_text(ours, by[other])}")
     for r, loop in itertools.pairwise(results):
         if r["name"].startswith("streamlearn replay '") and loop["name"].startswith("River loop"):
             spec = r["name"].removeprefix("streamlearn replay '").removesuffix("'")
-            lines.append(
-                f"- '{spec}' / bare River loop: {r['rate'] / loop['rate']:.2f}x (full - header), "
-                f"{r['warm_rate'] / loop['warm_rate']:.2f}x (full - warm), "
-                f"{r['warm_cpu_rate'] / loop['warm_cpu_rate']:.2f}x CPU (full - warm)"
-            )
+            lines.append(f"- '{spec}' / bare River loop: {_ratio_text(r, loop)}")
     return lines
 
 

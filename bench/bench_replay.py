@@ -30,7 +30,6 @@ import math
 import os
 import platform
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from contenders import Contender, race
 from optional import require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -292,51 +292,10 @@ def river_specs(
             before = streamlearn_cmd(tmp / "s6", "--model", spec)
             before[1:3] = ["-c", BEFORE_DRIVER]
             contenders.insert(1, (f"streamlearn replay '{spec}', before", before, None))
-        # Per contender: [header, warm, full] seconds, wall clock and CPU, best of the runs.
-        best: dict[str, list[float]] = {}
-        best_cpu: dict[str, list[float]] = {}
-        for _ in range(args.repeat):
-            for name, template, env in contenders:
-                walls, cpus = zip(
-                    *(
-                        timed_cpu([part.replace("{file}", str(path)) for part in template], env)
-                        for path in (header, spec_warm, spec_full)
-                    ),
-                    strict=True,
-                )
-                for table, times in ((best, walls), (best_cpu, cpus)):
-                    table[name] = [
-                        min(a, b) for a, b in zip(table.get(name, times), times, strict=True)
-                    ]
-        for name, _, _ in contenders:
-            start_up, warm_s, total = best[name]
-            _, warm_cpu, total_cpu = best_cpu[name]
-            results.append(
-                {
-                    "name": name,
-                    "rows": rows,
-                    "start_up": start_up,
-                    "warm": warm_s,
-                    "total": total,
-                    "rate": rows / max(total - start_up, 1e-9),
-                    "warm_rate": (rows - warm_rows) / max(total - warm_s, 1e-9),
-                    "warm_cpu_rate": (rows - warm_rows) / max(total_cpu - warm_cpu, 1e-9),
-                }
-            )
-            print(f"  {name}: {total:.2f} s", flush=True)
+        files = (header, spec_warm, spec_full)
+        race_of = [Contender(*c, files, rows, warm_rows) for c in contenders]
+        results += race(race_of, args.repeat)
     return results
-
-
-def timed_cpu(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
-    """Wall-clock and CPU seconds (user + system, all threads) of a whole process.
-
-    On a shared machine the CPU time moves far less with the load than the wall clock.
-    """
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall = timed(cmd, env)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
 
 
 # -- inside one process --------------------------------------------------------------
