@@ -110,14 +110,14 @@ def group_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]
     return {tp.partition: meta.offset for tp, meta in found.items() if meta is not None}
 
 
-def metric(port: int, name: str) -> float | None:
-    """The value of the series ``name`` (no labels) on ``/metrics`` at ``port``."""
+def metric(port: int, name: str, labels: str = "") -> float | None:
+    """The value of the series ``name`` (``labels``: its ``k="v"`` text) at ``port``."""
     import urllib.request
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
         text = answer.read().decode()
     for line in text.splitlines():
-        if line.startswith(f"{name} "):
+        if line.startswith(f"{name}{{{labels}}} " if labels else f"{name} "):
             return float(line.split()[1])
     return None
 

@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from scaleout_helpers import Instance, keyed_rows, learned, oracle, owners, send_rows
+from scaleout_helpers import Instance, keyed_rows, learned, metric, oracle, owners, send_rows
 
 from streamhelpers import wait_for
 from streamlearn.broker import free_port
@@ -65,6 +65,17 @@ def test_each_instance_serves_its_keys_and_redirects_the_others(
         for url in urls.values():
             status, answer = _post(url, {"key": "never-seen", "x": x})
             assert status == 404 and "never-seen" in str(answer["error"])
+        for name, port in ports.items():  # the member's metrics
+            mine = [p for p, owner in owners(state).items() if owner == name]
+            assert metric(port, "streamlearn_partitions_owned") == len(mine) == 1
+            assert (metric(port, "streamlearn_last_rebalance_seconds") or 0) > 0
+            wait_for(
+                lambda port=port, p=mine[0]: (
+                    metric(port, "streamlearn_partition_lag_records", f'partition="{p}"') == 0
+                ),
+                f"{name}'s lag measured, 0",
+                20,
+            )
         for instance in instances.values():
             assert instance.stop() == 0
     except AssertionError:

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -97,6 +97,11 @@ class MemberStats:
     fencing_refusals: int = 0
     restore_seconds: float = 0.0
     owned: int = 0
+    #: Seconds from the start of the last rebalance (revoke) to its learners started.
+    last_rebalance_seconds: float = 0.0
+    rebalance_seconds: float = 0.0
+    #: Records behind the log end per owned partition, as of its latest checkpoint.
+    lag: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -140,6 +145,8 @@ class Member:
         self.consumer: KafkaConsumer | None = None
         #: The offsets last committed per partition (``commit_progress`` sends what moved).
         self._progress: dict[int, int] = {}
+        #: When the rebalance under way began (its revoke), for its duration.
+        self._rebalance_started: float | None = None
         #: In a rebalance listener (the client's network thread): no blocking client call.
         self._in_listener = False
 
@@ -227,6 +234,25 @@ class Member:
         if offsets:
             self._commit(offsets, quiet=True)
             self._progress.update(offsets)
+        self._measure_lag()
+
+    def _measure_lag(self) -> None:
+        """Each owned partition's records behind the log end, from its last checkpoint."""
+        from kafka import TopicPartition
+        from kafka.errors import KafkaError
+
+        assert self.consumer is not None
+        owned = {p: o for p, o in self._progress.items() if p in self.learners}
+        if not owned:
+            return
+        try:
+            ends = self.consumer.end_offsets([TopicPartition(self.kafka.topic, p) for p in owned])
+        except KafkaError as exc:  # the broker away: the next round measures
+            log.debug("no log ends: %s", exc)
+            return
+        self.stats.lag = {
+            tp.partition: max(0, end - owned[tp.partition]) for tp, end in ends.items()
+        }
 
     def _fenced_offset(self, learner: _Learner) -> int | None:
         """The learner's checkpointed next offset, unless its epoch is no longer the newest."""
@@ -313,6 +339,7 @@ class Member:
         return Listener()
 
     def _revoked(self, partitions: set[TopicPartition], *, commit: bool) -> None:
+        self._rebalance_started = time.monotonic()
         mine = sorted(tp.partition for tp in partitions if tp.topic == self.kafka.topic)
         if mine:
             log.info("instance %s releases partitions %s", self.instance, mine)
@@ -335,6 +362,12 @@ class Member:
         for p in mine:
             if p not in self.learners:
                 self.start(p)
+        self.stats.lag = {p: lag for p, lag in self.stats.lag.items() if p in self.learners}
+        if self._rebalance_started is not None:
+            seconds = time.monotonic() - self._rebalance_started
+            self.stats.last_rebalance_seconds = seconds
+            self.stats.rebalance_seconds += seconds
+            self._rebalance_started = None
         self.stats.owned = len(self.learners)
 
     def _consumer(self) -> KafkaConsumer:

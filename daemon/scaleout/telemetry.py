@@ -37,6 +37,24 @@ def member_registry(stats: MemberStats) -> object:
                 value=stats.fencing_refusals,
             )
             yield CounterMetricFamily(
+                "streamlearn_rebalance_seconds",
+                "Seconds in rebalances, from each revoke to the new partitions' learners started.",
+                value=stats.rebalance_seconds,
+            )
+            yield GaugeMetricFamily(
+                "streamlearn_last_rebalance_seconds",
+                "Seconds the last rebalance took, from its revoke to the learners started.",
+                value=stats.last_rebalance_seconds,
+            )
+            lag = GaugeMetricFamily(
+                "streamlearn_partition_lag_records",
+                "Records behind the log end per owned partition, as of its latest checkpoint.",
+                labels=["partition"],
+            )
+            for partition, behind in sorted(stats.lag.items()):
+                lag.add_metric([str(partition)], behind)
+            yield lag
+            yield CounterMetricFamily(
                 "streamlearn_partition_restore_seconds",
                 "Seconds spent taking partitions over (new epoch, previous state carried in).",
                 value=stats.restore_seconds,
