@@ -137,6 +137,24 @@ def _sklearn_mlp(
             f"{origin} is a multi-label model ({width} independent outputs): a stream "
             "record has one class; train A on one label column"
         )
+    return sklearn_mlp(
+        model, origin, feature_names, mean, scale, learning_rate, "identity", output, classes
+    )
+
+
+def sklearn_mlp(
+    model: Any,
+    origin: str,
+    feature_names: tuple[str, ...] | None,
+    mean: FloatArray | None,
+    scale: FloatArray | None,
+    learning_rate: float | None,
+    out_activation: str,
+    output: Output | None = None,
+    classes: tuple[str, ...] | None = None,
+) -> BatchModel:
+    """A fitted scikit-learn MLP's layers as A: a regressor's (``output`` None) or a
+    classifier's, whose output layer gives logits (``out_activation`` identity)."""
     coefs = tuple(np.array(c, dtype=np.float64) for c in model.coefs_)
     return BatchModel(
         kind="mlp",
@@ -145,7 +163,7 @@ def _sklearn_mlp(
         n_features=coefs[0].shape[0],
         coefs=coefs,
         intercepts=tuple(np.array(b, dtype=np.float64) for b in model.intercepts_),
-        activations=(model.activation,) * (len(coefs) - 1) + ("identity",),
+        activations=(model.activation,) * (len(coefs) - 1) + (out_activation,),
         input_mean=mean,
         input_scale=scale,
         learning_rate=learning_rate,

@@ -304,20 +304,9 @@ def _from_sklearn(obj: Any, where: str) -> BatchModel:
             raise TransferError(f"{where}: the MLPRegressor is not fitted")
         if model.coefs_[-1].shape[1] != 1:
             raise TransferError(f"{where}: A predicts {model.coefs_[-1].shape[1]} targets, not 1")
-        coefs = tuple(np.array(c, dtype=np.float64) for c in model.coefs_)
-        intercepts = tuple(np.array(b, dtype=np.float64) for b in model.intercepts_)
-        activations = (model.activation,) * (len(coefs) - 1) + (model.out_activation_,)
-        return BatchModel(
-            kind="mlp",
-            origin=origin,
-            feature_names=feature_names,
-            n_features=coefs[0].shape[0],
-            coefs=coefs,
-            intercepts=intercepts,
-            activations=activations,
-            input_mean=mean,
-            input_scale=scale,
-            learning_rate=_sklearn_mlp_rate(model),
+        rate = _sklearn_mlp_rate(model)
+        return class_loaders.sklearn_mlp(
+            model, origin, feature_names, mean, scale, rate, model.out_activation_
         )
     if name in _SKLEARN_LINEAR:
         if not hasattr(model, "coef_"):
