@@ -9,8 +9,16 @@ to the segments), ``sync`` (the writer thread: fsync of the segments) and the ge
 Then the cost of one spill (pickle, sign, append) and one load (read, check, unpickle) with
 ``max_live`` far below the keys cycled through.
 
+With ``--run``, whole ``streamlearn replay`` processes instead, side by side in one run on
+rows of 5 features: one ``sgd`` (block path and record path) against ``--key-by`` over
+``--keys`` keys, all live and with ``--max-live-keys`` (the default 10,000), each with its
+peak RSS; the keyed rate over the one-model block rate; and a River spec per key against a
+plain River loop keeping a dict of models per key, on the same rows.
+
 Run: python bench/bench_keys.py [--held 1000,10000,100000] [--changed 1,10,100,1000,10000]
      [--window 100] [--repeat 3]
+     python bench/bench_keys.py --run [--rows 1000000] [--keys 100000] [--max-live 10000]
+     [--river-rows 100000] [--river-keys 1000]
 """
 
 from __future__ import annotations
@@ -18,15 +26,19 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from streamlearn.curve import Curve
 from streamlearn.keys import KeyedModels, LearnerCodec
 from streamlearn.keys.codec import KEY_CURVE_POINTS
+from streamlearn.keys.units import KeyRegressor
 from streamlearn.learner import Learner
 from streamlearn.models.sgd import SGDRegressor
 from streamlearn.state import CheckpointStore
@@ -39,7 +51,7 @@ def _x(rng: random.Random) -> dict[str, float]:
 
 
 def _learner(window: int) -> Learner:
-    learner = Learner(SGDRegressor(lr=0.01), rolling_window=window)
+    learner = KeyRegressor(SGDRegressor(lr=0.01), rolling_window=window)
     learner.curve = Curve(max_points=KEY_CURVE_POINTS)
     return learner
 
@@ -155,14 +167,112 @@ def rss_against_keys(stops: list[int], window: int, max_live: int) -> list[tuple
     return out
 
 
+#: The log line a replay writes as its loop starts (after its imports and model are made).
+_STARTS = re.compile(rb"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO streamlearn: replay ", re.M)
+
+
+def _replay(path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """Seconds of the loop of ``streamlearn replay PATH ARGS`` (from its start line to its
+    exit: the start-up, e.g. importing River, is left out) and its peak RSS (MiB)."""
+    command = [sys.executable, "-m", "streamlearn.cli", "replay", str(path), "--no-progress"]
+    child = subprocess.Popen(
+        [*command, *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    assert child.stderr is not None
+    err = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    ended = time.time()
+    child.returncode = os.waitstatus_to_exitcode(status)
+    found = _STARTS.findall(err)
+    if child.returncode or not found:
+        raise SystemExit(f"replay {path} {' '.join(args)} failed:\n{err.decode()[-2000:]}")
+    started = datetime.strptime(found[-1].decode(), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    return ended - started, usage.ru_maxrss / 1024
+
+
+def _loop(
+    path: Path, empty: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[float, float]:
+    """``_replay`` of ``path`` less that of ``empty`` (its header, no rows) with the same
+    options: what remains is the rows' time (the lazy imports and the exit are left out)."""
+    fixed, _ = _replay(empty, *args, env=env)
+    seconds, rss = _replay(path, *args, env=env)
+    return seconds - fixed, rss
+
+
+def run_rates(args: argparse.Namespace) -> None:
+    """Whole replays side by side: one model, keyed all live, keyed spilling; River per key."""
+    from bench_keyed_run import SPEC, river_dict_loop, write
+
+    window = ("--rolling-window", str(args.window))
+    with tempfile.TemporaryDirectory(prefix="bench-keys-") as tmp:
+        folder = Path(tmp)
+        plain, keyed = folder / "plain.csv", folder / "keyed.csv"
+        empty_plain, empty_keyed = folder / "plain0.csv", folder / "keyed0.csv"
+        write(plain, args.rows, None)
+        write(keyed, args.rows, args.keys)
+        write(empty_plain, 0, None)
+        write(empty_keyed, 0, args.keys)
+        print(f"rows {args.rows:,}, 5 features, window {args.window}; seconds of the rows")
+        many = ("--key-by", "store", "--max-live-keys")
+        runs = [
+            ("one sgd, block path", plain, empty_plain, (), None),
+            ("one sgd, record path", plain, empty_plain, (), {"STREAMLEARN_FASTPATH": "0"}),
+            (
+                f"--key-by, {args.keys:,} keys, all live",
+                keyed,
+                empty_keyed,
+                (*many, str(args.keys)),
+                None,
+            ),
+            (
+                f"--key-by, {args.keys:,} keys, --max-live-keys {args.max_live:,}",
+                keyed,
+                empty_keyed,
+                (*many, str(args.max_live)),
+                None,
+            ),
+        ]
+        block_rate = 0.0
+        print("| run | s | rec/s | x one sgd (block) | peak RSS MiB |")
+        print("|---|---:|---:|---:|---:|")
+        for name, path, empty, extra, env in runs:
+            seconds, rss = _loop(path, empty, *window, *extra, env=env)
+            rate = args.rows / max(seconds, 1e-9)
+            block_rate = block_rate or rate
+            print(f"| {name} | {seconds:.2f} | {rate:,.0f} | {rate / block_rate:.4f} | {rss:.0f} |")
+        river, river0 = folder / "river.csv", folder / "river0.csv"
+        write(river, args.river_rows, args.river_keys)
+        write(river0, 0, args.river_keys)
+        loop = river_dict_loop(river)  # River imported before its clock starts
+        ours, _ = _loop(river, river0, "--key-by", "store", "--model", SPEC)
+        print(
+            f"\n{SPEC} per key, {args.river_rows:,} rows, {args.river_keys:,} keys: River dict "
+            f"loop {loop:.2f} s; streamlearn --key-by {ours:.2f} s: {loop / ours:.2f}x"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", action="store_true", help="whole replays, side by side")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--keys", type=int, default=100_000)
+    parser.add_argument("--max-live", type=int, default=10_000)
+    parser.add_argument("--river-rows", type=int, default=100_000)
+    parser.add_argument("--river-keys", type=int, default=1000)
     parser.add_argument("--held", default="1000,10000,100000")
     parser.add_argument("--changed", default="1,10,100,1000,10000")
     parser.add_argument("--window", type=int, default=100, help="each key's rolling window")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rss", default="10000,50000,100000,200000", help="keys made, RSS read")
     args = parser.parse_args()
+    print("python " + " ".join(sys.argv))
+    if args.run:
+        run_rates(args)
+        return
     held = [int(n) for n in args.held.split(",")]
     changes = [int(n) for n in args.changed.split(",")]
     print(
