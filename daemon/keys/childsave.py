@@ -8,8 +8,9 @@ fsyncs it and puts the manifest in the generation file it writes; the loop learn
 meanwhile. The parent keeps those keys changed (``_inflight``: a key evicted meanwhile is
 written by the parent, as any changed key) until the checkpoint is durable; then it points
 its index at the child's frames of the keys not written since (:func:`adopted`), read from
-the segment itself. A child that failed gives its keys back as changed (:func:`given_back`).
-When the writer pickles on the loop instead, the part is today's ``checkpoint``.
+the index shards the child wrote there. A child that failed gives its keys back as changed
+(:func:`given_back`). When the writer pickles on the loop instead, the part is the
+checkpoint on the loop (``KeyedModels.checkpoint``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..state.child import CHILD_SHA256, Deferred, Lock
+from ..state.format import load
 from .index import Entry
-from .segments import MODEL
+from .segments import SHARD, Ref
 
 if TYPE_CHECKING:
     from .manifest import KeysManifest
@@ -36,8 +38,6 @@ class ChildKeys(Deferred):
         self.seq = seq
         self.keys = list(models._dirty)
         self.segment = models.log.reserve()
-        #: (records, score) of each key as the child writes it (the parent's index entries).
-        self.described: dict[str, tuple[int, float]] = {}
 
     def guess(self) -> float:
         return len(self.keys) * self.models.persist_seconds
@@ -62,8 +62,6 @@ class ChildKeys(Deferred):
 
     def forked(self) -> None:
         models = self.models
-        describe, live = models.codec.describe, models._live
-        self.described = {key: describe(live[key]) for key in self.keys}
         models._inflight = set(self.keys)
         models._dirty = set()
         models._child = self
@@ -75,16 +73,21 @@ def adopted(models: KeyedModels[Any], part: ChildKeys, inflight: set[str]) -> No
     written since."""
     from .store import COMPACT_MIN_BYTES
 
-    log, index = models.log, models.index
-    for kind, name, ref in log.entries(part.segment):
-        if kind != MODEL or name not in inflight:
-            continue
-        inflight.discard(name)
-        records, score = part.described[name]
-        old = index.put(name, Entry(*ref, records, score))
-        log.adopt(ref)
-        models.scores.update(name, old.score if old is not None else None, score)
-        models.child_keys += 1
+    log, index, segment = models.log, models.index, part.segment
+    shards: dict[str, Ref] = {}  # the child's index shards, each as it wrote it last
+    for kind, name, ref in log.entries(segment):
+        if kind == SHARD:
+            shards[name] = ref
+    for ref in shards.values():
+        for key, fields in load(log.read(ref))["entries"].items():
+            entry = Entry(*fields)
+            if entry.segment != segment or key not in inflight:
+                continue  # a key the child did not write, or the parent wrote since
+            inflight.discard(key)
+            old = index.put(key, entry)
+            log.adopt(entry.ref)
+            models.scores.update(key, old.score if old is not None else None, entry.score)
+            models.child_keys += 1
     given_back(models, part, inflight)  # none left, unless the segment lost some
     models._compact(COMPACT_MIN_BYTES)  # a checkpoint on the loop would have
 
