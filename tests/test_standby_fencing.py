@@ -123,3 +123,27 @@ def test_a_takeover_removes_the_files_earlier_owners_were_writing(tmp_path: Path
     finally:
         old.close()
         new.close()
+
+
+def test_a_key_being_written_by_another_instance_is_waited_for(tmp_path: Path) -> None:
+    # Two instances of a group start at once: one has just created the key file (O_EXCL)
+    # and not yet written it when the other reads it.
+    import threading
+
+    from streamlearn.state import KEY_NAME, StateKey, state_key
+    from streamlearn.state.key import write_key
+
+    secret = bytes(range(32))
+    (tmp_path / KEY_NAME).touch(mode=0o600)
+
+    def finish() -> None:
+        (tmp_path / KEY_NAME).unlink()
+        write_key(tmp_path, secret)
+
+    writer = threading.Timer(0.3, finish)
+    writer.start()
+    try:
+        key = state_key(tmp_path, create=True)
+    finally:
+        writer.join()
+    assert key is not None and key.mac(b"x") == StateKey(secret).mac(b"x")

@@ -19,6 +19,7 @@ import os
 import pwd
 import secrets
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn, Protocol
@@ -39,6 +40,8 @@ __all__ = [
 
 #: The key file in a state dir.
 KEY_NAME = "hmac.key"
+#: Seconds an empty key file is taken for one being written (then: a corrupt key).
+KEY_WRITE_SECONDS = 5.0
 #: The variable that holds the key instead of the file (hex or base64, at least 16 bytes).
 KEY_VARIABLE = "STREAMLEARN_STATE_KEY"
 #: Bytes of a key made at first use.
@@ -214,6 +217,9 @@ def state_key(directory: Path, *, create: bool, trust: bool = False) -> StateKey
         except OSError as exc:
             raise CheckpointError(_unreadable(path, exc)) from None
         try:
+            if _being_written(fd):
+                time.sleep(0.05)
+                continue  # another instance of a group has just created it
             return _read_key(path, fd, trust)
         finally:
             os.close(fd)
@@ -234,6 +240,13 @@ def _unreadable(path: Path, exc: OSError) -> str:
     elif exc.errno == errno.ELOOP:
         hint = ": a key file may not be a symbolic link"
     return f"cannot read the state key {path}: {exc.strerror}{hint}"
+
+
+def _being_written(fd: int) -> bool:
+    """An empty key file made in the last seconds: its writer (``write_key``, which creates it
+    with ``O_EXCL`` before it writes) is another process sharing the directory, mid-write."""
+    status = os.fstat(fd)
+    return status.st_size == 0 and time.time() - status.st_mtime < KEY_WRITE_SECONDS
 
 
 def _read_key(path: Path, fd: int, trust: bool) -> StateKey:
