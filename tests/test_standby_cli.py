@@ -21,6 +21,21 @@ from streamlearn.cli import main
             "with --key-by the group",
         ),
         (["replay", "kafka://127.0.0.1:1/t?group=g", "--state-dir", "{state}"], "for run"),
+        (
+            ["run", "kafka://127.0.0.1:1/t?group=g", "--state-dir", "{state}", "--reset"],
+            "every takeover",
+        ),
+        (
+            [
+                "run",
+                "kafka://127.0.0.1:1/t?group=g",
+                "--state-dir",
+                "{state}",
+                "--predictions",
+                "{csv}.out",
+            ],
+            "give a kafka:// topic",
+        ),
     ],
 )
 def test_standby_without_what_it_needs_is_a_usage_error(

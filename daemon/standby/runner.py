@@ -54,6 +54,22 @@ def check_standby(settings: Settings) -> None:
         raise AppUsageError("--standby is for run (a replay has its end)", option="standby")
     if settings.no_learn:
         raise AppUsageError("--standby learns when active: not with --no-learn", option="standby")
+    if settings.reset:
+        raise AppUsageError(
+            "--reset with --standby would clear the model at every takeover: stop the group "
+            "and clear the state dir once",
+            option="reset",
+        )
+    for option, sink in (
+        ("dead-letter", settings.dead_letter),
+        ("predictions", settings.predictions),
+    ):
+        if sink is not None and not sink.startswith("kafka://"):
+            raise AppUsageError(
+                "with --standby the instances take turns writing it: give a kafka:// topic, "
+                "not a file",
+                option=option,
+            )
 
 
 class GroupRun:
