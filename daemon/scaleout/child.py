@@ -1,9 +1,10 @@
 """One partition's learner: an ordinary keyed run of that partition in its epoch directory.
 
-The group member (``streamlearn.scaleout.member``) starts one per partition it owns with
-``python -m streamlearn.scaleout.child`` and the run's ``Settings`` (pickled, on stdin): the
-partition, the epoch directory as the state dir, no group (the member commits) and no HTTP
-port. SIGTERM stops it as it stops any run: the batch finished, a final checkpoint, exit 0.
+The group member (``streamlearn.scaleout.member``) starts one per partition it owns
+(``serve_partition``, forked by ``streamlearn.scaleout.spawn``) with the run's ``Settings``
+for it: the partition, the epoch directory as the state dir, no group (the member commits)
+and a loopback HTTP port. SIGTERM stops it as it stops any run: the batch finished, a final
+checkpoint, exit 0.
 
 Before each checkpoint is made durable it checks that no newer epoch of its partition
 exists; if one does, another instance owns the partition now: it refuses to write, says so,
@@ -12,6 +13,7 @@ and exits with ``FENCED_EXIT`` at once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -19,11 +21,14 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamlearn.scaleout.partitions import epoch_of, newer_epoch
 
-__all__ = ["FENCED_EXIT", "Fenced", "main"]
+if TYPE_CHECKING:
+    from streamlearn.config import Settings
+
+__all__ = ["FENCED_EXIT", "Fenced", "main", "run_partition", "serve_partition"]
 
 log = logging.getLogger("streamlearn.scaleout.child")
 
@@ -75,19 +80,32 @@ class Fenced:
         self._keys.durable(seq)
 
 
+def serve_partition(settings: Settings, log_level: str) -> None:
+    """A forked learner's entry: dies with its parent, runs, exits with ``run_partition``'s
+    status."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    sys.exit(run_partition(settings, log_level))
+
+
 def main() -> int:
     """Run the partition's learner the pickled ``Settings`` on stdin describe."""
+    settings = pickle.load(sys.stdin.buffer)
+    return run_partition(settings, os.environ.get("STREAMLEARN_LOG_LEVEL", "info"))
+
+
+def run_partition(settings: Settings, log_level: str) -> int:
+    """Learn the partition ``settings`` names until SIGTERM; the exit status."""
     from streamlearn.app import AppError, build
     from streamlearn.cli.group import configure_logging
-    from streamlearn.config import Settings
     from streamlearn.sources.base import SourceError
     from streamlearn.state import CheckpointError
 
-    settings = pickle.load(sys.stdin.buffer)
-    assert isinstance(settings, Settings) and settings.state_dir is not None
-    assert settings.partition is not None
+    assert settings.state_dir is not None and settings.partition is not None
     directory = Path(settings.state_dir)
-    configure_logging(os.environ.get("STREAMLEARN_LOG_LEVEL", "info"))
+    configure_logging(log_level)
     tag = f"[partition {settings.partition} epoch {epoch_of(directory)}]"
     for handler in logging.getLogger().handlers:
         handler.setFormatter(

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -34,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from streamlearn.broker import free_port
 from streamlearn.scaleout.child import FENCED_EXIT
 from streamlearn.scaleout.partitions import newer_epoch, take_over
+from streamlearn.scaleout.spawn import Learning, start_learner
 
 if TYPE_CHECKING:
     from kafka import KafkaConsumer, TopicPartition
@@ -109,16 +108,9 @@ class _Learner:
     partition: int
     epoch: int
     directory: Path
-    process: subprocess.Popen[bytes]
+    process: Learning
     #: Where the learner serves ``/predict`` (loopback), None when the member serves no HTTP.
     http: str | None = None
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """Linux SIGKILLs the learner when its member dies: no orphan learns on."""
-    import ctypes
-
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 class Member:
@@ -174,16 +166,10 @@ class Member:
         )
         self.stats.restore_seconds += time.monotonic() - started
         port = free_port() if self.address is not None else None
-        env = {**os.environ, "STREAMLEARN_LOG_LEVEL": logging.getLevelName(log.getEffectiveLevel())}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlearn.scaleout.child"],
-            stdin=subprocess.PIPE,
-            env=env,
-            preexec_fn=_die_with_parent,
+        level = logging.getLevelName(log.getEffectiveLevel())
+        process = start_learner(
+            self._child_settings(partition, directory, port), level, f"partition-{partition}"
         )
-        assert process.stdin is not None
-        process.stdin.write(pickle.dumps(self._child_settings(partition, directory, port)))
-        process.stdin.close()
         http = f"http://127.0.0.1:{port}" if port is not None else None
         self.learners[partition] = _Learner(partition, epoch, directory, process, http)
         log.info(
