@@ -72,3 +72,20 @@ def test_a_paused_active_instance_is_fenced_when_it_resumes(
     for name, value in replay["weights"].items():
         assert abs(summary["weights"][name] - value) < 1e-12
     assert abs(summary["intercept"] - replay["intercept"]) < 1e-12
+    # The data group's offset (monitoring) is the last owner's: no stale commit landed after.
+    assert committed(kafka_bootstrap, topic, topic) == {0: ROWS}
+
+
+def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        found = {}
+        for partition in sorted(consumer.partitions_for_topic(topic) or ()):
+            offset = consumer.committed(TopicPartition(topic, partition))
+            if offset is not None:
+                found[partition] = offset
+        return found
+    finally:
+        consumer.close()
