@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -143,10 +144,10 @@ def _rss_mib() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def rss_against_keys(stops: list[int], window: int, max_live: int) -> list[tuple[int, float]]:
-    """Resident memory as new keys keep coming, ``max_live`` of them in memory."""
+def rss_against_keys(stops: list[int], window: int, max_live: int) -> Iterator[tuple[int, float]]:
+    """Resident memory as new keys keep coming, ``max_live`` of them in memory (at each stop,
+    after a checkpoint; as it goes)."""
     rng = random.Random(0)
-    out = []
     with tempfile.TemporaryDirectory(prefix="bench-keys-") as directory:
         store = CheckpointStore(directory)
         models = KeyedModels(
@@ -161,10 +162,9 @@ def rss_against_keys(stops: list[int], window: int, max_live: int) -> list[tuple
                 models.get(f"key-{made}").step(_x(rng), rng.gauss(0.0, 1.0))
                 made += 1
             models.checkpoint()
-            out.append((made, _rss_mib()))
+            yield made, _rss_mib()
         models.close()
         store.close()
-    return out
 
 
 #: The log line a replay writes as its loop starts (after its imports and model are made).
@@ -273,7 +273,7 @@ def main() -> None:
     if args.run:
         run_rates(args)
         return
-    held = [int(n) for n in args.held.split(",")]
+    held = [int(n) for n in args.held.split(",") if n]
     changes = [int(n) for n in args.changed.split(",")]
     print(
         f"python {sys.version.split()[0]}, sgd per key, {FEATURES} features, window {args.window}"
@@ -294,7 +294,7 @@ def main() -> None:
     print()
     print(f"RSS with max_live 10,000 as new keys come (window {args.window}):")
     for made, rss in rss_against_keys([int(n) for n in args.rss.split(",")], args.window, 10_000):
-        print(f"  {made:,} keys held: {rss:.0f} MiB")
+        print(f"  {made:,} keys held: {rss:.0f} MiB", flush=True)
     print()
     for window in (args.window, 1000):
         cost = spill_and_load(2000, window)
