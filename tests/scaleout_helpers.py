@@ -7,9 +7,11 @@ checkpoints), and read every key's model back from the newest epoch of its parti
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -91,9 +93,14 @@ class Instance:
         return self.process.wait(timeout)
 
     def kill(self) -> None:
-        if self.process.poll() is None:
+        """SIGKILL the member and its learners (its process group), whatever is left of it."""
+        with contextlib.suppress(ProcessLookupError):
             self.signal(signal.SIGKILL)
         self.process.wait(10)
+
+    def learner_pids(self) -> list[int]:
+        """The learners this instance started (from its log)."""
+        return [int(pid) for pid in re.findall(r"\(learner pid (\d+)\)", self.log())]
 
 
 def group_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
@@ -120,6 +127,15 @@ def metric(port: int, name: str, labels: str = "") -> float | None:
         if line.startswith(f"{name}{{{labels}}} " if labels else f"{name} "):
             return float(line.split()[1])
     return None
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def partition_dirs(state: Path) -> dict[int, tuple[int, Path]]:

@@ -5,6 +5,8 @@ rows, each record learned once."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ import pytest
 from scaleout_helpers import (
     Instance,
     Row,
+    alive,
     group_offsets,
     keyed_rows,
     learned,
@@ -72,7 +75,12 @@ def test_scale_one_three_two_then_kill_one(
         assert instances["c"].stop() == 0  # scale 3 -> 2 (SIGTERM)
         wait_for(lambda: _owned_by(state, {"a", "b"}), "c's partitions moved", 40)
 
-        instances["b"].kill()  # SIGKILL: its partitions move after the session timeout
+        # SIGKILL the member alone: its learners end with it (no orphan learns on), and its
+        # partitions move after the session timeout.
+        learners_of_b = instances["b"].learner_pids()
+        assert learners_of_b
+        os.kill(instances["b"].process.pid, signal.SIGKILL)
+        wait_for(lambda: not any(map(alive, learners_of_b)), "b's learners end with b", 15)
         wait_for(lambda: _owned_by(state, {"a"}), "b's partitions moved to a", 40)
         assert producer.is_alive(), "the producer ended before the moves: give it more rows"
         producer.stopping.set()

@@ -13,12 +13,13 @@ and exits with ``FENCED_EXIT`` at once.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import pickle
+import select
 import signal
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,8 @@ log = logging.getLogger("streamlearn.scaleout.child")
 
 #: The exit status of a learner that found its partition taken over (fenced).
 FENCED_EXIT = 75
+#: The exit status of a learner whose member ended without stopping it (SIGKILL).
+MEMBER_GONE = 76
 
 
 class Fenced:
@@ -80,14 +83,29 @@ class Fenced:
         self._keys.durable(seq)
 
 
-def serve_partition(settings: Settings, log_level: str) -> None:
-    """A forked learner's entry: dies with its parent, runs, exits with ``run_partition``'s
-    status."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+def serve_partition(settings: Settings, log_level: str, member: int) -> None:
+    """A forked learner's entry: dies with the member (pid ``member``), runs, and exits with
+    ``run_partition``'s status."""
+    _die_with(member)
     sys.exit(run_partition(settings, log_level))
+
+
+def _die_with(pid: int) -> None:
+    """Exit at once when process ``pid`` (the member) ends, however it ends (SIGKILL too).
+
+    The fork server, not the member, is the learner's parent, so Linux's parent-death signal
+    does not say when the member dies: a process file descriptor of the member does.
+    """
+    try:
+        handle = os.pidfd_open(pid)
+    except OSError:  # gone already
+        os._exit(MEMBER_GONE)
+
+    def watch() -> None:
+        select.select([handle], [], [])  # readable once the process has ended
+        os._exit(MEMBER_GONE)
+
+    threading.Thread(target=watch, name="streamlearn-member-watch", daemon=True).start()
 
 
 def main() -> int:

@@ -4,8 +4,8 @@ A learner is a process of its own (its partition's keys learn on their own core)
 with a fresh interpreter it spends seconds importing the daemon (numpy, River, the Kafka
 client) before it reads a record, and on a rebalance that is the pause of every partition
 that moves. ``multiprocessing``'s fork server imports them once; each learner is forked from
-it, ready. The fork server is the learners' parent; each learner asks Linux to kill it when
-that parent dies, and the fork server ends when the member does.
+it, ready. The fork server, not the member, is the learners' parent: each learner watches the
+member's process (a pidfd) and exits the moment it ends, SIGKILL included.
 """
 
 from __future__ import annotations
@@ -81,6 +81,8 @@ def start_learner(settings: Settings, log_level: str, name: str) -> Learning:
     """Fork a learner of ``settings``' partition from the fork server."""
     from streamlearn.scaleout.child import serve_partition
 
-    process = _fork_server().Process(target=serve_partition, args=(settings, log_level), name=name)
+    process = _fork_server().Process(
+        target=serve_partition, args=(settings, log_level, os.getpid()), name=name
+    )
     process.start()
     return Learning(process)
