@@ -1,13 +1,14 @@
 """Types of the C extension ``streamlearn.fast._kernels`` (daemon/fast/_kernels.c).
 
-Each function has the signature of its specification in ``streamlearn.fast.spec`` (the C
-takes its arguments by position only, as any buffer of the right item type and shape).
+Each function has the signature of its specification in ``streamlearn.fast.spec`` or
+``streamlearn.fast.classspec`` (the C takes its arguments by position only, as any buffer of
+the right item type and shape).
 """
 
+from streamlearn.fast.classspec import learn_logistic as learn_logistic
+from streamlearn.fast.classspec import learn_softmax as learn_softmax
 from streamlearn.fast.spec import feed_values as feed_values
-from streamlearn.fast.spec import learn_logistic as learn_logistic
 from streamlearn.fast.spec import learn_rows as learn_rows
-from streamlearn.fast.spec import learn_softmax as learn_softmax
 from streamlearn.fast.spec import parse_lines as parse_lines
 
 LABELED: int
