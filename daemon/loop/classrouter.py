@@ -9,12 +9,13 @@ the 0/1 errors (wrong class: 1.0).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from streamlearn.classify.learner import ClassLearner, diverged, finite
 from streamlearn.classify.metrics import Proba
 from streamlearn.classify.task import error, predicted
-from streamlearn.records import Decoded, Label, Record, Rejected
+from streamlearn.records import Record
 
 from ..interfaces import Prediction
 from .router import Router
@@ -53,42 +54,35 @@ class ClassRouter(Router):
         assert isinstance(learner, ClassLearner)
         return learner
 
-    def route(self, items: list[Decoded]) -> None:
-        """Test-then-train, predict, dead-letter or join each decoded item, in order."""
+    def _labeled_step(self) -> Callable[[Record, float], None]:
+        """Test-then-train of one labeled record: the probabilities by class code, given
+        before learning; the batch keeps the 0/1 error."""
         counters = self.counters
-        learner = self.classifier
-        step = learner.step
+        step = self.classifier.step
+        monitor, pseudo, host = self.monitor, self.pseudo, self.host
         errors = self.errors.floats
         track = self.tracks_errors
-        for item in items:
-            if item is None:  # a header or blank line: not a record
-                continue
-            counters.records_seen += 1
-            if type(item) is Record:
-                y = item.y
-                if y is None:
-                    self.unlabeled(item)
-                    continue
-                x = item.x
-                proba = step(x, y)
-                if proba is None:  # learned, not scored: the model could not predict it yet
-                    continue
-                if not finite(proba):
-                    self.guard.restore(item.raw.where(), diverged(proba))
-                    continue
-                self.last_x = x
-                if self.predictions_all:
-                    self.write_scored(item.id, item.raw.where(), proba, y)
-                if track:
-                    errors.append(error(y, proba))
-                    if self.monitor is not None:
-                        self.monitor.observe(counters.records_seen - 1, x, y, proba, self.host)
-                if self.pseudo is not None:
-                    self.pseudo.observe_labeled(x, y, proba, self.host)
-            elif type(item) is Rejected:
-                self.reject(item)
-            elif type(item) is Label:
-                self.late_label(item)
+        every = self.predictions_all
+
+        def learn(item: Record, y: float) -> None:
+            x = item.x
+            proba = step(x, y)
+            if proba is None:  # learned, not scored: the model could not predict it yet
+                return
+            if not finite(proba):
+                self.guard.restore(item.raw.where(), diverged(proba))
+                return
+            self.last_x = x
+            if every:
+                self.write_scored(item.id, item.raw.where(), proba, y)
+            if track:
+                errors.append(error(y, proba))
+                if monitor is not None:
+                    monitor.observe(counters.records_seen - 1, x, y, proba, host)
+            if pseudo is not None:
+                pseudo.observe_labeled(x, y, proba, host)
+
+        return learn
 
     def unlabeled(self, item: Record) -> None:
         """Predict its class (never serving NaN), then let the join and pseudo-labels keep it."""

@@ -10,7 +10,7 @@ at the batch's errors, and telemetry hears of it.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from streamlearn.learner import Learner
@@ -110,11 +110,7 @@ class Router:
     def route(self, items: list[Decoded]) -> None:
         """Test-then-train, predict, dead-letter or join each decoded item, in order."""
         counters = self.counters
-        step = self.regressor.step
-        monitor, pseudo, host = self.monitor, self.pseudo, self.host
-        errors = self.errors.floats
-        track = self.tracks_errors
-        every = self.predictions_all
+        learn = self._labeled_step()
         for item in items:
             if item is None:  # a header or blank line: not a record
                 continue
@@ -122,28 +118,43 @@ class Router:
             if type(item) is Record:
                 y = item.y
                 if y is not None:
-                    x = item.x
-                    yhat = step(x, y)
-                    if yhat is None:  # learned, not scored: the model could not predict it yet
-                        continue
-                    if yhat - yhat != 0.0:
-                        self.guard.restore(item.raw.where(), yhat)
-                        continue
-                    self.last_x = x
-                    if every:
-                        self.write_scored(item.id, item.raw.where(), yhat, y)
-                    if pseudo is not None:
-                        pseudo.observe_labeled(x, y, yhat, host)
-                    if track:
-                        errors.append(abs(y - yhat))
-                        if monitor is not None:
-                            monitor.observe(counters.records_seen - 1, x, y, yhat, host)
+                    learn(item, y)
                 else:
                     self.unlabeled(item)
             elif type(item) is Rejected:
                 self.reject(item)
             elif type(item) is Label:
                 self.late_label(item)
+
+    def _labeled_step(self) -> Callable[[Record, float], None]:
+        """Test-then-train of one labeled record, bound to this batch's collaborators (read
+        once a batch, as the loop's locals are, not once a record)."""
+        counters = self.counters
+        step = self.regressor.step
+        monitor, pseudo, host = self.monitor, self.pseudo, self.host
+        errors = self.errors.floats
+        track = self.tracks_errors
+        every = self.predictions_all
+
+        def learn(item: Record, y: float) -> None:
+            x = item.x
+            yhat = step(x, y)
+            if yhat is None:  # learned, not scored: the model could not predict it yet
+                return
+            if yhat - yhat != 0.0:
+                self.guard.restore(item.raw.where(), yhat)
+                return
+            self.last_x = x
+            if every:
+                self.write_scored(item.id, item.raw.where(), yhat, y)
+            if pseudo is not None:
+                pseudo.observe_labeled(x, y, yhat, host)
+            if track:
+                errors.append(abs(y - yhat))
+                if monitor is not None:
+                    monitor.observe(counters.records_seen - 1, x, y, yhat, host)
+
+        return learn
 
     def reject(self, item: Rejected) -> None:
         """A dead letter: counted by reason and written once."""
