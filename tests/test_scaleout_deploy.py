@@ -64,3 +64,20 @@ def test_a_disruption_takes_one_pod_at_a_time() -> None:
     assert pdb["maxUnavailable"] == 1
     labels = documents["StatefulSet/streamlearn-keyed"]["spec"]["template"]["metadata"]["labels"]
     assert pdb["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_compose_runs_two_instances_on_one_volume() -> None:
+    yaml = require_yaml()
+    services = yaml.safe_load((DEPLOY / "compose.keyed.yaml").read_text())["services"]
+    instances = [services["streamlearn-keyed-1"], services["streamlearn-keyed-2"]]
+    commands = [service["command"] for service in instances]
+    assert commands[0] == commands[1] and "--key-by" in commands[0]
+    _, _, params = parse_kafka_url(commands[0][1])
+    assert params.get("group")
+    assert instances[0]["volumes"] == instances[1]["volumes"]
+    ids = {service["environment"]["STREAMLEARN_INSTANCE_ID"] for service in instances}
+    assert len(ids) == 2
+    for service in instances:  # each announces the address its host port gives
+        port = service["ports"][0].split(":")[1]
+        assert service["environment"]["STREAMLEARN_ADVERTISED_URL"] == f"http://127.0.0.1:{port}"
+    assert "kafka" not in services  # compose.yaml's broker: used with -f compose.yaml
