@@ -107,10 +107,10 @@ class Coordinator:
         """Fenced: another instance took the model over while this one believed it led.
 
         It leads again only once the group assigns it the partition in a newer generation
-        than the one it led in (a member that was paused can believe it still holds the
-        partition until it hears from the broker).
+        than the one it led in and the one it believes in now (a member that was paused can
+        believe it still holds the partition until it hears from the broker).
         """
-        self._barred = self.led_generation
+        self._barred = max(self.led_generation, self.generation)
         self.active.clear()
 
     def close(self) -> None:
