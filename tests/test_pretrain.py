@@ -183,3 +183,23 @@ def test_importing_the_command_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_replay_and_inspect_import_no_skops_sklearn_or_torch(tmp_path: Path) -> None:
+    """skops imports every scikit-learn estimator and, through scikit-learn's walk of its
+    modules, torch (about 5 s of CPU): only a run that reads or writes a model A file pays it."""
+    data = tmp_path / "s.csv"
+    data.write_text("a,b,y\n" + "".join(f"{i % 3},{i % 4},{i % 5}\n" for i in range(300)))
+    code = (
+        "import sys\n"
+        "from streamlearn.cli import main\n"
+        f"for args in (['replay', {str(data)!r}, '--state-dir', {str(tmp_path / 'st')!r}],\n"
+        f"             ['inspect', {str(tmp_path / 'st')!r}, '--json']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit as exc:\n"
+        "        assert not exc.code, exc.code\n"
+        "print(sorted(m for m in ('skops', 'sklearn', 'torch', 'pandas') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
