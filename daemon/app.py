@@ -59,6 +59,7 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
     gives up waiting.
     """
     from streamlearn.keys.build import check_keyed, open_keyed_run
+    from streamlearn.keys.pseudo import keyed_pseudo
     from streamlearn.loop import Daemon
 
     resources = ExitStack()
@@ -100,15 +101,8 @@ def build(settings: Settings, *, stopping: Callable[[], bool] = lambda: False) -
         extensions = state.get("extensions", {}) if state is not None else {}
         student = keyed.models.codec.fresh("") if keyed is not None else learner  # a key's
         pseudo, join = _pseudo_parts(settings, spec, extensions, student)
-        if keyed is not None:  # each key's own pseudo-label loop, a copy of ``pseudo``
-            from streamlearn.keys.pseudo import keyed_pseudo
-
-            pseudo = keyed_pseudo(keyed, pseudo, join)
-        monitor = (
-            _drift_monitor(settings, extensions, reading.features, learner)
-            if keyed is None
-            else None
-        )
+        pseudo = keyed_pseudo(keyed, pseudo, join)  # a keyed run: each key's own copy
+        monitor = None if keyed else _drift_monitor(settings, extensions, reading.features, learner)
         daemon = Daemon(
             source,
             reading.decoder,

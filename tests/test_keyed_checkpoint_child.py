@@ -56,7 +56,7 @@ def run_keyed(path: Path, state: Path, **extra: Any) -> int:
     app = build(settings)
     try:
         app.daemon.run()
-        return app.daemon.keyed.models.child_keys
+        return app.daemon.keyed.models.forked.keys
     finally:
         app.close()
 

@@ -5,7 +5,7 @@
 the loop at that moment) pickles each changed key into a segment of its own, one the parent
 will not write to (``SegmentLog.reserve``), writes the index shards they changed there too,
 fsyncs it and puts the manifest in the generation file it writes; the loop learns on
-meanwhile. The parent keeps those keys changed (``_inflight``: a key evicted meanwhile is
+meanwhile. The parent keeps those keys changed (``Forked.inflight``: a key evicted meanwhile is
 written by the parent, as any changed key) until the checkpoint is durable; then it points
 its index at the child's frames of the keys not written since (:func:`adopted`), read from
 the index shards the child wrote there. A child that failed gives its keys back as changed
@@ -16,6 +16,7 @@ checkpoint on the loop (``KeyedModels.checkpoint``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..state.child import CHILD_SHA256, Deferred, Lock
@@ -27,7 +28,21 @@ if TYPE_CHECKING:
     from .manifest import KeysManifest
     from .store import KeyedModels
 
-__all__ = ["ChildKeys", "adopted", "given_back"]
+__all__ = ["ChildKeys", "Forked", "adopted", "given_back"]
+
+
+@dataclass
+class Forked:
+    """What a keyed store knows of its forked checkpoint children."""
+
+    #: Keys the child in flight writes: changed for the parent until its checkpoint is durable.
+    inflight: set[str] = field(default_factory=set)
+    #: That child's part (None: no child in flight).
+    part: ChildKeys | None = None
+    #: Seconds a changed key costs a checkpoint on the loop (pickled and written), last measured.
+    persist_seconds: float = 20e-6
+    #: Keys written by children, taken up once their checkpoint was durable.
+    keys: int = 0
 
 
 class ChildKeys(Deferred):
@@ -40,7 +55,7 @@ class ChildKeys(Deferred):
         self.segment = models.log.reserve()
 
     def guess(self) -> float:
-        return len(self.keys) * self.models.persist_seconds
+        return len(self.keys) * self.models.forked.persist_seconds
 
     def locks(self) -> Sequence[Lock]:
         return (self.models.log._sync_lock,)
@@ -62,18 +77,19 @@ class ChildKeys(Deferred):
 
     def forked(self) -> None:
         models = self.models
-        models._inflight = set(self.keys)
+        models.forked.inflight = set(self.keys)
         models._dirty = set()
-        models._child = self
+        models.forked.part = self
         models.log.skip(self.segment)
 
 
-def adopted(models: KeyedModels[Any], part: ChildKeys, inflight: set[str]) -> None:
+def adopted(models: KeyedModels[Any], part: ChildKeys) -> None:
     """The child's checkpoint is durable: the index points at its frames of the keys not
     written since."""
     from .store import COMPACT_MIN_BYTES
 
     log, index, segment = models.log, models.index, part.segment
+    inflight = models.forked.inflight
     shards: dict[str, Ref] = {}  # the child's index shards, each as it wrote it last
     for kind, name, ref in log.entries(segment):
         if kind == SHARD:
@@ -87,14 +103,15 @@ def adopted(models: KeyedModels[Any], part: ChildKeys, inflight: set[str]) -> No
             old = index.put(key, entry)
             log.adopt(entry.ref)
             models.scores.update(key, old.score if old is not None else None, entry.score)
-            models.child_keys += 1
-    given_back(models, part, inflight)  # none left, unless the segment lost some
+            models.forked.keys += 1
+    given_back(models, part)  # none left, unless the segment lost some
     models._compact(COMPACT_MIN_BYTES)  # a checkpoint on the loop would have
 
 
-def given_back(models: KeyedModels[Any], part: ChildKeys, inflight: set[str]) -> None:
+def given_back(models: KeyedModels[Any], part: ChildKeys) -> None:
     """The keys the child was to write are changed again; its segment is named from
     ``part.seq`` at most."""
-    models._dirty |= inflight
-    inflight.clear()
+    models._dirty |= models.forked.inflight
+    models.forked.inflight = set()
+    models.forked.part = None
     models.log.drop(part.segment, part.seq + 1)

@@ -116,11 +116,13 @@ class KeyLabelers:
 
 
 def keyed_pseudo(
-    run: KeyedRun, pseudo: PseudoLabeler | None, join: LabelJoin | None
+    run: KeyedRun | None, pseudo: PseudoLabeler | None, join: LabelJoin | None
 ) -> PseudoLabeler | None:
-    """Give each key of ``run`` a copy of ``pseudo`` (the options' loop); returns None, the
-    run's loop: the keys' are their own. Without pseudo-labels the keys' states may still
-    name ``join`` (a resumed run that had them)."""
+    """The run's pseudo-label loop: ``pseudo``, unless ``run`` is keyed (None: each key gets a
+    copy of ``pseudo``). Without pseudo-labels the keys' states may still name ``join`` (a
+    resumed run that had them)."""
+    if run is None:
+        return pseudo
     if pseudo is not None:
         run.labelers = KeyLabelers(run.models.codec, run.models, pseudo, join)
     elif join is not None:

@@ -23,7 +23,7 @@ from typing import Generic, Protocol, TypeVar
 
 from ..state.format import CheckpointError
 from ..state.key import StateKey
-from .childsave import ChildKeys, adopted, given_back
+from .childsave import ChildKeys, Forked, adopted, given_back
 from .codec import KeyCodec
 from .index import Entry, KeyIndex
 from .manifest import MANIFEST_FORMAT, KeysManifest
@@ -194,13 +194,8 @@ class KeyedModels(Generic[L]):
         self._durable: list[int] = [seq] if manifest is not None else []
         self._live: OrderedDict[str, L] = OrderedDict()
         self._dirty: set[str] = set()
-        #: Keys a forked checkpoint child is writing (``childsave``): changed until it is done.
-        self._inflight: set[str] = set()
-        self._child: ChildKeys | None = None
-        #: Seconds a changed key costs a checkpoint (pickled and written), last measured.
-        self.persist_seconds = 20e-6
-        #: Keys written by forked checkpoint children, taken up once durable.
-        self.child_keys = 0
+        #: Its forked checkpoint children (``childsave``): the keys one is writing.
+        self.forked = Forked()
         self.read_only = read_only
         #: Hears of spills and loads (telemetry), when set.
         self.events: KeyEvents | None = None
@@ -295,7 +290,7 @@ class KeyedModels(Generic[L]):
     def _evict(self) -> None:
         live = self._live
         key = next(iter(live))
-        if key not in self._dirty and key not in self._inflight:
+        if key not in self._dirty and key not in self.forked.inflight:
             del live[key]
             self.dropped += 1  # unchanged since it was written or read: the disk has it
             return
@@ -304,7 +299,7 @@ class KeyedModels(Generic[L]):
         rolled = self._persist(key, live[key])
         del live[key]
         self._dirty.discard(key)
-        self._inflight.discard(key)  # a forked child's copy of it is older
+        self.forked.inflight.discard(key)  # a forked child's copy of it is older
         seconds = time.perf_counter() - started
         self.spills += 1
         self.spill_seconds += seconds
@@ -374,7 +369,7 @@ class KeyedModels(Generic[L]):
         for key in self._dirty:  # every changed key is live: a spilled one was written
             self._persist(key, live[key])
         if self._dirty:
-            self.persist_seconds = (time.perf_counter() - started) / len(self._dirty)
+            self.forked.persist_seconds = (time.perf_counter() - started) / len(self._dirty)
         self._dirty.clear()
         self._compact(max(COMPACT_MIN_BYTES, self.log.bytes_written - before))
         self.index.flush()
@@ -413,19 +408,17 @@ class KeyedModels(Generic[L]):
     @property
     def in_flight(self) -> bool:
         """A forked child writes keys whose checkpoint is not durable yet."""
-        return self._child is not None
+        return self.forked.part is not None
 
     def abandon(self) -> None:
         """The forked child's checkpoint failed: its keys are changed again."""
-        if self._child is not None:
-            given_back(self, self._child, self._inflight)
-            self._child = None
+        if self.forked.part is not None:
+            given_back(self, self.forked.part)
 
     def durable(self, seq: int) -> None:
         """The checkpoint ``seq`` is durable: delete the segments no kept checkpoint names."""
-        if self._child is not None and seq >= self._child.seq:
-            adopted(self, self._child, self._inflight)
-            self._child = None
+        if self.forked.part is not None and seq >= self.forked.part.seq:
+            adopted(self, self.forked.part)
         self._durable.append(seq)
         del self._durable[: -self.keep]
         if len(self._durable) == self.keep:
