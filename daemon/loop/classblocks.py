@@ -221,16 +221,21 @@ class ClassRowsBlockPath(RowBlocks, ClassBlockPath):
         if fast is None:
             self.router.process(block.raws())
             return
-        started = time.perf_counter()
-        locate = block.locate if isinstance(block, LocatedBlock) else None
-        parsed = fast.parse(block.data, block.offset, self.kit.decoder, block.lines, locate)
-        start = self._parsed(started)
-        yhat, scored, done = self._learn_rows(parsed)
-        fast.score(self.learner, scored)
-        if self.kit.monitor is not None:
-            # It can only alert: the model that learned the block stays.
-            self._observe(parsed, yhat, done, self.learner.model)
-        self._close(parsed, yhat, done, start)
+        # The collector waits for the whole block, not only the model's loop: the block's
+        # short-lived containers (probabilities, curve points, output rows) then die by
+        # reference counting, never counted into a collection that would age them and, every
+        # so often, set off a full one over the whole heap (60-90 ms each).
+        with collector_paused():
+            started = time.perf_counter()
+            locate = block.locate if isinstance(block, LocatedBlock) else None
+            parsed = fast.parse(block.data, block.offset, self.kit.decoder, block.lines, locate)
+            start = self._parsed(started)
+            yhat, scored, done = self._learn_rows(parsed)
+            fast.score(self.learner, scored)
+            if self.kit.monitor is not None:
+                # It can only alert: the model that learned the block stays.
+                self._observe(parsed, yhat, done, self.learner.model)
+            self._close(parsed, yhat, done, start)
 
     def _learn_rows(self, parsed: Parsed) -> tuple[NDArray[np.float64], Scored, int]:
         """Probabilities, then learning, of each record of a parsed block, in order: the
