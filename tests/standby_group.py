@@ -112,7 +112,8 @@ class Instance:
 
 
 class RoleWatch:
-    """Polls every instance's role on a thread; notes each poll in which two were active."""
+    """Polls every instance's role (``/metrics`` and ``/readyz``) on a thread; notes each poll
+    in which two were active."""
 
     def __init__(self, instances: Callable[[], list[Instance]]) -> None:
         self._instances = instances
@@ -125,7 +126,12 @@ class RoleWatch:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            active = [i.proc.pid for i in self._instances() if i.role() == "active"]
+            # An instance counts as active when either its metrics or its /readyz say so.
+            active = [
+                i.proc.pid
+                for i in self._instances()
+                if i.role() == "active" or i.readyz() == "ready: active\n"
+            ]
             self.polls += 1
             self.active_seen += bool(active)
             if len(active) > 1:
