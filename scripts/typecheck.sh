@@ -22,7 +22,10 @@ done
 ln -s "$PWD/producers" "$root/streamlearn/producers"
 config=$PWD/pyproject.toml
 cd "$root"
-# The whole package, then the loop, its seams and the state package under --strict.
+# The whole package, then the loop, its seams and the state package under --strict. With a
+# kept cache (MYPY_CACHE_DIR, as make check sets it) the --strict run keeps one of its own:
+# sharing one, each run would find the other's entries made under other options and check
+# everything again (25 s of CPU instead of about 1).
 MYPYPATH=. "$MYPY" --config-file "$config" -p streamlearn
-MYPYPATH=. "$MYPY" --config-file "$config" --strict -m streamlearn.interfaces -p streamlearn.loop \
-    -p streamlearn.state
+MYPYPATH=. MYPY_CACHE_DIR=${MYPY_CACHE_DIR:+$MYPY_CACHE_DIR/strict} "$MYPY" --config-file "$config" \
+    --strict -m streamlearn.interfaces -p streamlearn.loop -p streamlearn.state
