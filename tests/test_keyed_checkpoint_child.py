@@ -61,6 +61,7 @@ def run_keyed(path: Path, state: Path, **extra: Any) -> int:
         app.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("max_live", [100, 7])
 def test_forked_children_write_the_changed_keys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_live: int
