@@ -92,8 +92,8 @@ class Coordinator:
             ) from None
         self._thread.start()
         log.info(
-            "joining group %s on topic %s (session timeout %d ms): the member holding its "
-            "partition is the active learner",
+            "joining group %s on topic %s (session timeout %d ms, cooperative-sticky "
+            "assignment): the member holding its partition is the active learner",
             self.name,
             self.name,
             self.config["session_timeout_ms"],
