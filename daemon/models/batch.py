@@ -92,6 +92,35 @@ class BatchModel:
     classes: tuple[str, ...] | None = None
     model_labels: tuple[ClfTarget, ...] | None = None
 
+    @classmethod
+    def linear(
+        cls,
+        origin: str,
+        names: tuple[str, ...] | None,
+        coef: FloatArray,
+        intercept: FloatArray,
+        rate: float | None,
+        output: Output | None = None,
+        classes: tuple[str, ...] | None = None,
+        scaling: tuple[FloatArray | None, FloatArray | None] = (None, None),
+    ) -> BatchModel:
+        """A linear A: one layer of weights ``coef`` (features x outputs) and ``intercept``,
+        its output the score (a regressor) or the logits (a classifier's ``output``)."""
+        return cls(
+            kind="linear",
+            origin=origin,
+            feature_names=names,
+            n_features=coef.shape[0],
+            coefs=(coef,),
+            intercepts=(intercept,),
+            activations=("identity",),
+            input_mean=scaling[0],
+            input_scale=scaling[1],
+            learning_rate=rate,
+            output=output,
+            classes=classes,
+        )
+
     @property
     def is_classifier(self) -> bool:
         """Whether A predicts classes (``output`` or a River classifier), not a number."""

@@ -92,8 +92,13 @@ def from_sklearn_classifier(
     """
     name = type(model).__name__
     classes = class_texts(model.classes_, where)
+    scaling = (mean, scale)
+    output: Output
     if name == "MLPClassifier":
-        return _sklearn_mlp(model, origin, feature_names, mean, scale, learning_rate, classes)
+        output = _mlp_output(model, origin)
+        return sklearn_mlp(
+            model, origin, feature_names, learning_rate, "identity", output, classes, scaling
+        )
     if name == "SGDClassifier" and model.loss != "log_loss":
         raise TransferError(
             f"{where}: an SGDClassifier with loss={model.loss!r} gives no log-loss "
@@ -102,34 +107,17 @@ def from_sklearn_classifier(
     coef = np.array(model.coef_, dtype=np.float64)
     intercept = np.array(model.intercept_, dtype=np.float64).reshape(-1)
     if coef.shape[0] == 1:
-        output: Output = "sigmoid"
+        output = "sigmoid"
     else:
         output = "softmax" if name == "LogisticRegression" else "ovr"
-    return BatchModel(
-        kind="linear",
-        origin=origin,
-        feature_names=feature_names,
-        n_features=coef.shape[1],
-        coefs=(coef.T.copy(),),
-        intercepts=(intercept,),
-        activations=("identity",),
-        input_mean=mean,
-        input_scale=scale,
-        learning_rate=learning_rate,
-        output=output,
-        classes=classes,
+    weights = coef.T.copy()
+    return BatchModel.linear(
+        origin, feature_names, weights, intercept, learning_rate, output, classes, scaling
     )
 
 
-def _sklearn_mlp(
-    model: Any,
-    origin: str,
-    feature_names: tuple[str, ...] | None,
-    mean: FloatArray | None,
-    scale: FloatArray | None,
-    learning_rate: float | None,
-    classes: tuple[str, ...],
-) -> BatchModel:
+def _mlp_output(model: Any, origin: str) -> Output:
+    """A scikit-learn MLPClassifier's output: a softmax, else one logistic unit."""
     width = model.coefs_[-1].shape[1]
     output: Output = "softmax" if model.out_activation_ == "softmax" else "sigmoid"
     if output == "sigmoid" and width != 1:
@@ -137,21 +125,18 @@ def _sklearn_mlp(
             f"{origin} is a multi-label model ({width} independent outputs): a stream "
             "record has one class; train A on one label column"
         )
-    return sklearn_mlp(
-        model, origin, feature_names, mean, scale, learning_rate, "identity", output, classes
-    )
+    return output
 
 
 def sklearn_mlp(
     model: Any,
     origin: str,
-    feature_names: tuple[str, ...] | None,
-    mean: FloatArray | None,
-    scale: FloatArray | None,
-    learning_rate: float | None,
+    names: tuple[str, ...] | None,
+    rate: float | None,
     out_activation: str,
     output: Output | None = None,
     classes: tuple[str, ...] | None = None,
+    scaling: tuple[FloatArray | None, FloatArray | None] = (None, None),
 ) -> BatchModel:
     """A fitted scikit-learn MLP's layers as A: a regressor's (``output`` None) or a
     classifier's, whose output layer gives logits (``out_activation`` identity)."""
@@ -159,14 +144,14 @@ def sklearn_mlp(
     return BatchModel(
         kind="mlp",
         origin=origin,
-        feature_names=feature_names,
+        feature_names=names,
         n_features=coefs[0].shape[0],
         coefs=coefs,
         intercepts=tuple(np.array(b, dtype=np.float64) for b in model.intercepts_),
         activations=(model.activation,) * (len(coefs) - 1) + (out_activation,),
-        input_mean=mean,
-        input_scale=scale,
-        learning_rate=learning_rate,
+        input_mean=scaling[0],
+        input_scale=scaling[1],
+        learning_rate=rate,
         output=output,
         classes=classes,
     )
@@ -188,17 +173,11 @@ def from_own_classifier(
     if isinstance(obj, LogisticRegression):
         names = tuple(str(name) for name in obj.weights)
         coef = np.array([obj.weights[n] for n in obj.weights], dtype=np.float64)
-        return BatchModel(
-            kind="linear",
-            origin="streamlearn logistic",
-            feature_names=names,
-            n_features=len(names),
-            coefs=(coef.reshape(-1, 1),),
-            intercepts=(np.array([obj.intercept]),),
-            activations=("identity",),
-            learning_rate=obj.lr,
-            output="sigmoid",
-            classes=_binary_names(space),
+        binary = _binary_names(space)
+        intercept = np.array([obj.intercept])
+        origin = "streamlearn logistic"
+        return BatchModel.linear(
+            origin, names, coef.reshape(-1, 1), intercept, obj.lr, "sigmoid", binary
         )
     if isinstance(obj, SoftmaxRegression):
         if not obj.classes:
@@ -208,18 +187,10 @@ def from_own_classifier(
         coef = np.array(
             [[obj.weights[c].get(n, 0.0) for c in classes] for n in names], dtype=np.float64
         ).reshape(len(names), len(classes))
-        return BatchModel(
-            kind="linear",
-            origin="streamlearn softmax",
-            feature_names=names,
-            n_features=len(names),
-            coefs=(coef,),
-            intercepts=(np.array([obj.intercepts[c] for c in classes], dtype=np.float64),),
-            activations=("identity",),
-            learning_rate=obj.lr,
-            output="softmax",
-            classes=class_texts(classes, where),
-        )
+        intercepts = np.array([obj.intercepts[c] for c in classes], dtype=np.float64)
+        texts = class_texts(classes, where)
+        origin = "streamlearn softmax"
+        return BatchModel.linear(origin, names, coef, intercepts, obj.lr, "softmax", texts)
     if isinstance(obj, MLPClassifier):
         return _own_mlp(obj, space, where)
     return None

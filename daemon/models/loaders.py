@@ -305,8 +305,9 @@ def _from_sklearn(obj: Any, where: str) -> BatchModel:
         if model.coefs_[-1].shape[1] != 1:
             raise TransferError(f"{where}: A predicts {model.coefs_[-1].shape[1]} targets, not 1")
         rate = _sklearn_mlp_rate(model)
+        out = model.out_activation_
         return class_loaders.sklearn_mlp(
-            model, origin, feature_names, mean, scale, rate, model.out_activation_
+            model, origin, feature_names, rate, out, scaling=(mean, scale)
         )
     if name in _SKLEARN_LINEAR:
         if not hasattr(model, "coef_"):
@@ -316,18 +317,9 @@ def _from_sklearn(obj: Any, where: str) -> BatchModel:
             raise TransferError(f"{where}: A predicts {coef.shape[0]} targets, not 1")
         coef = coef.reshape(-1, 1)
         intercept = np.array(model.intercept_, dtype=np.float64).reshape(1)
-        return BatchModel(
-            kind="linear",
-            origin=origin,
-            feature_names=feature_names,
-            n_features=coef.shape[0],
-            coefs=(coef,),
-            intercepts=(intercept,),
-            activations=("identity",),
-            input_mean=mean,
-            input_scale=scale,
-            learning_rate=_sklearn_sgd_rate(model) if name == "SGDRegressor" else None,
-        )
+        rate = _sklearn_sgd_rate(model) if name == "SGDRegressor" else None
+        scaling = (mean, scale)
+        return BatchModel.linear(origin, feature_names, coef, intercept, rate, scaling=scaling)
     raise TransferError(
         f"{where} holds a scikit-learn {name}; supported are MLPRegressor, the linear "
         f"regressors ({', '.join(sorted(_SKLEARN_LINEAR))}) and the classifiers "
@@ -393,16 +385,8 @@ def _from_river(obj: base.Estimator, where: str) -> BatchModel:
     if isinstance(obj, SGDRegressor):
         names = tuple(str(name) for name in obj.weights)
         coef = np.array([obj.weights[n] for n in obj.weights], dtype=np.float64).reshape(-1, 1)
-        return BatchModel(
-            kind="linear",
-            origin="streamlearn SGDRegressor",
-            feature_names=names,
-            n_features=len(names),
-            coefs=(coef,),
-            intercepts=(np.array([obj.intercept]),),
-            activations=("identity",),
-            learning_rate=obj.lr,
-        )
+        intercept = np.array([obj.intercept])
+        return BatchModel.linear("streamlearn SGDRegressor", names, coef, intercept, obj.lr)
     from river import compose
 
     last = list(obj.steps.values())[-1] if isinstance(obj, compose.Pipeline) else obj
