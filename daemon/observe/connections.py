@@ -214,6 +214,10 @@ class ConnectionFront:
                     break
         except (ConnectionError, TimeoutError, asyncio.IncompleteReadError):
             pass  # the client went away, or would not read its answer
+        except asyncio.CancelledError:
+            # ``stop`` cancels us. Ending cancelled would make asyncio's stream callback
+            # (Python 3.11) log the CancelledError as an error: end quietly instead.
+            pass
         except Exception:
             log.exception("error on an HTTP connection from %s", peer[0])
         finally:
