@@ -33,24 +33,43 @@ from streamlearn.observe.class_counts import class_tallies
 from streamlearn.observe.http import DEFAULT_METRICS_PORT
 from streamlearn.observe.keys import KeyTelemetry
 from streamlearn.observe.telemetry import Telemetry
+from streamlearn.scaleout.member import MemberStats
+from streamlearn.scaleout.telemetry import member_registry
+from streamlearn.standby.role import Role
 
 PROMETHEUS = DEPLOY / "prometheus"
 
 
 def exposed_names(telemetry: Telemetry | None = None) -> set[str]:
     """Every sample name a real Telemetry exposes (with lag, baseline and ready bound): a
-    regressor's, and a keyed regressor's and a classifier's too when ``telemetry`` is None."""
+    regressor's, and a keyed regressor's, a classifier's and the series of several instances
+    (a group member's, a standby's role) too when ``telemetry`` is None."""
     if telemetry is None:
         return (
             exposed_names(Telemetry(CollectorRegistry(), source="kafka"))
             | exposed_names(keyed_telemetry())
             | exposed_names(class_telemetry())
+            | instance_names()
         )
     telemetry.baseline_metrics = lambda: {}
     telemetry.lag = lambda: {("t", 0): 0}
     telemetry.ready = lambda: True
     text = generate_latest(telemetry.registry).decode()
     return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] not in "#"}
+
+
+def registry_names(registry: CollectorRegistry) -> set[str]:
+    text = generate_latest(registry).decode()
+    return {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] not in "#"}
+
+
+def instance_names() -> set[str]:
+    """The sample names of a keyed group member (``MemberStats``, a partition's lag bound)
+    and of a ``--standby`` instance's role."""
+    stats = MemberStats(lag={0: 3})
+    registry = CollectorRegistry()
+    Role().register(registry)
+    return registry_names(member_registry(stats)) | registry_names(registry)  # type: ignore[arg-type]
 
 
 def class_telemetry(binary: bool = True) -> Telemetry:
@@ -213,6 +232,22 @@ def test_the_per_key_row_reads_only_a_keyed_runs_series() -> None:
         "streamlearn_key_worst_rolling_metric",
     ):
         assert needle in used, needle
+
+
+def test_scaleout_and_standby_rows_read_only_the_series_of_several_instances() -> None:
+    # A lone daemon exports none of them: test_prometheus_live.py queries a member's and a
+    # standby group's.
+    alone = exposed_names(Telemetry(CollectorRegistry(), source="kafka"))
+    several = instance_names()
+    used: set[str] = set()
+    for row, least in (("Scale-out", 6), ("Standby", 2)):
+        queries = dashboard_queries(load_dashboard(), row=row)
+        assert len(queries) >= least, row
+        for where, expr in queries:
+            names = metric_names(expr)
+            assert names and names <= several - alone, (where, names)
+            used |= names
+    assert used == several  # every series of several instances is on the dashboard
 
 
 def test_rate_windows_use_the_rate_interval_variable() -> None:

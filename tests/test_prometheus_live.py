@@ -1,4 +1,5 @@
-"""A real Prometheus scrapes real MetricsServers, a keyed regressor's and a classifier's: every
+"""A real Prometheus scrapes real MetricsServers, a keyed regressor's (the active instance of a
+--standby group), a classifier's, a keyed group member's and a standby's: every
 dashboard query and every rule returns data. (The end-to-end tests do the same against a
 daemon: test_observability_e2e.py a regressor's, test_class_observability.py a classifier's.)"""
 
@@ -24,6 +25,9 @@ from streamlearn.observe.http import MetricsServer
 from streamlearn.observe.keys import KeyTelemetry
 from streamlearn.observe.labels import STAGES
 from streamlearn.observe.telemetry import Telemetry
+from streamlearn.scaleout.member import MemberStats
+from streamlearn.scaleout.telemetry import member_registry
+from streamlearn.standby.role import Role
 
 pytestmark = pytest.mark.prometheus
 
@@ -37,10 +41,15 @@ class FakeLoop:
     ``classifier``, as a classifier's loop (its confusion matrix grows by class)."""
 
     def __init__(
-        self, telemetry: Telemetry, classifier: bool = False, keys: KeyTelemetry | None = None
+        self,
+        telemetry: Telemetry,
+        classifier: bool = False,
+        keys: KeyTelemetry | None = None,
+        member: MemberStats | None = None,
     ) -> None:
         self.telemetry = telemetry
         self.keys = keys
+        self.member = member
         self.classifier = classifier
         self.batches = 0
         self._stop = threading.Event()
@@ -110,6 +119,14 @@ class FakeLoop:
             t.gaps(1)
             t.last_record()
             t.checkpoint_ok()
+            if self.member is not None:  # a group member's: a rebalance every 20 batches
+                self.member.lag = {0: 120 + self.batches % 7, 1: 3}
+                if self.batches % 20 == 0:
+                    self.member.rebalances += 1
+                    self.member.last_rebalance_seconds = float(self._rng.uniform(0.1, 2))
+                    self.member.rebalance_seconds += self.member.last_rebalance_seconds
+                    self.member.restore_seconds += 0.05
+                    self.member.fencing_refusals += 1
             if self.keys is not None:
                 self.keys.spilled(float(self._rng.exponential(1e-4)))
                 self.keys.loaded(float(self._rng.exponential(1e-4)))
@@ -142,7 +159,19 @@ def prometheus() -> Iterator[PrometheusServer]:
     telemetry = Telemetry(CollectorRegistry(), source="kafka", model_spec="sgd")
     # Keyed (--key-by): the per-key row reads these; the store is not stepped while scraped.
     models, keys = keyed_store(telemetry.registry)
+    # The active instance of a --standby group: its telemetry's registry says the role.
+    active = Role()
+    active.register(telemetry.registry)
+    active.takeovers = 1
+    active.become("active")
     server = MetricsServer("127.0.0.1", 0, telemetry.registry, telemetry=telemetry)
+    # Its standby serves the role alone; a keyed group member serves its MemberStats.
+    standby = Role()
+    standby_registry = CollectorRegistry()
+    standby.register(standby_registry)
+    standby_server = MetricsServer("127.0.0.1", 0, standby_registry)
+    stats = MemberStats(owned=2)
+    member_server = MetricsServer("127.0.0.1", 0, member_registry(stats))  # type: ignore[arg-type]
     # A classifier's telemetry, as observe.face builds it: its own grid, no error histogram.
     classes = Telemetry(
         CollectorRegistry(),
@@ -152,14 +181,15 @@ def prometheus() -> Iterator[PrometheusServer]:
         error_buckets=None,
     )
     class_server = MetricsServer("127.0.0.1", 0, classes.registry, telemetry=classes)
-    server.start()
-    class_server.start()
+    servers = [server, class_server, standby_server, member_server]
+    for each in servers:
+        each.start()
     try:
         with (
-            FakeLoop(telemetry, keys=keys),
+            FakeLoop(telemetry, keys=keys, member=stats),
             FakeLoop(classes, classifier=True),
             PrometheusServer(
-                [f"127.0.0.1:{server.port}", f"127.0.0.1:{class_server.port}"],
+                [f"127.0.0.1:{each.port}" for each in servers],
                 rule_files=[RULES],
                 scrape_interval="1s",
             ) as prom,
@@ -171,11 +201,11 @@ def prometheus() -> Iterator[PrometheusServer]:
                 timeout=30,
             )
             up = prom.query('up{job="streamlearn"}')
-            assert [sample["value"][1] for sample in up] == ["1", "1"]
+            assert [sample["value"][1] for sample in up] == ["1"] * len(servers)
             yield prom
     finally:
-        server.stop()
-        class_server.stop()
+        for each in servers:
+            each.stop()
         models.close()
 
 
