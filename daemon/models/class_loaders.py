@@ -75,15 +75,14 @@ def class_texts(labels: Iterable[Any], where: str) -> tuple[str, ...]:
 
 def from_sklearn_classifier(
     model: Any,
-    *,
     origin: str,
     feature_names: tuple[str, ...] | None,
-    mean: FloatArray | None,
-    scale: FloatArray | None,
+    scaling: tuple[FloatArray | None, FloatArray | None],
     learning_rate: float | None,
     where: str,
 ) -> BatchModel:
-    """A fitted scikit-learn classifier (``SKLEARN_CLASSIFIERS``), its scaler already read.
+    """A fitted scikit-learn classifier (``SKLEARN_CLASSIFIERS``), its scaler already read
+    (``scaling``: its mean and scale, None without one).
 
     scikit-learn's probabilities: ``LogisticRegression`` a sigmoid (two classes) or a softmax
     of ``X @ coef_.T + intercept_``; ``SGDClassifier(loss="log_loss")`` a sigmoid, or for
@@ -92,7 +91,6 @@ def from_sklearn_classifier(
     """
     name = type(model).__name__
     classes = class_texts(model.classes_, where)
-    scaling = (mean, scale)
     output: Output
     if name == "MLPClassifier":
         output = _mlp_output(model, origin)

@@ -274,6 +274,7 @@ def _from_sklearn(obj: Any, where: str) -> BatchModel:
     looks the same way): the ``hasattr`` checks below probe a third-party object, not a seam.
     """
     model, mean, scale = _unpipe(obj, where)
+    scaling = (mean, scale)
     name = type(model).__name__
     origin = f"sklearn {name}" + (" (with StandardScaler)" if scale is not None else "")
     # A pipeline reports the names its first step saw, which are the stream's names.
@@ -291,13 +292,7 @@ def _from_sklearn(obj: Any, where: str) -> BatchModel:
             else None
         )
         return class_loaders.from_sklearn_classifier(
-            model,
-            origin=origin,
-            feature_names=feature_names,
-            mean=mean,
-            scale=scale,
-            learning_rate=rate,
-            where=where,
+            model, origin, feature_names, scaling, rate, where
         )
     if name == "MLPRegressor":
         if not hasattr(model, "coefs_"):
@@ -306,9 +301,7 @@ def _from_sklearn(obj: Any, where: str) -> BatchModel:
             raise TransferError(f"{where}: A predicts {model.coefs_[-1].shape[1]} targets, not 1")
         rate = _sklearn_mlp_rate(model)
         out = model.out_activation_
-        return class_loaders.sklearn_mlp(
-            model, origin, feature_names, rate, out, scaling=(mean, scale)
-        )
+        return class_loaders.sklearn_mlp(model, origin, feature_names, rate, out, scaling=scaling)
     if name in _SKLEARN_LINEAR:
         if not hasattr(model, "coef_"):
             raise TransferError(f"{where}: the {name} is not fitted")
@@ -318,7 +311,6 @@ def _from_sklearn(obj: Any, where: str) -> BatchModel:
         coef = coef.reshape(-1, 1)
         intercept = np.array(model.intercept_, dtype=np.float64).reshape(1)
         rate = _sklearn_sgd_rate(model) if name == "SGDRegressor" else None
-        scaling = (mean, scale)
         return BatchModel.linear(origin, feature_names, coef, intercept, rate, scaling=scaling)
     raise TransferError(
         f"{where} holds a scikit-learn {name}; supported are MLPRegressor, the linear "
