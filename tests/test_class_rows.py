@@ -8,6 +8,7 @@ that are not exactly the two classes) are checked here against ``score`` record 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from streamlearn.classify.metrics import score
 from streamlearn.classify.space import ClassSpace
@@ -38,3 +39,38 @@ def test_binary_scores_equal_the_record_by_record_scores():
         (a, b, c, d) for a, b, c, d in expected
     ]
     assert pred.tolist() == [1, 1, 0, 1, 1, 1, 0]
+
+
+@pytest.mark.slow
+def test_the_collector_waits_for_the_whole_block(tmp_path, monkeypatch):
+    """The block's scoring and output run with the collector paused too, and it is on again
+    after the block (``ClassRowsBlockPath.process_block``)."""
+    import gc
+
+    from test_class_kernels import run_class_daemon, write_class_stream
+
+    from streamlearn.fast.classblock import ClassBlockLearner
+    from streamlearn.models.registry import build_model
+
+    seen: list[bool] = []
+    score = ClassBlockLearner.score
+
+    def scoring(self, *args):
+        seen.append(gc.isenabled())
+        return score(self, *args)
+
+    monkeypatch.setattr(ClassBlockLearner, "score", scoring)
+    path = tmp_path / "stream.csv"
+    write_class_stream(path, 1500, seed=7, binary=True)
+    was = gc.isenabled()
+    summary = run_class_daemon(
+        path,
+        tmp_path / "run",
+        fast=True,
+        binary=True,
+        monkeypatch=monkeypatch,
+        make=lambda: build_model("LogisticRegression(optimizer=SGD(lr=0.05))"),
+    )[0]
+    assert summary["records_learned"] > 1200
+    assert seen and not any(seen)
+    assert gc.isenabled() == was
