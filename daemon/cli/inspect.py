@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import click
@@ -75,6 +76,8 @@ def describe(summary: Mapping[str, Any], generation: int, now: float | None = No
         lines.append(_line("checkpoint", f"generation {generation}, {stamp} ({age} ago)"))
     else:
         lines.append(_line("checkpoint", f"generation {generation}"))
+    if "epoch" in summary:
+        lines.append(_line("epoch", f"{summary['epoch']} (takeovers of a --standby group)"))
     if "weights" in summary:
         weights = ", ".join(f"{k}={v:.6g}" for k, v in sorted(summary["weights"].items()))
         lines.append(_line("weights", weights))
@@ -279,6 +282,7 @@ def inspect(
     from streamlearn.loop import inspect_state
     from streamlearn.scaleout.inspect import is_shared_store
     from streamlearn.state import CheckpointError, CheckpointStore
+    from streamlearn.state.epoch import EPOCH_NAME, read_epoch
 
     if is_shared_store(state_dir) and not list_keys:
         from streamlearn.cli.inspect_keys import show_shared
@@ -288,6 +292,9 @@ def inspect(
     try:
         store = CheckpointStore(state_dir, lock=False, trust=trust)
         loaded = store.load()
+        # A --standby group's dir counts its takeovers; a lone daemon's has no epoch file.
+        shared = (Path(state_dir) / EPOCH_NAME).exists()
+        epoch = read_epoch(Path(state_dir)) if shared else None
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from None
     if loaded is None:
@@ -298,6 +305,8 @@ def inspect(
         show_keys(store, loaded.state, key, (sort, top), as_json)
         return
     summary = inspect_state(loaded.state, loaded.generation)
+    if epoch is not None:
+        summary["epoch"] = epoch
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
     else:
