@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from streamlearn.broker import free_port
 from streamlearn.scaleout.child import FENCED_EXIT
 from streamlearn.scaleout.partitions import newer_epoch, take_over
-from streamlearn.scaleout.spawn import Learning, start_learner
+from streamlearn.scaleout.spawn import Learning, start_learner, warm_up
 
 if TYPE_CHECKING:
     from kafka import KafkaConsumer, TopicPartition
@@ -375,6 +375,7 @@ class Member:
 
     def run(self) -> int:
         """Hold the membership until SIGTERM/SIGINT; returns the exit status."""
+        warm_up()
         self.consumer = consumer = self._consumer()
         consumer.subscribe([self.kafka.topic], listener=self._listener())
         log.info(

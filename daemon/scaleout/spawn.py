@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from streamlearn.config import Settings
 
-__all__ = ["Learning", "start_learner"]
+__all__ = ["Learning", "start_learner", "warm_up"]
 
 #: What the fork server imports once, for every learner it forks.
 PRELOAD = [
@@ -75,6 +75,15 @@ class Learning:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
+
+
+def warm_up() -> None:
+    """Start the fork server now (it imports the daemon): not in the first rebalance, where
+    the client's network thread would wait on it."""
+    from multiprocessing import forkserver
+
+    _fork_server()
+    forkserver.ensure_running()
 
 
 def start_learner(settings: Settings, log_level: str, name: str) -> Learning:
