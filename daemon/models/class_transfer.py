@@ -24,6 +24,7 @@ from streamlearn.models.batch import BatchModel, FloatArray, TransferError
 from streamlearn.models.transfer import (
     MODES,
     fold_scaling,
+    layer_args,
     stream_order,
     suited_lr,
     trainable_of,
@@ -99,7 +100,7 @@ def warm_classifier(
                 "finetune"
             )
         return _linear_b(a, order, lr, names, flip)
-    return _mlp_b(a, mode, trainable_layers, order, lr, names, flip)
+    return _mlp_b(a, trainable_of(a, mode, trainable_layers), order, lr, names, flip)
 
 
 def frozen_classifier(
@@ -197,8 +198,7 @@ def _linear_b(
 
 def _mlp_b(
     a: BatchModel,
-    mode: str,
-    trainable_layers: int,
+    trainable: int | None,
     order: list[str],
     lr: float,
     names: tuple[str, ...] | None,
@@ -207,23 +207,15 @@ def _mlp_b(
     """B from a layered A: ``mlp_classifier`` with A's layers, the last ``trainable`` learning."""
     from streamlearn.models.mlp_classifier import MLPClassifier
 
-    trainable = trainable_of(a, mode, trainable_layers)
     coefs = [c.copy() for c in a.coefs]
     intercepts = [b.copy() for b in a.intercepts]
     sigmoid = a.output == "sigmoid"
     if sigmoid and flip:
         coefs[-1], intercepts[-1] = -coefs[-1], -intercepts[-1]
-    hidden_acts = a.activations[:-1]
     return MLPClassifier(
-        hidden=tuple(c.shape[1] for c in a.coefs[:-1]),
-        activation=hidden_acts[0] if len(set(hidden_acts)) == 1 else hidden_acts,
-        lr=lr,
-        trainable_layers=trainable,
-        features=order,
+        **layer_args(a, trainable, order, lr),
         initial_coefs=coefs,
         initial_intercepts=intercepts,
-        input_mean=None if a.input_mean is None else a.input_mean.tolist(),
-        input_scale=None if a.input_scale is None else a.input_scale.tolist(),
         output="sigmoid" if sigmoid else "softmax",
         classes=None if sigmoid else list(names or ()),
     )

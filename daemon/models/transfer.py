@@ -37,6 +37,7 @@ import copy
 import math
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from typing import TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -54,11 +55,13 @@ __all__ = [
     "MODES",
     "BatchModel",
     "FrozenRegressor",
+    "LayerArgs",
     "RenamedRegressor",
     "TransferError",
     "as_batch_model",
     "fold_scaling",
     "frozen_baseline",
+    "layer_args",
     "load_batch_model",
     "map_entries",
     "parse_feature_map",
@@ -397,19 +400,40 @@ def _mlp_b(
             f"head='rls' needs a linear output layer; {a.origin} ends in "
             f"{a.activations[-1]}: use head='sgd'"
         )
-    hidden_acts = a.activations[:-1]
     return MLPRegressor(
+        **layer_args(a, trainable, order, lr),
+        output_activation=a.activations[-1],
+        initial_coefs=list(a.coefs),
+        initial_intercepts=list(a.intercepts),
+        head=head,
+    )
+
+
+class LayerArgs(TypedDict):
+    """What both numpy MLPs take from a layered A: its hidden layers, how many of its layers
+    learn, the stream's feature order, the learning rate and A's input scaling."""
+
+    hidden: tuple[int, ...]
+    activation: str | tuple[str, ...]
+    lr: float
+    trainable_layers: int | None
+    features: list[str]
+    input_mean: list[float] | None
+    input_scale: list[float] | None
+
+
+def layer_args(a: BatchModel, trainable: int | None, order: list[str], lr: float) -> LayerArgs:
+    """B's arguments from a layered A (``LayerArgs``): one activation name when A's hidden
+    layers share it."""
+    hidden_acts = a.activations[:-1]
+    return LayerArgs(
         hidden=tuple(c.shape[1] for c in a.coefs[:-1]),
         activation=hidden_acts[0] if len(set(hidden_acts)) == 1 else hidden_acts,
-        output_activation=a.activations[-1],
         lr=lr,
         trainable_layers=trainable,
         features=order,
-        initial_coefs=list(a.coefs),
-        initial_intercepts=list(a.intercepts),
         input_mean=None if a.input_mean is None else a.input_mean.tolist(),
         input_scale=None if a.input_scale is None else a.input_scale.tolist(),
-        head=head,
     )
 
 
