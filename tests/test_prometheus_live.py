@@ -281,3 +281,15 @@ def test_class_labels_arrive_as_they_were_written(prometheus: PrometheusServer) 
         " / sum by (class) (rate(streamlearn_class_labels_total[1m]))"
     )
     assert len(recall) == len(CLASSES)
+
+
+def test_the_job_and_instance_variables_list_every_target(prometheus: PrometheusServer) -> None:
+    # A group member and a standby export no build info: they must still be listed, or the
+    # Scale-out and Standby rows show nothing for them under "All".
+    targets = {sample["metric"]["instance"] for sample in prometheus.query("up")}
+    assert len(targets) == 4
+    variables = dict(dashboard_queries(load_dashboard()))
+    listed = prometheus.query(substitute(variables["variable 'instance'"]))
+    assert {sample["metric"]["instance"] for sample in listed} == targets
+    jobs = prometheus.query(substitute(variables["variable 'job'"]))
+    assert {sample["metric"]["job"] for sample in jobs} == {"streamlearn"}
