@@ -330,6 +330,13 @@ def test_every_alert_is_tested_firing_and_silent() -> None:
     assert alerts - silent == set(), "alerts never shown silent"
 
 
+def test_every_alert_is_in_the_readmes_table() -> None:
+    readme = (DEPLOY / "README.md").read_text()
+    for rule in load_rules():
+        if "alert" in rule:
+            assert f"| `{rule['alert']}` |" in readme, rule["alert"]
+
+
 def test_every_alert_has_severity_summary_and_description() -> None:
     for rule in load_rules():
         if "alert" in rule:
