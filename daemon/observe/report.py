@@ -23,40 +23,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from streamlearn.observe.curves import (
-    CurveRun,
-    DriftSummary,
-    ReportError,
-    Run,
-    curve_from_state,
-    curves_from_state,
-    load_curve,
-    load_curves,
-    rolling_mae,
-)
+# The curves' names, re-exported: callers plot and load curves through this one module.
+from streamlearn.observe.curves import CurveRun as CurveRun
+from streamlearn.observe.curves import DriftSummary as DriftSummary
+from streamlearn.observe.curves import ReportError as ReportError
+from streamlearn.observe.curves import Run as Run
+from streamlearn.observe.curves import curve_from_state as curve_from_state
+from streamlearn.observe.curves import curves_from_state as curves_from_state
+from streamlearn.observe.curves import load_curve as load_curve
+from streamlearn.observe.curves import load_curves as load_curves
+from streamlearn.observe.curves import rolling_mae as rolling_mae
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
     from matplotlib.typing import ColorType
 
-__all__ = [
-    "BASELINE_GID",
-    "DRIFT_GID",
-    "FORMATS",
-    "KEY_GID",
-    "CurveRun",
-    "DriftSummary",
-    "ReportError",
-    "Run",
-    "curve_from_state",
-    "curves_from_state",
-    "draw_curves",
-    "load_curve",
-    "load_curves",
-    "plot_curves",
-    "rolling_mae",
-]
+__all__ = ["BASELINE_GID", "DRIFT_GID", "FORMATS", "KEY_GID", "draw_curves", "plot_curves"]
 
 #: The ``gid`` of every drift line a plot draws, so that callers (and tests) can find them.
 DRIFT_GID = "drift"
