@@ -91,3 +91,7 @@ def test_a_paused_owner_is_fenced(
     assert shown["keys_total"] == len(want) and shown["records_learned"] == len(rows)
     one = json.loads(cli("inspect", str(state), "--key", "k3", "--json").stdout)
     assert one["weights"] == want["k3"].model.weights
+    rows = json.loads(cli("inspect", str(state), "--keys", "--sort", "key", "--json").stdout)
+    assert {row["key"]: row["records_learned"] for row in rows} == {
+        key: learner.records_learned for key, learner in want.items()
+    }

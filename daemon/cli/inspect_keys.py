@@ -45,6 +45,11 @@ def show_keys(
         raise click.ClickException(str(exc)) from None
     finally:
         models.close()
+    _print_rows(rows, score, as_json)
+
+
+def _print_rows(rows: list[dict[str, Any]], score: str, as_json: bool) -> None:
+    """``inspect --keys``' rows, as JSON or a table."""
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -55,13 +60,41 @@ def show_keys(
         click.echo(f"{row['key'][:31]:<32}{row['records_learned']:>10}  {shown}")
 
 
-def show_shared(state_dir: str, key: str | None, trust: bool, as_json: bool) -> None:
-    """``inspect`` of a scaled-out run's shared store: its partitions, or the key ``key``."""
+def show_shared(
+    state_dir: str,
+    key: str | None,
+    trust: bool,
+    as_json: bool,
+    order: tuple[str, int | None] | None = None,
+) -> None:
+    """``inspect`` of a scaled-out run's shared store: its partitions, the key ``key``, or
+    with ``order`` (``--keys``) every partition's keys together."""
     from pathlib import Path
 
-    from streamlearn.scaleout.inspect import describe_shared, find_key, shared_summary
+    from streamlearn.keys.run import key_rows, read_keys, sorted_rows
+    from streamlearn.scaleout.inspect import (
+        describe_shared,
+        find_key,
+        partition_states,
+        shared_summary,
+    )
 
     try:
+        if order is not None:
+            rows: list[dict[str, Any]] = []
+            score = "mae"
+            for item in partition_states(Path(state_dir), trust):
+                store, state = item["store"], item["state"]
+                if state is None or store.key is None:
+                    continue
+                models = read_keys(item["directory"], store.key, state)
+                try:
+                    score = models.codec.score_name
+                    rows += key_rows(models.entries(), score)
+                finally:
+                    models.close()
+            _print_rows(sorted_rows(rows, score, *order), score, as_json)
+            return
         if key is None:
             summary = shared_summary(Path(state_dir), trust)
             click.echo(json.dumps(summary, indent=2) if as_json else describe_shared(summary))
