@@ -65,6 +65,7 @@ def test_sigterm_hands_the_model_over_from_its_final_checkpoint(
     summary = inspect_json(state)
     assert summary["records_learned"] == ROWS
     assert summary["epoch"] == 2  # two takeovers: the first instance's, then the survivor's
+    assert summary["epoch_holder"]["pid"] == staying.proc.pid
     replay = json.loads(cli("replay", str(rows_csv), "--inspect-json").stdout)
     for name, value in replay["weights"].items():
         assert abs(summary["weights"][name] - value) < 1e-12

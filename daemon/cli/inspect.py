@@ -77,7 +77,9 @@ def describe(summary: Mapping[str, Any], generation: int, now: float | None = No
     else:
         lines.append(_line("checkpoint", f"generation {generation}"))
     if "epoch" in summary:
-        lines.append(_line("epoch", f"{summary['epoch']} (takeovers of a --standby group)"))
+        holder = summary.get("epoch_holder")
+        held = f", raised by {holder['instance']}" if holder else ""
+        lines.append(_line("epoch", f"{summary['epoch']} (takeovers of a --standby group{held})"))
     if "weights" in summary:
         weights = ", ".join(f"{k}={v:.6g}" for k, v in sorted(summary["weights"].items()))
         lines.append(_line("weights", weights))
@@ -282,7 +284,7 @@ def inspect(
     from streamlearn.loop import inspect_state
     from streamlearn.scaleout.inspect import is_shared_store
     from streamlearn.state import CheckpointError, CheckpointStore
-    from streamlearn.state.epoch import EPOCH_NAME, read_epoch
+    from streamlearn.state.epoch import EPOCH_NAME, read_epoch, read_holder
 
     if is_shared_store(state_dir):
         from streamlearn.cli.inspect_keys import show_shared
@@ -295,6 +297,7 @@ def inspect(
         # A --standby group's dir counts its takeovers; a lone daemon's has no epoch file.
         shared = (Path(state_dir) / EPOCH_NAME).exists()
         epoch = read_epoch(Path(state_dir)) if shared else None
+        holder = read_holder(Path(state_dir)) if shared else None
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from None
     if loaded is None:
@@ -307,6 +310,7 @@ def inspect(
     summary = inspect_state(loaded.state, loaded.generation)
     if epoch is not None:
         summary["epoch"] = epoch
+        summary["epoch_holder"] = holder  # None: no record of who raised it
     if as_json:
         click.echo(json.dumps(summary, indent=2, sort_keys=True))
     else:

@@ -8,22 +8,36 @@ its session timeout, cut off from the broker) finds a newer epoch there, and its
 refused (``Fenced``), logged and counted, instead of overwriting the new owner's model.
 
 The epoch file is written like a checkpoint: a temporary file, fsync, atomic rename, fsync
-of the directory. The lock is ``flock`` on ``fence.lock`` (never renamed), so a check and
-the rename it guards are one step for every process that reaches the directory.
+of the directory. Beside it, ``epoch.holder`` names the instance that raised it (for
+``inspect``; it fences nothing). The lock is ``flock`` on ``fence.lock`` (never renamed),
+so a check and the rename it guards are one step for every process that reaches the
+directory.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from .format import CheckpointError
 
-__all__ = ["EPOCH_NAME", "FENCE_NAME", "Fence", "Fenced", "fenced_cause", "read_epoch"]
+__all__ = [
+    "EPOCH_NAME",
+    "FENCE_NAME",
+    "HOLDER_NAME",
+    "Fence",
+    "Fenced",
+    "fenced_cause",
+    "read_epoch",
+    "read_holder",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +45,9 @@ log = logging.getLogger(__name__)
 EPOCH_NAME = "epoch"
 #: Held (``flock``) while the epoch is raised or a generation is installed under it.
 FENCE_NAME = "fence.lock"
+#: JSON naming the instance that raised the epoch: ``epoch``, ``instance``, ``host``, ``pid``,
+#: ``since`` (Unix seconds).
+HOLDER_NAME = "epoch.holder"
 
 
 class Fenced(CheckpointError):
@@ -60,6 +77,38 @@ def read_epoch(directory: Path) -> int:
         raise CheckpointError(
             f"the epoch file {directory / EPOCH_NAME} is corrupt ({text[:40]!r})"
         ) from None
+
+
+def read_holder(directory: Path) -> dict[str, object] | None:
+    """Who raised the epoch ``directory`` holds now; None when unknown (no record, an
+    unreadable one, or one of an earlier epoch: its writer died between the two renames)."""
+    try:
+        holder = json.loads((directory / HOLDER_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(holder, dict) or holder.get("epoch") != read_epoch(directory):
+        return None
+    return holder
+
+
+def _instance() -> str:
+    # The same id a scaled-out member gives itself (streamlearn.scaleout.member.instance_id).
+    return os.environ.get("STREAMLEARN_INSTANCE_ID") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _write(path: Path, text: str) -> None:
+    """``text`` into ``path`` by a temporary file, fsync and atomic rename."""
+    temporary = path.with_name(f"{path.name}.tmp.{os.getpid()}")
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        raise
 
 
 class Fence:
@@ -103,16 +152,17 @@ class Fence:
         """
         with self._locked():
             epoch = read_epoch(self.directory) + 1
-            temporary = self.directory / f"{EPOCH_NAME}.tmp.{os.getpid()}"
+            holder = {
+                "epoch": epoch,
+                "instance": _instance(),
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "since": time.time(),
+            }
             try:
-                with open(temporary, "w", encoding="ascii") as handle:
-                    handle.write(f"{epoch}\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temporary, self.directory / EPOCH_NAME)
+                _write(self.directory / EPOCH_NAME, f"{epoch}\n")
+                _write(self.directory / HOLDER_NAME, json.dumps(holder) + "\n")
             except OSError as exc:
-                with contextlib.suppress(FileNotFoundError):
-                    temporary.unlink()
                 raise CheckpointError(
                     f"cannot raise the epoch of {self.directory}: {exc.strerror}"
                 ) from exc
