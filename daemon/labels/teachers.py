@@ -290,7 +290,8 @@ class ModelTeacher(_TargetScale):
         )
         k = min(self.neighbors, self.size)
         nearest = np.argpartition(distances, k - 1, axis=1)[:, :k]
-        return errors[nearest].mean(axis=1)
+        means: np.ndarray = errors[nearest].mean(axis=1)
+        return means
 
     def label(self, xs: Sequence[dict[str, float]]) -> list[tuple[float, float]]:
         if not xs:
