@@ -11,8 +11,8 @@ Three sections (``--sections speed,river,rss``):
   (``iter_csv`` + ``predict_proba_one`` + ``LogLoss`` + ``learn_one`` with
   ``LogisticRegression(optimizer=SGD(lr), intercept_lr=lr)``) on the first ``--river-rows``
   rows (the loop's rate per row does not depend on how many rows it runs).
-- ``river``: River classifier specs through the daemon (default flags) next to the bare River
-  loop on the same rows.
+- ``river``: River classifier specs through the daemon (default flags; with ``--record-path``
+  also record by record) next to the bare River loop on the same rows.
 - ``rss``: resident memory of ``--model logistic`` (metrics, drift monitor, checkpoints,
   dead letters and predictions on) over ``--rss-records`` rows of a file written on disk,
   sampled every ``--interval`` seconds (``bench_memory.measure``).
@@ -27,7 +27,6 @@ Run: python bench/bench_classify.py [--rows 1000000] [--repeat 3] [--sections sp
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import platform
 import sys
@@ -281,6 +280,8 @@ def river_specs(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
     head(full, header, 1)
     results = []
     for spec, modules, expression, divisor in SPECS:
+        if args.specs and not any(part in spec for part in args.specs.split(",")):
+            continue
         rows = args.spec_rows // divisor
         warm_rows = max(rows // 20, 500)
         spec_full, spec_warm = tmp / "spec.csv", tmp / "spec-warm.csv"
@@ -288,15 +289,9 @@ def river_specs(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
         head(full, spec_warm, warm_rows + 1)
         files = (header, spec_warm, spec_full)
         loop = RIVER_LOOP.format(modules=modules, model=expression, d=args.features)
-        contenders: list[Contender] = [
-            Contender(
-                f"streamlearn replay '{spec}'",
-                streamlearn_cmd(tmp / "s4", "--model", spec),
-                None,
-                files,
-                rows,
-                warm_rows,
-            ),
+        daemon = streamlearn_cmd(tmp / "s4", "--model", spec)
+        contenders = [
+            Contender(f"streamlearn replay '{spec}'", daemon, None, files, rows, warm_rows),
             Contender(
                 f"River loop {expression}",
                 [sys.executable, "-c", loop, "{file}"],
@@ -306,6 +301,10 @@ def river_specs(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
                 warm_rows,
             ),
         ]
+        if args.record_path:  # ``ClassRouter`` and ``ClassLearner.step``, record by record
+            name = f"streamlearn replay '{spec}', per-record path"
+            record = Contender(name, daemon, {"STREAMLEARN_FASTPATH": "0"}, files, rows, warm_rows)
+            contenders.insert(1, record)
         results += race(contenders, args.repeat)
     return results
 
@@ -402,10 +401,15 @@ def ratios(results: list[dict[str, Any]]) -> list[str]:
         ):
             if other in by:
                 lines.append(f"- logistic / {other}: {_ratio_text(ours, by[other])}")
-    for r, loop in itertools.pairwise(results):
-        if r["name"].startswith("streamlearn replay '") and loop["name"].startswith("River loop"):
-            spec = r["name"].removeprefix("streamlearn replay '").removesuffix("'")
-            lines.append(f"- '{spec}' / bare River loop: {_ratio_text(r, loop)}")
+    daemons: list[dict[str, Any]] = []  # a spec's daemon runs, before its River loop
+    for r in results:
+        if r["name"].startswith("streamlearn replay '"):
+            daemons.append(r)
+        elif r["name"].startswith("River loop ") and daemons:
+            for ours in daemons:
+                spec = ours["name"].removeprefix("streamlearn replay ")
+                lines.append(f"- {spec} / bare River loop: {_ratio_text(ours, r)}")
+            daemons = []
     return lines
 
 
@@ -459,6 +463,14 @@ def main() -> None:
     parser.add_argument("--rss-records", type=int, default=10_000_000)
     parser.add_argument("--interval", type=float, default=0.5)
     parser.add_argument("--sections", default="speed,river,rss")
+    parser.add_argument(
+        "--specs", default="", help="river section: only the specs containing one of these (a,b)"
+    )
+    parser.add_argument(
+        "--record-path",
+        action="store_true",
+        help="river section: also each spec record by record (STREAMLEARN_FASTPATH=0)",
+    )
     args = parser.parse_args()
     sections = set(args.sections.split(","))
     if "speed" in sections:
