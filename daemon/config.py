@@ -145,3 +145,14 @@ class Settings:
             pseudo=PseudoSettings.from_params(params),
             drift=DriftSettings.from_params(params),
         )
+
+
+def require_kafka_sinks(settings: Settings, why: str) -> None:
+    """``--dead-letter`` and ``--predictions`` as ``kafka://`` topics (any case), or a usage
+    error: ``why`` says why a file will not do (formatted with ``option`` and ``path``)."""
+    for option, path in (
+        ("dead-letter", settings.dead_letter),
+        ("predictions", settings.predictions),
+    ):
+        if path is not None and not path.lower().startswith("kafka://"):
+            raise AppUsageError(why.format(option=option, path=path), option=option)

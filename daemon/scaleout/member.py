@@ -59,7 +59,7 @@ STOP_TIMEOUT_S = 90.0
 def member_kafka(settings: Settings) -> KafkaSettings | None:
     """The Kafka settings when this run is a group member (keyed, following a topic in a
     group, every partition), else None; ``AppUsageError`` for what a member cannot do."""
-    from streamlearn.config import AppUsageError
+    from streamlearn.config import AppUsageError, require_kafka_sinks
     from streamlearn.endpoints import kafka_settings
     from streamlearn.keys.build import check_keyed
 
@@ -75,16 +75,11 @@ def member_kafka(settings: Settings) -> KafkaSettings | None:
             "instance must reach (a shared volume): give one",
             option="state-dir",
         )
-    for option, path in (
-        ("dead-letter", settings.dead_letter),
-        ("predictions", settings.predictions),
-    ):
-        if path is not None and not path.lower().startswith("kafka://"):
-            raise AppUsageError(
-                f"--{option} {path}: instances of a group write it together; give a kafka:// "
-                "topic, not a file",
-                option=option,
-            )
+    require_kafka_sinks(
+        settings,
+        "--{option} {path}: instances of a group write it together; give a kafka:// topic, "
+        "not a file",
+    )
     return kafka
 
 

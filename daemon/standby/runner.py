@@ -17,7 +17,7 @@ import threading
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from streamlearn.config import AppUsageError, Settings
+from streamlearn.config import AppUsageError, Settings, require_kafka_sinks
 from streamlearn.state.epoch import fenced_cause
 
 from .coordinator import Coordinator
@@ -60,16 +60,10 @@ def check_standby(settings: Settings) -> None:
             "and clear the state dir once",
             option="reset",
         )
-    for option, sink in (
-        ("dead-letter", settings.dead_letter),
-        ("predictions", settings.predictions),
-    ):
-        if sink is not None and not sink.startswith("kafka://"):
-            raise AppUsageError(
-                "with --standby the instances take turns writing it: give a kafka:// topic, "
-                "not a file",
-                option=option,
-            )
+    require_kafka_sinks(
+        settings,
+        "with --standby the instances take turns writing it: give a kafka:// topic, not a file",
+    )
 
 
 class GroupRun:
