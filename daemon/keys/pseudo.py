@@ -19,8 +19,7 @@ from .codec import KeyCodec, LearnerCodec
 from .units import KeyClassifier, KeyRegressor
 
 if TYPE_CHECKING:
-    from streamlearn.interfaces import Prediction
-    from streamlearn.labels.join import Decision, LabelJoin
+    from streamlearn.labels.join import LabelJoin, LateLabel
     from streamlearn.labels.pseudo import PseudoLabeler
 
     from .run import KeyedRun
@@ -55,19 +54,12 @@ class KeyAudits:
         self.models = models
         self.key: str | None = None
 
-    def audit(
-        self,
-        index: int,
-        decision: Decision,
-        yhat: Prediction,
-        y: float,
-        twin_yhat: Prediction | None = None,
-    ) -> None:
+    def audit(self, late: LateLabel) -> None:
         if self.key is None:
             return
         learner = self.models.get(self.key)
         if isinstance(learner, KeyRegressor | KeyClassifier) and learner.pseudo is not None:
-            learner.pseudo.audit(index, decision, yhat, y, twin_yhat)
+            learner.pseudo.audit(late)
 
     def __reduce__(self) -> tuple[Any, tuple[()]]:
         return _no_auditor, ()

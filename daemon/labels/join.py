@@ -27,6 +27,7 @@ __all__ = [
     "Auditor",
     "Decision",
     "LabelJoin",
+    "LateLabel",
     "PendingFeatures",
 ]
 
@@ -42,19 +43,23 @@ QUEUED = "queued"
 Decision = str | tuple[str, float | None]
 
 
+class LateLabel(NamedTuple):
+    """The true label ``y`` of the record at ``stream_index``, which had a pseudo-label
+    ``decision``; ``yhat`` was predicted then, and ``twin_yhat`` by the student's twin
+    (``note_twin``), if it predicted it."""
+
+    stream_index: int
+    decision: Decision
+    yhat: Prediction
+    y: float
+    twin_yhat: Prediction | None
+
+
 class Auditor(Protocol):
     """Who is told when a true label comes for a record that had a pseudo-label decision."""
 
-    def audit(
-        self,
-        index: int,
-        decision: Decision,
-        yhat: Prediction,
-        y: float,
-        twin_yhat: Prediction | None,
-    ) -> None:
-        """The true label ``y`` of the record at stream ``index``; ``yhat`` was predicted then,
-        and ``twin_yhat`` by the student's twin (``note_twin``), if it predicted it."""
+    def audit(self, late: LateLabel) -> None:
+        """A true label came for a record with a pseudo-label decision."""
         ...
 
 
@@ -191,7 +196,8 @@ class LabelJoin:
         decision = entry[_DECISION]
         if decision is not None and self.auditor is not None:
             twin = entry[_TWIN] if len(entry) > _TWIN else None
-            self.auditor.audit(entry[_INDEX], decision, entry[_YHAT], float(label.y), twin)
+            late = LateLabel(entry[_INDEX], decision, entry[_YHAT], float(label.y), twin)
+            self.auditor.audit(late)
         return PendingFeatures(entry[_X], entry[_YHAT], entry[_INDEX], entry[_TIME])
 
     def expire(self, index: int, now: float | None = None) -> int:

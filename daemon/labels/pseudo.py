@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from streamlearn.labels.effect import PseudoEffect
-from streamlearn.labels.join import QUEUED, Decision, LabelJoin
+from streamlearn.labels.join import QUEUED, LabelJoin, LateLabel
 from streamlearn.labels.sidethread import SideThread
 from streamlearn.labels.teachers import Teacher
 from streamlearn.labels.window import Candidate, Verdict, decide_window
@@ -120,12 +120,7 @@ class PseudoLabeler(SideThread):
     True
     """
 
-    # The knobs, set by ``configure``.
-    threshold: float
-    weight: float
-    window: int
-    max_fraction: float
-    queue_size: int
+    # The knobs are typed by ``configure``, which sets them; this one it reads first.
     deterministic: bool
 
     def __init__(
@@ -334,14 +329,7 @@ class PseudoLabeler(SideThread):
         self._apply(verdicts, host)
         self._report(host)
 
-    def audit(
-        self,
-        index: int,
-        decision: Decision,
-        yhat: Prediction,
-        y: float,
-        twin_yhat: Prediction | None = None,
-    ) -> None:
+    def audit(self, late: LateLabel) -> None:
         """The true label ``y`` came for the record at ``index`` (called by ``LabelJoin.take``).
 
         ``decision`` is what ``LabelJoin.mark`` noted: ``QUEUED`` or
@@ -349,6 +337,7 @@ class PseudoLabeler(SideThread):
         ``twin_yhat`` its twin's (which ``observe_labeled`` scores next). The audit
         measures the accuracy of the pseudo-labels, not their benefit (``effect``).
         """
+        index, decision, yhat, y, twin_yhat = late
         self.effect.late_label(index, twin_yhat)
         if isinstance(decision, str):  # QUEUED
             # Still undecided: the true label is learned instead, never the pseudo-label.
