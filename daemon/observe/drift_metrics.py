@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from streamlearn.observe.labels import BoundedLabel
+from streamlearn.observe.labels import BoundedLabel, labelled
 
 __all__ = ["DriftMetrics"]
 
@@ -50,20 +50,22 @@ class DriftMetrics:
             for d in self._detector.known
             for s in self._signal.known
         }
-        self._last_drift_family = Gauge(
+        self._last_drift_family, self._last_drift = labelled(
+            Gauge,
             "streamlearn_last_drift_timestamp_seconds",
             "Unix time of the last drift flagged by each detector (0: none yet).",
-            ["detector"],
-            registry=registry,
+            "detector",
+            self._detector.known,
+            registry,
         )
-        self._last_drift = {d: self._last_drift_family.labels(d) for d in self._detector.known}
-        self._actions_family = Counter(
+        self._actions_family, self._actions = labelled(
+            Counter,
             "streamlearn_drift_actions",
             "Actions taken on the model after a drift, by action.",
-            ["action"],
-            registry=registry,
+            "action",
+            self._action.known,
+            registry,
         )
-        self._actions = {a: self._actions_family.labels(a) for a in self._action.known}
 
     def detected(self, detector: str, signal: str, ts: float | None) -> None:
         """Count one drift flagged by ``detector`` on ``signal`` at Unix time ``ts`` (now)."""

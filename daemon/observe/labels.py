@@ -11,6 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streamlearn import records
 
@@ -22,9 +25,12 @@ __all__ = [
     "STAGES",
     "BoundedLabel",
     "check_choice",
+    "labelled",
 ]
 
 log = logging.getLogger(__name__)
+
+Metric = TypeVar("Metric", Counter, Gauge)
 
 #: Why a record was sent to the dead-letter sink (pre-initialised label values): the
 #: decoders' closed set, plus "other" for reasons past the label-value budget.
@@ -74,3 +80,17 @@ def check_choice(value: str, allowed: Sequence[str], what: str) -> str:
     if value not in allowed:
         raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(allowed)}")
     return value
+
+
+def labelled(
+    kind: type[Metric],
+    name: str,
+    documentation: str,
+    label: str,
+    values: Iterable[str],
+    registry: CollectorRegistry,
+) -> tuple[Metric, dict[str, Metric]]:
+    """A metric family with one ``label``, and its children for ``values``, made now so
+    that each series is exported at 0 before its first event."""
+    family = kind(name, documentation, [label], registry=registry)
+    return family, {value: family.labels(value) for value in values}

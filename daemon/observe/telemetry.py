@@ -41,6 +41,7 @@ from streamlearn.observe.labels import (
     STAGES,
     BoundedLabel,
     check_choice,
+    labelled,
 )
 from streamlearn.observe.scrape import MODEL_METRICS, LagReader, ModelMetrics, ScrapeTimeReaders
 
@@ -216,13 +217,14 @@ class Telemetry(ScrapeTimeReaders):
     def _declare_records(self, registry: CollectorRegistry, source: str, max_extra: int) -> None:
         """Records received, learned, rejected, and predictions made."""
         self._source = source
-        self._received_family = Counter(
+        self._received_family, self._received = labelled(
+            Counter,
             "streamlearn_records_received",
             "Raw records read from the source, before decoding.",
-            ["source"],
-            registry=registry,
+            "source",
+            [self._source],
+            registry,
         )
-        self._received = {self._source: self._received_family.labels(self._source)}
         self._source_label = BoundedLabel([self._source], max_extra)
 
         learned = Counter(
@@ -235,13 +237,14 @@ class Telemetry(ScrapeTimeReaders):
         self._learned = {label: learned.labels(label) for label in LEARN_LABELS}
 
         self._reason = BoundedLabel(REJECT_REASONS, max_extra)
-        self._rejected_family = Counter(
+        self._rejected_family, self._rejected = labelled(
+            Counter,
             "streamlearn_records_rejected",
             "Records sent to the dead-letter sink, by reason.",
-            ["reason"],
-            registry=registry,
+            "reason",
+            self._reason.known,
+            registry,
         )
-        self._rejected = {r: self._rejected_family.labels(r) for r in self._reason.known}
 
         self._predictions = Counter(
             "streamlearn_predictions",
