@@ -65,9 +65,6 @@ Learn = Callable[[list[Example]], Learned]
 #: ``() -> (file name, bytes)`` of the newest checkpoint: ``GET /model/download``.
 Download = Callable[[], tuple[str, bytes]]
 
-#: Paths and the methods they answer; any other method on them is a 405.
-_GET_PATHS = ("/metrics", "/healthz", "/readyz", "/model", "/", "/status.json", "/model/download")
-_POST_PATHS = ("/predict", "/learn")
 #: Why a write endpoint answers 403 when it was not turned on.
 _OFF = "{endpoint} is off: start the daemon with {flag} (it has no authentication)"
 
@@ -88,47 +85,27 @@ class _Handler(Replies):
     # -- routing ------------------------------------------------------------------------
 
     def do_GET(self) -> None:
-        path = urlsplit(self.path).path
-        app = self.app
-        if path == "/metrics":
-            self._metrics()
-        elif path == "/healthz":
-            self._text(HTTPStatus.OK, "ok\n")
-        elif path == "/readyz":
-            self._readyz()
-        elif path == "/model":
-            self._model(parse_qs(urlsplit(self.path).query).get("key"))
-        elif path == "/":
-            self._page()
-        elif path == "/status.json":
-            self._json(HTTPStatus.OK, finite_or_null(app.status.document()), cache=False)
-        elif path == "/model/download":
-            self._download()
-        elif path in _POST_PATHS:
-            self._method_not_allowed("POST")
-        else:
-            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such path {path}; try /metrics"})
+        self._route(_GET_ROUTES, "; try /metrics")
 
     def do_POST(self) -> None:
-        path = urlsplit(self.path).path
-        if path == "/predict":
-            self._predict()
-        elif path == "/learn":
-            self._learn()
-        elif path in _GET_PATHS:
-            self._method_not_allowed("GET, HEAD")
-        else:
-            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such path {path}"})
+        self._route(_POST_ROUTES)
 
     def other_method(self) -> None:
         """PUT, DELETE, OPTIONS, TRACE, PATCH or any other method: 405 on a known path."""
+        self._route({})
+
+    def _route(self, routes: Routes, hint: str = "") -> None:
+        """The endpoint of this path in ``routes``; a 405 on a path another method answers."""
         path = urlsplit(self.path).path
-        if path in _POST_PATHS:
+        endpoint = routes.get(path)
+        if endpoint is not None:
+            endpoint(self)
+        elif path in _POST_ROUTES:
             self._method_not_allowed("POST")
-        elif path in _GET_PATHS:
+        elif path in _GET_ROUTES:
             self._method_not_allowed("GET, HEAD")
         else:
-            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such path {path}"})
+            self._json(HTTPStatus.NOT_FOUND, {"error": f"no such path {path}{hint}"})
 
     # -- endpoints ----------------------------------------------------------------------
 
@@ -236,8 +213,15 @@ class _Handler(Replies):
             return
         self._json(HTTPStatus.OK, learned.document())
 
-    def _model(self, keys: list[str] | None) -> None:
+    def _healthz(self) -> None:
+        self._text(HTTPStatus.OK, "ok\n")
+
+    def _status(self) -> None:
+        self._json(HTTPStatus.OK, finite_or_null(self.app.status.document()), cache=False)
+
+    def _model(self) -> None:
         """``GET /model``, or with ``?key=K`` a keyed daemon's model of that key (404: none)."""
+        keys = parse_qs(urlsplit(self.path).query).get("key")
         app = self.app
         if keys is None:
             self._json(HTTPStatus.OK, finite_or_null(app.model_info()))
@@ -270,6 +254,20 @@ class _Handler(Replies):
             "Content-Disposition": f'attachment; filename="{name}"',
         }
         self._send(HTTPStatus.OK, data, headers)
+
+
+#: Paths, each the endpoint that answers it; any other method on them is a 405.
+Routes = dict[str, Callable[[_Handler], None]]
+_GET_ROUTES: Routes = {
+    "/metrics": _Handler._metrics,
+    "/healthz": _Handler._healthz,
+    "/readyz": _Handler._readyz,
+    "/model": _Handler._model,
+    "/": _Handler._page,
+    "/status.json": _Handler._status,
+    "/model/download": _Handler._download,
+}
+_POST_ROUTES: Routes = {"/predict": _Handler._predict, "/learn": _Handler._learn}
 
 
 class MetricsServer:
