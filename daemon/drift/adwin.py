@@ -31,7 +31,7 @@ import logging
 import os
 import struct
 from collections.abc import Callable, MutableSequence, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -58,6 +58,8 @@ from streamlearn.fast.spec import (
 
 __all__ = ["ADWIN", "feed_values"]
 
+Number = TypeVar("Number", int, float)
+
 log = logging.getLogger(__name__)
 
 #: The state buffer: a float64 array for the compiled kernel, a list for the Python one.
@@ -82,6 +84,27 @@ def _want_compiled(compiled: bool | None) -> bool:
     if compiled is None:
         compiled = os.environ.get("STREAMLEARN_FASTPATH", "1") != "0"
     return bool(compiled) and compiled_kernel() is not None
+
+
+class _Figure(Generic[Number]):
+    """A read-only figure of the window: one slot of the state buffer, as ``kind``."""
+
+    def __init__(self, slot: int, kind: Callable[[Any], Number], doc: str) -> None:
+        self.slot = slot
+        self.kind: Callable[[Any], Number] = kind
+        self.__doc__ = doc
+
+    @overload
+    def __get__(self, adwin: None, owner: type[ADWIN]) -> _Figure[Number]: ...
+    @overload
+    def __get__(self, adwin: ADWIN, owner: type[ADWIN]) -> Number: ...
+    def __get__(self, adwin: ADWIN | None, owner: type[ADWIN]) -> Number | _Figure[Number]:
+        if adwin is None:
+            return self
+        return self.kind(adwin._current()[self.slot])
+
+    def __set__(self, adwin: ADWIN, value: object) -> None:
+        raise AttributeError("the window's figures are read-only")
 
 
 class ADWIN:
@@ -247,20 +270,13 @@ class ADWIN:
         # A waiting value is never a detection (it was not a tested one).
         return not self._pending and bool(self._buf[DETECTED] != 0.0)
 
-    @property
-    def width(self) -> float:
-        """Values in the window (a float, as River's)."""
-        return float(self._current()[WIDTH])
-
-    @property
-    def total(self) -> float:
-        """The sum of the values in the window."""
-        return float(self._current()[TOTAL])
-
-    @property
-    def variance(self) -> float:
-        """The window's sum of squared deviations from its mean (River's ``variance``)."""
-        return float(self._current()[VARIANCE])
+    width = _Figure(WIDTH, float, "Values in the window (a float, as River's).")
+    total = _Figure(TOTAL, float, "The sum of the values in the window.")
+    variance = _Figure(
+        VARIANCE,
+        float,
+        "The window's sum of squared deviations from its mean (River's ``variance``).",
+    )
 
     @property
     def estimation(self) -> float:
@@ -268,20 +284,21 @@ class ADWIN:
         width = self.width
         return 0.0 if width == 0 else self.total / width
 
-    @property
-    def n_detections(self) -> int:
-        """Detections since the detector last started anew (River's: 1 right after one, then 0)."""
-        return int(self._current()[DETECTIONS])
-
-    @property
-    def seen(self) -> int:
-        """Values fed since the detector last started anew (the window keeps the recent ones)."""
-        return int(self._current()[SEEN])
-
-    @property
-    def seen_total(self) -> float:
-        """Their sum, added in order: with ``total`` it gives the mean of the dropped part."""
-        return float(self._current()[SEEN_TOTAL])
+    n_detections = _Figure(
+        DETECTIONS,
+        int,
+        "Detections since the detector last started anew (River's: 1 right after one, then 0).",
+    )
+    seen = _Figure(
+        SEEN,
+        int,
+        "Values fed since the detector last started anew (the window keeps the recent ones).",
+    )
+    seen_total = _Figure(
+        SEEN_TOTAL,
+        float,
+        "Their sum, added in order: with ``total`` it gives the mean of the dropped part.",
+    )
 
     def __repr__(self) -> str:
         return (
