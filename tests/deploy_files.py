@@ -22,6 +22,10 @@ CLASSIFICATION_ROW = "Classification"
 CLASSIFICATION_GROUP = "streamlearn_classification"
 #: The dashboard row of a keyed run's series (``--key-by``): an unkeyed daemon exports none.
 KEYS_ROW = "Per key"
+#: The rows and the rule group of several instances (a keyed group's members, a --standby
+#: group): a lone daemon exports none of their series (test_*_prometheus.py run groups).
+INSTANCES_ROWS = ("Scale-out", "Standby")
+INSTANCES_GROUP = "streamlearn_instances"
 
 #: What Grafana would put in place of each dashboard variable, for running a query
 #: against a bare Prometheus: the one job, every instance, a 1-minute rate window.
