@@ -21,6 +21,7 @@ To make a "before" tree of commit REV::
 
 Run: python bench/bench_before_after.py --before /tmp/before/path [--rows 1000000]
      [--river-rows 100000] [--kafka-rows 200000] [--repeat 3] [--after /tmp/after/path]
+     [--only kafka]
 
 ``--after DIR`` (made the same way from another REV, e.g. HEAD) pins the "after" side to a
 commit; without it the "after" side is this venv's installed package, that is the working tree
@@ -199,6 +200,7 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-kafka", action="store_true")
+    parser.add_argument("--only", help="run only the contenders whose name holds this text")
     args = parser.parse_args()
     if not args.no_kafka:
         require("confluent_kafka")  # fills the topic of the Kafka row
@@ -254,6 +256,8 @@ def main() -> None:
                     lambda tree: kafka_rate(url, args.kafka_rows, state, env_for(tree)),
                 )
             )
+        if args.only:
+            contenders = [(name, measure) for name, measure in contenders if args.only in name]
         results: dict[tuple[str, str], float] = {}
         try:
             for _ in range(args.repeat):
