@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from streamlearn.cli.table import Command, OptionDecorator, apply
+from streamlearn.cli.table import Command, OptionDecorator, apply, option
 from streamlearn.drift.config import (
     DETECTOR_CHOICES,
     ON_DRIFT,
@@ -44,12 +44,10 @@ def _click_check(
 
 #: The drift monitor's options, in ``--help`` order (``DriftSettings`` names their values).
 DRIFT: tuple[OptionDecorator, ...] = (
-    click.option(
+    option(
         "--drift-detector",
         default=_DEFAULTS.drift_detector,
-        show_default=True,
         type=click.Choice([*DETECTOR_CHOICES, "none"], case_sensitive=False),
-        envvar="STREAMLEARN_DRIFT_DETECTOR",
         help="Drift detector on the prequential error: a regressor's absolute error, a "
         "classifier's 0/1 error (one-sided: only a rise counts). adwin is the default for "
         "both. Regressor, measured on River's FriedmanDrift and 2M stationary rows "
@@ -65,51 +63,42 @@ DRIFT: tuple[OptionDecorator, ...] = (
         "6 (104), hddm-a 10 (24), hddm-w 16 (91), and page-hinkley none but with 2310 false "
         "alarms.",
     ),
-    click.option(
+    option(
         "--drift-features",
         default=None,
-        envvar="STREAMLEARN_DRIFT_FEATURES",
         callback=_click_check(parse_features),
         help="Comma-separated input features also watched for drift (a shift either way).",
     ),
-    click.option(
+    option(
         "--drift-warmup",
         default=_DEFAULTS.drift_warmup,
-        show_default=True,
         type=int,
-        envvar="STREAMLEARN_DRIFT_WARMUP",
         callback=_click_check(lambda v: check_count(v, "--drift-warmup", 0)),
         help="Records not watched at start-up and after each reset/rollback/swap, while "
         "a fresh model's error falls; as many again while it still falls (up to 20 "
         "times; a doubling of the error meanwhile is flagged), then 100 more set the "
         "detector's unit.",
     ),
-    click.option(
+    option(
         "--on-drift",
         default=_DEFAULTS.on_drift,
-        show_default=True,
         type=click.Choice(ON_DRIFT),
-        envvar="STREAMLEARN_ON_DRIFT",
         help="On a detection: alert (log and count), reset (a fresh model), rollback (the "
         "--warm-start model; alert without one), background (train a challenger and swap "
         "it in when its recent error is lower).",
     ),
-    click.option(
+    option(
         "--drift-swap-window",
         default=_DEFAULTS.drift_swap_window,
-        show_default=True,
         type=click.IntRange(max=1_000_000),  # the windows are held in memory
-        envvar="STREAMLEARN_DRIFT_SWAP_WINDOW",
         callback=_click_check(lambda v: check_count(v, "--drift-swap-window", 10)),
         help="background: records over which the challenger's MAE must beat the model's "
         f"(dropped after {SWAP_PATIENCE} windows without winning).",
     ),
-    click.option(
+    option(
         "--drift-cooldown",
         default=_DEFAULTS.drift_cooldown,
-        show_default=True,
         type=int,
-        envvar="STREAMLEARN_DRIFT_COOLDOWN",
         callback=_click_check(lambda v: check_count(v, "--drift-cooldown", 0)),
         help="Records after an acted-on detection in which further detections are only "
         "recorded, so one change is acted on once.",

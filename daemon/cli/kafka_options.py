@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from streamlearn.cli.table import OptionDecorator
+from streamlearn.cli.table import OptionDecorator, flag, option
 
 __all__ = ["KAFKA"]
 
@@ -32,11 +32,8 @@ KAFKA: tuple[OptionDecorator, ...] = (
         help="Consumer group: offsets are committed there after each durable "
         "checkpoint (for lag monitoring); the checkpoint stays the truth.",
     ),
-    click.option(
+    flag(
         "--standby",
-        is_flag=True,
-        default=False,
-        envvar="STREAMLEARN_STANDBY",
         help="One of several instances of a single model (same ?group=G, shared --state-dir): "
         "the group elects the active learner (group and topic G.active), the others serve "
         "its latest checkpoint and take over when it dies.",
@@ -48,57 +45,48 @@ KAFKA: tuple[OptionDecorator, ...] = (
         metavar="KEY=VALUE",
         help="A Kafka client setting (repeatable), e.g. -X fetch.max.bytes=52428800.",
     ),
-    click.option(
+    option(
         "--kafka-config",
         default=None,
         type=click.Path(dir_okay=False),
         metavar="FILE",
-        envvar="STREAMLEARN_KAFKA_CONFIG",
         help="A .properties file of Kafka client settings (security goes here or "
         "in STREAMLEARN_KAFKA_* variables, never only on the command line).",
     ),
-    click.option(
+    option(
         "--from",
         "start_from",
         default="earliest",
-        show_default=True,
         metavar="earliest|latest|OFFSET|TIME",
-        envvar="STREAMLEARN_FROM",
         help="Where to start partitions that neither the checkpoint nor the group knows: "
         "earliest, latest, an offset (negative: that many before the end) or an ISO time "
         "such as 2024-05-01T12:00:00Z (the first record stamped at or after it).",
     ),
-    click.option(
+    option(
         "--partition",
         default=None,
         type=click.IntRange(min=0),
-        envvar="STREAMLEARN_PARTITION",
         help="Read this partition of the topic only (like kcat -p).",
     ),
-    click.option(
+    option(
         "--count",
         default=None,
         type=click.IntRange(min=1),
-        envvar="STREAMLEARN_COUNT",
         help="Stop after this many Kafka records (learned or rejected), checkpoint and "
         "exit 0 (like kcat -c).",
     ),
-    click.option(
+    option(
         "--kafka-client",
         default="kafka-python",
-        show_default=True,
         type=click.Choice(["kafka-python", "confluent"]),
-        envvar="STREAMLEARN_KAFKA_CLIENT",
         help="Kafka client library. confluent (librdkafka; pip install "
         "'streamlearn[confluent]') consumes about 4x faster, with the same semantics "
         "and the same checkpoint format.",
     ),
-    click.option(
+    option(
         "--on-data-loss",
         default="fail",
-        show_default=True,
         type=click.Choice(["fail", "reset"]),
-        envvar="STREAMLEARN_ON_DATA_LOSS",
         help="A checkpointed offset below the log start (retention deleted "
         "data): fail loudly, or reset to the log start and record the loss.",
     ),

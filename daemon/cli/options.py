@@ -20,7 +20,7 @@ from streamlearn.cli.help import Section
 from streamlearn.cli.kafka_options import KAFKA
 from streamlearn.cli.key_options import KEYS
 from streamlearn.cli.pseudo_options import pseudo_options
-from streamlearn.cli.table import Command, OptionDecorator, apply
+from streamlearn.cli.table import Command, OptionDecorator, apply, flag, option
 from streamlearn.cli.types import Address, Finite, Rate
 from streamlearn.models.champion import DEFAULT_MARGIN, ON_WORSE
 from streamlearn.models.registry import CLASSIFIERS, REGRESSORS, TRANSFORMERS
@@ -28,18 +28,17 @@ from streamlearn.models.registry import CLASSIFIERS, REGRESSORS, TRANSFORMERS
 #: The longest a duration option may be, in seconds: a clock wait of 1e300 s overflows.
 WEEK = 7 * 24 * 3600.0
 
-# The tables below are declarative: one click.option per entry, its help text included, so
+# The tables below are declarative: one option per entry, its help text included, so
 # they run longer than a function would.
 
 CONFIG: tuple[OptionDecorator, ...] = (
-    click.option(
+    option(
         "--config",
         type=click.Path(dir_okay=False),
         metavar="FILE",
         is_eager=True,
         expose_value=False,
         callback=load_config,
-        envvar="STREAMLEARN_CONFIG",
         help="TOML file of settings. Keys are the long option names, with dashes or "
         'underscores (state-dir, from, inspect-json); X = ["KEY=VALUE"] or a [kafka] table '
         "holds -X settings. Top-level keys are shared by run and replay (each ignores the "
@@ -50,41 +49,33 @@ CONFIG: tuple[OptionDecorator, ...] = (
 
 #: How a record is read: which column is the target, which are features, the format.
 INPUT: tuple[OptionDecorator, ...] = (
-    click.option(
+    option(
         "--target",
         default="y",
-        show_default=True,
-        envvar="STREAMLEARN_TARGET",
         help="Target column (CSV) or key (JSON). Empty/missing = unlabeled.",
     ),
-    click.option(
+    option(
         "--features",
         default=None,
-        envvar="STREAMLEARN_FEATURES",
         help="Comma-separated feature columns. Default: all but target and id.",
     ),
-    click.option(
+    option(
         "--id-column",
         default=None,
-        envvar="STREAMLEARN_ID_COLUMN",
         help="Column (CSV) or key (JSON, default 'id') holding the record id.",
     ),
-    click.option(
+    option(
         "--format",
         "format",
         default="auto",
-        show_default=True,
-        envvar="STREAMLEARN_FORMAT",
         type=click.Choice(["auto", "csv", "jsonl"]),
         help="Record format; auto goes by extension, then by the first byte. Kafka "
         "values are JSON unless --format csv (with --features: features, then target).",
     ),
-    click.option(
+    option(
         "--on-schema-change",
         default="stop",
-        show_default=True,
         type=click.Choice(["stop", "dead-letter"]),
-        envvar="STREAMLEARN_ON_SCHEMA_CHANGE",
         help="A CSV header row (a rotated-in file, concatenated CSVs) is mapped onto the "
         "model's features by name. One naming other features: stop with an error, or "
         "send it and its rows to the dead letters (reason schema_changed) until a header "
@@ -94,32 +85,25 @@ INPUT: tuple[OptionDecorator, ...] = (
 
 #: The model learned.
 MODEL: tuple[OptionDecorator, ...] = (
-    click.option(
+    option(
         "--model",
         default="sgd",
-        show_default=True,
-        envvar="STREAMLEARN_MODEL",
         help="Model spec: 'sgd' (the exact textbook update), 'logistic' (the same update as "
         "a classifier) or River classes, e.g. 'StandardScaler | LinearRegression(l2=0.1)', "
         "'ARFRegressor(seed=1)', 'HoeffdingTreeClassifier'. Keyword arguments must be "
         f"literals. Regressors: {', '.join(REGRESSORS)}. Classifiers: {', '.join(CLASSIFIERS)}. "
         f"Steps before the model: {', '.join(TRANSFORMERS)}.",
     ),
-    click.option(
+    option(
         "--lr",
         default=0.01,
-        show_default=True,
         type=Finite(min=0, min_open=True),
-        envvar="STREAMLEARN_LR",
         help="Learning rate alpha of sgd, logistic, softmax, mlp and mlp_classifier unless the "
         "spec sets lr. With "
         "--warm-start, when not given: a tenth of A's own final rate (0.001 if A kept none).",
     ),
-    click.option(
+    flag(
         "--no-learn",
-        is_flag=True,
-        default=False,
-        envvar="STREAMLEARN_NO_LEARN",
         help="Score the stream without learning (like vw -t): the metrics are the stream's, "
         "the model stays as it is, and no checkpoint is written (the --state-dir keeps its "
         "model and position), e.g. to evaluate a checkpoint on held-out data.",
@@ -128,20 +112,16 @@ MODEL: tuple[OptionDecorator, ...] = (
 
 #: Where the checkpoints live.
 STATE: tuple[OptionDecorator, ...] = (
-    click.option(
+    option(
         "--state-dir",
         type=click.Path(file_okay=False),
         metavar="DIR",
         default=None,
-        envvar="STREAMLEARN_STATE_DIR",
         help="Directory for checkpoints (model + position). Locked while running; "
         "a run with an existing state continues after its position.",
     ),
-    click.option(
+    flag(
         "--reset",
-        is_flag=True,
-        default=False,
-        envvar="STREAMLEARN_RESET",
         help="Discard the state in --state-dir and start a new model (from the start of "
         "the source). --dead-letter and --predictions files are appended to, not emptied.",
     ),
@@ -149,25 +129,20 @@ STATE: tuple[OptionDecorator, ...] = (
 
 #: Where rejected records and predictions go.
 SINKS: tuple[OptionDecorator, ...] = (
-    click.option(
+    option(
         "--dead-letter",
         default=None,
         metavar="FILE|URL",
-        envvar="STREAMLEARN_DEAD_LETTER",
         help="JSON Lines file (or kafka:// topic) for rejected records, with reasons.",
     ),
-    click.option(
+    option(
         "--predictions",
         default=None,
         metavar="FILE|URL",
-        envvar="STREAMLEARN_PREDICTIONS",
         help="JSON Lines file (or kafka:// topic) for predictions of unlabeled records.",
     ),
-    click.option(
+    flag(
         "--predictions-all",
-        is_flag=True,
-        default=False,
-        envvar="STREAMLEARN_PREDICTIONS_ALL",
         help="--predictions gets every record's prediction (like vw -p): a labeled one's, "
         "made before it was learned, with its label, in stream order.",
     ),
@@ -176,53 +151,41 @@ SINKS: tuple[OptionDecorator, ...] = (
 #: How often to checkpoint, and the limits of the metrics window, of a line and of the
 #: feature names. Each size has a cap (shown in --help): what is held in memory stays bounded.
 LIMITS: tuple[OptionDecorator, ...] = (
-    click.option(
+    option(
         "--checkpoint-every",
         default=100_000,
-        show_default=True,
         type=click.IntRange(min=1, max=10**12),
-        envvar="STREAMLEARN_CHECKPOINT_EVERY",
         help="Checkpoint after this many records (a crash re-learns at most these).",
     ),
-    click.option(
+    option(
         "--checkpoint-interval",
         default=5.0,
-        show_default=True,
         type=Finite(min=0, min_open=True, max=WEEK),
-        envvar="STREAMLEARN_CHECKPOINT_INTERVAL",
         help="...and at least this often, in seconds, while records arrive.",
     ),
-    click.option(
+    option(
         "--rolling-window",
         default=1000,
-        show_default=True,
         type=click.IntRange(min=1, max=1_000_000),
-        envvar="STREAMLEARN_ROLLING_WINDOW",
         help="Records in the rolling prequential metrics.",
     ),
-    click.option(
+    option(
         "--max-line-bytes",
         default=1 << 20,
-        show_default=True,
         type=click.IntRange(min=16, max=1 << 30),
-        envvar="STREAMLEARN_MAX_LINE_BYTES",
         help="Longer lines are rejected to the dead letters.",
     ),
-    click.option(
+    option(
         "--rotate-wait",
         default=5.0,
-        show_default=True,
         type=Finite(min=0, max=WEEK),
-        envvar="STREAMLEARN_ROTATE_WAIT",
         help="Following a file renamed away (rotated): read the old file until it has "
         "been quiet this many seconds, then switch to the new one.",
     ),
-    click.option(
+    option(
         "--max-features",
         default=10_000,
-        show_default=True,
         type=click.IntRange(min=1, max=1_000_000),
-        envvar="STREAMLEARN_MAX_FEATURES",
         help="Distinct feature names a JSON stream may bring (without --features); a record "
         "with new names beyond it is a dead letter (too_many_features). Model sizes are "
         "budgeted for this many inputs.",
@@ -231,45 +194,33 @@ LIMITS: tuple[OptionDecorator, ...] = (
 
 #: The HTTP face: Prometheus metrics, health, predictions, the model.
 HTTP: tuple[OptionDecorator, ...] = (
-    click.option(
+    option(
         "--metrics-port",
         default=None,
         type=click.IntRange(min=0, max=65535),
-        envvar="STREAMLEARN_METRICS_PORT",
         help="Serve /metrics, /healthz, /readyz, POST /predict and GET /model on "
         "this port (0 = any free port; off when not given). Default for "
         "deployments: 9966.",
     ),
-    click.option(
+    option(
         "--metrics-host",
         default="127.0.0.1",
-        show_default=True,
         type=Address(),
-        envvar="STREAMLEARN_METRICS_HOST",
         help="Address the HTTP face binds to (0.0.0.0 to expose it).",
     ),
-    click.option(
+    flag(
         "--strict-features",
-        is_flag=True,
-        default=False,
-        envvar="STREAMLEARN_STRICT_FEATURES",
         help="POST /predict refuses (400) a feature the model has not learned, rather "
         "than ignore it and name it in the answer.",
     ),
-    click.option(
+    flag(
         "--http-learn",
-        is_flag=True,
-        default=False,
-        envvar="STREAMLEARN_HTTP_LEARN",
         help="Turn on POST /learn (records learned test-then-train like the stream's; a "
         "POST /predict with an id then waits for its label). Unauthenticated: anyone who "
         "reaches the port can teach the model.",
     ),
-    click.option(
+    flag(
         "--http-download",
-        is_flag=True,
-        default=False,
-        envvar="STREAMLEARN_HTTP_DOWNLOAD",
         help="Turn on GET /model/download (the latest checkpoint file). Unauthenticated: "
         "anyone who reaches the port can copy the model.",
     ),
@@ -277,12 +228,10 @@ HTTP: tuple[OptionDecorator, ...] = (
 
 #: The divergence guard.
 GUARD: tuple[OptionDecorator, ...] = (
-    click.option(
+    option(
         "--divergence-factor",
         default=100.0,
-        show_default=True,
         type=Finite(min=0),
-        envvar="STREAMLEARN_DIVERGENCE_FACTOR",
         help="Restore the last checkpoint when a batch's error exceeds this many "
         "times the rolling MAE before that batch (0 = off). NaN/inf predictions always "
         "restore.",
@@ -291,78 +240,63 @@ GUARD: tuple[OptionDecorator, ...] = (
 
 #: Transfer learning: start model B from a batch model A.
 TRANSFER: tuple[OptionDecorator, ...] = (
-    click.option(
+    option(
         "--warm-start",
         default=None,
         type=click.Path(exists=False),
         metavar="PATH",
-        envvar="STREAMLEARN_WARM_START",
         help="Batch model A to start from: a scikit-learn model saved with skops "
         "(streamlearn pretrain writes A.skops), a Keras .keras file, or a streamlearn "
         "state dir. A joblib/pickle file needs --trust-pickle.",
     ),
-    click.option(
+    flag(
         "--trust-pickle",
-        is_flag=True,
-        default=False,
-        envvar="STREAMLEARN_TRUST_PICKLE",
         help="Load a joblib/pickle model A (--warm-start, --teacher warm:FILE), or a state "
         "dir another user owns. Unpickling runs any code the file holds: only for files "
         "you trust.",
     ),
-    click.option(
+    option(
         "--transfer-mode",
         default="finetune",
-        show_default=True,
         type=click.Choice(["extract", "finetune", "partial"]),
-        envvar="STREAMLEARN_TRANSFER_MODE",
         help="extract: A minus its output layer is a frozen feature extractor; "
         "finetune: retrain all of A's weights; partial: retrain the last "
         "--trainable-layers layers.",
     ),
-    click.option(
+    option(
         "--trainable-layers",
         default=1,
-        show_default=True,
         type=click.IntRange(min=1),
-        envvar="STREAMLEARN_TRAINABLE_LAYERS",
         help="Layers retrained in partial mode, counted from the output.",
     ),
-    click.option(
+    option(
         "--feature-map",
         default=None,
-        envvar="STREAMLEARN_FEATURE_MAP",
         help="Stream feature -> A's feature, e.g. 'temp=x,hum=x2', when names differ.",
     ),
-    click.option(
+    option(
         "--on-worse-than-baseline",
         default=ON_WORSE[0],
-        show_default=True,
         type=click.Choice(ON_WORSE),
-        envvar="STREAMLEARN_ON_WORSE_THAN_BASELINE",
         help="With --warm-start, A serves predictions until B's rolling MAE is below A's; "
         "while B's is worse by --baseline-margin: serve-baseline (A serves, B learns on), "
         "reset (also restart B from A after a whole window), alert (B serves; log only).",
     ),
-    click.option(
+    option(
         "--baseline-margin",
         default=DEFAULT_MARGIN,
-        show_default=True,
         type=Finite(min=0),
-        envvar="STREAMLEARN_BASELINE_MARGIN",
         help="How much worse than A (a fraction of A's rolling MAE) B may be and serve.",
     ),
 )
 
 #: What the daemon logs on its own (``--log-level`` is every command's, from the group).
 LOGGING: tuple[OptionDecorator, ...] = (
-    click.option(
+    option(
         "--log-every",
         default=60.0,
-        show_default=True,
         type=Finite(min=0),
         metavar="SECONDS",
-        envvar="STREAMLEARN_LOG_EVERY",
         help="Log a heartbeat this often: records a second, the rolling error, the Kafka lag "
         "(0 = never). Rejected records are logged at most every 10 s with their top reasons.",
     ),
@@ -370,12 +304,10 @@ LOGGING: tuple[OptionDecorator, ...] = (
 
 #: Only ``replay``: pacing and what it prints at the end.
 REPLAY: tuple[OptionDecorator, ...] = (
-    click.option(
+    option(
         "--rate",
         default=0.0,
-        show_default=True,
         type=Rate(),
-        envvar="STREAMLEARN_RATE",
         help="Records per second; 0 = as fast as possible.",
     ),
     click.option(

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-__all__ = ["Command", "OptionDecorator", "apply"]
+import click
+
+__all__ = ["Command", "OptionDecorator", "apply", "flag", "option"]
 
 #: A click command's callback (its parameters are the options, hence ``...``).
 Command = Callable[..., Any]
@@ -31,3 +33,25 @@ def apply(options: Iterable[OptionDecorator]) -> OptionDecorator:
         return func
 
     return decorate
+
+
+def option(*decls: str, help: str, show_default: bool = True, **attrs: Any) -> OptionDecorator:
+    """``click.option`` with its variable, ``STREAMLEARN_`` and the first flag's name.
+
+    Its default is shown in ``--help`` unless ``show_default=False``.
+
+    >>> @click.command()
+    ... @option("--drift-warmup/--no-drift-warmup", default=True, help="Warm up.")
+    ... def demo(drift_warmup): ...
+    >>> demo.params[0].envvar, demo.params[0].show_default
+    ('STREAMLEARN_DRIFT_WARMUP', True)
+    """
+    name = decls[0].split("/")[0].lstrip("-").replace("-", "_").upper()
+    return click.option(
+        *decls, envvar=f"STREAMLEARN_{name}", help=help, show_default=show_default, **attrs
+    )
+
+
+def flag(name: str, *, help: str) -> OptionDecorator:
+    """An on/off :func:`option`, off unless given."""
+    return option(name, is_flag=True, default=False, help=help)
