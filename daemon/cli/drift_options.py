@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from streamlearn.cli.table import Command, OptionDecorator, apply, option
+from streamlearn.cli.table import Command, OptionDecorator, apply, choice, option, settings_option
 from streamlearn.drift.config import (
     DETECTOR_CHOICES,
     ON_DRIFT,
@@ -24,6 +24,8 @@ from streamlearn.drift.config import (
 __all__ = ["DRIFT", "drift_options"]
 
 _DEFAULTS = DriftSettings()
+#: An option whose default is ``DriftSettings``' for the field it sets.
+_setting = settings_option(_DEFAULTS)
 
 
 def _click_check(
@@ -44,10 +46,11 @@ def _click_check(
 
 #: The drift monitor's options, in ``--help`` order (``DriftSettings`` names their values).
 DRIFT: tuple[OptionDecorator, ...] = (
-    option(
+    choice(
         "--drift-detector",
         default=_DEFAULTS.drift_detector,
-        type=click.Choice([*DETECTOR_CHOICES, "none"], case_sensitive=False),
+        among=[*DETECTOR_CHOICES, "none"],
+        case_sensitive=False,
         help="Drift detector on the prequential error: a regressor's absolute error, a "
         "classifier's 0/1 error (one-sided: only a rise counts). adwin is the default for "
         "both. Regressor, measured on River's FriedmanDrift and 2M stationary rows "
@@ -69,9 +72,8 @@ DRIFT: tuple[OptionDecorator, ...] = (
         callback=_click_check(parse_features),
         help="Comma-separated input features also watched for drift (a shift either way).",
     ),
-    option(
+    _setting(
         "--drift-warmup",
-        default=_DEFAULTS.drift_warmup,
         type=int,
         callback=_click_check(lambda v: check_count(v, "--drift-warmup", 0)),
         help="Records not watched at start-up and after each reset/rollback/swap, while "
@@ -79,25 +81,23 @@ DRIFT: tuple[OptionDecorator, ...] = (
         "times; a doubling of the error meanwhile is flagged), then 100 more set the "
         "detector's unit.",
     ),
-    option(
+    choice(
         "--on-drift",
         default=_DEFAULTS.on_drift,
-        type=click.Choice(ON_DRIFT),
+        among=ON_DRIFT,
         help="On a detection: alert (log and count), reset (a fresh model), rollback (the "
         "--warm-start model; alert without one), background (train a challenger and swap "
         "it in when its recent error is lower).",
     ),
-    option(
+    _setting(
         "--drift-swap-window",
-        default=_DEFAULTS.drift_swap_window,
         type=click.IntRange(max=1_000_000),  # the windows are held in memory
         callback=_click_check(lambda v: check_count(v, "--drift-swap-window", 10)),
         help="background: records over which the challenger's MAE must beat the model's "
         f"(dropped after {SWAP_PATIENCE} windows without winning).",
     ),
-    option(
+    _setting(
         "--drift-cooldown",
-        default=_DEFAULTS.drift_cooldown,
         type=int,
         callback=_click_check(lambda v: check_count(v, "--drift-cooldown", 0)),
         help="Records after an acted-on detection in which further detections are only "

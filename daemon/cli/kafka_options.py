@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from streamlearn.cli.table import OptionDecorator, flag, option
+from streamlearn.cli.table import OptionDecorator, choice, flag, option
 
 __all__ = ["KAFKA"]
 
@@ -75,18 +75,16 @@ KAFKA: tuple[OptionDecorator, ...] = (
         help="Stop after this many Kafka records (learned or rejected), checkpoint and "
         "exit 0 (like kcat -c).",
     ),
-    option(
+    choice(
         "--kafka-client",
-        default="kafka-python",
-        type=click.Choice(["kafka-python", "confluent"]),
+        among=["kafka-python", "confluent"],
         help="Kafka client library. confluent (librdkafka; pip install "
         "'streamlearn[confluent]') consumes about 4x faster, with the same semantics "
         "and the same checkpoint format.",
     ),
-    option(
+    choice(
         "--on-data-loss",
-        default="fail",
-        type=click.Choice(["fail", "reset"]),
+        among=["fail", "reset"],
         help="A checkpointed offset below the log start (retention deleted "
         "data): fail loudly, or reset to the log start and record the loss.",
     ),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from streamlearn.cli.table import OptionDecorator, option
+from streamlearn.cli.table import OptionDecorator, choice, option
 from streamlearn.keys.store import DEFAULT_MAX_LIVE
 
 __all__ = ["FALLBACKS", "KEYS", "MAX_LIVE_KEYS", "MAX_TOP_KEYS"]
@@ -46,10 +46,9 @@ KEYS: tuple[OptionDecorator, ...] = (
         "state store (a temporary directory without --state-dir) and read back when their "
         "key returns, the same bits.",
     ),
-    option(
+    choice(
         "--key-fallback",
-        default="none",
-        type=click.Choice(FALLBACKS),
+        among=FALLBACKS,
         help="What predicts an unlabeled record of a key with no model yet: none (no "
         "prediction, counted and logged), warm (model A of --warm-start), global (one more "
         "model, learned on every record of every key).",

@@ -20,7 +20,7 @@ from streamlearn.cli.help import Section
 from streamlearn.cli.kafka_options import KAFKA
 from streamlearn.cli.key_options import KEYS
 from streamlearn.cli.pseudo_options import pseudo_options
-from streamlearn.cli.table import Command, OptionDecorator, apply, flag, option
+from streamlearn.cli.table import Command, OptionDecorator, apply, choice, flag, option
 from streamlearn.cli.types import Address, Finite, Rate
 from streamlearn.models.champion import DEFAULT_MARGIN, ON_WORSE
 from streamlearn.models.registry import CLASSIFIERS, REGRESSORS, TRANSFORMERS
@@ -64,18 +64,16 @@ INPUT: tuple[OptionDecorator, ...] = (
         default=None,
         help="Column (CSV) or key (JSON, default 'id') holding the record id.",
     ),
-    option(
+    choice(
         "--format",
         "format",
-        default="auto",
-        type=click.Choice(["auto", "csv", "jsonl"]),
+        among=["auto", "csv", "jsonl"],
         help="Record format; auto goes by extension, then by the first byte. Kafka "
         "values are JSON unless --format csv (with --features: features, then target).",
     ),
-    option(
+    choice(
         "--on-schema-change",
-        default="stop",
-        type=click.Choice(["stop", "dead-letter"]),
+        among=["stop", "dead-letter"],
         help="A CSV header row (a rotated-in file, concatenated CSVs) is mapped onto the "
         "model's features by name. One naming other features: stop with an error, or "
         "send it and its rows to the dead letters (reason schema_changed) until a header "
@@ -255,10 +253,10 @@ TRANSFER: tuple[OptionDecorator, ...] = (
         "dir another user owns. Unpickling runs any code the file holds: only for files "
         "you trust.",
     ),
-    option(
+    choice(
         "--transfer-mode",
         default="finetune",
-        type=click.Choice(["extract", "finetune", "partial"]),
+        among=["extract", "finetune", "partial"],
         help="extract: A minus its output layer is a frozen feature extractor; "
         "finetune: retrain all of A's weights; partial: retrain the last "
         "--trainable-layers layers.",
@@ -274,10 +272,9 @@ TRANSFER: tuple[OptionDecorator, ...] = (
         default=None,
         help="Stream feature -> A's feature, e.g. 'temp=x,hum=x2', when names differ.",
     ),
-    option(
+    choice(
         "--on-worse-than-baseline",
-        default=ON_WORSE[0],
-        type=click.Choice(ON_WORSE),
+        among=ON_WORSE,
         help="With --warm-start, A serves predictions until B's rolling MAE is below A's; "
         "while B's is worse by --baseline-margin: serve-baseline (A serves, B learns on), "
         "reset (also restart B from A after a whole window), alert (B serves; log only).",

@@ -10,14 +10,15 @@ from typing import Any
 
 import click
 
-from streamlearn.cli.table import Command, OptionDecorator, apply, option
+from streamlearn.cli.table import Command, OptionDecorator, apply, settings_option
 from streamlearn.cli.types import Finite
 from streamlearn.labels.settings import PseudoSettings
 from streamlearn.labels.ttl import DEFAULT_TTL, LabelTtl
 
 __all__ = ["PSEUDO", "pseudo_options"]
 
-_DEFAULTS = PseudoSettings()
+#: An option whose default is ``PseudoSettings``' for the field it sets.
+_setting = settings_option(PseudoSettings())
 
 
 class _TtlType(click.ParamType):
@@ -50,23 +51,20 @@ def _check_teacher(ctx: click.Context, param: click.Parameter, value: str) -> st
 #: The side loop's and the join's options, in ``--help`` order (``PseudoSettings`` names
 #: their values).
 PSEUDO: tuple[OptionDecorator, ...] = (
-    option(
+    _setting(
         "--pseudo-label/--no-pseudo-label",
-        default=_DEFAULTS.pseudo_label,
         help="Learn unlabeled records from a teacher's confident pseudo-labels "
         "(weighted, never scored). Also turns on the delayed-label join.",
     ),
-    option(
+    _setting(
         "--pseudo-queue",
-        default=_DEFAULTS.pseudo_queue,
         type=click.IntRange(min=1, max=1_000_000),
         help="Unlabeled records waiting for a decision; when full the oldest is rejected "
         "(counted as overflow). Only --threaded fills it: deterministic decides each "
         "window as it fills.",
     ),
-    option(
+    _setting(
         "--pseudo-threshold",
-        default=_DEFAULTS.pseudo_threshold,
         type=click.FloatRange(0, 1),
         show_default=False,
         help="Least teacher confidence accepted. Regression (default 0.8): confidence = "
@@ -74,58 +72,51 @@ PSEUDO: tuple[OptionDecorator, ...] = (
         "u <= (1-T)*s. Classification (default 0.9): the teacher's probability of the class "
         "it gives; a committee's members must all give that class, each with at least T.",
     ),
-    option(
+    _setting(
         "--pseudo-weight",
-        default=_DEFAULTS.pseudo_weight,
         type=click.FloatRange(0, 1, min_open=True),
         help="Sample weight of an accepted pseudo-label, given to a pipeline's final "
         "estimator; a model that cannot take a weight (KNNRegressor, ARFRegressor) learns "
         "it with this probability instead (said at start).",
     ),
-    option(
+    _setting(
         "--pseudo-window",
-        default=_DEFAULTS.pseudo_window,
         type=click.IntRange(min=1, max=1_000_000),
         help="Decide per window of this many unlabeled records, most confident first. "
         "The window alone says when accepted pseudo-labels are learned: as its last "
         "record comes (deterministic), so --rate and batch sizes change nothing.",
     ),
-    option(
+    _setting(
         "--pseudo-max-fraction",
-        default=_DEFAULTS.pseudo_max_fraction,
         type=click.FloatRange(0, 1, min_open=True),
         help="At most this fraction of each window is accepted. A classifier's window "
         "also keeps each class within its share of the last --pseudo-guard-records true "
         "labels (a class with 20% of them: at most 20% of those accepted, rounded down).",
     ),
-    option(
+    _setting(
         "--pseudo-guard/--no-pseudo-guard",
-        default=_DEFAULTS.pseudo_guard,
         help="A twin of the model learns only the true labels; both are scored on each "
         "(inspect: pseudo_labels.effect). When the model does worse than its twin by "
         "--pseudo-guard-margin, pseudo-labeling pauses, the twin serves and learns on, and "
         "pseudo-labels are tried again later. Off: measure only.",
     ),
-    option(
+    _setting(
         "--pseudo-guard-margin",
-        default=_DEFAULTS.pseudo_guard_margin,
         type=Finite(min=0),
         help="Regression, relative: the guard pauses when the model's MAE is above "
         "(1 + margin) times its twin's over --pseudo-guard-records true labels. "
         "Classification, in accuracy points: when its accuracy is more than margin below "
         "its twin's (0.05: five points).",
     ),
-    option(
+    _setting(
         "--pseudo-guard-records",
-        default=_DEFAULTS.pseudo_guard_records,
         type=click.IntRange(min=1),
         help="True labels the guard judges on (the effect's rolling window), and the "
         "first pause; later pauses double after a trial that failed within two windows. "
         "A classifier's class shares are those of the last as many true labels.",
     ),
-    option(
+    _setting(
         "--teacher",
-        default=_DEFAULTS.teacher,
         callback=_check_teacher,
         help="Who pseudo-labels: 'committee' (K bagged copies of --model; confidence from "
         "their spread, or for a classifier the least of their probabilities of the class "
@@ -133,32 +124,28 @@ PSEUDO: tuple[OptionDecorator, ...] = (
         "from its recent error near the input; a classifier's: its class probability), or "
         "'warm:PATH' (model A: the default with --warm-start).",
     ),
-    option(
+    _setting(
         "--teacher-k",
-        default=_DEFAULTS.teacher_k,
         type=click.IntRange(min=2, max=100),
         help="Committee size.",
     ),
-    option(
+    _setting(
         "--deterministic/--threaded",
-        default=_DEFAULTS.deterministic,
         show_default=False,
         help="Decide pseudo-labels on the loop thread as each window fills (reproducible "
         "at any speed; default for replay) or on a side thread, learned when ready (the "
         "teacher never slows the loop; default for run).",
     ),
-    option(
+    _setting(
         "--label-ttl",
-        default=_DEFAULTS.label_ttl,
         show_default=False,
         type=_TtlType(),
         help="Join late labels ({'id','y'} lines, or CSV rows with only id and target) to "
         "features seen this long ago: 600s, 10m, 2h, 1d (wall clock) or 5000r (records). "
         f"Turns the join on; default {DEFAULT_TTL} with --pseudo-label.",
     ),
-    option(
+    _setting(
         "--max-pending-labels",
-        default=_DEFAULTS.max_pending_labels,
         type=click.IntRange(min=1, max=10_000_000),
         help="Most features kept waiting for a label; past it the oldest are evicted (counted).",
     ),

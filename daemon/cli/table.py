@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+import dataclasses
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
-__all__ = ["Command", "OptionDecorator", "apply", "flag", "option"]
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+__all__ = [
+    "Command",
+    "OptionDecorator",
+    "apply",
+    "choice",
+    "flag",
+    "option",
+    "param_name",
+    "settings_option",
+]
 
 #: A click command's callback (its parameters are the options, hence ``...``).
 Command = Callable[..., Any]
@@ -35,6 +48,11 @@ def apply(options: Iterable[OptionDecorator]) -> OptionDecorator:
     return decorate
 
 
+def param_name(decl: str) -> str:
+    """Where an option's value lands in a command's params (``--a-b/--no-a-b``: ``a_b``)."""
+    return decl.split("/")[0].lstrip("-").replace("-", "_")
+
+
 def option(*decls: str, help: str, show_default: bool = True, **attrs: Any) -> OptionDecorator:
     """``click.option`` with its variable, ``STREAMLEARN_`` and the first flag's name.
 
@@ -46,12 +64,38 @@ def option(*decls: str, help: str, show_default: bool = True, **attrs: Any) -> O
     >>> demo.params[0].envvar, demo.params[0].show_default
     ('STREAMLEARN_DRIFT_WARMUP', True)
     """
-    name = decls[0].split("/")[0].lstrip("-").replace("-", "_").upper()
     return click.option(
-        *decls, envvar=f"STREAMLEARN_{name}", help=help, show_default=show_default, **attrs
+        *decls,
+        envvar=f"STREAMLEARN_{param_name(decls[0]).upper()}",
+        help=help,
+        show_default=show_default,
+        **attrs,
     )
 
 
 def flag(name: str, *, help: str) -> OptionDecorator:
     """An on/off :func:`option`, off unless given."""
     return option(name, is_flag=True, default=False, help=help)
+
+
+def choice(
+    *decls: str, among: Sequence[str], help: str, case_sensitive: bool = True, **attrs: Any
+) -> OptionDecorator:
+    """An :func:`option` taking one of ``among``: by default the first."""
+    attrs.setdefault("default", among[0])
+    kind = click.Choice(among, case_sensitive=case_sensitive)
+    return option(*decls, type=kind, help=help, **attrs)
+
+
+def settings_option(defaults: DataclassInstance) -> Callable[..., OptionDecorator]:
+    """:func:`option` with, as its default, the field of ``defaults`` its value lands in.
+
+    The settings dataclass (e.g. ``PseudoSettings()``) stays the one place its defaults are
+    written.
+    """
+    values = dataclasses.asdict(defaults)
+
+    def make(*decls: str, help: str, **attrs: Any) -> OptionDecorator:
+        return option(*decls, default=values[param_name(decls[0])], help=help, **attrs)
+
+    return make
