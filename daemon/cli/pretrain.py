@@ -6,13 +6,19 @@ only when a model is trained, so that listing the commands stays fast.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import click
 
+from streamlearn.cli.table import choice, option
 from streamlearn.models.pretrain import ACTIVATION_NAMES, PretrainError, pretrain
 
 __all__ = ["pretrain_command"]
+
+#: The options of this command alone: their variables are ``STREAMLEARN_PRETRAIN_*``.
+_option = partial(option, scope="PRETRAIN_")
+_choice = partial(choice, scope="PRETRAIN_")
 
 
 def _parse_hidden(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -40,67 +46,47 @@ def _parse_features(
 
 @click.command("pretrain")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--target",
-    default="y",
-    show_default=True,
-    envvar="STREAMLEARN_TARGET",
-    help="Column to predict.",
-)
-@click.option(
+@option("--target", default="y", help="Column to predict.")
+@option(
     "--features",
     default=None,
     callback=_parse_features,
-    envvar="STREAMLEARN_FEATURES",
     help="Comma-separated feature columns, in order (default: every column but the target).",
 )
-@click.option(
+@_option(
     "--out",
     default="A.skops",
-    show_default=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    envvar="STREAMLEARN_PRETRAIN_OUT",
     help="Where to save model A: skops (loads without running code), or joblib when the "
     "name ends in .joblib or .pkl (--warm-start then needs --trust-pickle).",
 )
-@click.option(
+@_option(
     "--hidden",
     default="50,50",
-    show_default=True,
     callback=_parse_hidden,
-    envvar="STREAMLEARN_PRETRAIN_HIDDEN",
     help="Units of each hidden layer, comma-separated (mlp only).",
 )
-@click.option(
+@_choice(
     "--activation",
+    among=sorted(ACTIVATION_NAMES),
     default="relu",
-    show_default=True,
-    type=click.Choice(sorted(ACTIVATION_NAMES)),
-    envvar="STREAMLEARN_PRETRAIN_ACTIVATION",
     help="Hidden-layer activation (mlp only).",
 )
-@click.option(
+@_option(
     "--epochs",
     default=400,
-    show_default=True,
     type=click.IntRange(min=1),
-    envvar="STREAMLEARN_PRETRAIN_EPOCHS",
     help="Passes over the data, as Keras' fit(epochs=...) (mlp only).",
 )
-@click.option(
+@_option(
     "--seed",
     default=0,
-    show_default=True,
     type=int,
-    envvar="STREAMLEARN_PRETRAIN_SEED",
     help="Random seed of the weight initialisation and shuffling (mlp only).",
 )
-@click.option(
+@_choice(
     "--kind",
-    default="mlp",
-    show_default=True,
-    type=click.Choice(["mlp", "linear"]),
-    envvar="STREAMLEARN_PRETRAIN_KIND",
+    among=["mlp", "linear"],
     help="mlp: scikit-learn MLPRegressor; linear: LinearRegression.",
 )
 def pretrain_command(

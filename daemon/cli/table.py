@@ -53,8 +53,10 @@ def param_name(decl: str) -> str:
     return decl.split("/")[0].lstrip("-").replace("-", "_")
 
 
-def option(*decls: str, help: str, show_default: bool = True, **attrs: Any) -> OptionDecorator:
-    """``click.option`` with its variable, ``STREAMLEARN_`` and the first flag's name.
+def option(
+    *decls: str, help: str, show_default: bool = True, scope: str = "", **attrs: Any
+) -> OptionDecorator:
+    """``click.option`` with its variable, ``STREAMLEARN_``, ``scope`` and the first flag's name.
 
     Its default is shown in ``--help`` unless ``show_default=False``.
 
@@ -66,16 +68,16 @@ def option(*decls: str, help: str, show_default: bool = True, **attrs: Any) -> O
     """
     return click.option(
         *decls,
-        envvar=f"STREAMLEARN_{param_name(decls[0]).upper()}",
+        envvar=f"STREAMLEARN_{scope}{param_name(decls[0]).upper()}",
         help=help,
         show_default=show_default,
         **attrs,
     )
 
 
-def flag(name: str, *, help: str) -> OptionDecorator:
+def flag(name: str, *, help: str, scope: str = "") -> OptionDecorator:
     """An on/off :func:`option`, off unless given."""
-    return option(name, is_flag=True, default=False, help=help)
+    return option(name, is_flag=True, default=False, help=help, scope=scope)
 
 
 def choice(
