@@ -199,37 +199,27 @@ def _parts(summary: Mapping[str, Any]) -> list[str]:
                 f"{last['action']}"
             )
         lines.append(_line("drift", text))
-    pseudo = summary.get("pseudo_labels")
-    if pseudo is not None:
-        lines.append(
-            _line(
-                "pseudo-labels",
-                f"{pseudo['teacher']}: offered {pseudo['offered']}, accepted "
-                f"{pseudo['accepted']}, rejected {pseudo['rejected']}, queued {pseudo['queued']}",
-            )
-        )
-    pending = summary.get("pending_labels")
-    if pending is not None:
-        lines.append(
-            _line(
-                "pending labels",
-                f"{pending['pending']} waiting, {pending['joined']} joined, "
-                f"{pending['expired']} expired (ttl {pending['ttl']})",
-            )
-        )
+    lines += _said(summary, "pseudo_labels", "pseudo-labels", _PSEUDO_TEXT)
+    lines += _said(summary, "pending_labels", "pending labels", _PENDING_TEXT)
     if summary.get("keyed"):  # one model per key
         held, live = summary.get("keys_total", 0), summary.get("keys_live", 0)
         lines.append(_line("keys", f"{held} held, {live} in memory then (inspect --keys, --key K)"))
-    size = summary.get("tree")
-    if size is not None:
-        lines.append(
-            _line(
-                "tree",
-                f"{size['trees']} tree(s), {size['nodes']} nodes, {size['leaves']} leaves, "
-                f"height {size['height']}",
-            )
-        )
+    lines += _said(summary, "tree", "tree", _TREE_TEXT)
     return lines
+
+
+#: The one-line texts of optional parts, filled from the part's fields.
+_PSEUDO_TEXT = (
+    "{teacher}: offered {offered}, accepted {accepted}, rejected {rejected}, queued {queued}"
+)
+_PENDING_TEXT = "{pending} waiting, {joined} joined, {expired} expired (ttl {ttl})"
+_TREE_TEXT = "{trees} tree(s), {nodes} nodes, {leaves} leaves, height {height}"
+
+
+def _said(summary: Mapping[str, Any], key: str, name: str, text: str) -> list[str]:
+    """The line ``name: text`` filled from ``summary[key]``; none when the part is absent."""
+    part = summary.get(key)
+    return [] if part is None else [_line(name, text.format_map(part))]
 
 
 def _age(seconds: float) -> str:
