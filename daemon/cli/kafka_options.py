@@ -10,25 +10,22 @@ __all__ = ["KAFKA"]
 
 #: Kafka (SOURCE kafka://HOST:PORT/TOPIC?group=G, or these flags), in ``--help`` order.
 KAFKA: tuple[OptionDecorator, ...] = (
-    click.option(
+    option(
         "-b",
         "--bootstrap-servers",
         default=None,
-        envvar="STREAMLEARN_BOOTSTRAP_SERVERS",
         help="Kafka brokers HOST:PORT[,HOST:PORT] (overrides the kafka:// URL's).",
     ),
-    click.option(
+    option(
         "-t",
         "--topic",
         default=None,
-        envvar="STREAMLEARN_TOPIC",
         help="Kafka topic (overrides the kafka:// URL's).",
     ),
-    click.option(
+    option(
         "-G",
         "--group-id",
         default=None,
-        envvar="STREAMLEARN_GROUP_ID",
         help="Consumer group: offsets are committed there after each durable "
         "checkpoint (for lag monitoring); the checkpoint stays the truth.",
     ),

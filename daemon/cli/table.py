@@ -48,9 +48,14 @@ def apply(options: Iterable[OptionDecorator]) -> OptionDecorator:
     return decorate
 
 
-def param_name(decl: str) -> str:
-    """Where an option's value lands in a command's params (``--a-b/--no-a-b``: ``a_b``)."""
-    return decl.split("/")[0].lstrip("-").replace("-", "_")
+def param_name(decls: Sequence[str]) -> str:
+    """Where an option's value lands in a command's params: its first long flag's name.
+
+    >>> param_name(("-G", "--group-id")), param_name(("--a-b/--no-a-b",))
+    ('group_id', 'a_b')
+    """
+    first = next(decl for decl in decls if decl.startswith("--"))
+    return first.split("/")[0][2:].replace("-", "_")
 
 
 def option(
@@ -68,7 +73,7 @@ def option(
     """
     return click.option(
         *decls,
-        envvar=f"STREAMLEARN_{scope}{param_name(decls[0]).upper()}",
+        envvar=f"STREAMLEARN_{scope}{param_name(decls).upper()}",
         help=help,
         show_default=show_default,
         **attrs,
@@ -98,6 +103,6 @@ def settings_option(defaults: DataclassInstance) -> Callable[..., OptionDecorato
     values = dataclasses.asdict(defaults)
 
     def make(*decls: str, help: str, **attrs: Any) -> OptionDecorator:
-        return option(*decls, default=values[param_name(decls[0])], help=help, **attrs)
+        return option(*decls, default=values[param_name(decls)], help=help, **attrs)
 
     return make
