@@ -21,7 +21,7 @@ from streamlearn.cli.kafka_options import KAFKA
 from streamlearn.cli.key_options import KEYS
 from streamlearn.cli.pseudo_options import pseudo_options
 from streamlearn.cli.table import Command, OptionDecorator, apply, choice, flag, option
-from streamlearn.cli.types import Address, Finite, Rate
+from streamlearn.cli.types import HELD_COUNT, Address, Finite, Rate
 from streamlearn.models.champion import DEFAULT_MARGIN, ON_WORSE
 from streamlearn.models.registry import CLASSIFIERS, REGRESSORS, TRANSFORMERS
 
@@ -164,7 +164,7 @@ LIMITS: tuple[OptionDecorator, ...] = (
     option(
         "--rolling-window",
         default=1000,
-        type=click.IntRange(min=1, max=1_000_000),
+        type=HELD_COUNT,
         help="Records in the rolling prequential metrics.",
     ),
     option(
@@ -183,7 +183,7 @@ LIMITS: tuple[OptionDecorator, ...] = (
     option(
         "--max-features",
         default=10_000,
-        type=click.IntRange(min=1, max=1_000_000),
+        type=HELD_COUNT,
         help="Distinct feature names a JSON stream may bring (without --features); a record "
         "with new names beyond it is a dead letter (too_many_features). Model sizes are "
         "budgeted for this many inputs.",

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from streamlearn.cli.table import Command, OptionDecorator, apply, settings_option
-from streamlearn.cli.types import Finite
+from streamlearn.cli.types import FRACTION, HELD_COUNT, Finite
 from streamlearn.labels.settings import PseudoSettings
 from streamlearn.labels.ttl import DEFAULT_TTL, LabelTtl
 
@@ -58,7 +58,7 @@ PSEUDO: tuple[OptionDecorator, ...] = (
     ),
     _setting(
         "--pseudo-queue",
-        type=click.IntRange(min=1, max=1_000_000),
+        type=HELD_COUNT,
         help="Unlabeled records waiting for a decision; when full the oldest is rejected "
         "(counted as overflow). Only --threaded fills it: deterministic decides each "
         "window as it fills.",
@@ -74,21 +74,21 @@ PSEUDO: tuple[OptionDecorator, ...] = (
     ),
     _setting(
         "--pseudo-weight",
-        type=click.FloatRange(0, 1, min_open=True),
+        type=FRACTION,
         help="Sample weight of an accepted pseudo-label, given to a pipeline's final "
         "estimator; a model that cannot take a weight (KNNRegressor, ARFRegressor) learns "
         "it with this probability instead (said at start).",
     ),
     _setting(
         "--pseudo-window",
-        type=click.IntRange(min=1, max=1_000_000),
+        type=HELD_COUNT,
         help="Decide per window of this many unlabeled records, most confident first. "
         "The window alone says when accepted pseudo-labels are learned: as its last "
         "record comes (deterministic), so --rate and batch sizes change nothing.",
     ),
     _setting(
         "--pseudo-max-fraction",
-        type=click.FloatRange(0, 1, min_open=True),
+        type=FRACTION,
         help="At most this fraction of each window is accepted. A classifier's window "
         "also keeps each class within its share of the last --pseudo-guard-records true "
         "labels (a class with 20% of them: at most 20% of those accepted, rounded down).",

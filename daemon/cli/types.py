@@ -13,7 +13,12 @@ from typing import Any
 
 import click
 
-__all__ = ["Address", "Finite", "Rate"]
+__all__ = ["FRACTION", "HELD_COUNT", "Address", "Finite", "Rate"]
+
+#: A number of records or names held in memory: at least one, at most a million.
+HELD_COUNT = click.IntRange(min=1, max=1_000_000)
+#: A share of something, more than none: ``(0, 1]``.
+FRACTION = click.FloatRange(0, 1, min_open=True)
 
 
 class Finite(click.FloatRange):
