@@ -32,13 +32,14 @@ WEEK = 7 * 24 * 3600.0
 # they run longer than a function would.
 
 CONFIG: tuple[OptionDecorator, ...] = (
-    option(
+    click.option(
         "--config",
         type=click.Path(dir_okay=False),
         metavar="FILE",
         is_eager=True,
         expose_value=False,
         callback=load_config,
+        envvar="STREAMLEARN_CONFIG",
         help="TOML file of settings. Keys are the long option names, with dashes or "
         'underscores (state-dir, from, inspect-json); X = ["KEY=VALUE"] or a [kafka] table '
         "holds -X settings. Top-level keys are shared by run and replay (each ignores the "
