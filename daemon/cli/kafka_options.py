@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from streamlearn.cli.table import OptionDecorator, choice, flag, option
+from streamlearn.cli.table import OptionDecorator, choice, flag, option, path
 
 __all__ = ["KAFKA"]
 
@@ -42,10 +42,8 @@ KAFKA: tuple[OptionDecorator, ...] = (
         metavar="KEY=VALUE",
         help="A Kafka client setting (repeatable), e.g. -X fetch.max.bytes=52428800.",
     ),
-    option(
+    path(
         "--kafka-config",
-        default=None,
-        type=click.Path(dir_okay=False),
         metavar="FILE",
         help="A .properties file of Kafka client settings (security goes here or "
         "in STREAMLEARN_KAFKA_* variables, never only on the command line).",

@@ -20,7 +20,7 @@ from streamlearn.cli.help import Section
 from streamlearn.cli.kafka_options import KAFKA
 from streamlearn.cli.key_options import KEYS
 from streamlearn.cli.pseudo_options import pseudo_options
-from streamlearn.cli.table import Command, OptionDecorator, apply, choice, flag, option
+from streamlearn.cli.table import Command, OptionDecorator, apply, choice, flag, option, path
 from streamlearn.cli.types import HELD_COUNT, Address, Finite, Rate
 from streamlearn.models.champion import DEFAULT_MARGIN, ON_WORSE
 from streamlearn.models.registry import CLASSIFIERS, REGRESSORS, TRANSFORMERS
@@ -111,11 +111,9 @@ MODEL: tuple[OptionDecorator, ...] = (
 
 #: Where the checkpoints live.
 STATE: tuple[OptionDecorator, ...] = (
-    option(
+    path(
         "--state-dir",
-        type=click.Path(file_okay=False),
         metavar="DIR",
-        default=None,
         help="Directory for checkpoints (model + position). Locked while running; "
         "a run with an existing state continues after its position.",
     ),
@@ -239,10 +237,8 @@ GUARD: tuple[OptionDecorator, ...] = (
 
 #: Transfer learning: start model B from a batch model A.
 TRANSFER: tuple[OptionDecorator, ...] = (
-    option(
+    path(
         "--warm-start",
-        default=None,
-        type=click.Path(exists=False),
         metavar="PATH",
         help="Batch model A to start from: a scikit-learn model saved with skops "
         "(streamlearn pretrain writes A.skops), a Keras .keras file, or a streamlearn "

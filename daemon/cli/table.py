@@ -19,6 +19,7 @@ __all__ = [
     "flag",
     "option",
     "param_name",
+    "path",
     "settings_option",
 ]
 
@@ -106,3 +107,17 @@ def settings_option(defaults: DataclassInstance) -> Callable[..., OptionDecorato
         return option(*decls, default=values[param_name(decls)], help=help, **attrs)
 
     return make
+
+
+#: What a path option's metavar says it names, and the type that checks it: a FILE (not a
+#: directory), a DIR (not a file) or either (PATH).
+_PATHS = {
+    "FILE": click.Path(dir_okay=False),
+    "DIR": click.Path(file_okay=False),
+    "PATH": click.Path(),
+}
+
+
+def path(*decls: str, metavar: str, help: str, **attrs: Any) -> OptionDecorator:
+    """An :func:`option` naming a path, None unless given; ``metavar`` says of what kind."""
+    return option(*decls, default=None, type=_PATHS[metavar], metavar=metavar, help=help, **attrs)
