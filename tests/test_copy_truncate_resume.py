@@ -101,6 +101,7 @@ def _run_until_learned(path: Path, state: Path, count: int) -> str:
     return stderr
 
 
+@pytest.mark.slow  # two daemon runs each, ~1.7 s; the followed-file cases above stay quick
 @pytest.mark.parametrize("refill", [5, 500], ids=["shorter", "refilled-past-the-old-size"])
 def test_run_restarted_on_a_copy_truncated_csv_learns_the_new_rows_once(tmp_path, refill):
     path, state = tmp_path / "live.csv", tmp_path / "state"

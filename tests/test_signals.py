@@ -137,6 +137,9 @@ STATES = [
 ]
 
 
+# Slow as a whole: ten daemons, most of them waiting 1-3 s for their state; make check keeps
+# test_an_endless_line_is_dead_lettered_once and test_cli's SIGTERM exit for the quick loop.
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
 @pytest.mark.parametrize("state", STATES)
 def test_a_stop_signal_is_honoured_within_a_second(tmp_path, state, signum):
