@@ -286,14 +286,7 @@ class BlockLearner(Protocol[ParsedT, SavedT, LearnerT_contra, ModelT_contra]):
         """The prediction of each row the last ``learn`` handled (a classifier's: by class)."""
         ...
 
-    def parse(
-        self,
-        data: bytes,
-        offset: int,
-        decoder: Decoder,
-        lines: int | None = None,
-        locate: Callable[[int], Raw] | None = None,
-    ) -> ParsedT | None:
+    def parse(self, block: Block, decoder: Decoder) -> ParsedT | None:
         """The block parsed; None when it must go record by record (no layout fits)."""
         ...
 

@@ -335,7 +335,7 @@ def learn_both(lines, names, make_space, make_model, *, kernels, window=50, max_
             continue
         step(decoder.decode(raws[0]))  # the model learns its features (softmax: a class)
         fast = ClassBlockLearner(names, space, kernels)
-        parsed = fast.parse(b"".join(lines[1:]), raws[1].offset, decoder)
+        parsed = fast.parse_lines(b"".join(lines[1:]), raws[1].offset, decoder)
         row = 0
         while row < parsed.rows:
             row = fast.learn(learner, model, parsed, row, parsed.rows)

@@ -108,7 +108,7 @@ def test_parser_reads_numbers_exactly_like_the_decoder(kernels):
     decoder = CsvDecoder(["a", "b", "y"])
     lines = line_corpus()
     data = b"".join(lines)
-    parsed = fastpath.BlockLearner(["a", "b"], kernels=kernels).parse(data, 1000, decoder)
+    parsed = fastpath.BlockLearner(["a", "b"], kernels=kernels).parse_lines(data, 1000, decoder)
     assert parsed.rows == len(lines)
     offset = 1000
     for row, line in enumerate(lines):
@@ -136,7 +136,7 @@ def test_parser_needs_the_decoder_only_for_lines_it_cannot_read_exactly(kernels)
         (",".join(f"{v:.6f}" for v in row) + f",{t:.6f}\n").encode()
         for row, t in zip(X, y, strict=True)
     )
-    parsed = fastpath.BlockLearner(["a", "b", "c", "d"], kernels=kernels).parse(data, 0, None)
+    parsed = fastpath.BlockLearner(["a", "b", "c", "d"], kernels=kernels).parse_lines(data, 0, None)
     assert not parsed.judged  # no line went to the decoder (None would have failed)
     assert bits(parsed.values[:, :4].ravel()) == bits(X.ravel())
     assert bits(parsed.values[:, 4]) == bits(y)

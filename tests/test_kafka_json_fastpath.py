@@ -291,7 +291,7 @@ def test_parsed_rows_are_what_the_decoder_makes(features: tuple[str, ...] | None
         values[0] = b'{"x0": 1.5, "x1": 2, "e2": -3.25, "y": 4}'
         keys = [None if rng.random() < 0.5 else b"k%d" % i for i in range(len(values))]
         block = KafkaBlock.of(Fetched(values, list(range(400)), [0] * 400, keys, None), "t")
-        parsed = fast.parse(block.data, 0, decoder, block.lines, block.locate)
+        parsed = fast.parse(block, decoder)
         assert parsed is not None
         for row in range(parsed.stop):
             item = decoder.decode(block.locate(row))

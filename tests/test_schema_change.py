@@ -124,7 +124,9 @@ def test_a_header_of_other_features_is_dead_lettered_with_its_rows_until_a_good_
 def test_the_block_parser_stops_before_a_header_that_changes_the_layout():
     decoder = CsvDecoder(["a", "b", "y"])
     data = b"1,2,3\nbad,2,3\n4,5,6\nb,a,y\n7,8,9\n"
-    parsed = fastpath.BlockLearner(["a", "b"], fastpath.python_kernels()).parse(data, 0, decoder)
+    parsed = fastpath.BlockLearner(["a", "b"], fastpath.python_kernels()).parse_lines(
+        data, 0, decoder
+    )
     assert parsed.stop == 3  # rows from the header on go record by record, after the switch
     assert decoder.plain  # the header was not decoded here
     assert set(parsed.judged) == {1}

@@ -45,7 +45,7 @@ from streamlearn.fast.spec import (
     STRIDE,
     UNLABELED,
 )
-from streamlearn.interfaces import LinearModel
+from streamlearn.interfaces import Block, LinearModel, LocatedBlock
 from streamlearn.learner import Learner, PrequentialState
 from streamlearn.records import Decoded, Record
 from streamlearn.sources.base import Raw
@@ -64,6 +64,7 @@ __all__ = [
     "Parsed",
     "Saved",
     "compiled_kernels",
+    "locator",
     "python_kernels",
 ]
 
@@ -175,6 +176,12 @@ class LineDecoder(Protocol):
     def decode(self, raw: Raw) -> Decoded: ...
 
 
+def locator(block: Block) -> Callable[[int], Raw] | None:
+    """The block's own placing of rows (a Kafka fetch's ``locate``), or None for a file's
+    lines (placed by their offset)."""
+    return block.locate if isinstance(block, LocatedBlock) else None
+
+
 class BlockReader:
     """Parses blocks of plain CSV lines: the compiled parser, then the decoder's verdict on
     each line the parser doubts. The block learners are block readers.
@@ -195,7 +202,11 @@ class BlockReader:
         """Mark ``DOUBT`` the parsed rows the learner cannot take as they are (a hook: a
         classifier's target that is no class code); they are judged with the others."""
 
-    def parse(
+    def parse(self, block: Block, decoder: LineDecoder) -> Parsed:
+        """Parse a block of whole lines; ``decoder`` judges the lines the parser doubts."""
+        return self.parse_lines(block.data, block.offset, decoder, block.lines, locator(block))
+
+    def parse_lines(
         self,
         data: bytes,
         offset: int,
@@ -203,7 +214,7 @@ class BlockReader:
         lines: int | None = None,
         locate: Callable[[int], Raw] | None = None,
     ) -> Parsed:
-        """Parse a block of whole lines; ``decoder`` judges the lines the parser doubts.
+        """Parse ``lines`` whole lines of ``data`` (counted when None).
 
         ``locate(row)``, when given, is the ``Raw`` of a row (the decoder, dead letters and
         predictions see it) instead of the file line at ``offset``.

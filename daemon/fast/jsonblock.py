@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,7 +56,9 @@ from streamlearn.fast.block import (
     LineDecoder,
     Parsed,
     Saved,
+    locator,
 )
+from streamlearn.interfaces import Block
 from streamlearn.json_decoder import JsonDecoder
 from streamlearn.learner import Learner
 from streamlearn.models.sgd import SGDRegressor
@@ -219,21 +220,13 @@ class JsonBlockLearner:
 
     # -- parsing -------------------------------------------------------------------
 
-    def parse(
-        self,
-        data: bytes,
-        offset: int,
-        decoder: LineDecoder,
-        lines: int | None = None,
-        locate: Callable[[int], Raw] | None = None,
-    ) -> JsonParsed | None:
+    def parse(self, block: Block, decoder: LineDecoder) -> JsonParsed | None:
         """Parse a block of JSON values, one per line; None if no layout fits the model.
 
         The lines are judged by the ``JsonDecoder`` this learner was made with (``decoder``
         is taken for the signature ``BlockLearner.parse`` shares).
         """
-        if lines is None:
-            lines = data.count(b"\n")
+        data, offset, lines, locate = block.data, block.offset, block.lines, locator(block)
         if not data.endswith(b"\n"):
             return None
         found = self._layout_of(data)
@@ -255,7 +248,7 @@ class JsonBlockLearner:
         csv, good = converted
         # The CSV parser reads the lines in key order; rows it doubts come back NOTHING.
         reader = BlockLearner(layout.keys[:-1], self._kernels)
-        csv_parsed = reader.parse(csv, 0, _Unread(), lines)
+        csv_parsed = reader.parse_lines(csv, 0, _Unread(), lines)
         status = csv_parsed.status
         status[~good] = DOUBT
         status[status == NOTHING] = DOUBT

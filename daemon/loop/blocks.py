@@ -13,7 +13,7 @@ from __future__ import annotations
 import gc
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -26,7 +26,6 @@ from ..interfaces import (
     BlockLearner,
     BlockSource,
     LinearModel,
-    LocatedBlock,
     ParsedBlock,
     Regressor,
 )
@@ -202,11 +201,6 @@ class BlockPath(Generic[ParsedT]):
         router.finish_batch(start)
 
 
-def _locate(block: Block) -> Callable[[int], Raw] | None:
-    """The block's own placing of rows (a Kafka fetch), or None for a file's lines."""
-    return block.locate if isinstance(block, LocatedBlock) else None
-
-
 class CompiledBlockPath(BlockPath[ParsedT], Generic[ParsedT, SavedT, LearnerT, ModelT]):
     """A block learned by compiled kernels (``streamlearn.fast``): ``sgd``'s into a
     ``Learner`` (here), a classifier's into a ``ClassLearner`` (``classblocks``)."""
@@ -232,7 +226,7 @@ class CompiledBlockPath(BlockPath[ParsedT], Generic[ParsedT, SavedT, LearnerT, M
         parsed = None
         if fast is not None:
             decoder = self.kit.decoder
-            parsed = fast.parse(block.data, block.offset, decoder, block.lines, _locate(block))
+            parsed = fast.parse(block, decoder)
         if fast is None or parsed is None:  # also JSON values of no layout the model has
             self.kit.router.process(block.raws())
             return
@@ -355,7 +349,7 @@ class RowsBlockPath(RowBlocks, BlockPath["Parsed"]):
         if fast is None:
             self.kit.router.process(block.raws())
             return
-        parsed = fast.parse(block.data, block.offset, self.kit.decoder, block.lines, _locate(block))
+        parsed = fast.parse(block, self.kit.decoder)
         start = self._parsed(started)
         learner = self.kit.regressor
         yhat = self._learn_rows(learner.model, parsed)

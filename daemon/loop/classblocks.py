@@ -27,7 +27,7 @@ from streamlearn.fast.block import LABELED, NOTHING, REJECTED, UNLABELED
 from streamlearn.fast.classblock import Scored
 from streamlearn.records import Rejected
 
-from ..interfaces import Block, BlockLearner, LocatedBlock, RecordPath
+from ..interfaces import Block, BlockLearner, RecordPath
 from .blocks import ROWS_AT_ONCE, CompiledBlockPath, RowBlocks, collector_paused
 from .classrouter import ClassRouter
 from .paths import MIN_BLOCK_LINES, FirstRecords, PathKit, RecordByRecord
@@ -227,8 +227,7 @@ class ClassRowsBlockPath(RowBlocks, ClassBlockPath):
         # so often, set off a full one over the whole heap (60-90 ms each).
         with collector_paused():
             started = time.perf_counter()
-            locate = block.locate if isinstance(block, LocatedBlock) else None
-            parsed = fast.parse(block.data, block.offset, self.kit.decoder, block.lines, locate)
+            parsed = fast.parse(block, self.kit.decoder)
             start = self._parsed(started)
             yhat, scored, done = self._learn_rows(parsed)
             fast.score(self.learner, scored)
