@@ -270,7 +270,7 @@ class BlockLearner(BlockReader):
     >>> from streamlearn.records import CsvDecoder
     >>> learner = Learner(SGDRegressor(lr=0.1, initial_weights={"a": 0.0}))
     >>> fast = BlockLearner(["a"], kernels=python_kernels())
-    >>> parsed = fast.parse(b"a,y\\n1,2\\n2,\\n", 0, CsvDecoder(["a", "y"]))
+    >>> parsed = fast.parse_lines(b"a,y\\n1,2\\n2,\\n", 0, CsvDecoder(["a", "y"]))
     >>> parsed.status.tolist()
     [4, 0, 1]
     >>> fast.learn(learner, learner.model, parsed, 0, parsed.rows)
@@ -396,7 +396,7 @@ class BlockLearner(BlockReader):
         >>> from streamlearn.learner import Learner
         >>> learner = Learner(model=None)
         >>> fast = BlockLearner(["a"], kernels=python_kernels())
-        >>> parsed = fast.parse(b"7,2\\n1,\\n9,4\\n", 0, decoder=None)
+        >>> parsed = fast.parse_lines(b"7,2\\n1,\\n9,4\\n", 0, decoder=None)
         >>> fast.score(learner, parsed, np.array([1.5, 0.0, 5.0]), 3)
         >>> learner.records_learned, learner.summary()["mae"], learner.recent_yhat
         (2, 0.75, [1.5, 5.0])

@@ -122,7 +122,7 @@ class ClassBlockLearner(BlockReader):
     >>> model = LogisticRegression(lr=0.5, initial_weights={"a": 0.0})
     >>> learner = ClassLearner(model, space)
     >>> fast = ClassBlockLearner(["a"], space, kernels=python_class_kernels())
-    >>> parsed = fast.parse(b"1,1\\n2,0\\n3,\\n", 0, CsvDecoder(["a", "y"], classes=space))
+    >>> parsed = fast.parse_lines(b"1,1\\n2,0\\n3,\\n", 0, CsvDecoder(["a", "y"], classes=space))
     >>> fast.learn(learner, model, parsed, 0, parsed.rows)
     3
     >>> fast.yhat[:3, 1].round(6).tolist()   # P(1) before learning each row
