@@ -14,8 +14,11 @@ import random
 import re
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from streamhelpers import STREAMLEARN
 from streamlearn.keys.run import read_keys
@@ -93,7 +96,8 @@ class Instance:
         return self.process.wait(timeout)
 
     def kill(self) -> None:
-        """SIGKILL the member and its learners (its process group), whatever is left of it."""
+        """SIGKILL the member and its learners (its process group), whatever is left of it
+        (a SIGSTOPped process ends too)."""
         with contextlib.suppress(ProcessLookupError):
             self.signal(signal.SIGKILL)
         self.process.wait(10)
@@ -101,6 +105,21 @@ class Instance:
     def learner_pids(self) -> list[int]:
         """The learners this instance started (from its log)."""
         return [int(pid) for pid in re.findall(r"\(learner pid (\d+)\)", self.log())]
+
+
+@contextlib.contextmanager
+def running(instances: dict[str, Instance], tail: int = 6000) -> Iterator[dict[str, Instance]]:
+    """Kill every instance in ``instances`` (the test adds to it) at the end; when an assertion
+    fails, print the last ``tail`` characters of each one's log first."""
+    try:
+        yield instances
+    except AssertionError:
+        for instance in instances.values():
+            print(f"--- {instance.name}\n{instance.log()[-tail:]}")
+        raise
+    finally:
+        for instance in instances.values():
+            instance.kill()
 
 
 def group_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
@@ -202,3 +221,15 @@ def oracle(rows: list[Row]) -> dict[str, Learner]:
     for key, x, y in rows:
         out.setdefault(key, Learner(SGDRegressor(lr=LR))).step(x, y)
     return out
+
+
+def assert_one_pass(state: Path, rows: list[Row]) -> dict[str, Learner]:
+    """Every key's model in the store is one pass over its rows (``oracle``): the same keys,
+    records learned, and weights and intercept to 1e-12. Returns the oracle's learners."""
+    got, want = models(state), oracle(rows)
+    assert sorted(got) == sorted(want)
+    for key, learner in want.items():
+        assert got[key].records_learned == learner.records_learned, key
+        assert got[key].model.weights == pytest.approx(learner.model.weights, abs=1e-12), key
+        assert got[key].model.intercept == pytest.approx(learner.model.intercept, abs=1e-12), key
+    return want

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from scaleout_helpers import (
     Instance,
+    assert_one_pass,
     group_offsets,
     keyed_rows,
     learned,
     metric,
-    models,
-    oracle,
     owners,
     partition_dirs,
+    running,
     send_rows,
 )
 
@@ -35,8 +35,7 @@ def test_a_paused_owner_is_fenced(
     state = tmp_path / "shared"
     rows = keyed_rows(600, keys=8, seed=11)
     port = free_port()
-    instances: dict[str, Instance] = {}
-    try:
+    with running({}, tail=8000) as instances:
         send_rows(kafka_send, topic, rows[:300])
         instances["a"] = Instance(kafka_bootstrap, topic, state, "a", tmp_path, metrics_port=port)
         wait_for(lambda: learned(state) == 300, "a learns the first 300", 40)
@@ -63,21 +62,9 @@ def test_a_paused_owner_is_fenced(
         assert instances["b"].stop() == 0
         # The group's offsets are those of the partitions' checkpoints, never a's stale ones.
         assert sum(group_offsets(kafka_bootstrap, topic, 2).values()) == len(rows)
-    except AssertionError:
-        for instance in instances.values():
-            print(f"--- {instance.name}\n{instance.log()[-8000:]}")
-        raise
-    finally:
-        for instance in instances.values():
-            instance.signal(signal.SIGCONT) if instance.process.poll() is None else None
-            instance.kill()
     # What a wrote in its old epochs after it was resumed never became the partitions' state:
     # every key equals one pass, learned once.
-    got, want = models(state), oracle(rows)
-    assert sorted(got) == sorted(want)
-    for key, learner in want.items():
-        assert got[key].records_learned == learner.records_learned, key
-        assert got[key].model.weights == pytest.approx(learner.model.weights, abs=1e-12), key
+    want = assert_one_pass(state, rows)
     assert "refusing to write this checkpoint" in instances["a"].log()
 
     # inspect on the shared store: each partition's owner, epoch and next offset; a key's model

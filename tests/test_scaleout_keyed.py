@@ -16,12 +16,12 @@ from scaleout_helpers import (
     Instance,
     Row,
     alive,
+    assert_one_pass,
     group_offsets,
     keyed_rows,
     learned,
-    models,
-    oracle,
     owners,
+    running,
     send_rows,
 )
 
@@ -51,6 +51,12 @@ class _Producer(threading.Thread):
             self.sent += 10
             time.sleep(0.25)
 
+    def __enter__(self) -> _Producer:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stopping.set()
+
 
 def test_scale_one_three_two_then_kill_one(
     kafka_bootstrap: str, kafka_topic_factory, kafka_send, tmp_path: Path
@@ -59,9 +65,8 @@ def test_scale_one_three_two_then_kill_one(
     state = tmp_path / "shared"
     rows = keyed_rows(8000)
     started = time.monotonic()
-    instances: dict[str, Instance] = {}
     producer = _Producer(kafka_send, topic, rows)
-    try:
+    with running({}) as instances, producer:
         send_rows(kafka_send, topic, rows[:100])
         instances["a"] = Instance(kafka_bootstrap, topic, state, "a", tmp_path)
         wait_for(lambda: learned(state) == 100, "a learns the first 100", 40)
@@ -89,22 +94,6 @@ def test_scale_one_three_two_then_kill_one(
         wait_for(lambda: learned(state) == len(rows), "every record learned", 30)
         assert instances["a"].stop() == 0
         assert sum(group_offsets(kafka_bootstrap, topic, 6).values()) == len(rows)
-    except AssertionError:
-        for instance in instances.values():
-            print(f"--- {instance.name}\n{instance.log()[-6000:]}")
-        raise
-    finally:
-        for instance in instances.values():
-            instance.kill()
-        producer.stopping.set()
     print(f"scale test: {time.monotonic() - started:.1f} s, {len(rows)} rows")
-    got = models(state)
-    want = oracle(rows)
-    assert sorted(got) == sorted(want)
-    for key, learner in want.items():
-        assert got[key].records_learned == learner.records_learned, key
-        for name, weight in learner.model.weights.items():
-            assert got[key].model.weights[name] == pytest.approx(weight, abs=1e-12), key
-        assert got[key].model.intercept == pytest.approx(learner.model.intercept, abs=1e-12)
-    assert sum(learner.records_learned for learner in got.values()) == len(rows)
+    assert_one_pass(state, rows)  # each key's records learned once: their sum is len(rows)
     assert "eager round-robin assignment" in instances["a"].log()

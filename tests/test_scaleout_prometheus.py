@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from scaleout_helpers import Instance, keyed_rows, learned, owners, send_rows
+from scaleout_helpers import Instance, keyed_rows, learned, owners, running, send_rows
 
 from deploy_files import RULES, dashboard_queries, load_dashboard, load_rules, substitute
 from prom_server import PrometheusServer, require_binary
@@ -29,8 +29,7 @@ def test_prometheus_follows_the_partitions_of_a_group(
     unowned = next(
         r["expr"] for r in load_rules() if r.get("alert") == "StreamlearnPartitionUnowned"
     )
-    instances: dict[str, Instance] = {}
-    try:
+    with running({}) as instances:
         send_rows(kafka_send, topic, rows[:200])
         for name, port in ports.items():
             instances[name] = Instance(
@@ -59,10 +58,3 @@ def test_prometheus_follows_the_partitions_of_a_group(
             prom.wait_until(lag, lambda r: len(r) == 2, timeout=30)
             assert prom.query("sum(streamlearn_partitions_owned)")[0]["value"][1] == "2"
             assert prom.query(unowned) == []
-    except AssertionError:
-        for instance in instances.values():
-            print(f"--- {instance.name}\n{instance.log()[-6000:]}")
-        raise
-    finally:
-        for instance in instances.values():
-            instance.kill()

@@ -10,7 +10,16 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from scaleout_helpers import Instance, keyed_rows, learned, metric, oracle, owners, send_rows
+from scaleout_helpers import (
+    Instance,
+    keyed_rows,
+    learned,
+    metric,
+    oracle,
+    owners,
+    running,
+    send_rows,
+)
 
 from streamhelpers import wait_for
 from streamlearn.broker import free_port
@@ -42,7 +51,7 @@ def test_each_instance_serves_its_keys_and_redirects_the_others(
         name: Instance(kafka_bootstrap, topic, state, name, tmp_path, metrics_port=port)
         for name, port in ports.items()
     }
-    try:
+    with running(instances):
         wait_for(lambda: sorted(owners(state).values()) == ["a", "b"], "one partition each", 40)
         wait_for(lambda: learned(state) == len(rows), "every record learned", 30)
         want = oracle(rows)
@@ -78,10 +87,3 @@ def test_each_instance_serves_its_keys_and_redirects_the_others(
             )
         for instance in instances.values():
             assert instance.stop() == 0
-    except AssertionError:
-        for instance in instances.values():
-            print(f"--- {instance.name}\n{instance.log()[-6000:]}")
-        raise
-    finally:
-        for instance in instances.values():
-            instance.kill()
