@@ -64,4 +64,4 @@ def test_a_plain_run_refuses_a_state_dir_a_group_shares(tmp_path: Path) -> None:
     finally:
         shared.close()
     assert result.exit_code == 1, result.output
-    assert "in use by another streamlearn" in result.output
+    assert "in use by the --standby instances of a group" in result.output

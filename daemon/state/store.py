@@ -89,12 +89,9 @@ def _lock_directory(directory: Path, shared: bool = False) -> IO[str]:
             raise
         handle.seek(0)
         owner = handle.read().strip() or "unknown"
+        message = _locked_message(directory, shared, handle, owner)
         handle.close()
-        raise StateLocked(
-            f"state dir {directory} is in use by another streamlearn (pid {owner}); "
-            "stop it first or use another --state-dir",
-            owner,
-        ) from None
+        raise StateLocked(message, owner) from None
     if shared:
         return handle
     try:
@@ -107,6 +104,27 @@ def _lock_directory(directory: Path, shared: bool = False) -> IO[str]:
             handle.close()
             raise
     return handle
+
+
+def _locked_message(directory: Path, shared: bool, holder: IO[str], owner: str) -> str:
+    """Why ``directory`` is locked, and what to do: instances of one model share it with
+    ``--standby`` (a shared lock, which names no pid: ``owner`` may be an old run's)."""
+    try:  # a shared lock taken too: the holders are --standby instances
+        fcntl.flock(holder.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        if shared:
+            return (
+                f"state dir {directory} is in use by a streamlearn without --standby (pid "
+                f"{owner}): stop it, or start every instance of the group with --standby"
+            )
+        return (
+            f"state dir {directory} is in use by another streamlearn (pid {owner}); stop it "
+            "first or use another --state-dir (instances of one model: each with --standby)"
+        )
+    return (
+        f"state dir {directory} is in use by the --standby instances of a group: start this "
+        "one with --standby (and their ?group=) to join them, or use another --state-dir"
+    )
 
 
 def _identity(handle: IO[str]) -> tuple[int, int]:

@@ -1,0 +1,70 @@
+"""Two instances of one model on one state dir: the one that cannot join says, in one line,
+that every instance of a group must be started with ``--standby`` (issue 15, point 4).
+
+The holder is a ``CheckpointStore`` in this process, as a running instance holds it: a
+shared lock (a ``--standby`` instance) or the exclusive one (a plain run, with its pid).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from streamhelpers import cli
+from streamlearn.state import CheckpointStore, StateLocked
+
+SOURCE = "kafka://127.0.0.1:1/t?group=g"  # never reached: the state dir is refused first
+
+
+def _one_line_error(stderr: str) -> str:
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
+    return lines[0]
+
+
+def test_a_plain_run_beside_standby_instances_is_told_to_add_standby(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "lock").write_text("999999\n")  # a pid left by an earlier plain run
+    standby = CheckpointStore(state, shared=True)
+    try:
+        result = cli("run", SOURCE, "--state-dir", str(state), check=False, timeout=60)
+    finally:
+        standby.close()
+    assert result.returncode == 1
+    line = _one_line_error(result.stderr)
+    assert "--standby" in line and str(state) in line
+    assert "999999" not in line  # a shared lock names no owner: the old pid is not one
+
+
+def test_a_second_plain_run_names_the_first_and_points_to_standby(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = CheckpointStore(state)
+    try:
+        result = cli("run", SOURCE, "--state-dir", str(state), check=False, timeout=60)
+    finally:
+        first.close()
+    assert result.returncode == 1
+    line = _one_line_error(result.stderr)
+    assert f"pid {os.getpid()}" in line and "--standby" in line
+
+
+def test_a_standby_instance_beside_a_plain_run_says_the_run_lacks_standby(
+    tmp_path: Path,
+) -> None:
+    # Through the command line a --standby instance opens the state dir only once the
+    # group elected it (a broker is needed): the store's refusal is what it prints.
+    state = tmp_path / "state"
+    first = CheckpointStore(state)
+    try:
+        with pytest.raises(StateLocked) as caught:
+            CheckpointStore(state, shared=True)
+    finally:
+        first.close()
+    message = str(caught.value)
+    assert f"pid {os.getpid()}" in message
+    assert "without --standby" in message and "\n" not in message
+    assert caught.value.owner == str(os.getpid())
