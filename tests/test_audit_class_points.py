@@ -1,0 +1,114 @@
+"""Points of the classification issue (13) that no other test pinned: the rolling metrics
+of a replay against River's own rolling metrics, the default of ``--max-classes``, and why
+``--help`` says adwin is the default drift detector."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from river import datasets, evaluate, linear_model, utils
+from river import metrics as rm
+
+from streamhelpers import cli, inspect_json
+
+WINDOW = 100
+
+
+def _write(
+    path: Path, rows: list[tuple[dict[str, Any], Any]], label: Callable[[Any], str]
+) -> list[tuple[dict[str, float], Any]]:
+    names = list(rows[0][0])
+    lines = [",".join([*names, "label"])]
+    lines += [",".join([*(repr(float(x[n])) for n in names), label(y)]) for x, y in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return [({n: float(x[n]) for n in names}, y) for x, y in rows]
+
+
+def _rolling(rows: list, make: Callable[[], Any], metric: type) -> Any:
+    """River's ``progressive_val_score`` of ``make()`` with ``metric`` over the last WINDOW."""
+    rolling = utils.Rolling(metric, window_size=WINDOW)
+    evaluate.progressive_val_score(rows, make(), rolling)
+    return rolling
+
+
+def _confusion(rolling: Any, name: Callable[[Any], str]) -> dict[str, dict[str, int]]:
+    data = rolling.obj.data
+    return {
+        name(t): {name(p): int(c) for p, c in row.items() if c}
+        for t, row in data.items()
+        if any(row.values())
+    }
+
+
+def _replay(path: Path, state: Path, spec: str) -> dict[str, Any]:
+    cli("replay", str(path), "--model", spec, "--target", "label", "--state-dir", str(state),
+        "--drift-detector", "none", "--rolling-window", str(WINDOW), timeout=300)  # fmt: skip
+    return inspect_json(state)
+
+
+@pytest.mark.slow
+def test_binary_rolling_metrics_equal_rivers_rolling_progressive_val_score(tmp_path: Path):
+    text = {True: "yes", False: "no"}.__getitem__
+    rows = _write(
+        tmp_path / "p.csv", list(itertools.islice(datasets.Phishing(), 350)), lambda y: text(y)
+    )
+    rows = [(x, bool(y)) for x, y in rows]
+    summary = _replay(tmp_path / "p.csv", tmp_path / "state", "LogisticRegression")
+    assert summary["rolling_window"] == WINDOW
+    rolling = summary["rolling_metrics"]
+    make = linear_model.LogisticRegression
+    assert rolling["accuracy"] == _rolling(rows, make, rm.Accuracy).get()
+    assert rolling["f1"] == _rolling(rows, make, rm.F1).get()
+    assert rolling["roc_auc"] == _rolling(rows, make, rm.ROCAUC).get()
+    # River's rolling mean reverts its running sum; the daemon adds the window afresh.
+    assert rolling["log_loss"] == pytest.approx(_rolling(rows, make, rm.LogLoss).get(), rel=1e-12)
+    assert rolling["confusion"] == _confusion(_rolling(rows, make, rm.ConfusionMatrix), text)
+    assert sum(sum(row.values()) for row in rolling["confusion"].values()) == WINDOW
+    assert rolling != summary["metrics"]  # the window is not the whole stream
+
+
+@pytest.mark.slow
+def test_multiclass_rolling_metrics_equal_rivers_rolling_progressive_val_score(tmp_path: Path):
+    rows = _write(tmp_path / "s.csv", list(itertools.islice(datasets.ImageSegments(), 400)), str)
+    summary = _replay(tmp_path / "s.csv", tmp_path / "state", "SoftmaxRegression")
+    rolling = summary["rolling_metrics"]
+    make = linear_model.SoftmaxRegression
+    assert rolling["accuracy"] == _rolling(rows, make, rm.Accuracy).get()
+    assert rolling["macro_f1"] == pytest.approx(_rolling(rows, make, rm.MacroF1).get(), rel=1e-14)
+    cross_entropy = _rolling(rows, make, rm.CrossEntropy).get()
+    assert rolling["cross_entropy"] == pytest.approx(cross_entropy, rel=1e-12)
+    assert rolling["confusion"] == _confusion(_rolling(rows, make, rm.ConfusionMatrix), str)
+    assert "f1" not in rolling and "roc_auc" not in rolling
+
+
+@pytest.mark.slow
+def test_max_classes_defaults_to_100_then_dead_letters(tmp_path: Path):
+    path = tmp_path / "many.csv"
+    path.write_text("a,label\n" + "".join(f"{i},c{i}\n" for i in range(102)))
+    letters = tmp_path / "dead.jsonl"
+    summary = _replay_json(path, "GaussianNB", "--dead-letter", str(letters))
+    assert len(summary["classes"]) == 100 and summary["records_learned"] == 100
+    reasons = letters.read_text().splitlines()
+    assert len(reasons) == 2 and all('"too_many_classes"' in line for line in reasons)
+
+
+def _replay_json(path: Path, spec: str, *extra: str) -> dict[str, Any]:
+    result = cli("replay", str(path), "--model", spec, "--target", "label",
+                 "--drift-detector", "none", "--inspect-json", *extra, timeout=300)  # fmt: skip
+    summary: dict[str, Any] = json.loads(result.stdout)
+    return summary
+
+
+@pytest.mark.parametrize("command", ["run", "replay"])
+def test_help_names_the_default_drift_detector_and_why(command: str):
+    text = " ".join(cli(command, "--help").stdout.split())
+    start = text.index("--drift-detector [")
+    entry = text[start : text.index("--drift-features", start)]
+    assert "adwin is the default for both because" in entry
+    assert "misses the fewest changes with the fewest false alarms (classifier)" in entry
+    assert entry.rstrip().endswith("default: adwin]")
