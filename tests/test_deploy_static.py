@@ -33,7 +33,7 @@ from streamlearn.observe.class_counts import class_tallies
 from streamlearn.observe.http import DEFAULT_METRICS_PORT
 from streamlearn.observe.keys import KeyTelemetry
 from streamlearn.observe.telemetry import Telemetry
-from streamlearn.scaleout.member import MemberStats
+from streamlearn.scaleout.member import MemberStats, Restore
 from streamlearn.scaleout.telemetry import member_registry
 from streamlearn.standby.role import Role
 
@@ -64,9 +64,9 @@ def registry_names(registry: CollectorRegistry) -> set[str]:
 
 
 def instance_names() -> set[str]:
-    """The sample names of a keyed group member (``MemberStats``, a partition's lag bound)
-    and of a ``--standby`` instance's role."""
-    stats = MemberStats(lag={0: 3})
+    """The sample names of a keyed group member (``MemberStats``, a partition's lag and its
+    take-over bound) and of a ``--standby`` instance's role."""
+    stats = MemberStats(topic="t", lag={0: 3}, restores={0: Restore(0.0, 4096, 0.1)})
     registry = CollectorRegistry()
     Role().register(registry)
     return registry_names(member_registry(stats)) | registry_names(registry)  # type: ignore[arg-type]

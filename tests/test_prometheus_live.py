@@ -25,7 +25,7 @@ from streamlearn.observe.http import MetricsServer
 from streamlearn.observe.keys import KeyTelemetry
 from streamlearn.observe.labels import STAGES
 from streamlearn.observe.telemetry import Telemetry
-from streamlearn.scaleout.member import MemberStats
+from streamlearn.scaleout.member import MemberStats, Restore
 from streamlearn.scaleout.telemetry import member_registry
 from streamlearn.standby.role import Role
 
@@ -170,7 +170,8 @@ def prometheus() -> Iterator[PrometheusServer]:
     standby_registry = CollectorRegistry()
     standby.register(standby_registry)
     standby_server = MetricsServer("127.0.0.1", 0, standby_registry)
-    stats = MemberStats(owned=2)
+    restored = {0: Restore(0.0, 4096, 0.05), 1: Restore(0.0, 81920, 0.4)}
+    stats = MemberStats(topic="prices", owned=2, restores=restored)
     member_server = MetricsServer("127.0.0.1", 0, member_registry(stats))  # type: ignore[arg-type]
     # A classifier's telemetry, as observe.face builds it: its own grid, no error histogram.
     classes = Telemetry(

@@ -80,7 +80,12 @@ def test_each_instance_serves_its_keys_and_redirects_the_others(
             assert (metric(port, "streamlearn_last_rebalance_seconds") or 0) > 0
             wait_for(
                 lambda port=port, p=mine[0]: (
-                    metric(port, "streamlearn_partition_lag_records", f'partition="{p}"') == 0
+                    metric(
+                        port,
+                        "streamlearn_partition_lag_records",
+                        f'partition="{p}",topic="{topic}"',
+                    )
+                    == 0
                 ),
                 f"{name}'s lag measured, 0",
                 20,

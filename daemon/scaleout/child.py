@@ -20,6 +20,8 @@ import select
 import signal
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 from streamlearn.scaleout.partitions import epoch_of, newer_epoch
 
 if TYPE_CHECKING:
+    from multiprocessing.sharedctypes import Synchronized
+
     from streamlearn.config import Settings
 
 __all__ = ["FENCED_EXIT", "Fenced", "main", "run_partition", "serve_partition"]
@@ -83,11 +87,17 @@ class Fenced:
         self._keys.durable(seq)
 
 
-def serve_partition(settings: Settings, log_level: str, member: int) -> None:
+def serve_partition(
+    settings: Settings, log_level: str, member: int, ready: Synchronized[float]
+) -> None:
     """A forked learner's entry: dies with the member (pid ``member``), runs, and exits with
-    ``run_partition``'s status."""
+    ``run_partition``'s status; ``ready`` gets the moment its checkpoint is loaded."""
     _die_with(member)
-    sys.exit(run_partition(settings, log_level))
+
+    def loaded() -> None:
+        ready.value = time.monotonic()
+
+    sys.exit(run_partition(settings, log_level, loaded))
 
 
 def _die_with(pid: int) -> None:
@@ -114,8 +124,11 @@ def main() -> int:
     return run_partition(settings, os.environ.get("STREAMLEARN_LOG_LEVEL", "info"))
 
 
-def run_partition(settings: Settings, log_level: str) -> int:
-    """Learn the partition ``settings`` names until SIGTERM; the exit status."""
+def run_partition(
+    settings: Settings, log_level: str, loaded: Callable[[], None] | None = None
+) -> int:
+    """Learn the partition ``settings`` names until SIGTERM; the exit status. ``loaded`` is
+    called once the checkpoint is restored and the partition opened, before the first read."""
     from streamlearn.app import AppError, build
     from streamlearn.cli.group import configure_logging
     from streamlearn.sources.base import SourceError
@@ -146,6 +159,8 @@ def run_partition(settings: Settings, log_level: str) -> int:
         daemon.checkpoints.keys = Fenced(daemon.checkpoints.keys, directory, settings.partition)
         daemon.install_signal_handlers()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if loaded is not None:
+            loaded()
         if early:
             daemon.stop()
         daemon.run()

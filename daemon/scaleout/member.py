@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamlearn.broker import free_port
 from streamlearn.scaleout.child import FENCED_EXIT
-from streamlearn.scaleout.partitions import newer_epoch, take_over
+from streamlearn.scaleout.partitions import carried_bytes, newer_epoch, take_over
 from streamlearn.scaleout.spawn import Learning, start_learner, warm_up
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from streamlearn.config import Settings
     from streamlearn.sources.kafka_config import KafkaSettings
 
-__all__ = ["Member", "MemberStats", "instance_id", "member_kafka", "run_member"]
+__all__ = ["Member", "MemberStats", "Restore", "instance_id", "member_kafka", "run_member"]
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +84,23 @@ def member_kafka(settings: Settings) -> KafkaSettings | None:
 
 
 @dataclass
+class Restore:
+    """One take-over of a partition: from the new epoch made to its learner ready to read."""
+
+    #: When it began (``time.monotonic()``).
+    started: float
+    #: Bytes of checkpoint and key segments carried into the new epoch (copied or linked).
+    bytes: int
+    #: Seconds to the learner's checkpoint loaded and partition opened; None while it loads.
+    seconds: float | None = None
+
+
+@dataclass
 class MemberStats:
     """What the member counts (its metrics)."""
 
+    #: The topic whose partitions the member owns (the label of the per-partition series).
+    topic: str = ""
     rebalances: int = 0
     fencing_refusals: int = 0
     restore_seconds: float = 0.0
@@ -96,6 +110,9 @@ class MemberStats:
     rebalance_seconds: float = 0.0
     #: Records behind the log end per owned partition, as of its latest checkpoint.
     lag: dict[int, int] = field(default_factory=dict)
+    #: The take-over of each owned partition (replaced whole, never changed in place: the
+    #: scrape reads it from another thread).
+    restores: dict[int, Restore] = field(default_factory=dict)
 
 
 @dataclass
@@ -126,7 +143,7 @@ class Member:
         self.address = address
         self.state_dir = Path(settings.state_dir)
         self.learners: dict[int, _Learner] = {}
-        self.stats = MemberStats()
+        self.stats = MemberStats(topic=kafka.topic)
         self.stopping = threading.Event()
         self.failed: str | None = None
         self.consumer: KafkaConsumer | None = None
@@ -159,7 +176,8 @@ class Member:
         epoch, directory = take_over(
             self.state_dir, self.kafka.topic, partition, self.instance, self.address
         )
-        self.stats.restore_seconds += time.monotonic() - started
+        restore = Restore(started, carried_bytes(directory))
+        self.stats.restores = {**self.stats.restores, partition: restore}
         port = free_port() if self.address is not None else None
         level = logging.getLevelName(log.getEffectiveLevel())
         process = start_learner(
@@ -196,7 +214,32 @@ class Member:
                     offsets[learner.partition] = offset
         if offsets:
             self._commit(offsets)
-        self.stats.owned = len(self.learners)
+        self._count_owned()
+
+    def _count_owned(self) -> None:
+        """The owned count, and per-partition series of the owned partitions only."""
+        stats = self.stats
+        stats.owned = len(self.learners)
+        stats.lag = {p: lag for p, lag in stats.lag.items() if p in self.learners}
+        stats.restores = {p: r for p, r in stats.restores.items() if p in self.learners}
+
+    def _note_restores(self) -> None:
+        """The take-overs whose learner got ready since the last look: their durations."""
+        for partition, restore in list(self.stats.restores.items()):
+            learner = self.learners.get(partition)
+            ready = learner.process.ready_at if learner is not None else None
+            if restore.seconds is not None or ready is None:
+                continue
+            seconds = max(0.0, ready - restore.started)
+            self.stats.restores = {
+                **self.stats.restores,
+                partition: replace(restore, seconds=seconds),
+            }
+            self.stats.restore_seconds += seconds
+            log.info(
+                "partition %d restored in %.3f s (%d bytes of state carried in)",
+                partition, seconds, restore.bytes,
+            )  # fmt: skip
 
     def commit_progress(self) -> None:
         """Commit the owned partitions' checkpointed offsets that moved (lag monitoring only:
@@ -297,7 +340,8 @@ class Member:
                 log.error("partition %d was fenced: dropped", partition)
             elif code != 0:
                 self.failed = f"the learner of partition {partition} failed (exit {code})"
-        self.stats.owned = len(self.learners)
+        self._note_restores()
+        self._count_owned()
 
     # -- the group -----------------------------------------------------------------------------
 
@@ -343,13 +387,12 @@ class Member:
         for p in mine:
             if p not in self.learners:
                 self.start(p)
-        self.stats.lag = {p: lag for p, lag in self.stats.lag.items() if p in self.learners}
         if self._rebalance_started is not None:
             seconds = time.monotonic() - self._rebalance_started
             self.stats.last_rebalance_seconds = seconds
             self.stats.rebalance_seconds += seconds
             self._rebalance_started = None
-        self.stats.owned = len(self.learners)
+        self._count_owned()
 
     def _consumer(self) -> KafkaConsumer:
         from kafka import KafkaConsumer

@@ -30,6 +30,7 @@ __all__ = [
     "OWNER_NAME",
     "PARTITIONS",
     "Owner",
+    "carried_bytes",
     "epoch_of",
     "epochs",
     "latest",
@@ -140,6 +141,25 @@ def take_over(
     for old in epochs(root)[:-KEEP_EPOCHS]:
         shutil.rmtree(epoch_dir(root, old), ignore_errors=True)
     return epoch, target
+
+
+def carried_bytes(directory: Path) -> int:
+    """Bytes of the state an epoch directory holds besides its owner record and lock: right
+    after ``take_over``, what the new owner carried in (copied or linked) and will read.
+
+    >>> import tempfile
+    >>> store = Path(tempfile.mkdtemp())
+    >>> carried_bytes(take_over(store, "t", 0, "a")[1])
+    0
+    """
+    total = 0
+    for path in Path(directory).rglob("*"):
+        if path.name in _NOT_CARRIED or path.name.startswith("next.tmp."):
+            continue
+        with contextlib.suppress(FileNotFoundError):  # collected meanwhile
+            if path.is_file():
+                total += path.stat().st_size
+    return total
 
 
 def _carry(source: Path, target: Path) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
+    from multiprocessing.sharedctypes import Synchronized
 
     from streamlearn.config import Settings
 
@@ -50,8 +51,16 @@ def _fork_server() -> ForkServerContext:
 class Learning:
     """A running learner, with ``subprocess.Popen``'s calls: ``poll``, ``wait``, ``kill``."""
 
-    def __init__(self, process: BaseProcess) -> None:
+    def __init__(self, process: BaseProcess, ready: Synchronized[float]) -> None:
         self._process = process
+        self._ready = ready
+
+    @property
+    def ready_at(self) -> float | None:
+        """When (``time.monotonic()``, one clock for every process of the host) the learner had
+        loaded its checkpoint and opened its partition; None while it starts."""
+        moment = float(self._ready.value)
+        return moment if moment > 0 else None
 
     @property
     def pid(self) -> int:
@@ -90,8 +99,11 @@ def start_learner(settings: Settings, log_level: str, name: str) -> Learning:
     """Fork a learner of ``settings``' partition from the fork server."""
     from streamlearn.scaleout.child import serve_partition
 
-    process = _fork_server().Process(
-        target=serve_partition, args=(settings, log_level, os.getpid()), name=name
+    context = _fork_server()
+    # Shared memory the learner writes once it is ready: how long the take-over took.
+    ready = context.Value("d", 0.0, lock=False)
+    process = context.Process(
+        target=serve_partition, args=(settings, log_level, os.getpid(), ready), name=name
     )
     process.start()
-    return Learning(process)
+    return Learning(process, ready)
