@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from river import datasets, evaluate, linear_model, utils
 from river import metrics as rm
@@ -112,3 +114,32 @@ def test_help_names_the_default_drift_detector_and_why(command: str):
     assert "adwin is the default for both because" in entry
     assert "misses the fewest changes with the fewest false alarms (classifier)" in entry
     assert entry.rstrip().endswith("default: adwin]")
+
+
+def test_a_pseudo_labels_weight_scales_the_seeds_step_of_logistic():
+    """Issue 13, point 7: the weight works as for regression (``alpha * w * (p - y)``), and a
+    pseudo-label is learned, never scored."""
+    from streamlearn.classify.learner import ClassLearner
+    from streamlearn.classify.space import ClassSpace
+    from streamlearn.models.registry import build_model
+
+    space = ClassSpace(binary=True)
+    space.encode("no"), space.encode("yes")
+    learner = ClassLearner(build_model("logistic", lr=0.1), space)
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 3))
+    y = (X @ np.array([1.0, -2.0, 0.5]) > 0).astype(float)
+    theta, theta0, w = np.zeros(3), 0.0, 0.3
+    for xi, yi in zip(X, y, strict=True):
+        learner.learn_weighted({f"x{j}": float(v) for j, v in enumerate(xi)}, yi, w)
+        z = theta0 + float(theta @ xi)
+        p = 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+        step = 0.1 * w * (p - yi)
+        theta, theta0 = theta - step * xi, theta0 - step
+    model = learner.model
+    np.testing.assert_allclose(
+        [model.weights[f"x{j}"] for j in range(3)], theta, atol=1e-12, rtol=0
+    )
+    assert model.intercept == pytest.approx(theta0, abs=1e-12, rel=0)
+    assert learner.pseudo_learned == 300 and learner.records_learned == 0
+    assert learner.summary()["accuracy"] is None  # metrics are for true labels only
