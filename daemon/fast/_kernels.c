@@ -9,6 +9,8 @@
  *   learn_logistic = spec.learn_logistic  (logistic test-then-train, River's LogLoss)
  *   learn_softmax  = spec.learn_softmax   (softmax test-then-train, River's CrossEntropy)
  *   feed_values    = spec.feed_values     (River's ADWIN, bit for bit)
+ *   learn_rows_keyed = keyspec.learn_rows_keyed (learn_rows, each row in its key's slot)
+ *   cut_column     = keyspec.cut_column    (a CSV column cut out of each line: the key)
  *
  * The tests run both on the same inputs and compare every output bit (why C rather
  * than a JIT: docs/design.md). The floating-point operations keep Python's order and
@@ -527,6 +529,349 @@ done:
     return result;
 }
 
+/* -- learn_rows_keyed ----------------------------------------------------------------- */
+
+/* learn_rows_keyed: per-slot counters, why it stopped, as in keyspec.py. */
+enum { K_LEARNED, K_SLOT, K_LENGTH, K_STRIDE, K_POINTS, K_PENDING, N_KEY_COUNTERS };
+enum { K_DONE, K_DIVERGED, K_OTHER, K_FULL };
+
+typedef struct {
+    const double *values;
+    Py_ssize_t columns;
+    const int8_t *status;
+    const int64_t *slots;
+    const int64_t *index;
+    Py_ssize_t start, stop;
+    double *weights;
+    Py_ssize_t n_features, n_slots;
+    double lr, two;
+    double *state;
+    int64_t *counters;
+    double *ring_y, *ring_yhat;
+    Py_ssize_t window;
+    double *curve;
+    Py_ssize_t max_points;
+    double *pend_err;
+    int64_t *pend_idx;
+    Py_ssize_t pend;
+    double *yhat_out;
+    int64_t *why;
+} KeyedLearn;
+
+/* Curve.add of a point that is due (n a multiple of the stride): append it; past
+ * max_points the stride doubles and only the multiples of it stay. */
+static void curve_add(double *curve, int64_t *counters, Py_ssize_t max_points, double n,
+                      double rolling, double cumulative)
+{
+    int64_t count = counters[K_POINTS];
+    double *point = curve + 3 * count;
+    point[0] = n;
+    point[1] = rolling;
+    point[2] = cumulative;
+    count++;
+    if (count > max_points) {
+        const int64_t stride = counters[K_STRIDE] * 2;
+        int64_t kept = 0;
+        for (int64_t i = 0; i < count; i++) {
+            const double *from = curve + 3 * i;
+            if ((int64_t)from[0] % stride == 0) {
+                double *to = curve + 3 * kept;
+                to[0] = from[0];
+                to[1] = from[1];
+                to[2] = from[2];
+                kept++;
+            }
+        }
+        counters[K_STRIDE] = stride;
+        count = kept;
+    }
+    counters[K_POINTS] = count;
+}
+
+static Py_ssize_t keyed_block(const void *arg)
+{
+    const KeyedLearn *k = arg;
+    const Py_ssize_t n_features = k->n_features;
+    const Py_ssize_t window = k->window;
+    Py_ssize_t row = k->start;
+    int64_t why = K_DONE;
+    while (row < k->stop) {
+        const int64_t s = k->slots[row];
+        if (k->status[row] != LABELED || s < 0 || s >= k->n_slots) {
+            why = K_OTHER; /* the caller's: a record of another kind, or a key with no slot */
+            break;
+        }
+        int64_t *const counters = k->counters + s * N_KEY_COUNTERS;
+        if (k->pend > 0 && counters[K_PENDING] >= k->pend) {
+            why = K_FULL; /* the caller hands the key's errors to its drift monitor */
+            break;
+        }
+        double *const weights = k->weights + s * n_features;
+        double *const state = k->state + s * N_STATE;
+        double *const ring_y = k->ring_y + s * window;
+        double *const ring_yhat = k->ring_yhat + s * window;
+        const double *x = k->values + row * k->columns;
+        const double yhat = linear(state[INTERCEPT], weights, x, n_features);
+        k->yhat_out[row] = yhat;
+        if (!(-DIVERGED < yhat && yhat < DIVERGED)) {
+            why = K_DIVERGED;
+            break;
+        }
+        const double y = x[n_features];
+        /* learn_rows' steps, on the slot's own state. */
+        state[MAE_N] += 1.0;
+        state[MAE_MEAN] = mean_step(state[MAE_N], state[MAE_MEAN], fabs(y - yhat));
+        state[MSE_N] += 1.0;
+        state[MSE_MEAN] = mean_step(state[MSE_N], state[MSE_MEAN], pow(y - yhat, k->two));
+        const double mean_old = state[VAR_MEAN];
+        state[VAR_N] += 1.0;
+        state[VAR_MEAN] += (1.0 / state[VAR_N]) * (y - state[VAR_MEAN]);
+        state[VAR_S] += 1.0 * (y - mean_old) * (y - state[VAR_MEAN]);
+        state[RSS] += (y - yhat) * (y - yhat) * 1.0;
+        const double step = k->lr * (yhat - y);
+        descend(weights, x, n_features, step);
+        state[INTERCEPT] -= step;
+        int64_t slot = counters[K_SLOT];
+        if (counters[K_LENGTH] == window) {
+            state[ABS_SUM] -= fabs(ring_y[slot] - ring_yhat[slot]);
+        } else {
+            counters[K_LENGTH]++;
+        }
+        ring_y[slot] = y;
+        ring_yhat[slot] = yhat;
+        slot++;
+        if (slot == window) {
+            slot = 0;
+        }
+        counters[K_SLOT] = slot;
+        state[ABS_SUM] += fabs(y - yhat);
+        const int64_t learned = ++counters[K_LEARNED];
+        if (k->pend > 0) {
+            const int64_t at = s * k->pend + counters[K_PENDING]++;
+            k->pend_err[at] = fabs(y - yhat);
+            k->pend_idx[at] = k->index[row];
+        }
+        row++;
+        if (learned % counters[K_STRIDE] == 0) {
+            if (learned % window == 0) {
+                double sum = 0.0;
+                for (Py_ssize_t i = 0; i < window; i++) {
+                    const Py_ssize_t at = (slot + i) % window;
+                    sum += fabs(ring_y[at] - ring_yhat[at]);
+                }
+                state[ABS_SUM] = sum;
+            }
+            curve_add(k->curve + s * 3 * (k->max_points + 1), counters, k->max_points,
+                      (double)learned, state[ABS_SUM] / (double)counters[K_LENGTH],
+                      state[MAE_MEAN]);
+        }
+    }
+    *k->why = why;
+    return row;
+}
+
+PyDoc_STRVAR(learn_rows_keyed_doc,
+             "learn_rows_keyed(values, status, slots, index, start, stop, weights, lr, two,\n"
+             "                 state, counters, ring_y, ring_yhat, curve, pend_err, pend_idx,\n"
+             "                 yhat_out, why) -> int\n\n"
+             "streamlearn.fast.keyspec.learn_rows_keyed, compiled: each row in its key's slot.");
+
+static PyObject *learn_rows_keyed(PyObject *self, PyObject *args)
+{
+    PyObject *o[15];
+    Array a[15] = {0};
+    KeyedLearn k;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "OOOOnnOddOOOOOOOOO:learn_rows_keyed", &o[0], &o[1], &o[2],
+                          &o[3], &k.start, &k.stop, &o[4], &k.lr, &k.two, &o[5], &o[6], &o[7],
+                          &o[8], &o[9], &o[10], &o[11], &o[12], &o[13])) {
+        return NULL;
+    }
+    if (take(o[0], &a[0], "values", FLOATS, 8, 2, 0) < 0 ||
+        take(o[1], &a[1], "status", INT8S, 1, 1, 0) < 0 ||
+        take(o[2], &a[2], "slots", INT64S, 8, 1, 0) < 0 ||
+        take(o[3], &a[3], "index", INT64S, 8, 1, 0) < 0 ||
+        take(o[4], &a[4], "weights", FLOATS, 8, 2, 1) < 0 ||
+        take(o[5], &a[5], "state", FLOATS, 8, 2, 1) < 0 ||
+        take(o[6], &a[6], "counters", INT64S, 8, 2, 1) < 0 ||
+        take(o[7], &a[7], "ring_y", FLOATS, 8, 2, 1) < 0 ||
+        take(o[8], &a[8], "ring_yhat", FLOATS, 8, 2, 1) < 0 ||
+        take(o[9], &a[9], "curve", FLOATS, 8, 3, 1) < 0 ||
+        take(o[10], &a[10], "pend_err", FLOATS, 8, 2, 1) < 0 ||
+        take(o[11], &a[11], "pend_idx", INT64S, 8, 2, 1) < 0 ||
+        take(o[12], &a[12], "yhat_out", FLOATS, 8, 1, 1) < 0 ||
+        take(o[13], &a[13], "why", INT64S, 8, 1, 1) < 0) {
+        goto done;
+    }
+    k.values = a[0].view.buf;
+    k.columns = a[0].view.shape[1];
+    k.status = a[1].view.buf;
+    k.slots = a[2].view.buf;
+    k.index = a[3].view.buf;
+    k.weights = a[4].view.buf;
+    k.n_slots = a[4].view.shape[0];
+    k.n_features = a[4].view.shape[1];
+    k.state = a[5].view.buf;
+    k.counters = a[6].view.buf;
+    k.ring_y = a[7].view.buf;
+    k.ring_yhat = a[8].view.buf;
+    k.window = a[7].view.shape[1];
+    k.curve = a[9].view.buf;
+    k.max_points = a[9].view.shape[1] - 1;
+    k.pend_err = a[10].view.buf;
+    k.pend_idx = a[11].view.buf;
+    k.pend = a[10].view.shape[1];
+    k.yhat_out = a[12].view.buf;
+    k.why = a[13].view.buf;
+    const Py_ssize_t rows = a[0].view.shape[0];
+    const Py_ssize_t n = k.n_slots;
+    int ok = k.start >= 0 && k.stop >= k.start && k.stop <= rows && len_of(&a[1]) >= k.stop &&
+             len_of(&a[2]) >= k.stop && len_of(&a[3]) >= k.stop &&
+             k.columns >= k.n_features + 1 && a[5].view.shape[0] == n &&
+             a[5].view.shape[1] == N_STATE && a[6].view.shape[0] == n &&
+             a[6].view.shape[1] == N_KEY_COUNTERS && a[7].view.shape[0] == n && k.window >= 1 &&
+             a[8].view.shape[0] == n && a[8].view.shape[1] == k.window &&
+             a[9].view.shape[0] == n && k.max_points >= 1 && a[9].view.shape[2] == 3 &&
+             a[10].view.shape[0] == n && a[11].view.shape[0] == n &&
+             a[11].view.shape[1] == k.pend && len_of(&a[12]) >= k.stop && len_of(&a[13]) >= 1;
+    /* Every slot a row names must hold counters the loop can trust (they index its arrays). */
+    for (Py_ssize_t r = k.start; ok && r < k.stop; r++) {
+        const int64_t s = k.slots[r];
+        if (s < 0 || s >= n) {
+            continue;
+        }
+        const int64_t *c = k.counters + s * N_KEY_COUNTERS;
+        ok = c[K_SLOT] >= 0 && c[K_SLOT] < k.window && c[K_LENGTH] >= 0 &&
+             c[K_LENGTH] <= k.window && c[K_STRIDE] >= 1 && c[K_POINTS] >= 0 &&
+             c[K_POINTS] <= k.max_points && c[K_PENDING] >= 0 && c[K_PENDING] <= k.pend;
+    }
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "learn_rows_keyed: arrays or counters out of range");
+        goto done;
+    }
+    result = run_block(keyed_block, &k, (k.stop - k.start) * (k.n_features + 1));
+done:
+    release(a, 14);
+    return result;
+}
+
+/* -- cut_column ---------------------------------------------------------------------- */
+
+PyDoc_STRVAR(cut_column_doc,
+             "cut_column(data, column, starts) -> (bytes, list)\n\n"
+             "streamlearn.fast.keyspec.cut_column, compiled: each line without its column-th\n"
+             "cell, and the cells as text (None where the decoder must judge the line).");
+
+/* A cell the fast path takes as a key's text as it is: printable ASCII, no quote, not blank
+ * at either end (key_text strips), at most 256 characters (MAX_KEY_CHARS). */
+static int plain_key(const uint8_t *cell, Py_ssize_t size)
+{
+    if (size < 1 || size > 256 || cell[0] == ' ' || cell[size - 1] == ' ') {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        if (cell[i] < 0x21 && cell[i] != ' ') {
+            return 0;
+        }
+        if (cell[i] > 0x7e || cell[i] == '"') {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static PyObject *cut_column(PyObject *self, PyObject *args)
+{
+    PyObject *o[2];
+    Py_ssize_t column;
+    Array a[2] = {0};
+    PyObject *result = NULL, *keys = NULL, *out = NULL;
+    if (!PyArg_ParseTuple(args, "OnO:cut_column", &o[0], &column, &o[1])) {
+        return NULL;
+    }
+    if (take(o[0], &a[0], "data", BYTES, 1, 1, 0) < 0 ||
+        take(o[1], &a[1], "starts", INT64S, 8, 1, 1) < 0) {
+        goto done;
+    }
+    const uint8_t *data = a[0].view.buf;
+    const Py_ssize_t size = len_of(&a[0]);
+    const Py_ssize_t rows = len_of(&a[1]) - 1;
+    int64_t *starts = a[1].view.buf;
+    if (column < 0 || rows < 0) {
+        PyErr_SetString(PyExc_ValueError, "cut_column: column >= 0, starts rows + 1 long");
+        goto done;
+    }
+    keys = PyList_New(rows);
+    out = PyBytes_FromStringAndSize(NULL, size);
+    if (keys == NULL || out == NULL) {
+        goto done;
+    }
+    uint8_t *to = (uint8_t *)PyBytes_AS_STRING(out);
+    Py_ssize_t written = 0, pos = 0, row = 0;
+    for (; row < rows && pos < size; row++) {
+        starts[row] = pos;
+        Py_ssize_t end = pos;
+        int quoted = 0;
+        while (end < size && data[end] != '\n') {
+            quoted |= data[end] == '"';
+            end++;
+        }
+        Py_ssize_t text_end = end > pos && data[end - 1] == '\r' ? end - 1 : end;
+        /* The cell: from after the column-th comma to the next comma or the line's end. */
+        Py_ssize_t cell = pos, field = 0;
+        while (field < column && cell < text_end) {
+            if (data[cell++] == ',') {
+                field++;
+            }
+        }
+        Py_ssize_t cell_end = cell;
+        while (cell_end < text_end && data[cell_end] != ',') {
+            cell_end++;
+        }
+        const Py_ssize_t next = end < size ? end + 1 : end;
+        PyObject *key = NULL;
+        if (!quoted && field == column && plain_key(data + cell, cell_end - cell)) {
+            key = PyUnicode_DecodeASCII((const char *)data + cell, cell_end - cell, NULL);
+            if (key == NULL) {
+                goto done;
+            }
+            /* The line less the cell and one comma beside it. */
+            Py_ssize_t cut_from = cell, cut_to = cell_end;
+            if (cut_to < text_end) {
+                cut_to++; /* its comma after */
+            } else if (cut_from > pos) {
+                cut_from--; /* the last cell: the comma before */
+            }
+            memcpy(to + written, data + pos, cut_from - pos);
+            written += cut_from - pos;
+            memcpy(to + written, data + cut_to, next - cut_to);
+            written += next - cut_to;
+        } else {
+            Py_INCREF(Py_None);
+            key = Py_None;
+            memcpy(to + written, data + pos, next - pos);
+            written += next - pos;
+        }
+        PyList_SET_ITEM(keys, row, key);
+        pos = next;
+    }
+    for (Py_ssize_t r = row; r < rows; r++) {
+        Py_INCREF(Py_None);
+        PyList_SET_ITEM(keys, r, Py_None);
+        starts[r] = pos;
+    }
+    starts[rows] = pos;
+    if (_PyBytes_Resize(&out, written) < 0) {
+        goto done;
+    }
+    result = PyTuple_Pack(2, out, keys);
+done:
+    Py_XDECREF(out);
+    Py_XDECREF(keys);
+    release(a, 2);
+    return result;
+}
+
 /* -- learn_logistic, learn_softmax --------------------------------------------------- */
 
 /* The classifiers' state: River's Mean of the log loss or cross-entropy (classspec.py). */
@@ -1029,6 +1374,8 @@ static PyMethodDef methods[] = {
     {"learn_logistic", learn_logistic, METH_VARARGS, learn_logistic_doc},
     {"learn_softmax", learn_softmax, METH_VARARGS, learn_softmax_doc},
     {"feed_values", feed_values, METH_VARARGS, feed_values_doc},
+    {"learn_rows_keyed", learn_rows_keyed, METH_VARARGS, learn_rows_keyed_doc},
+    {"cut_column", cut_column, METH_VARARGS, cut_column_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1044,7 +1391,8 @@ static int add_constants(PyObject *module)
         {"N_COUNTERS", N_COUNTERS}, {"HEADER", HEADER},       {"MAX_ROWS", MAX_ROWS},
         {"INTERCEPT", INTERCEPT}, {"ABS_SUM", ABS_SUM},       {"STOPPED", STOPPED},
         {"SEEN_TOTAL", SEEN_TOTAL}, {"LOSS_N", LOSS_N},       {"LOSS_MEAN", LOSS_MEAN},
-        {"N_LOSS_STATE", N_LOSS_STATE},
+        {"N_LOSS_STATE", N_LOSS_STATE}, {"N_KEY_COUNTERS", N_KEY_COUNTERS},
+        {"K_FULL", K_FULL},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (PyModule_AddIntConstant(module, ints[i].name, ints[i].value) < 0) {

@@ -7,6 +7,8 @@ the right item type and shape).
 
 from streamlearn.fast.classspec import learn_logistic as learn_logistic
 from streamlearn.fast.classspec import learn_softmax as learn_softmax
+from streamlearn.fast.keyspec import cut_column as cut_column
+from streamlearn.fast.keyspec import learn_rows_keyed as learn_rows_keyed
 from streamlearn.fast.spec import feed_values as feed_values
 from streamlearn.fast.spec import learn_rows as learn_rows
 from streamlearn.fast.spec import parse_lines as parse_lines
@@ -27,4 +29,6 @@ SEEN_TOTAL: int
 LOSS_N: int
 LOSS_MEAN: int
 N_LOSS_STATE: int
+N_KEY_COUNTERS: int
+K_FULL: int
 DIVERGED: float

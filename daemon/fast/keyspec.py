@@ -1,0 +1,235 @@
+"""The keyed kernels' specification: ``learn_rows_keyed`` and ``cut_column`` as plain Python.
+
+``daemon/fast/_kernels.c`` renders each function here line for line in C; the tests run
+both on the same inputs and compare every output bit (``tests/test_keys_compiled.py``).
+
+- :func:`cut_column` cuts one CSV column (``--key-by``) out of each line of a block: the
+  lines without it go to ``parse_lines`` as the plain layout, the cells come back as the
+  keys' text. A cell the fast path does not take as it is (quotes, blanks at its ends, no
+  such column, not printable ASCII, empty or over ``MAX_KEY_CHARS``) is None: its line is
+  left whole, for the decoder to judge.
+- :func:`learn_rows_keyed` is :func:`streamlearn.fast.spec.learn_rows` with one model per
+  key: row ``r`` is learned by slot ``slots[r]`` (its row of weights, its intercept, metrics,
+  ring and learning curve), with the same arithmetic as a ``Learner`` of ``sgd`` per key.
+  Each learned error also waits in its slot's buffer for the key's drift monitor, with its
+  stream index; the caller hands a full buffer to the monitor.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from streamlearn.fast.spec import (
+    ABS_SUM,
+    INTERCEPT,
+    LABELED,
+    MAE_MEAN,
+    MAE_N,
+    MSE_MEAN,
+    MSE_N,
+    RSS,
+    VAR_MEAN,
+    VAR_N,
+    VAR_S,
+    descend,
+    linear,
+    mean_step,
+)
+from streamlearn.learner import DIVERGED
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+__all__ = ["K_DIVERGED", "K_DONE", "K_FULL", "K_OTHER", "cut_column", "learn_rows_keyed"]
+
+#: A slot's counters: records learned, ring slot and length, curve stride and points,
+#: errors waiting for the drift monitor.
+K_LEARNED, K_SLOT, K_LENGTH, K_STRIDE, K_POINTS, K_PENDING = range(6)
+N_KEY_COUNTERS = K_PENDING + 1
+#: Why ``learn_rows_keyed`` returned (``why[0]``): all done; the row's prediction is one the
+#: divergence guard must see; the row is not a labeled one with a slot; the row's slot has
+#: a full buffer of errors. The row it returns is not learned but in the first case.
+K_DONE, K_DIVERGED, K_OTHER, K_FULL = range(4)
+#: Characters of a key's text at most (``streamlearn.keys.store.MAX_KEY_CHARS``).
+_MAX_KEY = 256
+
+
+def _plain_key(cell: bytes) -> bool:
+    size = len(cell)
+    if size < 1 or size > _MAX_KEY or cell[0] == 32 or cell[-1] == 32:
+        return False
+    return all(32 <= c <= 126 and c != 34 for c in cell)
+
+
+def cut_column(
+    data: bytes, column: int, starts: NDArray[np.int64]
+) -> tuple[bytes, list[str | None]]:
+    """Each line of ``data`` without its ``column``-th cell, and those cells.
+
+    ``starts`` (rows + 1 long) receives each line's offset in ``data`` and the end. A line
+    whose cell is None is copied whole; otherwise the cell and one comma beside it (after
+    it; for the last cell, before it) are left out.
+    """
+    size = len(data)
+    rows = len(starts) - 1
+    out = bytearray()
+    keys: list[str | None] = [None] * rows
+    pos = 0
+    row = 0
+    while row < rows and pos < size:
+        starts[row] = pos
+        end = data.find(b"\n", pos)
+        end = size if end < 0 else end
+        line = data[pos:end]
+        text_end = end - 1 if end > pos and data[end - 1] == 13 else end
+        cell = pos
+        field = 0
+        while field < column and cell < text_end:
+            if data[cell] == 44:
+                field += 1
+            cell += 1
+        cell_end = cell
+        while cell_end < text_end and data[cell_end] != 44:
+            cell_end += 1
+        following = end + 1 if end < size else end
+        text = data[cell:cell_end]
+        if 34 not in line and field == column and _plain_key(text):
+            keys[row] = text.decode("ascii")
+            cut_from, cut_to = cell, cell_end
+            if cut_to < text_end:
+                cut_to += 1
+            elif cut_from > pos:
+                cut_from -= 1
+            out += data[pos:cut_from]
+            out += data[cut_to:following]
+        else:
+            out += data[pos:following]
+        pos = following
+        row += 1
+    for rest in range(row, rows):
+        starts[rest] = pos
+    starts[rows] = pos
+    return bytes(out), keys
+
+
+def _curve_add(
+    curve: NDArray[np.float64],
+    counters: NDArray[np.int64],
+    n: float,
+    rolling: float,
+    cumulative: float,
+) -> None:
+    """``Curve.add`` of a due point into a slot's curve (``curve``: its (max + 1, 3) rows)."""
+    max_points = curve.shape[0] - 1
+    count = int(counters[K_POINTS])
+    curve[count, 0] = n
+    curve[count, 1] = rolling
+    curve[count, 2] = cumulative
+    count += 1
+    if count > max_points:
+        stride = int(counters[K_STRIDE]) * 2
+        kept = 0
+        for i in range(count):
+            if int(curve[i, 0]) % stride == 0:
+                curve[kept] = curve[i]
+                kept += 1
+        counters[K_STRIDE] = stride
+        count = kept
+    counters[K_POINTS] = count
+
+
+def learn_rows_keyed(
+    values: NDArray[np.float64],
+    status: NDArray[np.int8],
+    slots: NDArray[np.int64],
+    index: NDArray[np.int64],
+    start: int,
+    stop: int,
+    weights: NDArray[np.float64],
+    lr: float,
+    two: float,
+    state: NDArray[np.float64],
+    counters: NDArray[np.int64],
+    ring_y: NDArray[np.float64],
+    ring_yhat: NDArray[np.float64],
+    curve: NDArray[np.float64],
+    pend_err: NDArray[np.float64],
+    pend_idx: NDArray[np.int64],
+    yhat_out: NDArray[np.float64],
+    why: NDArray[np.int64],
+) -> int:
+    """Test then train rows ``start..stop``, each in slot ``slots[row]``; the row it stopped at.
+
+    ``weights`` is (slots, features), ``state`` (slots, ``spec.N_STATE``), ``counters``
+    (slots, ``N_KEY_COUNTERS``), the rings (slots, window), ``curve`` (slots, max points + 1,
+    3), the error buffers (slots, pending; pending 0: no drift monitor). ``index[row]`` is the
+    row's stream index, which the monitor's events report. ``why[0]`` says why it returned.
+    """
+    n_slots, n_features = weights.shape
+    window = ring_y.shape[1]
+    pend = pend_err.shape[1]
+    row = start
+    reason = K_DONE
+    while row < stop:
+        s = int(slots[row])
+        if status[row] != LABELED or s < 0 or s >= n_slots:
+            reason = K_OTHER
+            break
+        c = counters[s]
+        if pend > 0 and c[K_PENDING] >= pend:
+            reason = K_FULL
+            break
+        w = weights[s]
+        st = state[s]
+        ry = ring_y[s]
+        ryhat = ring_yhat[s]
+        x = values[row]
+        yhat = linear(float(st[INTERCEPT]), w, x, n_features)
+        yhat_out[row] = yhat
+        if not -DIVERGED < yhat < DIVERGED:
+            reason = K_DIVERGED
+            break
+        y = float(x[n_features])
+        st[MAE_N] += 1.0
+        st[MAE_MEAN] = mean_step(float(st[MAE_N]), float(st[MAE_MEAN]), abs(y - yhat))
+        st[MSE_N] += 1.0
+        st[MSE_MEAN] = mean_step(float(st[MSE_N]), float(st[MSE_MEAN]), (y - yhat) ** two)
+        mean_old = float(st[VAR_MEAN])
+        st[VAR_N] += 1.0
+        st[VAR_MEAN] += (1.0 / st[VAR_N]) * (y - st[VAR_MEAN])
+        st[VAR_S] += 1.0 * (y - mean_old) * (y - st[VAR_MEAN])
+        st[RSS] += (y - yhat) * (y - yhat) * 1.0
+        step = lr * (yhat - y)
+        descend(w, x, n_features, step)
+        st[INTERCEPT] -= step
+        slot = int(c[K_SLOT])
+        if c[K_LENGTH] == window:
+            st[ABS_SUM] -= abs(ry[slot] - ryhat[slot])
+        else:
+            c[K_LENGTH] += 1
+        ry[slot] = y
+        ryhat[slot] = yhat
+        slot += 1
+        if slot == window:
+            slot = 0
+        c[K_SLOT] = slot
+        st[ABS_SUM] += abs(y - yhat)
+        c[K_LEARNED] += 1
+        learned = int(c[K_LEARNED])
+        if pend > 0:
+            at = int(c[K_PENDING])
+            pend_err[s, at] = abs(y - yhat)
+            pend_idx[s, at] = index[row]
+            c[K_PENDING] = at + 1
+        row += 1
+        if learned % c[K_STRIDE] == 0:
+            if learned % window == 0:
+                total = 0.0
+                for i in range(window):
+                    at = (slot + i) % window
+                    total += abs(ry[at] - ryhat[at])
+                st[ABS_SUM] = total
+            _curve_add(curve[s], c, float(learned), st[ABS_SUM] / float(c[K_LENGTH]), st[MAE_MEAN])
+    why[0] = reason
+    return row
