@@ -79,6 +79,15 @@ class KeyScores:
         self._pool: dict[str, float] = {}
         #: The pool's least bad key and its badness, while known.
         self._least: tuple[float, str] | None = None
+        #: Keys counted at a score not written yet (``counted``), by that score.
+        self._unwritten: dict[str, float] = {}
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "_unwritten": {}}  # what a checkpoint holds is written
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._unwritten = {}  # (not in checkpoints written before it existed)
 
     def bucket(self, score: float) -> int:
         """The bucket of a finite score."""
@@ -90,6 +99,19 @@ class KeyScores:
     def update(self, key: str, old: float | None, new: float) -> None:
         """Key ``key`` was written with score ``new`` (NaN: none); ``old`` its score as last
         written (NaN: none), None when it was never written before."""
+        if self._unwritten:
+            old = self._unwritten.pop(key, old)
+        self._count(key, old, new)
+
+    def counted(self, key: str, old: float | None, new: float) -> None:
+        """Count key ``key`` at score ``new`` before it is written (a run without a state
+        dir, whose live keys no checkpoint writes); ``old`` as in ``update``. The next
+        ``update`` of the key replaces this score."""
+        old = self._unwritten.get(key, old)
+        self._unwritten[key] = new
+        self._count(key, old, new)
+
+    def _count(self, key: str, old: float | None, new: float) -> None:
         if old is not None:
             if math.isnan(old):
                 self.unscored -= 1
@@ -162,4 +184,5 @@ class KeyScores:
         twin.unscored = self.unscored
         twin.score_sum = self.score_sum
         twin._pool = dict(self._pool)
+        twin._unwritten = dict(self._unwritten)
         return twin

@@ -347,6 +347,14 @@ class KeyedModels(Generic[L]):
         while len(self._live) > self.max_live:
             self._evict()
 
+    def rescore(self) -> None:
+        """Count the changed live keys at their scores now, unwritten: without a state dir
+        no checkpoint writes them, and the keys' telemetry would show only the spilled."""
+        for key in self._dirty:
+            entry = self.index.get(key)
+            score = self.codec.describe(self._live[key])[1]
+            self.scores.counted(key, entry.score if entry is not None else None, score)
+
     def spill_all(self) -> None:
         """Write every changed live learner and empty the live set (tests, a revoked partition)."""
         while self._live:

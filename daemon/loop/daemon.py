@@ -480,6 +480,8 @@ class Daemon:
         self.schedule.taken()
         if self.store is None:
             self.checkpoints.flush_sinks()
+            if self.keyed is not None:  # the keys' telemetry follows them all the same
+                self.keyed.models.rescore()
             return
         self.guard.check_model(self.router.last_x)  # never store a diverged model
         started = time.perf_counter()
