@@ -245,6 +245,7 @@ KEYS_HELP = (
     "worst first (--sort, --top)."
 )
 TOP_HELP = "With --keys: the N first only (worst first by default)."
+SORT_HELP = "With --keys: the order, score (worst first), records (most first) or key."
 
 #: ``--trust`` of the commands that read a state dir without running on it.
 TRUST_HELP = (
@@ -259,7 +260,9 @@ TRUST_HELP = (
 @click.option("--trust", is_flag=True, default=False, help=TRUST_HELP)
 @click.option("--key", default=None, metavar="KEY", help="A keyed run: that key's model.")
 @click.option("--keys", "list_keys", is_flag=True, default=False, help=KEYS_HELP)
-@click.option("--sort", default="score", show_default=True, type=click.Choice(SORTS))
+@click.option(
+    "--sort", default="score", show_default=True, type=click.Choice(SORTS), help=SORT_HELP
+)
 @click.option("--top", default=None, type=click.IntRange(min=1), metavar="N", help=TOP_HELP)
 def inspect(
     state_dir: str,

@@ -321,7 +321,10 @@ class KeyedModels(Generic[L]):
         return self.log.current != segment
 
     def _read(self, key: str, ref: Ref) -> L:
-        payload = memoryview(self.log.read(ref))
+        try:
+            payload = memoryview(self.log.read(ref))
+        except CheckpointError as exc:  # which key: the store's own message cannot say
+            raise CheckpointError(f"the state of key {key!r}: {exc}") from None
         (length,) = _NAME_LENGTH.unpack_from(payload)
         name = bytes(payload[2 : 2 + length]).decode(errors="replace")
         if name != key:
