@@ -4,12 +4,11 @@ and worst keys equal to what the keys say, promtool clean."""
 from __future__ import annotations
 
 import math
-import shutil
 import subprocess
 
-import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from prom_server import require_binary
 from streamlearn.keys import KeyedModels, LearnerCodec
 from streamlearn.keys.scores import MAE_BUCKETS
 from streamlearn.learner import Learner
@@ -99,12 +98,12 @@ def test_series_do_not_grow_with_the_keys(tmp_path):
         store.close()
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 def test_promtool_finds_nothing_to_say(tmp_path):
+    promtool = require_binary("promtool")  # under CI=true a missing promtool fails
     store, models, registry = keyed(tmp_path, 100)
     models.checkpoint()
     text = generate_latest(registry)
-    checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True)
+    checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True)
     assert checked.returncode == 0, checked.stdout.decode() + checked.stderr.decode()
     models.close()
     store.close()
