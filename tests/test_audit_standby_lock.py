@@ -8,12 +8,13 @@ shared lock (a ``--standby`` instance) or the exclusive one (a plain run, with i
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from standby_group import Group, wait_for
+from standby_group import Instance, wait_for
 
 from streamhelpers import STREAMLEARN, cli
 from streamlearn.state import CheckpointStore, StateLocked
@@ -81,30 +82,35 @@ def test_on_a_real_group_the_second_kind_is_refused_either_way(
     topic = kafka_topic_factory(1)
     source = f"kafka://{kafka_bootstrap}/{topic}?group={topic}"  # the group Instance joins
     state = tmp_path / "state"
-    with Group(kafka_bootstrap, topic, state, tmp_path) as group:
-        active = group.start()
+    active = Instance(kafka_bootstrap, topic, state, tmp_path, 0)
+    try:
         wait_for(lambda: active.role() == "active")
         plain = cli("run", source, "--state-dir", str(state), check=False, timeout=120)
         assert plain.returncode == 1
         line = _one_line_error(plain.stderr.strip().splitlines()[-1])
         assert "--standby instances of a group" in line
         assert active.role() == "active" and active.proc.poll() is None
-        assert active.stop() == 0
+        active.proc.send_signal(signal.SIGTERM)
+        assert active.proc.wait(timeout=60) == 0
+    finally:
+        active.kill()
 
     alone = tmp_path / "alone"
     with open(tmp_path / "plain.log", "w") as log:
         first = subprocess.Popen(
             [*STREAMLEARN, "run", source, "--state-dir", str(alone)], stderr=log, text=True
         )
+    standby = None
     try:
         wait_for(lambda: (alone / "lock").is_file() and (alone / "lock").read_text().strip())
-        with Group(kafka_bootstrap, topic, alone, tmp_path) as group:
-            standby = group.start()
-            assert standby.proc.wait(timeout=120) == 1
-            line = standby.log_text().strip().splitlines()[-1]
-            assert line.startswith("Error: ") and "Traceback" not in standby.log_text()
-            assert f"without --standby (pid {first.pid})" in line
+        standby = Instance(kafka_bootstrap, topic, alone, tmp_path, 1)
+        assert standby.proc.wait(timeout=120) == 1
+        line = standby.log_text().strip().splitlines()[-1]
+        assert line.startswith("Error: ") and "Traceback" not in standby.log_text()
+        assert f"without --standby (pid {first.pid})" in line
         assert first.poll() is None  # the plain run learns on, alone
     finally:
+        if standby is not None:
+            standby.kill()
         first.terminate()
         first.wait(timeout=60)
