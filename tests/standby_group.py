@@ -1,8 +1,10 @@
 """Instances of one group (``run --standby``) as real processes, and what each says it is.
 
 Used by tests/test_standby_*.py: start an instance on a shared state dir with its own HTTP
-port, read its role from ``/metrics`` (``streamlearn_role``), wait for a role, and watch
-every pair of polls so that a moment with two active instances is caught.
+port (a ``Group`` of them, killed at the end), read its role from ``/metrics``
+(``streamlearn_role``), wait for a role, and watch every pair of polls so that a moment with
+two active instances is caught; produce a CSV of rows to the topic, and check the final
+model against one replay of it.
 """
 
 from __future__ import annotations
@@ -10,15 +12,25 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import threading
 import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Self
 
-from streamhelpers import STREAMLEARN, records_learned
+from streamhelpers import (
+    STREAMLEARN,
+    cli,
+    inspect_json,
+    make_regression,
+    records_learned,
+    write_csv,
+)
 from streamlearn.broker import free_port
+from streamlearn.producers.replay import produce
 
 #: The coordination member's session timeout in the tests: a dead instance is noticed in 3 s.
 SESSION_MS = 3000
@@ -60,13 +72,17 @@ class Instance:
                 env=dict(os.environ),
             )
 
-    def metrics(self) -> str | None:
-        """Its ``/metrics`` text, or None while it does not answer (starting, dead, stopped)."""
+    def _get(self, path: str) -> str | None:
+        """The text at ``path``, or None while it does not answer (starting, dead, stopped)."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=1) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=1) as r:
                 return str(r.read().decode())
         except OSError:
             return None
+
+    def metrics(self) -> str | None:
+        """Its ``/metrics`` text, or None while it does not answer."""
+        return self._get("/metrics")
 
     def role(self) -> str | None:
         """``active`` or ``standby`` as its metrics say, None when it does not answer."""
@@ -82,11 +98,7 @@ class Instance:
         return float(found.group(1)) if found else None
 
     def readyz(self) -> str | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as r:
-                return str(r.read().decode())
-        except OSError:
-            return None
+        return self._get("/readyz")
 
     def predict(self, features: dict[str, float]) -> dict[str, object] | None:
         """Its ``POST /predict`` answer, None when it does not answer 200."""
@@ -105,13 +117,82 @@ class Instance:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then its exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=timeout)
+
     def kill(self) -> None:
+        """SIGKILL it, whatever is left of it (a SIGSTOPped process ends too)."""
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
 
 
-class RoleWatch:
+class Group:
+    """The instances a test starts on one topic and state dir, numbered in order; each is
+    killed when the ``with`` block ends. ``instances`` are the ones still counted (a test
+    removes the one it killed)."""
+
+    def __init__(self, bootstrap: str, topic: str, state: Path, log_dir: Path) -> None:
+        self.bootstrap, self.topic, self.state, self.log_dir = bootstrap, topic, state, log_dir
+        self.instances: list[Instance] = []
+        self._started: list[Instance] = []
+
+    def start(self) -> Instance:
+        """One more instance (``instance-<n>.log``)."""
+        instance = Instance(
+            self.bootstrap, self.topic, self.state, self.log_dir, len(self._started)
+        )
+        self._started.append(instance)
+        self.instances.append(instance)
+        return instance
+
+    def start_pair(self) -> tuple[Instance, Instance]:
+        """An instance, once active, then a second one, once standby."""
+        first = self.start()
+        wait_for(lambda: first.role() == "active")
+        second = self.start()
+        wait_for(lambda: second.role() == "standby")
+        return first, second
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for instance in self._started:
+            instance.kill()
+
+
+class _Poller:
+    """Calls ``poll`` every 50 ms on a thread of its own, from construction until ``stop``
+    (or the end of its ``with`` block)."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def poll(self) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.poll()
+            self._stop.wait(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+class RoleWatch(_Poller):
     """Polls every instance's role (``/metrics`` and ``/readyz``) on a thread; notes each poll
     in which two were active."""
 
@@ -120,27 +201,19 @@ class RoleWatch:
         self.polls = 0
         self.both_active: list[list[int]] = []
         self.active_seen = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            # An instance counts as active when either its metrics or its /readyz say so.
-            active = [
-                i.proc.pid
-                for i in self._instances()
-                if i.role() == "active" or i.readyz() == "ready: active\n"
-            ]
-            self.polls += 1
-            self.active_seen += bool(active)
-            if len(active) > 1:
-                self.both_active.append(active)
-            self._stop.wait(0.05)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+    def poll(self) -> None:
+        # An instance counts as active when either its metrics or its /readyz say so.
+        active = [
+            i.proc.pid
+            for i in self._instances()
+            if i.role() == "active" or i.readyz() == "ready: active\n"
+        ]
+        self.polls += 1
+        self.active_seen += bool(active)
+        if len(active) > 1:
+            self.both_active.append(active)
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 60.0, step: float = 0.1) -> None:
@@ -157,7 +230,7 @@ def the_active(instances: list[Instance]) -> Instance | None:
     return active[0] if active else None
 
 
-class LearnedWatch:
+class LearnedWatch(_Poller):
     """Polls the newest checkpoint's ``records_learned`` on a thread; notes each step back.
 
     A checkpoint of an instance that lost the model (a stale owner's) would carry fewer
@@ -168,19 +241,39 @@ class LearnedWatch:
         self.state = state
         self.last = -1
         self.backwards: list[tuple[int, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            now = records_learned(self.state)
-            if now >= 0:
-                if now < self.last:
-                    self.backwards.append((self.last, now))
-                self.last = now
-            self._stop.wait(0.05)
+    def poll(self) -> None:
+        now = records_learned(self.state)
+        if now >= 0:
+            if now < self.last:
+                self.backwards.append((self.last, now))
+            self.last = now
 
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
+
+def regression_csv(folder: Path, rows: int, seed: int) -> Path:
+    """``folder/rows.csv``: ``rows`` regression rows of three features."""
+    X, y, _ = make_regression(rows, d=3, seed=seed)
+    path = folder / "rows.csv"
+    write_csv(path, X, y)
+    return path
+
+
+def producer(rows_csv: Path, bootstrap: str, topic: str, rate: float) -> threading.Thread:
+    """A thread (not started) that produces ``rows_csv`` to ``topic`` at ``rate`` rows/s."""
+    return threading.Thread(
+        target=produce, args=(rows_csv, bootstrap, topic), kwargs={"rate": rate}
+    )
+
+
+def assert_one_replay(state: Path, rows_csv: Path, rows: int) -> dict[str, Any]:
+    """The state's model learned the ``rows`` rows of the topic's one partition once: it is
+    one ``replay`` of ``rows_csv`` (weights and intercept to 1e-12). Returns its summary."""
+    summary = inspect_json(state)
+    assert summary["records_learned"] == rows
+    assert summary["position"]["next_offsets"] == {"0": rows}
+    replay = json.loads(cli("replay", str(rows_csv), "--inspect-json").stdout)
+    for name, value in replay["weights"].items():
+        assert abs(summary["weights"][name] - value) < 1e-12
+    assert abs(summary["intercept"] - replay["intercept"]) < 1e-12
+    return summary

@@ -159,6 +159,22 @@ def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 15.0) ->
     return records
 
 
+def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The group's committed offsets, as standard Kafka tooling sees them (lag = end - this)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        out = {}
+        for partition in sorted(consumer.partitions_for_topic(topic) or ()):
+            offset = consumer.committed(TopicPartition(topic, partition))
+            if offset is not None:
+                out[partition] = offset
+        return out
+    finally:
+        consumer.close()
+
+
 # -- real daemon processes ----------------------------------------------------------------
 
 

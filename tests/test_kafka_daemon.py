@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamhelpers import STREAMLEARN, cli, inspect_json, make_regression, write_csv
+from streamhelpers import STREAMLEARN, cli, committed, inspect_json, make_regression, write_csv
 from streamlearn.producers.replay import produce
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -104,22 +104,6 @@ def stop(proc: subprocess.Popen) -> int:
         return proc.wait(timeout=30)
     finally:
         proc.kill()
-
-
-def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    """The group's committed offsets, as standard Kafka tooling sees them (lag = end - this)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        out = {}
-        for partition in sorted(consumer.partitions_for_topic(topic) or ()):
-            offset = consumer.committed(TopicPartition(topic, partition))
-            if offset is not None:
-                out[partition] = offset
-        return out
-    finally:
-        consumer.close()
 
 
 @pytest.fixture

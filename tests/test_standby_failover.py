@@ -9,17 +9,23 @@ instances' metrics do two say they are active.
 
 from __future__ import annotations
 
-import json
 import random
 import signal
-import threading
 from pathlib import Path
 
 import pytest
-from standby_group import Instance, LearnedWatch, RoleWatch, the_active, wait_for
+from standby_group import (
+    Group,
+    LearnedWatch,
+    RoleWatch,
+    assert_one_replay,
+    producer,
+    regression_csv,
+    the_active,
+    wait_for,
+)
 
-from streamhelpers import cli, inspect_json, make_regression, records_learned, write_csv
-from streamlearn.producers.replay import produce
+from streamhelpers import records_learned
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -30,40 +36,20 @@ def learned(state: Path) -> int:
     return max(records_learned(state), 0)
 
 
-@pytest.fixture
-def rows_csv(tmp_path: Path) -> Path:
-    X, y, _ = make_regression(ROWS, d=3, seed=41)
-    path = tmp_path / "rows.csv"
-    write_csv(path, X, y)
-    return path
-
-
 def test_three_sigkills_of_the_active_instance_learn_every_record_once(
-    kafka_bootstrap: str, kafka_topic_factory, rows_csv: Path, tmp_path: Path
+    kafka_bootstrap: str, kafka_topic_factory, tmp_path: Path
 ) -> None:
+    rows_csv = regression_csv(tmp_path, ROWS, seed=41)
     topic = kafka_topic_factory(1)
     state = tmp_path / "state"
-    instances: list[Instance] = []
-    numbers = iter(range(100))
-
-    def new_instance() -> Instance:
-        instance = Instance(kafka_bootstrap, topic, state, tmp_path, next(numbers))
-        instances.append(instance)
-        return instance
-
-    producer = threading.Thread(
-        target=produce, args=(rows_csv, kafka_bootstrap, topic), kwargs={"rate": 60}
-    )
-    watch = RoleWatch(lambda: list(instances))
-    checkpoints = LearnedWatch(state)
-    try:
-        first = new_instance()
-        wait_for(lambda: first.role() == "active")
-        second = new_instance()
-        wait_for(lambda: second.role() == "standby")
+    feed = producer(rows_csv, kafka_bootstrap, topic, rate=60)
+    group = Group(kafka_bootstrap, topic, state, tmp_path)
+    instances = group.instances
+    with group, RoleWatch(lambda: list(instances)) as watch, LearnedWatch(state) as checkpoints:
+        first, second = group.start_pair()
         assert second.readyz() == "ready: standby\n"
         assert first.readyz() == "ready: active\n"
-        producer.start()
+        feed.start()
         rng = random.Random(11)
         for _ in range(3):
             active = the_active(instances)
@@ -73,9 +59,9 @@ def test_three_sigkills_of_the_active_instance_learn_every_record_once(
             active.proc.send_signal(signal.SIGKILL)
             active.proc.wait()
             instances.remove(active)
-            new_instance()  # the restarted one joins as a standby
+            group.start()  # the restarted one joins as a standby
             wait_for(lambda: the_active(instances) is not None)
-        producer.join()
+        feed.join()
         survivor = the_active(instances)
         assert survivor is not None
         wait_for(lambda: learned(state) >= ROWS)
@@ -87,21 +73,9 @@ def test_three_sigkills_of_the_active_instance_learn_every_record_once(
         wait_for(lambda: (standby.predict(x) or {}).get("model_version") == ROWS)
         assert standby.predict(x) == survivor.predict(x)
         for instance in (standby, survivor):
-            instance.proc.send_signal(signal.SIGTERM)
-            assert instance.proc.wait(timeout=30) == 0
-    finally:
-        watch.stop()
-        checkpoints.stop()
-        for instance in instances:
-            instance.kill()
+            assert instance.stop() == 0
     assert watch.both_active == [], f"two active at once in {len(watch.both_active)} polls"
     assert watch.active_seen > 10
     assert checkpoints.backwards == []  # no checkpoint ever went back to fewer records
-    summary = inspect_json(state)
-    assert summary["records_learned"] == ROWS
-    assert summary["position"]["next_offsets"] == {"0": ROWS}
-    replay = json.loads(cli("replay", str(rows_csv), "--inspect-json").stdout)
-    for name, value in replay["weights"].items():
-        assert abs(summary["weights"][name] - value) < 1e-12
-    assert abs(summary["intercept"] - replay["intercept"]) < 1e-12
+    assert_one_replay(state, rows_csv, ROWS)
     assert (state / "epoch").read_text().strip() == "4"  # the first and three takeovers

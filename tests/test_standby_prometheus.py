@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from standby_group import Instance, wait_for
+from standby_group import Group, wait_for
 
 from deploy_files import RULES, dashboard_queries, load_dashboard, load_rules, substitute
 from prom_server import PrometheusServer, require_binary
@@ -30,14 +30,9 @@ def test_prometheus_sees_one_active_instance_across_a_takeover(
     require_binary("prometheus")
     topic = kafka_topic_factory(1)
     state = tmp_path / "state"
-    first = Instance(kafka_bootstrap, topic, state, tmp_path, 0)
-    instances = [first]
-    try:
-        wait_for(lambda: first.role() == "active")
-        second = Instance(kafka_bootstrap, topic, state, tmp_path, 1)
-        instances.append(second)
-        wait_for(lambda: second.role() == "standby")
-        targets = {f"127.0.0.1:{i.port}": i for i in instances}
+    with Group(kafka_bootstrap, topic, state, tmp_path) as group:
+        first, second = group.start_pair()
+        targets = {f"127.0.0.1:{i.port}": i for i in group.instances}
         role_rules = {r["alert"]: r["expr"] for r in load_rules() if r.get("alert") in ROLE_ALERTS}
         with PrometheusServer(list(targets), rule_files=[RULES]) as prom:
             prom.wait_until('count(streamlearn_role{job="streamlearn"}) == 4', bool, timeout=30)
@@ -63,6 +58,3 @@ def test_prometheus_sees_one_active_instance_across_a_takeover(
                 'ALERTS{alertname=~"Streamlearn(No|Two)Active.*", alertstate="firing"}'
             )
             assert firing == []
-    finally:
-        for instance in instances:
-            instance.kill()
