@@ -27,6 +27,7 @@ from streamlearn.curve import Curve
 from streamlearn.interfaces import FusedModel
 from streamlearn.metrics import METRICS, Metric, abs_error_sum, rolling_scores
 from streamlearn.models.champion import GuardOptions, guard_for
+from streamlearn.rings import packed, unpacked
 
 if TYPE_CHECKING:
     import numpy as np
@@ -471,18 +472,23 @@ class Learner(LearnerBase):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_fused"]  # a bound method: rebuilt from the model on load
+        used = self._window_len  # the rings as far as they are filled (``rings``)
+        state["_window_y"] = packed(self._window_y, used)
+        state["_window_yhat"] = packed(self._window_yhat, used)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "metrics" in state:  # pickled by an older streamlearn: eager metrics, deques
             state["_metrics"] = state.pop("metrics")
+        size = state["rolling_window"]
         if "recent_y" in state:
-            size = state["rolling_window"]
             ys, yhats = list(state.pop("recent_y")), list(state.pop("recent_yhat"))
             state["_window_y"] = array("d", ys + [0.0] * (size - len(ys)))
             state["_window_yhat"] = array("d", yhats + [0.0] * (size - len(yhats)))
             state["_window_len"] = len(ys)
             state["_window_next"] = len(ys) % size
+        for name in ("_window_y", "_window_yhat"):
+            state[name] = unpacked(state[name], size, "d")
         for key in ("_metrics", "baseline_metrics"):
             if state.get(key):  # River's own objects, in a checkpoint of an older streamlearn
                 state[key] = {name: metrics.adopt(m) for name, m in state[key].items()}

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pickle
 import random
+from pathlib import Path
 
+import pytest
 from keyed_run import same
 
 from streamlearn.classify.space import ClassSpace
@@ -14,6 +16,8 @@ from streamlearn.models.logistic import LogisticRegression
 from streamlearn.models.sgd import SGDRegressor
 
 WINDOW = 1000
+#: A key's learners pickled by 1a95f81, when units.py packed the rings by attribute name.
+OLD = Path(__file__).parent / "fixtures" / "keys_units_1a95f81"
 
 
 def _x(rng: random.Random) -> dict[str, float]:
@@ -76,3 +80,47 @@ def test_a_classifier_of_few_records_pickles_small():
     assert len(pickle.dumps(learner)) < 4000  # 32 kB with the four rings' zero slots
     back = pickle.loads(pickle.dumps(learner))
     assert len(back.window.p_pos) == WINDOW and back.rolling_summary() == learner.rolling_summary()
+
+
+def _replayed() -> dict[str, KeyRegressor | KeyClassifier]:
+    """The learners of ``OLD/make.py``, made again by this code: the same steps."""
+    rng = random.Random(7)
+    out: dict[str, KeyRegressor | KeyClassifier] = {}
+    for n in (3, 11):
+        regressor = KeyRegressor(SGDRegressor(lr=0.01), rolling_window=8)
+        classifier = KeyClassifier(
+            LogisticRegression(lr=0.1), ClassSpace(binary=True), rolling_window=8
+        )
+        for _ in range(n):
+            x = _x(rng)
+            regressor.step(x, rng.gauss(0.0, 1.0))
+            classifier.step(x, float(rng.random() < 0.5))
+        out[f"regressor_{n}"], out[f"classifier_{n}"] = regressor, classifier
+    return out
+
+
+@pytest.mark.parametrize("records", [3, 11])
+def test_learners_pickled_by_the_old_units_load_as_the_same_learners(records):
+    # 3 records: the rings were pickled as bytes; 11: a full window, gone round.
+    fresh = _replayed()
+    regressor = pickle.loads((OLD / f"regressor_{records}.pickle").read_bytes())
+    assert isinstance(regressor, KeyRegressor)
+    assert len(regressor._window_y) == len(regressor._window_yhat) == 8
+    assert same(regressor, fresh[f"regressor_{records}"])
+    assert regressor.rolling_summary() == fresh[f"regressor_{records}"].rolling_summary()
+    classifier = pickle.loads((OLD / f"classifier_{records}.pickle").read_bytes())
+    kept = fresh[f"classifier_{records}"]
+    assert isinstance(classifier, KeyClassifier)
+    for name in ("y", "pred", "loss", "p_pos"):
+        assert getattr(classifier.window, name) == getattr(kept.window, name), name
+    assert (classifier.window.next, classifier.window.len, classifier.window.right) == (
+        kept.window.next,
+        kept.window.len,
+        kept.window.right,
+    )
+    assert classifier.summary() == kept.summary()
+    assert classifier.rolling_summary() == kept.rolling_summary()
+    # and pickled again by this code, they come back the same
+    again = pickle.loads(pickle.dumps(regressor))
+    assert same(again, fresh[f"regressor_{records}"])
+    assert pickle.loads(pickle.dumps(classifier)).rolling_summary() == kept.rolling_summary()

@@ -28,9 +28,10 @@ import math
 from array import array
 from bisect import bisect_left
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from streamlearn.metrics import Mean
+from streamlearn.rings import packed, unpacked
 
 if TYPE_CHECKING:
     import numpy as np
@@ -335,6 +336,10 @@ def _above(bins: list[int]) -> list[int]:
     return above[::-1]
 
 
+#: The rings of a ``Window``, by array type code.
+_RINGS = {"y": "q", "pred": "q", "loss": "d", "p_pos": "d"}
+
+
 class Window:
     """The last ``size`` scored records, in a ring: the rolling metrics are computed from it
     when read (``metrics``), as ``streamlearn.learner`` does for regression.
@@ -383,6 +388,19 @@ class Window:
         for slot in self.in_order():
             out.update(self.y[slot], self.pred[slot], self.loss[slot], self.p_pos[slot])
         return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The rings as far as they are filled (``streamlearn.rings``): a key's learner of a
+        # few records is pickled at every spill, without a window of zeros.
+        state = self.__dict__.copy()
+        for name in _RINGS:
+            state[name] = packed(state[name], self.len)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, code in _RINGS.items():
+            state[name] = unpacked(state[name], state["size"], code)
+        self.__dict__.update(state)
 
     def copy(self) -> Window:
         other = Window(self.size)
