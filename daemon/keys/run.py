@@ -76,7 +76,7 @@ class KeyedRun:
         """The keyed part of ``inspect --json`` of the live run."""
         models = self.models
         return {
-            **self.tally.keyed.summary(),
+            **_counts(self.tally),
             "keyed": True,
             "key_fallback": self.fallback,
             "keys_total": len(models),
@@ -132,13 +132,22 @@ def read_keys(directory: Path, key: StateKey, state: Mapping[str, Any]) -> Keyed
 
 def keyed_summary(tally: Tally, manifest: KeysManifest | None) -> dict[str, Any]:
     """The keyed part of ``inspect --json`` of a checkpoint (``manifest``: its keys)."""
-    out: dict[str, Any] = {**tally.keyed.summary(), "keyed": True}
+    out: dict[str, Any] = {**_counts(tally), "keyed": True}
     out["whole_stream_scored"] = tally.records_learned
     if manifest is not None:
         out.update(manifest.summary())
         out["keys_live"] = int(manifest.extra.get("live", 0))
     else:
         out.update(keys_total=0, keys_live=0)
+    return out
+
+
+def _counts(tally: Tally) -> dict[str, Any]:
+    """The keyed counts, and the whole run's pseudo-label figures (every key's, summed)."""
+    counts = tally.keyed
+    out = counts.summary()
+    if counts.pseudo is not None:
+        out["pseudo_labels"] = counts.pseudo.summary()
     return out
 
 
@@ -158,6 +167,7 @@ def key_object(key: str, learner: KeyLearner) -> dict[str, Any]:
         out.update(learner.drift.summary())  # drift_events, and drift: the key's monitor
     if isinstance(learner, KeyRegressor | KeyClassifier) and learner.pseudo is not None:
         out.update(learner.pseudo.summary())  # pseudo_labels: the key's side loop
+        out["pseudo_learned"] = learner.pseudo_learned  # what its model learned of them
     out.update(model_summary(learner.model))
     return out
 

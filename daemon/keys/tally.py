@@ -11,7 +11,7 @@ block path takes a keyed run's records).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamlearn.classify.learner import ClassLearner
 from streamlearn.classify.metrics import Proba, score
@@ -21,11 +21,18 @@ from streamlearn.learner import Learner
 
 from .stream import NoModel
 
+if TYPE_CHECKING:
+    from .pseudo import PseudoTotals
+
 __all__ = ["ClassTally", "KeyedCounts", "RegressionTally", "Tally"]
 
 
 class KeyedCounts:
     """What a keyed run counts and keeps beside the keys (checkpointed with the tally)."""
+
+    #: The whole run's pseudo-label figures, every key's added up (``--pseudo-label``; None:
+    #: none, or a checkpoint from before they were kept).
+    pseudo: PseudoTotals | None = None
 
     def __init__(self) -> None:
         #: Labeled records learned, over every key (scored or not).

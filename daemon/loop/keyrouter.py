@@ -161,11 +161,8 @@ class KeyedRouter(Router):
     def _teach(self, learner: KeyLearner, x: dict[str, float], y: float, yhat: Answer) -> None:
         """The key's pseudo-label loop hears of its true label (its teacher and twin learn it)."""
         labelers = self.keys.labelers
-        labeler = labelers.of(learner) if labelers is not None else None
-        if labeler is not None:
-            own = self._own(learner)
-            labeler.observe_labeled(x, y, yhat, own)
-            labeler.drain(own)  # telemetry (a window was decided as it filled)
+        if labelers is not None:
+            labelers.teach(learner, x, y, yhat, self._own(learner))
 
     def end_of_replay(self) -> None:
         """A finished replay decides each key's last, partial pseudo-label window too."""
@@ -179,7 +176,7 @@ class KeyedRouter(Router):
                 continue
             if learner.pseudo.pending:
                 models.get(key)  # changed: written at the next checkpoint
-                learner.pseudo.flush(self._own(learner))
+                labelers.flush(learner, self._own(learner))
 
     def _bad(self, yhat: Answer) -> bool:
         if isinstance(yhat, tuple):
@@ -195,7 +192,10 @@ class KeyedRouter(Router):
             telemetry.divergence()
         models = self.keys.models
         saved = models.saved(key)
-        models.replace(key, saved if saved is not None else models.codec.fresh(key))
+        learner = saved if saved is not None else models.codec.fresh(key)
+        if self.keys.labelers is not None:  # the run's pseudo-label figures follow the key's
+            self.keys.labelers.replaced(models.peek(key), learner)
+        models.replace(key, learner)
         restored = "its last written state" if saved is not None else "a fresh model"
         log.error("the model of key %r diverged (prediction %s at %s); restored %s",
                   key, value, where, restored)  # fmt: skip
@@ -251,11 +251,7 @@ class KeyedRouter(Router):
         if keys.labelers is not None and served_by is None:
             # Only a key's own model's predictions: a key without one has no loop yet.
             learner = keys.models.get(key)  # its loop changes: written at the next checkpoint
-            labeler = keys.labelers.of(learner)
-            if labeler is not None:
-                own = self._own(learner)
-                labeler.offer(item, yhat, index, own)
-                labeler.drain(own)
+            keys.labelers.offer(learner, item, yhat, index, self._own(learner))
 
     def _unserved(self, key: str) -> None:
         counts = self.keys.tally.keyed
