@@ -109,3 +109,37 @@ def test_the_audit_gives_accepted_and_rejected_accuracy_per_class(tmp_path: Path
     assert by_class["yes"]["rejected_accuracy"] < 0.8
     assert labels["audited"] + labels["audited_rejected"] == sum(map(len, oracle.values()))
     assert labels["audit_accuracy"] == 1.0 and labels["audit_accuracy_rejected"] < 1.0
+
+
+def test_a_classifiers_queue_is_bounded_and_its_overflow_counted() -> None:
+    """The queue bound works as for regression: the oldest records beyond it are rejected
+    (``overflow``, with no class, so in no class's count), every record counted once."""
+    from river import linear_model
+
+    from streamlearn.classify.learner import ClassLearner
+    from streamlearn.labels.classpseudo import ClassPseudoLabeler
+    from streamlearn.records import Record
+    from streamlearn.sources.base import Raw
+
+    space = ClassSpace(binary=True)
+    teacher = Scripted()
+    pseudo = ClassPseudoLabeler(
+        teacher, space, window=50, queue_size=50, max_fraction=1.0, deterministic=True
+    )
+
+    class Host:
+        learner = ClassLearner(linear_model.LogisticRegression(), space)
+        telemetry, records_seen = None, 0
+
+    for label in ["no", "yes"] * 10:  # the true labels: half and half
+        pseudo.observe_labeled({"u": 0.0}, space.encode(label), (0.5, 0.5), Host)
+    for i in range(500):  # one batch of 500 unlabeled records, all confident
+        x = {"u": 0.95 if i % 2 else -0.95, "v": 0.0}
+        pseudo.offer(Record(x, None, None, Raw(b"", i)), (0.5, 0.5), i)
+    assert len(pseudo.pending) == 50  # memory stays bounded by the queue
+    pseudo.flush(Host)
+    labels = pseudo.summary()["pseudo_labels"]
+    assert labels["rejected_by_reason"] == {"overflow": 450}
+    assert labels["accepted"] == 50 and labels["accepted_by_class"] == {"no": 25, "yes": 25}
+    assert labels["offered"] == labels["accepted"] + labels["rejected"] == 500
+    assert Host.learner.pseudo_learned == 50
