@@ -143,3 +143,36 @@ def test_a_pseudo_labels_weight_scales_the_seeds_step_of_logistic():
     assert model.intercept == pytest.approx(theta0, abs=1e-12, rel=0)
     assert learner.pseudo_learned == 300 and learner.records_learned == 0
     assert learner.summary()["accuracy"] is None  # metrics are for true labels only
+
+
+def test_the_class_series_stay_within_max_classes(tmp_path: Path):
+    """Issue 13, point 10: per-class series are bounded by ``--max-classes``: labels beyond
+    it are dead letters, never a series."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from streamlearn.app import build
+    from streamlearn.broker import free_port
+    from streamlearn.config import Settings
+    from streamlearn.drift.config import DriftSettings
+
+    data = tmp_path / "colours.csv"
+    names = ["red", "green", "blue", "pink", "tan", "teal"]
+    data.write_text("a,y\n" + "".join(f"{i % 7},{names[i % 6]}\n" for i in range(300)))
+    settings = Settings(
+        source=str(data), follow=False, model="GaussianNB", max_classes=3,
+        metrics_port=free_port(), drift=DriftSettings(drift_detector="none"),
+    )  # fmt: skip
+    app = build(settings)
+    try:
+        summary = app.daemon.run()
+        assert app.daemon.telemetry is not None
+        exposition = generate_latest(app.daemon.telemetry.registry).decode()  # type: ignore[attr-defined]
+    finally:
+        app.close()
+    assert summary["classes"] == ["red", "green", "blue"]
+    assert summary["rejected_by_reason"] == {"too_many_classes": 150}
+    families = {f.name: f for f in text_string_to_metric_families(exposition)}
+    for family in ("streamlearn_class_labels", "streamlearn_class_predictions"):
+        classes = {s.labels["class"] for s in families[family].samples}
+        assert classes == {"red", "green", "blue"}, family
