@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,34 @@ def test_a_keyed_classifier_totals_are_the_sum_of_the_keys_figures(tmp_path: Pat
     assert want["accepted"] > 0 and want["audited"] > 0
     assert_totals(totals, want)
     assert totals["task"] == "classification"
+
+
+@pytest.mark.slow
+def test_a_restored_key_takes_its_figures_back_out_of_the_totals(tmp_path: Path) -> None:
+    """A key whose model diverges gets its last written state back, its loop's figures as
+    they were then: the totals are still the keys' added up."""
+    rng = random.Random(2)
+    lines = []
+    for i in range(400):
+        key = rng.choice(["good", "bad", "fine"])
+        a = rng.uniform(-1, 1)
+        scale = 1e150 if key == "bad" and i > 250 else 1.0  # finite, but it blows sgd up
+        y = f"{(2 * a + 1) * scale!r}" if i < 30 or rng.random() < 0.4 else ""
+        lines.append(f"{key},r{i},{a * scale!r},{a!r},{y}\n")
+    path = tmp_path / "keyed.csv"
+    path.write_text("store,id,a,b,y\n" + "".join(lines))
+    state = str(tmp_path / "state")
+    app = run(path, key_by="store", state_dir=state, checkpoint_every=40, lr=0.5)
+    try:
+        assert app.daemon.counters.divergence_events > 0
+        models = app.daemon.keyed.models
+        keys = [key_object(key, models.peek(key)) for key in ("good", "bad", "fine")]
+        totals = app.daemon.inspect()["pseudo_labels"]
+    finally:
+        app.close()
+    want = summed(keys)
+    assert want["accepted"] > 0
+    assert_totals(totals, want)
 
 
 def test_a_keyed_run_without_pseudo_labels_shows_none(tmp_path: Path) -> None:
