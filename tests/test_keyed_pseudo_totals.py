@@ -18,6 +18,8 @@ import pytest
 from keyed_pseudo_rows import KEYS, build_keyed, keyed_stream, run, stream
 
 from streamhelpers import cli, run_until_seen
+from streamlearn.app import build
+from streamlearn.config import Settings
 from streamlearn.keys.run import key_object
 
 #: The figures that add up over keys (the audit's means are checked through their sums).
@@ -94,7 +96,6 @@ def test_totals_are_the_sum_of_the_keys_figures(tmp_path: Path) -> None:
     assert shown == live
 
 
-@pytest.mark.slow
 def test_one_key_totals_are_a_single_model_run(tmp_path: Path) -> None:
     """One key: the totals are what the same rows give a run of one model."""
     rows = [row for row in stream(seed=6) if row[0] == "north"]
@@ -143,7 +144,6 @@ def test_a_keyed_classifier_totals_are_the_sum_of_the_keys_figures(tmp_path: Pat
     assert totals["task"] == "classification"
 
 
-@pytest.mark.slow
 def test_a_restored_key_takes_its_figures_back_out_of_the_totals(tmp_path: Path) -> None:
     """A key whose model diverges gets its last written state back, its loop's figures as
     they were then: the totals are still the keys' added up."""
@@ -174,5 +174,10 @@ def test_a_restored_key_takes_its_figures_back_out_of_the_totals(tmp_path: Path)
 def test_a_keyed_run_without_pseudo_labels_shows_none(tmp_path: Path) -> None:
     path = tmp_path / "keyed.csv"
     path.write_text("store,a,y\nn,1.0,2.0\ns,0.5,\n")
-    shown = json.loads(cli("replay", str(path), "--key-by", "store", "--inspect-json").stdout)
+    app = build(Settings(source=str(path), follow=False, target="y", key_by="store"))
+    try:
+        app.daemon.run()
+        shown = app.daemon.inspect()
+    finally:
+        app.close()
     assert shown["keyed"] is True and "pseudo_labels" not in shown
