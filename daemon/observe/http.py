@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder, gzip_accepted
 
+from streamlearn.keys.fields import key_text
 from streamlearn.observe.connections import ConnectionFront, Limits
 from streamlearn.observe.json_bodies import (
     BadRequest,
@@ -221,16 +222,19 @@ class _Handler(Replies):
 
     def _model(self) -> None:
         """``GET /model``, or with ``?key=K`` a keyed daemon's model of that key (404: none)."""
-        keys = parse_qs(urlsplit(self.path).query).get("key")
+        keys = parse_qs(urlsplit(self.path).query, keep_blank_values=True).get("key")
         app = self.app
+        key = key_text(keys[0]) if keys is not None else ""  # read as /predict reads a key
         if keys is None:
             self._json(HTTPStatus.OK, finite_or_null(app.model_info()))
         elif app.key_info is None:
             self._json(HTTPStatus.BAD_REQUEST, {"error": "this daemon has one model (no --key-by)"})
+        elif not isinstance(key, str):
+            self._json(HTTPStatus.BAD_REQUEST, {"error": f"?key=: {key[1]}"})
         else:
-            info = app.key_info(keys[0])
+            info = app.key_info(key)
             if info is None:
-                error = f"no model for key {keys[0]!r}: no labeled record of it learned yet"
+                error = f"no model for key {key!r}: no labeled record of it learned yet"
                 self._json(HTTPStatus.NOT_FOUND, {"error": error})
             else:
                 self._json(HTTPStatus.OK, finite_or_null(info))
