@@ -68,9 +68,14 @@ def figures(learner: KeyRegressor | KeyClassifier, audit: bool = False) -> Figur
     if labeler is None:
         audits = dict.fromkeys(_OUTCOMES, (0, 0.0, 0.0)) if audit else None
         return 0, 0, 0, learner.pseudo_learned, {}, audits
-    reasons = dict(labeler.rejected_by_reason)
-    counts = labeler.offered, labeler.accepted, labeler.rejected, learner.pseudo_learned
-    return (*counts, reasons, _audits(labeler) if audit else None)
+    return (
+        labeler.offered,
+        labeler.accepted,
+        labeler.rejected,
+        learner.pseudo_learned,
+        labeler.rejected_by_reason.copy(),
+        _audits(labeler) if audit else None,
+    )
 
 
 def _audits(labeler: PseudoLabeler) -> dict[str, Audit]:
@@ -108,17 +113,17 @@ class PseudoTotals:
 
     def add(self, before: Figures, after: Figures) -> None:
         """Add what a key's loop did between ``before`` and ``after`` (its ``figures``)."""
-        self.offered += after[0] - before[0]
-        self.accepted += after[1] - before[1]
-        self.rejected += after[2] - before[2]
-        self.learned += after[3] - before[3]
-        if after[4] != before[4]:
-            reasons = self.rejected_by_reason
-            for reason in after[4].keys() | before[4].keys():
-                reasons[reason] = (
-                    reasons.get(reason, 0) + after[4].get(reason, 0) - before[4].get(reason, 0)
-                )
-        audit_before, audit_after = before[5], after[5]
+        offered, accepted, rejected, learned, reasons_after, audit_after = after
+        self.offered += offered - before[0]
+        self.accepted += accepted - before[1]
+        self.learned += learned - before[3]
+        if rejected != before[2] or reasons_after != before[4]:
+            self.rejected += rejected - before[2]
+            reasons, reasons_before = self.rejected_by_reason, before[4]
+            for reason in reasons_after.keys() | reasons_before.keys():
+                change = reasons_after.get(reason, 0) - reasons_before.get(reason, 0)
+                reasons[reason] = reasons.get(reason, 0) + change
+        audit_before = before[5]
         if audit_before is not None and audit_after is not None:
             for outcome, (n, error, student) in audit_after.items():
                 was, now = audit_before[outcome], self.audit[outcome]
