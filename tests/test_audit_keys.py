@@ -185,3 +185,27 @@ def test_each_keys_rolling_mae_equals_a_numpy_loop(tmp_path: Path) -> None:
         rmse = float(np.sqrt(np.mean(errors[-50:] ** 2)))
         assert abs(rolling["rmse"] - rmse) <= 1e-9, key
     assert set(FEATURES) == set(got[keys[0]].model.weights)
+
+
+@pytest.mark.slow
+def test_a_river_specs_rolling_metrics_per_key_equal_progressive_val_score(tmp_path: Path) -> None:
+    from river import evaluate, metrics, utils
+
+    from streamlearn.models.registry import build_model
+
+    spec = "StandardScaler | LinearRegression"
+    keys, X, y = keyed_rows(900, seed=6)
+    path = tmp_path / "keyed.csv"
+    write_keyed(path, keys, X, y)
+    replay(path, tmp_path / "state", "--model", spec, "--max-live-keys", "4")
+    got = learners(tmp_path / "state")
+    for key, rows in by_key(keys).items():
+        stream = [({f: float(X[i, j]) for j, f in enumerate(FEATURES)}, float(y[i])) for i in rows]
+        mae = utils.Rolling(metrics.MAE, window_size=50)
+        rmse = utils.Rolling(metrics.RMSE, window_size=50)
+        evaluate.progressive_val_score(
+            stream, build_model(spec, lr=0.01), metrics.base.Metrics([mae, rmse])
+        )
+        rolling = got[key].rolling_summary()
+        assert abs(rolling["mae"] - mae.get()) <= 1e-9, key
+        assert abs(rolling["rmse"] - rmse.get()) <= 1e-9, key
