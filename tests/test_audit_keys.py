@@ -209,3 +209,25 @@ def test_a_river_specs_rolling_metrics_per_key_equal_progressive_val_score(tmp_p
         rolling = got[key].rolling_summary()
         assert abs(rolling["mae"] - mae.get()) <= 1e-9, key
         assert abs(rolling["rmse"] - rmse.get()) <= 1e-9, key
+
+
+@pytest.mark.slow
+def test_inspect_keys_of_classifiers_lists_the_least_accurate_first(tmp_path: Path) -> None:
+    keys, X, y = keyed_rows(600, seed=10)
+    labels = ["1" if value > 0 else "0" for value in y]
+    path = tmp_path / "keyed.csv"
+    write_keyed(path, keys, X, labels)
+    state = tmp_path / "state"
+    replay(path, state, "--model", "logistic", "--lr", "0.1", "--max-live-keys", "6")
+    rows = json.loads(cli("inspect", str(state), "--keys", "--json", "--top", "4").stdout)
+    everything = json.loads(cli("inspect", str(state), "--keys", "--json").stdout)
+    got = learners(state)
+    assert len(rows) == 4 and len(everything) == len(got)
+    scores = [row["accuracy"] for row in everything]
+    assert scores == sorted(scores) and rows == everything[:4]  # the least accurate first
+    for row in everything:
+        learner = got[row["key"]]
+        assert row["records_learned"] == learner.records_learned
+        assert row["accuracy"] == pytest.approx(learner.rolling_summary()["accuracy"], abs=1e-12)
+    whole = json.loads(cli("inspect", str(state), "--json").stdout)
+    assert (whole["keys_total"], whole["keys_live"]) == (len(got), 6)

@@ -67,6 +67,18 @@ class KeyRejected(ValueError):
         self.reason = reason
 
 
+class KeyOverlay(Protocol):
+    """Keys whose state is held elsewhere for a while (``keys.slots``: the compiled keyed
+    path's), written into their learner (``settle``) before the store reads it."""
+
+    #: Keys held only there (new to the run, no learner yet).
+    unsettled: int
+
+    def settle(self, key: str) -> None: ...
+
+    def settle_all(self) -> None: ...
+
+
 class KeyEvents(Protocol):
     """Hears of each spill and load, with its duration (telemetry)."""
 
@@ -199,6 +211,8 @@ class KeyedModels(Generic[L]):
         self.read_only = read_only
         #: Hears of spills and loads (telemetry), when set.
         self.events: KeyEvents | None = None
+        #: Holds some keys' state ahead of their learners (the compiled keyed path), when set.
+        self.overlay: KeyOverlay | None = None
         #: Learners written to disk to make room, read back, made new, and dropped
         #: unchanged (their copy on disk was current), by this process.
         self.spills = 0
@@ -217,6 +231,8 @@ class KeyedModels(Generic[L]):
         ``KeyRejected`` for a key the store cannot hold; ``CheckpointError`` when its state
         on disk is unreadable (never a fresh model instead).
         """
+        if self.overlay is not None:
+            self.overlay.settle(key)
         learner = self._live.get(key)
         if learner is None:
             learner = self._bring(key, create=True)
@@ -228,6 +244,8 @@ class KeyedModels(Generic[L]):
 
     def peek(self, key: str) -> L | None:
         """The learner of ``key``, to predict with (not changed); None for a key never seen."""
+        if self.overlay is not None:
+            self.overlay.settle(key)
         learner = self._live.get(key)
         if learner is not None:
             self._live.move_to_end(key)
@@ -245,8 +263,8 @@ class KeyedModels(Generic[L]):
 
     @property
     def live(self) -> int:
-        """Learners in memory."""
-        return len(self._live)
+        """Learners in memory, and keys new to the run whose state only the overlay holds."""
+        return len(self._live) + (self.overlay.unsettled if self.overlay is not None else 0)
 
     def state_bytes(self) -> int:
         """Bytes of per-key state in use in the segments (safe to call from another thread)."""
@@ -360,6 +378,7 @@ class KeyedModels(Generic[L]):
 
     def spill_all(self) -> None:
         """Write every changed live learner and empty the live set (tests, a revoked partition)."""
+        self._settle_all()
         while self._live:
             self._evict()
 
@@ -375,6 +394,7 @@ class KeyedModels(Generic[L]):
         """
         if not self.log.durable:
             raise CheckpointError("a temporary spill directory has no checkpoints")
+        self._settle_all()
         before, started = self.log.bytes_written, time.perf_counter()
         live = self._live
         for key in self._dirty:  # every changed key is live: a spilled one was written
@@ -412,6 +432,7 @@ class KeyedModels(Generic[L]):
         forked child (the keys changed pickled and written off the loop) or on the loop."""
         if not self.log.durable:
             raise CheckpointError("a temporary spill directory has no checkpoints")
+        self._settle_all()
         part = ChildKeys(self, self.log.seq)
         self.log.seq += 1
         return part
@@ -468,6 +489,7 @@ class KeyedModels(Generic[L]):
     def entries(self) -> Iterator[tuple[str, int, float]]:
         """Every key held: (key, records learned, score; NaN: none), the live ones as they are
         now, the others as last written. One shard in memory at a time."""
+        self._settle_all()
         describe = self.codec.describe
         for key, learner in self._live.items():
             yield (key, *describe(learner))
@@ -475,6 +497,10 @@ class KeyedModels(Generic[L]):
         for key, entry in self.index.items():
             if key not in live:
                 yield key, entry.records, entry.score
+
+    def _settle_all(self) -> None:
+        if self.overlay is not None:
+            self.overlay.settle_all()
 
     def close(self) -> None:
         """Close the segment files; a temporary directory is removed. Twice is fine."""
