@@ -64,6 +64,7 @@ class Instance:
         logs: Path,
         *,
         metrics_port: int | None = None,
+        options: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.log_path = logs / f"{name}.log"
@@ -75,6 +76,7 @@ class Instance:
         ]  # fmt: skip
         if metrics_port is not None:
             command += ["--metrics-port", str(metrics_port)]
+        command += options  # after the defaults above: the last of an option counts
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 command,
