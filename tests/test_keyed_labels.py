@@ -73,11 +73,11 @@ def test_fallbacks_for_a_key_without_a_model(tmp_path: Path) -> None:
     events = [{"store": "a", "x": {"f": 1.0}, "y": 2.0}] * 20 + [{"store": "new", "x": {"f": 1.0}}]
     path.write_text("".join(json.dumps(event) + "\n" for event in events))
     none = tmp_path / "none.jsonl"
-    summary = json.loads(
-        cli("replay", str(path), "--key-by", "store", "--predictions", str(none),
-            "--inspect-json").stdout
-    )  # fmt: skip
+    result = cli("replay", str(path), "--key-by", "store", "--predictions", str(none),
+                 "--inspect-json")  # fmt: skip
+    summary = json.loads(result.stdout)
     assert summary["unserved_unlabeled"] == 1 and summary["predictions"] == 0
+    assert "no prediction for an unlabeled record of key 'new'" in result.stderr  # logged
     assert none.read_text() == ""
     glob = tmp_path / "global.jsonl"
     summary = json.loads(
