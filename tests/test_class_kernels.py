@@ -389,12 +389,6 @@ def assert_same_scores(slow, fast) -> None:
     assert slow.rolling_summary() == fast.rolling_summary()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="classify/losscurve.py block_points: a block's log-loss curve is not record by "
-    "record's in the last bits (a difference of cumulative sums against the running mean); "
-    "its owner fixes it, then this passes",
-)
 def test_the_log_loss_curve_of_blocks_equals_record_by_record():
     from streamlearn.classify.space import ClassSpace
     from streamlearn.models.logistic import LogisticRegression
