@@ -139,6 +139,44 @@ def _curve_add(
     counters[K_POINTS] = count
 
 
+def _score(state: NDArray[np.float64], y: float, yhat: float, two: float) -> None:
+    """River's MAE, MSE and R2 of a slot hear of one prediction (``learn_rows``' steps)."""
+    state[MAE_N] += 1.0
+    state[MAE_MEAN] = mean_step(float(state[MAE_N]), float(state[MAE_MEAN]), abs(y - yhat))
+    state[MSE_N] += 1.0
+    state[MSE_MEAN] = mean_step(float(state[MSE_N]), float(state[MSE_MEAN]), (y - yhat) ** two)
+    mean_old = float(state[VAR_MEAN])
+    state[VAR_N] += 1.0
+    state[VAR_MEAN] += (1.0 / state[VAR_N]) * (y - state[VAR_MEAN])
+    state[VAR_S] += 1.0 * (y - mean_old) * (y - state[VAR_MEAN])
+    state[RSS] += (y - yhat) * (y - yhat) * 1.0
+
+
+def _remember(
+    state: NDArray[np.float64],
+    counters: NDArray[np.int64],
+    ring_y: NDArray[np.float64],
+    ring_yhat: NDArray[np.float64],
+    y: float,
+    yhat: float,
+) -> int:
+    """``Learner._remember``'s ring and running |error| sum of a slot; the next ring slot."""
+    window = ring_y.shape[0]
+    slot = int(counters[K_SLOT])
+    if counters[K_LENGTH] == window:
+        state[ABS_SUM] -= abs(ring_y[slot] - ring_yhat[slot])
+    else:
+        counters[K_LENGTH] += 1
+    ring_y[slot] = y
+    ring_yhat[slot] = yhat
+    slot += 1
+    if slot == window:
+        slot = 0
+    counters[K_SLOT] = slot
+    state[ABS_SUM] += abs(y - yhat)
+    return slot
+
+
 def learn_rows_keyed(
     values: NDArray[np.float64],
     status: NDArray[np.int8],
@@ -191,30 +229,11 @@ def learn_rows_keyed(
             reason = K_DIVERGED
             break
         y = float(x[n_features])
-        st[MAE_N] += 1.0
-        st[MAE_MEAN] = mean_step(float(st[MAE_N]), float(st[MAE_MEAN]), abs(y - yhat))
-        st[MSE_N] += 1.0
-        st[MSE_MEAN] = mean_step(float(st[MSE_N]), float(st[MSE_MEAN]), (y - yhat) ** two)
-        mean_old = float(st[VAR_MEAN])
-        st[VAR_N] += 1.0
-        st[VAR_MEAN] += (1.0 / st[VAR_N]) * (y - st[VAR_MEAN])
-        st[VAR_S] += 1.0 * (y - mean_old) * (y - st[VAR_MEAN])
-        st[RSS] += (y - yhat) * (y - yhat) * 1.0
+        _score(st, y, yhat, two)
         step = lr * (yhat - y)
         descend(w, x, n_features, step)
         st[INTERCEPT] -= step
-        slot = int(c[K_SLOT])
-        if c[K_LENGTH] == window:
-            st[ABS_SUM] -= abs(ry[slot] - ryhat[slot])
-        else:
-            c[K_LENGTH] += 1
-        ry[slot] = y
-        ryhat[slot] = yhat
-        slot += 1
-        if slot == window:
-            slot = 0
-        c[K_SLOT] = slot
-        st[ABS_SUM] += abs(y - yhat)
+        slot = _remember(st, c, ry, ryhat, y, yhat)
         c[K_LEARNED] += 1
         learned = int(c[K_LEARNED])
         if pend > 0:

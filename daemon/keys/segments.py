@@ -29,6 +29,7 @@ __all__ = [
     "SHARD",
     "Ref",
     "SegmentLog",
+    "clear_directory",
 ]
 
 #: Bytes a segment grows to before the next entry goes to a new one.
@@ -412,3 +413,16 @@ def _write_all(fd: int, parts: list[bytes]) -> None:
             views.pop(0)
         if views and written:
             views[0] = views[0][written:]
+
+
+def clear_directory(directory: str | os.PathLike[str]) -> int:
+    """Remove every segment of a keys directory (``--reset``); returns how many."""
+    path = Path(directory)
+    if not path.is_dir():
+        return 0
+    removed = 0
+    for entry in os.listdir(path):
+        if segment_number(entry) is not None:
+            (path / entry).unlink()
+            removed += 1
+    return removed

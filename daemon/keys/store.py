@@ -27,8 +27,9 @@ from .childsave import ChildKeys, Forked, adopted, given_back
 from .codec import KeyCodec
 from .index import Entry, KeyIndex
 from .manifest import MANIFEST_FORMAT, KeysManifest
+from .overlay import NO_OVERLAY, KeyOverlay
 from .scores import ACCURACY_BUCKETS, MAE_BUCKETS, KeyScores
-from .segments import MODEL, SEGMENT_BYTES, SHARD, Ref, SegmentLog, segment_number
+from .segments import MODEL, SEGMENT_BYTES, SHARD, Ref, SegmentLog, clear_directory
 from .tempdir import SpillDir
 
 __all__ = [
@@ -65,18 +66,6 @@ class KeyRejected(ValueError):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-class KeyOverlay(Protocol):
-    """Keys whose state is held elsewhere for a while (``keys.slots``: the compiled keyed
-    path's), written into their learner (``settle``) before the store reads it."""
-
-    #: Keys held only there (new to the run, no learner yet).
-    unsettled: int
-
-    def settle(self, key: str) -> None: ...
-
-    def settle_all(self) -> None: ...
 
 
 class KeyEvents(Protocol):
@@ -139,6 +128,9 @@ class KeyedModels(Generic[L]):
     {'x': 0.2}
     >>> models.close()
     """
+
+    #: Holds some keys' state ahead of their learners (the compiled keyed path), when set.
+    overlay: KeyOverlay = NO_OVERLAY
 
     def __init__(
         self,
@@ -211,8 +203,6 @@ class KeyedModels(Generic[L]):
         self.read_only = read_only
         #: Hears of spills and loads (telemetry), when set.
         self.events: KeyEvents | None = None
-        #: Holds some keys' state ahead of their learners (the compiled keyed path), when set.
-        self.overlay: KeyOverlay | None = None
         #: Learners written to disk to make room, read back, made new, and dropped
         #: unchanged (their copy on disk was current), by this process.
         self.spills = 0
@@ -231,8 +221,7 @@ class KeyedModels(Generic[L]):
         ``KeyRejected`` for a key the store cannot hold; ``CheckpointError`` when its state
         on disk is unreadable (never a fresh model instead).
         """
-        if self.overlay is not None:
-            self.overlay.settle(key)
+        self.overlay.settle(key)
         learner = self._live.get(key)
         if learner is None:
             learner = self._bring(key, create=True)
@@ -244,8 +233,7 @@ class KeyedModels(Generic[L]):
 
     def peek(self, key: str) -> L | None:
         """The learner of ``key``, to predict with (not changed); None for a key never seen."""
-        if self.overlay is not None:
-            self.overlay.settle(key)
+        self.overlay.settle(key)
         learner = self._live.get(key)
         if learner is not None:
             self._live.move_to_end(key)
@@ -264,7 +252,7 @@ class KeyedModels(Generic[L]):
     @property
     def live(self) -> int:
         """Learners in memory, and keys new to the run whose state only the overlay holds."""
-        return len(self._live) + (self.overlay.unsettled if self.overlay is not None else 0)
+        return len(self._live) + self.overlay.unsettled
 
     def state_bytes(self) -> int:
         """Bytes of per-key state in use in the segments (safe to call from another thread)."""
@@ -371,6 +359,7 @@ class KeyedModels(Generic[L]):
     def rescore(self) -> None:
         """Count the changed live keys at their scores now, unwritten: without a state dir
         no checkpoint writes them, and the keys' telemetry would show only the spilled."""
+        self.overlay.settle_all()
         for key in self._dirty:
             entry = self.index.get(key)
             score = self.codec.describe(self._live[key])[1]
@@ -378,7 +367,7 @@ class KeyedModels(Generic[L]):
 
     def spill_all(self) -> None:
         """Write every changed live learner and empty the live set (tests, a revoked partition)."""
-        self._settle_all()
+        self.overlay.settle_all()
         while self._live:
             self._evict()
 
@@ -394,7 +383,7 @@ class KeyedModels(Generic[L]):
         """
         if not self.log.durable:
             raise CheckpointError("a temporary spill directory has no checkpoints")
-        self._settle_all()
+        self.overlay.settle_all()
         before, started = self.log.bytes_written, time.perf_counter()
         live = self._live
         for key in self._dirty:  # every changed key is live: a spilled one was written
@@ -432,7 +421,7 @@ class KeyedModels(Generic[L]):
         forked child (the keys changed pickled and written off the loop) or on the loop."""
         if not self.log.durable:
             raise CheckpointError("a temporary spill directory has no checkpoints")
-        self._settle_all()
+        self.overlay.settle_all()
         part = ChildKeys(self, self.log.seq)
         self.log.seq += 1
         return part
@@ -489,7 +478,7 @@ class KeyedModels(Generic[L]):
     def entries(self) -> Iterator[tuple[str, int, float]]:
         """Every key held: (key, records learned, score; NaN: none), the live ones as they are
         now, the others as last written. One shard in memory at a time."""
-        self._settle_all()
+        self.overlay.settle_all()
         describe = self.codec.describe
         for key, learner in self._live.items():
             yield (key, *describe(learner))
@@ -498,25 +487,8 @@ class KeyedModels(Generic[L]):
             if key not in live:
                 yield key, entry.records, entry.score
 
-    def _settle_all(self) -> None:
-        if self.overlay is not None:
-            self.overlay.settle_all()
-
     def close(self) -> None:
         """Close the segment files; a temporary directory is removed. Twice is fine."""
         self.log.close()
         if self._spill_dir is not None:
             self._spill_dir.close()
-
-
-def clear_directory(directory: str | os.PathLike[str]) -> int:
-    """Remove every segment of a keys directory (``--reset``); returns how many."""
-    path = Path(directory)
-    if not path.is_dir():
-        return 0
-    removed = 0
-    for entry in os.listdir(path):
-        if segment_number(entry) is not None:
-            (path / entry).unlink()
-            removed += 1
-    return removed

@@ -164,6 +164,12 @@ def choose_path(kit: PathKit) -> RecordPath:
     ``classblocks.class_path``'s choice.
     """
     model = kit.learner.model
+    if kit.router.keyed:
+        from .keyblocks import keyed_path
+
+        keyed = keyed_path(kit)  # per-key sgd in the compiled kernels, where it is exact
+        if keyed is not None:
+            return keyed
     if not _blocks_possible(kit):
         return RecordByRecord(kit, model)
     if kit.learner.task == "classification":

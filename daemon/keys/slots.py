@@ -1,0 +1,386 @@
+"""The keys of a keyed ``sgd`` run as rows of arrays: the compiled keyed path's state.
+
+A key learned by the compiled keyed path (``streamlearn.loop.keyblocks``) holds a slot: its
+row of weights, its intercept and metrics, its rolling window, learning curve and the
+errors waiting for its drift monitor, all rows of arrays that ``learn_rows_keyed`` updates
+in place (``streamlearn.fast.keyspec``). While a key holds a slot the slot is its state;
+its learner in the store (``KeyedModels``), if any, is behind. The slot is written back
+into the learner (*settled*) before anything else reads it: the store asks
+(``KeyedModels.overlay``) at ``get``, ``peek``, a checkpoint, ``entries`` and ``spill_all``;
+the slot is then free. A key new to the run gets no learner object until it is settled,
+so a key of a few records costs a slot, not a learner, a drift monitor and a curve.
+
+Each key's drift monitor hears of its errors ``pending`` at a time (the slot's buffer; the
+monitor when it is full, and the rest when the key is settled): a monitor that can only
+alert (``choose`` requires it) gives the same detections and events whenever it hears of
+them, and ADWIN tests only every 32 values anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import pickle
+from array import array
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from streamlearn.curve import Curve
+from streamlearn.fast.keyspec import (
+    K_PENDING,
+    K_STRIDE,
+    N_KEY_COUNTERS,
+)
+from streamlearn.fast.spec import ABS_SUM, INTERCEPT, LABELED, N_STATE
+from streamlearn.learner import PrequentialState
+from streamlearn.models.sgd import SGDRegressor
+
+from .units import KeyRegressor
+
+if TYPE_CHECKING:
+    from streamlearn.interfaces import ModelHost, Monitor
+
+    from .store import KeyedModels
+
+__all__ = ["KeySlots", "slot_learner"]
+
+
+log = logging.getLogger(__name__)
+
+G = TypeVar("G", bound=np.generic)
+
+#: Slots made fresh at first; more as keys come, up to the capacity.
+FIRST_SLOTS = 1024
+#: Bytes of slot arrays at most (mapped, not used, until keys come): fewer slots beyond.
+MAX_BYTES = 2 << 30
+
+
+def slot_learner(learner: object, template: KeyRegressor) -> bool:
+    """Whether a key's ``learner`` can live in a slot shaped after ``template``: an ``sgd``
+    ``KeyRegressor`` of the same learning rate, window and curve size, no baseline, no
+    pseudo-labels, and a drift monitor (if any) that can only alert."""
+    if type(learner) is not KeyRegressor or type(learner.model) is not SGDRegressor:
+        return False
+    drift = learner.drift
+    return (
+        learner.model.lr == template.model.lr
+        and learner.rolling_window == template.rolling_window
+        and learner.curve.max_points == template.curve.max_points
+        and learner.baseline is None
+        and learner.pseudo is None
+        and learner.feature_names is None
+        and (drift is None or (drift.errors_only and not drift.may_change_model))
+    )
+
+
+class KeySlots:
+    """Slots of per-key ``sgd`` state for ``models``' keys, at most ``capacity`` of them.
+
+    Parameters
+    ----------
+    models
+        The keyed store; the slots settle into its learners (and it asks them to).
+    template
+        A fresh learner of a key (``codec.fresh``): the slots' learning rate, window, curve
+        size, initial weights and drift monitor.
+    features
+        The feature names, in the order of the parsed columns.
+    capacity
+        Slots at most (the store's ``max_live``): the least recently used are settled to
+        make room.
+    host
+        What a key's drift monitor reports to (telemetry).
+    """
+
+    def __init__(
+        self,
+        models: KeyedModels[Any],
+        template: KeyRegressor,
+        features: Sequence[str],
+        capacity: int,
+        host: ModelHost,
+    ) -> None:
+        self.models = models
+        self.features = list(features)
+        model = template.model
+        self.lr = float(model.lr)
+        self.intercept = float(model.intercept)
+        self.initial = [float(model.weights.get(name, 0.0)) for name in self.features]
+        self.window = template.rolling_window
+        self.max_points = template.curve.max_points
+        self.host = host
+        self.template = template
+        self._monitor = pickle.dumps(template.drift) if template.drift is not None else None
+        #: Errors a slot keeps for its key's monitor (0: no drift monitor).
+        self.pending = 32 if template.drift is not None else 0
+        self.capacity = max(1, capacity)
+        self.of: dict[str, int] = {}
+        #: Keys settled since the caller last looked (their slots may be another's now).
+        self.released: list[tuple[str, int]] = []
+        self.clock = 0
+        #: Keys new to the run in slots, not in the store yet (``KeyOverlay.unsettled``).
+        self.unsettled = 0
+        self._names: list[str | None] = []
+        self._new: list[bool] = []
+        self._monitors: list[Monitor | None] = []
+        self._free: list[int] = []
+        width, window, points = len(self.features), self.window, self.max_points + 1
+        per_slot = 8 * (width + N_STATE + N_KEY_COUNTERS + 2 * window + 3 * points
+                        + 2 * self.pending + 1) + 1  # fmt: skip
+        self.capacity = max(1, min(self.capacity, MAX_BYTES // per_slot))
+        size = self.capacity
+        self.weights: NDArray[np.float64] = _zeros((size, width), np.float64)
+        self.state: NDArray[np.float64] = _zeros((size, N_STATE), np.float64)
+        self.counters: NDArray[np.int64] = _zeros((size, N_KEY_COUNTERS), np.int64)
+        self.ring_y: NDArray[np.float64] = _zeros((size, window), np.float64)
+        self.ring_yhat: NDArray[np.float64] = _zeros((size, window), np.float64)
+        self.curve: NDArray[np.float64] = _zeros((size, points, 3), np.float64)
+        self.pend_err: NDArray[np.float64] = _zeros((size, self.pending), np.float64)
+        self.pend_idx: NDArray[np.int64] = _zeros((size, self.pending), np.int64)
+        #: The ``clock`` of each slot's last use (the least recently used make room).
+        self.stamp: NDArray[np.int64] = _zeros((size,), np.int64)
+        #: Slots learned since they were loaded: settled into their learner.
+        self.changed: NDArray[np.bool_] = _zeros((size,), np.bool_)
+        self._allocate(min(self.capacity, FIRST_SLOTS))
+
+    # -- the arrays ------------------------------------------------------------------------
+
+    def _allocate(self, size: int) -> None:
+        """Make slots ``size`` fresh (those held keep their rows). The arrays are made for
+        the whole capacity at once, as zeros the system maps only where they are written:
+        no copy as keys come, and memory only for the slots used (a free slot is always
+        fresh, so a new key costs no writes either)."""
+        old = len(self._names)
+        if any(self.initial):
+            self.weights[old:size] = self.initial
+        if self.intercept:
+            self.state[old:size, INTERCEPT] = self.intercept
+        self.counters[old:size, K_STRIDE] = 1
+        self._names += [None] * (size - old)
+        self._new += [False] * (size - old)
+        self._monitors += [None] * (size - old)
+        self._free += range(size - 1, old - 1, -1)
+
+    @property
+    def size(self) -> int:
+        """Slots allocated."""
+        return len(self._names)
+
+    # -- keys to slots ---------------------------------------------------------------------
+
+    def assign(
+        self,
+        keys: Sequence[str | None],
+        status: NDArray[np.int8],
+        slots: NDArray[np.int64],
+        start: int,
+        stop: int,
+    ) -> None:
+        """``slots[start:stop]``: each labeled row's slot, taken for a key without one;
+        -1 for the rows the record path takes (other rows, keys the slots cannot hold).
+        ``stop - start`` must not exceed the capacity (each row's key keeps its slot)."""
+        self.clock += 1
+        of = self.of
+        get = of.get
+        held = slots[start:stop]
+        held[:] = [get(key, -1) for key in keys[start:stop]]  # type: ignore[arg-type]
+        labeled = status[start:stop] == LABELED
+        held[~labeled] = -1
+        self.stamp[held[held >= 0]] = self.clock
+        for row in np.flatnonzero((held < 0) & labeled).tolist():
+            key = keys[start + row]
+            if key is None:
+                continue
+            slot = of.get(key)
+            slots[start + row] = slot if slot is not None else self._take(key)
+
+    def reassign(
+        self, keys: Sequence[str | None], slots: NDArray[np.int64], start: int, stop: int
+    ) -> None:
+        """After keys were settled (``released``): rows ``start:stop`` of theirs get a slot
+        again (their old slot may be another key's now)."""
+        released, self.released = self.released, []
+        if not released or start >= stop:
+            return
+        view = slots[start:stop]
+        rows = np.flatnonzero(np.isin(view, [slot for _, slot in released])).tolist()
+        view[rows] = -1
+        for row in rows:
+            key = keys[start + row]
+            assert key is not None
+            slot = self.of.get(key)
+            view[row] = slot if slot is not None else self._take(key)
+
+    def _take(self, key: str) -> int:
+        """A slot for ``key`` (loaded from its learner, or fresh); -1: the record path's."""
+        models = self.models
+        # Only keys the store holds already are in it (not those new in the slots).
+        if models.keys_total > self.unsettled and key in models:
+            learner = models.get(key)
+            if not slot_learner(learner, self.template):
+                return -1  # e.g. a key restored after it diverged into another spec: its own path
+            slot = self._slot()
+            if slot < 0:
+                return -1
+            self._load(slot, learner)
+        else:
+            if models.keys_total >= models.max_keys:
+                return -1  # the record path dead-letters it (too_many_keys)
+            slot = self._slot()
+            if slot < 0:
+                return -1
+            self._new[slot] = True
+            self.unsettled += 1
+            models.keys_total += 1  # held from now on; ``get`` counts it again when settled
+        self.of[key] = slot
+        self._names[slot] = key
+        self.stamp[slot] = self.clock
+        return slot
+
+    def _slot(self) -> int:
+        if not self._free and self.size < self.capacity:
+            self._allocate(min(self.capacity, 2 * self.size))
+        if not self._free:
+            self._make_room()
+        return self._free.pop() if self._free else -1
+
+    def _make_room(self) -> None:
+        """Settle the least recently used eighth of the slots (none of the current rows')."""
+        stamps = self.stamp
+        older = np.flatnonzero(stamps < self.clock)
+        if not len(older):
+            return
+        count = max(1, min(len(older), self.capacity // 8))
+        victims = older[np.argsort(stamps[older], kind="stable")[:count]]
+        for slot in victims.tolist():
+            name = self._names[slot]
+            assert name is not None
+            self.settle(name)
+
+    # -- a slot's state ----------------------------------------------------------------------
+
+    def _fresh(self, slot: int) -> None:
+        self.weights[slot] = self.initial
+        self.state[slot] = 0.0
+        self.state[slot, INTERCEPT] = self.intercept
+        counters = self.counters[slot]
+        counters[:] = 0
+        counters[K_STRIDE] = 1
+        self.ring_y[slot] = 0.0
+        self.ring_yhat[slot] = 0.0
+        self.changed[slot] = False
+        self._monitors[slot] = None
+
+    def _load(self, slot: int, learner: KeyRegressor) -> None:
+        model = learner.model
+        weights = model.weights
+        self.weights[slot] = [weights.get(name, 0.0) for name in self.features]
+        state = learner.export_prequential()
+        row = self.state[slot]
+        row[INTERCEPT] = model.intercept
+        row[INTERCEPT + 1 : ABS_SUM] = state.metrics
+        row[ABS_SUM] = state.abs_sum
+        curve = state.curve
+        points = len(curve)
+        self.counters[slot] = [state.records_learned, state.window_next, state.window_len,
+                               curve.stride, points, 0]  # fmt: skip
+        self.ring_y[slot] = np.frombuffer(state.window_y, dtype=np.float64)
+        self.ring_yhat[slot] = np.frombuffer(state.window_yhat, dtype=np.float64)
+        if points:
+            self.curve[slot, :points] = np.array(curve.points, dtype=np.float64)
+        self.changed[slot] = False
+        self._new[slot] = False
+        self._monitors[slot] = learner.drift
+
+    def _store(self, slot: int, learner: KeyRegressor) -> None:
+        """Write the slot's state into its key's ``learner``."""
+        model = learner.model
+        row = self.state[slot].tolist()
+        model.intercept = row[INTERCEPT]
+        weights = model.weights
+        for name, weight in zip(self.features, self.weights[slot].tolist(), strict=True):
+            weights[name] = weight
+        learned, at, length, stride, points, _ = self.counters[slot].tolist()
+        curve = Curve(self.max_points)
+        curve.stride = stride
+        kept = self.curve[slot, :points]
+        curve._records = array("q", kept[:, 0].astype(np.int64).tolist())
+        curve._rolling = array("d", kept[:, 1].tobytes())
+        curve._cumulative = array("d", kept[:, 2].tobytes())
+        learner.import_prequential(
+            PrequentialState(
+                records_learned=learned,
+                metrics=row[INTERCEPT + 1 : ABS_SUM],
+                window_y=array("d", self.ring_y[slot].tobytes()),
+                window_yhat=array("d", self.ring_yhat[slot].tobytes()),
+                window_next=at,
+                window_len=length,
+                abs_sum=row[ABS_SUM],
+                curve=curve,
+            )
+        )
+        monitor = self._monitors[slot]
+        if monitor is None:
+            monitor = learner.drift  # a new key's: as fresh as the slot's would be
+        self._monitors[slot] = monitor
+        self.flush(slot)
+        learner.drift = monitor
+
+    def flush(self, slot: int) -> None:
+        """Hand the slot's waiting errors to its key's drift monitor (made if it has none)."""
+        counters = self.counters[slot]
+        waiting = int(counters[K_PENDING])
+        if not waiting:
+            return
+        monitor = self._monitors[slot]
+        if monitor is None:
+            assert self._monitor is not None
+            monitor = self._monitors[slot] = pickle.loads(self._monitor)
+        assert monitor is not None
+        monitor.observe_errors(
+            self.pend_idx[slot, :waiting].copy(), self.pend_err[slot, :waiting].copy(), self.host
+        )
+        counters[K_PENDING] = 0
+
+    # -- settling (KeyedModels.overlay) ------------------------------------------------------
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.of
+
+    def settle(self, key: str) -> None:
+        """Write ``key``'s slot into its learner in the store (made if new) and free it."""
+        slot = self.of.pop(key, None)
+        if slot is None:
+            return
+        models = self.models
+        if self._new[slot]:
+            models.keys_total -= 1  # counted when it took the slot; ``get`` counts it now
+            self.unsettled -= 1
+        if self.changed[slot]:
+            learner = models.get(key)
+            assert isinstance(learner, KeyRegressor)
+            self._store(slot, learner)
+        self._names[slot] = None
+        self._new[slot] = False
+        self._fresh(slot)
+        self.stamp[slot] = 0
+        self._free.append(slot)
+        self.released.append((key, slot))
+
+    def settle_all(self) -> None:
+        """Settle every key (before a checkpoint, ``entries``, ``spill_all``)."""
+        for key in list(self.of):
+            self.settle(key)
+
+
+def _zeros(shape: tuple[int, ...], dtype: type[G]) -> NDArray[G]:
+    """An array of zeros in memory of its own (an anonymous mapping), touched only where it
+    is written. Not numpy's allocation: numpy asks for huge pages for large arrays, and a
+    slot's first write then made the system find and clear 2 MiB (a keyed run of 100,000 new
+    keys spent 4 s of 5 in such faults on a busy machine, 0.4 s with normal pages)."""
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    buffer = mmap.mmap(-1, max(size, 1))
+    return np.frombuffer(buffer, dtype=dtype, count=int(np.prod(shape))).reshape(shape)

@@ -1,0 +1,273 @@
+"""A keyed ``sgd`` run's blocks, learned by the compiled kernels (issue 14, point 9).
+
+``--key-by COLUMN`` over CSV lines whose other columns are the features then the target,
+with ``--model sgd``: a block of lines has its key column cut out (``cut_column``), is
+parsed as the plain layout (``parse_lines``), each labeled row is given its key's slot
+(``keys.slots``: one dict lookup a row) and ``learn_rows_keyed`` tests then trains every row
+in its key's slot, in stream order. The results are the record path's
+(``KeyedRouter``) to the last bit: each key's weights, metrics, window, curve and drift
+events, the whole stream's tally, counters, dead letters and predictions.
+
+Any row the kernel does not take (unlabeled, rejected, a header, a key the slots do not
+hold, a prediction the divergence guard must see) goes to ``KeyedRouter.route`` on its own,
+in order; the store settles that key's slot first (``KeyedModels.overlay``). The path is
+taken only where it is exact (``keyed_path``): otherwise the record path runs, and the log
+says which.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import NDArray
+
+from streamlearn.fast.block import (
+    DOUBT,
+    NOTHING,
+    BlockLearner,
+    BlockReader,
+    LineDecoder,
+    Parsed,
+    compiled_kernels,
+    locator,
+)
+from streamlearn.fast.keyspec import K_DONE, K_FULL
+from streamlearn.keys.slots import KeySlots, slot_learner
+from streamlearn.keys.tally import RegressionTally
+from streamlearn.keys.units import KeyRegressor
+from streamlearn.records import CsvDecoder, Record
+
+from ..interfaces import Block, BlockSource
+from .blocks import BlockPath
+from .host import LoopHost
+from .paths import MIN_BLOCK_LINES, PathKit
+
+if TYPE_CHECKING:
+    from streamlearn.keys.run import KeyedRun
+
+    from .keyrouter import KeyedRouter
+
+__all__ = ["KeyedBlockPath", "KeyedBlockReader", "keyed_path"]
+
+log = logging.getLogger(__name__)
+
+#: Why the record path ran, as logged (once each).
+_told: set[str] = set()
+
+
+class KeyedBlockReader(BlockReader):
+    """Parses blocks of keyed CSV lines: the key column cut out, the rest the plain layout."""
+
+    def __init__(self, features: Sequence[str], column: int) -> None:
+        from streamlearn.fast import _kernels
+
+        super().__init__(features, _kernels.parse_lines)
+        self.column = column
+        self._cut = _kernels.cut_column
+
+    def parse_keyed(self, block: Block, decoder: LineDecoder) -> tuple[Parsed, list[str | None]]:
+        """The block parsed (rows placed in its own lines) and each row's key (None: none)."""
+        data, lines = block.data, block.lines
+        starts = np.empty(lines + 1, dtype=np.int64)
+        cut, keys = self._cut(data, self.column, starts)
+        n_fields = len(self.features) + 1
+        values = np.empty((lines, n_fields))
+        status = np.empty(lines, dtype=np.int8)
+        rows = self._parse(cut, n_fields, values, status, np.empty(lines + 1, dtype=np.int64))
+        assert rows == lines, (rows, lines)
+        parsed = Parsed(values, status, starts, data, block.offset, {}, locator(block))
+        doubted = [row for row, key in enumerate(keys) if key is None]
+        status[doubted] = DOUBT  # the decoder judges a line whose key cell it must read
+        for row in np.flatnonzero(status == DOUBT).tolist():
+            if decoder.changes_schema(parsed.raw(row)):
+                parsed.stop = row  # a header of other columns: the rest record by record
+                break
+            item = self._judge(parsed, row, decoder)
+            keys[row] = item.key if type(item) is Record else None
+        return parsed, keys
+
+
+def keyed_path(kit: PathKit) -> KeyedBlockPath | None:
+    """The compiled keyed path for a keyed run, where it gives the record path's results;
+    None (the record path, logged once) otherwise."""
+    from .keyrouter import KeyedRouter
+
+    router = kit.router
+    if not isinstance(router, KeyedRouter):
+        return None
+    why = _refusal(kit, router)
+    if why is not None:
+        if why not in _told:
+            _told.add(why)
+            log.info("--key-by: record by record (%s)", why)
+        return None
+    decoder = kit.decoder
+    assert isinstance(decoder, CsvDecoder)
+    keys = router.keys
+    models = keys.models
+    slots = models.overlay
+    if not isinstance(slots, KeySlots) or slots.features != decoder.features:
+        template = models.codec.fresh("")
+        assert isinstance(template, KeyRegressor)
+        host = LoopHost(template, router.counters, router.host.telemetry,
+                        keys.model_factory, keys.warm_model_factory)  # fmt: skip
+        slots = KeySlots(models, template, decoder.features, models.max_live, host)
+        models.overlay.settle_all()  # an earlier path's slots (another header's features)
+        models.overlay = slots
+        log.info(
+            "--key-by: sgd per key on the compiled keyed path (%d features, up to %d keys "
+            "in slots)",
+            len(slots.features),
+            slots.capacity,
+        )
+    return KeyedBlockPath(kit, kit.learner.model, keys, slots)
+
+
+def _refusal(kit: PathKit, router: KeyedRouter) -> str | None:
+    """Why the compiled keyed path cannot take this run's blocks (None: it can)."""
+    keys = router.keys
+    decoder = kit.decoder
+    if not kit.fastpath:
+        return "STREAMLEARN_FASTPATH=0"
+    if kit.compiled.missing or compiled_kernels() is None:
+        return "the compiled kernels are not built"
+    if not isinstance(kit.source, BlockSource):
+        return "the source reads no blocks"
+    if not isinstance(decoder, CsvDecoder) or decoder.keys is None or decoder.keys.field is None:
+        return "the compiled keyed path reads CSV keyed by a column"
+    schema = decoder._schema
+    columns = [name for name in decoder.header if name != decoder.keys.field]
+    if schema.refused or schema.id_index >= 0 or columns != [*decoder.features, schema.target]:
+        return "the columns are not the key, the features then the target"
+    if not isinstance(keys.tally, RegressionTally) or keys.tally.feature_names is not None:
+        return "not a regression with fixed features"
+    if keys.labelers is not None or router.join is not None or keys.fallback == "global":
+        return "pseudo-labels, late labels or --key-fallback global see each record"
+    template = keys.models.codec.fresh("")
+    if not isinstance(template, KeyRegressor) or not slot_learner(template, template):
+        return "the model is not sgd (with no warm start, and drift alerts only)"
+    return None
+
+
+class KeyedBlockPath(BlockPath[Parsed]):
+    """Blocks of keyed CSV lines learned by ``sgd`` per key in the compiled kernels."""
+
+    name = "keyed-block"
+
+    def __init__(self, kit: PathKit, model: object, keys: KeyedRun, slots: KeySlots) -> None:
+        super().__init__(kit, model)
+        decoder = kit.decoder
+        assert isinstance(decoder, CsvDecoder) and decoder.keys is not None
+        assert isinstance(keys.tally, RegressionTally) and decoder.keys.field is not None
+        self.decoder = decoder
+        self.keys = keys
+        self.tally = keys.tally
+        self.slots = slots
+        self.header = list(decoder.header)
+        column = decoder.header.index(decoder.keys.field)
+        self.reader = KeyedBlockReader(decoder.features, column)
+        kernels = compiled_kernels()
+        assert kernels is not None
+        self.scorer = BlockLearner(["yhat"], kernels)
+        from streamlearn.fast import _kernels
+
+        self._learn = _kernels.learn_rows_keyed
+
+    def fits(self, model: object) -> bool:
+        return (
+            model is self.model
+            and not self.kit.compiled.missing
+            and self.decoder.header == self.header
+        )
+
+    def process_block(self, block: Block) -> None:
+        router = self.kit.router
+        if block.lines < MIN_BLOCK_LINES:
+            router.process(block.raws())
+            return
+        started = time.perf_counter()
+        parsed, keys = self.reader.parse_keyed(block, self.kit.decoder)
+        start = self._parsed(started)
+        self._learn_block(parsed, keys)
+        if parsed.stop < parsed.rows:  # a header of other columns: the rest record by record
+            rest = [parsed.raw(row) for row in range(parsed.stop, parsed.rows)]
+            router.route(self.kit.decoder.decode_batch(rest))
+        router.finish_batch(start)
+
+    def _learn_block(self, parsed: Parsed, keys: list[str | None]) -> None:
+        """Rows ``0..parsed.stop`` in order: runs of labeled rows in the kernel, the others
+        one by one on the record path; at most ``capacity`` rows' keys in slots at once."""
+        slots = self.slots
+        status = parsed.status
+        stop = parsed.stop
+        seen = self.kit.router.counters.records_seen
+        index = np.cumsum(status != NOTHING, dtype=np.int64) + (seen - 1)
+        at = np.full(parsed.rows, -1, dtype=np.int64)
+        yhat = np.full(parsed.rows, np.nan)
+        why = np.zeros(1, dtype=np.int64)
+        row = 0
+        while row < stop:
+            end = min(stop, row + slots.capacity)
+            slots.assign(keys, status, at, row, end)
+            slots.released.clear()
+            while row < end:
+                done = self._learn(
+                    parsed.values, status, at, index, row, end, slots.weights, slots.lr, 2.0,
+                    slots.state, slots.counters, slots.ring_y, slots.ring_yhat, slots.curve,
+                    slots.pend_err, slots.pend_idx, yhat, why,
+                )  # fmt: skip
+                self._learned(parsed, keys, at, yhat, row, done)
+                row = done
+                if why[0] == K_DONE:
+                    break
+                if why[0] == K_FULL:
+                    slots.flush(int(at[row]))
+                    continue
+                self._route_row(parsed, row)  # the record path's row (the key settled first)
+                row += 1
+                slots.reassign(keys, at, row, end)
+
+    def _learned(
+        self,
+        parsed: Parsed,
+        keys: list[str | None],
+        at: NDArray[np.int64],
+        yhat: NDArray[np.float64],
+        start: int,
+        stop: int,
+    ) -> None:
+        """Rows ``start..stop`` were learned in their slots: the whole stream hears of them
+        as ``KeyedRouter._learn`` tells it, in order."""
+        count = stop - start
+        if count <= 0:
+            return
+        router = self.kit.router
+        self.slots.changed[at[start:stop]] = True
+        router.counters.records_seen += count
+        tally = self.tally
+        tally.keyed.learned += count
+        values = parsed.values[start:stop]
+        guesses = yhat[start:stop]
+        rows = Parsed(values, parsed.status[start:stop], parsed.starts[: count + 1], b"", 0, {})
+        self.scorer.score(tally, rows, guesses, count)
+        if router.tracks_errors:
+            router.errors.arrays.append(np.abs(values[:, -1] - guesses))
+        if router.predictions_all:
+            write = router.predictions.write
+            for row, guess, label in zip(
+                range(start, stop), guesses.tolist(), values[:, -1].tolist(), strict=True
+            ):
+                line = {"id": None, "position": parsed.raw(row).where(), "prediction": guess}
+                line["key"] = keys[row]
+                line["label"] = label
+                write(line)
+
+    def _route_row(self, parsed: Parsed, row: int) -> None:
+        item = parsed.judged.get(row)
+        if item is None and parsed.status[row] != NOTHING:
+            item = self.kit.decoder.decode(parsed.raw(row))
+        self.kit.router.route([item])

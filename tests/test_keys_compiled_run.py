@@ -1,0 +1,135 @@
+"""Keyed ``sgd`` replays on the compiled keyed path (``loop.keyblocks``) against the record
+path (``STREAMLEARN_FASTPATH=0``) and numpy: every key's learner to the last bit (weights,
+metrics, window, curve, drift monitor), the whole stream's summary, predictions and dead
+letters byte for byte."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from test_keyed_run import learners
+
+from streamhelpers import cli, sgd_oracle
+
+FEATURES = ("x0", "x1", "x2")
+
+
+def write(path: Path, count: int, keys: int, seed: int, *, messy: bool, drift: bool = False) -> tuple[list[str], np.ndarray, np.ndarray, set[int]]:  # fmt: skip
+    """Rows of ``keys`` keys interleaved at random, the key column second. ``messy``: some
+    rows unlabeled, without a key, with a quoted key or a bad target. ``drift``: every
+    key's weights change halfway. Returns the keys, X, y and the rows learned."""
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(size=(keys, 3))
+    later = 3 * rng.normal(size=(keys, 3)) if drift else weights
+    bias = rng.normal(size=keys)
+    which = rng.integers(keys, size=count)
+    X = rng.normal(size=(count, 3))
+    true = np.where((np.arange(count) >= count // 2)[:, None], later[which], weights[which])
+    y = np.einsum("ij,ij->i", X, true) + bias[which] + 0.1 * rng.normal(size=count)
+    names = [f"store-{k}" for k in which]
+    learned = set()
+    with open(path, "w") as handle:
+        handle.write("x0,store,x1,x2,y\n")
+        for i in range(count):
+            key, target = names[i], repr(float(y[i]))
+            if messy and i % 37 == 5:
+                target = ""
+            elif messy and i % 101 == 7:
+                key = ""
+            elif messy and i % 211 == 11:
+                target = "bad"
+            else:
+                learned.add(i)
+            if messy and i % 103 == 9:
+                key = f'"{key}"'
+            cells = [repr(float(X[i, 0])), key, repr(float(X[i, 1])), repr(float(X[i, 2])), target]
+            handle.write(",".join(cells) + "\n")
+    return names, X, y, learned
+
+
+def replay(path: Path, folder: Path, name: str, *extra: str, fast: bool) -> dict[str, Any]:
+    state = folder / name
+    result = cli(
+        "replay", str(path), "--key-by", "store", "--state-dir", str(state), "--inspect-json",
+        "--rolling-window", "50", "--model", "sgd", "--lr", "0.05",
+        "--predictions", str(folder / f"{name}.predictions"),
+        "--dead-letter", str(folder / f"{name}.dead"), *extra,
+        env={"STREAMLEARN_FASTPATH": "1" if fast else "0"},
+    )  # fmt: skip
+    path_line = "compiled keyed path" if fast else "record by record (STREAMLEARN_FASTPATH=0)"
+    assert path_line in result.stderr
+    summary: dict[str, Any] = json.loads(result.stdout)
+    return summary
+
+
+def same_learners(one: Path, other: Path) -> dict[str, Any]:
+    want, got = learners(one), learners(other)
+    assert sorted(want) == sorted(got)
+    for key, a in want.items():
+        b = got[key]
+        assert list(a.model.weights.items()) == list(b.model.weights.items()), key
+        assert a.model.intercept == b.model.intercept, key
+        assert a.records_learned == b.records_learned, key
+        assert a.summary() == b.summary() and a.rolling_summary() == b.rolling_summary(), key
+        assert a.recent_y == b.recent_y and a.recent_yhat == b.recent_yhat, key
+        assert a.curve.points == b.curve.points and a.curve.stride == b.curve.stride, key
+        assert a.drift.summary() == b.drift.summary(), key
+    return got
+
+
+def same_outputs(folder: Path, one: str, other: str) -> None:
+    for suffix in ("predictions", "dead"):
+        a = (folder / f"{one}.{suffix}").read_bytes()
+        assert a == (folder / f"{other}.{suffix}").read_bytes(), suffix
+
+
+def same_summary(a: dict[str, Any], b: dict[str, Any]) -> None:
+    for name in ("metrics", "rolling_metrics", "records_seen", "records_learned", "keys_total",
+                 "records_rejected", "rejected_by_reason", "records_unlabeled", "predictions"):  # fmt: skip
+        assert a.get(name) == b.get(name), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bound", [None, "5"], ids=["all-live", "max-live-5"])
+def test_keyed_blocks_equal_the_record_path_and_numpy(tmp_path: Path, bound: str | None) -> None:
+    path = tmp_path / "keyed.csv"
+    names, X, y, learned = write(path, 5000, 50, seed=3, messy=True)
+    extra = ("--max-live-keys", bound) if bound else ()
+    fast = replay(path, tmp_path, "fast", *extra, fast=True)
+    slow = replay(path, tmp_path, "slow", *extra, fast=False)
+    same_summary(fast, slow)
+    assert fast["records_rejected"] > 50 and fast["records_unlabeled"] > 100
+    got = same_learners(tmp_path / "slow", tmp_path / "fast")
+    same_outputs(tmp_path, "fast", "slow")
+    assert (tmp_path / "fast.dead").read_bytes().count(b"missing_key") > 40
+    rows_of: dict[str, list[int]] = {}
+    for i in sorted(learned):
+        rows_of.setdefault(names[i], []).append(i)
+    for key, rows in rows_of.items():
+        theta, theta0, _ = sgd_oracle(X[rows], y[rows], lr=0.05)
+        weights = got[key].model.weights
+        np.testing.assert_allclose([weights[f] for f in FEATURES], theta, rtol=0, atol=1e-12)
+        assert abs(got[key].model.intercept - theta0) <= 1e-12
+        assert got[key].records_learned == len(rows)
+
+
+@pytest.mark.slow
+def test_each_keys_drift_events_are_the_record_paths(tmp_path: Path) -> None:
+    """ADWIN per key hears of its errors 32 at a time on the compiled path: the same
+    detections, at the same records."""
+    path = tmp_path / "drift.csv"
+    write(path, 12000, 4, seed=5, messy=False, drift=True)
+    fast = replay(path, tmp_path, "fast", "--predictions-all", fast=True)
+    slow = replay(path, tmp_path, "slow", "--predictions-all", fast=False)
+    same_summary(fast, slow)
+    got = same_learners(tmp_path / "slow", tmp_path / "fast")
+    events = [
+        event for learner in got.values() for event in learner.drift.summary()["drift_events"]
+    ]
+    assert len(events) >= 4, events
+    same_outputs(tmp_path, "fast", "slow")
+    assert len((tmp_path / "fast.predictions").read_bytes().splitlines()) == 12000
