@@ -231,14 +231,11 @@ class ClassLearner(LearnerBase):
         """Where a block's loss points start (take it before the block updates the state)."""
         return mark(self.records_learned, self.window, self.metrics.loss)
 
-    def add_loss_points(
-        self, start: LossMark, losses: NDArray[np.float64], means: list[float] | None = None
-    ) -> None:
+    def add_loss_points(self, start: LossMark, losses: NDArray[np.float64]) -> None:
         """The loss curve's points of a block (``losses``: one per record, as learned),
-        as ``_remember`` adds them record by record (``means``: the running mean at each
-        point, if kept; ``losscurve.block_points``)."""
+        as ``_remember`` adds them record by record."""
         curve = self.loss_curve
-        curve.add_many(block_points(start, losses, curve.stride, self.window.size, means))
+        curve.add_many(block_points(start, losses, curve.stride, self.window.size))
 
     def _score_baseline(self, x: dict[str, float], code: int, choice: int | None) -> bool:
         """Score A; with B's choice known, let the guard compare their 0/1 errors."""

@@ -19,15 +19,7 @@ if TYPE_CHECKING:
     from streamlearn.classify.metrics import Window
     from streamlearn.metrics import Mean
 
-__all__ = [
-    "LossMark",
-    "block_points",
-    "mark",
-    "point_indices",
-    "rolling_at",
-    "rolling_loss",
-    "running_means",
-]
+__all__ = ["LossMark", "block_points", "mark", "rolling_loss"]
 
 
 def rolling_loss(window: Window) -> float:
@@ -74,81 +66,12 @@ def mark(learned: int, window: Window, loss: Mean) -> LossMark:
     return LossMark(learned, window.loss[:], window.next, window.len, loss.n, loss.get())
 
 
-def point_indices(learned: int, count: int, stride: int) -> NDArray[np.intp]:
-    """The records of a block that make curve points: the index in the block of each record
-    whose count (``learned`` before the block, plus its place) is a multiple of ``stride``.
-
-    >>> point_indices(learned=3, count=6, stride=2).tolist()
-    [0, 2, 4]
-    """
-    import numpy as np
-
-    at = np.arange((learned // stride + 1) * stride, learned + count + 1, stride)
-    indices: NDArray[np.intp] = at - learned - 1
-    return indices
-
-
-def running_means(
-    start: LossMark, losses: NDArray[np.float64], at: NDArray[np.intp]
-) -> list[float]:
-    """The running mean of the loss after each record ``at`` of the block (in order), as
-    ``Mean.update`` leaves it record by record: the same recurrence, the same bits."""
-    n, mean = start.n, start.mean
-    out: list[float] = []
-    if not len(at):
-        return out
-    wanted = iter(at.tolist())
-    next_at = next(wanted)
-    for index, value in enumerate(losses[: int(at[-1]) + 1].tolist()):
-        n += 1.0
-        mean += (1.0 / n) * (value - mean)
-        if index == next_at:
-            out.append(mean)
-            next_at = next(wanted, -1)
-    return out
-
-
-#: Points whose windows are summed at once (bounds a block's scratch to this many windows).
-_POINTS_AT_ONCE = 64
-
-
-def rolling_at(
-    start: LossMark, losses: NDArray[np.float64], at: NDArray[np.intp], size: int
-) -> NDArray[np.float64]:
-    """``rolling_loss`` of the window after each record ``at`` of the block, to the bit.
-
-    The record path sums the ring slot by slot from slot 0 (``sum`` of floats: one addition
-    after the other, as ``np.cumsum`` along a row); so here each point's ring is rebuilt
-    (every slot holds the block's last loss written there by then, or the mark's) and summed
-    in that order.
-    """
-    import numpy as np
-
-    ring = np.frombuffer(start.ring, dtype=np.float64)
-    slots = np.arange(size)
-    out = np.empty(len(at))
-    for first in range(0, len(at), _POINTS_AT_ONCE):
-        i = at[first : first + _POINTS_AT_ONCE, None]
-        # The block's last record written to each slot by record i (slot next + j for j).
-        j = i - (i + start.next - slots[None, :]) % size
-        values = np.where(j >= 0, losses[np.maximum(j, 0)], ring[None, :])
-        length = np.minimum(size, start.len + i[:, 0] + 1)
-        sums = np.cumsum(values, axis=1)[np.arange(len(length)), length - 1]
-        out[first : first + len(length)] = sums / length
-    return out
-
-
 def block_points(
-    start: LossMark,
-    losses: NDArray[np.float64],
-    stride: int,
-    size: int,
-    means: list[float] | None = None,
+    start: LossMark, losses: NDArray[np.float64], stride: int, size: int
 ) -> list[list[float]]:
     """``[n, rolling, cumulative]`` at each multiple ``n`` of ``stride`` among the block's
     records (``losses``, one per record learned and scored, in order), for ``Curve.add_many``;
-    ``size``: the window's. ``means``: the running mean after each of those records, if the
-    caller kept it (else it is run again from the mark's).
+    ``size``: the window's.
 
     >>> import numpy as np
     >>> ring = array("d", [2.0, 4.0])  # 4.0 came first: the next slot to write is 1
@@ -158,12 +81,16 @@ def block_points(
     """
     import numpy as np
 
-    i = point_indices(start.learned, len(losses), stride)
-    if not i.size:
+    count = len(losses)
+    at = np.arange((start.learned // stride + 1) * stride, start.learned + count + 1, stride)
+    if not at.size:
         return []
-    if means is None:
-        means = running_means(start, losses, i)
-    at = i + start.learned + 1
-    rolling = rolling_at(start, losses, i, size)
-    points: list[list[float]] = np.column_stack([at, rolling, means]).tolist()
+    i = at - start.learned - 1  # the block's record that made each point
+    before = start.len
+    sums = np.concatenate(([0.0], np.cumsum(np.concatenate((start.losses(), losses)))))
+    ends = before + i + 1
+    width = np.minimum(size, ends)
+    rolling = (sums[ends] - sums[ends - width]) / width
+    cumulative = (start.n * start.mean + (sums[ends] - sums[before])) / (start.n + i + 1)
+    points: list[list[float]] = np.column_stack([at, rolling, cumulative]).tolist()
     return points

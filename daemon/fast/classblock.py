@@ -29,10 +29,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from streamlearn.classify.losscurve import point_indices
 from streamlearn.fast import classspec, spec
 from streamlearn.fast.block import DOUBT, LABELED, BlockReader, Parsed, compiled_kernels
-from streamlearn.fast.classspec import LOSS_MEAN
 from streamlearn.models.logistic import LogisticRegression
 from streamlearn.models.softmax import SoftmaxRegression
 
@@ -215,26 +213,18 @@ class ClassBlockLearner(BlockReader):
         metrics = learner.metrics
         state = np.array([metrics.loss.n, metrics.loss.get()], dtype=np.float64)
         loss = np.empty(rows)
-        ends = _point_ends(learner, parsed, start, stop)
         if isinstance(model, LogisticRegression):
             p = np.empty(rows)
-            values, status, lr = parsed.values, parsed.status, model.lr
-            done, means = _in_segments(
-                lambda a, b: self.kernels.logistic(
-                    values, status, a, b, weights, lr, state, p, loss
-                ),
-                start,
-                stop,
-                ends,
-                state,
+            done = self.kernels.logistic(
+                parsed.values, parsed.status, start, stop, weights, model.lr, state, p, loss
             )
             proba = np.empty((rows, 2))
             proba[start:done, 1] = p[start:done]
             proba[start:done, 0] = 1.0 - p[start:done]
             to_code = np.arange(2)
         else:
-            done, proba, to_code, means = self._learn_softmax(
-                model, parsed, (start, stop, ends), weights, state, loss
+            done, proba, to_code = self._learn_softmax(
+                model, parsed, start, stop, weights, state, loss
             )
         self.put_weights(model, weights)
         self.yhat = proba
@@ -250,22 +240,21 @@ class ClassBlockLearner(BlockReader):
                 pred = to_code[np.argmax(given[:, to_code], axis=1)]
             y = parsed.values[scored, -1].astype(np.int64)
             mean = (float(state[0]), float(state[1]))
-            self._score(learner, Scored(y, given, pred, loss[scored], p_pos), mean, means)
+            self._score(learner, Scored(y, given, pred, loss[scored], p_pos), mean)
         return done
 
     def _learn_softmax(
         self,
         model: SoftmaxRegression,
         parsed: Parsed,
-        rows: tuple[int, int, list[int]],
+        start: int,
+        stop: int,
         weights: NDArray[np.float64],
         state: NDArray[np.float64],
         loss: NDArray[np.float64],
-    ) -> tuple[int, NDArray[np.float64], NDArray[np.int64], list[float]]:
-        """The softmax kernel over rows ``start..stop`` of the block, stopping after each of
-        ``ends`` (``_in_segments``); the probabilities by code, each model class's code, and
-        the running mean of the loss at each end."""
-        start, stop, ends = rows
+    ) -> tuple[int, NDArray[np.float64], NDArray[np.int64]]:
+        """The softmax kernel over the block; the probabilities by code, and each model
+        class's code."""
         space = self.classes
         index = {label: i for i, label in enumerate(model.classes)}
         # The model's index of each code's class (-1: the model has not learned it yet).
@@ -276,21 +265,14 @@ class ClassBlockLearner(BlockReader):
         classes[labeled] = of_code[codes[labeled].astype(np.int64)]
         to_code = np.array([_code(space, c) for c in model.classes], dtype=np.int64)
         if (to_code < 0).any():
-            return start, np.empty((parsed.rows, len(space))), to_code, []  # record by record
+            return start, np.empty((parsed.rows, len(space))), to_code  # record by record
         p = np.empty((parsed.rows, len(model.classes)))
-        values, status, lr = parsed.values, parsed.status, model.lr
-        done, means = _in_segments(
-            lambda a, b: self.kernels.softmax(
-                values, status, classes, a, b, weights, lr, state, p, loss
-            ),
-            start,
-            stop,
-            ends,
-            state,
+        done = self.kernels.softmax(
+            parsed.values, parsed.status, classes, start, stop, weights, model.lr, state, p, loss
         )
         proba = np.zeros((parsed.rows, len(space)))
         proba[start:done, to_code] = p[start:done]
-        return done, proba, to_code, means
+        return done, proba, to_code
 
     def score(self, learner: ClassLearner, scored: Scored) -> None:
         """Score rows a model predicted and learned elsewhere (a River model, row by row), as
@@ -298,25 +280,13 @@ class ClassBlockLearner(BlockReader):
         if not len(scored.y):
             return
         mean = learner.metrics.loss
-        at = point_indices(learner.records_learned, len(scored.y), learner.loss_curve.stride)
-        wanted = set(at.tolist())
-        means = []  # the loss curve's cumulative points, as the running mean passes them
-        for index, value in enumerate(scored.loss.tolist()):
+        for value in scored.loss.tolist():
             mean.update(value)
-            if index in wanted:
-                means.append(mean.get())
-        self._score(learner, scored, (mean.n, mean.get()), means)
+        self._score(learner, scored, (mean.n, mean.get()))
 
-    def _score(
-        self,
-        learner: ClassLearner,
-        scored: Scored,
-        mean: tuple[float, float],
-        means: list[float],
-    ) -> None:
+    def _score(self, learner: ClassLearner, scored: Scored, mean: tuple[float, float]) -> None:
         """The class metrics, window, curve and count of the learned rows; ``mean`` is the
-        running mean of the loss after them, as ``(n, mean)``, ``means`` after each record
-        that makes a loss curve point (``point_indices``)."""
+        running mean of the loss after them, as ``(n, mean)``."""
         start = learner.loss_mark()
         y, pred = scored.y, scored.pred
         metrics = learner.metrics
@@ -326,7 +296,7 @@ class ClassBlockLearner(BlockReader):
         right = _fill_window(learner.window, scored)
         correct = np.cumsum(y == pred) + correct0
         _add_curve_points(learner, counts, correct, right)
-        learner.add_loss_points(start, scored.loss, means)
+        learner.add_loss_points(start, scored.loss)
         learner.records_learned = counts[0] + len(y)
         if learner.feature_names is not None:
             learner.feature_names.update(self.features)
@@ -341,39 +311,6 @@ class ClassBlockLearner(BlockReader):
         """Put back what ``save`` took."""
         self.put_weights(model, saved.weights)
         learner.import_prequential(saved.prequential)
-
-
-def _point_ends(learner: ClassLearner, parsed: Parsed, start: int, stop: int) -> list[int]:
-    """The row after each labeled row of ``start..stop`` that makes a loss curve point if
-    learned (its record count a multiple of the curve's stride)."""
-    labeled = np.flatnonzero(parsed.status[start:stop] == LABELED) + start
-    at = point_indices(learner.records_learned, len(labeled), learner.loss_curve.stride)
-    ends: list[int] = (labeled[at] + 1).tolist()
-    return ends
-
-
-def _in_segments(
-    kernel: Callable[[int, int], int],
-    start: int,
-    stop: int,
-    ends: list[int],
-    state: NDArray[np.float64],
-) -> tuple[int, list[float]]:
-    """``kernel(start, stop)`` called a segment at a time, ending after each of ``ends``;
-    where it stopped, and the running mean of the loss (``state``) at each end reached.
-
-    The loss curve's cumulative points are that mean as record by record passes them; the
-    kernel keeps it in ``state``, so stopping there reads it at no cost of its own.
-    """
-    means: list[float] = []
-    row = start
-    for end in ends:
-        done = kernel(row, end)
-        if done < end:  # the record path's row: learned no further
-            return done, means
-        means.append(float(state[LOSS_MEAN]))
-        row = end
-    return kernel(row, stop), means
 
 
 def _code(space: ClassSpace, model_label: Hashable) -> int:
