@@ -11,8 +11,9 @@ Three sections (``--sections speed,river,rss``):
   (``iter_csv`` + ``predict_proba_one`` + ``LogLoss`` + ``learn_one`` with
   ``LogisticRegression(optimizer=SGD(lr), intercept_lr=lr)``) on the first ``--river-rows``
   rows (the loop's rate per row does not depend on how many rows it runs).
-- ``river``: River classifier specs through the daemon (default flags; with ``--record-path``
-  also record by record) next to the bare River loop on the same rows.
+- ``river``: River classifier specs through the daemon (default flags: metrics and drift
+  monitor; once without ``--state-dir``, the bare loop's work, once with it, checkpoints on;
+  with ``--record-path`` also record by record) next to the bare River loop on the same rows.
 - ``rss``: resident memory of ``--model logistic`` (metrics, drift monitor, checkpoints,
   dead letters and predictions on) over ``--rss-records`` rows of a file written on disk,
   sampled every ``--interval`` seconds (``bench_memory.measure``).
@@ -159,19 +160,13 @@ def head(source: Path, target: Path, lines: int) -> None:
 # -- whole processes -------------------------------------------------------------------
 
 
+def replay_cmd(*extra: str) -> list[str]:
+    """``streamlearn replay {file}`` without a state directory: no checkpoint is written."""
+    return [str(STREAMLEARN), "--log-level", "warning", "replay", "{file}", "--no-progress", *extra]
+
+
 def streamlearn_cmd(state: Path, *extra: str) -> list[str]:
-    return [
-        str(STREAMLEARN),
-        "--log-level",
-        "warning",
-        "replay",
-        "{file}",
-        "--state-dir",
-        str(state),
-        "--reset",
-        "--no-progress",
-        *extra,
-    ]
+    return replay_cmd("--state-dir", str(state), "--reset", *extra)
 
 
 def shown(template: list[str], env: dict[str, str] | None) -> str:
@@ -289,9 +284,22 @@ def river_specs(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
         head(full, spec_warm, warm_rows + 1)
         files = (header, spec_warm, spec_full)
         loop = RIVER_LOOP.format(modules=modules, model=expression, d=args.features)
-        daemon = streamlearn_cmd(tmp / "s4", "--model", spec)
+        # The bare loop's work: predict, score, learn (metrics and drift monitor on); without
+        # --state-dir the daemon keeps nothing on disk, as the loop keeps nothing.
+        daemon = replay_cmd("--model", spec)
+        # As a service runs it: checkpoints every 5 s of wall time (a fork and a pickle of the
+        # model each), so their count, and their share of the CPU, grows with the load.
+        kept = streamlearn_cmd(tmp / "s4", "--model", spec)
         contenders = [
             Contender(f"streamlearn replay '{spec}'", daemon, None, files, rows, warm_rows),
+            Contender(
+                f"streamlearn replay '{spec}', --state-dir (checkpoints)",
+                kept,
+                None,
+                files,
+                rows,
+                warm_rows,
+            ),
             Contender(
                 f"River loop {expression}",
                 [sys.executable, "-c", loop, "{file}"],
@@ -304,7 +312,7 @@ def river_specs(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
         if args.record_path:  # ``ClassRouter`` and ``ClassLearner.step``, record by record
             name = f"streamlearn replay '{spec}', per-record path"
             record = Contender(name, daemon, {"STREAMLEARN_FASTPATH": "0"}, files, rows, warm_rows)
-            contenders.insert(1, record)
+            contenders.insert(2, record)
         results += race(contenders, args.repeat)
     return results
 
