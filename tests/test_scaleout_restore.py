@@ -14,9 +14,9 @@ from scaleout_helpers import Instance, keyed_rows, learned, metric, owners, send
 
 from streamhelpers import wait_for
 from streamlearn.broker import free_port
+from streamlearn.scaleout.member import MemberStats, Restore
 from streamlearn.scaleout.partitions import OWNER_NAME, partition_root
-
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+from streamlearn.scaleout.telemetry import member_registry
 
 
 def _state_bytes(directory: Path) -> int:
@@ -41,6 +41,25 @@ def _series(port: int, name: str) -> dict[str, float]:
     return {labels: float(value) for labels, value in found}
 
 
+def test_a_restore_shows_its_bytes_at_once_and_its_seconds_once_loaded() -> None:
+    stats = MemberStats(topic="t", lag={0: 4, 3: 0})
+    stats.restores = {0: Restore(1.0, 2048, 0.75), 3: Restore(2.0, 512)}  # 3 still loading
+    registry = member_registry(stats)
+
+    def sample(name: str, partition: int) -> float | None:
+        labels = {"topic": "t", "partition": str(partition)}
+        return registry.get_sample_value(name, labels)  # type: ignore[attr-defined]
+
+    assert sample("streamlearn_partition_last_restore_bytes", 0) == 2048
+    assert sample("streamlearn_partition_last_restore_bytes", 3) == 512
+    assert sample("streamlearn_partition_last_restore_seconds", 0) == 0.75
+    assert sample("streamlearn_partition_last_restore_seconds", 3) is None
+    assert sample("streamlearn_partition_lag_records", 0) == 4
+    assert sample("streamlearn_partition_lag_records", 1) is None
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
 def test_a_take_over_exports_its_restore_bytes_and_seconds(
     kafka_bootstrap: str, kafka_topic_factory, kafka_send, tmp_path: Path
 ) -> None:
