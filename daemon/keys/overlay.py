@@ -8,6 +8,7 @@ asks :data:`NO_OVERLAY`, which holds nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Protocol
 
 __all__ = ["NO_OVERLAY", "KeyOverlay", "NoOverlay"]
@@ -23,6 +24,11 @@ class KeyOverlay(Protocol):
 
     def settle_all(self) -> None: ...
 
+    def scores(self) -> Iterator[tuple[str, float]]:
+        """(key, score as ``KeyCodec.describe`` gives it) of each key learned there since
+        it was loaded or made (``KeyedModels.rescore``: no learner is made for it)."""
+        ...
+
 
 class NoOverlay:
     """Holds no key."""
@@ -34,6 +40,9 @@ class NoOverlay:
 
     def settle_all(self) -> None:
         return None
+
+    def scores(self) -> Iterator[tuple[str, float]]:
+        return iter(())
 
 
 NO_OVERLAY = NoOverlay()

@@ -19,10 +19,11 @@ them, and ADWIN tests only every 32 values anyway.
 from __future__ import annotations
 
 import logging
+import math
 import mmap
 import pickle
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -30,6 +31,7 @@ from numpy.typing import NDArray
 
 from streamlearn.curve import Curve
 from streamlearn.fast.keyspec import (
+    K_LENGTH,
     K_PENDING,
     K_STRIDE,
     N_KEY_COUNTERS,
@@ -369,6 +371,19 @@ class KeySlots:
         self.stamp[slot] = 0
         self._free.append(slot)
         self.released.append((key, slot))
+
+    def scores(self) -> Iterator[tuple[str, float]]:
+        """Each learned slot's key and rolling MAE (``describe_regression``'s)."""
+        slots = np.flatnonzero(self.changed[: self.size])
+        lengths = self.counters[slots, K_LENGTH]
+        sums = self.state[slots, ABS_SUM]
+        names = self._names
+        for slot, total, length in zip(
+            slots.tolist(), sums.tolist(), lengths.tolist(), strict=True
+        ):
+            key = names[slot]
+            assert key is not None
+            yield key, total / length if length else math.nan
 
     def settle_all(self) -> None:
         """Settle every key (before a checkpoint, ``entries``, ``spill_all``)."""

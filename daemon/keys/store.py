@@ -359,10 +359,12 @@ class KeyedModels(Generic[L]):
     def rescore(self) -> None:
         """Count the changed live keys at their scores now, unwritten: without a state dir
         no checkpoint writes them, and the keys' telemetry would show only the spilled."""
-        self.overlay.settle_all()
-        for key in self._dirty:
+        described = self.overlay.scores()  # its keys as they are now: after their learners
+        for key, score in ((key, self.codec.describe(self._live[key])[1]) for key in self._dirty):
             entry = self.index.get(key)
-            score = self.codec.describe(self._live[key])[1]
+            self.scores.counted(key, entry.score if entry is not None else None, score)
+        for key, score in described:
+            entry = self.index.get(key)
             self.scores.counted(key, entry.score if entry is not None else None, score)
 
     def spill_all(self) -> None:
