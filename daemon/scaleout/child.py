@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from streamlearn.scaleout.partitions import epoch_of, newer_epoch
 
 if TYPE_CHECKING:
-    from multiprocessing.sharedctypes import Synchronized
+    from ctypes import c_double
 
     from streamlearn.config import Settings
 
@@ -87,9 +87,7 @@ class Fenced:
         self._keys.durable(seq)
 
 
-def serve_partition(
-    settings: Settings, log_level: str, member: int, ready: Synchronized[float]
-) -> None:
+def serve_partition(settings: Settings, log_level: str, member: int, ready: c_double) -> None:
     """A forked learner's entry: dies with the member (pid ``member``), runs, and exits with
     ``run_partition``'s status; ``ready`` gets the moment its checkpoint is loaded."""
     _die_with(member)

@@ -18,8 +18,8 @@ from multiprocessing.context import ForkServerContext
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ctypes import c_double
     from multiprocessing.process import BaseProcess
-    from multiprocessing.sharedctypes import Synchronized
 
     from streamlearn.config import Settings
 
@@ -51,7 +51,7 @@ def _fork_server() -> ForkServerContext:
 class Learning:
     """A running learner, with ``subprocess.Popen``'s calls: ``poll``, ``wait``, ``kill``."""
 
-    def __init__(self, process: BaseProcess, ready: Synchronized[float]) -> None:
+    def __init__(self, process: BaseProcess, ready: c_double) -> None:
         self._process = process
         self._ready = ready
 
