@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from streamlearn.learner import DIVERGED, Learner
+from streamlearn.metrics import update_all
 
 __all__ = ["NO_LEARN_CONFLICTS", "Evaluator"]
 
@@ -77,8 +78,7 @@ class Evaluator(Learner):
         """Nothing is learned, pseudo-labels included."""
 
     def _score(self, x: dict[str, float], y: float, yhat: float) -> None:
-        for metric in self.metrics.values():
-            metric.update(y, yhat)
+        update_all(self.metrics, y, yhat)
         if self.baseline is not None:
             self._score_baseline(x, y, yhat)
         self._remember(y, yhat)

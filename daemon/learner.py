@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 from streamlearn import metrics
 from streamlearn.curve import Curve
 from streamlearn.interfaces import FusedModel
-from streamlearn.metrics import METRICS, Metric, abs_error_sum, rolling_scores
+from streamlearn.metrics import METRICS, Metric, abs_error_sum, rolling_scores, update_all
 from streamlearn.models.champion import GuardOptions, guard_for
 from streamlearn.rings import packed, unpacked
 
@@ -256,7 +256,7 @@ class Learner(LearnerBase):
         A non-finite prediction is NaN, unscored and unlearned (the caller's guard restores
         the model), or None if the model only could not predict it yet: learned, unscored.
         """
-        model = self.model
+        model = self._model
         fused = self._fused
         # The project's own estimators predict and learn in one pass (same arithmetic
         # as predict_one then learn_one); River's learn_one would predict again.
@@ -264,8 +264,7 @@ class Learner(LearnerBase):
         if yhat is None or not -DIVERGED < yhat < DIVERGED:
             # None, NaN, inf, or so large that squaring its error overflows: never scored.
             return self._unpredicted(x, y, yhat)
-        for metric in self.metrics.values():
-            metric.update(y, yhat)
+        update_all(self._metrics or self.metrics, y, yhat)
         restart = self.baseline is not None and self._score_baseline(x, y, yhat)
         if fused is None:
             model.learn_one(x, y)
@@ -291,8 +290,7 @@ class Learner(LearnerBase):
 
     def step_with_prediction(self, x: dict[str, float], y: float, yhat: float) -> None:
         """Score a prediction made earlier (a late label), then learn the record now."""
-        for metric in self.metrics.values():
-            metric.update(y, yhat)
+        update_all(self.metrics, y, yhat)
         # The guard compares the model as it is now (it has not learned this label yet).
         restart = self.baseline is not None and self._score_baseline(x, y, self.predict(x))
         self.model.learn_one(x, y)

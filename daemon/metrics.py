@@ -44,6 +44,7 @@ __all__ = [
     "import_fields",
     "new_metrics",
     "rolling_scores",
+    "update_all",
 ]
 
 
@@ -200,6 +201,41 @@ METRICS: dict[str, type[Metric]] = {"mae": MAE, "rmse": RMSE, "r2": R2}
 FIELDS: tuple[str, ...] = tuple(
     f"{name}.{field}" for name, kind in METRICS.items() for field in kind.FIELDS
 )
+
+
+def update_all(named: Mapping[str, Metric], y: float, yhat: float) -> None:
+    """``metric.update(y, yhat)`` for each of a set of metrics, in order; the set of
+    ``new_metrics`` in one call (a learner scores every record: the calls were a third of
+    its bookkeeping), operation for operation as their ``update`` (the same bits).
+
+    >>> one, each = new_metrics(), new_metrics()
+    >>> for y, yhat in [(3.0, 2.5), (-0.5, 0.0), (2.0, 2.0)]:
+    ...     update_all(one, y, yhat)
+    ...     for metric in each.values():
+    ...         metric.update(y, yhat)
+    >>> export_fields(one) == export_fields(each)
+    True
+    """
+    if len(named) == 3:
+        mae, rmse, r2 = named.values()
+        if type(mae) is MAE and type(rmse) is RMSE and type(r2) is R2:
+            # Mean.update, Var.update and R2.update with w = 1.0, as written there.
+            mean = mae._mean
+            mean.n += 1.0
+            mean._mean += (1.0 / mean.n) * (abs(y - yhat) - mean._mean)
+            mean = rmse._mean
+            mean.n += 1.0
+            mean._mean += (1.0 / mean.n) * ((y - yhat) ** 2 - mean._mean)
+            var = r2._y_var
+            mean = var.mean
+            mean_old = mean._mean
+            mean.n += 1.0
+            mean._mean += (1.0 / mean.n) * (y - mean_old)
+            var._S += 1.0 * (y - mean_old) * (y - mean._mean)
+            r2._residual_sum_of_squares += (y - yhat) * (y - yhat) * 1.0
+            return
+    for metric in named.values():
+        metric.update(y, yhat)
 
 
 def new_metrics() -> dict[str, Metric]:

@@ -112,3 +112,22 @@ def test_adopt_keeps_the_value(name):
     for y, yhat in [(1.0, 2.0), (3.0, 1.5), (-2.0, 0.25)]:
         river.update(y, yhat)
     assert metrics.adopt(river).get() == river.get()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(-1e6, 1e6, allow_nan=False), st.floats(-1e6, 1e6, allow_nan=False)),
+        max_size=40,
+    )
+)
+def test_update_all_is_each_metrics_update_to_the_bit(pairs):
+    one, each = metrics.new_metrics(), metrics.new_metrics()
+    rivers = {name: getattr(river_metrics, name.upper())() for name in metrics.METRICS}
+    for y, yhat in pairs:
+        metrics.update_all(one, y, yhat)
+        for name, metric in each.items():
+            metric.update(y, yhat)
+            rivers[name].update(y, yhat)
+    assert metrics.export_fields(one) == metrics.export_fields(each)
+    assert [m.get() for m in one.values()] == [r.get() for r in rivers.values()]
