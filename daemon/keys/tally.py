@@ -22,6 +22,9 @@ from streamlearn.learner import Learner
 from .stream import NoModel
 
 if TYPE_CHECKING:
+    from streamlearn.fast.block import BlockLearner
+
+if TYPE_CHECKING:
     from .pseudo import PseudoTotals
 
 __all__ = ["ClassTally", "KeyedCounts", "RegressionTally", "Tally"]
@@ -76,10 +79,71 @@ class RegressionTally(Evaluator):
     def __init__(self, rolling_window: int = 1000) -> None:
         super().__init__(NoModel(), rolling_window=rolling_window)
         self.keyed = KeyedCounts()
+        self._waiting: list[float] = []
 
     def sound(self, x: dict[str, float]) -> bool:
         """True: the tally predicts nothing, so it never diverges."""
         return True
+
+    def later(self, y: float, yhat: float) -> None:
+        """``step_with_prediction`` of a key's prediction, in stream order, done by ``settle``
+        (the router's, at the end of each batch: nothing reads the tally within one).
+
+        >>> tally = RegressionTally(rolling_window=2)
+        >>> tally.later(1.0, 0.5); tally.later(3.0, 1.0)
+        >>> tally.records_scored
+        0
+        >>> tally.settle(); tally.records_scored, tally.summary()["mae"]
+        (2, 1.25)
+        """
+        self._waiting += (yhat, y)
+
+    def settle(self) -> None:
+        """Score the pairs ``later`` kept, in order: a batch's at once by the compiled kernel
+        (``BlockLearner.score``: the bits of ``step_with_prediction`` pair by pair)."""
+        waiting = self._waiting
+        if not waiting:
+            return
+        self._waiting = []
+        count = len(waiting) // 2
+        scorer = _scorer() if count >= _AT_ONCE and self.baseline is None else None
+        if scorer is None:
+            for at in range(0, len(waiting), 2):
+                self.step_with_prediction({}, waiting[at + 1], waiting[at])
+            return
+        import numpy as np
+
+        from streamlearn.fast.block import LABELED, Parsed
+
+        pairs = np.array(waiting, dtype=np.float64).reshape(count, 2)
+        status = np.full(count, LABELED, dtype=np.int8)
+        parsed = Parsed(pairs, status, np.zeros(count + 1, dtype=np.int64), b"", 0, {})
+        scorer.score(self, parsed, pairs[:, 0].copy(), count)
+
+    def __getstate__(self) -> dict[str, Any]:
+        self.settle()  # (a checkpoint comes between batches: nothing waits then)
+        state = super().__getstate__()
+        del state["_waiting"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._waiting = []
+
+
+#: Pairs ``RegressionTally.settle`` scores by the compiled kernel at least (fewer: in Python).
+_AT_ONCE = 16
+_SCORER: list[BlockLearner | None] = []
+
+
+def _scorer() -> BlockLearner | None:
+    """The compiled kernels' ``BlockLearner`` (None when they are not built), made once."""
+    if not _SCORER:
+        from streamlearn.fast.block import BlockLearner, compiled_kernels
+
+        kernels = compiled_kernels()
+        _SCORER.append(BlockLearner([], kernels) if kernels is not None else None)
+    return _SCORER[0]
 
 
 class ClassTally(ClassLearner):

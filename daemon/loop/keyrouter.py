@@ -12,6 +12,7 @@ record: no block path takes a keyed run yet.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, cast
 
 from streamlearn.classify.learner import ClassLearner, finite
@@ -19,13 +20,14 @@ from streamlearn.classify.metrics import Proba
 from streamlearn.classify.task import error
 from streamlearn.keys.run import KeyedRun, KeyLearner
 from streamlearn.keys.store import KeyRejected
-from streamlearn.keys.tally import ClassTally
+from streamlearn.keys.tally import ClassTally, RegressionTally
 from streamlearn.keys.units import KeyClassifier, KeyRegressor
 from streamlearn.records import Decoded, Label, Record, Rejected
 from streamlearn.sinks.jsonlines import Sink
 from streamlearn.sources.base import Source
 
 from ..interfaces import Decoder, LabelJoin
+from .blocks import collector_paused
 from .classrouter import prediction_line
 from .guard import DivergenceGuard
 from .host import LoopHost
@@ -71,19 +73,26 @@ class KeyedRouter(Router):
     def route(self, items: list[Decoded]) -> None:
         """Test-then-train in each record's key, predict, dead-letter or join, in order."""
         counters = self.counters
-        for item in items:
-            if item is None:  # a header or blank line: not a record
-                continue
-            counters.records_seen += 1
-            if type(item) is Record:
-                if item.y is None:
-                    self.unlabeled(item)
-                else:
-                    self._learn(item, item.y)
-            elif type(item) is Rejected:
-                self.reject(item)
-            elif type(item) is Label:
-                self.late_label(item)
+        learn = self._labeled_step()
+        # As a River block (``blocks.collector_paused``): a key's model makes and keeps
+        # small objects, and young collections would walk every key's model again.
+        with collector_paused():
+            for item in items:
+                if item is None:  # a header or blank line: not a record
+                    continue
+                counters.records_seen += 1
+                if type(item) is Record:
+                    if item.y is None:
+                        self.unlabeled(item)
+                    else:
+                        learn(item, item.y)
+                elif type(item) is Rejected:
+                    self.reject(item)
+                elif type(item) is Label:
+                    self.late_label(item)
+        tally = self.keys.tally
+        if isinstance(tally, RegressionTally):
+            tally.settle()  # the batch's predictions, scored in the whole stream's tally
 
     def _learner(self, key: str | None, item: Record | Label) -> KeyLearner | None:
         """The learner of ``key`` to learn (None: the key is refused, dead-lettered)."""
@@ -95,23 +104,67 @@ class KeyedRouter(Router):
             self.reject(Rejected(exc.reason, str(exc), item.raw))
             return None
 
-    def _learn(self, item: Record, y: float) -> None:
-        key = item.key
-        learner = self._learner(key, item)
-        if learner is None:
-            return
-        assert key is not None
-        x = item.x
-        yhat: Answer | None = learner.step(x, y)
-        self._learn_fallback(x, y)
-        counts = self.keys.tally.keyed
-        if yhat is None:  # learned, not scored: the key's model could not predict it yet
+    def _labeled_step(self) -> Callable[[Record, float], None]:
+        """Test-then-train of one labeled record in its key, bound to this batch's
+        collaborators (read once a batch, not once a record)."""
+        keys = self.keys
+        get = keys.models.get
+        counts = keys.tally.keyed
+        regression = self.class_tally is None
+        errors = self.errors.floats if regression and self.tracks_errors else None
+        tally = keys.tally
+        score = tally.later if isinstance(tally, RegressionTally) else None
+        side_loops = keys.labelers is not None
+        every = self.predictions_all
+        host = self._key_host()
+
+        def learn(item: Record, y: float) -> None:
+            key = item.key
+            if key is None:
+                self._learner(key, item)  # dead-lettered
+                return
+            try:
+                learner = get(key)
+            except KeyRejected as exc:
+                self.reject(Rejected(exc.reason, str(exc), item.raw))
+                return
+            x = item.x
+            yhat: Answer | None = learner.step(x, y)
+            if counts.fallback is not None:
+                self._learn_fallback(x, y)
+            if yhat is None:  # learned, not scored: the key's model could not predict it yet
+                counts.learned += 1
+                return
+            if score is None or isinstance(yhat, tuple) or yhat - yhat != 0.0:
+                # a classifier's, or diverged
+                self._learned(item, key, learner, y, yhat)
+                return
             counts.learned += 1
-            return
+            score(y, yhat)
+            if errors is not None:
+                errors.append(abs(y - yhat))
+            if side_loops:
+                self._teach(learner, x, y, yhat)
+            drift = learner.drift if isinstance(learner, KeyRegressor) else None
+            if drift is not None:
+                host.learner = learner
+                host.telemetry = self.host.telemetry
+                drift.observe(self.counters.records_seen - 1, x, y, yhat, host)
+            if every:
+                line = self._line(item.id, item.raw.where(), key, yhat)
+                line["label"] = y
+                self.predictions.write(line)
+
+        return learn
+
+    def _learned(self, item: Record, key: str, learner: KeyLearner, y: float, yhat: Answer) -> None:
+        """The rest of a labeled record's test-then-train, once its key learned it: a
+        classifier's, or one whose prediction diverged (the key's state is restored)."""
+        x = item.x
         if self._bad(yhat):
             self._restore(key, item.raw.where(), yhat)
             return
-        counts.learned += 1
+        self.keys.tally.keyed.learned += 1
         self._scored(x, y, yhat)
         self._teach(learner, x, y, yhat)
         self._observe(learner, x, y, yhat)
@@ -141,7 +194,7 @@ class KeyedRouter(Router):
                 self.errors.append(error(y, proba))
         else:
             value = cast(float, yhat)
-            tally.step_with_prediction(x, y, value)
+            tally.later(y, value)
             if self.tracks_errors:
                 self.errors.append(abs(y - value))
 
@@ -157,6 +210,11 @@ class KeyedRouter(Router):
         host, keys = self.host, self.keys
         return LoopHost(learner, host.counters, host.telemetry, keys.model_factory,
                         keys.warm_model_factory)  # fmt: skip
+
+    def _key_host(self) -> LoopHost:
+        """One ``_own`` host for a batch's drift monitors, its learner set before each call
+        (no monitor keeps the host it is given: it acts through it during the call)."""
+        return self._own(self.keys.tally)
 
     def _teach(self, learner: KeyLearner, x: dict[str, float], y: float, yhat: Answer) -> None:
         """The key's pseudo-label loop hears of its true label (its teacher and twin learn it)."""
