@@ -777,3 +777,36 @@ def test_a_monitor_with_our_adwin_pickles_small_and_resumes_mid_window() -> None
     second = pickle.loads(data)
     _feed_one_by_one(second, errors[5555:], _stub_daemon(), start=5555)  # record by record
     assert second.summary() == whole.summary()
+
+
+@pytest.mark.parametrize("warmup", [2, 7, 50])
+def test_a_warm_up_fed_value_by_value_is_the_one_fed_in_arrays(warmup: int) -> None:
+    # Rounds that rise (a detection, another round), fall (another round) and settle, then
+    # the reference block and ADWIN, one value at a time (``update``: a keyed run's
+    # monitors) and in arrays split anywhere (``update_many``).
+    rng = np.random.default_rng(warmup)
+    half = warmup // 2
+    halves = [(half, 1.0), (warmup - half, 3.0), (half, 3.0), (warmup - half, 1.0)]
+    halves += [(warmup, 1.0), (300, 1.0), (300, 4.0)]
+    values = np.concatenate([level * rng.uniform(0.9, 1.1, size) for size, level in halves])
+    one = detectors.SignalWatch("error", "adwin", rising=True, centre=False, warmup=warmup,
+                                converge=True)  # fmt: skip
+    bulk = detectors.SignalWatch("error", "adwin", rising=True, centre=False, warmup=warmup,
+                                 converge=True)  # fmt: skip
+    hits_one = [i for i, value in enumerate(values.tolist()) if one.update(value)]
+    hits_bulk, done = [], 0
+    while done < len(values):
+        size = int(rng.integers(1, 2 * warmup + 2))
+        hit = bulk.update_many(values[done : done + size])
+        if hit >= 0:
+            hits_bulk.append(done + hit)
+            done += hit + 1
+        else:
+            done += len(values[done : done + size])
+    assert hits_one == hits_bulk and hits_one  # a rise in the warm-up was flagged
+    assert one.state() == bulk.state() and one.warmup_rounds > 1
+    assert (one._first_half, one._second_half, one.reference) == (
+        bulk._first_half,
+        bulk._second_half,
+        bulk.reference,
+    )

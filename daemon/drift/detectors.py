@@ -296,7 +296,16 @@ class SignalWatch:
     def _prime(self, value: float) -> bool:
         """Warm-up and reference block, one value; True for a rise flagged in the warm-up."""
         if self.warmup_left > 0:
-            rose = self._warm([value])[1] == 0
+            # ``_warm([value])`` without its lists and slices (each key of a keyed run has
+            # its own monitor, in its warm-up for the key's first hundreds of records).
+            length = self.round_length
+            if length:
+                if length - self.warmup_left < length // 2:
+                    self._first_half += value
+                else:
+                    self._second_half += value
+            self.warmup_left -= 1
+            rose = self.warmup_left == 0 and length > 0 and self._end_round()
             if self.warmup_left == 0 and self.binary:
                 self._start_detector()
             return rose
