@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 
 from streamlearn.curve import Curve
 from streamlearn.fast.keyspec import (
+    K_LEARNED,
     K_LENGTH,
     K_PENDING,
     K_STRIDE,
@@ -146,6 +147,8 @@ class KeySlots:
         self.stamp: NDArray[np.int64] = _zeros((size,), np.int64)
         #: Slots learned since they were loaded: settled into their learner.
         self.changed: NDArray[np.bool_] = _zeros((size,), np.bool_)
+        #: Records learned by each slot when its score was last given (``scores``).
+        self.scored: NDArray[np.int64] = _zeros((size,), np.int64)
         self._allocate(min(self.capacity, FIRST_SLOTS))
 
     # -- the arrays ------------------------------------------------------------------------
@@ -274,6 +277,7 @@ class KeySlots:
         self.ring_y[slot] = 0.0
         self.ring_yhat[slot] = 0.0
         self.changed[slot] = False
+        self.scored[slot] = 0
         self._monitors[slot] = None
 
     def _load(self, slot: int, learner: KeyRegressor) -> None:
@@ -374,7 +378,14 @@ class KeySlots:
 
     def scores(self) -> Iterator[tuple[str, float]]:
         """Each learned slot's key and rolling MAE (``describe_regression``'s)."""
-        slots = np.flatnonzero(self.changed[: self.size])
+        size = self.size
+        learned = self.counters[:size, K_LEARNED]
+        # A key new to the run is counted again only once it learned more: the store keeps
+        # the score counted last. One loaded from a learner is counted every time (after
+        # the learner, which the store counts too).
+        new = np.array(self._new, dtype=np.bool_)
+        slots = np.flatnonzero(self.changed[:size] & (~new | (learned != self.scored[:size])))
+        self.scored[slots] = learned[slots]
         lengths = self.counters[slots, K_LENGTH]
         sums = self.state[slots, ABS_SUM]
         names = self._names
