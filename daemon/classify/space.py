@@ -197,6 +197,9 @@ class ClassSpace:
         if binary:
             self._set_up_binary(fixed)
         else:
+            positive = self.declared_positive
+            if fixed and positive is not None and positive not in fixed:
+                raise ValueError(f"--positive-class {positive!r} is not one of --classes")
             self._labels = fixed
             self._index = {label: code for code, label in enumerate(fixed)}
 

@@ -13,7 +13,41 @@ from streamlearn.classify.space import DEFAULT_MAX_CLASSES, MAX_CLASSES_CAP
 from streamlearn.classify.task import TASKS
 from streamlearn.cli.table import OptionDecorator, option
 
-__all__ = ["CLASSIFICATION"]
+__all__ = ["CLASSIFICATION", "class_list"]
+
+
+def class_list(
+    ctx: click.Context | None, param: click.Parameter | None, value: str | None
+) -> tuple[str, ...] | None:
+    """``--classes`` as labels, stripped; an empty or a repeated one is a usage error.
+
+    The split would otherwise drop an empty class (``--classes ,`` fixing none, ``a,,b``
+    two) and the run go on with other classes than were meant.
+
+    >>> class_list(None, None, " no, yes ")
+    ('no', 'yes')
+    >>> try:
+    ...     class_list(None, None, "a,,b")
+    ... except click.BadParameter as exc:
+    ...     print(exc.message)
+    'a,,b' has an empty class; write the labels between the commas, e.g. --classes a,b
+    """
+    if value is None:
+        return None
+    labels = tuple(label.strip() for label in value.split(","))
+    if not all(labels):
+        raise click.BadParameter(
+            f"{value!r} has an empty class; write the labels between the commas, "
+            "e.g. --classes a,b",
+            ctx=ctx,
+            param=param,
+        )
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        twice = ", ".join(repr(label) for label in repeated)
+        raise click.BadParameter(f"{value!r} lists {twice} twice", ctx=ctx, param=param)
+    return labels
+
 
 # A declarative table: one option per entry, its help text included.
 
@@ -39,6 +73,7 @@ CLASSIFICATION: tuple[OptionDecorator, ...] = (
         "--classes",
         default=None,
         metavar="A,B,...",
+        callback=class_list,
         help="Comma-separated class labels, fixed in advance (their order is their codes'); "
         "a label outside them is a dead letter (unknown_class). Default: the classes "
         "grow as labels arrive. The target column's labels are never features.",
