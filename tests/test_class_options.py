@@ -80,6 +80,17 @@ def test_a_positive_class_outside_the_classes_is_a_usage_error(
     assert_usage_error(result, state, "--positive-class 'q' is not one of --classes")
 
 
+@pytest.mark.parametrize("model", ["HoeffdingTreeClassifier", "logistic"])
+@pytest.mark.parametrize("positive", ["", " "])
+def test_an_empty_positive_class_is_a_usage_error(
+    stream: Path, tmp_path: Path, model: str, positive: str
+) -> None:
+    state = tmp_path / "state"
+    args = ("replay", str(stream), "--model", model, "--state-dir", str(state))
+    result = invoke(*args, "--positive-class", positive)
+    assert_usage_error(result, state, "--positive-class has an empty class")
+
+
 def test_good_classes_learn(stream: Path, tmp_path: Path) -> None:
     """The same command with a good list runs: the errors above are the lists'."""
     state = tmp_path / "state"
