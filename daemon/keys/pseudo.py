@@ -133,6 +133,23 @@ class PseudoTotals:
                     now[2] + student - was[2],
                 )
 
+    def merge(self, other: PseudoTotals) -> None:
+        """Add ``other``'s totals (another run's: a scaled-out run's partition) through
+        ``add``, as if they were one key's loop's figures from nothing."""
+        nothing: Figures = (0, 0, 0, 0, {}, dict.fromkeys(_OUTCOMES, (0, 0.0, 0.0)))
+        self.add(
+            nothing,
+            (
+                other.offered,
+                other.accepted,
+                other.rejected,
+                other.learned,
+                other.rejected_by_reason,
+                other.audit,
+            ),
+        )
+        self.keys += other.keys
+
     def summary(self) -> dict[str, Any]:
         """The ``pseudo_labels`` part of a keyed run's ``inspect --json``."""
         reasons = self.rejected_by_reason

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamlearn.scaleout.partitions import PARTITIONS, latest, read_owner
+
+if TYPE_CHECKING:
+    from streamlearn.keys.pseudo import PseudoTotals
 
 __all__ = [
     "find_key",
@@ -58,37 +61,66 @@ def partition_states(state_dir: Path, trust: bool = False) -> list[dict[str, Any
     return sorted(found, key=lambda item: (item["topic"], item["partition"]))
 
 
+#: The whole-run figures of a partition's own ``inspect --json`` (``keyed_summary``) that add
+#: up over the partitions; the pseudo-label totals are added by ``PseudoTotals.merge``.
+SUMMED = ("keys_total", "records_learned", "unserved_unlabeled", "fallback_predictions")
+
+
 def shared_summary(state_dir: Path, trust: bool = False) -> dict[str, Any]:
     """``inspect --json`` of a shared store: the partitions, and the totals over them."""
+    from streamlearn.keys.pseudo import PseudoTotals
+
     partitions: list[dict[str, Any]] = []
+    pseudo: PseudoTotals | None = None
     for item in partition_states(state_dir, trust):
-        state = item["state"]
-        entry: dict[str, Any] = {
-            "topic": item["topic"],
-            "partition": item["partition"],
-            "epoch": item["epoch"],
-            "owner": item["owner"].get("instance"),
-            "owner_host": item["owner"].get("host"),
-            "taken_at": item["owner"].get("taken_at"),
-            "generation": item["generation"],
-            "next_offset": None,
-            "keys_total": 0,
-            "records_learned": 0,
-        }
-        if state is not None:
-            offsets = state["source"].get("next_offsets", {})
-            entry["next_offset"] = offsets.get(str(item["partition"]))
-            entry["records_learned"] = state["learner"].records_learned
-            manifest = state.get("keys")
-            entry["keys_total"] = manifest.keys_total if manifest is not None else 0
+        entry, totals = _partition(item)
         partitions.append(entry)
-    return {
+        if totals is not None:
+            if pseudo is None:
+                pseudo = PseudoTotals(totals.teacher, totals.classes)
+            pseudo.merge(totals)
+    out: dict[str, Any] = {
         "shared_store": True,
         "partitions": partitions,
         "partitions_total": len(partitions),
-        "keys_total": sum(entry["keys_total"] for entry in partitions),
-        "records_learned": sum(entry["records_learned"] for entry in partitions),
     }
+    out.update({name: sum(entry[name] for entry in partitions) for name in SUMMED})
+    if pseudo is not None:
+        out["pseudo_labels"] = pseudo.summary()
+    return out
+
+
+def _partition(item: dict[str, Any]) -> tuple[dict[str, Any], PseudoTotals | None]:
+    """A partition's line of ``shared_summary``, with its whole-run figures as its own
+    ``inspect --json`` shows them; and its pseudo-label totals (None: none)."""
+    from streamlearn.keys.run import keyed_summary
+    from streamlearn.keys.tally import ClassTally, RegressionTally
+
+    state = item["state"]
+    entry: dict[str, Any] = {
+        "topic": item["topic"],
+        "partition": item["partition"],
+        "epoch": item["epoch"],
+        "owner": item["owner"].get("instance"),
+        "owner_host": item["owner"].get("host"),
+        "taken_at": item["owner"].get("taken_at"),
+        "generation": item["generation"],
+        "next_offset": None,
+        **dict.fromkeys(SUMMED, 0),
+    }
+    if state is None:
+        return entry, None
+    offsets = state["source"].get("next_offsets", {})
+    entry["next_offset"] = offsets.get(str(item["partition"]))
+    tally = state["learner"]
+    if not isinstance(tally, RegressionTally | ClassTally):  # not a keyed run's partition
+        entry["records_learned"] = tally.records_learned
+        return entry, None
+    summary = keyed_summary(tally, state.get("keys"))
+    entry.update({name: summary[name] for name in SUMMED})
+    if "pseudo_labels" in summary:
+        entry["pseudo_labels"] = summary["pseudo_labels"]
+    return entry, tally.keyed.pseudo
 
 
 def describe_shared(summary: dict[str, Any]) -> str:
