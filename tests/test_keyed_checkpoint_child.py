@@ -101,7 +101,13 @@ def test_sigkill_during_keyed_child_checkpoints_resumes_as_one_pass(
     proc = subprocess.Popen(
         [*launcher, "60", *args, "--checkpoint-every", "200"], stderr=subprocess.DEVNULL
     )
-    wait_for(lambda: list(state.glob(f"next.tmp.{proc.pid}.*")), "a child writing", 60, every=0.02)
+
+    # The file and the child together: the daemon also writes such a file itself, briefly.
+    def child_writing() -> list[int]:
+        writing = list(state.glob(f"next.tmp.{proc.pid}.*"))
+        return children_of(proc.pid) if writing else []
+
+    wait_for(child_writing, "a child writing", 60, every=0.02)
     children = children_of(proc.pid)
     assert len(children) == 1
     proc.kill()
