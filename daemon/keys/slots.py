@@ -195,12 +195,39 @@ class KeySlots:
         labeled = status[start:stop] == LABELED
         held[~labeled] = -1
         self.stamp[held[held >= 0]] = self.clock
-        for row in np.flatnonzero((held < 0) & labeled).tolist():
+        missed = np.flatnonzero((held < 0) & labeled).tolist()
+        if missed:
+            self._take_new([keys[start + row] for row in missed])
+        for row in missed:
             key = keys[start + row]
             if key is None:
                 continue
             slot = of.get(key)
-            slots[start + row] = slot if slot is not None else self._take(key)
+            held[row] = slot if slot is not None else self._take(key)
+
+    def _take_new(self, keys: list[str | None]) -> None:
+        """Slots for ``keys`` at once when all are new to the run and fit in free slots
+        (a stream of new keys: no per-key call); else ``assign`` takes them one by one."""
+        models = self.models
+        new = [key for key in dict.fromkeys(keys) if key is not None]
+        free = self._free
+        count = len(new)
+        if (
+            models.keys_total > self.unsettled  # the store holds keys: each must be looked up
+            or count > len(free)
+            or models.keys_total + count > models.max_keys
+        ):
+            return
+        taken = free[len(free) - count :]
+        del free[len(free) - count :]
+        self.of.update(zip(new, taken, strict=True))
+        names, fresh = self._names, self._new
+        for key, slot in zip(new, taken, strict=True):
+            names[slot] = key
+            fresh[slot] = True
+        self.stamp[taken] = self.clock
+        self.unsettled += count
+        models.keys_total += count  # held from now on; ``get`` counts each again when settled
 
     def reassign(
         self, keys: Sequence[str | None], slots: NDArray[np.int64], start: int, stop: int
