@@ -18,7 +18,7 @@ plain River loop keeping a dict of models per key, on the same rows.
 Run: python bench/bench_keys.py [--held 1000,10000,100000] [--changed 1,10,100,1000,10000]
      [--window 100] [--repeat 3]
      python bench/bench_keys.py --run [--rows 1000000] [--keys 100000] [--max-live 10000]
-     [--river-rows 100000] [--river-keys 1000]
+     [--river-rows 100000] [--river-keys 1000] [--river-only] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -205,11 +205,14 @@ def _loop(
 
 def run_rates(args: argparse.Namespace) -> None:
     """Whole replays side by side: one model, keyed all live, keyed spilling; River per key."""
-    from bench_keyed_run import SPEC, river_dict_loop, write
+    from bench_keyed_run import write
 
     window = ("--rolling-window", str(args.window))
     with tempfile.TemporaryDirectory(prefix="bench-keys-") as tmp:
         folder = Path(tmp)
+        if args.river_only:
+            river_rates(args, folder)
+            return
         plain, keyed = folder / "plain.csv", folder / "keyed.csv"
         empty_plain, empty_keyed = folder / "plain0.csv", folder / "keyed0.csv"
         write(plain, args.rows, None)
@@ -244,15 +247,49 @@ def run_rates(args: argparse.Namespace) -> None:
             rate = args.rows / max(seconds, 1e-9)
             block_rate = block_rate or rate
             print(f"| {name} | {seconds:.2f} | {rate:,.0f} | {rate / block_rate:.4f} | {rss:.0f} |")
-        river, river0 = folder / "river.csv", folder / "river0.csv"
-        write(river, args.river_rows, args.river_keys)
-        write(river0, 0, args.river_keys)
+        river_rates(args, folder)
+
+
+def river_rates(args: argparse.Namespace, folder: Path) -> None:
+    """A River spec per key: the River dict loop, then ``--key-by``, ``--repeat`` times in
+    turn (the machine is shared: each pair's ratio, and their median)."""
+    from bench_keyed_run import SPEC, river_dict_loop, write
+
+    river, river0 = folder / "river.csv", folder / "river0.csv"
+    write(river, args.river_rows, args.river_keys)
+    write(river0, 0, args.river_keys)
+    print(f"\n{SPEC} per key, {args.river_rows:,} rows, {args.river_keys:,} keys:")
+    keyed = ("--key-by", "store", "--model", SPEC)
+    ratios: list[tuple[float, float]] = []
+    for _ in range(args.repeat):
         loop = river_dict_loop(river)  # River imported before its clock starts
-        ours, _ = _loop(river, river0, "--key-by", "store", "--model", SPEC)
+        ours, _ = _loop(river, river0, *keyed)
+        # CPU seconds too (a shared machine stretches wall time): the loop's process time,
+        # the replay's user + system time less an empty file's.
+        loop_cpu = river_dict_loop(river, clock=time.process_time)
+        ours_cpu = _cpu(river, *keyed) - _cpu(river0, *keyed)
+        ratios.append((loop / ours, loop_cpu / ours_cpu))
         print(
-            f"\n{SPEC} per key, {args.river_rows:,} rows, {args.river_keys:,} keys: River dict "
-            f"loop {loop:.2f} s; streamlearn --key-by {ours:.2f} s: {loop / ours:.2f}x"
+            f"  wall: River dict loop {loop:.2f} s, streamlearn --key-by {ours:.2f} s: "
+            f"{loop / ours:.2f}x; CPU: {loop_cpu:.2f} s, {ours_cpu:.2f} s: "
+            f"{loop_cpu / ours_cpu:.2f}x",
+            flush=True,
         )
+    wall, cpu = (statistics.median(ratio[i] for ratio in ratios) for i in (0, 1))
+    print(f"  median: wall {wall:.2f}x, CPU {cpu:.2f}x")
+
+
+def _cpu(path: Path, *args: str) -> float:
+    """CPU seconds (user + system) of a whole ``streamlearn replay PATH ARGS``."""
+    command = [sys.executable, "-m", "streamlearn.cli", "replay", str(path), "--no-progress"]
+    child = subprocess.Popen(
+        [*command, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise SystemExit(f"replay {path} {' '.join(args)} failed (exit {child.returncode})")
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -263,6 +300,7 @@ def main() -> None:
     parser.add_argument("--max-live", type=int, default=10_000)
     parser.add_argument("--river-rows", type=int, default=100_000)
     parser.add_argument("--river-keys", type=int, default=1000)
+    parser.add_argument("--river-only", action="store_true", help="--run: the River pair only")
     parser.add_argument("--held", default="1000,10000,100000")
     parser.add_argument("--changed", default="1,10,100,1000,10000")
     parser.add_argument("--window", type=int, default=100, help="each key's rolling window")
