@@ -12,7 +12,7 @@ import pytest
 
 from streamlearn.classify.metrics import score
 from streamlearn.classify.space import ClassSpace
-from streamlearn.loop.classblocks import _binary_scores
+from streamlearn.loop.classblocks import _binary_scores, _class_scores
 
 ANSWERS = [
     {False: 0.3, True: 0.7},
@@ -39,6 +39,40 @@ def test_binary_scores_equal_the_record_by_record_scores():
         (a, b, c, d) for a, b, c, d in expected
     ]
     assert pred.tolist() == [1, 1, 0, 1, 1, 1, 0]
+
+
+MULTICLASS = [
+    {"a": 0.2, "b": 0.5, "c": 0.3},
+    {"c": 0.3, "b": 0.2, "a": 0.5},  # another order, one most probable
+    {"b": 0.4, "a": 0.4, "c": 0.2},  # a tie: the first key in the dict's order
+    {"a": 0.4, "b": 0.4, "c": 0.2},
+    {"b": 0.9, "c": 0.1},  # a class left out: its loss is 0, as River's
+    {"a": 0.3, "b": 0.3, "c": 0.3, "z": 0.1},  # a key of no class
+    {"a": 1e-20, "b": 1.0 - 1e-20, "c": 0.0},  # clamped as River clamps
+    {"a": 0.0, "b": 0.0, "c": 0.0},  # all tied at 0
+]
+
+
+def test_multiclass_scores_equal_the_record_by_record_scores():
+    space = ClassSpace(binary=False)
+    for label in ("a", "b", "c"):
+        space.encode(label)
+    y = np.array([0, 1, 2, 0, 0, 1, 0, 2], dtype=np.int64)
+    proba = np.array([space.proba(answer) for answer in MULTICLASS], dtype=np.float64)
+    pred, loss = _class_scores(space, MULTICLASS, y, proba)
+    expected = []
+    for code, answer in zip(y.tolist(), MULTICLASS, strict=True):
+        choice = space.code_of(max(answer, key=answer.__getitem__))
+        scored = score(
+            code,
+            space.proba(answer),
+            binary=False,
+            choice=choice,
+            listed=space.labels[code] in answer,
+        )
+        expected.append(scored[:3])
+    assert list(zip(y.tolist(), pred.tolist(), loss.tolist(), strict=True)) == expected
+    assert pred.tolist() == [1, 0, 1, 0, 1, 0, 1, 0]
 
 
 @pytest.mark.slow

@@ -340,11 +340,25 @@ def _class_scores(
     proba: NDArray[np.float64],
 ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
     """``score`` of each learned row of a multiclass model: the class chosen, the
-    cross-entropy (0 for a class the model's answer leaves out, as River's)."""
+    cross-entropy (0 for a class the model's answer leaves out, as River's).
+
+    A block at a time where the answer names exactly the space's classes and one of them is
+    the most probable: River's ``max(answer, key=answer.get)`` is then the largest
+    probability by code, whatever the dict's order; the other rows as ``ClassLearner.step``
+    scores them, one by one.
+    """
     names = space.labels
-    pred = np.empty(len(y), dtype=np.int64)
-    loss = np.empty(len(y), dtype=np.float64)
-    for i, (code, answer, row) in enumerate(zip(y.tolist(), answers, proba.tolist(), strict=True)):
+    count = len(y)
+    classes = set(names)
+    complete = np.fromiter((answer.keys() == classes for answer in answers), bool, count)
+    pred = np.argmax(proba, axis=1).astype(np.int64)
+    top = proba[np.arange(count), pred]
+    single = (proba == top[:, None]).sum(axis=1) == 1
+    # ``class_loss``: the probability clamped as River clamps it, then one log a record.
+    given = np.maximum(np.minimum(proba[np.arange(count), y], _HIGH), _LOW)
+    loss = -np.fromiter(map(math.log, given.tolist()), dtype=np.float64, count=count)
+    for i in np.flatnonzero(~(complete & single)).tolist():
+        answer, row, code = answers[i], proba[i].tolist(), int(y[i])
         choice = space.code_of(max(answer, key=answer.__getitem__))
         pred[i] = predicted(row) if choice is None else choice
         loss[i] = class_loss(code, row, names[code] in answer)
