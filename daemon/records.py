@@ -388,12 +388,8 @@ class CsvDecoder:
         Raises ``SchemaChanged`` at a header row of other features than the model's when
         ``on_schema_change`` is ``stop``.
         """
-        keys = self.keys
-        if keys is not None and self.classes is None:
-            keyed = keys.plain_row(self._schema, raw)  # the common line in one pass
-            if keyed is not None:
-                return keyed
         item = self._decode_line(raw)
+        keys = self.keys
         if keys is None or type(item) is not Record:
             return item
         index = self._schema.key_index

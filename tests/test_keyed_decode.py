@@ -4,7 +4,6 @@ keys are dead letters with a reason; the keyed options' usage errors."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -39,67 +38,6 @@ def test_csv_key_column_is_never_a_feature() -> None:
     assert decoder.decode(_raw("store,a,b,y\n")) is None
     moved = decoder.decode(_raw("s-9,1,2,3\n"))
     assert isinstance(moved, Record) and moved.key == "s-9" and moved.x == {"a": 1.0, "b": 2.0}
-
-
-LINES = [
-    "1,s-7,2,3",
-    "1.5e3, s 8 ,-2,0.25\r\n",
-    " 1 ,s9, 2 , 3 ",
-    "1,s,2,",
-    "1,s,2,null",
-    "1,,2,3",
-    "1,s,2,nan",
-    "1,s,2,1e999",
-    "1e308,s,1e308,1e308",
-    "1,s,x,3",
-    "1,s,2",
-    "1,s,2,3,4",
-    "",
-    "   ",
-    "a,store,b,y",
-    "store,a,b,y",
-    "2,s-2,3,4",
-    "1_0,s,2,3",
-    '1,"s,1",2,3',
-    "1,s\xe9,2,3",
-    "1,s,2,-0.0",
-    "0x1,s,2,3",
-    "1,s,2,3 ",
-    "1,s,2,\t3",
-    "1," + "k" * 300 + ",2,3",
-    "1,s,,3",
-]
-
-
-def _decoded(item: object) -> object:
-    if isinstance(item, Record):
-        return ("record", item.x, repr(item.y), item.key, item.id)
-    if isinstance(item, Rejected):
-        return ("rejected", item.reason, item.detail)
-    return item
-
-
-def test_the_keyed_csv_fast_path_decodes_as_the_decoder_does(monkeypatch) -> None:
-    # ``KeyField.plain_row`` takes the common keyed line in one pass; every line, common or
-    # not, must decode to what the decoder's own path makes of it (in the same sequence: a
-    # header row in the middle moves the columns).
-    def both(lines: list[str]) -> list[object]:
-        decoder = CsvDecoder(["a", "store", "b", "y"], keys=KeyField("store"))
-        return [_decoded(decoder.decode(_raw(line))) for line in lines]
-
-    taken = []
-    plain_row = KeyField.plain_row
-
-    def spied(self: KeyField, schema: Any, raw: Raw) -> Record | Rejected | None:
-        item = plain_row(self, schema, raw)
-        taken.append(item is not None)
-        return item
-
-    monkeypatch.setattr(KeyField, "plain_row", spied)
-    fast = both(LINES)
-    assert sum(taken) >= 4  # the fast path took the common lines
-    monkeypatch.setattr(KeyField, "plain_row", lambda self, schema, raw: None)
-    assert fast == both(LINES)
 
 
 def test_csv_key_column_must_exist_and_not_be_a_feature() -> None:

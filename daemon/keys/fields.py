@@ -9,15 +9,10 @@ that is not UTF-8), ``key_too_long``. A JSON number is a key as its text (``7``,
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from streamlearn.records import Record, Rejected
-from streamlearn.sources.base import Raw
 
 from .store import MAX_KEY_CHARS
-
-if TYPE_CHECKING:
-    from streamlearn.csv_schema import CsvSchema
 
 __all__ = ["MESSAGE_KEY", "KeyField", "key_text"]
 
@@ -115,36 +110,3 @@ class KeyField:
             return record
         where = "message key" if self.field is None else f"key field {self.field!r}"
         return Rejected(reason, f"{where}: {detail}", record.raw)
-
-    def plain_row(self, schema: CsvSchema, raw: Raw) -> Record | Rejected | None:
-        """A CSV line of plain numbers (ASCII, unquoted, every feature and the target a
-        finite number; its key any text) as ``CsvDecoder.decode`` decodes it, in one pass;
-        None for any other line, which the decoder's own path judges.
-
-        >>> from streamlearn.csv_schema import CsvSchema
-        >>> schema = CsvSchema(["store", "a", "y"], "y", ["a"], None, "stop", key_column="store")
-        >>> record = KeyField("store").plain_row(schema, Raw(b"s1,1.5,2", offset=0))
-        >>> record.x, record.y, record.key
-        ({'a': 1.5}, 2.0, 's1')
-        >>> KeyField("store").plain_row(schema, Raw(b"s1,1.5,", offset=0)) is None
-        True
-        """
-        value = raw.value
-        if raw.truncated or schema.refused or schema.id_index >= 0:
-            return None
-        if not value.isascii() or b'"' in value or b"_" in value:
-            return None  # (what ``float`` of the text would not read as the decoder does)
-        cells = value.rstrip(b"\r\n").split(b",")
-        if len(cells) != schema.n_fields:
-            return None
-        try:
-            values = [float(cells[index]) for _, index in schema.feature_index]
-            y = float(cells[schema.target_index])
-        except ValueError:
-            return None
-        if not math.isfinite(sum(values) + y):
-            return None
-        key = cells[schema.key_index].decode() if schema.key_index >= 0 else None
-        return self.keyed(
-            Record(dict(zip(schema.features, values, strict=True)), y, None, raw), key
-        )
