@@ -6,6 +6,7 @@ letters byte for byte."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from test_keyed_run import learners
 
-from streamhelpers import cli, sgd_oracle
+from streamhelpers import cli, kill_at_random_moments, sgd_oracle
 
 FEATURES = ("x0", "x1", "x2")
 
@@ -133,3 +134,30 @@ def test_each_keys_drift_events_are_the_record_paths(tmp_path: Path) -> None:
     assert len(events) >= 4, events
     same_outputs(tmp_path, "fast", "slow")
     assert len((tmp_path / "fast.predictions").read_bytes().splitlines()) == 12000
+
+
+@pytest.mark.slow
+def test_sigkill_on_the_compiled_keyed_path_resumes_as_one_pass(tmp_path: Path) -> None:
+    """SIGKILL at random moments (10 or more), slots spilling (``--max-live-keys 7``): every
+    key's learner equals one uninterrupted pass on the record path, its ``records_learned``
+    its labeled rows."""
+    path = tmp_path / "keyed.csv"
+    names, _, _, learned = write(path, 20000, 40, seed=17, messy=True)
+    common = ["--key-by", "store", "--rolling-window", "50", "--model", "sgd", "--lr", "0.05",
+              "--max-live-keys", "7"]  # fmt: skip
+    one_pass = tmp_path / "one"
+    cli("replay", str(path), "--state-dir", str(one_pass), *common,
+        env={"STREAMLEARN_FASTPATH": "0"})  # fmt: skip
+    state = tmp_path / "killed"
+    command = ["replay", str(path), "--state-dir", str(state), *common, "--rate", "5000"]
+    kills = kill_at_random_moments(
+        command, state, (700, 300, 2000, 500, 1000, 400, 3000, 600, 800, 1500, 900, 350),
+        random.Random(99), 0.5,
+    )  # fmt: skip
+    assert kills >= 10
+    result = cli(*command[:-2])  # to the end
+    assert "compiled keyed path" in result.stderr
+    got = same_learners(one_pass, state)
+    for key in set(names):
+        rows = [i for i in learned if names[i] == key]
+        assert got[key].records_learned == len(rows), key
