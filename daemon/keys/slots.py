@@ -435,5 +435,6 @@ def _zeros(shape: tuple[int, ...], dtype: type[G]) -> NDArray[G]:
     slot's first write then made the system find and clear 2 MiB (a keyed run of 100,000 new
     keys spent 4 s of 5 in such faults on a busy machine, 0.4 s with normal pages)."""
     size = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    buffer = mmap.mmap(-1, max(size, 1))
+    # Private: a forked checkpoint child gets its own copy on write, as of any other memory.
+    buffer = mmap.mmap(-1, max(size, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     return np.frombuffer(buffer, dtype=dtype, count=int(np.prod(shape))).reshape(shape)
