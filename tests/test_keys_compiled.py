@@ -197,3 +197,8 @@ def test_cut_column(cut) -> None:
         assert keys == expected_keys
         assert out == expected
     assert cut(data, 1, np.zeros(len(lines) + 1, dtype=np.int64))[1][:3] == ["1", "s2", "2"]
+
+
+def test_the_c_numbers_are_the_specifications() -> None:
+    assert _kernels.N_KEY_COUNTERS == keyspec.N_KEY_COUNTERS
+    assert _kernels.K_FULL == keyspec.K_FULL
