@@ -24,9 +24,10 @@ class KeyOverlay(Protocol):
 
     def settle_all(self) -> None: ...
 
-    def scores(self) -> Iterator[tuple[str, float]]:
-        """(key, score as ``KeyCodec.describe`` gives it) of each key learned there since
-        it was loaded or made (``KeyedModels.rescore``: no learner is made for it)."""
+    def scores(self) -> Iterator[tuple[str, float, bool]]:
+        """(key, score as ``KeyCodec.describe`` gives it, whether the store may have written
+        it) of each key learned there since it was loaded or made (``KeyedModels.rescore``:
+        no learner is made for it)."""
         ...
 
 
@@ -41,7 +42,7 @@ class NoOverlay:
     def settle_all(self) -> None:
         return None
 
-    def scores(self) -> Iterator[tuple[str, float]]:
+    def scores(self) -> Iterator[tuple[str, float, bool]]:
         return iter(())
 
 

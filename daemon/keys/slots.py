@@ -403,8 +403,9 @@ class KeySlots:
         self._free.append(slot)
         self.released.append((key, slot))
 
-    def scores(self) -> Iterator[tuple[str, float]]:
-        """Each learned slot's key and rolling MAE (``describe_regression``'s)."""
+    def scores(self) -> Iterator[tuple[str, float, bool]]:
+        """Each learned slot's key, rolling MAE (``describe_regression``'s) and whether the
+        store may have written it (not for a key new to the run)."""
         size = self.size
         learned = self.counters[:size, K_LEARNED]
         # A key new to the run is counted again only once it learned more: the store keeps
@@ -415,13 +416,13 @@ class KeySlots:
         self.scored[slots] = learned[slots]
         lengths = self.counters[slots, K_LENGTH]
         sums = self.state[slots, ABS_SUM]
-        names = self._names
+        names, fresh = self._names, self._new
         for slot, total, length in zip(
             slots.tolist(), sums.tolist(), lengths.tolist(), strict=True
         ):
             key = names[slot]
             assert key is not None
-            yield key, total / length if length else math.nan
+            yield key, total / length if length else math.nan, not fresh[slot]
 
     def settle_all(self) -> None:
         """Settle every key (before a checkpoint, ``entries``, ``spill_all``)."""

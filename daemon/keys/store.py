@@ -363,8 +363,8 @@ class KeyedModels(Generic[L]):
         for key, score in ((key, self.codec.describe(self._live[key])[1]) for key in self._dirty):
             entry = self.index.get(key)
             self.scores.counted(key, entry.score if entry is not None else None, score)
-        for key, score in described:
-            entry = self.index.get(key)
+        for key, score, written in described:  # a key new to the run was never written
+            entry = self.index.get(key) if written else None
             self.scores.counted(key, entry.score if entry is not None else None, score)
 
     def spill_all(self) -> None:
