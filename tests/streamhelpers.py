@@ -13,13 +13,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 
 from streamlearn.loop.summary import inspect_state
 from streamlearn.state import CheckpointError, CheckpointStore
+
+if TYPE_CHECKING:
+    from click.testing import Result
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAMLEARN = [sys.executable, "-m", "streamlearn.cli"]
@@ -89,6 +92,20 @@ def cli(
             f"streamlearn {' '.join(args)} exited {result.returncode}:\n{result.stderr}"
         )
     return result
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    """The real command line in this process (its signal handlers put back afterwards)."""
+    from click.testing import CliRunner
+
+    from streamlearn.cli import main
+
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return CliRunner().invoke(main, list(args), env=env)
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 def inspect_json(state_dir: Path) -> dict[str, Any]:

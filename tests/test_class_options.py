@@ -5,23 +5,12 @@ classes, is a one-line usage error (exit 2) saying why, before anything is learn
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from streamlearn.cli import main
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    """The real command line in this process (its signal handlers put back afterwards)."""
-    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        return CliRunner().invoke(main, list(args), env=env)
-    finally:
-        for signum, handler in saved.items():
-            signal.signal(signum, handler)
+from streamhelpers import invoke
 
 
 def assert_usage_error(result: Result, state: Path, *needles: str) -> None:

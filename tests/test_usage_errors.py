@@ -10,25 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from streamhelpers import ROOT, cli, make_regression, write_csv
-from streamlearn.cli import main
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    """The real command line in this process (its signal handlers put back afterwards)."""
-    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        return CliRunner().invoke(main, list(args), env=env)
-    finally:
-        for signum, handler in saved.items():
-            signal.signal(signum, handler)
+from streamhelpers import ROOT, cli, invoke, make_regression, write_csv
 
 
 def assert_one_line(result: Result, code: int, *needles: str) -> None:
