@@ -24,6 +24,16 @@ def _x(rng: random.Random) -> dict[str, float]:
     return {f"x{j}": rng.gauss(0.0, 1.0) for j in range(3)}
 
 
+def _assert_same_classifier(got: KeyClassifier, want: KeyClassifier) -> None:
+    """The same rolling window (its four rings and where it stands) and the same metrics."""
+    for name in ("y", "pred", "loss", "p_pos"):
+        assert getattr(got.window, name) == getattr(want.window, name), name
+    where = (got.window.next, got.window.len, got.window.right)
+    assert where == (want.window.next, want.window.len, want.window.right)
+    assert got.summary() == want.summary()
+    assert got.rolling_summary() == want.rolling_summary()
+
+
 def test_a_regressor_spilled_after_every_record_is_the_one_never_spilled():
     rng = random.Random(3)
     kept = KeyRegressor(SGDRegressor(lr=0.01), rolling_window=8)
@@ -58,15 +68,7 @@ def test_a_classifier_spilled_after_every_record_is_the_one_never_spilled():
         assert kept.step(x, y) == spilled.step(x, y)
         spilled = pickle.loads(pickle.dumps(spilled))
         spilled.classes = kept.classes = space  # (a keyed run shares the space by reference)
-        for name in ("y", "pred", "loss", "p_pos"):
-            assert getattr(spilled.window, name) == getattr(kept.window, name), name
-        assert (spilled.window.next, spilled.window.len, spilled.window.right) == (
-            kept.window.next,
-            kept.window.len,
-            kept.window.right,
-        )
-        assert spilled.summary() == kept.summary()
-        assert spilled.rolling_summary() == kept.rolling_summary()
+        _assert_same_classifier(spilled, kept)
     assert len(kept.window.y) == 8
 
 
@@ -111,15 +113,7 @@ def test_learners_pickled_by_the_old_units_load_as_the_same_learners(records):
     classifier = pickle.loads((OLD / f"classifier_{records}.pickle").read_bytes())
     kept = fresh[f"classifier_{records}"]
     assert isinstance(classifier, KeyClassifier)
-    for name in ("y", "pred", "loss", "p_pos"):
-        assert getattr(classifier.window, name) == getattr(kept.window, name), name
-    assert (classifier.window.next, classifier.window.len, classifier.window.right) == (
-        kept.window.next,
-        kept.window.len,
-        kept.window.right,
-    )
-    assert classifier.summary() == kept.summary()
-    assert classifier.rolling_summary() == kept.rolling_summary()
+    _assert_same_classifier(classifier, kept)
     # and pickled again by this code, they come back the same
     again = pickle.loads(pickle.dumps(regressor))
     assert same(again, fresh[f"regressor_{records}"])
