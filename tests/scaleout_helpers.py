@@ -14,6 +14,8 @@ import random
 import re
 import signal
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,12 +46,41 @@ def keyed_rows(count: int, keys: int = 20, seed: int = 3) -> list[Row]:
     return out
 
 
-def send_rows(send: Any, topic: str, rows: list[Row]) -> None:
+def send_rows(send: Any, topic: str, rows: list[Row], ids_from: int | None = None) -> None:
+    """Send ``rows`` to ``topic`` keyed by their keys; with ``ids_from``, each with the column
+    ``id`` (``--id-column``): ``r<ids_from>``, ``r<ids_from + 1>``, ... (its index in the run)."""
+    records = [{**x, "y": y} for _, x, y in rows]
+    if ids_from is not None:
+        records = [{"id": f"r{ids_from + i}", **record} for i, record in enumerate(records)]
     send(
         topic,
-        [json.dumps({**x, "y": y}).encode() for _, x, y in rows],
+        [json.dumps(record).encode() for record in records],
         keys=[key.encode() for key, _, _ in rows],
     )
+
+
+class Producer(threading.Thread):
+    """10 rows (with their ids) every 0.2 s from row ``sent`` on, until stopped."""
+
+    def __init__(self, send: Any, topic: str, rows: list[Row], sent: int) -> None:
+        super().__init__(daemon=True)
+        self.send, self.topic, self.rows, self.sent = send, topic, rows, sent
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set() and self.sent < len(self.rows):
+            send_rows(self.send, self.topic, self.rows[self.sent : self.sent + 10], self.sent)
+            self.sent += 10
+            time.sleep(0.2)
+
+
+def predict_every_record(monkeypatch: pytest.MonkeyPatch, bootstrap: str, predictions: str) -> None:
+    """The instances' environment (as a deployment sets it): every learner writes each labeled
+    record's prediction, with the record's ``id``, to the topic ``predictions`` as it learns it,
+    so a record learned twice is predicted twice."""
+    monkeypatch.setenv("STREAMLEARN_ID_COLUMN", "id")
+    monkeypatch.setenv("STREAMLEARN_PREDICTIONS", f"kafka://{bootstrap}/{predictions}")
+    monkeypatch.setenv("STREAMLEARN_PREDICTIONS_ALL", "true")
 
 
 class Instance:

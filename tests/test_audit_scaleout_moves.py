@@ -11,42 +11,23 @@ from __future__ import annotations
 
 import collections
 import json
-import threading
-import time
 from pathlib import Path
 
 import pytest
-from scaleout_helpers import Instance, Row, assert_one_pass, keyed_rows, learned, owners
+from scaleout_helpers import (
+    Instance,
+    Producer,
+    assert_one_pass,
+    keyed_rows,
+    learned,
+    owners,
+    predict_every_record,
+    send_rows,
+)
 
 from streamhelpers import read_topic, wait_for
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-def _send(send: object, topic: str, rows: list[Row], start: int) -> None:
-    send(  # type: ignore[operator]
-        topic,
-        [
-            json.dumps({"id": f"r{start + i}", **x, "y": y}).encode()
-            for i, (_, x, y) in enumerate(rows)
-        ],
-        keys=[key.encode() for key, _, _ in rows],
-    )
-
-
-class _Producer(threading.Thread):
-    """10 rows every 0.2 s from row ``sent`` on, until stopped."""
-
-    def __init__(self, send: object, topic: str, rows: list[Row], sent: int) -> None:
-        super().__init__(daemon=True)
-        self.send, self.topic, self.rows, self.sent = send, topic, rows, sent
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.is_set() and self.sent < len(self.rows):
-            _send(self.send, self.topic, self.rows[self.sent : self.sent + 10], self.sent)
-            self.sent += 10
-            time.sleep(0.2)
 
 
 def test_planned_moves_learn_every_record_once(
@@ -59,11 +40,9 @@ def test_planned_moves_learn_every_record_once(
     topic, predictions = kafka_topic_factory(2), kafka_topic_factory(1)
     state = tmp_path / "shared"
     rows = keyed_rows(3000, keys=10, seed=31)
-    monkeypatch.setenv("STREAMLEARN_ID_COLUMN", "id")
-    monkeypatch.setenv("STREAMLEARN_PREDICTIONS", f"kafka://{kafka_bootstrap}/{predictions}")
-    monkeypatch.setenv("STREAMLEARN_PREDICTIONS_ALL", "true")
-    _send(kafka_send, topic, rows[:100], 0)
-    producer = _Producer(kafka_send, topic, rows, 100)
+    predict_every_record(monkeypatch, kafka_bootstrap, predictions)
+    send_rows(kafka_send, topic, rows[:100], ids_from=0)
+    producer = Producer(kafka_send, topic, rows, 100)
     instances: dict[str, Instance] = {}
     try:
         instances["a"] = Instance(kafka_bootstrap, topic, state, "a", tmp_path)

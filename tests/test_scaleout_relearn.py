@@ -14,54 +14,28 @@ from __future__ import annotations
 import collections
 import json
 import subprocess
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from scaleout_helpers import (
     Instance,
-    Row,
+    Producer,
     assert_one_pass,
     checkpoint,
     keyed_rows,
     learned,
     owners,
     partition_dirs,
+    predict_every_record,
     running,
+    send_rows,
 )
 
 from streamhelpers import STREAMLEARN, read_topic, wait_for
 from streamlearn.scaleout.partitions import epochs, read_owner
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
-
-
-def _send(send: Any, topic: str, rows: list[Row], start: int) -> None:
-    send(
-        topic,
-        [
-            json.dumps({"id": f"r{start + i}", **x, "y": y}).encode()
-            for i, (_, x, y) in enumerate(rows)
-        ],
-        keys=[key.encode() for key, _, _ in rows],
-    )
-
-
-class _Producer(threading.Thread):
-    """10 rows every 0.2 s from row ``sent`` on, until stopped."""
-
-    def __init__(self, send: Any, topic: str, rows: list[Row], sent: int) -> None:
-        super().__init__(daemon=True)
-        self.send, self.topic, self.rows, self.sent = send, topic, rows, sent
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.is_set() and self.sent < len(self.rows):
-            _send(self.send, self.topic, self.rows[self.sent : self.sent + 10], self.sent)
-            self.sent += 10
-            time.sleep(0.2)
 
 
 class _Reader:
@@ -129,11 +103,9 @@ def test_a_sigkill_relearns_only_the_records_after_the_last_checkpoint(
     topic, predictions = kafka_topic_factory(2), kafka_topic_factory(1)
     state = tmp_path / "shared"
     rows = keyed_rows(3000, keys=10, seed=37)
-    monkeypatch.setenv("STREAMLEARN_ID_COLUMN", "id")
-    monkeypatch.setenv("STREAMLEARN_PREDICTIONS", f"kafka://{kafka_bootstrap}/{predictions}")
-    monkeypatch.setenv("STREAMLEARN_PREDICTIONS_ALL", "true")
-    _send(kafka_send, topic, rows[:100], 0)
-    producer = _Producer(kafka_send, topic, rows, 100)
+    predict_every_record(monkeypatch, kafka_bootstrap, predictions)
+    send_rows(kafka_send, topic, rows[:100], ids_from=0)
+    producer = Producer(kafka_send, topic, rows, 100)
     reader = _Reader(kafka_bootstrap, topic, predictions)
     with running({}) as instances:
         instances["a"] = Instance(kafka_bootstrap, topic, state, "a", tmp_path)
