@@ -4,18 +4,13 @@ predicted by its own model; a key without one gets model A (``--key-fallback war
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import pytest
-from test_keyed_http import Keyed
+from test_keyed_http import ROWS, serve, three_keys
 
 from prom_server import free_port
-from streamlearn.app import build
 from streamlearn.config import Settings
-
-ROWS = 300
 
 
 @pytest.mark.slow
@@ -28,26 +23,14 @@ def test_a_spilled_key_and_the_warm_fallback_over_http(tmp_path: Path) -> None:
     a = LinearRegression().fit(frame, 4.0 * frame["a"] + 1.0)
     model_a = tmp_path / "a.skops"
     skops.io.dump(a, model_a)
-    data = tmp_path / "stream.csv"
-    lines = ["store,a,y"]
-    for i in range(ROWS):
-        x = (i % 7) / 7.0
-        lines.append(f"s{i % 3},{x!r},{(i % 3 + 1) * x!r}")
-    data.write_text("\n".join(lines) + "\n")
-    port = free_port()
     settings = Settings(
-        source=str(data), follow=True, state_dir=tmp_path / "state", metrics_port=port,
-        key_by="store", max_live_keys=1, warm_start=str(model_a), key_fallback="warm",
+        source=str(three_keys(tmp_path)), follow=True, state_dir=tmp_path / "state",
+        metrics_port=free_port(), key_by="store", max_live_keys=1, warm_start=str(model_a),
+        key_fallback="warm",
     )  # fmt: skip
-    app = build(settings)
-    thread = threading.Thread(target=app.daemon.run, daemon=True)
-    thread.start()
-    daemon = Keyed(app, port, thread)
+    daemon = serve(settings, ROWS)
     try:
-        deadline = time.monotonic() + 60
-        while app.daemon.inspect()["records_learned"] < ROWS and time.monotonic() < deadline:
-            time.sleep(0.05)
-        keyed = app.daemon.keyed
+        keyed = daemon.app.daemon.keyed
         assert keyed is not None and keyed.models.live == 1  # the other two: not in memory
         for key in ("s0", "s1", "s2"):
             status, info = daemon.call("GET", f"/model?key={key}")
@@ -71,6 +54,4 @@ def test_a_spilled_key_and_the_warm_fallback_over_http(tmp_path: Path) -> None:
         status, empty = daemon.call("GET", "/model?key=")
         assert status == 400 and "key" in empty["error"], empty
     finally:
-        app.daemon.stop()
-        thread.join(30)
-        app.close()
+        daemon.close()

@@ -40,8 +40,27 @@ class Keyed:
         connection.close()
         return status, json.loads(data) if data.startswith((b"{", b"[")) else data.decode()
 
+    def close(self) -> None:
+        self.app.daemon.stop()
+        self.thread.join(30)
+        self.app.close()
 
-def _start(tmp_path: Path, **options: Any) -> Keyed:
+
+def serve(settings: Settings, rows: int) -> Keyed:
+    """The daemon of ``settings`` running in a thread, once it has learned ``rows`` records
+    (or 60 s have passed)."""
+    assert settings.metrics_port is not None
+    app = build(settings)
+    thread = threading.Thread(target=app.daemon.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while app.daemon.inspect()["records_learned"] < rows and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return Keyed(app, settings.metrics_port, thread)
+
+
+def three_keys(tmp_path: Path) -> Path:
+    """``stream.csv``: ``ROWS`` rows of the keys s0, s1, s2 in turn, key sK's y = (K + 1) * a."""
     data = tmp_path / "stream.csv"
     lines = ["store,a,y"]
     for i in range(ROWS):
@@ -49,32 +68,27 @@ def _start(tmp_path: Path, **options: Any) -> Keyed:
         a = (i % 7) / 7.0
         lines.append(f"{key},{a!r},{(i % 3 + 1) * a!r}")
     data.write_text("\n".join(lines) + "\n")
-    port = free_port()
+    return data
+
+
+def _start(tmp_path: Path, **options: Any) -> Keyed:
     settings = Settings(
-        source=str(data),
+        source=str(three_keys(tmp_path)),
         follow=True,
         state_dir=tmp_path / "state",
-        metrics_port=port,
+        metrics_port=free_port(),
         checkpoint_interval=0.2,
         key_by="store",
         **options,
     )
-    app = build(settings)
-    thread = threading.Thread(target=app.daemon.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while app.daemon.inspect()["records_learned"] < ROWS and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return Keyed(app, port, thread)
+    return serve(settings, ROWS)
 
 
 @pytest.fixture
 def keyed(tmp_path: Path) -> Iterator[Keyed]:
     daemon = _start(tmp_path, metrics_top_keys=2)
     yield daemon
-    daemon.app.daemon.stop()
-    daemon.thread.join(30)
-    daemon.app.close()
+    daemon.close()
 
 
 def test_predict_answers_the_keys_own_model(keyed: Keyed) -> None:
@@ -131,9 +145,7 @@ def test_global_fallback_answers_for_a_new_key(tmp_path: Path) -> None:
         assert keyed is not None and keyed.tally.keyed.fallback is not None
         assert answer["prediction"] == keyed.tally.keyed.fallback.model.predict_one({"a": 0.5})
     finally:
-        daemon.app.daemon.stop()
-        daemon.thread.join(30)
-        daemon.app.close()
+        daemon.close()
 
 
 def test_a_key_is_predicted_on_the_features_it_learned(tmp_path: Path) -> None:
@@ -141,34 +153,25 @@ def test_a_key_is_predicted_on_the_features_it_learned(tmp_path: Path) -> None:
     events = [{"store": "s", "x": {"a": i / 10}, "y": i / 5} for i in range(50)]
     events += [{"store": "t", "x": {"b": 1.0}, "y": 1.0}]
     data.write_text("".join(json.dumps(event) + "\n" for event in events))
-    port = free_port()
     settings = Settings(
         source=str(data),
         follow=True,
-        metrics_port=port,
+        metrics_port=free_port(),
         key_by="store",
         model="StandardScaler | LinearRegression",
     )
-    app = build(settings)
-    thread = threading.Thread(target=app.daemon.run, daemon=True)
-    thread.start()
-    daemon = Keyed(app, port, thread)
+    daemon = serve(settings, 51)
     try:
-        deadline = time.monotonic() + 60
-        while app.daemon.inspect()["records_learned"] < 51 and time.monotonic() < deadline:
-            time.sleep(0.05)
         status, answer = daemon.call("POST", "/predict", {"key": "s", "x": {"a": 1.0, "b": 9.0}})
         assert status == 200, answer
         assert answer["ignored_features"] == ["b"]  # another key's feature: never reaches s
-        keyed = app.daemon.keyed
+        keyed = daemon.app.daemon.keyed
         assert keyed is not None
         learner = keyed.models.peek("s")
         assert learner is not None
         assert sorted(learner.model["StandardScaler"].means) == ["a"]
     finally:
-        app.daemon.stop()
-        thread.join(30)
-        app.close()
+        daemon.close()
 
 
 def test_learn_by_key_and_a_predicted_id_learned_by_its_key(tmp_path: Path) -> None:
@@ -192,6 +195,4 @@ def test_learn_by_key_and_a_predicted_id_learned_by_its_key(tmp_path: Path) -> N
         one = keyed.models.peek("s1")
         assert one is not None and one.records_learned == before + 1
     finally:
-        daemon.app.daemon.stop()
-        daemon.thread.join(30)
-        daemon.app.close()
+        daemon.close()
