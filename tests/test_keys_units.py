@@ -3,6 +3,7 @@ same bits: spilled and read back after each record, it stays the learner never s
 
 from __future__ import annotations
 
+import importlib.util
 import pickle
 import random
 from pathlib import Path
@@ -85,20 +86,13 @@ def test_a_classifier_of_few_records_pickles_small():
 
 
 def _replayed() -> dict[str, KeyRegressor | KeyClassifier]:
-    """The learners of ``OLD/make.py``, made again by this code: the same steps."""
-    rng = random.Random(7)
-    out: dict[str, KeyRegressor | KeyClassifier] = {}
-    for n in (3, 11):
-        regressor = KeyRegressor(SGDRegressor(lr=0.01), rolling_window=8)
-        classifier = KeyClassifier(
-            LogisticRegression(lr=0.1), ClassSpace(binary=True), rolling_window=8
-        )
-        for _ in range(n):
-            x = _x(rng)
-            regressor.step(x, rng.gauss(0.0, 1.0))
-            classifier.step(x, float(rng.random() < 0.5))
-        out[f"regressor_{n}"], out[f"classifier_{n}"] = regressor, classifier
-    return out
+    """The learners of ``OLD/make.py``, made again by this code: its very steps."""
+    spec = importlib.util.spec_from_file_location("keys_units_1a95f81_make", OLD / "make.py")
+    assert spec is not None and spec.loader is not None
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    learners: dict[str, KeyRegressor | KeyClassifier] = make.learners()
+    return learners
 
 
 @pytest.mark.parametrize("records", [3, 11])
