@@ -12,7 +12,16 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_keyed_run import FEATURES, by_key, keyed_rows, learners, replay, write_keyed
+from test_keyed_run import (
+    FEATURES,
+    by_key,
+    key_stream,
+    keyed_csv,
+    keyed_rows,
+    learners,
+    replay,
+    write_keyed,
+)
 
 from streamhelpers import cli, sgd_oracle
 from streamlearn.keys.tempdir import PREFIX
@@ -113,9 +122,7 @@ def _frame_of(state: Path, key: str) -> tuple[Path, int, int]:
 
 @pytest.mark.slow
 def test_a_tampered_spilled_key_is_refused_by_name(tmp_path: Path) -> None:
-    keys, X, y = keyed_rows(300, seed=21)
-    path = tmp_path / "keyed.csv"
-    write_keyed(path, keys, X, y)
+    keys, *_, path = keyed_csv(tmp_path, 300, seed=21)
     state = tmp_path / "state"
     replay(path, state, "--max-live-keys", "1")
     victim = sorted(set(keys))[3]
@@ -156,9 +163,7 @@ def test_inspect_keys_sorts_by_records_or_key(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_a_run_without_a_state_dir_spills_to_a_directory_removed_at_exit(tmp_path: Path) -> None:
-    keys, X, y = keyed_rows(400, seed=4)
-    path = tmp_path / "keyed.csv"
-    write_keyed(path, keys, X, y)
+    keys, *_, path = keyed_csv(tmp_path, 400, seed=4)
     spill_root = tmp_path / "tmp"
     spill_root.mkdir()
     summary = json.loads(
@@ -172,9 +177,7 @@ def test_a_run_without_a_state_dir_spills_to_a_directory_removed_at_exit(tmp_pat
 
 @pytest.mark.slow
 def test_each_keys_rolling_mae_equals_a_numpy_loop(tmp_path: Path) -> None:
-    keys, X, y = keyed_rows(2500, seed=8)
-    path = tmp_path / "keyed.csv"
-    write_keyed(path, keys, X, y)
+    keys, X, y, path = keyed_csv(tmp_path, 2500, seed=8)
     replay(path, tmp_path / "state", "--model", "sgd", "--lr", "0.05", "--max-live-keys", "5")
     got = learners(tmp_path / "state")
     for key, rows in by_key(keys).items():
@@ -194,13 +197,11 @@ def test_a_river_specs_rolling_metrics_per_key_equal_progressive_val_score(tmp_p
     from streamlearn.models.registry import build_model
 
     spec = "StandardScaler | LinearRegression"
-    keys, X, y = keyed_rows(900, seed=6)
-    path = tmp_path / "keyed.csv"
-    write_keyed(path, keys, X, y)
+    keys, X, y, path = keyed_csv(tmp_path, 900, seed=6)
     replay(path, tmp_path / "state", "--model", spec, "--max-live-keys", "4")
     got = learners(tmp_path / "state")
     for key, rows in by_key(keys).items():
-        stream = [({f: float(X[i, j]) for j, f in enumerate(FEATURES)}, float(y[i])) for i in rows]
+        stream = key_stream(X, y.tolist(), rows)
         mae = utils.Rolling(metrics.MAE, window_size=50)
         rmse = utils.Rolling(metrics.RMSE, window_size=50)
         evaluate.progressive_val_score(

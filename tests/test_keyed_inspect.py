@@ -6,16 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from test_keyed_run import FEATURES, KEYS, keyed_rows, replay, write_keyed
+from test_keyed_run import FEATURES, KEYS, keyed_csv, replay
 
 from streamhelpers import cli
 
 
 @pytest.mark.slow
 def test_inspect_keys_lists_worst_first(tmp_path: Path) -> None:
-    keys, X, y = keyed_rows(600, seed=11)
-    path = tmp_path / "keyed.csv"
-    write_keyed(path, keys, X, y)
+    *_, path = keyed_csv(tmp_path, 600, seed=11)
     state = tmp_path / "state"
     replay(path, state, "--model", "sgd")
     rows = json.loads(cli("inspect", str(state), "--keys", "--json", "--top", "5").stdout)
@@ -36,9 +34,7 @@ def test_inspect_keys_lists_worst_first(tmp_path: Path) -> None:
 
 
 def test_inspect_text_names_the_keys(tmp_path: Path) -> None:
-    keys, X, y = keyed_rows(200, seed=12)
-    path = tmp_path / "keyed.csv"
-    write_keyed(path, keys, X, y)
+    keys, *_, path = keyed_csv(tmp_path, 200, seed=12)
     state = tmp_path / "state"
     replay(path, state, "--model", "sgd")
     text = cli("inspect", str(state)).stdout

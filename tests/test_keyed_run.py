@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,23 @@ def write_keyed(path: Path, keys: list[str], X: np.ndarray, y: np.ndarray | list
             )
 
 
+def keyed_csv(
+    tmp_path: Path, count: int, seed: int = 3
+) -> tuple[list[str], np.ndarray, np.ndarray, Path]:
+    """``keyed_rows(count, seed)`` written to ``tmp_path / "keyed.csv"``: keys, X, y, the file."""
+    keys, X, y = keyed_rows(count, seed)
+    path = tmp_path / "keyed.csv"
+    write_keyed(path, keys, X, y)
+    return keys, X, y, path
+
+
+def key_stream(
+    X: np.ndarray, y: Sequence[Any], rows: np.ndarray
+) -> list[tuple[dict[str, float], Any]]:
+    """The rows ``rows`` as River's (x, y) pairs, in order (``y``: each row's target as given)."""
+    return [({f: float(X[i, j]) for j, f in enumerate(FEATURES)}, y[i]) for i in rows]
+
+
 def learners(state: Path) -> dict[str, Any]:
     """Every key's learner in a keyed state dir, read back from the state store."""
     store = CheckpointStore(state, lock=False)
@@ -78,9 +96,7 @@ def by_key(keys: list[str]) -> dict[str, np.ndarray]:
 
 @pytest.mark.slow
 def test_sgd_per_key_equals_numpy_loops_and_spilling_changes_no_bit(tmp_path: Path) -> None:
-    keys, X, y = keyed_rows(2500)
-    path = tmp_path / "keyed.csv"
-    write_keyed(path, keys, X, y)
+    keys, X, y, path = keyed_csv(tmp_path, 2500)
     summary = replay(path, tmp_path / "all", "--model", "sgd", "--lr", "0.05")
     assert summary["keys_total"] == KEYS
     assert summary["records_learned"] == len(keys)
@@ -113,13 +129,11 @@ def test_sgd_per_key_equals_numpy_loops_and_spilling_changes_no_bit(tmp_path: Pa
 @pytest.mark.slow
 def test_river_spec_per_key_equals_progressive_val_score(tmp_path: Path) -> None:
     spec = "StandardScaler | LinearRegression"
-    keys, X, y = keyed_rows(1200, seed=5)
-    path = tmp_path / "keyed.csv"
-    write_keyed(path, keys, X, y)
+    keys, X, y, path = keyed_csv(tmp_path, 1200, seed=5)
     replay(path, tmp_path / "state", "--model", spec, "--max-live-keys", "7")
     got = learners(tmp_path / "state")
     for key, rows in by_key(keys).items():
-        stream = [({f: float(X[i, j]) for j, f in enumerate(FEATURES)}, float(y[i])) for i in rows]
+        stream = key_stream(X, y.tolist(), rows)
         mae, rmse = metrics.MAE(), metrics.RMSE()
         evaluate.progressive_val_score(stream, build_model(spec, lr=0.01), mae + rmse)
         summary = got[key].summary()
@@ -138,9 +152,7 @@ def test_logistic_per_key_equals_progressive_val_score(tmp_path: Path) -> None:
     assert summary["task"] == "classification" and summary["keys_total"] == KEYS
     got = learners(tmp_path / "state")
     for key, rows in by_key(keys).items():
-        stream = [
-            ({f: float(X[i, j]) for j, f in enumerate(FEATURES)}, labels[i] == "1") for i in rows
-        ]
+        stream = key_stream(X, [label == "1" for label in labels], rows)
         model = build_model("logistic", lr=0.1)
         accuracy, loss = metrics.Accuracy(), metrics.LogLoss()
         evaluate.progressive_val_score(stream, model, accuracy + loss)
