@@ -29,30 +29,29 @@ def _one_line_error(stderr: str) -> str:
     return lines[0]
 
 
+def _plain_run_beside(holder: CheckpointStore, state: Path) -> str:
+    """A plain ``run`` on ``state`` while ``holder`` holds it (closed after): it exits 1, and
+    this is its one line of error."""
+    try:
+        result = cli("run", SOURCE, "--state-dir", str(state), check=False, timeout=60)
+    finally:
+        holder.close()
+    assert result.returncode == 1
+    return _one_line_error(result.stderr)
+
+
 def test_a_plain_run_beside_standby_instances_is_told_to_add_standby(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
     (state / "lock").write_text("999999\n")  # a pid left by an earlier plain run
-    standby = CheckpointStore(state, shared=True)
-    try:
-        result = cli("run", SOURCE, "--state-dir", str(state), check=False, timeout=60)
-    finally:
-        standby.close()
-    assert result.returncode == 1
-    line = _one_line_error(result.stderr)
+    line = _plain_run_beside(CheckpointStore(state, shared=True), state)
     assert "--standby" in line and str(state) in line
     assert "999999" not in line  # a shared lock names no owner: the old pid is not one
 
 
 def test_a_second_plain_run_names_the_first_and_points_to_standby(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    first = CheckpointStore(state)
-    try:
-        result = cli("run", SOURCE, "--state-dir", str(state), check=False, timeout=60)
-    finally:
-        first.close()
-    assert result.returncode == 1
-    line = _one_line_error(result.stderr)
+    line = _plain_run_beside(CheckpointStore(state), state)
     assert f"pid {os.getpid()}" in line and "--standby" in line
 
 
