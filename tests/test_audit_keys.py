@@ -15,11 +15,11 @@ import pytest
 from test_keyed_run import (
     FEATURES,
     by_key,
-    key_stream,
     keyed_csv,
     keyed_rows,
     learners,
     replay,
+    replayed_spec,
     write_keyed,
 )
 
@@ -197,17 +197,13 @@ def test_a_river_specs_rolling_metrics_per_key_equal_progressive_val_score(tmp_p
     from streamlearn.models.registry import build_model
 
     spec = "StandardScaler | LinearRegression"
-    keys, X, y, path = keyed_csv(tmp_path, 900, seed=6)
-    replay(path, tmp_path / "state", "--model", spec, "--max-live-keys", "4")
-    got = learners(tmp_path / "state")
-    for key, rows in by_key(keys).items():
-        stream = key_stream(X, y.tolist(), rows)
+    for key, stream, learner in replayed_spec(tmp_path, spec, 900, 6, "--max-live-keys", "4"):
         mae = utils.Rolling(metrics.MAE, window_size=50)
         rmse = utils.Rolling(metrics.RMSE, window_size=50)
         evaluate.progressive_val_score(
             stream, build_model(spec, lr=0.01), metrics.base.Metrics([mae, rmse])
         )
-        rolling = got[key].rolling_summary()
+        rolling = learner.rolling_summary()
         assert abs(rolling["mae"] - mae.get()) <= 1e-9, key
         assert abs(rolling["rmse"] - rmse.get()) <= 1e-9, key
 

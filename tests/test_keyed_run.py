@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,18 @@ def by_key(keys: list[str]) -> dict[str, np.ndarray]:
     return {key: np.array(rows) for key, rows in out.items()}
 
 
+def replayed_spec(
+    tmp_path: Path, spec: str, count: int, seed: int, *extra: str
+) -> Iterator[tuple[str, list[tuple[dict[str, float], Any]], Any]]:
+    """Replay ``keyed_csv(tmp_path, count, seed)`` with ``--model spec`` and ``extra``; then
+    each key, its rows as River's stream, and the learner the run kept for it."""
+    keys, X, y, path = keyed_csv(tmp_path, count, seed)
+    replay(path, tmp_path / "state", "--model", spec, *extra)
+    got = learners(tmp_path / "state")
+    for key, rows in by_key(keys).items():
+        yield key, key_stream(X, y.tolist(), rows), got[key]
+
+
 @pytest.mark.slow
 def test_sgd_per_key_equals_numpy_loops_and_spilling_changes_no_bit(tmp_path: Path) -> None:
     keys, X, y, path = keyed_csv(tmp_path, 2500)
@@ -129,17 +141,13 @@ def test_sgd_per_key_equals_numpy_loops_and_spilling_changes_no_bit(tmp_path: Pa
 @pytest.mark.slow
 def test_river_spec_per_key_equals_progressive_val_score(tmp_path: Path) -> None:
     spec = "StandardScaler | LinearRegression"
-    keys, X, y, path = keyed_csv(tmp_path, 1200, seed=5)
-    replay(path, tmp_path / "state", "--model", spec, "--max-live-keys", "7")
-    got = learners(tmp_path / "state")
-    for key, rows in by_key(keys).items():
-        stream = key_stream(X, y.tolist(), rows)
+    for key, stream, learner in replayed_spec(tmp_path, spec, 1200, 5, "--max-live-keys", "7"):
         mae, rmse = metrics.MAE(), metrics.RMSE()
         evaluate.progressive_val_score(stream, build_model(spec, lr=0.01), mae + rmse)
-        summary = got[key].summary()
+        summary = learner.summary()
         assert abs(summary["mae"] - mae.get()) <= 1e-9, key
         assert abs(summary["rmse"] - rmse.get()) <= 1e-9, key
-        assert got[key].records_learned == len(rows)
+        assert learner.records_learned == len(stream)
 
 
 def test_logistic_per_key_equals_progressive_val_score(tmp_path: Path) -> None:
