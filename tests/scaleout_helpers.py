@@ -74,13 +74,22 @@ class Producer(threading.Thread):
             time.sleep(0.2)
 
 
-def predict_every_record(monkeypatch: pytest.MonkeyPatch, bootstrap: str, predictions: str) -> None:
-    """The instances' environment (as a deployment sets it): every learner writes each labeled
-    record's prediction, with the record's ``id``, to the topic ``predictions`` as it learns it,
-    so a record learned twice is predicted twice."""
+def predicting_every_record(
+    bootstrap: str, topic_factory: Any, send: Any, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> tuple[str, str, list[Row], Producer]:
+    """The scene of the re-learning tests: a topic of 2 partitions holding the first 100 of
+    3000 rows of 10 keys (ids r0, r1, ...); a topic of predictions that every learner writes
+    each labeled record's prediction to as it learns it (set in the instances' environment,
+    as a deployment would), so a record learned twice is predicted twice; and the
+    ``Producer`` of the other rows, not started. Returns the two topics, the rows, the
+    producer."""
+    topic, predictions = topic_factory(2), topic_factory(1)
     monkeypatch.setenv("STREAMLEARN_ID_COLUMN", "id")
     monkeypatch.setenv("STREAMLEARN_PREDICTIONS", f"kafka://{bootstrap}/{predictions}")
     monkeypatch.setenv("STREAMLEARN_PREDICTIONS_ALL", "true")
+    rows = keyed_rows(3000, keys=10, seed=seed)
+    send_rows(send, topic, rows[:100], ids_from=0)
+    return topic, predictions, rows, Producer(send, topic, rows, 100)
 
 
 class Instance:

@@ -16,13 +16,10 @@ from pathlib import Path
 import pytest
 from scaleout_helpers import (
     Instance,
-    Producer,
     assert_one_pass,
-    keyed_rows,
     learned,
     owners,
-    predict_every_record,
-    send_rows,
+    predicting_every_record,
 )
 
 from streamhelpers import read_topic, wait_for
@@ -37,12 +34,10 @@ def test_planned_moves_learn_every_record_once(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    topic, predictions = kafka_topic_factory(2), kafka_topic_factory(1)
+    topic, predictions, rows, producer = predicting_every_record(
+        kafka_bootstrap, kafka_topic_factory, kafka_send, monkeypatch, seed=31
+    )
     state = tmp_path / "shared"
-    rows = keyed_rows(3000, keys=10, seed=31)
-    predict_every_record(monkeypatch, kafka_bootstrap, predictions)
-    send_rows(kafka_send, topic, rows[:100], ids_from=0)
-    producer = Producer(kafka_send, topic, rows, 100)
     instances: dict[str, Instance] = {}
     try:
         instances["a"] = Instance(kafka_bootstrap, topic, state, "a", tmp_path)

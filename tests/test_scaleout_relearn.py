@@ -20,16 +20,13 @@ from typing import Any
 import pytest
 from scaleout_helpers import (
     Instance,
-    Producer,
     assert_one_pass,
     checkpoint,
-    keyed_rows,
     learned,
     owners,
     partition_dirs,
-    predict_every_record,
+    predicting_every_record,
     running,
-    send_rows,
 )
 
 from streamhelpers import STREAMLEARN, read_topic, wait_for
@@ -100,12 +97,10 @@ def test_a_sigkill_relearns_only_the_records_after_the_last_checkpoint(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    topic, predictions = kafka_topic_factory(2), kafka_topic_factory(1)
+    topic, predictions, rows, producer = predicting_every_record(
+        kafka_bootstrap, kafka_topic_factory, kafka_send, monkeypatch, seed=37
+    )
     state = tmp_path / "shared"
-    rows = keyed_rows(3000, keys=10, seed=37)
-    predict_every_record(monkeypatch, kafka_bootstrap, predictions)
-    send_rows(kafka_send, topic, rows[:100], ids_from=0)
-    producer = Producer(kafka_send, topic, rows, 100)
     reader = _Reader(kafka_bootstrap, topic, predictions)
     with running({}) as instances:
         instances["a"] = Instance(kafka_bootstrap, topic, state, "a", tmp_path)
