@@ -108,3 +108,38 @@ def test_the_collector_waits_for_the_whole_block(tmp_path, monkeypatch):
     assert summary["records_learned"] > 1200
     assert seen and not any(seen)
     assert gc.isenabled() == was
+
+
+@pytest.mark.slow
+def test_a_two_class_multiclass_tree_through_rows_blocks_equals_record_by_record(
+    tmp_path, monkeypatch
+):
+    """Labels ``a``/``b`` without a positive class: a multiclass space of two classes, whose
+    answers the rows block reads without a loop (and the unlabeled rows are predicted)."""
+    from test_class_kernels import assert_same_class_run, run_class_daemon
+
+    from streamlearn.models.registry import build_model
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(3000, 4))
+    y = X @ [1.0, -2.0, 0.5, 0.0] + rng.normal(size=3000) > 0
+    path = tmp_path / "stream.csv"
+    with open(path, "w") as handle:
+        handle.write("x0,x1,x2,x3,y\n")
+        for i, (row, label) in enumerate(zip(X.tolist(), y.tolist(), strict=True)):
+            target = "" if i % 50 == 49 else ("a" if label else "b")
+            handle.write(",".join(f"{v:.6f}" for v in row) + f",{target}\n")
+    runs = [
+        run_class_daemon(
+            path,
+            tmp_path / name,
+            fast=fast,
+            binary=False,
+            monkeypatch=monkeypatch,
+            make=lambda: build_model("HoeffdingTreeClassifier(grace_period=50)"),
+        )
+        for name, fast in (("fast", True), ("slow", False))
+    ]
+    assert_same_class_run(*runs, path="class-rows-block")
+    assert runs[0][0]["records_learned"] == 2940
+    assert (tmp_path / "fast" / "pred.jsonl").read_text().count("\n") == 60

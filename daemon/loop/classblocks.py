@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from streamlearn.classify.learner import ClassLearner, Proba, finite
+from streamlearn.classify.learner import ClassLearner, Proba
 from streamlearn.classify.metrics import class_loss, predicted
 from streamlearn.fast.block import LABELED, NOTHING, REJECTED, UNLABELED
 from streamlearn.fast.classblock import Scored
@@ -266,40 +266,52 @@ class ClassRowsBlockPath(RowBlocks, ClassBlockPath):
         one not all finite (the record path's to handle), else ``parsed.stop``."""
         learner = self.learner
         space, model = learner.classes, learner.model
-        binary, proba_of = space.binary, space.proba
+        binary = space.binary
         names = space.labels  # multiclass: what the model learns, by code
+        # ``ClassSpace.proba`` and ``finite``, inline: the classes read from an answer, by
+        # code; two of them (any binary model, a two-class one) read without a loop.
+        keys: tuple[Hashable, ...] = (False, True) if binary else tuple(names)
+        pair = len(keys) == 2
+        first_key, second_key = (keys[0], keys[1]) if pair else (None, None)
         predict, learn = model.predict_proba_one, model.learn_one
         features = self._features(parsed)
         stop = parsed.stop
         values = parsed.values[:stop]
         kinds = parsed.status[:stop].tolist()
         codes = values[:, -1].tolist()
+        labeled, unlabeled = LABELED, UNLABELED
         answers: list[Mapping[Hashable, float]] = []
         probas: list[Proba] = []
         predicted: list[int] = []
+        keep_answer, keep_proba, keep_row = answers.append, probas.append, predicted.append
         with collector_paused():
             # The rows become Python lists a slice at a time: fewer alive at once.
             for first in range(0, stop, ROWS_AT_ONCE):
-                chunk = values[first : first + ROWS_AT_ONCE].tolist()
-                for row, numbers in enumerate(chunk, first):
-                    kind = kinds[row]
-                    if kind > UNLABELED:  # rejected, header, blank: ``_settle``'s
+                last = min(first + ROWS_AT_ONCE, stop)
+                chunk = values[first:last].tolist()
+                for row, numbers, kind, code in zip(  # noqa: B905 (equal lengths)
+                    range(first, last), chunk, kinds[first:last], codes[first:last]
+                ):
+                    if kind > unlabeled:  # rejected, header, blank: ``_settle``'s
                         continue
                     x = dict(zip(features, numbers))  # noqa: B905 (the target left out)
                     answer = predict(x)
                     if not answer:  # cannot predict yet: the record path's to handle
                         return answers, probas, predicted, row
-                    if binary:  # ``ClassSpace.proba``, inline
-                        proba: Proba = (float(answer.get(False, 0.0)), float(answer.get(True, 0.0)))
+                    get = answer.get
+                    if pair:
+                        low, high = float(get(first_key, 0.0)), float(get(second_key, 0.0))
+                        total = low + high  # ``finite``: NaN or infinite if either is
+                        proba: Proba = (low, high)
                     else:
-                        proba = proba_of(answer)  # type: ignore[assignment]  # not {}
-                    if not finite(proba):  # diverged: the record path's to handle
+                        proba = tuple([float(get(key, 0.0)) for key in keys])
+                        total = sum(proba)
+                    if total - total != 0.0:  # diverged: the record path's to handle
                         return answers, probas, predicted, row
-                    answers.append(answer)
-                    probas.append(proba)
-                    predicted.append(row)
-                    if kind == LABELED:
-                        code = codes[row]
+                    keep_answer(answer)
+                    keep_proba(proba)
+                    keep_row(row)
+                    if kind == labeled:
                         learn(x, code == 1.0 if binary else names[int(code)])
         return answers, probas, predicted, stop
 
