@@ -15,6 +15,7 @@ import pytest
 from test_keyed_run import (
     FEATURES,
     by_key,
+    held_keys,
     keyed_csv,
     keyed_rows,
     learners,
@@ -101,23 +102,12 @@ def test_csv_keys_are_text_and_an_empty_key_is_a_dead_letter(tmp_path: Path) -> 
 
 
 def _frame_of(state: Path, key: str) -> tuple[Path, int, int]:
-    from streamlearn.keys.run import read_keys
     from streamlearn.keys.segments import segment_name
-    from streamlearn.state import CheckpointStore
 
-    store = CheckpointStore(state, lock=False)
-    try:
-        loaded = store.load()
-        assert loaded is not None and store.key is not None
-        models = read_keys(store.directory, store.key, loaded.state)
-        try:
-            entry = models.index.get(key)
-            assert entry is not None
-            return state / "keys" / segment_name(entry.segment), entry.offset, entry.length
-        finally:
-            models.close()
-    finally:
-        store.close()
+    with held_keys(state) as models:
+        entry = models.index.get(key)
+        assert entry is not None
+        return state / "keys" / segment_name(entry.segment), entry.offset, entry.length
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ bits whatever ``--max-live-keys``; every key equal to one pass after SIGKILLs.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from collections.abc import Iterator, Sequence
@@ -63,19 +64,27 @@ def key_stream(
     return [({f: float(X[i, j]) for j, f in enumerate(FEATURES)}, y[i]) for i in rows]
 
 
-def learners(state: Path) -> dict[str, Any]:
-    """Every key's learner in a keyed state dir, read back from the state store."""
+@contextlib.contextmanager
+def held_keys(state: Path) -> Iterator[Any]:
+    """The keys of a keyed state dir's newest checkpoint, read back from the state store
+    (without its lock), closed after."""
     store = CheckpointStore(state, lock=False)
     try:
         loaded = store.load()
         assert loaded is not None and store.key is not None
         models = read_keys(store.directory, store.key, loaded.state)
         try:
-            return {key: models.peek(key) for key, _, _ in list(models.entries())}
+            yield models
         finally:
             models.close()
     finally:
         store.close()
+
+
+def learners(state: Path) -> dict[str, Any]:
+    """Every key's learner in a keyed state dir, read back from the state store."""
+    with held_keys(state) as models:
+        return {key: models.peek(key) for key, _, _ in list(models.entries())}
 
 
 def replay(path: Path, state: Path, *extra: str) -> dict[str, Any]:
