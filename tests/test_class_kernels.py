@@ -81,24 +81,27 @@ def mixed_status(n: int, seed: int) -> np.ndarray:
     return status
 
 
-def run_logistic(which, values, status, lr, weights=None, state=None, start=0, stop=None):
+def run_logistic(which, values, status, lr, weights=None, state=None, start=0, stop=None, ring=()):
     n, columns = values.shape
     weights = np.zeros(columns) if weights is None else weights
     state = np.zeros(classspec.N_LOSS_STATE) if state is None else state
     p_out, loss_out = np.full(n, np.nan), np.full(n, np.nan)
     stop = n if stop is None else stop
-    row = logistic_kernel(which)(values, status, start, stop, weights, lr, state, p_out, loss_out)
+    kernel = logistic_kernel(which)
+    row = kernel(values, status, start, stop, weights, lr, state, p_out, loss_out, *ring)
     return row, weights, state, p_out, loss_out
 
 
-def run_softmax(which, values, status, classes, lr, k, weights=None, state=None, stop=None):
+def run_softmax(
+    which, values, status, classes, lr, k, weights=None, state=None, stop=None, ring=()
+):
     n, columns = values.shape
     weights = np.zeros((k, columns)) if weights is None else weights
     state = np.zeros(classspec.N_LOSS_STATE) if state is None else state
     p_out, loss_out = np.full((n, weights.shape[0]), np.nan), np.full(n, np.nan)
     stop = n if stop is None else stop
     kernel = softmax_kernel(which)
-    row = kernel(values, status, classes, 0, stop, weights, lr, state, p_out, loss_out)
+    row = kernel(values, status, classes, 0, stop, weights, lr, state, p_out, loss_out, *ring)
     return row, weights, state, p_out, loss_out
 
 
@@ -263,6 +266,21 @@ def test_the_classifier_kernels_refuse_arrays_out_of_range():
     with pytest.raises(TypeError, match="weights"):
         _kernels.learn_logistic(*wrong)
     assert _kernels.learn_logistic(*args) == 4
+    curve = [np.zeros(4), np.array([0, 2, 0, 0, 0, 0]), np.zeros((3, 3))]
+    for index, bad in [
+        (0, np.zeros(3)),  # the losses and their partial sums: an even length
+        (1, np.array([0, 2, 2, 0, 0, 0])),  # the next slot past the ring
+        (1, np.array([0, 0, 0, 0, 0, 0])),  # no stride
+        (1, np.array([0, 2, 0, 1, 0, 2])),  # partial sums past the ring's length
+        (2, np.zeros((2, 3))),  # no room for 4 // 2 + 1 points
+    ]:
+        wrong = list(curve)
+        wrong[index] = bad
+        with pytest.raises(ValueError, match="out of range"):
+            _kernels.learn_logistic(*args, *wrong)
+    with pytest.raises(TypeError, match="go together"):
+        _kernels.learn_logistic(*args, *curve[:2])
+    assert _kernels.learn_logistic(*args, *curve) == 4
     classes = np.zeros(4, dtype=np.int64)
     sargs = [values, status, classes, 0, 4, np.zeros((2, 3)), 0.1, np.zeros(2)]
     sargs += [np.zeros((4, 2)), np.zeros(4)]
@@ -283,6 +301,7 @@ def test_the_compiled_constants_are_the_python_ones():
     if _kernels is None and os.environ.get("CI") != "true":
         pytest.skip("the extension is not built")
     assert (_kernels.LOSS_N, _kernels.LOSS_MEAN) == (classspec.LOSS_N, classspec.LOSS_MEAN)
+    assert _kernels.N_CURVE == classspec.N_CURVE
     assert _kernels.N_LOSS_STATE == classspec.N_LOSS_STATE
 
 
@@ -389,16 +408,8 @@ def assert_same_scores(slow, fast) -> None:
     assert slow.rolling_summary() == fast.rolling_summary()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="classify/losscurve.py block_points: a block's log-loss curve is not record by "
-    "record's in the last bits: record by record the rolling loss is sum() of the ring slot "
-    "by slot and the cumulative one the running mean's recurrence, the block takes differences "
-    "of cumulative sums. Matching both (each point's ring rebuilt and summed in slot order, the "
-    "kernel stopped at each point for the mean) passes this but costs the logistic block path "
-    "about a quarter of its time at 1M rows; to do in the C kernel",
-)
-def test_the_log_loss_curve_of_blocks_equals_record_by_record():
+@pytest.mark.parametrize("which", WHICH)
+def test_the_log_loss_curve_of_blocks_equals_record_by_record(which):
     from streamlearn.classify.space import ClassSpace
     from streamlearn.models.logistic import LogisticRegression
 
@@ -408,12 +419,50 @@ def test_the_log_loss_curve_of_blocks_equals_record_by_record():
         names,
         lambda: ClassSpace(binary=True),
         lambda: LogisticRegression(lr=0.1),
-        kernels=block_kernels("python"),
+        kernels=block_kernels(which),
         window=7,
         max_points=64,
     )
     assert slow.loss_curve.stride == fast.loss_curve.stride
     assert [bits(p) for p in slow.loss_curve.points] == [bits(p) for p in fast.loss_curve.points]
+
+
+def test_the_kernels_loss_points_are_the_specifications():
+    """The ring, the counters and every bit of the points, C against Python, from a ring not
+    yet full (the first slots) and from a full one (its next slot mid-ring)."""
+    if _kernels is None and os.environ.get("CI") != "true":
+        pytest.skip("the extension is not built")
+    values = binary_block(500, 4, seed=3)
+    status = mixed_status(500, seed=4)
+    sm_values = multiclass_block(500, 4, 3, seed=5)
+    classes = sm_values[:, -1].astype(np.int64)
+    for ring0, curve0 in [
+        ([0.0] * 14, [0, 3, 0, 0, 0, 0]),
+        ([0.5, 2.0, 1.0, 0.25, 0.0, 0.0, 0.0, 0.0], [41, 4, 2, 4, 0, 0]),
+    ]:
+        made = []
+        for which in ("c", "python"):
+            ring, curve = np.array(ring0), np.array(curve0, dtype=np.int64)
+            points = np.full((500 // curve0[1] + 1, 3), np.nan)
+            row = run_logistic(which, values, status, 0.1, ring=(ring, curve, points))[0]
+            sm_ring, sm_curve = np.array(ring0), np.array(curve0, dtype=np.int64)
+            sm_points = np.full((500 // curve0[1] + 1, 3), np.nan)
+            run_softmax(
+                which, sm_values, status, classes, 0.1, 3, ring=(sm_ring, sm_curve, sm_points)
+            )
+            made.append(
+                [
+                    row,
+                    bits(ring),
+                    list(curve),
+                    bits(points),
+                    bits(sm_ring),
+                    list(sm_curve),
+                    bits(sm_points),
+                ]
+            )
+        assert made[0] == made[1]
+        assert made[0][2][classspec.CURVE_POINTS] > 100 and made[0][5][classspec.CURVE_POINTS] > 100
 
 
 def binary_lines(n: int, seed: int) -> tuple[list[bytes], list[str]]:

@@ -4,6 +4,10 @@ plots both curves).
 
 The loss is the class metrics' (log loss, binary; cross-entropy, multiclass). The rolling loss
 of a point is the mean of the window's losses then; the cumulative one the running mean's value.
+The compiled kernels of ``logistic`` and ``softmax`` make their blocks' points themselves, in
+the operations ``rolling_loss`` and the running mean use (``fast.classspec.loss_point``);
+``block_points`` serves the other blocks (River models scored a block at a time) from
+differences of cumulative sums, which may differ from record by record's in the last bits.
 """
 
 from __future__ import annotations

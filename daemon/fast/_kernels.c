@@ -876,6 +876,9 @@ done:
 
 /* The classifiers' state: River's Mean of the log loss or cross-entropy (classspec.py). */
 enum { LOSS_N, LOSS_MEAN, N_LOSS_STATE };
+/* The curve argument: records learned, the stride, the ring's next slot and length, points
+ * made, the first slot written since the ring's partial sums were taken. */
+enum { CURVE_LEARNED, CURVE_STRIDE, CURVE_NEXT, CURVE_LEN, CURVE_POINTS, CURVE_DIRTY, N_CURVE };
 /* River clamps a probability into [EPSILON, 1 - EPSILON] before its logarithm. */
 static const double EPSILON = 1e-15;
 
@@ -891,6 +894,10 @@ typedef struct {
     double *state;
     double *p_out; /* logistic: rows; softmax: rows x classes */
     double *loss_out;
+    double *ring; /* the window's losses, then their partial sums; NULL: no curve */
+    Py_ssize_t size;
+    int64_t *curve;
+    double *points; /* rows of [n, rolling, cumulative] */
 } Classify;
 
 /* River's clamp: max(min(p, 1 - EPSILON), EPSILON). */
@@ -898,6 +905,41 @@ static double clamp_proba(double p)
 {
     const double low = p < 1.0 - EPSILON ? p : 1.0 - EPSILON;
     return low > EPSILON ? low : EPSILON;
+}
+
+/* classspec.loss_point: Window.add of the loss, the record counted, and at a multiple of the
+ * stride the point [n, sum of the ring slot by slot from slot 0 / its length, running mean];
+ * the partial sums kept so a point adds only from the first slot written since the last. */
+static void loss_point(const Classify *k, double loss, double loss_mean)
+{
+    int64_t *curve = k->curve;
+    const int64_t slot = curve[CURVE_NEXT];
+    k->ring[slot] = loss;
+    if (slot < curve[CURVE_DIRTY]) {
+        curve[CURVE_DIRTY] = slot;
+    }
+    curve[CURVE_NEXT] = slot + 1 == k->size ? 0 : slot + 1;
+    if (curve[CURVE_LEN] < k->size) {
+        curve[CURVE_LEN]++;
+    }
+    const int64_t learned = ++curve[CURVE_LEARNED];
+    if (learned % curve[CURVE_STRIDE] != 0) {
+        return;
+    }
+    const int64_t length = curve[CURVE_LEN];
+    const int64_t first = curve[CURVE_DIRTY];
+    double *partial = k->ring + k->size;
+    double total = first > 0 ? partial[first - 1] : 0.0;
+    for (int64_t i = first; i < length; i++) {
+        total += k->ring[i];
+        partial[i] = total;
+    }
+    curve[CURVE_DIRTY] = length;
+    double *point = k->points + 3 * curve[CURVE_POINTS];
+    point[0] = (double)learned;
+    point[1] = total / (double)length;
+    point[2] = loss_mean;
+    curve[CURVE_POINTS]++;
 }
 
 static Py_ssize_t logistic_block(const void *arg)
@@ -942,6 +984,9 @@ static Py_ssize_t logistic_block(const void *arg)
         k->loss_out[row] = loss;
         loss_n += 1.0;
         loss_mean = mean_step(loss_n, loss_mean, loss);
+        if (k->curve != NULL) {
+            loss_point(k, loss, loss_mean);
+        }
         /* The seed's update: theta_j -= alpha * (p - y) * x_j, the intercept as x_0 = 1. */
         const double step = k->lr * (p - y);
         descend(weights, x, n_features, step);
@@ -1011,6 +1056,9 @@ static Py_ssize_t softmax_block(const void *arg)
         k->loss_out[row] = loss;
         loss_n += 1.0;
         loss_mean = mean_step(loss_n, loss_mean, loss);
+        if (k->curve != NULL) {
+            loss_point(k, loss, loss_mean);
+        }
         /* The seed's update per class: W_c -= alpha * (p_c - [y == c]) * x, intercept as 1. */
         for (Py_ssize_t c = 0; c < n_classes; c++) {
             double *w = weights + c * stride;
@@ -1025,20 +1073,54 @@ static Py_ssize_t softmax_block(const void *arg)
     return row;
 }
 
+/* The optional ring, curve and points of learn_logistic/learn_softmax (all three or none): in
+ * range for every point rows start..stop can make. */
+static int take_curve(PyObject **o, Array *a, Classify *k, const char *name)
+{
+    if (o[0] == NULL && o[1] == NULL && o[2] == NULL) {
+        return 0;
+    }
+    if (o[0] == NULL || o[1] == NULL || o[2] == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s: ring, curve and points go together", name);
+        return -1;
+    }
+    if (take(o[0], &a[0], "ring", FLOATS, 8, 1, 1) < 0 ||
+        take(o[1], &a[1], "curve", INT64S, 8, 1, 1) < 0 ||
+        take(o[2], &a[2], "points", FLOATS, 8, 2, 1) < 0) {
+        return -1;
+    }
+    const int64_t *curve = a[1].view.buf;
+    const Py_ssize_t size = len_of(&a[0]) / 2;
+    if (len_of(&a[1]) < N_CURVE || size < 1 || len_of(&a[0]) != 2 * size || curve[CURVE_STRIDE] < 1 ||
+        curve[CURVE_LEARNED] < 0 || curve[CURVE_NEXT] < 0 || curve[CURVE_NEXT] >= size ||
+        curve[CURVE_LEN] < 0 || curve[CURVE_LEN] > size || curve[CURVE_POINTS] < 0 ||
+        curve[CURVE_DIRTY] < 0 || curve[CURVE_DIRTY] > curve[CURVE_LEN] ||
+        a[2].view.shape[1] != 3 ||
+        a[2].view.shape[0] - curve[CURVE_POINTS] < (k->stop - k->start) / curve[CURVE_STRIDE] + 1) {
+        PyErr_Format(PyExc_ValueError, "%s: arrays out of range", name);
+        return -1;
+    }
+    k->ring = a[0].view.buf;
+    k->size = size;
+    k->curve = a[1].view.buf;
+    k->points = a[2].view.buf;
+    return 0;
+}
+
 PyDoc_STRVAR(learn_logistic_doc,
-             "learn_logistic(values, status, start, stop, weights, lr, state, p_out, loss_out)"
-             " -> int\n\n"
+             "learn_logistic(values, status, start, stop, weights, lr, state, p_out, loss_out"
+             "[, ring, curve, points]) -> int\n\n"
              "streamlearn.fast.classspec.learn_logistic, compiled: the binary logistic prequential "
              "step over rows start..stop.");
 
 static PyObject *learn_logistic(PyObject *self, PyObject *args)
 {
-    PyObject *o[6];
-    Array a[6] = {0};
+    PyObject *o[9] = {0};
+    Array a[9] = {0};
     Classify k = {0};
     PyObject *result = NULL;
-    if (!PyArg_ParseTuple(args, "OOnnOdOOO:learn_logistic", &o[0], &o[1], &k.start, &k.stop,
-                          &o[2], &k.lr, &o[3], &o[4], &o[5])) {
+    if (!PyArg_ParseTuple(args, "OOnnOdOOO|OOO:learn_logistic", &o[0], &o[1], &k.start,
+                          &k.stop, &o[2], &k.lr, &o[3], &o[4], &o[5], &o[6], &o[7], &o[8])) {
         return NULL;
     }
     if (take(o[0], &a[0], "values", FLOATS, 8, 2, 0) < 0 ||
@@ -1064,26 +1146,29 @@ static PyObject *learn_logistic(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "learn_logistic: arrays out of range");
         goto done;
     }
+    if (take_curve(o + 6, a + 6, &k, "learn_logistic") < 0) {
+        goto done;
+    }
     result = run_block(logistic_block, &k, (k.stop - k.start) * (k.n_features + 1));
 done:
-    release(a, 6);
+    release(a, 9);
     return result;
 }
 
 PyDoc_STRVAR(learn_softmax_doc,
              "learn_softmax(values, status, classes, start, stop, weights, lr, state, p_out, "
-             "loss_out) -> int\n\n"
+             "loss_out[, ring, curve, points]) -> int\n\n"
              "streamlearn.fast.classspec.learn_softmax, compiled: the multiclass softmax "
              "prequential step over rows start..stop.");
 
 static PyObject *learn_softmax(PyObject *self, PyObject *args)
 {
-    PyObject *o[7];
-    Array a[7] = {0};
+    PyObject *o[10] = {0};
+    Array a[10] = {0};
     Classify k = {0};
     PyObject *result = NULL;
-    if (!PyArg_ParseTuple(args, "OOOnnOdOOO:learn_softmax", &o[0], &o[1], &o[2], &k.start,
-                          &k.stop, &o[3], &k.lr, &o[4], &o[5], &o[6])) {
+    if (!PyArg_ParseTuple(args, "OOOnnOdOOO|OOO:learn_softmax", &o[0], &o[1], &o[2], &k.start,
+                          &k.stop, &o[3], &k.lr, &o[4], &o[5], &o[6], &o[7], &o[8], &o[9])) {
         return NULL;
     }
     if (take(o[0], &a[0], "values", FLOATS, 8, 2, 0) < 0 ||
@@ -1113,10 +1198,13 @@ static PyObject *learn_softmax(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "learn_softmax: arrays out of range");
         goto done;
     }
+    if (take_curve(o + 7, a + 7, &k, "learn_softmax") < 0) {
+        goto done;
+    }
     const Py_ssize_t work = (k.stop - k.start) * (k.n_features + 1) * (k.n_classes + 1);
     result = run_block(softmax_block, &k, work);
 done:
-    release(a, 7);
+    release(a, 10);
     return result;
 }
 
@@ -1392,7 +1480,7 @@ static int add_constants(PyObject *module)
         {"INTERCEPT", INTERCEPT}, {"ABS_SUM", ABS_SUM},       {"STOPPED", STOPPED},
         {"SEEN_TOTAL", SEEN_TOTAL}, {"LOSS_N", LOSS_N},       {"LOSS_MEAN", LOSS_MEAN},
         {"N_LOSS_STATE", N_LOSS_STATE}, {"N_KEY_COUNTERS", N_KEY_COUNTERS},
-        {"K_FULL", K_FULL},
+        {"K_FULL", K_FULL},       {"N_CURVE", N_CURVE},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (PyModule_AddIntConstant(module, ints[i].name, ints[i].value) < 0) {

@@ -31,4 +31,5 @@ LOSS_MEAN: int
 N_LOSS_STATE: int
 N_KEY_COUNTERS: int
 K_FULL: int
+N_CURVE: int
 DIVERGED: float

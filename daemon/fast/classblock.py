@@ -13,7 +13,8 @@ Then a kernel (``classspec.learn_logistic`` or ``classspec.learn_softmax``, comp
 predicts, scores the log loss and learns each row in order, and the class counts, the rolling
 window and the learning curve of the ``ClassLearner`` are updated a block at a time from its
 probabilities (``ClassMetrics.update_many``): the same state ``ClassLearner.step`` leaves
-record by record.
+record by record. The kernel also makes the log-loss curve's points of the block, as record by
+record makes them (``classspec.loss_point``).
 The kernel stops at a row the record path must take (a non-finite margin, a class the model
 has not learned yet); the run loop takes the rest of the block record by record.
 """
@@ -213,18 +214,20 @@ class ClassBlockLearner(BlockReader):
         metrics = learner.metrics
         state = np.array([metrics.loss.n, metrics.loss.get()], dtype=np.float64)
         loss = np.empty(rows)
+        curve = _LossCurve.of(learner, stop - start)
         if isinstance(model, LogisticRegression):
             p = np.empty(rows)
             done = self.kernels.logistic(
-                parsed.values, parsed.status, start, stop, weights, model.lr, state, p, loss
-            )
+                parsed.values, parsed.status, start, stop, weights, model.lr, state, p, loss,
+                *curve,
+            )  # fmt: skip
             proba = np.empty((rows, 2))
             proba[start:done, 1] = p[start:done]
             proba[start:done, 0] = 1.0 - p[start:done]
             to_code = np.arange(2)
         else:
             done, proba, to_code = self._learn_softmax(
-                model, parsed, start, stop, weights, state, loss
+                model, parsed, start, stop, weights, state, loss, curve
             )
         self.put_weights(model, weights)
         self.yhat = proba
@@ -240,7 +243,7 @@ class ClassBlockLearner(BlockReader):
                 pred = to_code[np.argmax(given[:, to_code], axis=1)]
             y = parsed.values[scored, -1].astype(np.int64)
             mean = (float(state[0]), float(state[1]))
-            self._score(learner, Scored(y, given, pred, loss[scored], p_pos), mean)
+            self._score(learner, Scored(y, given, pred, loss[scored], p_pos), mean, curve.made())
         return done
 
     def _learn_softmax(
@@ -252,6 +255,7 @@ class ClassBlockLearner(BlockReader):
         weights: NDArray[np.float64],
         state: NDArray[np.float64],
         loss: NDArray[np.float64],
+        curve: _LossCurve,
     ) -> tuple[int, NDArray[np.float64], NDArray[np.int64]]:
         """The softmax kernel over the block; the probabilities by code, and each model
         class's code."""
@@ -268,8 +272,9 @@ class ClassBlockLearner(BlockReader):
             return start, np.empty((parsed.rows, len(space))), to_code  # record by record
         p = np.empty((parsed.rows, len(model.classes)))
         done = self.kernels.softmax(
-            parsed.values, parsed.status, classes, start, stop, weights, model.lr, state, p, loss
-        )
+            parsed.values, parsed.status, classes, start, stop, weights, model.lr, state, p, loss,
+            *curve,
+        )  # fmt: skip
         proba = np.zeros((parsed.rows, len(space)))
         proba[start:done, to_code] = p[start:done]
         return done, proba, to_code
@@ -284,10 +289,18 @@ class ClassBlockLearner(BlockReader):
             mean.update(value)
         self._score(learner, scored, (mean.n, mean.get()))
 
-    def _score(self, learner: ClassLearner, scored: Scored, mean: tuple[float, float]) -> None:
+    def _score(
+        self,
+        learner: ClassLearner,
+        scored: Scored,
+        mean: tuple[float, float],
+        loss_points: list[list[float]] | None = None,
+    ) -> None:
         """The class metrics, window, curve and count of the learned rows; ``mean`` is the
-        running mean of the loss after them, as ``(n, mean)``."""
-        start = learner.loss_mark()
+        running mean of the loss after them, as ``(n, mean)``; ``loss_points``: the loss
+        curve's points as the kernel made them (None: from the losses, in the last bits
+        not record by record's)."""
+        start = learner.loss_mark() if loss_points is None else None
         y, pred = scored.y, scored.pred
         metrics = learner.metrics
         correct0 = metrics.right
@@ -296,7 +309,10 @@ class ClassBlockLearner(BlockReader):
         right = _fill_window(learner.window, scored)
         correct = np.cumsum(y == pred) + correct0
         _add_curve_points(learner, counts, correct, right)
-        learner.add_loss_points(start, scored.loss)
+        if start is not None:
+            learner.add_loss_points(start, scored.loss)
+        else:
+            learner.loss_curve.add_many(loss_points or [])
         learner.records_learned = counts[0] + len(y)
         if learner.feature_names is not None:
             learner.feature_names.update(self.features)
@@ -311,6 +327,29 @@ class ClassBlockLearner(BlockReader):
         """Put back what ``save`` took."""
         self.put_weights(model, saved.weights)
         learner.import_prequential(saved.prequential)
+
+
+class _LossCurve(NamedTuple):
+    """The kernels' ``ring``, ``curve`` and ``points`` (``classspec.loss_point``): the log-loss
+    curve's points made where record by record makes them, in the same operations."""
+
+    ring: NDArray[np.float64]
+    curve: NDArray[np.int64]
+    points: NDArray[np.float64]
+
+    @classmethod
+    def of(cls, learner: ClassLearner, rows: int) -> _LossCurve:
+        """For a block of up to ``rows`` learned rows into ``learner``."""
+        window, stride = learner.window, learner.loss_curve.stride
+        curve = [learner.records_learned, stride, window.next, window.len, 0, 0]
+        points = np.empty((max(rows, 0) // stride + 1, 3))
+        ring = np.empty(2 * window.size)
+        ring[: window.size] = window.loss  # then the partial sums, none taken yet
+        return cls(ring, np.array(curve, np.int64), points)
+
+    def made(self) -> list[list[float]]:
+        points: list[list[float]] = self.points[: self.curve[classspec.CURVE_POINTS]].tolist()
+        return points
 
 
 def _code(space: ClassSpace, model_label: Hashable) -> int:
