@@ -545,6 +545,9 @@ def test_a_multiclass_block_leaves_the_learner_as_record_by_record(which, window
     assert stops >= 4  # each class new to the model ("cat", "3.0", "17", ...) stops the kernel
     assert_same_learner(slow, fast)
     assert {"0", "1", "2", "3", "17", "cat", "3.0"} <= set(fast.classes.labels)
+    # The cross-entropy curve, made by the softmax kernel, to the bit.
+    assert slow.loss_curve.stride == fast.loss_curve.stride
+    assert [bits(p) for p in slow.loss_curve.points] == [bits(p) for p in fast.loss_curve.points]
 
 
 # -- whole replays: the block path = record by record ----------------------------------------
