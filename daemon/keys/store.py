@@ -359,6 +359,8 @@ class KeyedModels(Generic[L]):
     def rescore(self) -> None:
         """Count the changed live keys at their scores now, unwritten: without a state dir
         no checkpoint writes them, and the keys' telemetry would show only the spilled."""
+        if self.events is None:  # nothing reads them without --metrics-port (seconds a run)
+            return
         described = self.overlay.scores()  # its keys as they are now: after their learners
         for key, score in ((key, self.codec.describe(self._live[key])[1]) for key in self._dirty):
             entry = self.index.get(key)

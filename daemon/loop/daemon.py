@@ -480,9 +480,7 @@ class Daemon:
         self.schedule.taken()
         if self.store is None:
             self.checkpoints.flush_sinks()
-            # The keys' telemetry follows them all the same; with none (no --metrics-port)
-            # nobody reads the scores, and counting 100,000 keys costs seconds.
-            if self.keyed is not None and self.keyed.models.events is not None:
+            if self.keyed is not None:  # the keys' telemetry follows them all the same
                 self.keyed.models.rescore()
             return
         self.guard.check_model(self.router.last_x)  # never store a diverged model
