@@ -161,3 +161,20 @@ def test_sigkill_on_the_compiled_keyed_path_resumes_as_one_pass(tmp_path: Path) 
     for key in set(names):
         rows = [i for i in learned if names[i] == key]
         assert got[key].records_learned == len(rows), key
+
+
+def test_each_keys_river_pipeline_is_a_copy_planned_on_its_own_steps() -> None:
+    """Keys copy one River pipeline planned once (its plan is built at first use otherwise):
+    each copy's plan must name the copy's own steps, never the template's or a neighbour's."""
+    from streamlearn.config import Settings
+    from streamlearn.keys.build import fresh_models
+
+    settings = Settings(source="rows.csv", follow=False, model="StandardScaler | LinearRegression")
+    fresh = fresh_models(settings, None)
+    first, second = fresh(), fresh()
+    for model in (first, second):
+        assert model._plan is not None
+        assert [step for _, step, *_ in model._plan] == list(model.steps.values())
+    assert all(a is not b for a, b in zip(first.steps.values(), second.steps.values(), strict=True))
+    first.learn_one({"x": 1.0}, 3.0)
+    assert second.predict_one({"x": 1.0}) == 0.0  # the second key learned nothing

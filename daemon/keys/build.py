@@ -195,9 +195,7 @@ def _planned(model: object) -> None:
     from river import compose
 
     if isinstance(model, compose.Pipeline):
-        build = getattr(model, "_build_plan", None)  # (River's own: 0.26 has it)
-        if build is not None:
-            build()
+        model._build_plan()  # River's own since 0.26, the floor pyproject.toml sets
 
 
 def open_keyed_run(
