@@ -47,8 +47,6 @@ from .host import LoopHost
 from .paths import MIN_BLOCK_LINES, PathKit
 
 if TYPE_CHECKING:
-    from streamlearn.keys.run import KeyedRun
-
     from .keyrouter import KeyedRouter
 
 __all__ = ["KeyedBlockPath", "KeyedBlockReader", "keyed_path"]
@@ -124,7 +122,7 @@ def keyed_path(kit: PathKit) -> KeyedBlockPath | None:
             len(slots.features),
             slots.capacity,
         )
-    return KeyedBlockPath(kit, kit.learner.model, keys, slots)
+    return KeyedBlockPath(kit, kit.learner.model, router, slots)
 
 
 def _refusal(kit: PathKit, router: KeyedRouter) -> str | None:
@@ -158,12 +156,14 @@ class KeyedBlockPath(BlockPath[Parsed]):
 
     name = "keyed-block"
 
-    def __init__(self, kit: PathKit, model: object, keys: KeyedRun, slots: KeySlots) -> None:
+    def __init__(self, kit: PathKit, model: object, router: KeyedRouter, slots: KeySlots) -> None:
         super().__init__(kit, model)
+        keys = router.keys
         decoder = kit.decoder
         assert isinstance(decoder, CsvDecoder) and decoder.keys is not None
         assert isinstance(keys.tally, RegressionTally) and decoder.keys.field is not None
         self.decoder = decoder
+        self.router = router
         self.keys = keys
         self.tally = keys.tally
         self.slots = slots
@@ -261,8 +261,9 @@ class KeyedBlockPath(BlockPath[Parsed]):
             for row, guess, label in zip(
                 range(start, stop), guesses.tolist(), values[:, -1].tolist(), strict=True
             ):
-                line = {"id": None, "position": parsed.raw(row).where(), "prediction": guess}
-                line["key"] = keys[row]
+                key = keys[row]
+                assert key is not None  # a row learned in a slot has its key
+                line = self.router.output_line(None, parsed.raw(row).where(), key, guess)
                 line["label"] = label
                 write(line)
 

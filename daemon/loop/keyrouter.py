@@ -151,7 +151,7 @@ class KeyedRouter(Router):
                 host.telemetry = self.host.telemetry
                 drift.observe(self.counters.records_seen - 1, x, y, yhat, host)
             if every:
-                line = self._line(item.id, item.raw.where(), key, yhat)
+                line = self.output_line(item.id, item.raw.where(), key, yhat)
                 line["label"] = y
                 self.predictions.write(line)
 
@@ -169,7 +169,7 @@ class KeyedRouter(Router):
         self._teach(learner, x, y, yhat)
         self._observe(learner, x, y, yhat)
         if self.predictions_all:
-            line = self._line(item.id, item.raw.where(), key, yhat)
+            line = self.output_line(item.id, item.raw.where(), key, yhat)
             line["label"] = self._label(y)
             self.predictions.write(line)
 
@@ -264,7 +264,7 @@ class KeyedRouter(Router):
         classes = self.class_tally
         return classes.classes.label(y) if classes is not None else y
 
-    def _line(
+    def output_line(
         self, record_id: str | None, where: dict[str, object], key: str, yhat: Answer
     ) -> dict[str, Any]:
         """An output line: as a run of one model writes it, with the record's key."""
@@ -293,7 +293,7 @@ class KeyedRouter(Router):
         yhat: Answer | None = learner.serve(item.x)
         if yhat is None or self._bad(yhat):
             return  # the model cannot predict this record yet: nothing to serve
-        line = self._line(item.id, item.raw.where(), key, yhat)
+        line = self.output_line(item.id, item.raw.where(), key, yhat)
         if served_by is not None:
             line["fallback"] = served_by
             keys.tally.keyed.fallback_predictions += 1
