@@ -24,6 +24,7 @@ Run: python bench/bench_keys.py [--held 1000,10000,100000] [--changed 1,10,100,1
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import random
 import re
@@ -204,7 +205,10 @@ def _loop(
 
 
 def run_rates(args: argparse.Namespace) -> None:
-    """Whole replays side by side: one model, keyed all live, keyed spilling; River per key."""
+    """Whole replays side by side: one model, keyed all live, keyed spilling; River per key.
+    ``--repeat`` rounds, the runs alternated in each. With ``--steady`` the second half of
+    the rows too: a file of twice the rows less one of its first half (the same lines), for
+    one model and keyed all live (most keys were seen in the first half)."""
     from bench_keyed_run import write
 
     window = ("--rolling-window", str(args.window))
@@ -221,33 +225,41 @@ def run_rates(args: argparse.Namespace) -> None:
         write(empty_keyed, 0, args.keys)
         print(f"rows {args.rows:,}, 5 features, window {args.window}; seconds of the rows")
         many = ("--key-by", "store", "--max-live-keys")
+        live = (*many, str(args.keys))
+        # name, file, the file whose time is taken off, options, environment, run compared to
         runs = [
-            ("one sgd, block path", plain, empty_plain, (), None),
-            ("one sgd, record path", plain, empty_plain, (), {"STREAMLEARN_FASTPATH": "0"}),
-            (
-                f"--key-by, {args.keys:,} keys, all live",
-                keyed,
-                empty_keyed,
-                (*many, str(args.keys)),
-                None,
-            ),
-            (
-                f"--key-by, {args.keys:,} keys, --max-live-keys {args.max_live:,}",
-                keyed,
-                empty_keyed,
-                (*many, str(args.max_live)),
-                None,
-            ),
-        ]
-        block_rate = 0.0
-        print("| run | s | rec/s | x one sgd (block) | peak RSS MiB |")
-        print("|---|---:|---:|---:|---:|")
-        for name, path, empty, extra, env in runs:
-            seconds, rss = _loop(path, empty, *window, *extra, env=env)
-            rate = args.rows / max(seconds, 1e-9)
-            block_rate = block_rate or rate
-            print(f"| {name} | {seconds:.2f} | {rate:,.0f} | {rate / block_rate:.4f} | {rss:.0f} |")
-        river_rates(args, folder)
+            ("one sgd, block path", plain, empty_plain, (), None, 0),
+            ("one sgd, record path", plain, empty_plain, (), {"STREAMLEARN_FASTPATH": "0"}, 0),
+            (f"--key-by, {args.keys:,} keys, all live", keyed, empty_keyed, live, None, 0),
+            (f"--key-by, {args.keys:,} keys, --max-live-keys {args.max_live:,}", keyed,
+             empty_keyed, (*many, str(args.max_live)), None, 0),
+        ]  # fmt: skip
+        if args.sgd_only:
+            runs = [runs[0], runs[2]]
+        if args.steady:
+            plain2, keyed2 = folder / "plain2.csv", folder / "keyed2.csv"
+            write(plain2, 2 * args.rows, None)
+            write(keyed2, 2 * args.rows, args.keys)
+            for double, half in ((plain2, plain), (keyed2, keyed)):  # the first half's lines
+                with open(double) as whole, open(half, "w") as out:
+                    out.writelines(itertools.islice(whole, args.rows + 1))
+            first = len(runs)
+            runs.append(("one sgd, block path, rows N..2N", plain2, plain, (), None, first))
+            runs.append(("--key-by all live, rows N..2N", keyed2, keyed, live, None, first))
+        print("| round | run | s | rec/s | x one sgd (block) | peak RSS MiB |")
+        print("|---|---|---:|---:|---:|---:|")
+        for round_ in range(args.repeat):
+            rates: list[float] = []
+            for name, path, empty, extra, env, base in runs:
+                seconds, rss = _loop(path, empty, *window, *extra, env=env)
+                rates.append(args.rows / max(seconds, 1e-9))
+                print(
+                    f"| {round_ + 1} | {name} | {seconds:.2f} | {rates[-1]:,.0f} | "
+                    f"{rates[-1] / rates[base]:.4f} | {rss:.0f} |",
+                    flush=True,
+                )
+        if not args.sgd_only:
+            river_rates(args, folder)
 
 
 def river_rates(args: argparse.Namespace, folder: Path) -> None:
@@ -301,6 +313,10 @@ def main() -> None:
     parser.add_argument("--river-rows", type=int, default=100_000)
     parser.add_argument("--river-keys", type=int, default=1000)
     parser.add_argument("--river-only", action="store_true", help="--run: the River pair only")
+    parser.add_argument(
+        "--sgd-only", action="store_true", help="--run: one sgd block path and keyed all live"
+    )
+    parser.add_argument("--steady", action="store_true", help="--run: rows N..2N timed too")
     parser.add_argument("--held", default="1000,10000,100000")
     parser.add_argument("--changed", default="1,10,100,1000,10000")
     parser.add_argument("--window", type=int, default=100, help="each key's rolling window")
