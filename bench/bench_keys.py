@@ -18,7 +18,7 @@ plain River loop keeping a dict of models per key, on the same rows.
 Run: python bench/bench_keys.py [--held 1000,10000,100000] [--changed 1,10,100,1000,10000]
      [--window 100] [--repeat 3]
      python bench/bench_keys.py --run [--rows 1000000] [--keys 100000] [--max-live 10000]
-     [--river-rows 100000] [--river-keys 1000] [--river-only] [--repeat 3]
+     [--river-rows 100000] [--river-keys 1000] [--river-only] [--river-parsed] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -262,29 +262,79 @@ def run_rates(args: argparse.Namespace) -> None:
             river_rates(args, folder)
 
 
+#: The loop a user writes for a River spec per key (as ``bench_replay``'s ``RIVER_LOOP`` for
+#: one model): ``iter_csv`` with converters, a model per key cloned from the spec, and per
+#: key an MAE updated as ``progressive_val_score`` does (predict, score, then learn).
+RIVER_KEYED_LOOP = """
+import sys
+from river import linear_model, metrics, preprocessing, stream
+spec = preprocessing.StandardScaler() | linear_model.LinearRegression()
+converters = {{**{{name: float for name in {features!r}}}, "y": float}}
+models, maes = {{}}, {{}}
+for x, y in stream.iter_csv(sys.argv[1], target="y", converters=converters):
+    key = x.pop("store")
+    model = models.get(key)
+    if model is None:
+        model = models[key] = spec.clone()
+        maes[key] = metrics.MAE()
+    y_pred = model.predict_one(x)
+    if y_pred is not None:
+        maes[key].update(y, y_pred)
+    model.learn_one(x, y)
+"""
+
+
 def river_rates(args: argparse.Namespace, folder: Path) -> None:
-    """A River spec per key: the River dict loop, then ``--key-by``, ``--repeat`` times in
-    turn (the machine is shared: each pair's ratio, and their median)."""
-    from bench_keyed_run import SPEC, river_dict_loop, write
+    """A River spec per key: the River loop a user writes against ``--key-by``, whole
+    processes, ``--repeat`` rounds in turn (the machine is shared: each round's ratio, and
+    their median), in wall and CPU seconds of the rows (a process on the rows less the same
+    process on the header alone). Then the old pair: River on rows parsed before its clock."""
+    from bench_keyed_run import FEATURES, SPEC, river_dict_loop, write
+    from contenders import timed_cpu
 
     river, river0 = folder / "river.csv", folder / "river0.csv"
     write(river, args.river_rows, args.river_keys)
     write(river0, 0, args.river_keys)
     print(f"\n{SPEC} per key, {args.river_rows:,} rows, {args.river_keys:,} keys:")
+    loop = [sys.executable, "-c", RIVER_KEYED_LOOP.format(features=FEATURES)]
+    replay = [sys.executable, "-m", "streamlearn.cli", "replay", "--no-progress"]
     keyed = ("--key-by", "store", "--model", SPEC)
+    contenders = {
+        "River loop (iter_csv, clone per key, MAE per key)": [*loop, "{file}"],
+        "streamlearn replay --key-by store": [*replay, "{file}", *keyed],
+    }
+    rounds: list[list[tuple[float, float]]] = []
+    for _ in range(args.repeat):
+        times = []
+        for command in contenders.values():
+            (wall0, cpu0), (wall, cpu) = (
+                timed_cpu([part.replace("{file}", str(path)) for part in command])
+                for path in (river0, river)
+            )
+            times.append((wall - wall0, cpu - cpu0))
+        rounds.append(times)
+        (loop_wall, loop_cpu), (ours_wall, ours_cpu) = times
+        print(
+            f"  wall: River loop {loop_wall:.2f} s, --key-by {ours_wall:.2f} s: "
+            f"{loop_wall / ours_wall:.2f}x; CPU: {loop_cpu:.2f} s, {ours_cpu:.2f} s: "
+            f"{loop_cpu / ours_cpu:.2f}x",
+            flush=True,
+        )
+    wall, cpu = (statistics.median(times[0][i] / times[1][i] for times in rounds) for i in (0, 1))
+    print(f"  median: wall {wall:.2f}x, CPU {cpu:.2f}x (rows less header, whole processes)")
+    if not args.river_parsed:
+        return
+    print("  River on rows parsed before its clock starts (no iter_csv), against --key-by:")
     ratios: list[tuple[float, float]] = []
     for _ in range(args.repeat):
-        loop = river_dict_loop(river)  # River imported before its clock starts
+        parsed = river_dict_loop(river)  # River imported before its clock starts
         ours, _ = _loop(river, river0, *keyed)
-        # CPU seconds too (a shared machine stretches wall time): the loop's process time,
-        # the replay's user + system time less an empty file's.
-        loop_cpu = river_dict_loop(river, clock=time.process_time)
+        parsed_cpu = river_dict_loop(river, clock=time.process_time)
         ours_cpu = _cpu(river, *keyed) - _cpu(river0, *keyed)
-        ratios.append((loop / ours, loop_cpu / ours_cpu))
+        ratios.append((parsed / ours, parsed_cpu / ours_cpu))
         print(
-            f"  wall: River dict loop {loop:.2f} s, streamlearn --key-by {ours:.2f} s: "
-            f"{loop / ours:.2f}x; CPU: {loop_cpu:.2f} s, {ours_cpu:.2f} s: "
-            f"{loop_cpu / ours_cpu:.2f}x",
+            f"  wall: River parsed {parsed:.2f} s, --key-by {ours:.2f} s: {parsed / ours:.2f}x; "
+            f"CPU: {parsed_cpu:.2f} s, {ours_cpu:.2f} s: {parsed_cpu / ours_cpu:.2f}x",
             flush=True,
         )
     wall, cpu = (statistics.median(ratio[i] for ratio in ratios) for i in (0, 1))
@@ -317,6 +367,9 @@ def main() -> None:
         "--sgd-only", action="store_true", help="--run: one sgd block path and keyed all live"
     )
     parser.add_argument("--steady", action="store_true", help="--run: rows N..2N timed too")
+    parser.add_argument(
+        "--river-parsed", action="store_true", help="--run: River on rows parsed beforehand too"
+    )
     parser.add_argument("--held", default="1000,10000,100000")
     parser.add_argument("--changed", default="1,10,100,1000,10000")
     parser.add_argument("--window", type=int, default=100, help="each key's rolling window")
