@@ -5,8 +5,9 @@ new, or read back from the state store), its prediction scored in the whole stre
 too; an unlabeled one is predicted by its key's learner, or by ``--key-fallback`` for a key
 without a model; a late label joins by id and is learned by the key its features came with.
 A key whose learner diverges (NaN/inf) gets its last written state back (else a fresh
-learner): the divergence guard is each key's own, and so is its drift monitor. Record by
-record: no block path takes a keyed run yet.
+learner): the divergence guard is each key's own, and so is its drift monitor. The block
+paths of a keyed run (``keyblocks``: sgd in the kernels; ``keyrows``: any other model, a
+parsed row at a time through ``keyed_step``) give the same results.
 """
 
 from __future__ import annotations
@@ -33,12 +34,20 @@ from .guard import DivergenceGuard
 from .host import LoopHost
 from .router import Router
 
-__all__ = ["KeyedRouter"]
+__all__ = ["KeyedRouter", "KeyedStep", "RecordOf"]
 
 log = logging.getLogger(__name__)
 
 #: A key's prediction: a regressor's value or a classifier's probabilities by class code.
 Answer = float | Proba
+#: A labeled record as ``KeyedRouter.keyed_step`` takes it: the record, or what makes it.
+RecordOf = Record | Callable[[], Record]
+#: ``KeyedRouter.keyed_step``: test-then-train of ``(key, x, y, record)``.
+KeyedStep = Callable[[str | None, dict[str, float], float, RecordOf], None]
+
+
+def _record(item: RecordOf) -> Record:
+    return item if isinstance(item, Record) else item()
 
 
 class KeyedRouter(Router):
@@ -105,8 +114,21 @@ class KeyedRouter(Router):
             return None
 
     def _labeled_step(self) -> Callable[[Record, float], None]:
+        """Test-then-train of one labeled record in its key (``keyed_step``'s, for a record)."""
+        step = self.keyed_step()
+
+        def learn(item: Record, y: float) -> None:
+            step(item.key, item.x, y, item)
+
+        return learn
+
+    def keyed_step(self) -> KeyedStep:
         """Test-then-train of one labeled record in its key, bound to this batch's
-        collaborators (read once a batch, not once a record)."""
+        collaborators (read once a batch, not once a record): ``step(key, x, y, item)``.
+
+        ``item`` is the record, or what makes it (a block's row, ``keyrows``): only a dead
+        letter, a diverged or classifier's prediction and ``--predictions-all`` need it.
+        """
         keys = self.keys
         get = keys.models.get
         counts = keys.tally.keyed
@@ -118,17 +140,15 @@ class KeyedRouter(Router):
         every = self.predictions_all
         host = self._key_host()
 
-        def learn(item: Record, y: float) -> None:
-            key = item.key
+        def step(key: str | None, x: dict[str, float], y: float, item: RecordOf) -> None:
             if key is None:
-                self._learner(key, item)  # dead-lettered
+                self._learner(key, _record(item))  # dead-lettered
                 return
             try:
                 learner = get(key)
             except KeyRejected as exc:
-                self.reject(Rejected(exc.reason, str(exc), item.raw))
+                self.reject(Rejected(exc.reason, str(exc), _record(item).raw))
                 return
-            x = item.x
             yhat: Answer | None = learner.step(x, y)
             if counts.fallback is not None:
                 self._learn_fallback(x, y)
@@ -137,7 +157,7 @@ class KeyedRouter(Router):
                 return
             if score is None or isinstance(yhat, tuple) or yhat - yhat != 0.0:
                 # a classifier's, or diverged
-                self._learned(item, key, learner, y, yhat)
+                self._learned(_record(item), key, learner, y, yhat)
                 return
             counts.learned += 1
             score(y, yhat)
@@ -151,11 +171,12 @@ class KeyedRouter(Router):
                 host.telemetry = self.host.telemetry
                 drift.observe(self.counters.records_seen - 1, x, y, yhat, host)
             if every:
-                line = self.output_line(item.id, item.raw.where(), key, yhat)
+                record = _record(item)
+                line = self.output_line(record.id, record.raw.where(), key, yhat)
                 line["label"] = y
                 self.predictions.write(line)
 
-        return learn
+        return step
 
     def _learned(self, item: Record, key: str, learner: KeyLearner, y: float, yhat: Answer) -> None:
         """The rest of a labeled record's test-then-train, once its key learned it: a

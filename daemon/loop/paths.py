@@ -170,6 +170,11 @@ def choose_path(kit: PathKit) -> RecordPath:
         keyed = keyed_path(kit)  # per-key sgd in the compiled kernels, where it is exact
         if keyed is not None:
             return keyed
+        from .keyrows import keyed_rows_path
+
+        rows = keyed_rows_path(kit)  # any other model: parsed rows, each key's own step
+        if rows is not None:
+            return rows
     if not _blocks_possible(kit):
         return RecordByRecord(kit, model)
     if kit.learner.task == "classification":

@@ -1,0 +1,177 @@
+"""A keyed run's blocks for any model but the compiled ``sgd`` (River's): rows parsed at once.
+
+``--key-by COLUMN`` over CSV lines whose other columns are the features then the target: a
+block of lines has its key column cut out and the rest parsed by the compiled parser
+(``keyblocks.KeyedBlockReader``: ``cut_column`` + ``parse_lines``, the decoder judging the
+lines it doubts), and each labeled row with a key is tested then trained on by its key's
+learner through the record path's own step (``KeyedRouter.keyed_step``) from a dict of the
+parsed row, with the feature names' strings shared by every row. So the results are the
+record path's: each key's model, metrics, window, curve, drift monitor and divergence
+guard, the whole stream's tally, counters, dead letters and predictions. Any other row
+(unlabeled, rejected, without a key, a header) goes to ``KeyedRouter.route`` in order.
+
+What it saves is the per-line decode (a ``Record`` made of Python ``float()`` cells and
+the key) and a batch's collector work; River's ``predict_one`` and ``learn_one`` and
+each key's bookkeeping stay as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+from streamlearn.fast.block import LABELED, NOTHING, Parsed, compiled_kernels
+from streamlearn.keys.tally import RegressionTally
+from streamlearn.records import CsvDecoder, Decoded, Record
+
+from ..interfaces import Block, BlockSource, Decoder
+from .blocks import ROWS_AT_ONCE, BlockPath, RowBlocks, collector_paused
+from .keyblocks import KeyedBlockReader
+from .keyrouter import KeyedRouter
+from .paths import MIN_BLOCK_LINES, PathKit
+
+__all__ = ["KeyedRowsPath", "keyed_rows_path"]
+
+log = logging.getLogger(__name__)
+
+#: Whether the path was logged (once a process).
+_told: list[bool] = []
+
+
+def keyed_rows_path(kit: PathKit) -> KeyedRowsPath | None:
+    """The keyed rows path for a keyed run whose lines it reads; None: record by record."""
+    router = kit.router
+    if not isinstance(router, KeyedRouter):
+        return None
+    why = _refusal(kit, router)
+    if why is not None:
+        log.debug("--key-by: no rows blocks (%s)", why)
+        return None
+    if not _told:
+        _told.append(True)
+        log.info("--key-by: each key's model learns parsed rows a block at a time")
+    return KeyedRowsPath(kit, kit.learner.model, router)
+
+
+def _refusal(kit: PathKit, router: KeyedRouter) -> str | None:
+    """Why the keyed rows path cannot take this run's blocks (None: it can)."""
+    decoder = kit.decoder
+    if not kit.fastpath:
+        return "STREAMLEARN_FASTPATH=0"
+    if kit.compiled.missing or compiled_kernels() is None:
+        return "the compiled kernels are not built"
+    if not isinstance(kit.source, BlockSource):
+        return "the source reads no blocks"
+    if not isinstance(decoder, CsvDecoder) or decoder.keys is None or decoder.keys.field is None:
+        return "the keyed rows path reads CSV keyed by a column"
+    schema = decoder._schema
+    columns = [name for name in decoder.header if name != decoder.keys.field]
+    if schema.refused or schema.id_index >= 0 or columns != [*decoder.features, schema.target]:
+        return "the columns are not the key, the features then the target"
+    if not isinstance(router.keys.tally, RegressionTally):
+        return "a classifier's labels are read by the decoder"
+    if router.keys.tally.feature_names is not None:
+        return "the features are not fixed"
+    return None
+
+
+class _RowRecord:
+    """The ``Record`` of a block's row, made only when a rare branch of the step needs it
+    (a dead letter, a diverged prediction, ``--predictions-all``): as the decoder makes it."""
+
+    __slots__ = ("decoder", "parsed", "row")
+
+    def __init__(self, parsed: Parsed, decoder: Decoder) -> None:
+        self.parsed = parsed
+        self.decoder = decoder
+        self.row = 0
+
+    def __call__(self) -> Record:
+        item = self.parsed.judged.get(self.row)
+        if item is None:
+            item = self.decoder.decode(self.parsed.raw(self.row))
+        assert isinstance(item, Record)
+        return item
+
+
+class KeyedRowsPath(RowBlocks, BlockPath[Parsed]):
+    """Blocks of keyed CSV lines, parsed at once, learned a row at a time by each key's learner.
+
+    Blocks of ``batch_size`` lines (``RowBlocks``): a River model holds the loop's lock for
+    the block, and a slow one must not hold it for long.
+    """
+
+    name = "keyed-rows"
+
+    def __init__(self, kit: PathKit, model: object, router: KeyedRouter) -> None:
+        super().__init__(kit, model)
+        decoder = kit.decoder
+        assert isinstance(decoder, CsvDecoder) and decoder.keys is not None
+        assert decoder.keys.field is not None and decoder.features is not None
+        self.router = router
+        self.decoder = decoder
+        self.header = list(decoder.header)
+        #: The feature names: the same strings in every row's dict.
+        self.features: Sequence[str] = tuple(decoder.features)
+        self.reader = KeyedBlockReader(decoder.features, decoder.header.index(decoder.keys.field))
+
+    def fits(self, model: object) -> bool:
+        return (
+            model is self.model
+            and not self.kit.compiled.missing
+            and self.decoder.header == self.header
+        )
+
+    def process_block(self, block: Block) -> None:
+        router = self.router
+        if block.lines < MIN_BLOCK_LINES:
+            router.process(block.raws())
+            return
+        started = time.perf_counter()
+        parsed, keys = self.reader.parse_keyed(block, self.kit.decoder)
+        start = self._parsed(started)
+        self._learn_rows(parsed, keys)
+        if parsed.stop < parsed.rows:  # a header of other columns: the rest record by record
+            rest = [parsed.raw(row) for row in range(parsed.stop, parsed.rows)]
+            router.route(self.kit.decoder.decode_batch(rest))
+        router.finish_batch(start)
+
+    def _learn_rows(self, parsed: Parsed, keys: list[str | None]) -> None:
+        """Rows ``0..parsed.stop`` in order: each labeled row with a key stepped in its key,
+        every run of other rows routed as the record path routes them."""
+        router = self.router
+        counters = router.counters
+        step = router.keyed_step()
+        record = _RowRecord(parsed, self.kit.decoder)
+        features = self.features
+        kinds = parsed.status[: parsed.stop].tolist()
+        values = parsed.values[: parsed.stop]
+        others: list[Decoded] = []
+        with collector_paused():
+            for first in range(0, len(kinds), ROWS_AT_ONCE):
+                rows = values[first : first + ROWS_AT_ONCE].tolist()
+                for row, numbers in enumerate(rows, start=first):
+                    key = keys[row]
+                    if kinds[row] != LABELED or key is None:
+                        others.append(self._item(parsed, row, kinds[row]))
+                        continue
+                    if others:
+                        router.route(others)
+                        others = []
+                    counters.records_seen += 1
+                    record.row = row
+                    # ``numbers`` end with the target: zip stops at the last feature
+                    step(key, dict(zip(features, numbers, strict=False)), numbers[-1], record)
+        if others:
+            router.route(others)
+        tally = router.keys.tally
+        assert isinstance(tally, RegressionTally)
+        tally.settle()  # the block's predictions, scored in the whole stream's tally
+
+    def _item(self, parsed: Parsed, row: int, kind: int) -> Decoded:
+        """A row the record path routes: the decoder's verdict on its line."""
+        item = parsed.judged.get(row)
+        if item is None and kind != NOTHING:
+            item = self.kit.decoder.decode(parsed.raw(row))
+        return item
