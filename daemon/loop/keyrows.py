@@ -2,8 +2,8 @@
 
 ``--key-by COLUMN`` over CSV lines whose other columns are the features then the target: a
 block of lines has its key column cut out and the rest parsed by the compiled parser
-(``keyblocks.KeyedBlockReader``: ``cut_column`` + ``parse_lines``, the decoder judging the
-lines it doubts), and each labeled row with a key is tested then trained on by its key's
+(``cut_column`` + ``parse_lines``, as the keyed ``sgd`` path reads them, the decoder judging
+the lines it doubts), and each labeled row with a key is tested then trained on by its key's
 learner through the record path's own step (``KeyedRouter.keyed_step``) from a dict of the
 parsed row, with the feature names' strings shared by every row. So the results are the
 record path's: each key's model, metrics, window, curve, drift monitor and divergence
@@ -21,17 +21,27 @@ import logging
 import time
 from collections.abc import Sequence
 
-from streamlearn.fast.block import LABELED, NOTHING, Parsed, compiled_kernels
+import numpy as np
+
+from streamlearn.fast.block import (
+    DOUBT,
+    LABELED,
+    NOTHING,
+    BlockReader,
+    LineDecoder,
+    Parsed,
+    compiled_kernels,
+    locator,
+)
 from streamlearn.keys.tally import RegressionTally
 from streamlearn.records import CsvDecoder, Decoded, Record
 
 from ..interfaces import Block, BlockSource, Decoder
 from .blocks import ROWS_AT_ONCE, BlockPath, RowBlocks, collector_paused
-from .keyblocks import KeyedBlockReader
 from .keyrouter import KeyedRouter
 from .paths import MIN_BLOCK_LINES, PathKit
 
-__all__ = ["KeyedRowsPath", "keyed_rows_path"]
+__all__ = ["KeyedRowsPath", "KeyedRowsReader", "keyed_rows_path"]
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +86,37 @@ def _refusal(kit: PathKit, router: KeyedRouter) -> str | None:
     return None
 
 
+class KeyedRowsReader(BlockReader):
+    """Parses blocks of keyed CSV lines: the key column cut out, the rest the plain layout."""
+
+    def __init__(self, features: Sequence[str], column: int) -> None:
+        from streamlearn.fast import _kernels
+
+        super().__init__(features, _kernels.parse_lines)
+        self.column = column
+        self._cut = _kernels.cut_column
+
+    def parse_keyed(self, block: Block, decoder: LineDecoder) -> tuple[Parsed, list[str | None]]:
+        """The block parsed (rows placed in its own lines) and each row's key (None: none)."""
+        data, lines = block.data, block.lines
+        starts = np.empty(lines + 1, dtype=np.int64)
+        cut, keys = self._cut(data, self.column, starts)
+        n_fields = len(self.features) + 1
+        values = np.empty((lines, n_fields))
+        status = np.empty(lines, dtype=np.int8)
+        rows = self._parse(cut, n_fields, values, status, np.empty(lines + 1, dtype=np.int64))
+        assert rows == lines, (rows, lines)
+        parsed = Parsed(values, status, starts, data, block.offset, {}, locator(block))
+        status[[row for row, key in enumerate(keys) if key is None]] = DOUBT
+        for row in np.flatnonzero(status == DOUBT).tolist():
+            if decoder.changes_schema(parsed.raw(row)):
+                parsed.stop = row  # a header of other columns: the rest record by record
+                break
+            item = self._judge(parsed, row, decoder)
+            keys[row] = item.key if type(item) is Record else None
+        return parsed, keys
+
+
 class _RowRecord:
     """The ``Record`` of a block's row, made only when a rare branch of the step needs it
     (a dead letter, a diverged prediction, ``--predictions-all``): as the decoder makes it."""
@@ -114,7 +155,7 @@ class KeyedRowsPath(RowBlocks, BlockPath[Parsed]):
         self.header = list(decoder.header)
         #: The feature names: the same strings in every row's dict.
         self.features: Sequence[str] = tuple(decoder.features)
-        self.reader = KeyedBlockReader(decoder.features, decoder.header.index(decoder.keys.field))
+        self.reader = KeyedRowsReader(decoder.features, decoder.header.index(decoder.keys.field))
 
     def fits(self, model: object) -> bool:
         return (
