@@ -155,8 +155,16 @@ class Coordinator:
         generation = consumer._coordinator.generation_if_stable()
         if generation is None:
             return  # joining or rebalancing: the next stable generation decides
+        holds = _holds(consumer, self.name)
+        if generation.generation_id != self.generation:  # each rebalance of the group, once
+            log.info(
+                "%s: generation %d, this instance %s its partition",
+                self.name,
+                generation.generation_id,
+                "holds" if holds else "does not hold",
+            )
         self.generation = generation.generation_id
-        if _holds(consumer, self.name):
+        if holds:
             if self.generation > self._barred and not self.active.is_set():
                 log.info("holding %s in generation %d: active", self.name, self.generation)
                 self.active.set()
