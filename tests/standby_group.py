@@ -159,9 +159,12 @@ class Group:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *_: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         for instance in self._started:
             instance.kill()
+        if kind is not None:  # a failed test: what each instance said, in pytest's report
+            for instance in self._started:
+                print(f"--- {instance.log.name}, its end ---\n{instance.log_text()[-4000:]}")
 
 
 class _Poller:
