@@ -199,6 +199,39 @@ def test_cut_column(cut) -> None:
     assert cut(data, 1, np.zeros(len(lines) + 1, dtype=np.int64))[1][:3] == ["1", "s2", "2"]
 
 
+@pytest.mark.parametrize("index", [keyspec.KeyIndex, _kernels.KeyIndex], ids=["python", "c"])
+def test_key_index_gives_each_key_one_id(index) -> None:
+    """``cut`` is ``cut_column`` with ids: one per distinct key in the order first seen
+    (across blocks, through table growth), -1 for a doubted line, each new key's text once;
+    ``id`` finds a key cut before by its bytes and adds one it never saw; ``clear`` restarts."""
+    rng = np.random.default_rng(5)
+    names = [f"k{n}" for n in rng.integers(3000, size=6000)]
+    names[10] = "x" * 256
+    lines = [f"1,{name},2.5\n".encode() for name in names]
+    lines[7] = b'1,"k1",2\n'
+    keys = index()
+    ids_seen: dict[str, int] = {}
+    for block in range(0, len(lines), 1000):
+        data = b"".join(lines[block : block + 1000])
+        starts = np.zeros(1001, dtype=np.int64)
+        ids = np.full(1000, 99, dtype=np.int64)
+        out, new = keys.cut(data, 1, starts, ids)
+        expected_out, expected_keys = keyspec.cut_column(data, 1, np.zeros(1001, dtype=np.int64))
+        assert out == expected_out
+        fresh = [key for key in dict.fromkeys(expected_keys) if key and key not in ids_seen]
+        assert new == fresh
+        ids_seen.update({key: len(ids_seen) + n for n, key in enumerate(fresh)})
+        assert ids.tolist() == [-1 if key is None else ids_seen[key] for key in expected_keys]
+    assert len(keys) == len(ids_seen)
+    assert keys.id(b"k1") == ids_seen["k1"]
+    assert keys.id("caf\u00e9".encode()) == len(ids_seen)
+    assert len(keys) == len(ids_seen) + 1
+    keys.clear()
+    ids = np.zeros(2, dtype=np.int64)
+    assert keys.cut(b"1,b,2\n1,a,3\n", 1, np.zeros(3, dtype=np.int64), ids)[1] == ["b", "a"]
+    assert ids.tolist() == [0, 1] and len(keys) == 2
+
+
 def test_the_c_numbers_are_the_specifications() -> None:
     assert _kernels.N_KEY_COUNTERS == keyspec.N_KEY_COUNTERS
     assert _kernels.K_FULL == keyspec.K_FULL

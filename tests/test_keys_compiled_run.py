@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from test_keyed_run import learners
 
-from streamhelpers import cli, kill_at_random_moments, sgd_oracle
+from streamhelpers import cli, invoke, kill_at_random_moments, sgd_oracle
+from streamlearn.keys import slots as key_slots
 
 FEATURES = ("x0", "x1", "x2")
 
@@ -116,6 +117,39 @@ def test_keyed_blocks_equal_the_record_path_and_numpy(tmp_path: Path, bound: str
         np.testing.assert_allclose([weights[f] for f in FEATURES], theta, rtol=0, atol=1e-12)
         assert abs(got[key].model.intercept - theta0) <= 1e-12
         assert got[key].records_learned == len(rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("bound", ["5", "100"], ids=["spilling", "all-live"])
+def test_the_key_index_cleared_between_blocks_changes_no_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bound: str
+) -> None:
+    """The key index is cleared once it holds more than ``max_ids`` keys (here 4; 50 keys
+    in each block of 8192 lines): keys then get new ids while they hold slots (all live:
+    keys new to the run, in no learner yet), and every result is still the record path's."""
+    monkeypatch.setattr(key_slots, "MIN_IDS", 4)
+    monkeypatch.setattr(key_slots, "IDS_PER_SLOT", 0)
+    sizes: list[int] = []
+    cut = key_slots.KeySlots.cut
+
+    def cut_seen(self: key_slots.KeySlots, *args: Any) -> bytes:
+        sizes.append(len(self.index))
+        return cut(self, *args)
+
+    monkeypatch.setattr(key_slots.KeySlots, "cut", cut_seen)
+    path = tmp_path / "keyed.csv"
+    write(path, 30000, 50, seed=8, messy=bound == "5")  # all live: no row settles its key
+    common = ("--key-by", "store", "--inspect-json", "--rolling-window", "50", "--model", "sgd",
+              "--lr", "0.05", "--max-live-keys", bound)  # fmt: skip
+    fast = invoke("replay", str(path), "--state-dir", str(tmp_path / "fast"), *common,
+                  "--predictions", str(tmp_path / "fast.predictions"),
+                  "--dead-letter", str(tmp_path / "fast.dead"))  # fmt: skip
+    assert fast.exit_code == 0, fast.output
+    assert len(sizes) >= 3 and max(sizes) > 4  # cleared before the blocks after
+    slow = replay(path, tmp_path, "slow", "--max-live-keys", bound, fast=False)
+    same_summary(json.loads(fast.stdout), slow)
+    same_learners(tmp_path / "slow", tmp_path / "fast")
+    same_outputs(tmp_path, "fast", "slow")
 
 
 @pytest.mark.slow

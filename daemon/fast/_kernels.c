@@ -780,6 +780,131 @@ static int plain_key(const uint8_t *cell, Py_ssize_t size)
     return 1;
 }
 
+/* One line of a block as cut_column sees it: where it ends, where its key cell is, whether
+ * the cell is a plain key, and the bytes the line keeps (all of it, or less the cell and one
+ * comma beside it). */
+typedef struct {
+    Py_ssize_t pos, next, cell, cell_end, cut_from, cut_to;
+    int plain;
+    uint64_t hash; /* the key's, where the caller's `ahead` took it */
+} KeyLine;
+
+static void key_line(const uint8_t *data, Py_ssize_t size, Py_ssize_t pos, Py_ssize_t column,
+                     KeyLine *line)
+{
+    Py_ssize_t end = pos;
+    int quoted = 0;
+    while (end < size && data[end] != '\n') {
+        quoted |= data[end] == '"';
+        end++;
+    }
+    Py_ssize_t text_end = end > pos && data[end - 1] == '\r' ? end - 1 : end;
+    /* The cell: from after the column-th comma to the next comma or the line's end. */
+    Py_ssize_t cell = pos, field = 0;
+    while (field < column && cell < text_end) {
+        if (data[cell++] == ',') {
+            field++;
+        }
+    }
+    Py_ssize_t cell_end = cell;
+    while (cell_end < text_end && data[cell_end] != ',') {
+        cell_end++;
+    }
+    line->pos = pos;
+    line->next = end < size ? end + 1 : end;
+    line->hash = 0;
+    line->cell = cell;
+    line->cell_end = cell_end;
+    line->plain = !quoted && field == column && plain_key(data + cell, cell_end - cell);
+    /* The line less the cell and one comma beside it. */
+    line->cut_from = line->plain ? cell : line->next;
+    line->cut_to = line->plain ? cell_end : line->next;
+    if (line->plain && cell_end < text_end) {
+        line->cut_to++; /* its comma after */
+    } else if (line->plain && cell > pos) {
+        line->cut_from--; /* the last cell: the comma before */
+    }
+}
+
+/* The block's lines as kept (key_line) into `to`; their starts into `starts`, and `got(row,
+ * line)` for each line, which returns < 0 on an error. `ahead` (if any) sees each line
+ * CUT_AHEAD lines before `got` does (to fetch what `got` will read into the cache). The
+ * bytes written, or -1. */
+typedef int (*KeyGot)(void *, Py_ssize_t, const uint8_t *, const KeyLine *);
+typedef void (*KeyAhead)(void *, const uint8_t *, KeyLine *);
+#define CUT_AHEAD 8
+
+static Py_ssize_t cut_lines(const uint8_t *data, Py_ssize_t size, Py_ssize_t column,
+                            int64_t *starts, Py_ssize_t rows, uint8_t *to, KeyGot got,
+                            KeyAhead ahead, void *arg)
+{
+    KeyLine lines[CUT_AHEAD];
+    Py_ssize_t written = 0, pos = 0, row = 0, done = 0;
+    for (;; row++) {
+        const int more = row < rows && pos < size;
+        /* The oldest lines waiting: the one whose place this line takes (all at the end). */
+        for (; done < row && (done + CUT_AHEAD <= row || !more); done++) {
+            const KeyLine *line = lines + done % CUT_AHEAD;
+            if (got(arg, done, data, line) < 0) {
+                return -1;
+            }
+            memcpy(to + written, data + line->pos, line->cut_from - line->pos);
+            written += line->cut_from - line->pos;
+            memcpy(to + written, data + line->cut_to, line->next - line->cut_to);
+            written += line->next - line->cut_to;
+        }
+        if (!more) {
+            break;
+        }
+        KeyLine *line = lines + row % CUT_AHEAD;
+        starts[row] = pos;
+        key_line(data, size, pos, column, line);
+        if (ahead != NULL) {
+            ahead(arg, data, line);
+        }
+        pos = line->next;
+    }
+    for (Py_ssize_t r = row; r < rows; r++) {
+        starts[r] = pos;
+        if (got(arg, r, data, NULL) < 0) {
+            return -1;
+        }
+    }
+    starts[rows] = pos;
+    return written;
+}
+
+/* cut_column's keys: each row's cell as text, or None. */
+static int key_text(void *arg, Py_ssize_t row, const uint8_t *data, const KeyLine *line)
+{
+    PyObject *key;
+    if (line != NULL && line->plain) {
+        key = PyUnicode_DecodeASCII((const char *)data + line->cell, line->cell_end - line->cell,
+                                    NULL);
+        if (key == NULL) {
+            return -1;
+        }
+    } else {
+        Py_INCREF(Py_None);
+        key = Py_None;
+    }
+    return PyList_SetItem((PyObject *)arg, row, key); /* the None there released */
+}
+
+/* Check a block's arguments: data (bytes) and starts (int64, rows + 1). */
+static int take_block(PyObject **o, Array *a, Py_ssize_t column, const char *name)
+{
+    if (take(o[0], &a[0], "data", BYTES, 1, 1, 0) < 0 ||
+        take(o[1], &a[1], "starts", INT64S, 8, 1, 1) < 0) {
+        return -1;
+    }
+    if (column < 0 || len_of(&a[1]) < 1) {
+        PyErr_Format(PyExc_ValueError, "%s: column >= 0, starts rows + 1 long", name);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *cut_column(PyObject *self, PyObject *args)
 {
     PyObject *o[2];
@@ -789,79 +914,22 @@ static PyObject *cut_column(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "OnO:cut_column", &o[0], &column, &o[1])) {
         return NULL;
     }
-    if (take(o[0], &a[0], "data", BYTES, 1, 1, 0) < 0 ||
-        take(o[1], &a[1], "starts", INT64S, 8, 1, 1) < 0) {
+    if (take_block(o, a, column, "cut_column") < 0) {
         goto done;
     }
-    const uint8_t *data = a[0].view.buf;
-    const Py_ssize_t size = len_of(&a[0]);
-    const Py_ssize_t rows = len_of(&a[1]) - 1;
-    int64_t *starts = a[1].view.buf;
-    if (column < 0 || rows < 0) {
-        PyErr_SetString(PyExc_ValueError, "cut_column: column >= 0, starts rows + 1 long");
-        goto done;
-    }
+    const Py_ssize_t size = len_of(&a[0]), rows = len_of(&a[1]) - 1;
     keys = PyList_New(rows);
     out = PyBytes_FromStringAndSize(NULL, size);
     if (keys == NULL || out == NULL) {
         goto done;
     }
-    uint8_t *to = (uint8_t *)PyBytes_AS_STRING(out);
-    Py_ssize_t written = 0, pos = 0, row = 0;
-    for (; row < rows && pos < size; row++) {
-        starts[row] = pos;
-        Py_ssize_t end = pos;
-        int quoted = 0;
-        while (end < size && data[end] != '\n') {
-            quoted |= data[end] == '"';
-            end++;
-        }
-        Py_ssize_t text_end = end > pos && data[end - 1] == '\r' ? end - 1 : end;
-        /* The cell: from after the column-th comma to the next comma or the line's end. */
-        Py_ssize_t cell = pos, field = 0;
-        while (field < column && cell < text_end) {
-            if (data[cell++] == ',') {
-                field++;
-            }
-        }
-        Py_ssize_t cell_end = cell;
-        while (cell_end < text_end && data[cell_end] != ',') {
-            cell_end++;
-        }
-        const Py_ssize_t next = end < size ? end + 1 : end;
-        PyObject *key = NULL;
-        if (!quoted && field == column && plain_key(data + cell, cell_end - cell)) {
-            key = PyUnicode_DecodeASCII((const char *)data + cell, cell_end - cell, NULL);
-            if (key == NULL) {
-                goto done;
-            }
-            /* The line less the cell and one comma beside it. */
-            Py_ssize_t cut_from = cell, cut_to = cell_end;
-            if (cut_to < text_end) {
-                cut_to++; /* its comma after */
-            } else if (cut_from > pos) {
-                cut_from--; /* the last cell: the comma before */
-            }
-            memcpy(to + written, data + pos, cut_from - pos);
-            written += cut_from - pos;
-            memcpy(to + written, data + cut_to, next - cut_to);
-            written += next - cut_to;
-        } else {
-            Py_INCREF(Py_None);
-            key = Py_None;
-            memcpy(to + written, data + pos, next - pos);
-            written += next - pos;
-        }
-        PyList_SET_ITEM(keys, row, key);
-        pos = next;
-    }
-    for (Py_ssize_t r = row; r < rows; r++) {
+    for (Py_ssize_t r = 0; r < rows; r++) { /* the list is whole if a key fails */
         Py_INCREF(Py_None);
         PyList_SET_ITEM(keys, r, Py_None);
-        starts[r] = pos;
     }
-    starts[rows] = pos;
-    if (_PyBytes_Resize(&out, written) < 0) {
+    Py_ssize_t written = cut_lines(a[0].view.buf, size, column, a[1].view.buf, rows,
+                                   (uint8_t *)PyBytes_AS_STRING(out), key_text, NULL, keys);
+    if (written < 0 || _PyBytes_Resize(&out, written) < 0) {
         goto done;
     }
     result = PyTuple_Pack(2, out, keys);
@@ -871,6 +939,308 @@ done:
     release(a, 2);
     return result;
 }
+
+/* -- KeyIndex ------------------------------------------------------------------------ */
+
+/* keyspec.KeyIndex: each distinct key's bytes an id (0, 1, 2... in order of first sight), in
+ * an open-addressing table (linear probing, at most half full). An entry holds the key's hash,
+ * id + 1 (0: empty), size and, up to INLINE_KEY bytes, the key itself: a lookup of a short key
+ * reads one entry, which is what a row costs (the table is far larger than the cache). Longer
+ * keys are compared in `bytes`, where every key is kept, id i at offsets[i]..offsets[i + 1]. */
+#define INLINE_KEY 16
+
+typedef struct {
+    uint64_t hash;
+    int32_t id;
+    int32_t size;
+    uint8_t key[INLINE_KEY];
+} KeyEntry;
+
+typedef struct {
+    PyObject_HEAD
+    KeyEntry *table;
+    Py_ssize_t mask;
+    Py_ssize_t *offsets;
+    Py_ssize_t count, room;
+    uint8_t *bytes;
+    Py_ssize_t used, bytes_room;
+} KeyIndex;
+
+static uint64_t key_hash(const uint8_t *key, Py_ssize_t size)
+{
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < size; i++) {
+        h = (h ^ key[i]) * 1099511628211ULL;
+    }
+    return h ^ (h >> 29);
+}
+
+static void index_free(KeyIndex *ix)
+{
+    PyMem_Free(ix->table);
+    PyMem_Free(ix->offsets);
+    PyMem_Free(ix->bytes);
+    ix->table = NULL;
+    ix->offsets = NULL;
+    ix->bytes = NULL;
+    ix->count = ix->room = ix->used = ix->bytes_room = 0;
+    ix->mask = -1;
+}
+
+/* Make the table `slots` long (a power of two), with the entries held. */
+static int index_table(KeyIndex *ix, Py_ssize_t slots)
+{
+    KeyEntry *table = PyMem_Calloc(slots, sizeof(KeyEntry));
+    if (table == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i <= ix->mask; i++) {
+        const KeyEntry *entry = ix->table + i;
+        if (entry->id == 0) {
+            continue;
+        }
+        Py_ssize_t at = (Py_ssize_t)(entry->hash & (uint64_t)(slots - 1));
+        while (table[at].id != 0) {
+            at = (at + 1) & (slots - 1);
+        }
+        table[at] = *entry;
+    }
+    PyMem_Free(ix->table);
+    ix->table = table;
+    ix->mask = slots - 1;
+    return 0;
+}
+
+/* Room for one more key of `size` bytes; -1 on an error (memory). */
+static int index_room(KeyIndex *ix, Py_ssize_t size)
+{
+    if (ix->count + 1 >= ix->room) {
+        const Py_ssize_t room = ix->room ? 2 * ix->room : 1024;
+        Py_ssize_t *offsets = PyMem_Realloc(ix->offsets, (room + 1) * sizeof(Py_ssize_t));
+        if (offsets == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        ix->offsets = offsets;
+        ix->offsets[0] = 0;
+        ix->room = room;
+    }
+    if (ix->used + size > ix->bytes_room) {
+        Py_ssize_t room = ix->bytes_room ? 2 * ix->bytes_room : 16384;
+        while (room < ix->used + size) {
+            room *= 2;
+        }
+        uint8_t *bytes = PyMem_Realloc(ix->bytes, room);
+        if (bytes == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        ix->bytes = bytes;
+        ix->bytes_room = room;
+    }
+    if (2 * (ix->count + 1) > ix->mask) { /* would be over half full (or no table yet) */
+        return index_table(ix, ix->mask > 0 ? 2 * (ix->mask + 1) : 2048);
+    }
+    return 0;
+}
+
+/* The id of `key` (added if new: `*added` set); -1 on an error (memory, or more ids than an
+ * entry holds). */
+static int64_t index_id(KeyIndex *ix, const uint8_t *key, Py_ssize_t size, uint64_t h,
+                        int *added)
+{
+    if (ix->table == NULL && index_table(ix, 2048) < 0) {
+        return -1;
+    }
+    Py_ssize_t at = (Py_ssize_t)(h & (uint64_t)ix->mask);
+    for (;; at = (at + 1) & ix->mask) {
+        const KeyEntry *entry = ix->table + at;
+        if (entry->id == 0) {
+            break;
+        }
+        if (entry->hash == h && entry->size == size &&
+            memcmp(size <= INLINE_KEY ? entry->key : ix->bytes + ix->offsets[entry->id - 1], key,
+                   size) == 0) {
+            return entry->id - 1;
+        }
+    }
+    if (ix->count >= INT32_MAX - 1 || size > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "KeyIndex: too many keys");
+        return -1;
+    }
+    const Py_ssize_t mask = ix->mask;
+    if (index_room(ix, size) < 0) {
+        return -1;
+    }
+    if (ix->mask != mask) { /* a new table: the key's place in it */
+        at = (Py_ssize_t)(h & (uint64_t)ix->mask);
+        while (ix->table[at].id != 0) {
+            at = (at + 1) & ix->mask;
+        }
+    }
+    const int64_t id = ix->count++;
+    memcpy(ix->bytes + ix->used, key, size);
+    ix->used += size;
+    ix->offsets[id + 1] = ix->used;
+    KeyEntry *entry = ix->table + at;
+    entry->hash = h;
+    entry->id = (int32_t)(id + 1);
+    entry->size = (int32_t)size;
+    memcpy(entry->key, key, size <= INLINE_KEY ? size : 0);
+    *added = 1;
+    return id;
+}
+
+static PyObject *index_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    if (!PyArg_ParseTuple(args, ":KeyIndex")) {
+        return NULL;
+    }
+    KeyIndex *ix = (KeyIndex *)type->tp_alloc(type, 0);
+    if (ix != NULL) {
+        ix->mask = -1;
+    }
+    return (PyObject *)ix;
+}
+
+static void index_dealloc(KeyIndex *ix)
+{
+    PyTypeObject *type = Py_TYPE(ix);
+    index_free(ix);
+    type->tp_free((PyObject *)ix);
+    Py_DECREF(type);
+}
+
+static Py_ssize_t index_len(KeyIndex *ix) { return ix->count; }
+
+static PyObject *index_clear(KeyIndex *ix, PyObject *unused)
+{
+    index_free(ix);
+    Py_RETURN_NONE;
+}
+
+static PyObject *index_key_id(KeyIndex *ix, PyObject *arg)
+{
+    Py_buffer key;
+    if (PyObject_GetBuffer(arg, &key, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    int added = 0;
+    const int64_t id = index_id(ix, key.buf, key.len, key_hash(key.buf, key.len), &added);
+    PyBuffer_Release(&key);
+    return id < 0 ? NULL : PyLong_FromLongLong(id);
+}
+
+/* KeyIndex.cut's rows: each row's id (-1: no plain key), each new key's text. */
+typedef struct {
+    KeyIndex *ix;
+    int64_t *ids;
+    PyObject *new;
+} KeyIds;
+
+static int key_id(void *arg, Py_ssize_t row, const uint8_t *data, const KeyLine *line)
+{
+    KeyIds *k = arg;
+    if (line == NULL || !line->plain) {
+        k->ids[row] = -1;
+        return 0;
+    }
+    int added = 0;
+    const Py_ssize_t size = line->cell_end - line->cell;
+    const int64_t id = index_id(k->ix, data + line->cell, size, line->hash, &added);
+    if (id < 0) {
+        return -1;
+    }
+    k->ids[row] = id;
+    if (added) {
+        PyObject *text = PyUnicode_DecodeASCII((const char *)data + line->cell, size, NULL);
+        if (text == NULL || PyList_Append(k->new, text) < 0) {
+            Py_XDECREF(text);
+            return -1;
+        }
+        Py_DECREF(text);
+    }
+    return 0;
+}
+
+/* A line's key hashed, and its place in the table fetched while the lines before it are cut. */
+static void key_ahead(void *arg, const uint8_t *data, KeyLine *line)
+{
+    const KeyIndex *ix = ((KeyIds *)arg)->ix;
+    if (line->plain) {
+        line->hash = key_hash(data + line->cell, line->cell_end - line->cell);
+        if (ix->table != NULL) {
+            __builtin_prefetch(ix->table + (line->hash & (uint64_t)ix->mask), 0, 3);
+        }
+    }
+}
+
+PyDoc_STRVAR(index_cut_doc,
+             "cut(data, column, starts, ids) -> (bytes, list)\n\n"
+             "streamlearn.fast.keyspec.KeyIndex.cut, compiled: cut_column with each row's key\n"
+             "as an id into `ids` (-1: none) and the text of the keys new to the index.");
+
+static PyObject *index_cut(KeyIndex *ix, PyObject *args)
+{
+    PyObject *o[3];
+    Py_ssize_t column;
+    Array a[3] = {0};
+    KeyIds k = {ix, NULL, NULL};
+    PyObject *result = NULL, *out = NULL;
+    if (!PyArg_ParseTuple(args, "OnOO:cut", &o[0], &column, &o[1], &o[2])) {
+        return NULL;
+    }
+    if (take_block(o, a, column, "cut") < 0 || take(o[2], &a[2], "ids", INT64S, 8, 1, 1) < 0) {
+        goto done;
+    }
+    const Py_ssize_t size = len_of(&a[0]), rows = len_of(&a[1]) - 1;
+    if (len_of(&a[2]) < rows) {
+        PyErr_SetString(PyExc_ValueError, "cut: ids at least rows long");
+        goto done;
+    }
+    k.ids = a[2].view.buf;
+    k.new = PyList_New(0);
+    out = PyBytes_FromStringAndSize(NULL, size);
+    if (k.new == NULL || out == NULL) {
+        goto done;
+    }
+    Py_ssize_t written = cut_lines(a[0].view.buf, size, column, a[1].view.buf, rows,
+                                   (uint8_t *)PyBytes_AS_STRING(out), key_id, key_ahead, &k);
+    if (written < 0 || _PyBytes_Resize(&out, written) < 0) {
+        goto done;
+    }
+    result = PyTuple_Pack(2, out, k.new);
+done:
+    Py_XDECREF(out);
+    Py_XDECREF(k.new);
+    release(a, 3);
+    return result;
+}
+
+static PyMethodDef index_methods[] = {
+    {"cut", (PyCFunction)index_cut, METH_VARARGS, index_cut_doc},
+    {"id", (PyCFunction)index_key_id, METH_O, "id(key: bytes) -> int: the key's id (added if new)."},
+    {"clear", (PyCFunction)index_clear, METH_NOARGS, "clear(): no ids; the next new key is 0."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot index_slots[] = {
+    {Py_tp_new, index_new},
+    {Py_tp_dealloc, index_dealloc},
+    {Py_tp_methods, index_methods},
+    {Py_sq_length, index_len},
+    {Py_mp_length, index_len},
+    {Py_tp_doc, "KeyIndex(): streamlearn.fast.keyspec.KeyIndex, compiled."},
+    {0, NULL},
+};
+
+static PyType_Spec index_spec = {
+    .name = "streamlearn.fast._kernels.KeyIndex",
+    .basicsize = sizeof(KeyIndex),
+    .flags = Py_TPFLAGS_DEFAULT,
+    .slots = index_slots,
+};
 
 /* -- learn_logistic, learn_softmax --------------------------------------------------- */
 
@@ -1500,6 +1870,11 @@ static int exec_module(PyObject *module)
     if (c_locale == (locale_t)0) {
         /* Without it (out of memory) long numbers go to the decoder: slower, same values. */
         c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    }
+    PyObject *index = PyType_FromModuleAndSpec(module, &index_spec, NULL);
+    if (index == NULL || PyModule_AddObject(module, "KeyIndex", index) < 0) {
+        Py_XDECREF(index);
+        return -1;
     }
     return add_constants(module);
 }

@@ -7,6 +7,7 @@ the right item type and shape).
 
 from streamlearn.fast.classspec import learn_logistic as learn_logistic
 from streamlearn.fast.classspec import learn_softmax as learn_softmax
+from streamlearn.fast.keyspec import KeyIndex as KeyIndex
 from streamlearn.fast.keyspec import cut_column as cut_column
 from streamlearn.fast.keyspec import learn_rows_keyed as learn_rows_keyed
 from streamlearn.fast.spec import feed_values as feed_values

@@ -8,6 +8,9 @@ both on the same inputs and compare every output bit (``tests/test_keys_compiled
   keys' text. A cell the fast path does not take as it is (quotes, blanks at its ends, no
   such column, not printable ASCII, empty or over ``MAX_KEY_CHARS``) is None: its line is
   left whole, for the decoder to judge.
+- :class:`KeyIndex` gives each distinct key an id (0, 1, 2... in order of first sight);
+  its ``cut`` is :func:`cut_column` with each row's key as an id (-1 for None) and only the
+  text of the keys new to it made: no Python object a row.
 - :func:`learn_rows_keyed` is :func:`streamlearn.fast.spec.learn_rows` with one model per
   key: row ``r`` is learned by slot ``slots[r]`` (its row of weights, its intercept, metrics,
   ring and learning curve), with the same arithmetic as a ``Learner`` of ``sgd`` per key.
@@ -41,7 +44,15 @@ if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-__all__ = ["K_DIVERGED", "K_DONE", "K_FULL", "K_OTHER", "cut_column", "learn_rows_keyed"]
+__all__ = [
+    "K_DIVERGED",
+    "K_DONE",
+    "K_FULL",
+    "K_OTHER",
+    "KeyIndex",
+    "cut_column",
+    "learn_rows_keyed",
+]
 
 #: A slot's counters: records learned, ring slot and length, curve stride and points,
 #: errors waiting for the drift monitor.
@@ -111,6 +122,41 @@ def cut_column(
         starts[rest] = pos
     starts[rows] = pos
     return bytes(out), keys
+
+
+class KeyIndex:
+    """Each distinct key (its bytes: a plain cell's, or a decoded key's in UTF-8) an id, 0, 1,
+    2... in the order first seen; ``clear`` forgets them all."""
+
+    def __init__(self) -> None:
+        self._ids: dict[bytes, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def clear(self) -> None:
+        self._ids.clear()
+
+    def id(self, key: bytes) -> int:
+        """``key``'s id, added if new."""
+        return self._ids.setdefault(bytes(key), len(self._ids))
+
+    def cut(
+        self, data: bytes, column: int, starts: NDArray[np.int64], ids: NDArray[np.int64]
+    ) -> tuple[bytes, list[str]]:
+        """:func:`cut_column`, each row's key as its id into ``ids`` (-1: None); the text of
+        the keys new to the index, in the order of their ids."""
+        out, keys = cut_column(data, column, starts)
+        new: list[str] = []
+        for row, key in enumerate(keys):
+            if key is None:
+                ids[row] = -1
+                continue
+            size = len(self._ids)
+            ids[row] = self.id(key.encode("ascii"))
+            if len(self._ids) > size:
+                new.append(key)
+        return out, new
 
 
 def _curve_add(

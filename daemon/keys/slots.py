@@ -10,6 +10,13 @@ into the learner (*settled*) before anything else reads it: the store asks
 the slot is then free. A key new to the run gets no learner object until it is settled,
 so a key of a few records costs a slot, not a learner, a drift monitor and a curve.
 
+Rows come with their keys as ids (``KeyIndex.cut``: the key index in C gives each distinct
+key an id, and the text only of keys it has not seen), and a slot is found by id in an array
+(``slot_of_id``): no Python object or dict lookup a row. The index holds every distinct key
+it cut since it was last cleared; it is cleared (between blocks) once it holds more than
+``max_ids`` keys (twice the slots, at least 65,536): its memory is bounded by that, whatever
+the number of keys in the stream, and a key seen again after it gets a new id.
+
 Each key's drift monitor hears of its errors ``pending`` at a time (the slot's buffer; the
 monitor when it is full, and the rest when the key is settled): a monitor that can only
 alert (``choose`` requires it) gives the same detections and events whenever it hears of
@@ -36,6 +43,7 @@ from streamlearn.fast.keyspec import (
     K_PENDING,
     K_STRIDE,
     N_KEY_COUNTERS,
+    KeyIndex,
 )
 from streamlearn.fast.spec import ABS_SUM, INTERCEPT, LABELED, N_STATE
 from streamlearn.learner import PrequentialState
@@ -57,6 +65,10 @@ G = TypeVar("G", bound=np.generic)
 
 #: Slots made fresh at first; more as keys come, up to the capacity.
 FIRST_SLOTS = 1024
+#: Key ids the index holds before it is cleared (``max_ids``): this many a slot, at least
+#: ``MIN_IDS``.
+IDS_PER_SLOT = 2
+MIN_IDS = 1 << 16
 #: Bytes of slot arrays at most (mapped, not used, until keys come): fewer slots beyond.
 MAX_BYTES = 2 << 30
 
@@ -96,6 +108,8 @@ class KeySlots:
         make room.
     host
         What a key's drift monitor reports to (telemetry).
+    index
+        The key index (``_kernels.KeyIndex``; its specification by default).
     """
 
     def __init__(
@@ -105,6 +119,7 @@ class KeySlots:
         features: Sequence[str],
         capacity: int,
         host: ModelHost,
+        index: KeyIndex | None = None,
     ) -> None:
         self.models = models
         self.features = list(features)
@@ -143,6 +158,13 @@ class KeySlots:
         self.curve: NDArray[np.float64] = _zeros((size, points, 3), np.float64)
         self.pend_err: NDArray[np.float64] = _zeros((size, self.pending), np.float64)
         self.pend_idx: NDArray[np.int64] = _zeros((size, self.pending), np.int64)
+        self.index = index if index is not None else KeyIndex()
+        #: Each key id's text (``index``'s ids).
+        self.names: list[str] = []
+        #: Each key id's slot (-1: none), and each slot's key id (-1: none).
+        self.slot_of_id: NDArray[np.int64] = np.full(FIRST_SLOTS, -1, dtype=np.int64)
+        self.id_of_slot: NDArray[np.int64] = np.full(size, -1, dtype=np.int64)
+        self.max_ids = max(MIN_IDS, IDS_PER_SLOT * size)
         #: The ``clock`` of each slot's last use (the least recently used make room).
         self.stamp: NDArray[np.int64] = _zeros((size,), np.int64)
         #: Slots learned since they were loaded: settled into their learner.
@@ -176,9 +198,52 @@ class KeySlots:
 
     # -- keys to slots ---------------------------------------------------------------------
 
+    def cut(
+        self, data: bytes, column: int, starts: NDArray[np.int64], ids: NDArray[np.int64]
+    ) -> bytes:
+        """A block's lines less their key cells, each row's key id into ``ids`` (-1: the
+        decoder's to judge; ``key_id`` then), as ``KeyIndex.cut``. The index is cleared
+        first if it holds more than ``max_ids`` keys."""
+        if len(self.index) > self.max_ids:
+            self.index.clear()
+            self.names = []
+            self.slot_of_id[:] = -1
+            self.id_of_slot[:] = -1
+        cut, new = self.index.cut(data, column, starts, ids)
+        self._named(new)
+        return cut
+
+    def key_id(self, key: str) -> int:
+        """The id of a key the decoder read (added to the index if new)."""
+        found = self.index.id(key.encode("utf-8", "surrogatepass"))
+        if found == len(self.names):
+            self._named([key])
+        return found
+
+    def _named(self, new: list[str]) -> None:
+        """Keys new to the index took the next ids: those in slots are found there."""
+        if not new:
+            return
+        first = len(self.names)
+        self.names += new
+        if len(self.names) > len(self.slot_of_id):
+            grown = np.full(2 * len(self.names), -1, dtype=np.int64)
+            grown[: len(self.slot_of_id)] = self.slot_of_id
+            self.slot_of_id = grown
+        if self.of:  # keys in slots since the index was cleared
+            of = self.of
+            for id_, key in enumerate(new, first):
+                slot = of.get(key)
+                if slot is not None:
+                    self._bind(id_, slot)
+
+    def _bind(self, id_: int, slot: int) -> None:
+        self.slot_of_id[id_] = slot
+        self.id_of_slot[slot] = id_
+
     def assign(
         self,
-        keys: Sequence[str | None],
+        ids: NDArray[np.int64],
         status: NDArray[np.int8],
         slots: NDArray[np.int64],
         start: int,
@@ -188,49 +253,59 @@ class KeySlots:
         -1 for the rows the record path takes (other rows, keys the slots cannot hold).
         ``stop - start`` must not exceed the capacity (each row's key keeps its slot)."""
         self.clock += 1
-        of = self.of
-        get = of.get
+        view = ids[start:stop]
         held = slots[start:stop]
-        held[:] = [get(key, -1) for key in keys[start:stop]]  # type: ignore[arg-type]
-        labeled = status[start:stop] == LABELED
-        held[~labeled] = -1
+        labeled = (status[start:stop] == LABELED) & (view >= 0)
+        held[:] = np.where(labeled, self.slot_of_id[view], -1)
         self.stamp[held[held >= 0]] = self.clock
-        missed = np.flatnonzero((held < 0) & labeled).tolist()
-        if missed:
-            self._take_new([keys[start + row] for row in missed])
-        for row in missed:
-            key = keys[start + row]
-            if key is None:
-                continue
-            slot = of.get(key)
-            held[row] = slot if slot is not None else self._take(key)
+        missed = np.flatnonzero((held < 0) & labeled)
+        if not len(missed):
+            return
+        wanted = view[missed]
+        unique, first = np.unique(wanted, return_index=True)
+        order = unique[np.argsort(first, kind="stable")].tolist()  # in the order first seen
+        names = self.names
+        keys = [names[id_] for id_ in order]
+        self._take_new(order, keys)
+        slot_of_id = self.slot_of_id
+        for id_, key in zip(order, keys, strict=True):
+            if slot_of_id[id_] < 0:
+                slot = self._take(key)
+                if slot >= 0:
+                    self._bind(id_, slot)
+        held[missed] = slot_of_id[wanted]
 
-    def _take_new(self, keys: list[str | None]) -> None:
-        """Slots for ``keys`` at once when all are new to the run and fit in free slots
-        (a stream of new keys: no per-key call); else ``assign`` takes them one by one."""
+    def _take_new(self, ids: list[int], keys: list[str]) -> None:
+        """Slots for ``keys`` (of ``ids``, each once) at once when all are new to the run and
+        fit in free slots (a stream of new keys: no per-key call); else ``assign`` takes
+        them one by one."""
         models = self.models
-        new = [key for key in dict.fromkeys(keys) if key is not None]
-        free = self._free
-        count = len(new)
+        count = len(keys)
         if (
             models.keys_total > self.unsettled  # the store holds keys: each must be looked up
-            or count > len(free)
             or models.keys_total + count > models.max_keys
         ):
             return
+        if count > len(self._free) and self.size < self.capacity:
+            self._allocate(min(self.capacity, max(2 * self.size, self.size + count)))
+        free = self._free
+        if count > len(free):
+            return
         taken = free[len(free) - count :]
         del free[len(free) - count :]
-        self.of.update(zip(new, taken, strict=True))
+        self.of.update(zip(keys, taken, strict=True))
         names, fresh = self._names, self._new
-        for key, slot in zip(new, taken, strict=True):
+        for key, slot in zip(keys, taken, strict=True):
             names[slot] = key
             fresh[slot] = True
+        self.slot_of_id[ids] = taken
+        self.id_of_slot[taken] = ids
         self.stamp[taken] = self.clock
         self.unsettled += count
         models.keys_total += count  # held from now on; ``get`` counts each again when settled
 
     def reassign(
-        self, keys: Sequence[str | None], slots: NDArray[np.int64], start: int, stop: int
+        self, ids: NDArray[np.int64], slots: NDArray[np.int64], start: int, stop: int
     ) -> None:
         """After keys were settled (``released``): rows ``start:stop`` of theirs get a slot
         again (their old slot may be another key's now)."""
@@ -241,10 +316,13 @@ class KeySlots:
         rows = np.flatnonzero(np.isin(view, [slot for _, slot in released])).tolist()
         view[rows] = -1
         for row in rows:
-            key = keys[start + row]
-            assert key is not None
-            slot = self.of.get(key)
-            view[row] = slot if slot is not None else self._take(key)
+            id_ = int(ids[start + row])
+            slot = int(self.slot_of_id[id_])
+            if slot < 0:
+                slot = self._take(self.names[id_])
+                if slot >= 0:
+                    self._bind(id_, slot)
+            view[row] = slot
 
     def _take(self, key: str) -> int:
         """A slot for ``key`` (loaded from its learner, or fresh); -1: the record path's."""
@@ -398,6 +476,10 @@ class KeySlots:
             self._store(slot, learner)
         self._names[slot] = None
         self._new[slot] = False
+        id_ = int(self.id_of_slot[slot])
+        if id_ >= 0:
+            self.slot_of_id[id_] = -1
+            self.id_of_slot[slot] = -1
         self._fresh(slot)
         self.stamp[slot] = 0
         self._free.append(slot)

@@ -1,12 +1,13 @@
 """A keyed ``sgd`` run's blocks, learned by the compiled kernels (issue 14, point 9).
 
 ``--key-by COLUMN`` over CSV lines whose other columns are the features then the target,
-with ``--model sgd``: a block of lines has its key column cut out (``cut_column``), is
-parsed as the plain layout (``parse_lines``), each labeled row is given its key's slot
-(``keys.slots``: one dict lookup a row) and ``learn_rows_keyed`` tests then trains every row
-in its key's slot, in stream order. The results are the record path's
-(``KeyedRouter``) to the last bit: each key's weights, metrics, window, curve and drift
-events, the whole stream's tally, counters, dead letters and predictions.
+with ``--model sgd``: a block of lines has its key column cut out and each row's key given
+an id by the key index in C (``KeySlots.cut``), is parsed as the plain layout
+(``parse_lines``), each labeled row is given its key's slot (``keys.slots``: an array the
+id's slot) and ``learn_rows_keyed`` tests then trains every row in its key's slot, in stream
+order. The results are the record path's (``KeyedRouter``) to the last bit: each key's
+weights, metrics, window, curve and drift events, the whole stream's tally, counters, dead
+letters and predictions.
 
 Any row the kernel does not take (unlabeled, rejected, a header, a key the slots do not
 hold, a prediction the divergence guard must see) goes to ``KeyedRouter.route`` on its own,
@@ -60,33 +61,35 @@ _told: set[str] = set()
 class KeyedBlockReader(BlockReader):
     """Parses blocks of keyed CSV lines: the key column cut out, the rest the plain layout."""
 
-    def __init__(self, features: Sequence[str], column: int) -> None:
+    def __init__(self, features: Sequence[str], column: int, slots: KeySlots) -> None:
         from streamlearn.fast import _kernels
 
         super().__init__(features, _kernels.parse_lines)
         self.column = column
-        self._cut = _kernels.cut_column
+        self.slots = slots
 
-    def parse_keyed(self, block: Block, decoder: LineDecoder) -> tuple[Parsed, list[str | None]]:
-        """The block parsed (rows placed in its own lines) and each row's key (None: none)."""
+    def parse_keyed(self, block: Block, decoder: LineDecoder) -> tuple[Parsed, NDArray[np.int64]]:
+        """The block parsed (rows placed in its own lines) and each row's key id (``slots``'
+        ``names``; -1: none)."""
         data, lines = block.data, block.lines
         starts = np.empty(lines + 1, dtype=np.int64)
-        cut, keys = self._cut(data, self.column, starts)
+        ids = np.empty(lines, dtype=np.int64)
+        cut = self.slots.cut(data, self.column, starts, ids)
         n_fields = len(self.features) + 1
         values = np.empty((lines, n_fields))
         status = np.empty(lines, dtype=np.int8)
         rows = self._parse(cut, n_fields, values, status, np.empty(lines + 1, dtype=np.int64))
         assert rows == lines, (rows, lines)
         parsed = Parsed(values, status, starts, data, block.offset, {}, locator(block))
-        doubted = [row for row, key in enumerate(keys) if key is None]
-        status[doubted] = DOUBT  # the decoder judges a line whose key cell it must read
+        status[ids < 0] = DOUBT  # the decoder judges a line whose key cell it must read
         for row in np.flatnonzero(status == DOUBT).tolist():
             if decoder.changes_schema(parsed.raw(row)):
                 parsed.stop = row  # a header of other columns: the rest record by record
                 break
             item = self._judge(parsed, row, decoder)
-            keys[row] = item.key if type(item) is Record else None
-        return parsed, keys
+            key = item.key if type(item) is Record else None
+            ids[row] = -1 if key is None else self.slots.key_id(key)
+        return parsed, ids
 
 
 def keyed_path(kit: PathKit) -> KeyedBlockPath | None:
@@ -113,7 +116,10 @@ def keyed_path(kit: PathKit) -> KeyedBlockPath | None:
         assert isinstance(template, KeyRegressor)
         host = LoopHost(template, router.counters, router.host.telemetry,
                         keys.model_factory, keys.warm_model_factory)  # fmt: skip
-        slots = KeySlots(models, template, decoder.features, models.max_live, host)
+        from streamlearn.fast import _kernels
+
+        slots = KeySlots(models, template, decoder.features, models.max_live, host,
+                         _kernels.KeyIndex())  # fmt: skip
         models.overlay.settle_all()  # an earlier path's slots (another header's features)
         models.overlay = slots
         log.info(
@@ -169,7 +175,7 @@ class KeyedBlockPath(BlockPath[Parsed]):
         self.slots = slots
         self.header = list(decoder.header)
         column = decoder.header.index(decoder.keys.field)
-        self.reader = KeyedBlockReader(decoder.features, column)
+        self.reader = KeyedBlockReader(decoder.features, column, slots)
         kernels = compiled_kernels()
         assert kernels is not None
         self.scorer = BlockLearner(["yhat"], kernels)
@@ -190,15 +196,15 @@ class KeyedBlockPath(BlockPath[Parsed]):
             router.process(block.raws())
             return
         started = time.perf_counter()
-        parsed, keys = self.reader.parse_keyed(block, self.kit.decoder)
+        parsed, ids = self.reader.parse_keyed(block, self.kit.decoder)
         start = self._parsed(started)
-        self._learn_block(parsed, keys)
+        self._learn_block(parsed, ids)
         if parsed.stop < parsed.rows:  # a header of other columns: the rest record by record
             rest = [parsed.raw(row) for row in range(parsed.stop, parsed.rows)]
             router.route(self.kit.decoder.decode_batch(rest))
         router.finish_batch(start)
 
-    def _learn_block(self, parsed: Parsed, keys: list[str | None]) -> None:
+    def _learn_block(self, parsed: Parsed, ids: NDArray[np.int64]) -> None:
         """Rows ``0..parsed.stop`` in order: runs of labeled rows in the kernel, the others
         one by one on the record path; at most ``capacity`` rows' keys in slots at once."""
         slots = self.slots
@@ -212,7 +218,7 @@ class KeyedBlockPath(BlockPath[Parsed]):
         row = 0
         while row < stop:
             end = min(stop, row + slots.capacity)
-            slots.assign(keys, status, at, row, end)
+            slots.assign(ids, status, at, row, end)
             slots.released.clear()
             while row < end:
                 done = self._learn(
@@ -220,7 +226,7 @@ class KeyedBlockPath(BlockPath[Parsed]):
                     slots.state, slots.counters, slots.ring_y, slots.ring_yhat, slots.curve,
                     slots.pend_err, slots.pend_idx, yhat, why,
                 )  # fmt: skip
-                self._learned(parsed, keys, at, yhat, row, done)
+                self._learned(parsed, ids, at, yhat, row, done)
                 row = done
                 if why[0] == K_DONE:
                     break
@@ -229,12 +235,12 @@ class KeyedBlockPath(BlockPath[Parsed]):
                     continue
                 self._route_row(parsed, row)  # the record path's row (the key settled first)
                 row += 1
-                slots.reassign(keys, at, row, end)
+                slots.reassign(ids, at, row, end)
 
     def _learned(
         self,
         parsed: Parsed,
-        keys: list[str | None],
+        ids: NDArray[np.int64],
         at: NDArray[np.int64],
         yhat: NDArray[np.float64],
         start: int,
@@ -258,11 +264,11 @@ class KeyedBlockPath(BlockPath[Parsed]):
             router.errors.arrays.append(np.abs(values[:, -1] - guesses))
         if router.predictions_all:
             write = router.predictions.write
+            names = self.slots.names
             for row, guess, label in zip(
                 range(start, stop), guesses.tolist(), values[:, -1].tolist(), strict=True
             ):
-                key = keys[row]
-                assert key is not None  # a row learned in a slot has its key
+                key = names[ids[row]]  # a row learned in a slot has its key
                 line = self.router.output_line(None, parsed.raw(row).where(), key, guess)
                 line["label"] = label
                 write(line)
