@@ -15,7 +15,7 @@ import pytest
 from test_keyed_run import learners
 
 from streamhelpers import cli, invoke, kill_at_random_moments, sgd_oracle
-from streamlearn.keys import slots as key_slots
+from streamlearn.keys import keyids
 
 FEATURES = ("x0", "x1", "x2")
 
@@ -127,16 +127,16 @@ def test_the_key_index_cleared_between_blocks_changes_no_result(
     """The key index is cleared once it holds more than ``max_ids`` keys (here 4; 50 keys
     in each block of 8192 lines): keys then get new ids while they hold slots (all live:
     keys new to the run, in no learner yet), and every result is still the record path's."""
-    monkeypatch.setattr(key_slots, "MIN_IDS", 4)
-    monkeypatch.setattr(key_slots, "IDS_PER_SLOT", 0)
+    monkeypatch.setattr(keyids, "MIN_IDS", 4)
+    monkeypatch.setattr(keyids, "IDS_PER_SLOT", 0)
     sizes: list[int] = []
-    cut = key_slots.KeySlots.cut
+    cut = keyids.KeyIds.cut
 
-    def cut_seen(self: key_slots.KeySlots, *args: Any) -> bytes:
+    def cut_seen(self: keyids.KeyIds, *args: Any) -> bytes:
         sizes.append(len(self.index))
         return cut(self, *args)
 
-    monkeypatch.setattr(key_slots.KeySlots, "cut", cut_seen)
+    monkeypatch.setattr(keyids.KeyIds, "cut", cut_seen)
     path = tmp_path / "keyed.csv"
     write(path, 30000, 50, seed=8, messy=bound == "5")  # all live: no row settles its key
     common = ("--key-by", "store", "--inspect-json", "--rolling-window", "50", "--model", "sgd",

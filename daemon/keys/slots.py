@@ -10,12 +10,8 @@ into the learner (*settled*) before anything else reads it: the store asks
 the slot is then free. A key new to the run gets no learner object until it is settled,
 so a key of a few records costs a slot, not a learner, a drift monitor and a curve.
 
-Rows come with their keys as ids (``KeyIndex.cut``: the key index in C gives each distinct
-key an id, and the text only of keys it has not seen), and a slot is found by id in an array
-(``slot_of_id``): no Python object or dict lookup a row. The index holds every distinct key
-it cut since it was last cleared; it is cleared (between blocks) once it holds more than
-``max_ids`` keys (twice the slots, at least 65,536): its memory is bounded by that, whatever
-the number of keys in the stream, and a key seen again after it gets a new id.
+Rows come with their keys as ids (``keys.keyids``: the key index in C), and a slot is found
+by id in an array: no Python object or dict lookup a row.
 
 Each key's drift monitor hears of its errors ``pending`` at a time (the slot's buffer; the
 monitor when it is full, and the rest when the key is settled): a monitor that can only
@@ -49,6 +45,7 @@ from streamlearn.fast.spec import ABS_SUM, INTERCEPT, LABELED, N_STATE
 from streamlearn.learner import PrequentialState
 from streamlearn.models.sgd import SGDRegressor
 
+from .keyids import KeyIds
 from .units import KeyRegressor
 
 if TYPE_CHECKING:
@@ -65,10 +62,6 @@ G = TypeVar("G", bound=np.generic)
 
 #: Slots made fresh at first; more as keys come, up to the capacity.
 FIRST_SLOTS = 1024
-#: Key ids the index holds before it is cleared (``max_ids``): this many a slot, at least
-#: ``MIN_IDS``.
-IDS_PER_SLOT = 2
-MIN_IDS = 1 << 16
 #: Bytes of slot arrays at most (mapped, not used, until keys come): fewer slots beyond.
 MAX_BYTES = 2 << 30
 
@@ -158,13 +151,8 @@ class KeySlots:
         self.curve: NDArray[np.float64] = _zeros((size, points, 3), np.float64)
         self.pend_err: NDArray[np.float64] = _zeros((size, self.pending), np.float64)
         self.pend_idx: NDArray[np.int64] = _zeros((size, self.pending), np.int64)
-        self.index = index if index is not None else KeyIndex()
-        #: Each key id's text (``index``'s ids).
-        self.names: list[str] = []
-        #: Each key id's slot (-1: none), and each slot's key id (-1: none).
-        self.slot_of_id: NDArray[np.int64] = np.full(FIRST_SLOTS, -1, dtype=np.int64)
-        self.id_of_slot: NDArray[np.int64] = np.full(size, -1, dtype=np.int64)
-        self.max_ids = max(MIN_IDS, IDS_PER_SLOT * size)
+        #: The rows' keys as ids, and each id's slot.
+        self.ids = KeyIds(index if index is not None else KeyIndex(), size, self.of)
         #: The ``clock`` of each slot's last use (the least recently used make room).
         self.stamp: NDArray[np.int64] = _zeros((size,), np.int64)
         #: Slots learned since they were loaded: settled into their learner.
@@ -198,49 +186,6 @@ class KeySlots:
 
     # -- keys to slots ---------------------------------------------------------------------
 
-    def cut(
-        self, data: bytes, column: int, starts: NDArray[np.int64], ids: NDArray[np.int64]
-    ) -> bytes:
-        """A block's lines less their key cells, each row's key id into ``ids`` (-1: the
-        decoder's to judge; ``key_id`` then), as ``KeyIndex.cut``. The index is cleared
-        first if it holds more than ``max_ids`` keys."""
-        if len(self.index) > self.max_ids:
-            self.index.clear()
-            self.names = []
-            self.slot_of_id[:] = -1
-            self.id_of_slot[:] = -1
-        cut, new = self.index.cut(data, column, starts, ids)
-        self._named(new)
-        return cut
-
-    def key_id(self, key: str) -> int:
-        """The id of a key the decoder read (added to the index if new)."""
-        found = self.index.id(key.encode("utf-8", "surrogatepass"))
-        if found == len(self.names):
-            self._named([key])
-        return found
-
-    def _named(self, new: list[str]) -> None:
-        """Keys new to the index took the next ids: those in slots are found there."""
-        if not new:
-            return
-        first = len(self.names)
-        self.names += new
-        if len(self.names) > len(self.slot_of_id):
-            grown = np.full(2 * len(self.names), -1, dtype=np.int64)
-            grown[: len(self.slot_of_id)] = self.slot_of_id
-            self.slot_of_id = grown
-        if self.of:  # keys in slots since the index was cleared
-            of = self.of
-            for id_, key in enumerate(new, first):
-                slot = of.get(key)
-                if slot is not None:
-                    self._bind(id_, slot)
-
-    def _bind(self, id_: int, slot: int) -> None:
-        self.slot_of_id[id_] = slot
-        self.id_of_slot[slot] = id_
-
     def assign(
         self,
         ids: NDArray[np.int64],
@@ -256,7 +201,7 @@ class KeySlots:
         view = ids[start:stop]
         held = slots[start:stop]
         labeled = (status[start:stop] == LABELED) & (view >= 0)
-        held[:] = np.where(labeled, self.slot_of_id[view], -1)
+        held[:] = np.where(labeled, self.ids.slot_of_id[view], -1)
         self.stamp[held[held >= 0]] = self.clock
         missed = np.flatnonzero((held < 0) & labeled)
         if not len(missed):
@@ -264,15 +209,15 @@ class KeySlots:
         wanted = view[missed]
         unique, first = np.unique(wanted, return_index=True)
         order = unique[np.argsort(first, kind="stable")].tolist()  # in the order first seen
-        names = self.names
+        names = self.ids.names
         keys = [names[id_] for id_ in order]
         self._take_new(order, keys)
-        slot_of_id = self.slot_of_id
+        slot_of_id = self.ids.slot_of_id
         for id_, key in zip(order, keys, strict=True):
             if slot_of_id[id_] < 0:
                 slot = self._take(key)
                 if slot >= 0:
-                    self._bind(id_, slot)
+                    self.ids.bind(id_, slot)
         held[missed] = slot_of_id[wanted]
 
     def _take_new(self, ids: list[int], keys: list[str]) -> None:
@@ -298,8 +243,7 @@ class KeySlots:
         for key, slot in zip(keys, taken, strict=True):
             names[slot] = key
             fresh[slot] = True
-        self.slot_of_id[ids] = taken
-        self.id_of_slot[taken] = ids
+        self.ids.bind_all(ids, taken)
         self.stamp[taken] = self.clock
         self.unsettled += count
         models.keys_total += count  # held from now on; ``get`` counts each again when settled
@@ -317,11 +261,11 @@ class KeySlots:
         view[rows] = -1
         for row in rows:
             id_ = int(ids[start + row])
-            slot = int(self.slot_of_id[id_])
+            slot = int(self.ids.slot_of_id[id_])
             if slot < 0:
-                slot = self._take(self.names[id_])
+                slot = self._take(self.ids.names[id_])
                 if slot >= 0:
-                    self._bind(id_, slot)
+                    self.ids.bind(id_, slot)
             view[row] = slot
 
     def _take(self, key: str) -> int:
@@ -476,10 +420,7 @@ class KeySlots:
             self._store(slot, learner)
         self._names[slot] = None
         self._new[slot] = False
-        id_ = int(self.id_of_slot[slot])
-        if id_ >= 0:
-            self.slot_of_id[id_] = -1
-            self.id_of_slot[slot] = -1
+        self.ids.unbind(slot)
         self._fresh(slot)
         self.stamp[slot] = 0
         self._free.append(slot)

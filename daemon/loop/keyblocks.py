@@ -2,7 +2,7 @@
 
 ``--key-by COLUMN`` over CSV lines whose other columns are the features then the target,
 with ``--model sgd``: a block of lines has its key column cut out and each row's key given
-an id by the key index in C (``KeySlots.cut``), is parsed as the plain layout
+an id by the key index in C (``KeyIds.cut``), is parsed as the plain layout
 (``parse_lines``), each labeled row is given its key's slot (``keys.slots``: an array the
 id's slot) and ``learn_rows_keyed`` tests then trains every row in its key's slot, in stream
 order. The results are the record path's (``KeyedRouter``) to the last bit: each key's
@@ -74,7 +74,7 @@ class KeyedBlockReader(BlockReader):
         data, lines = block.data, block.lines
         starts = np.empty(lines + 1, dtype=np.int64)
         ids = np.empty(lines, dtype=np.int64)
-        cut = self.slots.cut(data, self.column, starts, ids)
+        cut = self.slots.ids.cut(data, self.column, starts, ids)
         n_fields = len(self.features) + 1
         values = np.empty((lines, n_fields))
         status = np.empty(lines, dtype=np.int8)
@@ -88,7 +88,7 @@ class KeyedBlockReader(BlockReader):
                 break
             item = self._judge(parsed, row, decoder)
             key = item.key if type(item) is Record else None
-            ids[row] = -1 if key is None else self.slots.key_id(key)
+            ids[row] = -1 if key is None else self.slots.ids.key_id(key)
         return parsed, ids
 
 
@@ -264,7 +264,7 @@ class KeyedBlockPath(BlockPath[Parsed]):
             router.errors.arrays.append(np.abs(values[:, -1] - guesses))
         if router.predictions_all:
             write = router.predictions.write
-            names = self.slots.names
+            names = self.slots.ids.names
             for row, guess, label in zip(
                 range(start, stop), guesses.tolist(), values[:, -1].tolist(), strict=True
             ):
