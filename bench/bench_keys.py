@@ -175,6 +175,15 @@ _STARTS = re.compile(rb"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO streamlearn
 def _replay(path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[float, float]:
     """Seconds of the loop of ``streamlearn replay PATH ARGS`` (from its start line to its
     exit: the start-up, e.g. importing River, is left out) and its peak RSS (MiB)."""
+    seconds, _, rss = _replay_cpu(path, *args, env=env)
+    return seconds, rss
+
+
+def _replay_cpu(
+    path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[float, float, float]:
+    """``_replay``'s seconds, the process's CPU seconds (user + system, start-up included)
+    and its peak RSS (MiB)."""
     command = [sys.executable, "-m", "streamlearn.cli", "replay", str(path), "--no-progress"]
     child = subprocess.Popen(
         [*command, *args],
@@ -191,7 +200,7 @@ def _replay(path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[
     if child.returncode or not found:
         raise SystemExit(f"replay {path} {' '.join(args)} failed:\n{err.decode()[-2000:]}")
     started = datetime.strptime(found[-1].decode(), "%Y-%m-%d %H:%M:%S,%f").timestamp()
-    return ended - started, usage.ru_maxrss / 1024
+    return ended - started, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def _loop(
@@ -246,16 +255,21 @@ def run_rates(args: argparse.Namespace) -> None:
             first = len(runs)
             runs.append(("one sgd, block path, rows N..2N", plain2, plain, (), None, first))
             runs.append(("--key-by all live, rows N..2N", keyed2, keyed, live, None, first))
-        print("| round | run | s | rec/s | x one sgd (block) | peak RSS MiB |")
-        print("|---|---|---:|---:|---:|---:|")
+        # CPU seconds too (user + system, less the other file's): a shared machine stretches
+        # wall time by whatever else runs.
+        print("| round | run | s | rec/s | x one sgd (block) | CPU s | x (CPU) | peak RSS MiB |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|")
         for round_ in range(args.repeat):
-            rates: list[float] = []
+            rates: list[tuple[float, float]] = []
             for name, path, empty, extra, env, base in runs:
-                seconds, rss = _loop(path, empty, *window, *extra, env=env)
-                rates.append(args.rows / max(seconds, 1e-9))
+                fixed, fixed_cpu, _ = _replay_cpu(empty, *window, *extra, env=env)
+                seconds, cpu, rss = _replay_cpu(path, *window, *extra, env=env)
+                seconds, cpu = seconds - fixed, cpu - fixed_cpu
+                rates.append((args.rows / max(seconds, 1e-9), args.rows / max(cpu, 1e-9)))
                 print(
-                    f"| {round_ + 1} | {name} | {seconds:.2f} | {rates[-1]:,.0f} | "
-                    f"{rates[-1] / rates[base]:.4f} | {rss:.0f} |",
+                    f"| {round_ + 1} | {name} | {seconds:.2f} | {rates[-1][0]:,.0f} | "
+                    f"{rates[-1][0] / rates[base][0]:.4f} | {cpu:.2f} | "
+                    f"{rates[-1][1] / rates[base][1]:.4f} | {rss:.0f} |",
                     flush=True,
                 )
         if not args.sgd_only:
