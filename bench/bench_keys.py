@@ -299,10 +299,11 @@ for x, y in stream.iter_csv(sys.argv[1], target="y", converters=converters):
 
 
 def river_rates(args: argparse.Namespace, folder: Path) -> None:
-    """A River spec per key: the River loop a user writes against ``--key-by``, whole
-    processes, ``--repeat`` rounds in turn (the machine is shared: each round's ratio, and
-    their median), in wall and CPU seconds of the rows (a process on the rows less the same
-    process on the header alone). Then the old pair: River on rows parsed before its clock."""
+    """A River spec per key: the River loop a user writes against ``--key-by`` (and against
+    it record by record, ``STREAMLEARN_FASTPATH=0``), whole processes, ``--repeat`` rounds in
+    turn (the machine is shared: each round's ratios, and their median), in wall and CPU
+    seconds of the rows (a process on the rows less the same process on the header alone).
+    With ``--river-parsed``, then River on rows parsed before its clock starts."""
     from bench_keyed_run import FEATURES, SPEC, river_dict_loop, write
     from contenders import timed_cpu
 
@@ -313,29 +314,34 @@ def river_rates(args: argparse.Namespace, folder: Path) -> None:
     loop = [sys.executable, "-c", RIVER_KEYED_LOOP.format(features=FEATURES)]
     replay = [sys.executable, "-m", "streamlearn.cli", "replay", "--no-progress"]
     keyed = ("--key-by", "store", "--model", SPEC)
-    contenders = {
-        "River loop (iter_csv, clone per key, MAE per key)": [*loop, "{file}"],
-        "streamlearn replay --key-by store": [*replay, "{file}", *keyed],
-    }
+    contenders: list[tuple[list[str], dict[str, str] | None]] = [
+        ([*loop, "{file}"], None),  # River loop (iter_csv, clone per key, MAE per key)
+        ([*replay, "{file}", *keyed], None),  # streamlearn replay --key-by store
+        ([*replay, "{file}", *keyed], {"STREAMLEARN_FASTPATH": "0"}),  # record by record
+    ]
     rounds: list[list[tuple[float, float]]] = []
     for _ in range(args.repeat):
         times = []
-        for command in contenders.values():
+        for command, env in contenders:
             (wall0, cpu0), (wall, cpu) = (
-                timed_cpu([part.replace("{file}", str(path)) for part in command])
+                timed_cpu([part.replace("{file}", str(path)) for part in command], env)
                 for path in (river0, river)
             )
             times.append((wall - wall0, cpu - cpu0))
         rounds.append(times)
-        (loop_wall, loop_cpu), (ours_wall, ours_cpu) = times
+        (loop_wall, loop_cpu), (ours_wall, ours_cpu), (record_wall, record_cpu) = times
         print(
-            f"  wall: River loop {loop_wall:.2f} s, --key-by {ours_wall:.2f} s: "
-            f"{loop_wall / ours_wall:.2f}x; CPU: {loop_cpu:.2f} s, {ours_cpu:.2f} s: "
-            f"{loop_cpu / ours_cpu:.2f}x",
+            f"  wall: River loop {loop_wall:.2f} s, --key-by {ours_wall:.2f} s "
+            f"(record path {record_wall:.2f} s): {loop_wall / ours_wall:.2f}x "
+            f"({loop_wall / record_wall:.2f}x); CPU: {loop_cpu:.2f} s, {ours_cpu:.2f} s "
+            f"({record_cpu:.2f} s): {loop_cpu / ours_cpu:.2f}x ({loop_cpu / record_cpu:.2f}x)",
             flush=True,
         )
-    wall, cpu = (statistics.median(times[0][i] / times[1][i] for times in rounds) for i in (0, 1))
-    print(f"  median: wall {wall:.2f}x, CPU {cpu:.2f}x (rows less header, whole processes)")
+    for name, at in (("--key-by", 1), ("--key-by, record path", 2)):
+        wall, cpu = (
+            statistics.median(times[0][i] / times[at][i] for times in rounds) for i in (0, 1)
+        )
+        print(f"  median, {name}: wall {wall:.2f}x, CPU {cpu:.2f}x the River loop")
     if not args.river_parsed:
         return
     print("  River on rows parsed before its clock starts (no iter_csv), against --key-by:")
