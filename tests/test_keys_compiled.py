@@ -162,6 +162,26 @@ def test_stops_where_the_caller_takes_over(kernel) -> None:
     assert status[0] == LABELED
 
 
+def test_c_refuses_a_slot_whose_counters_are_out_of_range() -> None:
+    """A slot's counters index its arrays: one out of range is a ValueError when a row
+    reaches it (the rows before it learned, it not), past a call stopped at a full buffer."""
+    values, _ = stream()
+    slots = np.zeros(ROWS, dtype=np.int64)
+    slots[70:] = 1
+    table = Table(pend=64)
+    table.counters[1, keyspec.K_SLOT] = WINDOW  # one past the ring
+    status = np.zeros(ROWS, dtype=np.int8)
+    index = np.arange(ROWS, dtype=np.int64)
+    yhat = np.full(ROWS, np.nan)
+    why = np.zeros(1, dtype=np.int64)
+    row = table.learn(_kernels.learn_rows_keyed, values, status, slots, index, 0, ROWS, yhat, why)
+    assert (row, why[0]) == (64, keyspec.K_FULL)
+    table.counters[0, keyspec.K_PENDING] = 0
+    with pytest.raises(ValueError, match="out of range"):
+        table.learn(_kernels.learn_rows_keyed, values, status, slots, index, 64, ROWS, yhat, why)
+    assert table.counters[0, keyspec.K_LEARNED] == 70 and table.counters[1, keyspec.K_LEARNED] == 0
+
+
 @pytest.mark.parametrize("cut", [keyspec.cut_column, _kernels.cut_column], ids=["python", "c"])
 def test_cut_column(cut) -> None:
     """The key cell and one comma out of each line; a line it doubts is left whole."""

@@ -533,7 +533,7 @@ done:
 
 /* learn_rows_keyed: per-slot counters, why it stopped, as in keyspec.py. */
 enum { K_LEARNED, K_SLOT, K_LENGTH, K_STRIDE, K_POINTS, K_PENDING, N_KEY_COUNTERS };
-enum { K_DONE, K_DIVERGED, K_OTHER, K_FULL };
+enum { K_DONE, K_DIVERGED, K_OTHER, K_FULL, K_BAD };
 
 typedef struct {
     const double *values;
@@ -602,6 +602,16 @@ static Py_ssize_t keyed_block(const void *arg)
             break;
         }
         int64_t *const counters = k->counters + s * N_KEY_COUNTERS;
+        /* The slot's counters index its arrays: they must be in range (else the caller's
+         * ValueError, the row not learned). Checked here, not over the rows beforehand: a
+         * call that stops at a full buffer is made again for the rest of the rows. */
+        if (!(counters[K_SLOT] >= 0 && counters[K_SLOT] < window && counters[K_LENGTH] >= 0 &&
+              counters[K_LENGTH] <= window && counters[K_STRIDE] >= 1 &&
+              counters[K_POINTS] >= 0 && counters[K_POINTS] <= k->max_points &&
+              counters[K_PENDING] >= 0 && counters[K_PENDING] <= k->pend)) {
+            why = K_BAD;
+            break;
+        }
         if (k->pend > 0 && counters[K_PENDING] >= k->pend) {
             why = K_FULL; /* the caller hands the key's errors to its drift monitor */
             break;
@@ -734,22 +744,13 @@ static PyObject *learn_rows_keyed(PyObject *self, PyObject *args)
              a[9].view.shape[0] == n && k.max_points >= 1 && a[9].view.shape[2] == 3 &&
              a[10].view.shape[0] == n && a[11].view.shape[0] == n &&
              a[11].view.shape[1] == k.pend && len_of(&a[12]) >= k.stop && len_of(&a[13]) >= 1;
-    /* Every slot a row names must hold counters the loop can trust (they index its arrays). */
-    for (Py_ssize_t r = k.start; ok && r < k.stop; r++) {
-        const int64_t s = k.slots[r];
-        if (s < 0 || s >= n) {
-            continue;
-        }
-        const int64_t *c = k.counters + s * N_KEY_COUNTERS;
-        ok = c[K_SLOT] >= 0 && c[K_SLOT] < k.window && c[K_LENGTH] >= 0 &&
-             c[K_LENGTH] <= k.window && c[K_STRIDE] >= 1 && c[K_POINTS] >= 0 &&
-             c[K_POINTS] <= k.max_points && c[K_PENDING] >= 0 && c[K_PENDING] <= k.pend;
+    if (ok) {
+        result = run_block(keyed_block, &k, (k.stop - k.start) * (k.n_features + 1));
     }
-    if (!ok) {
+    if (!ok || *k.why == K_BAD) {
+        Py_CLEAR(result);
         PyErr_SetString(PyExc_ValueError, "learn_rows_keyed: arrays or counters out of range");
-        goto done;
     }
-    result = run_block(keyed_block, &k, (k.stop - k.start) * (k.n_features + 1));
 done:
     release(a, 14);
     return result;

@@ -220,21 +220,22 @@ class KeyedBlockPath(BlockPath[Parsed]):
             end = min(stop, row + slots.capacity)
             slots.assign(ids, status, at, row, end)
             slots.released.clear()
+            learned = row  # rows learned from here on are told of at once
             while row < end:
-                done = self._learn(
+                row = self._learn(
                     parsed.values, status, at, index, row, end, slots.weights, slots.lr, 2.0,
                     slots.state, slots.counters, slots.ring_y, slots.ring_yhat, slots.curve,
                     slots.pend_err, slots.pend_idx, yhat, why,
                 )  # fmt: skip
-                self._learned(parsed, ids, at, yhat, row, done)
-                row = done
-                if why[0] == K_DONE:
-                    break
-                if why[0] == K_FULL:
+                if why[0] == K_FULL:  # the key's monitor hears of its errors; learning goes on
                     slots.flush(int(at[row]))
                     continue
+                self._learned(parsed, ids, at, yhat, learned, row)
+                if why[0] == K_DONE:
+                    break
                 self._route_row(parsed, row)  # the record path's row (the key settled first)
                 row += 1
+                learned = row
                 slots.reassign(ids, at, row, end)
 
     def _learned(
