@@ -255,6 +255,10 @@ def run_rates(args: argparse.Namespace) -> None:
             first = len(runs)
             runs.append(("one sgd, block path, rows N..2N", plain2, plain, (), None, first))
             runs.append(("--key-by all live, rows N..2N", keyed2, keyed, live, None, first))
+        if args.before:  # the keyed runs again on another tree's package (its own kernels)
+            old = {"PYTHONPATH": args.before}
+            runs += [(f"{name} (before)", path, empty, extra, old, base)
+                     for name, path, empty, extra, env, base in runs if "--key-by" in name]  # fmt: skip
         # CPU seconds too (user + system, less the other file's): a shared machine stretches
         # wall time by whatever else runs.
         print("| round | run | s | rec/s | x one sgd (block) | CPU s | x (CPU) | peak RSS MiB |")
@@ -387,6 +391,7 @@ def main() -> None:
         "--sgd-only", action="store_true", help="--run: one sgd block path and keyed all live"
     )
     parser.add_argument("--steady", action="store_true", help="--run: rows N..2N timed too")
+    parser.add_argument("--before", help="--run: keyed runs again with this PYTHONPATH too")
     parser.add_argument(
         "--river-parsed", action="store_true", help="--run: River on rows parsed beforehand too"
     )
