@@ -147,3 +147,49 @@ def test_a_key_being_written_by_another_instance_is_waited_for(tmp_path: Path) -
     finally:
         writer.join()
     assert key is not None and key.mac(b"x") == StateKey(secret).mac(b"x")
+
+
+def test_a_takeover_does_not_wait_for_the_old_owners_directory_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An owner paused (SIGSTOP, a VM freeze) in the fsync after its rename must not hold the
+    fence: the standby taking the model over would wait until it resumes. The check and the
+    rename are what the fence guards."""
+    import threading
+
+    from streamlearn.state import store as store_module
+
+    old, new = _instance(tmp_path), _instance(tmp_path)
+    syncing, resume = threading.Event(), threading.Event()
+    real_fsync_dir = store_module.fsync_dir
+
+    def paused_fsync_dir(path: Path) -> None:
+        if threading.current_thread() is installer:
+            syncing.set()
+            resume.wait(30)
+        real_fsync_dir(path)
+
+    monkeypatch.setattr(store_module, "fsync_dir", paused_fsync_dir)
+    installer = threading.Thread(target=old.save, args=({"learned": 1},))
+    try:
+        assert old.fence is not None and new.fence is not None
+        old.fence.take_over()
+        installer.start()
+        assert syncing.wait(30)
+        took_over = threading.Thread(target=new.fence.take_over, daemon=True)
+        took_over.start()
+        took_over.join(5)
+        assert not took_over.is_alive(), "the takeover waited for the old owner's fsync"
+        assert read_epoch(tmp_path) == 2
+    finally:
+        resume.set()
+        installer.join(30)
+        old.close()
+        new.close()
+    assert new.fence.epoch == 2
+    loaded = CheckpointStore(tmp_path, shared=True)
+    try:
+        got = loaded.load()
+        assert got is not None and got.state == {"learned": 1}  # installed before the raise
+    finally:
+        loaded.close()

@@ -326,7 +326,7 @@ class CheckpointStore:
         temporary = self._write_temporary(blob)
         with self._fenced(temporary):
             os.replace(temporary, self.directory / START_NAME)
-            fsync_dir(self.directory)
+        fsync_dir(self.directory)  # outside the fence: see install
 
     def save(self, state: dict[str, Any]) -> int:
         """Write the next generation durably; returns its number."""
@@ -379,7 +379,9 @@ class CheckpointStore:
                 self.generation = max([self.generation, *self.generations()])
             generation = self.generation + 1
             os.replace(temporary, self.path(generation))
-            fsync_dir(self.directory)
+        # The fence guards the epoch check and the rename only: an owner paused in this fsync
+        # (SIGSTOP, a frozen VM) must not keep a standby from taking the model over.
+        fsync_dir(self.directory)
         self.generation = generation
         stale = [self.path(old) for old in self.generations()[: -self.keep]]
         for old_path in [self.directory / START_NAME, *stale]:
