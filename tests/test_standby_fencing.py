@@ -193,3 +193,35 @@ def test_a_takeover_does_not_wait_for_the_old_owners_directory_fsync(
         assert got is not None and got.state == {"learned": 1}  # installed before the raise
     finally:
         loaded.close()
+
+
+def test_a_takeover_waiting_for_the_fence_says_so_and_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An instance paused while it holds the fence (in its rename) makes the takeover wait:
+    the log says what it waits for, and the takeover completes once the fence is free."""
+    import fcntl
+    import logging
+    import os
+    import threading
+    import time
+
+    from streamlearn.state.epoch import FENCE_NAME
+
+    new = Fence(tmp_path)
+    held = os.open(tmp_path / FENCE_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(held, fcntl.LOCK_EX)  # the paused instance's
+    caplog.set_level(logging.WARNING, logger="streamlearn.state.epoch")
+    took_over = threading.Thread(target=new.take_over, daemon=True)
+    try:
+        took_over.start()
+        deadline = time.monotonic() + 10
+        while "waiting for" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert f"waiting for {tmp_path / FENCE_NAME}" in caplog.text
+        assert took_over.is_alive() and read_epoch(tmp_path) == 0
+    finally:
+        os.close(held)  # it resumes and releases the fence
+    took_over.join(10)
+    assert not took_over.is_alive()
+    assert (new.epoch, read_epoch(tmp_path)) == (1, 1)

@@ -140,7 +140,15 @@ class Fence:
     def _locked(self) -> Iterator[None]:
         fd = os.open(self.directory / FENCE_NAME, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # held for a rename only: a long wait is a paused holder
+                log.warning(
+                    "waiting for %s: another instance is installing a checkpoint (an "
+                    "instance paused there holds it until it resumes)",
+                    self.directory / FENCE_NAME,
+                )
+                fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)  # releases the lock
