@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -68,6 +69,9 @@ class Coordinator:
         self._barred = -1
         #: Seconds a revoke waits for ``idle``.
         self.revoke_wait = 0.9 * self.config["max_poll_interval_ms"] / 1000
+        #: Seconds a standby waits in no stable generation before it joins again (``rejoin_due``):
+        #: twice the rebalance timeout, the longest a broker keeps a join waiting for the others.
+        self.join_deadline = 2 * self.config["max_poll_interval_ms"] / 1000
         self._closing = threading.Event()
         self._closed = threading.Event()
         self._admin_config = {
@@ -145,8 +149,20 @@ class Coordinator:
         if not self.idle.wait(self.revoke_wait):
             log.warning("the learner did not stop within %.0f s of the revoke", self.revoke_wait)
 
-    def _observe(self, consumer: Any) -> None:
-        """The assignment as it stands after a poll, in a stable generation.
+    def rejoin_due(self, stable_at: float, now: float) -> bool:
+        """Whether this member, in no stable generation since ``stable_at``, should join again
+        as a new member: a standby whose join has gone unanswered past ``join_deadline``.
+
+        A broker answers a join within the rebalance timeout (it waits that long for the other
+        members); the test broker has been seen to leave one unanswered for good, even after
+        the active instance left, so that no instance took the model over. An active member
+        never rejoins this way: it would give the model up.
+        """
+        return not self.active.is_set() and now - stable_at > self.join_deadline
+
+    def _observe(self, consumer: Any) -> bool:
+        """The assignment as it stands after a poll, in a stable generation; False while the
+        group is joining or rebalancing (the next stable generation decides).
 
         Callbacks tell of changes; this tells of the state, also where the client saw no
         change (a paused member that rejoins still owning the partition in its own view).
@@ -154,7 +170,7 @@ class Coordinator:
         # kafka-python has no public call for the generation (the group's, not ours).
         generation = consumer._coordinator.generation_if_stable()
         if generation is None:
-            return  # joining or rebalancing: the next stable generation decides
+            return False
         holds = _holds(consumer, self.name)
         if generation.generation_id != self.generation:  # each rebalance of the group, once
             log.info(
@@ -170,19 +186,32 @@ class Coordinator:
                 self.active.set()
         elif self.active.is_set():
             self._give_up()
+        return True
 
     def _poll(self) -> None:
         from kafka import KafkaConsumer
 
         consumer = None
+        stable_at = time.monotonic()
         try:
             while not self._closing.is_set():
                 try:
                     if consumer is None:
                         consumer = KafkaConsumer(**self.config)
                         consumer.subscribe([self.name], listener=_Listener(self))
+                        stable_at = time.monotonic()
                     consumer.poll(timeout_ms=200)
-                    self._observe(consumer)
+                    if self._observe(consumer):
+                        stable_at = time.monotonic()
+                    elif self.rejoin_due(stable_at, time.monotonic()):
+                        log.warning(
+                            "%s: no answer to this standby's join in %.0f s: joining again as "
+                            "a new member",
+                            self.name,
+                            time.monotonic() - stable_at,
+                        )
+                        consumer.close()
+                        consumer = None
                 except Exception as exc:  # the broker out of reach: try again, said once a try
                     log.warning("coordination group %s: %s", self.name, exc)
                     self._closing.wait(1.0)
