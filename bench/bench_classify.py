@@ -13,7 +13,10 @@ Three sections (``--sections speed,river,rss``):
   rows (the loop's rate per row does not depend on how many rows it runs).
 - ``river``: River classifier specs through the daemon (default flags: metrics and drift
   monitor; once without ``--state-dir``, the bare loop's work, once with it, checkpoints on;
-  with ``--record-path`` also record by record) next to the bare River loop on the same rows.
+  with ``--record-path`` also record by record) next to the bare River loop on the same rows;
+  with ``--instructions`` also the instructions a row of both under callgrind, a count the
+  machine's load does not move (the CPU time of a tree's run moves by 15-30% between runs
+  on a shared machine).
 - ``rss``: resident memory of ``--model logistic`` (metrics, drift monitor, checkpoints,
   dead letters and predictions on) over ``--rss-records`` rows of a file written on disk,
   sampled every ``--interval`` seconds (``bench_memory.measure``).
@@ -30,6 +33,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -44,6 +49,7 @@ from optional import require
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAMLEARN = ROOT / ".venv" / "bin" / "streamlearn"
+PYTHON = ROOT / ".venv" / "bin" / "python"
 LR = 0.01
 CHUNK = 1_000_000
 
@@ -82,6 +88,13 @@ SPECS = (
     ),
     ("GaussianNB", "naive_bayes", "naive_bayes.GaussianNB()", 5),
     ("HoeffdingTreeClassifier", "tree", "tree.HoeffdingTreeClassifier()", 5),
+    (
+        "HoeffdingAdaptiveTreeClassifier(seed=1)",
+        "tree",
+        "tree.HoeffdingAdaptiveTreeClassifier(seed=1)",
+        5,
+    ),
+    ("ARFClassifier(seed=1)", "forest", "forest.ARFClassifier(seed=1)", 50),
 )
 
 
@@ -314,7 +327,53 @@ def river_specs(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
             record = Contender(name, daemon, {"STREAMLEARN_FASTPATH": "0"}, files, rows, warm_rows)
             contenders.insert(2, record)
         results += race(contenders, args.repeat)
+        if args.instructions:
+            counted = instructions(tmp, full, max(rows // 5, 3000), loop, spec)
+            results[-1]["instructions"] = counted  # the loop's, beside the daemon's
     return results
+
+
+def callgrind(cmd: list[str]) -> subprocess.Popen[str]:
+    """``cmd`` under callgrind, started: its count of executed instructions is the same run
+    after run, whatever the load (``--instructions``)."""
+    grind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    return subprocess.Popen(
+        [*grind, *cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+
+
+def collected(process: subprocess.Popen[str]) -> int:
+    _, err = process.communicate()
+    found = re.search(r"Collected : (\d+)", err)
+    if process.returncode or found is None:
+        raise SystemExit(f"callgrind failed (exit {process.returncode}):\n{err[-600:]}")
+    return int(found.group(1))
+
+
+def instructions(tmp: Path, full: Path, rows: int, loop: str, spec: str) -> dict[str, float]:
+    """Instructions a row of the daemon (no ``--state-dir``) and of the bare River loop,
+    (full - warm) / (rows - warm rows) under callgrind, on the first ``rows`` rows (a
+    quarter of them warm, at least 1,500: past the first block, which the daemon learns
+    record by record while the model cannot predict yet); the daemon's and the loop's run
+    side by side."""
+    warm_rows = max(rows // 4, 1500)
+    counts: dict[str, list[int]] = {"daemon": [], "loop": []}
+    for lines in (warm_rows, rows):
+        data = tmp / f"grind-{lines}.csv"
+        head(full, data, lines + 1)
+        daemon = [str(PYTHON), *(part.replace("{file}", str(data)) for part in replay_cmd())]
+        running = {
+            "daemon": callgrind([*daemon, "--model", spec]),
+            "loop": callgrind([str(PYTHON), "-c", loop, str(data)]),
+        }
+        for name, process in running.items():
+            counts[name].append(collected(process))
+        print(f"  callgrind {spec}, {lines} rows: {counts}", flush=True)
+    per_row = {
+        name: (full_count - warm_count) / (rows - warm_rows)
+        for name, (warm_count, full_count) in counts.items()
+    }
+    return {"rows": rows, **per_row}
 
 
 def rss(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -418,6 +477,13 @@ def ratios(results: list[dict[str, Any]]) -> list[str]:
                 spec = ours["name"].removeprefix("streamlearn replay ")
                 lines.append(f"- {spec} / bare River loop: {_ratio_text(ours, r)}")
             daemons = []
+            counted = r.get("instructions")
+            if counted is not None:
+                lines.append(
+                    f"- {r['name']}, instructions a row (callgrind, full - warm, "
+                    f"{counted['rows']:,} rows): daemon {counted['daemon']:,.0f}, bare loop "
+                    f"{counted['loop']:,.0f}, loop / daemon {counted['loop'] / counted['daemon']:.3f}x"
+                )
     return lines
 
 
@@ -478,6 +544,12 @@ def main() -> None:
         "--record-path",
         action="store_true",
         help="river section: also each spec record by record (STREAMLEARN_FASTPATH=0)",
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="river section: also count each spec's instructions a row under callgrind "
+        "(daemon and bare loop; slow: 50x, on a fifth of a spec's rows)",
     )
     args = parser.parse_args()
     sections = set(args.sections.split(","))
