@@ -11,6 +11,10 @@ A batch becomes learning along one of five paths (``streamlearn.interfaces.Recor
 - a compiled classifier's block (``classblocks.ClassBlockPath``): plain CSV lines learned
   by ``logistic`` or ``softmax`` in the C kernels, with the record path's results.
 
+A keyed run (``--key-by`` a CSV column) has its own two: ``keyblocks.KeyedBlockPath`` (``sgd``
+per key in the C kernels) and ``keyrows.KeyedRowsPath`` (any other model: parsed rows, each
+stepped in its key as the record path steps it).
+
 ``choose_path`` picks one when the loop starts; the loop asks it again only when the path
 no longer ``fits``: the ``sgd`` model learned its first weights, the model was replaced
 (a drift action, a divergence restore), the compiled kernels turned out to be missing, or
