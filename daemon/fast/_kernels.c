@@ -588,6 +588,53 @@ static void curve_add(double *curve, int64_t *counters, Py_ssize_t max_points, d
     counters[K_POINTS] = count;
 }
 
+/* Rows ahead whose slots are fetched into the cache: the slots are touched at random (one
+ * key's state is a few lines in each of several arrays), so a row waits on memory unless its
+ * lines were asked for while earlier rows were learned. First the counters, weights and state
+ * of the slot KEYED_AHEAD rows ahead; then, half as far ahead (its counters in the cache by
+ * then), its ring's next position, its curve's next point and its error buffer's. Only hints:
+ * no result depends on them. */
+#ifndef KEYED_AHEAD
+#define KEYED_AHEAD 16
+#endif
+
+static inline void fetch_span(const void *from, size_t bytes)
+{
+    __builtin_prefetch(from, 1, 3);
+    __builtin_prefetch((const char *)from + bytes - 1, 1, 3);
+}
+
+static inline void keyed_fetch(const KeyedLearn *k, Py_ssize_t row)
+{
+    const Py_ssize_t ahead = row + KEYED_AHEAD, near = row + KEYED_AHEAD / 2;
+    if (ahead < k->stop) {
+        const int64_t s = k->slots[ahead];
+        if (s >= 0 && s < k->n_slots) {
+            fetch_span(k->counters + s * N_KEY_COUNTERS, N_KEY_COUNTERS * sizeof(int64_t));
+            fetch_span(k->weights + s * k->n_features, k->n_features * sizeof(double));
+            fetch_span(k->state + s * N_STATE, N_STATE * sizeof(double));
+        }
+    }
+    if (near < k->stop) {
+        const int64_t s = k->slots[near];
+        if (s >= 0 && s < k->n_slots) {
+            const int64_t *c = k->counters + s * N_KEY_COUNTERS;
+            const int64_t at = c[K_SLOT], waiting = c[K_PENDING], points = c[K_POINTS];
+            if (points >= 0 && points <= k->max_points) {
+                fetch_span(k->curve + (s * (k->max_points + 1) + points) * 3, 3 * sizeof(double));
+            }
+            if (at >= 0 && at < k->window) {
+                __builtin_prefetch(k->ring_y + s * k->window + at, 1, 3);
+                __builtin_prefetch(k->ring_yhat + s * k->window + at, 1, 3);
+            }
+            if (waiting >= 0 && waiting < k->pend) {
+                __builtin_prefetch(k->pend_err + s * k->pend + waiting, 1, 3);
+                __builtin_prefetch(k->pend_idx + s * k->pend + waiting, 1, 3);
+            }
+        }
+    }
+}
+
 static Py_ssize_t keyed_block(const void *arg)
 {
     const KeyedLearn *k = arg;
@@ -596,6 +643,9 @@ static Py_ssize_t keyed_block(const void *arg)
     Py_ssize_t row = k->start;
     int64_t why = K_DONE;
     while (row < k->stop) {
+        if (KEYED_AHEAD > 0) {
+            keyed_fetch(k, row);
+        }
         const int64_t s = k->slots[row];
         if (k->status[row] != LABELED || s < 0 || s >= k->n_slots) {
             why = K_OTHER; /* the caller's: a record of another kind, or a key with no slot */
