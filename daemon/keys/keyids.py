@@ -37,6 +37,8 @@ class KeyIds:
         self.slot_of_id: NDArray[np.int64] = np.full(1024, -1, dtype=np.int64)
         self.id_of_slot: NDArray[np.int64] = np.full(slots, -1, dtype=np.int64)
         self.max_ids = max(MIN_IDS, IDS_PER_SLOT * slots)
+        #: Whether the index was cleared: only then may a key new to it hold a slot.
+        self.cleared = False
 
     def cut(
         self, data: bytes, column: int, starts: NDArray[np.int64], ids: NDArray[np.int64]
@@ -49,6 +51,7 @@ class KeyIds:
             self.names = []
             self.slot_of_id[:] = -1
             self.id_of_slot[:] = -1
+            self.cleared = True
         cut, new = self.index.cut(data, column, starts, ids)
         self._named(new)
         return cut
@@ -70,7 +73,7 @@ class KeyIds:
             grown = np.full(2 * len(self.names), -1, dtype=np.int64)
             grown[: len(self.slot_of_id)] = self.slot_of_id
             self.slot_of_id = grown
-        if self.of:  # keys in slots since the index was cleared
+        if self.cleared and self.of:  # keys in slots since the index was cleared
             of = self.of
             for id_, key in enumerate(new, first):
                 slot = of.get(key)
