@@ -35,8 +35,7 @@ from .key import KEY_NAME, KEY_VARIABLE, StateKey, check_owner, disk_full, state
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^gen-(\d{10})\.ckpt$")
-#: The state a run starts from while no generation exists (not a ``gen-*`` file: it is
-#: no checkpoint of learned records, only where a restart starts again).
+#: Where a run starts again while no generation exists (no checkpoint of learned records).
 START_NAME = "start.ckpt"
 
 
@@ -326,7 +325,7 @@ class CheckpointStore:
         temporary = self._write_temporary(blob)
         with self._fenced(temporary):
             os.replace(temporary, self.directory / START_NAME)
-        fsync_dir(self.directory)  # outside the fence: see install
+        fsync_dir(self.directory)  # outside the fence: see _fenced
 
     def save(self, state: dict[str, Any]) -> int:
         """Write the next generation durably; returns its number."""
@@ -379,9 +378,7 @@ class CheckpointStore:
                 self.generation = max([self.generation, *self.generations()])
             generation = self.generation + 1
             os.replace(temporary, self.path(generation))
-        # The fence guards the epoch check and the rename only: an owner paused in this fsync
-        # (SIGSTOP, a frozen VM) must not keep a standby from taking the model over.
-        fsync_dir(self.directory)
+        fsync_dir(self.directory)  # outside the fence: see _fenced
         self.generation = generation
         stale = [self.path(old) for old in self.generations()[: -self.keep]]
         for old_path in [self.directory / START_NAME, *stale]:
@@ -403,7 +400,8 @@ class CheckpointStore:
 
     @contextlib.contextmanager
     def _fenced(self, temporary: Path) -> Iterator[None]:
-        """Hold the fence (if any) across an install; a refused one's file is removed."""
+        """Hold the fence (if any) across an install's check and rename, not its fsync (an owner
+        paused there must not block a takeover); a refused one's file is removed."""
         if self.fence is None:
             yield
             return
