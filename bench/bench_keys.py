@@ -19,6 +19,7 @@ Run: python bench/bench_keys.py [--held 1000,10000,100000] [--changed 1,10,100,1
      [--window 100] [--repeat 3]
      python bench/bench_keys.py --run [--rows 1000000] [--keys 100000] [--max-live 10000]
      [--river-rows 100000] [--river-keys 1000] [--river-only] [--river-parsed] [--repeat 3]
+     [--sgd-only] [--steady] [--before PYTHONPATH]
 """
 
 from __future__ import annotations
