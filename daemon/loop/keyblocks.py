@@ -58,43 +58,64 @@ log = logging.getLogger(__name__)
 _told: set[str] = set()
 
 
-class KeyedBlockReader(BlockReader):
-    """Parses blocks of keyed CSV lines: the key column cut out, the rest the plain layout."""
+class KeyColumnReader(BlockReader):
+    """Parses blocks of keyed CSV lines once the key column is cut out: the rest is the plain
+    layout. The keyed paths' readers differ only in what a row's key becomes."""
 
-    def __init__(self, features: Sequence[str], column: int, slots: KeySlots) -> None:
+    def __init__(self, features: Sequence[str], column: int) -> None:
         from streamlearn.fast import _kernels
 
         super().__init__(features, _kernels.parse_lines)
         self.column = column
-        self.slots = slots
 
-    def parse_keyed(self, block: Block, decoder: LineDecoder) -> tuple[Parsed, NDArray[np.int64]]:
-        """The block parsed (rows placed in its own lines) and each row's key id (``slots``'
-        ``names``; -1: none)."""
-        data, lines = block.data, block.lines
-        starts = np.empty(lines + 1, dtype=np.int64)
-        ids = np.empty(lines, dtype=np.int64)
-        cut = self.slots.ids.cut(data, self.column, starts, ids)
+    def _parse_cut(
+        self, block: Block, cut: bytes, starts: NDArray[np.int64], keyless: Sequence[int],
+        decoder: LineDecoder,
+    ) -> tuple[Parsed, dict[int, str | None]]:  # fmt: skip
+        """``cut`` (the block without its key column, lines at ``starts``) parsed, and the key
+        of each line the decoder judged (the ``keyless`` rows and those the parser doubts),
+        by row; at a header of other columns ``stop`` is set and the rest left unjudged."""
+        lines = block.lines
         n_fields = len(self.features) + 1
         values = np.empty((lines, n_fields))
         status = np.empty(lines, dtype=np.int8)
         rows = self._parse(cut, n_fields, values, status, np.empty(lines + 1, dtype=np.int64))
         assert rows == lines, (rows, lines)
-        parsed = Parsed(values, status, starts, data, block.offset, {}, locator(block))
-        status[ids < 0] = DOUBT  # the decoder judges a line whose key cell it must read
+        parsed = Parsed(values, status, starts, block.data, block.offset, {}, locator(block))
+        status[list(keyless)] = DOUBT  # the decoder judges a line whose key cell it must read
+        judged: dict[int, str | None] = {}
         for row in np.flatnonzero(status == DOUBT).tolist():
             if decoder.changes_schema(parsed.raw(row)):
                 parsed.stop = row  # a header of other columns: the rest record by record
                 break
             item = self._judge(parsed, row, decoder)
-            key = item.key if type(item) is Record else None
+            judged[row] = item.key if type(item) is Record else None
+        return parsed, judged
+
+
+class KeyedBlockReader(KeyColumnReader):
+    """The compiled ``sgd`` path's reader: each row's key as its id in ``slots``."""
+
+    def __init__(self, features: Sequence[str], column: int, slots: KeySlots) -> None:
+        super().__init__(features, column)
+        self.slots = slots
+
+    def parse_keyed(self, block: Block, decoder: LineDecoder) -> tuple[Parsed, NDArray[np.int64]]:
+        """The block parsed (rows placed in its own lines) and each row's key id (``slots``'
+        ``names``; -1: none)."""
+        starts = np.empty(block.lines + 1, dtype=np.int64)
+        ids = np.empty(block.lines, dtype=np.int64)
+        cut = self.slots.ids.cut(block.data, self.column, starts, ids)
+        keyless = np.flatnonzero(ids < 0).tolist()
+        parsed, judged = self._parse_cut(block, cut, starts, keyless, decoder)
+        for row, key in judged.items():
             ids[row] = -1 if key is None else self.slots.ids.key_id(key)
         return parsed, ids
 
 
 def keyed_path(kit: PathKit) -> KeyedBlockPath | None:
     """The compiled keyed path for a keyed run, where it gives the record path's results;
-    None (the record path, logged once) otherwise."""
+    None (why logged once: the keyed rows path or the record path takes the run) otherwise."""
     from .keyrouter import KeyedRouter
 
     router = kit.router
@@ -104,7 +125,7 @@ def keyed_path(kit: PathKit) -> KeyedBlockPath | None:
     if why is not None:
         if why not in _told:
             _told.add(why)
-            log.info("--key-by: record by record (%s)", why)
+            log.info("--key-by: not on the compiled sgd path (%s)", why)
         return None
     decoder = kit.decoder
     assert isinstance(decoder, CsvDecoder)

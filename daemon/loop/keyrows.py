@@ -24,20 +24,18 @@ from collections.abc import Sequence
 import numpy as np
 
 from streamlearn.fast.block import (
-    DOUBT,
     LABELED,
     NOTHING,
-    BlockReader,
     LineDecoder,
     Parsed,
     compiled_kernels,
-    locator,
 )
 from streamlearn.keys.tally import RegressionTally
 from streamlearn.records import CsvDecoder, Decoded, Record
 
 from ..interfaces import Block, BlockSource, Decoder
 from .blocks import ROWS_AT_ONCE, BlockPath, RowBlocks, collector_paused
+from .keyblocks import KeyColumnReader
 from .keyrouter import KeyedRouter
 from .paths import MIN_BLOCK_LINES, PathKit
 
@@ -45,8 +43,8 @@ __all__ = ["KeyedRowsPath", "KeyedRowsReader", "keyed_rows_path"]
 
 log = logging.getLogger(__name__)
 
-#: Whether the path was logged (once a process).
-_told: list[bool] = []
+#: What was logged, once a process: why the record path ran, or "" for this path.
+_told: set[str] = set()
 
 
 def keyed_rows_path(kit: PathKit) -> KeyedRowsPath | None:
@@ -56,10 +54,12 @@ def keyed_rows_path(kit: PathKit) -> KeyedRowsPath | None:
         return None
     why = _refusal(kit, router)
     if why is not None:
-        log.debug("--key-by: no rows blocks (%s)", why)
+        if why not in _told:
+            _told.add(why)
+            log.info("--key-by: record by record (%s)", why)
         return None
-    if not _told:
-        _told.append(True)
+    if "" not in _told:
+        _told.add("")
         log.info("--key-by: each key's model learns parsed rows a block at a time")
     return KeyedRowsPath(kit, kit.learner.model, router)
 
@@ -86,34 +86,19 @@ def _refusal(kit: PathKit, router: KeyedRouter) -> str | None:
     return None
 
 
-class KeyedRowsReader(BlockReader):
-    """Parses blocks of keyed CSV lines: the key column cut out, the rest the plain layout."""
-
-    def __init__(self, features: Sequence[str], column: int) -> None:
-        from streamlearn.fast import _kernels
-
-        super().__init__(features, _kernels.parse_lines)
-        self.column = column
-        self._cut = _kernels.cut_column
+class KeyedRowsReader(KeyColumnReader):
+    """The River specs' reader: each row's key as its text (None: none)."""
 
     def parse_keyed(self, block: Block, decoder: LineDecoder) -> tuple[Parsed, list[str | None]]:
         """The block parsed (rows placed in its own lines) and each row's key (None: none)."""
-        data, lines = block.data, block.lines
-        starts = np.empty(lines + 1, dtype=np.int64)
-        cut, keys = self._cut(data, self.column, starts)
-        n_fields = len(self.features) + 1
-        values = np.empty((lines, n_fields))
-        status = np.empty(lines, dtype=np.int8)
-        rows = self._parse(cut, n_fields, values, status, np.empty(lines + 1, dtype=np.int64))
-        assert rows == lines, (rows, lines)
-        parsed = Parsed(values, status, starts, data, block.offset, {}, locator(block))
-        status[[row for row, key in enumerate(keys) if key is None]] = DOUBT
-        for row in np.flatnonzero(status == DOUBT).tolist():
-            if decoder.changes_schema(parsed.raw(row)):
-                parsed.stop = row  # a header of other columns: the rest record by record
-                break
-            item = self._judge(parsed, row, decoder)
-            keys[row] = item.key if type(item) is Record else None
+        from streamlearn.fast import _kernels
+
+        starts = np.empty(block.lines + 1, dtype=np.int64)
+        cut, keys = _kernels.cut_column(block.data, self.column, starts)
+        keyless = [row for row, key in enumerate(keys) if key is None]
+        parsed, judged = self._parse_cut(block, cut, starts, keyless, decoder)
+        for row, key in judged.items():
+            keys[row] = key
         return parsed, keys
 
 
