@@ -250,6 +250,17 @@ class CsvDecoder:
         """
         return self._schema.plain
 
+    @property
+    def plain_keyed(self) -> bool:
+        """True when the columns in force, the key column left out, are the plain layout:
+        what the keyed block paths (``streamlearn.loop.keyblocks``) parse once they have cut
+        the key column out of a block."""
+        schema, keys = self._schema, self.keys
+        if keys is None or keys.field is None or schema.refused or schema.id_index >= 0:
+            return False
+        columns = [name for name in schema.header if name != keys.field]
+        return columns == [*schema.features, schema.target]
+
     def changes_schema(self, raw: Raw) -> bool:
         """Whether ``raw`` is a header row of other columns than those in force.
 

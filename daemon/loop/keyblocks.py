@@ -152,9 +152,8 @@ def keyed_path(kit: PathKit) -> KeyedBlockPath | None:
     return KeyedBlockPath(kit, kit.learner.model, router, slots)
 
 
-def _refusal(kit: PathKit, router: KeyedRouter) -> str | None:
-    """Why the compiled keyed path cannot take this run's blocks (None: it can)."""
-    keys = router.keys
+def keyed_csv_refusal(kit: PathKit) -> str | None:
+    """Why neither keyed block path can read this run's lines (None: they can)."""
     decoder = kit.decoder
     if not kit.fastpath:
         return "STREAMLEARN_FASTPATH=0"
@@ -163,11 +162,18 @@ def _refusal(kit: PathKit, router: KeyedRouter) -> str | None:
     if not isinstance(kit.source, BlockSource):
         return "the source reads no blocks"
     if not isinstance(decoder, CsvDecoder) or decoder.keys is None or decoder.keys.field is None:
-        return "the compiled keyed path reads CSV keyed by a column"
-    schema = decoder._schema
-    columns = [name for name in decoder.header if name != decoder.keys.field]
-    if schema.refused or schema.id_index >= 0 or columns != [*decoder.features, schema.target]:
+        return "the keyed block paths read CSV keyed by a column"
+    if not decoder.plain_keyed:
         return "the columns are not the key, the features then the target"
+    return None
+
+
+def _refusal(kit: PathKit, router: KeyedRouter) -> str | None:
+    """Why the compiled keyed path cannot take this run's blocks (None: it can)."""
+    keys = router.keys
+    why = keyed_csv_refusal(kit)
+    if why is not None:
+        return why
     if not isinstance(keys.tally, RegressionTally) or keys.tally.feature_names is not None:
         return "not a regression with fixed features"
     if keys.labelers is not None or router.join is not None or keys.fallback == "global":

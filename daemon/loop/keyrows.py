@@ -28,14 +28,13 @@ from streamlearn.fast.block import (
     NOTHING,
     LineDecoder,
     Parsed,
-    compiled_kernels,
 )
 from streamlearn.keys.tally import RegressionTally
 from streamlearn.records import CsvDecoder, Decoded, Record
 
-from ..interfaces import Block, BlockSource, Decoder
+from ..interfaces import Block, Decoder
 from .blocks import ROWS_AT_ONCE, BlockPath, RowBlocks, collector_paused
-from .keyblocks import KeyColumnReader
+from .keyblocks import KeyColumnReader, keyed_csv_refusal
 from .keyrouter import KeyedRouter
 from .paths import MIN_BLOCK_LINES, PathKit
 
@@ -66,19 +65,9 @@ def keyed_rows_path(kit: PathKit) -> KeyedRowsPath | None:
 
 def _refusal(kit: PathKit, router: KeyedRouter) -> str | None:
     """Why the keyed rows path cannot take this run's blocks (None: it can)."""
-    decoder = kit.decoder
-    if not kit.fastpath:
-        return "STREAMLEARN_FASTPATH=0"
-    if kit.compiled.missing or compiled_kernels() is None:
-        return "the compiled kernels are not built"
-    if not isinstance(kit.source, BlockSource):
-        return "the source reads no blocks"
-    if not isinstance(decoder, CsvDecoder) or decoder.keys is None or decoder.keys.field is None:
-        return "the keyed rows path reads CSV keyed by a column"
-    schema = decoder._schema
-    columns = [name for name in decoder.header if name != decoder.keys.field]
-    if schema.refused or schema.id_index >= 0 or columns != [*decoder.features, schema.target]:
-        return "the columns are not the key, the features then the target"
+    why = keyed_csv_refusal(kit)
+    if why is not None:
+        return why
     if not isinstance(router.keys.tally, RegressionTally):
         return "a classifier's labels are read by the decoder"
     if router.keys.tally.feature_names is not None:
