@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -50,15 +50,18 @@ from .paths import MIN_BLOCK_LINES, PathKit
 if TYPE_CHECKING:
     from .keyrouter import KeyedRouter
 
-__all__ = ["KeyedBlockPath", "KeyedBlockReader", "keyed_path"]
+__all__ = ["KeyColumnReader", "KeyedBlockPath", "KeyedBlockReader", "KeyedCsvPath", "keyed_path"]
 
 log = logging.getLogger(__name__)
 
 #: Why the record path ran, as logged (once each).
 _told: set[str] = set()
 
+#: What a keyed path's reader makes of each row's key (its id, or its text).
+KeysT = TypeVar("KeysT")
 
-class KeyColumnReader(BlockReader):
+
+class KeyColumnReader(BlockReader, Generic[KeysT]):
     """Parses blocks of keyed CSV lines once the key column is cut out: the rest is the plain
     layout. The keyed paths' readers differ only in what a row's key becomes."""
 
@@ -92,8 +95,56 @@ class KeyColumnReader(BlockReader):
             judged[row] = item.key if type(item) is Record else None
         return parsed, judged
 
+    def parse_keyed(self, block: Block, decoder: LineDecoder) -> tuple[Parsed, KeysT]:
+        """The block parsed (rows placed in its own lines) and each row's key."""
+        raise NotImplementedError
 
-class KeyedBlockReader(KeyColumnReader):
+
+class KeyedCsvPath(BlockPath[Parsed], Generic[KeysT]):
+    """What the keyed block paths share: blocks of keyed CSV lines read by ``reader`` and
+    learned by ``_learn_keyed``, the lines after a header of other columns record by record;
+    the path is chosen again once the header in force changes."""
+
+    reader: KeyColumnReader[KeysT]
+
+    def __init__(self, kit: PathKit, model: object, router: KeyedRouter) -> None:
+        super().__init__(kit, model)
+        decoder = kit.decoder
+        assert isinstance(decoder, CsvDecoder) and decoder.keys is not None
+        assert decoder.keys.field is not None
+        self.router = router
+        self.decoder = decoder
+        self.header = list(decoder.header)
+        #: The key column's place in a line.
+        self.column = decoder.header.index(decoder.keys.field)
+
+    def fits(self, model: object) -> bool:
+        return (
+            model is self.model
+            and not self.kit.compiled.missing
+            and self.decoder.header == self.header
+        )
+
+    def process_block(self, block: Block) -> None:
+        router = self.router
+        if block.lines < MIN_BLOCK_LINES:
+            router.process(block.raws())
+            return
+        started = time.perf_counter()
+        parsed, keys = self.reader.parse_keyed(block, self.kit.decoder)
+        start = self._parsed(started)
+        self._learn_keyed(parsed, keys)
+        if parsed.stop < parsed.rows:  # a header of other columns: the rest record by record
+            rest = [parsed.raw(row) for row in range(parsed.stop, parsed.rows)]
+            router.route(self.kit.decoder.decode_batch(rest))
+        router.finish_batch(start)
+
+    def _learn_keyed(self, parsed: Parsed, keys: KeysT) -> None:
+        """Rows ``0..parsed.stop`` of the block, in order."""
+        raise NotImplementedError
+
+
+class KeyedBlockReader(KeyColumnReader[NDArray[np.int64]]):
     """The compiled ``sgd`` path's reader: each row's key as its id in ``slots``."""
 
     def __init__(self, features: Sequence[str], column: int, slots: KeySlots) -> None:
@@ -184,25 +235,19 @@ def _refusal(kit: PathKit, router: KeyedRouter) -> str | None:
     return None
 
 
-class KeyedBlockPath(BlockPath[Parsed]):
+class KeyedBlockPath(KeyedCsvPath[NDArray[np.int64]]):
     """Blocks of keyed CSV lines learned by ``sgd`` per key in the compiled kernels."""
 
     name = "keyed-block"
 
     def __init__(self, kit: PathKit, model: object, router: KeyedRouter, slots: KeySlots) -> None:
-        super().__init__(kit, model)
+        super().__init__(kit, model, router)
         keys = router.keys
-        decoder = kit.decoder
-        assert isinstance(decoder, CsvDecoder) and decoder.keys is not None
-        assert isinstance(keys.tally, RegressionTally) and decoder.keys.field is not None
-        self.decoder = decoder
-        self.router = router
+        assert isinstance(keys.tally, RegressionTally)
         self.keys = keys
         self.tally = keys.tally
         self.slots = slots
-        self.header = list(decoder.header)
-        column = decoder.header.index(decoder.keys.field)
-        self.reader = KeyedBlockReader(decoder.features, column, slots)
+        self.reader = KeyedBlockReader(self.decoder.features, self.column, slots)
         kernels = compiled_kernels()
         assert kernels is not None
         self.scorer = BlockLearner(["yhat"], kernels)
@@ -210,28 +255,7 @@ class KeyedBlockPath(BlockPath[Parsed]):
 
         self._learn = _kernels.learn_rows_keyed
 
-    def fits(self, model: object) -> bool:
-        return (
-            model is self.model
-            and not self.kit.compiled.missing
-            and self.decoder.header == self.header
-        )
-
-    def process_block(self, block: Block) -> None:
-        router = self.kit.router
-        if block.lines < MIN_BLOCK_LINES:
-            router.process(block.raws())
-            return
-        started = time.perf_counter()
-        parsed, ids = self.reader.parse_keyed(block, self.kit.decoder)
-        start = self._parsed(started)
-        self._learn_block(parsed, ids)
-        if parsed.stop < parsed.rows:  # a header of other columns: the rest record by record
-            rest = [parsed.raw(row) for row in range(parsed.stop, parsed.rows)]
-            router.route(self.kit.decoder.decode_batch(rest))
-        router.finish_batch(start)
-
-    def _learn_block(self, parsed: Parsed, ids: NDArray[np.int64]) -> None:
+    def _learn_keyed(self, parsed: Parsed, ids: NDArray[np.int64]) -> None:
         """Rows ``0..parsed.stop`` in order: runs of labeled rows in the kernel, the others
         one by one on the record path; at most ``capacity`` rows' keys in slots at once."""
         slots = self.slots

@@ -18,7 +18,6 @@ each key's bookkeeping stay as they are.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -30,13 +29,13 @@ from streamlearn.fast.block import (
     Parsed,
 )
 from streamlearn.keys.tally import RegressionTally
-from streamlearn.records import CsvDecoder, Decoded, Record
+from streamlearn.records import Decoded, Record
 
 from ..interfaces import Block, Decoder
-from .blocks import ROWS_AT_ONCE, BlockPath, RowBlocks, collector_paused
-from .keyblocks import KeyColumnReader, keyed_csv_refusal
+from .blocks import ROWS_AT_ONCE, RowBlocks, collector_paused
+from .keyblocks import KeyColumnReader, KeyedCsvPath, keyed_csv_refusal
 from .keyrouter import KeyedRouter
-from .paths import MIN_BLOCK_LINES, PathKit
+from .paths import PathKit
 
 __all__ = ["KeyedRowsPath", "KeyedRowsReader", "keyed_rows_path"]
 
@@ -75,7 +74,7 @@ def _refusal(kit: PathKit, router: KeyedRouter) -> str | None:
     return None
 
 
-class KeyedRowsReader(KeyColumnReader):
+class KeyedRowsReader(KeyColumnReader[list[str | None]]):
     """The River specs' reader: each row's key as its text (None: none)."""
 
     def parse_keyed(self, block: Block, decoder: LineDecoder) -> tuple[Parsed, list[str | None]]:
@@ -110,7 +109,7 @@ class _RowRecord:
         return item
 
 
-class KeyedRowsPath(RowBlocks, BlockPath[Parsed]):
+class KeyedRowsPath(RowBlocks, KeyedCsvPath[list[str | None]]):
     """Blocks of keyed CSV lines, parsed at once, learned a row at a time by each key's learner.
 
     Blocks of ``batch_size`` lines (``RowBlocks``): a River model holds the loop's lock for
@@ -120,39 +119,12 @@ class KeyedRowsPath(RowBlocks, BlockPath[Parsed]):
     name = "keyed-rows"
 
     def __init__(self, kit: PathKit, model: object, router: KeyedRouter) -> None:
-        super().__init__(kit, model)
-        decoder = kit.decoder
-        assert isinstance(decoder, CsvDecoder) and decoder.keys is not None
-        assert decoder.keys.field is not None and decoder.features is not None
-        self.router = router
-        self.decoder = decoder
-        self.header = list(decoder.header)
+        super().__init__(kit, model, router)
         #: The feature names: the same strings in every row's dict.
-        self.features: Sequence[str] = tuple(decoder.features)
-        self.reader = KeyedRowsReader(decoder.features, decoder.header.index(decoder.keys.field))
+        self.features: Sequence[str] = tuple(self.decoder.features)
+        self.reader = KeyedRowsReader(self.decoder.features, self.column)
 
-    def fits(self, model: object) -> bool:
-        return (
-            model is self.model
-            and not self.kit.compiled.missing
-            and self.decoder.header == self.header
-        )
-
-    def process_block(self, block: Block) -> None:
-        router = self.router
-        if block.lines < MIN_BLOCK_LINES:
-            router.process(block.raws())
-            return
-        started = time.perf_counter()
-        parsed, keys = self.reader.parse_keyed(block, self.kit.decoder)
-        start = self._parsed(started)
-        self._learn_rows(parsed, keys)
-        if parsed.stop < parsed.rows:  # a header of other columns: the rest record by record
-            rest = [parsed.raw(row) for row in range(parsed.stop, parsed.rows)]
-            router.route(self.kit.decoder.decode_batch(rest))
-        router.finish_batch(start)
-
-    def _learn_rows(self, parsed: Parsed, keys: list[str | None]) -> None:
+    def _learn_keyed(self, parsed: Parsed, keys: list[str | None]) -> None:
         """Rows ``0..parsed.stop`` in order: each labeled row with a key stepped in its key,
         every run of other rows routed as the record path routes them."""
         router = self.router
