@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,17 +54,28 @@ def write(path: Path, count: int, keys: int, seed: int, *, messy: bool, drift: b
     return names, X, y, learned
 
 
-def replay(path: Path, folder: Path, name: str, *extra: str, fast: bool) -> dict[str, Any]:
+#: The model of these replays, and the line that says the compiled keyed path took the run.
+SGD = ("--model", "sgd", "--lr", "0.05")
+COMPILED = "compiled keyed path"
+
+
+def replay(path: Path, folder: Path, name: str, *extra: str, fast: bool,
+           model: Sequence[str] = SGD, path_line: str = COMPILED) -> dict[str, Any]:  # fmt: skip
+    """A keyed replay of ``model``; ``fast``: ``path_line`` in its log says the block path
+    took it, else the record path did (``STREAMLEARN_FASTPATH=0``)."""
     state = folder / name
     result = cli(
         "replay", str(path), "--key-by", "store", "--state-dir", str(state), "--inspect-json",
-        "--rolling-window", "50", "--model", "sgd", "--lr", "0.05",
+        "--rolling-window", "50", *model,
         "--predictions", str(folder / f"{name}.predictions"),
         "--dead-letter", str(folder / f"{name}.dead"), *extra,
         env={"STREAMLEARN_FASTPATH": "1" if fast else "0"},
     )  # fmt: skip
-    path_line = "compiled keyed path" if fast else "record by record (STREAMLEARN_FASTPATH=0)"
-    assert path_line in result.stderr
+    if fast:
+        assert path_line in result.stderr, result.stderr
+    else:
+        assert "record by record (STREAMLEARN_FASTPATH=0)" in result.stderr, result.stderr
+        assert path_line not in result.stderr, result.stderr
     summary: dict[str, Any] = json.loads(result.stdout)
     return summary
 
@@ -170,31 +182,37 @@ def test_each_keys_drift_events_are_the_record_paths(tmp_path: Path) -> None:
     assert len((tmp_path / "fast.predictions").read_bytes().splitlines()) == 12000
 
 
-@pytest.mark.slow
-def test_sigkill_on_the_compiled_keyed_path_resumes_as_one_pass(tmp_path: Path) -> None:
-    """SIGKILL at random moments (10 or more), slots spilling (``--max-live-keys 7``): every
-    key's learner equals one uninterrupted pass on the record path, its ``records_learned``
-    its labeled rows."""
+def assert_killed_replays_resume_as_one_pass(
+    tmp_path: Path, rows: int, model: Sequence[str], rate: str, path_line: str,
+    same: Callable[[Path, Path], dict[str, Any]],
+) -> None:  # fmt: skip
+    """SIGKILL at random moments (10 or more), keys spilling (``--max-live-keys 7``): every
+    key's learner equals (``same``) one uninterrupted pass on the record path, its
+    ``records_learned`` its labeled rows; the path of ``path_line`` took the last run."""
     path = tmp_path / "keyed.csv"
-    names, _, _, learned = write(path, 20000, 40, seed=17, messy=True)
-    common = ["--key-by", "store", "--rolling-window", "50", "--model", "sgd", "--lr", "0.05",
-              "--max-live-keys", "7"]  # fmt: skip
+    names, _, _, learned = write(path, rows, 40, seed=17, messy=True)
+    common = ["--key-by", "store", "--rolling-window", "50", *model, "--max-live-keys", "7"]
     one_pass = tmp_path / "one"
     cli("replay", str(path), "--state-dir", str(one_pass), *common,
         env={"STREAMLEARN_FASTPATH": "0"})  # fmt: skip
     state = tmp_path / "killed"
-    command = ["replay", str(path), "--state-dir", str(state), *common, "--rate", "5000"]
+    command = ["replay", str(path), "--state-dir", str(state), *common, "--rate", rate]
     kills = kill_at_random_moments(
         command, state, (700, 300, 2000, 500, 1000, 400, 3000, 600, 800, 1500, 900, 350),
         random.Random(99), 0.5,
     )  # fmt: skip
     assert kills >= 10
     result = cli(*command[:-2])  # to the end
-    assert "compiled keyed path" in result.stderr
-    got = same_learners(one_pass, state)
+    assert path_line in result.stderr
+    got = same(one_pass, state)
     for key in set(names):
-        rows = [i for i in learned if names[i] == key]
-        assert got[key].records_learned == len(rows), key
+        rows_of_key = [i for i in learned if names[i] == key]
+        assert got[key].records_learned == len(rows_of_key), key
+
+
+@pytest.mark.slow
+def test_sigkill_on_the_compiled_keyed_path_resumes_as_one_pass(tmp_path: Path) -> None:
+    assert_killed_replays_resume_as_one_pass(tmp_path, 20000, SGD, "5000", COMPILED, same_learners)
 
 
 def test_each_keys_river_pipeline_is_a_copy_planned_on_its_own_steps() -> None:

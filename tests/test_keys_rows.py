@@ -6,37 +6,33 @@ key's metrics against River's ``progressive_val_score``."""
 
 from __future__ import annotations
 
-import json
 import pickle
-import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 from river import evaluate, metrics
 from test_keyed_run import learners
-from test_keys_compiled_run import same_outputs, same_summary, write
+from test_keys_compiled_run import (
+    assert_killed_replays_resume_as_one_pass,
+    same_outputs,
+    same_summary,
+    write,
+)
+from test_keys_compiled_run import replay as keyed_replay
 
-from streamhelpers import cli, kill_at_random_moments
 from streamlearn.models.registry import build_model
 
 FEATURES = ("x0", "x1", "x2")
 SPEC = "StandardScaler | LinearRegression"
+#: The line that says the keyed rows path took a run.
+ROWS_PATH = "learns parsed rows a block at a time"
 
 
 def replay(path: Path, folder: Path, name: str, *extra: str, fast: bool) -> dict[str, Any]:
-    state = folder / name
-    result = cli(
-        "replay", str(path), "--key-by", "store", "--state-dir", str(state), "--inspect-json",
-        "--rolling-window", "50", "--model", SPEC,
-        "--predictions", str(folder / f"{name}.predictions"),
-        "--dead-letter", str(folder / f"{name}.dead"), *extra,
-        env={"STREAMLEARN_FASTPATH": "1" if fast else "0"},
-    )  # fmt: skip
-    chosen = "learns parsed rows a block at a time" in result.stderr
-    assert chosen == fast, result.stderr
-    summary: dict[str, Any] = json.loads(result.stdout)
-    return summary
+    return keyed_replay(
+        path, folder, name, *extra, fast=fast, model=("--model", SPEC), path_line=ROWS_PATH
+    )
 
 
 def same_learners(one: Path, other: Path) -> dict[str, Any]:
@@ -108,26 +104,6 @@ def test_keyed_rows_drift_resets_as_the_record_path(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sigkill_on_the_keyed_rows_path_resumes_as_one_pass(tmp_path: Path) -> None:
-    """SIGKILL at random moments (10 or more), keys spilling (``--max-live-keys 7``): every
-    key's learner equals one uninterrupted pass on the record path, its ``records_learned``
-    its labeled rows."""
-    path = tmp_path / "keyed.csv"
-    names, _, _, learned = write(path, 12000, 40, seed=17, messy=True)
-    common = ["--key-by", "store", "--rolling-window", "50", "--model", SPEC,
-              "--max-live-keys", "7"]  # fmt: skip
-    one_pass = tmp_path / "one"
-    cli("replay", str(path), "--state-dir", str(one_pass), *common,
-        env={"STREAMLEARN_FASTPATH": "0"})  # fmt: skip
-    state = tmp_path / "killed"
-    command = ["replay", str(path), "--state-dir", str(state), *common, "--rate", "4000"]
-    kills = kill_at_random_moments(
-        command, state, (700, 300, 2000, 500, 1000, 400, 3000, 600, 800, 1500, 900, 350),
-        random.Random(99), 0.5,
-    )  # fmt: skip
-    assert kills >= 10
-    result = cli(*command[:-2])  # to the end
-    assert "learns parsed rows a block at a time" in result.stderr
-    got = same_learners(one_pass, state)
-    for key in set(names):
-        rows = [i for i in learned if names[i] == key]
-        assert got[key].records_learned == len(rows), key
+    assert_killed_replays_resume_as_one_pass(
+        tmp_path, 12000, ("--model", SPEC), "4000", ROWS_PATH, same_learners
+    )
