@@ -212,13 +212,9 @@ class KeySlots:
         names = self.ids.names
         keys = [names[id_] for id_ in order]
         self._take_new(order, keys)
-        slot_of_id = self.ids.slot_of_id
         for id_, key in zip(order, keys, strict=True):
-            if slot_of_id[id_] < 0:
-                slot = self._take(key)
-                if slot >= 0:
-                    self.ids.bind(id_, slot)
-        held[missed] = slot_of_id[wanted]
+            self._held(id_, key)
+        held[missed] = self.ids.slot_of_id[wanted]
 
     def _take_new(self, ids: list[int], keys: list[str]) -> None:
         """Slots for ``keys`` (of ``ids``, each once) at once when all are new to the run and
@@ -261,12 +257,17 @@ class KeySlots:
         view[rows] = -1
         for row in rows:
             id_ = int(ids[start + row])
-            slot = int(self.ids.slot_of_id[id_])
-            if slot < 0:
-                slot = self._take(self.ids.names[id_])
-                if slot >= 0:
-                    self.ids.bind(id_, slot)
-            view[row] = slot
+            view[row] = self._held(id_, self.ids.names[id_])
+
+    def _held(self, id_: int, key: str) -> int:
+        """The slot of key ``key`` (id ``id_``), taken if it holds none; -1: the record
+        path's."""
+        slot = int(self.ids.slot_of_id[id_])
+        if slot < 0:
+            slot = self._take(key)
+            if slot >= 0:
+                self.ids.bind(id_, slot)
+        return slot
 
     def _take(self, key: str) -> int:
         """A slot for ``key`` (loaded from its learner, or fresh); -1: the record path's."""
