@@ -146,9 +146,15 @@ def test_the_page_shows_a_classifiers_accuracy_log_loss_and_classes(
             return None
         if _number(page, "checkpoint-sub") != summary["checkpoint"]["generation"]:
             return None
+        # The chart needs two samples a second apart: 300 rows can all land before the
+        # page's second poll, so a user (and this test) waits for it.
+        if len(driver.find_elements("css selector", "#chart path")) < 2:
+            return None
         return summary, page
 
-    summary, page = _wait("the page and the checkpoint hold every row", agreed, deadline, 0.5)
+    summary, page = _wait(
+        "the page, its chart and the checkpoint hold every row", agreed, deadline, 0.5
+    )
     rolling = summary["rolling_metrics"]
     assert page["headline-name"]["text"] == "Rolling accuracy"
     assert _number(page, "headline") == rolling["accuracy"]
@@ -165,6 +171,8 @@ def test_the_page_shows_a_classifiers_accuracy_log_loss_and_classes(
     confusion = summary["metrics"]["confusion"]
     for name, (_, predicted, _recall) in table.items():
         assert int(predicted) == sum(row.get(name, 0) for row in confusion.values())
-    assert len(driver.find_elements("css selector", "#chart path")) >= 2
+    assert {
+        p.get_attribute("class") for p in driver.find_elements("css selector", "#chart path")
+    } >= {"rolling", "cumulative"}
     errors = [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
     assert errors == []
