@@ -7,6 +7,9 @@ dies or stalls hands it over after its session timeout. The cooperative-sticky a
 keeps it where it is while standbys join and leave (an eager one would revoke it from the
 active instance at each join).
 
+A member leaves in a settled generation (``streamlearn.sources.kafka_group``): on the test
+broker a member that leaves mid-rebalance stalls the group for good.
+
 A revoke is answered before the partition moves on: the callback stops the learner and
 waits (up to the rebalance timeout) until its last checkpoint is durable, so in a planned
 handover the next instance starts from everything the last one learned.
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +26,7 @@ from kafka import ConsumerRebalanceListener
 
 from streamlearn.sources.base import SourceError
 from streamlearn.sources.kafka_config import KafkaSettings, client_kwargs
+from streamlearn.sources.kafka_group import leave_group
 
 __all__ = ["SESSION_TIMEOUT_MS", "Coordinator", "coordination_name"]
 
@@ -69,9 +72,6 @@ class Coordinator:
         self._barred = -1
         #: Seconds a revoke waits for ``idle``.
         self.revoke_wait = 0.9 * self.config["max_poll_interval_ms"] / 1000
-        #: Seconds a standby waits in no stable generation before it joins again (``rejoin_due``):
-        #: twice the rebalance timeout, the longest a broker keeps a join waiting for the others.
-        self.join_deadline = 2 * self.config["max_poll_interval_ms"] / 1000
         self._closing = threading.Event()
         self._closed = threading.Event()
         self._admin_config = {
@@ -149,19 +149,8 @@ class Coordinator:
         if not self.idle.wait(self.revoke_wait):
             log.warning("the learner did not stop within %.0f s of the revoke", self.revoke_wait)
 
-    def rejoin_due(self, stable_at: float, now: float) -> bool:
-        """Whether this member, in no stable generation since ``stable_at``, should join again
-        as a new member: a standby whose join has gone unanswered past ``join_deadline``.
-
-        A broker answers a join within the rebalance timeout (it waits that long for the other
-        members); the test broker has been seen to leave one unanswered for good, even after
-        the active instance left, so that no instance took the model over. An active member
-        never rejoins this way: it would give the model up.
-        """
-        return not self.active.is_set() and now - stable_at > self.join_deadline
-
-    def _observe(self, consumer: Any) -> bool:
-        """The assignment as it stands after a poll, in a stable generation; False while the
+    def _observe(self, consumer: Any) -> None:
+        """The assignment as it stands after a poll, in a stable generation; nothing while the
         group is joining or rebalancing (the next stable generation decides).
 
         Callbacks tell of changes; this tells of the state, also where the client saw no
@@ -170,7 +159,7 @@ class Coordinator:
         # kafka-python has no public call for the generation (the group's, not ours).
         generation = consumer._coordinator.generation_if_stable()
         if generation is None:
-            return False
+            return
         holds = _holds(consumer, self.name)
         if generation.generation_id != self.generation:  # each rebalance of the group, once
             log.info(
@@ -186,32 +175,19 @@ class Coordinator:
                 self.active.set()
         elif self.active.is_set():
             self._give_up()
-        return True
 
     def _poll(self) -> None:
         from kafka import KafkaConsumer
 
         consumer = None
-        stable_at = time.monotonic()
         try:
             while not self._closing.is_set():
                 try:
                     if consumer is None:
                         consumer = KafkaConsumer(**self.config)
                         consumer.subscribe([self.name], listener=_Listener(self))
-                        stable_at = time.monotonic()
                     consumer.poll(timeout_ms=200)
-                    if self._observe(consumer):
-                        stable_at = time.monotonic()
-                    elif self.rejoin_due(stable_at, time.monotonic()):
-                        log.warning(
-                            "%s: no answer to this standby's join in %.0f s: joining again as "
-                            "a new member",
-                            self.name,
-                            time.monotonic() - stable_at,
-                        )
-                        consumer.close()
-                        consumer = None
+                    self._observe(consumer)
                 except Exception as exc:  # the broker out of reach: try again, said once a try
                     log.warning("coordination group %s: %s", self.name, exc)
                     self._closing.wait(1.0)
@@ -219,9 +195,11 @@ class Coordinator:
             if consumer is not None:
                 self.active.clear()
                 try:
-                    consumer.close()  # leaves the group: a standby is assigned at once
+                    # In a settled generation: a standby is assigned at once.
+                    leave_group(consumer)
                 except Exception as exc:
                     log.warning("leaving %s: %s", self.name, exc)
+                self.active.clear()  # a callback while it settled may have set it
             self._closed.set()
 
 
