@@ -121,7 +121,8 @@ class Coordinator:
         """Leave the group (the partition moves on at once); calling it twice is fine."""
         self._closing.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=30)
+            # Leaving may wait up to the session timeout for a settled generation.
+            self._thread.join(timeout=self.config["session_timeout_ms"] / 1000 + 30)
 
     # -- the group's callbacks (on the polling thread) -----------------------------------------
 
