@@ -111,6 +111,22 @@ def _recv_exactly(sock: socket.socket, n: int) -> bytes | None:
     return data
 
 
+def _all_stopped(pid: int) -> bool:
+    """Whether every thread of ``pid`` is stopped (state ``T`` in ``/proc``); True off Linux."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return True
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended
+        if stat[stat.rindex(")") + 2] not in "Tt":
+            return False
+    return True
+
+
 def _listens_on(pid: int, port: int) -> bool | None:
     """Whether process ``pid`` holds a listening TCP socket on ``port`` (None: cannot tell).
 
@@ -309,6 +325,13 @@ class LocalBroker:
         assert self._process is not None
         self._process.send_signal(signal.SIGSTOP)
         self._paused = True
+        # The kernel stops the other threads only once the one it picked runs; on a loaded
+        # machine the rest can answer a request meanwhile. Frozen means every thread stopped.
+        deadline = time.monotonic() + 5.0
+        while not _all_stopped(self._process.pid):
+            if time.monotonic() > deadline:
+                raise BrokerError(f"tansu (pid {self._process.pid}) did not stop within 5 s")
+            time.sleep(0.005)
 
     def resume(self) -> None:
         """Thaw a paused broker (SIGCONT)."""

@@ -47,9 +47,19 @@ def test_it_serves_kafka_clients(broker: LocalBroker) -> None:
     admin.close()
 
 
+def _thread_states(pid: int) -> set[str]:
+    states = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        stat = (task / "stat").read_text()
+        states.add(stat[stat.rindex(")") + 2])
+    return states
+
+
 def test_pause_freezes_it_and_resume_thaws_it(broker: LocalBroker) -> None:
     broker.pause()
     assert broker.paused and broker.running
+    # Every thread, at once: a thread still running would answer (seen under load in CI).
+    assert broker.pid is not None and _thread_states(broker.pid) <= {"T", "t"}
     assert not answers(broker)  # the port is open, but nobody replies
     broker.resume()
     assert not broker.paused and answers(broker)
