@@ -33,7 +33,6 @@ from streamlearn.broker import free_port
 from streamlearn.scaleout.child import FENCED_EXIT
 from streamlearn.scaleout.partitions import carried_bytes, newer_epoch, take_over
 from streamlearn.scaleout.spawn import Learning, start_learner, warm_up
-from streamlearn.sources.kafka_group import leave_group
 
 if TYPE_CHECKING:
     from kafka import KafkaConsumer, TopicPartition
@@ -381,10 +380,6 @@ class Member:
         if partitions:
             self.consumer.pause(*partitions)  # the learners read them, not this consumer
         mine = sorted(tp.partition for tp in partitions if tp.topic == self.kafka.topic)
-        if self.stopping.is_set():
-            log.info("instance %s is leaving: partitions %s are left to the next owner",
-                     self.instance, mine)  # fmt: skip
-            return
         log.info(
             "instance %s owns partitions %s of %r (group %s, rebalance %d, eager assignment)",
             self.instance, mine, self.kafka.topic, self.kafka.group_id, self.stats.rebalances,
@@ -435,11 +430,8 @@ class Member:
                     self.commit_progress()
                     next_commit = time.monotonic() + COMMIT_EVERY_S
         finally:
-            self.stopping.set()  # also on a failure: a rebalance while it leaves starts nothing
             self.stop(list(self.learners), commit=self.failed is None)
-            # In a settled generation (a leave mid-rebalance stalls the test broker's group);
-            # what a rebalance assigns meanwhile is left to the next owner (``_assigned``).
-            leave_group(consumer)
+            consumer.close(autocommit=False)
         if self.failed is not None:
             log.error("%s: instance %s stops", self.failed, self.instance)
             return 1
