@@ -197,10 +197,12 @@ def assert_killed_replays_resume_as_one_pass(
         env={"STREAMLEARN_FASTPATH": "0"})  # fmt: skip
     state = tmp_path / "killed"
     command = ["replay", str(path), "--state-dir", str(state), *common, "--rate", rate]
-    kills = kill_at_random_moments(
-        command, state, (700, 300, 2000, 500, 1000, 400, 3000, 600, 800, 1500, 900, 350),
-        random.Random(99), 0.5,
-    )  # fmt: skip
+    every, within = (700, 300, 2000, 500, 1000, 400, 3000, 600, 800, 1500, 900, 350), 0.5
+    # Ten kills need ten runs with rows left: each reads up to its first checkpoint, then up
+    # to ``within`` s at ``rate`` before its kill (short of that, the last runs found the
+    # file read to its end in a CI run, and 9 were killed).
+    assert rows >= sum(every[:10]) + 10 * within * float(rate)
+    kills = kill_at_random_moments(command, state, every, random.Random(99), within)
     assert kills >= 10
     result = cli(*command[:-2])  # to the end
     assert path_line in result.stderr
@@ -212,7 +214,7 @@ def assert_killed_replays_resume_as_one_pass(
 
 @pytest.mark.slow
 def test_sigkill_on_the_compiled_keyed_path_resumes_as_one_pass(tmp_path: Path) -> None:
-    assert_killed_replays_resume_as_one_pass(tmp_path, 20000, SGD, "5000", COMPILED, same_learners)
+    assert_killed_replays_resume_as_one_pass(tmp_path, 36000, SGD, "5000", COMPILED, same_learners)
 
 
 def test_each_keys_river_pipeline_is_a_copy_planned_on_its_own_steps() -> None:

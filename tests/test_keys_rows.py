@@ -105,5 +105,5 @@ def test_keyed_rows_drift_resets_as_the_record_path(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_sigkill_on_the_keyed_rows_path_resumes_as_one_pass(tmp_path: Path) -> None:
     assert_killed_replays_resume_as_one_pass(
-        tmp_path, 12000, ("--model", SPEC), "4000", ROWS_PATH, same_learners
+        tmp_path, 32000, ("--model", SPEC), "4000", ROWS_PATH, same_learners
     )
