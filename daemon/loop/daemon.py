@@ -41,15 +41,10 @@ from .diskfull import StoppedOnFullDisk
 from .guard import DivergenceGuard
 from .host import Counters, LoopHost
 from .keyrouter import KeyedRouter
-from .paths import (
-    BLOCK_LINES,
-    CompiledBlocks,
-    PathKit,
-    choose_path,
-    fastpath_enabled,
-)
+from .paths import BLOCK_LINES, CompiledBlocks, PathKit, choose_path, fastpath_enabled
 from .progress import Pacer, Progress
 from .router import Router
+from .stopflag import StopFlag
 from .summary import STATE_FORMAT, inspect_state
 
 if TYPE_CHECKING:
@@ -204,7 +199,7 @@ class Daemon:
         )  # fmt: skip
         #: The record path batches take now (``choose_path``).
         self.path: RecordPath = choose_path(self.kit)
-        self._stop = threading.Event()
+        self._stop = StopFlag()
         self._pacer = Pacer(self.options.rate, self._stop)
         self._progress: Progress | None = None
         #: The heartbeat and rejected-records lines (``streamlearn.observe.logbook``), if set.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
 from streamlearn.sources.base import Source
+
+from .stopflag import StopFlag
 
 
 class Pacer:
@@ -15,7 +16,7 @@ class Pacer:
     It waits on the loop's stop event, so a stop ends the wait at once.
     """
 
-    def __init__(self, rate: float, stop: threading.Event) -> None:
+    def __init__(self, rate: float, stop: StopFlag) -> None:
         self.rate = rate
         self.stop = stop
         self.started = time.monotonic()

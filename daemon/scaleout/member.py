@@ -22,7 +22,6 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +29,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from streamlearn.broker import free_port
+from streamlearn.loop.stopflag import StopFlag
 from streamlearn.scaleout.child import FENCED_EXIT
 from streamlearn.scaleout.partitions import carried_bytes, newer_epoch, take_over
 from streamlearn.scaleout.spawn import Learning, start_learner, warm_up
@@ -144,7 +144,7 @@ class Member:
         self.state_dir = Path(settings.state_dir)
         self.learners: dict[int, _Learner] = {}
         self.stats = MemberStats(topic=kafka.topic)
-        self.stopping = threading.Event()
+        self.stopping = StopFlag()  # set by the signal handler
         self.failed: str | None = None
         self.consumer: KafkaConsumer | None = None
         #: The offsets last committed per partition (``commit_progress`` sends what moved).

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from streamlearn.config import AppUsageError, Settings, require_kafka_sinks
+from streamlearn.loop.stopflag import StopFlag
 from streamlearn.state.epoch import fenced_cause
 
 from .coordinator import Coordinator
@@ -73,7 +73,7 @@ class GroupRun:
         self.settings = settings
         self.coordinator = coordinator
         self.role = Role()
-        self.stopping = threading.Event()
+        self.stopping = StopFlag()  # set by the signal handler
         self.daemon: Daemon | None = None
         #: The summary of the last time this instance led (None: it never did).
         self.summary: dict[str, Any] | None = None
