@@ -16,7 +16,8 @@ Three sections (``--sections speed,river,rss``):
   with ``--record-path`` also record by record) next to the bare River loop on the same rows;
   with ``--instructions`` also the instructions a row of both under callgrind, a count the
   machine's load does not move (the CPU time of a tree's run moves by 15-30% between runs
-  on a shared machine).
+  on a shared machine); with ``--abreast ROUNDS`` also the daemon and the loop run at the
+  same moment, one a core, so that the load of the moment falls on both alike.
 - ``rss``: resident memory of ``--model logistic`` (metrics, drift monitor, checkpoints,
   dead letters and predictions on) over ``--rss-records`` rows of a file written on disk,
   sampled every ``--interval`` seconds (``bench_memory.measure``).
@@ -34,6 +35,7 @@ import argparse
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,7 +45,7 @@ from typing import Any
 
 import numpy as np
 from bench_memory import measure
-from contenders import Contender, ratio
+from contenders import Contender, abreast, ratio
 from contenders import race as contenders_race
 from optional import require
 
@@ -327,6 +329,8 @@ def river_specs(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
             record = Contender(name, daemon, {"STREAMLEARN_FASTPATH": "0"}, files, rows, warm_rows)
             contenders.insert(2, record)
         results += race(contenders, args.repeat)
+        if args.abreast:
+            results[-1]["abreast"] = abreast(contenders[0], contenders[-1], args.abreast)
         if args.instructions:
             counted = instructions(tmp, full, max(rows // 5, 3000), loop, spec)
             results[-1]["instructions"] = counted  # the loop's, beside the daemon's
@@ -477,6 +481,15 @@ def ratios(results: list[dict[str, Any]]) -> list[str]:
                 spec = ours["name"].removeprefix("streamlearn replay ")
                 lines.append(f"- {spec} / bare River loop: {_ratio_text(ours, r)}")
             daemons = []
+            at_once = r.get("abreast")
+            if at_once is not None:
+                lines.append(
+                    f"- {r['name'].removeprefix('River loop ')}: daemon (default flags) / bare loop, "
+                    "CPU (full - warm), the two run "
+                    f"at the same moment, {len(at_once)} rounds: median "
+                    f"{statistics.median(at_once):.3f}x, min {min(at_once):.3f}x, max "
+                    f"{max(at_once):.3f}x"
+                )
             counted = r.get("instructions")
             if counted is not None:
                 lines.append(
@@ -544,6 +557,14 @@ def main() -> None:
         "--record-path",
         action="store_true",
         help="river section: also each spec record by record (STREAMLEARN_FASTPATH=0)",
+    )
+    parser.add_argument(
+        "--abreast",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="river section: also ROUNDS rounds of each spec's daemon (default flags) and bare "
+        "loop run at the same moment, one a core: the load falls on both alike",
     )
     parser.add_argument(
         "--instructions",

@@ -10,6 +10,10 @@ times. Rates: rows / (full - header) (start-up subtracted) and (rows - warm rows
 
 :func:`ratio` compares two contenders: the ratio of their best rates, and the median of the
 ratios round by round (two runs next to each other saw the same load).
+
+:func:`abreast` runs two contenders at the same moment, one a core on a two-core machine:
+the load of the moment, which moves a tree's CPU time by 15-30% between runs one after the
+other, then falls on both alike.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
-__all__ = ["Contender", "race", "ratio", "timed_cpu"]
+__all__ = ["Contender", "abreast", "race", "ratio", "timed_cpu"]
 
 
 class Contender(NamedTuple):
@@ -116,3 +120,49 @@ def ratio(ours: dict[str, Any], theirs: dict[str, Any], key: str) -> tuple[float
     best = ours[key] / theirs[key]
     pairs = zip(ours["rounds"], theirs["rounds"], strict=True)
     return best, statistics.median(mine[key] / other[key] for mine, other in pairs)
+
+
+def _cpu_at_once(commands: list[list[str]], envs: list[dict[str, str] | None]) -> list[float]:
+    """CPU seconds (user + system) of each command, all started at once."""
+    procs = [
+        subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
+        for cmd, env in zip(commands, envs, strict=True)
+    ]
+    cpu = {}
+    for proc in procs:
+        _, status, usage = os.wait4(proc.pid, 0)
+        if status:
+            raise SystemExit(f"failed (wait status {status}): {' '.join(proc.args)}")  # type: ignore[arg-type]
+        cpu[proc.pid] = usage.ru_utime + usage.ru_stime
+    return [cpu[proc.pid] for proc in procs]
+
+
+def abreast(ours: Contender, theirs: Contender, repeat: int) -> list[float]:
+    """``repeat`` rounds of ``ours`` and ``theirs`` run at the same moment (on the full file,
+    then on the warm one; who starts first alternates); each round's ratio of their CPU
+    rates, (rows - warm rows) / (full - warm), ours over theirs."""
+    ratios = []
+    for round_ in range(repeat):
+        pair = [ours, theirs] if round_ % 2 == 0 else [theirs, ours]
+        cpu = []
+        for at in (2, 1):  # the full file, the warm one
+            commands = [
+                [part.replace("{file}", str(c.files[at])) for part in c.template] for c in pair
+            ]
+            cpu.append(_cpu_at_once(commands, [c.env for c in pair]))
+        rates = [
+            (c.rows - c.warm_rows) / max(full - warm, 1e-9)
+            for c, full, warm in zip(pair, cpu[0], cpu[1], strict=True)
+        ]
+        mine, other = rates if pair[0] is ours else rates[::-1]
+        ratios.append(mine / other)
+        print(
+            f"  [{round_ + 1}/{repeat}] {ours.name} / {theirs.name}, at once: {mine / other:.3f}x",
+            flush=True,
+        )
+    return ratios
