@@ -19,6 +19,7 @@ Run: python bench/bench_keys.py [--held 1000,10000,100000] [--changed 1,10,100,1
      [--window 100] [--repeat 3]
      python bench/bench_keys.py --run [--rows 1000000] [--keys 100000] [--max-live 10000]
      [--river-rows 100000] [--river-keys 1000] [--river-only] [--river-parsed] [--repeat 3]
+     [--abreast ROUNDS]
      [--sgd-only] [--steady] [--before PYTHONPATH]
 """
 
@@ -347,6 +348,10 @@ def river_rates(args: argparse.Namespace, folder: Path) -> None:
             statistics.median(times[0][i] / times[at][i] for times in rounds) for i in (0, 1)
         )
         print(f"  median, {name}: wall {wall:.2f}x, CPU {cpu:.2f}x the River loop")
+    if args.abreast:
+        _abreast(
+            args.abreast, contenders[1], contenders[0], (river0, river0, river), args.river_rows
+        )
     if not args.river_parsed:
         return
     print("  River on rows parsed before its clock starts (no iter_csv), against --key-by:")
@@ -364,6 +369,26 @@ def river_rates(args: argparse.Namespace, folder: Path) -> None:
         )
     wall, cpu = (statistics.median(ratio[i] for ratio in ratios) for i in (0, 1))
     print(f"  median: wall {wall:.2f}x, CPU {cpu:.2f}x")
+
+
+def _abreast(
+    rounds: int,
+    ours: tuple[list[str], dict[str, str] | None],
+    loop: tuple[list[str], dict[str, str] | None],
+    files: tuple[Path, Path, Path],
+    rows: int,
+) -> None:
+    """``--abreast``: ``--key-by`` and the River loop run at the same moment, one a core."""
+    from contenders import Contender, abreast
+
+    keyed = Contender("--key-by", ours[0], ours[1], files, rows, 0)
+    river = Contender("River loop", loop[0], loop[1], files, rows, 0)
+    ratios = abreast(keyed, river, rounds)
+    print(
+        f"  at the same moment, one a core, {rounds} rounds: --key-by / River loop, CPU "
+        f"(full - header): median {statistics.median(ratios):.3f}x, min {min(ratios):.3f}x, "
+        f"max {max(ratios):.3f}x"
+    )
 
 
 def _cpu(path: Path, *args: str) -> float:
@@ -388,6 +413,14 @@ def main() -> None:
     parser.add_argument("--river-rows", type=int, default=100_000)
     parser.add_argument("--river-keys", type=int, default=1000)
     parser.add_argument("--river-only", action="store_true", help="--run: the River pair only")
+    parser.add_argument(
+        "--abreast",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="--run: also ROUNDS rounds of --key-by and the River loop run at the same moment, "
+        "one a core (the load of the moment falls on both alike)",
+    )
     parser.add_argument(
         "--sgd-only", action="store_true", help="--run: one sgd block path and keyed all live"
     )
