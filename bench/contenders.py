@@ -133,13 +133,13 @@ def _cpu_at_once(commands: list[list[str]], envs: list[dict[str, str] | None]) -
         )
         for cmd, env in zip(commands, envs, strict=True)
     ]
-    cpu = {}
-    for proc in procs:
-        _, status, usage = os.wait4(proc.pid, 0)
+    cpu = []
+    for proc, cmd in zip(procs, commands, strict=True):
+        _, status, usage = os.wait4(proc.pid, 0)  # this process's own usage, in their order
         if status:
-            raise SystemExit(f"failed (wait status {status}): {' '.join(proc.args)}")  # type: ignore[arg-type]
-        cpu[proc.pid] = usage.ru_utime + usage.ru_stime
-    return [cpu[proc.pid] for proc in procs]
+            raise SystemExit(f"failed (wait status {status}): {' '.join(cmd)}")
+        cpu.append(usage.ru_utime + usage.ru_stime)
+    return cpu
 
 
 def abreast(ours: Contender, theirs: Contender, repeat: int) -> list[float]:
