@@ -3,10 +3,9 @@
 A member that leaves (LeaveGroup) while its group rebalances is, on the test broker (tansu
 0.6), kept as the leader of that rebalance after it is gone: every later join is answered
 with the departed leader, no member's SyncGroup ever completes, and the group never forms
-again (a standby never takes the model over). A
-member that crashes is evicted after its session timeout, which clears the leader. Kafka
-itself takes a leave at any time; waiting for a settled generation costs it at most one
-heartbeat interval on a quiet group.
+again (a standby never takes the model over). A member that crashes is evicted after its
+session timeout, which clears the leader. Kafka itself takes a leave at any time; waiting for
+a settled generation costs it at most one heartbeat interval on a quiet group.
 
 So ``leave_group`` polls until the member is settled: in a stable generation, with no rejoin
 asked for, and a heartbeat answered since it began to leave (the broker had seen no join by
