@@ -21,6 +21,8 @@ Run: python bench/bench_keys.py [--held 1000,10000,100000] [--changed 1,10,100,1
      [--river-rows 100000] [--river-keys 1000] [--river-only] [--river-parsed] [--repeat 3]
      [--abreast ROUNDS]
      [--sgd-only] [--steady] [--before PYTHONPATH]
+
+(``--abreast ROUNDS --steady``: keyed ``sgd`` all live and one ``sgd`` at the same moment.)
 """
 
 from __future__ import annotations
@@ -278,8 +280,79 @@ def run_rates(args: argparse.Namespace) -> None:
                     f"{rates[-1][1] / rates[base][1]:.4f} | {rss:.0f} |",
                     flush=True,
                 )
+        if args.abreast and args.steady:
+            _sgd_abreast(args, (empty_plain, plain, plain2), (empty_keyed, keyed, keyed2))
         if not args.sgd_only:
             river_rates(args, folder)
+
+
+#: A replay timed from inside its process: the same replay of the header-only file first (the
+#: lazy imports, the kernels' loading), then CPU seconds of the replay of the file, printed.
+#: Start-up and exit, which vary by a few tenths of a second from process to process, are
+#: outside the figure. ``sys.argv[1:]``: the header-only file, the file, the options.
+TIMED_REPLAY = """
+import sys, time
+from streamlearn.cli import main
+empty, path, options = sys.argv[1], sys.argv[2], sys.argv[3:]
+main(["replay", empty, *options], standalone_mode=False)
+started = time.process_time()
+main(["replay", path, *options], standalone_mode=False)
+print(time.process_time() - started)
+"""
+
+
+def _timed_at_once(commands: list[list[str]]) -> list[float]:
+    """``TIMED_REPLAY``'s figures of each command, all started at once."""
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) for cmd in commands
+    ]
+    figures = []
+    for proc, cmd in zip(procs, commands, strict=True):
+        out, _ = proc.communicate()
+        if proc.returncode:
+            raise SystemExit(f"failed (exit {proc.returncode}): {' '.join(cmd)}")
+        figures.append(float(out.decode().split()[-1]))
+    return figures
+
+
+def _sgd_abreast(
+    args: argparse.Namespace, plain: tuple[Path, Path, Path], keyed: tuple[Path, Path, Path]
+) -> None:
+    """``--abreast`` with ``--steady``: keyed all live and one ``sgd`` run at the same
+    moment, one a core, each on rows N..2N: CPU seconds of its replay of 2N rows less its
+    replay of N, each timed inside its process (``TIMED_REPLAY``). Who starts first
+    alternates."""
+    options = ["--no-progress", "--rolling-window", str(args.window)]
+    live = ["--key-by", "store", "--max-live-keys", str(args.keys)]
+    runs = {
+        "one sgd": (plain, options),
+        "--key-by all live": (keyed, [*options, *live]),
+    }
+    ratios = []
+    for round_ in range(args.abreast):
+        names = list(runs) if round_ % 2 == 0 else list(runs)[::-1]
+        seconds: dict[str, list[float]] = {name: [] for name in names}
+        for at in (2, 1):  # 2N rows, then N
+            commands = [
+                [sys.executable, "-c", TIMED_REPLAY, str(files[0]), str(files[at]), *options]
+                for files, options in (runs[name] for name in names)
+            ]
+            for name, figure in zip(names, _timed_at_once(commands), strict=True):
+                seconds[name].append(figure)
+        one, many = (
+            full - half for full, half in (seconds["one sgd"], seconds["--key-by all live"])
+        )
+        ratios.append(one / many)
+        print(
+            f"  [{round_ + 1}/{args.abreast}] rows N..2N CPU s: one sgd {one:.3f}, --key-by "
+            f"{many:.3f}: {one / many:.3f}x",
+            flush=True,
+        )
+    print(
+        f"  rows N..2N at the same moment, one a core, timed inside each process, "
+        f"{args.abreast} rounds: --key-by all live / one sgd, CPU: median "
+        f"{statistics.median(ratios):.3f}x, min {min(ratios):.3f}x, max {max(ratios):.3f}x"
+    )
 
 
 #: The loop a user writes for a River spec per key (as ``bench_replay``'s ``RIVER_LOOP`` for
@@ -419,7 +492,8 @@ def main() -> None:
         default=0,
         metavar="ROUNDS",
         help="--run: also ROUNDS rounds of --key-by and the River loop run at the same moment, "
-        "one a core (the load of the moment falls on both alike)",
+        "one a core (the load of the moment falls on both alike); with --steady, of keyed "
+        "sgd all live and one sgd on rows N..2N too",
     )
     parser.add_argument(
         "--sgd-only", action="store_true", help="--run: one sgd block path and keyed all live"
