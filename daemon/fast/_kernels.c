@@ -854,12 +854,10 @@ typedef struct {
 static void key_line(const uint8_t *data, Py_ssize_t size, Py_ssize_t pos, Py_ssize_t column,
                      KeyLine *line)
 {
-    Py_ssize_t end = pos;
-    int quoted = 0;
-    while (end < size && data[end] != '\n') {
-        quoted |= data[end] == '"';
-        end++;
-    }
+    /* memchr, not a loop a byte at a time: half of cut_lines' time went to that loop. */
+    const uint8_t *newline = memchr(data + pos, '\n', size - pos);
+    const Py_ssize_t end = newline != NULL ? newline - data : size;
+    const int quoted = memchr(data + pos, '"', end - pos) != NULL;
     Py_ssize_t text_end = end > pos && data[end - 1] == '\r' ? end - 1 : end;
     /* The cell: from after the column-th comma to the next comma or the line's end. */
     Py_ssize_t cell = pos, field = 0;
