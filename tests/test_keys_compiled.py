@@ -1,6 +1,7 @@
-"""The compiled keyed kernels (``learn_rows_keyed``, ``cut_column``): the C against its Python
-specification (``streamlearn.fast.keyspec``) bit for bit, and both against one ``Learner``
-of ``sgd`` per key and a numpy loop per key."""
+"""The compiled keyed kernels (``learn_rows_keyed``, ``held_slots``, ``cut_column``): the C
+against its Python
+specification (``streamlearn.fast.keyspec``) bit for bit, and both against one ``Learner`` of
+``sgd`` per key and a numpy loop per key."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from streamhelpers import sgd_oracle
 from streamlearn import metrics
 from streamlearn.curve import Curve
 from streamlearn.fast import _kernels, keyspec
-from streamlearn.fast.spec import ABS_SUM, INTERCEPT, LABELED, N_STATE, UNLABELED
+from streamlearn.fast.spec import ABS_SUM, INTERCEPT, LABELED, N_STATE, NOTHING, UNLABELED
 from streamlearn.learner import Learner
 from streamlearn.models.sgd import SGDRegressor
 
@@ -180,6 +181,44 @@ def test_c_refuses_a_slot_whose_counters_are_out_of_range() -> None:
     with pytest.raises(ValueError, match="out of range"):
         table.learn(_kernels.learn_rows_keyed, values, status, slots, index, 64, ROWS, yhat, why)
     assert table.counters[0, keyspec.K_LEARNED] == 70 and table.counters[1, keyspec.K_LEARNED] == 0
+
+
+@pytest.mark.parametrize("held", [keyspec.held_slots, _kernels.held_slots], ids=["python", "c"])
+def test_held_slots_finds_each_labeled_rows_slot(held) -> None:
+    """Each labeled row with a key id gets its key's slot and stamps it with the clock; other
+    rows get -1; the count is the labeled rows whose key holds no slot. Against a plain
+    reading of the arrays, on rows after ``start`` only."""
+    rng = np.random.default_rng(5)
+    rows, ids_known, slots_held = 3000, 400, 100
+    ids = rng.integers(-1, ids_known, size=rows).astype(np.int64)
+    status = rng.choice([LABELED, LABELED, UNLABELED, NOTHING], size=rows).astype(np.int8)
+    slot_of_id = np.full(ids_known, -1, dtype=np.int64)
+    slot_of_id[rng.choice(ids_known, slots_held, replace=False)] = np.arange(slots_held)
+    stamp = np.zeros(slots_held, dtype=np.int64)
+    out = np.full(rows, 7, dtype=np.int64)
+    start, stop = 100, 2900
+    missed = held(ids, status, slot_of_id, stamp, 42, out, start, stop)
+    expected, expected_missed, stamped = [], 0, set()
+    for row in range(start, stop):
+        slot = int(slot_of_id[ids[row]]) if status[row] == LABELED and ids[row] >= 0 else -1
+        expected_missed += status[row] == LABELED and ids[row] >= 0 and slot < 0
+        stamped |= {slot} if slot >= 0 else set()
+        expected.append(slot)
+    assert out[start:stop].tolist() == expected
+    assert (out[:start] == 7).all() and (out[stop:] == 7).all()  # rows outside: untouched
+    assert missed == expected_missed > 0
+    assert sorted(np.flatnonzero(stamp == 42).tolist()) == sorted(stamped)
+    assert set(stamp.tolist()) <= {0, 42}
+
+
+def test_c_held_slots_refuses_a_key_id_past_its_array() -> None:
+    ids = np.array([0, 5], dtype=np.int64)
+    status = np.zeros(2, dtype=np.int8)
+    slot_of_id = np.zeros(3, dtype=np.int64)
+    stamp = np.zeros(1, dtype=np.int64)
+    out = np.zeros(2, dtype=np.int64)
+    with pytest.raises(ValueError, match="out of range"):
+        _kernels.held_slots(ids, status, slot_of_id, stamp, 1, out, 0, 2)
 
 
 @pytest.mark.parametrize("cut", [keyspec.cut_column, _kernels.cut_column], ids=["python", "c"])

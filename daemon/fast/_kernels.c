@@ -10,6 +10,7 @@
  *   learn_softmax  = spec.learn_softmax   (softmax test-then-train, River's CrossEntropy)
  *   feed_values    = spec.feed_values     (River's ADWIN, bit for bit)
  *   learn_rows_keyed = keyspec.learn_rows_keyed (learn_rows, each row in its key's slot)
+ *   held_slots     = keyspec.held_slots    (each labeled row's slot, the slots stamped)
  *   cut_column     = keyspec.cut_column    (a CSV column cut out of each line: the key)
  *
  * The tests run both on the same inputs and compare every output bit (why C rather
@@ -19,8 +20,8 @@
  * as CPython's are.
  *
  * Arrays arrive through the buffer protocol (numpy arrays, bytes) and are checked for
- * type, shape and bounds before any loop runs: a wrong call raises, it never writes
- * past an array. Long loops run without the GIL (the Kafka fetcher, the checkpoint
+ * type, shape and bounds before any loop runs (or, where an index comes from the data,
+ * as the loop reads it): a wrong call raises, it never writes past an array. Long loops run without the GIL (the Kafka fetcher, the checkpoint
  * writer and the HTTP thread go on meanwhile); the arrays belong to the caller's
  * thread while a call runs.
  */
@@ -814,6 +815,61 @@ static PyObject *learn_rows_keyed(PyObject *self, PyObject *args)
     }
 done:
     release(a, 14);
+    return result;
+}
+
+/* -- held_slots ---------------------------------------------------------------------- */
+
+PyDoc_STRVAR(held_slots_doc,
+             "held_slots(ids, status, slot_of_id, stamp, clock, held, start, stop) -> int\n\n"
+             "streamlearn.fast.keyspec.held_slots, compiled: each labeled row's slot.");
+
+static PyObject *held_slots(PyObject *self, PyObject *args)
+{
+    PyObject *o[5];
+    Array a[5] = {0};
+    int64_t clock;
+    Py_ssize_t start, stop, missed = 0;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "OOOOLOnn:held_slots", &o[0], &o[1], &o[2], &o[3], &clock,
+                          &o[4], &start, &stop)) {
+        return NULL;
+    }
+    if (take(o[0], &a[0], "ids", INT64S, 8, 1, 0) < 0 ||
+        take(o[1], &a[1], "status", INT8S, 1, 1, 0) < 0 ||
+        take(o[2], &a[2], "slot_of_id", INT64S, 8, 1, 0) < 0 ||
+        take(o[3], &a[3], "stamp", INT64S, 8, 1, 1) < 0 ||
+        take(o[4], &a[4], "held", INT64S, 8, 1, 1) < 0) {
+        goto done;
+    }
+    if (start < 0 || stop < start || len_of(&a[0]) < stop || len_of(&a[1]) < stop ||
+        len_of(&a[4]) < stop) {
+        PyErr_SetString(PyExc_ValueError, "held_slots: rows out of range");
+        goto done;
+    }
+    const int64_t *ids = a[0].view.buf, *slot_of_id = a[2].view.buf;
+    const int8_t *status = a[1].view.buf;
+    int64_t *stamp = a[3].view.buf, *held = a[4].view.buf;
+    const Py_ssize_t n_ids = len_of(&a[2]), n_slots = len_of(&a[3]);
+    for (Py_ssize_t row = start; row < stop; row++) {
+        const int64_t id = ids[row];
+        int64_t slot = -1;
+        if (status[row] == LABELED && id >= 0) {
+            if (id >= n_ids || (slot = slot_of_id[id]) >= n_slots) {
+                PyErr_SetString(PyExc_ValueError, "held_slots: a key id or slot out of range");
+                goto done;
+            }
+            if (slot >= 0) {
+                stamp[slot] = clock;
+            } else {
+                missed++;
+            }
+        }
+        held[row] = slot;
+    }
+    result = PyLong_FromSsize_t(missed);
+done:
+    release(a, 5);
     return result;
 }
 
@@ -1893,6 +1949,7 @@ static PyMethodDef methods[] = {
     {"learn_softmax", learn_softmax, METH_VARARGS, learn_softmax_doc},
     {"feed_values", feed_values, METH_VARARGS, feed_values_doc},
     {"learn_rows_keyed", learn_rows_keyed, METH_VARARGS, learn_rows_keyed_doc},
+    {"held_slots", held_slots, METH_VARARGS, held_slots_doc},
     {"cut_column", cut_column, METH_VARARGS, cut_column_doc},
     {NULL, NULL, 0, NULL},
 };

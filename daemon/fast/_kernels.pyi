@@ -9,6 +9,7 @@ from streamlearn.fast.classspec import learn_logistic as learn_logistic
 from streamlearn.fast.classspec import learn_softmax as learn_softmax
 from streamlearn.fast.keyspec import KeyIndex as KeyIndex
 from streamlearn.fast.keyspec import cut_column as cut_column
+from streamlearn.fast.keyspec import held_slots as held_slots
 from streamlearn.fast.keyspec import learn_rows_keyed as learn_rows_keyed
 from streamlearn.fast.spec import feed_values as feed_values
 from streamlearn.fast.spec import learn_rows as learn_rows

@@ -16,6 +16,8 @@ both on the same inputs and compare every output bit (``tests/test_keys_compiled
   ring and learning curve), with the same arithmetic as a ``Learner`` of ``sgd`` per key.
   Each learned error also waits in its slot's buffer for the key's drift monitor, with its
   stream index; the caller hands a full buffer to the monitor.
+- :func:`held_slots` gives each labeled row of a block its key's slot, the step before
+  :func:`learn_rows_keyed`, and marks the slots used.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ __all__ = [
     "K_OTHER",
     "KeyIndex",
     "cut_column",
+    "held_slots",
     "learn_rows_keyed",
 ]
 
@@ -221,6 +224,33 @@ def _remember(
     counters[K_SLOT] = slot
     state[ABS_SUM] += abs(y - yhat)
     return slot
+
+
+def held_slots(
+    ids: NDArray[np.int64],
+    status: NDArray[np.int8],
+    slot_of_id: NDArray[np.int64],
+    stamp: NDArray[np.int64],
+    clock: int,
+    held: NDArray[np.int64],
+    start: int,
+    stop: int,
+) -> int:
+    """``held[start:stop]``: each labeled row's slot, ``slot_of_id[ids[row]]`` (-1: a row of
+    another kind, without a key id, or whose key holds no slot), and ``stamp[slot] = clock``
+    for each slot found. Returns how many labeled rows with a key id found no slot."""
+    missed = 0
+    for row in range(start, stop):
+        id_ = int(ids[row])
+        slot = -1
+        if status[row] == LABELED and id_ >= 0:
+            slot = int(slot_of_id[id_])
+            if slot >= 0:
+                stamp[slot] = clock
+            else:
+                missed += 1
+        held[row] = slot
+    return missed
 
 
 def learn_rows_keyed(

@@ -26,7 +26,7 @@ import math
 import mmap
 import pickle
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
@@ -40,6 +40,7 @@ from streamlearn.fast.keyspec import (
     K_STRIDE,
     N_KEY_COUNTERS,
     KeyIndex,
+    held_slots,
 )
 from streamlearn.fast.spec import ABS_SUM, INTERCEPT, LABELED, N_STATE
 from streamlearn.learner import PrequentialState
@@ -59,6 +60,13 @@ __all__ = ["KeySlots", "slot_learner"]
 log = logging.getLogger(__name__)
 
 G = TypeVar("G", bound=np.generic)
+
+#: ``keyspec.held_slots``, or its compiled form.
+HeldSlots = Callable[
+    [NDArray[np.int64], NDArray[np.int8], NDArray[np.int64], NDArray[np.int64], int,
+     NDArray[np.int64], int, int],
+    int,
+]  # fmt: skip
 
 #: Slots made fresh at first; more as keys come, up to the capacity.
 FIRST_SLOTS = 1024
@@ -103,6 +111,8 @@ class KeySlots:
         What a key's drift monitor reports to (telemetry).
     index
         The key index (``_kernels.KeyIndex``; its specification by default).
+    held
+        ``held_slots`` (``_kernels.held_slots``; its specification by default).
     """
 
     def __init__(
@@ -113,6 +123,7 @@ class KeySlots:
         capacity: int,
         host: ModelHost,
         index: KeyIndex | None = None,
+        held: HeldSlots = held_slots,
     ) -> None:
         self.models = models
         self.features = list(features)
@@ -123,6 +134,7 @@ class KeySlots:
         self.window = template.rolling_window
         self.max_points = template.curve.max_points
         self.host = host
+        self._held_slots = held
         self.template = template
         self._monitor = pickle.dumps(template.drift) if template.drift is not None else None
         #: Errors a slot keeps for its key's monitor (0: no drift monitor).
@@ -198,14 +210,14 @@ class KeySlots:
         -1 for the rows the record path takes (other rows, keys the slots cannot hold).
         ``stop - start`` must not exceed the capacity (each row's key keeps its slot)."""
         self.clock += 1
+        slot_of_id = self.ids.slot_of_id
+        if not self._held_slots(
+            ids, status, slot_of_id, self.stamp, self.clock, slots, start, stop
+        ):
+            return
         view = ids[start:stop]
         held = slots[start:stop]
-        labeled = (status[start:stop] == LABELED) & (view >= 0)
-        held[:] = np.where(labeled, self.ids.slot_of_id[view], -1)
-        self.stamp[held[held >= 0]] = self.clock
-        missed = np.flatnonzero((held < 0) & labeled)
-        if not len(missed):
-            return
+        missed = np.flatnonzero((held < 0) & (status[start:stop] == LABELED) & (view >= 0))
         wanted = view[missed]
         unique, first = np.unique(wanted, return_index=True)
         order = unique[np.argsort(first, kind="stable")].tolist()  # in the order first seen

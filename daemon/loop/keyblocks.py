@@ -191,7 +191,7 @@ def keyed_path(kit: PathKit) -> KeyedBlockPath | None:
         from streamlearn.fast import _kernels
 
         slots = KeySlots(models, template, decoder.features, models.max_live, host,
-                         _kernels.KeyIndex())  # fmt: skip
+                         _kernels.KeyIndex(), _kernels.held_slots)  # fmt: skip
         models.overlay.settle_all()  # an earlier path's slots (another header's features)
         models.overlay = slots
         log.info(
