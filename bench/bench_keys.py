@@ -416,15 +416,13 @@ def river_rates(args: argparse.Namespace, folder: Path) -> None:
             f"({record_cpu:.2f} s): {loop_cpu / ours_cpu:.2f}x ({loop_cpu / record_cpu:.2f}x)",
             flush=True,
         )
-    for name, at in (("--key-by", 1), ("--key-by, record path", 2)):
+    for name, at in (("--key-by", 1), ("--key-by, record path", 2)) if rounds else ():
         wall, cpu = (
             statistics.median(times[0][i] / times[at][i] for times in rounds) for i in (0, 1)
         )
         print(f"  median, {name}: wall {wall:.2f}x, CPU {cpu:.2f}x the River loop")
     if args.abreast:
-        _abreast(
-            args.abreast, contenders[1], contenders[0], (river0, river0, river), args.river_rows
-        )
+        _abreast(args.abreast, (river0, river), ["--no-progress", *keyed])
     if not args.river_parsed:
         return
     print("  River on rows parsed before its clock starts (no iter_csv), against --key-by:")
@@ -444,23 +442,45 @@ def river_rates(args: argparse.Namespace, folder: Path) -> None:
     print(f"  median: wall {wall:.2f}x, CPU {cpu:.2f}x")
 
 
-def _abreast(
-    rounds: int,
-    ours: tuple[list[str], dict[str, str] | None],
-    loop: tuple[list[str], dict[str, str] | None],
-    files: tuple[Path, Path, Path],
-    rows: int,
-) -> None:
-    """``--abreast``: ``--key-by`` and the River loop run at the same moment, one a core."""
-    from contenders import Contender, abreast
+#: ``RIVER_KEYED_LOOP`` timed inside its process: CPU seconds from after River's import and
+#: the spec's construction to the end of the loop, printed.
+RIVER_KEYED_LOOP_TIMED = (
+    RIVER_KEYED_LOOP.replace(
+        "models, maes = {{}}, {{}}\n",
+        "import time\nstarted = time.process_time()\nmodels, maes = {{}}, {{}}\n",
+    )
+    + "print(time.process_time() - started)\n"
+)
 
-    keyed = Contender("--key-by", ours[0], ours[1], files, rows, 0)
-    river = Contender("River loop", loop[0], loop[1], files, rows, 0)
-    ratios = abreast(keyed, river, rounds)
+
+def _abreast(rounds: int, files: tuple[Path, Path], options: list[str]) -> None:
+    """``--abreast``: ``replay --key-by`` (``options``) and the River loop run at the same
+    moment, one a core, on the file of rows (``files``: the header-only file, that file),
+    each timed inside its process (``TIMED_REPLAY``, ``RIVER_KEYED_LOOP_TIMED``): start-up
+    and exit are outside the figures. Who starts first alternates."""
+    from bench_keyed_run import FEATURES
+
+    empty, path = (str(file) for file in files)
+    commands = {
+        "--key-by": [sys.executable, "-c", TIMED_REPLAY, empty, path, *options],
+        "River loop": [
+            sys.executable, "-c", RIVER_KEYED_LOOP_TIMED.format(features=FEATURES), path
+        ],
+    }  # fmt: skip
+    ratios = []
+    for round_ in range(rounds):
+        names = list(commands) if round_ % 2 == 0 else list(commands)[::-1]
+        seconds = dict(zip(names, _timed_at_once([commands[n] for n in names]), strict=True))
+        ratios.append(seconds["River loop"] / seconds["--key-by"])
+        print(
+            f"  [{round_ + 1}/{rounds}] CPU s of the rows: River loop {seconds['River loop']:.2f}, "
+            f"--key-by {seconds['--key-by']:.2f}: {ratios[-1]:.3f}x",
+            flush=True,
+        )
     print(
-        f"  at the same moment, one a core, {rounds} rounds: --key-by / River loop, CPU "
-        f"(full - header): median {statistics.median(ratios):.3f}x, min {min(ratios):.3f}x, "
-        f"max {max(ratios):.3f}x"
+        f"  at the same moment, one a core, timed inside each process, {rounds} rounds: "
+        f"--key-by / River loop, CPU: median {statistics.median(ratios):.3f}x, "
+        f"min {min(ratios):.3f}x, max {max(ratios):.3f}x"
     )
 
 
