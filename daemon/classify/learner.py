@@ -28,7 +28,7 @@ from streamlearn.classify.metrics import (
 )
 from streamlearn.classify.space import ClassSpace
 from streamlearn.curve import Curve
-from streamlearn.learner import LearnerBase
+from streamlearn.learner_base import LearnerBase
 
 if TYPE_CHECKING:
     import numpy as np
