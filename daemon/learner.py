@@ -26,7 +26,16 @@ from streamlearn import metrics
 from streamlearn.curve import Curve
 from streamlearn.interfaces import FusedModel
 from streamlearn.learner_base import LearnerBase
-from streamlearn.metrics import METRICS, Metric, abs_error_sum, rolling_scores, update_all
+from streamlearn.metrics import (
+    MAE,
+    METRICS,
+    R2,
+    RMSE,
+    Metric,
+    abs_error_sum,
+    rolling_scores,
+    update_all,
+)
 from streamlearn.models.champion import GuardOptions
 from streamlearn.rings import packed, unpacked
 
@@ -172,17 +181,84 @@ class Learner(LearnerBase):
         if yhat is None or not -DIVERGED < yhat < DIVERGED:
             # None, NaN, inf, or so large that squaring its error overflows: never scored.
             return self._unpredicted(x, y, yhat)
-        update_all(self._metrics or self.metrics, y, yhat)
-        restart = self.baseline is not None and self._score_baseline(x, y, yhat)
+        if self.baseline is not None:
+            return self._step_guarded(x, y, yhat)
         if fused is None:
             model.learn_one(x, y)
         names = self.feature_names
         if names is not None:
             names.update(x)
+        self._score_and_remember(y, yhat)
+        return float(yhat)
+
+    def _step_guarded(self, x: dict[str, float], y: float, yhat: float) -> float:
+        """``step`` of a scored record with a baseline: the guard compares them before the
+        model learns, and may restart the model after."""
+        update_all(self.metrics, y, yhat)
+        restart = self._score_baseline(x, y, yhat)
+        if self._fused is None:
+            self._model.learn_one(x, y)
+        self._noted(x)
         self._remember(y, yhat)
         if restart:
             self._restart_from_warm_start()
         return float(yhat)
+
+    def _score_and_remember(self, y: float, yhat: float) -> None:
+        """``update_all`` of the metrics then ``_remember``, in one pass: a keyed run does it
+        for every record of every key, and each key's objects are apart from the others', so
+        each attribute touched costs. Operation for operation as those two (the same bits)."""
+        named = self._metrics
+        if named is None:
+            named = self.metrics
+        if len(named) != 3:
+            update_all(named, y, yhat)
+            self._remember(y, yhat)
+            return
+        mae, rmse, r2 = named.values()
+        if type(mae) is not MAE or type(rmse) is not RMSE or type(r2) is not R2:
+            update_all(named, y, yhat)
+            self._remember(y, yhat)
+            return
+        error = y - yhat
+        absolute = abs(error)
+        mean = mae._mean
+        n = mean.n + 1.0
+        mean.n = n
+        cumulative = mean._mean = mean._mean + (1.0 / n) * (absolute - mean._mean)
+        mean = rmse._mean
+        n = mean.n + 1.0
+        mean.n = n
+        mean._mean += (1.0 / n) * (error**2 - mean._mean)
+        var = r2._y_var
+        mean = var.mean
+        old = mean._mean
+        n = mean.n + 1.0
+        mean.n = n
+        new = mean._mean = old + (1.0 / n) * (y - old)
+        var._S += (y - old) * (y - new)
+        r2._residual_sum_of_squares += error * error
+        # _remember, with the |error| above
+        size = self.rolling_window
+        slot = self._window_next
+        ys, yhats = self._window_y, self._window_yhat
+        total = self._recent_abs_sum
+        length = self._window_len
+        if length == size:
+            total -= abs(ys[slot] - yhats[slot])
+        else:
+            length = self._window_len = length + 1
+        ys[slot] = y
+        yhats[slot] = yhat
+        slot += 1
+        self._window_next = 0 if slot == size else slot
+        self._recent_abs_sum = total = total + absolute
+        learned = self.records_learned = self.records_learned + 1
+        curve = self.curve
+        if learned % curve.stride == 0:
+            if learned % size == 0:  # re-sum now and then, as ``_add_curve_point``
+                total = self._recent_abs_sum = abs_error_sum(self.recent_y, self.recent_yhat)
+            curve.add(learned, total / length, cumulative)
 
     def _unpredicted(self, x: dict[str, float], y: float, yhat: float | None) -> float | None:
         """``step`` of a record predicted None (learned unscored, as River does: answer None) or
