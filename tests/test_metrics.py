@@ -75,6 +75,7 @@ def test_a_learner_pickled_with_rivers_objects_loads_adopts_and_goes_on():
         assert reference.step(x, y) == yhat
         for metric in rivers.values():
             metric.update(y, yhat)
+    old.metrics  # noqa: B018  (the metrics at rest: an older learner had no other place)
     old._metrics = rivers  # what an older learner held
     loaded = pickle.loads(pickle.dumps(old))
     assert all(type(m).__module__ == metrics.__name__ for m in loaded.metrics.values())
