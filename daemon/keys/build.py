@@ -180,11 +180,14 @@ def fresh_models(settings: Settings, warm: Warm | None) -> Callable[[], base.Est
 
     from streamlearn.models.registry import build_model
 
+    from .pickling import dumps
+
     # The spec is parsed and checked once: a fresh model is a copy of the one built (the
-    # spec's checks cost 100-200 us a model, a million keys' worth of minutes).
+    # spec's checks cost 100-200 us a model, a million keys' worth of minutes), pickled so
+    # that its objects come back as fast as constructed ones (``keys.pickling``).
     model = build_model(settings.model, lr=settings.lr)
     _planned(model)
-    blob = pickle.dumps(model, pickle.HIGHEST_PROTOCOL)
+    blob = dumps(model)
     return lambda: pickle.loads(blob)
 
 
