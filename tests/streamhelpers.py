@@ -176,6 +176,27 @@ def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 15.0) ->
     return records
 
 
+def read_to_end(bootstrap: str, topic: str, timeout: float = 15.0) -> list[Any]:
+    """Every message of every partition of ``topic``, from its start to its end as it is now
+    (``read_topic`` stops at a count: a poll's batch may then leave a partition's last
+    messages unread when the topic holds more than the count)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    partitions = consumer.partitions_for_topic(topic)
+    assert partitions, f"topic {topic} does not exist"
+    assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(assigned)
+    ends = consumer.end_offsets(assigned)
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in assigned):
+        for batch in consumer.poll(timeout_ms=200).values():
+            records.extend(batch)
+    consumer.close()
+    return records
+
+
 def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     """The group's committed offsets, as standard Kafka tooling sees them (lag = end - this)."""
     from kafka import KafkaConsumer, TopicPartition
