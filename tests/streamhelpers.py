@@ -177,9 +177,10 @@ def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 15.0) ->
 
 
 def read_to_end(bootstrap: str, topic: str, timeout: float = 15.0) -> list[Any]:
-    """Every message of every partition of ``topic``, from its start to its end as it is now
-    (``read_topic`` stops at a count: a poll's batch may then leave a partition's last
-    messages unread when the topic holds more than the count)."""
+    """Every message of every partition of ``topic``: polled until it is at the partitions'
+    end offsets and no message came for 2 s (``read_topic`` stops at a count, which leaves
+    messages unread when the topic holds more; and under load a read that stopped at the end
+    offsets taken just after the writer stopped still missed some of its messages)."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, auto_offset_reset="earliest")
@@ -187,12 +188,17 @@ def read_to_end(bootstrap: str, topic: str, timeout: float = 15.0) -> list[Any]:
     assert partitions, f"topic {topic} does not exist"
     assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
     consumer.assign(assigned)
-    ends = consumer.end_offsets(assigned)
     records: list[Any] = []
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in assigned):
+    quiet_until = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        ends = consumer.end_offsets(assigned)
+        behind = any(consumer.position(tp) < ends[tp] for tp in assigned)
+        if not behind and time.monotonic() >= quiet_until:
+            break
         for batch in consumer.poll(timeout_ms=200).values():
             records.extend(batch)
+            quiet_until = time.monotonic() + 2.0
     consumer.close()
     return records
 
