@@ -46,6 +46,7 @@ def _is_plain(cls: type) -> bool:
     """Whether instances of ``cls`` pickle by default as ``__new__`` and their ``__dict__``."""
     return (
         not issubclass(cls, type)
+        and cls.__dictoffset__ != 0  # its instances have a __dict__
         and cls.__new__ is object.__new__
         and cls.__reduce_ex__ is object.__reduce_ex__
         and cls.__reduce__ is object.__reduce__
@@ -69,7 +70,7 @@ class InlinePickler(pickle.Pickler):
             plain = _plain[cls] = _is_plain(cls)
         if not plain:
             return NotImplemented
-        state = getattr(obj, "__dict__", None)
+        state = obj.__dict__
         if type(state) is not dict:
             return NotImplemented
         return copyreg.__newobj__, (cls,), (None, state)  # type: ignore[attr-defined]
