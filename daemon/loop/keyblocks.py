@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,6 +37,7 @@ from streamlearn.fast.block import (
     locator,
 )
 from streamlearn.fast.keyspec import K_DONE, K_FULL
+from streamlearn.keys.slotbase import SlotTable
 from streamlearn.keys.slots import KeySlots, slot_learner
 from streamlearn.keys.tally import RegressionTally
 from streamlearn.keys.units import KeyRegressor
@@ -50,7 +51,16 @@ from .paths import MIN_BLOCK_LINES, PathKit
 if TYPE_CHECKING:
     from .keyrouter import KeyedRouter
 
-__all__ = ["KeyColumnReader", "KeyedBlockPath", "KeyedBlockReader", "KeyedCsvPath", "keyed_path"]
+__all__ = [
+    "KeyColumnReader",
+    "KeyedBlockPath",
+    "KeyedBlockReader",
+    "KeyedCsvPath",
+    "SlotBlockPath",
+    "keyed_path",
+    "refused",
+    "slots_for",
+]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +95,7 @@ class KeyColumnReader(BlockReader, Generic[KeysT]):
         rows = self._parse(cut, n_fields, values, status, np.empty(lines + 1, dtype=np.int64))
         assert rows == lines, (rows, lines)
         parsed = Parsed(values, status, starts, block.data, block.offset, {}, locator(block))
+        self._doubt(parsed)  # a classifier's targets that are no class code
         status[list(keyless)] = DOUBT  # the decoder judges a line whose key cell it must read
         judged: dict[int, str | None] = {}
         for row in np.flatnonzero(status == DOUBT).tolist():
@@ -145,9 +156,9 @@ class KeyedCsvPath(BlockPath[Parsed], Generic[KeysT]):
 
 
 class KeyedBlockReader(KeyColumnReader[NDArray[np.int64]]):
-    """The compiled ``sgd`` path's reader: each row's key as its id in ``slots``."""
+    """The compiled keyed paths' reader: each row's key as its id in ``slots``."""
 
-    def __init__(self, features: Sequence[str], column: int, slots: KeySlots) -> None:
+    def __init__(self, features: Sequence[str], column: int, slots: SlotTable[Any]) -> None:
         super().__init__(features, column)
         self.slots = slots
 
@@ -165,42 +176,57 @@ class KeyedBlockReader(KeyColumnReader[NDArray[np.int64]]):
 
 
 def keyed_path(kit: PathKit) -> KeyedBlockPath | None:
-    """The compiled keyed path for a keyed run, where it gives the record path's results;
-    None (why logged once: the keyed rows path or the record path takes the run) otherwise."""
+    """The compiled keyed ``sgd`` path for a keyed run, where it gives the record path's
+    results; None (why logged once: another keyed path or the record path takes the run)."""
     from .keyrouter import KeyedRouter
 
     router = kit.router
-    if not isinstance(router, KeyedRouter):
-        return None
+    if not isinstance(router, KeyedRouter) or not isinstance(router.keys.tally, RegressionTally):
+        return None  # a classifier's: ``classkeyblocks``
     why = _refusal(kit, router)
     if why is not None:
-        if why not in _told:
-            _told.add(why)
-            log.info("--key-by: not on the compiled sgd path (%s)", why)
+        refused(why, "sgd")
         return None
+    slots = slots_for(kit, router, KeySlots, "sgd")
+    assert isinstance(slots, KeySlots)
+    return KeyedBlockPath(kit, kit.learner.model, router, slots)
+
+
+def refused(why: str, model: str) -> None:
+    """Log once why a run is not on a compiled keyed path."""
+    said = f"{model}: {why}"
+    if said not in _told:
+        _told.add(said)
+        log.info("--key-by: not on the compiled %s path (%s)", model, why)
+
+
+def slots_for(
+    kit: PathKit, router: KeyedRouter, kind: type[SlotTable[Any]], model: str
+) -> SlotTable[Any]:
+    """The store's slots of ``kind`` for the features of the run's header (made, and the
+    store's earlier slots settled, when it holds none such)."""
     decoder = kit.decoder
-    assert isinstance(decoder, CsvDecoder)
     keys = router.keys
     models = keys.models
     slots = models.overlay
-    if not isinstance(slots, KeySlots) or slots.features != decoder.features:
+    if not isinstance(slots, kind) or slots.features != decoder.features:
         template = models.codec.fresh("")
-        assert isinstance(template, KeyRegressor)
         host = LoopHost(template, router.counters, router.host.telemetry,
                         keys.model_factory, keys.warm_model_factory)  # fmt: skip
         from streamlearn.fast import _kernels
 
-        slots = KeySlots(models, template, decoder.features, models.max_live, host,
-                         _kernels.KeyIndex(), _kernels.held_slots)  # fmt: skip
+        assert decoder.features is not None
+        slots = kind(models, template, decoder.features, models.max_live, host,
+                     _kernels.KeyIndex(), _kernels.held_slots)  # fmt: skip
         models.overlay.settle_all()  # an earlier path's slots (another header's features)
         models.overlay = slots
         log.info(
-            "--key-by: sgd per key on the compiled keyed path (%d features, up to %d keys "
-            "in slots)",
+            "--key-by: %s per key on the compiled keyed path (%d features, up to %d keys in slots)",
+            model,
             len(slots.features),
             slots.capacity,
         )
-    return KeyedBlockPath(kit, kit.learner.model, router, slots)
+    return slots
 
 
 def keyed_csv_refusal(kit: PathKit) -> str | None:
@@ -226,7 +252,7 @@ def _refusal(kit: PathKit, router: KeyedRouter) -> str | None:
     if why is not None:
         return why
     if not isinstance(keys.tally, RegressionTally) or keys.tally.feature_names is not None:
-        return "not a regression with fixed features"
+        return "the features are not fixed"
     if keys.labelers is not None or router.join is not None or keys.fallback == "global":
         return "pseudo-labels, late labels or --key-fallback global see each record"
     template = keys.models.codec.fresh("")
@@ -235,25 +261,31 @@ def _refusal(kit: PathKit, router: KeyedRouter) -> str | None:
     return None
 
 
-class KeyedBlockPath(KeyedCsvPath[NDArray[np.int64]]):
-    """Blocks of keyed CSV lines learned by ``sgd`` per key in the compiled kernels."""
+class SlotBlockPath(KeyedCsvPath[NDArray[np.int64]]):
+    """Blocks of keyed CSV lines learned per key in slots by a compiled keyed kernel: the
+    loop over a block's rows that the models' paths share. A model's path runs its kernel
+    (``_run``, into the outputs ``_outputs`` makes) and tells the whole stream of the rows
+    learned (``_learned``)."""
 
-    name = "keyed-block"
+    slots: SlotTable[Any]
 
-    def __init__(self, kit: PathKit, model: object, router: KeyedRouter, slots: KeySlots) -> None:
-        super().__init__(kit, model, router)
-        keys = router.keys
-        assert isinstance(keys.tally, RegressionTally)
-        self.keys = keys
-        self.tally = keys.tally
-        self.slots = slots
-        self.reader = KeyedBlockReader(self.decoder.features, self.column, slots)
-        kernels = compiled_kernels()
-        assert kernels is not None
-        self.scorer = BlockLearner(["yhat"], kernels)
-        from streamlearn.fast import _kernels
+    def _outputs(self, rows: int) -> None:
+        """Make the kernel's outputs for a block of ``rows`` rows."""
+        raise NotImplementedError
 
-        self._learn = _kernels.learn_rows_keyed
+    def _run(
+        self, parsed: Parsed, at: NDArray[np.int64], index: NDArray[np.int64], row: int,
+        end: int, why: NDArray[np.int64],
+    ) -> int:  # fmt: skip
+        """The kernel over rows ``row..end`` (``at``: their slots); the row it stopped at."""
+        raise NotImplementedError
+
+    def _learned(
+        self, parsed: Parsed, ids: NDArray[np.int64], at: NDArray[np.int64], start: int, stop: int
+    ) -> None:
+        """Rows ``start..stop`` were learned in their slots: the whole stream hears of them
+        as ``KeyedRouter`` tells it, in order."""
+        raise NotImplementedError
 
     def _learn_keyed(self, parsed: Parsed, ids: NDArray[np.int64]) -> None:
         """Rows ``0..parsed.stop`` in order: runs of labeled rows in the kernel, the others
@@ -264,7 +296,7 @@ class KeyedBlockPath(KeyedCsvPath[NDArray[np.int64]]):
         seen = self.kit.router.counters.records_seen
         index = np.cumsum(status != NOTHING, dtype=np.int64) + (seen - 1)
         at = np.full(parsed.rows, -1, dtype=np.int64)
-        yhat = np.full(parsed.rows, np.nan)
+        self._outputs(parsed.rows)
         why = np.zeros(1, dtype=np.int64)
         row = 0
         while row < stop:
@@ -273,15 +305,13 @@ class KeyedBlockPath(KeyedCsvPath[NDArray[np.int64]]):
             slots.released.clear()
             learned = row  # rows learned from here on are told of at once
             while row < end:
-                row = self._learn(
-                    parsed.values, status, at, index, row, end, slots.weights, slots.lr, 2.0,
-                    slots.state, slots.counters, slots.ring_y, slots.ring_yhat, slots.curve,
-                    slots.pend_err, slots.pend_idx, yhat, why,
-                )  # fmt: skip
+                row = self._run(parsed, at, index, row, end, why)
                 if why[0] == K_FULL:  # the key's monitor hears of its errors; learning goes on
                     slots.flush(int(at[row]))
                     continue
-                self._learned(parsed, ids, at, yhat, learned, row)
+                if row > learned:
+                    self.slots.changed[at[learned:row]] = True
+                    self._learned(parsed, ids, at, learned, row)
                 if why[0] == K_DONE:
                     break
                 self._route_row(parsed, row)  # the record path's row (the key settled first)
@@ -289,22 +319,56 @@ class KeyedBlockPath(KeyedCsvPath[NDArray[np.int64]]):
                 learned = row
                 slots.reassign(ids, at, row, end)
 
+    def _route_row(self, parsed: Parsed, row: int) -> None:
+        item = parsed.judged.get(row)
+        if item is None and parsed.status[row] != NOTHING:
+            item = self.kit.decoder.decode(parsed.raw(row))
+        self.kit.router.route([item])
+
+
+class KeyedBlockPath(SlotBlockPath):
+    """Blocks of keyed CSV lines learned by ``sgd`` per key in the compiled kernels."""
+
+    name = "keyed-block"
+
+    def __init__(self, kit: PathKit, model: object, router: KeyedRouter, slots: KeySlots) -> None:
+        super().__init__(kit, model, router)
+        keys = router.keys
+        assert isinstance(keys.tally, RegressionTally)
+        self.keys = keys
+        self.tally = keys.tally
+        self.slots = self.table = slots
+        self.reader = KeyedBlockReader(self.decoder.features, self.column, slots)
+        kernels = compiled_kernels()
+        assert kernels is not None
+        self.scorer = BlockLearner(["yhat"], kernels)
+        from streamlearn.fast import _kernels
+
+        self._learn = _kernels.learn_rows_keyed
+        self.yhat: NDArray[np.float64] = np.empty(0)
+
+    def _outputs(self, rows: int) -> None:
+        self.yhat = np.full(rows, np.nan)
+
+    def _run(
+        self, parsed: Parsed, at: NDArray[np.int64], index: NDArray[np.int64], row: int,
+        end: int, why: NDArray[np.int64],
+    ) -> int:  # fmt: skip
+        slots = self.table
+        return self._learn(
+            parsed.values, parsed.status, at, index, row, end, slots.weights, slots.lr, 2.0,
+            slots.state, slots.counters, slots.ring_y, slots.ring_yhat, slots.curve,
+            slots.pend_err, slots.pend_idx, self.yhat, why,
+        )  # fmt: skip
+
     def _learned(
-        self,
-        parsed: Parsed,
-        ids: NDArray[np.int64],
-        at: NDArray[np.int64],
-        yhat: NDArray[np.float64],
-        start: int,
-        stop: int,
+        self, parsed: Parsed, ids: NDArray[np.int64], at: NDArray[np.int64], start: int, stop: int
     ) -> None:
         """Rows ``start..stop`` were learned in their slots: the whole stream hears of them
         as ``KeyedRouter._learn`` tells it, in order."""
         count = stop - start
-        if count <= 0:
-            return
+        yhat = self.yhat
         router = self.kit.router
-        self.slots.changed[at[start:stop]] = True
         router.counters.records_seen += count
         tally = self.tally
         tally.keyed.learned += count
@@ -324,9 +388,3 @@ class KeyedBlockPath(KeyedCsvPath[NDArray[np.int64]]):
                 line = self.router.output_line(None, parsed.raw(row).where(), key, guess)
                 line["label"] = label
                 write(line)
-
-    def _route_row(self, parsed: Parsed, row: int) -> None:
-        item = parsed.judged.get(row)
-        if item is None and parsed.status[row] != NOTHING:
-            item = self.kit.decoder.decode(parsed.raw(row))
-        self.kit.router.route([item])
