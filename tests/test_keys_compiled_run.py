@@ -184,13 +184,14 @@ def test_each_keys_drift_events_are_the_record_paths(tmp_path: Path) -> None:
 
 def assert_killed_replays_resume_as_one_pass(
     tmp_path: Path, rows: int, model: Sequence[str], rate: str, path_line: str,
-    same: Callable[[Path, Path], dict[str, Any]],
+    same: Callable[[Path, Path], dict[str, Any]], writer: Callable[..., Any] = write,
 ) -> None:  # fmt: skip
     """SIGKILL at random moments (10 or more), keys spilling (``--max-live-keys 7``): every
     key's learner equals (``same``) one uninterrupted pass on the record path, its
-    ``records_learned`` its labeled rows; the path of ``path_line`` took the last run."""
+    ``records_learned`` its labeled rows; the path of ``path_line`` took the last run.
+    ``writer`` writes the stream (``write``'s signature and result)."""
     path = tmp_path / "keyed.csv"
-    names, _, _, learned = write(path, rows, 40, seed=17, messy=True)
+    names, _, _, learned = writer(path, rows, 40, seed=17, messy=True)
     common = ["--key-by", "store", "--rolling-window", "50", *model, "--max-live-keys", "7"]
     one_pass = tmp_path / "one"
     cli("replay", str(path), "--state-dir", str(one_pass), *common,

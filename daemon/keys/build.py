@@ -239,6 +239,8 @@ def open_keyed(
     def fresh() -> KeyLearner:
         learner = new_learner()
         learner.curve = Curve(max_points=KEY_CURVE_POINTS)  # a key's state stays small
+        if isinstance(learner, KeyClassifier):  # its log-loss curve: at the same points
+            learner.loss_curve = Curve(max_points=KEY_CURVE_POINTS)
         if tally.feature_names is not None:  # features not fixed: what /predict may pass
             learner.track_features()
         if isinstance(learner, KeyRegressor | KeyClassifier):
