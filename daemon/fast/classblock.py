@@ -44,7 +44,9 @@ __all__ = [
     "ClassBlockLearner",
     "ClassKernels",
     "ClassSaved",
+    "LossCurve",
     "Scored",
+    "class_codes",
     "compiled_class_kernels",
     "python_class_kernels",
 ]
@@ -145,28 +147,7 @@ class ClassBlockLearner(BlockReader):
         self.yhat: NDArray[np.float64] = np.empty((0, 0))
 
     def _doubt(self, parsed: Parsed) -> None:
-        """Turn the targets the parser read into class codes, or mark their rows DOUBT: the
-        decoder judges them (``ClassSpace.numeric_codes`` says which number is which code)."""
-        status, values = parsed.status, parsed.values
-        labeled = np.flatnonzero(status == LABELED)
-        if not labeled.size:
-            return
-        table = self.classes.numeric_codes()
-        if not table:
-            status[labeled] = DOUBT
-            return
-        targets = values[labeled, -1]
-        if table == _IDENTITY:  # the binary 1/0 pair: the number is the code
-            status[labeled[(targets != 0.0) & (targets != 1.0)]] = DOUBT
-            return
-        keys = np.array(sorted(table), dtype=np.float64)
-        where = np.minimum(np.searchsorted(keys, targets), len(keys) - 1)
-        known = keys[where] == targets
-        if not self.classes.binary:
-            known &= _plain_integers(parsed, labeled)
-        status[labeled[~known]] = DOUBT
-        codes = np.array([table[key] for key in keys.tolist()], dtype=np.float64)
-        values[labeled[known], -1] = codes[where[known]]
+        class_codes(self.classes, parsed)
 
     # -- learning ------------------------------------------------------------------------
 
@@ -214,7 +195,7 @@ class ClassBlockLearner(BlockReader):
         metrics = learner.metrics
         state = np.array([metrics.loss.n, metrics.loss.get()], dtype=np.float64)
         loss = np.empty(rows)
-        curve = _LossCurve.of(learner, stop - start)
+        curve = LossCurve.of(learner, stop - start)
         if isinstance(model, LogisticRegression):
             p = np.empty(rows)
             done = self.kernels.logistic(
@@ -243,7 +224,9 @@ class ClassBlockLearner(BlockReader):
                 pred = to_code[np.argmax(given[:, to_code], axis=1)]
             y = parsed.values[scored, -1].astype(np.int64)
             mean = (float(state[0]), float(state[1]))
-            self._score(learner, Scored(y, given, pred, loss[scored], p_pos), mean, curve.made())
+            self.score_learned(
+                learner, Scored(y, given, pred, loss[scored], p_pos), mean, curve.made()
+            )
         return done
 
     def _learn_softmax(
@@ -255,7 +238,7 @@ class ClassBlockLearner(BlockReader):
         weights: NDArray[np.float64],
         state: NDArray[np.float64],
         loss: NDArray[np.float64],
-        curve: _LossCurve,
+        curve: LossCurve,
     ) -> tuple[int, NDArray[np.float64], NDArray[np.int64]]:
         """The softmax kernel over the block; the probabilities by code, and each model
         class's code."""
@@ -287,9 +270,9 @@ class ClassBlockLearner(BlockReader):
         mean = learner.metrics.loss
         for value in scored.loss.tolist():
             mean.update(value)
-        self._score(learner, scored, (mean.n, mean.get()))
+        self.score_learned(learner, scored, (mean.n, mean.get()))
 
-    def _score(
+    def score_learned(
         self,
         learner: ClassLearner,
         scored: Scored,
@@ -329,7 +312,7 @@ class ClassBlockLearner(BlockReader):
         learner.import_prequential(saved.prequential)
 
 
-class _LossCurve(NamedTuple):
+class LossCurve(NamedTuple):
     """The kernels' ``ring``, ``curve`` and ``points`` (``classspec.loss_point``): the log-loss
     curve's points made where record by record makes them, in the same operations."""
 
@@ -338,7 +321,7 @@ class _LossCurve(NamedTuple):
     points: NDArray[np.float64]
 
     @classmethod
-    def of(cls, learner: ClassLearner, rows: int) -> _LossCurve:
+    def of(cls, learner: ClassLearner, rows: int) -> LossCurve:
         """For a block of up to ``rows`` learned rows into ``learner``."""
         window, stride = learner.window, learner.loss_curve.stride
         curve = [learner.records_learned, stride, window.next, window.len, 0, 0]
@@ -350,6 +333,31 @@ class _LossCurve(NamedTuple):
     def made(self) -> list[list[float]]:
         points: list[list[float]] = self.points[: self.curve[classspec.CURVE_POINTS]].tolist()
         return points
+
+
+def class_codes(classes: ClassSpace, parsed: Parsed) -> None:
+    """Turn the targets the parser read into class codes, or mark their rows DOUBT: the
+    decoder judges them (``ClassSpace.numeric_codes`` says which number is which code)."""
+    status, values = parsed.status, parsed.values
+    labeled = np.flatnonzero(status == LABELED)
+    if not labeled.size:
+        return
+    table = classes.numeric_codes()
+    if not table:
+        status[labeled] = DOUBT
+        return
+    targets = values[labeled, -1]
+    if table == _IDENTITY:  # the binary 1/0 pair: the number is the code
+        status[labeled[(targets != 0.0) & (targets != 1.0)]] = DOUBT
+        return
+    keys = np.array(sorted(table), dtype=np.float64)
+    where = np.minimum(np.searchsorted(keys, targets), len(keys) - 1)
+    known = keys[where] == targets
+    if not classes.binary:
+        known &= _plain_integers(parsed, labeled)
+    status[labeled[~known]] = DOUBT
+    codes = np.array([table[key] for key in keys.tolist()], dtype=np.float64)
+    values[labeled[known], -1] = codes[where[known]]
 
 
 def _code(space: ClassSpace, model_label: Hashable) -> int:
