@@ -33,4 +33,5 @@ export PYTHONPATH="$work"
 "$PYTHON" -c 'import sys, streamlearn.fast._kernels as k; assert k.__file__.startswith(sys.argv[1]), k.__file__' "$work"
 "$PYTHON" -m pytest -q -p no:cacheprovider -o addopts="" --capture=sys \
     tests/test_kernels.py tests/test_class_kernels.py tests/test_adwin.py \
-    tests/test_fastpath.py tests/test_keys_compiled.py -k "not sigkill and not replay_imports"
+    tests/test_fastpath.py tests/test_keys_compiled.py tests/test_class_keys_compiled.py \
+    -k "not sigkill and not replay_imports"

@@ -13,14 +13,20 @@ from streamlearn.classify.learner import ClassLearner
 from streamlearn.classify.metrics import THRESHOLDS
 from streamlearn.classify.space import ClassSpace
 from streamlearn.curve import Curve
+from streamlearn.fast import _kernels, classspec, keyspec
 from streamlearn.fast import classkeyspec as spec
-from streamlearn.fast import classspec, keyspec
 from streamlearn.fast.spec import LABELED, UNLABELED
 from streamlearn.models.logistic import LogisticRegression
 
 KEYS, FEATURES, ROWS, WINDOW, POINTS, LR = 40, 3, 4000, 7, 4, 0.3
-KERNELS = [pytest.param(spec.learn_logistic_keyed, id="python")]
-SCORERS = [pytest.param(spec.score_losses, id="python")]
+KERNELS = [
+    pytest.param(spec.learn_logistic_keyed, id="python"),
+    pytest.param(_kernels.learn_logistic_keyed, id="c"),
+]
+SCORERS = [
+    pytest.param(spec.score_losses, id="python"),
+    pytest.param(_kernels.score_losses, id="c"),
+]
 NAMES = [f"x{j}" for j in range(FEATURES)]
 
 
@@ -208,3 +214,225 @@ def test_score_losses_is_the_record_paths_loss_curve(scorer) -> None:
     assert state.tolist() == [learner.metrics.loss.n, learner.metrics.loss.get()]
     made = points[: curve[classspec.CURVE_POINTS]].tolist()
     assert made == [[float(n), r, c] for n, r, c in learner.loss_curve.points]
+
+
+def drive(kernel, values, slots, status, blocks, table: Table):
+    """Rows in blocks ending at ``blocks``, every stop as the caller takes it: a full buffer
+    emptied (its errors kept), any other row skipped. The outputs and what each call returned."""
+    rows = len(values)
+    index = np.arange(rows, dtype=np.int64) * 3 + 7
+    p, loss = np.full(rows, np.nan), np.full(rows, np.nan)
+    why = np.zeros(1, dtype=np.int64)
+    calls, handed = [], []
+    start = 0
+    for stop in blocks:
+        row = start
+        while row < stop:
+            with np.errstate(all="ignore"):  # inf * 0.0 in a margin: NaN, the kernel's stop
+                row = table.learn(kernel, values, status, slots, index, row, stop, p, loss, why)
+            calls.append((row, int(why[0])))
+            if why[0] == keyspec.K_FULL:
+                slot = slots[row]
+                handed.append(
+                    (int(slot), table.pend_err[slot].tobytes(), table.pend_idx[slot].tolist())
+                )
+                table.counters[slot, spec.C_PENDING] = 0
+            elif why[0] != keyspec.K_DONE:
+                row += 1
+        start = stop
+    return p, loss, calls, handed
+
+
+def test_c_learns_as_its_specification_bit_for_bit() -> None:
+    """A long stream of few slots (windows wrap many times, curves thin again and again, error
+    buffers fill), with margins large enough to clamp P(1), rows of other kinds, targets not
+    0 or 1, non-finite margins and blocks of random length: every output array and every
+    call's stop equal the Python's, bit for bit."""
+    rng = np.random.default_rng(11)
+    rows, keys = 20000, 6
+    values = np.column_stack([rng.normal(size=(rows, FEATURES)) * rng.choice([1.0, 40.0], size=(rows, 1)),
+                              (rng.random(rows) < 0.4).astype(np.float64)])  # fmt: skip
+    slots = rng.integers(keys, size=rows).astype(np.int64)
+    status = rng.choice([LABELED] * 30 + [UNLABELED], size=rows).astype(np.int8)
+    slots[rng.choice(rows, 20, replace=False)] = -1
+    slots[rng.choice(rows, 5, replace=False)] = keys  # one past the table
+    values[rng.choice(rows, 20, replace=False), -1] = 2.0
+    values[rng.choice(rows, 5, replace=False), 1] = np.inf
+    values[rng.choice(rows, 5, replace=False), 2] = np.nan
+    blocks = [*np.sort(rng.choice(np.arange(1, rows), 60, replace=False)).tolist(), rows]
+    runs = []
+    for kernel in (spec.learn_logistic_keyed, _kernels.learn_logistic_keyed):
+        table = Table(pend=9)
+        for name in ("weights", "state", "counters", "ring", "ring_y", "ring_pred", "ring_p",
+                     "points", "pend_err", "pend_idx"):  # fmt: skip
+            setattr(table, name, getattr(table, name)[:keys].copy())
+        runs.append((table, *drive(kernel, values, slots, status, blocks, table)))
+    (python, *py_out), (c, *c_out) = runs
+    assert c_out[0].tobytes() == py_out[0].tobytes() and c_out[1].tobytes() == py_out[1].tobytes()
+    assert c_out[2] == py_out[2] and c_out[3] == py_out[3]
+    for name in vars(python):
+        assert getattr(c, name).tobytes() == getattr(python, name).tobytes(), name
+    counters = python.counters
+    assert (counters[:, classspec.CURVE_LEARNED] > 20 * WINDOW).all()
+    assert (counters[:, classspec.CURVE_STRIDE] >= 256).all()  # thinned many times
+    assert {why for _, why in py_out[2]} == {keyspec.K_DONE, keyspec.K_OTHER, keyspec.K_FULL,
+                                             keyspec.K_DIVERGED}  # fmt: skip
+    assert np.isin(py_out[0][np.isfinite(py_out[0])], [0.0, 1.0]).any()  # saturated: clamped
+
+
+def test_c_scores_losses_as_its_specification_bit_for_bit() -> None:
+    """``score_losses`` in blocks of random length from a state part way through a curve:
+    the state, ring, counters and points equal the Python's, bit for bit."""
+    rng = np.random.default_rng(4)
+    losses = rng.exponential(size=5000) * rng.choice([1e-3, 1.0, 30.0], size=5000)
+    blocks = [*np.sort(rng.choice(np.arange(1, 5000), 40, replace=False)).tolist(), 5000]
+    runs = []
+    for scorer in (spec.score_losses, _kernels.score_losses):
+        state = np.array([17.0, 0.3])
+        ring = np.zeros(2 * 9)
+        curve = np.zeros(classspec.N_CURVE, dtype=np.int64)
+        curve[[classspec.CURVE_LEARNED, classspec.CURVE_STRIDE]] = 17, 3
+        points = np.zeros((5000 // 3 + 2, 3))
+        start = 0
+        for stop in blocks:
+            scorer(losses, start, stop, state, ring, curve, points)
+            start = stop
+        runs.append([state, ring, curve, points])
+    assert [a.tobytes() for a in runs[1]] == [a.tobytes() for a in runs[0]]
+    assert runs[0][2][classspec.CURVE_POINTS] == (17 + 5000) // 3 - 17 // 3
+
+
+BAD_COUNTERS = [
+    (classspec.CURVE_LEARNED, -1),
+    (classspec.CURVE_STRIDE, 0),
+    (classspec.CURVE_STRIDE, 2**62),  # doubled past int64
+    (classspec.CURVE_NEXT, WINDOW),
+    (classspec.CURVE_NEXT, -1),
+    (classspec.CURVE_LEN, WINDOW + 1),
+    (classspec.CURVE_LEN, -1),
+    (classspec.CURVE_POINTS, POINTS + 1),
+    (classspec.CURVE_POINTS, -1),
+    (classspec.CURVE_DIRTY, WINDOW + 1),
+    (classspec.CURVE_DIRTY, -1),
+    (spec.C_PENDING, 65),
+    (spec.C_PENDING, -1),
+]
+
+
+@pytest.mark.parametrize(("counter", "value"), BAD_COUNTERS)
+def test_c_refuses_a_slot_whose_counters_are_out_of_range(counter: int, value: int) -> None:
+    """A slot's counters index its arrays: one out of range is a ValueError when a row
+    reaches it (the rows before it learned, it not), past a call stopped at a full buffer."""
+    values, _ = stream()
+    slots = np.zeros(ROWS, dtype=np.int64)
+    slots[70:] = 1
+    table = Table(pend=64)
+    table.counters[1, counter] = value
+    status = np.zeros(ROWS, dtype=np.int8)
+    index = np.arange(ROWS, dtype=np.int64)
+    p, loss, why = np.full(ROWS, np.nan), np.full(ROWS, np.nan), np.zeros(1, dtype=np.int64)
+    kernel = _kernels.learn_logistic_keyed
+    row = table.learn(kernel, values, status, slots, index, 0, ROWS, p, loss, why)
+    assert (row, why[0]) == (64, keyspec.K_FULL)
+    table.counters[0, spec.C_PENDING] = 0
+    before = table.counters[1].copy()
+    with pytest.raises(ValueError, match="out of range"):
+        table.learn(kernel, values, status, slots, index, 64, ROWS, p, loss, why)
+    assert table.counters[0, classspec.CURVE_LEARNED] == 70
+    assert table.counters[1].tolist() == before.tolist()
+    assert np.isnan(p[70:]).all()
+
+
+def _wrong_tables():
+    """(what is wrong, a change to a good table or call)."""
+    n, w = KEYS, WINDOW
+    return [
+        ("ring", lambda t: setattr(t, "ring", np.zeros((n, 2 * w - 1)))),
+        ("ring slots", lambda t: setattr(t, "ring", np.zeros((n - 1, 2 * w)))),
+        ("ring_y", lambda t: setattr(t, "ring_y", np.zeros((n, w + 1), dtype=np.int8))),
+        ("ring_pred", lambda t: setattr(t, "ring_pred", np.zeros((n, w - 1), dtype=np.int8))),
+        ("ring_p", lambda t: setattr(t, "ring_p", np.zeros((n, w + 1)))),
+        ("points", lambda t: setattr(t, "points", np.zeros((n, POINTS + 1, 3)))),
+        ("points slots", lambda t: setattr(t, "points", np.zeros((n - 1, POINTS + 1, 5)))),
+        ("one point", lambda t: setattr(t, "points", np.zeros((n, 1, 5)))),
+        ("counters", lambda t: setattr(t, "counters", t.counters[:, :-1].copy())),
+        ("state", lambda t: setattr(t, "state", np.zeros((n, 1)))),
+        ("weights", lambda t: setattr(t, "weights", np.zeros((n, 0)))),
+        ("wide weights", lambda t: setattr(t, "weights", np.zeros((n, FEATURES + 2)))),
+        ("pend_idx", lambda t: setattr(t, "pend_idx", np.zeros((n, 3), dtype=np.int64))),
+        ("pend_err slots", lambda t: setattr(t, "pend_err", np.zeros((n - 1, 2)))),
+    ]
+
+
+@pytest.mark.parametrize(("what", "change"), _wrong_tables(), ids=[w for w, _ in _wrong_tables()])
+def test_c_refuses_arrays_of_the_wrong_shape(what, change) -> None:
+    values, keys = stream()
+    table = Table(pend=2)
+    change(table)
+    status = np.zeros(ROWS, dtype=np.int8)
+    index = np.arange(ROWS, dtype=np.int64)
+    p, loss, why = np.full(ROWS, np.nan), np.full(ROWS, np.nan), np.zeros(1, dtype=np.int64)
+    with pytest.raises(ValueError, match="out of range"):
+        table.learn(_kernels.learn_logistic_keyed, values, status, keys, index, 0, 10, p, loss, why)
+    assert np.isnan(p).all()
+
+
+def test_c_refuses_rows_out_of_range_and_wrong_item_types() -> None:
+    values, keys = stream()
+    status = np.zeros(ROWS, dtype=np.int8)
+    index = np.arange(ROWS, dtype=np.int64)
+    p, loss, why = np.full(ROWS, np.nan), np.full(ROWS, np.nan), np.zeros(1, dtype=np.int64)
+    kernel = _kernels.learn_logistic_keyed
+    table = Table()
+    for start, stop, short in [(-1, 5, 0), (5, 4, 0), (0, ROWS + 1, 0), (0, ROWS, 1)]:
+        with pytest.raises(ValueError, match="out of range"):
+            table.learn(
+                kernel, values, status[: ROWS - short], keys, index, start, stop, p, loss, why
+            )
+        with pytest.raises(ValueError, match="out of range"):
+            table.learn(
+                kernel, values, status, keys, index, start, stop, p[: ROWS - short], loss, why
+            )
+    with pytest.raises(ValueError, match="out of range"):
+        table.learn(kernel, values, status, keys, index, 0, 5, p, loss, why[:0])
+    table.ring_y = table.ring_y.astype(np.float64)
+    with pytest.raises(TypeError, match="ring_y"):
+        table.learn(kernel, values, status, keys, index, 0, 5, p, loss, why)
+    table = Table()
+    table.counters = table.counters.astype(np.int32)
+    with pytest.raises(TypeError, match="counters"):
+        table.learn(kernel, values, status, keys, index, 0, 5, p, loss, why)
+    assert np.isnan(p).all()
+
+
+def test_c_score_losses_refuses_arrays_out_of_range() -> None:
+    losses = np.ones(100)
+    curve = np.zeros(classspec.N_CURVE, dtype=np.int64)
+    curve[classspec.CURVE_STRIDE] = 1
+    good = (losses, 0, 100, np.zeros(2), np.zeros(2 * WINDOW), curve, np.zeros((101, 3)))
+    wrong = [
+        (0, 101), (-1, 100), (5, 4), (0, 100, np.zeros(1)), (0, 100, None, np.zeros(2 * WINDOW + 1)),
+        (0, 100, None, None, curve[:-1]), (0, 100, None, None, None, np.zeros((100, 3))),
+        (0, 100, None, None, None, np.zeros((101, 5))),
+    ]  # fmt: skip
+    for change in wrong:
+        args = list(good)
+        for at, value in enumerate(change, start=1):
+            if value is not None:
+                args[at] = value
+        with pytest.raises(ValueError, match="out of range"):
+            _kernels.score_losses(*args)
+    for counter, value in [(classspec.CURVE_NEXT, WINDOW), (classspec.CURVE_STRIDE, 0),
+                           (classspec.CURVE_DIRTY, 1), (classspec.CURVE_LEN, WINDOW + 1)]:  # fmt: skip
+        bad = curve.copy()
+        bad[counter] = value
+        with pytest.raises(ValueError, match="out of range"):
+            _kernels.score_losses(*good[:5], bad, good[6])
+    assert _kernels.score_losses(*good) is None
+    assert good[5][classspec.CURVE_POINTS] == 100
+
+
+def test_the_c_numbers_are_the_specifications() -> None:
+    for name in ("C_PENDING", "C_RIGHT", "C_SCORED", "C_CORRECT", "C_CONFUSION", "C_POS_BINS",
+                 "C_NEG_BINS", "N_BINS", "N_CLASS_KEY_COUNTERS", "N_POINT"):  # fmt: skip
+        assert getattr(_kernels, name) == getattr(spec, name), name

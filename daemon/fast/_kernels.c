@@ -12,6 +12,9 @@
  *   learn_rows_keyed = keyspec.learn_rows_keyed (learn_rows, each row in its key's slot)
  *   held_slots     = keyspec.held_slots    (each labeled row's slot, the slots stamped)
  *   cut_column     = keyspec.cut_column    (a CSV column cut out of each line: the key)
+ *   learn_logistic_keyed = classkeyspec.learn_logistic_keyed (learn_logistic per key's slot,
+ *                    with ClassMetrics, the window and both curves of a ClassLearner)
+ *   score_losses   = classkeyspec.score_losses (losses into a running mean and loss curve)
  *
  * The tests run both on the same inputs and compare every output bit (why C rather
  * than a JIT: docs/design.md). The floating-point operations keep Python's order and
@@ -1694,6 +1697,354 @@ done:
     return result;
 }
 
+/* -- learn_logistic_keyed, score_losses ------------------------------------------------ */
+
+/* learn_logistic_keyed: a slot's counters after classspec's curve counters, as in
+ * classkeyspec.py: errors waiting for the drift monitor, the window's records predicted right,
+ * records scored and predicted right, the confusion [y][predicted], the ROC bins of the
+ * positives and of the negatives. */
+enum { N_BINS = 11 };
+enum { C_PENDING = CURVE_DIRTY + 1, C_RIGHT, C_SCORED, C_CORRECT, C_CONFUSION,
+       C_POS_BINS = C_CONFUSION + 4, C_NEG_BINS = C_POS_BINS + N_BINS,
+       N_CLASS_KEY_COUNTERS = C_NEG_BINS + N_BINS };
+/* A point of a slot's curves: records learned, rolling and cumulative accuracy, rolling and
+ * cumulative log loss. */
+enum { N_POINT = 5 };
+
+typedef struct {
+    const double *values;
+    Py_ssize_t columns;
+    const int8_t *status;
+    const int64_t *slots;
+    const int64_t *index;
+    Py_ssize_t start, stop;
+    double *weights; /* slots x (d + 1), the intercept last */
+    Py_ssize_t n_features, n_slots;
+    double lr;
+    double *state;
+    int64_t *counters;
+    double *ring; /* slots x 2 window: the losses, then their partial sums */
+    int8_t *ring_y, *ring_pred;
+    double *ring_p;
+    Py_ssize_t window;
+    double *points; /* slots x (max_points + 1) x N_POINT */
+    Py_ssize_t max_points;
+    double *pend_err;
+    int64_t *pend_idx;
+    Py_ssize_t pend;
+    double *p_out, *loss_out;
+    int64_t *why;
+} ClassKeyed;
+
+/* models.logistic.sigmoid: exp only ever of a number <= 0 (NaN takes the second branch). */
+static inline double sigmoid(double z)
+{
+    if (z >= 0.0) {
+        return 1.0 / (1.0 + exp(-z));
+    }
+    const double e = exp(z);
+    return e / (1.0 + e);
+}
+
+/* bisect_left(classify.metrics.THRESHOLDS, p) of a probability in [0, 1]. */
+static inline int64_t roc_bin(double p)
+{
+    int64_t count = 1;
+    for (int i = 1; i < N_BINS - 2; i++) {
+        if ((double)i / 9.0 < p) {
+            count++;
+        }
+    }
+    return count;
+}
+
+/* classkeyspec._point: the slot's ring summed from its first dirty slot, the point added to
+ * both curves, thinned as Curve.add thins them. */
+static void class_point(const ClassKeyed *k, double *ring, int64_t *c, double *points,
+                        int64_t learned, double loss_mean)
+{
+    const Py_ssize_t size = k->window;
+    const int64_t length = c[CURVE_LEN];
+    const int64_t first = c[CURVE_DIRTY];
+    double total = first > 0 ? ring[size + first - 1] : 0.0; /* sum(): slot by slot from 0 */
+    for (int64_t i = first; i < length; i++) {
+        total += ring[i];
+        ring[size + i] = total;
+    }
+    c[CURVE_DIRTY] = length;
+    int64_t count = c[CURVE_POINTS];
+    double *point = points + N_POINT * count;
+    point[0] = (double)learned;
+    point[1] = (double)c[C_RIGHT] / (double)length;
+    point[2] = (double)c[C_CORRECT] / (double)c[C_SCORED];
+    point[3] = total / (double)length;
+    point[4] = loss_mean;
+    count++;
+    if (count > k->max_points) {
+        const int64_t stride = c[CURVE_STRIDE] * 2;
+        int64_t kept = 0;
+        for (int64_t i = 0; i < count; i++) {
+            const double *from = points + N_POINT * i;
+            if ((int64_t)from[0] % stride == 0) {
+                memmove(points + N_POINT * kept, from, N_POINT * sizeof(double));
+                kept++;
+            }
+        }
+        c[CURVE_STRIDE] = stride;
+        count = kept;
+    }
+    c[CURVE_POINTS] = count;
+}
+
+/* The counters of a slot index its arrays: in range, or the row is not learned (K_BAD, the
+ * caller's ValueError). Stride and learned also bounded so doubling and counting cannot
+ * overflow. */
+static inline int class_counters_ok(const ClassKeyed *k, const int64_t *c)
+{
+    return c[CURVE_LEARNED] >= 0 && c[CURVE_LEARNED] < INT64_MAX && c[CURVE_STRIDE] >= 1 &&
+           c[CURVE_STRIDE] <= INT64_MAX / 2 && c[CURVE_NEXT] >= 0 &&
+           c[CURVE_NEXT] < k->window && c[CURVE_LEN] >= 0 && c[CURVE_LEN] <= k->window &&
+           c[CURVE_POINTS] >= 0 && c[CURVE_POINTS] <= k->max_points && c[CURVE_DIRTY] >= 0 &&
+           c[CURVE_DIRTY] <= k->window && c[C_PENDING] >= 0 && c[C_PENDING] <= k->pend;
+}
+
+static Py_ssize_t class_keyed_block(const void *arg)
+{
+    const ClassKeyed *k = arg;
+    const Py_ssize_t n_features = k->n_features;
+    const Py_ssize_t window = k->window;
+    Py_ssize_t row = k->start;
+    int64_t why = K_DONE;
+    while (row < k->stop) {
+        const int64_t s = k->slots[row];
+        if (k->status[row] != LABELED || s < 0 || s >= k->n_slots) {
+            why = K_OTHER; /* the caller's: a record of another kind, or a key with no slot */
+            break;
+        }
+        int64_t *const c = k->counters + s * N_CLASS_KEY_COUNTERS;
+        if (!class_counters_ok(k, c)) {
+            why = K_BAD;
+            break;
+        }
+        if (k->pend > 0 && c[C_PENDING] >= k->pend) {
+            why = K_FULL; /* the caller hands the key's errors to its drift monitor */
+            break;
+        }
+        const double *x = k->values + row * k->columns;
+        const double y = x[n_features];
+        if (y != 0.0 && y != 1.0) {
+            why = K_OTHER;
+            break;
+        }
+        double *const w = k->weights + s * (n_features + 1);
+        const double z = linear(w[n_features], w, x, n_features); /* LogisticRegression's */
+        if (!(-INFINITY < z && z < INFINITY)) {
+            why = K_DIVERGED;
+            break;
+        }
+        const double p = sigmoid(z);
+        k->p_out[row] = p;
+        /* _judged: the class code, the class predicted (False on a tie), River's log loss. */
+        const int code = y == 1.0 ? 1 : 0;
+        const int pred = p > 1.0 - p ? 1 : 0;
+        const double clamped = clamp_proba(p);
+        const double loss = code == 1 ? -log(clamped) : -log(1.0 - clamped);
+        k->loss_out[row] = loss;
+        /* The seed's update: theta_j -= alpha * (p - y) * x_j, the intercept as x_0 = 1. */
+        const double step = k->lr * (p - y);
+        descend(w, x, n_features, step);
+        w[n_features] -= step;
+        /* _score: ClassMetrics.update of the slot. */
+        double *const st = k->state + s * N_LOSS_STATE;
+        c[C_CONFUSION + 2 * code + pred]++;
+        st[LOSS_N] += 1.0;
+        st[LOSS_MEAN] = mean_step(st[LOSS_N], st[LOSS_MEAN], loss);
+        c[C_SCORED]++;
+        if (code == pred) {
+            c[C_CORRECT]++;
+        }
+        c[(code == 1 ? C_POS_BINS : C_NEG_BINS) + roc_bin(p)]++;
+        /* _window_add: Window.add of the slot, its losses' ring as loss_point keeps it. */
+        double *const ring = k->ring + s * 2 * window;
+        int8_t *const ring_y = k->ring_y + s * window;
+        int8_t *const ring_pred = k->ring_pred + s * window;
+        const int64_t slot = c[CURVE_NEXT];
+        if (c[CURVE_LEN] == window) {
+            c[C_RIGHT] -= ring_y[slot] == ring_pred[slot];
+        }
+        c[C_RIGHT] += code == pred;
+        ring_y[slot] = (int8_t)code;
+        ring_pred[slot] = (int8_t)pred;
+        k->ring_p[s * window + slot] = p;
+        ring[slot] = loss;
+        if (slot < c[CURVE_DIRTY]) {
+            c[CURVE_DIRTY] = slot;
+        }
+        c[CURVE_NEXT] = slot + 1 == window ? 0 : slot + 1;
+        if (c[CURVE_LEN] < window) {
+            c[CURVE_LEN]++;
+        }
+        const int64_t learned = ++c[CURVE_LEARNED];
+        if (k->pend > 0) { /* the 0/1 error waits for the key's drift monitor */
+            const int64_t at = s * k->pend + c[C_PENDING]++;
+            k->pend_err[at] = code == pred ? 0.0 : 1.0;
+            k->pend_idx[at] = k->index[row];
+        }
+        row++;
+        if (learned % c[CURVE_STRIDE] == 0) {
+            class_point(k, ring, c, k->points + s * N_POINT * (k->max_points + 1), learned,
+                        st[LOSS_MEAN]);
+        }
+    }
+    *k->why = why;
+    return row;
+}
+
+PyDoc_STRVAR(learn_logistic_keyed_doc,
+             "learn_logistic_keyed(values, status, slots, index, start, stop, weights, lr,\n"
+             "                     state, counters, ring, ring_y, ring_pred, ring_p, points,\n"
+             "                     pend_err, pend_idx, p_out, loss_out, why) -> int\n\n"
+             "streamlearn.fast.classkeyspec.learn_logistic_keyed, compiled: the binary logistic "
+             "prequential step, each row in its key's slot.");
+
+static PyObject *learn_logistic_keyed(PyObject *self, PyObject *args)
+{
+    PyObject *o[17];
+    Array a[17] = {0};
+    ClassKeyed k;
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "OOOOnnOdOOOOOOOOOOOO:learn_logistic_keyed", &o[0], &o[1],
+                          &o[2], &o[3], &k.start, &k.stop, &o[4], &k.lr, &o[5], &o[6], &o[7],
+                          &o[8], &o[9], &o[10], &o[11], &o[12], &o[13], &o[14], &o[15],
+                          &o[16])) {
+        return NULL;
+    }
+    if (take(o[0], &a[0], "values", FLOATS, 8, 2, 0) < 0 ||
+        take(o[1], &a[1], "status", INT8S, 1, 1, 0) < 0 ||
+        take(o[2], &a[2], "slots", INT64S, 8, 1, 0) < 0 ||
+        take(o[3], &a[3], "index", INT64S, 8, 1, 0) < 0 ||
+        take(o[4], &a[4], "weights", FLOATS, 8, 2, 1) < 0 ||
+        take(o[5], &a[5], "state", FLOATS, 8, 2, 1) < 0 ||
+        take(o[6], &a[6], "counters", INT64S, 8, 2, 1) < 0 ||
+        take(o[7], &a[7], "ring", FLOATS, 8, 2, 1) < 0 ||
+        take(o[8], &a[8], "ring_y", INT8S, 1, 2, 1) < 0 ||
+        take(o[9], &a[9], "ring_pred", INT8S, 1, 2, 1) < 0 ||
+        take(o[10], &a[10], "ring_p", FLOATS, 8, 2, 1) < 0 ||
+        take(o[11], &a[11], "points", FLOATS, 8, 3, 1) < 0 ||
+        take(o[12], &a[12], "pend_err", FLOATS, 8, 2, 1) < 0 ||
+        take(o[13], &a[13], "pend_idx", INT64S, 8, 2, 1) < 0 ||
+        take(o[14], &a[14], "p_out", FLOATS, 8, 1, 1) < 0 ||
+        take(o[15], &a[15], "loss_out", FLOATS, 8, 1, 1) < 0 ||
+        take(o[16], &a[16], "why", INT64S, 8, 1, 1) < 0) {
+        goto done;
+    }
+    k.values = a[0].view.buf;
+    k.columns = a[0].view.shape[1];
+    k.status = a[1].view.buf;
+    k.slots = a[2].view.buf;
+    k.index = a[3].view.buf;
+    k.weights = a[4].view.buf;
+    k.n_slots = a[4].view.shape[0];
+    k.n_features = a[4].view.shape[1] - 1;
+    k.state = a[5].view.buf;
+    k.counters = a[6].view.buf;
+    k.ring = a[7].view.buf;
+    k.ring_y = a[8].view.buf;
+    k.ring_pred = a[9].view.buf;
+    k.ring_p = a[10].view.buf;
+    k.window = a[8].view.shape[1];
+    k.points = a[11].view.buf;
+    k.max_points = a[11].view.shape[1] - 1;
+    k.pend_err = a[12].view.buf;
+    k.pend_idx = a[13].view.buf;
+    k.pend = a[12].view.shape[1];
+    k.p_out = a[14].view.buf;
+    k.loss_out = a[15].view.buf;
+    k.why = a[16].view.buf;
+    const Py_ssize_t rows = a[0].view.shape[0];
+    const Py_ssize_t n = k.n_slots;
+    int ok = k.start >= 0 && k.stop >= k.start && k.stop <= rows && len_of(&a[1]) >= k.stop &&
+             len_of(&a[2]) >= k.stop && len_of(&a[3]) >= k.stop && k.n_features >= 0 &&
+             k.columns >= k.n_features + 1 && a[5].view.shape[0] == n &&
+             a[5].view.shape[1] == N_LOSS_STATE && a[6].view.shape[0] == n &&
+             a[6].view.shape[1] == N_CLASS_KEY_COUNTERS && a[7].view.shape[0] == n &&
+             a[7].view.shape[1] == 2 * k.window && k.window >= 1 && a[8].view.shape[0] == n &&
+             a[9].view.shape[0] == n && a[9].view.shape[1] == k.window &&
+             a[10].view.shape[0] == n && a[10].view.shape[1] == k.window &&
+             a[11].view.shape[0] == n && k.max_points >= 1 && a[11].view.shape[2] == N_POINT &&
+             a[12].view.shape[0] == n && a[13].view.shape[0] == n &&
+             a[13].view.shape[1] == k.pend && len_of(&a[14]) >= k.stop &&
+             len_of(&a[15]) >= k.stop && len_of(&a[16]) >= 1;
+    if (ok) {
+        result = run_block(class_keyed_block, &k, (k.stop - k.start) * (k.n_features + 1));
+    }
+    if (!ok || *k.why == K_BAD) {
+        Py_CLEAR(result);
+        PyErr_SetString(PyExc_ValueError,
+                        "learn_logistic_keyed: arrays or counters out of range");
+    }
+done:
+    release(a, 17);
+    return result;
+}
+
+/* classkeyspec.score_losses: the losses in order into the running mean and loss_point. */
+static Py_ssize_t score_block(const void *arg)
+{
+    const Classify *k = arg;
+    const double *loss = k->loss_out;
+    double loss_n = k->state[LOSS_N];
+    double loss_mean = k->state[LOSS_MEAN];
+    for (Py_ssize_t row = k->start; row < k->stop; row++) {
+        const double value = loss[row];
+        loss_n += 1.0;
+        loss_mean = mean_step(loss_n, loss_mean, value);
+        loss_point(k, value, loss_mean);
+    }
+    k->state[LOSS_N] = loss_n;
+    k->state[LOSS_MEAN] = loss_mean;
+    return k->stop;
+}
+
+PyDoc_STRVAR(score_losses_doc,
+             "score_losses(loss, start, stop, state, ring, curve, points) -> None\n\n"
+             "streamlearn.fast.classkeyspec.score_losses, compiled: losses loss[start:stop] into "
+             "the running mean and the log-loss curve.");
+
+static PyObject *score_losses(PyObject *self, PyObject *args)
+{
+    PyObject *o[5] = {0};
+    Array a[5] = {0};
+    Classify k = {0};
+    PyObject *result = NULL;
+    if (!PyArg_ParseTuple(args, "OnnOOOO:score_losses", &o[0], &k.start, &k.stop, &o[1],
+                          &o[2], &o[3], &o[4])) {
+        return NULL;
+    }
+    if (take(o[0], &a[0], "loss", FLOATS, 8, 1, 0) < 0 ||
+        take(o[1], &a[1], "state", FLOATS, 8, 1, 1) < 0) {
+        goto done;
+    }
+    k.loss_out = a[0].view.buf; /* read here: the losses scored */
+    k.state = a[1].view.buf;
+    if (k.start < 0 || k.stop < k.start || k.stop > len_of(&a[0]) ||
+        len_of(&a[1]) < N_LOSS_STATE) {
+        PyErr_SetString(PyExc_ValueError, "score_losses: arrays out of range");
+        goto done;
+    }
+    if (take_curve(o + 2, a + 2, &k, "score_losses") < 0) {
+        goto done;
+    }
+    result = run_block(score_block, &k, k.stop - k.start);
+    if (result != NULL) {
+        Py_DECREF(result);
+        result = Py_NewRef(Py_None);
+    }
+done:
+    release(a, 5);
+    return result;
+}
+
 /* -- feed_values (ADWIN) ----------------------------------------------------------- */
 
 /* Python's float % (the result takes the divisor's sign), as spec.feed_values uses it. */
@@ -1951,6 +2302,8 @@ static PyMethodDef methods[] = {
     {"learn_rows_keyed", learn_rows_keyed, METH_VARARGS, learn_rows_keyed_doc},
     {"held_slots", held_slots, METH_VARARGS, held_slots_doc},
     {"cut_column", cut_column, METH_VARARGS, cut_column_doc},
+    {"learn_logistic_keyed", learn_logistic_keyed, METH_VARARGS, learn_logistic_keyed_doc},
+    {"score_losses", score_losses, METH_VARARGS, score_losses_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1968,6 +2321,10 @@ static int add_constants(PyObject *module)
         {"SEEN_TOTAL", SEEN_TOTAL}, {"LOSS_N", LOSS_N},       {"LOSS_MEAN", LOSS_MEAN},
         {"N_LOSS_STATE", N_LOSS_STATE}, {"N_KEY_COUNTERS", N_KEY_COUNTERS},
         {"K_FULL", K_FULL},       {"N_CURVE", N_CURVE},
+        {"C_PENDING", C_PENDING}, {"C_RIGHT", C_RIGHT},       {"C_SCORED", C_SCORED},
+        {"C_CORRECT", C_CORRECT}, {"C_CONFUSION", C_CONFUSION},
+        {"C_POS_BINS", C_POS_BINS}, {"C_NEG_BINS", C_NEG_BINS}, {"N_BINS", N_BINS},
+        {"N_CLASS_KEY_COUNTERS", N_CLASS_KEY_COUNTERS}, {"N_POINT", N_POINT},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
         if (PyModule_AddIntConstant(module, ints[i].name, ints[i].value) < 0) {

@@ -1,10 +1,13 @@
 """Types of the C extension ``streamlearn.fast._kernels`` (daemon/fast/_kernels.c).
 
-Each function has the signature of its specification in ``streamlearn.fast.spec`` or
-``streamlearn.fast.classspec`` (the C takes its arguments by position only, as any buffer of
+Each function has the signature of its specification in ``streamlearn.fast.spec``,
+``streamlearn.fast.classspec``, ``streamlearn.fast.keyspec`` or
+``streamlearn.fast.classkeyspec`` (the C takes its arguments by position only, as any buffer of
 the right item type and shape).
 """
 
+from streamlearn.fast.classkeyspec import learn_logistic_keyed as learn_logistic_keyed
+from streamlearn.fast.classkeyspec import score_losses as score_losses
 from streamlearn.fast.classspec import learn_logistic as learn_logistic
 from streamlearn.fast.classspec import learn_softmax as learn_softmax
 from streamlearn.fast.keyspec import KeyIndex as KeyIndex
@@ -34,4 +37,14 @@ N_LOSS_STATE: int
 N_KEY_COUNTERS: int
 K_FULL: int
 N_CURVE: int
+C_PENDING: int
+C_RIGHT: int
+C_SCORED: int
+C_CORRECT: int
+C_CONFUSION: int
+C_POS_BINS: int
+C_NEG_BINS: int
+N_BINS: int
+N_CLASS_KEY_COUNTERS: int
+N_POINT: int
 DIVERGED: float
