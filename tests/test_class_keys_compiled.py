@@ -4,6 +4,7 @@ one ``ClassLearner`` of ``logistic`` per key and River's metrics."""
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 
 import numpy as np
@@ -16,7 +17,7 @@ from streamlearn.curve import Curve
 from streamlearn.fast import _kernels, classspec, keyspec
 from streamlearn.fast import classkeyspec as spec
 from streamlearn.fast.spec import LABELED, UNLABELED
-from streamlearn.models.logistic import LogisticRegression
+from streamlearn.models.logistic import LogisticRegression, sigmoid
 
 KEYS, FEATURES, ROWS, WINDOW, POINTS, LR = 40, 3, 4000, 7, 4, 0.3
 KERNELS = [
@@ -436,3 +437,35 @@ def test_the_c_numbers_are_the_specifications() -> None:
     for name in ("C_PENDING", "C_RIGHT", "C_SCORED", "C_CORRECT", "C_CONFUSION", "C_POS_BINS",
                  "C_NEG_BINS", "N_BINS", "N_CLASS_KEY_COUNTERS", "N_POINT"):  # fmt: skip
         assert getattr(_kernels, name) == getattr(spec, name), name
+
+
+def _margins_on_thresholds() -> list[float]:
+    """Margins whose sigmoid is exactly one of River's thresholds i / 9 (not every one is)."""
+    margins = []
+    for i in range(1, 9):
+        low = high = math.log(i / (9 - i))
+        for _ in range(200):
+            low, high = math.nextafter(low, -math.inf), math.nextafter(high, math.inf)
+            margins += [z for z in (low, high) if sigmoid(z) == i / 9]
+    return sorted(set(margins))[:: max(1, len(set(margins)) // 10)]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_a_probability_on_a_threshold_falls_in_bisects_bin(kernel) -> None:
+    """P(1) exactly on a threshold (intercepts set so; the features 0) counts in the bin
+    ``bisect_left`` gives it, a positive's and a negative's."""
+    margins = _margins_on_thresholds()
+    assert len({sigmoid(z) for z in margins}) >= 4
+    table = Table()
+    rows = 2 * len(margins)
+    values = np.zeros((rows, FEATURES + 1))
+    values[::2, -1] = 1.0
+    slots = np.arange(rows, dtype=np.int64)
+    table.weights[:rows:2, -1] = table.weights[1:rows:2, -1] = margins
+    p, loss, why = np.zeros(rows), np.zeros(rows), np.zeros(1, dtype=np.int64)
+    status, index = np.zeros(rows, dtype=np.int8), np.arange(rows, dtype=np.int64)
+    assert table.learn(kernel, values, status, slots, index, 0, rows, p, loss, why) == rows
+    for row, z in enumerate(np.repeat(margins, 2).tolist()):
+        bins = spec.C_POS_BINS if row % 2 == 0 else spec.C_NEG_BINS
+        counts = table.counters[row, bins : bins + spec.N_BINS].tolist()
+        assert p[row] == sigmoid(z) and counts.index(1) == bisect_left(THRESHOLDS, p[row])
