@@ -174,6 +174,11 @@ def choose_path(kit: PathKit) -> RecordPath:
         keyed = keyed_path(kit)  # per-key sgd in the compiled kernels, where it is exact
         if keyed is not None:
             return keyed
+        from .classkeyblocks import class_keyed_path
+
+        classes = class_keyed_path(kit)  # per-key logistic in the compiled kernels
+        if classes is not None:
+            return classes
         from .keyrows import keyed_rows_path
 
         rows = keyed_rows_path(kit)  # any other model: parsed rows, each key's own step
