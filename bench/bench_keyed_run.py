@@ -28,17 +28,20 @@ FEATURES = ("a", "b", "c", "d", "e")
 SPEC = "StandardScaler | LinearRegression"
 
 
-def write(path: Path, rows: int, keys: int | None, seed: int = 1) -> None:
-    """``rows`` CSV rows of 5 features (and a ``store`` key of ``keys`` when given)."""
+def write(path: Path, rows: int, keys: int | None, seed: int = 1, classes: bool = False) -> None:
+    """``rows`` CSV rows of 5 features (and a ``store`` key of ``keys`` when given);
+    ``classes``: the target a class, 1 or 0 (its sign), for ``logistic``."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(rows, len(FEATURES)))
     y = X @ rng.normal(size=len(FEATURES)) + 0.1 * rng.normal(size=rows)
+    if classes:
+        y = (y > 0).astype(np.float64)
     which = rng.integers(keys, size=rows) if keys else None
     with open(path, "w") as handle:
         head = ["store", *FEATURES, "y"] if keys else [*FEATURES, "y"]
         handle.write(",".join(head) + "\n")
         for i in range(rows):
-            cells = [f"{v:.6f}" for v in X[i]] + [f"{y[i]:.6f}"]
+            cells = [f"{v:.6f}" for v in X[i]] + [f"{y[i]:.0f}" if classes else f"{y[i]:.6f}"]
             if which is not None:
                 cells.insert(0, f"s{which[i]}")
             handle.write(",".join(cells) + "\n")

@@ -224,7 +224,10 @@ def run_rates(args: argparse.Namespace) -> None:
     one model and keyed all live (most keys were seen in the first half)."""
     from bench_keyed_run import write
 
-    window = ("--rolling-window", str(args.window))
+    model = ("--model", args.model, "--lr", "0.05")
+    window = ("--rolling-window", str(args.window), *model)
+    classes = args.model == "logistic"
+    one = f"one {args.model}"
     with tempfile.TemporaryDirectory(prefix="bench-keys-") as tmp:
         folder = Path(tmp)
         if args.river_only:
@@ -232,32 +235,36 @@ def run_rates(args: argparse.Namespace) -> None:
             return
         plain, keyed = folder / "plain.csv", folder / "keyed.csv"
         empty_plain, empty_keyed = folder / "plain0.csv", folder / "keyed0.csv"
-        write(plain, args.rows, None)
-        write(keyed, args.rows, args.keys)
-        write(empty_plain, 0, None)
-        write(empty_keyed, 0, args.keys)
-        print(f"rows {args.rows:,}, 5 features, window {args.window}; seconds of the rows")
+        write(plain, args.rows, None, classes=classes)
+        write(keyed, args.rows, args.keys, classes=classes)
+        write(empty_plain, 0, None, classes=classes)
+        write(empty_keyed, 0, args.keys, classes=classes)
+        print(f"rows {args.rows:,}, 5 features, window {args.window}, --model {args.model}; "
+              "seconds of the rows")  # fmt: skip
         many = ("--key-by", "store", "--max-live-keys")
         live = (*many, str(args.keys))
+        slow = {"STREAMLEARN_FASTPATH": "0"}
         # name, file, the file whose time is taken off, options, environment, run compared to
         runs = [
-            ("one sgd, block path", plain, empty_plain, (), None, 0),
-            ("one sgd, record path", plain, empty_plain, (), {"STREAMLEARN_FASTPATH": "0"}, 0),
+            (f"{one}, block path", plain, empty_plain, (), None, 0),
+            (f"{one}, record path", plain, empty_plain, (), slow, 0),
             (f"--key-by, {args.keys:,} keys, all live", keyed, empty_keyed, live, None, 0),
             (f"--key-by, {args.keys:,} keys, --max-live-keys {args.max_live:,}", keyed,
              empty_keyed, (*many, str(args.max_live)), None, 0),
+            (f"--key-by, {args.keys:,} keys, all live, record path", keyed, empty_keyed, live,
+             slow, 0),
         ]  # fmt: skip
         if args.sgd_only:
             runs = [runs[0], runs[2]]
         if args.steady:
             plain2, keyed2 = folder / "plain2.csv", folder / "keyed2.csv"
-            write(plain2, 2 * args.rows, None)
-            write(keyed2, 2 * args.rows, args.keys)
+            write(plain2, 2 * args.rows, None, classes=classes)
+            write(keyed2, 2 * args.rows, args.keys, classes=classes)
             for double, half in ((plain2, plain), (keyed2, keyed)):  # the first half's lines
                 with open(double) as whole, open(half, "w") as out:
                     out.writelines(itertools.islice(whole, args.rows + 1))
             first = len(runs)
-            runs.append(("one sgd, block path, rows N..2N", plain2, plain, (), None, first))
+            runs.append((f"{one}, block path, rows N..2N", plain2, plain, (), None, first))
             runs.append(("--key-by all live, rows N..2N", keyed2, keyed, live, None, first))
         if args.before:  # the keyed runs again on another tree's package (its own kernels)
             old = {"PYTHONPATH": args.before}
@@ -265,7 +272,7 @@ def run_rates(args: argparse.Namespace) -> None:
                      for name, path, empty, extra, env, base in runs if "--key-by" in name]  # fmt: skip
         # CPU seconds too (user + system, less the other file's): a shared machine stretches
         # wall time by whatever else runs.
-        print("| round | run | s | rec/s | x one sgd (block) | CPU s | x (CPU) | peak RSS MiB |")
+        print(f"| round | run | s | rec/s | x {one} (block) | CPU s | x (CPU) | peak RSS MiB |")
         print("|---|---|---:|---:|---:|---:|---:|---:|")
         for round_ in range(args.repeat):
             rates: list[tuple[float, float]] = []
@@ -322,12 +329,13 @@ def _sgd_abreast(
     moment, one a core, each on rows N..2N: CPU seconds of its replay of 2N rows less its
     replay of N, each timed inside its process (``TIMED_REPLAY``). Who starts first
     alternates."""
-    options = ["--no-progress", "--rolling-window", str(args.window)]
+    options = ["--no-progress", "--rolling-window", str(args.window), "--model", args.model,
+               "--lr", "0.05"]  # fmt: skip
     live = ["--key-by", "store", "--max-live-keys", str(args.keys)]
     runs = {
         "one sgd": (plain, options),
         "--key-by all live": (keyed, [*options, *live]),
-    }
+    }  # "one sgd": one model of --model
     ratios = []
     for round_ in range(args.abreast):
         names = list(runs) if round_ % 2 == 0 else list(runs)[::-1]
@@ -344,13 +352,13 @@ def _sgd_abreast(
         )
         ratios.append(one / many)
         print(
-            f"  [{round_ + 1}/{args.abreast}] rows N..2N CPU s: one sgd {one:.3f}, --key-by "
+            f"  [{round_ + 1}/{args.abreast}] rows N..2N CPU s: one {args.model} {one:.3f}, --key-by "
             f"{many:.3f}: {one / many:.3f}x",
             flush=True,
         )
     print(
         f"  rows N..2N at the same moment, one a core, timed inside each process, "
-        f"{args.abreast} rounds: --key-by all live / one sgd, CPU: median "
+        f"{args.abreast} rounds: --key-by all live / one {args.model}, CPU: median "
         f"{statistics.median(ratios):.3f}x, min {min(ratios):.3f}x, max {max(ratios):.3f}x"
     )
 
@@ -507,6 +515,10 @@ def main() -> None:
     parser.add_argument("--river-keys", type=int, default=1000)
     parser.add_argument("--river-only", action="store_true", help="--run: the River pair only")
     parser.add_argument(
+        "--model", default="sgd", choices=("sgd", "logistic"),
+        help="--run: the model of the one-model and keyed runs (logistic: classes 1/0)",
+    )  # fmt: skip
+    parser.add_argument(
         "--abreast",
         type=int,
         default=0,
@@ -516,7 +528,9 @@ def main() -> None:
         "sgd all live and one sgd on rows N..2N too",
     )
     parser.add_argument(
-        "--sgd-only", action="store_true", help="--run: one sgd block path and keyed all live"
+        "--sgd-only",
+        action="store_true",
+        help="--run: one model's block path and keyed all live only",
     )
     parser.add_argument("--steady", action="store_true", help="--run: rows N..2N timed too")
     parser.add_argument("--before", help="--run: keyed runs again with this PYTHONPATH too")
