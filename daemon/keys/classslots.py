@@ -11,8 +11,7 @@ record by record would have left them.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TypeGuard
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,16 +41,10 @@ from streamlearn.fast.classspec import (
     LOSS_N,
     N_LOSS_STATE,
 )
-from streamlearn.fast.keyspec import KeyIndex, held_slots
 from streamlearn.models.logistic import LogisticRegression
 
-from .slotbase import HeldSlots, SlotTable, ratio, zeros
+from .slotbase import SlotTable, plain_key_learner, ratio, zeros
 from .units import KeyClassifier
-
-if TYPE_CHECKING:
-    from streamlearn.interfaces import ModelHost
-
-    from .store import KeyedModels
 
 __all__ = ["ClassKeySlots", "class_slot_learner"]
 
@@ -63,19 +56,14 @@ def class_slot_learner(learner: object, template: KeyClassifier) -> bool:
     drift monitor (if any) that can only alert."""
     if type(learner) is not KeyClassifier or type(learner.model) is not LogisticRegression:
         return False
-    drift = learner.drift
     curve, loss_curve = learner.curve, learner.loss_curve
     return (
         learner.classes.binary
         and learner.model.lr == template.model.lr
-        and learner.rolling_window == template.rolling_window
-        and curve.max_points == loss_curve.max_points == template.curve.max_points
+        and curve.max_points == loss_curve.max_points
         and curve.stride == loss_curve.stride
         and len(curve) == len(loss_curve)
-        and learner.baseline is None
-        and learner.pseudo is None
-        and learner.feature_names is None
-        and (drift is None or (drift.errors_only and not drift.may_change_model))
+        and plain_key_learner(learner, template)
     )
 
 
@@ -88,23 +76,13 @@ class ClassKeySlots(SlotTable[KeyClassifier]):
 
     pending_at = C_PENDING
 
-    def __init__(
-        self,
-        models: KeyedModels[Any],
-        template: KeyClassifier,
-        features: Sequence[str],
-        capacity: int,
-        host: ModelHost,
-        index: KeyIndex | None = None,
-        held: HeldSlots = held_slots,
-    ) -> None:
+    def _shape(self, template: KeyClassifier) -> None:
         model = template.model
         self.lr = float(model.lr)
-        self.initial = [*(float(model.weights.get(name, 0.0)) for name in features),
+        self.initial = [*(float(model.weights.get(name, 0.0)) for name in self.features),
                         float(model.intercept)]  # fmt: skip
         self.window = template.rolling_window
         self.max_points = template.curve.max_points
-        super().__init__(models, template, features, capacity, host, index, held)
 
     def _slot_bytes(self) -> int:
         width, window, points = len(self.features) + 1, self.window, self.max_points + 1

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from .store import KeyedModels
 
-__all__ = ["HeldSlots", "KeyedLearner", "SlotTable", "ratio", "zeros"]
+__all__ = ["HeldSlots", "KeyedLearner", "SlotTable", "plain_key_learner", "ratio", "zeros"]
 
 G = TypeVar("G", bound=np.generic)
 
@@ -131,6 +131,7 @@ class SlotTable(Generic[L]):
         self._new: list[bool] = []
         self._monitors: list[Monitor | None] = []
         self._free: list[int] = []
+        self._shape(template)
         per_slot = self._slot_bytes() + 8 * (2 * self.pending + 1) + 1
         self.capacity = size = max(1, min(max(1, capacity), MAX_BYTES // per_slot))
         self._arrays(size)
@@ -147,6 +148,10 @@ class SlotTable(Generic[L]):
         self._allocate(min(self.capacity, FIRST_SLOTS))
 
     # -- what a model's slots say --------------------------------------------------------------
+
+    def _shape(self, template: L) -> None:
+        """Take what the slots need of ``template`` (learning rate, window, initial weights)."""
+        raise NotImplementedError
 
     def _slot_bytes(self) -> int:
         """Bytes of the model's arrays a slot."""
@@ -410,6 +415,21 @@ class SlotTable(Generic[L]):
         """Settle every key (before a checkpoint, ``entries``, ``spill_all``)."""
         for key in list(self.of):
             self.settle(key)
+
+
+def plain_key_learner(learner: Any, template: Any) -> bool:
+    """What every model's slots ask of a key's learner besides its model: ``template``'s
+    window and curve size, no baseline, no pseudo-labels, fixed features, and a drift monitor
+    (if any) that can only alert."""
+    drift = learner.drift
+    return bool(
+        learner.rolling_window == template.rolling_window
+        and learner.curve.max_points == template.curve.max_points
+        and learner.baseline is None
+        and learner.pseudo is None
+        and learner.feature_names is None
+        and (drift is None or (drift.errors_only and not drift.may_change_model))
+    )
 
 
 def ratio(numerators: NDArray[Any], lengths: NDArray[np.int64]) -> list[float]:

@@ -9,8 +9,7 @@ in place (``streamlearn.fast.keyspec``).
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TypeGuard
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,20 +20,13 @@ from streamlearn.fast.keyspec import (
     K_PENDING,
     K_STRIDE,
     N_KEY_COUNTERS,
-    KeyIndex,
-    held_slots,
 )
 from streamlearn.fast.spec import ABS_SUM, INTERCEPT, N_STATE
 from streamlearn.learner import PrequentialState
 from streamlearn.models.sgd import SGDRegressor
 
-from .slotbase import HeldSlots, SlotTable, ratio, zeros
+from .slotbase import SlotTable, plain_key_learner, ratio, zeros
 from .units import KeyRegressor
-
-if TYPE_CHECKING:
-    from streamlearn.interfaces import ModelHost
-
-    from .store import KeyedModels
 
 __all__ = ["KeySlots", "slot_learner"]
 
@@ -45,16 +37,7 @@ def slot_learner(learner: object, template: KeyRegressor) -> bool:
     pseudo-labels, and a drift monitor (if any) that can only alert."""
     if type(learner) is not KeyRegressor or type(learner.model) is not SGDRegressor:
         return False
-    drift = learner.drift
-    return (
-        learner.model.lr == template.model.lr
-        and learner.rolling_window == template.rolling_window
-        and learner.curve.max_points == template.curve.max_points
-        and learner.baseline is None
-        and learner.pseudo is None
-        and learner.feature_names is None
-        and (drift is None or (drift.errors_only and not drift.may_change_model))
-    )
+    return learner.model.lr == template.model.lr and plain_key_learner(learner, template)
 
 
 class KeySlots(SlotTable[KeyRegressor]):
@@ -66,23 +49,13 @@ class KeySlots(SlotTable[KeyRegressor]):
 
     pending_at = K_PENDING
 
-    def __init__(
-        self,
-        models: KeyedModels[Any],
-        template: KeyRegressor,
-        features: Sequence[str],
-        capacity: int,
-        host: ModelHost,
-        index: KeyIndex | None = None,
-        held: HeldSlots = held_slots,
-    ) -> None:
+    def _shape(self, template: KeyRegressor) -> None:
         model = template.model
         self.lr = float(model.lr)
         self.intercept = float(model.intercept)
-        self.initial = [float(model.weights.get(name, 0.0)) for name in features]
+        self.initial = [float(model.weights.get(name, 0.0)) for name in self.features]
         self.window = template.rolling_window
         self.max_points = template.curve.max_points
-        super().__init__(models, template, features, capacity, host, index, held)
 
     def _slot_bytes(self) -> int:
         width, window, points = len(self.features), self.window, self.max_points + 1
