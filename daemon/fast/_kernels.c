@@ -1808,6 +1808,53 @@ static inline int class_counters_ok(const ClassKeyed *k, const int64_t *c)
            c[CURVE_DIRTY] <= k->window && c[C_PENDING] >= 0 && c[C_PENDING] <= k->pend;
 }
 
+/* keyed_fetch for a classifier's slot: its counters span five cache lines (the ROC bins),
+ * each asked for; the first loaded, as keyed_fetch loads its counters. */
+static inline void fetch_lines(const void *from, size_t bytes)
+{
+    for (size_t at = 0; at < bytes; at += 64) {
+        __builtin_prefetch((const char *)from + at, 1, 3);
+    }
+    __builtin_prefetch((const char *)from + bytes - 1, 1, 3);
+}
+
+static inline void class_keyed_fetch(const ClassKeyed *k, Py_ssize_t row)
+{
+    const Py_ssize_t ahead = row + KEYED_AHEAD, near = row + KEYED_AHEAD / 2;
+    if (ahead < k->stop) {
+        const int64_t s = k->slots[ahead];
+        if (s >= 0 && s < k->n_slots) {
+            const int64_t *c = k->counters + s * N_CLASS_KEY_COUNTERS;
+            touch(c);
+            fetch_lines(c, N_CLASS_KEY_COUNTERS * sizeof(int64_t));
+            fetch_span(k->weights + s * (k->n_features + 1), (k->n_features + 1) * sizeof(double));
+            fetch_span(k->state + s * N_LOSS_STATE, N_LOSS_STATE * sizeof(double));
+        }
+    }
+    if (near < k->stop) {
+        const int64_t s = k->slots[near];
+        if (s >= 0 && s < k->n_slots) {
+            const int64_t *c = k->counters + s * N_CLASS_KEY_COUNTERS;
+            const int64_t at = c[CURVE_NEXT], waiting = c[C_PENDING], points = c[CURVE_POINTS];
+            const Py_ssize_t window = k->window;
+            if (points >= 0 && points <= k->max_points) {
+                fetch_span(k->points + (s * (k->max_points + 1) + points) * N_POINT,
+                           N_POINT * sizeof(double));
+            }
+            if (at >= 0 && at < window) {
+                __builtin_prefetch(k->ring + s * 2 * window + at, 1, 3);
+                __builtin_prefetch(k->ring_y + s * window + at, 1, 3);
+                __builtin_prefetch(k->ring_pred + s * window + at, 1, 3);
+                __builtin_prefetch(k->ring_p + s * window + at, 1, 3);
+            }
+            if (waiting >= 0 && waiting < k->pend) {
+                __builtin_prefetch(k->pend_err + s * k->pend + waiting, 1, 3);
+                __builtin_prefetch(k->pend_idx + s * k->pend + waiting, 1, 3);
+            }
+        }
+    }
+}
+
 static Py_ssize_t class_keyed_block(const void *arg)
 {
     const ClassKeyed *k = arg;
@@ -1816,6 +1863,9 @@ static Py_ssize_t class_keyed_block(const void *arg)
     Py_ssize_t row = k->start;
     int64_t why = K_DONE;
     while (row < k->stop) {
+        if (KEYED_AHEAD > 0) {
+            class_keyed_fetch(k, row);
+        }
         const int64_t s = k->slots[row];
         if (k->status[row] != LABELED || s < 0 || s >= k->n_slots) {
             why = K_OTHER; /* the caller's: a record of another kind, or a key with no slot */
