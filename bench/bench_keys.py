@@ -289,7 +289,7 @@ def run_rates(args: argparse.Namespace) -> None:
                 )
         if args.abreast and args.steady:
             _sgd_abreast(args, (empty_plain, plain, plain2), (empty_keyed, keyed, keyed2))
-        if not args.sgd_only:
+        if not args.sgd_only and args.model == "sgd":  # the River pair is a regression's
             river_rates(args, folder)
 
 
