@@ -52,17 +52,22 @@ def test_kill_9_during_a_kafka_classification_run_then_resume_equals_one_pass(
         "--checkpoint-every", "50", "--checkpoint-interval", "0.2", "--kafka-client", client,
     ]  # fmt: skip
     sent: list[ProduceResult] = []
-    # Rows arrive for a few seconds, so that each kill lands while the daemon learns.
+    # Rows arrive for about ten seconds from the moment the first daemon reads the topic, so
+    # that each kill lands while the daemon learns (started before, the rows sent during a
+    # loaded machine's start-up came as one batch, and the daemon had read them all by the
+    # second kill).
     producer = threading.Thread(
-        target=lambda: sent.append(produce(CHURN, kafka_bootstrap, topic, rate=400))
+        target=lambda: sent.append(produce(CHURN, kafka_bootstrap, topic, rate=200))
     )
-    producer.start()
     rng = random.Random(13)
     kills = 0
     try:
         for _ in range(2):
             with open(log, "a") as stderr:
                 proc = subprocess.Popen(command, stderr=stderr, env={**os.environ})
+            if not producer.is_alive() and not sent:
+                _wait(lambda: b"reading Kafka topic" in log.read_bytes(), proc, log)
+                producer.start()
             before = _seen(state)
             target = before + rng.randint(60, 300)
             _wait(lambda target=target: _seen(state) >= target, proc, log)
@@ -70,9 +75,15 @@ def test_kill_9_during_a_kafka_classification_run_then_resume_equals_one_pass(
             if proc.poll() is None and _seen(state) < ROWS:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
-            proc.wait()
+            else:  # a run that read every row is stopped, not waited for (it never ends)
+                proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) in (0, -signal.SIGKILL), log.read_text()
     finally:
-        producer.join()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if producer.is_alive():
+            producer.join()
     assert kills == 2
     assert sent and sent[0].sent == ROWS
     with open(log, "a") as stderr:
