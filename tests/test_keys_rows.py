@@ -107,3 +107,19 @@ def test_sigkill_on_the_keyed_rows_path_resumes_as_one_pass(tmp_path: Path) -> N
     assert_killed_replays_resume_as_one_pass(
         tmp_path, 32000, ("--model", SPEC), "4000", ROWS_PATH, same_learners
     )
+
+
+@pytest.mark.parametrize("width", [1, 5, 256, 300])
+def test_a_rows_dict_is_zips_to_the_bit(width: int) -> None:
+    from streamlearn.loop.keyrows import row_dict
+
+    # names a display would have to quote, and a name repeated (the later value wins)
+    names = [f"f{i}" for i in range(width)]
+    names[0] = 'it\'s "x"\n\u00e9'
+    if width > 2:
+        names[2] = names[1]
+    numbers = [float(i) / 7 for i in range(width)] + [99.0]  # the target last
+    made = row_dict(names)(numbers)
+    want = dict(zip(names, numbers, strict=False))
+    assert list(made.items()) == list(want.items())
+    assert all(made[name] is want[name] for name in want)  # the row's own float objects

@@ -18,7 +18,7 @@ each key's bookkeeping stay as they are.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from .keyblocks import KeyColumnReader, KeyedCsvPath, keyed_csv_refusal
 from .keyrouter import KeyedRouter
 from .paths import PathKit
 
-__all__ = ["KeyedRowsPath", "KeyedRowsReader", "keyed_rows_path"]
+__all__ = ["KeyedRowsPath", "KeyedRowsReader", "keyed_rows_path", "row_dict"]
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,38 @@ def _refusal(kit: PathKit, router: KeyedRouter) -> str | None:
     if router.keys.tally.feature_names is not None:
         return "the features are not fixed"
     return None
+
+
+#: Features at most for which ``row_dict`` writes a dict display (a row of more: ``zip``).
+_DISPLAYED = 256
+
+
+def row_dict(features: Sequence[str]) -> Callable[[Sequence[float]], dict[str, float]]:
+    """What makes a row's dict of features from its numbers (the target last, left out):
+    ``dict(zip(features, numbers))``, the same keys in the same order with the same values.
+
+    A dict display with the names bound (``{k0: n[0], k1: n[1], ...}``) builds it in one
+    presized step: 0.3 us a row of five features against 0.8-1.0 us for ``dict(zip(...))``,
+    which a River spec per key pays for every row. The code made names no feature, only
+    positions; the names are the closure's.
+
+    >>> make = row_dict(["a", "b"])
+    >>> make([1.0, 2.0, 3.0])
+    {'a': 1.0, 'b': 2.0}
+    """
+    names = tuple(features)
+    if len(names) > _DISPLAYED:
+        return lambda numbers: dict(zip(names, numbers, strict=False))
+    slots = range(len(names))
+    params = "".join(f"k{i}, " for i in slots)
+    display = ", ".join(f"k{i}: n[{i}]" for i in slots)
+    source = f"def bind({params}):\n    return lambda n: {{{display}}}\n"
+    scope: dict[str, object] = {}
+    exec(compile(source, "<row_dict>", "exec"), scope)
+    bind = scope["bind"]
+    assert callable(bind)
+    made: Callable[[Sequence[float]], dict[str, float]] = bind(*names)
+    return made
 
 
 class KeyedRowsReader(KeyColumnReader[list[str | None]]):
@@ -122,6 +154,8 @@ class KeyedRowsPath(RowBlocks, KeyedCsvPath[list[str | None]]):
         super().__init__(kit, model, router)
         #: The feature names: the same strings in every row's dict.
         self.features: Sequence[str] = tuple(self.decoder.features)
+        #: A row's dict of features from its numbers.
+        self.row_dict = row_dict(self.features)
         self.reader = KeyedRowsReader(self.decoder.features, self.column)
 
     def _learn_keyed(self, parsed: Parsed, keys: list[str | None]) -> None:
@@ -131,7 +165,7 @@ class KeyedRowsPath(RowBlocks, KeyedCsvPath[list[str | None]]):
         counters = router.counters
         step = router.keyed_step()
         record = _RowRecord(parsed, self.kit.decoder)
-        features = self.features
+        as_dict = self.row_dict
         kinds = parsed.status[: parsed.stop].tolist()
         values = parsed.values[: parsed.stop]
         others: list[Decoded] = []
@@ -148,8 +182,7 @@ class KeyedRowsPath(RowBlocks, KeyedCsvPath[list[str | None]]):
                         others = []
                     counters.records_seen += 1
                     record.row = row
-                    # ``numbers`` end with the target: zip stops at the last feature
-                    step(key, dict(zip(features, numbers, strict=False)), numbers[-1], record)
+                    step(key, as_dict(numbers), numbers[-1], record)
         if others:
             router.route(others)
         tally = router.keys.tally
