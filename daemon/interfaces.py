@@ -393,7 +393,11 @@ class Monitor(StatePart, Protocol):
         ...
 
     def observe_errors(
-        self, indices: NDArray[np.int64], errors: NDArray[np.float64], host: ModelHost, /
+        self,
+        indices: NDArray[np.int64] | Sequence[int],
+        errors: NDArray[np.float64] | Sequence[float],
+        host: ModelHost,
+        /,
     ) -> int:
         """Many learned records' errors at once; returns how many it saw (it stops at a change)."""
         ...

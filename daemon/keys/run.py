@@ -163,6 +163,8 @@ def key_object(key: str, learner: KeyLearner) -> dict[str, Any]:
         "rolling_window": learner.rolling_window,
         "drift_events": [],
     }
+    if isinstance(learner, KeyRegressor):
+        learner.hear_held()  # its monitor as it is after every record learned
     if isinstance(learner, KeyRegressor | KeyClassifier) and learner.drift is not None:
         out.update(learner.drift.summary())  # drift_events, and drift: the key's monitor
     if isinstance(learner, KeyRegressor | KeyClassifier) and learner.pseudo is not None:

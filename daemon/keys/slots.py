@@ -93,6 +93,7 @@ class KeySlots(SlotTable[KeyRegressor]):
         self.ring_yhat[slot] = 0.0
 
     def _load(self, slot: int, learner: KeyRegressor) -> None:
+        learner.hear_held()  # the monitor the slot takes has heard of every error learned
         model = learner.model
         weights = model.weights
         self.weights[slot] = [weights.get(name, 0.0) for name in self.features]

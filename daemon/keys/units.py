@@ -9,7 +9,7 @@ as it is filled (``streamlearn.rings``): a key of a few records is a few hundred
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from streamlearn.classify.learner import ClassLearner
 from streamlearn.learner import Learner
@@ -17,6 +17,8 @@ from streamlearn.learner import Learner
 if TYPE_CHECKING:
     from streamlearn.interfaces import Monitor
     from streamlearn.labels.pseudo import PseudoLabeler
+
+    from .held import HeldErrors
 
 __all__ = ["KeyClassifier", "KeyRegressor"]
 
@@ -34,6 +36,25 @@ class KeyRegressor(Learner):
     drift: Monitor | None = None
     #: The key's pseudo-label side loop (None: no ``--pseudo-label``; ``keys.pseudo``).
     pseudo: PseudoLabeler | None = None
+    #: Errors ``drift`` has yet to hear of (``keys.held``); None: it hears of each at once.
+    held: HeldErrors | None = None
+
+    def hear_held(self) -> None:
+        """``drift`` hears of the errors held for it, in order (``keys.held``)."""
+        held = self.held
+        if held is None or not held.errors:
+            return
+        indexes, errors = held.indexes, held.errors
+        held.indexes, held.errors = [], []
+        del held.overlay.holding[id(self)]
+        assert self.drift is not None
+        self.drift.observe_errors(indexes, errors, held.host)
+
+    def __getstate__(self) -> dict[str, Any]:
+        self.hear_held()  # the monitor pickled has heard of every error learned
+        state = super().__getstate__()
+        state.pop("held", None)
+        return state
 
 
 class KeyClassifier(ClassLearner):

@@ -476,6 +476,8 @@ class Daemon:
         if self.store is None:
             self.checkpoints.flush_sinks()
             if self.keyed is not None:  # the keys' telemetry follows them all the same
+                if isinstance(self.router, KeyedRouter):
+                    self.router.hear_held()  # and their monitors' (``keys.held``)
                 self.keyed.models.rescore()
             return
         self.guard.check_model(self.router.last_x)  # never store a diverged model

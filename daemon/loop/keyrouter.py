@@ -19,6 +19,8 @@ from typing import Any, cast
 from streamlearn.classify.learner import ClassLearner, finite
 from streamlearn.classify.metrics import Proba
 from streamlearn.classify.task import error
+from streamlearn.keys.held import HELD, HeldErrors, HeldOverlay
+from streamlearn.keys.overlay import NO_OVERLAY
 from streamlearn.keys.run import KeyedRun, KeyLearner
 from streamlearn.keys.store import KeyRejected
 from streamlearn.keys.tally import ClassTally, RegressionTally
@@ -74,6 +76,12 @@ class KeyedRouter(Router):
             join=join, predictions_all=predictions_all,
         )  # fmt: skip
         self.keys = keys
+        overlay = keys.models.overlay
+        if overlay is NO_OVERLAY:
+            overlay = keys.models.overlay = HeldOverlay()
+        #: The store's overlay of errors held for keys' monitors (``keys.held``); the
+        #: keyed step holds none once another overlay (the compiled keyed path's) is there.
+        self._held = overlay if isinstance(overlay, HeldOverlay) else HeldOverlay()
         tally = keys.tally
         self.class_tally = tally if isinstance(tally, ClassTally) else None
 
@@ -139,6 +147,11 @@ class KeyedRouter(Router):
         side_loops = keys.labelers is not None
         every = self.predictions_all
         host = self._key_host()
+        # Errors held for alert-only monitors (``keys.held``), while no other overlay is there
+        overlay = self._held
+        hold = keys.models.overlay is overlay
+        holding = overlay.holding
+        hold_errors = self._hold_errors
 
         def step(key: str | None, x: dict[str, float], y: float, item: RecordOf) -> None:
             if key is None:
@@ -157,6 +170,8 @@ class KeyedRouter(Router):
                 return
             if score is None or isinstance(yhat, tuple) or yhat - yhat != 0.0:
                 # a classifier's, or diverged
+                if type(learner) is KeyRegressor:
+                    learner.hear_held()  # before the restore drops its monitor
                 self._learned(_record(item), key, learner, y, yhat)
                 return
             counts.learned += 1
@@ -165,11 +180,22 @@ class KeyedRouter(Router):
                 errors.append(abs(y - yhat))
             if side_loops:
                 self._teach(learner, x, y, yhat)
-            drift = learner.drift if isinstance(learner, KeyRegressor) else None
-            if drift is not None:
-                host.learner = learner
-                host.telemetry = self.host.telemetry
-                drift.observe(self.counters.records_seen - 1, x, y, yhat, host)
+            if isinstance(learner, KeyRegressor):
+                held = learner.held if hold else None
+                if held is None and hold:
+                    held = hold_errors(learner)
+                if held is not None:  # its monitor hears of them HELD at a time
+                    pend = held.errors
+                    if not pend:
+                        holding[id(learner)] = learner
+                    pend.append(abs(y - yhat))
+                    held.indexes.append(self.counters.records_seen - 1)
+                    if len(pend) == HELD:
+                        learner.hear_held()
+                elif learner.drift is not None:
+                    host.learner = learner
+                    host.telemetry = self.host.telemetry
+                    learner.drift.observe(self.counters.records_seen - 1, x, y, yhat, host)
             if every:
                 record = _record(item)
                 line = self.output_line(record.id, record.raw.where(), key, yhat)
@@ -177,6 +203,20 @@ class KeyedRouter(Router):
                 self.predictions.write(line)
 
         return step
+
+    def _hold_errors(self, learner: KeyRegressor) -> HeldErrors | None:
+        """What holds ``learner``'s errors from now on if its monitor hears of them a few at a
+        time (``keys.held``): one that can only alert; else None."""
+        drift = learner.drift
+        if drift is None or not drift.errors_only or drift.may_change_model:
+            return None
+        held = learner.held = HeldErrors(self._held, self.host)
+        return held
+
+    def hear_held(self) -> None:
+        """Every key's monitor hears of the errors held for it (a checkpoint's time without
+        a state dir: the drift telemetry follows)."""
+        self._held.settle_all()
 
     def _learned(self, item: Record, key: str, learner: KeyLearner, y: float, yhat: Answer) -> None:
         """The rest of a labeled record's test-then-train, once its key learned it: a
@@ -224,6 +264,8 @@ class KeyedRouter(Router):
         rollback, a challenger) act on the key's learner only."""
         if not isinstance(learner, KeyRegressor | KeyClassifier) or learner.drift is None:
             return
+        if isinstance(learner, KeyRegressor):
+            learner.hear_held()  # in order: the errors held come first
         learner.drift.observe(self.counters.records_seen - 1, x, y, yhat, self._own(learner))
 
     def _own(self, learner: KeyLearner) -> LoopHost:
