@@ -810,3 +810,23 @@ def test_a_warm_up_fed_value_by_value_is_the_one_fed_in_arrays(warmup: int) -> N
         bulk._second_half,
         bulk.reference,
     )
+
+
+def test_warmup_halves_are_the_same_bits_in_blocks_of_any_size() -> None:
+    # A keyed River run's monitors hear of 32 errors at a time (``keys.held``), most of
+    # them in the warm-up: its rounds' half sums, added a block at a time, must be the
+    # sums of the loop record by record, to the last bit, wherever a block splits them.
+    rng = np.random.default_rng(5)
+    for trial in range(60):
+        errors = rng.random(int(rng.integers(1, 2500))) * rng.choice([1e-3, 1.0, 1e3])
+        config = DriftConfig(warmup=int(rng.choice([5, 50, 500])))
+        one, bulk = DriftMonitor(config), DriftMonitor(config)
+        _feed_one_by_one(one, errors, _stub_daemon())
+        done = 0
+        while done < len(errors):
+            block = errors[done : done + int(rng.integers(1, 40))].tolist()
+            assert bulk.observe_errors(range(done, done + len(block)), block, None) == len(block)
+            done += len(block)
+        watches = one.error_watch, bulk.error_watch
+        assert len({(w._first_half, w._second_half, w.warmup_rounds) for w in watches}) == 1
+        assert one.summary() == bulk.summary(), trial

@@ -57,6 +57,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from functools import reduce
+from operator import add
 from typing import Any
 
 from streamlearn.drift.config import BINARY_DETECTORS, DETECTOR_CHOICES, DriftConfigError
@@ -357,15 +359,12 @@ class SignalWatch:
         the same bits whether they come one by one or as an array)."""
         length = self.round_length
         done = length - self.warmup_left  # values of this round so far
-        half = length // 2
-        first, second = self._first_half, self._second_half
-        for value in chunk:
-            if done < half:
-                first += value
-            else:
-                second += value
-            done += 1
-        self._first_half, self._second_half = first, second
+        split = min(max(length // 2 - done, 0), len(chunk))  # the first half's values
+        # Left folds of ``+``: the additions of a loop, in its order, at C speed
+        if split:
+            self._first_half = reduce(add, chunk[:split], self._first_half)
+        if split < len(chunk):
+            self._second_half = reduce(add, chunk[split:], self._second_half)
 
     def _end_round(self) -> bool:
         """A warm-up round is complete: another one while the signal still falls, or after
