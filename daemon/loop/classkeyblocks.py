@@ -129,11 +129,7 @@ class ClassKeyedBlockPath(SlotBlockPath):
     ) -> None:
         """Rows ``start..stop`` were learned in their slots: the whole stream hears of them
         as ``KeyedRouter._learned`` tells it, in order."""
-        count = stop - start
         router = self.kit.router
-        router.counters.records_seen += count
-        tally = self.tally
-        tally.keyed.learned += count
         p = self.p[start:stop]
         y = parsed.values[start:stop, -1].astype(np.int64)
         proba = np.column_stack([1.0 - p, p])
@@ -142,13 +138,9 @@ class ClassKeyedBlockPath(SlotBlockPath):
         if router.tracks_errors:
             router.errors.arrays.append((pred != y).astype(np.float64))
         if router.predictions_all:
-            write = router.predictions.write
-            names = self.slots.ids.names
-            for row, pair, code in zip(range(start, stop), proba.tolist(), y.tolist(), strict=True):
-                key = names[ids[row]]  # a row learned in a slot has its key
-                line = self.router.output_line(None, parsed.raw(row).where(), key, tuple(pair))
-                line["label"] = tally.classes.label(code)
-                write(line)
+            label = self.tally.classes.label
+            answers = [tuple(pair) for pair in proba.tolist()]
+            self._write_learned(parsed, ids, start, answers, [label(c) for c in y.tolist()])
 
     def _tally(self, scored: Scored) -> None:
         """The whole stream's class metrics, window and curves of the rows, as

@@ -311,6 +311,8 @@ class SlotBlockPath(KeyedCsvPath[NDArray[np.int64]]):
                     continue
                 if row > learned:
                     self.slots.changed[at[learned:row]] = True
+                    self.kit.router.counters.records_seen += row - learned
+                    self.router.keys.tally.keyed.learned += row - learned
                     self._learned(parsed, ids, at, learned, row)
                 if why[0] == K_DONE:
                     break
@@ -318,6 +320,21 @@ class SlotBlockPath(KeyedCsvPath[NDArray[np.int64]]):
                 row += 1
                 learned = row
                 slots.reassign(ids, at, row, end)
+
+    def _write_learned(
+        self, parsed: Parsed, ids: NDArray[np.int64], start: int, answers: list[Any],
+        labels: list[Any],
+    ) -> None:  # fmt: skip
+        """``--predictions-all``: the lines of rows ``start..`` learned in their slots, their
+        answers and labels, as ``KeyedRouter`` writes them."""
+        write = self.kit.router.predictions.write
+        names = self.slots.ids.names
+        for row, answer, label in zip(range(start, start + len(answers)), answers, labels,
+                                      strict=True):  # fmt: skip
+            key = names[ids[row]]  # a row learned in a slot has its key
+            line = self.router.output_line(None, parsed.raw(row).where(), key, answer)
+            line["label"] = label
+            write(line)
 
     def _route_row(self, parsed: Parsed, row: int) -> None:
         item = parsed.judged.get(row)
@@ -367,24 +384,13 @@ class KeyedBlockPath(SlotBlockPath):
         """Rows ``start..stop`` were learned in their slots: the whole stream hears of them
         as ``KeyedRouter._learn`` tells it, in order."""
         count = stop - start
-        yhat = self.yhat
         router = self.kit.router
-        router.counters.records_seen += count
         tally = self.tally
-        tally.keyed.learned += count
         values = parsed.values[start:stop]
-        guesses = yhat[start:stop]
+        guesses = self.yhat[start:stop]
         rows = Parsed(values, parsed.status[start:stop], parsed.starts[: count + 1], b"", 0, {})
         self.scorer.score(tally, rows, guesses, count)
         if router.tracks_errors:
             router.errors.arrays.append(np.abs(values[:, -1] - guesses))
         if router.predictions_all:
-            write = router.predictions.write
-            names = self.slots.ids.names
-            for row, guess, label in zip(
-                range(start, stop), guesses.tolist(), values[:, -1].tolist(), strict=True
-            ):
-                key = names[ids[row]]  # a row learned in a slot has its key
-                line = self.router.output_line(None, parsed.raw(row).where(), key, guess)
-                line["label"] = label
-                write(line)
+            self._write_learned(parsed, ids, start, guesses.tolist(), values[:, -1].tolist())
