@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from streamlearn.fast.block import Parsed
 from streamlearn.fast.classblock import ClassBlockLearner, LossCurve, Scored, class_codes
-from streamlearn.fast.classspec import LOSS_MEAN, LOSS_N, N_LOSS_STATE
+from streamlearn.fast.classspec import LOSS_MEAN, LOSS_N
 from streamlearn.keys.classslots import ClassKeySlots, class_slot_learner
 from streamlearn.keys.tally import ClassTally
 from streamlearn.keys.units import KeyClassifier
@@ -96,7 +96,6 @@ class ClassKeyedBlockPath(SlotBlockPath):
         super().__init__(kit, model, router)
         tally = router.keys.tally
         assert isinstance(tally, ClassTally)
-        self.keys = router.keys
         self.tally = tally
         self.slots = self.table = slots
         features = self.decoder.features
@@ -148,7 +147,6 @@ class ClassKeyedBlockPath(SlotBlockPath):
         tally = self.tally
         metrics = tally.metrics
         state = np.array([metrics.loss.n, metrics.loss.get()], dtype=np.float64)
-        assert state.shape == (N_LOSS_STATE,)
         curve = LossCurve.of(tally, len(scored.y))
         self._score_losses(scored.loss, 0, len(scored.y), state, *curve)
         mean = (float(state[LOSS_N]), float(state[LOSS_MEAN]))

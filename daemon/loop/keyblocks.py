@@ -350,10 +350,9 @@ class KeyedBlockPath(SlotBlockPath):
 
     def __init__(self, kit: PathKit, model: object, router: KeyedRouter, slots: KeySlots) -> None:
         super().__init__(kit, model, router)
-        keys = router.keys
-        assert isinstance(keys.tally, RegressionTally)
-        self.keys = keys
-        self.tally = keys.tally
+        tally = router.keys.tally
+        assert isinstance(tally, RegressionTally)
+        self.tally = tally
         self.slots = self.table = slots
         self.reader = KeyedBlockReader(self.decoder.features, self.column, slots)
         kernels = compiled_kernels()
