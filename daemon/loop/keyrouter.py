@@ -180,7 +180,7 @@ class KeyedRouter(Router):
                 errors.append(abs(y - yhat))
             if side_loops:
                 self._teach(learner, x, y, yhat)
-            if isinstance(learner, KeyRegressor):
+            if isinstance(learner, KeyRegressor) and learner.drift is not None:
                 held = learner.held if hold else None
                 if held is None and hold:
                     held = hold_errors(learner)
@@ -192,7 +192,7 @@ class KeyedRouter(Router):
                     held.indexes.append(self.counters.records_seen - 1)
                     if len(pend) == HELD:
                         learner.hear_held()
-                elif learner.drift is not None:
+                else:
                     host.learner = learner
                     host.telemetry = self.host.telemetry
                     learner.drift.observe(self.counters.records_seen - 1, x, y, yhat, host)
