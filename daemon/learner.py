@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from streamlearn import metrics
 from streamlearn.curve import Curve
+from streamlearn.fast.remember import remember
 from streamlearn.interfaces import FusedModel
 from streamlearn.learner_base import LearnerBase
 from streamlearn.metrics import (
@@ -211,7 +212,8 @@ class Learner(LearnerBase):
 
         A keyed run does it for every record of every key, each key's objects apart from the
         others': the metrics are scored in ``_hot``, their ``FIELDS`` in one cache line, not in
-        a dozen objects and their floats; the ``Metric`` objects take them back when read."""
+        a dozen objects and their floats; the ``Metric`` objects take them back when read. The
+        arithmetic is ``streamlearn.fast.remember``'s, compiled when the extension is built."""
         hot = self._hot
         if hot is None:
             hot = self._heat()
@@ -219,44 +221,24 @@ class Learner(LearnerBase):
                 update_all(self.metrics, y, yhat)
                 self._remember(y, yhat)
                 return
-        error = y - yhat
-        absolute = abs(error)
-        # MAE, RMSE and R2's Mean.update, Var.update and R2.update with w = 1.0 (``update_all``)
-        n = hot[0] + 1.0
-        hot[0] = n
-        mean = hot[1]
-        cumulative = hot[1] = mean + (1.0 / n) * (absolute - mean)
-        n = hot[2] + 1.0
-        hot[2] = n
-        mean = hot[3]
-        hot[3] = mean + (1.0 / n) * (error**2 - mean)
-        n = hot[4] + 1.0
-        hot[4] = n
-        old = hot[5]
-        new = hot[5] = old + (1.0 / n) * (y - old)
-        hot[6] += (y - old) * (y - new)
-        hot[7] += error * error
-        # _remember, with the |error| above
-        size = self.rolling_window
-        slot = self._window_next
-        ys, yhats = self._window_y, self._window_yhat
-        total = self._recent_abs_sum
-        length = self._window_len
-        if length == size:
-            total -= abs(ys[slot] - yhats[slot])
-        else:
-            length = self._window_len = length + 1
-        ys[slot] = y
-        yhats[slot] = yhat
-        slot += 1
-        self._window_next = 0 if slot == size else slot
-        self._recent_abs_sum = total = total + absolute
+        self._window_next, length, total = remember(
+            hot,
+            self._window_y,
+            self._window_yhat,
+            y,
+            yhat,
+            self._window_next,
+            self._window_len,
+            self._recent_abs_sum,
+        )
+        self._window_len = length
+        self._recent_abs_sum = total
         learned = self.records_learned = self.records_learned + 1
         curve = self.curve
         if learned % curve.stride == 0:
-            if learned % size == 0:  # re-sum now and then, as ``_add_curve_point``
+            if learned % self.rolling_window == 0:  # re-sum now and then, as ``_add_curve_point``
                 total = self._recent_abs_sum = abs_error_sum(self.recent_y, self.recent_yhat)
-            curve.add(learned, total / length, cumulative)
+            curve.add(learned, total / length, hot[1])
 
     def _unpredicted(self, x: dict[str, float], y: float, yhat: float | None) -> float | None:
         """``step`` of a record predicted None (learned unscored, as River does: answer None) or

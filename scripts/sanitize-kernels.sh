@@ -34,4 +34,5 @@ export PYTHONPATH="$work"
 "$PYTHON" -m pytest -q -p no:cacheprovider -o addopts="" --capture=sys \
     tests/test_kernels.py tests/test_class_kernels.py tests/test_adwin.py \
     tests/test_fastpath.py tests/test_keys_compiled.py tests/test_class_keys_compiled.py \
+    tests/test_remember.py \
     -k "not sigkill and not replay_imports"

@@ -15,6 +15,8 @@
  *   learn_logistic_keyed = classkeyspec.learn_logistic_keyed (learn_logistic per key's slot,
  *                    with ClassMetrics, the window and both curves of a ClassLearner)
  *   score_losses   = classkeyspec.score_losses (losses into a running mean and loss curve)
+ *   score_remember = remember.score_remember (one record's metrics and rolling window: the
+ *                    record path's Learner._score_and_remember, a call a record)
  *
  * The tests run both on the same inputs and compare every output bit (why C rather
  * than a JIT: docs/design.md). The floating-point operations keep Python's order and
@@ -2341,6 +2343,85 @@ done:
     return result;
 }
 
+/* -- score_remember ---------------------------------------------------------------- */
+
+/* pow's exponent read at run time: with a constant 2.0 the compiler writes e * e, which
+ * rounds differently from the C library's pow (Python's ** calls pow) for some e. */
+static volatile double SQUARE = 2.0;
+
+PyDoc_STRVAR(score_remember_doc,
+             "score_remember(hot, ys, yhats, y, yhat, slot, length, total) -> (slot, length, "
+             "total)\n\n"
+             "streamlearn.fast.remember.score_remember, compiled: one record's metrics and window.");
+
+static int float_arg(PyObject *obj, double *out)
+{
+    *out = PyFloat_AsDouble(obj);
+    return *out == -1.0 && PyErr_Occurred() ? -1 : 0;
+}
+
+static int index_arg(PyObject *obj, Py_ssize_t *out)
+{
+    *out = PyLong_AsSsize_t(obj);
+    return *out == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* One call a record (the record path's Learner._score_and_remember): the arguments come
+ * by position without a tuple, and the buffers are checked as every kernel's are. */
+static PyObject *score_remember(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    double y, yhat, total;
+    Py_ssize_t slot, length;
+    Array a[3] = {0};
+    PyObject *result = NULL;
+    if (nargs != 8) {
+        PyErr_Format(PyExc_TypeError, "score_remember takes 8 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (float_arg(args[3], &y) < 0 || float_arg(args[4], &yhat) < 0 ||
+        index_arg(args[5], &slot) < 0 || index_arg(args[6], &length) < 0 ||
+        float_arg(args[7], &total) < 0 || take(args[0], &a[0], "hot", FLOATS, 8, 1, 1) < 0 ||
+        take(args[1], &a[1], "ys", FLOATS, 8, 1, 1) < 0 ||
+        take(args[2], &a[2], "yhats", FLOATS, 8, 1, 1) < 0) {
+        goto done;
+    }
+    const Py_ssize_t size = len_of(&a[1]);
+    if (len_of(&a[0]) < 8 || size < 1 || len_of(&a[2]) != size || slot < 0 || slot >= size ||
+        length < 0 || length > size) {
+        PyErr_SetString(PyExc_ValueError, "score_remember: state or window out of bounds");
+        goto done;
+    }
+    double *hot = a[0].view.buf, *ys = a[1].view.buf, *yhats = a[2].view.buf;
+    /* MAE, RMSE and R2 (metrics.FIELDS), as update_all with w = 1.0 */
+    const double error = y - yhat;
+    const double absolute = fabs(error);
+    hot[0] += 1.0;
+    hot[1] = mean_step(hot[0], hot[1], absolute);
+    hot[2] += 1.0;
+    hot[3] = mean_step(hot[2], hot[3], pow(error, SQUARE));
+    hot[4] += 1.0;
+    const double old = hot[5];
+    hot[5] = old + (1.0 / hot[4]) * (y - old);
+    hot[6] += (y - old) * (y - hot[5]);
+    hot[7] += error * error;
+    /* the rolling window: the ring, its length, the running |error| sum */
+    if (length == size) {
+        total -= fabs(ys[slot] - yhats[slot]);
+    } else {
+        length++;
+    }
+    ys[slot] = y;
+    yhats[slot] = yhat;
+    slot++;
+    if (slot == size) {
+        slot = 0;
+    }
+    result = Py_BuildValue("nnd", slot, length, total + absolute);
+done:
+    release(a, 3);
+    return result;
+}
+
 /* -- the module -------------------------------------------------------------------- */
 
 static PyMethodDef methods[] = {
@@ -2354,6 +2435,8 @@ static PyMethodDef methods[] = {
     {"cut_column", cut_column, METH_VARARGS, cut_column_doc},
     {"learn_logistic_keyed", learn_logistic_keyed, METH_VARARGS, learn_logistic_keyed_doc},
     {"score_losses", score_losses, METH_VARARGS, score_losses_doc},
+    {"score_remember", (PyCFunction)(void (*)(void))score_remember, METH_FASTCALL,
+     score_remember_doc},
     {NULL, NULL, 0, NULL},
 };
 

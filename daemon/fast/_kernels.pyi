@@ -1,9 +1,9 @@
 """Types of the C extension ``streamlearn.fast._kernels`` (daemon/fast/_kernels.c).
 
 Each function has the signature of its specification in ``streamlearn.fast.spec``,
-``streamlearn.fast.classspec``, ``streamlearn.fast.keyspec`` or
-``streamlearn.fast.classkeyspec`` (the C takes its arguments by position only, as any buffer of
-the right item type and shape).
+``streamlearn.fast.classspec``, ``streamlearn.fast.keyspec``, ``streamlearn.fast.classkeyspec``
+or ``streamlearn.fast.remember`` (the C takes its arguments by position only, as any buffer
+of the right item type and shape).
 """
 
 from streamlearn.fast.classkeyspec import learn_logistic_keyed as learn_logistic_keyed
@@ -14,6 +14,7 @@ from streamlearn.fast.keyspec import KeyIndex as KeyIndex
 from streamlearn.fast.keyspec import cut_column as cut_column
 from streamlearn.fast.keyspec import held_slots as held_slots
 from streamlearn.fast.keyspec import learn_rows_keyed as learn_rows_keyed
+from streamlearn.fast.remember import score_remember as score_remember
 from streamlearn.fast.spec import feed_values as feed_values
 from streamlearn.fast.spec import learn_rows as learn_rows
 from streamlearn.fast.spec import parse_lines as parse_lines
