@@ -1,4 +1,5 @@
-"""The columns of a CSV stream: which header is in force and how it maps onto the model's features.
+"""A CSV stream's columns and cells: the header in force, how it maps onto the model's features,
+and how a line's cells and numbers read.
 
 A header row inside the stream (a rotated-in file, concatenated CSVs) maps the columns anew
 by name; one of other features than the model's is refused: ``SchemaChanged``, or its rows
@@ -36,6 +37,33 @@ def split_cells(text: str) -> list[str]:
     """
     # Plain numeric rows have no quotes: str.split is several times faster than csv.
     return next(csv.reader([text])) if '"' in text else text.split(",")
+
+
+def plain_float(text: str) -> float:
+    """``float()`` of a number as the compiled CSV parser reads it: ASCII, no underscores.
+
+    ``float()`` also takes digit-group underscores and any Unicode digit or space; a cell
+    holding them is ``non_numeric`` on every path.
+
+    >>> plain_float(" 2.5")
+    2.5
+    >>> plain_float("1_000")
+    Traceback (most recent call last):
+    ValueError: not a plain number: '1_000'
+    """
+    if "_" in text or not text.isascii():
+        raise ValueError(f"not a plain number: {text!r}")
+    return float(text)
+
+
+def parse_csv_header(line: bytes) -> list[str]:
+    """Column names of a CSV header line.
+
+    >>> parse_csv_header(b'a,"b c",y\\r\\n')
+    ['a', 'b c', 'y']
+    """
+    text = line.decode("utf-8-sig").rstrip("\r\n")
+    return [name.strip() for name in next(csv.reader([text]))]
 
 
 def _is_number(text: str) -> bool:

@@ -223,8 +223,9 @@ def _read_header(path: Path, follow: bool, stopping: Callable[[], bool]) -> byte
 
 def build_decoder(settings: Settings, fmt: str, header: bytes | None) -> CsvDecoder | JsonDecoder:
     """The decoder of ``fmt`` records; a CSV one needs the ``header`` line."""
+    from streamlearn.csv_schema import parse_csv_header
     from streamlearn.json_decoder import JsonDecoder
-    from streamlearn.records import CsvDecoder, parse_csv_header
+    from streamlearn.records import CsvDecoder
 
     if fmt == "jsonl":
         return JsonDecoder(

@@ -12,13 +12,12 @@ exception: a CSV header row of other features than the model's stops the stream
 from __future__ import annotations
 
 import base64
-import csv
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from streamlearn.csv_schema import CsvSchema, split_cells
+from streamlearn.csv_schema import CsvSchema, plain_float, split_cells
 from streamlearn.sources.base import Raw
 
 if TYPE_CHECKING:
@@ -129,33 +128,6 @@ def class_code(classes: ClassSpace, text: str, raw: Raw) -> float | Rejected | N
     if isinstance(code, float):
         return code
     return Rejected(code.reason, code.detail, raw)
-
-
-def _plain_float(text: str) -> float:
-    """``float()`` of a number as the compiled CSV parser reads it: ASCII, no underscores.
-
-    ``float()`` also takes digit-group underscores and any Unicode digit or space; a cell
-    holding them is ``non_numeric`` on every path.
-
-    >>> _plain_float(" 2.5")
-    2.5
-    >>> _plain_float("1_000")
-    Traceback (most recent call last):
-    ValueError: not a plain number: '1_000'
-    """
-    if "_" in text or not text.isascii():
-        raise ValueError(f"not a plain number: {text!r}")
-    return float(text)
-
-
-def parse_csv_header(line: bytes) -> list[str]:
-    """Column names of a CSV header line.
-
-    >>> parse_csv_header(b'a,"b c",y\\r\\n')
-    ['a', 'b c', 'y']
-    """
-    text = line.decode("utf-8-sig").rstrip("\r\n")
-    return [name.strip() for name in next(csv.reader([text]))]
 
 
 class CsvDecoder:
@@ -292,7 +264,7 @@ class CsvDecoder:
 
         ``float`` parses ASCII bytes directly, so a well-formed numeric row never
         becomes a ``str``; any row the fast path doubts (``float`` of bytes takes digit-group
-        underscores, which ``_plain_float`` refuses) is decoded by ``decode``. After a
+        underscores, which ``plain_float`` refuses) is decoded by ``decode``. After a
         header row that changes the layout, the rest goes through ``decode`` too.
         """
         schema = self._schema
@@ -379,7 +351,7 @@ class CsvDecoder:
         return check_finite(y, f"target {self.target!r}", raw) or y
 
     def _label_row(
-        self, fields: list[str], raw: Raw, number: Callable[[str], float] = _plain_float
+        self, fields: list[str], raw: Raw, number: Callable[[str], float] = plain_float
     ) -> Label | Rejected | None:
         """A row with only an id and a target is a late label; None if it is not one."""
         schema = self._schema
@@ -434,7 +406,7 @@ class CsvDecoder:
             )
         # Numbers as the compiled CSV parser reads them: float() itself for an ASCII line
         # without underscores (the common case, one check a line), else cell by cell.
-        number = float if text.isascii() and "_" not in text else _plain_float
+        number = float if text.isascii() and "_" not in text else plain_float
         if schema.plain and self.classes is not None:
             record = self._plain_labeled(fields, raw, number)
             if record is not None:

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from streamhelpers import STREAMLEARN, cli
+from streamlearn.csv_schema import parse_csv_header
 from streamlearn.json_decoder import JsonDecoder
 from streamlearn.labels.build import build_pseudo
 from streamlearn.labels.join import LabelJoin
@@ -21,7 +22,7 @@ from streamlearn.labels.settings import PseudoSettings
 from streamlearn.learner import Learner
 from streamlearn.loop import Daemon, RunOptions, inspect_state
 from streamlearn.models.sgd import SGDRegressor
-from streamlearn.records import CsvDecoder, Record, parse_csv_header
+from streamlearn.records import CsvDecoder, Record
 from streamlearn.sinks.jsonlines import ListSink
 from streamlearn.sources.base import Raw
 from streamlearn.sources.file import FileSource

@@ -16,13 +16,14 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from prom_server import require_binary
 from streamhelpers import make_regression, write_csv
+from streamlearn.csv_schema import parse_csv_header
 from streamlearn.json_decoder import JsonDecoder
 from streamlearn.learner import Learner
 from streamlearn.loop.daemon import Daemon
 from streamlearn.models.registry import build_model
 from streamlearn.models.sgd import SGDRegressor
 from streamlearn.observe.telemetry import DEFAULT_LATENCY_BUCKETS, Telemetry
-from streamlearn.records import CsvDecoder, parse_csv_header
+from streamlearn.records import CsvDecoder
 from streamlearn.sources.file import FileSource
 
 NAME = "streamlearn_learn_latency_seconds"
