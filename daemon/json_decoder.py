@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from streamlearn.json_keys import MAX_FEATURES, FeatureNames, TargetWatch
-from streamlearn.records import Decoded, Label, Record, Rejected, check_finite, class_code
+from streamlearn.records import Decoded, Label, Record, Rejected, check_target, class_code
 from streamlearn.sources.base import Raw
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ class JsonDecoder:
         if isinstance(target, bool) or not isinstance(target, int | float):
             return Rejected("non_numeric", f"target is {str(target)[:40]!r}", raw)
         y = float(target)
-        return check_finite(y, "target", raw) or y
+        return check_target(y, "target", raw) or y
 
     def _class_code(self, target: object, raw: Raw) -> float | Rejected | None:
         """A label's class code: a string as it is, a number or a bool as its JSON text."""

@@ -4,7 +4,7 @@ The JSON decoder is :mod:`streamlearn.json_decoder`. Bad input is data, not a cr
 every decoder returns a ``Rejected`` with one of the fixed ``REJECT_REASONS`` instead of
 raising, so the run loop can send it to the dead-letter sink once and move the position
 on. A record that reaches the model has only finite float features and a finite (or
-absent) target. The one
+absent) target, a regressor's within ±``TARGET_LIMIT``. The one
 exception: a CSV header row of other features than the model's stops the stream
 (``streamlearn.csv_schema.SchemaChanged``) unless its rows are to be dead-lettered.
 """
@@ -18,17 +18,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from streamlearn.csv_schema import CsvSchema, plain_float, split_cells
+from streamlearn.learner import DIVERGED
 from streamlearn.sources.base import Raw
 
 if TYPE_CHECKING:
     from streamlearn.classify.space import ClassSpace
     from streamlearn.keys.fields import KeyField
 
+#: A regressor's target must lie strictly within ±TARGET_LIMIT (else ``out_of_range``): the
+#: prediction scored against it lies within ±``learner.DIVERGED``, so the error is below
+#: 2e150 and its square, below 4e300, stays finite in every metric.
+TARGET_LIMIT = DIVERGED
+
 #: The closed set of rejection reasons (bounded label values for metrics).
 REJECT_REASONS = (
     "field_count",
     "non_numeric",
     "non_finite",
+    "out_of_range",  # a regressor's target beyond ±TARGET_LIMIT: its squared error overflows
     "undecodable",
     "too_long",
     "bad_json",
@@ -103,11 +110,28 @@ class Rejected:
 Decoded = Record | Label | Rejected | None
 
 
-def check_finite(value: float, name: str, raw: Raw) -> Rejected | None:
-    """None for a finite ``value``, else the ``non_finite`` rejection naming ``name``."""
-    if math.isfinite(value):
+def check_target(y: float, name: str, raw: Raw) -> Rejected | None:
+    """None for a regressor's target the metrics can square (within ±``TARGET_LIMIT``),
+    else the ``non_finite`` or ``out_of_range`` rejection naming ``name``.
+
+    >>> raw = Raw(b"", offset=0)
+    >>> check_target(-9.9e149, "target 'y'", raw) is None
+    True
+    >>> check_target(1e300, "target 'y'", raw).detail
+    "target 'y' is 1e+300: beyond ±1e+150, its squared error would overflow"
+    >>> check_target(float("inf"), "target 'y'", raw).reason
+    'non_finite'
+    """
+    if -TARGET_LIMIT < y < TARGET_LIMIT:
         return None
-    return Rejected("non_finite", f"{name} is {value}", raw)
+    if not math.isfinite(y):
+        return Rejected("non_finite", f"{name} is {y}", raw)
+    return Rejected("out_of_range", out_of_range(name, y), raw)
+
+
+def out_of_range(name: str, y: float) -> str:
+    """What is wrong with a target beyond ±``TARGET_LIMIT``, in one line."""
+    return f"{name} is {y!r}: beyond ±{TARGET_LIMIT!r}, its squared error would overflow"
 
 
 def class_code(classes: ClassSpace, text: str, raw: Raw) -> float | Rejected | None:
@@ -277,6 +301,7 @@ class CsvDecoder:
         features = schema.features
         n_fields = schema.n_fields
         isfinite = math.isfinite
+        limit = TARGET_LIMIT
         decode = self.decode
         rest = iter(raws)
         for raw in rest:
@@ -288,7 +313,8 @@ class CsvDecoder:
                 except ValueError:
                     pass
                 else:
-                    if isfinite(sum(values)):
+                    # A target beyond the limit takes ``decode``, which rejects it.
+                    if isfinite(sum(values)) and -limit < values[-1] < limit:
                         y = values.pop()
                         append(Record(dict(zip(features, values)), y, None, raw))  # noqa: B905
                         continue
@@ -348,7 +374,7 @@ class CsvDecoder:
         except ValueError:
             shown = cell.strip()[:40]
             return Rejected("non_numeric", f"target {self.target!r} is {shown!r}", raw)
-        return check_finite(y, f"target {self.target!r}", raw) or y
+        return check_target(y, f"target {self.target!r}", raw) or y
 
     def _label_row(
         self, fields: list[str], raw: Raw, number: Callable[[str], float] = plain_float
@@ -414,13 +440,14 @@ class CsvDecoder:
         elif schema.plain:
             # Fast path for the common layout (features, then the target, no id):
             # one C-level map(float) and one finiteness check by summing; any
-            # doubt (text, NaN, inf, overflow, empty target) takes the slow path.
+            # doubt (text, NaN, inf, overflow, empty target, a target out of range)
+            # takes the slow path.
             try:
                 values = list(map(number, fields))
             except ValueError:
                 pass
             else:
-                if math.isfinite(sum(values)):
+                if math.isfinite(sum(values)) and -TARGET_LIMIT < values[-1] < TARGET_LIMIT:
                     y = values.pop()
                     return Record(dict(zip(schema.features, values, strict=True)), y, None, raw)
         x: dict[str, float] = {}

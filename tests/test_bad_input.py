@@ -29,6 +29,7 @@ BAD_ROWS = {
     "non_finite": st.sampled_from(
         [b"nan,1,2", b"1,inf,2", b"1,-inf,2", b"1e999,1,2", b"1,2,NaN", b"1,2,-1e400"]
     ),
+    "out_of_range": st.sampled_from([b"1,2,1e300", b"1,2,-1e200", b"1,2,1e150", b"1,2,-1e150"]),
     "undecodable": st.sampled_from([b"1,\xff\xfe,2", b"\x80,1,2"]),
     "too_long": st.integers(MAX_LINE + 1, MAX_LINE * 3).map(lambda n: b"1" * n),
 }

@@ -140,10 +140,20 @@ def test_learn_is_test_then_train_counted_like_stream_records(on: Daemon) -> Non
         assert daemon.learner.summary() == oracle.summary()
 
 
+#: A target whose squared error would overflow (``records.TARGET_LIMIT``).
+_BEYOND = "target 'y' is {}: beyond ±1e+150, its squared error would overflow"
+
+
 def test_learn_says_what_is_wrong(on: Daemon) -> None:
     for body, message in (
         ({"x": {"a": 1.0, "b": 2.0}}, "no target 'y'"),
         ({"x": {"a": 1.0, "b": 2.0}, "y": "3"}, "target 'y' must be a finite number"),
+        ({"a": 1.0, "b": 2.0, "y": 1e300}, _BEYOND.format("1e+300")),
+        ({"id": "r1", "y": -1e150}, _BEYOND.format("-1e+150")),  # a late label too
+        (
+            [{"a": 1.0, "b": 2.0, "y": 1.0}, {"a": 1.0, "b": 2.0, "y": 1e200}],
+            "record 1: " + _BEYOND.format("1e+200"),
+        ),
         ({"x": {"a": 1.0}, "y": 3.0}, "missing features: b"),
         ([], "no records"),
         ([{"a": 1.0, "b": 1.0, "y": 1.0}] * 1001, "at most 1000 records"),
@@ -152,6 +162,17 @@ def test_learn_says_what_is_wrong(on: Daemon) -> None:
         assert status == 400, (body, answer)
         assert message in answer["error"]
     assert on.app.daemon.learner.records_learned == ROWS
+
+
+def test_learn_takes_a_target_just_inside_the_bound(on: Daemon) -> None:
+    status, answer = on.post("/learn", [{"a": 1.0, "b": 2.0, "y": y} for y in (9.9e149, -9.9e149)])
+    assert (status, answer) == (200, {"learned": 2, "model_version": ROWS + 2})
+    oracle = Learner(SGDRegressor(lr=0.01))
+    for a, b, y in [*_rows(1, ROWS), (1.0, 2.0, 9.9e149), (1.0, 2.0, -9.9e149)]:
+        oracle.step({"a": a, "b": b}, y)
+    with on.app.daemon.lock:
+        assert on.app.daemon.learner.summary() == oracle.summary()
+        assert on.app.daemon.learner.model.weights == oracle.model.weights
 
 
 def test_a_prediction_with_an_id_is_learned_when_its_label_comes(on: Daemon) -> None:

@@ -171,6 +171,8 @@ PIECES = st.sampled_from(
         b"\xff",
         b"9" * 25,
         b"e99999",
+        b"1e150",
+        b"e149",
         b"1.5",
         b"-0",
         b".5",
@@ -238,13 +240,19 @@ def test_long_numbers_are_read_as_float_reads_them(parse):
     data = "".join(f"{t},1\n" for t in texts).encode()
     values, status, starts = parse_arrays(len(texts), 2)
     assert parse(data, 2, values, status, starts) == len(texts)
-    assert (status == spec.LABELED).all()
-    assert [float(v).hex() for v in values[:, 0]] == [float(t).hex() for t in texts]
+    # Beyond learner.DIVERGED a number is the decoder's (as a target it is out of range).
+    inside = np.array([abs(float(t)) < learner.DIVERGED for t in texts])
+    assert 0.6 < inside.mean() < 0.9  # both kinds, a good many of each
+    assert (status[inside] == spec.LABELED).all()
+    assert (status[~inside] == spec.DOUBT).all()
+    read = [float(v).hex() for v in values[inside, 0]]
+    assert read == [float(t).hex() for t, keep in zip(texts, inside, strict=True) if keep]
 
 
 @pytest.mark.parametrize("parse", [_kernels.parse_lines, spec.parse_lines], ids=["c", "python"])
 def test_overflow_and_very_long_numbers_are_left_to_the_decoder(parse):
-    texts = ["1e999", "-1e400", "1" * 70, "1e", "1e+", ".", "-", "+.e1"]
+    texts = ["1e999", "-1e400", "1" * 70, "1e", "1e+", ".", "-", "+.e1", "1e150", "-1e150",
+             "1e300", "1.7976931348623157e308", "-1e200"]  # fmt: skip
     data = "".join(f"{t},1\n" for t in texts).encode()
     values, status, starts = parse_arrays(len(texts), 2)
     parse(data, 2, values, status, starts)

@@ -44,7 +44,8 @@ enum { LABELED = 0, UNLABELED = 1, DOUBT = 2, REJECTED = 3, NOTHING = 4 };
 enum { INTERCEPT, MAE_N, MAE_MEAN, MSE_N, MSE_MEAN, VAR_N, VAR_MEAN, VAR_S, RSS, ABS_SUM,
        N_STATE };
 enum { LEARNED, SLOT, LENGTH, STRIDE, ROOM, POINTS, STOPPED, N_COUNTERS };
-/* learner.DIVERGED: a prediction beyond it is left to the run loop's divergence guard. */
+/* learner.DIVERGED: a prediction beyond it is left to the run loop's divergence guard; a
+ * number beyond it (records.TARGET_LIMIT, for a target) is left to the decoder. */
 static const double DIVERGED = 1e150;
 static const uint64_t MAX_MANTISSA = (uint64_t)1 << 53;
 /* Longer numbers go to the decoder (float() reads any length; nobody writes them). */
@@ -205,12 +206,14 @@ static Py_ssize_t parse_block(const uint8_t *data, Py_ssize_t size, Py_ssize_t n
             } else if (valid && pos - begin < MAX_TOKEN && c_locale != (locale_t)0) {
                 /* 17 digits (a float's repr), or a far exponent: one multiplication would
                  * round twice. The C library's strtod is correctly rounded, as float() is,
-                 * so both give the same double; an overflow (inf) is the decoder's. */
+                 * so both give the same double. An overflow (inf) is the decoder's, and so
+                 * is a number beyond DIVERGED: as a target it is out of range (the exact
+                 * branches above give less than 1e42). */
                 char text[MAX_TOKEN];
                 memcpy(text, data + begin, (size_t)(pos - begin)); /* after the sign */
                 text[pos - begin] = '\0';
                 value = strtod_l(text, NULL, c_locale);
-                if (!isfinite(value)) {
+                if (!(fabs(value) < DIVERGED)) {
                     kind = DOUBT;
                     break;
                 }

@@ -15,8 +15,9 @@ record path gives the same results).
   value fits in 2**53 and a decimal exponent within +-22, one correctly rounded
   multiplication or division (Clinger's fast path); otherwise (the 17 digits of a
   float's repr, ``1e300``) a correctly rounded conversion of the text, as ``float()``'s
-  is (``strtod`` in C). Any other line (quotes, blanks, ``NaN``, ``1e999``, a wrong
-  field count, the header) is marked ``DOUBT``, for the decoder to judge.
+  is (``strtod`` in C). Any other line (quotes, blanks, ``NaN``, ``1e999``, a number
+  beyond ``learner.DIVERGED`` (an ``out_of_range`` target), a wrong field count, the
+  header) is marked ``DOUBT``, for the decoder to judge.
 - :func:`learn_rows` is ``Learner.step`` of ``sgd`` over a block of parsed rows: per
   record the prediction and the update of ``SGDRegressor.predict_learn_one``; the
   updates of the metrics (``streamlearn.metrics``, River's formulas, ``** 2`` through
@@ -175,7 +176,10 @@ def parse_lines(
                 # 17 digits (a float's repr) or a far exponent: one multiplication would
                 # round twice; float() rounds once, correctly (the C kernel: strtod).
                 value = float(bytes(data[begin:pos]))
-                if not math.isfinite(value):  # an overflow: the decoder's to reject
+                # An overflow (inf) is the decoder's to reject, and so is a number beyond
+                # DIVERGED: as a target it is out of range (the exact branches above give
+                # less than 1e42).
+                if not abs(value) < DIVERGED:
                     kind = DOUBT
                     break
             else:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TypeVar
 
+from streamlearn.records import TARGET_LIMIT, out_of_range
+
 __all__ = [
     "MAX_RECORDS",
     "BadRequest",
@@ -220,6 +222,8 @@ def _example(
         y = _number(record[target])
         if y is None:
             raise BadRequest(f"target {target!r} must be a finite number")
+        if not -TARGET_LIMIT < y < TARGET_LIMIT:
+            raise BadRequest(out_of_range(f"target {target!r}", y))
     if record_id is not None and set(record) == {"id", target}:
         return Example(None, y, record_id)  # a late label
     values, wrapped = _unwrapped(record, ("id", target))
