@@ -24,6 +24,19 @@ if TYPE_CHECKING:
 __all__ = ["JsonDecoder"]
 
 
+def _float(number: int | float) -> float:
+    """``float(number)``, but an integer beyond float range (the standard library reads 400
+    digits as an ``int``) is ±inf, as ``1e999`` reads: ``non_finite``, never ``OverflowError``.
+
+    >>> _float(10**400), _float(-(10**400)), _float(7)
+    (inf, -inf, 7.0)
+    """
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf if number > 0 else -math.inf
+
+
 class JsonDecoder:
     """Decodes JSON values: ``{"x": {...}, "y": ...}`` or a flat object holding the target.
 
@@ -165,7 +178,7 @@ class JsonDecoder:
                 return Rejected("missing_feature", f"feature {name!r} is null", raw)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return Rejected("non_numeric", f"feature {name!r} is {str(value)[:40]!r}", raw)
-            value = float(value)
+            value = _float(value)
             if value - value != 0.0:
                 return Rejected("non_finite", f"feature {name!r} is {value}", raw)
             x[name] = value
@@ -190,7 +203,7 @@ class JsonDecoder:
             return self._class_code(target, raw)
         if isinstance(target, bool) or not isinstance(target, int | float):
             return Rejected("non_numeric", f"target is {str(target)[:40]!r}", raw)
-        y = float(target)
+        y = _float(target)
         return check_target(y, "target", raw) or y
 
     def _class_code(self, target: object, raw: Raw) -> float | Rejected | None:

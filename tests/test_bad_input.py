@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamhelpers import sgd_oracle
+from streamhelpers import cli, sgd_oracle
 from streamlearn.json_decoder import JsonDecoder
 from streamlearn.learner import Learner
 from streamlearn.loop.daemon import Daemon, RunOptions
@@ -106,6 +106,10 @@ def test_json_rejections_name_the_reason():
         b'{"x": {"a": NaN}, "y": 1}': "non_finite",
         b'{"a": 1e999, "y": 1}': "non_finite",
         b'{"a": Infinity, "y": 1}': "non_finite",
+        # Integers beyond float range: the standard library reads them, float() would raise.
+        b'{"a": 1' + b"0" * 400 + b', "y": 1}': "non_finite",
+        b'{"a": 1, "y": -1' + b"0" * 400 + b"}": "non_finite",
+        b'{"id": "r1", "y": 1' + b"0" * 309 + b"}": "non_finite",
         b'{"a": true, "y": 1}': "non_numeric",
         b'{"a": 1, "y": "high"}': "non_numeric",
         b'{"x": [3], "y": 1}': "non_numeric",  # only an object under x is the envelope
@@ -114,6 +118,20 @@ def test_json_rejections_name_the_reason():
     for raw, reason in cases.items():
         assert decoder.decode(Raw(raw, offset=0)).reason == reason, raw
     assert JsonDecoder(skip_blank=False).decode(Raw(b"", offset=0)).reason == "empty"
+
+
+def test_a_json_integer_beyond_float_range_is_a_dead_letter_not_a_crash(tmp_path: Path):
+    big = "1" + "0" * 400
+    bad = [f'{{"a": {big}, "y": 1}}', f'{{"a": 1, "y": -{big}}}']
+    lines = ['{"a": 1, "y": 2}', *bad, '{"a": 2, "y": 3}']
+    path, dead = tmp_path / "big.jsonl", tmp_path / "dead.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    result = cli("replay", str(path), "--no-progress", "--inspect-json", "--dead-letter", str(dead))
+    assert "Traceback" not in result.stderr
+    letters = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert [(e["reason"], e["raw"]) for e in letters] == [("non_finite", f"{b}\n") for b in bad]
+    summary = json.loads(result.stdout)
+    assert summary["records_learned"] == 2 and summary["records_rejected"] == 2
 
 
 def test_missing_empty_or_null_target_is_unlabeled_not_an_error():
