@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from streamlearn import metrics
 from streamlearn.curve import Curve
-from streamlearn.fast.remember import remember
+from streamlearn.fast.remember import Remember, remember_step, score_remember
 from streamlearn.interfaces import FusedModel
 from streamlearn.learner_base import LearnerBase
 from streamlearn.metrics import (
@@ -70,6 +70,9 @@ def _fused_step(model: object) -> Callable[..., float] | None:
 
 
 _FUSED_TYPES: dict[type, bool] = {}
+
+#: ``_score_and_remember``'s arithmetic: set by ``_heat``, before any learner scores with it.
+_remember: Remember = score_remember
 
 
 def _zeros(size: int) -> array[float]:
@@ -221,7 +224,7 @@ class Learner(LearnerBase):
                 update_all(self.metrics, y, yhat)
                 self._remember(y, yhat)
                 return
-        self._window_next, length, total = remember(
+        self._window_next, length, total = _remember(
             hot,
             self._window_y,
             self._window_yhat,
@@ -332,6 +335,8 @@ class Learner(LearnerBase):
         mae, rmse, r2 = named.values()
         if type(mae) is not MAE or type(rmse) is not RMSE or type(r2) is not R2:
             return None
+        global _remember  # one for every learner, the compiled one once it is loaded
+        _remember = remember_step()
         hot = self._hot = array("d", metrics.export_fields(named))
         return hot
 

@@ -104,13 +104,14 @@ def test_a_wrong_call_raises_and_writes_nothing() -> None:
 
 
 def _replay(monkeypatch: pytest.MonkeyPatch, step: object) -> Learner:
-    monkeypatch.setattr(learner_module, "remember", step)
+    monkeypatch.setattr(learner_module, "remember_step", lambda: step)
     rng = random.Random(11)
     model = preprocessing.StandardScaler() | linear_model.LinearRegression()
     learner = Learner(model, rolling_window=50)
     for _ in range(1234):
         x = {"a": rng.gauss(0, 1), "b": rng.gauss(0, 3)}
         learner.step(x, 2.0 * x["a"] - x["b"] + rng.gauss(0, 0.1))
+    assert learner_module._remember is step  # the step given did the scoring
     return learner
 
 

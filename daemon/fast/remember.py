@@ -22,9 +22,10 @@ runs, with the same results.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, MutableSequence
 
-__all__ = ["remember", "score_remember"]
+__all__ = ["Remember", "remember_step", "score_remember"]
 
 
 def score_remember(
@@ -85,14 +86,14 @@ Remember = Callable[
 ]
 
 
-def _compiled() -> Remember:
+@functools.cache
+def remember_step() -> Remember:
+    """What the learner calls: the C rendering when the extension is built, else
+    :func:`score_remember`. Asked when a learner first scores, not at import: a run that
+    scores nothing (a header-only file) loads no extension."""
     try:
         from streamlearn.fast import _kernels
     except ImportError:  # not built (``block.compiled_kernels`` says so): the same in Python
         return score_remember
     compiled: Remember = _kernels.score_remember
     return compiled
-
-
-#: What the learner calls: the C rendering when the extension is built.
-remember = _compiled()
