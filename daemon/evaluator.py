@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 
-from streamlearn.learner import DIVERGED, Learner
-from streamlearn.metrics import update_all
+from streamlearn.learner import Learner
+from streamlearn.metrics import DIVERGED, update_all
 
 __all__ = ["NO_LEARN_CONFLICTS", "Evaluator"]
 

@@ -28,6 +28,7 @@ from streamlearn.fast.remember import Remember, remember_step, score_remember
 from streamlearn.interfaces import FusedModel
 from streamlearn.learner_base import LearnerBase
 from streamlearn.metrics import (
+    DIVERGED,
     MAE,
     METRICS,
     R2,
@@ -43,10 +44,6 @@ from streamlearn.rings import packed, unpacked
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
-
-
-#: A prediction beyond this is a diverged model (its squared error would overflow a float).
-DIVERGED = 1e150
 
 
 def _values(named: Mapping[str, Metric], updated: bool) -> dict[str, float | None]:

@@ -29,6 +29,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 __all__ = [
+    "DIVERGED",
     "FIELDS",
     "MAE",
     "METRICS",
@@ -46,6 +47,10 @@ __all__ = [
     "rolling_scores",
     "update_all",
 ]
+
+#: A prediction beyond this is a diverged model: its squared error would overflow a float
+#: (``streamlearn.learner`` leaves it unscored; ``records.TARGET_LIMIT`` bounds a target so).
+DIVERGED = 1e150
 
 
 class Mean:

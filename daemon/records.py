@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from streamlearn.csv_schema import CsvSchema, plain_float, split_cells
-from streamlearn.learner import DIVERGED
+from streamlearn.metrics import DIVERGED
 from streamlearn.sources.base import Raw
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from streamlearn.keys.fields import KeyField
 
 #: A regressor's target must lie strictly within ±TARGET_LIMIT (else ``out_of_range``): the
-#: prediction scored against it lies within ±``learner.DIVERGED``, so the error is below
+#: prediction scored against it lies within ±``DIVERGED``, so the error is below
 #: 2e150 and its square, below 4e300, stays finite in every metric.
 TARGET_LIMIT = DIVERGED
 

@@ -44,7 +44,7 @@ enum { LABELED = 0, UNLABELED = 1, DOUBT = 2, REJECTED = 3, NOTHING = 4 };
 enum { INTERCEPT, MAE_N, MAE_MEAN, MSE_N, MSE_MEAN, VAR_N, VAR_MEAN, VAR_S, RSS, ABS_SUM,
        N_STATE };
 enum { LEARNED, SLOT, LENGTH, STRIDE, ROOM, POINTS, STOPPED, N_COUNTERS };
-/* learner.DIVERGED: a prediction beyond it is left to the run loop's divergence guard; a
+/* metrics.DIVERGED: a prediction beyond it is left to the run loop's divergence guard; a
  * number beyond it (records.TARGET_LIMIT, for a target) is left to the decoder. */
 static const double DIVERGED = 1e150;
 static const uint64_t MAX_MANTISSA = (uint64_t)1 << 53;

@@ -18,7 +18,7 @@ Every message whose line is not *proved* to read as ``JsonDecoder`` reads it is 
    bytes, and in the block turned into CSV (keys, quotes, braces, colons, blanks deleted) each
    line is the numbers of the message in its key order, separated by commas;
 3. each number is a JSON number (no ``+`` in front, no leading zeros, digits on both sides of
-   ``.``) that ``spec.parse_lines`` reads (any within ±``learner.DIVERGED`` that fits in 63 bytes:
+   ``.``) that ``spec.parse_lines`` reads (any within ±``metrics.DIVERGED`` that fits in 63 bytes:
    the parser rounds correctly, as ``orjson`` does, so both give the same double), and not
    ``-0`` (``orjson`` reads that integer as ``0``, the parser as ``-0.0``);
 4. the target (the one key of the layout that is not a feature) is a number: unlabeled rows

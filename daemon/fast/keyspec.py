@@ -40,7 +40,7 @@ from streamlearn.fast.spec import (
     linear,
     mean_step,
 )
-from streamlearn.learner import DIVERGED
+from streamlearn.metrics import DIVERGED
 
 if TYPE_CHECKING:
     import numpy as np

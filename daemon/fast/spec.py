@@ -16,7 +16,7 @@ record path gives the same results).
   multiplication or division (Clinger's fast path); otherwise (the 17 digits of a
   float's repr, ``1e300``) a correctly rounded conversion of the text, as ``float()``'s
   is (``strtod`` in C). Any other line (quotes, blanks, ``NaN``, ``1e999``, a number
-  beyond ``learner.DIVERGED`` (an ``out_of_range`` target), a wrong field count, the
+  beyond ``metrics.DIVERGED`` (an ``out_of_range`` target), a wrong field count, the
   header) is marked ``DOUBT``, for the decoder to judge.
 - :func:`learn_rows` is ``Learner.step`` of ``sgd`` over a block of parsed rows: per
   record the prediction and the update of ``SGDRegressor.predict_learn_one``; the
@@ -38,7 +38,7 @@ from collections.abc import MutableSequence, Sequence
 from typing import TYPE_CHECKING
 
 from streamlearn import metrics
-from streamlearn.learner import DIVERGED
+from streamlearn.metrics import DIVERGED
 
 if TYPE_CHECKING:
     import numpy as np
@@ -251,7 +251,7 @@ def learn_rows(
     """Test then train rows ``start..stop`` in order; returns the row to go on from.
 
     It returns ``stop`` when done. It returns early at a row whose prediction is NaN,
-    infinite or beyond ``learner.DIVERGED`` (that row is left to the caller;
+    infinite or beyond ``metrics.DIVERGED`` (that row is left to the caller;
     ``counters[STOPPED]`` is 1), and right after a
     row whose curve point fills the curve (``Curve.add`` then thins it and doubles
     the stride, which the caller passes in again). ``two`` is 2.0: a value the

@@ -17,7 +17,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from streamlearn.learner import DIVERGED, Learner
+from streamlearn.learner import Learner
+from streamlearn.metrics import DIVERGED
 from streamlearn.records import Rejected
 from streamlearn.sources.base import Raw
 
@@ -364,7 +365,7 @@ class RowsBlockPath(RowBlocks, BlockPath["Parsed"]):
         """Predict, then learn, each record of a parsed block; the prediction of each row.
 
         Unlabeled rows are predicted only; other rows get NaN. It stops before the first
-        prediction that is None, NaN, infinite or beyond ``learner.DIVERGED`` (which
+        prediction that is None, NaN, infinite or beyond ``metrics.DIVERGED`` (which
         ``Learner.step`` does not score), or at ``parsed.stop`` (a header row of other
         columns): the array then ends there.
         """
